@@ -179,6 +179,13 @@ type Flow struct {
 	Counters  Counters
 	Process   Process
 
+	// InitiatorHook is the TC hook of Interface at which the initiator's
+	// packets were seen: Ingress when they entered the node through
+	// Interface, Egress when they left through it; Unknown for SOCK flows.
+	// The datapath sets it; the collector derives TrafficDirection from it
+	// once it knows which side of Interface the local endpoint is on.
+	InitiatorHook TrafficDirection
+
 	// Policy attribution (names of deciding policies), filled by the enforcer.
 	IngressAllowedBy []string
 	EgressAllowedBy  []string
