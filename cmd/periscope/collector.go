@@ -1,8 +1,181 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"syscall"
+	"time"
 
-// Placeholder until the collector subcommand lands.
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/periscope-dev/periscope/collector"
+	"github.com/periscope-dev/periscope/datapath"
+)
+
+// collectorFlags are the flags of `periscope collector`.
+type collectorFlags struct {
+	config         string
+	listen         string
+	ringSize       int
+	nodeName       string
+	pinPath        string
+	ringbufSize    int
+	reportInterval time.Duration
+	idleTimeout    time.Duration
+	closeGrace     time.Duration
+	flowTableSize  int
+	hostInterfaces []string
+	sockEvents     bool
+	logLevel       string
+}
+
 func newCollectorCmd() *cobra.Command {
-	return &cobra.Command{Use: "collector", Short: "not implemented yet"}
+	var fl collectorFlags
+	cmd := &cobra.Command{
+		Use:   "collector",
+		Short: "Run the node collector: load the datapath, enrich flows, serve the flow API",
+		Long: `Run the node collector. It loads Periscope's eBPF datapath, attaches it to the
+host-side veth of every endpoint declared in --config (and to --host-interface),
+enriches flows with the endpoints' names and labels, keeps the last --ring-size
+flows in memory and serves them on --listen:
+
+  GET /api/v1/flows   NDJSON flows (filter, last, first, all, since, until, follow)
+  GET /api/v1/status  counters and configuration
+  GET /healthz        "ok"
+
+Needs root (CAP_BPF, CAP_NET_ADMIN, and CAP_PERFMON for --sock-events).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runCollector(cmd, fl)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&fl.config, "config", "", "YAML file declaring the node's endpoints")
+	f.StringVar(&fl.listen, "listen", collector.DefaultListen, "address of the HTTP API")
+	f.IntVar(&fl.ringSize, "ring-size", collector.DefaultRingSize, "number of flows kept in memory")
+	f.StringVar(&fl.nodeName, "node-name", "", "node name in flows (default: the config's node_name, else the hostname)")
+	f.StringVar(&fl.pinPath, "bpf-pin-path", datapath.DefaultPinPath, "bpffs directory for Periscope's maps and links")
+	f.IntVar(&fl.ringbufSize, "ringbuf-size", datapath.DefaultRingBufferSize, "BPF ring buffer size in bytes (a power of two)")
+	f.DurationVar(&fl.reportInterval, "report-interval", datapath.DefaultReportInterval, "how often long connections are reported")
+	f.DurationVar(&fl.idleTimeout, "idle-timeout", datapath.DefaultIdleTimeout, "end flows idle for this long")
+	f.DurationVar(&fl.closeGrace, "close-grace", datapath.DefaultCloseGrace, "end closed TCP connections after this much idle")
+	f.IntVar(&fl.flowTableSize, "flow-table-size", datapath.DefaultFlowTableSize, "entries of the kernel flow table")
+	f.StringArrayVar(&fl.hostInterfaces, "host-interface", nil, "host interface to watch too (repeatable)")
+	f.BoolVar(&fl.sockEvents, "sock-events", true, "report host processes' socket state changes (sock tracepoint)")
+	f.StringVar(&fl.logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func runCollector(cmd *cobra.Command, fl collectorFlags) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(fl.logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+
+	cfg := &collector.Config{}
+	if fl.config != "" {
+		var err error
+		if cfg, err = collector.LoadConfig(fl.config); err != nil {
+			return err
+		}
+	}
+	if fl.nodeName != "" {
+		cfg.NodeName = fl.nodeName
+	}
+	cfg.HostInterfaces = append(cfg.HostInterfaces, fl.hostInterfaces...)
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("endpoints config: %w", err)
+	}
+	if missing := missingCapabilities(fl.sockEvents); len(missing) > 0 {
+		return fmt.Errorf("the collector needs %s (run as root)", strings.Join(missing, ", "))
+	}
+
+	dp, err := datapath.Load(datapath.Config{
+		PinPath:        fl.pinPath,
+		RingBufferSize: fl.ringbufSize,
+		ReportInterval: fl.reportInterval,
+		IdleTimeout:    fl.idleTimeout,
+		CloseGrace:     fl.closeGrace,
+		FlowTableSize:  fl.flowTableSize,
+		Logger:         logger,
+	})
+	if err != nil {
+		return privilegeHint(fmt.Errorf("load datapath: %w", err))
+	}
+	defer func() {
+		if err := dp.Close(); err != nil {
+			logger.Warn("close datapath", "err", err)
+		}
+	}()
+	if fl.sockEvents {
+		if err := dp.AttachSockTracepoint(); err != nil {
+			return privilegeHint(fmt.Errorf("attach sock tracepoint: %w", err))
+		}
+	}
+
+	c, err := collector.New(collector.Options{
+		Config:   cfg,
+		Source:   dp,
+		Attacher: dp,
+		Stats: func() collector.DatapathStats {
+			s := dp.Stats()
+			return collector.DatapathStats{
+				EventsRead: s.EventsRead, EventsLost: s.EventsLost,
+				EventsEmitted: s.EventsEmitted, FlowsEnded: s.FlowsEnded,
+			}
+		},
+		Interfaces: dp.Interfaces,
+		Listen:     fl.listen,
+		RingSize:   fl.ringSize,
+		Logger:     logger,
+		Version:    version,
+	})
+	if err != nil {
+		return err
+	}
+	return privilegeHint(c.Run(cmd.Context()))
+}
+
+// Capability numbers (linux/capability.h).
+const (
+	capNetAdmin = 12
+	capSysAdmin = 21
+	capPerfmon  = 38
+	capBPF      = 39
+)
+
+// missingCapabilities names the effective capabilities the collector lacks.
+// CAP_SYS_ADMIN stands in for CAP_BPF and CAP_PERFMON, as on older kernels.
+func missingCapabilities(sockEvents bool) []string {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return nil // cannot tell: let the kernel say no
+	}
+	has := func(c uint) bool { return data[c/32].Effective&(1<<(c%32)) != 0 }
+	sysAdmin := has(capSysAdmin)
+	var missing []string
+	if !has(capBPF) && !sysAdmin {
+		missing = append(missing, "CAP_BPF")
+	}
+	if !has(capNetAdmin) {
+		missing = append(missing, "CAP_NET_ADMIN")
+	}
+	if sockEvents && !has(capPerfmon) && !sysAdmin {
+		missing = append(missing, "CAP_PERFMON (or --sock-events=false)")
+	}
+	return missing
+}
+
+// privilegeHint adds what to do to a permission error from the kernel.
+func privilegeHint(err error) error {
+	if errors.Is(err, syscall.EPERM) || errors.Is(err, os.ErrPermission) {
+		return fmt.Errorf("%w (hint: run as root, or grant CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON)", err)
+	}
+	return err
 }

@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * flow.h: the ONE definition of every structure shared between the eBPF
+ * programs and Go (exported with bpf2go -type). Built with -Wpadded -Werror,
+ * so every hole is an explicit pad field and layout drift is a build error.
+ * Multi-byte fields are host byte order (little endian on bpfel).
+ */
+#ifndef PERISCOPE_FLOW_H
+#define PERISCOPE_FLOW_H
+
+/* Why an event was emitted; values equal Go's api.EventKind. */
+enum flow_kind {
+	FLOW_KIND_START = 1,    /* first packet of a connection */
+	FLOW_KIND_STATE = 2,    /* a new SYN, SYN-ACK, FIN or RST */
+	FLOW_KIND_PERIODIC = 3, /* periodic report of a long connection */
+	FLOW_KIND_END = 4,      /* built by the userspace sweeper, never by BPF */
+	FLOW_KIND_SOCK = 5,     /* socket state change of a host process */
+};
+
+/* The TC hook a packet was seen at. */
+enum flow_hook {
+	FLOW_HOOK_UNKNOWN = 0,
+	FLOW_HOOK_INGRESS = 1, /* the packet entered the host through the interface */
+	FLOW_HOOK_EGRESS = 2,  /* the packet left the host through the interface */
+};
+
+/* Per-connection TCP state bits that trigger a FLOW_KIND_STATE event. */
+enum flow_state {
+	FLOW_STATE_SYN = 1,     /* SYN without ACK */
+	FLOW_STATE_SYNACK = 2,  /* SYN with ACK */
+	FLOW_STATE_FIN_FWD = 4, /* FIN sent by the key's src */
+	FLOW_STATE_FIN_REV = 8, /* FIN sent by the key's dst */
+	FLOW_STATE_RST = 16,    /* RST either way */
+};
+
+/* Slots of the per-CPU stats array. */
+enum flow_stat {
+	FLOW_STAT_EMITTED = 0, /* ring-buffer reservations attempted */
+	FLOW_STAT_LOST = 1,    /* reservations that failed: events lost */
+	FLOW_STAT_MAX = 2,
+};
+
+/*
+ * Key of the flow table: one entry per connection per interface. The
+ * (addr, port) pair that sorts lower is src, so both directions of a
+ * connection share the entry. IPv4 addresses use the first 4 bytes, the
+ * rest is zero. For ICMP, sport is the echo identifier (or type<<8|code for
+ * non-echo messages) and dport is 0; they are not swapped.
+ */
+struct flow_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u32 ifindex;
+	__u16 sport;
+	__u16 dport;
+	__u8 family; /* 4 or 6 */
+	__u8 proto;  /* IPPROTO_* */
+	__u8 pad[2];
+};
+
+/*
+ * Value of the flow table. Index 0 of packets/bytes counts key src -> dst,
+ * index 1 the reverse. Bytes are skb->len: the L2 frame length as seen at
+ * TC (Ethernet header included, FCS excluded, GSO super-packets counted as
+ * one packet of their full length).
+ */
+struct flow_value {
+	__u64 first_seen;  /* bpf_ktime_get_boot_ns */
+	__u64 last_seen;
+	__u64 last_report; /* time of the last event for this flow */
+	__u64 packets[2];
+	__u64 bytes[2];
+	__u32 tcp_flags;   /* OR of all TCP flags seen both ways (NS is bit 8) */
+	__u32 state;       /* enum flow_state bits seen */
+	__u8 src_is_initiator;
+	__u8 hook;         /* enum flow_hook at which the initiator's packets are seen */
+	__u8 icmp_type;    /* of the first ICMP packet seen */
+	__u8 icmp_code;
+	__u8 pad[4];
+};
+
+/*
+ * The ring-buffer event. Addresses and ports are in flow_key order (src is
+ * the key's src); src_is_initiator says which side started the connection;
+ * the counters are already oriented: fwd = initiator -> responder. Counts
+ * are exact cumulative totals at ts.
+ */
+struct flow_event {
+	__u64 ts;          /* when emitted, bpf_ktime_get_boot_ns */
+	__u64 first_seen;
+	__u64 last_seen;
+	__u64 packets_fwd;
+	__u64 bytes_fwd;
+	__u64 packets_rev;
+	__u64 bytes_rev;
+	__u64 cgroup_id;   /* sock events only */
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u32 ifindex;
+	__u32 pid;         /* sock events only */
+	__u16 sport;
+	__u16 dport;
+	__u16 tcp_flags;
+	__u8 kind;         /* enum flow_kind */
+	__u8 family;       /* 4 or 6 */
+	__u8 proto;
+	__u8 hook;         /* enum flow_hook of the initiator's packets */
+	__u8 src_is_initiator;
+	__u8 icmp_type;
+	__u8 icmp_code;
+	__u8 pad[3];
+	char comm[16];     /* sock events only */
+};
+
+#endif /* PERISCOPE_FLOW_H */

@@ -1,0 +1,272 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/filter"
+)
+
+// DefaultListen is the HTTP API's default address.
+const DefaultListen = "127.0.0.1:4244"
+
+// shutdownTimeout bounds how long Run waits for HTTP requests to finish.
+const shutdownTimeout = 5 * time.Second
+
+// Source produces flow records; *datapath.Datapath satisfies it. Run calls
+// emit from one goroutine with a reused Flow that is valid only during the
+// call, and returns when ctx is done.
+type Source interface {
+	Run(ctx context.Context, emit func(*api.Flow)) error
+}
+
+// Attacher attaches the datapath to host interfaces; *datapath.Datapath
+// satisfies it.
+type Attacher interface {
+	AttachInterface(ifname string) error
+	DetachInterface(ifname string) error
+}
+
+// Sink receives every enriched flow after it is stored. Consume runs on the
+// pipeline goroutine: it must not block, and f is valid only during the call.
+type Sink interface {
+	Consume(f *api.Flow)
+}
+
+// DatapathStats are the datapath's counters shown in /api/v1/status.
+type DatapathStats struct {
+	EventsRead    uint64
+	EventsLost    uint64
+	EventsEmitted uint64
+	FlowsEnded    uint64
+}
+
+// Options configure a Collector. Either Config (resolved against the kernel
+// by New) or Topology (already resolved, e.g. by tests) declares endpoints.
+type Options struct {
+	// Config declares the node's endpoints; resolved with Resolve.
+	Config *Config
+	// Topology, when set, is used instead of resolving Config.
+	Topology *Topology
+	// Source produces flows; required.
+	Source Source
+	// Attacher, when set, is asked to attach to every endpoint's host veth
+	// and every host interface when Run starts, and to detach when it ends.
+	Attacher Attacher
+	// Stats, when set, reports the datapath's counters.
+	Stats func() DatapathStats
+	// Interfaces, when set, lists the interfaces the datapath is attached
+	// to; otherwise status shows those the collector attached.
+	Interfaces func() []string
+	// Listen is the HTTP API's address (DefaultListen when empty); ignored
+	// when Listener is set.
+	Listen string
+	// Listener, when set, serves the HTTP API (the caller may pick a port).
+	Listener net.Listener
+	// RingSize is how many flows are kept (DefaultRingSize when zero).
+	RingSize int
+	// FollowBuffer is each follower's queue length (DefaultFollowBuffer
+	// when zero).
+	FollowBuffer int
+	// ParseFilter turns filter chips into a Matcher; nil means filter.Parse.
+	ParseFilter func(chips []string) (Matcher, error)
+	// Sinks get every flow after it is stored.
+	Sinks []Sink
+	// Logger is the parent logger; nil discards logs.
+	Logger *slog.Logger
+	// Version is reported by /api/v1/status.
+	Version string
+}
+
+// Collector is the node daemon: Source → enrich → store → sinks, and the
+// HTTP API over the store.
+type Collector struct {
+	opts     Options
+	log      *slog.Logger
+	registry *Registry
+	store    *Store
+	started  time.Time
+
+	ready    chan struct{}
+	mu       sync.Mutex
+	addr     net.Addr
+	attached []string
+}
+
+// New builds a collector: it resolves the endpoints (unless opts.Topology is
+// given) and prepares the registry and the store. It starts nothing.
+func New(opts Options) (*Collector, error) {
+	if opts.Source == nil {
+		return nil, errors.New("collector: no flow source")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("component", "collector")
+	topo := opts.Topology
+	if topo == nil {
+		cfg := opts.Config
+		if cfg == nil {
+			cfg = &Config{}
+		}
+		var err error
+		if topo, err = Resolve(cfg); err != nil {
+			return nil, fmt.Errorf("collector: %w", err)
+		}
+	}
+	reg, err := NewRegistry(topo)
+	if err != nil {
+		return nil, fmt.Errorf("collector: endpoint registry: %w", err)
+	}
+	if opts.ParseFilter == nil {
+		opts.ParseFilter = parseChips
+	}
+	if opts.Listen == "" {
+		opts.Listen = DefaultListen
+	}
+	return &Collector{
+		opts:     opts,
+		log:      log,
+		registry: reg,
+		store:    NewStore(opts.RingSize),
+		started:  time.Now(),
+		ready:    make(chan struct{}),
+	}, nil
+}
+
+// Registry is the collector's endpoint registry.
+func (c *Collector) Registry() *Registry { return c.registry }
+
+// Store is the collector's flow ring.
+func (c *Collector) Store() *Store { return c.store }
+
+// Ready is closed once Run listens and has attached the datapath.
+func (c *Collector) Ready() <-chan struct{} { return c.ready }
+
+// Addr is the HTTP API's address; valid once Ready is closed.
+func (c *Collector) Addr() net.Addr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.addr
+}
+
+// parseChips is filter.Parse behind the Matcher interface.
+func parseChips(chips []string) (Matcher, error) {
+	f, err := filter.Parse(chips)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// process is the pipeline, run on the Source's goroutine for every flow.
+func (c *Collector) process(f *api.Flow) {
+	c.registry.Enrich(f)
+	c.store.Write(f)
+	for _, s := range c.opts.Sinks {
+		s.Consume(f)
+	}
+}
+
+// Run attaches the datapath, serves the HTTP API and runs the pipeline until
+// ctx is done or the source or the server fails. On return the follows have
+// ended, the server is shut down and the interfaces it attached detached.
+func (c *Collector) Run(ctx context.Context) (err error) {
+	ln := c.opts.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", c.opts.Listen); err != nil {
+			return fmt.Errorf("collector: listen on %s: %w", c.opts.Listen, err)
+		}
+	}
+	defer c.store.Close()
+	if err := c.attach(); err != nil {
+		ln.Close()
+		c.detach()
+		return err
+	}
+	defer c.detach()
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	srv := &http.Server{
+		Handler:           c.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		// No ReadTimeout or WriteTimeout: they would cut follow streams;
+		// handlers set write deadlines themselves.
+		BaseContext: func(net.Listener) context.Context { return runCtx },
+		ErrorLog:    slog.NewLogLogger(c.log.Handler(), slog.LevelWarn),
+	}
+	c.mu.Lock()
+	c.addr = ln.Addr()
+	c.mu.Unlock()
+	close(c.ready)
+	c.log.Info("collector running", "listen", ln.Addr().String(), "node", c.registry.NodeName(),
+		"endpoints", len(c.registry.endpoints), "ring_size", c.store.Capacity())
+
+	var wg sync.WaitGroup
+	var serveErr error
+	wg.Go(func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			serveErr = fmt.Errorf("collector: serve HTTP: %w", err)
+			cancel()
+		}
+	})
+
+	srcErr := c.opts.Source.Run(runCtx, c.process)
+	cancel()
+	c.store.Close()
+	sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer scancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		c.log.Warn("HTTP shutdown", "err", err)
+	}
+	wg.Wait()
+	if serveErr != nil {
+		return serveErr
+	}
+	if srcErr != nil && !(errors.Is(srcErr, context.Canceled) && ctx.Err() != nil) {
+		return fmt.Errorf("collector: flow source: %w", srcErr)
+	}
+	return nil
+}
+
+func (c *Collector) attach() error {
+	if c.opts.Attacher == nil {
+		return nil
+	}
+	for _, ifname := range c.registry.Interfaces() {
+		if err := c.opts.Attacher.AttachInterface(ifname); err != nil {
+			return fmt.Errorf("collector: attach to %s: %w", ifname, err)
+		}
+		c.mu.Lock()
+		c.attached = append(c.attached, ifname)
+		c.mu.Unlock()
+		c.log.Debug("attached", "interface", ifname)
+	}
+	return nil
+}
+
+func (c *Collector) detach() {
+	if c.opts.Attacher == nil {
+		return
+	}
+	c.mu.Lock()
+	attached := c.attached
+	c.attached = nil
+	c.mu.Unlock()
+	for i := len(attached) - 1; i >= 0; i-- {
+		if err := c.opts.Attacher.DetachInterface(attached[i]); err != nil {
+			c.log.Warn("detach", "interface", attached[i], "err", err)
+		}
+	}
+}

@@ -1,0 +1,221 @@
+package collector
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/periscope-dev/periscope/api"
+)
+
+// Topology is the node's endpoints resolved against the kernel: host-side
+// interface indexes and addresses. Resolve builds it from a Config; tests and
+// the demo may build it directly.
+type Topology struct {
+	// NodeName is the node's name, set on every flow.
+	NodeName string
+	// Endpoints are the resolved endpoints.
+	Endpoints []ResolvedEndpoint
+	// HostInterfaces are extra host interfaces watched by the datapath.
+	HostInterfaces []HostInterface
+	// HostAddrs are the host namespace's own addresses, used to tell the
+	// direction of flows seen on host interfaces and of SOCK flows.
+	HostAddrs []netip.Addr
+}
+
+// ResolvedEndpoint is an endpoint with its host-side veth and addresses.
+type ResolvedEndpoint struct {
+	// Config is the endpoint's declaration.
+	Config EndpointConfig
+	// HostIfIndex and HostIfName identify the host-side veth.
+	HostIfIndex uint32
+	HostIfName  string
+	// IPs are the endpoint's addresses.
+	IPs []netip.Addr
+}
+
+// HostInterface is a host interface watched by the datapath.
+type HostInterface struct {
+	Index uint32
+	Name  string
+}
+
+// endpointInfo is the registry's prebuilt view of one endpoint; lookups hand
+// out its api.Endpoint, whose strings and slices are shared by every flow.
+type endpointInfo struct {
+	endpoint    api.Endpoint
+	hostIfIndex uint32
+	hostIfName  string
+	ips         []netip.Addr
+}
+
+// Registry answers endpoint lookups by host interface index and by IP, and
+// enriches flows in place. It is immutable after NewRegistry, so concurrent
+// lookups need no locking.
+type Registry struct {
+	nodeName  string
+	byIfIndex map[uint32]*endpointInfo
+	byIP      map[netip.Addr]*endpointInfo
+	ifNames   map[uint32]string
+	hostAddrs map[netip.Addr]struct{}
+	endpoints []*endpointInfo
+	hostIfs   []HostInterface
+}
+
+// NewRegistry builds the registry for a topology.
+func NewRegistry(t *Topology) (*Registry, error) {
+	r := &Registry{
+		nodeName:  t.NodeName,
+		byIfIndex: make(map[uint32]*endpointInfo, len(t.Endpoints)),
+		byIP:      make(map[netip.Addr]*endpointInfo),
+		ifNames:   make(map[uint32]string, len(t.Endpoints)+len(t.HostInterfaces)),
+		hostAddrs: make(map[netip.Addr]struct{}, len(t.HostAddrs)),
+		hostIfs:   append([]HostInterface(nil), t.HostInterfaces...),
+	}
+	for _, re := range t.Endpoints {
+		ns := re.Config.namespace()
+		labels := endpointLabels(ns, re.Config.Labels)
+		workload := re.Config.Labels["app"]
+		if workload == "" {
+			workload = re.Config.Name
+		}
+		info := &endpointInfo{
+			endpoint: api.Endpoint{
+				// The host-side ifindex is a stable local id for the
+				// endpoint's lifetime, like Cilium's endpoint id.
+				ID:        re.HostIfIndex,
+				Identity:  placeholderIdentity(labels),
+				Namespace: ns,
+				Labels:    labels,
+				PodName:   re.Config.Name,
+				Workload:  workload,
+			},
+			hostIfIndex: re.HostIfIndex,
+			hostIfName:  re.HostIfName,
+			ips:         append([]netip.Addr(nil), re.IPs...),
+		}
+		if re.HostIfIndex != 0 {
+			if prev, dup := r.byIfIndex[re.HostIfIndex]; dup {
+				return nil, fmt.Errorf("endpoints %q and %q share host interface index %d",
+					prev.endpoint.PodName, re.Config.Name, re.HostIfIndex)
+			}
+			r.byIfIndex[re.HostIfIndex] = info
+			r.ifNames[re.HostIfIndex] = re.HostIfName
+		}
+		for _, ip := range re.IPs {
+			ip = ip.Unmap()
+			if prev, dup := r.byIP[ip]; dup {
+				return nil, fmt.Errorf("endpoints %q and %q share IP %s",
+					prev.endpoint.PodName, re.Config.Name, ip)
+			}
+			r.byIP[ip] = info
+		}
+		r.endpoints = append(r.endpoints, info)
+	}
+	for _, hi := range t.HostInterfaces {
+		r.ifNames[hi.Index] = hi.Name
+	}
+	for _, a := range t.HostAddrs {
+		r.hostAddrs[a.Unmap()] = struct{}{}
+	}
+	return r, nil
+}
+
+// NodeName is the node name the registry sets on flows.
+func (r *Registry) NodeName() string { return r.nodeName }
+
+// Enrich fills a flow's endpoints (by IP), node name, interface name and
+// traffic direction, in place. Unknown IPs get a zero endpoint (identity 0,
+// no name). It allocates nothing.
+func (r *Registry) Enrich(f *api.Flow) {
+	f.NodeName = r.nodeName
+	f.Interface.Name = r.ifNames[f.Interface.Index]
+
+	src := r.byIP[f.IP.Source.Unmap()]
+	dst := r.byIP[f.IP.Destination.Unmap()]
+	f.Source = endpointOf(src)
+	f.Destination = endpointOf(dst)
+
+	if observed := r.byIfIndex[f.Interface.Index]; observed != nil && f.Type != api.FlowTypeSock {
+		switch observed {
+		case src:
+			f.TrafficDirection = api.TrafficDirectionEgress
+			return
+		case dst:
+			f.TrafficDirection = api.TrafficDirectionIngress
+			return
+		}
+	}
+	// Host interfaces, SOCK flows, and veth flows whose endpoint is on neither
+	// side: judge from the host's point of view.
+	if _, local := r.hostAddrs[f.IP.Source.Unmap()]; local {
+		f.TrafficDirection = api.TrafficDirectionEgress
+	} else {
+		f.TrafficDirection = api.TrafficDirectionIngress
+	}
+}
+
+func endpointOf(info *endpointInfo) api.Endpoint {
+	if info == nil {
+		return api.Endpoint{}
+	}
+	return info.endpoint
+}
+
+// LookupIP returns the endpoint owning ip.
+func (r *Registry) LookupIP(ip netip.Addr) (api.Endpoint, bool) {
+	info := r.byIP[ip.Unmap()]
+	return endpointOf(info), info != nil
+}
+
+// LookupIfIndex returns the endpoint whose host-side veth has index ifindex.
+func (r *Registry) LookupIfIndex(ifindex uint32) (api.Endpoint, bool) {
+	info := r.byIfIndex[ifindex]
+	return endpointOf(info), info != nil
+}
+
+// Interfaces lists the host interfaces the datapath should attach to: every
+// endpoint's host-side veth, then the extra host interfaces.
+func (r *Registry) Interfaces() []string {
+	out := make([]string, 0, len(r.endpoints)+len(r.hostIfs))
+	for _, e := range r.endpoints {
+		if e.hostIfName != "" {
+			out = append(out, e.hostIfName)
+		}
+	}
+	for _, h := range r.hostIfs {
+		out = append(out, h.Name)
+	}
+	return out
+}
+
+// EndpointStatus describes one endpoint in /api/v1/status.
+type EndpointStatus struct {
+	Name      string   `json:"name"`
+	Namespace string   `json:"namespace"`
+	Identity  uint32   `json:"identity"`
+	Interface string   `json:"interface"`
+	IfIndex   uint32   `json:"ifindex"`
+	IPs       []string `json:"ips"`
+	Labels    []string `json:"labels"`
+}
+
+// Endpoints describes the registered endpoints.
+func (r *Registry) Endpoints() []EndpointStatus {
+	out := make([]EndpointStatus, 0, len(r.endpoints))
+	for _, e := range r.endpoints {
+		ips := make([]string, len(e.ips))
+		for i, ip := range e.ips {
+			ips[i] = ip.String()
+		}
+		out = append(out, EndpointStatus{
+			Name:      e.endpoint.PodName,
+			Namespace: e.endpoint.Namespace,
+			Identity:  e.endpoint.Identity,
+			Interface: e.hostIfName,
+			IfIndex:   e.hostIfIndex,
+			IPs:       ips,
+			Labels:    e.endpoint.Labels,
+		})
+	}
+	return out
+}

@@ -1,0 +1,52 @@
+package collector
+
+import "time"
+
+// Status is the body of GET /api/v1/status.
+type Status struct {
+	NodeName           string           `json:"node_name"`
+	Version            string           `json:"version"`
+	UptimeSeconds      float64          `json:"uptime_seconds"`
+	EventsRead         uint64           `json:"events_read"`
+	EventsLost         uint64           `json:"events_lost"`
+	EventsEmitted      uint64           `json:"events_emitted"`
+	FlowsEnded         uint64           `json:"flows_ended"`
+	FlowsSeen          uint64           `json:"flows_seen"`
+	FlowsStored        int              `json:"flows_stored"`
+	RingSize           int              `json:"ring_size"`
+	Followers          int              `json:"followers"`
+	FollowSkipped      uint64           `json:"follow_skipped"`
+	AttachedInterfaces []string         `json:"attached_interfaces"`
+	Endpoints          []EndpointStatus `json:"endpoints"`
+}
+
+// Status reports the collector's counters and configuration.
+func (c *Collector) Status() Status {
+	st := Status{
+		NodeName:      c.registry.NodeName(),
+		Version:       c.opts.Version,
+		UptimeSeconds: time.Since(c.started).Seconds(),
+		FlowsSeen:     c.store.Seen(),
+		FlowsStored:   c.store.Stored(),
+		RingSize:      c.store.Capacity(),
+		Followers:     c.store.Followers(),
+		FollowSkipped: c.store.Skipped(),
+		Endpoints:     c.registry.Endpoints(),
+	}
+	if c.opts.Stats != nil {
+		ds := c.opts.Stats()
+		st.EventsRead, st.EventsLost, st.EventsEmitted, st.FlowsEnded =
+			ds.EventsRead, ds.EventsLost, ds.EventsEmitted, ds.FlowsEnded
+	}
+	if c.opts.Interfaces != nil {
+		st.AttachedInterfaces = c.opts.Interfaces()
+	} else {
+		c.mu.Lock()
+		st.AttachedInterfaces = append([]string(nil), c.attached...)
+		c.mu.Unlock()
+	}
+	if st.AttachedInterfaces == nil {
+		st.AttachedInterfaces = []string{}
+	}
+	return st
+}

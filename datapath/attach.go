@@ -1,0 +1,161 @@
+package datapath
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// legacyPriority is the cls_bpf filter priority used on kernels without
+// TCX; a filter at this priority on a clsact hook is taken to be ours.
+const legacyPriority = 0x7e51
+
+// attachment is one interface's ingress and egress programs: TCX links
+// (pinned) or, without TCX, cls_bpf filters on a clsact qdisc.
+type attachment struct {
+	links   []link.Link
+	filters []netlink.Filter
+}
+
+// detach removes the programs from the interface.
+func (a *attachment) detach() error {
+	var errs []error
+	for _, l := range a.links {
+		errs = append(errs, l.Unpin(), l.Close())
+	}
+	for _, f := range a.filters {
+		if err := netlink.FilterDel(f); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENODEV) {
+			errs = append(errs, fmt.Errorf("delete cls_bpf filter: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// AttachInterface attaches the flow programs to ifname's ingress and
+// egress: TCX links pinned under PinPath/links when the kernel has TCX,
+// else cls_bpf filters on a clsact qdisc. Attaching twice is a no-op.
+func (d *Datapath) AttachInterface(ifname string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return errors.New("attach interface: datapath closed")
+	}
+	if _, ok := d.ifaces[ifname]; ok {
+		return nil
+	}
+	iface, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return fmt.Errorf("attach interface %s: %w", ifname, err)
+	}
+	idx := iface.Attrs().Index
+	a, err := d.attachTCX(ifname, idx)
+	if errors.Is(err, ebpf.ErrNotSupported) {
+		d.log.Info("TCX not supported, using clsact + cls_bpf", "interface", ifname)
+		a, err = d.attachLegacy(idx)
+	}
+	if err != nil {
+		return fmt.Errorf("attach interface %s: %w", ifname, err)
+	}
+	d.ifaces[ifname] = a
+	d.log.Info("attached", "interface", ifname, "ifindex", idx, "tcx", len(a.links) > 0)
+	return nil
+}
+
+// hooks pairs each program with its attach point.
+func (d *Datapath) hooks() []struct {
+	name   string
+	prog   *ebpf.Program
+	tcx    ebpf.AttachType
+	parent uint32
+} {
+	return []struct {
+		name   string
+		prog   *ebpf.Program
+		tcx    ebpf.AttachType
+		parent uint32
+	}{
+		{"ingress", d.objs.FlowIngress, ebpf.AttachTCXIngress, netlink.HANDLE_MIN_INGRESS},
+		{"egress", d.objs.FlowEgress, ebpf.AttachTCXEgress, netlink.HANDLE_MIN_EGRESS},
+	}
+}
+
+func (d *Datapath) attachTCX(ifname string, idx int) (*attachment, error) {
+	if d.tcxBroken {
+		return nil, fmt.Errorf("tcx disabled for test: %w", ebpf.ErrNotSupported)
+	}
+	a := &attachment{}
+	for _, h := range d.hooks() {
+		l, err := link.AttachTCX(link.TCXOptions{Interface: idx, Program: h.prog, Attach: h.tcx})
+		if err != nil {
+			_ = a.detach()
+			return nil, fmt.Errorf("tcx %s: %w", h.name, err)
+		}
+		a.links = append(a.links, l)
+		if err := l.Pin(filepath.Join(d.cfg.PinPath, pinLinks, ifname+"-"+h.name)); err != nil {
+			_ = a.detach()
+			return nil, fmt.Errorf("pin tcx %s link: %w", h.name, err)
+		}
+	}
+	return a, nil
+}
+
+func (d *Datapath) attachLegacy(idx int) (*attachment, error) {
+	qdisc := &netlink.GenericQdisc{
+		QdiscAttrs: netlink.QdiscAttrs{LinkIndex: idx, Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_CLSACT},
+		QdiscType:  "clsact",
+	}
+	if err := netlink.QdiscAdd(qdisc); err != nil && !errors.Is(err, unix.EEXIST) {
+		return nil, fmt.Errorf("add clsact qdisc: %w", err)
+	}
+	a := &attachment{}
+	for _, h := range d.hooks() {
+		f := &netlink.BpfFilter{
+			FilterAttrs: netlink.FilterAttrs{
+				LinkIndex: idx, Parent: h.parent, Handle: 1,
+				Protocol: unix.ETH_P_ALL, Priority: legacyPriority,
+			},
+			Fd: h.prog.FD(), Name: "periscope-" + h.name, DirectAction: true,
+		}
+		// Replace: a crashed collector's filter at our priority is ours.
+		if err := netlink.FilterReplace(f); err != nil {
+			_ = a.detach()
+			return nil, fmt.Errorf("add cls_bpf %s filter: %w", h.name, err)
+		}
+		a.filters = append(a.filters, f)
+	}
+	return a, nil
+}
+
+// DetachInterface removes the flow programs from ifname. Flows seen there
+// stay in the table until the sweeper ends them.
+func (d *Datapath) DetachInterface(ifname string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	a, ok := d.ifaces[ifname]
+	if !ok {
+		return fmt.Errorf("detach interface %s: not attached", ifname)
+	}
+	delete(d.ifaces, ifname)
+	if err := a.detach(); err != nil {
+		return fmt.Errorf("detach interface %s: %w", ifname, err)
+	}
+	return nil
+}
+
+// Interfaces returns the names of the attached interfaces, sorted.
+func (d *Datapath) Interfaces() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	names := make([]string, 0, len(d.ifaces))
+	for n := range d.ifaces {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
