@@ -1,0 +1,218 @@
+package metrics
+
+import (
+	"maps"
+	"testing"
+	"time"
+
+	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/collector/sink"
+)
+
+func TestFlowsDropsAndPolicyVerdicts(t *testing.T) {
+	type want struct{ family, labels string }
+	dropped := func(reason api.DropReason, mod func(*api.Flow)) *api.Flow {
+		f := conn(1000, 1, api.EventStart, cnt(1, 60, 0, 0))
+		f.Verdict, f.DropReason = api.VerdictDropped, reason
+		if mod != nil {
+			mod(f)
+		}
+		return f
+	}
+	tests := []struct {
+		name  string
+		flows []*api.Flow
+		want  map[want]float64 // every series of the three families
+	}{
+		{
+			name: "a connection is counted once, by its start record",
+			flows: []*api.Flow{
+				conn(1000, 1, api.EventStart, cnt(1, 60, 0, 0)),
+				conn(1000, 1, api.EventState, cnt(1, 60, 1, 60)),
+				conn(1000, 1, api.EventPeriodic, cnt(5, 300, 5, 300)),
+				conn(1000, 1, api.EventEnd, cnt(6, 360, 6, 360)),
+			},
+			want: map[want]float64{{"periscope_flows_total", "EGRESS,TCP,L3_L4,FORWARDED"}: 1},
+		},
+		{
+			name: "socket events are not connections",
+			flows: []*api.Flow{
+				{Event: api.EventSock, Type: api.FlowTypeSock, L4: api.L4{Protocol: api.ProtoTCP}},
+			},
+			want: map[want]float64{},
+		},
+		{
+			name:  "a default-deny policy drop counts a drop and a default verdict",
+			flows: []*api.Flow{dropped(api.DropReasonPolicyDenied, nil)},
+			want: map[want]float64{
+				{"periscope_flows_total", "EGRESS,TCP,L3_L4,DROPPED"}:         1,
+				{"periscope_drops_total", "EGRESS,POLICY_DENIED"}:             1,
+				{"periscope_policy_verdicts_total", "DROPPED,EGRESS,default"}: 1,
+			},
+		},
+		{
+			name: "a deny rule counts as a deny match in its direction",
+			flows: []*api.Flow{dropped(api.DropReasonPolicyDeny, func(f *api.Flow) {
+				f.IngressDeniedBy = []string{"deny-b"}
+				f.EgressAllowedBy = []string{"allow-a"}
+			})},
+			want: map[want]float64{
+				{"periscope_flows_total", "EGRESS,TCP,L3_L4,DROPPED"}:       1,
+				{"periscope_drops_total", "EGRESS,POLICY_DENY"}:             1,
+				{"periscope_policy_verdicts_total", "DROPPED,INGRESS,deny"}: 1,
+				{"periscope_policy_verdicts_total", "DROPPED,EGRESS,allow"}: 1,
+			},
+		},
+		{
+			name: "an allowed connection counts an allow match",
+			flows: []*api.Flow{func() *api.Flow {
+				f := conn(1000, 1, api.EventStart, cnt(1, 60, 0, 0))
+				f.IngressAllowedBy = []string{"allow-b"}
+				return f
+			}()},
+			want: map[want]float64{
+				{"periscope_flows_total", "EGRESS,TCP,L3_L4,FORWARDED"}:        1,
+				{"periscope_policy_verdicts_total", "FORWARDED,INGRESS,allow"}: 1,
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, reg := newTestMetrics(t, Options{})
+			for _, f := range tt.flows {
+				m.Consume(f)
+			}
+			got := map[want]float64{}
+			for _, fam := range []string{"periscope_flows_total", "periscope_drops_total", "periscope_policy_verdicts_total"} {
+				for labels, v := range series(t, reg, fam) {
+					got[want{fam, labels}] = v
+				}
+			}
+			if !maps.Equal(got, tt.want) {
+				t.Errorf("series = %v\nwant %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestCardinalityIsCappedWithExactTotals(t *testing.T) {
+	m, reg := newTestMetrics(t, Options{MaxSeries: 3})
+	for i := range 10 {
+		f := conn(uint16(1000+i), 1, api.EventStart, cnt(1, 100, 0, 0))
+		f.Source.Namespace = string(rune('a' + i)) // 10 source namespaces
+		f.L4.Protocol = uint8(200 + i)             // 10 protocols
+		m.Consume(f)
+	}
+	for _, fam := range []string{"periscope_flows_total", "periscope_bytes_total", "periscope_packets_total"} {
+		got := series(t, reg, fam)
+		if len(got) != 4 {
+			t.Errorf("%s has %d series, want 3 plus overflow: %v", fam, len(got), got)
+		}
+		if _, ok := got["overflow,overflow"]; fam != "periscope_flows_total" && !ok {
+			t.Errorf("%s has no overflow series: %v", fam, got)
+		}
+		if _, ok := got["overflow,overflow,overflow,overflow"]; fam == "periscope_flows_total" && !ok {
+			t.Errorf("%s has no overflow series: %v", fam, got)
+		}
+	}
+	if s := sum(series(t, reg, "periscope_flows_total")); s != 10 {
+		t.Errorf("sum of periscope_flows_total = %v, want 10", s)
+	}
+	if s := sum(series(t, reg, "periscope_bytes_total")); s != 1000 {
+		t.Errorf("sum of periscope_bytes_total = %v, want 1000", s)
+	}
+}
+
+func TestHTTPGoldenSignals(t *testing.T) {
+	m, reg := newTestMetrics(t, Options{})
+	m.ObserveHTTP("GET", 200, 10*time.Millisecond)
+	m.ObserveHTTP("GET", 200, 20*time.Millisecond)
+	m.ObserveHTTP("POST", 503, time.Second)
+	m.ObserveHTTP("BREW", 999, time.Millisecond) // RFC 2324: no series of its own
+	want := map[string]float64{"GET,200": 2, "POST,503": 1, "other,0": 1}
+	if got := series(t, reg, "periscope_http_requests_total"); !maps.Equal(got, want) {
+		t.Errorf("requests = %v, want %v", got, want)
+	}
+	wantDur := map[string]float64{"GET": 2, "POST": 1, "other": 1} // sample counts
+	if got := series(t, reg, "periscope_http_request_duration_seconds"); !maps.Equal(got, wantDur) {
+		t.Errorf("duration sample counts = %v, want %v", got, wantDur)
+	}
+}
+
+type fakeQueue struct {
+	name string
+	st   sink.Stats
+}
+
+func (q fakeQueue) Name() string      { return q.name }
+func (q fakeQueue) Stats() sink.Stats { return q.st }
+
+func TestScrapeTimeSources(t *testing.T) {
+	m, reg := newTestMetrics(t, Options{})
+	var lost uint64 = 7
+	m.AddLostEventsSource("ringbuf", func() uint64 { return lost })
+	m.AddQueues(fakeQueue{"clickhouse", sink.Stats{Queued: 3, Dropped: 4, Written: 5, Failed: 6}})
+	lost = 9
+	tests := []struct {
+		family string
+		want   map[string]float64
+	}{
+		{"periscope_lost_events_total", map[string]float64{"ringbuf": 9}},
+		{"periscope_sink_queue_length", map[string]float64{"clickhouse": 3}},
+		{"periscope_sink_dropped_total", map[string]float64{"clickhouse": 4}},
+		{"periscope_sink_written_total", map[string]float64{"clickhouse": 5}},
+		{"periscope_sink_failed_total", map[string]float64{"clickhouse": 6}},
+	}
+	for _, tt := range tests {
+		if got := series(t, reg, tt.family); !maps.Equal(got, tt.want) {
+			t.Errorf("%s = %v, want %v", tt.family, got, tt.want)
+		}
+	}
+}
+
+func TestConsumeDoesNotAllocate(t *testing.T) {
+	m, _ := newTestMetrics(t, Options{SourceContext: []Context{ContextWorkload}, DestinationContext: []Context{ContextPod}})
+	f := conn(1000, 1, api.EventStart, cnt(1, 60, 0, 0))
+	m.Consume(f) // first of its label sets: allowed to allocate
+	f.Event = api.EventPeriodic
+	f.Counters = cnt(1, 60, 1, 60)
+	m.Consume(f)
+	var n uint64 = 1
+	allocs := testing.AllocsPerRun(1000, func() {
+		n++
+		f.Event = api.EventStart
+		m.Consume(f)
+		f.Event = api.EventPeriodic
+		f.Counters = cnt(n, 60*n, n, 60*n)
+		m.Consume(f)
+	})
+	if allocs != 0 {
+		t.Errorf("Consume allocates %v times per flow on known label sets, want 0", allocs)
+	}
+}
+
+func TestNewRejectsBadOptions(t *testing.T) {
+	m, reg := newTestMetrics(t, Options{})
+	_ = m
+	if _, err := New(reg, Options{}); err == nil {
+		t.Error("New registered the same families twice on one registry")
+	}
+	if _, err := New(reg, Options{MaxSeries: -1}); err == nil {
+		t.Error("New accepted a negative MaxSeries")
+	}
+}
+
+func BenchmarkConsume(b *testing.B) {
+	m, _ := newTestMetrics(b, Options{SourceContext: []Context{ContextWorkload}, DestinationContext: []Context{ContextWorkload}})
+	f := conn(1000, 1, api.EventStart, cnt(1, 60, 0, 0))
+	b.ReportAllocs()
+	var n uint64
+	for b.Loop() {
+		n++
+		f.Counters = cnt(n, 60*n, n, 60*n)
+		m.Consume(f)
+	}
+}
+
+// Metrics is called synchronously by the pipeline, as a sink.Observer.
+var _ sink.Observer = (*Metrics)(nil)

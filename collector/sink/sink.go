@@ -1,0 +1,38 @@
+package sink
+
+import (
+	"context"
+
+	"github.com/periscope-dev/periscope/api"
+)
+
+// Sink receives flow records in batches. Write is called from one goroutine
+// at a time (the sink's Queue). The batch is only valid during the call: a
+// sink that keeps flows (for a retry of its own, say) must copy them. Write
+// must return soon after ctx is done; a failed Write is counted by the Queue
+// as failed flows (after the Queue's retries), so a sink that can resend part
+// of a batch should do so itself before returning the error.
+type Sink interface {
+	// Name identifies the sink in logs and metrics labels; keep it short and
+	// constant ("clickhouse", "otel").
+	Name() string
+	// Write stores or exports the batch.
+	Write(ctx context.Context, batch []api.Flow) error
+}
+
+// Observer is a cheap synchronous consumer of flows, such as a metrics
+// counter: Consume is called on the pipeline goroutine, must not block, and
+// must not keep the pointer after it returns.
+type Observer interface {
+	Consume(f *api.Flow)
+}
+
+// Stats are a Queue's counts of flows. Every offered flow ends up in exactly
+// one of them: Queued (still held), Dropped (the queue was full), Written
+// (Write succeeded) or Failed (Write failed on every attempt).
+type Stats struct {
+	Queued  int    // flows held now, including the batch being written
+	Dropped uint64 // flows refused by Offer because the queue was full
+	Written uint64 // flows in batches the sink accepted
+	Failed  uint64 // flows in batches the sink failed to write
+}
