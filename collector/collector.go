@@ -79,6 +79,9 @@ type Options struct {
 	ParseFilter func(chips []string) (Matcher, error)
 	// Sinks get every flow after it is stored.
 	Sinks []Sink
+	// Handlers are extra HTTP handlers served next to the API, keyed by
+	// ServeMux pattern (e.g. "GET /metrics").
+	Handlers map[string]http.Handler
 	// Logger is the parent logger; nil discards logs.
 	Logger *slog.Logger
 	// Version is reported by /api/v1/status.

@@ -14,7 +14,7 @@ import (
 const writeStall = 30 * time.Second
 
 // Handler serves the collector's HTTP API: GET /api/v1/flows,
-// GET /api/v1/status and GET /healthz.
+// GET /api/v1/status, GET /healthz, and Options.Handlers.
 func (c *Collector) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -23,6 +23,9 @@ func (c *Collector) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /api/v1/status", c.serveStatus)
 	mux.HandleFunc("GET /api/v1/flows", c.serveFlows)
+	for pattern, h := range c.opts.Handlers {
+		mux.Handle(pattern, h)
+	}
 	return mux
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 	"syscall"
@@ -31,6 +32,8 @@ type collectorFlags struct {
 	hostInterfaces []string
 	sockEvents     bool
 	logLevel       string
+	metrics        bool
+	metricsOptions string
 }
 
 func newCollectorCmd() *cobra.Command {
@@ -67,6 +70,9 @@ Needs root (CAP_BPF, CAP_NET_ADMIN, and CAP_PERFMON for --sock-events).`,
 	f.StringArrayVar(&fl.hostInterfaces, "host-interface", nil, "host interface to watch too (repeatable)")
 	f.BoolVar(&fl.sockEvents, "sock-events", true, "report host processes' socket state changes (sock tracepoint)")
 	f.StringVar(&fl.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.BoolVar(&fl.metrics, "metrics", false, "serve Prometheus metrics at /metrics on --listen")
+	f.StringVar(&fl.metricsOptions, "metrics-options", "",
+		`traffic metric contexts, as Hubble's: "source_context=workload;destination_context=namespace;max_series=1000"`)
 	return cmd
 }
 
@@ -118,6 +124,17 @@ func runCollector(cmd *cobra.Command, fl collectorFlags) error {
 		}
 	}
 
+	var sinks []collector.Sink
+	handlers := map[string]http.Handler{}
+	if fl.metrics {
+		m, handler, err := newMetrics(fl.metricsOptions, dp, logger)
+		if err != nil {
+			return err
+		}
+		sinks = append(sinks, m)
+		handlers["GET /metrics"] = handler
+	}
+
 	c, err := collector.New(collector.Options{
 		Config:   cfg,
 		Source:   dp,
@@ -132,6 +149,8 @@ func runCollector(cmd *cobra.Command, fl collectorFlags) error {
 		Interfaces: dp.Interfaces,
 		Listen:     fl.listen,
 		RingSize:   fl.ringSize,
+		Sinks:      sinks,
+		Handlers:   handlers,
 		Logger:     logger,
 		Version:    version,
 	})
