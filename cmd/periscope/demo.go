@@ -1,8 +1,164 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
 
-// Placeholder until the demo subcommand lands.
+	"github.com/spf13/cobra"
+
+	"github.com/periscope-dev/periscope/collector"
+	"github.com/periscope-dev/periscope/datapath"
+	"github.com/periscope-dev/periscope/datapath/netlab"
+	"github.com/periscope-dev/periscope/filter"
+)
+
+// demoOptions are the demo's flags.
+type demoOptions struct {
+	listen  string
+	pinPath string
+	verbose bool
+}
+
 func newDemoCmd() *cobra.Command {
-	return &cobra.Command{Use: "demo", Short: "not implemented yet"}
+	opts := demoOptions{}
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run pods with live traffic and a collector, and print their flows",
+		Long: `demo builds a lab of network-namespace pods (frontend, backend and db in
+namespace default, outsider in namespace other), runs traffic between them
+(HTTP-like requests, a long-lived database connection, DNS-like datagrams,
+pings; over IPv4 and IPv6), loads the datapath on the pods' veths, serves a
+collector's API and prints the flows live. Ctrl-C removes everything it made.
+
+In another terminal, try:
+  periscope observe --last 20
+  periscope observe -f --from-pod default/frontend`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := demoPrivileges(); err != nil {
+				return err
+			}
+			return runDemo(cmd.Context(), opts, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	cmd.Flags().StringVar(&opts.listen, "listen", collector.DefaultListen, "address of the collector's HTTP API")
+	cmd.Flags().StringVar(&opts.pinPath, "pin-path", "/sys/fs/bpf/periscope-demo",
+		"bpffs directory for the demo's maps (apart from a real collector's)")
+	cmd.Flags().BoolVarP(&opts.verbose, "verbose", "v", false, "log what the demo creates and every failed exchange")
+	return cmd
+}
+
+// runDemo runs the demo until ctx ends, then removes everything it made.
+func runDemo(ctx context.Context, opts demoOptions, out, errOut io.Writer) (err error) {
+	level := slog.LevelInfo
+	if opts.verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: level}))
+
+	// A demo killed with SIGKILL leaves its lab behind; live labs are spared.
+	if err := netlab.Cleanup(netlab.NamePrefix); err != nil {
+		log.Warn("remove leftovers of earlier labs", "err", err)
+	}
+	lab, err := newDemoLab(ctx, netlab.Options{Name: "demo", Logger: log})
+	if err != nil {
+		return fmt.Errorf("demo topology: %w", err)
+	}
+	defer func() {
+		if cerr := lab.Close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}()
+
+	dp, err := datapath.Load(datapath.Config{PinPath: opts.pinPath, Logger: log})
+	if err != nil {
+		return fmt.Errorf("demo datapath: %w", err)
+	}
+	defer func() { // before lab.Close: detach, then remove the links
+		if cerr := dp.Close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}()
+
+	col, err := collector.New(collector.Options{
+		Config:   demoConfig(lab),
+		Source:   dp,
+		Attacher: dp,
+		Stats: func() collector.DatapathStats {
+			s := dp.Stats()
+			return collector.DatapathStats{EventsRead: s.EventsRead, EventsLost: s.EventsLost,
+				EventsEmitted: s.EventsEmitted, FlowsEnded: s.FlowsEnded}
+		},
+		Interfaces:  dp.Interfaces,
+		Listen:      opts.listen,
+		ParseFilter: demoParseFilter,
+		Logger:      log,
+		Version:     version,
+	})
+	if err != nil {
+		return fmt.Errorf("demo collector: %w", err)
+	}
+	return runDemoParts(ctx, lab, col, out, errOut, log)
+}
+
+// runDemoParts runs the collector, then the traffic and the printer once it
+// is ready, until ctx ends or a part fails; it waits for all of them.
+func runDemoParts(ctx context.Context, lab *netlab.Lab, col *collector.Collector, out, errOut io.Writer, log *slog.Logger) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	fail := func(err error) {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+		}
+		cancel()
+	}
+
+	runDone := make(chan struct{})
+	wg.Go(func() {
+		defer close(runDone)
+		fail(col.Run(ctx))
+	})
+	select {
+	case <-col.Ready():
+	case <-runDone:
+	}
+	if ctx.Err() == nil {
+		fmt.Fprintf(errOut, "%sflows API on http://%s — try: bin/periscope observe --last 20 (Ctrl-C stops)\n\n",
+			demoBanner(lab), col.Addr())
+		wg.Go(func() {
+			fail(netlab.RunTraffic(ctx, netlab.TrafficOptions{Logger: log}, demoTraffic(lab)...))
+		})
+		wg.Go(func() {
+			p := &demoPrinter{w: out}
+			skipped, err := col.Store().Follow(ctx, collector.Query{}, collector.FollowOptions{},
+				func(e *collector.Entry) error { return p.print(&e.Flow) })
+			if skipped > 0 {
+				log.Warn("printer fell behind", "skipped_flows", skipped)
+			}
+			if err != nil {
+				fail(fmt.Errorf("print flows: %w", err))
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// demoParseFilter adapts filter.Parse to the collector, keeping a nil
+// *filter.Filter from becoming a non-nil Matcher.
+func demoParseFilter(chips []string) (collector.Matcher, error) {
+	f, err := filter.Parse(chips)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
 }

@@ -1,0 +1,69 @@
+# Periscope's build. `make help` lists the targets.
+
+SHELL := /bin/bash
+
+# sudo drops /usr/local/go/bin from PATH: find go either way.
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+GOFMT ?= $(dir $(GO))gofmt
+export PATH := $(dir $(GO)):$(PATH)
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+BIN := bin/periscope
+
+TEST_TIMEOUT ?= 20m
+BENCH_OUT ?= bin/bench.txt
+PKGS ?= ./...
+GENERATED := ':(glob)datapath/**/*_bpfel.go' ':(glob)datapath/**/*_bpfel.o'
+
+# Root-only tests run as root; when not root, through sudo if there is one
+# (otherwise they skip, or fail under CI=true).
+ROOT := $(shell if [ "$$(id -u)" -eq 0 ]; then true; elif command -v sudo >/dev/null; then echo sudo env PATH="$$PATH" CI="$$CI"; fi)
+
+.PHONY: help deps generate build test bench demo lint check-generated clean
+
+help:
+	@echo "make deps             install toolchain, lab tools and Go modules (scripts/deps.sh)"
+	@echo "make generate         regenerate the eBPF objects with bpf2go (needs clang)"
+	@echo "make build            build $(BIN)"
+	@echo "make test             install deps, then run every test (root tests as root)"
+	@echo "make bench            run the benchmarks into $(BENCH_OUT)"
+	@echo "sudo make demo        pods, traffic, a collector and live flows"
+	@echo "make lint             gofmt and go vet"
+	@echo "make check-generated  fail if the committed eBPF objects are stale"
+	@echo "make clean            remove build outputs"
+
+deps:
+	scripts/deps.sh
+
+generate:
+	$(GO) generate ./datapath/...
+
+build:
+	@mkdir -p bin
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/periscope
+
+test: deps
+	$(ROOT) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+
+bench: deps
+	@mkdir -p $(dir $(BENCH_OUT))
+	set -o pipefail; $(ROOT) $(GO) test -run '^$$' -bench . -benchmem -timeout $(TEST_TIMEOUT) $(PKGS) | tee $(BENCH_OUT)
+	@echo "benchmarks written to $(BENCH_OUT)"
+
+demo: deps build
+	$(ROOT) $(BIN) demo
+
+lint:
+	@out=$$($(GOFMT) -l .); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+check-generated: generate
+	@git diff --exit-code -- $(GENERATED) || \
+		{ echo "generated eBPF objects are stale: run make generate and commit them"; exit 1; }
+	@untracked=$$(git ls-files --others --exclude-standard -- $(GENERATED)); \
+	if [ -n "$$untracked" ]; then echo "generated files not committed: $$untracked"; exit 1; fi
+
+clean:
+	rm -rf bin coverage.out coverage.html *.test *.prof

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# deps.sh installs what building, testing and the demo need on Debian 12:
+# the BPF toolchain (clang, llvm, libbpf-dev, bpftool), the lab tools
+# (iproute2, iperf3, iptables, capsh) and the Go modules. It is idempotent:
+# when everything is present it changes nothing and exits 0.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+log() { echo "deps: $*"; }
+
+# Commands as root: directly when root, through sudo otherwise.
+as_root() {
+	if [ "$(id -u)" -eq 0 ]; then
+		"$@"
+	elif command -v sudo >/dev/null; then
+		sudo "$@"
+	else
+		log "need root to run: $* (run as root or install sudo)"
+		exit 1
+	fi
+}
+
+# Debian package -> a file that proves it is installed.
+declare -A probe=(
+	[clang]=/usr/bin/clang
+	[llvm]=/usr/bin/llvm-strip
+	[libbpf-dev]=/usr/include/bpf/bpf_helpers.h
+	[bpftool]=/usr/sbin/bpftool
+	[iproute2]=/usr/sbin/ip
+	[iperf3]=/usr/bin/iperf3
+	[iptables]=/usr/sbin/iptables
+	[libcap2-bin]=/usr/sbin/capsh
+	[ca-certificates]=/etc/ssl/certs/ca-certificates.crt
+	[curl]=/usr/bin/curl
+	[unzip]=/usr/bin/unzip
+	[git]=/usr/bin/git
+	[make]=/usr/bin/make
+)
+
+missing=()
+for pkg in "${!probe[@]}"; do
+	[ -e "${probe[$pkg]}" ] || missing+=("$pkg")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+	if ! command -v apt-get >/dev/null; then
+		log "missing ${missing[*]} and no apt-get: install them by hand"
+		exit 1
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	log "installing ${missing[*]}"
+	# Refresh the package lists only when installing from them fails
+	# (a fresh machine has none).
+	if ! as_root apt-get install -y --no-install-recommends "${missing[@]}"; then
+		log "apt-get update"
+		as_root apt-get update
+		as_root apt-get install -y --no-install-recommends "${missing[@]}"
+	fi
+else
+	log "system packages present"
+fi
+
+# Go: the version go.mod asks for. Debian 12's is too old, so fetch the
+# official toolchain from the Go module proxy when go is missing.
+want_go=$(awk '/^go /{print $2; exit}' go.mod)
+if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
+	export PATH="/usr/local/go/bin:$PATH"
+fi
+if ! command -v go >/dev/null; then
+	arch=$(dpkg --print-architecture)
+	proxy=${GOPROXY:-https://proxy.golang.org}
+	proxy=${proxy%%,*}
+	url="$proxy/golang.org/toolchain/@v/v0.0.1-go${want_go}.linux-${arch}.zip"
+	log "installing Go ${want_go} to /usr/local/go from $url"
+	tmp=$(mktemp -d)
+	trap 'rm -rf "$tmp"' EXIT
+	curl -fsSL -o "$tmp/go.zip" "$url"
+	unzip -q "$tmp/go.zip" -d "$tmp"
+	as_root rm -rf /usr/local/go
+	as_root mv "$tmp/golang.org/toolchain@v0.0.1-go${want_go}.linux-${arch}" /usr/local/go
+	export PATH="/usr/local/go/bin:$PATH"
+	log "Go installed: add /usr/local/go/bin to your PATH"
+fi
+log "$(go version) (go.mod wants ${want_go}; newer toolchains are fetched by go itself)"
+
+log "go mod download"
+go mod download
+log "all dependencies present"
