@@ -13,7 +13,7 @@ enum flow_kind {
 	FLOW_KIND_START = 1,    /* first packet of a connection */
 	FLOW_KIND_STATE = 2,    /* a new SYN, SYN-ACK, FIN or RST */
 	FLOW_KIND_PERIODIC = 3, /* periodic report of a long connection */
-	FLOW_KIND_END = 4,      /* built by the userspace sweeper, never by BPF */
+	FLOW_KIND_END = 4,      /* built by the userspace sweeper; by BPF only on TCP port reuse */
 	FLOW_KIND_SOCK = 5,     /* socket state change of a host process */
 };
 
@@ -31,13 +31,16 @@ enum flow_state {
 	FLOW_STATE_FIN_FWD = 4, /* FIN sent by the key's src */
 	FLOW_STATE_FIN_REV = 8, /* FIN sent by the key's dst */
 	FLOW_STATE_RST = 16,    /* RST either way */
+	FLOW_STATE_REPLACED = 32, /* ended: a new SYN on the tuple is replacing the entry */
 };
 
 /* Slots of the per-CPU stats array. */
 enum flow_stat {
 	FLOW_STAT_EMITTED = 0, /* ring-buffer reservations attempted */
 	FLOW_STAT_LOST = 1,    /* reservations that failed: events lost */
-	FLOW_STAT_MAX = 2,
+	FLOW_STAT_STARTED = 2, /* flow-table entries created (START events attempted) */
+	FLOW_STAT_ENDED = 3,   /* entries ended by BPF: replaced on TCP port reuse */
+	FLOW_STAT_MAX = 4,
 };
 
 /*

@@ -4,8 +4,13 @@
  * sock/inet_sock_set_state tracepoint. Emits a FLOW_KIND_SOCK event on the
  * transitions to SYN_SENT, ESTABLISHED and CLOSE with pid, comm and cgroup
  * id; on CLOSE the counts come from the tcp_sock (bytes_acked /
- * bytes_received, segs_out / segs_in: TCP payload bytes and segments, not
- * frame lengths as in tc_flow.c).
+ * bytes_received, segs_out / segs_in): segments, and TCP sequence space
+ * rather than payload bytes: the kernel counts one more for an acked FIN, a
+ * received FIN, and an active opener's acked SYN. Not frame lengths as in
+ * tc_flow.c.
+ *
+ * connect() enters SYN_SENT before it picks the source port: the SYN_SENT
+ * record of an unbound socket has source port 0.
  *
  * pid, comm and cgroup id are those of the current task: meaningful only
  * when the transition runs in process context (connect(), close(),
@@ -110,10 +115,14 @@ int sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	e->cgroup_id = bpf_get_current_cgroup_id();
 	e->pid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	/*
+	 * The tracepoint's saddr/daddr are __u8[4]: read all four bytes (not
+	 * BPF_CORE_READ_INTO on &e->saddr[0], which reads sizeof(__u8) = 1).
+	 */
 	if (family == AF_INET) {
 		e->family = 4;
-		BPF_CORE_READ_INTO(&e->saddr[0], ctx, saddr);
-		BPF_CORE_READ_INTO(&e->daddr[0], ctx, daddr);
+		bpf_core_read(e->saddr, sizeof(ctx->saddr), &ctx->saddr);
+		bpf_core_read(e->daddr, sizeof(ctx->daddr), &ctx->daddr);
 	} else {
 		e->family = 6;
 		BPF_CORE_READ_INTO(&e->saddr, ctx, saddr_v6);

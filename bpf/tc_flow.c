@@ -7,7 +7,8 @@
  * buffer only when a flow starts, when a new SYN / SYN-ACK / FIN / RST
  * appears, and every report_interval_ns of a busy flow: never one event
  * per packet. Flow ends are reported by the userspace sweeper from the
- * table entry, so final counts are exact.
+ * table entry, so final counts are exact; the one End built here is that of
+ * a closed TCP connection whose tuple a new SYN reuses.
  *
  * The programs never drop or modify: every path returns TCX_NEXT
  * (TC_ACT_UNSPEC), which lets later TCX programs (or cls_bpf filters) run and
@@ -73,31 +74,123 @@ struct packet {
 	__u8 pad[3];
 };
 
+/*
+ * Wire headers, declared here rather than taken from vmlinux.h: those carry
+ * preserve_access_index (CO-RE relocations, bitfields) that direct packet
+ * access neither needs nor wants. Only the fields read are named.
+ */
+struct eth_vlan_hdr {
+	__be16 tci;
+	__be16 proto;
+};
+
+struct ipv4_hdr {
+	__u8 ver_ihl;
+	__u8 tos;
+	__be16 tot_len;
+	__be16 id;
+	__be16 frag_off;
+	__u8 ttl;
+	__u8 protocol;
+	__be16 check;
+	__u32 saddr;
+	__u32 daddr;
+};
+
+struct ipv6_hdr {
+	__be32 ver_tc_flow;
+	__be16 payload_len;
+	__u8 nexthdr;
+	__u8 hop_limit;
+	__u64 saddr[2];
+	__u64 daddr[2];
+};
+
+struct ipv6_ext_hdr {
+	__u8 nexthdr;
+	__u8 len;
+	__be16 frag_off; /* fragment header only */
+};
+
+struct tcp_hdr {
+	__be16 source;
+	__be16 dest;
+	__be32 seq;
+	__be32 ack_seq;
+	__u8 doff_ns; /* data offset << 4 | NS */
+	__u8 flags;   /* FIN .. CWR */
+	__be16 window;
+	__be16 check;
+	__be16 urg_ptr;
+};
+
+struct icmp_echo_hdr {
+	__u8 type;
+	__u8 code;
+	__u16 csum;
+	__be16 id;
+	__u16 seq;
+};
+
+/* Big enough for any header hdr() is asked for. */
+union hdr_buf {
+	struct ipv6_hdr ip6;
+	struct ipv4_hdr ip4;
+	struct tcp_hdr tcp;
+	__u8 bytes[40];
+};
+
+/*
+ * Tests only: take the bpf_skb_load_bytes path of hdr() for every header,
+ * the path of headers outside the linear data, which PROG_TEST_RUN cannot
+ * build. Read-only data: the verifier prunes the branch it disables.
+ */
+volatile const __u8 load_bytes_only = 0;
+
+/*
+ * hdr returns a pointer to len bytes at offset off of the packet, like the
+ * kernel's skb_header_pointer: into the packet itself when they are in its
+ * linear data (the common case, no helper call), else copied into buf with
+ * bpf_skb_load_bytes (headers in paged data: the packet is never pulled or
+ * otherwise changed). NULL when the packet is shorter than off + len.
+ */
+static __always_inline void *hdr(struct __sk_buff *skb, __u32 off, __u32 len, union hdr_buf *buf)
+{
+	void *ptr = (void *)(long)skb->data + off;
+
+	if (!load_bytes_only && ptr + len <= (void *)(long)skb->data_end)
+		return ptr;
+	if (bpf_skb_load_bytes(skb, off, buf, len))
+		return NULL;
+	return buf;
+}
+
 /* Returns 0 when p holds an L4 flow, <0 when the packet must be ignored. */
 static __always_inline int parse_l4(struct __sk_buff *skb, __u32 off, __u8 proto,
-				    struct packet *p)
+				    struct packet *p, union hdr_buf *buf)
 {
 	switch (proto) {
 	case IPPROTO_TCP: {
-		struct tcphdr th;
+		struct tcp_hdr *th = hdr(skb, off, sizeof(*th), buf);
 
-		if (bpf_skb_load_bytes(skb, off, &th, sizeof(th)))
+		if (!th || th->doff_ns < (5 << 4))
 			return -1;
-		if (th.doff < 5)
-			return -1;
-		p->key.sport = bpf_ntohs(th.source);
-		p->key.dport = bpf_ntohs(th.dest);
-		/* Byte 13 holds FIN..CWR; NS is the low bit of byte 12. */
-		p->tcp_flags = ((__u8 *)&th)[13] | ((((__u8 *)&th)[12] & 1) << 8);
+		p->key.sport = bpf_ntohs(th->source);
+		p->key.dport = bpf_ntohs(th->dest);
+		p->tcp_flags = th->flags | ((__u16)(th->doff_ns & 1) << 8);
 		p->responder_sent = (p->tcp_flags & 0x12) == 0x12;
 		return 0;
 	}
 	case IPPROTO_UDP:
 	case IPPROTO_SCTP_: {
 		/* UDP and SCTP both start with source and destination ports. */
-		__be16 ports[2];
+		__be16 *ports;
 
-		if (bpf_skb_load_bytes(skb, off, ports, proto == IPPROTO_UDP ? 8 : 4))
+		if (proto == IPPROTO_UDP)
+			ports = hdr(skb, off, 8, buf);
+		else
+			ports = hdr(skb, off, 4, buf);
+		if (!ports)
 			return -1;
 		p->key.sport = bpf_ntohs(ports[0]);
 		p->key.dport = bpf_ntohs(ports[1]);
@@ -105,25 +198,22 @@ static __always_inline int parse_l4(struct __sk_buff *skb, __u32 off, __u8 proto
 	}
 	case IPPROTO_ICMP:
 	case IPPROTO_ICMPV6_: {
-		struct {
-			__u8 type;
-			__u8 code;
-			__u16 csum;
-			__be16 id;
-			__u16 seq;
-		} ih;
+		struct icmp_echo_hdr *ih = hdr(skb, off, sizeof(*ih), buf);
 		__u8 req = proto == IPPROTO_ICMP ? 8 : 128;
 		__u8 rep = proto == IPPROTO_ICMP ? 0 : 129;
+		__u8 type, code;
 
-		if (bpf_skb_load_bytes(skb, off, &ih, sizeof(ih)))
+		if (!ih)
 			return -1;
-		p->icmp_type = ih.type;
-		p->icmp_code = ih.code;
-		if (ih.type == req || ih.type == rep) {
-			p->key.sport = bpf_ntohs(ih.id);
-			p->responder_sent = ih.type == rep;
+		type = ih->type;
+		code = ih->code;
+		p->icmp_type = type;
+		p->icmp_code = code;
+		if (type == req || type == rep) {
+			p->key.sport = bpf_ntohs(ih->id);
+			p->responder_sent = type == rep;
 		} else {
-			p->key.sport = ((__u16)ih.type << 8) | ih.code;
+			p->key.sport = ((__u16)type << 8) | code;
 		}
 		p->key.dport = 0;
 		return 0;
@@ -134,50 +224,53 @@ static __always_inline int parse_l4(struct __sk_buff *skb, __u32 off, __u8 proto
 	}
 }
 
-static __always_inline int parse_ipv4(struct __sk_buff *skb, __u32 off, struct packet *p)
+static __always_inline int parse_ipv4(struct __sk_buff *skb, __u32 off, struct packet *p,
+				      union hdr_buf *buf)
 {
-	struct iphdr ih;
+	struct ipv4_hdr *ih = hdr(skb, off, sizeof(*ih), buf);
 	__u32 hlen;
+	__u8 proto;
 
-	if (bpf_skb_load_bytes(skb, off, &ih, sizeof(ih)))
+	if (!ih)
 		return -1;
-	if (ih.version != 4 || ih.ihl < 5)
+	if ((ih->ver_ihl >> 4) != 4 || (ih->ver_ihl & 0xf) < 5)
 		return -1;
-	hlen = ih.ihl * 4;
+	hlen = (ih->ver_ihl & 0xf) * 4;
 	if (off + hlen > skb->len)
 		return -1;
 	/* Non-first fragments carry no L4 header: not counted (documented). */
-	if (bpf_ntohs(ih.frag_off) & 0x1fff)
+	if (ih->frag_off & bpf_htons(0x1fff))
 		return -1;
+	proto = ih->protocol;
 	p->key.family = 4;
-	p->key.proto = ih.protocol;
-	__builtin_memcpy(p->key.saddr, &ih.saddr, 4);
-	__builtin_memcpy(p->key.daddr, &ih.daddr, 4);
-	return parse_l4(skb, off + hlen, ih.protocol, p);
+	p->key.proto = proto;
+	*(__u32 *)p->key.saddr = ih->saddr;
+	*(__u32 *)p->key.daddr = ih->daddr;
+	return parse_l4(skb, off + hlen, proto, p, buf);
 }
 
-static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 off, struct packet *p)
+static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 off, struct packet *p,
+				      union hdr_buf *buf)
 {
-	struct ipv6hdr ih;
+	struct ipv6_hdr *ih = hdr(skb, off, sizeof(*ih), buf);
+	__u64 *sa = (__u64 *)p->key.saddr, *da = (__u64 *)p->key.daddr;
 	__u8 nexthdr;
 	int i;
 
-	if (bpf_skb_load_bytes(skb, off, &ih, sizeof(ih)))
+	if (!ih)
 		return -1;
-	if (ih.version != 6)
+	if ((ih->ver_tc_flow & bpf_htonl(0xf0000000)) != bpf_htonl(0x60000000))
 		return -1;
 	p->key.family = 6;
-	__builtin_memcpy(p->key.saddr, &ih.saddr, 16);
-	__builtin_memcpy(p->key.daddr, &ih.daddr, 16);
-	nexthdr = ih.nexthdr;
-	off += sizeof(ih);
+	sa[0] = ih->saddr[0];
+	sa[1] = ih->saddr[1];
+	da[0] = ih->daddr[0];
+	da[1] = ih->daddr[1];
+	nexthdr = ih->nexthdr;
+	off += sizeof(*ih);
 
 	for (i = 0; i < MAX_IPV6_EXT; i++) {
-		struct {
-			__u8 nexthdr;
-			__u8 len;
-			__be16 frag_off; /* fragment header only */
-		} eh;
+		struct ipv6_ext_hdr *eh;
 
 		switch (nexthdr) {
 		case IPPROTO_HOPOPTS_:
@@ -190,20 +283,21 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 off, struct p
 			return -1;
 		default:
 			p->key.proto = nexthdr;
-			return parse_l4(skb, off, nexthdr, p);
+			return parse_l4(skb, off, nexthdr, p, buf);
 		}
-		if (bpf_skb_load_bytes(skb, off, &eh, sizeof(eh)))
+		eh = hdr(skb, off, sizeof(*eh), buf);
+		if (!eh)
 			return -1;
 		if (nexthdr == IPPROTO_FRAGMENT_) {
-			if (bpf_ntohs(eh.frag_off) & 0xfff8)
+			if (eh->frag_off & bpf_htons(0xfff8))
 				return -1; /* non-first fragment: no L4 header */
 			off += 8;
 		} else if (nexthdr == IPPROTO_AH_) {
-			off += ((__u32)eh.len + 2) * 4;
+			off += ((__u32)eh->len + 2) * 4;
 		} else {
-			off += ((__u32)eh.len + 1) * 8;
+			off += ((__u32)eh->len + 1) * 8;
 		}
-		nexthdr = eh.nexthdr;
+		nexthdr = eh->nexthdr;
 	}
 	return -1; /* chain longer than MAX_IPV6_EXT */
 }
@@ -211,24 +305,32 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 off, struct p
 /* Returns 0 when p holds a flow key in packet order. */
 static __always_inline int parse(struct __sk_buff *skb, struct packet *p)
 {
+	union hdr_buf buf;
+	__be16 *ethertype;
 	__be16 proto;
 	__u32 off = ETH_HLEN;
 	int i;
 
-	if (bpf_skb_load_bytes(skb, 12, &proto, sizeof(proto)))
+	ethertype = hdr(skb, 12, sizeof(*ethertype), &buf);
+	if (!ethertype)
 		return -1;
+	proto = *ethertype;
 	/* Up to two VLAN tags (802.1ad + 802.1Q) left in the frame. */
 	for (i = 0; i < 2; i++) {
+		struct eth_vlan_hdr *vh;
+
 		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
 			break;
-		if (bpf_skb_load_bytes(skb, off + 2, &proto, sizeof(proto)))
+		vh = hdr(skb, off, sizeof(*vh), &buf);
+		if (!vh)
 			return -1;
+		proto = vh->proto;
 		off += 4;
 	}
 	if (proto == bpf_htons(ETH_P_IP))
-		return parse_ipv4(skb, off, p);
+		return parse_ipv4(skb, off, p, &buf);
 	if (proto == bpf_htons(ETH_P_IPV6))
-		return parse_ipv6(skb, off, p);
+		return parse_ipv6(skb, off, p, &buf);
 	return -1;
 }
 
@@ -314,12 +416,58 @@ static __always_inline void emit(const struct flow_key *k, struct flow_value *v,
 	bpf_ringbuf_submit(e, 0);
 }
 
+/* A TCP connection that saw FIN both ways or an RST is over. */
+static __always_inline int tcp_closed(__u32 state)
+{
+	return (state & FLOW_STATE_RST) ||
+	       (state & (FLOW_STATE_FIN_FWD | FLOW_STATE_FIN_REV)) ==
+		       (FLOW_STATE_FIN_FWD | FLOW_STATE_FIN_REV);
+}
+
+/*
+ * start_flow creates the entry of a connection whose first packet is p (or
+ * replaces the entry of an ended one, with BPF_ANY) and reports its START.
+ * Returns 0 when the entry was written.
+ */
+static __always_inline int start_flow(struct packet *p, int rev, __u8 hook, __u64 len,
+				      __u64 now, __u64 update_flags)
+{
+	struct flow_value nv = {};
+	/* The sender of the first packet started the connection, unless that
+	 * packet is a SYN-ACK or an echo reply. */
+	int sender_initiates = !p->responder_sent;
+
+	nv.first_seen = now;
+	nv.last_seen = now;
+	nv.last_report = now;
+	nv.packets[rev] = 1;
+	nv.bytes[rev] = len;
+	nv.tcp_flags = p->tcp_flags;
+	if (p->key.proto == IPPROTO_TCP)
+		nv.state = state_bits(p->tcp_flags, rev);
+	nv.src_is_initiator = sender_initiates ? !rev : rev;
+	if (sender_initiates)
+		nv.hook = hook;
+	else
+		nv.hook = hook == FLOW_HOOK_INGRESS ? FLOW_HOOK_EGRESS : FLOW_HOOK_INGRESS;
+	nv.icmp_type = p->icmp_type;
+	nv.icmp_code = p->icmp_code;
+	if (bpf_map_update_elem(&flows, &p->key, &nv, update_flags))
+		return -1;
+	stat_inc(FLOW_STAT_STARTED);
+	emit(&p->key, &nv, FLOW_KIND_START, now);
+	return 0;
+}
+
+/*
+ * The hot path is an existing flow: one map lookup, two atomic adds, one
+ * clock read; an event only on a new TCP state or a due periodic report.
+ */
 static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 {
 	struct packet p = {};
 	struct flow_value *v;
 	__u64 now, len = skb->len;
-	__u8 other = hook == FLOW_HOOK_INGRESS ? FLOW_HOOK_EGRESS : FLOW_HOOK_INGRESS;
 	int rev;
 
 	if (parse(skb, &p))
@@ -330,51 +478,50 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 
 	v = bpf_map_lookup_elem(&flows, &p.key);
 	if (!v) {
-		struct flow_value nv = {};
-		/* The sender of the first packet started the connection, unless
-		 * that packet is a SYN-ACK or an echo reply. */
-		int sender_initiates = !p.responder_sent;
-
-		nv.first_seen = now;
-		nv.last_seen = now;
-		nv.last_report = now;
-		nv.packets[rev] = 1;
-		nv.bytes[rev] = len;
-		nv.tcp_flags = p.tcp_flags;
-		if (p.key.proto == IPPROTO_TCP)
-			nv.state = state_bits(p.tcp_flags, rev);
-		nv.src_is_initiator = sender_initiates ? !rev : rev;
-		nv.hook = sender_initiates ? hook : other;
-		nv.icmp_type = p.icmp_type;
-		nv.icmp_code = p.icmp_code;
-		if (bpf_map_update_elem(&flows, &p.key, &nv, BPF_NOEXIST) == 0) {
-			emit(&p.key, &nv, FLOW_KIND_START, now);
+		if (start_flow(&p, rev, hook, len, now, BPF_NOEXIST) == 0)
 			return TCX_NEXT;
-		}
 		/* Another CPU created it first: account there. */
 		v = bpf_map_lookup_elem(&flows, &p.key);
 		if (!v)
 			return TCX_NEXT;
 	}
 
-	__sync_fetch_and_add(&v->packets[rev], 1);
-	__sync_fetch_and_add(&v->bytes[rev], len);
-	v->last_seen = now;
-
 	__u8 kind = 0;
 	if (p.key.proto == IPPROTO_TCP) {
 		__u32 st = state_bits(p.tcp_flags, rev);
+		__u32 vst = v->state;
+
+		/*
+		 * A SYN (without ACK or RST) on the tuple of an ended connection
+		 * opens a new one (port reuse, e.g. out of TIME_WAIT): report
+		 * the old one's End and start afresh, so the two never merge.
+		 * The CPU that marks the entry REPLACED does it; a packet another
+		 * CPU accounts to the old entry meanwhile is lost with it.
+		 */
+		if ((p.tcp_flags & 0x16) == 0x02 && tcp_closed(vst) &&
+		    !(vst & FLOW_STATE_REPLACED) &&
+		    __sync_val_compare_and_swap(&v->state, vst, vst | FLOW_STATE_REPLACED) == vst) {
+			emit(&p.key, v, FLOW_KIND_END, now);
+			stat_inc(FLOW_STAT_ENDED);
+			start_flow(&p, rev, hook, len, now, BPF_ANY);
+			return TCX_NEXT;
+		}
 
 		if (p.tcp_flags & ~v->tcp_flags)
 			__sync_fetch_and_or(&v->tcp_flags, p.tcp_flags);
 		/* Only the CPU that sets a new state bit reports it. */
-		if (st & ~v->state) {
+		if (st & ~vst) {
 			__u32 old = __sync_fetch_and_or(&v->state, st);
 
 			if (st & ~old)
 				kind = FLOW_KIND_STATE;
 		}
 	}
+
+	__sync_fetch_and_add(&v->packets[rev], 1);
+	__sync_fetch_and_add(&v->bytes[rev], len);
+	v->last_seen = now;
+
 	if (kind) {
 		v->last_report = now;
 	} else {

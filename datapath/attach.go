@@ -3,6 +3,7 @@ package datapath
 import (
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"slices"
 
@@ -40,6 +41,11 @@ func (a *attachment) detach() error {
 // AttachInterface attaches the flow programs to ifname's ingress and
 // egress: TCX links pinned under PinPath/links when the kernel has TCX,
 // else cls_bpf filters on a clsact qdisc. Attaching twice is a no-op.
+//
+// On a loopback interface only ingress is attached: every packet sent on lo
+// leaves through its egress and comes back through its ingress, so both
+// hooks would count it twice. The flows of lo therefore always have
+// InitiatorHook Ingress.
 func (d *Datapath) AttachInterface(ifname string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -54,43 +60,45 @@ func (d *Datapath) AttachInterface(ifname string) error {
 		return fmt.Errorf("attach interface %s: %w", ifname, err)
 	}
 	idx := iface.Attrs().Index
-	a, err := d.attachTCX(ifname, idx)
+	hooks := d.hooks()
+	if iface.Attrs().Flags&net.FlagLoopback != 0 {
+		hooks = hooks[:1] // ingress only: see above
+	}
+	a, err := d.attachTCX(ifname, idx, hooks)
 	if errors.Is(err, ebpf.ErrNotSupported) {
 		d.log.Info("TCX not supported, using clsact + cls_bpf", "interface", ifname)
-		a, err = d.attachLegacy(idx)
+		a, err = d.attachLegacy(idx, hooks)
 	}
 	if err != nil {
 		return fmt.Errorf("attach interface %s: %w", ifname, err)
 	}
 	d.ifaces[ifname] = a
-	d.log.Info("attached", "interface", ifname, "ifindex", idx, "tcx", len(a.links) > 0)
+	d.log.Info("attached", "interface", ifname, "ifindex", idx, "tcx", len(a.links) > 0, "hooks", len(hooks))
 	return nil
 }
 
-// hooks pairs each program with its attach point.
-func (d *Datapath) hooks() []struct {
+// hook is one program and its attach point.
+type hook struct {
 	name   string
 	prog   *ebpf.Program
 	tcx    ebpf.AttachType
 	parent uint32
-} {
-	return []struct {
-		name   string
-		prog   *ebpf.Program
-		tcx    ebpf.AttachType
-		parent uint32
-	}{
+}
+
+// hooks pairs each program with its attach point, ingress first.
+func (d *Datapath) hooks() []hook {
+	return []hook{
 		{"ingress", d.objs.FlowIngress, ebpf.AttachTCXIngress, netlink.HANDLE_MIN_INGRESS},
 		{"egress", d.objs.FlowEgress, ebpf.AttachTCXEgress, netlink.HANDLE_MIN_EGRESS},
 	}
 }
 
-func (d *Datapath) attachTCX(ifname string, idx int) (*attachment, error) {
+func (d *Datapath) attachTCX(ifname string, idx int, hooks []hook) (*attachment, error) {
 	if d.tcxBroken {
 		return nil, fmt.Errorf("tcx disabled for test: %w", ebpf.ErrNotSupported)
 	}
 	a := &attachment{}
-	for _, h := range d.hooks() {
+	for _, h := range hooks {
 		l, err := link.AttachTCX(link.TCXOptions{Interface: idx, Program: h.prog, Attach: h.tcx})
 		if err != nil {
 			_ = a.detach()
@@ -105,7 +113,7 @@ func (d *Datapath) attachTCX(ifname string, idx int) (*attachment, error) {
 	return a, nil
 }
 
-func (d *Datapath) attachLegacy(idx int) (*attachment, error) {
+func (d *Datapath) attachLegacy(idx int, hooks []hook) (*attachment, error) {
 	qdisc := &netlink.GenericQdisc{
 		QdiscAttrs: netlink.QdiscAttrs{LinkIndex: idx, Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_CLSACT},
 		QdiscType:  "clsact",
@@ -114,7 +122,7 @@ func (d *Datapath) attachLegacy(idx int) (*attachment, error) {
 		return nil, fmt.Errorf("add clsact qdisc: %w", err)
 	}
 	a := &attachment{}
-	for _, h := range d.hooks() {
+	for _, h := range hooks {
 		f := &netlink.BpfFilter{
 			FilterAttrs: netlink.FilterAttrs{
 				LinkIndex: idx, Parent: h.parent, Handle: 1,

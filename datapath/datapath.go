@@ -35,7 +35,8 @@ type Datapath struct {
 
 	eventsRead   atomic.Uint64
 	decodeErrors atomic.Uint64
-	flowsEnded   atomic.Uint64
+	flowsEnded   atomic.Uint64 // by the sweeper
+	flowsEvicted atomic.Uint64 // estimate of the last sweep
 }
 
 // Pin names under Config.PinPath.
@@ -85,6 +86,11 @@ func Load(cfg Config) (*Datapath, error) {
 	spec.Maps[tcFlowMapFlows].MaxEntries = uint32(cfg.FlowTableSize)
 	if err := spec.Variables[tcFlowVarReportIntervalNs].Set(uint64(cfg.ReportInterval.Nanoseconds())); err != nil {
 		return nil, fmt.Errorf("set report interval: %w", err)
+	}
+	if cfg.loadBytesOnly {
+		if err := spec.Variables[tcFlowVarLoadBytesOnly].Set(uint8(1)); err != nil {
+			return nil, fmt.Errorf("set load_bytes_only: %w", err)
+		}
 	}
 	if err := spec.LoadAndAssign(&d.objs, nil); err != nil {
 		d.removePinDir()

@@ -28,7 +28,7 @@ func crash(t *testing.T, d *Datapath) {
 func TestLoadRemovesLeftoversOfACrashedRun(t *testing.T) {
 	pin := fmt.Sprintf("/sys/fs/bpf/periscope-test-crash-%d-%d", os.Getpid(), time.Now().UnixNano())
 	l := newVethLab(t)
-	d1 := loadForTest(t, Config{PinPath: pin})
+	d1 := loadForTest(t, Config{PinPath: pin, Logger: quietLogger})
 	t.Cleanup(func() { _ = os.RemoveAll(pin) })
 	if err := d1.AttachInterface(l.host); err != nil {
 		t.Fatal(err)
@@ -39,7 +39,7 @@ func TestLoadRemovesLeftoversOfACrashedRun(t *testing.T) {
 		t.Fatalf("crash left no link pin: %v", err)
 	}
 
-	d2, err := Load(Config{PinPath: pin})
+	d2, err := Load(Config{PinPath: pin, Logger: quietLogger})
 	if err != nil {
 		t.Fatalf("load over leftovers: %v", err)
 	}

@@ -10,8 +10,21 @@ import (
 	"github.com/periscope-dev/periscope/api"
 )
 
+// TestTCProgramParsesPackets runs every case through both header paths:
+// direct packet access (headers in the linear data) and bpf_skb_load_bytes
+// (headers in paged data, which PROG_TEST_RUN cannot build, forced here).
 func TestTCProgramParsesPackets(t *testing.T) {
-	d := loadForTest(t, Config{})
+	for _, mode := range []struct {
+		name          string
+		loadBytesOnly bool
+	}{{"with direct packet access", false}, {"with bpf_skb_load_bytes", true}} {
+		t.Run(mode.name, func(t *testing.T) {
+			testTCProgramParsesPackets(t, loadForTest(t, Config{loadBytesOnly: mode.loadBytesOnly}))
+		})
+	}
+}
+
+func testTCProgramParsesPackets(t *testing.T, d *Datapath) {
 	deepChain := []byte{}
 	for range 9 { // one more than MAX_IPV6_EXT
 		deepChain = append(deepChain, extHeader(60)...)

@@ -35,7 +35,6 @@ func (d *Datapath) Run(ctx context.Context, emit func(*api.Flow)) error {
 			d.decodeErrors.Add(1)
 			return
 		}
-		d.flowsEnded.Add(1)
 		emit(&f)
 	}
 

@@ -8,7 +8,17 @@ type Stats struct {
 	EventsLost    uint64 // events dropped because the ring was full (sum over CPUs)
 	EventsRead    uint64 // events Run read from the ring: EventsRead + EventsLost = EventsEmitted once drained
 	DecodeErrors  uint64 // events read that did not decode (not passed to emit)
-	FlowsEnded    uint64 // End records built by the sweeper
+	FlowsStarted  uint64 // flow-table entries created by the kernel (one START each)
+	FlowsEnded    uint64 // End records: built by the sweeper, or by the kernel when a new SYN reuses a closed TCP tuple
+
+	// FlowsEvicted estimates the flows the kernel's LRU table dropped before
+	// their End was reported (their last counts are lost): FlowsStarted
+	// minus FlowsEnded minus the live entries, as of the last sweep. The
+	// kernel does not report LRU evictions, so this is derived: it is exact
+	// when the table is quiet during a sweep, and may be off by the few
+	// flows created or replaced while a sweep reads the table. A growing
+	// value means FlowTableSize is too small for the traffic.
+	FlowsEvicted uint64
 }
 
 // Stats returns the counters. It is safe to call concurrently with Run.
@@ -17,15 +27,41 @@ func (d *Datapath) Stats() Stats {
 		EventsRead:   d.eventsRead.Load(),
 		DecodeErrors: d.decodeErrors.Load(),
 		FlowsEnded:   d.flowsEnded.Load(),
+		FlowsEvicted: d.flowsEvicted.Load(),
 	}
-	var err error
-	if s.EventsEmitted, err = d.perCPUSum(uint32(tcFlowFlowStatFLOW_STAT_EMITTED)); err != nil {
-		d.log.Warn("read emitted counter", "err", err)
+	k, err := d.kernelStats()
+	if err != nil {
+		d.log.Warn("read kernel counters", "err", err)
 	}
-	if s.EventsLost, err = d.perCPUSum(uint32(tcFlowFlowStatFLOW_STAT_LOST)); err != nil {
-		d.log.Warn("read lost counter", "err", err)
-	}
+	s.EventsEmitted, s.EventsLost, s.FlowsStarted = k.emitted, k.lost, k.started
+	s.FlowsEnded += k.ended
 	return s
+}
+
+// kernelCounters are the per-CPU stats slots, summed.
+type kernelCounters struct {
+	emitted, lost, started, ended uint64
+}
+
+// kernelStats sums every slot of the per-CPU stats array.
+func (d *Datapath) kernelStats() (kernelCounters, error) {
+	var k kernelCounters
+	for _, slot := range []struct {
+		n   tcFlowFlowStat
+		dst *uint64
+	}{
+		{tcFlowFlowStatFLOW_STAT_EMITTED, &k.emitted},
+		{tcFlowFlowStatFLOW_STAT_LOST, &k.lost},
+		{tcFlowFlowStatFLOW_STAT_STARTED, &k.started},
+		{tcFlowFlowStatFLOW_STAT_ENDED, &k.ended},
+	} {
+		v, err := d.perCPUSum(uint32(slot.n))
+		if err != nil {
+			return k, err
+		}
+		*slot.dst = v
+	}
+	return k, nil
 }
 
 // perCPUSum sums one slot of the per-CPU stats array.

@@ -14,6 +14,7 @@ const sweepBatch = 1024
 // sweeper ends flows whose connection closed or went idle. It belongs to the
 // Run goroutine and reuses its buffers.
 type sweeper struct {
+	d       *Datapath
 	flows   *ebpf.Map
 	keys    []tcFlowFlowKey
 	values  []tcFlowFlowValue
@@ -24,6 +25,7 @@ type sweeper struct {
 
 func newSweeper(d *Datapath) *sweeper {
 	return &sweeper{
+		d:       d,
 		flows:   d.objs.Flows,
 		keys:    make([]tcFlowFlowKey, sweepBatch),
 		values:  make([]tcFlowFlowValue, sweepBatch),
@@ -54,14 +56,23 @@ func (s *sweeper) expired(k *tcFlowFlowKey, v *tcFlowFlowValue, now uint64) bool
 }
 
 // sweep finds the ended flows, deletes each from the table (reading its
-// final counts in the same syscall) and calls end with its End event.
+// final counts in the same syscall) and calls end with its End event. On
+// the way it refreshes the estimate of evicted flows (Stats.FlowsEvicted).
 func (s *sweeper) sweep(end func(*flowEvent)) error {
 	now := bootNow()
+	// Snapshot of the counters before reading the table: entries created
+	// after it are not counted live (their first_seen is later).
+	k, kerr := s.d.kernelStats()
+	swept := s.d.flowsEnded.Load()
+	var live uint64
 	s.ended = s.ended[:0]
 	var cursor ebpf.MapBatchCursor
 	for {
 		n, err := s.flows.BatchLookup(&cursor, s.keys, s.values, nil)
 		for i := range n {
+			if s.values[i].FirstSeen <= now {
+				live++
+			}
 			if s.expired(&s.keys[i], &s.values[i], now) {
 				s.ended = append(s.ended, s.keys[i])
 			}
@@ -72,6 +83,15 @@ func (s *sweeper) sweep(end func(*flowEvent)) error {
 		if err != nil {
 			return fmt.Errorf("sweep flow table: %w", err)
 		}
+	}
+	if kerr == nil {
+		// Every entry started was ended (by the sweeper or by a port
+		// reuse), is live, or was evicted.
+		var evicted uint64
+		if gone := k.ended + swept + live; k.started > gone {
+			evicted = k.started - gone
+		}
+		s.d.flowsEvicted.Store(evicted)
 	}
 	var ev flowEvent
 	var v tcFlowFlowValue
@@ -84,6 +104,7 @@ func (s *sweeper) sweep(end func(*flowEvent)) error {
 			return fmt.Errorf("delete ended flow: %w", err)
 		}
 		endEvent(&ev, k, &v, now)
+		s.d.flowsEnded.Add(1)
 		end(&ev)
 	}
 	return nil

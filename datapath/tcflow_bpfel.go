@@ -76,17 +76,20 @@ type tcFlowFlowStat uint32
 const (
 	tcFlowFlowStatFLOW_STAT_EMITTED tcFlowFlowStat = 0
 	tcFlowFlowStatFLOW_STAT_LOST    tcFlowFlowStat = 1
-	tcFlowFlowStatFLOW_STAT_MAX     tcFlowFlowStat = 2
+	tcFlowFlowStatFLOW_STAT_STARTED tcFlowFlowStat = 2
+	tcFlowFlowStatFLOW_STAT_ENDED   tcFlowFlowStat = 3
+	tcFlowFlowStatFLOW_STAT_MAX     tcFlowFlowStat = 4
 )
 
 type tcFlowFlowState uint32
 
 const (
-	tcFlowFlowStateFLOW_STATE_SYN     tcFlowFlowState = 1
-	tcFlowFlowStateFLOW_STATE_SYNACK  tcFlowFlowState = 2
-	tcFlowFlowStateFLOW_STATE_FIN_FWD tcFlowFlowState = 4
-	tcFlowFlowStateFLOW_STATE_FIN_REV tcFlowFlowState = 8
-	tcFlowFlowStateFLOW_STATE_RST     tcFlowFlowState = 16
+	tcFlowFlowStateFLOW_STATE_SYN      tcFlowFlowState = 1
+	tcFlowFlowStateFLOW_STATE_SYNACK   tcFlowFlowState = 2
+	tcFlowFlowStateFLOW_STATE_FIN_FWD  tcFlowFlowState = 4
+	tcFlowFlowStateFLOW_STATE_FIN_REV  tcFlowFlowState = 8
+	tcFlowFlowStateFLOW_STATE_RST      tcFlowFlowState = 16
+	tcFlowFlowStateFLOW_STATE_REPLACED tcFlowFlowState = 32
 )
 
 type tcFlowFlowValue struct {
@@ -114,6 +117,7 @@ const (
 	tcFlowMapStats            = "stats"
 	tcFlowProgFlowEgress      = "flow_egress"
 	tcFlowProgFlowIngress     = "flow_ingress"
+	tcFlowVarLoadBytesOnly    = "load_bytes_only"
 	tcFlowVarReportIntervalNs = "report_interval_ns"
 	tcFlowVarUnusedFlowEvent  = "unused_flow_event"
 	tcFlowVarUnusedFlowHook   = "unused_flow_hook"
@@ -181,6 +185,7 @@ type tcFlowMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tcFlowVariableSpecs struct {
+	LoadBytesOnly    *ebpf.VariableSpec `ebpf:"load_bytes_only"`
 	ReportIntervalNs *ebpf.VariableSpec `ebpf:"report_interval_ns"`
 	UnusedFlowEvent  *ebpf.VariableSpec `ebpf:"unused_flow_event"`
 	UnusedFlowHook   *ebpf.VariableSpec `ebpf:"unused_flow_hook"`
@@ -226,6 +231,7 @@ func (m *tcFlowMaps) Close() error {
 //
 // It can be passed to loadTcFlowObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tcFlowVariables struct {
+	LoadBytesOnly    *ebpf.Variable `ebpf:"load_bytes_only"`
 	ReportIntervalNs *ebpf.Variable `ebpf:"report_interval_ns"`
 	UnusedFlowEvent  *ebpf.Variable `ebpf:"unused_flow_event"`
 	UnusedFlowHook   *ebpf.Variable `ebpf:"unused_flow_hook"`

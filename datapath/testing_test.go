@@ -3,6 +3,7 @@ package datapath
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"testing"
 	"time"
@@ -17,6 +18,9 @@ import (
 // tcxNext is TCX_NEXT (TC_ACT_UNSPEC) as PROG_TEST_RUN reports it.
 const tcxNext = 0xffffffff
 
+// quietLogger keeps the datapath's logs out of the test output.
+var quietLogger = slog.New(slog.DiscardHandler)
+
 // loadForTest loads a Datapath pinned under a directory of its own,
 // closed (and checked clean) by t.Cleanup.
 func loadForTest(t testing.TB, cfg Config) *Datapath {
@@ -24,6 +28,9 @@ func loadForTest(t testing.TB, cfg Config) *Datapath {
 	netlab.RequireRoot(t)
 	if cfg.PinPath == "" {
 		cfg.PinPath = fmt.Sprintf("/sys/fs/bpf/periscope-test-%d-%d", os.Getpid(), time.Now().UnixNano())
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = quietLogger
 	}
 	d, err := Load(cfg)
 	if err != nil {
