@@ -1,0 +1,154 @@
+package collector_test
+
+import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/collector"
+	"github.com/periscope-dev/periscope/datapath"
+	"github.com/periscope-dev/periscope/datapath/netlab"
+)
+
+// e2eFloodFlows is how many short UDP flows the flood makes (one datagram
+// each, from distinct source ports).
+const e2eFloodFlows = 4000
+
+// TestE2EFloodLossIsCounted floods a one-page ring buffer with the Start
+// events of thousands of short UDP flows. Events must be lost, and every
+// event must be accounted for: read + lost == emitted in the datapath, and
+// every event read (and every End record) reaches the collector's store.
+// Lost events lose no flow: the sweeper still ends each one from the table.
+func TestE2EFloodLossIsCounted(t *testing.T) {
+	netlab.RequireRoot(t)
+	lab := newE2ELab(t)
+	client, err := lab.AddPod(netlab.PodSpec{Name: "flooder"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := lab.AddPod(netlab.PodSpec{Name: "sink"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	quietPods(t, lab, client, server)
+	node := startE2ENode(t, &collector.Config{
+		NodeName: "e2e-flood",
+		Endpoints: []collector.EndpointConfig{
+			{Name: "flooder", NetNS: client.NetNSName},
+			{Name: "sink", NetNS: server.NetNSName},
+		},
+	}, datapath.Config{RingBufferSize: os.Getpagesize(), IdleTimeout: time.Second, CloseGrace: 300 * time.Millisecond}, 4*e2eFloodFlows+1024)
+
+	// A bound socket, so no ICMP port-unreachable comes back.
+	sink, err := server.ListenUDP(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			if _, err := sink.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	dst := netip.AddrPortFrom(server.IPv4, uint16(sink.LocalAddr().(*net.UDPAddr).Port))
+
+	// Open every socket first, then send from all at once, so the flood
+	// outruns the reader.
+	socks := make([]*net.UDPConn, e2eFloodFlows)
+	for i := range socks {
+		if socks[i], err = client.DialUDP(t.Context(), dst); err != nil {
+			t.Fatal(err)
+		}
+		defer socks[i].Close()
+	}
+	var wg sync.WaitGroup
+	const senders = 4
+	for s := range senders {
+		wg.Go(func() {
+			for i := s; i < len(socks); i += senders {
+				socks[i].Write([]byte("flood"))
+			}
+		})
+	}
+	wg.Wait()
+
+	// Wait until the ring is drained and every flood flow has ended.
+	ends := func() (onClient, onServer int) {
+		for _, f := range node.c.Store().Query(collector.Query{}) {
+			if f.Event != api.EventEnd || f.L4.Protocol != api.ProtoUDP || f.L4.DestinationPort != dst.Port() {
+				continue
+			}
+			switch int(f.Interface.Index) {
+			case client.HostVeth.Index:
+				onClient++
+			case server.HostVeth.Index:
+				onServer++
+			}
+		}
+		return
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		s := node.dp.Stats()
+		c, sv := ends()
+		if s.EventsRead+s.EventsLost == s.EventsEmitted && c == e2eFloodFlows && sv == e2eFloodFlows {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not settled after 15s: stats %+v, flood End records %d on the flooder's veth and %d on the sink's, want %d each",
+				s, c, sv, e2eFloodFlows)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // let a straggling sweep finish
+
+	ds := node.dp.Stats()
+	resp, err := http.Get(node.base + "/api/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st collector.Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatalf("decode status: %v", err)
+	}
+	ds2 := node.dp.Stats()
+	if ds != ds2 {
+		t.Fatalf("datapath still busy: %+v then %+v", ds, ds2)
+	}
+	t.Logf("datapath %+v; status events read %d lost %d emitted %d, flows ended %d seen %d stored %d",
+		ds, st.EventsRead, st.EventsLost, st.EventsEmitted, st.FlowsEnded, st.FlowsSeen, st.FlowsStored)
+
+	if st.EventsLost == 0 {
+		t.Errorf("no event lost: a one-page ring took a flood of %d flows (emitted %d)", e2eFloodFlows, st.EventsEmitted)
+	}
+	if st.EventsEmitted < 2*e2eFloodFlows {
+		t.Errorf("emitted %d events, want at least a Start per flood flow on each veth (%d)", st.EventsEmitted, 2*e2eFloodFlows)
+	}
+	if st.EventsRead+st.EventsLost != st.EventsEmitted {
+		t.Errorf("read %d + lost %d != emitted %d", st.EventsRead, st.EventsLost, st.EventsEmitted)
+	}
+	if ds.DecodeErrors != 0 {
+		t.Errorf("%d decode errors", ds.DecodeErrors)
+	}
+	// Every event read and every End record went into the store.
+	if want := st.EventsRead - ds.DecodeErrors + st.FlowsEnded; st.FlowsSeen != want {
+		t.Errorf("collector saw %d flows, want events read %d - decode errors %d + flows ended %d = %d",
+			st.FlowsSeen, st.EventsRead, ds.DecodeErrors, st.FlowsEnded, want)
+	}
+	if uint64(st.FlowsStored) != st.FlowsSeen {
+		t.Errorf("stored %d flows of %d seen (ring %d)", st.FlowsStored, st.FlowsSeen, st.RingSize)
+	}
+	if st.FlowsEnded < 2*e2eFloodFlows {
+		t.Errorf("%d flows ended, want at least %d", st.FlowsEnded, 2*e2eFloodFlows)
+	}
+}

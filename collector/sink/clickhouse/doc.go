@@ -1,0 +1,57 @@
+// Package clickhouse owns Periscope's ClickHouse storage: the schema and its
+// migrations, the sink that relays flow records into it (a sink.Sink behind a
+// sink.Queue), retention, and history queries that turn filters into
+// parameterised SQL. It must not know about HTTP or the datapath.
+//
+// # Schema
+//
+// flows holds one row per flow record. Time is stored as time (DateTime,
+// whole UTC seconds: partitions and the sort key use it) plus time_ns
+// (UInt32 nanoseconds within the second), because ClickHouse 18.16 has no
+// DateTime64. Addresses are FixedString(16) (IPv6 bytes, IPv4 mapped; zero
+// for none), labels are two parallel arrays (keys "source:key", values).
+// The table is PARTITIONED BY toYYYYMMDD(time), so retention drops whole days
+// and a time range prunes the days it misses, and ORDER BY (src_namespace,
+// src_pod, verdict, time) for "what did this namespace or pod do, what was
+// dropped" within a range. flows_1m is a SummingMergeTree of per-minute
+// rollups by source and destination namespace/workload and verdict, kept by
+// the materialized view flows_1m_mv. Records are cumulative per connection,
+// so a connection adds its bytes and packets once, from its End record;
+// "flows" counts Start records (connections begun), "drops" dropped ones.
+//
+// Migrations are numbered and recorded in schema_migrations; every statement
+// is idempotent, so a rerun is a no-op and two collectors may race. Features
+// newer than 18.16 sit behind a server-version check: TTL (19.6+), the
+// non_replicated_deduplication_window table setting (21.1+) and
+// insert_deduplication_token (22.2+).
+//
+// # Exactly once
+//
+// sink.Queue retries a failed Write with the same batch. A batch whose Send
+// failed may nevertheless be stored (the server committed, then the
+// connection broke before the acknowledgement). Write remembers such an
+// uncertain insert by its query id. Before the next Write it waits until
+// that query id has left system.processes (so the insert is committed or
+// abandoned, not in flight), then selects which of the batch's flow UUIDs
+// the table holds (in the batch's time range, so only its partitions are
+// read) and sends only the others. The UUIDs are per record (the datapath
+// draws a random one for each), so this never hides a distinct record.
+// Servers with insert_deduplication_token (22.2+) also get a token derived
+// from the UUIDs sent, so the server deduplicates a resend on its own.
+//
+// # Outages
+//
+// The sink holds no flows of its own: during an outage the Queue holds
+// them (up to its Capacity; drops beyond it are counted exactly by
+// Queue.Stats) and retries; give it MaxAttempts high enough to outlast the
+// outages it should survive (RecommendedQueueOptions). An on-disk spool for
+// longer outages is not implemented yet.
+//
+// # Queries
+//
+// Store.Query translates a filter.Filter term by term into a WHERE clause
+// whose values are all bound "?" parameters (clickhouse-go quotes them) and
+// whose identifiers come from a fixed allow-list of columns. A term SQL
+// cannot express exactly (a node glob) is left out, which selects a superset
+// that is read in pages; filter.Match is applied to every row read anyway.
+package clickhouse

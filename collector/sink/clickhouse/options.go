@@ -1,0 +1,168 @@
+package clickhouse
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+)
+
+// Environment variables that supply credentials the DSN does not carry.
+const (
+	EnvUser     = "PERISCOPE_CLICKHOUSE_USER"
+	EnvPassword = "PERISCOPE_CLICKHOUSE_PASSWORD"
+)
+
+// Defaults of Options.
+const (
+	DefaultDatabase          = "periscope"
+	DefaultRetention         = 7 * 24 * time.Hour
+	DefaultRetentionInterval = time.Hour
+	DefaultDialTimeout       = 5 * time.Second
+)
+
+// Options configure Open. Zero fields take the defaults above.
+type Options struct {
+	// DSN is "tcp://host:port[,host2:port]?database=periscope"; user and
+	// password may be in it (tcp://user:pass@host:9000), or come from
+	// PasswordFile or the environment (EnvUser, EnvPassword). The DSN wins
+	// over PasswordFile, which wins over the environment.
+	DSN string
+	// PasswordFile holds the password (one line; trailing newline ignored).
+	PasswordFile string
+	// TLS turns on TLS; CAFile adds a CA bundle to verify the server with;
+	// InsecureSkipVerify disables verification (tests only).
+	TLS                bool
+	CAFile             string
+	InsecureSkipVerify bool
+	// Retention is how long flows are kept; whole days (partitions) older
+	// than it are dropped. Default 7 days.
+	Retention time.Duration
+	// RetentionInterval is how often Run drops old partitions. Default 1h.
+	RetentionInterval time.Duration
+	// DialTimeout bounds connecting. Default 5s.
+	DialTimeout time.Duration
+	// Logger receives the store's messages. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// identRE is the allow-list for identifiers that come from configuration
+// (the database name): they are quoted, but never trusted beyond this set.
+var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
+
+// clientOptions turns Options into clickhouse-go options and the database name.
+func (o Options) clientOptions() (*ch.Options, string, error) {
+	if o.DSN == "" {
+		return nil, "", fmt.Errorf("clickhouse: empty DSN (want tcp://host:9000?database=%s)", DefaultDatabase)
+	}
+	u, err := url.Parse(o.DSN)
+	if err != nil {
+		return nil, "", fmt.Errorf("clickhouse: parse DSN: %w", redactErr(err, o.DSN))
+	}
+	switch u.Scheme {
+	case "tcp", "clickhouse":
+	default:
+		return nil, "", fmt.Errorf("clickhouse: DSN scheme %q: want tcp:// (the native protocol)", u.Scheme)
+	}
+	if u.Host == "" {
+		return nil, "", fmt.Errorf("clickhouse: DSN has no host")
+	}
+	q := u.Query()
+	db := q.Get("database")
+	if db == "" {
+		db = DefaultDatabase
+	}
+	if !identRE.MatchString(db) {
+		return nil, "", fmt.Errorf("clickhouse: database name %q: want letters, digits and _", db)
+	}
+	auth := ch.Auth{Database: "default", Username: "default"}
+	if v := os.Getenv(EnvUser); v != "" {
+		auth.Username = v
+	}
+	auth.Password = os.Getenv(EnvPassword)
+	if o.PasswordFile != "" {
+		b, err := os.ReadFile(o.PasswordFile)
+		if err != nil {
+			return nil, "", fmt.Errorf("clickhouse: read password file: %w", err)
+		}
+		auth.Password = strings.TrimRight(string(b), "\r\n")
+	}
+	if u.User != nil {
+		auth.Username = u.User.Username()
+		if p, ok := u.User.Password(); ok {
+			auth.Password = p
+		}
+	}
+	opts := &ch.Options{
+		Protocol:    ch.Native,
+		Addr:        strings.Split(u.Host, ","),
+		Auth:        auth,
+		DialTimeout: o.DialTimeout,
+		Compression: compression(q.Get("compress")),
+		// The store owns few goroutines; a small pool is plenty.
+		MaxOpenConns: 8,
+		MaxIdleConns: 4,
+	}
+	if o.TLS || o.CAFile != "" || q.Get("secure") == "true" {
+		tc := &tls.Config{InsecureSkipVerify: o.InsecureSkipVerify} //nolint:gosec // opt-in, tests only
+		if o.CAFile != "" {
+			pem, err := os.ReadFile(o.CAFile)
+			if err != nil {
+				return nil, "", fmt.Errorf("clickhouse: read CA file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, "", fmt.Errorf("clickhouse: CA file %s holds no PEM certificate", o.CAFile)
+			}
+			tc.RootCAs = pool
+		}
+		opts.TLS = tc
+	}
+	return opts, db, nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.Retention <= 0 {
+		o.Retention = DefaultRetention
+	}
+	if o.RetentionInterval <= 0 {
+		o.RetentionInterval = DefaultRetentionInterval
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = DefaultDialTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	o.Logger = o.Logger.With("component", "clickhouse")
+	return o
+}
+
+// redactErr keeps a password in the DSN out of error messages.
+func redactErr(err error, dsn string) error {
+	if u, perr := url.Parse(dsn); perr == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok && p != "" {
+			return fmt.Errorf("%s", strings.ReplaceAll(err.Error(), p, "xxxxx"))
+		}
+	}
+	return err
+}
+
+// compression reads the DSN's compress parameter: lz4 (default), zstd or
+// none (for loopback, where compressing only costs CPU).
+func compression(v string) *ch.Compression {
+	switch strings.ToLower(v) {
+	case "none", "false", "0":
+		return nil
+	case "zstd":
+		return &ch.Compression{Method: ch.CompressionZSTD}
+	}
+	return &ch.Compression{Method: ch.CompressionLZ4}
+}

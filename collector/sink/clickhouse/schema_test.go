@@ -1,0 +1,66 @@
+package clickhouse
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+)
+
+func TestMigrationsRunTwiceAreANoOp(t *testing.T) {
+	s1, srv := openStore(t, nil, "periscope")
+	if s1.migrationsRun == 0 {
+		t.Fatal("first Open applied no migration")
+	}
+	t.Logf("server %s: first Open applied %d migrations", s1.ServerVersion(), s1.migrationsRun)
+	s2, _ := openStore(t, srv, "periscope")
+	if s2.migrationsRun != 0 {
+		t.Errorf("second Open applied %d migrations, want 0", s2.migrationsRun)
+	}
+	if got := srv.Query("SELECT count() FROM periscope.schema_migrations"); got != itoa(s1.migrationsRun) {
+		t.Errorf("schema_migrations has %s rows, want %d", got, s1.migrationsRun)
+	}
+	if got := srv.Query("SELECT name FROM system.tables WHERE database = 'periscope' ORDER BY name FORMAT CSV"); got != "\"flows\"\n\"flows_1m\"\n\"flows_1m_mv\"\n\"schema_migrations\"" {
+		t.Errorf("tables:\n%s", got)
+	}
+	// Every statement is idempotent on its own: rerun all of them.
+	ctx := context.Background()
+	for _, m := range migrations {
+		if !s1.version.atLeast(m.minVersion.major, m.minVersion.minor) {
+			continue
+		}
+		for _, q := range m.stmts(s1.db) {
+			if err := s1.conn.Exec(ctx, q); err != nil {
+				t.Errorf("migration %d rerun: %v", m.version, err)
+			}
+		}
+	}
+}
+
+func TestDropExpiredDropsWholeOldDays(t *testing.T) {
+	s, srv := openStore(t, nil, "periscope")
+	now := time.Now().UTC()
+	old := genFlows(1, 50, now.Add(-10*24*time.Hour))
+	recent := genFlows(2, 70, now.Add(-time.Hour))
+	if err := s.Write(context.Background(), old); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(context.Background(), recent); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.DropExpired(context.Background(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 { // one day of flows, one of flows_1m
+		t.Errorf("dropped %d partitions, want 2", n)
+	}
+	if got := srv.Query("SELECT count() FROM periscope.flows"); got != "70" {
+		t.Errorf("%s flows left, want 70", got)
+	}
+	if got := srv.Query("SELECT sum(records) FROM periscope.flows_1m"); got != "70" {
+		t.Errorf("rollup counts %s records, want 70", got)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,193 @@
+package clickhouse
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/collector/sink"
+)
+
+// outageDuration is how long the outage test keeps ClickHouse down. The
+// issue asks for 30s (OutageBudget); the test uses 5s to stay fast, which
+// exercises the same path: the queue holds and retries, the sink resolves
+// the uncertain insert after the restart.
+const outageDuration = 5 * time.Second
+
+// runQueue runs a queue in front of s and returns it and a stop function.
+func runQueue(t *testing.T, s sink.Sink, o sink.QueueOptions) (*sink.Queue, func()) {
+	t.Helper()
+	o.Logger = quietLogger()
+	q, err := sink.NewQueue(s, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	fo := sink.NewFanout([]*sink.Queue{q})
+	go func() { fo.Run(ctx); close(done) }()
+	return q, func() { cancel(); <-done }
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func checkExactlyOnce(t *testing.T, s *Store, want []api.Flow) {
+	t.Helper()
+	wn, wsum := checksum(want)
+	n, distinct, sum := tableChecksum(t, s)
+	if n != wn || distinct != wn || sum != wsum {
+		t.Errorf("table has %d rows (%d distinct uuids, checksum %d); want %d rows, checksum %d", n, distinct, sum, wn, wsum)
+	} else {
+		t.Logf("%d rows, each once; checksum %d matches", n, sum)
+	}
+}
+
+func TestEveryFlowOfARunArrivesExactlyOnce(t *testing.T) {
+	s, srv := openStore(t, nil, "periscope")
+	flows := genFlows(7, 20000, time.Now().Add(-time.Minute))
+	q, stop := runQueue(t, s, sink.QueueOptions{Capacity: 32768, BatchSize: 2000, FlushInterval: 50 * time.Millisecond})
+	for i := range flows {
+		if !q.Offer(&flows[i]) {
+			t.Fatalf("flow %d refused", i)
+		}
+	}
+	waitFor(t, 30*time.Second, "all flows written", func() bool { return q.Stats().Written == uint64(len(flows)) })
+	stop()
+	if st := q.Stats(); st != (sink.Stats{Written: uint64(len(flows))}) {
+		t.Errorf("queue stats %+v", st)
+	}
+	checkExactlyOnce(t, s, flows)
+
+	var bytes, ended, started uint64
+	for i := range flows {
+		switch flows[i].Event {
+		case api.EventEnd:
+			ended++
+			bytes += flows[i].Counters.BytesForward + flows[i].Counters.BytesReply
+		case api.EventStart:
+			started++
+		}
+	}
+	want := itoa(len(flows)) + "\t" + u64(started) + "\t" + u64(ended) + "\t" + u64(bytes)
+	if got := srv.Query("SELECT sum(records), sum(flows), sum(ended), sum(bytes) FROM periscope.flows_1m"); got != want {
+		t.Errorf("rollup sums %q, want %q", got, want)
+	}
+}
+
+func TestOutageUnderLoadLosesAndDoublesNothing(t *testing.T) {
+	s, srv := openStore(t, nil, "periscope")
+	const n = 20000
+	flows := genFlows(8, n, time.Now().Add(-time.Minute))
+	q, stop := runQueue(t, s, sink.QueueOptions{
+		Capacity: n, BatchSize: 500, FlushInterval: 20 * time.Millisecond,
+		MaxAttempts: 1000, RetryBackoff: 100 * time.Millisecond,
+	})
+	var offered atomic.Int64
+	producerDone := make(chan struct{})
+	go func() { // a steady load across the outage: ~3000 flows/s
+		defer close(producerDone)
+		for i := range flows {
+			if !q.Offer(&flows[i]) {
+				t.Errorf("flow %d refused", i)
+			}
+			offered.Add(1)
+			if i%30 == 29 {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+	}()
+	waitFor(t, 10*time.Second, "some flows written", func() bool { return q.Stats().Written > 2000 })
+	srv.Kill() // a crash, mid-insert for all we know
+	t.Logf("ClickHouse killed after %d flows offered, %d written; down for %s", offered.Load(), q.Stats().Written, outageDuration)
+	time.Sleep(outageDuration)
+	srv.Start()
+	<-producerDone
+	waitFor(t, 40*time.Second, "all flows written after the restart", func() bool { return q.Stats().Written == n })
+	stop()
+	st := q.Stats()
+	if st.Dropped != 0 || st.Failed != 0 {
+		t.Errorf("queue stats %+v: nothing may be dropped or failed", st)
+	}
+	t.Logf("sink stats %+v", s.Stats())
+	checkExactlyOnce(t, s, flows)
+}
+
+func TestQueueTooSmallForAnOutageCountsExactlyTheMissingRows(t *testing.T) {
+	s, srv := openStore(t, nil, "periscope")
+	const n, capacity = 5000, 1000
+	flows := genFlows(9, n, time.Now().Add(-time.Minute))
+	q, stop := runQueue(t, s, sink.QueueOptions{
+		Capacity: capacity, BatchSize: 200, FlushInterval: 20 * time.Millisecond,
+		MaxAttempts: 1000, RetryBackoff: 50 * time.Millisecond,
+	})
+	for i := range 1000 {
+		q.Offer(&flows[i])
+	}
+	waitFor(t, 10*time.Second, "first flows written", func() bool { return q.Stats().Written == 1000 })
+	srv.Kill()
+	var kept []api.Flow
+	kept = append(kept, flows[:1000]...)
+	for i := 1000; i < n; i++ {
+		if q.Offer(&flows[i]) {
+			kept = append(kept, flows[i])
+		}
+	}
+	srv.Start()
+	waitFor(t, 40*time.Second, "queue drained", func() bool { return q.Stats().Queued == 0 })
+	stop()
+	st := q.Stats()
+	rows, _, _ := tableChecksum(t, s)
+	t.Logf("queue stats %+v, rows %d", st, rows)
+	if st.Failed != 0 || st.Dropped == 0 {
+		t.Errorf("queue stats %+v: want drops and no failures", st)
+	}
+	if rows+st.Dropped != n {
+		t.Errorf("%d rows + %d dropped != %d offered", rows, st.Dropped, n)
+	}
+	checkExactlyOnce(t, s, kept)
+}
+
+func TestRetryAfterASendThatReachedTheServerDoesNotDuplicate(t *testing.T) {
+	s, _ := openStore(t, nil, "periscope")
+	ctx := context.Background()
+	batch := genFlows(10, 1000, time.Now().Add(-time.Minute))
+	if err := s.Write(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	// As if the Send had failed after the server committed: the Queue
+	// re-calls Write with the same batch.
+	s.uncertain = &uncertainInsert{queryID: "periscope-insert-simulated"}
+	if err := s.Write(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	checkExactlyOnce(t, s, batch)
+	if st := s.Stats(); st.Deduplicated != 1000 || st.Inserted != 1000 {
+		t.Errorf("sink stats %+v, want 1000 inserted and 1000 deduplicated", st)
+	}
+	// A retried batch of which only part reached the server (or a new batch
+	// after an uncertain one): only the missing rows are sent.
+	more := genFlows(11, 500, time.Now().Add(-time.Minute))
+	mixed := append(append([]api.Flow{}, batch[:300]...), more...)
+	s.uncertain = &uncertainInsert{queryID: "periscope-insert-simulated"}
+	if err := s.Write(ctx, mixed); err != nil {
+		t.Fatal(err)
+	}
+	checkExactlyOnce(t, s, append(append([]api.Flow{}, batch...), more...))
+	// Without uncertainty nothing is checked: a plain Write is one insert.
+	if s.uncertain != nil {
+		t.Error("uncertainty not cleared after a successful Write")
+	}
+}
+
+func u64(n uint64) string { return itoa(int(n)) }

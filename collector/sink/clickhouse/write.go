@@ -1,0 +1,217 @@
+package clickhouse
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/periscope-dev/periscope/api"
+)
+
+// uncertainWait bounds how long Write waits for a failed insert to finish on
+// the server (it may still be committing) before checking what it stored.
+const uncertainWait = 10 * time.Second
+
+// uncertainInsert is an insert whose Send failed after the data may have
+// reached the server.
+type uncertainInsert struct {
+	queryID string
+}
+
+// Write inserts the batch: PrepareBatch naming every column, Append each
+// flow, Send. sink.Queue calls it again with the same batch after an error;
+// a retry never stores a row twice (see the package doc): when the previous
+// Send failed after its data may have reached the server, Write first waits
+// for that insert to leave the server, then asks which of the batch's UUIDs
+// are stored and sends only the others.
+func (s *Store) Write(ctx context.Context, batch []api.Flow) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	unc := s.uncertain
+	s.mu.Unlock()
+
+	rows := batch
+	if unc != nil {
+		stored, err := s.storedUUIDs(ctx, unc, batch)
+		if err != nil {
+			return fmt.Errorf("clickhouse: check a retried batch: %w", err)
+		}
+		if len(stored) > 0 {
+			rows = make([]api.Flow, 0, len(batch))
+			for i := range batch {
+				if !stored[batch[i].UUID] {
+					rows = append(rows, batch[i])
+				}
+			}
+		}
+		s.mu.Lock()
+		s.stats.Deduplicated += uint64(len(batch) - len(rows))
+		s.uncertain = nil
+		s.mu.Unlock()
+		if len(rows) == 0 {
+			return nil
+		}
+	}
+
+	qid := newQueryID()
+	ictx := ch.Context(ctx, ch.WithQueryID(qid))
+	if s.version.atLeast(versionDedupToken.major, versionDedupToken.minor) {
+		// Newer servers deduplicate the retry themselves as well.
+		ictx = ch.Context(ctx, ch.WithQueryID(qid), ch.WithSettings(ch.Settings{"insert_deduplication_token": dedupToken(rows)}))
+	}
+	b, err := s.conn.PrepareBatch(ictx, s.insertSQL())
+	if err != nil {
+		// Nothing was sent; an earlier uncertainty was resolved above.
+		return fmt.Errorf("clickhouse: prepare insert: %w", err)
+	}
+	for i, build := range columnValues {
+		if err := b.Column(i).Append(build(rows)); err != nil {
+			_ = b.Abort()
+			return fmt.Errorf("clickhouse: append column %s: %w", flowColumns[i].name, err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		s.mu.Lock()
+		s.uncertain = &uncertainInsert{queryID: qid}
+		s.stats.UncertainSends++
+		s.mu.Unlock()
+		return fmt.Errorf("clickhouse: insert %d rows: %w", len(rows), err)
+	}
+	s.mu.Lock()
+	s.stats.Inserted += uint64(len(rows))
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Store) insertSQL() string {
+	return fmt.Sprintf("INSERT INTO `%s`.%s (%s)", s.db, tableFlows, columnList())
+}
+
+// storedUUIDs waits until the uncertain insert is no longer running on the
+// server, then returns which of the batch's UUIDs the flows table holds.
+func (s *Store) storedUUIDs(ctx context.Context, unc *uncertainInsert, batch []api.Flow) (map[[16]byte]bool, error) {
+	deadline := time.Now().Add(uncertainWait)
+	for {
+		var n uint64
+		err := s.conn.QueryRow(ctx, "SELECT count() FROM system.processes WHERE query_id = ?", unc.queryID).Scan(&n)
+		if err != nil {
+			return nil, fmt.Errorf("look for the failed insert: %w", err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("the failed insert %s is still running after %s", unc.queryID, uncertainWait)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	lo, hi := batch[0].Time, batch[0].Time
+	ids := make([]string, len(batch))
+	for i := range batch {
+		t := batch[i].Time
+		if t.Before(lo) {
+			lo = t
+		}
+		if t.After(hi) {
+			hi = t
+		}
+		ids[i] = strings.ToUpper(hex.EncodeToString(batch[i].UUID[:])) // hex() is upper case
+	}
+	rows, err := s.conn.Query(ctx, fmt.Sprintf(
+		"SELECT uuid FROM `%s`.%s WHERE time >= toDateTime(?) AND time <= toDateTime(?) AND has(?, hex(uuid))", s.db, tableFlows),
+		uint32(lo.Unix()), uint32(hi.Unix()), ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	stored := map[[16]byte]bool{}
+	for rows.Next() {
+		var u string
+		if err := rows.Scan(&u); err != nil {
+			return nil, err
+		}
+		var id [16]byte
+		copy(id[:], u)
+		stored[id] = true
+	}
+	return stored, rows.Err()
+}
+
+// dedupToken names a set of rows for insert_deduplication_token.
+func dedupToken(rows []api.Flow) string {
+	h := sha256.New()
+	for i := range rows {
+		h.Write(rows[i].UUID[:])
+	}
+	return "periscope-" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+func newQueryID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return "periscope-insert-" + hex.EncodeToString(b[:])
+}
+
+func boolByte(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// ip16 is an address as FixedString(16) bytes: IPv6, IPv4 mapped; 16 zero
+// bytes for no address.
+func ip16(a netip.Addr) string {
+	if !a.IsValid() {
+		return string(make([]byte, 16))
+	}
+	b := a.As16()
+	return string(b[:])
+}
+
+func unixNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// labelKeys and labelValues split "source:key=value" labels into the keys
+// ("source:key", the text before '=') and values columns. A label without
+// '=' is stored with an empty value and reads back without '=' (filters
+// treat both alike).
+func labelKeys(labels []string) []string {
+	out := make([]string, len(labels))
+	for i, l := range labels {
+		out[i], _, _ = strings.Cut(l, "=")
+	}
+	return out
+}
+
+func labelValues(labels []string) []string {
+	out := make([]string, len(labels))
+	for i, l := range labels {
+		_, out[i], _ = strings.Cut(l, "=")
+	}
+	return out
+}

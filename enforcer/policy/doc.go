@@ -1,0 +1,50 @@
+// Package policy owns Periscope's policy language: parsing Cilium
+// (cilium.io/v2 CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy) and
+// Kubernetes (networking.k8s.io/v1 NetworkPolicy) YAML into one normalised
+// form, and Evaluate, the reference decision every compiled form must agree
+// with. It does no I/O besides reading policy files and knows nothing about
+// the kernel's maps (package compile owns those).
+//
+// # Only the L3/L4 part, and nothing silently
+//
+// Every field Periscope does not enforce (L7 rules, toFQDNs, toServices,
+// toGroups, to/fromRequires, to/fromNodes, authentication, named ports,
+// serverNames, listener, TLS contexts, CIDR groups, ...) is a validation
+// error with file:line:column: an ignored rule would be a policy bypass.
+// Unknown fields are errors too. Pure metadata (description, rule labels,
+// metadata.labels/annotations, status) is accepted and ignored.
+//
+// # Semantics (as Cilium documents them)
+//
+//   - An endpoint no rule selects in a direction allows everything in that
+//     direction. A rule that selects an endpoint and has an ingress or
+//     ingressDeny section puts it in default deny at ingress (likewise
+//     egress), unless enableDefaultDeny says otherwise
+//     (docs.cilium.io security/policy/intro, "Policy Enforcement Modes";
+//     the Rule API doc of enableDefaultDeny). An empty list (`ingress: []`)
+//     is "omitted or empty": the rule does not apply in that direction.
+//   - `ingress: [{}]` selects the endpoint (default deny) and allows
+//     nothing: an ingress rule with no L3 peer and no toPorts matches no
+//     traffic (Cilium's "default deny ingress" example). A rule with toPorts
+//     (or icmps) but no peer applies to every peer.
+//   - Allows from all policies union; any matching deny wins over any allow
+//     (docs.cilium.io security/policy/deny).
+//   - fromEndpoints/toEndpoints and endpointSelector of a namespaced
+//     CiliumNetworkPolicy get "k8s:io.kubernetes.pod.namespace=<ns>" added
+//     unless they already constrain that key or select reserved:init, as
+//     Cilium does; so `fromEndpoints: [{}]` is "every pod in the policy's
+//     namespace". In a clusterwide policy `{}` becomes "namespace label
+//     Exists": every pod, no reserved identity (cilium/cilium#12890).
+//   - Entities map to reserved identities: host, world, remote-node,
+//     kube-apiserver, health, init, unmanaged, ingress; cluster is every pod
+//     plus every reserved identity but world; all is every peer.
+//   - fromCIDR/toCIDR/CIDRSet select only peers outside the cluster (world
+//     and CIDR identities), by address, minus except.
+//   - protocol ANY means TCP, UDP and SCTP; a missing port or port 0 means
+//     every port. ICMP rules match the ICMP type.
+//   - Kubernetes NetworkPolicy: policyTypes (default Ingress, plus Egress
+//     when an egress section is present) select; `ingress: [{}]` allows all;
+//     a missing `from` means every peer; ports default to TCP.
+//     namespaceSelector supports only kubernetes.io/metadata.name (the only
+//     namespace label Periscope knows); other keys are errors.
+package policy

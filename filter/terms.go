@@ -1,0 +1,103 @@
+package filter
+
+import "net/netip"
+
+// Side is the side of a flow a term tests, in the read-only view of a
+// Filter's terms.
+type Side uint8
+
+// Sides of a term.
+const (
+	SideEither Side = Side(sideEither) // either endpoint (or a kind without sides)
+	SideFrom   Side = Side(sideFrom)   // the source (from:)
+	SideTo     Side = Side(sideTo)     // the destination (to:)
+)
+
+// LabelOp is a label requirement's operator.
+type LabelOp uint8
+
+// Label requirement operators.
+const (
+	LabelExists    LabelOp = LabelOp(opExists)    // key
+	LabelNotExists LabelOp = LabelOp(opNotExists) // !key
+	LabelEquals    LabelOp = LabelOp(opEquals)    // key=value, key==value
+	LabelNotEquals LabelOp = LabelOp(opNotEquals) // key!=value
+)
+
+// LabelRequirement is one comma-separated part of a label selector. A label
+// "source:key=value" satisfies it as filter.Match decides: Exists and Equals
+// need a label with Key (from Source, or from any source when Source is "")
+// and, for Equals, Value; NotExists and NotEquals need no such label.
+type LabelRequirement struct {
+	Source string
+	Key    string
+	Op     LabelOp
+	Value  string
+}
+
+// TermValue is one parsed chip value. Which fields are set depends on the
+// term's kind:
+//
+//	ip         Prefix (an address is a full-length prefix; IPv4 is unmapped)
+//	label      Selector (every requirement must hold)
+//	pod        Namespace ("" for any) and Name (a pod name prefix)
+//	namespace, workload, dns  Name
+//	node       Name, Glob (Name holds path.Match wildcards)
+//	identity, port, verdict, type  Number
+//	tcp-flag   Number (a mask: every bit must be set)
+//	protocol   Protocols (either matches; both equal for one protocol)
+type TermValue struct {
+	Text      string // canonical chip value
+	Prefix    netip.Prefix
+	Number    uint32
+	Protocols [2]uint8
+	Selector  []LabelRequirement
+	Namespace string
+	Name      string
+	Glob      bool
+}
+
+// Term is all chips of a Filter sharing negation, side and kind. A flow
+// matches the term when it matches any value (on either side for SideEither
+// of a sided kind); a flow passes the Filter when every non-negated term
+// matches and no negated term does.
+type Term struct {
+	Negate bool
+	Side   Side
+	Kind   string // canonical kind name: "ip", "label", "pod", ...
+	Sided  bool   // the kind has a source and a destination side
+	Values []TermValue
+}
+
+// Terms returns a copy of the filter's terms in the order they first
+// appeared, for translating a filter to another language (such as SQL).
+// Changing the result does not change f. A nil Filter has no terms.
+func (f *Filter) Terms() []Term {
+	if f == nil {
+		return nil
+	}
+	out := make([]Term, len(f.terms))
+	for i, t := range f.terms {
+		vals := make([]TermValue, len(t.values))
+		for j, v := range t.values {
+			tv := TermValue{
+				Text: v.text, Prefix: v.prefix, Number: v.num, Protocols: v.protos,
+				Namespace: v.ns, Name: v.name, Glob: v.glob,
+			}
+			if len(v.sel) > 0 {
+				tv.Selector = make([]LabelRequirement, len(v.sel))
+				for k, r := range v.sel {
+					tv.Selector[k] = LabelRequirement{Source: r.source, Key: r.key, Op: LabelOp(r.op), Value: r.value}
+				}
+			}
+			vals[j] = tv
+		}
+		out[i] = Term{Negate: t.negate, Side: Side(t.side), Kind: t.kind.name, Sided: t.kind.sided, Values: vals}
+	}
+	return out
+}
+
+// SplitLabel splits a label "source:key=value" as label selectors see it;
+// the source and value may be absent. A colon separates the source only
+// before the '='.
+func SplitLabel(l string) (source, key, value string) { return splitLabel(l) }

@@ -1,0 +1,343 @@
+package ui
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/periscope-dev/periscope/api"
+)
+
+// inboundBuffer is how many flows may wait between the upstream follow and
+// the hub; beyond it flows are skipped and counted (upstream_skipped).
+const inboundBuffer = 8192
+
+// upstreamRetry is how long the hub waits before following the source again
+// after the follow failed.
+const upstreamRetry = time.Second
+
+// statusEvery is how often each client is sent a status message.
+const statusEvery = time.Second
+
+// item is one flow on its way to the hub, encoded once for every client.
+type item struct {
+	flow api.Flow
+	json []byte
+}
+
+// subscribeReq asks the hub to (re)subscribe a client.
+type subscribeReq struct {
+	c         *client
+	sub       uint64
+	filter    Matcher
+	replay    bool
+	replayTil time.Time
+}
+
+// replayDone tells the hub that a client's replay ended.
+type replayDone struct {
+	c   *client
+	sub uint64
+}
+
+// hub owns the set of clients and the upstream follow; only its goroutine
+// touches the clients' hub-side state.
+type hub struct {
+	src      FlowSource
+	log      *slog.Logger
+	interval time.Duration
+	maxBatch int
+	history  bool
+
+	register   chan *client
+	unregister chan *client
+	subscribe  chan subscribeReq
+	replayed   chan replayDone
+	inbound    chan item
+	statsReq   chan chan HubStats
+	done       chan struct{} // closed when run returns
+
+	upstreamSkipped atomic.Uint64
+	received        atomic.Uint64
+	pool            sync.Pool // *[]byte message buffers
+}
+
+// HubStats are the hub's counters.
+type HubStats struct {
+	Clients         int    `json:"clients"`
+	Received        uint64 `json:"received"`
+	UpstreamSkipped uint64 `json:"upstream_skipped"`
+	Sent            uint64 `json:"sent"`
+	Skipped         uint64 `json:"skipped"`
+}
+
+func newHub(src FlowSource, log *slog.Logger, interval time.Duration, maxBatch int, history bool) *hub {
+	return &hub{
+		src:        src,
+		log:        log,
+		interval:   interval,
+		maxBatch:   maxBatch,
+		history:    history,
+		register:   make(chan *client),
+		unregister: make(chan *client),
+		subscribe:  make(chan subscribeReq),
+		replayed:   make(chan replayDone),
+		inbound:    make(chan item, inboundBuffer),
+		statsReq:   make(chan chan HubStats),
+		done:       make(chan struct{}),
+	}
+}
+
+func (h *hub) getBuf() []byte {
+	if p, ok := h.pool.Get().(*[]byte); ok {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, 64<<10)
+}
+
+func (h *hub) putBuf(b []byte) {
+	if cap(b) > 4<<20 {
+		return // an outsized replay batch; let it go
+	}
+	h.pool.Put(&b)
+}
+
+// run is the hub goroutine; it returns when ctx is done, after the
+// upstream follow has ended and every client's send queue is closed.
+func (h *hub) run(ctx context.Context) {
+	clients := make(map[*client]struct{})
+	var (
+		upCancel context.CancelFunc
+		upDone   chan error
+		upRetry  time.Time
+		lastUp   uint64
+		lastStat time.Time
+		sent     uint64
+		skipped  uint64
+	)
+	startUpstream := func() {
+		if upCancel != nil || len(clients) == 0 || time.Now().Before(upRetry) {
+			return
+		}
+		uctx, cancel := context.WithCancel(ctx)
+		upCancel, upDone = cancel, make(chan error, 1)
+		go func() { upDone <- h.follow(uctx) }()
+	}
+	stopUpstream := func() {
+		if upCancel == nil {
+			return
+		}
+		upCancel()
+		<-upDone
+		upCancel, upDone = nil, nil
+	}
+	defer func() {
+		defer close(h.done)
+		stopUpstream()
+		for c := range clients {
+			close(c.send)
+		}
+	}()
+
+	tick := time.NewTicker(h.interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+
+		case c := <-h.register:
+			clients[c] = struct{}{}
+			startUpstream()
+
+		case c := <-h.unregister:
+			if _, ok := clients[c]; ok {
+				delete(clients, c)
+				sent += c.sent
+				skipped += c.skipped
+				close(c.send)
+				if c.pending != nil {
+					h.putBuf(c.pending)
+				}
+			}
+			if len(clients) == 0 {
+				stopUpstream()
+			}
+
+		case r := <-h.subscribe:
+			if _, ok := clients[r.c]; !ok {
+				continue
+			}
+			c := r.c
+			if c.pending != nil {
+				h.putBuf(c.pending)
+				c.pending, c.pendingN = nil, 0
+			}
+			c.sub, c.filter, c.subscribed = r.sub, r.filter, true
+			c.replaying, c.replayTil = r.replay, r.replayTil
+			c.held = c.held[:0]
+
+		case d := <-h.replayed:
+			c := d.c
+			if _, ok := clients[c]; !ok || c.sub != d.sub || !c.replaying {
+				continue
+			}
+			c.replaying = false
+			for i := range c.held {
+				if !c.held[i].flow.Time.After(c.replayTil) {
+					continue // the replay had it
+				}
+				h.add(c, &c.held[i])
+			}
+			clear(c.held)
+			c.held = c.held[:0]
+
+		case it := <-h.inbound:
+			for c := range clients {
+				if !c.subscribed || (c.filter != nil && !c.filter.Match(&it.flow)) {
+					continue
+				}
+				if c.replaying {
+					if len(c.held) < h.maxBatch {
+						c.held = append(c.held, it)
+					} else {
+						c.skipped++
+					}
+					continue
+				}
+				h.add(c, &it)
+			}
+
+		case reply := <-h.statsReq:
+			st := HubStats{Clients: len(clients), Received: h.received.Load(),
+				UpstreamSkipped: h.upstreamSkipped.Load(), Sent: sent, Skipped: skipped}
+			for c := range clients {
+				st.Sent += c.sent
+				st.Skipped += c.skipped
+			}
+			reply <- st
+
+		case now := <-tick.C:
+			if upDone != nil {
+				select {
+				case err := <-upDone:
+					upCancel()
+					upCancel, upDone = nil, nil
+					upRetry = now.Add(upstreamRetry)
+					h.log.Warn("following the flow source ended; retrying", "err", err, "in", upstreamRetry)
+				default:
+				}
+			}
+			startUpstream()
+			// Flows the hub itself was too slow for may have been for
+			// anyone: every subscriber is told it may have missed them.
+			up := h.upstreamSkipped.Load()
+			lost := up - lastUp
+			lastUp = up
+			status := now.Sub(lastStat) >= statusEvery
+			if status {
+				lastStat = now
+			}
+			for c := range clients {
+				if c.subscribed {
+					c.skipped += lost
+				}
+				h.flush(c)
+				if status {
+					h.sendStatus(c, len(clients))
+				}
+			}
+		}
+	}
+}
+
+// add appends an encoded flow to c's pending batch, or counts it skipped
+// when the batch is full.
+func (h *hub) add(c *client, it *item) {
+	if c.pendingN >= h.maxBatch {
+		c.skipped++
+		return
+	}
+	if c.pending == nil {
+		c.pending = append(h.getBuf(), `{"type":"flows","sub":`...)
+		c.pending = strconv.AppendUint(c.pending, c.sub, 10)
+		c.pending = append(c.pending, `,"flows":[`...)
+	} else {
+		c.pending = append(c.pending, ',')
+	}
+	c.pending = append(c.pending, it.json...)
+	c.pendingN++
+}
+
+// flush hands c's pending batch to its send queue; a full queue means a slow
+// client, whose batch is skipped and counted.
+func (h *hub) flush(c *client) {
+	if c.pendingN == 0 {
+		return
+	}
+	msg := append(c.pending, `],"skipped":`...)
+	msg = strconv.AppendUint(msg, c.skipped, 10)
+	msg = append(msg, '}')
+	n := c.pendingN
+	c.pending, c.pendingN = nil, 0
+	select {
+	case c.send <- msg:
+		c.sent += uint64(n)
+	default:
+		c.skipped += uint64(n)
+		h.putBuf(msg)
+	}
+}
+
+func (h *hub) sendStatus(c *client, clients int) {
+	msg := append(h.getBuf(), `{"type":"status","clients":`...)
+	msg = strconv.AppendInt(msg, int64(clients), 10)
+	msg = append(msg, `,"history":`...)
+	msg = strconv.AppendBool(msg, h.history)
+	msg = append(msg, `,"received":`...)
+	msg = strconv.AppendUint(msg, h.received.Load(), 10)
+	msg = append(msg, `,"sent":`...)
+	msg = strconv.AppendUint(msg, c.sent, 10)
+	msg = append(msg, `,"skipped":`...)
+	msg = strconv.AppendUint(msg, c.skipped, 10)
+	msg = append(msg, `,"upstream_skipped":`...)
+	msg = strconv.AppendUint(msg, h.upstreamSkipped.Load(), 10)
+	msg = append(msg, '}')
+	select {
+	case c.send <- msg:
+	default:
+		h.putBuf(msg) // the next one will do
+	}
+}
+
+// follow runs the upstream follow, encoding each flow once.
+func (h *hub) follow(ctx context.Context) error {
+	return h.src.Follow(ctx, func(f *api.Flow) {
+		h.received.Add(1)
+		it := item{flow: *f, json: api.AppendJSON(make([]byte, 0, 1024), f)}
+		select {
+		case h.inbound <- it:
+		default:
+			h.upstreamSkipped.Add(1)
+		}
+	})
+}
+
+// stats asks the hub for its counters.
+func (h *hub) stats(ctx context.Context) (HubStats, error) {
+	reply := make(chan HubStats, 1)
+	select {
+	case h.statsReq <- reply:
+	case <-ctx.Done():
+		return HubStats{}, ctx.Err()
+	}
+	select {
+	case st := <-reply:
+		return st, nil
+	case <-ctx.Done():
+		return HubStats{}, ctx.Err()
+	}
+}

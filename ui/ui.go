@@ -1,0 +1,281 @@
+package ui
+
+import (
+	"bufio"
+	"context"
+	"crypto/subtle"
+	"embed"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/periscope-dev/periscope/api"
+)
+
+//go:embed web
+var webFS embed.FS
+
+// Defaults of Options.
+const (
+	DefaultBatchInterval = 75 * time.Millisecond
+	DefaultQueueLength   = 16
+	DefaultMaxBatch      = 4096
+)
+
+// Options configure the UI.
+type Options struct {
+	// Source streams live flows and replays stored ones; required.
+	Source FlowSource
+	// History, when set, answers time ranges beyond the live ring; the
+	// app then asks GET /api/v1/flows with source=clickhouse.
+	History HistorySource
+	// Token, when set, is required on the WebSocket as
+	// "Authorization: Bearer <token>" or, since browsers cannot set headers
+	// on a WebSocket, as ?token=<token>.
+	Token string
+	// AllowedOrigins are the origins (scheme://host[:port], or "*") whose
+	// pages may open the WebSocket; empty means the server's own host only.
+	AllowedOrigins []string
+	// ParseFilter turns chips into a Matcher; nil means filter.Parse.
+	ParseFilter func(chips []string) (Matcher, error)
+	// BatchInterval is how often batches are sent (DefaultBatchInterval).
+	BatchInterval time.Duration
+	// QueueLength is each client's send queue in batches
+	// (DefaultQueueLength); a client with a full queue is slow.
+	QueueLength int
+	// MaxBatch bounds the flows in one batch (DefaultMaxBatch); more within
+	// one interval are skipped and counted.
+	MaxBatch int
+	// Logger is the parent logger; nil discards logs.
+	Logger *slog.Logger
+}
+
+// UI is the web UI's http.Handler: the app at /, the WebSocket at
+// /api/v1/ws, and (when nothing in front of it answers them first)
+// GET /api/v1/flows for history ranges.
+type UI struct {
+	opts     Options
+	log      *slog.Logger
+	hub      *hub
+	mux      *http.ServeMux
+	upgrader websocket.Upgrader
+	cancel   context.CancelFunc
+	ctx      context.Context
+	wg       sync.WaitGroup
+	origins  map[string]bool
+	anyOrig  bool
+}
+
+// New builds the UI and starts its hub; Close stops it.
+func New(opts Options) (*UI, error) {
+	if opts.Source == nil {
+		return nil, errors.New("ui: no flow source")
+	}
+	if opts.ParseFilter == nil {
+		opts.ParseFilter = ParseChips
+	}
+	if opts.BatchInterval <= 0 {
+		opts.BatchInterval = DefaultBatchInterval
+	}
+	if opts.QueueLength <= 0 {
+		opts.QueueLength = DefaultQueueLength
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = DefaultMaxBatch
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("component", "ui")
+	u := &UI{
+		opts:    opts,
+		log:     log,
+		hub:     newHub(opts.Source, log, opts.BatchInterval, opts.MaxBatch, opts.History != nil),
+		mux:     http.NewServeMux(),
+		origins: make(map[string]bool),
+	}
+	for _, o := range opts.AllowedOrigins {
+		if o == "*" {
+			u.anyOrig = true
+		}
+		u.origins[strings.ToLower(strings.TrimSuffix(o, "/"))] = true
+	}
+	u.upgrader = websocket.Upgrader{
+		ReadBufferSize:  4 << 10,
+		WriteBufferSize: 32 << 10,
+		// Checked (with a 403) before the upgrade, in serveWS.
+		CheckOrigin: func(*http.Request) bool { return true },
+	}
+	static, err := fs.Sub(webFS, "web")
+	if err != nil {
+		return nil, err
+	}
+	files := http.FileServerFS(static)
+	u.mux.HandleFunc("GET /api/v1/ws", u.serveWS)
+	u.mux.HandleFunc("GET /api/v1/flows", u.serveFlows)
+	u.mux.Handle("GET /", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Content-Security-Policy",
+			"default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self'")
+		files.ServeHTTP(w, r)
+	}))
+	u.ctx, u.cancel = context.WithCancel(context.Background())
+	u.wg.Go(func() { u.hub.run(u.ctx) })
+	return u, nil
+}
+
+// ServeHTTP serves the app, the WebSocket and history requests.
+func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) { u.mux.ServeHTTP(w, r) }
+
+// Close stops the hub and ends every WebSocket.
+func (u *UI) Close() {
+	u.cancel()
+	u.wg.Wait()
+}
+
+// Stats are the hub's counters.
+func (u *UI) Stats(ctx context.Context) (HubStats, error) {
+	select {
+	case <-u.hub.done:
+		return HubStats{}, errors.New("ui: closed")
+	default:
+	}
+	return u.hub.stats(ctx)
+}
+
+// originOK accepts no Origin (not a browser), the server's own host, and
+// Options.AllowedOrigins.
+func (u *UI) originOK(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || u.anyOrig {
+		return true
+	}
+	if u.origins[strings.ToLower(origin)] {
+		return true
+	}
+	if len(u.origins) > 0 {
+		return false
+	}
+	o, err := url.Parse(origin)
+	return err == nil && strings.EqualFold(o.Host, r.Host)
+}
+
+// tokenOK checks the bearer token in the header or ?token=.
+func (u *UI) tokenOK(r *http.Request) bool {
+	if u.opts.Token == "" {
+		return true
+	}
+	got := r.URL.Query().Get("token")
+	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
+		got = strings.TrimPrefix(h, "Bearer ")
+	}
+	return subtle.ConstantTimeCompare([]byte(got), []byte(u.opts.Token)) == 1
+}
+
+func (u *UI) serveWS(w http.ResponseWriter, r *http.Request) {
+	if !u.originOK(r) {
+		u.log.Warn("websocket refused: foreign origin", "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
+		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return
+	}
+	if !u.tokenOK(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="periscope"`)
+		http.Error(w, "missing or wrong token", http.StatusUnauthorized)
+		return
+	}
+	conn, err := u.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader answered
+	}
+	ctx, cancel := context.WithCancel(u.ctx)
+	c := &client{
+		h:      u.hub,
+		conn:   conn,
+		parse:  u.opts.ParseFilter,
+		send:   make(chan []byte, u.opts.QueueLength),
+		direct: make(chan []byte),
+		ctx:    ctx,
+		cancel: cancel,
+	}
+	select {
+	case u.hub.register <- c:
+	case <-u.hub.done:
+		cancel()
+		conn.Close()
+		return
+	}
+	go c.writePump()
+	go c.readPump()
+}
+
+// serveFlows answers GET /api/v1/flows with since, until, last and filter
+// from the history source when source=clickhouse, else from the live
+// source's store, as NDJSON. In a collector or relay their own
+// /api/v1/flows answers first; this one serves a standalone UI.
+func (u *UI) serveFlows(w http.ResponseWriter, r *http.Request) {
+	v := r.URL.Query()
+	if !u.tokenOK(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="periscope"`)
+		http.Error(w, "missing or wrong token", http.StatusUnauthorized)
+		return
+	}
+	now := time.Now()
+	var q Query
+	var err error
+	if q.Since, err = instant(v.Get("since"), now); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if q.Until, err = instant(v.Get("until"), now); err != nil {
+		http.Error(w, strings.Replace(err.Error(), "since", "until", 1), http.StatusBadRequest)
+		return
+	}
+	if s := v.Get("last"); s != "" {
+		if q.Last, err = strconv.Atoi(s); err != nil || q.Last <= 0 {
+			http.Error(w, "last must be a positive integer", http.StatusBadRequest)
+			return
+		}
+	}
+	if q.Chips = v["filter"]; len(q.Chips) > 0 {
+		if q.Filter, err = u.opts.ParseFilter(q.Chips); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+	}
+	query := u.opts.Source.Query
+	switch v.Get("source") {
+	case "", "ring":
+	case "clickhouse":
+		if u.opts.History == nil {
+			http.Error(w, "no history source configured", http.StatusBadRequest)
+			return
+		}
+		query = u.opts.History.History
+	default:
+		http.Error(w, "source must be ring or clickhouse", http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	bw := bufio.NewWriterSize(w, 32<<10)
+	line := make([]byte, 0, 2048)
+	err = query(r.Context(), q, func(f *api.Flow) error {
+		line = append(api.AppendJSON(line[:0], f), '\n')
+		_, err := bw.Write(line)
+		return err
+	})
+	if err != nil {
+		u.log.Debug("history response ended", "err", err)
+		return
+	}
+	bw.Flush()
+}

@@ -1,0 +1,116 @@
+// Turning Hubble-shaped flow records ({"flow":{...},"node_name","time"})
+// into the strings the table, the detail pane and the service map show.
+
+const WORLD = 'reserved:world';
+
+function l4Of(f) {
+  const l4 = f.l4 || {};
+  for (const proto of ['TCP', 'UDP', 'SCTP', 'ICMPv4', 'ICMPv6']) {
+    if (l4[proto]) return [proto, l4[proto]];
+  }
+  return ['', {}];
+}
+
+// endpointName is how Hubble UI names an endpoint: namespace/pod, else
+// "world" or the address.
+function endpointName(ep, ip) {
+  if (ep.pod_name) return ep.namespace ? `${ep.namespace}/${ep.pod_name}` : ep.pod_name;
+  const labels = ep.labels || [];
+  if (labels.includes(WORLD)) return ip ? `world ${ip}` : 'world';
+  for (const l of labels) if (l.startsWith('reserved:')) return l.slice(9) + (ip ? ` ${ip}` : '');
+  return ip || '—';
+}
+
+// workloadKey names an endpoint's node on the service map.
+export function workloadKey(ep, ip) {
+  const labels = ep.labels || [];
+  const wl = (ep.workloads && ep.workloads[0] && ep.workloads[0].name) ||
+    (labels.find((l) => /(^|:)app=/.test(l)) || '').replace(/^(.*:)?app=/, '') || ep.pod_name;
+  if (wl) return ep.namespace ? `${ep.namespace}/${wl}` : wl;
+  if (labels.includes(WORLD)) return 'world';
+  for (const l of labels) if (l.startsWith('reserved:')) return l.slice(9);
+  return ip || 'unknown';
+}
+
+function endpointTitle(ep, ip) {
+  const lines = [];
+  if (ip) lines.push(`IP ${ip}`);
+  if (ep.identity) lines.push(`identity ${ep.identity}`);
+  for (const l of ep.labels || []) lines.push(l);
+  return lines.join('\n');
+}
+
+const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+export function fmtBytes(n) {
+  if (!n) return '0';
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return i === 0 ? `${n} B` : `${n.toFixed(n < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+function fmtCount(n) {
+  if (!n) return '0';
+  if (n < 10000) return String(n);
+  if (n < 1e6) return `${(n / 1e3).toFixed(1)}k`;
+  return `${(n / 1e6).toFixed(1)}M`;
+}
+
+// toRow extracts everything a table row, the map and the detail pane need,
+// once per flow.
+export function toRow(msg) {
+  const f = msg.flow || {};
+  const ip = f.IP || {};
+  const src = f.source || {};
+  const dst = f.destination || {};
+  const [proto, l4] = l4Of(f);
+  const p = f.periscope || {};
+  const fw = p.forward || {};
+  const rp = p.reply || {};
+  const time = f.time || msg.time || '';
+  return {
+    msg,
+    src: endpointName(src, ip.source),
+    srcTitle: endpointTitle(src, ip.source),
+    dst: endpointName(dst, ip.destination),
+    dstTitle: endpointTitle(dst, ip.destination),
+    srcKey: workloadKey(src, ip.source),
+    dstKey: workloadKey(dst, ip.destination),
+    port: l4.destination_port != null ? `${l4.destination_port}/${proto}` : (proto ? proto : ''),
+    l7: '',
+    dir: (f.traffic_direction || '').toLowerCase(),
+    verdict: f.verdict || 'VERDICT_UNKNOWN',
+    flags: l4.flags ? Object.keys(l4.flags).join(' ') : '',
+    bytes: `${fmtBytes(fw.bytes)} / ${fmtBytes(rp.bytes)}`,
+    packets: `${fmtCount(fw.packets)} / ${fmtCount(rp.packets)}`,
+    time: time.length >= 23 ? time.slice(11, 23) : time,
+    timeTitle: time,
+  };
+}
+
+// detailFields are the key fields shown above the JSON in the detail pane.
+export function detailFields(row) {
+  const f = row.msg.flow || {};
+  const ip = f.IP || {};
+  const [proto, l4] = l4Of(f);
+  const p = f.periscope || {};
+  const pol = (k) => (f[k] || []).map((x) => x.name).join(', ');
+  return [
+    ['Time', row.timeTitle],
+    ['Verdict', row.verdict + (f.drop_reason_desc ? ` (${f.drop_reason_desc})` : '')],
+    ['Source', `${row.src}${ip.source ? `  ${ip.source}${l4.source_port ? ':' + l4.source_port : ''}` : ''}`],
+    ['Destination', `${row.dst}${ip.destination ? `  ${ip.destination}${l4.destination_port ? ':' + l4.destination_port : ''}` : ''}`],
+    ['Source labels', ((f.source || {}).labels || []).join(', ')],
+    ['Destination labels', ((f.destination || {}).labels || []).join(', ')],
+    ['Protocol', proto],
+    ['Direction', row.dir],
+    ['TCP flags', row.flags],
+    ['Event', p.event || ''],
+    ['Bytes →/←', row.bytes],
+    ['Packets →/←', row.packets],
+    ['Node', f.node_name || row.msg.node_name || ''],
+    ['Interface', f.interface ? `${f.interface.name || ''} (${f.interface.index})` : ''],
+    ['Allowed by', [pol('egress_allowed_by'), pol('ingress_allowed_by')].filter(Boolean).join(', ')],
+    ['Denied by', [pol('egress_denied_by'), pol('ingress_denied_by')].filter(Boolean).join(', ')],
+    ['Summary', f.Summary || ''],
+  ].filter(([, v]) => v !== '' && v != null);
+}
