@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # deps.sh installs what building, testing and the demo need on Debian 12:
 # the BPF toolchain (clang, llvm, libbpf-dev, bpftool), the lab tools
-# (iproute2, iperf3, iptables, capsh) and the Go modules. It is idempotent:
+# (iproute2, iperf3, iptables, capsh), the real servers the tests run
+# (ClickHouse, Prometheus, headless Chromium) and the Go modules. It is idempotent:
 # when everything is present it changes nothing and exits 0.
 set -euo pipefail
 
@@ -36,6 +37,10 @@ declare -A probe=(
 	[unzip]=/usr/bin/unzip
 	[git]=/usr/bin/git
 	[make]=/usr/bin/make
+	[clickhouse-server]=/usr/sbin/clickhouse-server
+	[clickhouse-client]=/usr/bin/clickhouse-client
+	[prometheus]=/usr/bin/promtool
+	[chromium]=/usr/bin/chromium
 )
 
 missing=()
@@ -61,26 +66,15 @@ else
 	log "system packages present"
 fi
 
-# Go: the version go.mod asks for. Debian 12's is too old, so fetch the
-# official toolchain from the Go module proxy when go is missing.
+# Go: the version go.mod asks for. Debian 12's is too old; Go from the
+# official tarball is expected in /usr/local/go (the machines here have it).
 want_go=$(awk '/^go /{print $2; exit}' go.mod)
 if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
 	export PATH="/usr/local/go/bin:$PATH"
 fi
 if ! command -v go >/dev/null; then
-	arch=$(dpkg --print-architecture)
-	proxy=${GOPROXY:-https://proxy.golang.org}
-	proxy=${proxy%%,*}
-	url="$proxy/golang.org/toolchain/@v/v0.0.1-go${want_go}.linux-${arch}.zip"
-	log "installing Go ${want_go} to /usr/local/go from $url"
-	tmp=$(mktemp -d)
-	trap 'rm -rf "$tmp"' EXIT
-	curl -fsSL -o "$tmp/go.zip" "$url"
-	unzip -q "$tmp/go.zip" -d "$tmp"
-	as_root rm -rf /usr/local/go
-	as_root mv "$tmp/golang.org/toolchain@v0.0.1-go${want_go}.linux-${arch}" /usr/local/go
-	export PATH="/usr/local/go/bin:$PATH"
-	log "Go installed: add /usr/local/go/bin to your PATH"
+	log "Go ${want_go} or newer is needed: install it to /usr/local/go (https://go.dev/doc/install)"
+	exit 1
 fi
 log "$(go version) (go.mod wants ${want_go}; newer toolchains are fetched by go itself)"
 
