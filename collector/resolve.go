@@ -3,14 +3,12 @@ package collector
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 )
 
 // netnsDir is where `ip netns` keeps named namespaces.
@@ -19,7 +17,8 @@ const netnsDir = "/var/run/netns"
 // Resolve looks the configured endpoints up in the kernel: the host-side veth
 // of each (by name, or as the host peer of the veth inside its netns), its
 // addresses (declared, or read from inside its netns), the host interfaces and
-// the host's own addresses. The node name defaults to the hostname.
+// the host's own addresses. The node name defaults to the hostname. A netns is
+// only ever looked at from the host namespace, so CAP_NET_ADMIN is enough.
 func Resolve(cfg *Config) (*Topology, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -78,75 +77,63 @@ func resolveEndpoint(ep EndpointConfig) (ResolvedEndpoint, error) {
 	if ep.NetNS == "" {
 		return re, nil
 	}
-	ns, err := netns.GetFromPath(NetNSPath(ep.NetNS))
+	// Opening a namespace file read-only needs no capability, unlike
+	// entering it; see nsaddr.go.
+	ns, err := os.Open(NetNSPath(ep.NetNS))
 	if err != nil {
 		return re, fmt.Errorf("open netns %s: %w", ep.NetNS, err)
 	}
 	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return re, fmt.Errorf("netlink handle in netns %s: %w", ep.NetNS, err)
+	if ep.Interface != "" && len(re.IPs) > 0 {
+		return re, nil
 	}
-	defer h.Close()
-	links, err := h.LinkList()
+	nsid, err := netnsID(ns)
 	if err != nil {
-		return re, fmt.Errorf("list links in netns %s: %w", ep.NetNS, err)
+		return re, fmt.Errorf("netns %s: %w", ep.NetNS, err)
 	}
+	veths, err := hostVethsInto(nsid)
+	if err != nil {
+		return re, fmt.Errorf("netns %s: %w", ep.NetNS, err)
+	}
+	// peerIndex is the ifindex, inside the netns, of the host veth's peer;
+	// 0 when the declared interface is not a veth into this netns.
+	var peerIndex int
 	if ep.Interface == "" {
-		host, err := hostPeer(links)
+		host, err := soleVeth(veths)
 		if err != nil {
 			return re, fmt.Errorf("netns %s: %w", ep.NetNS, err)
 		}
 		re.HostIfIndex = uint32(host.Attrs().Index)
 		re.HostIfName = host.Attrs().Name
-	}
-	if len(re.IPs) == 0 {
-		for _, l := range links {
-			if l.Attrs().Flags&net.FlagLoopback != 0 {
-				continue
-			}
-			addrs, err := h.AddrList(l, netlink.FAMILY_ALL)
-			if err != nil {
-				return re, fmt.Errorf("list addresses of %s in netns %s: %w", l.Attrs().Name, ep.NetNS, err)
-			}
-			for _, a := range addrs {
-				ip, ok := netip.AddrFromSlice(a.IP)
-				if !ok || ip.IsLinkLocalUnicast() || ip.IsLoopback() {
-					continue
-				}
-				re.IPs = append(re.IPs, ip.Unmap())
+		peerIndex = host.Attrs().ParentIndex
+	} else {
+		for _, l := range veths {
+			if uint32(l.Attrs().Index) == re.HostIfIndex {
+				peerIndex = l.Attrs().ParentIndex
 			}
 		}
+	}
+	if len(re.IPs) == 0 {
+		ips, err := netnsAddrs(nsid, peerIndex)
+		if err != nil {
+			return re, fmt.Errorf("netns %s: %w", ep.NetNS, err)
+		}
+		re.IPs = ips
 	}
 	return re, nil
 }
 
-// hostPeer finds, among the links inside an endpoint's netns, the veth whose
-// peer lives in the host namespace, and returns that host-side peer: the peer
-// must be a host veth whose own peer index points back.
-func hostPeer(nsLinks []netlink.Link) (netlink.Link, error) {
-	var found []netlink.Link
-	for _, l := range nsLinks {
-		if _, ok := l.(*netlink.Veth); !ok || l.Attrs().ParentIndex == 0 {
-			continue
-		}
-		peer, err := netlink.LinkByIndex(l.Attrs().ParentIndex)
-		if err != nil {
-			continue // peer is in another namespace
-		}
-		if _, ok := peer.(*netlink.Veth); !ok || peer.Attrs().ParentIndex != l.Attrs().Index {
-			continue
-		}
-		found = append(found, peer)
-	}
-	switch len(found) {
+// soleVeth picks the endpoint's host-side veth among the host veths whose
+// peer is in its netns; several mean the config must say which.
+func soleVeth(veths []netlink.Link) (netlink.Link, error) {
+	switch len(veths) {
 	case 0:
 		return nil, errors.New("no veth with a peer in the host namespace (declare interface:)")
 	case 1:
-		return found[0], nil
+		return veths[0], nil
 	}
-	names := make([]string, len(found))
-	for i, l := range found {
+	names := make([]string, len(veths))
+	for i, l := range veths {
 		names[i] = l.Attrs().Name
 	}
 	return nil, fmt.Errorf("several veths with host peers (%s): declare interface:", strings.Join(names, ", "))
