@@ -79,7 +79,12 @@ struct flow_value {
 	__u8 hook;         /* enum flow_hook at which the initiator's packets are seen */
 	__u8 icmp_type;    /* of the first ICMP packet seen */
 	__u8 icmp_code;
-	__u8 pad[4];
+	__u8 verdict;      /* enum flow_verdict of the connection */
+	__u8 pad;
+	__u16 drop_reason; /* enum drop_reason when verdict is DROPPED or AUDIT */
+	__u32 policy_set;  /* policy_value.policy_set of the deciding entry (0: none) */
+	__u32 pad2;
+	__u64 revision;    /* policy revision that decided the verdict (0: no policy) */
 };
 
 /*
@@ -111,8 +116,88 @@ struct flow_event {
 	__u8 src_is_initiator;
 	__u8 icmp_type;
 	__u8 icmp_code;
-	__u8 pad[3];
+	__u8 verdict;      /* enum flow_verdict; 0 in sock events */
+	__u16 drop_reason; /* enum drop_reason (DROPPED; AUDIT: what it would have been) */
 	char comm[16];     /* sock events only */
+	__u32 policy_set;  /* index into the name-set table of revision */
+	__u32 pad;
+	__u64 revision;    /* policy revision that decided verdict (0: no policy) */
+};
+
+/* What happened to a connection's packets; values equal Go's api.Verdict. */
+enum flow_verdict {
+	FLOW_VERDICT_FORWARDED = 1,
+	FLOW_VERDICT_DROPPED = 2,
+	FLOW_VERDICT_AUDIT = 4, /* would have been dropped; the endpoint is in audit mode */
+};
+
+/* Drop reasons; values equal Go's api.DropReason (Cilium's numbering). */
+enum drop_reason {
+	DROP_POLICY_DENIED = 133, /* no allow matched and the direction is default deny */
+	DROP_POLICY_DENY = 181,   /* an explicit deny matched */
+};
+
+/* Directions of policy, seen from the local endpoint (api.TrafficDirection). */
+enum policy_dir {
+	POLICY_DIR_INGRESS = 1,
+	POLICY_DIR_EGRESS = 2,
+};
+
+/* Actions of a policy entry. */
+enum policy_action {
+	POLICY_ACTION_ALLOW = 1,
+	POLICY_ACTION_DENY = 2,
+};
+
+/*
+ * The policy maps, laid out as enforcer/compile documents (its package doc
+ * is the specification of keys, values and the lookup order). Every policy
+ * map exists twice (slot 0 and 1): revision r lives in slot r & 1, so
+ * userspace fills the inactive slot, publishes the revision, waits for an RCU
+ * grace period and clears the old slot; a packet reads the revision once and
+ * judges with one slot only, never with a half-written policy.
+ */
+struct policy_key {
+	__u32 prefixlen;   /* host order: 72 + (proto ? 8 + port bits : 0) */
+	__be32 endpoint_id; /* local endpoint: the host-side ifindex */
+	__be32 identity;   /* remote identity; 0 = any identity */
+	__u8 direction;    /* enum policy_dir */
+	__u8 proto;        /* IPPROTO_*; 0 = any protocol and port */
+	__be16 dport;      /* destination port; ICMP/ICMPv6: the type */
+};
+
+struct policy_value {
+	__u32 policy_set;  /* index into the userspace name-set table */
+	__u8 action;       /* enum policy_action */
+	__u8 pad[3];
+};
+
+/*
+ * Value of policy_enforce (key: __u32 endpoint id, host order). An entry
+ * exists only for an endpoint that some policy selects: no entry means no
+ * policy lookup at all.
+ */
+struct policy_enforce {
+	__u8 ingress; /* 1: default deny for the endpoint's ingress */
+	__u8 egress;  /* 1: default deny for the endpoint's egress */
+	__u8 audit;   /* 1: evaluate and report AUDIT, never drop */
+	__u8 pad;
+};
+
+struct ipcache_key {
+	__u32 prefixlen;   /* host order: 32 + address prefix bits */
+	__u8 family;       /* 4 or 6 */
+	__u8 pad[3];
+	__u8 addr[16];     /* IPv4 in the first 4 bytes (as flow_key) */
+};                         /* value: __u32 identity (host order); miss = world (2) */
+
+/*
+ * The one element of the policy_rev array (mmapable: userspace publishes a
+ * revision with one atomic 8-byte store). Revision 0 means no policy was
+ * ever applied: the programs skip every policy lookup.
+ */
+struct policy_state {
+	__u64 revision;
 };
 
 #endif /* PERISCOPE_FLOW_H */

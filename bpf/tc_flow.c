@@ -10,10 +10,23 @@
  * table entry, so final counts are exact; the one End built here is that of
  * a closed TCP connection whose tuple a new SYN reuses.
  *
- * The programs never drop or modify: every path returns TCX_NEXT
- * (TC_ACT_UNSPEC), which lets later TCX programs (or cls_bpf filters) run and
- * passes the packet when there are none. Truncated or malformed packets
- * are passed untouched and produce no event and no entry.
+ * Policy (identity-based L3/L4, laid out by enforcer/compile): a connection
+ * is judged when its entry is created, never per packet. At the host side of
+ * a pod's veth, TC ingress sees packets leaving the pod (the endpoint's
+ * EGRESS) and TC egress packets to the pod (its INGRESS); the direction and
+ * the port judged are those of the connection's initiator, so replies of an
+ * allowed connection pass without a lookup. The verdict, drop reason, policy
+ * set and the revision that decided are stored in the entry and every event.
+ * A dropped connection keeps its entry too: its packets are counted exactly
+ * and reported like any flow's, not one event per packet. When the active
+ * revision differs from the entry's, the next packet of the connection
+ * re-judges it: a policy change applies to existing connections at once
+ * (a verdict that changes is reported with a STATE event).
+ *
+ * Packets are never modified. Every path returns TCX_NEXT (TC_ACT_UNSPEC),
+ * which lets later TCX programs (or cls_bpf filters) run, except a packet of
+ * a connection judged DROPPED: TCX_DROP (TC_ACT_SHOT). Truncated or
+ * malformed packets are passed untouched and produce no event and no entry.
  */
 /* Kernel and libbpf headers are not ours to pad: -Wpadded covers flow.h. */
 #pragma clang diagnostic push
@@ -52,6 +65,13 @@ const enum flow_kind *unused_flow_kind __attribute__((unused));
 const enum flow_hook *unused_flow_hook __attribute__((unused));
 const enum flow_state *unused_flow_state __attribute__((unused));
 const enum flow_stat *unused_flow_stat __attribute__((unused));
+const enum flow_verdict *unused_flow_verdict __attribute__((unused));
+const enum drop_reason *unused_drop_reason __attribute__((unused));
+const struct policy_key *unused_policy_key __attribute__((unused));
+const struct policy_value *unused_policy_value __attribute__((unused));
+const struct policy_enforce *unused_policy_enforce __attribute__((unused));
+const struct ipcache_key *unused_ipcache_key __attribute__((unused));
+const struct policy_state *unused_policy_state __attribute__((unused));
 
 /* Set at load time from Config.ReportInterval. */
 volatile const __u64 report_interval_ns = 5000000000ULL;
@@ -63,6 +83,57 @@ struct {
 	__type(key, struct flow_key);
 	__type(value, struct flow_value);
 } flows SEC(".maps");
+
+/*
+ * The policy maps are pinned by name under the loader's PinPath and adopted
+ * by the next Load, so a restarted collector judges with the policy in
+ * force. Sizes are limits: LPM tries and the enforce hash allocate on use.
+ */
+struct policy_map {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__type(key, struct policy_key);
+	__type(value, struct policy_value);
+};
+
+struct ipcache_map {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__type(key, struct ipcache_key);
+	__type(value, __u32);
+};
+
+struct enforce_map {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__type(key, __u32);
+	__type(value, struct policy_enforce);
+};
+
+/* Slot r & 1 holds revision r (see flow.h). */
+struct policy_map policy_0 SEC(".maps");
+struct policy_map policy_1 SEC(".maps");
+struct ipcache_map ipcache_0 SEC(".maps");
+struct ipcache_map ipcache_1 SEC(".maps");
+struct enforce_map enforce_0 SEC(".maps");
+struct enforce_map enforce_1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__type(key, __u32);
+	__type(value, struct policy_state);
+} policy_rev SEC(".maps");
+
+#define IDENTITY_WORLD 2
 
 /* What the parser extracts from one packet. */
 struct packet {
@@ -411,8 +482,12 @@ static __always_inline void emit(const struct flow_key *k, struct flow_value *v,
 	e->src_is_initiator = v->src_is_initiator;
 	e->icmp_type = v->icmp_type;
 	e->icmp_code = v->icmp_code;
-	__builtin_memset(e->pad, 0, sizeof(e->pad));
+	e->verdict = v->verdict;
+	e->drop_reason = v->drop_reason;
 	__builtin_memset(e->comm, 0, sizeof(e->comm));
+	e->policy_set = v->policy_set;
+	e->pad = 0;
+	e->revision = v->revision;
 	bpf_ringbuf_submit(e, 0);
 }
 
@@ -424,13 +499,110 @@ static __always_inline int tcp_closed(__u32 state)
 		       (FLOW_STATE_FIN_FWD | FLOW_STATE_FIN_REV);
 }
 
+/* active_revision reads the policy revision in force: once per packet. */
+static __always_inline __u64 active_revision(void)
+{
+	__u32 zero = 0;
+	struct policy_state *st = bpf_map_lookup_elem(&policy_rev, &zero);
+
+	return st ? *(volatile __u64 *)&st->revision : 0;
+}
+
+/*
+ * judge writes the verdict of revision rev into v for the connection keyed k
+ * (v's src_is_initiator, hook and icmp_type already set), following the
+ * lookup order of enforcer/compile. The local endpoint is the interface;
+ * the peer is the side beyond it. Endpoints without a policy_enforce entry
+ * (selected by no policy) cost one hash lookup; revision 0 costs nothing.
+ */
+static __always_inline void judge(const struct flow_key *k, struct flow_value *v, __u64 rev)
+{
+	struct policy_enforce *enf;
+	struct policy_value *pv;
+	struct ipcache_key ik = {};
+	struct policy_key pk;
+	__u32 ep = k->ifindex, slot = rev & 1, id, *idp;
+	__u16 port, reason;
+	__u8 dir, deny;
+	int peer_is_src;
+
+	v->revision = rev;
+	v->verdict = FLOW_VERDICT_FORWARDED;
+	v->drop_reason = 0;
+	v->policy_set = 0;
+	if (!rev)
+		return;
+	enf = slot ? bpf_map_lookup_elem(&enforce_1, &ep) : bpf_map_lookup_elem(&enforce_0, &ep);
+	if (!enf)
+		return;
+
+	/* The initiator's packets enter the host here: the pod initiated. */
+	if (v->hook == FLOW_HOOK_INGRESS) {
+		dir = POLICY_DIR_EGRESS;
+		peer_is_src = !v->src_is_initiator; /* the peer responds */
+	} else {
+		dir = POLICY_DIR_INGRESS;
+		peer_is_src = v->src_is_initiator; /* the peer initiates */
+	}
+	/* The port judged is the responder's; ICMP: the request's type. */
+	port = v->src_is_initiator ? k->dport : k->sport;
+	if (k->proto == IPPROTO_ICMP || k->proto == IPPROTO_ICMPV6_) {
+		port = v->icmp_type;
+		if (k->proto == IPPROTO_ICMP && port == 0)
+			port = 8;
+		else if (k->proto == IPPROTO_ICMPV6_ && port == 129)
+			port = 128;
+	}
+
+	ik.prefixlen = 32 + (k->family == 4 ? 32 : 128);
+	ik.family = k->family;
+	if (peer_is_src)
+		__builtin_memcpy(ik.addr, k->saddr, 16);
+	else
+		__builtin_memcpy(ik.addr, k->daddr, 16);
+	idp = slot ? bpf_map_lookup_elem(&ipcache_1, &ik) : bpf_map_lookup_elem(&ipcache_0, &ik);
+	id = idp ? *idp : IDENTITY_WORLD;
+
+	pk.prefixlen = 96;
+	pk.endpoint_id = bpf_htonl(ep);
+	pk.identity = bpf_htonl(id);
+	pk.direction = dir;
+	pk.proto = k->proto;
+	pk.dport = bpf_htons(port);
+	pv = slot ? bpf_map_lookup_elem(&policy_1, &pk) : bpf_map_lookup_elem(&policy_0, &pk);
+	if (!pv) {
+		pk.identity = 0;
+		pv = slot ? bpf_map_lookup_elem(&policy_1, &pk) : bpf_map_lookup_elem(&policy_0, &pk);
+	}
+	if (pv) {
+		v->policy_set = pv->policy_set;
+		if (pv->action != POLICY_ACTION_DENY)
+			return;
+		reason = DROP_POLICY_DENY;
+	} else {
+		deny = dir == POLICY_DIR_INGRESS ? enf->ingress : enf->egress;
+		if (!deny)
+			return;
+		reason = DROP_POLICY_DENIED;
+	}
+	v->drop_reason = reason;
+	v->verdict = enf->audit ? FLOW_VERDICT_AUDIT : FLOW_VERDICT_DROPPED;
+}
+
+/* The TC action for a packet of a connection with this verdict. */
+static __always_inline int action(__u8 verdict)
+{
+	return verdict == FLOW_VERDICT_DROPPED ? TCX_DROP : TCX_NEXT;
+}
+
 /*
  * start_flow creates the entry of a connection whose first packet is p (or
- * replaces the entry of an ended one, with BPF_ANY) and reports its START.
- * Returns 0 when the entry was written.
+ * replaces the entry of an ended one, with BPF_ANY), judges it under policy
+ * revision prev, and reports its START. Returns the verdict (> 0), or -1
+ * when the entry was not written.
  */
 static __always_inline int start_flow(struct packet *p, int rev, __u8 hook, __u64 len,
-				      __u64 now, __u64 update_flags)
+				      __u64 now, __u64 update_flags, __u64 prev)
 {
 	struct flow_value nv = {};
 	/* The sender of the first packet started the connection, unless that
@@ -452,11 +624,12 @@ static __always_inline int start_flow(struct packet *p, int rev, __u8 hook, __u6
 		nv.hook = hook == FLOW_HOOK_INGRESS ? FLOW_HOOK_EGRESS : FLOW_HOOK_INGRESS;
 	nv.icmp_type = p->icmp_type;
 	nv.icmp_code = p->icmp_code;
+	judge(&p->key, &nv, prev);
 	if (bpf_map_update_elem(&flows, &p->key, &nv, update_flags))
 		return -1;
 	stat_inc(FLOW_STAT_STARTED);
 	emit(&p->key, &nv, FLOW_KIND_START, now);
-	return 0;
+	return nv.verdict;
 }
 
 /*
@@ -467,7 +640,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 {
 	struct packet p = {};
 	struct flow_value *v;
-	__u64 now, len = skb->len;
+	__u64 now, len = skb->len, prev, vrev;
 	int rev;
 
 	if (parse(skb, &p))
@@ -475,11 +648,14 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 	p.key.ifindex = skb->ifindex;
 	rev = normalise(&p.key);
 	now = bpf_ktime_get_boot_ns();
+	prev = active_revision();
 
 	v = bpf_map_lookup_elem(&flows, &p.key);
 	if (!v) {
-		if (start_flow(&p, rev, hook, len, now, BPF_NOEXIST) == 0)
-			return TCX_NEXT;
+		int verdict = start_flow(&p, rev, hook, len, now, BPF_NOEXIST, prev);
+
+		if (verdict > 0)
+			return action(verdict);
 		/* Another CPU created it first: account there. */
 		v = bpf_map_lookup_elem(&flows, &p.key);
 		if (!v)
@@ -501,10 +677,12 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 		if ((p.tcp_flags & 0x16) == 0x02 && tcp_closed(vst) &&
 		    !(vst & FLOW_STATE_REPLACED) &&
 		    __sync_val_compare_and_swap(&v->state, vst, vst | FLOW_STATE_REPLACED) == vst) {
+			int verdict;
+
 			emit(&p.key, v, FLOW_KIND_END, now);
 			stat_inc(FLOW_STAT_ENDED);
-			start_flow(&p, rev, hook, len, now, BPF_ANY);
-			return TCX_NEXT;
+			verdict = start_flow(&p, rev, hook, len, now, BPF_ANY, prev);
+			return verdict > 0 ? action(verdict) : TCX_NEXT;
 		}
 
 		if (p.tcp_flags & ~v->tcp_flags)
@@ -516,6 +694,26 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 			if (st & ~old)
 				kind = FLOW_KIND_STATE;
 		}
+	}
+
+	/*
+	 * A new revision re-judges the connection: the CPU that moves the
+	 * entry's revision does it (others meanwhile use the previous
+	 * revision's verdict), and reports a verdict that changed.
+	 */
+	vrev = v->revision;
+	if (vrev != prev && __sync_val_compare_and_swap(&v->revision, vrev, prev) == vrev) {
+		struct flow_value nv = {};
+
+		nv.src_is_initiator = v->src_is_initiator;
+		nv.hook = v->hook;
+		nv.icmp_type = v->icmp_type;
+		judge(&p.key, &nv, prev);
+		if (nv.verdict != v->verdict || nv.drop_reason != v->drop_reason)
+			kind = FLOW_KIND_STATE;
+		v->policy_set = nv.policy_set;
+		v->drop_reason = nv.drop_reason;
+		v->verdict = nv.verdict;
 	}
 
 	__sync_fetch_and_add(&v->packets[rev], 1);
@@ -534,7 +732,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 	}
 	if (kind)
 		emit(&p.key, v, kind, now);
-	return TCX_NEXT;
+	return action(v->verdict);
 }
 
 SEC("tc")

@@ -31,7 +31,10 @@ func passThrough(b *testing.B) *ebpf.Program {
 // BenchmarkTCProgram measures the flow program on a TCP packet of an existing
 // flow against the pass-through baseline in the same run.
 func BenchmarkTCProgram(b *testing.B) {
-	d := loadForTest(b, Config{ReportInterval: time.Hour})
+	benchTC(b, loadForTest(b, Config{ReportInterval: time.Hour}))
+}
+
+func benchTC(b *testing.B, d *Datapath) {
 	base := passThrough(b)
 	syn := v4("198.18.0.2", "198.18.0.1", 6, tcpHeader(40000, 80, 0x02))
 	ack := v4("198.18.0.2", "198.18.0.1", 6, append(tcpHeader(40000, 80, 0x10), make([]byte, 100)...))

@@ -13,6 +13,8 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
+
+	"github.com/periscope-dev/periscope/enforcer/compile"
 )
 
 // Datapath is the loaded kernel side: programs, maps pinned under PinPath,
@@ -37,6 +39,15 @@ type Datapath struct {
 	decodeErrors atomic.Uint64
 	flowsEnded   atomic.Uint64 // by the sweeper
 	flowsEvicted atomic.Uint64 // estimate of the last sweep
+
+	policyMu   sync.Mutex // serialises ApplyPolicy and SetPolicyAudit
+	policyMem  []byte     // mmapped policy_rev: the revision word
+	grace      *ebpf.Map  // map-in-map whose update waits for an RCU grace period
+	graceInner *ebpf.Map
+	lastPolicy *compile.Compiled
+	audit      map[uint32]bool
+	names      atomic.Pointer[nameTables]
+	revision   atomic.Uint64 // what policyMem holds
 }
 
 // Pin names under Config.PinPath.
@@ -51,6 +62,13 @@ const (
 // did not Close (stale links are detached, stale maps unpinned: flows they
 // held are not reported), loads the programs with cfg's sizes, and pins the
 // maps under cfg.PinPath.
+//
+// The policy maps are the exception: pinned ones are ADOPTED, not removed,
+// so a restarted collector judges connections with the policy in force
+// (PolicyRevision continues; the names of its policies are unknown until the
+// next ApplyPolicy). Pins whose layout no longer matches the programs (an
+// upgrade) are removed with a warning and the node runs without policy
+// until ApplyPolicy.
 func Load(cfg Config) (*Datapath, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -92,9 +110,22 @@ func Load(cfg Config) (*Datapath, error) {
 			return nil, fmt.Errorf("set load_bytes_only: %w", err)
 		}
 	}
-	if err := spec.LoadAndAssign(&d.objs, nil); err != nil {
+	opts := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: cfg.PinPath}}
+	err = spec.LoadAndAssign(&d.objs, opts)
+	if errors.Is(err, ebpf.ErrMapIncompatible) {
+		d.log.Warn("removing pinned policy maps of an incompatible layout", "err", err)
+		for _, name := range policyPins {
+			_ = os.Remove(filepath.Join(cfg.PinPath, name))
+		}
+		err = spec.LoadAndAssign(&d.objs, opts)
+	}
+	if err != nil {
 		d.removePinDir()
 		return nil, fmt.Errorf("load flow programs: %w", err)
+	}
+	if err := d.openPolicy(); err != nil {
+		d.closeObjects()
+		return nil, err
 	}
 	for name, m := range map[string]*ebpf.Map{pinFlows: d.objs.Flows, pinEvents: d.objs.Events, pinStats: d.objs.Stats} {
 		if err := m.Pin(filepath.Join(cfg.PinPath, name)); err != nil {
@@ -154,6 +185,7 @@ func (d *Datapath) closeObjects() error {
 			errs = append(errs, m.Unpin())
 		}
 	}
+	errs = append(errs, d.closePolicy()...)
 	errs = append(errs, d.objs.Close())
 	d.removePinDir()
 	return errors.Join(errs...)
@@ -170,7 +202,9 @@ func (d *Datapath) removePinDir() {
 
 // Close detaches every interface and the tracepoint, stops Run (which
 // returns nil), unpins the maps and closes everything: a clean shutdown
-// leaves nothing under PinPath.
+// leaves nothing under PinPath, except the policy maps while a policy
+// selects some endpoint (ApplyPolicy(nil) first to remove them), which the
+// next Load adopts.
 func (d *Datapath) Close() error {
 	d.mu.Lock()
 	if d.closed {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -62,6 +63,7 @@ type Decoder struct {
 	Clock Clock
 	rng   *rand.PCG
 	comms map[[16]byte]string
+	names *atomic.Pointer[nameTables] // policy names by revision; nil: none
 }
 
 // maxComms bounds the process-name cache; it is emptied when full.
@@ -135,7 +137,17 @@ func (d *Decoder) decodeEvent(ev *flowEvent, f *api.Flow) error {
 
 	f.Time = d.Clock.Time(ev.Ts)
 	d.uuid(&f.UUID)
-	f.Verdict = api.VerdictForwarded
+	switch ev.Verdict {
+	case 0, uint8(tcFlowFlowVerdictFLOW_VERDICT_FORWARDED):
+		f.Verdict = api.VerdictForwarded
+	case uint8(tcFlowFlowVerdictFLOW_VERDICT_DROPPED):
+		f.Verdict = api.VerdictDropped
+	case uint8(tcFlowFlowVerdictFLOW_VERDICT_AUDIT):
+		f.Verdict = api.VerdictAudit
+	default:
+		return fmt.Errorf("%w: verdict %d", ErrMalformed, ev.Verdict)
+	}
+	f.DropReason = api.DropReason(ev.DropReason)
 	f.Event = kind
 	f.StartTime = d.Clock.Time(ev.FirstSeen)
 	f.EndTime = d.Clock.Time(ev.LastSeen)
@@ -156,7 +168,38 @@ func (d *Decoder) decodeEvent(ev *flowEvent, f *api.Flow) error {
 	}
 	f.Type = api.FlowTypeL3L4
 	f.InitiatorHook = api.TrafficDirection(ev.Hook)
+	d.policyNames(ev, f)
 	return nil
+}
+
+// policyNames fills the deciding policies' names: from the name-set table
+// of the revision that judged (shared slices, no allocation). The direction
+// is the local endpoint's: EGRESS when the initiator's packets enter the
+// host at the interface (they leave the pod).
+func (d *Decoder) policyNames(ev *flowEvent, f *api.Flow) {
+	if ev.PolicySet == 0 || d.names == nil {
+		return
+	}
+	t := d.names.Load()
+	if t == nil {
+		return
+	}
+	names := t.lookup(ev.Revision, ev.PolicySet)
+	if names == nil {
+		return
+	}
+	deny := ev.DropReason == uint16(tcFlowDropReasonDROP_POLICY_DENY)
+	egress := ev.Hook == uint8(tcFlowFlowHookFLOW_HOOK_INGRESS)
+	switch {
+	case egress && deny:
+		f.EgressDeniedBy = names
+	case egress:
+		f.EgressAllowedBy = names
+	case deny:
+		f.IngressDeniedBy = names
+	default:
+		f.IngressAllowedBy = names
+	}
 }
 
 // uuid writes a random (version 4) UUID without allocating.

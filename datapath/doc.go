@@ -8,6 +8,18 @@
 // It must not know about endpoint names or labels, HTTP or sinks: the
 // collector enriches the records it emits.
 //
+// Policy: ApplyPolicy loads an enforcer/compile result into the kernel's
+// ipcache, policy and enforce maps (double-buffered: revision r in slot r&1,
+// published with one atomic store, the old slot cleared after an RCU grace
+// period), so no packet is ever judged by a half-written policy. The
+// programs judge a connection when its flow entry is created and again on
+// its next packet after each revision change; the verdict (FORWARDED,
+// DROPPED with 133/181, AUDIT), the policy set and the revision travel in
+// the entry and its events, and the decoder turns the set into policy names
+// (tables of the current and the previous revision). The policy maps stay
+// pinned while a policy selects an endpoint and are adopted by the next
+// Load.
+//
 // Limitations:
 //   - The flow table is an LRU hash of Config.FlowTableSize entries. When it
 //     is full the kernel silently evicts the least recently used flows: their
@@ -19,4 +31,18 @@
 //   - A new TCP SYN on the tuple of a connection that saw FIN both ways or an
 //     RST ends the old flow (an End built by the kernel) and starts a new one.
 //   - Non-first IP fragments are not counted.
+//   - A connection is judged from the first packet its entry sees. When that
+//     is not the connection's first packet (the flow table is not adopted
+//     across a restart, and the LRU may evict a live entry), the sender of
+//     that packet is taken for the initiator, unless it is a SYN-ACK or an
+//     echo reply: a reply of an allowed connection can then be judged as a
+//     connection of its own and dropped under default deny.
+//   - ICMP errors and other non-echo ICMP messages are judged as connections
+//     of their own (port = ICMP type), not as part of the connection they
+//     refer to.
+//   - A revision change re-judges an existing connection at its next packet;
+//     an idle connection keeps its verdict until then.
+//   - At a restart after a crash, the stale links are detached before the
+//     new ones attach: packets in between are neither counted nor judged.
+//     An adopted revision has no policy names until the next ApplyPolicy.
 package datapath

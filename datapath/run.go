@@ -28,6 +28,7 @@ func (d *Datapath) Run(ctx context.Context, emit func(*api.Flow)) error {
 	defer d.runMu.Unlock()
 
 	dec := NewDecoder(d.clock, uint64(time.Now().UnixNano()))
+	dec.names = &d.names
 	sw := newSweeper(d)
 	var f api.Flow
 	end := func(ev *flowEvent) {

@@ -138,5 +138,9 @@ func endEvent(ev *flowEvent, k *tcFlowFlowKey, v *tcFlowFlowValue, now uint64) {
 		SrcIsInitiator: v.SrcIsInitiator,
 		IcmpType:       v.IcmpType,
 		IcmpCode:       v.IcmpCode,
+		Verdict:        v.Verdict,
+		DropReason:     v.DropReason,
+		PolicySet:      v.PolicySet,
+		Revision:       v.Revision,
 	}
 }

@@ -13,6 +13,13 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type tcFlowDropReason uint32
+
+const (
+	tcFlowDropReasonDROP_POLICY_DENIED tcFlowDropReason = 133
+	tcFlowDropReasonDROP_POLICY_DENY   tcFlowDropReason = 181
+)
+
 type tcFlowFlowEvent struct {
 	_              structs.HostLayout
 	Ts             uint64
@@ -37,8 +44,12 @@ type tcFlowFlowEvent struct {
 	SrcIsInitiator uint8
 	IcmpType       uint8
 	IcmpCode       uint8
-	Pad            [3]uint8
+	Verdict        uint8
+	DropReason     uint16
 	Comm           [16]int8
+	PolicySet      uint32
+	Pad            uint32
+	Revision       uint64
 }
 
 type tcFlowFlowHook uint32
@@ -105,25 +116,90 @@ type tcFlowFlowValue struct {
 	Hook           uint8
 	IcmpType       uint8
 	IcmpCode       uint8
-	Pad            [4]uint8
+	Verdict        uint8
+	Pad            uint8
+	DropReason     uint16
+	PolicySet      uint32
+	Pad2           uint32
+	Revision       uint64
+}
+
+type tcFlowFlowVerdict uint32
+
+const (
+	tcFlowFlowVerdictFLOW_VERDICT_FORWARDED tcFlowFlowVerdict = 1
+	tcFlowFlowVerdictFLOW_VERDICT_DROPPED   tcFlowFlowVerdict = 2
+	tcFlowFlowVerdictFLOW_VERDICT_AUDIT     tcFlowFlowVerdict = 4
+)
+
+type tcFlowIpcacheKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Family    uint8
+	Pad       [3]uint8
+	Addr      [16]uint8
+}
+
+type tcFlowPolicyEnforce struct {
+	_       structs.HostLayout
+	Ingress uint8
+	Egress  uint8
+	Audit   uint8
+	Pad     uint8
+}
+
+type tcFlowPolicyKey struct {
+	_          structs.HostLayout
+	Prefixlen  uint32
+	EndpointId uint32
+	Identity   uint32
+	Direction  uint8
+	Proto      uint8
+	Dport      uint16
+}
+
+type tcFlowPolicyState struct {
+	_        structs.HostLayout
+	Revision uint64
+}
+
+type tcFlowPolicyValue struct {
+	_         structs.HostLayout
+	PolicySet uint32
+	Action    uint8
+	Pad       [3]uint8
 }
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	tcFlowMapEvents           = "events"
-	tcFlowMapFlows            = "flows"
-	tcFlowMapStats            = "stats"
-	tcFlowProgFlowEgress      = "flow_egress"
-	tcFlowProgFlowIngress     = "flow_ingress"
-	tcFlowVarLoadBytesOnly    = "load_bytes_only"
-	tcFlowVarReportIntervalNs = "report_interval_ns"
-	tcFlowVarUnusedFlowEvent  = "unused_flow_event"
-	tcFlowVarUnusedFlowHook   = "unused_flow_hook"
-	tcFlowVarUnusedFlowKind   = "unused_flow_kind"
-	tcFlowVarUnusedFlowStat   = "unused_flow_stat"
-	tcFlowVarUnusedFlowState  = "unused_flow_state"
+	tcFlowMapEnforce0            = "enforce_0"
+	tcFlowMapEnforce1            = "enforce_1"
+	tcFlowMapEvents              = "events"
+	tcFlowMapFlows               = "flows"
+	tcFlowMapIpcache0            = "ipcache_0"
+	tcFlowMapIpcache1            = "ipcache_1"
+	tcFlowMapPolicy0             = "policy_0"
+	tcFlowMapPolicy1             = "policy_1"
+	tcFlowMapPolicyRev           = "policy_rev"
+	tcFlowMapStats               = "stats"
+	tcFlowProgFlowEgress         = "flow_egress"
+	tcFlowProgFlowIngress        = "flow_ingress"
+	tcFlowVarLoadBytesOnly       = "load_bytes_only"
+	tcFlowVarReportIntervalNs    = "report_interval_ns"
+	tcFlowVarUnusedDropReason    = "unused_drop_reason"
+	tcFlowVarUnusedFlowEvent     = "unused_flow_event"
+	tcFlowVarUnusedFlowHook      = "unused_flow_hook"
+	tcFlowVarUnusedFlowKind      = "unused_flow_kind"
+	tcFlowVarUnusedFlowStat      = "unused_flow_stat"
+	tcFlowVarUnusedFlowState     = "unused_flow_state"
+	tcFlowVarUnusedFlowVerdict   = "unused_flow_verdict"
+	tcFlowVarUnusedIpcacheKey    = "unused_ipcache_key"
+	tcFlowVarUnusedPolicyEnforce = "unused_policy_enforce"
+	tcFlowVarUnusedPolicyKey     = "unused_policy_key"
+	tcFlowVarUnusedPolicyState   = "unused_policy_state"
+	tcFlowVarUnusedPolicyValue   = "unused_policy_value"
 )
 
 // loadTcFlow returns the embedded CollectionSpec for tcFlow.
@@ -176,22 +252,36 @@ type tcFlowProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tcFlowMapSpecs struct {
-	Events *ebpf.MapSpec `ebpf:"events"`
-	Flows  *ebpf.MapSpec `ebpf:"flows"`
-	Stats  *ebpf.MapSpec `ebpf:"stats"`
+	Enforce0  *ebpf.MapSpec `ebpf:"enforce_0"`
+	Enforce1  *ebpf.MapSpec `ebpf:"enforce_1"`
+	Events    *ebpf.MapSpec `ebpf:"events"`
+	Flows     *ebpf.MapSpec `ebpf:"flows"`
+	Ipcache0  *ebpf.MapSpec `ebpf:"ipcache_0"`
+	Ipcache1  *ebpf.MapSpec `ebpf:"ipcache_1"`
+	Policy0   *ebpf.MapSpec `ebpf:"policy_0"`
+	Policy1   *ebpf.MapSpec `ebpf:"policy_1"`
+	PolicyRev *ebpf.MapSpec `ebpf:"policy_rev"`
+	Stats     *ebpf.MapSpec `ebpf:"stats"`
 }
 
 // tcFlowVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tcFlowVariableSpecs struct {
-	LoadBytesOnly    *ebpf.VariableSpec `ebpf:"load_bytes_only"`
-	ReportIntervalNs *ebpf.VariableSpec `ebpf:"report_interval_ns"`
-	UnusedFlowEvent  *ebpf.VariableSpec `ebpf:"unused_flow_event"`
-	UnusedFlowHook   *ebpf.VariableSpec `ebpf:"unused_flow_hook"`
-	UnusedFlowKind   *ebpf.VariableSpec `ebpf:"unused_flow_kind"`
-	UnusedFlowStat   *ebpf.VariableSpec `ebpf:"unused_flow_stat"`
-	UnusedFlowState  *ebpf.VariableSpec `ebpf:"unused_flow_state"`
+	LoadBytesOnly       *ebpf.VariableSpec `ebpf:"load_bytes_only"`
+	ReportIntervalNs    *ebpf.VariableSpec `ebpf:"report_interval_ns"`
+	UnusedDropReason    *ebpf.VariableSpec `ebpf:"unused_drop_reason"`
+	UnusedFlowEvent     *ebpf.VariableSpec `ebpf:"unused_flow_event"`
+	UnusedFlowHook      *ebpf.VariableSpec `ebpf:"unused_flow_hook"`
+	UnusedFlowKind      *ebpf.VariableSpec `ebpf:"unused_flow_kind"`
+	UnusedFlowStat      *ebpf.VariableSpec `ebpf:"unused_flow_stat"`
+	UnusedFlowState     *ebpf.VariableSpec `ebpf:"unused_flow_state"`
+	UnusedFlowVerdict   *ebpf.VariableSpec `ebpf:"unused_flow_verdict"`
+	UnusedIpcacheKey    *ebpf.VariableSpec `ebpf:"unused_ipcache_key"`
+	UnusedPolicyEnforce *ebpf.VariableSpec `ebpf:"unused_policy_enforce"`
+	UnusedPolicyKey     *ebpf.VariableSpec `ebpf:"unused_policy_key"`
+	UnusedPolicyState   *ebpf.VariableSpec `ebpf:"unused_policy_state"`
+	UnusedPolicyValue   *ebpf.VariableSpec `ebpf:"unused_policy_value"`
 }
 
 // tcFlowObjects contains all objects after they have been loaded into the kernel.
@@ -214,15 +304,29 @@ func (o *tcFlowObjects) Close() error {
 //
 // It can be passed to loadTcFlowObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tcFlowMaps struct {
-	Events *ebpf.Map `ebpf:"events"`
-	Flows  *ebpf.Map `ebpf:"flows"`
-	Stats  *ebpf.Map `ebpf:"stats"`
+	Enforce0  *ebpf.Map `ebpf:"enforce_0"`
+	Enforce1  *ebpf.Map `ebpf:"enforce_1"`
+	Events    *ebpf.Map `ebpf:"events"`
+	Flows     *ebpf.Map `ebpf:"flows"`
+	Ipcache0  *ebpf.Map `ebpf:"ipcache_0"`
+	Ipcache1  *ebpf.Map `ebpf:"ipcache_1"`
+	Policy0   *ebpf.Map `ebpf:"policy_0"`
+	Policy1   *ebpf.Map `ebpf:"policy_1"`
+	PolicyRev *ebpf.Map `ebpf:"policy_rev"`
+	Stats     *ebpf.Map `ebpf:"stats"`
 }
 
 func (m *tcFlowMaps) Close() error {
 	return _TcFlowClose(
+		m.Enforce0,
+		m.Enforce1,
 		m.Events,
 		m.Flows,
+		m.Ipcache0,
+		m.Ipcache1,
+		m.Policy0,
+		m.Policy1,
+		m.PolicyRev,
 		m.Stats,
 	)
 }
@@ -231,13 +335,20 @@ func (m *tcFlowMaps) Close() error {
 //
 // It can be passed to loadTcFlowObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tcFlowVariables struct {
-	LoadBytesOnly    *ebpf.Variable `ebpf:"load_bytes_only"`
-	ReportIntervalNs *ebpf.Variable `ebpf:"report_interval_ns"`
-	UnusedFlowEvent  *ebpf.Variable `ebpf:"unused_flow_event"`
-	UnusedFlowHook   *ebpf.Variable `ebpf:"unused_flow_hook"`
-	UnusedFlowKind   *ebpf.Variable `ebpf:"unused_flow_kind"`
-	UnusedFlowStat   *ebpf.Variable `ebpf:"unused_flow_stat"`
-	UnusedFlowState  *ebpf.Variable `ebpf:"unused_flow_state"`
+	LoadBytesOnly       *ebpf.Variable `ebpf:"load_bytes_only"`
+	ReportIntervalNs    *ebpf.Variable `ebpf:"report_interval_ns"`
+	UnusedDropReason    *ebpf.Variable `ebpf:"unused_drop_reason"`
+	UnusedFlowEvent     *ebpf.Variable `ebpf:"unused_flow_event"`
+	UnusedFlowHook      *ebpf.Variable `ebpf:"unused_flow_hook"`
+	UnusedFlowKind      *ebpf.Variable `ebpf:"unused_flow_kind"`
+	UnusedFlowStat      *ebpf.Variable `ebpf:"unused_flow_stat"`
+	UnusedFlowState     *ebpf.Variable `ebpf:"unused_flow_state"`
+	UnusedFlowVerdict   *ebpf.Variable `ebpf:"unused_flow_verdict"`
+	UnusedIpcacheKey    *ebpf.Variable `ebpf:"unused_ipcache_key"`
+	UnusedPolicyEnforce *ebpf.Variable `ebpf:"unused_policy_enforce"`
+	UnusedPolicyKey     *ebpf.Variable `ebpf:"unused_policy_key"`
+	UnusedPolicyState   *ebpf.Variable `ebpf:"unused_policy_state"`
+	UnusedPolicyValue   *ebpf.Variable `ebpf:"unused_policy_value"`
 }
 
 // tcFlowPrograms contains all programs after they have been loaded into the kernel.

@@ -61,6 +61,7 @@ func runPacket(t testing.TB, prog *ebpf.Program, pkt []byte) (uint32, error) {
 func drain(t testing.TB, d *Datapath) []api.Flow {
 	t.Helper()
 	dec := NewDecoder(d.clock, 1)
+	dec.names = &d.names
 	var out []api.Flow
 	var rec ringbuf.Record
 	for {

@@ -1,0 +1,322 @@
+package datapath
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/periscope-dev/periscope/enforcer/compile"
+)
+
+// The policy maps are pinned by name (LIBBPF_PIN_BY_NAME in tc_flow.c)
+// directly under PinPath and adopted by the next Load.
+var policyPins = []string{"policy_rev", "policy_0", "policy_1", "ipcache_0", "ipcache_1", "enforce_0", "enforce_1"}
+
+// The generated structs and enforcer/compile's MarshalBinary must agree on
+// the kernel layout; a drift fails the build.
+var (
+	_ [16]byte = [unsafe.Sizeof(tcFlowPolicyKey{})]byte{}
+	_ [8]byte  = [unsafe.Sizeof(tcFlowPolicyValue{})]byte{}
+	_ [8]byte  = [unsafe.Sizeof(tcFlowPolicyState{})]byte{}
+)
+
+// policySlot is one of the two copies of the policy maps: revision r lives
+// in slot r&1.
+type policySlot struct {
+	policy, ipcache, enforce *ebpf.Map
+}
+
+func (d *Datapath) slot(rev uint64) policySlot {
+	if rev&1 == 1 {
+		return policySlot{d.objs.Policy1, d.objs.Ipcache1, d.objs.Enforce1}
+	}
+	return policySlot{d.objs.Policy0, d.objs.Ipcache0, d.objs.Enforce0}
+}
+
+// revisionNames is the policy-name-set table of one revision.
+type revisionNames struct {
+	rev  uint64
+	sets [][]string
+}
+
+// nameTables are the tables of the active revision and the one before it:
+// events judged by either decode to names (events of older revisions, and
+// of a revision adopted from a previous run, carry none).
+type nameTables struct {
+	cur, prev revisionNames
+}
+
+// lookup returns the names of set in revision rev, nil when unknown. The
+// slice is the table's own: read-only, never copied.
+func (t *nameTables) lookup(rev uint64, set uint32) []string {
+	var sets [][]string
+	switch rev {
+	case t.cur.rev:
+		sets = t.cur.sets
+	case t.prev.rev:
+		sets = t.prev.sets
+	default:
+		return nil
+	}
+	if int(set) >= len(sets) {
+		return nil
+	}
+	return sets[set]
+}
+
+// openPolicy maps the revision word and creates the grace-period map; called
+// by Load once the (possibly adopted) maps are loaded.
+func (d *Datapath) openPolicy() error {
+	mem, err := unix.Mmap(d.objs.PolicyRev.FD(), 0, os.Getpagesize(), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("mmap policy_rev: %w", err)
+	}
+	d.policyMem = mem
+	d.graceInner, err = ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1})
+	if err != nil {
+		return fmt.Errorf("create grace-period inner map: %w", err)
+	}
+	d.grace, err = ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.ArrayOfMaps, KeySize: 4, ValueSize: 4, MaxEntries: 1,
+		InnerMap: &ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1}})
+	if err != nil {
+		return fmt.Errorf("create grace-period map: %w", err)
+	}
+	rev := atomic.LoadUint64(d.revWord())
+	d.revision.Store(rev)
+	d.names.Store(&nameTables{cur: revisionNames{rev: rev}})
+	if rev != 0 {
+		d.log.Info("adopted the pinned policy of a previous run", "revision", rev)
+	}
+	return nil
+}
+
+// closePolicy unmaps the revision word and, unless a policy is in force,
+// unpins the policy maps: a clean shutdown without policy leaves nothing
+// under PinPath, one with policy leaves the policy for the next Load.
+func (d *Datapath) closePolicy() []error {
+	d.policyMu.Lock() // an ApplyPolicy in progress finishes first
+	defer d.policyMu.Unlock()
+	var errs []error
+	keep := d.policyMem != nil && d.policyInForce()
+	if d.policyMem != nil {
+		errs = append(errs, unix.Munmap(d.policyMem))
+		d.policyMem = nil
+	}
+	for _, m := range []*ebpf.Map{d.grace, d.graceInner} {
+		if m != nil {
+			errs = append(errs, m.Close())
+		}
+	}
+	d.grace, d.graceInner = nil, nil
+	if keep {
+		d.log.Info("policy left pinned for the next run", "pin_path", d.cfg.PinPath)
+		return errs
+	}
+	for _, m := range []*ebpf.Map{d.objs.PolicyRev, d.objs.Policy0, d.objs.Policy1,
+		d.objs.Ipcache0, d.objs.Ipcache1, d.objs.Enforce0, d.objs.Enforce1} {
+		if m != nil && m.IsPinned() {
+			errs = append(errs, m.Unpin())
+		}
+	}
+	return errs
+}
+
+// policyInForce reports whether the active revision selects any endpoint.
+func (d *Datapath) policyInForce() bool {
+	rev := d.PolicyRevision()
+	if rev == 0 {
+		return false
+	}
+	var k uint32
+	err := d.slot(rev).enforce.NextKey(nil, &k)
+	return err == nil
+}
+
+// revWord is the mmapped policy_state.revision; callers hold policyMu or
+// are Load and Close.
+func (d *Datapath) revWord() *uint64 {
+	return (*uint64)(unsafe.Pointer(&d.policyMem[0]))
+}
+
+// PolicyRevision returns the policy revision the programs judge new (and
+// re-judge existing) connections with; 0 when no policy was ever applied.
+func (d *Datapath) PolicyRevision() uint64 {
+	return d.revision.Load()
+}
+
+// ApplyPolicy makes c the policy in force, as revision PolicyRevision()+1,
+// atomically: it fills the inactive slot's ipcache, policy and enforce maps,
+// publishes the revision with one 8-byte store (every packet reads it once
+// and judges with that slot only), waits for an RCU grace period (no program
+// still runs with the old slot) and empties the old slot. Existing
+// connections are re-judged by their next packet. A nil c removes every
+// policy (a new, empty revision). Endpoints set by SetPolicyAudit are in
+// audit mode.
+func (d *Datapath) ApplyPolicy(c *compile.Compiled) error {
+	d.policyMu.Lock()
+	defer d.policyMu.Unlock()
+	return d.applyLocked(c)
+}
+
+func (d *Datapath) applyLocked(c *compile.Compiled) error {
+	if d.policyMem == nil {
+		return errors.New("apply policy: datapath closed")
+	}
+	cur := d.PolicyRevision()
+	next := cur + 1
+	in, old := d.slot(next), d.slot(cur)
+	// Left over by an ApplyPolicy that failed or a crashed run.
+	if err := in.clear(); err != nil {
+		return fmt.Errorf("apply policy: clear inactive slot: %w", err)
+	}
+	if err := d.fill(in, c); err != nil {
+		return errors.Join(fmt.Errorf("apply policy revision %d: %w", next, err), in.clear())
+	}
+	t := &nameTables{cur: revisionNames{rev: next}}
+	if c != nil {
+		t.cur.sets = c.PolicySets
+	}
+	if p := d.names.Load(); p != nil {
+		t.prev = p.cur
+	}
+	d.names.Store(t) // before the flip: the first events of next find their names
+	atomic.StoreUint64(d.revWord(), next)
+	d.revision.Store(next)
+	d.lastPolicy = c
+	if err := d.waitPrograms(); err != nil {
+		return fmt.Errorf("apply policy revision %d: wait for running programs (old slot kept): %w", next, err)
+	}
+	if err := old.clear(); err != nil {
+		return fmt.Errorf("apply policy revision %d: clear old slot: %w", next, err)
+	}
+	d.log.Info("policy applied", "revision", next)
+	return nil
+}
+
+// SetPolicyAudit puts endpoint (its host-side ifindex) in audit mode or
+// out of it: its connections are judged and reported (verdict AUDIT for
+// those policy would drop) but never dropped. It applies the last policy
+// again as a new revision, so existing connections are re-judged. Before
+// the first ApplyPolicy of this Datapath (an adopted policy included) it
+// takes effect with that ApplyPolicy.
+func (d *Datapath) SetPolicyAudit(endpoint uint32, audit bool) error {
+	d.policyMu.Lock()
+	defer d.policyMu.Unlock()
+	if d.audit == nil {
+		d.audit = map[uint32]bool{}
+	}
+	if audit {
+		d.audit[endpoint] = true
+	} else {
+		delete(d.audit, endpoint)
+	}
+	if d.lastPolicy == nil {
+		return nil // takes effect with the next ApplyPolicy
+	}
+	return d.applyLocked(d.lastPolicy)
+}
+
+// fill writes c into slot s (empty).
+func (d *Datapath) fill(s policySlot, c *compile.Compiled) error {
+	if c == nil {
+		return nil
+	}
+	for p, id := range c.IPCache {
+		k, err := ipcacheKey(p)
+		if err != nil {
+			return err
+		}
+		if err := s.ipcache.Put(&k, id); err != nil {
+			return fmt.Errorf("ipcache %s: %w", p, err)
+		}
+	}
+	selected := map[uint32]bool{}
+	for k, v := range c.Policy {
+		kb, _ := k.MarshalBinary()
+		vb, _ := v.MarshalBinary()
+		if err := s.policy.Put(kb, vb); err != nil {
+			return fmt.Errorf("policy entry %+v: %w", k, err)
+		}
+		selected[k.Endpoint] = true
+	}
+	for ep, e := range c.Enforce {
+		if e.Ingress || e.Egress {
+			selected[ep] = true
+		}
+	}
+	// Only selected endpoints get an entry: the others skip every lookup.
+	for ep := range selected {
+		e := c.Enforce[ep]
+		v := tcFlowPolicyEnforce{Ingress: b2u(e.Ingress), Egress: b2u(e.Egress), Audit: b2u(d.audit[ep])}
+		if err := s.enforce.Put(ep, &v); err != nil {
+			return fmt.Errorf("enforce entry of endpoint %d: %w", ep, err)
+		}
+	}
+	return nil
+}
+
+func b2u(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// ipcacheKey encodes struct ipcache_key for p (IPv4-mapped prefixes as IPv4).
+func ipcacheKey(p netip.Prefix) (tcFlowIpcacheKey, error) {
+	var k tcFlowIpcacheKey
+	a, bits := p.Addr(), p.Bits()
+	if a.Is4In6() && bits >= 96 {
+		a, bits = a.Unmap(), bits-96
+	}
+	if !p.IsValid() || bits < 0 {
+		return k, fmt.Errorf("ipcache: invalid prefix %s", p)
+	}
+	if a.Is4() {
+		k.Family = 4
+		b := a.As4()
+		copy(k.Addr[:], b[:])
+	} else {
+		k.Family = 6
+		k.Addr = a.As16()
+	}
+	k.Prefixlen = 32 + uint32(bits)
+	return k, nil
+}
+
+// clear deletes every entry of the slot's maps.
+func (s policySlot) clear() error {
+	return errors.Join(clearMap[tcFlowPolicyKey](s.policy), clearMap[tcFlowIpcacheKey](s.ipcache), clearMap[uint32](s.enforce))
+}
+
+func clearMap[K any](m *ebpf.Map) error {
+	var keys []K
+	var k K
+	err := m.NextKey(nil, &k)
+	for err == nil {
+		keys = append(keys, k)
+		err = m.NextKey(&keys[len(keys)-1], &k)
+	}
+	if !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("list %s: %w", m, err)
+	}
+	for i := range keys {
+		if err := m.Delete(&keys[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("delete from %s: %w", m, err)
+		}
+	}
+	return nil
+}
+
+// waitPrograms returns after an RCU grace period: every TC program that read
+// the previous revision has returned. An update of a map-in-map makes the
+// kernel wait for one (synchronize_rcu in maybe_wait_bpf_programs).
+func (d *Datapath) waitPrograms() error {
+	return d.grace.Put(uint32(0), d.graceInner)
+}
