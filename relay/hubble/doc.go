@@ -1,0 +1,11 @@
+// Package hubble serves Hubble's Observer gRPC API (GetFlows, ServerStatus,
+// GetNodes) over Periscope's flows, so the hubble CLI and other Hubble
+// clients work against a Periscope collector or relay unchanged.
+//
+// It owns the translation between Periscope and Hubble: api.Flow to
+// flow.Flow (FlowToProto), and Hubble's FlowFilter lists to Periscope's
+// filter semantics (CompileFilters). It reads flows through a small Backend
+// interface; adapters for a collector (NewCollectorBackend) and a relay
+// (NewRelayBackend) live here too. It must not own flow storage or peer
+// connections.
+package hubble

@@ -1,0 +1,189 @@
+package hubble
+
+import (
+	"context"
+	"errors"
+	"net"
+
+	observerpb "github.com/cilium/cilium/api/v1/observer"
+	relaypb "github.com/cilium/cilium/api/v1/relay"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/periscope-dev/periscope/api"
+)
+
+// DefaultListen is the Hubble API's default address (hubble-relay's port).
+const DefaultListen = "127.0.0.1:4245"
+
+// Server implements Hubble's Observer service over a Backend. GetFlows,
+// ServerStatus and GetNodes are served; the other methods answer
+// Unimplemented.
+type Server struct {
+	observerpb.UnimplementedObserverServer
+	backend Backend
+}
+
+// NewServer serves b.
+func NewServer(b Backend) *Server { return &Server{backend: b} }
+
+// Register adds the Observer service to g.
+func (s *Server) Register(g *grpc.Server) { observerpb.RegisterObserverServer(g, s) }
+
+// Serve serves the Observer service on ln until ctx is done, then stops
+// gracefully (ending follows). opts are passed to grpc.NewServer, e.g.
+// grpc.Creds(credentials.NewTLS(cfg)).
+func Serve(ctx context.Context, ln net.Listener, b Backend, opts ...grpc.ServerOption) error {
+	g := grpc.NewServer(opts...)
+	NewServer(b).Register(g)
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		<-ctx.Done()
+		g.Stop() // follows never end by themselves, so a graceful stop would wait forever
+	}()
+	err := g.Serve(ln)
+	if ctx.Err() != nil {
+		<-stopped
+	}
+	if errors.Is(err, grpc.ErrServerStopped) {
+		return nil
+	}
+	return err
+}
+
+// GetFlows streams the flows req selects: number with first (the first N) or
+// without (the last N), since, until and follow; the whitelist and
+// blacklist are Hubble's FlowFilter lists. Unsupported filter fields are
+// InvalidArgument naming the field. number 0 without follow returns every
+// stored flow in the time range.
+func (s *Server) GetFlows(req *observerpb.GetFlowsRequest, stream observerpb.Observer_GetFlowsServer) error {
+	fs, err := CompileFilters(req.GetWhitelist(), req.GetBlacklist())
+	if err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	if req.GetFirst() && req.GetFollow() {
+		return status.Error(codes.InvalidArgument, "first cannot be combined with follow")
+	}
+	var q Query
+	if !fs.Empty() {
+		q.Filter = fs
+		q.Chips, q.ChipsOK = fs.Chips()
+	}
+	if req.GetSince() != nil {
+		if err := req.GetSince().CheckValid(); err != nil {
+			return status.Errorf(codes.InvalidArgument, "since: %v", err)
+		}
+		q.Since = req.GetSince().AsTime()
+	}
+	if req.GetUntil() != nil {
+		if err := req.GetUntil().CheckValid(); err != nil {
+			return status.Errorf(codes.InvalidArgument, "until: %v", err)
+		}
+		q.Until = req.GetUntil().AsTime()
+	}
+	if !q.Since.IsZero() && !q.Until.IsZero() && q.Until.Before(q.Since) {
+		return status.Error(codes.InvalidArgument, "until is before since")
+	}
+	if n := req.GetNumber(); n > 0 {
+		if n > 1<<31 {
+			n = 1 << 31
+		}
+		if req.GetFirst() {
+			q.First = int(n)
+		} else {
+			q.Last = int(n)
+		}
+	}
+	ctx := stream.Context()
+	st := s.backend.Status(ctx)
+	if st.Relay {
+		if un := unavailable(st.Nodes); len(un) > 0 {
+			err := stream.Send(&observerpb.GetFlowsResponse{
+				ResponseTypes: &observerpb.GetFlowsResponse_NodeStatus{NodeStatus: &relaypb.NodeStatusEvent{
+					StateChange: relaypb.NodeState_NODE_UNAVAILABLE,
+					NodeNames:   un,
+				}},
+				Time: timestamppb.Now(),
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	send := func(f *api.Flow) error {
+		pf := FlowToProto(f)
+		return stream.Send(&observerpb.GetFlowsResponse{
+			ResponseTypes: &observerpb.GetFlowsResponse_Flow{Flow: pf},
+			NodeName:      f.NodeName,
+			Time:          pf.GetTime(),
+		})
+	}
+	if req.GetFollow() {
+		err = s.backend.Follow(ctx, q, send)
+	} else {
+		err = s.backend.Query(ctx, q, send)
+	}
+	if err != nil && ctx.Err() == nil {
+		if _, ok := status.FromError(err); ok {
+			return err
+		}
+		return status.Error(codes.Unavailable, err.Error())
+	}
+	return nil
+}
+
+func unavailable(nodes []Node) []string {
+	var out []string
+	for _, n := range nodes {
+		if !n.Connected {
+			out = append(out, n.Name)
+		}
+	}
+	return out
+}
+
+// ServerStatus reports the flows stored, their capacity, the flows seen,
+// the uptime and, for a relay, the nodes connected and unavailable.
+func (s *Server) ServerStatus(ctx context.Context, _ *observerpb.ServerStatusRequest) (*observerpb.ServerStatusResponse, error) {
+	st := s.backend.Status(ctx)
+	resp := &observerpb.ServerStatusResponse{
+		NumFlows:  st.NumFlows,
+		MaxFlows:  st.MaxFlows,
+		SeenFlows: st.SeenFlows,
+		UptimeNs:  uint64(st.Uptime),
+		Version:   st.Version,
+	}
+	if st.Relay {
+		un := unavailable(st.Nodes)
+		resp.NumConnectedNodes = wrapperspb.UInt32(uint32(len(st.Nodes) - len(un)))
+		resp.NumUnavailableNodes = wrapperspb.UInt32(uint32(len(un)))
+		resp.UnavailableNodes = un
+	}
+	if st.Uptime > 0 {
+		resp.FlowsRate = float64(st.SeenFlows) / st.Uptime.Seconds()
+	}
+	return resp, nil
+}
+
+// GetNodes lists the nodes behind the server with their state.
+func (s *Server) GetNodes(ctx context.Context, _ *observerpb.GetNodesRequest) (*observerpb.GetNodesResponse, error) {
+	st := s.backend.Status(ctx)
+	resp := &observerpb.GetNodesResponse{}
+	for _, n := range st.Nodes {
+		state := relaypb.NodeState_NODE_CONNECTED
+		if !n.Connected {
+			state = relaypb.NodeState_NODE_UNAVAILABLE
+		}
+		resp.Nodes = append(resp.Nodes, &observerpb.Node{
+			Name: n.Name, Version: n.Version, Address: n.Address, State: state,
+			UptimeNs: uint64(n.Uptime), NumFlows: n.NumFlows, MaxFlows: n.MaxFlows, SeenFlows: n.SeenFlows,
+		})
+	}
+	return resp, nil
+}
+
+var _ observerpb.ObserverServer = (*Server)(nil)
