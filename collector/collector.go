@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/enforcer/identity"
 	"github.com/periscope-dev/periscope/filter"
 )
 
@@ -79,6 +80,9 @@ type Options struct {
 	ParseFilter func(chips []string) (Matcher, error)
 	// Sinks get every flow after it is stored.
 	Sinks []Sink
+	// History, when set, is long-term storage GET /api/v1/flows reads with
+	// source=clickhouse.
+	History History
 	// Handlers are extra HTTP handlers served next to the API, keyed by
 	// ServeMux pattern (e.g. "GET /metrics").
 	Handlers map[string]http.Handler
@@ -86,6 +90,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Version is reported by /api/v1/status.
 	Version string
+	// Identities allocates the endpoints' security identities; nil keeps
+	// them in memory only.
+	Identities *identity.Allocator
 }
 
 // Collector is the node daemon: Source → enrich → store → sinks, and the
@@ -125,7 +132,11 @@ func New(opts Options) (*Collector, error) {
 			return nil, fmt.Errorf("collector: %w", err)
 		}
 	}
-	reg, err := NewRegistry(topo)
+	ids := opts.Identities
+	if ids == nil {
+		ids, _ = identity.NewAllocator("")
+	}
+	reg, err := NewRegistryWith(topo, ids)
 	if err != nil {
 		return nil, fmt.Errorf("collector: endpoint registry: %w", err)
 	}

@@ -44,6 +44,9 @@ type EndpointConfig struct {
 	Interface string `yaml:"interface"`
 	// IPs are the endpoint's addresses; when empty they are read from NetNS.
 	IPs []string `yaml:"ips"`
+	// Audit puts the endpoint's policy in audit mode: connections policy
+	// would drop are reported with verdict AUDIT and forwarded.
+	Audit bool `yaml:"audit"`
 }
 
 // LoadConfig reads and validates a YAML endpoints file.

@@ -20,13 +20,13 @@ type HistoryQuery struct {
 // ClickHouse (GET /api/v1/flows?source=clickhouse). Results come oldest
 // first.
 //
-// Wiring (for server.go/params.go): accept a "source" parameter ("ring",
-// the default, or "clickhouse"); "follow" is refused with a history source;
-// with source=clickhouse and Options.History set, call
-// History.Query(r.Context(), HistoryQuery{Chips: v["filter"], Since, Until,
-// First, Last}) and write each flow with api.AppendJSON; without a History
-// answer 400 "source clickhouse is not configured". A filter error from
-// History is a 400 as well.
+// GET /api/v1/flows takes a "source" parameter: "ring" (the default) or
+// "clickhouse". With source=clickhouse, follow is refused (400); without
+// Options.History the answer is 400 "history is not configured (start the
+// collector with --clickhouse)"; otherwise the server calls Query with the
+// request's chips (already checked with Options.ParseFilter), since, until,
+// first and last, and writes each flow as NDJSON. An error from Query is a
+// 502 with its message.
 type History interface {
 	Query(ctx context.Context, q HistoryQuery) ([]api.Flow, error)
 }

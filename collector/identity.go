@@ -1,15 +1,10 @@
 package collector
 
 import (
-	"hash/fnv"
+	"fmt"
 	"sort"
-)
 
-// Placeholder identities live in 256..65535: below 256 are Cilium's reserved
-// identities (host, world, ...), and 16 bits keep them readable.
-const (
-	minPlaceholderIdentity = 256
-	maxPlaceholderIdentity = 65535
+	"github.com/periscope-dev/periscope/enforcer/identity"
 )
 
 // endpointLabels builds an endpoint's labels the way Cilium does for pods:
@@ -25,16 +20,12 @@ func endpointLabels(namespace string, labels map[string]string) []string {
 	return out
 }
 
-// placeholderIdentity is a stable numeric identity for a label set, until the
-// enforcer allocates real identities: an FNV-1a hash of the sorted labels
-// folded into 256..65535. It depends only on the labels, so it is the same
-// across restarts and nodes; distinct label sets may collide (rarely).
-func placeholderIdentity(sortedLabels []string) uint32 {
-	h := fnv.New64a()
-	for _, l := range sortedLabels {
-		h.Write([]byte(l))
-		h.Write([]byte{0})
+// allocateIdentity gives an endpoint's label set its security identity from
+// the allocator (persisted in its state file, so a restart keeps it).
+func allocateIdentity(ids *identity.Allocator, sortedLabels []string) (uint32, error) {
+	id, err := ids.Allocate(identity.NewLabels(sortedLabels...))
+	if err != nil {
+		return 0, fmt.Errorf("identity of %v: %w", sortedLabels, err)
 	}
-	span := uint64(maxPlaceholderIdentity - minPlaceholderIdentity + 1)
-	return uint32(minPlaceholderIdentity + h.Sum64()%span)
+	return uint32(id), nil
 }

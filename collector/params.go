@@ -16,7 +16,17 @@ const defaultLast = 20
 type flowsRequest struct {
 	query  Query
 	follow bool
+	// source is where the flows come from: sourceRing or sourceClickHouse.
+	source string
+	// chips are the raw filter chips, for a history back end.
+	chips []string
 }
+
+// Values of the source parameter.
+const (
+	sourceRing       = "ring"
+	sourceClickHouse = "clickhouse"
+)
 
 // badParam is a 400: the parameter and what is wrong with it.
 type badParam struct {
@@ -28,18 +38,28 @@ func (e *badParam) Error() string {
 }
 
 // parseFlowsRequest reads the query parameters of GET /api/v1/flows: filter
-// (repeated chips), last, first, all, since, until, follow.
+// (repeated chips), last, first, all, since, until, follow, source.
 func parseFlowsRequest(v url.Values, now time.Time, parseFilter func([]string) (Matcher, error)) (*flowsRequest, error) {
-	req := &flowsRequest{}
+	req := &flowsRequest{source: sourceRing}
 	for key := range v {
 		switch key {
-		case "filter", "last", "first", "all", "since", "until", "follow":
+		case "filter", "last", "first", "all", "since", "until", "follow", "source":
 		default:
-			return nil, &badParam{key, "unknown parameter (want filter, last, first, all, since, until or follow)"}
+			return nil, &badParam{key, "unknown parameter (want filter, last, first, all, since, until, follow or source)"}
 		}
 	}
-	var err error
+	src, ok, err := single(v, "source")
+	if err != nil {
+		return nil, err
+	}
+	if ok && src != "" {
+		if src != sourceRing && src != sourceClickHouse {
+			return nil, &badParam{"source", fmt.Sprintf("%q is not ring or clickhouse", src)}
+		}
+		req.source = src
+	}
 	if chips := v["filter"]; len(chips) > 0 {
+		req.chips = chips
 		if parseFilter == nil {
 			return nil, &badParam{"filter", "this collector does not support filters"}
 		}
@@ -78,6 +98,8 @@ func parseFlowsRequest(v url.Values, now time.Time, parseFilter func([]string) (
 	switch {
 	case limits > 1:
 		return nil, &badParam{"last", "last, first and all exclude each other"}
+	case req.follow && req.source == sourceClickHouse:
+		return nil, &badParam{"follow", "cannot be combined with source=clickhouse (history is not live)"}
 	case req.follow && req.query.First > 0:
 		return nil, &badParam{"first", "cannot be combined with follow"}
 	case !req.query.Since.IsZero() && !req.query.Until.IsZero() && req.query.Until.Before(req.query.Since):

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/enforcer/identity"
 )
 
 // Topology is the node's endpoints resolved against the kernel: host-side
@@ -46,34 +47,51 @@ type endpointInfo struct {
 	hostIfIndex uint32
 	hostIfName  string
 	ips         []netip.Addr
+	audit       bool
 }
 
 // Registry answers endpoint lookups by host interface index and by IP, and
 // enriches flows in place. It is immutable after NewRegistry, so concurrent
 // lookups need no locking.
 type Registry struct {
-	nodeName  string
-	byIfIndex map[uint32]*endpointInfo
-	byIP      map[netip.Addr]*endpointInfo
-	ifNames   map[uint32]string
-	hostAddrs map[netip.Addr]struct{}
-	endpoints []*endpointInfo
-	hostIfs   []HostInterface
+	nodeName     string
+	byIfIndex    map[uint32]*endpointInfo
+	byIP         map[netip.Addr]*endpointInfo
+	ifNames      map[uint32]string
+	hostAddrs    map[netip.Addr]struct{}
+	endpoints    []*endpointInfo
+	hostIfs      []HostInterface
+	ids          *identity.Allocator
+	hostAddrList []netip.Addr
 }
 
-// NewRegistry builds the registry for a topology.
+// NewRegistry builds the registry for a topology, with identities kept in
+// memory only.
 func NewRegistry(t *Topology) (*Registry, error) {
+	ids, _ := identity.NewAllocator("")
+	return NewRegistryWith(t, ids)
+}
+
+// NewRegistryWith builds the registry for a topology; ids allocates the
+// endpoints' security identities.
+func NewRegistryWith(t *Topology, ids *identity.Allocator) (*Registry, error) {
 	r := &Registry{
-		nodeName:  t.NodeName,
-		byIfIndex: make(map[uint32]*endpointInfo, len(t.Endpoints)),
-		byIP:      make(map[netip.Addr]*endpointInfo),
-		ifNames:   make(map[uint32]string, len(t.Endpoints)+len(t.HostInterfaces)),
-		hostAddrs: make(map[netip.Addr]struct{}, len(t.HostAddrs)),
-		hostIfs:   append([]HostInterface(nil), t.HostInterfaces...),
+		nodeName:     t.NodeName,
+		byIfIndex:    make(map[uint32]*endpointInfo, len(t.Endpoints)),
+		byIP:         make(map[netip.Addr]*endpointInfo),
+		ifNames:      make(map[uint32]string, len(t.Endpoints)+len(t.HostInterfaces)),
+		hostAddrs:    make(map[netip.Addr]struct{}, len(t.HostAddrs)),
+		hostIfs:      append([]HostInterface(nil), t.HostInterfaces...),
+		ids:          ids,
+		hostAddrList: append([]netip.Addr(nil), t.HostAddrs...),
 	}
 	for _, re := range t.Endpoints {
 		ns := re.Config.namespace()
 		labels := endpointLabels(ns, re.Config.Labels)
+		ident, err := allocateIdentity(ids, labels)
+		if err != nil {
+			return nil, err
+		}
 		workload := re.Config.Labels["app"]
 		if workload == "" {
 			workload = re.Config.Name
@@ -83,7 +101,7 @@ func NewRegistry(t *Topology) (*Registry, error) {
 				// The host-side ifindex is a stable local id for the
 				// endpoint's lifetime, like Cilium's endpoint id.
 				ID:        re.HostIfIndex,
-				Identity:  placeholderIdentity(labels),
+				Identity:  ident,
 				Namespace: ns,
 				Labels:    labels,
 				PodName:   re.Config.Name,
@@ -91,6 +109,7 @@ func NewRegistry(t *Topology) (*Registry, error) {
 			},
 			hostIfIndex: re.HostIfIndex,
 			hostIfName:  re.HostIfName,
+			audit:       re.Config.Audit,
 			ips:         append([]netip.Addr(nil), re.IPs...),
 		}
 		if re.HostIfIndex != 0 {

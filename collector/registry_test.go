@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/enforcer/identity"
 )
 
 func testTopology() *Topology {
@@ -66,7 +67,7 @@ func TestEndpointLabelsAndIdentity(t *testing.T) {
 	if again := testRegistry(t); again.byIfIndex[10].endpoint.Identity != fe.Identity {
 		t.Error("identity is not deterministic")
 	}
-	if got := placeholderIdentity(endpointLabels("default", map[string]string{"app": "frontend", "tier": "web"})); got != fe.Identity {
+	if got := uint32(identity.PreferredID(endpointLabels("default", map[string]string{"app": "frontend", "tier": "web"}))); got != fe.Identity {
 		t.Errorf("identity depends on more than labels: %d vs %d", got, fe.Identity)
 	}
 }

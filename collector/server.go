@@ -13,8 +13,11 @@ import (
 // writeStall is how long a client may stall a response before it is dropped.
 const writeStall = 30 * time.Second
 
-// Handler serves the collector's HTTP API: GET /api/v1/flows,
-// GET /api/v1/status, GET /healthz, and Options.Handlers.
+// Handler serves the collector's HTTP API: GET /api/v1/flows (from the
+// ring, or with source=clickhouse from Options.History), GET /api/v1/status,
+// GET /healthz, and Options.Handlers. The API's own patterns are more
+// specific than a catch-all "GET /" in Options.Handlers (the web UI), so
+// they win over it.
 func (c *Collector) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -58,6 +61,10 @@ func (c *Collector) serveFlows(w http.ResponseWriter, r *http.Request) {
 		return err
 	}
 
+	if req.source == sourceClickHouse {
+		c.serveHistory(w, r, req)
+		return
+	}
 	if !req.follow {
 		if err := c.store.Each(req.query, writeFlow); err != nil {
 			c.log.Debug("flows response ended", "err", err)
@@ -85,6 +92,42 @@ func (c *Collector) serveFlows(w http.ResponseWriter, r *http.Request) {
 	if skipped > 0 {
 		c.log.Warn("slow follower skipped flows", "skipped", skipped, "remote", r.RemoteAddr)
 	}
+}
+
+// errNoHistory is the 400 of source=clickhouse without Options.History.
+const errNoHistory = "history is not configured (start the collector with --clickhouse)"
+
+// serveHistory answers GET /api/v1/flows?source=clickhouse from
+// Options.History, as NDJSON; a failing back end is a 502.
+func (c *Collector) serveHistory(w http.ResponseWriter, r *http.Request, req *flowsRequest) {
+	if c.opts.History == nil {
+		http.Error(w, errNoHistory, http.StatusBadRequest)
+		return
+	}
+	flows, err := c.opts.History.Query(r.Context(), HistoryQuery{
+		Chips: req.chips,
+		Since: req.query.Since, Until: req.query.Until,
+		First: req.query.First, Last: req.query.Last,
+	})
+	if err != nil {
+		c.log.Warn("history query failed", "err", err, "remote", r.RemoteAddr)
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	dk := &deadlineKeeper{rc: http.NewResponseController(w)}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	bw := bufio.NewWriterSize(w, 32<<10)
+	line := make([]byte, 0, 2048)
+	for i := range flows {
+		dk.extend()
+		line = append(api.AppendJSON(line[:0], &flows[i]), '\n')
+		if _, err := bw.Write(line); err != nil {
+			c.log.Debug("history response ended", "err", err)
+			return
+		}
+	}
+	bw.Flush()
 }
 
 // deadlineKeeper pushes the connection's write deadline writeStall ahead,

@@ -1,10 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"strings"
 	"syscall"
@@ -32,8 +32,11 @@ type collectorFlags struct {
 	hostInterfaces []string
 	sockEvents     bool
 	logLevel       string
-	metrics        bool
-	metricsOptions string
+	sinks          sinkFlags
+	ui             bool
+	uiToken        string
+	identityState  string
+	policyDir      string
 }
 
 func newCollectorCmd() *cobra.Command {
@@ -46,9 +49,15 @@ host-side veth of every endpoint declared in --config (and to --host-interface),
 enriches flows with the endpoints' names and labels, keeps the last --ring-size
 flows in memory and serves them on --listen:
 
-  GET /api/v1/flows   NDJSON flows (filter, last, first, all, since, until, follow)
+  GET /api/v1/flows   NDJSON flows (filter, last, first, all, since, until, follow,
+                      source=ring|clickhouse)
   GET /api/v1/status  counters and configuration
   GET /healthz        "ok"
+  GET /metrics        Prometheus metrics (--metrics)
+  GET /               the web UI (--ui), its WebSocket at /api/v1/ws
+
+Flows also go to ClickHouse (--clickhouse) and over OTLP (--otlp-endpoint or
+$OTEL_EXPORTER_OTLP_ENDPOINT), each behind a bounded queue.
 
 Needs root (CAP_BPF, CAP_NET_ADMIN, and CAP_PERFMON for --sock-events).`,
 		Args: cobra.NoArgs,
@@ -70,9 +79,11 @@ Needs root (CAP_BPF, CAP_NET_ADMIN, and CAP_PERFMON for --sock-events).`,
 	f.StringArrayVar(&fl.hostInterfaces, "host-interface", nil, "host interface to watch too (repeatable)")
 	f.BoolVar(&fl.sockEvents, "sock-events", true, "report host processes' socket state changes (sock tracepoint)")
 	f.StringVar(&fl.logLevel, "log-level", "info", "debug, info, warn or error")
-	f.BoolVar(&fl.metrics, "metrics", false, "serve Prometheus metrics at /metrics on --listen")
-	f.StringVar(&fl.metricsOptions, "metrics-options", "",
-		`traffic metric contexts, as Hubble's: "source_context=workload;destination_context=namespace;max_series=1000"`)
+	fl.sinks.addFlags(f)
+	f.BoolVar(&fl.ui, "ui", true, "serve the web UI at / on --listen")
+	f.StringVar(&fl.uiToken, "ui-token", "", "bearer token the web UI's WebSocket requires (default: none)")
+	f.StringVar(&fl.identityState, "identity-state", defaultIdentityState, "file keeping the allocated security identities")
+	f.StringVar(&fl.policyDir, "policy-dir", defaultPolicyDir, "directory keeping the applied policies")
 	return cmd
 }
 
@@ -124,21 +135,34 @@ func runCollector(cmd *cobra.Command, fl collectorFlags) error {
 		}
 	}
 
-	var sinks []collector.Sink
-	handlers := map[string]http.Handler{}
-	if fl.metrics {
-		m, handler, err := newMetrics(fl.metricsOptions, dp, logger)
-		if err != nil {
-			return err
-		}
-		sinks = append(sinks, m)
-		handlers["GET /metrics"] = handler
+	sinks, err := newCollectorSinks(cmd.Context(), fl.sinks, cfg.NodeName,
+		func() uint64 { return dp.Stats().EventsLost }, logger)
+	if err != nil {
+		return err
 	}
+	return sinks.runWith(cmd.Context(), func(ctx context.Context) error {
+		return runCollectorWith(ctx, fl, cfg, dp, sinks, logger)
+	})
+}
 
+// runCollectorWith builds the collector over dp with the sinks and the web
+// UI, and runs it until ctx is done.
+func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Config, dp *datapath.Datapath,
+	sinks *collectorSinks, logger *slog.Logger) error {
+	var web uiMount
+	if fl.ui {
+		sinks.handlers[uiPattern] = &web
+		defer web.Close()
+	}
+	ids, err := newIdentityAllocator(fl.identityState)
+	if err != nil {
+		return err
+	}
 	c, err := collector.New(collector.Options{
-		Config:   cfg,
-		Source:   dp,
-		Attacher: dp,
+		Identities: ids,
+		Config:     cfg,
+		Source:     dp,
+		Attacher:   dp,
 		Stats: func() collector.DatapathStats {
 			s := dp.Stats()
 			return collector.DatapathStats{
@@ -149,15 +173,27 @@ func runCollector(cmd *cobra.Command, fl collectorFlags) error {
 		Interfaces: dp.Interfaces,
 		Listen:     fl.listen,
 		RingSize:   fl.ringSize,
-		Sinks:      sinks,
-		Handlers:   handlers,
+		Sinks:      sinks.sinks,
+		Handlers:   sinks.handlers,
+		History:    sinks.history,
 		Logger:     logger,
 		Version:    version,
 	})
 	if err != nil {
+		// Resolving endpoints talks to the kernel (netns ids, links,
+		// addresses): a refusal there is a missing capability too.
+		return privilegeHint(err)
+	}
+	if err := startPolicyStore(fl, c, dp, sinks.handlers, logger); err != nil {
 		return err
 	}
-	return privilegeHint(c.Run(cmd.Context()))
+	if fl.ui {
+		if err := web.start(c, sinks.uiHistory(), fl.uiToken, logger); err != nil {
+			return fmt.Errorf("web UI: %w", err)
+		}
+		logger.Info("web UI", "url", "http://"+fl.listen+"/")
+	}
+	return privilegeHint(c.Run(ctx))
 }
 
 // Capability numbers (linux/capability.h).

@@ -9,22 +9,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/periscope-dev/periscope/collector/sink/metrics"
-	"github.com/periscope-dev/periscope/datapath"
 )
 
 // newMetrics builds the collector's Prometheus metrics on a registry of its
-// own and the /metrics handler that serves it.
-func newMetrics(options string, dp *datapath.Datapath, logger *slog.Logger) (*metrics.Metrics, http.Handler, error) {
-	opts, err := metrics.ParseOptions(options)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--metrics-options: %w", err)
-	}
+// own and the /metrics handler that serves it; lost reads the datapath's
+// lost events.
+func newMetrics(opts metrics.Options, lost func() uint64, logger *slog.Logger) (*metrics.Metrics, http.Handler, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m, err := metrics.New(reg, opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("prometheus metrics: %w", err)
 	}
-	m.AddLostEventsSource("ringbuf", func() uint64 { return dp.Stats().EventsLost })
+	m.AddLostEventsSource("ringbuf", lost)
 	return m, metrics.Handler(reg, logger), nil
 }

@@ -21,6 +21,7 @@ type demoOptions struct {
 	listen  string
 	pinPath string
 	verbose bool
+	sinks   sinkFlags
 }
 
 func newDemoCmd() *cobra.Command {
@@ -33,6 +34,9 @@ namespace default, outsider in namespace other), runs traffic between them
 (HTTP-like requests, a long-lived database connection, DNS-like datagrams,
 pings; over IPv4 and IPv6), loads the datapath on the pods' veths, serves a
 collector's API and prints the flows live. Ctrl-C removes everything it made.
+
+It also serves the web UI on --listen (its address is printed), Prometheus
+metrics with --metrics, and stores flows in ClickHouse with --clickhouse.
 
 In another terminal, try:
   periscope observe --last 20
@@ -48,6 +52,8 @@ In another terminal, try:
 	cmd.Flags().StringVar(&opts.listen, "listen", collector.DefaultListen, "address of the collector's HTTP API")
 	cmd.Flags().StringVar(&opts.pinPath, "pin-path", "/sys/fs/bpf/periscope-demo",
 		"bpffs directory for the demo's maps (apart from a real collector's)")
+	opts.sinks.addMetricsFlag(cmd.Flags())
+	opts.sinks.addClickHouseFlag(cmd.Flags())
 	cmd.Flags().BoolVarP(&opts.verbose, "verbose", "v", false, "log what the demo creates and every failed exchange")
 	return cmd
 }
@@ -84,6 +90,22 @@ func runDemo(ctx context.Context, opts demoOptions, out, errOut io.Writer) (err 
 		}
 	}()
 
+	sinks, err := newCollectorSinks(ctx, opts.sinks, "", func() uint64 { return dp.Stats().EventsLost }, log)
+	if err != nil {
+		return fmt.Errorf("demo sinks: %w", err)
+	}
+	return sinks.runWith(ctx, func(ctx context.Context) error {
+		return runDemoCollector(ctx, opts, lab, dp, sinks, out, errOut, log)
+	})
+}
+
+// runDemoCollector builds the demo's collector with the sinks and the web UI
+// and runs it with the traffic and the printer until ctx ends.
+func runDemoCollector(ctx context.Context, opts demoOptions, lab *netlab.Lab, dp *datapath.Datapath,
+	sinks *collectorSinks, out, errOut io.Writer, log *slog.Logger) error {
+	var web uiMount
+	sinks.handlers[uiPattern] = &web
+	defer web.Close()
 	col, err := collector.New(collector.Options{
 		Config:   demoConfig(lab),
 		Source:   dp,
@@ -96,11 +118,17 @@ func runDemo(ctx context.Context, opts demoOptions, out, errOut io.Writer) (err 
 		Interfaces:  dp.Interfaces,
 		Listen:      opts.listen,
 		ParseFilter: demoParseFilter,
+		Sinks:       sinks.sinks,
+		Handlers:    sinks.handlers,
+		History:     sinks.history,
 		Logger:      log,
 		Version:     version,
 	})
 	if err != nil {
 		return fmt.Errorf("demo collector: %w", err)
+	}
+	if err := web.start(col, sinks.uiHistory(), "", log); err != nil {
+		return fmt.Errorf("demo web UI: %w", err)
 	}
 	return runDemoParts(ctx, lab, col, out, errOut, log)
 }
@@ -132,8 +160,8 @@ func runDemoParts(ctx context.Context, lab *netlab.Lab, col *collector.Collector
 	case <-runDone:
 	}
 	if ctx.Err() == nil {
-		fmt.Fprintf(errOut, "%sflows API on http://%s — try: bin/periscope observe --last 20 (Ctrl-C stops)\n\n",
-			demoBanner(lab), col.Addr())
+		fmt.Fprintf(errOut, "%sWeb UI: http://%s/\nflows API on http://%s — try: bin/periscope observe --last 20 (Ctrl-C stops)\n\n",
+			demoBanner(lab), col.Addr(), col.Addr())
 		wg.Go(func() {
 			fail(netlab.RunTraffic(ctx, netlab.TrafficOptions{Logger: log}, demoTraffic(lab)...))
 		})

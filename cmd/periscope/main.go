@@ -33,7 +33,10 @@ func newRootCmd() *cobra.Command {
 		newCollectorCmd(),
 		newObserveCmd(),
 		newDemoCmd(),
+		newRelayCmd(),
 		newVersionCmd(),
+		newPolicyCmd(),
+		newIdentityCmd(),
 	)
 	return root
 }

@@ -1,0 +1,494 @@
+package collector_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/collector"
+	"github.com/periscope-dev/periscope/datapath"
+	"github.com/periscope-dev/periscope/datapath/netlab"
+	"github.com/periscope-dev/periscope/enforcer/identity"
+)
+
+// Probe timing: a denied connection must fail within probeTimeout, with no
+// retry; records of a probe are awaited at most flowWait.
+const (
+	probeTimeout = 400 * time.Millisecond
+	flowWait     = 1500 * time.Millisecond
+	flowSettle   = 60 * time.Millisecond
+)
+
+// Ports every target pod listens on.
+var (
+	labTCPPorts = []int{80, 443, 5432, 9000, 9005, 9010, 9011}
+	labUDPPort  = 53
+)
+
+// crashAttacher attaches like the datapath but never detaches: stopping the
+// collector then leaves the links pinned, as a killed collector does.
+type crashAttacher struct{ dp *datapath.Datapath }
+
+func (a crashAttacher) AttachInterface(ifname string) error { return a.dp.AttachInterface(ifname) }
+func (a crashAttacher) DetachInterface(string) error        { return nil }
+
+// policyNode is one collector run over the real datapath with a policy store.
+type policyNode struct {
+	c      *collector.Collector
+	dp     *datapath.Datapath
+	store  *collector.PolicyStore
+	base   string
+	cancel context.CancelFunc
+	done   chan error
+
+	stopOnce sync.Once
+}
+
+// stop ends the collector without closing the datapath (a crash).
+func (n *policyNode) stop(t *testing.T) {
+	t.Helper()
+	n.stopOnce.Do(func() {
+		n.cancel()
+		if err := <-n.done; err != nil {
+			t.Errorf("collector Run: %v", err)
+		}
+	})
+}
+
+// policyLab is the lab of the connectivity suite.
+type policyLab struct {
+	lab      *netlab.Lab
+	pods     map[string]*netlab.Pod
+	cfg      *collector.Config
+	pinPath  string
+	stateDir string
+	node     *policyNode
+	sport    atomic.Uint32
+}
+
+func newPolicyLab(t *testing.T) *policyLab {
+	t.Helper()
+	netlab.RequireRoot(t)
+	pl := &policyLab{lab: newE2ELab(t), pods: map[string]*netlab.Pod{}, stateDir: t.TempDir(),
+		pinPath: fmt.Sprintf("/sys/fs/bpf/periscope-e2e-policy-%d-%d", os.Getpid(), time.Now().UnixNano())}
+	pl.sport.Store(20000)
+	type podDef struct {
+		name, ns string
+		labels   map[string]string
+		declared bool
+		audit    bool
+	}
+	defs := []podDef{
+		{"client", "default", map[string]string{"app": "client", "tier": "frontend"}, true, false},
+		{"client2", "default", map[string]string{"app": "client2"}, true, false},
+		{"server", "default", map[string]string{"app": "server", "tier": "backend"}, true, false},
+		{"db", "other", map[string]string{"app": "db"}, true, false},
+		{"audited", "default", map[string]string{"app": "audited"}, true, true},
+		// Not declared to the collector: their addresses are world.
+		{"outsider", "", nil, false, false},
+		{"outsider2", "", nil, false, false},
+	}
+	pl.cfg = &collector.Config{NodeName: "e2e-policy"}
+	var all []*netlab.Pod
+	for _, d := range defs {
+		p, err := pl.lab.AddPod(netlab.PodSpec{Name: d.name, Namespace: d.ns, Labels: d.labels})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pl.pods[d.name] = p
+		all = append(all, p)
+		if d.declared {
+			pl.cfg.Endpoints = append(pl.cfg.Endpoints, collector.EndpointConfig{
+				Name: d.name, Namespace: d.ns, Labels: d.labels, NetNS: p.NetNSName, Audit: d.audit})
+		}
+		startListeners(t, p)
+	}
+	quietPods(t, pl.lab, all...)
+	t.Cleanup(func() {
+		if _, err := os.Stat(pl.pinPath); err == nil {
+			t.Errorf("pin path %s left behind", pl.pinPath)
+			os.RemoveAll(pl.pinPath)
+		}
+	})
+	return pl
+}
+
+// startListeners serves TCP (accept and close) on labTCPPorts and UDP echo
+// on labUDPPort, IPv4 and IPv6, inside p.
+func startListeners(t *testing.T, p *netlab.Pod) {
+	t.Helper()
+	var lns []io.Closer
+	err := p.Do(func() error {
+		for _, port := range labTCPPorts {
+			ln, err := net.Listen("tcp", fmt.Sprintf("[::]:%d", port))
+			if err != nil {
+				return err
+			}
+			lns = append(lns, ln)
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					c.Close()
+				}
+			}()
+		}
+		pc, err := net.ListenPacket("udp", fmt.Sprintf("[::]:%d", labUDPPort))
+		if err != nil {
+			return err
+		}
+		lns = append(lns, pc)
+		go func() {
+			buf := make([]byte, 1500)
+			for {
+				n, addr, err := pc.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				pc.WriteTo(buf[:n], addr)
+			}
+		}()
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("listeners in %s: %v", p.Name, err)
+	}
+	t.Cleanup(func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	})
+}
+
+// start loads the datapath (adopting pinned policy) and runs a collector
+// with a policy store over it; the datapath is closed at the end of the
+// test unless closeDP is called earlier.
+func (pl *policyLab) start(t *testing.T) *policyNode {
+	t.Helper()
+	topo, err := collector.Resolve(pl.cfg)
+	if err != nil {
+		t.Fatalf("resolve endpoints: %v", err)
+	}
+	dp, err := datapath.Load(datapath.Config{PinPath: pl.pinPath, IdleTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatalf("load datapath: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := dp.Close(); err != nil {
+			t.Logf("close datapath: %v", err)
+		}
+	})
+	ids, err := identity.NewAllocator(filepath.Join(pl.stateDir, "identities.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	handlers := map[string]http.Handler{}
+	c, err := collector.New(collector.Options{
+		Topology: topo, Source: dp, Attacher: crashAttacher{dp}, Listener: ln, Interfaces: dp.Interfaces,
+		RingSize: 1 << 16, Identities: ids, Handlers: handlers,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := collector.NewPolicyStore(collector.PolicyStoreOptions{
+		Dir: filepath.Join(pl.stateDir, "policies"), Applier: dp, Registry: c.Registry()})
+	if err != nil {
+		t.Fatalf("policy store: %v", err)
+	}
+	for p, h := range store.Handlers() {
+		handlers[p] = h
+	}
+	handlers["GET /api/v1/identities"] = collector.IdentitiesHandler(ids)
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &policyNode{c: c, dp: dp, store: store, cancel: cancel, done: make(chan error, 1)}
+	go func() { n.done <- c.Run(ctx) }()
+	// Before the datapath closes: no policy left in force (so no pins
+	// left), and the collector stopped unless the test stopped it.
+	t.Cleanup(func() {
+		for _, p := range store.List() {
+			if _, err := store.Delete(p.Kind, p.Namespace, p.Name); err != nil {
+				t.Logf("delete policy %s: %v", p.Name, err)
+			}
+		}
+		n.stopOnce.Do(func() {
+			cancel()
+			<-n.done
+		})
+	})
+	select {
+	case <-c.Ready():
+	case err := <-n.done:
+		t.Fatalf("collector Run: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("collector not ready after 10s")
+	}
+	n.base = "http://" + c.Addr().String()
+	pl.node = n
+	return n
+}
+
+// addr is a pod's address ("host" is the lab bridge's).
+func (pl *policyLab) addr(t *testing.T, name string, v6 bool) netip.Addr {
+	t.Helper()
+	if name == "host" {
+		p := pl.pods["client"]
+		if v6 {
+			return bridgeAddr(p.IPv6)
+		}
+		return bridgeAddr(p.IPv4)
+	}
+	p := pl.pods[name]
+	if p == nil {
+		t.Fatalf("no pod %q", name)
+	}
+	if v6 {
+		return p.IPv6
+	}
+	return p.IPv4
+}
+
+// bridgeAddr is the lab bridge's address: the first of the pod's subnet.
+func bridgeAddr(a netip.Addr) netip.Addr {
+	b := a.AsSlice()
+	b[len(b)-1] = 1
+	out, _ := netip.AddrFromSlice(b)
+	return out
+}
+
+// in runs fn in the pod's namespace ("host": the root namespace).
+func (pl *policyLab) in(name string, fn func() error) error {
+	if name == "host" {
+		return fn()
+	}
+	return pl.pods[name].Do(fn)
+}
+
+// connect makes one connection attempt and reports whether it got through.
+func (pl *policyLab) connect(t *testing.T, pr probe) (ok bool, src netip.Addr, sport uint16) {
+	t.Helper()
+	dst := pl.addr(t, pr.to, pr.v6)
+	src = pl.addr(t, pr.from, pr.v6)
+	switch pr.proto {
+	case "icmp":
+		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+		defer cancel()
+		var n int
+		_ = pl.in(pr.from, func() error {
+			if pr.from == "host" {
+				return errors.New("no ICMP probe from the host")
+			}
+			n, _ = pl.pods[pr.from].Ping(ctx, dst, 1)
+			return nil
+		})
+		return n == 1, src, 0
+	case "tcp":
+		sport = uint16(pl.sport.Add(1))
+		err := pl.in(pr.from, func() error {
+			d := net.Dialer{Timeout: probeTimeout, LocalAddr: &net.TCPAddr{IP: src.AsSlice(), Port: int(sport)}}
+			c, err := d.Dial("tcp", netip.AddrPortFrom(dst, uint16(pr.port)).String())
+			if err != nil {
+				return err
+			}
+			return c.Close()
+		})
+		return err == nil, src, sport
+	case "udp":
+		sport = uint16(pl.sport.Add(1))
+		err := pl.in(pr.from, func() error {
+			c, err := net.DialUDP("udp", &net.UDPAddr{IP: src.AsSlice(), Port: int(sport)},
+				net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, uint16(pr.port))))
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(probeTimeout))
+			if _, err := c.Write([]byte("periscope-probe")); err != nil {
+				return err
+			}
+			buf := make([]byte, 64)
+			_, err = c.Read(buf)
+			return err
+		})
+		return err == nil, src, sport
+	}
+	t.Fatalf("unknown probe protocol %q", pr.proto)
+	return false, src, 0
+}
+
+// probeFlows returns the records (on every veth) of the connection a probe
+// made after store sequence number seq.
+func (pl *policyLab) probeFlows(pr probe, seq uint64, src netip.Addr, sport uint16, dst netip.Addr) []api.Flow {
+	proto := map[string]uint8{"tcp": api.ProtoTCP, "udp": api.ProtoUDP}[pr.proto]
+	if pr.proto == "icmp" {
+		proto = api.ProtoICMPv4
+		if pr.v6 {
+			proto = api.ProtoICMPv6
+		}
+	}
+	match := func() []api.Flow {
+		var out []api.Flow
+		_ = pl.node.c.Store().Each(collector.Query{}, func(e *collector.Entry) error {
+			f := &e.Flow
+			if e.Seq <= seq || f.L4.Protocol != proto || f.IP.Source != src || f.IP.Destination != dst {
+				return nil
+			}
+			if proto == api.ProtoTCP || proto == api.ProtoUDP {
+				if f.L4.SourcePort != sport || f.L4.DestinationPort != uint16(pr.port) {
+					return nil
+				}
+			}
+			out = append(out, *f)
+			return nil
+		})
+		return out
+	}
+	deadline := time.Now().Add(flowWait)
+	for time.Now().Before(deadline) {
+		if fs := match(); len(fs) > 0 {
+			time.Sleep(flowSettle) // the record of the other veth
+			return match()
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return nil
+}
+
+// verdictOf sums a connection's records: DROPPED if any record dropped it,
+// else AUDIT if any audited it, else FORWARDED; names are the union of the
+// deciding policies of every record.
+func verdictOf(fs []api.Flow) (api.Verdict, api.DropReason, []string) {
+	v, reason := api.VerdictForwarded, api.DropReasonUnknown
+	set := map[string]bool{}
+	for _, f := range fs {
+		switch {
+		case f.Verdict == api.VerdictDropped:
+			v, reason = api.VerdictDropped, f.DropReason
+		case f.Verdict == api.VerdictAudit && v != api.VerdictDropped:
+			v = api.VerdictAudit
+			if reason == 0 {
+				reason = f.DropReason
+			}
+		}
+		for _, l := range [][]string{f.IngressAllowedBy, f.EgressAllowedBy, f.IngressDeniedBy, f.EgressDeniedBy} {
+			for _, n := range l {
+				set[n] = true
+			}
+		}
+	}
+	names := make([]string, 0, len(set))
+	for n := range set {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return v, reason, names
+}
+
+// postPolicies applies YAML through the HTTP API.
+func (n *policyNode) postPolicies(t *testing.T, yaml string) (int, collector.PolicyApplyResult) {
+	t.Helper()
+	resp, err := http.Post(n.base+"/api/v1/policies", "application/yaml", strings.NewReader(yaml))
+	if err != nil {
+		t.Fatalf("POST policies: %v", err)
+	}
+	defer resp.Body.Close()
+	var res collector.PolicyApplyResult
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+		t.Fatalf("POST policies: decode answer: %v", err)
+	}
+	return resp.StatusCode, res
+}
+
+// deleteAll removes every policy through the HTTP API.
+func (n *policyNode) deleteAll(t *testing.T) {
+	t.Helper()
+	for _, p := range n.store.List() {
+		ns := p.Namespace
+		if ns == "" {
+			ns = "-"
+		}
+		req, _ := http.NewRequest(http.MethodDelete, n.base+"/api/v1/policies/"+ns+"/"+p.Name, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("DELETE %s: %v", p.Name, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("DELETE %s: %s: %s", p.Name, resp.Status, bytes.TrimSpace(body))
+		}
+	}
+}
+
+// check runs a probe and compares connectivity and records with its
+// expectation; noFlows skips the records (no collector is running).
+func (pl *policyLab) check(t *testing.T, pr probe, noFlows bool) {
+	t.Helper()
+	var seq uint64
+	if !noFlows {
+		seq = pl.node.c.Store().Seen()
+	}
+	ok, src, sport := pl.connect(t, pr)
+	wantOK := pr.want != api.VerdictDropped
+	if ok != wantOK {
+		t.Errorf("%s: connected=%v, want %v", pr, ok, wantOK)
+	}
+	if noFlows {
+		return
+	}
+	fs := pl.probeFlows(pr, seq, src, sport, pl.addr(t, pr.to, pr.v6))
+	if len(fs) == 0 {
+		t.Errorf("%s: no flow record", pr)
+		return
+	}
+	v, reason, names := verdictOf(fs)
+	want := slices.Clone(pr.names)
+	sort.Strings(want)
+	if want == nil {
+		want = []string{}
+	}
+	if v != pr.want || (pr.want != api.VerdictForwarded && pr.reason != 0 && reason != pr.reason) || !slices.Equal(names, want) {
+		t.Errorf("%s: verdict %v reason %d policies %v, want %v reason %d policies %v",
+			pr, v, reason, names, pr.want, pr.reason, want)
+	}
+}
+
+// probe is one connection attempt and what it must give.
+type probe struct {
+	from, to string
+	proto    string // tcp, udp, icmp
+	port     int
+	v6       bool
+	want     api.Verdict
+	reason   api.DropReason
+	names    []string
+}
+
+func (p probe) String() string {
+	fam := "v4"
+	if p.v6 {
+		fam = "v6"
+	}
+	return fmt.Sprintf("%s -> %s %s/%d %s", p.from, p.to, p.proto, p.port, fam)
+}

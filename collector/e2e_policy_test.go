@@ -1,0 +1,312 @@
+package collector_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/collector"
+)
+
+// Probe builders: tcp/udp/icmp make a probe, fwd/drop/audit say what it
+// must give, six makes it IPv6.
+func tcp(from, to string, port int) probe { return probe{from: from, to: to, proto: "tcp", port: port} }
+func udp(from, to string, port int) probe { return probe{from: from, to: to, proto: "udp", port: port} }
+func icmp(from, to string) probe          { return probe{from: from, to: to, proto: "icmp"} }
+
+func (p probe) fwd(names ...string) probe {
+	p.want, p.names = api.VerdictForwarded, names
+	return p
+}
+
+func (p probe) denied() probe {
+	p.want, p.reason = api.VerdictDropped, api.DropReasonPolicyDenied
+	return p
+}
+
+func (p probe) deny(names ...string) probe {
+	p.want, p.reason, p.names = api.VerdictDropped, api.DropReasonPolicyDeny, names
+	return p
+}
+
+func (p probe) audit(names ...string) probe {
+	p.want, p.names = api.VerdictAudit, names
+	return p
+}
+
+func (p probe) six() probe {
+	p.v6 = true
+	return p
+}
+
+// cnp is a CiliumNetworkPolicy named name in namespace ns with spec (YAML
+// indented by two spaces).
+func cnp(ns, name, spec string) string {
+	return fmt.Sprintf("apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: %s, namespace: %s}\nspec:\n%s---\n", name, ns, spec)
+}
+
+func ccnp(name, spec string) string {
+	return fmt.Sprintf("apiVersion: cilium.io/v2\nkind: CiliumClusterwideNetworkPolicy\nmetadata: {name: %s}\nspec:\n%s---\n", name, spec)
+}
+
+func knp(ns, name, spec string) string {
+	return fmt.Sprintf("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: %s, namespace: %s}\nspec:\n%s---\n", name, ns, spec)
+}
+
+// nobody selects no endpoint: a rule with it only turns default deny on.
+const nobody = "[{matchLabels: {app: nobody}}]"
+
+// policyScenario applies policies (replacing every applied one unless keep)
+// or deletes some, then runs its probes in order.
+type policyScenario struct {
+	name   string
+	yaml   string
+	keep   bool     // keep the policies in force before
+	delete []string // "namespace/name" to delete before the probes
+	probes []probe
+}
+
+func policyScenarios(outsider, outsider2, subnet4 string) []policyScenario {
+	return []policyScenario{
+		{name: "no policy forwards everything", probes: []probe{
+			tcp("client", "server", 80).fwd(), tcp("client", "server", 80).six().fwd(), udp("client", "db", 53).fwd(),
+			icmp("client", "server").fwd(), tcp("outsider", "server", 80).fwd()}},
+		{name: "allow-all ingress", yaml: cnp("default", "allow-all", "  endpointSelector: {}\n  ingress: [{fromEntities: [all]}]\n"),
+			probes: []probe{tcp("client", "server", 80).fwd("default/allow-all"), tcp("outsider", "server", 443).fwd("default/allow-all"),
+				tcp("client", "db", 80).fwd()}},
+		{name: "default deny ingress drops with POLICY_DENIED", yaml: cnp("default", "deny-in", "  endpointSelector: {matchLabels: {app: server}}\n  ingress:\n  - fromEndpoints: "+nobody+"\n"),
+			probes: []probe{tcp("client", "server", 80).denied(), tcp("client", "server", 80).six().denied(), udp("client", "server", 53).denied(),
+				icmp("client", "server").denied(), tcp("server", "client2", 80).fwd(), tcp("client", "client2", 80).fwd()}},
+		{name: "default deny egress drops with POLICY_DENIED", yaml: cnp("default", "deny-out", "  endpointSelector: {matchLabels: {app: client}}\n  egress:\n  - toEndpoints: "+nobody+"\n"),
+			probes: []probe{tcp("client", "server", 80).denied(), icmp("client", "server").six().denied(), tcp("client2", "server", 80).fwd(),
+				tcp("server", "client", 80).fwd()}},
+		{name: "label allow admits only the selected peer", yaml: cnp("default", "from-client", "  endpointSelector: {matchLabels: {app: server}}\n  ingress:\n  - fromEndpoints: [{matchLabels: {app: client}}]\n"),
+			probes: []probe{tcp("client", "server", 80).fwd("default/from-client"), tcp("client", "server", 80).six().fwd("default/from-client"),
+				tcp("client2", "server", 80).denied(), tcp("client2", "server", 80).six().denied()}},
+		{name: "label allow on a port", yaml: cnp("default", "client-80", "  endpointSelector: {matchLabels: {app: server}}\n  ingress:\n  - fromEndpoints: [{matchLabels: {app: client}}]\n    toPorts: [{ports: [{port: \"80\", protocol: TCP}]}]\n"),
+			probes: []probe{tcp("client", "server", 80).fwd("default/client-80"), tcp("client", "server", 443).denied(), udp("client", "server", 53).denied()}},
+		{name: "matchExpressions In", yaml: cnp("default", "expr-in", "  endpointSelector: {matchLabels: {app: server}}\n  ingress:\n  - fromEndpoints: [{matchExpressions: [{key: app, operator: In, values: [client, client2]}]}]\n"),
+			probes: []probe{tcp("client", "server", 80).fwd("default/expr-in"), tcp("client2", "server", 80).fwd("default/expr-in"), tcp("audited", "server", 80).denied()}},
+		{name: "matchExpressions NotIn", yaml: cnp("default", "expr-notin", "  endpointSelector: {matchLabels: {app: server}}\n  ingress:\n  - fromEndpoints: [{matchExpressions: [{key: app, operator: NotIn, values: [client]}]}]\n"),
+			probes: []probe{tcp("client", "server", 80).denied(), tcp("client2", "server", 80).fwd("default/expr-notin")}},
+		{name: "matchExpressions Exists", yaml: cnp("default", "expr-exists", "  endpointSelector: {matchLabels: {app: server}}\n  ingress:\n  - fromEndpoints: [{matchExpressions: [{key: tier, operator: Exists}]}]\n"),
+			probes: []probe{tcp("client", "server", 80).fwd("default/expr-exists"), tcp("client2", "server", 80).denied()}},
+		{name: "matchExpressions DoesNotExist", yaml: cnp("default", "expr-dne", "  endpointSelector: {matchLabels: {app: server}}\n  ingress:\n  - fromEndpoints: [{matchExpressions: [{key: tier, operator: DoesNotExist}]}]\n"),
+			probes: []probe{tcp("client", "server", 80).denied(), tcp("client2", "server", 80).fwd("default/expr-dne")}},
+		{name: "fromCIDR admits one address", yaml: cnp("default", "cidr", "  endpointSelector: {matchLabels: {app: server}}\n  ingress:\n  - fromCIDR: ["+outsider+"/32]\n"),
+			probes: []probe{tcp("outsider", "server", 80).fwd("default/cidr"), tcp("outsider2", "server", 80).denied()}},
+		{name: "fromCIDRSet with except", yaml: cnp("default", "cidr-except", "  endpointSelector: {matchLabels: {app: server}}\n  ingress:\n  - fromCIDRSet: [{cidr: "+subnet4+", except: ["+outsider2+"/32]}]\n"),
+			probes: []probe{tcp("outsider", "server", 80).fwd("default/cidr-except"), tcp("outsider2", "server", 80).denied()}},
+		{name: "entity world", yaml: cnp("default", "world", "  endpointSelector: {matchLabels: {app: server}}\n  ingress: [{fromEntities: [world]}]\n"),
+			probes: []probe{tcp("outsider", "server", 80).fwd("default/world"), tcp("client", "server", 80).denied()}},
+		{name: "entity host", yaml: cnp("default", "host", "  endpointSelector: {matchLabels: {app: server}}\n  ingress: [{fromEntities: [host]}]\n"),
+			probes: []probe{tcp("host", "server", 80).fwd("default/host"), tcp("client", "server", 80).denied(), tcp("outsider", "server", 80).denied()}},
+		{name: "entity cluster", yaml: cnp("default", "cluster", "  endpointSelector: {matchLabels: {app: server}}\n  ingress: [{fromEntities: [cluster]}]\n"),
+			probes: []probe{tcp("client", "server", 80).fwd("default/cluster"), tcp("db", "server", 80).fwd("default/cluster"), tcp("outsider", "server", 80).denied()}},
+		{name: "entity all", yaml: cnp("default", "all", "  endpointSelector: {matchLabels: {app: server}}\n  ingress: [{fromEntities: [all]}]\n"),
+			probes: []probe{tcp("client", "server", 80).fwd("default/all"), tcp("outsider", "server", 80).fwd("default/all")}},
+		{name: "port range with endPort", yaml: cnp("default", "range", "  endpointSelector: {matchLabels: {app: server}}\n  ingress:\n  - fromEndpoints: [{matchLabels: {app: client}}]\n    toPorts: [{ports: [{port: \"9000\", endPort: 9010, protocol: TCP}]}]\n"),
+			probes: []probe{tcp("client", "server", 9000).fwd("default/range"), tcp("client", "server", 9005).fwd("default/range"),
+				tcp("client", "server", 9010).fwd("default/range"), tcp("client", "server", 9011).denied(), tcp("client", "server", 80).denied()}},
+		{name: "UDP port allowed, TCP on it not", yaml: cnp("default", "dns", "  endpointSelector: {matchLabels: {app: server}}\n  ingress:\n  - fromEndpoints: [{matchLabels: {app: client}}]\n    toPorts: [{ports: [{port: \"53\", protocol: UDP}]}]\n"),
+			probes: []probe{udp("client", "server", 53).fwd("default/dns"), udp("client", "server", 53).six().fwd("default/dns"), tcp("client", "server", 80).denied()}},
+		{name: "TCP port allowed, UDP on it not", yaml: cnp("default", "tcp53", "  endpointSelector: {matchLabels: {app: server}}\n  ingress:\n  - fromEndpoints: [{matchLabels: {app: client}}]\n    toPorts: [{ports: [{port: \"53\", protocol: TCP}]}]\n"),
+			probes: []probe{udp("client", "server", 53).denied()}},
+		{name: "ICMPv4 echo allowed by icmps", yaml: cnp("default", "ping4", "  endpointSelector: {matchLabels: {app: server}}\n  ingress:\n  - fromEndpoints: [{matchLabels: {app: client}}]\n    icmps: [{fields: [{type: 8, family: IPv4}]}]\n"),
+			probes: []probe{icmp("client", "server").fwd("default/ping4"), icmp("client", "server").six().denied(), tcp("client", "server", 80).denied()}},
+		{name: "ICMPv6 echo allowed by icmps", yaml: cnp("default", "ping6", "  endpointSelector: {matchLabels: {app: server}}\n  ingress:\n  - fromEndpoints: [{matchLabels: {app: client}}]\n    icmps: [{fields: [{type: EchoRequest, family: IPv6}]}]\n"),
+			probes: []probe{icmp("client", "server").six().fwd("default/ping6"), icmp("client", "server").denied()}},
+		{name: "egress allow is not ingress allow", yaml: cnp("default", "client-out", "  endpointSelector: {matchLabels: {app: client}}\n  egress:\n  - toEndpoints: [{matchLabels: {app: server}}]\n"),
+			probes: []probe{tcp("client", "server", 80).fwd("default/client-out"), tcp("client", "client2", 80).denied(),
+				tcp("server", "client", 80).fwd(), udp("client", "server", 53).fwd("default/client-out")}},
+		{name: "egress to another namespace on a port", yaml: cnp("default", "to-db", "  endpointSelector: {matchLabels: {app: client}}\n  egress:\n  - toEndpoints: [{matchLabels: {app: db, k8s:io.kubernetes.pod.namespace: other}}]\n    toPorts: [{ports: [{port: \"5432\"}]}]\n"),
+			probes: []probe{tcp("client", "db", 5432).fwd("default/to-db"), tcp("client", "db", 80).denied(), tcp("client", "server", 5432).denied()}},
+		{name: "ingressDeny wins over allow", yaml: cnp("default", "allow-cluster", "  endpointSelector: {matchLabels: {app: server}}\n  ingress: [{fromEntities: [cluster]}]\n  ingressDeny:\n  - fromEndpoints: [{matchLabels: {app: client}}]\n"),
+			probes: []probe{tcp("client", "server", 80).deny("default/allow-cluster"), tcp("client", "server", 80).six().deny("default/allow-cluster"),
+				tcp("client2", "server", 80).fwd("default/allow-cluster")}},
+		{name: "egressDeny on a port wins over allow", yaml: cnp("default", "egress-guard", "  endpointSelector: {matchLabels: {app: client}}\n  egress: [{toEntities: [all]}]\n  egressDeny:\n  - toEndpoints: [{matchLabels: {app: server}}]\n    toPorts: [{ports: [{port: \"80\", protocol: TCP}]}]\n"),
+			probes: []probe{tcp("client", "server", 80).deny("default/egress-guard"), tcp("client", "server", 443).fwd("default/egress-guard"),
+				tcp("client", "db", 80).fwd("default/egress-guard")}},
+		{name: "a deny in one policy beats an allow in another", yaml: cnp("default", "allow-client", "  endpointSelector: {matchLabels: {app: server}}\n  ingress: [{fromEndpoints: [{matchLabels: {app: client}}]}]\n") +
+			cnp("default", "deny-client-80", "  endpointSelector: {matchLabels: {app: server}}\n  ingressDeny:\n  - fromEndpoints: [{matchLabels: {app: client}}]\n    toPorts: [{ports: [{port: \"80\", protocol: TCP}]}]\n"),
+			probes: []probe{tcp("client", "server", 80).deny("default/deny-client-80"), tcp("client", "server", 443).fwd("default/allow-client")}},
+		{name: "union of two policies names both", yaml: cnp("default", "by-app", "  endpointSelector: {matchLabels: {app: server}}\n  ingress:\n  - fromEndpoints: [{matchLabels: {app: client}}]\n    toPorts: [{ports: [{port: \"80\"}]}]\n") +
+			cnp("default", "by-tier", "  endpointSelector: {matchLabels: {tier: backend}}\n  ingress:\n  - fromEndpoints: [{matchLabels: {tier: frontend}}]\n    toPorts: [{ports: [{port: \"80\"}]}]\n"),
+			probes: []probe{tcp("client", "server", 80).fwd("default/by-app", "default/by-tier"), tcp("client2", "server", 80).denied()}},
+		{name: "union of two policies on different ports", yaml: cnp("default", "web", "  endpointSelector: {matchLabels: {app: server}}\n  ingress:\n  - fromEndpoints: [{matchLabels: {app: client}}]\n    toPorts: [{ports: [{port: \"80\"}]}]\n") +
+			cnp("default", "tls", "  endpointSelector: {matchLabels: {app: server}}\n  ingress:\n  - fromEndpoints: [{matchLabels: {app: client}}]\n    toPorts: [{ports: [{port: \"443\"}]}]\n"),
+			probes: []probe{tcp("client", "server", 80).fwd("default/web"), tcp("client", "server", 443).fwd("default/tls"), tcp("client", "server", 5432).denied()}},
+		{name: "fromEndpoints is limited to the policy's namespace", yaml: cnp("other", "db-local", "  endpointSelector: {matchLabels: {app: db}}\n  ingress: [{fromEndpoints: [{matchLabels: {app: client}}]}]\n"),
+			probes: []probe{tcp("client", "db", 5432).denied()}},
+		{name: "cross-namespace selector with the namespace label", yaml: cnp("other", "db-from-default", "  endpointSelector: {matchLabels: {app: db}}\n  ingress:\n  - fromEndpoints: [{matchLabels: {app: client, k8s:io.kubernetes.pod.namespace: default}}]\n"),
+			probes: []probe{tcp("client", "db", 5432).fwd("other/db-from-default"), tcp("client2", "db", 5432).denied(), tcp("client", "server", 80).fwd()}},
+		{name: "CiliumClusterwideNetworkPolicy selects in every namespace", yaml: ccnp("ccnp-clients", "  endpointSelector: {matchExpressions: [{key: app, operator: In, values: [server, db]}]}\n  ingress:\n  - fromEndpoints: [{matchLabels: {app: client}}]\n"),
+			probes: []probe{tcp("client", "server", 80).fwd("ccnp-clients"), tcp("client", "db", 80).fwd("ccnp-clients"), tcp("client2", "db", 80).denied()}},
+		{name: "CiliumClusterwideNetworkPolicy denying world", yaml: ccnp("lockdown", "  endpointSelector: {}\n  ingressDeny: [{fromEntities: [world]}]\n  ingress: [{fromEntities: [all]}]\n"),
+			probes: []probe{tcp("outsider", "server", 80).deny("lockdown"), tcp("outsider", "db", 80).deny("lockdown"), tcp("client", "db", 80).fwd("lockdown")}},
+		{name: "NetworkPolicy podSelector and ports", yaml: knp("default", "knp-web", "  podSelector: {matchLabels: {app: server}}\n  ingress:\n  - from: [{podSelector: {matchLabels: {app: client}}}]\n    ports: [{port: 80}]\n"),
+			probes: []probe{tcp("client", "server", 80).fwd("default/knp-web"), tcp("client", "server", 443).denied(), tcp("client2", "server", 80).denied(),
+				tcp("client", "server", 80).six().fwd("default/knp-web")}},
+		{name: "NetworkPolicy ipBlock", yaml: knp("default", "knp-ipblock", "  podSelector: {matchLabels: {app: server}}\n  ingress:\n  - from: [{ipBlock: {cidr: "+subnet4+", except: ["+outsider2+"/32]}}]\n"),
+			probes: []probe{tcp("outsider", "server", 80).fwd("default/knp-ipblock"), tcp("outsider2", "server", 80).denied()}},
+		{name: "NetworkPolicy egress stays in the namespace", yaml: knp("default", "knp-egress", "  podSelector: {matchLabels: {app: client}}\n  policyTypes: [Egress]\n  egress:\n  - to: [{podSelector: {}}]\n"),
+			probes: []probe{tcp("client", "server", 80).fwd("default/knp-egress"), tcp("client", "db", 80).denied(), tcp("client2", "db", 80).fwd()}},
+		{name: "NetworkPolicy namespaceSelector", yaml: knp("other", "knp-ns", "  podSelector: {matchLabels: {app: db}}\n  ingress:\n  - from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: default}}}]\n"),
+			probes: []probe{tcp("client", "db", 5432).fwd("other/knp-ns"), tcp("outsider", "db", 5432).denied()}},
+		{name: "a policy in force denies", yaml: cnp("default", "temp-deny", "  endpointSelector: {matchLabels: {app: server}}\n  ingressDeny: [{fromEndpoints: [{matchLabels: {app: client}}]}]\n  ingress: [{fromEntities: [all]}]\n"),
+			probes: []probe{tcp("client", "server", 80).deny("default/temp-deny")}},
+		{name: "removing it restores access", keep: true, delete: []string{"default/temp-deny"},
+			probes: []probe{tcp("client", "server", 80).fwd(), udp("client", "server", 53).fwd()}},
+		{name: "audit mode reports and forwards", yaml: cnp("default", "audited-in", "  endpointSelector: {matchLabels: {app: audited}}\n  ingress: [{fromEndpoints: [{matchLabels: {app: client2}}]}]\n"),
+			probes: []probe{tcp("client", "audited", 80).audit(), tcp("client2", "audited", 80).fwd("default/audited-in"), tcp("client", "server", 80).fwd()}},
+		{name: "audit mode reports a deny and forwards", yaml: cnp("default", "audited-deny", "  endpointSelector: {matchLabels: {app: audited}}\n  ingress: [{fromEntities: [all]}]\n  ingressDeny: [{fromEndpoints: [{matchLabels: {app: client}}]}]\n"),
+			probes: []probe{tcp("client", "audited", 80).audit("default/audited-deny"), icmp("client", "audited").audit("default/audited-deny"),
+				tcp("client2", "audited", 80).fwd("default/audited-deny")}},
+	}
+}
+
+// TestE2EPolicyConnectivity is a connectivity suite in the style of
+// `cilium connectivity test`: one lab, one collector over the real datapath,
+// policies applied through the collector's HTTP API, and for every scenario
+// probes whose connectivity and flow records (verdict, drop reason,
+// deciding policies) must match. It ends with a bad policy refused whole
+// and a collector restart that keeps enforcing.
+func TestE2EPolicyConnectivity(t *testing.T) {
+	pl := newPolicyLab(t)
+	node := pl.start(t)
+	out := pl.pods["outsider"].IPv4
+	sub := out.String()[:strings.LastIndex(out.String(), ".")] + ".0/24"
+	scenarios := policyScenarios(out.String(), pl.pods["outsider2"].IPv4.String(), sub)
+	count := 0
+	for _, sc := range scenarios {
+		ok := t.Run(sc.name, func(t *testing.T) {
+			if !sc.keep {
+				node.deleteAll(t)
+			}
+			for _, ref := range sc.delete {
+				req, _ := http.NewRequest(http.MethodDelete, node.base+"/api/v1/policies/"+ref, nil)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil || resp.StatusCode != http.StatusOK {
+					t.Fatalf("DELETE %s: %v %v", ref, err, resp)
+				}
+				resp.Body.Close()
+			}
+			if sc.yaml != "" {
+				if code, res := node.postPolicies(t, sc.yaml); code != http.StatusOK {
+					t.Fatalf("POST policies: %d %v", code, res.Errors)
+				}
+			}
+			for _, pr := range sc.probes {
+				pl.check(t, pr, false)
+			}
+		})
+		count++
+		if !ok && os.Getenv("PERISCOPE_POLICY_FAILFAST") != "" {
+			t.FailNow()
+		}
+	}
+
+	t.Run("a bad policy is refused whole and the previous one keeps enforcing", func(t *testing.T) {
+		node.deleteAll(t)
+		good := cnp("default", "keep-me", "  endpointSelector: {matchLabels: {app: server}}\n  ingress: [{fromEndpoints: [{matchLabels: {app: client}}]}]\n")
+		if code, res := node.postPolicies(t, good); code != http.StatusOK {
+			t.Fatalf("POST: %d %v", code, res.Errors)
+		}
+		rev := node.dp.PolicyRevision()
+		bad := cnp("default", "deny-all", "  endpointSelector: {}\n  ingressDeny: [{fromEntities: [all]}]\n") +
+			cnp("default", "broken", "  endpointSelector: {matchLabels: {app: server}}\n  ingress:\n  - fromEndpoints: [{matchExpressions: [{key: app, operator: Maybe}]}]\n")
+		code, res := node.postPolicies(t, bad)
+		if code != http.StatusBadRequest || len(res.Errors) == 0 || !strings.HasPrefix(res.Errors[0], "request:") {
+			t.Fatalf("POST bad policy: %d %v, want 400 with request:line:column errors", code, res.Errors)
+		}
+		t.Logf("refused: %v", res.Errors)
+		if got := node.dp.PolicyRevision(); got != rev {
+			t.Errorf("policy revision %d after a refused policy, want %d", got, rev)
+		}
+		if names := node.store.List(); len(names) != 1 || names[0].Name != "keep-me" {
+			t.Errorf("policies after a refused apply: %+v", names)
+		}
+		pl.check(t, tcp("client", "server", 80).fwd("default/keep-me"), false)
+		pl.check(t, tcp("client2", "server", 80).denied(), false)
+		resp, err := http.Get(node.base + "/api/v1/policies/default/keep-me")
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET policy: %v %v", err, resp)
+		}
+		resp.Body.Close()
+	})
+	count++
+
+	t.Run("identities come from the allocator", func(t *testing.T) {
+		resp, err := http.Get(node.base + "/api/v1/identities")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var ids []collector.IdentityJSON
+		if err := json.NewDecoder(resp.Body).Decode(&ids); err != nil {
+			t.Fatal(err)
+		}
+		byLabels := map[string]uint32{}
+		for _, i := range ids {
+			byLabels[strings.Join(i.Labels, ",")] = i.ID
+		}
+		if byLabels["reserved:world"] != 2 || byLabels["reserved:host"] != 1 {
+			t.Errorf("reserved identities missing: %v", ids)
+		}
+		srv := "k8s:app=server,k8s:io.kubernetes.pod.namespace=default,k8s:tier=backend"
+		if byLabels[srv] < 256 {
+			t.Errorf("server has no cluster identity: %v", ids)
+		}
+		if _, err := os.Stat(filepath.Join(pl.stateDir, "identities.json")); err != nil {
+			t.Errorf("identity state not persisted: %v", err)
+		}
+	})
+
+	t.Run("a collector restart keeps enforcing", func(t *testing.T) {
+		node.deleteAll(t)
+		yaml := cnp("default", "restart", "  endpointSelector: {matchLabels: {app: server}}\n  ingress: [{fromEndpoints: [{matchLabels: {app: client2}}]}]\n")
+		if code, res := node.postPolicies(t, yaml); code != http.StatusOK {
+			t.Fatalf("POST: %d %v", code, res.Errors)
+		}
+		pl.check(t, tcp("client", "server", 80).denied(), false)
+		pl.check(t, tcp("client2", "server", 80).fwd("default/restart"), false)
+		identsBefore := node.c.Registry().Endpoints()
+
+		node.stop(t) // links and policy stay pinned, as after a kill
+		pl.check(t, tcp("client", "server", 80).denied(), true)
+		pl.check(t, tcp("client2", "server", 80).fwd(), true)
+		pl.check(t, icmp("client", "server").denied(), true)
+
+		old := node.dp
+		start := time.Now()
+		node = pl.start(t)
+		// The new datapath detached the stale links; release the old objects
+		// (the policy pins stay: a policy is in force).
+		if err := old.Close(); err != nil {
+			t.Logf("close the old datapath: %v", err)
+		}
+		t.Logf("restarted in %v", time.Since(start))
+		if got := node.store.List(); len(got) != 1 || got[0].Name != "restart" {
+			t.Fatalf("policies after restart: %+v", got)
+		}
+		after := node.c.Registry().Endpoints()
+		for i := range identsBefore {
+			if identsBefore[i].Identity != after[i].Identity {
+				t.Errorf("%s: identity %d before restart, %d after", after[i].Name, identsBefore[i].Identity, after[i].Identity)
+			}
+		}
+		pl.check(t, tcp("client", "server", 80).denied(), false)
+		pl.check(t, tcp("client2", "server", 80).fwd("default/restart"), false)
+		pl.check(t, tcp("client2", "server", 80).six().fwd("default/restart"), false)
+		node.deleteAll(t)
+		pl.check(t, tcp("client", "server", 80).fwd(), false)
+	})
+	count++
+	t.Logf("%d scenarios", count)
+}
