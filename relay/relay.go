@@ -67,6 +67,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Version is reported by /api/v1/status.
 	Version string
+	// Handlers are extra HTTP handlers served next to the API, keyed by
+	// ServeMux pattern (e.g. "GET /" for the web UI).
+	Handlers map[string]http.Handler
 }
 
 // Relay joins collectors. Build it with New, run it with Run.

@@ -37,6 +37,9 @@ func (r *Relay) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /api/v1/status", r.serveStatus)
 	mux.HandleFunc("GET /api/v1/flows", r.serveFlows)
+	for pattern, h := range r.opts.Handlers {
+		mux.Handle(pattern, h)
+	}
 	return mux
 }
 

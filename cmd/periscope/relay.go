@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/periscope-dev/periscope/relay"
 	"github.com/periscope-dev/periscope/relay/hubble"
+	"github.com/periscope-dev/periscope/ui"
 )
 
 // relayFlags are the flags of `periscope relay`.
@@ -26,6 +28,8 @@ type relayFlags struct {
 	tlsKey       string
 	tlsCA        string
 	logLevel     string
+	ui           bool
+	uiToken      string
 }
 
 func newRelayCmd() *cobra.Command {
@@ -70,6 +74,8 @@ certificate for collectors that require one.`,
 	f.StringVar(&fl.tlsKey, "tls-key", "", "key (PEM) of --tls-cert")
 	f.StringVar(&fl.tlsCA, "tls-ca", "", "CA bundle (PEM) collectors' certificates must chain to; enables TLS")
 	f.StringVar(&fl.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.BoolVar(&fl.ui, "ui", true, "serve the web UI at / on --listen, over every node's flows")
+	f.StringVar(&fl.uiToken, "ui-token", "", "bearer token the web UI's WebSocket requires (optional)")
 	return cmd
 }
 
@@ -100,9 +106,20 @@ func runRelay(cmd *cobra.Command, fl relayFlags) error {
 	case fl.tlsCert != "" || fl.tlsKey != "":
 		return errors.New("--tls-cert and --tls-key need --tls-ca")
 	}
+	handlers := map[string]http.Handler{}
+	opts.Handlers = handlers
 	r, err := relay.New(opts)
 	if err != nil {
 		return err
+	}
+	if fl.ui {
+		u, err := ui.New(ui.Options{Source: ui.RelaySource(r), Token: fl.uiToken, Logger: logger})
+		if err != nil {
+			return fmt.Errorf("web UI: %w", err)
+		}
+		defer u.Close()
+		handlers[uiPattern] = u
+		logger.Info("web UI", "url", "http://"+fl.listen+"/")
 	}
 	ctx, cancel := context.WithCancel(cmd.Context())
 	defer cancel()
