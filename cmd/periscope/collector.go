@@ -37,6 +37,7 @@ type collectorFlags struct {
 	uiToken        string
 	identityState  string
 	policyDir      string
+	serve          serveFlags
 }
 
 func newCollectorCmd() *cobra.Command {
@@ -80,6 +81,7 @@ Needs root (CAP_BPF, CAP_NET_ADMIN, and CAP_PERFMON for --sock-events).`,
 	f.BoolVar(&fl.sockEvents, "sock-events", true, "report host processes' socket state changes (sock tracepoint)")
 	f.StringVar(&fl.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.sinks.addFlags(f)
+	fl.serve.addFlags(f)
 	f.BoolVar(&fl.ui, "ui", true, "serve the web UI at / on --listen")
 	f.StringVar(&fl.uiToken, "ui-token", "", "bearer token the web UI's WebSocket requires (default: none)")
 	f.StringVar(&fl.identityState, "identity-state", defaultIdentityState, "file keeping the allocated security identities")
@@ -158,6 +160,14 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 	if err != nil {
 		return err
 	}
+	tlsCfg, err := fl.serve.tlsConfig()
+	if err != nil {
+		return err
+	}
+	ln, err := listenAPI(fl.listen, tlsCfg)
+	if err != nil {
+		return err
+	}
 	c, err := collector.New(collector.Options{
 		Identities: ids,
 		Config:     cfg,
@@ -171,7 +181,7 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 			}
 		},
 		Interfaces: dp.Interfaces,
-		Listen:     fl.listen,
+		Listener:   ln,
 		RingSize:   fl.ringSize,
 		Sinks:      sinks.sinks,
 		Handlers:   sinks.handlers,
@@ -180,6 +190,7 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 		Version:    version,
 	})
 	if err != nil {
+		ln.Close()
 		// Resolving endpoints talks to the kernel (netns ids, links,
 		// addresses): a refusal there is a missing capability too.
 		return privilegeHint(err)
@@ -193,7 +204,17 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 		}
 		logger.Info("web UI", "url", "http://"+fl.listen+"/")
 	}
-	return privilegeHint(c.Run(ctx))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	waitHubble, err := serveHubble(ctx, fl.serve.hubbleListen, c, tlsCfg, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	err = c.Run(ctx)
+	cancel()
+	waitHubble()
+	return privilegeHint(err)
 }
 
 // Capability numbers (linux/capability.h).
