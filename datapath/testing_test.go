@@ -46,6 +46,7 @@ func loadForTest(t testing.TB, cfg Config) *Datapath {
 		}
 		if _, err := os.Stat(cfg.PinPath); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("pin path %s still exists after Close (stat: %v)", cfg.PinPath, err)
+			os.RemoveAll(cfg.PinPath) // leave the machine clean even when the test failed
 		}
 	})
 	return d
