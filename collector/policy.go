@@ -237,11 +237,49 @@ func (s *PolicyStore) compile(policies map[string]*StoredPolicy) (*compile.Compi
 }
 
 // splitPolicies parses data whole (errors name file:line:column) and
-// returns each policy with its own document's YAML.
+// returns each policy with the text of its own document, as applied.
 func splitPolicies(file string, data []byte) ([]*StoredPolicy, error) {
-	if _, err := policy.Parse(file, data); err != nil {
+	all, err := policy.Parse(file, data)
+	if err != nil {
 		return nil, err
 	}
+	var out []*StoredPolicy
+	for _, chunk := range splitDocuments(data) {
+		pols, err := policy.Parse(file, chunk)
+		if err != nil {
+			out = nil // a separator inside a block scalar: fall back below
+			break
+		}
+		for _, p := range pols {
+			out = append(out, &StoredPolicy{Kind: string(p.Kind), Namespace: p.Namespace, Name: p.Name,
+				YAML: string(chunk), parsed: p})
+		}
+	}
+	if len(out) == len(all) {
+		return out, nil
+	}
+	return reencoded(file, data)
+}
+
+// splitDocuments cuts YAML text at its "---" document separators.
+func splitDocuments(data []byte) [][]byte {
+	var out [][]byte
+	var cur []byte
+	for _, line := range bytes.SplitAfter(data, []byte("\n")) {
+		t := bytes.TrimRight(line, "\r\n")
+		if bytes.Equal(t, []byte("---")) || bytes.HasPrefix(t, []byte("--- ")) {
+			out = append(out, cur)
+			cur = nil
+			continue
+		}
+		cur = append(cur, line...)
+	}
+	out = append(out, cur)
+	return out
+}
+
+// reencoded splits data with the YAML decoder and re-encodes each document.
+func reencoded(file string, data []byte) ([]*StoredPolicy, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var out []*StoredPolicy
 	for {

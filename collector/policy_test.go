@@ -64,6 +64,9 @@ func TestPolicyStoreAppliesPersistsAndRestores(t *testing.T) {
 	if _, err := s.Apply("web.yaml", []byte(storeTestPolicy)); err != nil {
 		t.Fatal(err)
 	}
+	if got := s.Get("default", "web"); len(got) != 1 || got[0].YAML != storeTestPolicy {
+		t.Errorf("get: YAML not as applied: %+v", got)
+	}
 	if got := s.List(); len(got) != 1 || got[0].Name != "web" || got[0].Revision != 2 {
 		t.Fatalf("list: %+v", got)
 	}

@@ -65,6 +65,7 @@ Without --last, --first, --all, --since or --until it shows the last 20 flows;
 	fs.BoolVar(&opts.window.all, "all", false, "Show all stored flows")
 	fs.StringVar(&opts.window.since, "since", "", "Show flows since this time: a duration before now (5m, 1h) or an RFC 3339 time")
 	fs.StringVar(&opts.window.until, "until", "", "Show flows until this time: a duration before now (5m, 1h) or an RFC 3339 time")
+	fs.StringVar(&opts.window.source, "source", "ring", "Where flows come from: ring (the collector's memory) or clickhouse (history, with --clickhouse on the collector)")
 	addFilterFlags(fs, &chips)
 	return cmd
 }

@@ -133,6 +133,7 @@ type window struct {
 	last, first  int
 	all, follow  bool
 	since, until string
+	source       string // "" or "ring": the collector's memory; "clickhouse": history
 }
 
 // query builds the /api/v1/flows query from chips and w, as of now.
@@ -176,6 +177,16 @@ func (w window) query(chips []string, now time.Time) (url.Values, error) {
 			return nil, fmt.Errorf("--until cannot be combined with --follow")
 		}
 		q.Set("follow", "1")
+	}
+	switch w.source {
+	case "", "ring":
+	case "clickhouse":
+		if w.follow {
+			return nil, fmt.Errorf("--source clickhouse is history: it cannot be combined with --follow")
+		}
+		q.Set("source", w.source)
+	default:
+		return nil, fmt.Errorf("--source %q: want ring or clickhouse", w.source)
 	}
 	return q, nil
 }

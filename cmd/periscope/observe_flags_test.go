@@ -153,3 +153,34 @@ func TestObserveFlagsRejectBadInput(t *testing.T) {
 		})
 	}
 }
+
+func TestObserveSourceFlag(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		want    string
+		wantErr string
+	}{
+		{name: "the ring is the default and sends no parameter", args: []string{"--last", "5"}, want: ""},
+		{name: "clickhouse asks the collector for history", args: []string{"--since", "1h", "--source", "clickhouse"}, want: "clickhouse"},
+		{name: "clickhouse cannot follow", args: []string{"-f", "--source", "clickhouse"}, wantErr: "cannot be combined with --follow"},
+		{name: "an unknown source is refused", args: []string{"--source", "s3"}, wantErr: "want ring or clickhouse"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, q, err := parseObserveArgs(t, tt.args...)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want it to contain %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := q.Get("source"); got != tt.want {
+				t.Fatalf("source = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -152,17 +152,19 @@ func newPolicyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			var errs []error
 			for _, t := range ts {
 				q := ""
 				if t.kind != "" {
 					q = "?kind=" + url.QueryEscape(t.kind)
 				}
 				if _, err := c.do(cmd.Context(), http.MethodDelete, policyPath(t.ns, t.name)+q, nil); err != nil {
-					return fmt.Errorf("delete %s: %w", ref(t.ns, t.name), err)
+					errs = append(errs, fmt.Errorf("delete %s: %w", ref(t.ns, t.name), err))
+					continue
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "%s deleted\n", ref(t.ns, t.name))
 			}
-			return nil
+			return errors.Join(errs...)
 		},
 	}
 	del.Flags().StringVarP(&ns, "namespace", "n", "default", "namespace (\"\" for clusterwide policies)")
