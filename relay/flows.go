@@ -23,6 +23,9 @@ type Request struct {
 	First, Last int
 	// Follow continues with live flows (after the Last or Since replay).
 	Follow bool
+	// Source is "" for the collectors' in-memory rings, "clickhouse" for
+	// their long-term history (a history query: no Follow).
+	Source string
 }
 
 // FlowsOptions tune one answer.

@@ -32,10 +32,21 @@ func ParseRequest(v url.Values, now time.Time) (Request, error) {
 	var req Request
 	for key := range v {
 		switch key {
-		case "filter", "last", "first", "all", "since", "until", "follow":
+		case "filter", "last", "first", "all", "since", "until", "follow", "source":
 		default:
-			return req, &badParam{key, "unknown parameter (want filter, last, first, all, since, until or follow)"}
+			return req, &badParam{key, "unknown parameter (want filter, last, first, all, since, until, follow or source)"}
 		}
+	}
+	source, _, err := single(v, "source")
+	if err != nil {
+		return req, err
+	}
+	switch source {
+	case "", "ring":
+	case "clickhouse":
+		req.Source = source
+	default:
+		return req, &badParam{"source", fmt.Sprintf("%q is not ring or clickhouse", source)}
 	}
 	if chips := v["filter"]; len(chips) > 0 {
 		if _, err := filter.Parse(chips); err != nil {
@@ -43,7 +54,6 @@ func ParseRequest(v url.Values, now time.Time) (Request, error) {
 		}
 		req.Chips = chips
 	}
-	var err error
 	if req.Last, err = count(v, "last"); err != nil {
 		return req, err
 	}
@@ -74,6 +84,8 @@ func ParseRequest(v url.Values, now time.Time) (Request, error) {
 		return req, &badParam{"last", "last, first and all exclude each other"}
 	case req.Follow && req.First > 0:
 		return req, &badParam{"first", "cannot be combined with follow"}
+	case req.Follow && req.Source != "":
+		return req, &badParam{"source", "clickhouse is history: it cannot be combined with follow"}
 	case !req.Since.IsZero() && !req.Until.IsZero() && req.Until.Before(req.Since):
 		return req, &badParam{"until", "is before since"}
 	}
@@ -151,6 +163,9 @@ func (req *Request) peerQuery() url.Values {
 	}
 	if req.Follow {
 		q.Set("follow", "1")
+	}
+	if req.Source != "" {
+		q.Set("source", req.Source)
 	}
 	switch {
 	case req.Match == nil && req.Last > 0:

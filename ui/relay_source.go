@@ -50,3 +50,31 @@ func (s *relaySource) Query(ctx context.Context, q Query, fn func(*api.Flow) err
 	})
 	return err
 }
+
+// relayHistory asks every collector behind a relay for its ClickHouse
+// history.
+type relayHistory struct {
+	relay *relay.Relay
+}
+
+// RelayHistory makes the collectors' ClickHouse history, through a relay, a
+// HistorySource. Collectors without --clickhouse answer with an error and
+// are reported as unavailable: the answer is partial, not failed.
+func RelayHistory(r *relay.Relay) HistorySource {
+	return &relayHistory{relay: r}
+}
+
+func (h *relayHistory) History(ctx context.Context, q Query, fn func(*api.Flow) error) error {
+	req := relay.Request{Chips: q.Chips, Since: q.Since, Until: q.Until, Last: q.Last, Source: "clickhouse"}
+	if q.Filter != nil {
+		req.Match = q.Filter
+	}
+	_, err := h.relay.Flows(ctx, req, relay.FlowsOptions{}, func(it *relay.Item) error {
+		f, err := it.Parse()
+		if err != nil {
+			return err
+		}
+		return fn(f)
+	})
+	return err
+}

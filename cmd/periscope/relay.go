@@ -30,6 +30,7 @@ type relayFlags struct {
 	logLevel     string
 	ui           bool
 	uiToken      string
+	history      bool
 }
 
 func newRelayCmd() *cobra.Command {
@@ -76,6 +77,7 @@ certificate for collectors that require one.`,
 	f.StringVar(&fl.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.BoolVar(&fl.ui, "ui", true, "serve the web UI at / on --listen, over every node's flows")
 	f.StringVar(&fl.uiToken, "ui-token", "", "bearer token the web UI's WebSocket requires (optional)")
+	f.BoolVar(&fl.history, "history", false, "the collectors keep history in ClickHouse (--clickhouse): the web UI's time ranges query it")
 	return cmd
 }
 
@@ -113,7 +115,11 @@ func runRelay(cmd *cobra.Command, fl relayFlags) error {
 		return err
 	}
 	if fl.ui {
-		u, err := ui.New(ui.Options{Source: ui.RelaySource(r), Token: fl.uiToken, Logger: logger})
+		uopts := ui.Options{Source: ui.RelaySource(r), Token: fl.uiToken, Logger: logger}
+		if fl.history {
+			uopts.History = ui.RelayHistory(r)
+		}
+		u, err := ui.New(uopts)
 		if err != nil {
 			return fmt.Errorf("web UI: %w", err)
 		}

@@ -1,0 +1,44 @@
+package relay
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSourceParameterReachesThePeers(t *testing.T) {
+	tests := []struct {
+		name      string
+		query     string
+		wantPeer  string // the peers' source parameter
+		wantError string
+	}{
+		{name: "the ring is the default and is not forwarded", query: "last=5", wantPeer: ""},
+		{name: "ring may be named", query: "last=5&source=ring", wantPeer: ""},
+		{name: "clickhouse history is forwarded to every peer", query: "since=1h&source=clickhouse", wantPeer: "clickhouse"},
+		{name: "clickhouse cannot be followed", query: "follow=1&source=clickhouse", wantError: "cannot be combined with follow"},
+		{name: "an unknown source is refused", query: "source=s3", wantError: "is not ring or clickhouse"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := url.ParseQuery(tt.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req, err := ParseRequest(v, time.Now())
+			if tt.wantError != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantError) {
+					t.Fatalf("err = %v, want it to contain %q", err, tt.wantError)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := req.peerQuery().Get("source"); got != tt.wantPeer {
+				t.Fatalf("peer source = %q, want %q", got, tt.wantPeer)
+			}
+		})
+	}
+}
