@@ -140,7 +140,7 @@ func FuzzDecode(f *testing.F) {
 // (PERISCOPE_WRITE_SEEDS=1).
 func TestWriteFuzzSeeds(t *testing.T) {
 	if os.Getenv("PERISCOPE_WRITE_SEEDS") == "" {
-		t.Skip("set PERISCOPE_WRITE_SEEDS=1 to rewrite the fuzz seed corpus")
+		t.Skip("a generator, not a test (never needed in CI): set PERISCOPE_WRITE_SEEDS=1 to rewrite the fuzz seed corpus")
 	}
 	dir := filepath.Join("testdata", "fuzz", "FuzzDecode")
 	if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -30,7 +30,7 @@ func TestParseIperf(t *testing.T) {
 
 func TestThroughputMeasuresTCP(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs iperf3 for a second")
+		t.Skip("runs iperf3 for a second: skipped with -short only (CI runs without -short)")
 	}
 	if _, err := exec.LookPath("iperf3"); err != nil {
 		SkipOrFail(t, "iperf3 is not installed (make deps)")

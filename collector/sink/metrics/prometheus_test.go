@@ -28,7 +28,7 @@ func TestPrometheusScrapesAndQueries(t *testing.T) {
 		netlab.SkipOrFail(t, "prometheus not installed (apt-get install prometheus)")
 	}
 	if testing.Short() {
-		t.Skip("starts a Prometheus server; skipped in -short mode")
+		t.Skip("starts a Prometheus server: skipped with -short only (CI runs without -short)")
 	}
 	m, srv := populated(t) // 2 connections, 120 + 60 bytes
 	const more = 35
