@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/flowquery"
 )
 
 // fakeHistory answers every query with flows (or err) and records the queries.
@@ -83,8 +84,8 @@ func TestFlowsFromHistory(t *testing.T) {
 	if q := h.queries[1]; q.First != 2 || q.Last != 0 {
 		t.Errorf("first=2 became %+v", q)
 	}
-	if q := h.queries[2]; q.Last != defaultLast || q.First != 0 {
-		t.Errorf("no bound became %+v, want last=%d", q, defaultLast)
+	if q := h.queries[2]; q.Last != flowquery.DefaultLast || q.First != 0 {
+		t.Errorf("no bound became %+v, want last=%d", q, flowquery.DefaultLast)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/flowquery"
 )
 
 // writeStall is how long a client may stall a response before it is dropped.
@@ -61,7 +62,7 @@ func (c *Collector) serveFlows(w http.ResponseWriter, r *http.Request) {
 		return err
 	}
 
-	if req.source == sourceClickHouse {
+	if req.source == flowquery.SourceClickHouse {
 		c.serveHistory(w, r, req)
 		return
 	}

@@ -17,7 +17,7 @@ func TestSourceParameterReachesThePeers(t *testing.T) {
 		{name: "the ring is the default and is not forwarded", query: "last=5", wantPeer: ""},
 		{name: "ring may be named", query: "last=5&source=ring", wantPeer: ""},
 		{name: "clickhouse history is forwarded to every peer", query: "since=1h&source=clickhouse", wantPeer: "clickhouse"},
-		{name: "clickhouse cannot be followed", query: "follow=1&source=clickhouse", wantError: "cannot be combined with follow"},
+		{name: "clickhouse cannot be followed", query: "follow=1&source=clickhouse", wantError: "cannot be combined with source=clickhouse"},
 		{name: "an unknown source is refused", query: "source=s3", wantError: "is not ring or clickhouse"},
 	}
 	for _, tt := range tests {
