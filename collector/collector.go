@@ -35,6 +35,15 @@ type Attacher interface {
 	DetachInterface(ifname string) error
 }
 
+// EnforcementKeeper is implemented by an Attacher that keeps enforcing
+// policy after the collector stops (*datapath.Datapath: while a policy is
+// in force its programs stay attached and pinned for the next run). Run
+// does not detach the interfaces on return while KeepsEnforcing is true, so
+// a clean stop or restart opens no window without enforcement.
+type EnforcementKeeper interface {
+	KeepsEnforcing() bool
+}
+
 // Sink receives every enriched flow after it is stored. Consume runs on the
 // pipeline goroutine: it must not block, and f is valid only during the call.
 type Sink interface {
@@ -59,7 +68,8 @@ type Options struct {
 	// Source produces flows; required.
 	Source Source
 	// Attacher, when set, is asked to attach to every endpoint's host veth
-	// and every host interface when Run starts, and to detach when it ends.
+	// and every host interface when Run starts, and to detach when it ends
+	// (unless it is an EnforcementKeeper that keeps enforcing).
 	Attacher Attacher
 	// Stats, when set, reports the datapath's counters.
 	Stats func() DatapathStats
@@ -192,7 +202,8 @@ func (c *Collector) process(f *api.Flow) {
 
 // Run attaches the datapath, serves the HTTP API and runs the pipeline until
 // ctx is done or the source or the server fails. On return the follows have
-// ended, the server is shut down and the interfaces it attached detached.
+// ended, the server is shut down and the interfaces it attached detached,
+// except while the Attacher keeps enforcing (see EnforcementKeeper).
 func (c *Collector) Run(ctx context.Context) (err error) {
 	ln := c.opts.Listener
 	if ln == nil {
@@ -278,6 +289,10 @@ func (c *Collector) detach() {
 	attached := c.attached
 	c.attached = nil
 	c.mu.Unlock()
+	if k, ok := c.opts.Attacher.(EnforcementKeeper); ok && len(attached) > 0 && k.KeepsEnforcing() {
+		c.log.Info("policy in force: interfaces left attached", "interfaces", len(attached))
+		return
+	}
 	for i := len(attached) - 1; i >= 0; i-- {
 		if err := c.opts.Attacher.DetachInterface(attached[i]); err != nil {
 			c.log.Warn("detach", "interface", attached[i], "err", err)

@@ -41,13 +41,6 @@ var (
 	labUDPPort  = 53
 )
 
-// crashAttacher attaches like the datapath but never detaches: stopping the
-// collector then leaves the links pinned, as a killed collector does.
-type crashAttacher struct{ dp *datapath.Datapath }
-
-func (a crashAttacher) AttachInterface(ifname string) error { return a.dp.AttachInterface(ifname) }
-func (a crashAttacher) DetachInterface(string) error        { return nil }
-
 // policyNode is one collector run over the real datapath with a policy store.
 type policyNode struct {
 	c      *collector.Collector
@@ -60,7 +53,8 @@ type policyNode struct {
 	stopOnce sync.Once
 }
 
-// stop ends the collector without closing the datapath (a crash).
+// stop ends the collector cleanly; the test closes the datapath (or its
+// Cleanup does).
 func (n *policyNode) stop(t *testing.T) {
 	t.Helper()
 	n.stopOnce.Do(func() {
@@ -206,7 +200,7 @@ func (pl *policyLab) start(t *testing.T) *policyNode {
 	}
 	handlers := map[string]http.Handler{}
 	c, err := collector.New(collector.Options{
-		Topology: topo, Source: dp, Attacher: crashAttacher{dp}, Listener: ln, Interfaces: dp.Interfaces,
+		Topology: topo, Source: dp, Attacher: dp, Listener: ln, Interfaces: dp.Interfaces,
 		RingSize: 1 << 16, Identities: ids, Handlers: handlers,
 	})
 	if err != nil {

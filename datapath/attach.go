@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 
@@ -38,9 +39,75 @@ func (a *attachment) detach() error {
 	return errors.Join(errs...)
 }
 
+// release lets go of the programs without detaching them: the TCX links
+// stay pinned and the cls_bpf filters in place (Close with a policy in
+// force).
+func (a *attachment) release() error {
+	var errs []error
+	for _, l := range a.links {
+		errs = append(errs, l.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// adoptLinks opens the TCX links a previous run left pinned; AttachInterface
+// swaps the new programs into them, Close detaches the unclaimed ones (or
+// leaves them pinned while a policy is in force). Unreadable pins are
+// removed.
+func (d *Datapath) adoptLinks() error {
+	linkDir := filepath.Join(d.cfg.PinPath, pinLinks)
+	entries, err := os.ReadDir(linkDir)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", linkDir, err)
+	}
+	d.adopted = map[string]link.Link{}
+	for _, e := range entries {
+		p := filepath.Join(linkDir, e.Name())
+		l, err := link.LoadPinnedLink(p, nil)
+		if err != nil {
+			d.log.Warn("removing unreadable stale pin", "path", p, "err", err)
+			if err := os.Remove(p); err != nil {
+				return fmt.Errorf("remove stale pin %s: %w", p, err)
+			}
+			continue
+		}
+		d.adopted[e.Name()] = l
+		d.log.Info("adopted link of a previous run", "path", p)
+	}
+	return nil
+}
+
+// claimAdopted returns the adopted link pinned as name with the new program
+// swapped in, or nil when there is none or it is not usable on ifindex idx
+// (then it is detached).
+func (d *Datapath) claimAdopted(name string, idx int, prog *ebpf.Program) link.Link {
+	l, ok := d.adopted[name]
+	if !ok {
+		return nil
+	}
+	delete(d.adopted, name)
+	info, err := l.Info()
+	if err == nil && (info.TCX() == nil || int(info.TCX().Ifindex) != idx) {
+		err = fmt.Errorf("link is not a TCX link on ifindex %d", idx)
+	}
+	if err == nil {
+		// Atomic: the hook runs the old program until the new one replaces it.
+		err = l.Update(prog)
+	}
+	if err != nil {
+		d.log.Warn("detaching an adopted link that cannot be updated", "link", name, "err", err)
+		_ = errors.Join(l.Unpin(), l.Close())
+		return nil
+	}
+	return l
+}
+
 // AttachInterface attaches the flow programs to ifname's ingress and
 // egress: TCX links pinned under PinPath/links when the kernel has TCX,
 // else cls_bpf filters on a clsact qdisc. Attaching twice is a no-op.
+// A TCX link adopted from a previous run (see Load) and a cls_bpf filter
+// left at our priority get the new program in place, with no moment
+// without a program.
 //
 // On a loopback interface only ingress is attached: every packet sent on lo
 // leaves through its egress and comes back through its ingress, so both
@@ -99,13 +166,18 @@ func (d *Datapath) attachTCX(ifname string, idx int, hooks []hook) (*attachment,
 	}
 	a := &attachment{}
 	for _, h := range hooks {
+		name := ifname + "-" + h.name
+		if l := d.claimAdopted(name, idx, h.prog); l != nil {
+			a.links = append(a.links, l)
+			continue
+		}
 		l, err := link.AttachTCX(link.TCXOptions{Interface: idx, Program: h.prog, Attach: h.tcx})
 		if err != nil {
 			_ = a.detach()
 			return nil, fmt.Errorf("tcx %s: %w", h.name, err)
 		}
 		a.links = append(a.links, l)
-		if err := l.Pin(filepath.Join(d.cfg.PinPath, pinLinks, ifname+"-"+h.name)); err != nil {
+		if err := l.Pin(filepath.Join(d.cfg.PinPath, pinLinks, name)); err != nil {
 			_ = a.detach()
 			return nil, fmt.Errorf("pin tcx %s link: %w", h.name, err)
 		}

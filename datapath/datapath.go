@@ -31,9 +31,11 @@ type Datapath struct {
 	sock      *sockTraceObjects
 	sockLink  link.Link
 	closed    bool
-	madePin   bool       // PinPath did not exist before Load
-	runMu     sync.Mutex // held by Run for its whole duration
-	tcxBroken bool       // tests: force the clsact fallback
+	madePin   bool                 // PinPath did not exist before Load
+	adopting  bool                 // Load found a policy in force and adopts the previous run's state
+	adopted   map[string]link.Link // pinned TCX links of the previous run, by pin name, until AttachInterface claims them
+	runMu     sync.Mutex           // held by Run for its whole duration
+	tcxBroken bool                 // tests: force the clsact fallback
 
 	eventsRead   atomic.Uint64
 	decodeErrors atomic.Uint64
@@ -58,17 +60,30 @@ const (
 	pinLinks  = "links" // directory of pinned TCX links, <ifname>-<hook>
 )
 
-// Load mounts bpffs (if missing), removes the leftovers of a collector that
-// did not Close (stale links are detached, stale maps unpinned: flows they
-// held are not reported), loads the programs with cfg's sizes, and pins the
-// maps under cfg.PinPath.
+// flowPins are the maps pinned by name next to the policy maps: adopted
+// with them while a policy is in force.
+var flowPins = []string{pinFlows, pinEvents, pinStats}
+
+// Load mounts bpffs (if missing), deals with what a previous run left
+// under cfg.PinPath, loads the programs with cfg's sizes, and pins the maps
+// under cfg.PinPath.
 //
-// The policy maps are the exception: pinned ones are ADOPTED, not removed,
-// so a restarted collector judges connections with the policy in force
-// (PolicyRevision continues; the names of its policies are unknown until the
-// next ApplyPolicy). Pins whose layout no longer matches the programs (an
-// upgrade) are removed with a warning and the node runs without policy
-// until ApplyPolicy.
+// When the pinned policy of a previous run is in force (its revision
+// selects an endpoint), that run's state is ADOPTED so enforcement has no
+// gap: the flow table, ring buffer, counters and policy maps are re-used
+// (established connections keep their entries and verdicts), and its pinned
+// TCX links keep running the old programs until AttachInterface swaps the
+// new ones in place (link update, no detach). PolicyRevision continues; the
+// names of its policies are unknown until the next ApplyPolicy.
+//
+// Otherwise the leftovers of a collector that did not Close are removed:
+// stale links are detached and stale flow maps unpinned (flows they held
+// are not reported); pinned policy maps are still adopted.
+//
+// Pins whose layout no longer matches the programs (an upgrade, or a new
+// ring or flow table size) are removed with a warning: the flow maps first,
+// then the policy maps, in which case the node runs without policy until
+// ApplyPolicy.
 func Load(cfg Config) (*Datapath, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -92,7 +107,14 @@ func Load(cfg Config) (*Datapath, error) {
 		d.removePinDir()
 		return nil, fmt.Errorf("pin path %s is not on a bpffs (statfs: %v)", cfg.PinPath, err)
 	}
-	if err := d.removeStale(); err != nil {
+	if d.adopting = pinnedPolicyInForce(cfg.PinPath); d.adopting {
+		// The previous run kept PinPath for us only: ours to remove once
+		// there is nothing left to keep.
+		d.madePin = true
+		if err := d.adoptLinks(); err != nil {
+			return nil, err
+		}
+	} else if err := d.removeStale(); err != nil {
 		return nil, err
 	}
 
@@ -110,11 +132,19 @@ func Load(cfg Config) (*Datapath, error) {
 			return nil, fmt.Errorf("set load_bytes_only: %w", err)
 		}
 	}
+	// Pinned by name: adopted when a previous run left them (see above),
+	// created and pinned otherwise.
+	for _, name := range flowPins {
+		spec.Maps[name].Pinning = ebpf.PinByName
+	}
 	opts := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: cfg.PinPath}}
 	err = spec.LoadAndAssign(&d.objs, opts)
-	if errors.Is(err, ebpf.ErrMapIncompatible) {
-		d.log.Warn("removing pinned policy maps of an incompatible layout", "err", err)
-		for _, name := range policyPins {
+	for _, pins := range [][]string{flowPins, policyPins} {
+		if !errors.Is(err, ebpf.ErrMapIncompatible) {
+			break
+		}
+		d.log.Warn("removing pinned maps of an incompatible layout", "maps", pins, "err", err)
+		for _, name := range pins {
 			_ = os.Remove(filepath.Join(cfg.PinPath, name))
 		}
 		err = spec.LoadAndAssign(&d.objs, opts)
@@ -124,21 +154,15 @@ func Load(cfg Config) (*Datapath, error) {
 		return nil, fmt.Errorf("load flow programs: %w", err)
 	}
 	if err := d.openPolicy(); err != nil {
-		d.closeObjects()
+		d.closeObjects(d.adopting)
 		return nil, err
 	}
-	for name, m := range map[string]*ebpf.Map{pinFlows: d.objs.Flows, pinEvents: d.objs.Events, pinStats: d.objs.Stats} {
-		if err := m.Pin(filepath.Join(cfg.PinPath, name)); err != nil {
-			d.closeObjects()
-			return nil, fmt.Errorf("pin map %s: %w", name, err)
-		}
-	}
 	if d.reader, err = ringbuf.NewReader(d.objs.Events); err != nil {
-		d.closeObjects()
+		d.closeObjects(d.adopting)
 		return nil, fmt.Errorf("open ring buffer reader: %w", err)
 	}
 	d.log.Info("datapath loaded", "pin_path", cfg.PinPath, "ring_buffer_bytes", cfg.RingBufferSize,
-		"flow_table_size", cfg.FlowTableSize, "report_interval", cfg.ReportInterval)
+		"flow_table_size", cfg.FlowTableSize, "report_interval", cfg.ReportInterval, "adopted", d.adopting)
 	return d, nil
 }
 
@@ -166,7 +190,7 @@ func (d *Datapath) removeStale() error {
 		}
 		d.log.Info("detached stale link of a previous run", "path", p)
 	}
-	for _, name := range []string{pinFlows, pinEvents, pinStats} {
+	for _, name := range flowPins {
 		p := filepath.Join(d.cfg.PinPath, name)
 		if err := os.Remove(p); err == nil {
 			d.log.Info("removed stale map pin of a previous run", "path", p)
@@ -177,22 +201,23 @@ func (d *Datapath) removeStale() error {
 	return nil
 }
 
-// closeObjects unpins and closes the maps and programs.
-func (d *Datapath) closeObjects() error {
+// closeObjects closes the maps and programs and, unless keep, unpins the
+// maps.
+func (d *Datapath) closeObjects(keep bool) error {
 	var errs []error
 	for _, m := range []*ebpf.Map{d.objs.Flows, d.objs.Events, d.objs.Stats} {
-		if m != nil && m.IsPinned() {
+		if !keep && m != nil && m.IsPinned() {
 			errs = append(errs, m.Unpin())
 		}
 	}
-	errs = append(errs, d.closePolicy()...)
+	errs = append(errs, d.closePolicy(keep)...)
 	errs = append(errs, d.objs.Close())
 	d.removePinDir()
 	return errors.Join(errs...)
 }
 
 // removePinDir removes the (empty) pin directories; PinPath itself only if
-// Load created it.
+// Load created it or adopted a previous run's state in it.
 func (d *Datapath) removePinDir() {
 	_ = os.Remove(filepath.Join(d.cfg.PinPath, pinLinks))
 	if d.madePin {
@@ -200,12 +225,25 @@ func (d *Datapath) removePinDir() {
 	}
 }
 
-// Close detaches every interface and the tracepoint, stops Run (which
-// returns nil), unpins the maps and closes everything: a clean shutdown
-// leaves nothing under PinPath, except the policy maps while a policy
-// selects some endpoint (ApplyPolicy(nil) first to remove them), which the
-// next Load adopts.
+// KeepsEnforcing reports whether a policy is in force (its revision selects
+// some endpoint). Close then leaves the programs attached and their maps
+// and links pinned, so the node keeps enforcing while no collector runs and
+// the next Load adopts them; a caller shutting down cleanly should not
+// DetachInterface (which would still detach: it is an explicit request).
+func (d *Datapath) KeepsEnforcing() bool {
+	d.policyMu.Lock()
+	defer d.policyMu.Unlock()
+	return d.policyMem != nil && d.policyInForce()
+}
+
+// Close stops Run (which returns nil) and the tracepoint and closes
+// everything. Without a policy in force it detaches every interface and
+// unpins the maps: a clean shutdown leaves nothing under PinPath. With a
+// policy in force (KeepsEnforcing; ApplyPolicy(nil) first to avoid it) the
+// attached programs stay attached and the TCX links and the maps stay
+// pinned, for the next Load to adopt.
 func (d *Datapath) Close() error {
+	keep := d.KeepsEnforcing()
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
@@ -214,8 +252,19 @@ func (d *Datapath) Close() error {
 	d.closed = true
 	var errs []error
 	for name, a := range d.ifaces {
-		errs = append(errs, a.detach())
+		if keep {
+			errs = append(errs, a.release())
+		} else {
+			errs = append(errs, a.detach())
+		}
 		delete(d.ifaces, name)
+	}
+	for name, l := range d.adopted {
+		if !keep {
+			errs = append(errs, l.Unpin())
+		}
+		errs = append(errs, l.Close())
+		delete(d.adopted, name)
 	}
 	if d.sockLink != nil {
 		errs = append(errs, d.sockLink.Close())
@@ -228,7 +277,10 @@ func (d *Datapath) Close() error {
 	errs = append(errs, d.reader.Close())
 	d.runMu.Lock() // wait for Run to return before closing the maps it uses
 	defer d.runMu.Unlock()
-	errs = append(errs, d.closeObjects())
+	errs = append(errs, d.closeObjects(keep))
+	if keep {
+		d.log.Info("policy in force: programs left attached and pinned for the next run", "pin_path", d.cfg.PinPath)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close datapath: %w", err)
 	}

@@ -16,9 +16,14 @@
 // its next packet after each revision change; the verdict (FORWARDED,
 // DROPPED with 133/181, AUDIT), the policy set and the revision travel in
 // the entry and its events, and the decoder turns the set into policy names
-// (tables of the current and the previous revision). The policy maps stay
-// pinned while a policy selects an endpoint and are adopted by the next
-// Load.
+// (tables of the current and the previous revision).
+//
+// Restarts: while a policy selects an endpoint (KeepsEnforcing), Close
+// leaves the programs attached, their TCX links and all maps (flow table,
+// ring buffer, counters, policy) pinned, so the node keeps enforcing with no
+// collector; the next Load adopts them and AttachInterface swaps its
+// programs into the pinned links in place (no gap, established connections
+// keep their flow entries). Without a policy in force Close leaves nothing.
 //
 // Limitations:
 //   - The flow table is an LRU hash of Config.FlowTableSize entries. When it
@@ -33,7 +38,8 @@
 //   - Non-first IP fragments are not counted.
 //   - A connection is judged from the first packet its entry sees. When that
 //     is not the connection's first packet (the flow table is not adopted
-//     across a restart, and the LRU may evict a live entry), the sender of
+//     across a restart without policy in force or after a ring/flow table
+//     size change, and the LRU may evict a live entry), the sender of
 //     that packet is taken for the initiator, unless it is a SYN-ACK or an
 //     echo reply: a reply of an allowed connection can then be judged as a
 //     connection of its own and dropped under default deny.
@@ -42,7 +48,10 @@
 //     refer to.
 //   - A revision change re-judges an existing connection at its next packet;
 //     an idle connection keeps its verdict until then.
-//   - At a restart after a crash, the stale links are detached before the
-//     new ones attach: packets in between are neither counted nor judged.
-//     An adopted revision has no policy names until the next ApplyPolicy.
+//   - At a restart without a policy in force, the stale links of a crashed
+//     run are detached before the new ones attach: packets in between are
+//     neither counted nor judged. With a policy in force the old programs
+//     run until AttachInterface replaces them; events they emit while no
+//     collector reads the ring are lost once it is full (counted). An
+//     adopted revision has no policy names until the next ApplyPolicy.
 package datapath

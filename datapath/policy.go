@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"unsafe"
 
@@ -96,14 +97,13 @@ func (d *Datapath) openPolicy() error {
 	return nil
 }
 
-// closePolicy unmaps the revision word and, unless a policy is in force,
-// unpins the policy maps: a clean shutdown without policy leaves nothing
-// under PinPath, one with policy leaves the policy for the next Load.
-func (d *Datapath) closePolicy() []error {
+// closePolicy unmaps the revision word and, unless keep (a policy is in
+// force), unpins the policy maps: a clean shutdown without policy leaves
+// nothing under PinPath, one with policy leaves the policy for the next Load.
+func (d *Datapath) closePolicy(keep bool) []error {
 	d.policyMu.Lock() // an ApplyPolicy in progress finishes first
 	defer d.policyMu.Unlock()
 	var errs []error
-	keep := d.policyMem != nil && d.policyInForce()
 	if d.policyMem != nil {
 		errs = append(errs, unix.Munmap(d.policyMem))
 		d.policyMem = nil
@@ -136,6 +136,28 @@ func (d *Datapath) policyInForce() bool {
 	var k uint32
 	err := d.slot(rev).enforce.NextKey(nil, &k)
 	return err == nil
+}
+
+// pinnedPolicyInForce reports whether the policy maps pinned under pinPath
+// (by a previous run) hold a revision that selects some endpoint; false when
+// there are none or they cannot be read.
+func pinnedPolicyInForce(pinPath string) bool {
+	rm, err := ebpf.LoadPinnedMap(filepath.Join(pinPath, "policy_rev"), nil)
+	if err != nil {
+		return false
+	}
+	defer rm.Close()
+	var st tcFlowPolicyState
+	if rm.Lookup(uint32(0), &st) != nil || st.Revision == 0 {
+		return false
+	}
+	em, err := ebpf.LoadPinnedMap(filepath.Join(pinPath, fmt.Sprintf("enforce_%d", st.Revision&1)), nil)
+	if err != nil {
+		return false
+	}
+	defer em.Close()
+	var k uint32
+	return em.NextKey(nil, &k) == nil
 }
 
 // revWord is the mmapped policy_state.revision; callers hold policyMu or
