@@ -1,11 +1,10 @@
 package metrics
 
 import (
-	"net/netip"
 	"strconv"
-	"sync"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/collector/sink"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -17,11 +16,7 @@ type traffic struct {
 	tracked        *prometheus.Desc
 	evicted        *prometheus.Desc
 	series         *family[trafficKey, counterPair]
-
-	mu       sync.Mutex
-	max      int
-	last     map[connKey]api.Counters
-	evictedN uint64
+	deltas         *sink.Deltas
 }
 
 // counterPair is the bytes and packets counter of one label set.
@@ -40,15 +35,6 @@ func (v pairVec) GetMetricWithLabelValues(lvs ...string) (counterPair, error) {
 		return counterPair{}, err
 	}
 	return counterPair{b, p}, nil
-}
-
-// connKey identifies a connection on one interface, as the datapath's flow
-// table does.
-type connKey struct {
-	src, dst     netip.Addr
-	sport, dport uint16
-	proto        uint8
-	ifindex      uint32
 }
 
 // endpointKey is an endpoint's label under a context, kept in parts so that
@@ -75,8 +61,7 @@ func newTraffic(o Options) *traffic {
 			"Connections whose last counters are kept to count bytes and packets exactly.", nil, nil),
 		evicted: prometheus.NewDesc("periscope_traffic_evicted_connections_total",
 			"Tracked connections forgotten because the table was full; their next record may be counted twice.", nil, nil),
-		max:  o.MaxConnections,
-		last: make(map[connKey]api.Counters),
+		deltas: sink.NewDeltas(o.MaxConnections),
 	}
 	t.series = newFamily(vec[counterPair](pairVec{t.bytes, t.packets}), o.MaxSeries, 2, func(k trafficKey) []string {
 		return []string{k.src.label(), k.dst.label()}
@@ -91,7 +76,7 @@ func (t *traffic) observe(f *api.Flow, srcCtx, dstCtx []Context) {
 	default:
 		return // socket events carry no traffic counters
 	}
-	d := t.delta(f)
+	d := t.deltas.Delta(f)
 	if d.PacketsForward|d.BytesForward != 0 {
 		p := t.series.get(trafficKey{endpointOf(&f.Source, srcCtx), endpointOf(&f.Destination, dstCtx)})
 		p.bytes.Add(float64(d.BytesForward))
@@ -103,44 +88,6 @@ func (t *traffic) observe(f *api.Flow, srcCtx, dstCtx []Context) {
 		p.bytes.Add(float64(d.BytesReply))
 		p.packets.Add(float64(d.PacketsReply))
 	}
-}
-
-// delta returns f's counters minus those of the connection's last record,
-// remembers f's (or forgets the connection when it ended).
-func (t *traffic) delta(f *api.Flow) api.Counters {
-	k := connKey{f.IP.Source, f.IP.Destination, f.L4.SourcePort, f.L4.DestinationPort, f.L4.Protocol, f.Interface.Index}
-	cur := f.Counters
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	last, seen := t.last[k]
-	switch {
-	case f.Event == api.EventEnd:
-		delete(t.last, k)
-	case seen || len(t.last) < t.max:
-		t.last[k] = cur
-	default:
-		for old := range t.last { // map iteration starts at a random entry
-			delete(t.last, old)
-			t.evictedN++
-			break
-		}
-		t.last[k] = cur
-	}
-	return api.Counters{
-		PacketsForward: since(cur.PacketsForward, last.PacketsForward),
-		BytesForward:   since(cur.BytesForward, last.BytesForward),
-		PacketsReply:   since(cur.PacketsReply, last.PacketsReply),
-		BytesReply:     since(cur.BytesReply, last.BytesReply),
-	}
-}
-
-// since is cur-last for a cumulative counter; a smaller cur means the
-// connection's entry was recreated, so cur counts from zero.
-func since(cur, last uint64) uint64 {
-	if cur < last {
-		return cur
-	}
-	return cur - last
 }
 
 // endpointOf returns e's label key under the first context with a value.
@@ -197,9 +144,7 @@ func (t *traffic) Describe(ch chan<- *prometheus.Desc) {
 func (t *traffic) Collect(ch chan<- prometheus.Metric) {
 	t.bytes.Collect(ch)
 	t.packets.Collect(ch)
-	t.mu.Lock()
-	n, ev := len(t.last), t.evictedN
-	t.mu.Unlock()
+	n, ev := t.deltas.Stats()
 	ch <- prometheus.MustNewConstMetric(t.tracked, prometheus.GaugeValue, float64(n))
 	ch <- prometheus.MustNewConstMetric(t.evicted, prometheus.CounterValue, float64(ev))
 }

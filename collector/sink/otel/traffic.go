@@ -4,11 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"net/netip"
 	"strconv"
-	"sync"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/collector/sink"
 	"github.com/periscope-dev/periscope/collector/sink/metrics"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -21,20 +20,7 @@ import (
 type traffic struct {
 	bytes, packets metric.Int64Counter
 	series         *series[trafficKey]
-
-	mu       sync.Mutex
-	max      int
-	last     map[connKey]api.Counters
-	evictedN uint64
-}
-
-// connKey identifies a connection on one interface, as the datapath's flow
-// table does.
-type connKey struct {
-	src, dst     netip.Addr
-	sport, dport uint16
-	proto        uint8
-	ifindex      uint32
+	deltas         *sink.Deltas
 }
 
 // endpointKey is an endpoint's attribute value under a context, kept in parts
@@ -49,7 +35,7 @@ type endpointKey struct {
 type trafficKey struct{ src, dst endpointKey }
 
 func newTraffic(meter metric.Meter, o metrics.Options) (*traffic, error) {
-	t := &traffic{max: o.MaxConnections, last: make(map[connKey]api.Counters)}
+	t := &traffic{deltas: sink.NewDeltas(o.MaxConnections)}
 	var err error
 	if t.bytes, err = meter.Int64Counter("periscope.bytes", metric.WithUnit("By"),
 		metric.WithDescription("Bytes sent from source to destination (L2 frame length as seen at TC), exact from per-connection counters; a connection seen on two interfaces of the node counts on both.")); err != nil {
@@ -72,7 +58,7 @@ func (t *traffic) observe(ctx context.Context, f *api.Flow, srcCtx, dstCtx []met
 	default:
 		return // socket events carry no traffic counters
 	}
-	d := t.delta(f)
+	d := t.deltas.Delta(f)
 	if d.PacketsForward|d.BytesForward != 0 {
 		o := t.series.get(trafficKey{endpointOf(&f.Source, srcCtx), endpointOf(&f.Destination, dstCtx)})
 		t.bytes.Add(ctx, toInt64(d.BytesForward), o)
@@ -86,49 +72,9 @@ func (t *traffic) observe(ctx context.Context, f *api.Flow, srcCtx, dstCtx []met
 	}
 }
 
-// delta returns f's counters minus those of the connection's last record,
-// and remembers f's (or forgets the connection when it ended).
-func (t *traffic) delta(f *api.Flow) api.Counters {
-	k := connKey{f.IP.Source, f.IP.Destination, f.L4.SourcePort, f.L4.DestinationPort, f.L4.Protocol, f.Interface.Index}
-	cur := f.Counters
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	last, seen := t.last[k]
-	switch {
-	case f.Event == api.EventEnd:
-		delete(t.last, k)
-	case seen || len(t.last) < t.max:
-		t.last[k] = cur
-	default:
-		for old := range t.last { // map iteration starts at a random entry
-			delete(t.last, old)
-			t.evictedN++
-			break
-		}
-		t.last[k] = cur
-	}
-	return api.Counters{
-		PacketsForward: since(cur.PacketsForward, last.PacketsForward),
-		BytesForward:   since(cur.BytesForward, last.BytesForward),
-		PacketsReply:   since(cur.PacketsReply, last.PacketsReply),
-		BytesReply:     since(cur.BytesReply, last.BytesReply),
-	}
-}
-
 // stats returns the tracked connections and the evictions so far.
 func (t *traffic) stats() (tracked int, evicted uint64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.last), t.evictedN
-}
-
-// since is cur-last for a cumulative counter; a smaller cur means the
-// connection's entry was recreated, so cur counts from zero.
-func since(cur, last uint64) uint64 {
-	if cur < last {
-		return cur
-	}
-	return cur - last
+	return t.deltas.Stats()
 }
 
 // toInt64 converts a count for an Int64 instrument, saturating.

@@ -1,0 +1,51 @@
+package sink
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/periscope-dev/periscope/api"
+)
+
+func TestDeltasCountEachPacketOnce(t *testing.T) {
+	conn := func(sport uint16, ev api.EventKind, pkts, bytes uint64) *api.Flow {
+		return &api.Flow{
+			Event: ev,
+			IP:    api.IP{Source: netip.MustParseAddr("198.18.0.2"), Destination: netip.MustParseAddr("198.18.0.3")},
+			L4:    api.L4{Protocol: api.ProtoTCP, SourcePort: sport, DestinationPort: 80},
+			Counters: api.Counters{PacketsForward: pkts, BytesForward: bytes,
+				PacketsReply: pkts / 2, BytesReply: bytes / 2},
+		}
+	}
+	steps := []struct {
+		name      string
+		flow      *api.Flow
+		wantPkts  uint64
+		wantBytes uint64
+	}{
+		{"the first record counts all it carries", conn(1000, api.EventStart, 2, 200), 2, 200},
+		{"a later record counts only what is new", conn(1000, api.EventPeriodic, 10, 1000), 8, 800},
+		{"the end counts the rest and forgets the connection", conn(1000, api.EventEnd, 12, 1200), 2, 200},
+		{"a reused tuple after the end counts from zero", conn(1000, api.EventStart, 1, 100), 1, 100},
+		{"a recreated entry (smaller counters) counts from zero", conn(1000, api.EventState, 1, 60), 1, 60},
+		{"socket events carry no traffic", conn(1000, api.EventSock, 50, 5000), 0, 0},
+	}
+	d := NewDeltas(16)
+	for _, s := range steps {
+		got := d.Delta(s.flow)
+		if got.PacketsForward != s.wantPkts || got.BytesForward != s.wantBytes {
+			t.Fatalf("%s: got %d packets / %d bytes, want %d / %d", s.name, got.PacketsForward, got.BytesForward, s.wantPkts, s.wantBytes)
+		}
+	}
+}
+
+func TestDeltasEvictWhenFullAndCountIt(t *testing.T) {
+	d := NewDeltas(2)
+	for port := uint16(1); port <= 5; port++ {
+		d.Delta(&api.Flow{Event: api.EventStart, L4: api.L4{SourcePort: port}})
+	}
+	tracked, evicted := d.Stats()
+	if tracked != 2 || evicted != 3 {
+		t.Fatalf("tracked %d, evicted %d; want 2 and 3", tracked, evicted)
+	}
+}
