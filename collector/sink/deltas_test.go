@@ -27,6 +27,7 @@ func TestDeltasCountEachPacketOnce(t *testing.T) {
 		{"a later record counts only what is new", conn(1000, api.EventPeriodic, 10, 1000), 8, 800},
 		{"the end counts the rest and forgets the connection", conn(1000, api.EventEnd, 12, 1200), 2, 200},
 		{"a reused tuple after the end counts from zero", conn(1000, api.EventStart, 1, 100), 1, 100},
+		{"it then grows as before", conn(1000, api.EventPeriodic, 3, 300), 2, 200},
 		{"a recreated entry (smaller counters) counts from zero", conn(1000, api.EventState, 1, 60), 1, 60},
 		{"socket events carry no traffic", conn(1000, api.EventSock, 50, 5000), 0, 0},
 	}
