@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os/signal"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -65,6 +68,10 @@ func runDemo(ctx context.Context, opts demoOptions, out, errOut io.Writer) (err 
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: level}))
+
+	// Piped into `head`, a closed stdout must end the demo through its
+	// cleanup (a write error), not kill it with SIGPIPE and leave the lab.
+	signal.Ignore(syscall.SIGPIPE)
 
 	// A demo killed with SIGKILL leaves its lab behind; live labs are spared.
 	if err := netlab.Cleanup(netlab.NamePrefix); err != nil {
@@ -166,9 +173,14 @@ func runDemoParts(ctx context.Context, lab *netlab.Lab, col *collector.Collector
 			fail(netlab.RunTraffic(ctx, netlab.TrafficOptions{Logger: log}, demoTraffic(lab)...))
 		})
 		wg.Go(func() {
-			p := &demoPrinter{w: out}
+			// The same compact lines as `periscope observe`.
+			p, err := newPrinter("compact", out, time.Local, true)
+			if err != nil {
+				fail(err)
+				return
+			}
 			skipped, err := col.Store().Follow(ctx, collector.Query{}, collector.FollowOptions{},
-				func(e *collector.Entry) error { return p.print(&e.Flow) })
+				func(e *collector.Entry) error { return p.Print(nil, &e.Flow) })
 			if skipped > 0 {
 				log.Warn("printer fell behind", "skipped_flows", skipped)
 			}
