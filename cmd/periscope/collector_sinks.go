@@ -35,6 +35,8 @@ type sinkFlags struct {
 	clickhouseTLS          bool
 	clickhouseCA           string
 	clickhouseRetention    time.Duration
+	clickhouseSpoolDir     string
+	clickhouseSpoolMax     int64
 
 	otlpEndpoint       string
 	otlpProtocol       string
@@ -68,6 +70,11 @@ func (fl *sinkFlags) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&fl.clickhouseCA, "clickhouse-ca", "", "CA bundle (PEM) to verify ClickHouse with (implies --clickhouse-tls)")
 	f.DurationVar(&fl.clickhouseRetention, "clickhouse-retention", clickhouse.DefaultRetention,
 		"how long ClickHouse keeps flows (whole days)")
+	f.StringVar(&fl.clickhouseSpoolDir, "clickhouse-spool-dir", "",
+		"directory where flows wait on disk while ClickHouse is down longer than the in-memory queue holds; "+
+			"a restarted collector writes them first (default: none, such flows are dropped and counted)")
+	f.Int64Var(&fl.clickhouseSpoolMax, "clickhouse-spool-max-bytes", sink.DefaultSpoolMaxBytes,
+		"most bytes --clickhouse-spool-dir may hold; flows beyond it are dropped and counted")
 	f.StringVar(&fl.otlpEndpoint, "otlp-endpoint", "",
 		"export metrics and flow logs over OTLP to host:port or a URL (default: $OTEL_EXPORTER_OTLP_ENDPOINT; unset: no export)")
 	f.StringVar(&fl.otlpProtocol, "otlp-protocol", "", "grpc or http/protobuf (default: $OTEL_EXPORTER_OTLP_PROTOCOL, else grpc)")
@@ -95,6 +102,8 @@ type collectorSinks struct {
 	store  *clickhouse.Store
 	otlp   *periscopeotel.Exporter
 	log    *slog.Logger
+	// spooled are the queues with a spool, to Close after they have run.
+	spooled []*sink.Queue
 }
 
 // newCollectorSinks opens what fl asks for: Prometheus metrics (an
@@ -162,11 +171,13 @@ func newCollectorSinks(ctx context.Context, fl sinkFlags, nodeName string, lost 
 		}
 		qo := clickhouse.RecommendedQueueOptions()
 		qo.Logger = logger.With("component", "sink", "sink", "clickhouse")
+		qo.SpoolDir, qo.SpoolMaxBytes = fl.clickhouseSpoolDir, fl.clickhouseSpoolMax
 		q, err := sink.NewQueue(s.store, qo)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("--clickhouse-spool-dir: %w", err)
 		}
 		queues = append(queues, q)
+		s.spooled = append(s.spooled, q)
 		s.history = storeHistory(s.store)
 	}
 
@@ -244,6 +255,12 @@ func (s *collectorSinks) runWith(ctx context.Context, run func(context.Context) 
 // ClickHouse. Call it after the queues have drained.
 func (s *collectorSinks) close() error {
 	var errs []error
+	for _, q := range s.spooled {
+		if err := q.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close %s spool: %w", q.Name(), err))
+		}
+	}
+	s.spooled = nil
 	if s.otlp != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		if err := s.otlp.Shutdown(ctx); err != nil {

@@ -31,6 +31,19 @@ type QueueOptions struct {
 	LogInterval time.Duration
 	// Logger receives the queue's warnings. Default slog.Default().
 	Logger *slog.Logger
+	// SpoolDir, when set, is a directory where the queue keeps batches its
+	// sink could not take while memory runs short: during a failure, once
+	// the queue holds more than half its Capacity, the oldest batches move
+	// to segment files there; they are written back in order, before newer
+	// flows, once the sink recovers, and a Queue started later on the same
+	// directory writes what an earlier one left. With a spool a batch is
+	// retried until written (MaxAttempts does not apply), and the flows
+	// held at shutdown are spooled rather than counted as failed. One Queue
+	// per directory.
+	SpoolDir string
+	// SpoolMaxBytes bounds the spool's files; a batch that does not fit is
+	// dropped and counted. Default DefaultSpoolMaxBytes.
+	SpoolMaxBytes int64
 }
 
 // Defaults of QueueOptions.
@@ -42,13 +55,14 @@ const (
 	DefaultRetryBackoff  = 200 * time.Millisecond
 	DefaultDrainTimeout  = 5 * time.Second
 	DefaultLogInterval   = 10 * time.Second
+	DefaultSpoolMaxBytes = 1 << 30
 	maxRetryBackoff      = 10 * time.Second
 )
 
 // withDefaults fills zero fields and rejects negative ones.
 func (o QueueOptions) withDefaults() (QueueOptions, error) {
 	if o.Capacity < 0 || o.BatchSize < 0 || o.FlushInterval < 0 || o.MaxAttempts < 0 ||
-		o.RetryBackoff < 0 || o.DrainTimeout < 0 || o.LogInterval < 0 {
+		o.RetryBackoff < 0 || o.DrainTimeout < 0 || o.LogInterval < 0 || o.SpoolMaxBytes < 0 {
 		return o, fmt.Errorf("queue options: negative value in %+v", o)
 	}
 	if o.Capacity == 0 {
@@ -72,6 +86,9 @@ func (o QueueOptions) withDefaults() (QueueOptions, error) {
 	}
 	if o.LogInterval == 0 {
 		o.LogInterval = DefaultLogInterval
+	}
+	if o.SpoolMaxBytes == 0 {
+		o.SpoolMaxBytes = DefaultSpoolMaxBytes
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -27,12 +27,17 @@ type Observer interface {
 	Consume(f *api.Flow)
 }
 
-// Stats are a Queue's counts of flows. Every offered flow ends up in exactly
-// one of them: Queued (still held), Dropped (the queue was full), Written
-// (Write succeeded) or Failed (Write failed on every attempt).
+// Stats are a Queue's counts of flows. Every offered flow (and every flow a
+// previous run left in the spool) ends up in exactly one of them: Queued
+// (held in memory), Spooled (held on disk), Dropped (the queue or the spool
+// was full), Written (Write succeeded), Failed (Write failed on every
+// attempt, or nowhere to keep it at shutdown) or Corrupt (its spool segment
+// was truncated or damaged).
 type Stats struct {
-	Queued  int    // flows held now, including the batch being written
-	Dropped uint64 // flows refused by Offer because the queue was full
+	Queued  int    // flows held in memory now, including the batch being written
+	Spooled int    // flows held in the spool now (from this run or an earlier one)
+	Dropped uint64 // flows refused by Offer (queue full) or by the spool (spool full)
 	Written uint64 // flows in batches the sink accepted
 	Failed  uint64 // flows in batches the sink failed to write
+	Corrupt uint64 // flows lost to truncated or damaged spool segments
 }

@@ -44,8 +44,15 @@
 // The sink holds no flows of its own: during an outage the Queue holds
 // them (up to its Capacity; drops beyond it are counted exactly by
 // Queue.Stats) and retries; give it MaxAttempts high enough to outlast the
-// outages it should survive (RecommendedQueueOptions). An on-disk spool for
-// longer outages is not implemented yet.
+// outages it should survive (RecommendedQueueOptions). For longer outages
+// give the Queue a spool (sink.QueueOptions.SpoolDir, the collector's
+// --clickhouse-spool-dir): batches beyond half its Capacity go to disk and
+// are written back in order, before newer ones, when ClickHouse returns or
+// the collector restarts. A batch is spooled whole and sent whole, so a
+// retry after an uncertain insert is still the same batch and deduplicated
+// as above. Not covered: a crash between an acknowledged insert and the
+// removal of its segment, or a shutdown that spools a batch whose insert
+// was uncertain, resends that batch once after the restart.
 //
 // # Queries
 //

@@ -10,11 +10,13 @@ import (
 	"github.com/periscope-dev/periscope/collector/sink"
 )
 
-// outageDuration is how long the outage test keeps ClickHouse down. The
-// issue asks for 30s (OutageBudget); the test uses 5s to stay fast, which
-// exercises the same path: the queue holds and retries, the sink resolves
-// the uncertain insert after the restart.
-const outageDuration = 5 * time.Second
+// outageDuration is how long the outage test keeps ClickHouse down: the
+// issue's 30s (OutageBudget), under a steady load across it (the test takes
+// about 40s). The spool tests use shortOutage: the same path, shorter.
+const (
+	outageDuration = OutageBudget
+	shortOutage    = 5 * time.Second
+)
 
 // runQueue runs a queue in front of s and returns it and a stop function.
 func runQueue(t *testing.T, s sink.Sink, o sink.QueueOptions) (*sink.Queue, func()) {
@@ -87,7 +89,7 @@ func TestEveryFlowOfARunArrivesExactlyOnce(t *testing.T) {
 
 func TestOutageUnderLoadLosesAndDoublesNothing(t *testing.T) {
 	s, srv := openStore(t, nil, "periscope")
-	const n = 20000
+	const n = 110000 // ~3000 flows/s from before the outage to after it
 	flows := genFlows(8, n, time.Now().Add(-time.Minute))
 	q, stop := runQueue(t, s, sink.QueueOptions{
 		Capacity: n, BatchSize: 500, FlushInterval: 20 * time.Millisecond,
@@ -112,11 +114,16 @@ func TestOutageUnderLoadLosesAndDoublesNothing(t *testing.T) {
 	t.Logf("ClickHouse killed after %d flows offered, %d written; down for %s", offered.Load(), q.Stats().Written, outageDuration)
 	time.Sleep(outageDuration)
 	srv.Start()
+	if o := offered.Load(); o == n {
+		t.Errorf("the load ended before ClickHouse came back: it did not span the outage")
+	} else {
+		t.Logf("ClickHouse back after %d flows offered, %d held", o, q.Stats().Queued)
+	}
 	<-producerDone
 	waitFor(t, 40*time.Second, "all flows written after the restart", func() bool { return q.Stats().Written == n })
 	stop()
 	st := q.Stats()
-	if st.Dropped != 0 || st.Failed != 0 {
+	if st.Dropped != 0 || st.Failed != 0 || st.Spooled != 0 {
 		t.Errorf("queue stats %+v: nothing may be dropped or failed", st)
 	}
 	t.Logf("sink stats %+v", s.Stats())

@@ -1,0 +1,233 @@
+package collector_test
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/collector"
+	"github.com/periscope-dev/periscope/collector/sink"
+	"github.com/periscope-dev/periscope/collector/sink/clickhouse"
+	"github.com/periscope-dev/periscope/collector/sink/clickhouse/chtest"
+	"github.com/periscope-dev/periscope/datapath"
+	"github.com/periscope-dev/periscope/datapath/netlab"
+)
+
+// e2eUDPFlows is how many extra UDP connections the ClickHouse test makes,
+// so the run's records fill several batches' worth of rows.
+const e2eUDPFlows = 300
+
+// TestE2EClickHouseStoresEveryFlowOnce runs real traffic between two pods
+// through the datapath and a collector whose only sink is ClickHouse (with
+// the recommended queue options), stops the collector, and checks that the
+// flows table holds every record the collector stored, each once: the count,
+// the distinct UUIDs and a checksum over the 5-tuples and counters, computed
+// in Go from the collector's store and in SQL from the table.
+func TestE2EClickHouseStoresEveryFlowOnce(t *testing.T) {
+	netlab.RequireRoot(t)
+	srv := chtest.Start(t)
+	lab := newE2ELab(t)
+	client, err := lab.AddPod(netlab.PodSpec{Name: "client", Labels: map[string]string{"app": "client"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := lab.AddPod(netlab.PodSpec{Name: "server", Namespace: "other", Labels: map[string]string{"app": "server"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	quietPods(t, lab, client, server)
+
+	ctx := context.Background()
+	store, err := clickhouse.Open(ctx, clickhouse.Options{DSN: srv.DSN("periscope")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	qo := clickhouse.RecommendedQueueOptions()
+	qo.SpoolDir = t.TempDir()
+	q, err := sink.NewQueue(store, qo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fanout := sink.NewFanout([]*sink.Queue{q})
+	fctx, stopFanout := context.WithCancel(ctx)
+	fanoutDone := make(chan struct{})
+	go func() { fanout.Run(fctx); close(fanoutDone) }()
+	t.Cleanup(func() { stopFanout(); <-fanoutDone; q.Close() })
+
+	node, stopNode := startClickHouseNode(t, &collector.Config{
+		NodeName: "e2e",
+		Endpoints: []collector.EndpointConfig{
+			{Name: "client", Labels: map[string]string{"app": "client"}, NetNS: client.NetNSName},
+			{Name: "server", Namespace: "other", Labels: map[string]string{"app": "server"}, NetNS: server.NetNSName},
+		},
+	}, datapath.Config{CloseGrace: e2eCloseGrace, IdleTimeout: e2eIdleTimeout}, fanout)
+
+	for _, v6 := range []bool{false, true} {
+		tcpExchange(t, client, server, v6)
+		udpExchange(t, client, server, v6)
+		pingExchange(t, client, server, v6)
+	}
+	manyUDPFlows(t, client, server, e2eUDPFlows)
+	settle(t, node, e2eQuietForDone, client.HostVeth.Index, server.HostVeth.Index)
+	stopNode() // no record comes after this
+	stopFanout()
+	<-fanoutDone
+
+	var stored []api.Flow
+	if err := node.c.Store().Each(collector.Query{}, func(e *collector.Entry) error {
+		stored = append(stored, e.Flow)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if seen := node.c.Store().Seen(); uint64(len(stored)) != seen {
+		t.Fatalf("the collector's store kept %d of its %d records: its ring is too small for the test", len(stored), seen)
+	}
+	ended := 0
+	for i := range stored {
+		if stored[i].Event == api.EventEnd {
+			ended++
+		}
+	}
+	if ended < 2*e2eUDPFlows {
+		t.Errorf("only %d End records: the traffic was not seen", ended)
+	}
+	st := q.Stats()
+	if st != (sink.Stats{Written: uint64(len(stored))}) {
+		t.Errorf("queue stats %+v, want the %d records written", st, len(stored))
+	}
+	wn, wsum := e2eChecksum(stored)
+	got := strings.Fields(srv.Query(e2eChecksumSQL + "periscope.flows"))
+	want := []string{strconv.FormatUint(wn, 10), strconv.FormatUint(wn, 10), strconv.FormatUint(wsum, 10)}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("ClickHouse has rows, distinct uuids, checksum %v; the collector stored %v", got, want)
+	} else {
+		t.Logf("%d records (%d End) in ClickHouse, each once; checksum %d matches the collector's store", wn, ended, wsum)
+	}
+}
+
+// startClickHouseNode is startE2ENode with fanout as the collector's sink;
+// stop ends the collector (idempotent; also run by t.Cleanup).
+func startClickHouseNode(t *testing.T, cfg *collector.Config, dcfg datapath.Config, fanout *sink.Fanout) (*e2eNode, func()) {
+	t.Helper()
+	topo, err := collector.Resolve(cfg)
+	if err != nil {
+		t.Fatalf("resolve endpoints: %v", err)
+	}
+	dcfg.PinPath = fmt.Sprintf("/sys/fs/bpf/periscope-e2e-ch-%d-%d", os.Getpid(), time.Now().UnixNano())
+	dp, err := datapath.Load(dcfg)
+	if err != nil {
+		t.Fatalf("load datapath: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := dp.Close(); err != nil {
+			t.Errorf("close datapath: %v", err)
+		}
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := collector.New(collector.Options{
+		Topology: topo, Source: dp, Attacher: dp, Listener: ln, Interfaces: dp.Interfaces,
+		RingSize: 1 << 16, Sinks: []collector.Sink{fanout},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("collector Run: %v", err)
+		}
+	}
+	t.Cleanup(stop)
+	select {
+	case <-c.Ready():
+	case err := <-done:
+		t.Fatalf("collector Run: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("collector not ready after 10s")
+	}
+	return &e2eNode{c: c, dp: dp, base: "http://" + c.Addr().String()}, stop
+}
+
+// manyUDPFlows makes n UDP connections (one datagram each way) from client
+// to server, over IPv4.
+func manyUDPFlows(t *testing.T, client, server *netlab.Pod, n int) {
+	t.Helper()
+	srv, err := server.ListenUDP(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	port := uint16(srv.LocalAddr().(*net.UDPAddr).Port)
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			k, from, err := srv.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			srv.WriteToUDPAddrPort(buf[:k], from)
+		}
+	}()
+	buf := make([]byte, 2048)
+	for i := range n {
+		conn, err := client.DialUDP(t.Context(), netip.AddrPortFrom(server.Addr(false), port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := make([]byte, 64+i%200) // varied sizes, so byte counts matter in the checksum
+		conn.Write(msg)
+		conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := conn.Read(buf); err != nil {
+			t.Fatalf("udp flow %d: %v", i, err)
+		}
+		conn.Close()
+	}
+}
+
+// e2eChecksum is the clickhouse package tests' checksum: a wrapping uint64
+// sum over addresses (as FixedString(16)), ports, protocol and counters;
+// e2eChecksumSQL computes the same over the table.
+func e2eChecksum(flows []api.Flow) (n, sum uint64) {
+	ip16 := func(a netip.Addr) [16]byte {
+		if !a.IsValid() {
+			return [16]byte{}
+		}
+		return a.As16()
+	}
+	for i := range flows {
+		f := &flows[i]
+		s, d := ip16(f.IP.Source), ip16(f.IP.Destination)
+		sum += binary.LittleEndian.Uint64(s[:8])*3 + binary.LittleEndian.Uint64(s[8:])*5 +
+			binary.LittleEndian.Uint64(d[:8])*7 + binary.LittleEndian.Uint64(d[8:])*11 +
+			uint64(f.L4.SourcePort)*13 + uint64(f.L4.DestinationPort)*17 + uint64(f.L4.Protocol)*19 +
+			f.Counters.BytesForward*23 + f.Counters.BytesReply*29 + f.Counters.PacketsForward*31 + f.Counters.PacketsReply*37
+	}
+	return uint64(len(flows)), sum
+}
+
+const e2eChecksumSQL = `SELECT count(), uniqExact(uuid), sum(
+	reinterpretAsUInt64(substring(src_ip, 1, 8)) * 3 + reinterpretAsUInt64(substring(src_ip, 9, 8)) * 5 +
+	reinterpretAsUInt64(substring(dst_ip, 1, 8)) * 7 + reinterpretAsUInt64(substring(dst_ip, 9, 8)) * 11 +
+	toUInt64(src_port) * 13 + toUInt64(dst_port) * 17 + toUInt64(protocol) * 19 +
+	bytes_fwd * 23 + bytes_rev * 29 + packets_fwd * 31 + packets_rev * 37) FROM `
