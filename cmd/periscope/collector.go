@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -38,6 +39,7 @@ type collectorFlags struct {
 	identityState  string
 	policyDir      string
 	serve          serveFlags
+	memoryLimit    int64
 }
 
 func newCollectorCmd() *cobra.Command {
@@ -82,6 +84,8 @@ Needs root (CAP_BPF, CAP_NET_ADMIN, and CAP_PERFMON for --sock-events).`,
 	f.StringVar(&fl.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.sinks.addFlags(f)
 	fl.serve.addFlags(f)
+	f.Int64Var(&fl.memoryLimit, "memory-limit", defaultMemoryLimit,
+		"soft memory limit in bytes for the Go runtime, so overload turns into counted drops, not growth (0: none; the GOMEMLIMIT environment variable wins)")
 	f.BoolVar(&fl.ui, "ui", true, "serve the web UI at / on --listen")
 	f.StringVar(&fl.uiToken, "ui-token", "", "bearer token the web UI's WebSocket requires (default: none)")
 	f.StringVar(&fl.identityState, "identity-state", defaultIdentityState, "file keeping the allocated security identities")
@@ -95,6 +99,7 @@ func runCollector(cmd *cobra.Command, fl collectorFlags) error {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+	applyMemoryLimit(fl.memoryLimit)
 
 	cfg := &collector.Config{}
 	if fl.config != "" {
@@ -215,6 +220,18 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 	cancel()
 	waitHubble()
 	return privilegeHint(err)
+}
+
+// defaultMemoryLimit keeps the collector's RSS near 256 MiB under overload
+// (docs/BENCHMARKS.md: 1 M flows/s into ClickHouse stays at ~230 MiB).
+const defaultMemoryLimit = 256 << 20
+
+// applyMemoryLimit sets the runtime's soft memory limit unless GOMEMLIMIT
+// already did.
+func applyMemoryLimit(limit int64) {
+	if limit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(limit)
+	}
 }
 
 // Capability numbers (linux/capability.h).

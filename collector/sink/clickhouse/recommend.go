@@ -19,7 +19,10 @@ func RecommendedQueueOptions() sink.QueueOptions {
 		// Few large inserts: on 18.16 a 64Ki-row batch inserts ~3x faster
 		// than 8Ki-row batches (each insert makes a part, and one in the
 		// rollup table through the view).
-		Capacity:      1 << 19,
+		// 128Ki flows hold a 30s outage at ~4k flows/s and keep the
+		// collector's memory bounded under overload (docs/BENCHMARKS.md);
+		// a spool directory rides out longer outages.
+		Capacity:      1 << 17,
 		BatchSize:     1 << 16,
 		FlushInterval: time.Second,
 		// 200ms doubling to 10s: 12 attempts span about 60s > OutageBudget.
