@@ -156,6 +156,12 @@ enum policy_action {
  * userspace fills the inactive slot, publishes the revision, waits for an RCU
  * grace period and clears the old slot; a packet reads the revision once and
  * judges with one slot only, never with a half-written policy.
+ *
+ * struct policy_key keys two maps: the policy hash (exact keys: prefixlen is
+ * 96 for one port, 80 for every port of proto, 72 for every protocol; the
+ * prefixlen is part of the hashed key, so port 0 and "any port" differ) and
+ * the policy_range LPM trie (port ranges that are not a single port:
+ * prefixlen 81..95).
  */
 struct policy_key {
 	__u32 prefixlen;   /* host order: 72 + (proto ? 8 + port bits : 0) */
@@ -172,6 +178,12 @@ struct policy_value {
 	__u8 pad[3];
 };
 
+/* Bits of policy_enforce.flags: which optional lookups the slot needs. */
+enum policy_enforce_flag {
+	POLICY_ENFORCE_IPCACHE_LPM = 1,  /* the slot's ipcache_lpm trie has entries */
+	POLICY_ENFORCE_RANGES = 2,       /* policy_range has entries of this endpoint */
+};
+
 /*
  * Value of policy_enforce (key: __u32 endpoint id, host order). An entry
  * exists only for an endpoint that some policy selects: no entry means no
@@ -181,9 +193,13 @@ struct policy_enforce {
 	__u8 ingress; /* 1: default deny for the endpoint's ingress */
 	__u8 egress;  /* 1: default deny for the endpoint's egress */
 	__u8 audit;   /* 1: evaluate and report AUDIT, never drop */
-	__u8 pad;
+	__u8 flags;   /* enum policy_enforce_flag bits */
 };
 
+/*
+ * Key of the ipcache hash (host entries, prefixlen always 32 + 32 or
+ * 32 + 128) and of the ipcache_lpm trie (shorter prefixes).
+ */
 struct ipcache_key {
 	__u32 prefixlen;   /* host order: 32 + address prefix bits */
 	__u8 family;       /* 4 or 6 */

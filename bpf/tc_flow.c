@@ -70,6 +70,7 @@ const enum drop_reason *unused_drop_reason __attribute__((unused));
 const struct policy_key *unused_policy_key __attribute__((unused));
 const struct policy_value *unused_policy_value __attribute__((unused));
 const struct policy_enforce *unused_policy_enforce __attribute__((unused));
+const enum policy_enforce_flag *unused_policy_enforce_flag __attribute__((unused));
 const struct ipcache_key *unused_ipcache_key __attribute__((unused));
 const struct policy_state *unused_policy_state __attribute__((unused));
 
@@ -87,9 +88,21 @@ struct {
 /*
  * The policy maps are pinned by name under the loader's PinPath and adopted
  * by the next Load, so a restarted collector judges with the policy in
- * force. Sizes are limits: LPM tries and the enforce hash allocate on use.
+ * force. Sizes are limits: every policy map allocates on use. Lookups are
+ * O(1) in the number of rules: exact-match hashes for the common keys, the
+ * LPM tries only for what a hash cannot hold (port ranges, CIDRs shorter
+ * than a host), skipped while they hold nothing for the endpoint.
  */
 struct policy_map {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__type(key, struct policy_key);
+	__type(value, struct policy_value);
+};
+
+struct policy_range_map {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, 262144);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -99,6 +112,15 @@ struct policy_map {
 };
 
 struct ipcache_map {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__type(key, struct ipcache_key);
+	__type(value, __u32);
+};
+
+struct ipcache_lpm_map {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, 262144);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -119,8 +141,12 @@ struct enforce_map {
 /* Slot r & 1 holds revision r (see flow.h). */
 struct policy_map policy_0 SEC(".maps");
 struct policy_map policy_1 SEC(".maps");
+struct policy_range_map policy_range_0 SEC(".maps");
+struct policy_range_map policy_range_1 SEC(".maps");
 struct ipcache_map ipcache_0 SEC(".maps");
 struct ipcache_map ipcache_1 SEC(".maps");
+struct ipcache_lpm_map ipcache_lpm_0 SEC(".maps");
+struct ipcache_lpm_map ipcache_lpm_1 SEC(".maps");
 struct enforce_map enforce_0 SEC(".maps");
 struct enforce_map enforce_1 SEC(".maps");
 
@@ -508,6 +534,44 @@ static __always_inline __u64 active_revision(void)
 	return st ? *(volatile __u64 *)&st->revision : 0;
 }
 
+#define SLOT_LOOKUP(slot, m, key) \
+	((slot) ? bpf_map_lookup_elem(&m##_1, (key)) : bpf_map_lookup_elem(&m##_0, (key)))
+
+/*
+ * policy_probe does one identity's part of the lookup order of
+ * enforcer/compile: the exact port, the port ranges (only when the endpoint
+ * has some), every port of the protocol, every protocol. pk's endpoint,
+ * identity and direction are set.
+ */
+static __always_inline struct policy_value *policy_probe(struct policy_key *pk, __u8 proto, __u16 port,
+							 __u32 slot, int ranges)
+{
+	struct policy_value *pv;
+
+	if (proto) {
+		pk->prefixlen = 96;
+		pk->proto = proto;
+		pk->dport = bpf_htons(port);
+		pv = SLOT_LOOKUP(slot, policy, pk);
+		if (pv)
+			return pv;
+		if (ranges) {
+			pv = SLOT_LOOKUP(slot, policy_range, pk);
+			if (pv)
+				return pv;
+		}
+		pk->prefixlen = 80;
+		pk->dport = 0;
+		pv = SLOT_LOOKUP(slot, policy, pk);
+		if (pv)
+			return pv;
+	}
+	pk->prefixlen = 72;
+	pk->proto = 0;
+	pk->dport = 0;
+	return SLOT_LOOKUP(slot, policy, pk);
+}
+
 /*
  * judge writes the verdict of revision rev into v for the connection keyed k
  * (v's src_is_initiator, hook and icmp_type already set), following the
@@ -524,7 +588,7 @@ static __always_inline void judge(const struct flow_key *k, struct flow_value *v
 	__u32 ep = k->ifindex, slot = rev & 1, id, *idp;
 	__u16 port, reason;
 	__u8 dir, deny;
-	int peer_is_src;
+	int peer_is_src, ranges;
 
 	v->revision = rev;
 	v->verdict = FLOW_VERDICT_FORWARDED;
@@ -532,7 +596,7 @@ static __always_inline void judge(const struct flow_key *k, struct flow_value *v
 	v->policy_set = 0;
 	if (!rev)
 		return;
-	enf = slot ? bpf_map_lookup_elem(&enforce_1, &ep) : bpf_map_lookup_elem(&enforce_0, &ep);
+	enf = SLOT_LOOKUP(slot, enforce, &ep);
 	if (!enf)
 		return;
 
@@ -554,25 +618,26 @@ static __always_inline void judge(const struct flow_key *k, struct flow_value *v
 			port = 128;
 	}
 
+	/* Host entries in the hash; the trie only for shorter prefixes. */
 	ik.prefixlen = 32 + (k->family == 4 ? 32 : 128);
 	ik.family = k->family;
 	if (peer_is_src)
 		__builtin_memcpy(ik.addr, k->saddr, 16);
 	else
 		__builtin_memcpy(ik.addr, k->daddr, 16);
-	idp = slot ? bpf_map_lookup_elem(&ipcache_1, &ik) : bpf_map_lookup_elem(&ipcache_0, &ik);
+	idp = SLOT_LOOKUP(slot, ipcache, &ik);
+	if (!idp && (enf->flags & POLICY_ENFORCE_IPCACHE_LPM))
+		idp = SLOT_LOOKUP(slot, ipcache_lpm, &ik);
 	id = idp ? *idp : IDENTITY_WORLD;
 
-	pk.prefixlen = 96;
+	ranges = enf->flags & POLICY_ENFORCE_RANGES;
 	pk.endpoint_id = bpf_htonl(ep);
 	pk.identity = bpf_htonl(id);
 	pk.direction = dir;
-	pk.proto = k->proto;
-	pk.dport = bpf_htons(port);
-	pv = slot ? bpf_map_lookup_elem(&policy_1, &pk) : bpf_map_lookup_elem(&policy_0, &pk);
-	if (!pv) {
+	pv = policy_probe(&pk, k->proto, port, slot, ranges);
+	if (!pv && id) {
 		pk.identity = 0;
-		pv = slot ? bpf_map_lookup_elem(&policy_1, &pk) : bpf_map_lookup_elem(&policy_0, &pk);
+		pv = policy_probe(&pk, k->proto, port, slot, ranges);
 	}
 	if (pv) {
 		v->policy_set = pv->policy_set;

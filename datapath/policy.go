@@ -17,7 +17,8 @@ import (
 
 // The policy maps are pinned by name (LIBBPF_PIN_BY_NAME in tc_flow.c)
 // directly under PinPath and adopted by the next Load.
-var policyPins = []string{"policy_rev", "policy_0", "policy_1", "ipcache_0", "ipcache_1", "enforce_0", "enforce_1"}
+var policyPins = []string{"policy_rev", "policy_0", "policy_1", "policy_range_0", "policy_range_1",
+	"ipcache_0", "ipcache_1", "ipcache_lpm_0", "ipcache_lpm_1", "enforce_0", "enforce_1"}
 
 // The generated structs and enforcer/compile's MarshalBinary must agree on
 // the kernel layout; a drift fails the build.
@@ -25,19 +26,22 @@ var (
 	_ [16]byte = [unsafe.Sizeof(tcFlowPolicyKey{})]byte{}
 	_ [8]byte  = [unsafe.Sizeof(tcFlowPolicyValue{})]byte{}
 	_ [8]byte  = [unsafe.Sizeof(tcFlowPolicyState{})]byte{}
+	_ [4]byte  = [unsafe.Sizeof(tcFlowPolicyEnforce{})]byte{}
+	_ [24]byte = [unsafe.Sizeof(tcFlowIpcacheKey{})]byte{}
 )
 
 // policySlot is one of the two copies of the policy maps: revision r lives
 // in slot r&1.
 type policySlot struct {
-	policy, ipcache, enforce *ebpf.Map
+	policy, policyRange, ipcache, ipcacheLPM, enforce *ebpf.Map
 }
 
 func (d *Datapath) slot(rev uint64) policySlot {
+	o := &d.objs
 	if rev&1 == 1 {
-		return policySlot{d.objs.Policy1, d.objs.Ipcache1, d.objs.Enforce1}
+		return policySlot{o.Policy1, o.PolicyRange1, o.Ipcache1, o.IpcacheLpm1, o.Enforce1}
 	}
-	return policySlot{d.objs.Policy0, d.objs.Ipcache0, d.objs.Enforce0}
+	return policySlot{o.Policy0, o.PolicyRange0, o.Ipcache0, o.IpcacheLpm0, o.Enforce0}
 }
 
 // revisionNames is the policy-name-set table of one revision.
@@ -118,8 +122,9 @@ func (d *Datapath) closePolicy(keep bool) []error {
 		d.log.Info("policy left pinned for the next run", "pin_path", d.cfg.PinPath)
 		return errs
 	}
-	for _, m := range []*ebpf.Map{d.objs.PolicyRev, d.objs.Policy0, d.objs.Policy1,
-		d.objs.Ipcache0, d.objs.Ipcache1, d.objs.Enforce0, d.objs.Enforce1} {
+	o := &d.objs
+	for _, m := range []*ebpf.Map{o.PolicyRev, o.Policy0, o.Policy1, o.PolicyRange0, o.PolicyRange1,
+		o.Ipcache0, o.Ipcache1, o.IpcacheLpm0, o.IpcacheLpm1, o.Enforce0, o.Enforce1} {
 		if m != nil && m.IsPinned() {
 			errs = append(errs, m.Unpin())
 		}
@@ -244,25 +249,39 @@ func (d *Datapath) SetPolicyAudit(endpoint uint32, audit bool) error {
 	return d.applyLocked(d.lastPolicy)
 }
 
-// fill writes c into slot s (empty).
+// fill writes c into slot s (empty), each entry into the map that
+// enforcer/compile's layout gives it, and sets the enforce flags that let
+// the programs skip an empty trie.
 func (d *Datapath) fill(s policySlot, c *compile.Compiled) error {
 	if c == nil {
 		return nil
 	}
+	var flags uint8
 	for p, id := range c.IPCache {
 		k, err := ipcacheKey(p)
 		if err != nil {
 			return err
 		}
-		if err := s.ipcache.Put(&k, id); err != nil {
+		m := s.ipcache
+		if !compile.HostPrefix(p) {
+			m = s.ipcacheLPM
+			flags |= uint8(tcFlowPolicyEnforceFlagPOLICY_ENFORCE_IPCACHE_LPM)
+		}
+		if err := m.Put(&k, id); err != nil {
 			return fmt.Errorf("ipcache %s: %w", p, err)
 		}
 	}
 	selected := map[uint32]bool{}
+	ranges := map[uint32]bool{}
 	for k, v := range c.Policy {
 		kb, _ := k.MarshalBinary()
 		vb, _ := v.MarshalBinary()
-		if err := s.policy.Put(kb, vb); err != nil {
+		m := s.policy
+		if k.InRangeTrie() {
+			m = s.policyRange
+			ranges[k.Endpoint] = true
+		}
+		if err := m.Put(kb, vb); err != nil {
 			return fmt.Errorf("policy entry %+v: %w", k, err)
 		}
 		selected[k.Endpoint] = true
@@ -275,7 +294,11 @@ func (d *Datapath) fill(s policySlot, c *compile.Compiled) error {
 	// Only selected endpoints get an entry: the others skip every lookup.
 	for ep := range selected {
 		e := c.Enforce[ep]
-		v := tcFlowPolicyEnforce{Ingress: b2u(e.Ingress), Egress: b2u(e.Egress), Audit: b2u(d.audit[ep])}
+		f := flags
+		if ranges[ep] {
+			f |= uint8(tcFlowPolicyEnforceFlagPOLICY_ENFORCE_RANGES)
+		}
+		v := tcFlowPolicyEnforce{Ingress: b2u(e.Ingress), Egress: b2u(e.Egress), Audit: b2u(d.audit[ep]), Flags: f}
 		if err := s.enforce.Put(ep, &v); err != nil {
 			return fmt.Errorf("enforce entry of endpoint %d: %w", ep, err)
 		}
@@ -314,7 +337,8 @@ func ipcacheKey(p netip.Prefix) (tcFlowIpcacheKey, error) {
 
 // clear deletes every entry of the slot's maps.
 func (s policySlot) clear() error {
-	return errors.Join(clearMap[tcFlowPolicyKey](s.policy), clearMap[tcFlowIpcacheKey](s.ipcache), clearMap[uint32](s.enforce))
+	return errors.Join(clearMap[tcFlowPolicyKey](s.policy), clearMap[tcFlowPolicyKey](s.policyRange),
+		clearMap[tcFlowIpcacheKey](s.ipcache), clearMap[tcFlowIpcacheKey](s.ipcacheLPM), clearMap[uint32](s.enforce))
 }
 
 func clearMap[K any](m *ebpf.Map) error {

@@ -145,8 +145,15 @@ type tcFlowPolicyEnforce struct {
 	Ingress uint8
 	Egress  uint8
 	Audit   uint8
-	Pad     uint8
+	Flags   uint8
 }
+
+type tcFlowPolicyEnforceFlag uint32
+
+const (
+	tcFlowPolicyEnforceFlagPOLICY_ENFORCE_IPCACHE_LPM tcFlowPolicyEnforceFlag = 1
+	tcFlowPolicyEnforceFlagPOLICY_ENFORCE_RANGES      tcFlowPolicyEnforceFlag = 2
+)
 
 type tcFlowPolicyKey struct {
 	_          structs.HostLayout
@@ -174,32 +181,37 @@ type tcFlowPolicyValue struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	tcFlowMapEnforce0            = "enforce_0"
-	tcFlowMapEnforce1            = "enforce_1"
-	tcFlowMapEvents              = "events"
-	tcFlowMapFlows               = "flows"
-	tcFlowMapIpcache0            = "ipcache_0"
-	tcFlowMapIpcache1            = "ipcache_1"
-	tcFlowMapPolicy0             = "policy_0"
-	tcFlowMapPolicy1             = "policy_1"
-	tcFlowMapPolicyRev           = "policy_rev"
-	tcFlowMapStats               = "stats"
-	tcFlowProgFlowEgress         = "flow_egress"
-	tcFlowProgFlowIngress        = "flow_ingress"
-	tcFlowVarLoadBytesOnly       = "load_bytes_only"
-	tcFlowVarReportIntervalNs    = "report_interval_ns"
-	tcFlowVarUnusedDropReason    = "unused_drop_reason"
-	tcFlowVarUnusedFlowEvent     = "unused_flow_event"
-	tcFlowVarUnusedFlowHook      = "unused_flow_hook"
-	tcFlowVarUnusedFlowKind      = "unused_flow_kind"
-	tcFlowVarUnusedFlowStat      = "unused_flow_stat"
-	tcFlowVarUnusedFlowState     = "unused_flow_state"
-	tcFlowVarUnusedFlowVerdict   = "unused_flow_verdict"
-	tcFlowVarUnusedIpcacheKey    = "unused_ipcache_key"
-	tcFlowVarUnusedPolicyEnforce = "unused_policy_enforce"
-	tcFlowVarUnusedPolicyKey     = "unused_policy_key"
-	tcFlowVarUnusedPolicyState   = "unused_policy_state"
-	tcFlowVarUnusedPolicyValue   = "unused_policy_value"
+	tcFlowMapEnforce0                = "enforce_0"
+	tcFlowMapEnforce1                = "enforce_1"
+	tcFlowMapEvents                  = "events"
+	tcFlowMapFlows                   = "flows"
+	tcFlowMapIpcache0                = "ipcache_0"
+	tcFlowMapIpcache1                = "ipcache_1"
+	tcFlowMapIpcacheLpm0             = "ipcache_lpm_0"
+	tcFlowMapIpcacheLpm1             = "ipcache_lpm_1"
+	tcFlowMapPolicy0                 = "policy_0"
+	tcFlowMapPolicy1                 = "policy_1"
+	tcFlowMapPolicyRange0            = "policy_range_0"
+	tcFlowMapPolicyRange1            = "policy_range_1"
+	tcFlowMapPolicyRev               = "policy_rev"
+	tcFlowMapStats                   = "stats"
+	tcFlowProgFlowEgress             = "flow_egress"
+	tcFlowProgFlowIngress            = "flow_ingress"
+	tcFlowVarLoadBytesOnly           = "load_bytes_only"
+	tcFlowVarReportIntervalNs        = "report_interval_ns"
+	tcFlowVarUnusedDropReason        = "unused_drop_reason"
+	tcFlowVarUnusedFlowEvent         = "unused_flow_event"
+	tcFlowVarUnusedFlowHook          = "unused_flow_hook"
+	tcFlowVarUnusedFlowKind          = "unused_flow_kind"
+	tcFlowVarUnusedFlowStat          = "unused_flow_stat"
+	tcFlowVarUnusedFlowState         = "unused_flow_state"
+	tcFlowVarUnusedFlowVerdict       = "unused_flow_verdict"
+	tcFlowVarUnusedIpcacheKey        = "unused_ipcache_key"
+	tcFlowVarUnusedPolicyEnforce     = "unused_policy_enforce"
+	tcFlowVarUnusedPolicyEnforceFlag = "unused_policy_enforce_flag"
+	tcFlowVarUnusedPolicyKey         = "unused_policy_key"
+	tcFlowVarUnusedPolicyState       = "unused_policy_state"
+	tcFlowVarUnusedPolicyValue       = "unused_policy_value"
 )
 
 // loadTcFlow returns the embedded CollectionSpec for tcFlow.
@@ -252,36 +264,41 @@ type tcFlowProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tcFlowMapSpecs struct {
-	Enforce0  *ebpf.MapSpec `ebpf:"enforce_0"`
-	Enforce1  *ebpf.MapSpec `ebpf:"enforce_1"`
-	Events    *ebpf.MapSpec `ebpf:"events"`
-	Flows     *ebpf.MapSpec `ebpf:"flows"`
-	Ipcache0  *ebpf.MapSpec `ebpf:"ipcache_0"`
-	Ipcache1  *ebpf.MapSpec `ebpf:"ipcache_1"`
-	Policy0   *ebpf.MapSpec `ebpf:"policy_0"`
-	Policy1   *ebpf.MapSpec `ebpf:"policy_1"`
-	PolicyRev *ebpf.MapSpec `ebpf:"policy_rev"`
-	Stats     *ebpf.MapSpec `ebpf:"stats"`
+	Enforce0     *ebpf.MapSpec `ebpf:"enforce_0"`
+	Enforce1     *ebpf.MapSpec `ebpf:"enforce_1"`
+	Events       *ebpf.MapSpec `ebpf:"events"`
+	Flows        *ebpf.MapSpec `ebpf:"flows"`
+	Ipcache0     *ebpf.MapSpec `ebpf:"ipcache_0"`
+	Ipcache1     *ebpf.MapSpec `ebpf:"ipcache_1"`
+	IpcacheLpm0  *ebpf.MapSpec `ebpf:"ipcache_lpm_0"`
+	IpcacheLpm1  *ebpf.MapSpec `ebpf:"ipcache_lpm_1"`
+	Policy0      *ebpf.MapSpec `ebpf:"policy_0"`
+	Policy1      *ebpf.MapSpec `ebpf:"policy_1"`
+	PolicyRange0 *ebpf.MapSpec `ebpf:"policy_range_0"`
+	PolicyRange1 *ebpf.MapSpec `ebpf:"policy_range_1"`
+	PolicyRev    *ebpf.MapSpec `ebpf:"policy_rev"`
+	Stats        *ebpf.MapSpec `ebpf:"stats"`
 }
 
 // tcFlowVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tcFlowVariableSpecs struct {
-	LoadBytesOnly       *ebpf.VariableSpec `ebpf:"load_bytes_only"`
-	ReportIntervalNs    *ebpf.VariableSpec `ebpf:"report_interval_ns"`
-	UnusedDropReason    *ebpf.VariableSpec `ebpf:"unused_drop_reason"`
-	UnusedFlowEvent     *ebpf.VariableSpec `ebpf:"unused_flow_event"`
-	UnusedFlowHook      *ebpf.VariableSpec `ebpf:"unused_flow_hook"`
-	UnusedFlowKind      *ebpf.VariableSpec `ebpf:"unused_flow_kind"`
-	UnusedFlowStat      *ebpf.VariableSpec `ebpf:"unused_flow_stat"`
-	UnusedFlowState     *ebpf.VariableSpec `ebpf:"unused_flow_state"`
-	UnusedFlowVerdict   *ebpf.VariableSpec `ebpf:"unused_flow_verdict"`
-	UnusedIpcacheKey    *ebpf.VariableSpec `ebpf:"unused_ipcache_key"`
-	UnusedPolicyEnforce *ebpf.VariableSpec `ebpf:"unused_policy_enforce"`
-	UnusedPolicyKey     *ebpf.VariableSpec `ebpf:"unused_policy_key"`
-	UnusedPolicyState   *ebpf.VariableSpec `ebpf:"unused_policy_state"`
-	UnusedPolicyValue   *ebpf.VariableSpec `ebpf:"unused_policy_value"`
+	LoadBytesOnly           *ebpf.VariableSpec `ebpf:"load_bytes_only"`
+	ReportIntervalNs        *ebpf.VariableSpec `ebpf:"report_interval_ns"`
+	UnusedDropReason        *ebpf.VariableSpec `ebpf:"unused_drop_reason"`
+	UnusedFlowEvent         *ebpf.VariableSpec `ebpf:"unused_flow_event"`
+	UnusedFlowHook          *ebpf.VariableSpec `ebpf:"unused_flow_hook"`
+	UnusedFlowKind          *ebpf.VariableSpec `ebpf:"unused_flow_kind"`
+	UnusedFlowStat          *ebpf.VariableSpec `ebpf:"unused_flow_stat"`
+	UnusedFlowState         *ebpf.VariableSpec `ebpf:"unused_flow_state"`
+	UnusedFlowVerdict       *ebpf.VariableSpec `ebpf:"unused_flow_verdict"`
+	UnusedIpcacheKey        *ebpf.VariableSpec `ebpf:"unused_ipcache_key"`
+	UnusedPolicyEnforce     *ebpf.VariableSpec `ebpf:"unused_policy_enforce"`
+	UnusedPolicyEnforceFlag *ebpf.VariableSpec `ebpf:"unused_policy_enforce_flag"`
+	UnusedPolicyKey         *ebpf.VariableSpec `ebpf:"unused_policy_key"`
+	UnusedPolicyState       *ebpf.VariableSpec `ebpf:"unused_policy_state"`
+	UnusedPolicyValue       *ebpf.VariableSpec `ebpf:"unused_policy_value"`
 }
 
 // tcFlowObjects contains all objects after they have been loaded into the kernel.
@@ -304,16 +321,20 @@ func (o *tcFlowObjects) Close() error {
 //
 // It can be passed to loadTcFlowObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tcFlowMaps struct {
-	Enforce0  *ebpf.Map `ebpf:"enforce_0"`
-	Enforce1  *ebpf.Map `ebpf:"enforce_1"`
-	Events    *ebpf.Map `ebpf:"events"`
-	Flows     *ebpf.Map `ebpf:"flows"`
-	Ipcache0  *ebpf.Map `ebpf:"ipcache_0"`
-	Ipcache1  *ebpf.Map `ebpf:"ipcache_1"`
-	Policy0   *ebpf.Map `ebpf:"policy_0"`
-	Policy1   *ebpf.Map `ebpf:"policy_1"`
-	PolicyRev *ebpf.Map `ebpf:"policy_rev"`
-	Stats     *ebpf.Map `ebpf:"stats"`
+	Enforce0     *ebpf.Map `ebpf:"enforce_0"`
+	Enforce1     *ebpf.Map `ebpf:"enforce_1"`
+	Events       *ebpf.Map `ebpf:"events"`
+	Flows        *ebpf.Map `ebpf:"flows"`
+	Ipcache0     *ebpf.Map `ebpf:"ipcache_0"`
+	Ipcache1     *ebpf.Map `ebpf:"ipcache_1"`
+	IpcacheLpm0  *ebpf.Map `ebpf:"ipcache_lpm_0"`
+	IpcacheLpm1  *ebpf.Map `ebpf:"ipcache_lpm_1"`
+	Policy0      *ebpf.Map `ebpf:"policy_0"`
+	Policy1      *ebpf.Map `ebpf:"policy_1"`
+	PolicyRange0 *ebpf.Map `ebpf:"policy_range_0"`
+	PolicyRange1 *ebpf.Map `ebpf:"policy_range_1"`
+	PolicyRev    *ebpf.Map `ebpf:"policy_rev"`
+	Stats        *ebpf.Map `ebpf:"stats"`
 }
 
 func (m *tcFlowMaps) Close() error {
@@ -324,8 +345,12 @@ func (m *tcFlowMaps) Close() error {
 		m.Flows,
 		m.Ipcache0,
 		m.Ipcache1,
+		m.IpcacheLpm0,
+		m.IpcacheLpm1,
 		m.Policy0,
 		m.Policy1,
+		m.PolicyRange0,
+		m.PolicyRange1,
 		m.PolicyRev,
 		m.Stats,
 	)
@@ -335,20 +360,21 @@ func (m *tcFlowMaps) Close() error {
 //
 // It can be passed to loadTcFlowObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tcFlowVariables struct {
-	LoadBytesOnly       *ebpf.Variable `ebpf:"load_bytes_only"`
-	ReportIntervalNs    *ebpf.Variable `ebpf:"report_interval_ns"`
-	UnusedDropReason    *ebpf.Variable `ebpf:"unused_drop_reason"`
-	UnusedFlowEvent     *ebpf.Variable `ebpf:"unused_flow_event"`
-	UnusedFlowHook      *ebpf.Variable `ebpf:"unused_flow_hook"`
-	UnusedFlowKind      *ebpf.Variable `ebpf:"unused_flow_kind"`
-	UnusedFlowStat      *ebpf.Variable `ebpf:"unused_flow_stat"`
-	UnusedFlowState     *ebpf.Variable `ebpf:"unused_flow_state"`
-	UnusedFlowVerdict   *ebpf.Variable `ebpf:"unused_flow_verdict"`
-	UnusedIpcacheKey    *ebpf.Variable `ebpf:"unused_ipcache_key"`
-	UnusedPolicyEnforce *ebpf.Variable `ebpf:"unused_policy_enforce"`
-	UnusedPolicyKey     *ebpf.Variable `ebpf:"unused_policy_key"`
-	UnusedPolicyState   *ebpf.Variable `ebpf:"unused_policy_state"`
-	UnusedPolicyValue   *ebpf.Variable `ebpf:"unused_policy_value"`
+	LoadBytesOnly           *ebpf.Variable `ebpf:"load_bytes_only"`
+	ReportIntervalNs        *ebpf.Variable `ebpf:"report_interval_ns"`
+	UnusedDropReason        *ebpf.Variable `ebpf:"unused_drop_reason"`
+	UnusedFlowEvent         *ebpf.Variable `ebpf:"unused_flow_event"`
+	UnusedFlowHook          *ebpf.Variable `ebpf:"unused_flow_hook"`
+	UnusedFlowKind          *ebpf.Variable `ebpf:"unused_flow_kind"`
+	UnusedFlowStat          *ebpf.Variable `ebpf:"unused_flow_stat"`
+	UnusedFlowState         *ebpf.Variable `ebpf:"unused_flow_state"`
+	UnusedFlowVerdict       *ebpf.Variable `ebpf:"unused_flow_verdict"`
+	UnusedIpcacheKey        *ebpf.Variable `ebpf:"unused_ipcache_key"`
+	UnusedPolicyEnforce     *ebpf.Variable `ebpf:"unused_policy_enforce"`
+	UnusedPolicyEnforceFlag *ebpf.Variable `ebpf:"unused_policy_enforce_flag"`
+	UnusedPolicyKey         *ebpf.Variable `ebpf:"unused_policy_key"`
+	UnusedPolicyState       *ebpf.Variable `ebpf:"unused_policy_state"`
+	UnusedPolicyValue       *ebpf.Variable `ebpf:"unused_policy_value"`
 }
 
 // tcFlowPrograms contains all programs after they have been loaded into the kernel.

@@ -1,13 +1,14 @@
 // Package compile turns parsed policies and the known identities into the
-// kernel's form: a policy map (LPM trie), an enforcement map and an ipcache
-// (LPM trie), plus the userspace table of deciding-policy names. It owns
-// the layout and the lookup order the BPF program must implement, and
-// (*Compiled).Lookup implements that order in Go so tests can hold the maps
-// against policy.Evaluate. It does no I/O and does not touch BPF maps.
+// kernel's form: policy maps (an exact-match hash and a port-range LPM
+// trie), an enforcement map and an ipcache (a host hash and an LPM trie),
+// plus the userspace table of deciding-policy names. It owns the layout and
+// the lookup order the BPF program must implement, and (*Compiled).Lookup
+// implements that order in Go so tests can hold the maps against
+// policy.Evaluate. It does no I/O and does not touch BPF maps.
 //
-// # Kernel layout (proposal for bpf/flow.h; all structs free of holes)
+// # Kernel layout (bpf/flow.h; all structs free of holes)
 //
-//	struct policy_key {            // BPF_MAP_TYPE_LPM_TRIE, BPF_F_NO_PREALLOC
+//	struct policy_key {            // keys both policy maps (below)
 //		__u32 prefixlen;           // host order: 72 + (proto ? 8 + port_bits : 0)
 //		__be32 endpoint_id;        // local endpoint (host-side ifindex)
 //		__be32 identity;           // remote identity; 0 = any identity
@@ -22,37 +23,59 @@
 //	};                             // 8 bytes
 //	struct policy_enforce {        // HASH, key __u32 endpoint_id (host order)
 //		__u8 ingress, egress;      // 1: default deny in that direction
-//		__u8 pad[2];
-//	};
-//	struct ipcache_key {           // LPM_TRIE
+//		__u8 audit;                // 1: report AUDIT, never drop
+//		__u8 flags;                // 1: the ipcache trie has entries;
+//	};                             // 2: policy_range has entries of the endpoint
+//	struct ipcache_key {           // keys both ipcache maps (below)
 //		__u32 prefixlen;           // host order: 32 + address prefix bits
 //		__u8  family;              // 4 or 6
 //		__u8  pad[3];
 //		__u8  addr[16];            // IPv4 in the first 4 bytes (as flow_key)
 //	};                             // value: __u32 identity (host order)
 //
-// Port ranges are split into aligned power-of-two blocks, each one LPM
-// entry whose prefix covers the block's fixed high bits (Cilium's scheme):
-// 1-65535 costs 16 entries, never 65535.
+// Where an entry goes (Key.InRangeTrie, HostPrefix):
+//
+//   - policy (HASH): keys of one port (prefixlen 96), of every port of a
+//     protocol (80) and of every protocol (72). The prefixlen is part of the
+//     hashed key: "port 0" and "any port" are different keys.
+//   - policy_range (LPM_TRIE): port ranges that are not a single port, split
+//     into aligned power-of-two blocks, each one entry whose prefix covers
+//     the block's fixed high bits (Cilium's scheme): 1-65535 costs 15
+//     entries here and one "any port" entry in the hash, never 65535.
+//   - ipcache (HASH): host entries (/32, /128): every endpoint IP and every
+//     host CIDR peer, prefixlen always the full length.
+//   - ipcache_lpm (LPM_TRIE): shorter prefixes.
 //
 // # Lookup order (the BPF program must do exactly this, at connection start)
 //
-//  1. remote identity: ipcache LPM on the peer address; a miss is world (2).
-//  2. LPM on the policy map with {endpoint, identity, dir, proto, dport}.
-//  3. on a miss, LPM again with identity 0 (any identity).
-//  4. a hit decides: action deny drops (DROP_POLICY_DENY, 181), allow
+//  1. remote identity: the ipcache hash on the peer address; on a miss the
+//     ipcache_lpm trie (only when flags say it has entries); a miss is
+//     world (2).
+//  2. with identity = the remote identity, then (on a miss, if it is not 0)
+//     with identity 0, probe in this order, the first hit deciding:
+//     a. hash {endpoint, identity, dir, proto, port} (prefixlen 96);
+//     b. policy_range LPM on the same key (only when flags say the
+//     endpoint has ranges);
+//     c. hash {endpoint, identity, dir, proto, any port} (prefixlen 80);
+//     d. hash {endpoint, identity, dir, any protocol} (prefixlen 72).
+//     (a-c only for a non-zero protocol.)
+//  3. a hit decides: action deny drops (DROP_POLICY_DENY, 181), allow
 //     passes; value.policy_set names the deciding policies.
-//  5. no hit: drop (DROP_POLICY, 133) if policy_enforce[endpoint] says
+//  4. no hit: drop (DROP_POLICY, 133) if policy_enforce[endpoint] says
 //     default deny for dir, else pass (not selected).
 //
-// Deny wins at every specificity because the compiler materialises it: the
-// value stored at each prefix is computed from every rule covering that
-// prefix (deny if any covering rule denies), every prefix of identity 0 is
-// copied into the space of each identity that has entries of its own (so
-// step 2 never hides a more specific or a denying identity-0 entry), and a
-// deny narrower than an allow is its own, longer, entry. Policy-name sets
-// are materialised the same way, so the longest match carries every
-// policy that allows (or denies) the flow.
+// The probes of one identity find the longest prefix containing the flow
+// (a single port is longer than any range block, a range block longer than
+// "any port", which is longer than "any protocol"), so they equal one LPM
+// over every entry of that identity. Deny wins at every specificity because
+// the compiler materialises it: the value stored at each prefix is computed
+// from every rule covering that prefix (deny if any covering rule denies),
+// every prefix of identity 0 is copied into the space of each identity that
+// has entries of its own (so the identity's probes never hide a more
+// specific or a denying identity-0 entry), and a deny narrower than an
+// allow is its own, longer, entry. Policy-name sets are materialised the
+// same way, so the first hit carries every policy that allows (or denies)
+// the flow.
 //
 // Identities unknown at compile time only match identity-0 entries:
 // recompile when identities appear (as Cilium's selector cache does).
@@ -127,7 +150,21 @@ func (k Key) PrefixLen() uint32 {
 	return 80 + uint32(k.PortBits)
 }
 
-// MarshalBinary encodes struct policy_key.
+// InRangeTrie reports whether the entry belongs in the policy_range LPM trie
+// (a port range that is not a single port); every other key is an exact key
+// of the policy hash.
+func (k Key) InRangeTrie() bool {
+	return k.Proto != 0 && k.PortBits > 0 && k.PortBits < 16
+}
+
+// HostPrefix reports whether an ipcache prefix is a host entry (/32, /128,
+// IPv4-mapped /128 included) of the ipcache hash; shorter ones belong in
+// the ipcache_lpm trie.
+func HostPrefix(p netip.Prefix) bool {
+	return p.IsValid() && p.Bits() == p.Addr().BitLen()
+}
+
+// MarshalBinary encodes struct policy_key (for both policy maps).
 func (k Key) MarshalBinary() ([]byte, error) {
 	b := make([]byte, 16)
 	binary.LittleEndian.PutUint32(b[0:], k.PrefixLen())

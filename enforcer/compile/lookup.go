@@ -7,39 +7,62 @@ import (
 	"github.com/periscope-dev/periscope/enforcer/policy"
 )
 
-// Lookup does steps 2 and 3 of the documented lookup order for the flow
-// point k (k.PortBits is ignored): LPM with k.Identity, then with identity 0.
+// Lookup does step 2 of the documented lookup order for the flow point k
+// (k.PortBits is ignored): the probes with k.Identity, then with identity 0.
 func (c *Compiled) Lookup(k Key) (Value, bool) {
-	if v, ok := c.lpm(k); ok {
+	if v, ok := c.probe(k); ok {
 		return v, true
 	}
 	if k.Identity == 0 {
 		return Value{}, false
 	}
 	k.Identity = 0
-	return c.lpm(k)
+	return c.probe(k)
 }
 
-// lpm is the kernel's LPM-trie lookup restricted to one identity space: the
-// longest stored prefix containing the point.
-func (c *Compiled) lpm(k Key) (Value, bool) {
+// probe is one identity's probes, in the kernel's order: exact port, port
+// ranges, any port of the protocol, any protocol.
+func (c *Compiled) probe(k Key) (Value, bool) {
+	q := Key{Endpoint: k.Endpoint, Identity: k.Identity, Direction: k.Direction}
 	if k.Proto != 0 {
-		for bits := 16; bits >= 0; bits-- {
-			q := Key{Endpoint: k.Endpoint, Identity: k.Identity, Direction: k.Direction, Proto: k.Proto,
-				Port: k.Port & portMask(uint8(bits)), PortBits: uint8(bits)}
-			if v, ok := c.Policy[q]; ok {
-				return v, true
-			}
+		q.Proto = k.Proto
+		q.Port, q.PortBits = k.Port, 16
+		if v, ok := c.Policy[q]; ok {
+			return v, true
+		}
+		if v, ok := c.rangeLPM(q); ok {
+			return v, true
+		}
+		q.Port, q.PortBits = 0, 0
+		if v, ok := c.Policy[q]; ok {
+			return v, true
 		}
 	}
 	v, ok := c.Policy[Key{Endpoint: k.Endpoint, Identity: k.Identity, Direction: k.Direction}]
 	return v, ok
 }
 
-// IdentityOf is step 1: the ipcache LPM on a peer address; a miss is world.
+// rangeLPM is the kernel's policy_range trie lookup: the longest range
+// block (port bits 15..1) containing the point.
+func (c *Compiled) rangeLPM(k Key) (Value, bool) {
+	for bits := 15; bits >= 1; bits-- {
+		q := k
+		q.Port, q.PortBits = k.Port&portMask(uint8(bits)), uint8(bits)
+		if v, ok := c.Policy[q]; ok {
+			return v, true
+		}
+	}
+	return Value{}, false
+}
+
+// IdentityOf is step 1: the ipcache hash on a host address, then the
+// ipcache_lpm trie (shorter prefixes); a miss is world.
 func (c *Compiled) IdentityOf(ip netip.Addr) uint32 {
 	ip = ip.Unmap()
-	for bits := ip.BitLen(); bits >= 0; bits-- {
+	if id, ok := c.IPCache[netip.PrefixFrom(ip, ip.BitLen())]; ok {
+		return id
+	}
+	for bits := ip.BitLen() - 1; bits >= 0; bits-- {
 		p, _ := ip.Prefix(bits)
 		if id, ok := c.IPCache[p]; ok {
 			return id
