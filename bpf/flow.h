@@ -178,10 +178,17 @@ struct policy_value {
 	__u8 pad[3];
 };
 
-/* Bits of policy_enforce.flags: which optional lookups the slot needs. */
+/*
+ * Bits of policy_enforce.flags (enforcer/compile's ProbeFlags): which probes
+ * of the lookup order can hit for the endpoint; the others are skipped.
+ */
 enum policy_enforce_flag {
-	POLICY_ENFORCE_IPCACHE_LPM = 1,  /* the slot's ipcache_lpm trie has entries */
-	POLICY_ENFORCE_RANGES = 2,       /* policy_range has entries of this endpoint */
+	POLICY_ENFORCE_IPCACHE_LPM = 1,    /* the slot's ipcache_lpm trie has entries */
+	POLICY_ENFORCE_RANGES = 2,         /* policy_range has entries of this endpoint */
+	POLICY_ENFORCE_ANY_PORT = 4,       /* hash keys of every port of a protocol (80) */
+	POLICY_ENFORCE_ANY_PROTO = 8,      /* hash keys of every protocol (72) */
+	POLICY_ENFORCE_BY_IDENTITY = 16,   /* keys of a non-zero identity */
+	POLICY_ENFORCE_ANY_IDENTITY = 32,  /* keys of identity 0 */
 };
 
 /*

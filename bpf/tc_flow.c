@@ -539,12 +539,12 @@ static __always_inline __u64 active_revision(void)
 
 /*
  * policy_probe does one identity's part of the lookup order of
- * enforcer/compile: the exact port, the port ranges (only when the endpoint
- * has some), every port of the protocol, every protocol. pk's endpoint,
- * identity and direction are set.
+ * enforcer/compile: the exact port, the port ranges, every port of the
+ * protocol, every protocol, each only when flags say the endpoint has such
+ * entries. pk's endpoint, identity and direction are set.
  */
 static __always_inline struct policy_value *policy_probe(struct policy_key *pk, __u8 proto, __u16 port,
-							 __u32 slot, int ranges)
+							 __u32 slot, __u8 flags)
 {
 	struct policy_value *pv;
 
@@ -555,17 +555,21 @@ static __always_inline struct policy_value *policy_probe(struct policy_key *pk, 
 		pv = SLOT_LOOKUP(slot, policy, pk);
 		if (pv)
 			return pv;
-		if (ranges) {
+		if (flags & POLICY_ENFORCE_RANGES) {
 			pv = SLOT_LOOKUP(slot, policy_range, pk);
 			if (pv)
 				return pv;
 		}
-		pk->prefixlen = 80;
-		pk->dport = 0;
-		pv = SLOT_LOOKUP(slot, policy, pk);
-		if (pv)
-			return pv;
+		if (flags & POLICY_ENFORCE_ANY_PORT) {
+			pk->prefixlen = 80;
+			pk->dport = 0;
+			pv = SLOT_LOOKUP(slot, policy, pk);
+			if (pv)
+				return pv;
+		}
 	}
+	if (!(flags & POLICY_ENFORCE_ANY_PROTO))
+		return NULL;
 	pk->prefixlen = 72;
 	pk->proto = 0;
 	pk->dport = 0;
@@ -587,8 +591,8 @@ static __always_inline void judge(const struct flow_key *k, struct flow_value *v
 	struct policy_key pk;
 	__u32 ep = k->ifindex, slot = rev & 1, id, *idp;
 	__u16 port, reason;
-	__u8 dir, deny;
-	int peer_is_src, ranges;
+	__u8 dir, deny, flags;
+	int peer_is_src;
 
 	v->revision = rev;
 	v->verdict = FLOW_VERDICT_FORWARDED;
@@ -630,14 +634,17 @@ static __always_inline void judge(const struct flow_key *k, struct flow_value *v
 		idp = SLOT_LOOKUP(slot, ipcache_lpm, &ik);
 	id = idp ? *idp : IDENTITY_WORLD;
 
-	ranges = enf->flags & POLICY_ENFORCE_RANGES;
+	flags = enf->flags;
+	pv = NULL;
 	pk.endpoint_id = bpf_htonl(ep);
-	pk.identity = bpf_htonl(id);
 	pk.direction = dir;
-	pv = policy_probe(&pk, k->proto, port, slot, ranges);
-	if (!pv && id) {
+	if (id && (flags & POLICY_ENFORCE_BY_IDENTITY)) {
+		pk.identity = bpf_htonl(id);
+		pv = policy_probe(&pk, k->proto, port, slot, flags);
+	}
+	if (!pv && (flags & POLICY_ENFORCE_ANY_IDENTITY)) {
 		pk.identity = 0;
-		pv = policy_probe(&pk, k->proto, port, slot, ranges);
+		pv = policy_probe(&pk, k->proto, port, slot, flags);
 	}
 	if (pv) {
 		v->policy_set = pv->policy_set;

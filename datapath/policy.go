@@ -30,6 +30,15 @@ var (
 	_ [24]byte = [unsafe.Sizeof(tcFlowIpcacheKey{})]byte{}
 )
 
+// enforcer/compile's probe flags are the kernel's policy_enforce flags; a
+// drift fails the build (a non-zero difference is a negative array length).
+var _ [0]struct{} = [(uint8(compile.FlagIPCacheLPM) ^ uint8(tcFlowPolicyEnforceFlagPOLICY_ENFORCE_IPCACHE_LPM)) |
+	(uint8(compile.FlagRanges) ^ uint8(tcFlowPolicyEnforceFlagPOLICY_ENFORCE_RANGES)) |
+	(uint8(compile.FlagAnyPort) ^ uint8(tcFlowPolicyEnforceFlagPOLICY_ENFORCE_ANY_PORT)) |
+	(uint8(compile.FlagAnyProto) ^ uint8(tcFlowPolicyEnforceFlagPOLICY_ENFORCE_ANY_PROTO)) |
+	(uint8(compile.FlagByIdentity) ^ uint8(tcFlowPolicyEnforceFlagPOLICY_ENFORCE_BY_IDENTITY)) |
+	(uint8(compile.FlagAnyIdentity) ^ uint8(tcFlowPolicyEnforceFlagPOLICY_ENFORCE_ANY_IDENTITY))]struct{}{}
+
 // policySlot is one of the two copies of the policy maps: revision r lives
 // in slot r&1.
 type policySlot struct {
@@ -256,7 +265,6 @@ func (d *Datapath) fill(s policySlot, c *compile.Compiled) error {
 	if c == nil {
 		return nil
 	}
-	var flags uint8
 	for p, id := range c.IPCache {
 		k, err := ipcacheKey(p)
 		if err != nil {
@@ -265,21 +273,18 @@ func (d *Datapath) fill(s policySlot, c *compile.Compiled) error {
 		m := s.ipcache
 		if !compile.HostPrefix(p) {
 			m = s.ipcacheLPM
-			flags |= uint8(tcFlowPolicyEnforceFlagPOLICY_ENFORCE_IPCACHE_LPM)
 		}
 		if err := m.Put(&k, id); err != nil {
 			return fmt.Errorf("ipcache %s: %w", p, err)
 		}
 	}
 	selected := map[uint32]bool{}
-	ranges := map[uint32]bool{}
 	for k, v := range c.Policy {
 		kb, _ := k.MarshalBinary()
 		vb, _ := v.MarshalBinary()
 		m := s.policy
 		if k.InRangeTrie() {
 			m = s.policyRange
-			ranges[k.Endpoint] = true
 		}
 		if err := m.Put(kb, vb); err != nil {
 			return fmt.Errorf("policy entry %+v: %w", k, err)
@@ -294,11 +299,8 @@ func (d *Datapath) fill(s policySlot, c *compile.Compiled) error {
 	// Only selected endpoints get an entry: the others skip every lookup.
 	for ep := range selected {
 		e := c.Enforce[ep]
-		f := flags
-		if ranges[ep] {
-			f |= uint8(tcFlowPolicyEnforceFlagPOLICY_ENFORCE_RANGES)
-		}
-		v := tcFlowPolicyEnforce{Ingress: b2u(e.Ingress), Egress: b2u(e.Egress), Audit: b2u(d.audit[ep]), Flags: f}
+		v := tcFlowPolicyEnforce{Ingress: b2u(e.Ingress), Egress: b2u(e.Egress), Audit: b2u(d.audit[ep]),
+			Flags: uint8(c.Flags[ep])}
 		if err := s.enforce.Put(ep, &v); err != nil {
 			return fmt.Errorf("enforce entry of endpoint %d: %w", ep, err)
 		}

@@ -151,8 +151,12 @@ type tcFlowPolicyEnforce struct {
 type tcFlowPolicyEnforceFlag uint32
 
 const (
-	tcFlowPolicyEnforceFlagPOLICY_ENFORCE_IPCACHE_LPM tcFlowPolicyEnforceFlag = 1
-	tcFlowPolicyEnforceFlagPOLICY_ENFORCE_RANGES      tcFlowPolicyEnforceFlag = 2
+	tcFlowPolicyEnforceFlagPOLICY_ENFORCE_IPCACHE_LPM  tcFlowPolicyEnforceFlag = 1
+	tcFlowPolicyEnforceFlagPOLICY_ENFORCE_RANGES       tcFlowPolicyEnforceFlag = 2
+	tcFlowPolicyEnforceFlagPOLICY_ENFORCE_ANY_PORT     tcFlowPolicyEnforceFlag = 4
+	tcFlowPolicyEnforceFlagPOLICY_ENFORCE_ANY_PROTO    tcFlowPolicyEnforceFlag = 8
+	tcFlowPolicyEnforceFlagPOLICY_ENFORCE_BY_IDENTITY  tcFlowPolicyEnforceFlag = 16
+	tcFlowPolicyEnforceFlagPOLICY_ENFORCE_ANY_IDENTITY tcFlowPolicyEnforceFlag = 32
 )
 
 type tcFlowPolicyKey struct {

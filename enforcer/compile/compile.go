@@ -24,8 +24,8 @@
 //	struct policy_enforce {        // HASH, key __u32 endpoint_id (host order)
 //		__u8 ingress, egress;      // 1: default deny in that direction
 //		__u8 audit;                // 1: report AUDIT, never drop
-//		__u8 flags;                // 1: the ipcache trie has entries;
-//	};                             // 2: policy_range has entries of the endpoint
+//		__u8 flags;                // ProbeFlags: which probes can hit
+//	};
 //	struct ipcache_key {           // keys both ipcache maps (below)
 //		__u32 prefixlen;           // host order: 32 + address prefix bits
 //		__u8  family;              // 4 or 6
@@ -49,16 +49,19 @@
 // # Lookup order (the BPF program must do exactly this, at connection start)
 //
 //  1. remote identity: the ipcache hash on the peer address; on a miss the
-//     ipcache_lpm trie (only when flags say it has entries); a miss is
-//     world (2).
-//  2. with identity = the remote identity, then (on a miss, if it is not 0)
-//     with identity 0, probe in this order, the first hit deciding:
+//     ipcache_lpm trie (only with FlagIPCacheLPM); a miss is world (2).
+//  2. with identity = the remote identity (only if it is not 0 and with
+//     FlagByIdentity), then on a miss with identity 0 (only with
+//     FlagAnyIdentity), probe in this order, the first hit deciding:
 //     a. hash {endpoint, identity, dir, proto, port} (prefixlen 96);
-//     b. policy_range LPM on the same key (only when flags say the
-//     endpoint has ranges);
-//     c. hash {endpoint, identity, dir, proto, any port} (prefixlen 80);
-//     d. hash {endpoint, identity, dir, any protocol} (prefixlen 72).
-//     (a-c only for a non-zero protocol.)
+//     b. policy_range LPM on the same key (only with FlagRanges);
+//     c. hash {endpoint, identity, dir, proto, any port} (prefixlen 80,
+//     only with FlagAnyPort);
+//     d. hash {endpoint, identity, dir, any protocol} (prefixlen 72, only
+//     with FlagAnyProto).
+//     (a-c only for a non-zero protocol.) The flags are the endpoint's
+//     (policy_enforce.flags, Compiled.Flags): a skipped probe is one that
+//     cannot hit, so the skips change the cost, never the answer.
 //  3. a hit decides: action deny drops (DROP_POLICY_DENY, 181), allow
 //     passes; value.policy_set names the deciding policies.
 //  4. no hit: drop (DROP_POLICY, 133) if policy_enforce[endpoint] says
@@ -189,6 +192,20 @@ func (v Value) MarshalBinary() ([]byte, error) {
 	return b, nil
 }
 
+// ProbeFlags say which probes of the lookup order can hit for an endpoint
+// (struct policy_enforce.flags); the program skips the others.
+type ProbeFlags uint8
+
+// Probe flags; values equal bpf/flow.h's enum policy_enforce_flag.
+const (
+	FlagIPCacheLPM  ProbeFlags = 1 << iota // the ipcache trie has entries (same for every endpoint)
+	FlagRanges                             // policy_range has entries of the endpoint
+	FlagAnyPort                            // hash keys of every port of a protocol
+	FlagAnyProto                           // hash keys of every protocol
+	FlagByIdentity                         // keys of a non-zero identity
+	FlagAnyIdentity                        // keys of identity 0
+)
+
 // Enforcement says whether an endpoint is in default deny per direction.
 type Enforcement struct {
 	Ingress, Egress bool
@@ -207,6 +224,8 @@ type Compiled struct {
 	IPCache map[netip.Prefix]uint32
 	// Identities are all identities compiled against, CIDR ones included.
 	Identities []identity.Identity
+	// Flags are the probe flags, by endpoint id (every endpoint of Enforce).
+	Flags map[uint32]ProbeFlags
 }
 
 // portPrefix is the (proto, port prefix) part of a key.
@@ -284,7 +303,41 @@ func Compile(in Input) (*Compiled, error) {
 		}
 		c.Enforce[ep.ID] = enf
 	}
+	c.Flags = c.probeFlags()
 	return c, nil
+}
+
+// probeFlags derives every endpoint's probe flags from the entries.
+func (c *Compiled) probeFlags() map[uint32]ProbeFlags {
+	var base ProbeFlags
+	for p := range c.IPCache {
+		if !HostPrefix(p) {
+			base = FlagIPCacheLPM
+			break
+		}
+	}
+	out := make(map[uint32]ProbeFlags, len(c.Enforce))
+	for ep := range c.Enforce {
+		out[ep] = base
+	}
+	for k := range c.Policy {
+		f := out[k.Endpoint] | base
+		switch {
+		case k.InRangeTrie():
+			f |= FlagRanges
+		case k.Proto == 0:
+			f |= FlagAnyProto
+		case k.PortBits == 0:
+			f |= FlagAnyPort
+		}
+		if k.Identity == 0 {
+			f |= FlagAnyIdentity
+		} else {
+			f |= FlagByIdentity
+		}
+		out[k.Endpoint] = f
+	}
+	return out
 }
 
 // identities builds the universe (reserved, given, local, CIDR) and the

@@ -8,21 +8,25 @@ import (
 )
 
 // Lookup does step 2 of the documented lookup order for the flow point k
-// (k.PortBits is ignored): the probes with k.Identity, then with identity 0.
+// (k.PortBits is ignored): the probes with k.Identity, then with identity 0,
+// skipping what the endpoint's flags say cannot hit.
 func (c *Compiled) Lookup(k Key) (Value, bool) {
-	if v, ok := c.probe(k); ok {
-		return v, true
+	f := c.Flags[k.Endpoint]
+	if k.Identity != 0 && f&FlagByIdentity != 0 {
+		if v, ok := c.probe(k, f); ok {
+			return v, true
+		}
 	}
-	if k.Identity == 0 {
+	if f&FlagAnyIdentity == 0 {
 		return Value{}, false
 	}
 	k.Identity = 0
-	return c.probe(k)
+	return c.probe(k, f)
 }
 
 // probe is one identity's probes, in the kernel's order: exact port, port
 // ranges, any port of the protocol, any protocol.
-func (c *Compiled) probe(k Key) (Value, bool) {
+func (c *Compiled) probe(k Key, f ProbeFlags) (Value, bool) {
 	q := Key{Endpoint: k.Endpoint, Identity: k.Identity, Direction: k.Direction}
 	if k.Proto != 0 {
 		q.Proto = k.Proto
@@ -30,13 +34,18 @@ func (c *Compiled) probe(k Key) (Value, bool) {
 		if v, ok := c.Policy[q]; ok {
 			return v, true
 		}
-		if v, ok := c.rangeLPM(q); ok {
-			return v, true
+		if f&FlagRanges != 0 {
+			if v, ok := c.rangeLPM(q); ok {
+				return v, true
+			}
 		}
 		q.Port, q.PortBits = 0, 0
-		if v, ok := c.Policy[q]; ok {
+		if v, ok := c.Policy[q]; ok && f&FlagAnyPort != 0 {
 			return v, true
 		}
+	}
+	if f&FlagAnyProto == 0 {
+		return Value{}, false
 	}
 	v, ok := c.Policy[Key{Endpoint: k.Endpoint, Identity: k.Identity, Direction: k.Direction}]
 	return v, ok
@@ -56,7 +65,8 @@ func (c *Compiled) rangeLPM(k Key) (Value, bool) {
 }
 
 // IdentityOf is step 1: the ipcache hash on a host address, then the
-// ipcache_lpm trie (shorter prefixes); a miss is world.
+// ipcache_lpm trie (shorter prefixes; the kernel skips it without
+// FlagIPCacheLPM, which is set whenever there are any); a miss is world.
 func (c *Compiled) IdentityOf(ip netip.Addr) uint32 {
 	ip = ip.Unmap()
 	if id, ok := c.IPCache[netip.PrefixFrom(ip, ip.BitLen())]; ok {
