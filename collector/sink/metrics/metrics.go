@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/collector/sink"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -79,15 +80,8 @@ type dropKey struct {
 type policyKey struct {
 	action    api.Verdict
 	direction api.TrafficDirection
-	match     string // one of the match* constants
+	match     string // one of sink.Match*
 }
-
-// Values of the match label of periscope_policy_verdicts_total.
-const (
-	matchAllow   = "allow"
-	matchDeny    = "deny"
-	matchDefault = "default"
-)
 
 // Consume counts one flow record; it does not keep f. It makes *Metrics a
 // sink.Observer (and a collector.Sink), to be called on the pipeline
@@ -103,35 +97,10 @@ func (m *Metrics) Consume(f *api.Flow) {
 	m.traffic.observe(f, m.srcCtx, m.dstCtx)
 }
 
-// observePolicy counts the policy decisions on a new connection: one per
-// direction whose policies decided, or, for a policy drop without attributed
-// rules, one in the flow's direction.
+// observePolicy counts the policy decisions on a new connection (see
+// sink.PolicyDecisions).
 func (m *Metrics) observePolicy(f *api.Flow) {
-	decided := false
-	for _, side := range [...]struct {
-		dir             api.TrafficDirection
-		allowed, denied []string
-	}{
-		{api.TrafficDirectionIngress, f.IngressAllowedBy, f.IngressDeniedBy},
-		{api.TrafficDirectionEgress, f.EgressAllowedBy, f.EgressDeniedBy},
-	} {
-		switch {
-		case len(side.denied) > 0:
-			m.policy.get(policyKey{f.Verdict, side.dir, matchDeny}).Inc()
-		case len(side.allowed) > 0:
-			m.policy.get(policyKey{f.Verdict, side.dir, matchAllow}).Inc()
-		default:
-			continue
-		}
-		decided = true
-	}
-	if decided || f.Verdict != api.VerdictDropped {
-		return
-	}
-	switch f.DropReason {
-	case api.DropReasonPolicyDenied:
-		m.policy.get(policyKey{f.Verdict, f.TrafficDirection, matchDefault}).Inc()
-	case api.DropReasonPolicyDeny:
-		m.policy.get(policyKey{f.Verdict, f.TrafficDirection, matchDeny}).Inc()
-	}
+	sink.PolicyDecisions(f, func(dir api.TrafficDirection, match string) {
+		m.policy.get(policyKey{f.Verdict, dir, match}).Inc()
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/collector/sink"
 	"github.com/periscope-dev/periscope/collector/sink/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
@@ -117,15 +118,8 @@ type dropKey struct {
 type policyKey struct {
 	action    api.Verdict
 	direction api.TrafficDirection
-	match     string // one of the match* constants
+	match     string // one of sink.Match*
 }
-
-// Values of periscope.policy.match, as the Prometheus package's match label.
-const (
-	matchAllow   = "allow"
-	matchDeny    = "deny"
-	matchDefault = "default"
-)
 
 // Consume counts one flow record; it does not keep f. It makes *Metrics a
 // sink.Observer, to be called on the pipeline goroutine.
@@ -141,38 +135,10 @@ func (m *Metrics) Consume(f *api.Flow) {
 	m.traffic.observe(ctx, f, m.srcCtx, m.dstCtx)
 }
 
-// observePolicy counts the policy decisions on a new connection: one per
-// direction whose policies decided, or, for a policy drop without attributed
-// rules, one in the flow's direction.
+// observePolicy counts the policy decisions on a new connection (see
+// sink.PolicyDecisions).
 func (m *Metrics) observePolicy(ctx context.Context, f *api.Flow) {
-	count := func(dir api.TrafficDirection, match string) {
+	sink.PolicyDecisions(f, func(dir api.TrafficDirection, match string) {
 		m.policy.Add(ctx, 1, m.policySeries.get(policyKey{f.Verdict, dir, match}))
-	}
-	decided := false
-	for _, side := range [...]struct {
-		dir             api.TrafficDirection
-		allowed, denied []string
-	}{
-		{api.TrafficDirectionIngress, f.IngressAllowedBy, f.IngressDeniedBy},
-		{api.TrafficDirectionEgress, f.EgressAllowedBy, f.EgressDeniedBy},
-	} {
-		switch {
-		case len(side.denied) > 0:
-			count(side.dir, matchDeny)
-		case len(side.allowed) > 0:
-			count(side.dir, matchAllow)
-		default:
-			continue
-		}
-		decided = true
-	}
-	if decided || f.Verdict != api.VerdictDropped {
-		return
-	}
-	switch f.DropReason {
-	case api.DropReasonPolicyDenied:
-		count(f.TrafficDirection, matchDefault)
-	case api.DropReasonPolicyDeny:
-		count(f.TrafficDirection, matchDeny)
-	}
+	})
 }
