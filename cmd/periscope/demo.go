@@ -17,11 +17,13 @@ import (
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/filter"
+	"github.com/periscope-dev/periscope/relay/hubble"
 )
 
 // demoOptions are the demo's flags.
 type demoOptions struct {
 	listen  string
+	hubble  string
 	pinPath string
 	verbose bool
 	sinks   sinkFlags
@@ -38,7 +40,8 @@ namespace default, outsider in namespace other), runs traffic between them
 pings; over IPv4 and IPv6), loads the datapath on the pods' veths, serves a
 collector's API and prints the flows live. Ctrl-C removes everything it made.
 
-It also serves the web UI on --listen (its address is printed), Prometheus
+It also serves the web UI on --listen (its address is printed), Hubble's gRPC API
+on --hubble-listen, Prometheus
 metrics with --metrics, and stores flows in ClickHouse with --clickhouse.
 
 In another terminal, try:
@@ -53,6 +56,7 @@ In another terminal, try:
 		},
 	}
 	cmd.Flags().StringVar(&opts.listen, "listen", collector.DefaultListen, "address of the collector's HTTP API")
+	cmd.Flags().StringVar(&opts.hubble, "hubble-listen", hubble.DefaultListen, `address of Hubble's Observer gRPC API ("" to disable)`)
 	cmd.Flags().StringVar(&opts.pinPath, "pin-path", "/sys/fs/bpf/periscope-demo",
 		"bpffs directory for the demo's maps (apart from a real collector's)")
 	opts.sinks.addMetricsFlag(cmd.Flags())
@@ -137,6 +141,14 @@ func runDemoCollector(ctx context.Context, opts demoOptions, lab *netlab.Lab, dp
 	if err := web.start(col, sinks.uiHistory(), "", log); err != nil {
 		return fmt.Errorf("demo web UI: %w", err)
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	waitHubble, err := serveHubble(ctx, opts.hubble, col, nil, log)
+	if err != nil {
+		return err
+	}
+	defer waitHubble()
+	defer cancel() // runs before waitHubble: stop the server, then wait for it
 	return runDemoParts(ctx, lab, col, out, errOut, log)
 }
 
