@@ -26,7 +26,7 @@ const (
 	e2eEthHeader    = 14        // what TC's skb->len and veth counters include below IP
 	e2eUDPHeader    = 8
 	e2eICMPHeader   = 8
-	e2eCloseGrace   = 300 * time.Millisecond
+	e2eCloseGrace   = time.Second // above any delay a loaded machine puts between packets
 	e2eIdleTimeout  = time.Second
 	e2eQuietForDone = e2eIdleTimeout + 700*time.Millisecond // idle timeout + sweep period + margin
 )

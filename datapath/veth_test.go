@@ -223,9 +223,10 @@ func (l *vethLab) families() []family {
 }
 
 func TestVethTrafficIsCountedExactly(t *testing.T) {
-	// IdleTimeout well above any pause a loaded machine puts inside one
-	// connection: a shorter one could end it early and split its counts.
-	d := loadForTest(t, Config{CloseGrace: 200 * time.Millisecond, IdleTimeout: 2 * time.Second, RingBufferSize: 1 << 16})
+	// CloseGrace and IdleTimeout well above any delay a loaded machine puts
+	// between a connection's packets: shorter ones could end it before its
+	// last packet and split its counts.
+	d := loadForTest(t, Config{CloseGrace: time.Second, IdleTimeout: 2 * time.Second, RingBufferSize: 1 << 16})
 	l := newVethLab(t)
 	if err := d.AttachInterface(l.host); err != nil {
 		t.Fatalf("attach: %v", err)

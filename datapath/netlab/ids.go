@@ -11,8 +11,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// maxLabs is how many /24s 198.18.0.0/15 holds: one per lab.
-const maxLabs = 512
+// maxLabs is how many labs can exist at once: one /24 each in 198.18.0.0/16.
+// 198.19.0.0/16 is left to tests that build their own veths in the root
+// namespace, so their addresses never collide with a lab's bridge.
+const maxLabs = 256
 
 // lockDir holds one lock file per lab slot. A slot is taken while a process
 // holds an exclusive flock on its file, so a crashed process frees its slot and
