@@ -253,8 +253,32 @@ func TestVethTrafficIsCountedExactly(t *testing.T) {
 				ours := f.IP.Source == fm.host && f.IP.Destination == fm.pod || f.IP.Source == fm.pod && f.IP.Destination == fm.host
 				isICMP := f.L4.Protocol == api.ProtoICMPv4 || f.L4.Protocol == api.ProtoICMPv6
 				if ours && (!isICMP || f.L4.ICMPType == fm.echo) {
+					// Sum every End record of the connection: on a loaded
+					// machine a late packet (a retransmitted FIN, an RST)
+					// can arrive after the sweeper ended the connection and
+					// start a record of its own. Each packet must still be
+					// counted exactly once, in some record.
 					mu.Lock()
-					ended[[2]uint8{uint8(fm.version), f.L4.Protocol}] = *f
+					k := [2]uint8{uint8(fm.version), f.L4.Protocol}
+					if prev, ok := ended[k]; ok {
+						if f.IP.Source != prev.IP.Source { // a stray record started by the other side
+							c := f.Counters
+							f.Counters = api.Counters{PacketsForward: c.PacketsReply, BytesForward: c.BytesReply,
+								PacketsReply: c.PacketsForward, BytesReply: c.BytesForward}
+						}
+						sum := *f
+						if prev.L4.TCPFlags&api.TCPFlagSYN != 0 {
+							sum = prev
+						}
+						sum.Counters.PacketsForward = prev.Counters.PacketsForward + f.Counters.PacketsForward
+						sum.Counters.BytesForward = prev.Counters.BytesForward + f.Counters.BytesForward
+						sum.Counters.PacketsReply = prev.Counters.PacketsReply + f.Counters.PacketsReply
+						sum.Counters.BytesReply = prev.Counters.BytesReply + f.Counters.BytesReply
+						sum.L4.TCPFlags = prev.L4.TCPFlags | f.L4.TCPFlags
+						ended[k] = sum
+					} else {
+						ended[k] = *f
+					}
 					mu.Unlock()
 				}
 			}
