@@ -260,12 +260,14 @@ func TestVethTrafficIsCountedExactly(t *testing.T) {
 					// counted exactly once, in some record.
 					mu.Lock()
 					k := [2]uint8{uint8(fm.version), f.L4.Protocol}
+					cur := *f
 					if prev, ok := ended[k]; ok {
-						if f.IP.Source != prev.IP.Source { // a stray record started by the other side
-							c := f.Counters
-							f.Counters = api.Counters{PacketsForward: c.PacketsReply, BytesForward: c.BytesReply,
+						if cur.IP.Source == fm.pod && prev.IP.Source == fm.host { // a stray started by the pod
+							c := cur.Counters
+							cur.Counters = api.Counters{PacketsForward: c.PacketsReply, BytesForward: c.BytesReply,
 								PacketsReply: c.PacketsForward, BytesReply: c.BytesForward}
 						}
+						f := &cur
 						sum := *f
 						if prev.L4.TCPFlags&api.TCPFlagSYN != 0 {
 							sum = prev
@@ -277,7 +279,7 @@ func TestVethTrafficIsCountedExactly(t *testing.T) {
 						sum.L4.TCPFlags = prev.L4.TCPFlags | f.L4.TCPFlags
 						ended[k] = sum
 					} else {
-						ended[k] = *f
+						ended[k] = cur
 					}
 					mu.Unlock()
 				}
