@@ -228,8 +228,20 @@ func TestBrowserRestoresChipsFromTheURLAndQueriesHistory(t *testing.T) {
 	run(t, ctx, 10*time.Second, chromedp.Click(chromedp.CSS(`[data-testid="mode-history"]`)))
 	waitJS(t, ctx, `document.querySelector('[data-testid="mode-label"]').textContent === 'history' &&
 		Number(document.querySelector('[data-testid="count-shown"]').textContent) > 0`, 10*time.Second)
-	var shown int
-	shown = count(t, ctx, "count-shown")
+	// The history answer may still be rendering in batches: wait until the
+	// count settles (live flows leaking in would keep it moving, and fail).
+	shown := count(t, ctx, "count-shown")
+	for settle := time.Now().Add(5 * time.Second); ; {
+		time.Sleep(250 * time.Millisecond)
+		n := count(t, ctx, "count-shown")
+		if n == shown {
+			break
+		}
+		if time.Now().After(settle) {
+			t.Fatalf("history table never settled (%d, then %d rows): live flows leak in", shown, n)
+		}
+		shown = n
+	}
 	time.Sleep(500 * time.Millisecond)
 	if n := count(t, ctx, "count-shown"); n != shown {
 		t.Errorf("history table changed from %d to %d rows: live flows leak in", shown, n)
