@@ -57,10 +57,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	log "installing ${missing[*]}"
 	# Refresh the package lists only when installing from them fails
 	# (a fresh machine has none).
-	if ! as_root apt-get install -y --no-install-recommends "${missing[@]}"; then
+	if ! as_root apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${missing[@]}"; then
 		log "apt-get update"
-		as_root apt-get update
-		as_root apt-get install -y --no-install-recommends "${missing[@]}"
+		as_root apt-get -o DPkg::Lock::Timeout=600 update
+		as_root apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${missing[@]}"
 	fi
 else
 	log "system packages present"

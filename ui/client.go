@@ -46,10 +46,15 @@ type client struct {
 	replaying  bool
 	replayTil  time.Time
 	held       []item
-	pending    []byte
-	pendingN   int
-	sent       uint64
-	skipped    uint64
+	// replayed holds the IDs of the replay's newest flows until
+	// replayedUntil: a live flow from before replayTil that the replay
+	// already sent is not sent again, one it missed (stored late) is.
+	replayed      map[[16]byte]struct{}
+	replayedUntil time.Time
+	pending       []byte
+	pendingN      int
+	sent          uint64
+	skipped       uint64
 }
 
 // subscribeMsg is the client's request:
@@ -176,7 +181,11 @@ func (c *client) replay(sub uint64, q Query) {
 		}
 	}
 	start()
+	seen := map[[16]byte]struct{}{}
 	err := c.h.src.Query(c.ctx, q, func(f *api.Flow) error {
+		if f.UUID != ([16]byte{}) && f.Time.After(q.Until.Add(-dedupHorizon)) {
+			seen[f.UUID] = struct{}{}
+		}
 		if n > 0 {
 			buf = append(buf, ',')
 		}
@@ -194,7 +203,7 @@ func (c *client) replay(sub uint64, q Query) {
 		c.reply(errorMsg("replay: " + err.Error()))
 	}
 	select {
-	case c.h.replayed <- replayDone{c: c, sub: sub}:
+	case c.h.replayed <- replayDone{c: c, sub: sub, seen: seen}:
 	case <-c.ctx.Done():
 	}
 }

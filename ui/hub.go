@@ -37,11 +37,23 @@ type subscribeReq struct {
 	replayTil time.Time
 }
 
-// replayDone tells the hub that a client's replay ended.
+// replayDone tells the hub that a client's replay ended, with the IDs of
+// the replayed flows from the last dedupHorizon before its end.
 type replayDone struct {
-	c   *client
-	sub uint64
+	c    *client
+	sub  uint64
+	seen map[[16]byte]struct{}
 }
+
+// A flow reaches the live stream later than the store: the relay holds it
+// for its merge window, and a collector's ring lags the kernel. So live flows
+// stamped before a replay's end may or may not have been replayed. The hub
+// tells them apart by ID: it keeps the IDs of flows replayed from the last
+// dedupHorizon before the replay's end, for dedupHold after it.
+const (
+	dedupHorizon = 10 * time.Second
+	dedupHold    = 30 * time.Second
+)
 
 // hub owns the set of clients and the upstream follow; only its goroutine
 // touches the clients' hub-side state.
@@ -179,6 +191,7 @@ func (h *hub) run(ctx context.Context) {
 			c.sub, c.filter, c.subscribed = r.sub, r.filter, true
 			c.replaying, c.replayTil = r.replay, r.replayTil
 			c.held = c.held[:0]
+			c.replayed = nil
 
 		case d := <-h.replayed:
 			c := d.c
@@ -186,9 +199,10 @@ func (h *hub) run(ctx context.Context) {
 				continue
 			}
 			c.replaying = false
+			c.replayed, c.replayedUntil = d.seen, time.Now().Add(dedupHold)
 			for i := range c.held {
-				if !c.held[i].flow.Time.After(c.replayTil) {
-					continue // the replay had it
+				if c.wasReplayed(&c.held[i].flow) {
+					continue
 				}
 				h.add(c, &c.held[i])
 			}
@@ -206,6 +220,9 @@ func (h *hub) run(ctx context.Context) {
 					} else {
 						c.skipped++
 					}
+					continue
+				}
+				if c.replayed != nil && c.wasReplayed(&it.flow) {
 					continue
 				}
 				h.add(c, &it)
@@ -244,6 +261,9 @@ func (h *hub) run(ctx context.Context) {
 			for c := range clients {
 				if c.subscribed {
 					c.skipped += lost
+				}
+				if c.replayed != nil && now.After(c.replayedUntil) {
+					c.replayed = nil
 				}
 				h.flush(c)
 				if status {
@@ -340,4 +360,22 @@ func (h *hub) stats(ctx context.Context) (HubStats, error) {
 	case <-ctx.Done():
 		return HubStats{}, ctx.Err()
 	}
+}
+
+// wasReplayed reports whether a live flow was already sent by the client's
+// replay: one stamped after the replay's end never was; one with an ID is
+// looked up (each ID comes live once, so it is forgotten then); one without
+// an ID (a source that gives none) is judged by its time alone.
+func (c *client) wasReplayed(f *api.Flow) bool {
+	if f.Time.After(c.replayTil) {
+		return false
+	}
+	if f.UUID == ([16]byte{}) {
+		return true
+	}
+	if _, ok := c.replayed[f.UUID]; ok {
+		delete(c.replayed, f.UUID)
+		return true
+	}
+	return false
 }
