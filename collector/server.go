@@ -1,18 +1,14 @@
 package collector
 
 import (
-	"bufio"
 	"encoding/json"
 	"io"
 	"net/http"
 	"time"
 
-	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/api/flowquery"
+	"github.com/periscope-dev/periscope/api/ndjson"
 )
-
-// writeStall is how long a client may stall a response before it is dropped.
-const writeStall = 30 * time.Second
 
 // Handler serves the collector's HTTP API: GET /api/v1/flows (from the
 // ring, or with source=clickhouse from Options.History), GET /api/v1/status,
@@ -49,43 +45,25 @@ func (c *Collector) serveFlows(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	rc := http.NewResponseController(w)
-	dk := &deadlineKeeper{rc: rc}
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.Header().Set("Cache-Control", "no-store")
-	bw := bufio.NewWriterSize(w, 32<<10)
-	line := make([]byte, 0, 2048)
-	writeFlow := func(e *Entry) error {
-		dk.extend()
-		line = append(api.AppendJSON(line[:0], &e.Flow), '\n')
-		_, err := bw.Write(line)
-		return err
-	}
-
 	if req.source == flowquery.SourceClickHouse {
 		c.serveHistory(w, r, req)
 		return
 	}
+	out := ndjson.NewWriter(w)
+	writeFlow := func(e *Entry) error { return out.Flow(&e.Flow) }
 	if !req.follow {
 		if err := c.store.Each(req.query, writeFlow); err != nil {
 			c.log.Debug("flows response ended", "err", err)
 			return
 		}
-		bw.Flush()
+		out.Close()
 		return
 	}
 
-	flush := func() error {
-		dk.extend()
-		if err := bw.Flush(); err != nil {
-			return err
-		}
-		return rc.Flush()
-	}
 	w.WriteHeader(http.StatusOK)
 	skipped, err := c.store.Follow(r.Context(), req.query, FollowOptions{
 		Buffer: c.opts.FollowBuffer,
-		Idle:   flush,
+		Idle:   out.Flush,
 	}, writeFlow)
 	if err != nil {
 		c.log.Debug("follow ended", "err", err, "remote", r.RemoteAddr)
@@ -115,34 +93,12 @@ func (c *Collector) serveHistory(w http.ResponseWriter, r *http.Request, req *fl
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
 	}
-	dk := &deadlineKeeper{rc: http.NewResponseController(w)}
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.Header().Set("Cache-Control", "no-store")
-	bw := bufio.NewWriterSize(w, 32<<10)
-	line := make([]byte, 0, 2048)
+	out := ndjson.NewWriter(w)
 	for i := range flows {
-		dk.extend()
-		line = append(api.AppendJSON(line[:0], &flows[i]), '\n')
-		if _, err := bw.Write(line); err != nil {
+		if err := out.Flow(&flows[i]); err != nil {
 			c.log.Debug("history response ended", "err", err)
 			return
 		}
 	}
-	bw.Flush()
-}
-
-// deadlineKeeper pushes the connection's write deadline writeStall ahead,
-// at most once a second; ResponseWriters without deadlines (tests) ignore it.
-type deadlineKeeper struct {
-	rc  *http.ResponseController
-	set time.Time
-}
-
-func (d *deadlineKeeper) extend() {
-	now := time.Now()
-	if now.Sub(d.set) < time.Second {
-		return
-	}
-	d.set = now
-	_ = d.rc.SetWriteDeadline(now.Add(writeStall)) // ErrNotSupported: no deadline
+	out.Close()
 }

@@ -1,13 +1,14 @@
 package relay
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/periscope-dev/periscope/api/ndjson"
 )
 
 // PartialHeader names the nodes an answer lacks, comma-separated. It is
@@ -16,9 +17,6 @@ import (
 // JSON-lines client that knows nothing of it reads a partial answer as an
 // ordinary one.
 const PartialHeader = "X-Periscope-Partial"
-
-// writeStall is how long a client may stall a response before it is dropped.
-const writeStall = 30 * time.Second
 
 // Handler serves the relay's HTTP API, the collectors' API over all peers:
 //
@@ -60,18 +58,9 @@ func (r *Relay) serveFlows(w http.ResponseWriter, hr *http.Request) {
 		return
 	}
 	rc := http.NewResponseController(w)
-	var deadline time.Time
-	extend := func() {
-		if now := time.Now(); now.Sub(deadline) >= time.Second {
-			deadline = now
-			_ = rc.SetWriteDeadline(now.Add(writeStall))
-		}
-	}
+	out := ndjson.NewWriter(w)
 	h := w.Header()
-	h.Set("Content-Type", "application/x-ndjson")
-	h.Set("Cache-Control", "no-store")
 	h.Set("Trailer", PartialHeader)
-	bw := bufio.NewWriterSize(w, 32<<10)
 	opts := FlowsOptions{
 		Started: func(unavailable []string) error {
 			if len(unavailable) > 0 {
@@ -83,25 +72,13 @@ func (r *Relay) serveFlows(w http.ResponseWriter, hr *http.Request) {
 			}
 			return nil
 		},
-		Idle: func() error {
-			extend()
-			if err := bw.Flush(); err != nil {
-				return err
-			}
-			return rc.Flush()
-		},
+		Idle: out.Flush,
 	}
-	unavailable, err := r.Flows(hr.Context(), req, opts, func(it *Item) error {
-		extend()
-		if _, err := bw.Write(it.Line); err != nil {
-			return err
-		}
-		return bw.WriteByte('\n')
-	})
+	unavailable, err := r.Flows(hr.Context(), req, opts, func(it *Item) error { return out.Line(it.Line) })
 	if err != nil && !errors.Is(err, hr.Context().Err()) {
 		r.log.Debug("flows answer ended", "err", err, "remote", hr.RemoteAddr)
 	}
-	bw.Flush()
+	out.Close()
 	if len(unavailable) > 0 {
 		h.Set(PartialHeader, strings.Join(unavailable, ","))
 	}
