@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/apitest"
 	"github.com/periscope-dev/periscope/api/flowquery"
 )
 
@@ -36,7 +37,7 @@ func historyServer(t *testing.T, h History, handlers map[string]http.Handler) st
 	t.Helper()
 	opts := Options{
 		Topology:    testTopology(),
-		Source:      &fakeSource{},
+		Source:      &apitest.Source{},
 		ParseFilter: parsePortFilter,
 		Handlers:    handlers,
 	}

@@ -18,31 +18,8 @@ import (
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/apitest"
 )
-
-// fakeSource emits canned flows, then whatever is sent on live, reusing one
-// Flow like the datapath does.
-type fakeSource struct {
-	canned []api.Flow
-	live   chan api.Flow
-}
-
-func (s *fakeSource) Run(ctx context.Context, emit func(*api.Flow)) error {
-	var f api.Flow
-	for i := range s.canned {
-		f = s.canned[i]
-		emit(&f)
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case lf := <-s.live:
-			f = lf
-			emit(&f)
-		}
-	}
-}
 
 // fakeAttacher records attach and detach calls.
 type fakeAttacher struct {
@@ -111,7 +88,7 @@ func cannedFlow(n int) api.Flow {
 type testCollector struct {
 	c        *Collector
 	base     string
-	src      *fakeSource
+	src      *apitest.Source
 	attacher *fakeAttacher
 	cancel   context.CancelFunc
 	done     chan error
@@ -120,9 +97,9 @@ type testCollector struct {
 
 func startCollector(t *testing.T, n int) *testCollector {
 	t.Helper()
-	src := &fakeSource{live: make(chan api.Flow)}
+	src := apitest.NewSource(nil, 0)
 	for i := 1; i <= n; i++ {
-		src.canned = append(src.canned, cannedFlow(i))
+		src.Canned = append(src.Canned, cannedFlow(i))
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -344,7 +321,7 @@ func TestFollowStreams(t *testing.T) {
 		if i == 13 {
 			f.L4.DestinationPort = 9 // filtered out
 		}
-		tc.src.live <- f
+		tc.src.Live <- f
 	}
 	for _, want := range []int{11, 12, 14, 15} {
 		if got := next(); got != want {
@@ -370,7 +347,7 @@ func TestRunAttachesAndDetaches(t *testing.T) {
 
 func TestRunFailsWhenAttachFails(t *testing.T) {
 	att := &fakeAttacher{failOn: "veth-be-h"}
-	c, err := New(Options{Topology: testTopology(), Source: &fakeSource{}, Attacher: att, Listen: "127.0.0.1:0"})
+	c, err := New(Options{Topology: testTopology(), Source: &apitest.Source{}, Attacher: att, Listen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,20 +367,20 @@ func TestNewNeedsASource(t *testing.T) {
 }
 
 func TestFlowsWithRealFilterChips(t *testing.T) {
-	src := &fakeSource{}
+	src := &apitest.Source{}
 	for i := 1; i <= 4; i++ {
-		src.canned = append(src.canned, cannedFlow(i))
+		src.Canned = append(src.Canned, cannedFlow(i))
 	}
 	last := cannedFlow(5)
 	last.IP.Source, last.IP.Destination = last.IP.Destination, last.IP.Source // backend → frontend
-	src.canned = append(src.canned, last)
+	src.Canned = append(src.Canned, last)
 	c, err := New(Options{Topology: testTopology(), Source: src})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var f api.Flow
-	for i := range src.canned {
-		f = src.canned[i]
+	for i := range src.Canned {
+		f = src.Canned[i]
 		c.process(&f)
 	}
 	tests := []struct {

@@ -109,7 +109,7 @@ func BenchmarkRelayFollow(b *testing.B) {
 			wg.Go(func() {
 				now := time.Now()
 				for i := range perNode {
-					n.src.live <- testFlow(i, now.Add(time.Duration(i)*time.Microsecond))
+					n.src.Live <- testFlow(i, now.Add(time.Duration(i)*time.Microsecond))
 				}
 			})
 		}

@@ -18,32 +18,9 @@ import (
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/apitest"
 	"github.com/periscope-dev/periscope/collector"
 )
-
-// fakeSource emits canned flows, then whatever is sent on live, reusing one
-// Flow like the datapath does.
-type fakeSource struct {
-	canned []api.Flow
-	live   chan api.Flow
-}
-
-func (s *fakeSource) Run(ctx context.Context, emit func(*api.Flow)) error {
-	var f api.Flow
-	for i := range s.canned {
-		f = s.canned[i]
-		emit(&f)
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case lf := <-s.live:
-			f = lf
-			emit(&f)
-		}
-	}
-}
 
 // testFlow is flow n at time at: from 198.18.0.2 port n to 198.18.0.3:8080.
 func testFlow(n int, at time.Time) api.Flow {
@@ -60,7 +37,7 @@ func testFlow(n int, at time.Time) api.Flow {
 type testNode struct {
 	name   string
 	addr   string // host:port, kept across restarts
-	src    *fakeSource
+	src    *apitest.Source
 	c      *collector.Collector
 	tls    *tls.Config
 	cancel context.CancelFunc
@@ -86,7 +63,7 @@ func startNode(t testing.TB, name, addr string, canned []api.Flow, tlsCfg *tls.C
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
 	}
-	src := &fakeSource{canned: canned, live: make(chan api.Flow, 1024)}
+	src := apitest.NewSource(canned, 1024)
 	opts := collector.Options{
 		Topology: &collector.Topology{NodeName: name},
 		Source:   src,
@@ -132,7 +109,7 @@ func (n *testNode) stop(t testing.TB) {
 func (n *testNode) emit(flows ...api.Flow) {
 	seen := n.c.Store().Seen()
 	for _, f := range flows {
-		n.src.live <- f
+		n.src.Live <- f
 	}
 	for n.c.Store().Seen() < seen+uint64(len(flows)) {
 		time.Sleep(time.Millisecond)
