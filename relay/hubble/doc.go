@@ -1,6 +1,8 @@
 // Package hubble serves Hubble's Observer gRPC API (GetFlows, ServerStatus,
-// GetNodes) over Periscope's flows, so the hubble CLI and other Hubble
-// clients work against a Periscope collector or relay unchanged.
+// GetNodes) over Periscope's flows, with the gRPC health check `hubble
+// status` asks first, so the hubble CLI and other Hubble clients work
+// against a Periscope collector or relay unchanged (cli_test.go runs the
+// real CLI to show it).
 //
 // It owns the translation between Periscope and Hubble: api.Flow to
 // flow.Flow (FlowToProto), and Hubble's FlowFilter lists to Periscope's

@@ -9,6 +9,7 @@ import (
 	relaypb "github.com/cilium/cilium/api/v1/relay"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -30,8 +31,12 @@ type Server struct {
 // NewServer serves b.
 func NewServer(b Backend) *Server { return &Server{backend: b} }
 
-// Register adds the Observer service to g.
-func (s *Server) Register(g *grpc.Server) { observerpb.RegisterObserverServer(g, s) }
+// Register adds the Observer service to g, and the gRPC health service:
+// `hubble status` fails without it.
+func (s *Server) Register(g *grpc.Server) {
+	observerpb.RegisterObserverServer(g, s)
+	healthpb.RegisterHealthServer(g, &health{backend: s.backend})
+}
 
 // Serve serves the Observer service on ln until ctx is done, then stops
 // gracefully (ending follows). opts are passed to grpc.NewServer, e.g.

@@ -1,0 +1,218 @@
+package hubble
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	observerpb "github.com/cilium/cilium/api/v1/observer"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/periscope-dev/periscope/datapath/netlab"
+	"github.com/periscope-dev/periscope/relay"
+)
+
+// Running the real hubble CLI (scripts/hubble-cli.sh builds it) against a
+// test server, and reading what it prints, for cli_test.go.
+
+// hubbleCLIEnv names the hubble binary; `make test` sets it. Without it the
+// tests look for bin/hubble at the module root.
+const hubbleCLIEnv = "PERISCOPE_HUBBLE_CLI"
+
+// cliTimeout bounds one CLI run, so a hung CLI fails its test.
+const cliTimeout = 60 * time.Second
+
+// hubbleCLI runs the hubble binary against one server, isolated from the
+// user's hubble config.
+type hubbleCLI struct {
+	bin, server string
+	env         []string
+}
+
+// newHubbleCLI finds the hubble binary, before a test starts any server; it
+// skips outside CI and fails in CI when there is none. Set server next.
+func newHubbleCLI(t *testing.T) *hubbleCLI {
+	t.Helper()
+	bin := os.Getenv(hubbleCLIEnv)
+	if bin == "" {
+		if root, err := moduleRoot(); err == nil {
+			bin = filepath.Join(root, "bin", "hubble")
+		}
+	}
+	if fi, err := os.Stat(bin); bin == "" || err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+		netlab.SkipOrFail(t, fmt.Sprintf("no hubble CLI at %q (%s or bin/hubble): build it with `make hubble-cli` (scripts/hubble-cli.sh)", bin, hubbleCLIEnv))
+	}
+	home := t.TempDir()
+	env := []string{"HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config")}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "HUBBLE_") && !strings.HasPrefix(kv, "HOME=") && !strings.HasPrefix(kv, "XDG_CONFIG_HOME=") {
+			env = append(env, kv)
+		}
+	}
+	return &hubbleCLI{bin: bin, env: env}
+}
+
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+func (h *hubbleCLI) command(ctx context.Context, args ...string) *exec.Cmd {
+	args = append(args, "--server", h.server)
+	cmd := exec.CommandContext(ctx, h.bin, args...)
+	cmd.Env = h.env
+	cmd.WaitDelay = 5 * time.Second
+	return cmd
+}
+
+// run runs one hubble command to its end and returns its stdout; an error
+// carries its stderr.
+func (h *hubbleCLI) run(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := h.command(ctx, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("hubble %s: no answer within %v (stdout %q, stderr %q)", strings.Join(args, " "), cliTimeout, stdout.String(), stderr.String())
+	}
+	if err != nil {
+		return stdout.String(), fmt.Errorf("hubble %s: %w: %s", strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.String(), nil
+}
+
+// mustRun is run that fails the test on an error.
+func (h *hubbleCLI) mustRun(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := h.run(t, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// parseFlowsJSON reads `hubble observe -o json` output: one GetFlowsResponse
+// per line in proto3's JSON mapping.
+func parseFlowsJSON(t *testing.T, out string) []*observerpb.GetFlowsResponse {
+	t.Helper()
+	var resps []*observerpb.GetFlowsResponse
+	for line := range strings.Lines(out) {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		resp := &observerpb.GetFlowsResponse{}
+		if err := protojson.Unmarshal([]byte(line), resp); err != nil {
+			t.Fatalf("hubble output line %q: %v", line, err)
+		}
+		resps = append(resps, resp)
+	}
+	return resps
+}
+
+// cliFlowIDs are the numbers of the flows in `hubble observe -o json` output.
+func cliFlowIDs(t *testing.T, out string) []int {
+	t.Helper()
+	var ids []int
+	for _, resp := range parseFlowsJSON(t, out) {
+		if resp.GetFlow() == nil {
+			t.Fatalf("not a flow: %v", resp)
+		}
+		ids = append(ids, uuidID(t, resp.GetFlow().GetUuid()))
+	}
+	return ids
+}
+
+// serveAddr runs the Observer service for b and returns its address.
+func serveAddr(t *testing.T, b Backend) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, ln, b) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return ln.Addr().String()
+}
+
+// startRelay runs a relay over peers and waits until it has them all.
+func startRelay(t *testing.T, peers []string) *relay.Relay {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := relay.New(relay.Options{Peers: peers, Listener: ln, MergeWindow: 20 * time.Millisecond,
+		ProbeInterval: 50 * time.Millisecond, BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("relay Run: %v", err)
+		}
+	})
+	<-r.Ready()
+	waitFor(t, "peers connected", func() bool { return r.Status().NumConnectedNodes == len(peers) })
+	return r
+}
+
+// cliNodes runs `hubble list nodes -o json`.
+func cliNodes(t *testing.T, h *hubbleCLI) []*observerpb.Node {
+	t.Helper()
+	var raw []json.RawMessage
+	if err := json.Unmarshal([]byte(h.mustRun(t, "list", "nodes", "-o", "json")), &raw); err != nil {
+		t.Fatal(err)
+	}
+	nodes := make([]*observerpb.Node, len(raw))
+	for i, r := range raw {
+		nodes[i] = &observerpb.Node{}
+		if err := protojson.Unmarshal(r, nodes[i]); err != nil {
+			t.Fatalf("node %s: %v", r, err)
+		}
+	}
+	return nodes
+}
+
+// grouped writes n with thousands separators, as hubble prints counts.
+func grouped(n int) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
