@@ -577,6 +577,17 @@ static __always_inline struct policy_value *policy_probe(struct policy_key *pk, 
 }
 
 /*
+ * is_ndp says whether the connection is IPv6 neighbour discovery (router
+ * and neighbour solicitation and advertisement, redirect: ICMPv6 133-137).
+ * Like ARP for IPv4, it is link-layer plumbing that policy never judges, as
+ * in Cilium: dropping it would cut IPv6 between pods that policy allows.
+ */
+static __always_inline int is_ndp(const struct flow_key *k, const struct flow_value *v)
+{
+	return k->proto == IPPROTO_ICMPV6_ && v->icmp_type >= 133 && v->icmp_type <= 137;
+}
+
+/*
  * judge writes the verdict of revision rev into v for the connection keyed k
  * (v's src_is_initiator, hook and icmp_type already set), following the
  * lookup order of enforcer/compile. The local endpoint is the interface;
@@ -598,7 +609,7 @@ static __always_inline void judge(const struct flow_key *k, struct flow_value *v
 	v->verdict = FLOW_VERDICT_FORWARDED;
 	v->drop_reason = 0;
 	v->policy_set = 0;
-	if (!rev)
+	if (!rev || is_ndp(k, v))
 		return;
 	enf = SLOT_LOOKUP(slot, enforce, &ep);
 	if (!enf)

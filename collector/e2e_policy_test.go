@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/collector"
 )
 
@@ -69,6 +70,9 @@ type policyScenario struct {
 	yaml   string
 	keep   bool     // keep the policies in force before
 	delete []string // "namespace/name" to delete before the probes
+	// forget names pods whose IPv6 neighbour entries are removed for the
+	// probes, so they need neighbour discovery under the policy.
+	forget []string
 	probes []probe
 }
 
@@ -120,6 +124,9 @@ func policyScenarios(outsider, outsider2, subnet4 string) []policyScenario {
 			probes: []probe{udp("client", "server", 53).denied()}},
 		{name: "ICMPv4 echo allowed by icmps", yaml: cnp("default", "ping4", "  endpointSelector: {matchLabels: {app: server}}\n  ingress:\n  - fromEndpoints: [{matchLabels: {app: client}}]\n    icmps: [{fields: [{type: 8, family: IPv4}]}]\n"),
 			probes: []probe{icmp("client", "server").fwd("default/ping4"), icmp("client", "server").six().denied(), tcp("client", "server", 80).denied()}},
+		{name: "IPv6 neighbour discovery passes a default deny", forget: []string{"client", "server"},
+			yaml: cnp("default", "dns6", "  endpointSelector: {matchLabels: {app: server}}\n  egress: [{toEndpoints: "+nobody+"}]\n  ingress:\n  - fromEndpoints: [{matchLabels: {app: client}}]\n    toPorts: [{ports: [{port: \"53\", protocol: UDP}]}]\n"),
+			probes: []probe{udp("client", "server", 53).six().fwd("default/dns6"), tcp("client", "server", 80).six().denied()}},
 		{name: "ICMPv6 echo allowed by icmps", yaml: cnp("default", "ping6", "  endpointSelector: {matchLabels: {app: server}}\n  ingress:\n  - fromEndpoints: [{matchLabels: {app: client}}]\n    icmps: [{fields: [{type: EchoRequest, family: IPv6}]}]\n"),
 			probes: []probe{icmp("client", "server").six().fwd("default/ping6"), icmp("client", "server").denied()}},
 		{name: "egress allow is not ingress allow", yaml: cnp("default", "client-out", "  endpointSelector: {matchLabels: {app: client}}\n  egress:\n  - toEndpoints: [{matchLabels: {app: server}}]\n"),
@@ -202,9 +209,13 @@ func TestE2EPolicyConnectivity(t *testing.T) {
 					t.Fatalf("POST policies: %d %v", code, res.Errors)
 				}
 			}
+			if len(sc.forget) > 0 {
+				defer pl.forgetNeighbours(t, sc.forget...)()
+			}
 			for _, pr := range sc.probes {
 				pl.check(t, pr, false)
 			}
+
 		})
 		count++
 		if !ok && os.Getenv("PERISCOPE_POLICY_FAILFAST") != "" {
@@ -308,4 +319,24 @@ func TestE2EPolicyConnectivity(t *testing.T) {
 	})
 	count++
 	t.Logf("%d scenarios", count)
+}
+
+// forgetNeighbours removes the permanent IPv6 neighbour entries quietPods
+// gave the pods named, so their next IPv6 packets need neighbour discovery,
+// and returns a function restoring them.
+func (pl *policyLab) forgetNeighbours(t *testing.T, names ...string) (restore func()) {
+	t.Helper()
+	for _, name := range names {
+		p := pl.pods[name]
+		if out, err := p.Command(t.Context(), "ip", "-6", "neigh", "flush", "dev", "eth0", "nud", "permanent").CombinedOutput(); err != nil {
+			t.Fatalf("forget neighbours of %s: %v: %s", name, err, out)
+		}
+	}
+	return func() {
+		all := make([]*netlab.Pod, 0, len(pl.pods))
+		for _, p := range pl.pods {
+			all = append(all, p)
+		}
+		quietPods(t, pl.lab, all...)
+	}
 }
