@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
-	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/collector"
+	"github.com/periscope-dev/periscope/datapath/netlab"
 )
 
 // Probe builders: tcp/udp/icmp make a probe, fwd/drop/audit say what it
@@ -125,7 +125,7 @@ func policyScenarios(outsider, outsider2, subnet4 string) []policyScenario {
 		{name: "ICMPv4 echo allowed by icmps", yaml: cnp("default", "ping4", "  endpointSelector: {matchLabels: {app: server}}\n  ingress:\n  - fromEndpoints: [{matchLabels: {app: client}}]\n    icmps: [{fields: [{type: 8, family: IPv4}]}]\n"),
 			probes: []probe{icmp("client", "server").fwd("default/ping4"), icmp("client", "server").six().denied(), tcp("client", "server", 80).denied()}},
 		{name: "IPv6 neighbour discovery passes a default deny", forget: []string{"client", "server"},
-			yaml: cnp("default", "dns6", "  endpointSelector: {matchLabels: {app: server}}\n  egress: [{toEndpoints: "+nobody+"}]\n  ingress:\n  - fromEndpoints: [{matchLabels: {app: client}}]\n    toPorts: [{ports: [{port: \"53\", protocol: UDP}]}]\n"),
+			yaml:   cnp("default", "dns6", "  endpointSelector: {matchLabels: {app: server}}\n  egress: [{toEndpoints: "+nobody+"}]\n  ingress:\n  - fromEndpoints: [{matchLabels: {app: client}}]\n    toPorts: [{ports: [{port: \"53\", protocol: UDP}]}]\n"),
 			probes: []probe{udp("client", "server", 53).six().fwd("default/dns6"), tcp("client", "server", 80).six().denied()}},
 		{name: "ICMPv6 echo allowed by icmps", yaml: cnp("default", "ping6", "  endpointSelector: {matchLabels: {app: server}}\n  ingress:\n  - fromEndpoints: [{matchLabels: {app: client}}]\n    icmps: [{fields: [{type: EchoRequest, family: IPv6}]}]\n"),
 			probes: []probe{icmp("client", "server").six().fwd("default/ping6"), icmp("client", "server").denied()}},
