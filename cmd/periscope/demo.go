@@ -40,13 +40,19 @@ namespace default, outsider in namespace other), runs traffic between them
 pings; over IPv4 and IPv6), loads the datapath on the pods' veths, serves a
 collector's API and prints the flows live. Ctrl-C removes everything it made.
 
-It also serves the web UI on --listen (its address is printed), Hubble's gRPC API
-on --hubble-listen, Prometheus
-metrics with --metrics, and stores flows in ClickHouse with --clickhouse.
+It enforces one CiliumNetworkPolicy, default/db-clients: db takes TCP 5432
+from backend and UDP 53 from frontend only, so the outsider's attempts on
+db:5432 show up DROPPED (POLICY_DENIED).
+
+It also serves the web UI on --listen (its address is printed), Hubble's
+gRPC API on --hubble-listen, Prometheus metrics with --metrics, and stores
+flows in ClickHouse with --clickhouse.
 
 In another terminal, try:
   periscope observe --last 20
-  periscope observe -f --from-pod default/frontend`,
+  periscope observe -f --from-pod default/frontend
+  periscope observe --verdict DROPPED
+  periscope policy list`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := demoPrivileges(); err != nil {
@@ -96,6 +102,11 @@ func runDemo(ctx context.Context, opts demoOptions, out, errOut io.Writer) (err 
 		return fmt.Errorf("demo datapath: %w", err)
 	}
 	defer func() { // before lab.Close: detach, then remove the links
+		// The demo's policy goes with its pods: without one in force,
+		// Close detaches and unpins everything.
+		if cerr := dp.ApplyPolicy(nil); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("demo: remove the policy: %w", cerr))
+		}
 		if cerr := dp.Close(); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
@@ -137,6 +148,9 @@ func runDemoCollector(ctx context.Context, opts demoOptions, lab *netlab.Lab, dp
 	})
 	if err != nil {
 		return fmt.Errorf("demo collector: %w", err)
+	}
+	if err := startDemoPolicy(col, dp, sinks.handlers, log); err != nil {
+		return err
 	}
 	if err := web.start(col, sinks.uiHistory(), "", log); err != nil {
 		return fmt.Errorf("demo web UI: %w", err)

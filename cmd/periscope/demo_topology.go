@@ -42,6 +42,7 @@ func demoTraffic(lab *netlab.Lab) []netlab.Traffic {
 		{Kind: netlab.Stream, From: be, To: db, Port: 5432, Every: time.Second},
 		{Kind: netlab.Datagrams, From: fe, To: db, Port: 53, Every: 2 * time.Second},
 		{Kind: netlab.Datagrams, From: fe, To: db, Port: 53, IPv6: true, Every: 5 * time.Second},
+		{Kind: netlab.Requests, From: out, To: db, Port: 5432, Every: 3 * time.Second}, // denied by demoPolicy
 		{Kind: netlab.Echo, From: out, To: fe, Every: 2 * time.Second},
 		{Kind: netlab.Echo, From: out, To: fe, IPv6: true, Every: 5 * time.Second},
 	}

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/datapath/netlab"
+)
+
+// TestDemoShowsEveryKindOfFlowWithVerdictsAndCleansUp runs `periscope demo`
+// as `sudo make demo` does (its own ports and pin path) and checks what a
+// newcomer is promised: flows of every traffic kind named by pod, the demo
+// policy's verdicts (allowed flows name it, the outsider's attempts on db
+// are DROPPED), the web UI, the policy API and Hubble's port; and that
+// Ctrl-C leaves no namespace, link or pinned map behind.
+func TestDemoShowsEveryKindOfFlowWithVerdictsAndCleansUp(t *testing.T) {
+	netlab.RequireRoot(t)
+	opts := demoOptions{
+		listen:  freeAddr(t),
+		hubble:  freeAddr(t),
+		pinPath: fmt.Sprintf("/sys/fs/bpf/periscope-demo-test-%d-%d", os.Getpid(), time.Now().UnixNano()),
+	}
+	var out, errOut lockedBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	exited := make(chan struct{})
+	go func() { done <- runDemo(ctx, opts, &out, &errOut); close(exited) }()
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(30 * time.Second):
+			return fmt.Errorf("demo did not stop 30s after Ctrl-C")
+		}
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	base := "http://" + opts.listen
+	waitHealthy(t, base, exited, &errOut)
+
+	type want struct {
+		name string
+		ok   func(f *api.Flow) bool
+	}
+	pods := func(f *api.Flow, src, dst string) bool {
+		return f.Source.Namespace+"/"+f.Source.PodName == src && f.Destination.Namespace+"/"+f.Destination.PodName == dst
+	}
+	wants := []want{
+		{"frontend -> backend:8080 over IPv4 and IPv6, forwarded", func(f *api.Flow) bool {
+			return pods(f, "default/frontend", "default/backend") && f.L4.DestinationPort == 8080 && f.IP.Version == api.IPv6 &&
+				f.Verdict == api.VerdictForwarded
+		}},
+		{"backend -> db:5432 allowed by default/db-clients", func(f *api.Flow) bool {
+			return pods(f, "default/backend", "default/db") && f.L4.DestinationPort == 5432 &&
+				f.Verdict == api.VerdictForwarded && slices.Contains(f.IngressAllowedBy, "default/db-clients")
+		}},
+		{"frontend -> db:53/UDP allowed by default/db-clients", func(f *api.Flow) bool {
+			return pods(f, "default/frontend", "default/db") && f.L4.Protocol == api.ProtoUDP &&
+				f.Verdict == api.VerdictForwarded && slices.Contains(f.IngressAllowedBy, "default/db-clients")
+		}},
+		{"outsider -> db:5432 dropped, no allow matched", func(f *api.Flow) bool {
+			return pods(f, "other/outsider", "default/db") && f.Verdict == api.VerdictDropped &&
+				f.DropReason == api.DropReasonPolicyDenied
+		}},
+		{"outsider pings frontend", func(f *api.Flow) bool {
+			return pods(f, "other/outsider", "default/frontend") && f.L4.Protocol == api.ProtoICMPv4
+		}},
+	}
+	var flows []api.Flow
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		flows = getFlows(t, base)
+		var missing []string
+		for _, w := range wants {
+			if !slices.ContainsFunc(flows, func(f api.Flow) bool { return w.ok(&f) }) {
+				missing = append(missing, w.name)
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 20s, %d flows but none for: %q\ndemo output:\n%s", len(flows), missing, errOut.String())
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+
+	for _, path := range []string{"/", "/api/v1/policies", "/api/v1/identities"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %s", path, resp.Status)
+		}
+		if path == "/api/v1/policies" && !strings.Contains(string(body), "db-clients") {
+			t.Errorf("GET %s lacks the demo policy: %s", path, body)
+		}
+	}
+	if c, err := net.DialTimeout("tcp", opts.hubble, 2*time.Second); err != nil {
+		t.Errorf("Hubble API on %s: %v", opts.hubble, err)
+	} else {
+		c.Close()
+	}
+	if banner := errOut.String(); !strings.Contains(banner, "Web UI: http://"+opts.listen+"/") {
+		t.Errorf("the demo did not print its UI address; output:\n%s", banner)
+	}
+
+	m := regexp.MustCompile(`lab (\w+): bridge`).FindStringSubmatch(errOut.String())
+	if m == nil {
+		t.Fatalf("no lab line in the demo's output:\n%s", errOut.String())
+	}
+	prefix := netlab.NamePrefix + m[1] + "-"
+	if err := stop(); err != nil {
+		t.Fatalf("demo: %v", err)
+	}
+	if ns, _ := exec.Command("ip", "netns", "list").Output(); strings.Contains(string(ns), prefix) {
+		t.Errorf("namespaces %s* left after the demo stopped:\n%s", prefix, ns)
+	}
+	if links, _ := exec.Command("ip", "-o", "link", "show").Output(); strings.Contains(string(links), prefix) {
+		t.Errorf("links %s* left after the demo stopped", prefix)
+	}
+	if _, err := os.Stat(opts.pinPath); !os.IsNotExist(err) {
+		t.Errorf("pin path %s left after the demo stopped (stat: %v)", opts.pinPath, err)
+	}
+}
