@@ -189,6 +189,7 @@ enum policy_enforce_flag {
 	POLICY_ENFORCE_ANY_PROTO = 8,      /* hash keys of every protocol (72) */
 	POLICY_ENFORCE_BY_IDENTITY = 16,   /* keys of a non-zero identity */
 	POLICY_ENFORCE_ANY_IDENTITY = 32,  /* keys of identity 0 */
+	POLICY_ENFORCE_FAST_PEERS = 64,    /* policy_fast has peer-address slots of this endpoint */
 };
 
 /*
@@ -213,6 +214,48 @@ struct ipcache_key {
 	__u8 pad[3];
 	__u8 addr[16];     /* IPv4 in the first 4 bytes (as flow_key) */
 };                         /* value: __u32 identity (host order); miss = world (2) */
+
+/*
+ * policy_fast: an array of one-cache-line buckets (key: __u32 bucket index,
+ * value: struct policy_fast_bucket) that serves the exact-port policy keys
+ * in one memory access, where a hash map reads its bucket array and then a
+ * separately allocated element (two dependent cache misses, the cost that
+ * grows with the rule count once the maps outgrow the caches). A slot is
+ * found in bucket policy_fast_hash(slot) & (POLICY_FAST_BUCKETS - 1) only;
+ * there is no probing. Two kinds of slot:
+ *
+ *  - identity slots (family 0): a prefixlen-96 key of the policy, addr[0..3]
+ *    holding the __be32 identity. Such a key is in the policy hash only when
+ *    its bucket was full: then slot[0].spill of its bucket is 1, and only then
+ *    does a miss here go on to the hash.
+ *  - peer slots (family 4 or 6): the first probe's answer for a host peer
+ *    (an ipcache hash entry of a non-zero identity) on an exact port, i.e.
+ *    the identity slot of (endpoint, the peer's identity, direction, proto,
+ *    port), keyed by the peer's address: one access instead of the ipcache
+ *    lookup and the policy lookup. Optional (written only into free slots):
+ *    a miss takes the ordinary path, so it never changes an answer.
+ *
+ * The match compares every byte but action, spill, pad and policy_set.
+ */
+struct policy_fast_slot {
+	__be32 endpoint_id; /* 0: empty slot */
+	__u8 direction;     /* enum policy_dir */
+	__u8 proto;         /* IPPROTO_*, never 0 */
+	__be16 dport;
+	__u8 family;        /* 0: identity slot; 4, 6: peer slot */
+	__u8 action;        /* enum policy_action (the value) */
+	__u8 spill;         /* slot[0] only: an identity key of the bucket is in the hash */
+	__u8 pad;
+	__u32 policy_set;   /* the value's policy_set */
+	__u8 addr[16];      /* identity slot: __be32 identity, then zeros; peer: as flow_key */
+};
+
+/* Two slots: 64 bytes, one cache line (the mmapable array is page aligned). */
+struct policy_fast_bucket {
+	struct policy_fast_slot slot[2];
+};
+
+#define POLICY_FAST_BUCKETS 32768
 
 /*
  * The one element of the policy_rev array (mmapable: userspace publishes a

@@ -73,6 +73,7 @@ const struct policy_enforce *unused_policy_enforce __attribute__((unused));
 const enum policy_enforce_flag *unused_policy_enforce_flag __attribute__((unused));
 const struct ipcache_key *unused_ipcache_key __attribute__((unused));
 const struct policy_state *unused_policy_state __attribute__((unused));
+const struct policy_fast_bucket *unused_policy_fast_bucket __attribute__((unused));
 
 /* Set at load time from Config.ReportInterval. */
 volatile const __u64 report_interval_ns = 5000000000ULL;
@@ -138,6 +139,16 @@ struct enforce_map {
 	__type(value, struct policy_enforce);
 };
 
+/* Preallocated (one cache line per bucket, 2 MiB per copy) and page aligned. */
+struct policy_fast_map {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, POLICY_FAST_BUCKETS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__type(key, __u32);
+	__type(value, struct policy_fast_bucket);
+};
+
 /* Slot r & 1 holds revision r (see flow.h). */
 struct policy_map policy_0 SEC(".maps");
 struct policy_map policy_1 SEC(".maps");
@@ -149,6 +160,8 @@ struct ipcache_lpm_map ipcache_lpm_0 SEC(".maps");
 struct ipcache_lpm_map ipcache_lpm_1 SEC(".maps");
 struct enforce_map enforce_0 SEC(".maps");
 struct enforce_map enforce_1 SEC(".maps");
+struct policy_fast_map policy_fast_0 SEC(".maps");
+struct policy_fast_map policy_fast_1 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -538,42 +551,116 @@ static __always_inline __u64 active_revision(void)
 	((slot) ? bpf_map_lookup_elem(&m##_1, (key)) : bpf_map_lookup_elem(&m##_0, (key)))
 
 /*
- * policy_probe does one identity's part of the lookup order of
- * enforcer/compile: the exact port, the port ranges, every port of the
- * protocol, every protocol, each only when flags say the endpoint has such
- * entries. pk's endpoint, identity and direction are set.
+ * policy_fast_hash is the bucket of a slot: its key bytes (the first two
+ * words, family, addr) mixed as little-endian words; datapath's
+ * policyFastHash is the same function.
  */
-static __always_inline struct policy_value *policy_probe(struct policy_key *pk, __u8 proto, __u16 port,
-							 __u32 slot, __u8 flags)
+static __always_inline __u32 fast_mix(__u32 h, __u32 w)
 {
-	struct policy_value *pv;
+	h = (h ^ w) * 0x9e3779b1;
+	return h ^ (h >> 15);
+}
+
+static __always_inline __u32 policy_fast_hash(const struct policy_fast_slot *q)
+{
+	const __u32 *a = (const __u32 *)q->addr;
+	__u32 h = 0;
+
+	h = fast_mix(h, *(const __u32 *)q);
+	h = fast_mix(h, *((const __u32 *)q + 1));
+	h = fast_mix(h, q->family);
+	h = fast_mix(h, a[0]);
+	h = fast_mix(h, a[1]);
+	h = fast_mix(h, a[2]);
+	h = fast_mix(h, a[3]);
+	return h & (POLICY_FAST_BUCKETS - 1);
+}
+
+static __always_inline int fast_match(const struct policy_fast_slot *s, const struct policy_fast_slot *q)
+{
+	const __u64 *sa = (const __u64 *)s->addr, *qa = (const __u64 *)q->addr;
+
+	return *(const __u64 *)s == *(const __u64 *)q && s->family == q->family &&
+	       sa[0] == qa[0] && sa[1] == qa[1];
+}
+
+/*
+ * policy_fast_lookup copies the value of q's slot into pv and returns 1, or
+ * returns 0 on a miss with *spill set from the bucket (see flow.h).
+ */
+static __always_inline int policy_fast_lookup(const struct policy_fast_slot *q, __u32 slot,
+					      struct policy_value *pv, __u8 *spill)
+{
+	__u32 i = policy_fast_hash(q);
+	struct policy_fast_bucket *b = SLOT_LOOKUP(slot, policy_fast, &i);
+	struct policy_fast_slot *s;
+
+	*spill = 0;
+	if (!b)
+		return 0;
+	s = &b->slot[0];
+	*spill = s->spill;
+	if (!fast_match(s, q)) {
+		s = &b->slot[1];
+		if (!fast_match(s, q))
+			return 0;
+	}
+	pv->action = s->action;
+	pv->policy_set = s->policy_set;
+	return 1;
+}
+
+/* policy_lookup copies the entry of pk's map hit into pv; 0 on a miss. */
+static __always_inline int policy_lookup(void *map_0, void *map_1, struct policy_key *pk, __u32 slot,
+					 struct policy_value *pv)
+{
+	struct policy_value *hit = bpf_map_lookup_elem(slot ? map_1 : map_0, pk);
+
+	if (!hit)
+		return 0;
+	*pv = *hit;
+	return 1;
+}
+
+/*
+ * policy_probe does one identity's part of the lookup order of
+ * enforcer/compile: the exact port (policy_fast, the hash only for a key
+ * its bucket could not hold), the port ranges, every port of the protocol,
+ * every protocol, each only when flags say the endpoint has such entries.
+ * pk's endpoint, identity and direction are set, and so are q's endpoint,
+ * direction, proto and dport. Returns 1 with the hit in pv.
+ */
+static __always_inline int policy_probe(struct policy_key *pk, struct policy_fast_slot *q, __u8 proto,
+					__u16 port, __u32 slot, __u8 flags, struct policy_value *pv)
+{
+	__u8 spill;
 
 	if (proto) {
+		q->family = 0;
+		__builtin_memset(q->addr, 0, sizeof(q->addr));
+		*(__be32 *)q->addr = pk->identity;
+		if (policy_fast_lookup(q, slot, pv, &spill))
+			return 1;
 		pk->prefixlen = 96;
 		pk->proto = proto;
 		pk->dport = bpf_htons(port);
-		pv = SLOT_LOOKUP(slot, policy, pk);
-		if (pv)
-			return pv;
-		if (flags & POLICY_ENFORCE_RANGES) {
-			pv = SLOT_LOOKUP(slot, policy_range, pk);
-			if (pv)
-				return pv;
-		}
+		if (spill && policy_lookup(&policy_0, &policy_1, pk, slot, pv))
+			return 1;
+		if ((flags & POLICY_ENFORCE_RANGES) && policy_lookup(&policy_range_0, &policy_range_1, pk, slot, pv))
+			return 1;
 		if (flags & POLICY_ENFORCE_ANY_PORT) {
 			pk->prefixlen = 80;
 			pk->dport = 0;
-			pv = SLOT_LOOKUP(slot, policy, pk);
-			if (pv)
-				return pv;
+			if (policy_lookup(&policy_0, &policy_1, pk, slot, pv))
+				return 1;
 		}
 	}
 	if (!(flags & POLICY_ENFORCE_ANY_PROTO))
-		return NULL;
+		return 0;
 	pk->prefixlen = 72;
 	pk->proto = 0;
 	pk->dport = 0;
-	return SLOT_LOOKUP(slot, policy, pk);
+	return policy_lookup(&policy_0, &policy_1, pk, slot, pv);
 }
 
 /*
@@ -593,17 +680,20 @@ static __always_inline int is_ndp(const struct flow_key *k, const struct flow_va
  * lookup order of enforcer/compile. The local endpoint is the interface;
  * the peer is the side beyond it. Endpoints without a policy_enforce entry
  * (selected by no policy) cost one hash lookup; revision 0 costs nothing.
+ * A host peer on an exact port usually costs one policy_fast access more
+ * (its peer slot), whatever the number of rules.
  */
 static __always_inline void judge(const struct flow_key *k, struct flow_value *v, __u64 rev)
 {
 	struct policy_enforce *enf;
-	struct policy_value *pv;
+	struct policy_value pv = {};
+	struct policy_fast_slot q = {};
 	struct ipcache_key ik = {};
 	struct policy_key pk;
 	__u32 ep = k->ifindex, slot = rev & 1, id, *idp;
 	__u16 port, reason;
-	__u8 dir, deny, flags;
-	int peer_is_src;
+	__u8 dir, deny, flags, spill;
+	int peer_is_src, hit = 0;
 
 	v->revision = rev;
 	v->verdict = FLOW_VERDICT_FORWARDED;
@@ -632,34 +722,46 @@ static __always_inline void judge(const struct flow_key *k, struct flow_value *v
 		else if (k->proto == IPPROTO_ICMPV6_ && port == 129)
 			port = 128;
 	}
-
-	/* Host entries in the hash; the trie only for shorter prefixes. */
-	ik.prefixlen = 32 + (k->family == 4 ? 32 : 128);
-	ik.family = k->family;
-	if (peer_is_src)
-		__builtin_memcpy(ik.addr, k->saddr, 16);
-	else
-		__builtin_memcpy(ik.addr, k->daddr, 16);
-	idp = SLOT_LOOKUP(slot, ipcache, &ik);
-	if (!idp && (enf->flags & POLICY_ENFORCE_IPCACHE_LPM))
-		idp = SLOT_LOOKUP(slot, ipcache_lpm, &ik);
-	id = idp ? *idp : IDENTITY_WORLD;
-
 	flags = enf->flags;
-	pv = NULL;
-	pk.endpoint_id = bpf_htonl(ep);
-	pk.direction = dir;
-	if (id && (flags & POLICY_ENFORCE_BY_IDENTITY)) {
-		pk.identity = bpf_htonl(id);
-		pv = policy_probe(&pk, k->proto, port, slot, flags);
+
+	q.endpoint_id = bpf_htonl(ep);
+	q.direction = dir;
+	q.proto = k->proto;
+	q.dport = bpf_htons(port);
+	if (peer_is_src)
+		__builtin_memcpy(q.addr, k->saddr, 16);
+	else
+		__builtin_memcpy(q.addr, k->daddr, 16);
+	/* A host peer's slot is the first probe's answer: nothing else to do. */
+	if (k->proto && (flags & POLICY_ENFORCE_FAST_PEERS)) {
+		q.family = k->family;
+		hit = policy_fast_lookup(&q, slot, &pv, &spill);
 	}
-	if (!pv && (flags & POLICY_ENFORCE_ANY_IDENTITY)) {
-		pk.identity = 0;
-		pv = policy_probe(&pk, k->proto, port, slot, flags);
+
+	if (!hit) {
+		/* Host entries in the hash; the trie only for shorter prefixes. */
+		ik.prefixlen = 32 + (k->family == 4 ? 32 : 128);
+		ik.family = k->family;
+		__builtin_memcpy(ik.addr, q.addr, 16);
+		idp = SLOT_LOOKUP(slot, ipcache, &ik);
+		if (!idp && (flags & POLICY_ENFORCE_IPCACHE_LPM))
+			idp = SLOT_LOOKUP(slot, ipcache_lpm, &ik);
+		id = idp ? *idp : IDENTITY_WORLD;
+
+		pk.endpoint_id = q.endpoint_id;
+		pk.direction = dir;
+		if (id && (flags & POLICY_ENFORCE_BY_IDENTITY)) {
+			pk.identity = bpf_htonl(id);
+			hit = policy_probe(&pk, &q, k->proto, port, slot, flags, &pv);
+		}
+		if (!hit && (flags & POLICY_ENFORCE_ANY_IDENTITY)) {
+			pk.identity = 0;
+			hit = policy_probe(&pk, &q, k->proto, port, slot, flags, &pv);
+		}
 	}
-	if (pv) {
-		v->policy_set = pv->policy_set;
-		if (pv->action != POLICY_ACTION_DENY)
+	if (hit) {
+		v->policy_set = pv.policy_set;
+		if (pv.action != POLICY_ACTION_DENY)
 			return;
 		reason = DROP_POLICY_DENY;
 	} else {

@@ -44,7 +44,10 @@ type Datapath struct {
 
 	policyMu   sync.Mutex // serialises ApplyPolicy and SetPolicyAudit
 	policyMem  []byte     // mmapped policy_rev: the revision word
-	grace      *ebpf.Map  // map-in-map whose update waits for an RCU grace period
+	fastMem    [2][]byte  // mmapped policy_fast_0, _1
+	fast       [2]fastTable
+	fastNew    bool      // Load created policy_fast (none was pinned)
+	grace      *ebpf.Map // map-in-map whose update waits for an RCU grace period
 	graceInner *ebpf.Map
 	lastPolicy *compile.Compiled
 	audit      map[uint32]bool
@@ -137,6 +140,8 @@ func Load(cfg Config) (*Datapath, error) {
 	for _, name := range flowPins {
 		spec.Maps[name].Pinning = ebpf.PinByName
 	}
+	_, err = os.Stat(filepath.Join(cfg.PinPath, "policy_fast_0"))
+	d.fastNew = err != nil
 	opts := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: cfg.PinPath}}
 	err = spec.LoadAndAssign(&d.objs, opts)
 	for _, pins := range [][]string{flowPins, policyPins} {

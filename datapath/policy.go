@@ -18,7 +18,7 @@ import (
 // The policy maps are pinned by name (LIBBPF_PIN_BY_NAME in tc_flow.c)
 // directly under PinPath and adopted by the next Load.
 var policyPins = []string{"policy_rev", "policy_0", "policy_1", "policy_range_0", "policy_range_1",
-	"ipcache_0", "ipcache_1", "ipcache_lpm_0", "ipcache_lpm_1", "enforce_0", "enforce_1"}
+	"ipcache_0", "ipcache_1", "ipcache_lpm_0", "ipcache_lpm_1", "enforce_0", "enforce_1", "policy_fast_0", "policy_fast_1"}
 
 // The generated structs and enforcer/compile's MarshalBinary must agree on
 // the kernel layout; a drift fails the build.
@@ -43,14 +43,15 @@ var _ [0]struct{} = [(uint8(compile.FlagIPCacheLPM) ^ uint8(tcFlowPolicyEnforceF
 // in slot r&1.
 type policySlot struct {
 	policy, policyRange, ipcache, ipcacheLPM, enforce *ebpf.Map
+	fast                                              fastTable
 }
 
 func (d *Datapath) slot(rev uint64) policySlot {
 	o := &d.objs
 	if rev&1 == 1 {
-		return policySlot{o.Policy1, o.PolicyRange1, o.Ipcache1, o.IpcacheLpm1, o.Enforce1}
+		return policySlot{o.Policy1, o.PolicyRange1, o.Ipcache1, o.IpcacheLpm1, o.Enforce1, d.fast[1]}
 	}
-	return policySlot{o.Policy0, o.PolicyRange0, o.Ipcache0, o.IpcacheLpm0, o.Enforce0}
+	return policySlot{o.Policy0, o.PolicyRange0, o.Ipcache0, o.IpcacheLpm0, o.Enforce0, d.fast[0]}
 }
 
 // revisionNames is the policy-name-set table of one revision.
@@ -92,6 +93,11 @@ func (d *Datapath) openPolicy() error {
 		return fmt.Errorf("mmap policy_rev: %w", err)
 	}
 	d.policyMem = mem
+	for i, m := range []*ebpf.Map{d.objs.PolicyFast0, d.objs.PolicyFast1} {
+		if d.fast[i], d.fastMem[i], err = mapFast(m); err != nil {
+			return err
+		}
+	}
 	d.graceInner, err = ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1})
 	if err != nil {
 		return fmt.Errorf("create grace-period inner map: %w", err)
@@ -105,6 +111,11 @@ func (d *Datapath) openPolicy() error {
 	d.revision.Store(rev)
 	d.names.Store(&nameTables{cur: revisionNames{rev: rev}})
 	if rev != 0 {
+		if d.fastNew {
+			// Written by a version that kept every exact-port key in the
+			// policy hash: look there on every policy_fast miss.
+			d.slot(rev).fast.spillAll()
+		}
 		d.log.Info("adopted the pinned policy of a previous run", "revision", rev)
 	}
 	return nil
@@ -121,6 +132,12 @@ func (d *Datapath) closePolicy(keep bool) []error {
 		errs = append(errs, unix.Munmap(d.policyMem))
 		d.policyMem = nil
 	}
+	for i := range d.fastMem {
+		if d.fastMem[i] != nil {
+			errs = append(errs, unix.Munmap(d.fastMem[i]))
+		}
+		d.fastMem[i], d.fast[i] = nil, nil
+	}
 	for _, m := range []*ebpf.Map{d.grace, d.graceInner} {
 		if m != nil {
 			errs = append(errs, m.Close())
@@ -133,7 +150,7 @@ func (d *Datapath) closePolicy(keep bool) []error {
 	}
 	o := &d.objs
 	for _, m := range []*ebpf.Map{o.PolicyRev, o.Policy0, o.Policy1, o.PolicyRange0, o.PolicyRange1,
-		o.Ipcache0, o.Ipcache1, o.IpcacheLpm0, o.IpcacheLpm1, o.Enforce0, o.Enforce1} {
+		o.Ipcache0, o.Ipcache1, o.IpcacheLpm0, o.IpcacheLpm1, o.Enforce0, o.Enforce1, o.PolicyFast0, o.PolicyFast1} {
 		if m != nil && m.IsPinned() {
 			errs = append(errs, m.Unpin())
 		}
@@ -259,8 +276,9 @@ func (d *Datapath) SetPolicyAudit(endpoint uint32, audit bool) error {
 }
 
 // fill writes c into slot s (empty), each entry into the map that
-// enforcer/compile's layout gives it, and sets the enforce flags that let
-// the programs skip an empty trie.
+// enforcer/compile's layout gives it (exact-port keys into policy_fast,
+// the hash only for those it cannot hold, see bpf/flow.h), and sets the
+// enforce flags that let the programs skip an empty trie.
 func (d *Datapath) fill(s policySlot, c *compile.Compiled) error {
 	if c == nil {
 		return nil
@@ -278,18 +296,25 @@ func (d *Datapath) fill(s policySlot, c *compile.Compiled) error {
 			return fmt.Errorf("ipcache %s: %w", p, err)
 		}
 	}
+	spilled, st := s.fast.fill(c)
+	for _, k := range spilled {
+		if err := putPolicy(s.policy, k, c.Policy[k]); err != nil {
+			return err
+		}
+	}
 	selected := map[uint32]bool{}
 	for k, v := range c.Policy {
-		kb, _ := k.MarshalBinary()
-		vb, _ := v.MarshalBinary()
+		selected[k.Endpoint] = true
+		if exactPort(k) {
+			continue // in policy_fast, or spilled (above)
+		}
 		m := s.policy
 		if k.InRangeTrie() {
 			m = s.policyRange
 		}
-		if err := m.Put(kb, vb); err != nil {
-			return fmt.Errorf("policy entry %+v: %w", k, err)
+		if err := putPolicy(m, k, v); err != nil {
+			return err
 		}
-		selected[k.Endpoint] = true
 	}
 	for ep, e := range c.Enforce {
 		if e.Ingress || e.Egress {
@@ -301,9 +326,24 @@ func (d *Datapath) fill(s policySlot, c *compile.Compiled) error {
 		e := c.Enforce[ep]
 		v := tcFlowPolicyEnforce{Ingress: b2u(e.Ingress), Egress: b2u(e.Egress), Audit: b2u(d.audit[ep]),
 			Flags: uint8(c.Flags[ep])}
+		if st.peerEndpoints[ep] {
+			v.Flags |= uint8(tcFlowPolicyEnforceFlagPOLICY_ENFORCE_FAST_PEERS)
+		}
 		if err := s.enforce.Put(ep, &v); err != nil {
 			return fmt.Errorf("enforce entry of endpoint %d: %w", ep, err)
 		}
+	}
+	d.log.Debug("policy_fast filled", "identity_slots", st.identity, "spilled_to_hash", st.spilled,
+		"peer_slots", st.peers, "peer_slots_skipped", st.peersSkipped)
+	return nil
+}
+
+// putPolicy writes one entry into a policy map.
+func putPolicy(m *ebpf.Map, k compile.Key, v compile.Value) error {
+	kb, _ := k.MarshalBinary()
+	vb, _ := v.MarshalBinary()
+	if err := m.Put(kb, vb); err != nil {
+		return fmt.Errorf("policy entry %+v: %w", k, err)
 	}
 	return nil
 }
@@ -339,6 +379,7 @@ func ipcacheKey(p netip.Prefix) (tcFlowIpcacheKey, error) {
 
 // clear deletes every entry of the slot's maps.
 func (s policySlot) clear() error {
+	clear(s.fast)
 	return errors.Join(clearMap[tcFlowPolicyKey](s.policy), clearMap[tcFlowPolicyKey](s.policyRange),
 		clearMap[tcFlowIpcacheKey](s.ipcache), clearMap[tcFlowIpcacheKey](s.ipcacheLPM), clearMap[uint32](s.enforce))
 }

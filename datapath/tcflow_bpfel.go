@@ -157,7 +157,27 @@ const (
 	tcFlowPolicyEnforceFlagPOLICY_ENFORCE_ANY_PROTO    tcFlowPolicyEnforceFlag = 8
 	tcFlowPolicyEnforceFlagPOLICY_ENFORCE_BY_IDENTITY  tcFlowPolicyEnforceFlag = 16
 	tcFlowPolicyEnforceFlagPOLICY_ENFORCE_ANY_IDENTITY tcFlowPolicyEnforceFlag = 32
+	tcFlowPolicyEnforceFlagPOLICY_ENFORCE_FAST_PEERS   tcFlowPolicyEnforceFlag = 64
 )
+
+type tcFlowPolicyFastBucket struct {
+	_    structs.HostLayout
+	Slot [2]tcFlowPolicyFastSlot
+}
+
+type tcFlowPolicyFastSlot struct {
+	_          structs.HostLayout
+	EndpointId uint32
+	Direction  uint8
+	Proto      uint8
+	Dport      uint16
+	Family     uint8
+	Action     uint8
+	Spill      uint8
+	Pad        uint8
+	PolicySet  uint32
+	Addr       [16]uint8
+}
 
 type tcFlowPolicyKey struct {
 	_          structs.HostLayout
@@ -195,6 +215,8 @@ const (
 	tcFlowMapIpcacheLpm1             = "ipcache_lpm_1"
 	tcFlowMapPolicy0                 = "policy_0"
 	tcFlowMapPolicy1                 = "policy_1"
+	tcFlowMapPolicyFast0             = "policy_fast_0"
+	tcFlowMapPolicyFast1             = "policy_fast_1"
 	tcFlowMapPolicyRange0            = "policy_range_0"
 	tcFlowMapPolicyRange1            = "policy_range_1"
 	tcFlowMapPolicyRev               = "policy_rev"
@@ -213,6 +235,7 @@ const (
 	tcFlowVarUnusedIpcacheKey        = "unused_ipcache_key"
 	tcFlowVarUnusedPolicyEnforce     = "unused_policy_enforce"
 	tcFlowVarUnusedPolicyEnforceFlag = "unused_policy_enforce_flag"
+	tcFlowVarUnusedPolicyFastBucket  = "unused_policy_fast_bucket"
 	tcFlowVarUnusedPolicyKey         = "unused_policy_key"
 	tcFlowVarUnusedPolicyState       = "unused_policy_state"
 	tcFlowVarUnusedPolicyValue       = "unused_policy_value"
@@ -278,6 +301,8 @@ type tcFlowMapSpecs struct {
 	IpcacheLpm1  *ebpf.MapSpec `ebpf:"ipcache_lpm_1"`
 	Policy0      *ebpf.MapSpec `ebpf:"policy_0"`
 	Policy1      *ebpf.MapSpec `ebpf:"policy_1"`
+	PolicyFast0  *ebpf.MapSpec `ebpf:"policy_fast_0"`
+	PolicyFast1  *ebpf.MapSpec `ebpf:"policy_fast_1"`
 	PolicyRange0 *ebpf.MapSpec `ebpf:"policy_range_0"`
 	PolicyRange1 *ebpf.MapSpec `ebpf:"policy_range_1"`
 	PolicyRev    *ebpf.MapSpec `ebpf:"policy_rev"`
@@ -300,6 +325,7 @@ type tcFlowVariableSpecs struct {
 	UnusedIpcacheKey        *ebpf.VariableSpec `ebpf:"unused_ipcache_key"`
 	UnusedPolicyEnforce     *ebpf.VariableSpec `ebpf:"unused_policy_enforce"`
 	UnusedPolicyEnforceFlag *ebpf.VariableSpec `ebpf:"unused_policy_enforce_flag"`
+	UnusedPolicyFastBucket  *ebpf.VariableSpec `ebpf:"unused_policy_fast_bucket"`
 	UnusedPolicyKey         *ebpf.VariableSpec `ebpf:"unused_policy_key"`
 	UnusedPolicyState       *ebpf.VariableSpec `ebpf:"unused_policy_state"`
 	UnusedPolicyValue       *ebpf.VariableSpec `ebpf:"unused_policy_value"`
@@ -335,6 +361,8 @@ type tcFlowMaps struct {
 	IpcacheLpm1  *ebpf.Map `ebpf:"ipcache_lpm_1"`
 	Policy0      *ebpf.Map `ebpf:"policy_0"`
 	Policy1      *ebpf.Map `ebpf:"policy_1"`
+	PolicyFast0  *ebpf.Map `ebpf:"policy_fast_0"`
+	PolicyFast1  *ebpf.Map `ebpf:"policy_fast_1"`
 	PolicyRange0 *ebpf.Map `ebpf:"policy_range_0"`
 	PolicyRange1 *ebpf.Map `ebpf:"policy_range_1"`
 	PolicyRev    *ebpf.Map `ebpf:"policy_rev"`
@@ -353,6 +381,8 @@ func (m *tcFlowMaps) Close() error {
 		m.IpcacheLpm1,
 		m.Policy0,
 		m.Policy1,
+		m.PolicyFast0,
+		m.PolicyFast1,
 		m.PolicyRange0,
 		m.PolicyRange1,
 		m.PolicyRev,
@@ -376,6 +406,7 @@ type tcFlowVariables struct {
 	UnusedIpcacheKey        *ebpf.Variable `ebpf:"unused_ipcache_key"`
 	UnusedPolicyEnforce     *ebpf.Variable `ebpf:"unused_policy_enforce"`
 	UnusedPolicyEnforceFlag *ebpf.Variable `ebpf:"unused_policy_enforce_flag"`
+	UnusedPolicyFastBucket  *ebpf.Variable `ebpf:"unused_policy_fast_bucket"`
 	UnusedPolicyKey         *ebpf.Variable `ebpf:"unused_policy_key"`
 	UnusedPolicyState       *ebpf.Variable `ebpf:"unused_policy_state"`
 	UnusedPolicyValue       *ebpf.Variable `ebpf:"unused_policy_value"`
