@@ -46,6 +46,13 @@
 //     host CIDR peer, prefixlen always the full length.
 //   - ipcache_lpm (LPM_TRIE): shorter prefixes.
 //
+// The datapath serves the single-port keys (prefixlen 96) from policy_fast,
+// an array of one-cache-line buckets (bpf/flow.h), and keeps in the policy
+// hash only those a full bucket cannot hold; it also caches there, per host
+// peer (an ipcache hash entry), the answer of probe 2a for the peer's
+// identity, keyed by the peer's address. Both are placements of the same
+// entries: the answers of the lookup order below do not change.
+//
 // # Lookup order (the BPF program must do exactly this, at connection start)
 //
 //  1. remote identity: the ipcache hash on the peer address; on a miss the
