@@ -46,8 +46,8 @@ func spread(n, i int) int { return (i * 7919) % n }
 var ruleShapes = []ruleShape{
 	{
 		// n allowed /32 peers (one CIDR identity, ipcache entry and policy
-		// entry each) on TCP 80: the ipcache trie and the identities'
-		// policy entries grow.
+		// entry each) on TCP 80: the ipcache hash and policy_fast (an
+		// identity slot and a peer slot per peer) grow.
 		name: "cidr-peers",
 		policy: func(n int) *policy.Policy {
 			peers := make([]policy.PeerSelector, n)
@@ -70,7 +70,7 @@ var ruleShapes = []ruleShape{
 	},
 	{
 		// n allowed single TCP ports (1000, 1002, ...: never merged into
-		// a block) from any peer: the identity-0 policy trie grows.
+		// a block) from any peer: policy_fast's identity-0 slots grow.
 		name: "tcp-ports",
 		policy: func(n int) *policy.Policy {
 			ports := make([]policy.PortRange, n)
