@@ -227,8 +227,8 @@ func TestHubbleCLIFollow(t *testing.T) {
 			udp, tcp := testFlows()[3], testFlows()[0]
 			udp.UUID[15], udp.Time = 8, time.Now()
 			tcp.UUID[15], tcp.Time = 7, time.Now()
-			src.live <- udp // filtered out by --protocol tcp
-			src.live <- tcp
+			src.Live <- udp // filtered out by --protocol tcp
+			src.Live <- tcp
 			if got := next(); got != 7 {
 				t.Errorf("live flow %d, want 7", got)
 			}

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/apitest"
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/relay"
 )
@@ -79,35 +80,13 @@ func testFlows() []api.Flow {
 	}
 }
 
-type fakeSource struct {
-	canned []api.Flow
-	live   chan api.Flow
-}
-
-func (s *fakeSource) Run(ctx context.Context, emit func(*api.Flow)) error {
-	var f api.Flow
-	for i := range s.canned {
-		f = s.canned[i]
-		emit(&f)
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case lf := <-s.live:
-			f = lf
-			emit(&f)
-		}
-	}
-}
-
-func startCollector(t *testing.T, node string, canned []api.Flow) (*collector.Collector, *fakeSource, context.CancelFunc) {
+func startCollector(t *testing.T, node string, canned []api.Flow) (*collector.Collector, *apitest.Source, context.CancelFunc) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := &fakeSource{canned: canned, live: make(chan api.Flow, 16)}
+	src := apitest.NewSource(canned, 16)
 	c, err := collector.New(collector.Options{Topology: topology(node), Source: src, Listener: ln, Version: "test"})
 	if err != nil {
 		t.Fatal(err)
@@ -355,8 +334,8 @@ func TestGetFlowsFollow(t *testing.T) {
 	live := testFlows()[0]
 	live.UUID[15] = 7
 	live.Time = time.Now()
-	src.live <- testFlows()[3] // UDP: filtered out
-	src.live <- live
+	src.Live <- testFlows()[3] // UDP: filtered out
+	src.Live <- live
 	second, err := stream.Recv()
 	if err != nil {
 		t.Fatal(err)
