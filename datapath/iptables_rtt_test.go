@@ -1,0 +1,188 @@
+package datapath
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/periscope-dev/periscope/datapath/netlab"
+	"github.com/periscope-dev/periscope/datapath/netlab/xdpflood"
+)
+
+// rttP99 measures vsRTTs round trips of 32 bytes from the client to an
+// echo server in the server pod, both on blocking sockets on threads
+// pinned to pl.rtt (no Go netpoller between a packet and its reader), with
+// the flooder flooding from pl.flood when f is not nil, and returns their
+// 99th percentile in nanoseconds.
+func (l *vsLab) rttP99(b *testing.B, ctx context.Context, f *xdpflood.Generator, pl vsPlacement) float64 {
+	b.Helper()
+	lfd, port, err := listenBlocking(l.server)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	serveErr := make(chan error, 1)
+	wg.Go(func() { serveErr <- onCPU(pl.rtt, func() error { return echoOnce(lfd) }) })
+
+	fctx, cancel := context.WithCancel(ctx)
+	if f != nil {
+		wg.Go(func() {
+			if _, err := l.runFlood(fctx, f, pl.flood); err != nil {
+				b.Errorf("flood: %v", err)
+			}
+		})
+		time.Sleep(200 * time.Millisecond) // the flood is under way
+	}
+	var rtts []time.Duration
+	err = onCPU(pl.rtt, func() error {
+		var err error
+		rtts, err = l.roundTrips(port)
+		return err
+	})
+	cancel()
+	wg.Wait()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := <-serveErr; err != nil {
+		b.Fatalf("echo server: %v", err)
+	}
+	slices.Sort(rtts)
+	return float64(rtts[len(rtts)*99/100].Nanoseconds())
+}
+
+// listenBlocking opens a blocking TCP listener on an ephemeral port of the
+// pod's IPv4 address.
+func listenBlocking(p *netlab.Pod) (fd, port int, err error) {
+	err = p.Do(func() error {
+		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		sa := &unix.SockaddrInet4{Addr: p.IPv4.As4()}
+		if err = unix.Bind(fd, sa); err == nil {
+			err = unix.Listen(fd, 1)
+		}
+		var got unix.Sockaddr
+		if err == nil {
+			got, err = unix.Getsockname(fd)
+		}
+		if err != nil {
+			unix.Close(fd)
+			return err
+		}
+		port = got.(*unix.SockaddrInet4).Port
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("listen in %s: %w", p.Name, err)
+	}
+	return fd, port, nil
+}
+
+// echoOnce accepts one connection on lfd, closes lfd, and echoes until
+// the peer closes.
+func echoOnce(lfd int) error {
+	setTimeout(lfd, 10*time.Second)
+	c, _, err := unix.Accept4(lfd, unix.SOCK_CLOEXEC)
+	for errors.Is(err, unix.EINTR) {
+		c, _, err = unix.Accept4(lfd, unix.SOCK_CLOEXEC)
+	}
+	unix.Close(lfd)
+	if err != nil {
+		return fmt.Errorf("accept: %w", err)
+	}
+	defer unix.Close(c)
+	setTimeout(c, 10*time.Second)
+	unix.SetsockoptInt(c, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	buf := make([]byte, 64)
+	for {
+		n, err := unix.Read(c, buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if n <= 0 || err != nil {
+			return ignoreEOF(n, err)
+		}
+		if _, err := writeAll(c, buf[:n]); err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+	}
+}
+
+func ignoreEOF(n int, err error) error {
+	if n == 0 && err == nil {
+		return nil
+	}
+	return fmt.Errorf("read: %w", err)
+}
+
+// roundTrips connects from the client to the server's port and times
+// vsRTTs request/response exchanges.
+func (l *vsLab) roundTrips(port int) ([]time.Duration, error) {
+	var fd int
+	err := l.client.Do(func() (err error) {
+		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("socket in client: %w", err)
+	}
+	defer unix.Close(fd)
+	setTimeout(fd, 10*time.Second)
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Addr: l.server.IPv4.As4(), Port: port}); err != nil {
+		return nil, fmt.Errorf("connect to %v:%d: %w", l.server.IPv4, port, err)
+	}
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	req := make([]byte, 32)
+	resp := make([]byte, len(req))
+	rtts := make([]time.Duration, 0, vsRTTs)
+	for range vsRTTs {
+		start := time.Now()
+		if _, err := writeAll(fd, req); err != nil {
+			return nil, fmt.Errorf("request: %w", err)
+		}
+		for n := 0; n < len(resp); {
+			k, err := unix.Read(fd, resp[n:])
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if k <= 0 || err != nil {
+				return nil, fmt.Errorf("response after %d bytes: %w", n, errors.Join(err, errors.New("closed")))
+			}
+			n += k
+		}
+		rtts = append(rtts, time.Since(start))
+	}
+	return rtts, nil
+}
+
+// writeAll writes b on a blocking socket: a signal can interrupt a
+// socket call that has a timeout (signal(7)).
+func writeAll(fd int, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		k, err := unix.Write(fd, b[n:])
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		n += k
+	}
+	return n, nil
+}
+
+// setTimeout bounds every blocking receive and send on fd.
+func setTimeout(fd int, d time.Duration) {
+	tv := unix.NsecToTimeval(d.Nanoseconds())
+	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
+}
