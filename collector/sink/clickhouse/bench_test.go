@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/periscope-dev/periscope/api"
 )
 
@@ -19,7 +21,8 @@ import (
 const benchRows = 200000
 
 // BenchmarkSinkVsClickhouseClient inserts the same rows through the sink
-// (Write in batches of RecommendedQueueOptions().BatchSize; PERISCOPE_BENCH_BATCH overrides it) and through
+// (Write in batches of RecommendedQueueOptions().BatchSize; PERISCOPE_BENCH_BATCH overrides it, and
+// PERISCOPE_BENCH_BLOCK the rows per block of an INSERT) and through
 // `clickhouse-client --query "INSERT INTO ... FORMAT TSV"` (one process
 // fed a TSV file), and reports both rates and their ratio (goal >= 0.8).
 //
@@ -33,6 +36,10 @@ func BenchmarkSinkVsClickhouseClient(b *testing.B) {
 	batch := RecommendedQueueOptions().BatchSize
 	if v, err := strconv.Atoi(os.Getenv("PERISCOPE_BENCH_BATCH")); err == nil && v > 0 {
 		batch = v
+	}
+	if v, err := strconv.Atoi(os.Getenv("PERISCOPE_BENCH_BLOCK")); err == nil && v > 0 {
+		defer func(n int) { insertBlockRows = n }(insertBlockRows)
+		insertBlockRows = v
 	}
 	var sinkTime, clientTime time.Duration
 	round := uint64(0)
@@ -72,30 +79,63 @@ func BenchmarkSinkVsClickhouseClient(b *testing.B) {
 	}
 }
 
-// writeTSV writes flows as TSV rows in flowColumns order.
+// writeTSV writes flows as TSV rows in flowColumns order, with the values
+// the sink sends (columnBuilders), a block at a time.
 func writeTSV(b *testing.B, path string, flows []api.Flow) {
 	f, err := os.Create(path)
 	if err != nil {
 		b.Fatal(err)
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
-	cols := make([]reflect.Value, len(columnValues))
-	for j, build := range columnValues {
-		cols[j] = reflect.ValueOf(build(flows))
-	}
-	for i := range flows {
-		for j := range cols {
-			if j > 0 {
-				w.WriteByte('\t')
-			}
-			w.WriteString(tsvValue(cols[j].Index(i).Interface()))
+	var cb columnBuilder
+	t := &tsvTarget{cells: make([][]string, len(flowColumns))}
+	for lo := 0; lo < len(flows); lo += 4096 {
+		block := flows[lo:min(lo+4096, len(flows))]
+		for j := range t.cells {
+			t.cells[j] = t.cells[j][:0]
 		}
-		w.WriteByte('\n')
+		if err := cb.appendRows(t, block); err != nil {
+			b.Fatal(err)
+		}
+		for i := range block {
+			for j := range t.cells {
+				if j > 0 {
+					w.WriteByte('\t')
+				}
+				w.WriteString(t.cells[j][i])
+			}
+			w.WriteByte('\n')
+		}
 	}
 	if err := w.Flush(); err != nil {
 		b.Fatal(err)
 	}
 	f.Close()
+}
+
+// tsvTarget is a columnTarget that keeps each column's values as TSV text.
+type tsvTarget struct{ cells [][]string }
+
+func (t *tsvTarget) Column(i int) driver.BatchColumn { return tsvColumn{t, i} }
+
+type tsvColumn struct {
+	t *tsvTarget
+	i int
+}
+
+// Append takes a whole column (a slice), AppendRow one row's value.
+func (c tsvColumn) Append(v any) error {
+	s := reflect.ValueOf(v)
+	for k := range s.Len() {
+		c.AppendRow(s.Index(k).Interface())
+	}
+	return nil
+}
+
+func (c tsvColumn) AppendRow(v any) error {
+	// A clone: FixedString values alias the builder's reused scratch bytes.
+	c.t.cells[c.i] = append(c.t.cells[c.i], strings.Clone(tsvValue(v)))
+	return nil
 }
 
 var tsvEscaper = strings.NewReplacer("\\", `\\`, "\t", `\t`, "\n", `\n`, "\x00", `\0`)

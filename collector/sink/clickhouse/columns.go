@@ -2,97 +2,211 @@ package clickhouse
 
 import (
 	"fmt"
+	"net/netip"
+	"strings"
 	"time"
+	"unsafe"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/periscope-dev/periscope/api"
 )
 
-// columnValues builds each flows column for a batch, in flowColumns order.
-// Appending whole columns (batch.Column(i).Append) skips the per-value type
-// switch of row-wise Append: several times faster for wide rows.
-var columnValues = []func(rows []api.Flow) any{
-	func(r []api.Flow) any {
-		return col(r, func(f *api.Flow) time.Time { return time.Unix(f.Time.Unix(), 0) })
+// columnTarget is where a block's columns go: a driver.Batch, or a test's
+// TSV writer.
+type columnTarget interface {
+	Column(int) driver.BatchColumn
+}
+
+// columnBuilder appends a block of rows to a batch column by column, in
+// flowColumns order. Scalar columns go as whole typed slices (one type
+// switch per column rather than per value); arrays row by row as []string,
+// which clickhouse-go appends without reflection. The scratch slices are
+// reused from column to column and block to block (the driver copies what
+// it is given), so a block allocates little beyond the driver's buffers.
+type columnBuilder struct {
+	times []time.Time
+	u8    []uint8
+	u16   []uint16
+	u32   []uint32
+	u64   []uint64
+	i64   []int64
+	str   []string
+	bytes []byte   // backing of one column's FixedString(16) values
+	arr   []string // one row's array
+}
+
+// appendRows appends rows to t as one block of every column.
+func (c *columnBuilder) appendRows(t columnTarget, rows []api.Flow) error {
+	for i, build := range columnBuilders {
+		if err := build(c, t.Column(i), rows); err != nil {
+			return fmt.Errorf("append column %s: %w", flowColumns[i].name, err)
+		}
+	}
+	return nil
+}
+
+// buildFunc appends rows' values of one column to col.
+type buildFunc func(c *columnBuilder, col driver.BatchColumn, rows []api.Flow) error
+
+// columnBuilders build each flows column, in flowColumns order.
+var columnBuilders = []buildFunc{
+	func(c *columnBuilder, col driver.BatchColumn, rows []api.Flow) error {
+		c.times = c.times[:0]
+		for k := range rows {
+			c.times = append(c.times, time.Unix(rows[k].Time.Unix(), 0))
+		}
+		return col.Append(c.times)
 	},
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) uint32 { return uint32(f.Time.Nanosecond()) }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) string { return string(f.UUID[:]) }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) string { return f.NodeName }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) uint8 { return uint8(f.Event) }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) uint8 { return uint8(f.Type) }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) uint8 { return uint8(f.Verdict) }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) uint16 { return uint16(f.DropReason) }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) uint8 { return uint8(f.TrafficDirection) }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) uint8 { return boolByte(f.IsReply) }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) uint8 { return uint8(f.InitiatorHook) }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) uint8 { return uint8(f.IP.Version) }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) string { return ip16(f.IP.Source) }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) string { return ip16(f.IP.Destination) }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) uint8 { return f.L4.Protocol }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) uint16 { return f.L4.SourcePort }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) uint16 { return f.L4.DestinationPort }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) uint8 { return f.L4.ICMPType }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) uint8 { return f.L4.ICMPCode }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) uint16 { return uint16(f.L4.TCPFlags) }) },
+	scalar(u32s, func(f *api.Flow) uint32 { return uint32(f.Time.Nanosecond()) }),
+	fixed16(func(f *api.Flow) [16]byte { return f.UUID }),
+	scalar(strs, func(f *api.Flow) string { return f.NodeName }),
+	scalar(u8s, func(f *api.Flow) uint8 { return uint8(f.Event) }),
+	scalar(u8s, func(f *api.Flow) uint8 { return uint8(f.Type) }),
+	scalar(u8s, func(f *api.Flow) uint8 { return uint8(f.Verdict) }),
+	scalar(u16s, func(f *api.Flow) uint16 { return uint16(f.DropReason) }),
+	scalar(u8s, func(f *api.Flow) uint8 { return uint8(f.TrafficDirection) }),
+	scalar(u8s, func(f *api.Flow) uint8 { return boolByte(f.IsReply) }),
+	scalar(u8s, func(f *api.Flow) uint8 { return uint8(f.InitiatorHook) }),
+	scalar(u8s, func(f *api.Flow) uint8 { return uint8(f.IP.Version) }),
+	fixed16(func(f *api.Flow) [16]byte { return ip16(f.IP.Source) }),
+	fixed16(func(f *api.Flow) [16]byte { return ip16(f.IP.Destination) }),
+	scalar(u8s, func(f *api.Flow) uint8 { return f.L4.Protocol }),
+	scalar(u16s, func(f *api.Flow) uint16 { return f.L4.SourcePort }),
+	scalar(u16s, func(f *api.Flow) uint16 { return f.L4.DestinationPort }),
+	scalar(u8s, func(f *api.Flow) uint8 { return f.L4.ICMPType }),
+	scalar(u8s, func(f *api.Flow) uint8 { return f.L4.ICMPCode }),
+	scalar(u16s, func(f *api.Flow) uint16 { return uint16(f.L4.TCPFlags) }),
 	// Source endpoint.
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) uint32 { return f.Source.ID }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) uint32 { return f.Source.Identity }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) string { return f.Source.Namespace }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) string { return f.Source.PodName }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) string { return f.Source.Workload }) },
-	func(r []api.Flow) any {
-		return col(r, func(f *api.Flow) []string { return labelKeys(f.Source.Labels) })
-	},
-	func(r []api.Flow) any {
-		return col(r, func(f *api.Flow) []string { return labelValues(f.Source.Labels) })
-	},
+	scalar(u32s, func(f *api.Flow) uint32 { return f.Source.ID }),
+	scalar(u32s, func(f *api.Flow) uint32 { return f.Source.Identity }),
+	scalar(strs, func(f *api.Flow) string { return f.Source.Namespace }),
+	scalar(strs, func(f *api.Flow) string { return f.Source.PodName }),
+	scalar(strs, func(f *api.Flow) string { return f.Source.Workload }),
+	labelKeys(func(f *api.Flow) []string { return f.Source.Labels }),
+	labelValues(func(f *api.Flow) []string { return f.Source.Labels }),
 	// Destination endpoint.
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) uint32 { return f.Destination.ID }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) uint32 { return f.Destination.Identity }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) string { return f.Destination.Namespace }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) string { return f.Destination.PodName }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) string { return f.Destination.Workload }) },
-	func(r []api.Flow) any {
-		return col(r, func(f *api.Flow) []string { return labelKeys(f.Destination.Labels) })
-	},
-	func(r []api.Flow) any {
-		return col(r, func(f *api.Flow) []string { return labelValues(f.Destination.Labels) })
-	},
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) uint32 { return f.Interface.Index }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) string { return f.Interface.Name }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) int64 { return unixNanos(f.StartTime) }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) int64 { return unixNanos(f.EndTime) }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) uint64 { return f.Counters.PacketsForward }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) uint64 { return f.Counters.BytesForward }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) uint64 { return f.Counters.PacketsReply }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) uint64 { return f.Counters.BytesReply }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) uint32 { return f.Process.PID }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) string { return f.Process.Comm }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) uint64 { return f.Process.CgroupID }) },
-	func(r []api.Flow) any {
-		return col(r, func(f *api.Flow) []string { return nonNil(f.IngressAllowedBy) })
-	},
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) []string { return nonNil(f.EgressAllowedBy) }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) []string { return nonNil(f.IngressDeniedBy) }) },
-	func(r []api.Flow) any { return col(r, func(f *api.Flow) []string { return nonNil(f.EgressDeniedBy) }) },
+	scalar(u32s, func(f *api.Flow) uint32 { return f.Destination.ID }),
+	scalar(u32s, func(f *api.Flow) uint32 { return f.Destination.Identity }),
+	scalar(strs, func(f *api.Flow) string { return f.Destination.Namespace }),
+	scalar(strs, func(f *api.Flow) string { return f.Destination.PodName }),
+	scalar(strs, func(f *api.Flow) string { return f.Destination.Workload }),
+	labelKeys(func(f *api.Flow) []string { return f.Destination.Labels }),
+	labelValues(func(f *api.Flow) []string { return f.Destination.Labels }),
+	scalar(u32s, func(f *api.Flow) uint32 { return f.Interface.Index }),
+	scalar(strs, func(f *api.Flow) string { return f.Interface.Name }),
+	scalar(i64s, func(f *api.Flow) int64 { return unixNanos(f.StartTime) }),
+	scalar(i64s, func(f *api.Flow) int64 { return unixNanos(f.EndTime) }),
+	scalar(u64s, func(f *api.Flow) uint64 { return f.Counters.PacketsForward }),
+	scalar(u64s, func(f *api.Flow) uint64 { return f.Counters.BytesForward }),
+	scalar(u64s, func(f *api.Flow) uint64 { return f.Counters.PacketsReply }),
+	scalar(u64s, func(f *api.Flow) uint64 { return f.Counters.BytesReply }),
+	scalar(u32s, func(f *api.Flow) uint32 { return f.Process.PID }),
+	scalar(strs, func(f *api.Flow) string { return f.Process.Comm }),
+	scalar(u64s, func(f *api.Flow) uint64 { return f.Process.CgroupID }),
+	array(func(f *api.Flow) []string { return f.IngressAllowedBy }),
+	array(func(f *api.Flow) []string { return f.EgressAllowedBy }),
+	array(func(f *api.Flow) []string { return f.IngressDeniedBy }),
+	array(func(f *api.Flow) []string { return f.EgressDeniedBy }),
 	// L7, reserved: zero values until flows carry L7 data.
-	func(r []api.Flow) any { return make([]string, len(r)) },
-	func(r []api.Flow) any { return make([]string, len(r)) },
-	func(r []api.Flow) any { return make([]string, len(r)) },
-	func(r []api.Flow) any { return make([]uint16, len(r)) },
-	func(r []api.Flow) any { return make([]uint64, len(r)) },
-	func(r []api.Flow) any { return make([]string, len(r)) },
+	scalar(strs, func(*api.Flow) string { return "" }),
+	scalar(strs, func(*api.Flow) string { return "" }),
+	scalar(strs, func(*api.Flow) string { return "" }),
+	scalar(u16s, func(*api.Flow) uint16 { return 0 }),
+	scalar(u64s, func(*api.Flow) uint64 { return 0 }),
+	scalar(strs, func(*api.Flow) string { return "" }),
 }
 
 func init() {
-	if len(columnValues) != len(flowColumns) {
-		panic(fmt.Sprintf("clickhouse: %d column builders for %d columns", len(columnValues), len(flowColumns)))
+	if len(columnBuilders) != len(flowColumns) {
+		panic(fmt.Sprintf("clickhouse: %d column builders for %d columns", len(columnBuilders), len(flowColumns)))
 	}
 }
 
-func col[T any](rows []api.Flow, get func(*api.Flow) T) []T {
-	out := make([]T, len(rows))
-	for i := range rows {
-		out[i] = get(&rows[i])
+// The scratch slice of each scalar type.
+func u8s(c *columnBuilder) *[]uint8   { return &c.u8 }
+func u16s(c *columnBuilder) *[]uint16 { return &c.u16 }
+func u32s(c *columnBuilder) *[]uint32 { return &c.u32 }
+func u64s(c *columnBuilder) *[]uint64 { return &c.u64 }
+func i64s(c *columnBuilder) *[]int64  { return &c.i64 }
+func strs(c *columnBuilder) *[]string { return &c.str }
+
+// scalar builds a column of get's values in the scratch slice buf picks.
+func scalar[T any](buf func(*columnBuilder) *[]T, get func(*api.Flow) T) buildFunc {
+	return func(c *columnBuilder, col driver.BatchColumn, rows []api.Flow) error {
+		s := (*buf(c))[:0]
+		for k := range rows {
+			s = append(s, get(&rows[k]))
+		}
+		*buf(c) = s
+		return col.Append(s)
 	}
-	return out
+}
+
+// fixed16 builds a FixedString(16) column: the values are strings sliced
+// from one byte slice, valid until the next column reuses it.
+func fixed16(get func(*api.Flow) [16]byte) buildFunc {
+	return func(c *columnBuilder, col driver.BatchColumn, rows []api.Flow) error {
+		c.bytes = c.bytes[:0]
+		for k := range rows {
+			b := get(&rows[k])
+			c.bytes = append(c.bytes, b[:]...)
+		}
+		c.str = c.str[:0]
+		for k := range rows {
+			c.str = append(c.str, unsafe.String(&c.bytes[16*k], 16))
+		}
+		return col.Append(c.str)
+	}
+}
+
+// array builds an Array(String) column, one row at a time; fill appends a
+// row's elements to the scratch slice it is given and returns it.
+func arrayOf(fill func(dst []string, f *api.Flow) []string) buildFunc {
+	return func(c *columnBuilder, col driver.BatchColumn, rows []api.Flow) error {
+		for k := range rows {
+			c.arr = fill(c.arr[:0], &rows[k])
+			if err := col.AppendRow(c.arr); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+func array(get func(*api.Flow) []string) buildFunc {
+	return arrayOf(func(dst []string, f *api.Flow) []string { return append(dst, get(f)...) })
+}
+
+// labelKeys and labelValues split "source:key=value" labels into the keys
+// ("source:key", the text before '=') and values columns. A label without
+// '=' is stored with an empty value and reads back without '=' (filters
+// treat both alike).
+func labelKeys(get func(*api.Flow) []string) buildFunc {
+	return arrayOf(func(dst []string, f *api.Flow) []string {
+		for _, l := range get(f) {
+			k, _, _ := strings.Cut(l, "=")
+			dst = append(dst, k)
+		}
+		return dst
+	})
+}
+
+func labelValues(get func(*api.Flow) []string) buildFunc {
+	return arrayOf(func(dst []string, f *api.Flow) []string {
+		for _, l := range get(f) {
+			_, v, _ := strings.Cut(l, "=")
+			dst = append(dst, v)
+		}
+		return dst
+	})
+}
+
+// ip16 is an address as FixedString(16) bytes: IPv6, IPv4 mapped; 16 zero
+// bytes for no address.
+func ip16(a netip.Addr) [16]byte {
+	if !a.IsValid() {
+		return [16]byte{}
+	}
+	return a.As16()
 }

@@ -25,6 +25,15 @@
 // non_replicated_deduplication_window table setting (21.1+) and
 // insert_deduplication_token (22.2+).
 //
+// # Inserts
+//
+// Write sends a batch as one INSERT in blocks of insertBlockRows rows; the
+// server squashes the blocks of an INSERT into one part (up to
+// min_insert_block_size_rows, 1Mi rows), so a batch costs one part (and one
+// in the rollup) however many blocks it is sent in, while the client holds
+// the columns of one block only. Scalar columns are appended as whole typed
+// slices, arrays row by row as []string: no reflection, no per-value boxing.
+//
 // # Exactly once
 //
 // sink.Queue retries a failed Write with the same batch. A batch whose Send

@@ -113,7 +113,7 @@ func genEndpoint(r *rand.Rand) api.Endpoint {
 func checksum(flows []api.Flow) (n uint64, sum uint64) {
 	for i := range flows {
 		f := &flows[i]
-		s, d := []byte(ip16(f.IP.Source)), []byte(ip16(f.IP.Destination))
+		s, d := ip16(f.IP.Source), ip16(f.IP.Destination)
 		sum += binary.LittleEndian.Uint64(s[:8])*3 + binary.LittleEndian.Uint64(s[8:])*5 +
 			binary.LittleEndian.Uint64(d[:8])*7 + binary.LittleEndian.Uint64(d[8:])*11 +
 			uint64(f.L4.SourcePort)*13 + uint64(f.L4.DestinationPort)*17 + uint64(f.L4.Protocol)*19 +

@@ -16,14 +16,19 @@ const OutageBudget = 30 * time.Second
 // counted by the Queue.
 func RecommendedQueueOptions() sink.QueueOptions {
 	return sink.QueueOptions{
-		// Few large inserts: on 18.16 a 64Ki-row batch inserts ~3x faster
-		// than 8Ki-row batches (each insert makes a part, and one in the
-		// rollup table through the view).
-		// 128Ki flows hold a 30s outage at ~4k flows/s and keep the
-		// collector's memory bounded under overload (docs/BENCHMARKS.md);
+		// Few large inserts: on 18.16 each insert makes a part, and one in
+		// the rollup table through the view, so rows/s grow with the batch
+		// (8Ki: ~0.25 of clickhouse-client's rate, 64Ki: ~0.6, 128Ki:
+		// ~0.86; docs/BENCHMARKS.md). Write streams a batch in blocks, so
+		// its encoding buffers do not grow with BatchSize. A batch is only
+		// this big under load: FlushInterval sends whatever is held, so the
+		// latency at low rates does not depend on BatchSize.
+		// Capacity is two batches, so flows keep arriving while one is
+		// written; 256Ki flows hold a 30s outage at ~8k flows/s and keep
+		// the collector's memory bounded under overload (docs/BENCHMARKS.md);
 		// a spool directory rides out longer outages.
-		Capacity:      1 << 17,
-		BatchSize:     1 << 16,
+		Capacity:      1 << 18,
+		BatchSize:     1 << 17,
 		FlushInterval: time.Second,
 		// 200ms doubling to 10s: 12 attempts span about 60s > OutageBudget.
 		MaxAttempts:  12,

@@ -37,6 +37,7 @@ type Store struct {
 	// only keeps the race detector and Stats honest.
 	mu        sync.Mutex
 	uncertain *uncertainInsert // the last insert failed after its data may have reached the server
+	cols      columnBuilder    // Write's scratch space
 	stats     WriteStats
 }
 

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -14,6 +13,9 @@ import (
 
 	"github.com/periscope-dev/periscope/api"
 )
+
+// insertBlockRows is how many rows Write sends per block of an INSERT.
+var insertBlockRows = 16384
 
 // uncertainWait bounds how long Write waits for a failed insert to finish on
 // the server (it may still be committing) before checking what it stored.
@@ -73,23 +75,45 @@ func (s *Store) Write(ctx context.Context, batch []api.Flow) error {
 		// Nothing was sent; an earlier uncertainty was resolved above.
 		return fmt.Errorf("clickhouse: prepare insert: %w", err)
 	}
-	for i, build := range columnValues {
-		if err := b.Column(i).Append(build(rows)); err != nil {
+	// The rows go as blocks of insertBlockRows within the one INSERT: the
+	// server squashes them into one part (min_insert_block_size_rows), while
+	// the client's buffers hold one block whatever the batch size, and
+	// building a block overlaps the server's reading of the previous one.
+	for lo := 0; lo < len(rows); lo += insertBlockRows {
+		hi := min(lo+insertBlockRows, len(rows))
+		if err := s.cols.appendRows(b, rows[lo:hi]); err != nil {
 			_ = b.Abort()
-			return fmt.Errorf("clickhouse: append column %s: %w", flowColumns[i].name, err)
+			if lo > 0 {
+				s.markUncertain(qid)
+			}
+			return fmt.Errorf("clickhouse: insert %d rows: %w", len(rows), err)
+		}
+		if hi == len(rows) {
+			break
+		}
+		if err := b.Flush(); err != nil {
+			_ = b.Abort()
+			s.markUncertain(qid)
+			return fmt.Errorf("clickhouse: insert %d rows: send a block: %w", len(rows), err)
 		}
 	}
 	if err := b.Send(); err != nil {
-		s.mu.Lock()
-		s.uncertain = &uncertainInsert{queryID: qid}
-		s.stats.UncertainSends++
-		s.mu.Unlock()
+		s.markUncertain(qid)
 		return fmt.Errorf("clickhouse: insert %d rows: %w", len(rows), err)
 	}
 	s.mu.Lock()
 	s.stats.Inserted += uint64(len(rows))
 	s.mu.Unlock()
 	return nil
+}
+
+// markUncertain records that the insert qid failed after some of its data
+// may have reached the server.
+func (s *Store) markUncertain(qid string) {
+	s.mu.Lock()
+	s.uncertain = &uncertainInsert{queryID: qid}
+	s.stats.UncertainSends++
+	s.mu.Unlock()
 }
 
 func (s *Store) insertSQL() string {
@@ -172,46 +196,9 @@ func boolByte(b bool) uint8 {
 	return 0
 }
 
-// ip16 is an address as FixedString(16) bytes: IPv6, IPv4 mapped; 16 zero
-// bytes for no address.
-func ip16(a netip.Addr) string {
-	if !a.IsValid() {
-		return string(make([]byte, 16))
-	}
-	b := a.As16()
-	return string(b[:])
-}
-
 func unixNanos(t time.Time) int64 {
 	if t.IsZero() {
 		return 0
 	}
 	return t.UnixNano()
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
-// labelKeys and labelValues split "source:key=value" labels into the keys
-// ("source:key", the text before '=') and values columns. A label without
-// '=' is stored with an empty value and reads back without '=' (filters
-// treat both alike).
-func labelKeys(labels []string) []string {
-	out := make([]string, len(labels))
-	for i, l := range labels {
-		out[i], _, _ = strings.Cut(l, "=")
-	}
-	return out
-}
-
-func labelValues(labels []string) []string {
-	out := make([]string, len(labels))
-	for i, l := range labels {
-		_, out[i], _ = strings.Cut(l, "=")
-	}
-	return out
 }
