@@ -19,8 +19,12 @@ type Request struct {
 	Match Matcher
 	// Since and Until bound flow times, inclusively; zero is unbounded.
 	Since, Until time.Time
-	// First and Last keep the first or last N flows across all peers.
+	// First and Last keep the first or last N flows across all peers, or of
+	// each peer with PerPeer.
 	First, Last int
+	// PerPeer counts First and Last per peer, as hubble-relay counts a
+	// GetFlows number: the answer holds up to N flows of every node.
+	PerPeer bool
 	// Follow continues with live flows (after the Last or Since replay).
 	Follow bool
 	// Source is "" for the collectors' in-memory rings, "clickhouse" for
@@ -161,6 +165,7 @@ func (r *Relay) history(ctx context.Context, req Request, a *answer) []*Item {
 	}
 	slices.SortStableFunc(all, func(x, y *Item) int { return x.Time.Compare(y.Time) })
 	switch {
+	case req.PerPeer:
 	case req.Last > 0 && len(all) > req.Last:
 		all = all[len(all)-req.Last:]
 	case req.First > 0 && len(all) > req.First:

@@ -123,7 +123,9 @@ type relayBackend struct {
 func NewRelayBackend(r *relay.Relay) Backend { return &relayBackend{r: r} }
 
 func relayRequest(q Query, follow bool) relay.Request {
-	req := relay.Request{Since: q.Since, Until: q.Until, First: q.First, Last: q.Last, Follow: follow}
+	// Like hubble-relay, a number is per node: `hubble observe --last 20`
+	// through a relay shows up to 20 flows of each node.
+	req := relay.Request{Since: q.Since, Until: q.Until, First: q.First, Last: q.Last, Follow: follow, PerPeer: true}
 	switch {
 	case q.Filter == nil:
 	case q.ChipsOK:

@@ -33,11 +33,15 @@ var cliObserveCases = []struct {
 	name string
 	args []string
 	want []int
+	// relayWant, when set, is the answer through the relay: --first and
+	// --last count per node there, as the CLI documents for hubble-relay.
+	relayWant []int
 }{
 	{name: "a bare observe returns the last 20", want: []int{1, 2, 3, 4, 5, 6}},
 	{name: "all returns every flow", args: []string{"--all"}, want: []int{1, 2, 3, 4, 5, 6}},
-	{name: "last returns the last N", args: []string{"--last", "2"}, want: []int{5, 6}},
-	{name: "first returns the first N", args: []string{"--first", "2"}, want: []int{1, 2}},
+	{name: "last returns the last N", args: []string{"--last", "2"}, want: []int{5, 6}, relayWant: []int{1, 2, 3, 4, 5, 6}},
+	{name: "last 1 is one flow of each node through a relay", args: []string{"--last", "1"}, want: []int{6}, relayWant: []int{4, 5, 6}},
+	{name: "first returns the first N", args: []string{"--first", "2"}, want: []int{1, 2}, relayWant: []int{1, 2, 3, 4, 5, 6}},
 	{name: "since and until bound the time", args: []string{"--since", rfc3339(2 * time.Second), "--until", rfc3339(4 * time.Second)}, want: []int{2, 3, 4}},
 	{name: "a relative since excludes older flows", args: []string{"--since", "1h"}, want: nil},
 	{name: "from-pod selects a pod name prefix", args: []string{"--from-pod", "default/frontend"}, want: []int{1, 2, 4}},
@@ -60,15 +64,19 @@ var cliObserveCases = []struct {
 	{name: "type drop", args: []string{"--type", "drop"}, want: []int{2}},
 	{name: "uuid selects one flow", args: []string{"--uuid", "00000000-0000-0000-0000-000000000003"}, want: []int{3}},
 	{name: "node-name with a wildcard", args: []string{"--node-name", "node*"}, want: []int{1, 2, 3, 4, 5, 6}},
-	{name: "last counts matching flows", args: []string{"--protocol", "tcp", "--last", "2"}, want: []int{3, 6}},
+	{name: "last counts matching flows", args: []string{"--protocol", "tcp", "--last", "2"}, want: []int{3, 6}, relayWant: []int{1, 2, 3, 6}},
 }
 
-func runCLIObserveCases(t *testing.T, h *hubbleCLI) {
+func runCLIObserveCases(t *testing.T, h *hubbleCLI, throughRelay bool) {
 	for _, tt := range cliObserveCases {
+		want := tt.want
+		if throughRelay && tt.relayWant != nil {
+			want = tt.relayWant
+		}
 		t.Run(tt.name, func(t *testing.T) {
 			out := h.mustRun(t, append([]string{"observe", "-o", "jsonpb"}, tt.args...)...)
-			if got := cliFlowIDs(t, out); !slices.Equal(got, tt.want) {
-				t.Errorf("hubble observe %s: got flows %v, want %v", strings.Join(tt.args, " "), got, tt.want)
+			if got := cliFlowIDs(t, out); !slices.Equal(got, want) {
+				t.Errorf("hubble observe %s: got flows %v, want %v", strings.Join(tt.args, " "), got, want)
 			}
 		})
 	}
@@ -78,14 +86,14 @@ func TestHubbleCLIObserveACollector(t *testing.T) {
 	h := newHubbleCLI(t)
 	col, _, _ := startCollector(t, "node1", testFlows())
 	h.server = serveAddr(t, NewCollectorBackend(col))
-	runCLIObserveCases(t, h)
+	runCLIObserveCases(t, h, false)
 }
 
 func TestHubbleCLIObserveARelay(t *testing.T) {
 	h := newHubbleCLI(t)
 	_, r, _ := relayClient(t)
 	h.server = serveAddr(t, NewRelayBackend(r))
-	runCLIObserveCases(t, h)
+	runCLIObserveCases(t, h, true)
 }
 
 // The CLI's JSON carries exactly what the server sent, and the fields a

@@ -234,10 +234,16 @@ var filterCases = []struct {
 	number       uint64
 	first        bool
 	want         []int
+	// relayWant, when set, is the answer through the relay, whose number
+	// counts per node as hubble-relay's does (node1 holds flows 1 and 4,
+	// node2 2 and 5, node3 3 and 6).
+	relayWant []int
 }{
 	{name: "no filter returns every flow", want: []int{1, 2, 3, 4, 5, 6}},
-	{name: "number returns the last N", number: 2, want: []int{5, 6}},
-	{name: "number with first returns the first N", number: 2, first: true, want: []int{1, 2}},
+	{name: "number returns the last N", number: 2, want: []int{5, 6}, relayWant: []int{1, 2, 3, 4, 5, 6}},
+	{name: "number 1 is one flow of each node through a relay", number: 1, want: []int{6}, relayWant: []int{4, 5, 6}},
+	{name: "number with first returns the first N", number: 2, first: true, want: []int{1, 2}, relayWant: []int{1, 2, 3, 4, 5, 6}},
+	{name: "number 1 with first is the first flow of each node through a relay", number: 1, first: true, want: []int{1}, relayWant: []int{1, 2, 3}},
 	{name: "source pod prefix in a namespace", white: ff(&flowpb.FlowFilter{SourcePod: []string{"default/frontend"}}), want: []int{1, 2, 4}},
 	{name: "destination pod in a namespace", white: ff(&flowpb.FlowFilter{DestinationPod: []string{"shop/db"}}), want: []int{3, 4}},
 	{name: "destination IP as a CIDR", white: ff(&flowpb.FlowFilter{DestinationIp: []string{"10.0.1.0/24"}}), want: []int{3, 4}},
@@ -258,29 +264,33 @@ var filterCases = []struct {
 	{name: "identity", white: ff(&flowpb.FlowFilter{SourceIdentity: []uint32{0}}), want: nil},
 	{name: "node name", white: ff(&flowpb.FlowFilter{NodeName: []string{"node*"}}), want: []int{1, 2, 3, 4, 5, 6}},
 	{name: "event type drop", white: ff(&flowpb.FlowFilter{EventType: []*flowpb.EventTypeFilter{{Type: 1}}}), want: []int{2}},
-	{name: "last N counts matching flows", white: ff(&flowpb.FlowFilter{Protocol: []string{"tcp"}}), number: 2, want: []int{3, 6}},
-	{name: "first N with a blacklist", black: ff(&flowpb.FlowFilter{SourcePod: []string{"default/"}}), number: 2, first: true, want: []int{3, 5}},
+	{name: "last N counts matching flows", white: ff(&flowpb.FlowFilter{Protocol: []string{"tcp"}}), number: 2, want: []int{3, 6}, relayWant: []int{1, 2, 3, 6}},
+	{name: "first N with a blacklist", black: ff(&flowpb.FlowFilter{SourcePod: []string{"default/"}}), number: 2, first: true, want: []int{3, 5}, relayWant: []int{3, 5, 6}},
 }
 
-func runFilterCases(t *testing.T, c observerpb.ObserverClient) {
+func runFilterCases(t *testing.T, c observerpb.ObserverClient, throughRelay bool) {
 	for _, tt := range filterCases {
+		want := tt.want
+		if throughRelay && tt.relayWant != nil {
+			want = tt.relayWant
+		}
 		t.Run(tt.name, func(t *testing.T) {
 			got, _, err := flowIDs(t, c, &observerpb.GetFlowsRequest{Whitelist: tt.white, Blacklist: tt.black, Number: tt.number, First: tt.first})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !slices.Equal(got, tt.want) {
-				t.Errorf("got %v, want %v", got, tt.want)
+			if !slices.Equal(got, want) {
+				t.Errorf("got %v, want %v", got, want)
 			}
 		})
 	}
 }
 
-func TestGetFlowsFromACollector(t *testing.T) { runFilterCases(t, collectorClient(t)) }
+func TestGetFlowsFromACollector(t *testing.T) { runFilterCases(t, collectorClient(t), false) }
 
 func TestGetFlowsFromARelay(t *testing.T) {
 	c, _, _ := relayClient(t)
-	runFilterCases(t, c)
+	runFilterCases(t, c, true)
 }
 
 func TestGetFlowsSinceUntil(t *testing.T) {
