@@ -22,7 +22,9 @@ func TestRunTrafficExchangesSucceed(t *testing.T) {
 	var mu sync.Mutex
 	ok, failed := map[string]int{}, map[string]error{}
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(t.Context(), 800*time.Millisecond)
+	// Until every kind had two exchanges; a loaded machine may need a
+	// neighbour discovery retransmit (1s) before the first IPv6 one.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	err := RunTraffic(ctx, TrafficOptions{Report: func(tr Traffic, err error) {
 		mu.Lock()
@@ -33,6 +35,12 @@ func TestRunTrafficExchangesSucceed(t *testing.T) {
 		} else {
 			ok[tr.String()]++
 		}
+		for _, tr := range traffic {
+			if ok[tr.String()] < 2 {
+				return
+			}
+		}
+		cancel()
 	}}, traffic...)
 	if err != nil {
 		t.Fatalf("RunTraffic: %v", err)
