@@ -63,7 +63,7 @@ func TestE2EClickHouseStoresEveryFlowOnce(t *testing.T) {
 	go func() { fanout.Run(fctx); close(fanoutDone) }()
 	t.Cleanup(func() { stopFanout(); <-fanoutDone; q.Close() })
 
-	node, stopNode := startClickHouseNode(t, &collector.Config{
+	node, stopNode := startSinkNode(t, &collector.Config{
 		NodeName: "e2e",
 		Endpoints: []collector.EndpointConfig{
 			{Name: "client", Labels: map[string]string{"app": "client"}, NetNS: client.NetNSName},
@@ -115,15 +115,15 @@ func TestE2EClickHouseStoresEveryFlowOnce(t *testing.T) {
 	}
 }
 
-// startClickHouseNode is startE2ENode with fanout as the collector's sink;
-// stop ends the collector (idempotent; also run by t.Cleanup).
-func startClickHouseNode(t *testing.T, cfg *collector.Config, dcfg datapath.Config, fanout *sink.Fanout) (*e2eNode, func()) {
+// startSinkNode is startE2ENode with sk as the collector's sink; stop ends
+// the collector (idempotent; also run by t.Cleanup).
+func startSinkNode(t testing.TB, cfg *collector.Config, dcfg datapath.Config, sk collector.Sink) (*e2eNode, func()) {
 	t.Helper()
 	topo, err := collector.Resolve(cfg)
 	if err != nil {
 		t.Fatalf("resolve endpoints: %v", err)
 	}
-	dcfg.PinPath = fmt.Sprintf("/sys/fs/bpf/periscope-e2e-ch-%d-%d", os.Getpid(), time.Now().UnixNano())
+	dcfg.PinPath = fmt.Sprintf("/sys/fs/bpf/periscope-e2e-sink-%d-%d", os.Getpid(), time.Now().UnixNano())
 	dp, err := datapath.Load(dcfg)
 	if err != nil {
 		t.Fatalf("load datapath: %v", err)
@@ -139,7 +139,7 @@ func startClickHouseNode(t *testing.T, cfg *collector.Config, dcfg datapath.Conf
 	}
 	c, err := collector.New(collector.Options{
 		Topology: topo, Source: dp, Attacher: dp, Listener: ln, Interfaces: dp.Interfaces,
-		RingSize: 1 << 16, Sinks: []collector.Sink{fanout},
+		RingSize: 1 << 16, Sinks: []collector.Sink{sk},
 	})
 	if err != nil {
 		t.Fatal(err)

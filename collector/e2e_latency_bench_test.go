@@ -2,12 +2,10 @@ package collector_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -95,7 +93,7 @@ func BenchmarkE2EKernelToQueryable(b *testing.B) {
 	go func() { fanout.Run(fctx); close(fanoutDone) }()
 	b.Cleanup(func() { stopFanout(); <-fanoutDone })
 
-	startLatencyNode(b, &collector.Config{
+	startSinkNode(b, &collector.Config{
 		NodeName: "e2e-latency",
 		Endpoints: []collector.EndpointConfig{
 			{Name: "client", NetNS: client.NetNSName},
@@ -343,52 +341,5 @@ func sendConnections(b *testing.B, client *netlab.Pod, dst netip.AddrPort, rate 
 			c.Close()
 		}
 		time.Sleep(time.Millisecond)
-	}
-}
-
-// startLatencyNode loads the datapath and runs a collector with sk as its
-// sink until the benchmark ends.
-func startLatencyNode(b *testing.B, cfg *collector.Config, dcfg datapath.Config, sk collector.Sink) {
-	b.Helper()
-	topo, err := collector.Resolve(cfg)
-	if err != nil {
-		b.Fatalf("resolve endpoints: %v", err)
-	}
-	dcfg.PinPath = fmt.Sprintf("/sys/fs/bpf/periscope-e2e-lat-%d-%d", os.Getpid(), time.Now().UnixNano())
-	dp, err := datapath.Load(dcfg)
-	if err != nil {
-		b.Fatalf("load datapath: %v", err)
-	}
-	b.Cleanup(func() {
-		if err := dp.Close(); err != nil {
-			b.Errorf("close datapath: %v", err)
-		}
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	c, err := collector.New(collector.Options{
-		Topology: topo, Source: dp, Attacher: dp, Listener: ln, Interfaces: dp.Interfaces,
-		RingSize: 1 << 16, Sinks: []collector.Sink{sk},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	b.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Errorf("collector Run: %v", err)
-		}
-	})
-	select {
-	case <-c.Ready():
-	case err := <-done:
-		b.Fatalf("collector Run: %v", err)
-	case <-time.After(10 * time.Second):
-		b.Fatal("collector not ready after 10s")
 	}
 }
