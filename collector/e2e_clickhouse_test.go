@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/apitest"
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/collector/sink"
 	"github.com/periscope-dev/periscope/collector/sink/clickhouse"
@@ -144,28 +145,7 @@ func startSinkNode(t testing.TB, cfg *collector.Config, dcfg datapath.Config, sk
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("collector Run: %v", err)
-		}
-	}
-	t.Cleanup(stop)
-	select {
-	case <-c.Ready():
-	case err := <-done:
-		t.Fatalf("collector Run: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("collector not ready after 10s")
-	}
+	stop := apitest.Start(t, "collector", c)
 	return &e2eNode{c: c, dp: dp, base: "http://" + c.Addr().String()}, stop
 }
 

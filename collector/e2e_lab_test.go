@@ -2,7 +2,6 @@ package collector_test
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/apitest"
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/datapath/netlab"
@@ -79,22 +79,7 @@ func startE2ENode(t *testing.T, cfg *collector.Config, dcfg datapath.Config, rin
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("collector Run: %v", err)
-		}
-	})
-	select {
-	case <-c.Ready():
-	case err := <-done:
-		t.Fatalf("collector Run: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("collector not ready after 10s")
-	}
+	apitest.Start(t, "collector", c)
 	return &e2eNode{c: c, dp: dp, base: "http://" + c.Addr().String()}
 }
 

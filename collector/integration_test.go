@@ -2,7 +2,6 @@ package collector_test
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/apitest"
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/datapath/netlab"
@@ -87,20 +87,7 @@ func TestCollectorWithRealDatapath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	select {
-	case <-c.Ready():
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	}
+	apitest.Start(t, "collector", c)
 	base := "http://" + c.Addr().String()
 
 	// Follow before the traffic: the flow must also arrive live.
@@ -123,7 +110,7 @@ func TestCollectorWithRealDatapath(t *testing.T) {
 			conn.Close()
 		}
 	}()
-	conn, err := client.DialTCP(ctx, netip.AddrPortFrom(server.IPv4, 8080))
+	conn, err := client.DialTCP(t.Context(), netip.AddrPortFrom(server.IPv4, 8080))
 	if err != nil {
 		t.Fatal(err)
 	}

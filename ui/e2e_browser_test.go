@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	"github.com/periscope-dev/periscope/api/apitest"
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/datapath/netlab"
@@ -255,22 +256,7 @@ func startE2ECollector(t *testing.T, node string, local, remote []*netlab.Pod) s
 		ln.Close()
 		t.Fatalf("%s: %v", node, err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("%s: collector Run: %v", node, err)
-		}
-	})
-	select {
-	case <-c.Ready():
-	case err := <-done:
-		t.Fatalf("%s: collector Run: %v", node, err)
-	case <-time.After(10 * time.Second):
-		t.Fatalf("%s: collector not ready after 10s", node)
-	}
+	apitest.Start(t, node, c)
 	if got := strings.Join(dp.Interfaces(), ","); len(dp.Interfaces()) != len(local) {
 		t.Fatalf("%s: datapath attached to %q, want the %d local veths", node, got, len(local))
 	}
@@ -303,22 +289,7 @@ func startE2ERelayUI(t *testing.T, peers ...string) string {
 		t.Fatal(err)
 	}
 	mounted.set(u)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("relay Run: %v", err)
-		}
-	})
+	apitest.Start(t, "relay", r)
 	t.Cleanup(u.Close) // before the relay stops: the hub follows it
-	select {
-	case <-r.Ready():
-	case err := <-done:
-		t.Fatalf("relay Run: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("relay not ready after 10s")
-	}
 	return "http://" + r.Addr().String()
 }

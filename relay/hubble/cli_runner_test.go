@@ -17,6 +17,7 @@ import (
 	observerpb "github.com/cilium/cilium/api/v1/observer"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/periscope-dev/periscope/api/apitest"
 	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/relay"
 )
@@ -177,16 +178,7 @@ func startRelay(t *testing.T, peers []string) *relay.Relay {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("relay Run: %v", err)
-		}
-	})
-	<-r.Ready()
+	apitest.Start(t, "relay", r)
 	waitFor(t, "peers connected", func() bool { return r.Status().NumConnectedNodes == len(peers) })
 	return r
 }

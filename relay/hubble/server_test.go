@@ -91,20 +91,7 @@ func startCollector(t *testing.T, node string, canned []api.Flow) (*collector.Co
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	stop := func() {
-		if ctx.Err() != nil {
-			return
-		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("collector Run: %v", err)
-		}
-	}
-	t.Cleanup(stop)
-	<-c.Ready()
+	stop := apitest.Start(t, node, c)
 	for c.Store().Seen() < uint64(len(canned)) {
 		time.Sleep(time.Millisecond)
 	}
@@ -165,16 +152,7 @@ func relayClient(t *testing.T) (observerpb.ObserverClient, *relay.Relay, []func(
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("relay Run: %v", err)
-		}
-	})
-	<-r.Ready()
+	apitest.Start(t, "relay", r)
 	waitFor(t, "peers connected", func() bool { return r.Status().NumConnectedNodes == 3 })
 	return serve(t, NewRelayBackend(r)), r, stops
 }
