@@ -83,7 +83,14 @@ struct flow_value {
 	__u8 pad;
 	__u16 drop_reason; /* enum drop_reason when verdict is DROPPED or AUDIT */
 	__u32 policy_set;  /* policy_value.policy_set of the deciding entry (0: none) */
-	__u32 pad2;
+	/*
+	 * 0, or the local destination endpoint (its host-side ifindex) whose
+	 * ingress policy dropped the connection at this interface, the source's
+	 * (see local_ep in tc_flow.c): the entry is then that endpoint's record
+	 * (hook is FLOW_HOOK_EGRESS, the verdict and policy_set are its
+	 * ingress'), and its events carry that ifindex.
+	 */
+	__u32 observed_at;
 	__u64 revision;    /* policy revision that decided the verdict (0: no policy) */
 };
 

@@ -139,6 +139,24 @@ struct enforce_map {
 	__type(value, struct policy_enforce);
 };
 
+/*
+ * local_ep: the addresses of the local endpoints whose ingress policy is
+ * judged (host entries; key as the ipcache hash's), value the endpoint id
+ * (host-side ifindex, host order). A connection a local pod starts towards
+ * one of them is judged by that endpoint's ingress policy already at the
+ * source's hook, and dropped there when it denies: before the bridge and
+ * the destination's veth, as Cilium's local delivery does. What it allows
+ * is judged again, the usual way, at the destination's hook.
+ */
+struct local_ep_map {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__type(key, struct ipcache_key);
+	__type(value, __u32);
+};
+
 /* Preallocated (one cache line per bucket, 2 MiB per copy) and page aligned. */
 struct policy_fast_map {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -162,6 +180,8 @@ struct enforce_map enforce_0 SEC(".maps");
 struct enforce_map enforce_1 SEC(".maps");
 struct policy_fast_map policy_fast_0 SEC(".maps");
 struct policy_fast_map policy_fast_1 SEC(".maps");
+struct local_ep_map local_ep_0 SEC(".maps");
+struct local_ep_map local_ep_1 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -509,7 +529,7 @@ static __always_inline void emit(const struct flow_key *k, struct flow_value *v,
 	e->cgroup_id = 0;
 	__builtin_memcpy(e->saddr, k->saddr, 16);
 	__builtin_memcpy(e->daddr, k->daddr, 16);
-	e->ifindex = k->ifindex;
+	e->ifindex = v->observed_at ? v->observed_at : k->ifindex;
 	e->pid = 0;
 	e->sport = k->sport;
 	e->dport = k->dport;
@@ -774,6 +794,65 @@ static __always_inline void judge(const struct flow_key *k, struct flow_value *v
 	v->verdict = enf->audit ? FLOW_VERDICT_AUDIT : FLOW_VERDICT_DROPPED;
 }
 
+/*
+ * judge_at_destination judges, under revision rev, the connection keyed k
+ * that the local endpoint k->ifindex starts (v: its entry, judged
+ * FORWARDED for its egress) by the ingress policy of its destination when
+ * that is a local endpoint whose ingress is judged (local_ep). When that
+ * policy drops it, v becomes the destination's record (observed_at, hook,
+ * verdict, reason, policy_set) and the packets are dropped here, at the
+ * source. Audit and allow leave v alone: the destination's hook judges
+ * and reports those itself.
+ */
+static __always_inline void judge_at_destination(const struct flow_key *k, struct flow_value *v, __u64 rev)
+{
+	struct ipcache_key ik = {};
+	struct flow_value dv = {};
+	struct flow_key dk = *k;
+	__u32 *ep;
+
+	ik.prefixlen = 32 + (k->family == 4 ? 32 : 128);
+	ik.family = k->family;
+	__builtin_memcpy(ik.addr, v->src_is_initiator ? k->daddr : k->saddr, 16);
+	ep = SLOT_LOOKUP(rev & 1, local_ep, &ik);
+	if (!ep || *ep == k->ifindex)
+		return;
+	dk.ifindex = *ep;
+	dv.src_is_initiator = v->src_is_initiator;
+	dv.hook = FLOW_HOOK_EGRESS; /* the initiator's packets leave the host there */
+	dv.icmp_type = v->icmp_type;
+	judge(&dk, &dv, rev);
+	if (dv.verdict != FLOW_VERDICT_DROPPED)
+		return;
+	v->observed_at = dk.ifindex;
+	v->hook = FLOW_HOOK_EGRESS;
+	v->verdict = dv.verdict;
+	v->drop_reason = dv.drop_reason;
+	v->policy_set = dv.policy_set;
+}
+
+/*
+ * rejudge writes the verdict of revision rev into v, a connection's entry
+ * at interface k->ifindex (src_is_initiator, hook, icmp_type and
+ * observed_at set): an entry that is a local destination's record stays
+ * one while that destination's ingress drops the connection, else it is
+ * the source's own again, judged for its egress.
+ */
+static __always_inline void rejudge(const struct flow_key *k, struct flow_value *v, __u64 rev)
+{
+	if (v->observed_at) {
+		struct flow_key dk = *k;
+
+		dk.ifindex = v->observed_at;
+		judge(&dk, v, rev);
+		if (v->verdict == FLOW_VERDICT_DROPPED)
+			return;
+		v->observed_at = 0;
+		v->hook = FLOW_HOOK_INGRESS;
+	}
+	judge(k, v, rev);
+}
+
 /* The TC action for a packet of a connection with this verdict. */
 static __always_inline int action(__u8 verdict)
 {
@@ -810,6 +889,10 @@ static __always_inline int start_flow(struct packet *p, int rev, __u8 hook, __u6
 	nv.icmp_type = p->icmp_type;
 	nv.icmp_code = p->icmp_code;
 	judge(&p->key, &nv, prev);
+	/* A local pod starts it: its local destination may drop it here. */
+	if (hook == FLOW_HOOK_INGRESS && nv.hook == FLOW_HOOK_INGRESS &&
+	    nv.verdict == FLOW_VERDICT_FORWARDED && prev)
+		judge_at_destination(&p->key, &nv, prev);
 	if (bpf_map_update_elem(&flows, &p->key, &nv, update_flags))
 		return -1;
 	stat_inc(FLOW_STAT_STARTED);
@@ -893,9 +976,13 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 		nv.src_is_initiator = v->src_is_initiator;
 		nv.hook = v->hook;
 		nv.icmp_type = v->icmp_type;
-		judge(&p.key, &nv, prev);
-		if (nv.verdict != v->verdict || nv.drop_reason != v->drop_reason)
+		nv.observed_at = v->observed_at;
+		rejudge(&p.key, &nv, prev);
+		if (nv.verdict != v->verdict || nv.drop_reason != v->drop_reason ||
+		    nv.observed_at != v->observed_at)
 			kind = FLOW_KIND_STATE;
+		v->observed_at = nv.observed_at;
+		v->hook = nv.hook;
 		v->policy_set = nv.policy_set;
 		v->drop_reason = nv.drop_reason;
 		v->verdict = nv.verdict;

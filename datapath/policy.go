@@ -18,7 +18,7 @@ import (
 // The policy maps are pinned by name (LIBBPF_PIN_BY_NAME in tc_flow.c)
 // directly under PinPath and adopted by the next Load.
 var policyPins = []string{"policy_rev", "policy_0", "policy_1", "policy_range_0", "policy_range_1",
-	"ipcache_0", "ipcache_1", "ipcache_lpm_0", "ipcache_lpm_1", "enforce_0", "enforce_1", "policy_fast_0", "policy_fast_1"}
+	"ipcache_0", "ipcache_1", "ipcache_lpm_0", "ipcache_lpm_1", "enforce_0", "enforce_1", "policy_fast_0", "policy_fast_1", "local_ep_0", "local_ep_1"}
 
 // The generated structs and enforcer/compile's MarshalBinary must agree on
 // the kernel layout; a drift fails the build.
@@ -42,16 +42,16 @@ var _ [0]struct{} = [(uint8(compile.FlagIPCacheLPM) ^ uint8(tcFlowPolicyEnforceF
 // policySlot is one of the two copies of the policy maps: revision r lives
 // in slot r&1.
 type policySlot struct {
-	policy, policyRange, ipcache, ipcacheLPM, enforce *ebpf.Map
-	fast                                              fastTable
+	policy, policyRange, ipcache, ipcacheLPM, enforce, localEP *ebpf.Map
+	fast                                                       fastTable
 }
 
 func (d *Datapath) slot(rev uint64) policySlot {
 	o := &d.objs
 	if rev&1 == 1 {
-		return policySlot{o.Policy1, o.PolicyRange1, o.Ipcache1, o.IpcacheLpm1, o.Enforce1, d.fast[1]}
+		return policySlot{o.Policy1, o.PolicyRange1, o.Ipcache1, o.IpcacheLpm1, o.Enforce1, o.LocalEp1, d.fast[1]}
 	}
-	return policySlot{o.Policy0, o.PolicyRange0, o.Ipcache0, o.IpcacheLpm0, o.Enforce0, d.fast[0]}
+	return policySlot{o.Policy0, o.PolicyRange0, o.Ipcache0, o.IpcacheLpm0, o.Enforce0, o.LocalEp0, d.fast[0]}
 }
 
 // revisionNames is the policy-name-set table of one revision.
@@ -150,7 +150,7 @@ func (d *Datapath) closePolicy(keep bool) []error {
 	}
 	o := &d.objs
 	for _, m := range []*ebpf.Map{o.PolicyRev, o.Policy0, o.Policy1, o.PolicyRange0, o.PolicyRange1,
-		o.Ipcache0, o.Ipcache1, o.IpcacheLpm0, o.IpcacheLpm1, o.Enforce0, o.Enforce1, o.PolicyFast0, o.PolicyFast1} {
+		o.Ipcache0, o.Ipcache1, o.IpcacheLpm0, o.IpcacheLpm1, o.Enforce0, o.Enforce1, o.PolicyFast0, o.PolicyFast1, o.LocalEp0, o.LocalEp1} {
 		if m != nil && m.IsPinned() {
 			errs = append(errs, m.Unpin())
 		}
@@ -296,6 +296,15 @@ func (d *Datapath) fill(s policySlot, c *compile.Compiled) error {
 			return fmt.Errorf("ipcache %s: %w", p, err)
 		}
 	}
+	for a, ep := range c.LocalIngress {
+		k, err := ipcacheKey(netip.PrefixFrom(a, a.BitLen()))
+		if err != nil {
+			return err
+		}
+		if err := s.localEP.Put(&k, ep); err != nil {
+			return fmt.Errorf("local endpoint %s: %w", a, err)
+		}
+	}
 	spilled, st := s.fast.fill(c)
 	for _, k := range spilled {
 		if err := putPolicy(s.policy, k, c.Policy[k]); err != nil {
@@ -381,7 +390,8 @@ func ipcacheKey(p netip.Prefix) (tcFlowIpcacheKey, error) {
 func (s policySlot) clear() error {
 	clear(s.fast)
 	return errors.Join(clearMap[tcFlowPolicyKey](s.policy), clearMap[tcFlowPolicyKey](s.policyRange),
-		clearMap[tcFlowIpcacheKey](s.ipcache), clearMap[tcFlowIpcacheKey](s.ipcacheLPM), clearMap[uint32](s.enforce))
+		clearMap[tcFlowIpcacheKey](s.ipcache), clearMap[tcFlowIpcacheKey](s.ipcacheLPM), clearMap[uint32](s.enforce),
+		clearMap[tcFlowIpcacheKey](s.localEP))
 }
 
 func clearMap[K any](m *ebpf.Map) error {

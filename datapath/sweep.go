@@ -117,6 +117,10 @@ func endEvent(ev *flowEvent, k *tcFlowFlowKey, v *tcFlowFlowValue, now uint64) {
 	if v.SrcIsInitiator != 0 {
 		f = 0
 	}
+	ifindex := k.Ifindex
+	if v.ObservedAt != 0 { // a local destination's record, kept at the source
+		ifindex = v.ObservedAt
+	}
 	*ev = flowEvent{
 		Ts:             now,
 		FirstSeen:      v.FirstSeen,
@@ -127,7 +131,7 @@ func endEvent(ev *flowEvent, k *tcFlowFlowKey, v *tcFlowFlowValue, now uint64) {
 		BytesRev:       v.Bytes[f^1],
 		Saddr:          k.Saddr,
 		Daddr:          k.Daddr,
-		Ifindex:        k.Ifindex,
+		Ifindex:        ifindex,
 		Sport:          k.Sport,
 		Dport:          k.Dport,
 		TcpFlags:       uint16(v.TcpFlags),

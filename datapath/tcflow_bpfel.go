@@ -120,7 +120,7 @@ type tcFlowFlowValue struct {
 	Pad            uint8
 	DropReason     uint16
 	PolicySet      uint32
-	Pad2           uint32
+	ObservedAt     uint32
 	Revision       uint64
 }
 
@@ -213,6 +213,8 @@ const (
 	tcFlowMapIpcache1                = "ipcache_1"
 	tcFlowMapIpcacheLpm0             = "ipcache_lpm_0"
 	tcFlowMapIpcacheLpm1             = "ipcache_lpm_1"
+	tcFlowMapLocalEp0                = "local_ep_0"
+	tcFlowMapLocalEp1                = "local_ep_1"
 	tcFlowMapPolicy0                 = "policy_0"
 	tcFlowMapPolicy1                 = "policy_1"
 	tcFlowMapPolicyFast0             = "policy_fast_0"
@@ -299,6 +301,8 @@ type tcFlowMapSpecs struct {
 	Ipcache1     *ebpf.MapSpec `ebpf:"ipcache_1"`
 	IpcacheLpm0  *ebpf.MapSpec `ebpf:"ipcache_lpm_0"`
 	IpcacheLpm1  *ebpf.MapSpec `ebpf:"ipcache_lpm_1"`
+	LocalEp0     *ebpf.MapSpec `ebpf:"local_ep_0"`
+	LocalEp1     *ebpf.MapSpec `ebpf:"local_ep_1"`
 	Policy0      *ebpf.MapSpec `ebpf:"policy_0"`
 	Policy1      *ebpf.MapSpec `ebpf:"policy_1"`
 	PolicyFast0  *ebpf.MapSpec `ebpf:"policy_fast_0"`
@@ -359,6 +363,8 @@ type tcFlowMaps struct {
 	Ipcache1     *ebpf.Map `ebpf:"ipcache_1"`
 	IpcacheLpm0  *ebpf.Map `ebpf:"ipcache_lpm_0"`
 	IpcacheLpm1  *ebpf.Map `ebpf:"ipcache_lpm_1"`
+	LocalEp0     *ebpf.Map `ebpf:"local_ep_0"`
+	LocalEp1     *ebpf.Map `ebpf:"local_ep_1"`
 	Policy0      *ebpf.Map `ebpf:"policy_0"`
 	Policy1      *ebpf.Map `ebpf:"policy_1"`
 	PolicyFast0  *ebpf.Map `ebpf:"policy_fast_0"`
@@ -379,6 +385,8 @@ func (m *tcFlowMaps) Close() error {
 		m.Ipcache1,
 		m.IpcacheLpm0,
 		m.IpcacheLpm1,
+		m.LocalEp0,
+		m.LocalEp1,
 		m.Policy0,
 		m.Policy1,
 		m.PolicyFast0,

@@ -233,6 +233,14 @@ type Compiled struct {
 	Identities []identity.Identity
 	// Flags are the probe flags, by endpoint id (every endpoint of Enforce).
 	Flags map[uint32]ProbeFlags
+	// LocalIngress maps the addresses of the local endpoints whose ingress
+	// some policy judges (default deny, or entries of that direction) to
+	// their endpoint ids: a connection a local pod starts towards one of
+	// them may be judged by that endpoint's ingress policy already at the
+	// source's hook, as Cilium does for local delivery, so a denied packet
+	// is dropped before it crosses the node. Placement only: the verdict is
+	// the destination's own.
+	LocalIngress map[netip.Addr]uint32
 }
 
 // portPrefix is the (proto, port prefix) part of a key.
@@ -311,7 +319,33 @@ func Compile(in Input) (*Compiled, error) {
 		c.Enforce[ep.ID] = enf
 	}
 	c.Flags = c.probeFlags()
+	c.LocalIngress = c.localIngress(in.Endpoints)
 	return c, nil
+}
+
+// localIngress lists the addresses of the endpoints whose ingress is judged.
+func (c *Compiled) localIngress(eps []Endpoint) map[netip.Addr]uint32 {
+	judged := map[uint32]bool{}
+	for ep, e := range c.Enforce {
+		if e.Ingress {
+			judged[ep] = true
+		}
+	}
+	for k := range c.Policy {
+		if k.Direction == uint8(policy.Ingress) {
+			judged[k.Endpoint] = true
+		}
+	}
+	out := map[netip.Addr]uint32{}
+	for _, ep := range eps {
+		if !judged[ep.ID] {
+			continue
+		}
+		for _, a := range ep.IPs {
+			out[a.Unmap()] = ep.ID
+		}
+	}
+	return out
 }
 
 // probeFlags derives every endpoint's probe flags from the entries.
