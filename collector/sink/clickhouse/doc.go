@@ -59,7 +59,10 @@
 // are written back in order, before newer ones, when ClickHouse returns or
 // the collector restarts. A batch is spooled whole and sent whole, so a
 // retry after an uncertain insert is still the same batch and deduplicated
-// as above. Not covered: a crash between an acknowledged insert and the
+// as above. A server that hangs rather than refuses (stopped, stuck on a
+// disk) is an outage too: every read and write on its connections is
+// bounded by Options.IOTimeout, so the insert fails and is retried instead
+// of holding the sink's writer and the collector's shutdown. Not covered: a crash between an acknowledged insert and the
 // removal of its segment, or a shutdown that spools a batch whose insert
 // was uncertain, resends that batch once after the restart.
 //

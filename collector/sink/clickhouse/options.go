@@ -26,6 +26,7 @@ const (
 	DefaultRetention         = 7 * 24 * time.Hour
 	DefaultRetentionInterval = time.Hour
 	DefaultDialTimeout       = 5 * time.Second
+	DefaultIOTimeout         = 30 * time.Second
 )
 
 // Options configure Open. Zero fields take the defaults above.
@@ -49,6 +50,10 @@ type Options struct {
 	RetentionInterval time.Duration
 	// DialTimeout bounds connecting. Default 5s.
 	DialTimeout time.Duration
+	// IOTimeout bounds each read from and write to the server: one that
+	// hangs or stops (SIGSTOP, a full disk, a dead peer without a RST) fails
+	// the insert or query after it, and the queue retries. Default 30s.
+	IOTimeout time.Duration
 	// Logger receives the store's messages. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -125,6 +130,10 @@ func (o Options) clientOptions() (*ch.Options, string, error) {
 		}
 		opts.TLS = tc
 	}
+	// Our dialer applies opts.TLS itself (clickhouse-go does not with a
+	// DialContext).
+	opts.DialContext = dialer(o.DialTimeout, o.IOTimeout, opts.TLS)
+	opts.ReadTimeout = o.IOTimeout
 	return opts, db, nil
 }
 
@@ -134,6 +143,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.RetentionInterval <= 0 {
 		o.RetentionInterval = DefaultRetentionInterval
+	}
+	if o.IOTimeout <= 0 {
+		o.IOTimeout = DefaultIOTimeout
 	}
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = DefaultDialTimeout

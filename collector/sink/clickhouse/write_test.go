@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/periscope-dev/periscope/collector/sink/clickhouse/chtest"
 )
 
 // TestABatchSentInBlocksMakesOnePart checks what Write's streaming relies
@@ -26,4 +28,38 @@ func TestABatchSentInBlocksMakesOnePart(t *testing.T) {
 			t.Errorf("%s: %s parts made by one Write of 6 blocks, want 1", table, got)
 		}
 	}
+}
+
+// TestAHungServerFailsTheWriteAndTheRetryStoresOnce: a server that stops
+// answering (SIGSTOP) fails Write within the I/O timeout instead of holding
+// it; once it answers again, the queue's retry of the same batch stores
+// every row once.
+func TestAHungServerFailsTheWriteAndTheRetryStoresOnce(t *testing.T) {
+	srv := chtest.Start(t)
+	ctx := context.Background()
+	s, err := Open(ctx, Options{DSN: srv.DSN("periscope"), IOTimeout: 2 * time.Second, Logger: quietLogger()})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	flows := genFlows(47, 20000, time.Now().Add(-time.Minute).Truncate(time.Hour))
+
+	srv.Pause()
+	t.Cleanup(srv.Resume) // whatever happens below
+	start := time.Now()
+	err = s.Write(ctx, flows)
+	took := time.Since(start)
+	srv.Resume()
+	if err == nil {
+		t.Fatal("Write to a stopped server succeeded")
+	}
+	if took > 15*time.Second {
+		t.Fatalf("Write to a stopped server failed only after %v (I/O timeout 2s)", took)
+	}
+	t.Logf("Write to a stopped server failed after %v: %v", took.Round(time.Millisecond), err)
+
+	if err := s.Write(ctx, flows); err != nil {
+		t.Fatalf("retry after the server came back: %v", err)
+	}
+	checkExactlyOnce(t, s, flows)
 }

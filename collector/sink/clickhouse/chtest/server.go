@@ -124,6 +124,21 @@ func (s *Server) Stop() {
 	s.cmd = nil
 }
 
+// Pause freezes the server (SIGSTOP): it keeps its connections open and
+// answers nothing, as a hung server would, until Resume.
+func (s *Server) Pause() {
+	if s.cmd != nil {
+		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGSTOP)
+	}
+}
+
+// Resume lets a paused server go on (SIGCONT).
+func (s *Server) Resume() {
+	if s.cmd != nil {
+		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGCONT)
+	}
+}
+
 // Kill stops the server abruptly (SIGKILL), as a crash would.
 func (s *Server) Kill() {
 	if s.cmd == nil {
