@@ -124,10 +124,12 @@ func (q *Queue) Stats() Stats {
 // writes what it holds (for at most DrainTimeout), spools or counts as failed
 // anything left, and returns.
 func (q *Queue) Run(ctx context.Context) {
+	wctx, stop := writeContext(ctx, q.opts.DrainTimeout)
+	defer stop()
 	tick := time.NewTicker(q.opts.FlushInterval)
 	defer tick.Stop()
 	if q.spool != nil && !q.spool.empty() {
-		q.pump(ctx, false) // an earlier run's flows first
+		q.pump(ctx, wctx, false) // an earlier run's flows first
 	}
 	for {
 		var retry <-chan time.Time
@@ -136,23 +138,34 @@ func (q *Queue) Run(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-			q.drain(ctx)
+			q.drain(wctx)
 			return
 		case <-q.ready:
-			q.pump(ctx, true)
+			q.pump(ctx, wctx, true)
 		case <-tick.C:
-			q.pump(ctx, false)
+			q.pump(ctx, wctx, false)
 			q.logDrops()
 		case <-retry:
-			q.pump(ctx, false)
+			q.pump(ctx, wctx, false)
 		}
 	}
 }
 
-// pump writes batches, oldest first, while there are any (only full ones of
-// the ring when fullOnly) and the sink takes them. After a failure it
-// returns, leaving retryAt set; until then it only spools.
-func (q *Queue) pump(ctx context.Context, fullOnly bool) {
+// writeContext returns the context sink writes run on: ctx's values but not
+// its end, so that a write in flight when ctx ends is finished rather than
+// cut off. A cut write may still have landed, and writing its batch again
+// would store it twice. The context ends grace after ctx does, which bounds
+// the in-flight write and the final drain together.
+func writeContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stopAfter := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
+	return wctx, func() { stopAfter(); cancel() }
+}
+
+// pump writes batches on wctx, oldest first, while ctx lasts, there are any
+// (only full ones of the ring when fullOnly) and the sink takes them. After a
+// failure it returns, leaving retryAt set; until then it only spools.
+func (q *Queue) pump(ctx, wctx context.Context, fullOnly bool) {
 	if !q.retryAt.IsZero() {
 		if time.Now().Before(q.retryAt) {
 			q.spill(false)
@@ -165,10 +178,10 @@ func (q *Queue) pump(ctx context.Context, fullOnly bool) {
 		if batch == nil {
 			return
 		}
-		err := q.sink.Write(ctx, batch)
-		if err != nil && ctx.Err() != nil {
+		err := q.sink.Write(wctx, batch)
+		if err != nil && wctx.Err() != nil {
 			q.release(fromSpool, len(batch), false)
-			return // held: the final drain writes it again
+			return // held: spooled or counted as failed by the drain
 		}
 		if err == nil {
 			q.release(fromSpool, len(batch), true)
@@ -326,15 +339,14 @@ func (q *Queue) spill(all bool) int {
 	}
 }
 
-// drain is Run's final flush, on a context of its own since ctx is done:
-// it writes what it can within DrainTimeout, then spools the rest (without
-// a spool: counts it as failed). An earlier failure's backoff is skipped.
-func (q *Queue) drain(ctx context.Context) {
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), q.opts.DrainTimeout)
-	defer cancel()
+// drain is Run's final flush, on the write context (see writeContext): it
+// writes what it can within DrainTimeout of Run's end, then spools the rest
+// (without a spool: counts it as failed). An earlier failure's backoff is
+// skipped.
+func (q *Queue) drain(dctx context.Context) {
 	q.retryAt = time.Time{}
 	for dctx.Err() == nil {
-		q.pump(dctx, false)
+		q.pump(dctx, dctx, false)
 		if q.retryAt.IsZero() {
 			break // nothing left, or the deadline passed mid-write
 		}

@@ -218,6 +218,42 @@ func TestRunFlushesWhatItHoldsWhenStopped(t *testing.T) {
 	}
 }
 
+// slowSink takes delay to store a batch, and stores it even when its
+// context ends meanwhile (as a server does with a request it has received),
+// but then reports the context's error.
+type slowSink struct {
+	recordSink
+	delay   time.Duration
+	started chan struct{}
+	once    sync.Once
+}
+
+func (s *slowSink) Write(ctx context.Context, batch []api.Flow) error {
+	s.once.Do(func() { close(s.started) })
+	time.Sleep(s.delay)
+	if err := s.recordSink.Write(ctx, batch); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+func TestAWriteInFlightWhenStoppedIsFinishedNotRepeated(t *testing.T) {
+	s := &slowSink{recordSink: recordSink{name: "slow"}, delay: 100 * time.Millisecond, started: make(chan struct{})}
+	q := newTestQueue(t, s, QueueOptions{BatchSize: 10, FlushInterval: time.Hour})
+	stop := runFanout(NewFanout([]*Queue{q}))
+	for i := range 10 {
+		q.Offer(flowWithPort(uint16(i)))
+	}
+	<-s.started
+	stop() // mid-write
+	if ports, batches := s.got(); len(ports) != 10 || batches != 1 {
+		t.Errorf("sink stored %d flows in %d batches, want 10 in 1: a write cut at shutdown was repeated", len(ports), batches)
+	}
+	if st := q.Stats(); st != (Stats{Written: 10}) {
+		t.Errorf("stats = %+v, want Written 10", st)
+	}
+}
+
 func TestOfferCopiesTheFlow(t *testing.T) {
 	s := &recordSink{name: "rec"}
 	q := newTestQueue(t, s, QueueOptions{FlushInterval: time.Hour})
