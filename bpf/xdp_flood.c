@@ -11,6 +11,14 @@
  *
  * The UDP checksum of the frame must be 0 (none, allowed for IPv4): the
  * source port changes under it. The IPv4 header is not touched.
+ *
+ * Paced (interval_ns > 0), a repetition sends a frame only when one is due
+ * (one every interval_ns from the first) and drops its copy otherwise: the
+ * run loop then spins through cheap drops between due frames, and frames
+ * leave at a fixed rate, evenly spaced, whatever the receiver does. One
+ * long BPF_PROG_TEST_RUN call holds the rate; a call per batch would not
+ * (each call with repeat > 1 swaps the program in and out of the XDP
+ * dispatcher: milliseconds).
  */
 /* Kernel and libbpf headers are not ours to pad. */
 #pragma clang diagnostic push
@@ -26,6 +34,18 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 volatile const __u32 target_ifindex = 0;
 volatile const __u32 sport_first = 1024; /* host order */
 volatile const __u32 sport_count = 1;    /* source ports cycled through */
+
+/*
+ * Pacing, set between runs: the interval between frames (0: unpaced, every
+ * repetition sends), when the next one is due (0: at the next repetition),
+ * and how far behind the schedule the loop may fall (descheduled, or
+ * interrupted) and still send the frames it missed, back to back; beyond
+ * it they are given up and counted in behind.
+ */
+__u64 interval_ns = 0;
+__u64 next_due = 0;
+__u64 max_lag_ns = 1000000;
+__u64 behind = 0;
 
 /*
  * Frames generated so far. One generator runs at a time, on one CPU, so a
@@ -44,6 +64,21 @@ int xdp_flood(struct xdp_md *ctx)
 
 	if ((void *)(udp + 1) > end)
 		return XDP_ABORTED;
+	if (interval_ns) {
+		__u64 now = bpf_ktime_get_ns();
+
+		if (!next_due)
+			next_due = now;
+		if (now < next_due)
+			return XDP_DROP;
+		if (now - next_due > max_lag_ns) {
+			__u64 missed = (now - next_due - max_lag_ns) / interval_ns;
+
+			behind += missed;
+			next_due += missed * interval_ns;
+		}
+		next_due += interval_ns;
+	}
 	__u64 n = generated++;
 	if (sport_count > 1)
 		udp->source = bpf_htons((__u16)(sport_first + (__u32)(n % sport_count)));

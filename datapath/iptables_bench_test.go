@@ -94,7 +94,7 @@ type vsLab struct {
 // Run with: go test -run '^$' -bench BenchmarkPolicyVsIptables -benchtime 1x ./datapath/
 func BenchmarkPolicyVsIptables(b *testing.B) {
 	l, ctx := newVsLab(b)
-	flood := l.newFlood(b)
+	flood := l.newFlood(b, false)
 
 	for b.Loop() {
 		// (a) throughput of allowed traffic.
@@ -184,16 +184,9 @@ func newVsLab(b *testing.B) (*vsLab, context.Context) {
 			netlab.SkipOrFail(b, tool+" not installed")
 		}
 	}
-	lab, err := netlab.New(b.Context(), netlab.Options{Name: b.Name()})
-	if err != nil {
-		b.Fatalf("lab: %v", err)
-	}
-	b.Cleanup(func() {
-		if err := lab.Close(); err != nil {
-			b.Errorf("close lab: %v", err)
-		}
-	})
+	lab := netlab.NewForTest(b)
 	l := &vsLab{}
+	var err error
 	for _, p := range []struct {
 		name string
 		pod  **netlab.Pod

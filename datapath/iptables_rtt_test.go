@@ -22,27 +22,42 @@ import (
 // 99th percentile in nanoseconds.
 func (l *vsLab) rttP99(b *testing.B, ctx context.Context, f *xdpflood.Generator, pl vsPlacement) float64 {
 	b.Helper()
+	var flood func(context.Context) error
+	if f != nil {
+		flood = func(ctx context.Context) error {
+			_, err := l.runFlood(ctx, f, pl.flood)
+			return err
+		}
+	}
+	return l.rttP99During(b, ctx, flood, pl.rtt, vsRTTs)
+}
+
+// rttP99During measures n round trips as rttP99 does, on threads
+// pinned to cpu, while flood (when not nil) runs from 200 ms before the
+// first until the last, and returns their 99th percentile in nanoseconds.
+func (l *vsLab) rttP99During(b *testing.B, ctx context.Context, flood func(context.Context) error, cpu, n int) float64 {
+	b.Helper()
 	lfd, port, err := listenBlocking(l.server)
 	if err != nil {
 		b.Fatal(err)
 	}
 	var wg sync.WaitGroup
 	serveErr := make(chan error, 1)
-	wg.Go(func() { serveErr <- onCPU(pl.rtt, func() error { return echoOnce(lfd) }) })
+	wg.Go(func() { serveErr <- onCPU(cpu, func() error { return echoOnce(lfd) }) })
 
 	fctx, cancel := context.WithCancel(ctx)
-	if f != nil {
+	if flood != nil {
 		wg.Go(func() {
-			if _, err := l.runFlood(fctx, f, pl.flood); err != nil {
+			if err := flood(fctx); err != nil {
 				b.Errorf("flood: %v", err)
 			}
 		})
 		time.Sleep(200 * time.Millisecond) // the flood is under way
 	}
 	var rtts []time.Duration
-	err = onCPU(pl.rtt, func() error {
+	err = onCPU(cpu, func() error {
 		var err error
-		rtts, err = l.roundTrips(port)
+		rtts, err = l.roundTrips(port, n)
 		return err
 	})
 	cancel()
@@ -124,8 +139,8 @@ func ignoreEOF(n int, err error) error {
 }
 
 // roundTrips connects from the client to the server's port and times
-// vsRTTs request/response exchanges.
-func (l *vsLab) roundTrips(port int) ([]time.Duration, error) {
+// n request/response exchanges.
+func (l *vsLab) roundTrips(port, n int) ([]time.Duration, error) {
 	var fd int
 	err := l.client.Do(func() (err error) {
 		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
@@ -142,8 +157,8 @@ func (l *vsLab) roundTrips(port int) ([]time.Duration, error) {
 	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	req := make([]byte, 32)
 	resp := make([]byte, len(req))
-	rtts := make([]time.Duration, 0, vsRTTs)
-	for range vsRTTs {
+	rtts := make([]time.Duration, 0, n)
+	for range n {
 		start := time.Now()
 		if _, err := writeAll(fd, req); err != nil {
 			return nil, fmt.Errorf("request: %w", err)

@@ -24,15 +24,7 @@ const throughputRound = 3 * time.Second
 // run it with -benchtime=1x.
 func BenchmarkTCPThroughput(b *testing.B) {
 	netlab.RequireRoot(b)
-	lab, err := netlab.New(b.Context(), netlab.Options{Name: b.Name()})
-	if err != nil {
-		b.Fatalf("lab: %v", err)
-	}
-	b.Cleanup(func() {
-		if err := lab.Close(); err != nil {
-			b.Errorf("close lab: %v", err)
-		}
-	})
+	lab := netlab.NewForTest(b)
 	client, err := lab.AddPod(netlab.PodSpec{Name: "client"})
 	if err != nil {
 		b.Fatal(err)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # deps.sh installs what building, testing and the demo need on Debian 12:
 # the BPF toolchain (clang, llvm, libbpf-dev, bpftool), the lab tools
-# (iproute2, iperf3, iptables, capsh), the real servers the tests run
+# (iproute2, iperf3, iptables, ipset, capsh), the real servers the tests run
 # (ClickHouse, Prometheus, headless Chromium) and the Go modules. It is idempotent:
 # when everything is present it changes nothing and exits 0.
 set -euo pipefail
@@ -31,6 +31,7 @@ declare -A probe=(
 	[iproute2]=/usr/sbin/ip
 	[iperf3]=/usr/bin/iperf3
 	[iptables]=/usr/sbin/iptables
+	[ipset]=/usr/sbin/ipset
 	[libcap2-bin]=/usr/sbin/capsh
 	[ca-certificates]=/etc/ssl/certs/ca-certificates.crt
 	[curl]=/usr/bin/curl

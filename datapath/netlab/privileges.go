@@ -1,6 +1,7 @@
 package netlab
 
 import (
+	"context"
 	"os"
 	"testing"
 )
@@ -28,4 +29,21 @@ func RequireRoot(tb testing.TB) {
 	if os.Geteuid() != 0 {
 		SkipOrFail(tb, "needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)")
 	}
+}
+
+// NewForTest builds a lab named after the test (which needs root: it
+// skips, or fails in CI, without) and removes it when the test ends.
+func NewForTest(tb testing.TB) *Lab {
+	tb.Helper()
+	RequireRoot(tb)
+	lab, err := New(context.Background(), Options{Name: tb.Name()})
+	if err != nil {
+		tb.Fatalf("lab: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := lab.Close(); err != nil {
+			tb.Errorf("close lab: %v", err)
+		}
+	})
+	return lab
 }

@@ -17,7 +17,11 @@ import (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	xdpFloodProgXdpFlood     = "xdp_flood"
+	xdpFloodVarBehind        = "behind"
 	xdpFloodVarGenerated     = "generated"
+	xdpFloodVarIntervalNs    = "interval_ns"
+	xdpFloodVarMaxLagNs      = "max_lag_ns"
+	xdpFloodVarNextDue       = "next_due"
 	xdpFloodVarSportCount    = "sport_count"
 	xdpFloodVarSportFirst    = "sport_first"
 	xdpFloodVarTargetIfindex = "target_ifindex"
@@ -78,7 +82,11 @@ type xdpFloodMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xdpFloodVariableSpecs struct {
+	Behind        *ebpf.VariableSpec `ebpf:"behind"`
 	Generated     *ebpf.VariableSpec `ebpf:"generated"`
+	IntervalNs    *ebpf.VariableSpec `ebpf:"interval_ns"`
+	MaxLagNs      *ebpf.VariableSpec `ebpf:"max_lag_ns"`
+	NextDue       *ebpf.VariableSpec `ebpf:"next_due"`
 	SportCount    *ebpf.VariableSpec `ebpf:"sport_count"`
 	SportFirst    *ebpf.VariableSpec `ebpf:"sport_first"`
 	TargetIfindex *ebpf.VariableSpec `ebpf:"target_ifindex"`
@@ -114,7 +122,11 @@ func (m *xdpFloodMaps) Close() error {
 //
 // It can be passed to loadXdpFloodObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xdpFloodVariables struct {
+	Behind        *ebpf.Variable `ebpf:"behind"`
 	Generated     *ebpf.Variable `ebpf:"generated"`
+	IntervalNs    *ebpf.Variable `ebpf:"interval_ns"`
+	MaxLagNs      *ebpf.Variable `ebpf:"max_lag_ns"`
+	NextDue       *ebpf.Variable `ebpf:"next_due"`
 	SportCount    *ebpf.Variable `ebpf:"sport_count"`
 	SportFirst    *ebpf.Variable `ebpf:"sport_first"`
 	TargetIfindex *ebpf.Variable `ebpf:"target_ifindex"`
