@@ -31,15 +31,7 @@ type e2eNode struct {
 // newE2ELab makes a netlab lab removed by t.Cleanup.
 func newE2ELab(t *testing.T) *netlab.Lab {
 	t.Helper()
-	lab, err := netlab.New(t.Context(), netlab.Options{Name: t.Name()})
-	if err != nil {
-		t.Fatalf("lab: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := lab.Close(); err != nil {
-			t.Errorf("close lab: %v", err)
-		}
-	})
+	lab := netlab.NewForTest(t)
 	return lab
 }
 

@@ -55,15 +55,7 @@ const (
 func BenchmarkE2EKernelToQueryable(b *testing.B) {
 	netlab.RequireRoot(b)
 	srv := chtest.Start(b)
-	lab, err := netlab.New(context.Background(), netlab.Options{Name: b.Name()})
-	if err != nil {
-		b.Fatalf("lab: %v", err)
-	}
-	b.Cleanup(func() {
-		if err := lab.Close(); err != nil {
-			b.Errorf("close lab: %v", err)
-		}
-	})
+	lab := netlab.NewForTest(b)
 	client, err := lab.AddPod(netlab.PodSpec{Name: "client"})
 	if err != nil {
 		b.Fatal(err)

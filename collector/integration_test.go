@@ -24,15 +24,7 @@ import (
 // bridge declared by netns only, the real datapath, and the HTTP API.
 func TestCollectorWithRealDatapath(t *testing.T) {
 	netlab.RequireRoot(t)
-	lab, err := netlab.New(t.Context(), netlab.Options{Name: t.Name()})
-	if err != nil {
-		t.Fatalf("lab: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := lab.Close(); err != nil {
-			t.Errorf("close lab: %v", err)
-		}
-	})
+	lab := netlab.NewForTest(t)
 	client, err := lab.AddPod(netlab.PodSpec{Name: "client"})
 	if err != nil {
 		t.Fatal(err)

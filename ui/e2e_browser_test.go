@@ -32,15 +32,7 @@ func TestBrowserAgainstRelayAndCollectorsWithRealTraffic(t *testing.T) {
 	netlab.RequireRoot(t)
 	start := time.Now()
 
-	lab, err := netlab.New(t.Context(), netlab.Options{Name: t.Name()})
-	if err != nil {
-		t.Fatalf("lab: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := lab.Close(); err != nil {
-			t.Errorf("close lab: %v", err)
-		}
-	})
+	lab := netlab.NewForTest(t)
 	pod := func(name, ns string) *netlab.Pod {
 		p, err := lab.AddPod(netlab.PodSpec{Name: name, Namespace: ns, Labels: map[string]string{"app": name}})
 		if err != nil {

@@ -68,15 +68,7 @@ func TestCollectorRunsWithOnlyBPFNetAdminPerfmon(t *testing.T) {
 		t.Fatalf("CapEff under capsh %#016x, want exactly CAP_NET_ADMIN|CAP_PERFMON|CAP_BPF %#016x", got, wantEff)
 	}
 
-	lab, err := netlab.New(t.Context(), netlab.Options{Name: t.Name()})
-	if err != nil {
-		t.Fatalf("lab: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := lab.Close(); err != nil {
-			t.Errorf("close lab: %v", err)
-		}
-	})
+	lab := netlab.NewForTest(t)
 	web, err := lab.AddPod(netlab.PodSpec{Name: "web"})
 	if err != nil {
 		t.Fatal(err)
