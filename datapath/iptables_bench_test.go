@@ -45,24 +45,28 @@ const (
 
 func (m vsMode) String() string { return [...]string{"none", "periscope", "iptables"}[m] }
 
-// vsLab is the three-pod topology: client (an allowed source), flooder (a
-// denied one) and server (selected by the policy).
+// vsLab is the three-pod topology: client (an allowed source), flooder and
+// server (selected by the policy). The flooder's own address is allowed
+// too; its flood comes from floodSrc, a second address of its eth0 that is
+// denied, so that allowed requests can share the flood's path
+// (BenchmarkPolicyVsIptablesSharedIngress).
 type vsLab struct {
 	d                       *Datapath
 	client, flooder, server *netlab.Pod
+	floodSrc                netip.Addr
 	mode                    vsMode
 }
 
 // BenchmarkPolicyVsIptables compares the same ingress policy on the server
-// pod — 1,000 allowed source /32s (the client among them), everything else
-// denied — enforced by Periscope (a CiliumNetworkPolicy with 1,000 fromCIDR
+// pod — 1,000 allowed source /32s (the client and the flooder's own address
+// among them), everything else denied — enforced by Periscope (a CiliumNetworkPolicy with 1,000 fromCIDR
 // entries, compiled and applied, the TC programs on the three host veths)
 // and by iptables + ipset in the server pod's own netns (INPUT: accept
 // `-m set --match-set psc-allowed src`, then DROP), with no policy as the
 // third mode, in one run:
 //
 //   - throughput of allowed traffic (iperf3, client → server), every mode;
-//   - drop rate of a UDP flood from the denied flooder pod: 64-byte frames
+//   - drop rate of a UDP flood from the flooder pod's denied address: 64-byte frames
 //     generated in the kernel (netlab/xdpflood: an XDP program run with
 //     BPF_PROG_TEST_RUN in live-frame mode redirects them out of the
 //     flooder's eth0) on a thread pinned to CPU 0, for a fixed time, with
@@ -205,7 +209,15 @@ func newVsLab(b *testing.B) (*vsLab, context.Context) {
 	})
 	b.Cleanup(func() { cancel(); wg.Wait() })
 
-	allowed := allowedSources(l.client.IPv4)
+	// The flood's source: the lab subnet's .200, on the flooder's eth0.
+	fs := l.flooder.IPv4.As4()
+	fs[3] = 200
+	l.floodSrc = netip.AddrFrom4(fs)
+	if err := l.flooder.AddIPv4(l.floodSrc); err != nil {
+		b.Fatal(err)
+	}
+
+	allowed := allowedSources(l.client.IPv4, l.flooder.IPv4)
 	c := l.compileCNP(b, allowed)
 	applyOK(b, l.d, c)
 	b.Cleanup(func() { _ = l.d.ApplyPolicy(nil) })
@@ -214,10 +226,10 @@ func newVsLab(b *testing.B) (*vsLab, context.Context) {
 	return l, ctx
 }
 
-// allowedSources is the client's address and 999 others outside the lab
-// (198.19.0.0/16: never routed, only listed).
-func allowedSources(client netip.Addr) []netip.Addr {
-	out := []netip.Addr{client}
+// allowedSources is the pods' addresses and others outside the lab
+// (198.19.0.0/16: never routed, only listed), vsAllowed in all.
+func allowedSources(pods ...netip.Addr) []netip.Addr {
+	out := slices.Clone(pods)
 	for i := 1; len(out) < vsAllowed; i++ {
 		out = append(out, netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)}))
 	}
@@ -225,8 +237,8 @@ func allowedSources(client netip.Addr) []netip.Addr {
 }
 
 // compileCNP parses the CiliumNetworkPolicy and compiles it for the server;
-// the server is the only endpoint, so the client's address is a CIDR
-// identity like the other 999.
+// the server is the only endpoint, so the pods' addresses are CIDR
+// identities like the others.
 func (l *vsLab) compileCNP(b *testing.B, allowed []netip.Addr) *compile.Compiled {
 	b.Helper()
 	var y strings.Builder

@@ -2,6 +2,7 @@ package datapath
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -34,7 +35,7 @@ var (
 )
 
 // newFlood loads the generator of the flooder's flood: 64-byte UDP frames
-// from the flooder's MAC and address to the server's, vsFloodPorts source
+// from the flooder's MAC and denied address (floodSrc) to the server's, vsFloodPorts source
 // ports cycled, out of the flooder's eth0. GRO on the flooder's host veth
 // lets it take the redirected frames (veth's ndo_xdp_xmit needs NAPI on
 // the receiving end) without an XDP program there: the frames then take the
@@ -76,7 +77,7 @@ func (l *vsLab) newFlood(b *testing.B, hold bool) *xdpflood.Generator {
 		}
 		var err error
 		g, err = xdpflood.New(xdpflood.Frame{
-			SrcMAC: src, DstMAC: dst, Src: l.flooder.IPv4, Dst: l.server.IPv4,
+			SrcMAC: src, DstMAC: dst, Src: l.floodSrc, Dst: l.server.IPv4,
 			SrcPort: vsFloodFirstPort, SrcPorts: vsFloodPorts, DstPort: vsFloodPort,
 		}, l.flooder.Veth.Index, opts)
 		return err
@@ -262,4 +263,25 @@ func onCPU(cpu int, fn func() error) error {
 		} // else the pinned thread dies with its goroutine
 	}()
 	return fn()
+}
+
+// onCPUNice runs fn as onCPU does, the thread at nice value nice meanwhile
+// (0: as it is).
+func onCPUNice(cpu, nice int, fn func() error) error {
+	return onCPU(cpu, func() error {
+		if nice == 0 {
+			return fn()
+		}
+		tid := unix.Gettid()
+		old, err := unix.Getpriority(unix.PRIO_PROCESS, tid)
+		if err != nil {
+			return fmt.Errorf("getpriority: %w", err)
+		}
+		if err := unix.Setpriority(unix.PRIO_PROCESS, tid, nice); err != nil {
+			return fmt.Errorf("setpriority %d: %w", nice, err)
+		}
+		err = fn()
+		// The raw syscall returns 20 - nice.
+		return errors.Join(err, unix.Setpriority(unix.PRIO_PROCESS, tid, 20-old))
+	})
 }

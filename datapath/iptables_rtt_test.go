@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sync"
 	"testing"
@@ -37,13 +38,53 @@ func (l *vsLab) rttP99(b *testing.B, ctx context.Context, f *xdpflood.Generator,
 // first until the last, and returns their 99th percentile in nanoseconds.
 func (l *vsLab) rttP99During(b *testing.B, ctx context.Context, flood func(context.Context) error, cpu, n int) float64 {
 	b.Helper()
+	return l.rttDuring(b, ctx, flood, vsRTTRun{from: l.client, cpu: cpu, n: n}).p99()
+}
+
+// vsRTTRun is a run of allowed round trips to the server's echo server.
+type vsRTTRun struct {
+	from *netlab.Pod // the client's pod
+	cpu  int         // the CPU of the client's and the server's threads
+	nice int         // their nice value meanwhile; 0 leaves it
+	n    int         // round trips
+	// limit, if not 0, ends the run early: no round trip starts after it.
+	limit time.Duration
+}
+
+// vsRTTResult is what a run measured.
+type vsRTTResult struct {
+	rtts    []time.Duration // sorted
+	retrans uint32          // TCP retransmissions by the client (TCP_INFO)
+	elapsed time.Duration   // from the first round trip to the end of the last
+}
+
+// p99 is the 99th percentile round trip in nanoseconds.
+func (r vsRTTResult) p99() float64 {
+	return float64(r.rtts[(len(r.rtts)-1)*99/100].Nanoseconds())
+}
+
+// rate is round trips completed per second.
+func (r vsRTTResult) rate() float64 { return float64(len(r.rtts)) / r.elapsed.Seconds() }
+
+// rttDuring connects from run.from to an echo server in the server pod
+// and times run's round trips of 32 bytes over the connection, on
+// blocking sockets on threads pinned to run.cpu (no Go netpoller between
+// a packet and its reader), while flood (when not nil) runs from 200 ms
+// before the first until the last.
+func (l *vsLab) rttDuring(b *testing.B, ctx context.Context, flood func(context.Context) error, run vsRTTRun) vsRTTResult {
+	b.Helper()
 	lfd, port, err := listenBlocking(l.server)
 	if err != nil {
 		b.Fatal(err)
 	}
 	var wg sync.WaitGroup
 	serveErr := make(chan error, 1)
-	wg.Go(func() { serveErr <- onCPU(cpu, func() error { return echoOnce(lfd) }) })
+	wg.Go(func() { serveErr <- onCPUNice(run.cpu, run.nice, func() error { return echoOnce(lfd) }) })
+	fd, err := dialBlocking(run.from, l.server.IPv4, port)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer unix.Close(fd)
 
 	fctx, cancel := context.WithCancel(ctx)
 	if flood != nil {
@@ -54,12 +95,13 @@ func (l *vsLab) rttP99During(b *testing.B, ctx context.Context, flood func(conte
 		})
 		time.Sleep(200 * time.Millisecond) // the flood is under way
 	}
-	var rtts []time.Duration
-	err = onCPU(cpu, func() error {
+	var res vsRTTResult
+	err = onCPUNice(run.cpu, run.nice, func() error {
 		var err error
-		rtts, err = l.roundTrips(port, n)
+		res, err = roundTrips(fd, run)
 		return err
 	})
+	unix.Shutdown(fd, unix.SHUT_RDWR)
 	cancel()
 	wg.Wait()
 	if err != nil {
@@ -68,8 +110,7 @@ func (l *vsLab) rttP99During(b *testing.B, ctx context.Context, flood func(conte
 	if err := <-serveErr; err != nil {
 		b.Fatalf("echo server: %v", err)
 	}
-	slices.Sort(rtts)
-	return float64(rtts[len(rtts)*99/100].Nanoseconds())
+	return res
 }
 
 // listenBlocking opens a blocking TCP listener on an ephemeral port of the
@@ -138,30 +179,40 @@ func ignoreEOF(n int, err error) error {
 	return fmt.Errorf("read: %w", err)
 }
 
-// roundTrips connects from the client to the server's port and times
-// n request/response exchanges.
-func (l *vsLab) roundTrips(port, n int) ([]time.Duration, error) {
+// dialBlocking connects a blocking TCP socket from the pod to dst:port.
+func dialBlocking(p *netlab.Pod, dst netip.Addr, port int) (int, error) {
 	var fd int
-	err := l.client.Do(func() (err error) {
+	err := p.Do(func() (err error) {
 		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("socket in client: %w", err)
+		return 0, fmt.Errorf("socket in %s: %w", p.Name, err)
 	}
-	defer unix.Close(fd)
 	setTimeout(fd, 10*time.Second)
-	if err := unix.Connect(fd, &unix.SockaddrInet4{Addr: l.server.IPv4.As4(), Port: port}); err != nil {
-		return nil, fmt.Errorf("connect to %v:%d: %w", l.server.IPv4, port, err)
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Addr: dst.As4(), Port: port}); err != nil {
+		unix.Close(fd)
+		return 0, fmt.Errorf("connect from %s to %v:%d: %w", p.Name, dst, port, err)
 	}
 	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	return fd, nil
+}
+
+// roundTrips times run's request/response exchanges on the connected fd.
+func roundTrips(fd int, run vsRTTRun) (vsRTTResult, error) {
+	var res vsRTTResult
 	req := make([]byte, 32)
 	resp := make([]byte, len(req))
-	rtts := make([]time.Duration, 0, n)
-	for range n {
+	res.rtts = make([]time.Duration, 0, run.n)
+	before, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil {
+		return res, fmt.Errorf("tcp_info: %w", err)
+	}
+	first := time.Now()
+	for len(res.rtts) < run.n && (run.limit == 0 || time.Since(first) < run.limit) {
 		start := time.Now()
 		if _, err := writeAll(fd, req); err != nil {
-			return nil, fmt.Errorf("request: %w", err)
+			return res, fmt.Errorf("request: %w", err)
 		}
 		for n := 0; n < len(resp); {
 			k, err := unix.Read(fd, resp[n:])
@@ -169,13 +220,20 @@ func (l *vsLab) roundTrips(port, n int) ([]time.Duration, error) {
 				continue
 			}
 			if k <= 0 || err != nil {
-				return nil, fmt.Errorf("response after %d bytes: %w", n, errors.Join(err, errors.New("closed")))
+				return res, fmt.Errorf("response after %d bytes: %w", n, errors.Join(err, errors.New("closed")))
 			}
 			n += k
 		}
-		rtts = append(rtts, time.Since(start))
+		res.rtts = append(res.rtts, time.Since(start))
 	}
-	return rtts, nil
+	res.elapsed = time.Since(first)
+	after, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil {
+		return res, fmt.Errorf("tcp_info: %w", err)
+	}
+	res.retrans = after.Total_retrans - before.Total_retrans
+	slices.Sort(res.rtts)
+	return res, nil
 }
 
 // writeAll writes b on a blocking socket: a signal can interrupt a

@@ -132,6 +132,25 @@ func assertEcho(t *testing.T, c interface {
 	}
 }
 
+func TestAFurtherAddressIsReachable(t *testing.T) {
+	_, pods := newTestLab(t, "client", "server")
+	client, server := pods[0], pods[1]
+	b := server.IPv4.As4()
+	b[3] = 200
+	extra := netip.AddrFrom4(b)
+	if err := server.AddIPv4(extra); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if n, err := client.Ping(ctx, extra, 1); err != nil || n != 1 {
+		t.Errorf("ping %v, the server's further address: %d replies, %v", extra, n, err)
+	}
+	if err := server.AddIPv4(netip.MustParseAddr("fd00::1")); err == nil {
+		t.Error("AddIPv4 took an IPv6 address")
+	}
+}
+
 func TestCloseLeavesNothing(t *testing.T) {
 	RequireRoot(t)
 	lab, err := New(t.Context(), Options{Name: t.Name()})

@@ -195,6 +195,26 @@ func (p *Pod) Addr(v6 bool) netip.Addr {
 	return p.IPv4
 }
 
+// AddIPv4 gives the pod's eth0 a further IPv4 address, a /32 (as
+// `ip addr add A/32 dev eth0` in the pod): what the pod sends from it takes
+// the pod's own path under a source address of its own, and the pod answers
+// ARP for it. It goes with the pod.
+func (p *Pod) AddIPv4(a netip.Addr) error {
+	if !a.Is4() {
+		return fmt.Errorf("add %v to %s: not an IPv4 address", a, p.Name)
+	}
+	return p.Do(func() error {
+		eth, err := netlink.LinkByName("eth0")
+		if err != nil {
+			return fmt.Errorf("find eth0 of %s: %w", p.Name, err)
+		}
+		if err := netlink.AddrAdd(eth, nlAddr(netip.PrefixFrom(a, 32))); err != nil {
+			return fmt.Errorf("add %v to eth0 of %s: %w", a, p.Name, err)
+		}
+		return nil
+	})
+}
+
 // Do runs fn on a thread switched into the pod's network namespace and
 // switches back. Sockets fn opens stay in the pod's namespace after Do
 // returns; goroutines fn starts do not run in it.
