@@ -103,6 +103,10 @@ type Options struct {
 	// Identities allocates the endpoints' security identities; nil keeps
 	// them in memory only.
 	Identities *identity.Allocator
+	// IdentityGrace is how long an identity no endpoint of this node uses
+	// is kept (identity.Allocator.Release, at start and at the end of
+	// Run); 0 means identity.DefaultReleaseGrace, negative never.
+	IdentityGrace time.Duration
 }
 
 // Collector is the node daemon: Source → enrich → store → sinks, and the
@@ -150,6 +154,11 @@ func New(opts Options) (*Collector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("collector: endpoint registry: %w", err)
 	}
+	if opts.IdentityGrace == 0 {
+		opts.IdentityGrace = identity.DefaultReleaseGrace
+	}
+	opts.Identities = ids
+	releaseIdentities(ids, reg, opts.IdentityGrace, log)
 	if opts.ParseFilter == nil {
 		opts.ParseFilter = parseChips
 	}
@@ -250,6 +259,8 @@ func (c *Collector) Run(ctx context.Context) (err error) {
 	srcErr := c.opts.Source.Run(runCtx, c.process)
 	cancel()
 	c.store.Close()
+	// The endpoints were in use until now: their grace starts here.
+	releaseIdentities(c.opts.Identities, c.registry, c.opts.IdentityGrace, c.log)
 	sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer scancel()
 	if err := srv.Shutdown(sctx); err != nil {

@@ -2,7 +2,9 @@ package collector
 
 import (
 	"fmt"
+	"log/slog"
 	"sort"
+	"time"
 
 	"github.com/periscope-dev/periscope/enforcer/identity"
 )
@@ -28,4 +30,25 @@ func allocateIdentity(ids *identity.Allocator, sortedLabels []string) (uint32, e
 		return 0, fmt.Errorf("identity of %v: %w", sortedLabels, err)
 	}
 	return uint32(id), nil
+}
+
+// releaseIdentities counts the identities of reg's endpoints as used now and
+// lets ids forget those unused for longer than grace (negative: never). A
+// failure is logged, not returned: the state file then keeps them all.
+func releaseIdentities(ids *identity.Allocator, reg *Registry, grace time.Duration, log *slog.Logger) {
+	if grace < 0 {
+		return
+	}
+	inUse := make([]identity.ID, 0, len(reg.endpoints))
+	for _, e := range reg.endpoints {
+		inUse = append(inUse, identity.ID(e.endpoint.Identity))
+	}
+	released, err := ids.Release(inUse, grace, time.Now())
+	if err != nil {
+		log.Warn("identities not released", "err", err)
+		return
+	}
+	for _, r := range released {
+		log.Info("identity released: no endpoint used it", "identity", uint32(r.ID), "labels", r.Labels.String(), "grace", grace)
+	}
 }

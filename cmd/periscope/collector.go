@@ -16,6 +16,7 @@ import (
 
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath"
+	"github.com/periscope-dev/periscope/enforcer/identity"
 )
 
 // collectorFlags are the flags of `periscope collector`.
@@ -37,6 +38,7 @@ type collectorFlags struct {
 	ui             bool
 	uiToken        string
 	identityState  string
+	identityGrace  time.Duration
 	policyDir      string
 	serve          serveFlags
 	memoryLimit    int64
@@ -89,6 +91,8 @@ Needs root (CAP_BPF, CAP_NET_ADMIN, and CAP_PERFMON for --sock-events).`,
 	f.BoolVar(&fl.ui, "ui", true, "serve the web UI at / on --listen")
 	f.StringVar(&fl.uiToken, "ui-token", "", "bearer token the web UI's WebSocket requires (default: none)")
 	f.StringVar(&fl.identityState, "identity-state", defaultIdentityState, "file keeping the allocated security identities")
+	f.DurationVar(&fl.identityGrace, "identity-gc-grace", identity.DefaultReleaseGrace,
+		"how long an identity no endpoint of this node uses is kept in --identity-state before it is released (negative: never)")
 	f.StringVar(&fl.policyDir, "policy-dir", defaultPolicyDir, "directory keeping the applied policies")
 	return cmd
 }
@@ -174,10 +178,11 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 		return err
 	}
 	c, err := collector.New(collector.Options{
-		Identities: ids,
-		Config:     cfg,
-		Source:     dp,
-		Attacher:   dp,
+		Identities:    ids,
+		IdentityGrace: fl.identityGrace,
+		Config:        cfg,
+		Source:        dp,
+		Attacher:      dp,
 		Stats: func() collector.DatapathStats {
 			s := dp.Stats()
 			return collector.DatapathStats{

@@ -8,16 +8,19 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"time"
 )
 
 // Allocator hands out cluster identities (see the package doc) and keeps
-// them in a state file so a restart gives every label set its old id. It is
-// safe for concurrent use.
+// them in a state file so a restart gives every label set its old id, until
+// Release forgets those no endpoint has used for a while. It is safe for
+// concurrent use.
 type Allocator struct {
-	mu    sync.Mutex
-	path  string
-	byID  map[ID]Labels
-	byKey map[string]ID
+	mu       sync.Mutex
+	path     string
+	byID     map[ID]Labels
+	byKey    map[string]ID
+	lastUsed map[ID]time.Time
 }
 
 // stateFile is the on-disk form: a JSON document replaced atomically.
@@ -29,6 +32,9 @@ type stateFile struct {
 type stateEntry struct {
 	ID     ID       `json:"id"`
 	Labels []string `json:"labels"`
+	// LastUsed is when an endpoint last had the identity (Unix seconds);
+	// absent in files written before Release existed: then the load time.
+	LastUsed int64 `json:"last_used,omitempty"`
 }
 
 const stateVersion = 1
@@ -36,7 +42,7 @@ const stateVersion = 1
 // NewAllocator loads statePath (a missing file is an empty state). An empty
 // statePath keeps the allocations in memory only (tests, dry runs).
 func NewAllocator(statePath string) (*Allocator, error) {
-	a := &Allocator{path: statePath, byID: make(map[ID]Labels), byKey: make(map[string]ID)}
+	a := &Allocator{path: statePath, byID: make(map[ID]Labels), byKey: make(map[string]ID), lastUsed: make(map[ID]time.Time)}
 	if statePath == "" {
 		return a, nil
 	}
@@ -47,6 +53,7 @@ func NewAllocator(statePath string) (*Allocator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read identity state: %w", err)
 	}
+	loaded := time.Now()
 	var st stateFile
 	if err := json.Unmarshal(data, &st); err != nil {
 		return nil, fmt.Errorf("parse identity state %s: %w", statePath, err)
@@ -70,13 +77,17 @@ func NewAllocator(statePath string) (*Allocator, error) {
 		}
 		a.byID[e.ID] = l
 		a.byKey[l.key()] = e.ID
+		a.lastUsed[e.ID] = loaded
+		if e.LastUsed != 0 {
+			a.lastUsed[e.ID] = time.Unix(e.LastUsed, 0)
+		}
 	}
 	return a, nil
 }
 
 // Allocate returns the identity of labels, allocating (and persisting) it
-// on first use. A label set that is exactly one reserved label gets the
-// reserved id.
+// on first use, and counts it as used now. A label set that is exactly one
+// reserved label gets the reserved id.
 func (a *Allocator) Allocate(labels Labels) (ID, error) {
 	l := NewLabels(labels...)
 	if err := l.Validate(); err != nil {
@@ -88,6 +99,7 @@ func (a *Allocator) Allocate(labels Labels) (ID, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if id, ok := a.byKey[l.key()]; ok {
+		a.lastUsed[id] = time.Now() // persisted with the next change
 		return id, nil
 	}
 	span := uint32(MaxCluster - MinCluster + 1)
@@ -99,9 +111,11 @@ func (a *Allocator) Allocate(labels Labels) (ID, error) {
 		}
 		a.byID[id] = l
 		a.byKey[l.key()] = id
+		a.lastUsed[id] = time.Now()
 		if err := a.save(); err != nil {
 			delete(a.byID, id)
 			delete(a.byKey, l.key())
+			delete(a.lastUsed, id)
 			return 0, err
 		}
 		return id, nil
@@ -152,7 +166,7 @@ func (a *Allocator) save() error {
 	}
 	st := stateFile{Version: stateVersion, Identities: make([]stateEntry, 0, len(a.byID))}
 	for id, l := range a.byID {
-		st.Identities = append(st.Identities, stateEntry{ID: id, Labels: l})
+		st.Identities = append(st.Identities, stateEntry{ID: id, Labels: l, LastUsed: a.lastUsed[id].Unix()})
 	}
 	sort.Slice(st.Identities, func(i, j int) bool { return st.Identities[i].ID < st.Identities[j].ID })
 	data, err := json.MarshalIndent(st, "", "  ")

@@ -16,6 +16,8 @@
 // Two label sets may share a preferred id. The Allocator then gives the
 // later one the next free id after it (wrapping inside the range) and
 // persists every allocation in its state file, so a restart keeps ids.
+// Release forgets the ids no endpoint has used for a grace period, so the
+// range does not fill up with label sets long gone.
 //
 // Cross-node agreement holds for every label set allocated at its preferred
 // id (Identity.Preferred). It does NOT hold when colliding label sets are
