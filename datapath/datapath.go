@@ -83,9 +83,11 @@ var flowPins = []string{pinFlows, pinEvents, pinStats}
 // stale links are detached and stale flow maps unpinned (flows they held
 // are not reported); pinned policy maps are still adopted.
 //
-// Pins whose layout no longer matches the programs (an upgrade, or a new
-// ring or flow table size) are removed with a warning: the flow maps first,
-// then the policy maps, in which case the node runs without policy until
+// An adopted flow table of another size than cfg's is carried over into
+// one of cfg's size, and a ring buffer of another size replaced
+// (fitAdoptedSizes). Pins whose layout no longer matches the programs (an
+// upgrade) are removed with a warning: the flow maps first, then the
+// policy maps, in which case the node runs without policy until
 // ApplyPolicy.
 func Load(cfg Config) (*Datapath, error) {
 	cfg, err := cfg.withDefaults()
@@ -139,6 +141,12 @@ func Load(cfg Config) (*Datapath, error) {
 	// created and pinned otherwise.
 	for _, name := range flowPins {
 		spec.Maps[name].Pinning = ebpf.PinByName
+	}
+	if d.adopting {
+		if err := d.fitAdoptedSizes(spec.Maps[tcFlowMapFlows], spec.Maps[tcFlowMapEvents]); err != nil {
+			d.removePinDir()
+			return nil, err
+		}
 	}
 	_, err = os.Stat(filepath.Join(cfg.PinPath, "policy_fast_0"))
 	d.fastNew = err != nil

@@ -24,8 +24,21 @@ import (
 // clean Close leaves the programs attached and the maps pinned, the node
 // keeps enforcing with nothing loaded, and the next Load adopts the flow
 // table and swaps its programs in place, so an allowed connection whose
-// replies only pass thanks to its flow entry lives through the restart.
+// replies only pass thanks to its flow entry lives through the restart,
+// also when the new run has another flow table and ring buffer size.
 func TestCleanRestartKeepsEnforcingAndConnections(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		flows, ring int // the second run's sizes; 0: the first run's
+	}{
+		{name: "same sizes"},
+		{name: "new flow table and ring buffer sizes", flows: 4096, ring: 1 << 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) { cleanRestart(t, tc.flows, tc.ring) })
+	}
+}
+
+func cleanRestart(t *testing.T, flows, ring int) {
 	netlab.RequireRoot(t)
 	pin := fmt.Sprintf("/sys/fs/bpf/periscope-test-restart-%d-%d", os.Getpid(), time.Now().UnixNano())
 	t.Cleanup(func() { _ = os.RemoveAll(pin) })
@@ -154,11 +167,17 @@ func TestCleanRestartKeepsEnforcingAndConnections(t *testing.T) {
 	oldIDs := attached("with nothing loaded")
 	verdicts("with nothing loaded", long)
 
-	d2, err := Load(cfg)
+	cfg2 := cfg
+	cfg2.FlowTableSize, cfg2.RingBufferSize = flows, ring
+	d2, err := Load(cfg2)
 	if err != nil {
 		t.Fatalf("load again: %v", err)
 	}
 	t.Cleanup(func() { _ = d2.Close() })
+	if flows != 0 && int(d2.objs.Flows.MaxEntries()) != flows || ring != 0 && int(d2.objs.Events.MaxEntries()) != ring {
+		t.Errorf("second run's flow table %d entries, ring %d bytes; want %d and %d",
+			d2.objs.Flows.MaxEntries(), d2.objs.Events.MaxEntries(), flows, ring)
+	}
 	if got := d2.PolicyRevision(); got != rev {
 		t.Errorf("adopted revision %d, want %d", got, rev)
 	}
