@@ -22,8 +22,7 @@ func TestRunTrafficExchangesSucceed(t *testing.T) {
 	var mu sync.Mutex
 	ok, failed := map[string]int{}, map[string]error{}
 	start := time.Now()
-	// Until every kind had two exchanges; a loaded machine may need a
-	// neighbour discovery retransmit (1s) before the first IPv6 one.
+	// Until every kind had two successful exchanges (see Report).
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	err := RunTraffic(ctx, TrafficOptions{Report: func(tr Traffic, err error) {
@@ -31,7 +30,12 @@ func TestRunTrafficExchangesSucceed(t *testing.T) {
 		defer mu.Unlock()
 		if err != nil {
 			t.Logf("%s after %s: %v", tr, time.Since(start).Round(time.Millisecond), err)
-			failed[tr.String()] = err
+			// Before its first success a kind may wait out neighbour
+			// discovery on a loaded machine (an IPv6 ping's 1s can pass
+			// first); once it worked, every exchange must.
+			if ok[tr.String()] > 0 {
+				failed[tr.String()] = err
+			}
 		} else {
 			ok[tr.String()]++
 		}

@@ -168,7 +168,8 @@ func TestQueueTooSmallForAnOutageCountsExactlyTheMissingRows(t *testing.T) {
 func TestRetryAfterASendThatReachedTheServerDoesNotDuplicate(t *testing.T) {
 	s, _ := openStore(t, nil, "periscope")
 	ctx := context.Background()
-	batch := genFlows(10, 1000, time.Now().Add(-time.Minute))
+	const n = 10000 // more UUIDs than one check query may list (storedCheckChunk)
+	batch := genFlows(10, n, time.Now().Add(-time.Minute))
 	if err := s.Write(ctx, batch); err != nil {
 		t.Fatal(err)
 	}
@@ -179,8 +180,8 @@ func TestRetryAfterASendThatReachedTheServerDoesNotDuplicate(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkExactlyOnce(t, s, batch)
-	if st := s.Stats(); st.Deduplicated != 1000 || st.Inserted != 1000 {
-		t.Errorf("sink stats %+v, want 1000 inserted and 1000 deduplicated", st)
+	if st := s.Stats(); st.Deduplicated != n || st.Inserted != n {
+		t.Errorf("sink stats %+v, want %d inserted and %d deduplicated", st, n, n)
 	}
 	// A retried batch of which only part reached the server (or a new batch
 	// after an uncertain one): only the missing rows are sent.

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -142,36 +143,51 @@ func (s *Store) storedUUIDs(ctx context.Context, unc *uncertainInsert, batch []a
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	lo, hi := batch[0].Time, batch[0].Time
-	ids := make([]string, len(batch))
-	for i := range batch {
-		t := batch[i].Time
+	stored := map[[16]byte]bool{}
+	for chunk := range slices.Chunk(batch, storedCheckChunk) {
+		if err := s.addStored(ctx, chunk, stored); err != nil {
+			return nil, err
+		}
+	}
+	return stored, nil
+}
+
+// storedCheckChunk is how many UUIDs one query of storedUUIDs lists: the
+// list is part of the query text, which the server's max_query_size
+// (256 KiB by default) bounds; 4,096 of them take ≈ 150 KiB.
+const storedCheckChunk = 4096
+
+// addStored adds to stored the UUIDs of rows that the flows table holds.
+func (s *Store) addStored(ctx context.Context, rows []api.Flow, stored map[[16]byte]bool) error {
+	lo, hi := rows[0].Time, rows[0].Time
+	ids := make([]string, len(rows))
+	for i := range rows {
+		t := rows[i].Time
 		if t.Before(lo) {
 			lo = t
 		}
 		if t.After(hi) {
 			hi = t
 		}
-		ids[i] = strings.ToUpper(hex.EncodeToString(batch[i].UUID[:])) // hex() is upper case
+		ids[i] = strings.ToUpper(hex.EncodeToString(rows[i].UUID[:])) // hex() is upper case
 	}
-	rows, err := s.conn.Query(ctx, fmt.Sprintf(
+	res, err := s.conn.Query(ctx, fmt.Sprintf(
 		"SELECT uuid FROM `%s`.%s WHERE time >= toDateTime(?) AND time <= toDateTime(?) AND has(?, hex(uuid))", s.db, tableFlows),
 		uint32(lo.Unix()), uint32(hi.Unix()), ids)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	defer rows.Close()
-	stored := map[[16]byte]bool{}
-	for rows.Next() {
+	defer res.Close()
+	for res.Next() {
 		var u string
-		if err := rows.Scan(&u); err != nil {
-			return nil, err
+		if err := res.Scan(&u); err != nil {
+			return err
 		}
 		var id [16]byte
 		copy(id[:], u)
 		stored[id] = true
 	}
-	return stored, rows.Err()
+	return res.Err()
 }
 
 // dedupToken names a set of rows for insert_deduplication_token.
