@@ -15,16 +15,7 @@ import (
 // newTestLab makes a lab with pods named names, closed by t.Cleanup.
 func newTestLab(t testing.TB, names ...string) (*Lab, []*Pod) {
 	t.Helper()
-	RequireRoot(t)
-	lab, err := New(t.Context(), Options{Name: t.Name()})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := lab.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
+	lab := NewForTest(t)
 	var pods []*Pod
 	for _, n := range names {
 		p, err := lab.AddPod(PodSpec{Name: n, Namespace: "default", Labels: map[string]string{"app": n}})
