@@ -75,7 +75,7 @@ func BenchmarkPolicyVsIptablesPaced(b *testing.B) {
 
 	for b.Loop() {
 		rate, caps := l.pacedCapacity(b, ctx, flood, napi)
-		capOf := func(m vsMode) float64 { return meanOf(caps[m], func(s vsPacedStats) float64 { return s.dropped }) }
+		capOf := caps.of
 
 		// (2) p99 of allowed round trips under the paced flood.
 		p99s := map[vsMode][]float64{}
@@ -175,9 +175,9 @@ func (l *vsLab) pacedNAPI(b *testing.B, s vsNAPISched) []int {
 // thread's CPU (the unpaced generator, the ring always full, vsCapRounds
 // turns of vsCapRound, interleaved) and returns the paced rate R, their
 // geometric mean, and the rounds.
-func (l *vsLab) pacedCapacity(b *testing.B, ctx context.Context, flood *xdpflood.Generator, napi []int) (float64, map[vsMode][]vsPacedStats) {
+func (l *vsLab) pacedCapacity(b *testing.B, ctx context.Context, flood *xdpflood.Generator, napi []int) (float64, vsCaps) {
 	b.Helper()
-	caps := map[vsMode][]vsPacedStats{}
+	caps := vsCaps{}
 	for range vsCapRounds {
 		for _, m := range []vsMode{vsPeriscope, vsIptables} {
 			l.setMode(b, m)
@@ -195,10 +195,17 @@ func (l *vsLab) pacedCapacity(b *testing.B, ctx context.Context, flood *xdpflood
 			caps[m] = append(caps[m], s)
 		}
 	}
-	capOf := func(m vsMode) float64 { return meanOf(caps[m], func(s vsPacedStats) float64 { return s.dropped }) }
-	rate := math.Sqrt(capOf(vsPeriscope) * capOf(vsIptables))
-	b.Logf("capacity periscope %.0f pkt/s, iptables %.0f pkt/s: geometric mean %.0f pkt/s", capOf(vsPeriscope), capOf(vsIptables), rate)
+	rate := math.Sqrt(caps.of(vsPeriscope) * caps.of(vsIptables))
+	b.Logf("capacity periscope %.0f pkt/s, iptables %.0f pkt/s: geometric mean %.0f pkt/s", caps.of(vsPeriscope), caps.of(vsIptables), rate)
 	return rate, caps
+}
+
+// vsCaps are the capacity rounds of each enforcer.
+type vsCaps map[vsMode][]vsPacedStats
+
+// of is m's capacity: the mean of its rounds' drops per second.
+func (c vsCaps) of(m vsMode) float64 {
+	return meanOf(c[m], func(s vsPacedStats) float64 { return s.dropped })
 }
 
 // pacedFlood is a flood for rttDuring: the generator offering rate

@@ -67,7 +67,7 @@ func BenchmarkPolicyVsIptablesSharedIngress(b *testing.B) {
 
 	for b.Loop() {
 		_, caps := l.pacedCapacity(b, ctx, flood, napi)
-		capOf := func(m vsMode) float64 { return meanOf(caps[m], func(s vsPacedStats) float64 { return s.dropped }) }
+		capOf := caps.of
 		b.ReportMetric(capOf(vsPeriscope)/capOf(vsIptables), "cap-periscope/iptables")
 		for _, load := range vsSharedLoads {
 			rate := load * capOf(vsIptables)
