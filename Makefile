@@ -21,7 +21,7 @@ GENERATED := ':(glob)datapath/**/*_bpfel.go' ':(glob)datapath/**/*_bpfel.o'
 # (otherwise they skip, or fail under CI=true).
 ROOT := $(shell if [ "$$(id -u)" -eq 0 ]; then true; elif command -v sudo >/dev/null; then echo sudo env PATH="$$PATH" CI="$$CI"; fi)
 
-.PHONY: help deps hubble-cli generate build test bench demo lint check-generated clean
+.PHONY: help deps hubble-cli generate build test bench demo lint check-tidy check-generated clean
 
 help:
 	@echo "make deps             install toolchain, lab tools and Go modules (scripts/deps.sh)"
@@ -31,7 +31,7 @@ help:
 	@echo "make test             install deps and the hubble CLI, then run every test (root tests as root)"
 	@echo "make bench            run the benchmarks into $(BENCH_OUT)"
 	@echo "sudo make demo        pods, traffic, a collector and live flows"
-	@echo "make lint             gofmt and go vet"
+	@echo "make lint             gofmt, go vet, go mod tidy, and no test code in the shipped binary"
 	@echo "make check-generated  fail if the committed eBPF objects are stale"
 	@echo "make clean            remove build outputs"
 
@@ -59,10 +59,16 @@ bench: deps
 demo: deps build
 	$(ROOT) $(BIN) demo
 
-lint:
+lint: check-tidy
 	@out=$$($(GOFMT) -l .); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	@if $(GO) list -deps ./cmd/periscope | grep -qx testing; then \
+		echo "the shipped binary links package testing: a test helper is imported by production code"; exit 1; fi
+
+# go mod tidy must leave go.mod and go.sum as committed.
+check-tidy:
+	$(GO) mod tidy -diff
 
 check-generated: generate
 	@git diff --exit-code -- $(GENERATED) || \

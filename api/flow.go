@@ -191,4 +191,8 @@ type Flow struct {
 	EgressAllowedBy  []string
 	IngressDeniedBy  []string
 	EgressDeniedBy   []string
+
+	// L7 is the application-layer record of an L7 flow (Type FlowTypeL7);
+	// nil for every other flow. It is shared, never mutated (see L7).
+	L7 *L7
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/periscope-dev/periscope/collector/sink/clickhouse/chtest"
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/datapath/netlab"
+	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 )
 
 // e2eUDPFlows is how many extra UDP connections the ClickHouse test makes,
@@ -33,7 +34,7 @@ const e2eUDPFlows = 300
 // the distinct UUIDs and a checksum over the 5-tuples and counters, computed
 // in Go from the collector's store and in SQL from the table.
 func TestE2EClickHouseStoresEveryFlowOnce(t *testing.T) {
-	netlab.RequireRoot(t)
+	labtest.RequireRoot(t)
 	srv := chtest.Start(t)
 	lab := newE2ELab(t)
 	client, err := lab.AddPod(netlab.PodSpec{Name: "client", Labels: map[string]string{"app": "client"}})

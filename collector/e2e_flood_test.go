@@ -14,6 +14,7 @@ import (
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/datapath/netlab"
+	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 )
 
 // e2eFloodFlows is how many short UDP flows the flood makes (one datagram
@@ -26,7 +27,7 @@ const e2eFloodFlows = 4000
 // every event read (and every End record) reaches the collector's store.
 // Lost events lose no flow: the sweeper still ends each one from the table.
 func TestE2EFloodLossIsCounted(t *testing.T) {
-	netlab.RequireRoot(t)
+	labtest.RequireRoot(t)
 	lab := newE2ELab(t)
 	client, err := lab.AddPod(netlab.PodSpec{Name: "flooder"})
 	if err != nil {

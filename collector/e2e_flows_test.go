@@ -14,6 +14,7 @@ import (
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/datapath/netlab"
+	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 )
 
 // Traffic the test sends per address family.
@@ -55,7 +56,7 @@ type e2eConn struct {
 // veth must equal the veth's own counters: the datapath misses no packet
 // and counts the same length as the kernel (the L2 frame, skb->len).
 func TestE2EFlowsExactCounts(t *testing.T) {
-	netlab.RequireRoot(t)
+	labtest.RequireRoot(t)
 	lab := newE2ELab(t)
 	client, err := lab.AddPod(netlab.PodSpec{Name: "client", Labels: map[string]string{"app": "client"}})
 	if err != nil {

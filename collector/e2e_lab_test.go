@@ -19,6 +19,7 @@ import (
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/datapath/netlab"
+	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 )
 
 // e2eNode is a collector running over the real datapath, for end-to-end tests.
@@ -31,7 +32,7 @@ type e2eNode struct {
 // newE2ELab makes a netlab lab removed by t.Cleanup.
 func newE2ELab(t *testing.T) *netlab.Lab {
 	t.Helper()
-	lab := netlab.NewForTest(t)
+	lab := labtest.NewLab(t)
 	return lab
 }
 

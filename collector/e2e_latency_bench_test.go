@@ -20,6 +20,7 @@ import (
 	"github.com/periscope-dev/periscope/collector/sink/clickhouse/chtest"
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/datapath/netlab"
+	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 )
 
 // The kernel-to-queryable benchmark's traffic: new UDP connections (one
@@ -53,9 +54,9 @@ const (
 //
 //	sudo go test ./collector/ -run '^$' -bench E2EKernelToQueryable -benchtime 1x
 func BenchmarkE2EKernelToQueryable(b *testing.B) {
-	netlab.RequireRoot(b)
+	labtest.RequireRoot(b)
 	srv := chtest.Start(b)
-	lab := netlab.NewForTest(b)
+	lab := labtest.NewLab(b)
 	client, err := lab.AddPod(netlab.PodSpec{Name: "client"})
 	if err != nil {
 		b.Fatal(err)

@@ -24,6 +24,7 @@ import (
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/datapath/netlab"
+	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 	"github.com/periscope-dev/periscope/enforcer/identity"
 )
 
@@ -78,7 +79,7 @@ type policyLab struct {
 
 func newPolicyLab(t *testing.T) *policyLab {
 	t.Helper()
-	netlab.RequireRoot(t)
+	labtest.RequireRoot(t)
 	pl := &policyLab{lab: newE2ELab(t), pods: map[string]*netlab.Pod{}, stateDir: t.TempDir(),
 		pinPath: fmt.Sprintf("/sys/fs/bpf/periscope-e2e-policy-%d-%d", os.Getpid(), time.Now().UnixNano())}
 	pl.sport.Store(20000)

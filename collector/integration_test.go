@@ -18,13 +18,14 @@ import (
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/datapath/netlab"
+	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 )
 
 // TestCollectorWithRealDatapath runs the whole node: two pods on a netlab
 // bridge declared by netns only, the real datapath, and the HTTP API.
 func TestCollectorWithRealDatapath(t *testing.T) {
-	netlab.RequireRoot(t)
-	lab := netlab.NewForTest(t)
+	labtest.RequireRoot(t)
+	lab := labtest.NewLab(t)
 	client, err := lab.AddPod(netlab.PodSpec{Name: "client"})
 	if err != nil {
 		t.Fatal(err)

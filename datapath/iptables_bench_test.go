@@ -17,6 +17,7 @@ import (
 
 	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/datapath/netlab"
+	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 	"github.com/periscope-dev/periscope/enforcer/compile"
 	"github.com/periscope-dev/periscope/enforcer/policy"
 )
@@ -180,15 +181,15 @@ func BenchmarkPolicyVsIptables(b *testing.B) {
 func newVsLab(b *testing.B) (*vsLab, context.Context) {
 	b.Helper()
 	if runtime.NumCPU() < 2 {
-		netlab.SkipOrFail(b, "needs 2 CPUs: one floods, the other answers")
+		labtest.SkipOrFail(b, "needs 2 CPUs: one floods, the other answers")
 	}
-	netlab.RequireRoot(b)
+	labtest.RequireRoot(b)
 	for _, tool := range []string{"iptables", "ipset", "iperf3"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			netlab.SkipOrFail(b, tool+" not installed")
+			labtest.SkipOrFail(b, tool+" not installed")
 		}
 	}
-	lab := netlab.NewForTest(b)
+	lab := labtest.NewLab(b)
 	l := &vsLab{}
 	var err error
 	for _, p := range []struct {

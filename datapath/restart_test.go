@@ -14,7 +14,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 
-	"github.com/periscope-dev/periscope/datapath/netlab"
+	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 	"github.com/periscope-dev/periscope/enforcer/compile"
 	"github.com/periscope-dev/periscope/enforcer/identity"
 	"github.com/periscope-dev/periscope/enforcer/policy"
@@ -39,7 +39,7 @@ func TestCleanRestartKeepsEnforcingAndConnections(t *testing.T) {
 }
 
 func cleanRestart(t *testing.T, flows, ring int) {
-	netlab.RequireRoot(t)
+	labtest.RequireRoot(t)
 	pin := fmt.Sprintf("/sys/fs/bpf/periscope-test-restart-%d-%d", os.Getpid(), time.Now().UnixNano())
 	t.Cleanup(func() { _ = os.RemoveAll(pin) })
 	l := newVethLab(t) // its Cleanup deletes the veth, which detaches anything left

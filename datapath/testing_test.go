@@ -12,7 +12,7 @@ import (
 	"github.com/cilium/ebpf/ringbuf"
 
 	"github.com/periscope-dev/periscope/api"
-	"github.com/periscope-dev/periscope/datapath/netlab"
+	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 )
 
 // tcxNext is TCX_NEXT (TC_ACT_UNSPEC) as PROG_TEST_RUN reports it.
@@ -25,7 +25,7 @@ var quietLogger = slog.New(slog.DiscardHandler)
 // closed (and checked clean) by t.Cleanup.
 func loadForTest(t testing.TB, cfg Config) *Datapath {
 	t.Helper()
-	netlab.RequireRoot(t)
+	labtest.RequireRoot(t)
 	if cfg.PinPath == "" {
 		cfg.PinPath = fmt.Sprintf("/sys/fs/bpf/periscope-test-%d-%d", os.Getpid(), time.Now().UnixNano())
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/datapath/netlab"
+	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 )
 
 // throughputRound is how long each iperf3 measurement lasts.
@@ -23,8 +24,8 @@ const throughputRound = 3 * time.Second
 // (goal: at least 0.95). Each benchmark iteration is the whole comparison;
 // run it with -benchtime=1x.
 func BenchmarkTCPThroughput(b *testing.B) {
-	netlab.RequireRoot(b)
-	lab := netlab.NewForTest(b)
+	labtest.RequireRoot(b)
+	lab := labtest.NewLab(b)
 	client, err := lab.AddPod(netlab.PodSpec{Name: "client"})
 	if err != nil {
 		b.Fatal(err)

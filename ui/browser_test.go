@@ -12,7 +12,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
-	"github.com/periscope-dev/periscope/datapath/netlab"
+
+	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 )
 
 const chromiumPath = "/usr/bin/chromium"
@@ -22,7 +23,7 @@ const chromiumPath = "/usr/bin/chromium"
 func browser(t testing.TB) context.Context {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
-		netlab.SkipOrFail(t, "no Chromium at "+chromiumPath+" (apt-get install chromium)")
+		labtest.SkipOrFail(t, "no Chromium at "+chromiumPath+" (apt-get install chromium)")
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumPath),

@@ -18,6 +18,7 @@ import (
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/datapath/netlab"
+	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 	"github.com/periscope-dev/periscope/relay"
 )
 
@@ -29,10 +30,10 @@ import (
 // by address only (as Hubble's cluster-wide identities do), so a flow is
 // named on both sides whichever node saw it; the node name tells them apart.
 func TestBrowserAgainstRelayAndCollectorsWithRealTraffic(t *testing.T) {
-	netlab.RequireRoot(t)
+	labtest.RequireRoot(t)
 	start := time.Now()
 
-	lab := netlab.NewForTest(t)
+	lab := labtest.NewLab(t)
 	pod := func(name, ns string) *netlab.Pod {
 		p, err := lab.AddPod(netlab.PodSpec{Name: name, Namespace: ns, Labels: map[string]string{"app": name}})
 		if err != nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/datapath/netlab"
+	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 )
 
 // TestCollectorRunsWithOnlyBPFNetAdminPerfmon runs the built binary as root
@@ -31,9 +32,9 @@ import (
 // bpffs and tracefs are mounted beforehand: mounting them is the only thing
 // that would need CAP_SYS_ADMIN.
 func TestCollectorRunsWithOnlyBPFNetAdminPerfmon(t *testing.T) {
-	netlab.RequireRoot(t)
+	labtest.RequireRoot(t)
 	if _, err := exec.LookPath("capsh"); err != nil {
-		netlab.SkipOrFail(t, "capsh (libcap2-bin) not installed")
+		labtest.SkipOrFail(t, "capsh (libcap2-bin) not installed")
 	}
 	for _, m := range []struct {
 		dir, fstype string
@@ -68,7 +69,7 @@ func TestCollectorRunsWithOnlyBPFNetAdminPerfmon(t *testing.T) {
 		t.Fatalf("CapEff under capsh %#016x, want exactly CAP_NET_ADMIN|CAP_PERFMON|CAP_BPF %#016x", got, wantEff)
 	}
 
-	lab := netlab.NewForTest(t)
+	lab := labtest.NewLab(t)
 	web, err := lab.AddPod(netlab.PodSpec{Name: "web"})
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/datapath/netlab"
+	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 )
 
 // TestDemoShowsEveryKindOfFlowWithVerdictsAndCleansUp runs `periscope demo`
@@ -25,7 +26,7 @@ import (
 // are DROPPED), the web UI, the policy API and Hubble's port; and that
 // Ctrl-C leaves no namespace, link or pinned map behind.
 func TestDemoShowsEveryKindOfFlowWithVerdictsAndCleansUp(t *testing.T) {
-	netlab.RequireRoot(t)
+	labtest.RequireRoot(t)
 	opts := demoOptions{
 		listen:  freeAddr(t),
 		hubble:  freeAddr(t),

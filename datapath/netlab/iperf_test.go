@@ -33,7 +33,7 @@ func TestThroughputMeasuresTCP(t *testing.T) {
 		t.Skip("runs iperf3 for a second: skipped with -short only (CI runs without -short)")
 	}
 	if _, err := exec.LookPath("iperf3"); err != nil {
-		SkipOrFail(t, "iperf3 is not installed (make deps)")
+		skipOrFail(t, "iperf3 is not installed (make deps)")
 	}
 	_, pods := newTestLab(t, "client", "server")
 	bps, err := Throughput(t.Context(), pods[0], pods[1], IperfOptions{Duration: time.Second})
@@ -50,7 +50,7 @@ func TestThroughputMeasuresTCP(t *testing.T) {
 // the lab's bridge, with no datapath attached.
 func BenchmarkThroughput(b *testing.B) {
 	if _, err := exec.LookPath("iperf3"); err != nil {
-		SkipOrFail(b, "iperf3 is not installed (make deps)")
+		skipOrFail(b, "iperf3 is not installed (make deps)")
 	}
 	_, pods := newTestLab(b, "client", "server")
 	var total float64

@@ -15,7 +15,7 @@ import (
 // newTestLab makes a lab with pods named names, closed by t.Cleanup.
 func newTestLab(t testing.TB, names ...string) (*Lab, []*Pod) {
 	t.Helper()
-	lab := NewForTest(t)
+	lab := newLabForTest(t)
 	var pods []*Pod
 	for _, n := range names {
 		p, err := lab.AddPod(PodSpec{Name: n, Namespace: "default", Labels: map[string]string{"app": n}})
@@ -143,7 +143,7 @@ func TestAFurtherAddressIsReachable(t *testing.T) {
 }
 
 func TestCloseLeavesNothing(t *testing.T) {
-	RequireRoot(t)
+	requireRoot(t)
 	lab, err := New(t.Context(), Options{Name: t.Name()})
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +192,7 @@ func TestLabsDoNotCollide(t *testing.T) {
 }
 
 func TestCleanupRemovesLeftovers(t *testing.T) {
-	RequireRoot(t)
+	requireRoot(t)
 	lab, err := New(t.Context(), Options{Name: t.Name()})
 	if err != nil {
 		t.Fatal(err)

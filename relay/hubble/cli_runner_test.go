@@ -18,7 +18,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/periscope-dev/periscope/api/apitest"
-	"github.com/periscope-dev/periscope/datapath/netlab"
+	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 	"github.com/periscope-dev/periscope/relay"
 )
 
@@ -50,7 +50,7 @@ func newHubbleCLI(t *testing.T) *hubbleCLI {
 		}
 	}
 	if fi, err := os.Stat(bin); bin == "" || err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
-		netlab.SkipOrFail(t, fmt.Sprintf("no hubble CLI at %q (%s or bin/hubble): build it with `make hubble-cli` (scripts/hubble-cli.sh)", bin, hubbleCLIEnv))
+		labtest.SkipOrFail(t, fmt.Sprintf("no hubble CLI at %q (%s or bin/hubble): build it with `make hubble-cli` (scripts/hubble-cli.sh)", bin, hubbleCLIEnv))
 	}
 	home := t.TempDir()
 	env := []string{"HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config")}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/collector/sink"
-	"github.com/periscope-dev/periscope/datapath/netlab"
+	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 )
 
 // populated returns metrics with a series in every family.
@@ -48,7 +48,7 @@ func scrape(t testing.TB, url string) []byte {
 func TestScrapePassesPromtoolCheckMetrics(t *testing.T) {
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
-		netlab.SkipOrFail(t, "promtool not installed (apt-get install prometheus)")
+		labtest.SkipOrFail(t, "promtool not installed (apt-get install prometheus)")
 	}
 	_, srv := populated(t)
 	body := scrape(t, srv.URL)

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
-	"github.com/periscope-dev/periscope/datapath/netlab"
+	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 )
 
 // TestPrometheusScrapesAndQueries runs a real Prometheus server that scrapes
@@ -25,7 +25,7 @@ import (
 func TestPrometheusScrapesAndQueries(t *testing.T) {
 	prom, err := exec.LookPath("prometheus")
 	if err != nil {
-		netlab.SkipOrFail(t, "prometheus not installed (apt-get install prometheus)")
+		labtest.SkipOrFail(t, "prometheus not installed (apt-get install prometheus)")
 	}
 	if testing.Short() {
 		t.Skip("starts a Prometheus server: skipped with -short only (CI runs without -short)")

@@ -9,6 +9,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/periscope-dev/periscope/datapath/netlab"
+	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 	"github.com/periscope-dev/periscope/datapath/netlab/xdpflood"
 )
 
@@ -159,7 +160,7 @@ func TestPacedFloodHoldsItsRate(t *testing.T) {
 // ends.
 func twoPods(t *testing.T) (from, to *netlab.Pod) {
 	t.Helper()
-	lab := netlab.NewForTest(t)
+	lab := labtest.NewLab(t)
 	var err error
 	if from, err = lab.AddPod(netlab.PodSpec{Name: "from"}); err != nil {
 		t.Fatal(err)

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/periscope-dev/periscope/datapath/netlab"
+	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 )
 
 // Binaries the harness uses; tests skip (outside CI) or fail (in CI) without them.
@@ -45,7 +45,7 @@ type Server struct {
 func Start(tb testing.TB) *Server {
 	tb.Helper()
 	if _, err := exec.LookPath(ServerBinary); err != nil {
-		netlab.SkipOrFail(tb, "clickhouse-server is not installed (apt-get install clickhouse-server)")
+		labtest.SkipOrFail(tb, "clickhouse-server is not installed (apt-get install clickhouse-server)")
 	}
 	dir := tb.TempDir()
 	s := &Server{tb: tb, Dir: dir, TCPPort: freePort(tb), HTTPPort: freePort(tb)}
