@@ -14,24 +14,37 @@
 //   - "from:" tests the source side, "to:" the destination side, and no side
 //     tests either side. Kinds without sides reject "from:" and "to:".
 //
-// Kinds and their values:
+// Kinds and their values (the table in kinds.go, which Kinds describes):
 //
-//	ip         an address (10.0.0.1) or a CIDR prefix (10.0.0.0/8)
-//	label      a label selector: key=value, key==value, key!=value, key, !key;
-//	           commas AND requirements; a key may name a source (k8s:app) or
-//	           not (app), which matches labels from any source
-//	pod        a pod name prefix (frontend), optionally in a namespace
-//	           (default/frontend); "ns/" matches every pod in ns
-//	namespace  a namespace name
-//	workload   a workload name
-//	identity   a numeric security identity
-//	port       an L4 port 0-65535 (TCP, UDP, SCTP)
-//	verdict    FORWARDED, DROPPED, AUDIT, ERROR (any case)
-//	protocol   tcp, udp, sctp, icmpv4, icmpv6, or icmp (both ICMPs)
-//	tcp-flag   SYN, ACK, FIN, RST, PSH, URG, ECE, CWR, NS; "SYN,ACK" needs both
-//	type       l3_l4, l7, sock
-//	node       a node name; * and ? glob
-//	dns        reserved for DNS names: accepted, but matches no flow yet
+//	ip                 an address (10.0.0.1) or a CIDR prefix (10.0.0.0/8)
+//	port               an L4 port 0-65535 (TCP, UDP, SCTP)
+//	protocol           tcp, udp, sctp, icmpv4, icmpv6, or icmp (both ICMPs)
+//	label              a label selector: key=value, key==value, key!=value, key,
+//	                   !key; commas AND requirements; a key may name a source
+//	                   (k8s:app) or not (app), which matches labels from any
+//	                   source
+//	pod                a pod name prefix (frontend), optionally in a namespace
+//	                   (default/frontend); "ns/" matches every pod in ns
+//	namespace          a namespace name
+//	workload           a workload name
+//	identity           a numeric security identity
+//	verdict            FORWARDED, DROPPED, AUDIT, ERROR (any case)
+//	type               l3_l4, l7, sock
+//	tcp-flag           SYN, ACK, FIN, RST, PSH, URG, ECE, CWR, NS; "SYN,ACK"
+//	                   needs both
+//	node               a node name; * and ? glob
+//	traffic-direction  ingress, egress
+//	reply              true, false
+//	ip-version         ipv4, ipv6, none
+//	drop-reason        a drop reason (POLICY_DENIED); only dropped flows have one
+//	event-type         Hubble's event type: drop, trace, policy-verdict, l7, or
+//	                   a number
+//	uuid               a flow's UUID
+//	interface          a name (eth0), an index (:7), or both (eth0:7)
+//	dns                reserved for DNS names: accepted, but matches no flow yet
+//
+// A Filter is one AND of terms; a Set is Hubble's GetFlows filter, an OR of
+// Filters minus an OR of Filters (whitelist and blacklist).
 //
 // The package does no I/O; matching does not allocate.
 package filter
@@ -118,12 +131,12 @@ func parseChip(chip string) (negate bool, sd side, k *kind, v value, err error) 
 	if k == nil {
 		return false, 0, nil, v, fmt.Errorf("unknown kind %q (want one of %s)", name, kindList())
 	}
-	if sd != sideEither && !k.sided {
-		return false, 0, nil, v, fmt.Errorf("%s has no source or destination side: drop %q", k.name, sidePrefix[sd])
+	if sd != sideEither && !k.Sided {
+		return false, 0, nil, v, fmt.Errorf("%s has no source or destination side: drop %q", k.Name, sidePrefix[sd])
 	}
 	raw = strings.TrimSpace(raw)
 	if raw == "" {
-		return false, 0, nil, v, fmt.Errorf("%s needs a value", k.name)
+		return false, 0, nil, v, fmt.Errorf("%s needs a value", k.Name)
 	}
 	v, err = k.parse(raw)
 	if err != nil {
@@ -171,7 +184,7 @@ func (t *term) matches(fl *api.Flow) bool {
 	for i := range t.values {
 		v := &t.values[i]
 		switch {
-		case !t.kind.sided:
+		case !t.kind.Sided:
 			if t.kind.match(v, fl, sideEither) {
 				return true
 			}
@@ -203,7 +216,7 @@ func (f *Filter) Chips() []string {
 				b.WriteByte('!')
 			}
 			b.WriteString(sidePrefix[t.side])
-			b.WriteString(t.kind.name)
+			b.WriteString(t.kind.Name)
 			b.WriteByte('=')
 			b.WriteString(v.text)
 			chips = append(chips, b.String())

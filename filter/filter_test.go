@@ -20,19 +20,25 @@ var (
 			Labels: []string{"k8s:app=frontend", "k8s:tier=web"}},
 		Destination: api.Endpoint{Identity: 5678, Namespace: "default", PodName: "backend-0", Workload: "backend",
 			Labels: []string{"k8s:app=backend", "k8s:tier=api"}},
-		Type:     api.FlowTypeL3L4,
-		NodeName: "kind-worker",
+		Type:             api.FlowTypeL3L4,
+		NodeName:         "kind-worker",
+		TrafficDirection: api.TrafficDirectionEgress,
+		Interface:        api.Interface{Index: 5, Name: "lxc-front"},
+		UUID:             [16]byte{0x4f, 0x1a, 0x9c, 0x2e, 0x5b, 0x7d, 0x4e, 0x3a, 0x9c, 0x1f, 0x2b, 0x6d, 0x8e, 0x0a, 0x7c, 0x5d},
 	}
 	// world (198.51.100.7, id 2) -> coredns (kube-system, fd00::53), UDP 53, dropped.
 	udpFlow = &api.Flow{
-		Verdict:     api.VerdictDropped,
-		DropReason:  api.DropReasonPolicyDenied,
-		IP:          api.IP{Source: netip.MustParseAddr("198.51.100.7"), Destination: netip.MustParseAddr("fd00::53"), Version: api.IPv6},
-		L4:          api.L4{Protocol: api.ProtoUDP, SourcePort: 5353, DestinationPort: 53},
-		Source:      api.Endpoint{Identity: 2, Labels: []string{"reserved:world"}},
-		Destination: api.Endpoint{Identity: 100, Namespace: "kube-system", PodName: "coredns-abc", Labels: []string{"k8s:k8s-app=kube-dns"}},
-		Type:        api.FlowTypeL3L4,
-		NodeName:    "kind-control-plane",
+		Verdict:          api.VerdictDropped,
+		DropReason:       api.DropReasonPolicyDenied,
+		IP:               api.IP{Source: netip.MustParseAddr("198.51.100.7"), Destination: netip.MustParseAddr("fd00::53"), Version: api.IPv6},
+		L4:               api.L4{Protocol: api.ProtoUDP, SourcePort: 5353, DestinationPort: 53},
+		Source:           api.Endpoint{Identity: 2, Labels: []string{"reserved:world"}},
+		Destination:      api.Endpoint{Identity: 100, Namespace: "kube-system", PodName: "coredns-abc", Labels: []string{"k8s:k8s-app=kube-dns"}},
+		Type:             api.FlowTypeL3L4,
+		NodeName:         "kind-control-plane",
+		TrafficDirection: api.TrafficDirectionIngress,
+		IsReply:          true,
+		Interface:        api.Interface{Index: 7, Name: "eth0"},
 	}
 	// frontend pings backend over ICMPv6; audit verdict; a SOCK-less L7 type.
 	icmpFlow = &api.Flow{
@@ -43,6 +49,7 @@ var (
 		Destination: api.Endpoint{Identity: 5678, Namespace: "default", PodName: "backend-0"},
 		Type:        api.FlowTypeL7,
 		NodeName:    "kind-worker2",
+		Interface:   api.Interface{Index: 5, Name: "eth0"},
 	}
 	// a host process connecting to the collector.
 	sockFlow = &api.Flow{
@@ -122,6 +129,25 @@ func TestMatchFollowsHubbleSemantics(t *testing.T) {
 		{"a node matches exactly", []string{"node=kind-worker"}, []string{"sock", "tcp"}},
 		{"a node glob matches with *", []string{"node=kind-worker*"}, []string{"icmp", "sock", "tcp"}},
 		{"dns is reserved and matches nothing", []string{"dns=example.com"}, nil},
+
+		// traffic-direction, reply, ip-version, drop-reason, event-type, uuid, interface
+		{"a traffic direction matches", []string{"traffic-direction=INGRESS"}, []string{"udp"}},
+		{"the unknown traffic direction matches flows without one", []string{"traffic-direction=traffic_direction_unknown"}, []string{"icmp", "sock"}},
+		{"reply=true matches replies", []string{"reply=true"}, []string{"udp"}},
+		{"reply=false matches the others", []string{"reply=false"}, []string{"icmp", "sock", "tcp"}},
+		{"an ip version matches", []string{"ip-version=ipv6"}, []string{"icmp", "udp"}},
+		{"hubble's v4 is ipv4", []string{"ip-version=v4"}, []string{"sock", "tcp"}},
+		{"a drop reason matches dropped flows", []string{"drop-reason=POLICY_DENIED"}, []string{"udp"}},
+		{"a drop reason by number", []string{"drop-reason=133"}, []string{"udp"}},
+		{"the drop event type is a drop", []string{"event-type=drop"}, []string{"udp"}},
+		{"the trace event type is a forwarded L3/L4 or socket flow", []string{"event-type=trace"}, []string{"sock", "tcp"}},
+		{"the policy verdict event type is an L3/L4 flow", []string{"event-type=policy-verdict"}, []string{"tcp", "udp"}},
+		{"the L7 event type by number", []string{"event-type=129"}, []string{"icmp"}},
+		{"another event type matches nothing", []string{"event-type=9"}, nil},
+		{"a uuid matches its flow", []string{"uuid=4F1A9C2E-5B7D-4E3A-9C1F-2B6D8E0A7C5D"}, []string{"tcp"}},
+		{"an interface name matches", []string{"interface=eth0"}, []string{"icmp", "udp"}},
+		{"an interface index matches", []string{"interface=:5"}, []string{"icmp", "tcp"}},
+		{"an interface name and index must both match", []string{"interface=eth0:5"}, []string{"icmp"}},
 		{"a negated dns excludes nothing", []string{"!dns=example.com"}, []string{"icmp", "sock", "tcp", "udp"}},
 
 		// OR within a term, AND across terms
@@ -201,6 +227,16 @@ func TestParseRejectsBadChips(t *testing.T) {
 		{"a set-based label selector", "label=env in (a,b)", "set-based requirements (in, notin) are not supported"},
 		{"a label with spaces in the key", "label=my app=a", "want key, !key, key=value or key!=value"},
 		{"a label with an empty key", "label==a", "want key"},
+		{"a bad traffic direction", "traffic-direction=up", "traffic-direction must be ingress, egress"},
+		{"a bad reply", "reply=maybe", "reply must be true or false"},
+		{"a bad ip version", "ip-version=7x", "ip-version must be ipv4, ipv6 or none"},
+		{"a bad drop reason", "drop-reason=TOO_LOUD", "drop-reason must be"},
+		{"a bad event type", "event-type=capture-all", "event-type must be drop, trace"},
+		{"an event type too large", "event-type=300", "event-type must be"},
+		{"a short uuid", "uuid=4f1a9c2e", "uuid must be 32 hex digits"},
+		{"an interface without name or index", "interface=:", "interface index must be a number"},
+		{"an interface index 0", "interface=eth0:0", "interface index must be a number 1-"},
+		{"a side on traffic-direction", "to:traffic-direction=ingress", "traffic-direction has no source or destination side"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -233,6 +269,13 @@ func TestChipsAreCanonical(t *testing.T) {
 			[]string{"label=app=web,!tier,x!=y"}},
 		{"other values are kept", []string{"pod=default/", "dns=a.example", "workload=w", "identity=007"},
 			[]string{"pod=default/", "dns=a.example", "workload=w", "identity=7"}},
+		{"the new kinds are spelled canonically",
+			[]string{"traffic-direction=Egress", "reply=1", "ip-version=V6", "ip-version=none", "drop-reason=181",
+				"drop-reason-desc=policy_denied", "event-type=DROP", "event-type=4", "event-type=77",
+				"uuid=4F1A9C2E5B7D4E3A9C1F2B6D8E0A7C5D", "interface=eth0", "interface=:7", "interface=eth1:0012"},
+			[]string{"traffic-direction=egress", "reply=true", "ip-version=ipv6", "ip-version=none",
+				"drop-reason=POLICY_DENY", "drop-reason=POLICY_DENIED", "event-type=drop", "event-type=trace", "event-type=77",
+				"uuid=4f1a9c2e-5b7d-4e3a-9c1f-2b6d8e0a7c5d", "interface=eth0", "interface=:7", "interface=eth1:12"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,10 +1,7 @@
 package filter
 
 import (
-	"fmt"
 	"net/netip"
-	"path"
-	"strconv"
 	"strings"
 
 	"github.com/periscope-dev/periscope/api"
@@ -14,54 +11,159 @@ import (
 type value struct {
 	text   string       // canonical text, for Chips
 	prefix netip.Prefix // ip
-	num    uint32       // identity, port, verdict, type, tcp-flag mask
+	num    uint32       // identity, port, verdict, type, tcp-flag mask, enums, reply, interface index
 	protos [2]uint8     // protocol (icmp is two)
 	sel    selector     // label
 	ns     string       // pod: namespace, "" for any
-	name   string       // pod: name prefix; namespace, workload, node: name or glob
+	name   string       // pod: name prefix; namespace, workload, node, interface: name or glob
 	glob   bool         // node: name holds wildcards
+	uuid   [16]byte     // uuid
 }
 
-// kind is one filter kind: how to read its values and match them.
+// Kind describes one filter kind to the code that translates filters to and
+// from other forms: `periscope observe`'s flags, Hubble's FlowFilter, SQL,
+// the web UI's chips. Adding a kind is one entry in this package's table
+// (kinds, below); what else it needs is named by the tests of those
+// translations (DEVELOPERS.md, "Where to add").
+type Kind struct {
+	// Name is the kind in a chip: "port" in "to:port=80".
+	Name string
+	// Sided kinds test a flow's source or destination: "from:" and "to:"
+	// pick one, no side tests either.
+	Sided bool
+	// Aliases are other names a chip may use (hubble observe's flag names).
+	Aliases []string
+	// Flag is periscope observe's flag for the kind, with --from-Flag and
+	// --to-Flag when Sided; "" for a kind only --filter reaches.
+	Flag string
+	// Short is the flag's one-letter shorthand, "" for none.
+	Short string
+	// FlagImplied is the value of the flag given without one (--reply);
+	// "" when the flag needs a value.
+	FlagImplied string
+	// Help is the flag's help. A sided kind's holds one "{a|b|c}" group:
+	// the words of --Flag, --from-Flag and --to-Flag.
+	Help string
+	// Hubble names the fields of Hubble's FlowFilter the kind reads:
+	// {source field, destination field} when Sided, else one field; nil
+	// when Hubble has no field for it.
+	Hubble []string
+}
+
+// kind is one filter kind: its description, how to read its values and how
+// to match them.
 type kind struct {
-	name  string
-	sided bool
+	Kind
 	parse func(raw string) (value, error)
 	// match tests one value against fl; s is sideFrom or sideTo for sided
-	// kinds and sideEither for the others.
+	// kinds and sideEither for the others. It must not allocate.
 	match func(v *value, fl *api.Flow, s side) bool
 }
 
-// kinds lists every kind in the order errors list them.
+// kinds is the one table of filter kinds, in the order periscope observe
+// lists their flags and errors list their names.
 var kinds = []*kind{
-	{name: "ip", sided: true, parse: parseIP, match: matchIP},
-	{name: "label", sided: true, parse: parseLabel, match: matchLabel},
-	{name: "pod", sided: true, parse: parsePod, match: matchPod},
-	{name: "namespace", sided: true, parse: parseName, match: matchNamespace},
-	{name: "workload", sided: true, parse: parseName, match: matchWorkload},
-	{name: "identity", sided: true, parse: parseIdentity, match: matchIdentity},
-	{name: "port", sided: true, parse: parsePort, match: matchPort},
-	{name: "verdict", parse: parseVerdict, match: matchVerdict},
-	{name: "protocol", parse: parseProtocol, match: matchProtocol},
-	{name: "tcp-flag", parse: parseTCPFlags, match: matchTCPFlags},
-	{name: "type", parse: parseType, match: matchType},
-	{name: "node", parse: parseNode, match: matchNode},
-	{name: "dns", sided: true, parse: parseName, match: matchNothing},
+	{Kind: Kind{Name: "ip", Sided: true, Flag: "ip",
+		Help:   "Show flows {from or to|from|to} this IP address or CIDR prefix",
+		Hubble: []string{"source_ip", "destination_ip"}},
+		parse: parseIP, match: matchIP},
+	{Kind: Kind{Name: "port", Sided: true, Flag: "port",
+		Help:   "Show flows with this {source or destination|source|destination} port",
+		Hubble: []string{"source_port", "destination_port"}},
+		parse: parsePort, match: matchPort},
+	{Kind: Kind{Name: "protocol", Aliases: []string{"proto"}, Flag: "protocol",
+		Help:   "Show flows of this protocol (tcp, udp, sctp, icmp, icmpv4, icmpv6)",
+		Hubble: []string{"protocol"}},
+		parse: parseProtocol, match: matchProtocol},
+	{Kind: Kind{Name: "label", Sided: true, Aliases: []string{"labels"}, Flag: "label", Short: "l",
+		Help: "Show flows {from or to endpoints matching this label selector (e.g. app=frontend,tier!=db)|" +
+			"from endpoints matching this label selector|to endpoints matching this label selector}",
+		Hubble: []string{"source_label", "destination_label"}},
+		parse: parseLabel, match: matchLabel},
+	{Kind: Kind{Name: "pod", Sided: true, Flag: "pod",
+		Help:   "Show flows {from or to|from|to} pods with this name prefix ([namespace/]name)",
+		Hubble: []string{"source_pod", "destination_pod"}},
+		parse: parsePod, match: matchPod},
+	{Kind: Kind{Name: "namespace", Sided: true, Flag: "namespace", Short: "n",
+		Help: "Show flows {from or to|from|to} this namespace"},
+		parse: parseName, match: matchNamespace},
+	{Kind: Kind{Name: "workload", Sided: true, Flag: "workload",
+		Help:   "Show flows {from or to|from|to} this workload",
+		Hubble: []string{"source_workload", "destination_workload"}},
+		parse: parseName, match: matchWorkload},
+	{Kind: Kind{Name: "identity", Sided: true, Flag: "identity",
+		Help:   "Show flows {from or to|from|to} this security identity",
+		Hubble: []string{"source_identity", "destination_identity"}},
+		parse: parseIdentity, match: matchIdentity},
+	{Kind: Kind{Name: "verdict", Flag: "verdict",
+		Help:   "Show flows with this verdict (FORWARDED, DROPPED, AUDIT, ERROR)",
+		Hubble: []string{"verdict"}},
+		parse: parseVerdict, match: matchVerdict},
+	{Kind: Kind{Name: "type", Flag: "type", Short: "t",
+		Help: "Show flows of this type (l3_l4, l7, sock)"},
+		parse: parseType, match: matchType},
+	{Kind: Kind{Name: "tcp-flag", Aliases: []string{"tcp-flags"}, Flag: "tcp-flags",
+		Help:   "Show TCP flows that saw these flags (SYN, ACK, FIN, RST, ...; SYN,ACK means both)",
+		Hubble: []string{"tcp_flags"}},
+		parse: parseTCPFlags, match: matchTCPFlags},
+	{Kind: Kind{Name: "node", Aliases: []string{"node-name"}, Flag: "node-name",
+		Help:   "Show flows observed on this node (glob with * allowed)",
+		Hubble: []string{"node_name"}},
+		parse: parseNode, match: matchNode},
+	{Kind: Kind{Name: "traffic-direction", Flag: "traffic-direction",
+		Help:   "Show flows in this traffic direction (ingress, egress)",
+		Hubble: []string{"traffic_direction"}},
+		parse: parseTrafficDirection, match: matchTrafficDirection},
+	{Kind: Kind{Name: "reply", Flag: "reply", FlagImplied: "true",
+		Help:   "Show only reply flows (--reply=false: only flows that are not replies)",
+		Hubble: []string{"reply"}},
+		parse: parseReply, match: matchReply},
+	{Kind: Kind{Name: "ip-version", Flag: "ip-version",
+		Help:   "Show flows of this IP version (ipv4, ipv6, or none for flows without IP)",
+		Hubble: []string{"ip_version"}},
+		parse: parseIPVersion, match: matchIPVersion},
+	{Kind: Kind{Name: "drop-reason", Aliases: []string{"drop-reason-desc"}, Flag: "drop-reason-desc",
+		Help:   "Show dropped flows with this drop reason (e.g. POLICY_DENIED)",
+		Hubble: []string{"drop_reason_desc"}},
+		parse: parseDropReason, match: matchDropReason},
+	{Kind: Kind{Name: "event-type", Flag: "event-type",
+		Help:   "Show flows of this Hubble event type (drop, trace, policy-verdict, l7, or a number)",
+		Hubble: []string{"event_type"}},
+		parse: parseEventType, match: matchEventType},
+	{Kind: Kind{Name: "uuid", Flag: "uuid",
+		Help:   "Show the flow with this unique identifier",
+		Hubble: []string{"uuid"}},
+		parse: parseUUID, match: matchUUID},
+	{Kind: Kind{Name: "interface", Flag: "interface",
+		Help:   "Show flows observed at this interface: a name (eth0), an index (:7), or both (eth0:7)",
+		Hubble: []string{"interface"}},
+		parse: parseInterface, match: matchInterface},
+	{Kind: Kind{Name: "dns", Sided: true, Aliases: []string{"fqdn"},
+		Help:   "Show flows {from or to|from|to} this DNS name (reserved: accepted, but matches no flow yet)",
+		Hubble: []string{"source_fqdn", "destination_fqdn"}},
+		parse: parseName, match: matchNothing},
 }
 
-// kindAliases are other spellings accepted for a kind (hubble's flag names).
-var kindAliases = map[string]string{
-	"tcp-flags": "tcp-flag", "node-name": "node", "fqdn": "dns",
-	"labels": "label", "proto": "protocol",
+// Kinds returns the description of every kind, in the table's order.
+func Kinds() []Kind {
+	out := make([]Kind, len(kinds))
+	for i, k := range kinds {
+		out[i] = k.Kind
+		out[i].Aliases = append([]string(nil), k.Aliases...)
+		out[i].Hubble = append([]string(nil), k.Hubble...)
+	}
+	return out
 }
 
 func lookupKind(name string) *kind {
-	if alias, ok := kindAliases[name]; ok {
-		name = alias
-	}
 	for _, k := range kinds {
-		if k.name == name {
+		if k.Name == name {
 			return k
+		}
+		for _, a := range k.Aliases {
+			if a == name {
+				return k
+			}
 		}
 	}
 	return nil
@@ -70,199 +172,9 @@ func lookupKind(name string) *kind {
 func kindList() string {
 	names := make([]string, len(kinds))
 	for i, k := range kinds {
-		names[i] = k.name
+		names[i] = k.Name
 	}
 	return strings.Join(names, ", ")
-}
-
-func endpoint(fl *api.Flow, s side) *api.Endpoint {
-	if s == sideTo {
-		return &fl.Destination
-	}
-	return &fl.Source
-}
-
-func parseIP(raw string) (value, error) {
-	if strings.Contains(raw, "/") {
-		p, err := netip.ParsePrefix(raw)
-		if err != nil {
-			return value{}, fmt.Errorf("ip must be an address or a CIDR prefix: %w", err)
-		}
-		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
-			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
-		}
-		p = p.Masked()
-		return value{text: p.String(), prefix: p}, nil
-	}
-	a, err := netip.ParseAddr(raw)
-	if err != nil {
-		return value{}, fmt.Errorf("ip must be an address or a CIDR prefix: %w", err)
-	}
-	a = a.Unmap()
-	return value{text: a.String(), prefix: netip.PrefixFrom(a, a.BitLen())}, nil
-}
-
-func matchIP(v *value, fl *api.Flow, s side) bool {
-	a := fl.IP.Source
-	if s == sideTo {
-		a = fl.IP.Destination
-	}
-	return a.IsValid() && v.prefix.Contains(a.Unmap())
-}
-
-func parseLabel(raw string) (value, error) {
-	sel, err := parseSelector(raw)
-	if err != nil {
-		return value{}, err
-	}
-	return value{text: sel.String(), sel: sel}, nil
-}
-
-func matchLabel(v *value, fl *api.Flow, s side) bool {
-	return v.sel.matches(endpoint(fl, s).Labels)
-}
-
-func parsePod(raw string) (value, error) {
-	ns, name, ok := strings.Cut(raw, "/")
-	if !ok {
-		return value{text: raw, name: raw}, nil
-	}
-	if ns == "" || strings.Contains(name, "/") {
-		return value{}, fmt.Errorf("pod must be name or namespace/name")
-	}
-	return value{text: raw, ns: ns, name: name}, nil
-}
-
-func matchPod(v *value, fl *api.Flow, s side) bool {
-	ep := endpoint(fl, s)
-	if v.ns != "" {
-		return ep.Namespace == v.ns && strings.HasPrefix(ep.PodName, v.name)
-	}
-	return ep.PodName != "" && strings.HasPrefix(ep.PodName, v.name)
-}
-
-func parseName(raw string) (value, error) {
-	return value{text: raw, name: raw}, nil
-}
-
-func matchNamespace(v *value, fl *api.Flow, s side) bool {
-	return endpoint(fl, s).Namespace == v.name
-}
-
-func matchWorkload(v *value, fl *api.Flow, s side) bool {
-	return endpoint(fl, s).Workload == v.name
-}
-
-func parseIdentity(raw string) (value, error) {
-	n, err := strconv.ParseUint(raw, 10, 32)
-	if err != nil {
-		return value{}, fmt.Errorf("identity must be a number 0-4294967295")
-	}
-	return value{text: strconv.FormatUint(n, 10), num: uint32(n)}, nil
-}
-
-func matchIdentity(v *value, fl *api.Flow, s side) bool {
-	return endpoint(fl, s).Identity == v.num
-}
-
-func parsePort(raw string) (value, error) {
-	n, err := strconv.ParseUint(raw, 10, 16)
-	if err != nil {
-		return value{}, fmt.Errorf("port must be a number 0-65535")
-	}
-	return value{text: strconv.FormatUint(n, 10), num: uint32(n)}, nil
-}
-
-func matchPort(v *value, fl *api.Flow, s side) bool {
-	switch fl.L4.Protocol {
-	case api.ProtoTCP, api.ProtoUDP, api.ProtoSCTP:
-	default:
-		return false // ICMP and others have no ports
-	}
-	p := fl.L4.SourcePort
-	if s == sideTo {
-		p = fl.L4.DestinationPort
-	}
-	return uint32(p) == v.num
-}
-
-func parseVerdict(raw string) (value, error) {
-	vd, err := api.ParseVerdict(raw)
-	if err != nil || vd == api.VerdictUnknown {
-		return value{}, fmt.Errorf("verdict must be FORWARDED, DROPPED, AUDIT or ERROR")
-	}
-	return value{text: vd.String(), num: uint32(vd)}, nil
-}
-
-func matchVerdict(v *value, fl *api.Flow, _ side) bool {
-	return uint32(fl.Verdict) == v.num
-}
-
-// protocols maps protocol values to the IP protocols they stand for.
-var protocols = map[string][2]uint8{
-	"tcp":    {api.ProtoTCP, api.ProtoTCP},
-	"udp":    {api.ProtoUDP, api.ProtoUDP},
-	"sctp":   {api.ProtoSCTP, api.ProtoSCTP},
-	"icmp":   {api.ProtoICMPv4, api.ProtoICMPv6},
-	"icmpv4": {api.ProtoICMPv4, api.ProtoICMPv4},
-	"icmpv6": {api.ProtoICMPv6, api.ProtoICMPv6},
-}
-
-func parseProtocol(raw string) (value, error) {
-	name := strings.ToLower(raw)
-	p, ok := protocols[name]
-	if !ok {
-		return value{}, fmt.Errorf("protocol must be tcp, udp, sctp, icmp, icmpv4 or icmpv6")
-	}
-	return value{text: name, protos: p}, nil
-}
-
-func matchProtocol(v *value, fl *api.Flow, _ side) bool {
-	p := fl.L4.Protocol
-	return p != 0 && (p == v.protos[0] || p == v.protos[1])
-}
-
-func parseTCPFlags(raw string) (value, error) {
-	var mask api.TCPFlags
-	for name := range strings.SplitSeq(raw, ",") {
-		fl, err := api.ParseTCPFlag(strings.TrimSpace(name))
-		if err != nil {
-			return value{}, fmt.Errorf("tcp-flag must be SYN, ACK, FIN, RST, PSH, URG, ECE, CWR or NS, or several joined by commas: %w", err)
-		}
-		mask |= fl
-	}
-	return value{text: strings.ReplaceAll(mask.String(), " ", ""), num: uint32(mask)}, nil
-}
-
-func matchTCPFlags(v *value, fl *api.Flow, _ side) bool {
-	return fl.L4.Protocol == api.ProtoTCP && uint32(fl.L4.TCPFlags)&v.num == v.num
-}
-
-func parseType(raw string) (value, error) {
-	t, err := api.ParseFlowType(raw)
-	if err != nil || t == api.FlowTypeUnknown {
-		return value{}, fmt.Errorf("type must be l3_l4, l7 or sock")
-	}
-	return value{text: strings.ToLower(t.String()), num: uint32(t)}, nil
-}
-
-func matchType(v *value, fl *api.Flow, _ side) bool {
-	return uint32(fl.Type) == v.num
-}
-
-func parseNode(raw string) (value, error) {
-	if _, err := path.Match(raw, ""); err != nil {
-		return value{}, fmt.Errorf("node must be a name or a glob: %w", err)
-	}
-	return value{text: raw, name: raw, glob: strings.ContainsAny(raw, "*?[\\")}, nil
-}
-
-func matchNode(v *value, fl *api.Flow, _ side) bool {
-	if !v.glob {
-		return fl.NodeName == v.name
-	}
-	ok, _ := path.Match(v.name, fl.NodeName) // the pattern was checked by parseNode
-	return ok
 }
 
 // matchNothing is the matcher of reserved kinds whose data flows do not carry yet.

@@ -43,9 +43,13 @@ type LabelRequirement struct {
 //	pod        Namespace ("" for any) and Name (a pod name prefix)
 //	namespace, workload, dns  Name
 //	node       Name, Glob (Name holds path.Match wildcards)
-//	identity, port, verdict, type  Number
+//	identity, port, verdict, type, traffic-direction, ip-version,
+//	drop-reason, event-type  Number (enums in api's numbering)
+//	reply      Number (1 for true, 0 for false)
 //	tcp-flag   Number (a mask: every bit must be set)
 //	protocol   Protocols (either matches; both equal for one protocol)
+//	uuid       UUID
+//	interface  Name ("" for any) and Number (the index, 0 for any)
 type TermValue struct {
 	Text      string // canonical chip value
 	Prefix    netip.Prefix
@@ -55,6 +59,7 @@ type TermValue struct {
 	Namespace string
 	Name      string
 	Glob      bool
+	UUID      [16]byte
 }
 
 // Term is all chips of a Filter sharing negation, side and kind. A flow
@@ -82,7 +87,7 @@ func (f *Filter) Terms() []Term {
 		for j, v := range t.values {
 			tv := TermValue{
 				Text: v.text, Prefix: v.prefix, Number: v.num, Protocols: v.protos,
-				Namespace: v.ns, Name: v.name, Glob: v.glob,
+				Namespace: v.ns, Name: v.name, Glob: v.glob, UUID: v.uuid,
 			}
 			if len(v.sel) > 0 {
 				tv.Selector = make([]LabelRequirement, len(v.sel))
@@ -92,7 +97,7 @@ func (f *Filter) Terms() []Term {
 			}
 			vals[j] = tv
 		}
-		out[i] = Term{Negate: t.negate, Side: Side(t.side), Kind: t.kind.name, Sided: t.kind.sided, Values: vals}
+		out[i] = Term{Negate: t.negate, Side: Side(t.side), Kind: t.kind.Name, Sided: t.kind.Sided, Values: vals}
 	}
 	return out
 }

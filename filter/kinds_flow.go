@@ -1,0 +1,169 @@
+package filter
+
+import (
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/periscope-dev/periscope/api"
+)
+
+// The kinds that test the flow as a whole: verdict, type, node,
+// traffic-direction, reply, ip-version, drop-reason, event-type.
+
+func parseVerdict(raw string) (value, error) {
+	vd, err := api.ParseVerdict(raw)
+	if err != nil || vd == api.VerdictUnknown {
+		return value{}, fmt.Errorf("verdict must be FORWARDED, DROPPED, AUDIT or ERROR")
+	}
+	return value{text: vd.String(), num: uint32(vd)}, nil
+}
+
+func matchVerdict(v *value, fl *api.Flow, _ side) bool {
+	return uint32(fl.Verdict) == v.num
+}
+
+func parseType(raw string) (value, error) {
+	t, err := api.ParseFlowType(raw)
+	if err != nil || t == api.FlowTypeUnknown {
+		return value{}, fmt.Errorf("type must be l3_l4, l7 or sock")
+	}
+	return value{text: strings.ToLower(t.String()), num: uint32(t)}, nil
+}
+
+func matchType(v *value, fl *api.Flow, _ side) bool {
+	return uint32(fl.Type) == v.num
+}
+
+func parseNode(raw string) (value, error) {
+	if _, err := path.Match(raw, ""); err != nil {
+		return value{}, fmt.Errorf("node must be a name or a glob: %w", err)
+	}
+	return value{text: raw, name: raw, glob: strings.ContainsAny(raw, "*?[\\")}, nil
+}
+
+func matchNode(v *value, fl *api.Flow, _ side) bool {
+	if !v.glob {
+		return fl.NodeName == v.name
+	}
+	ok, _ := path.Match(v.name, fl.NodeName) // the pattern was checked by parseNode
+	return ok
+}
+
+func parseTrafficDirection(raw string) (value, error) {
+	d, err := api.ParseTrafficDirection(raw)
+	if err != nil {
+		return value{}, fmt.Errorf("traffic-direction must be ingress, egress or traffic_direction_unknown")
+	}
+	return value{text: strings.ToLower(d.String()), num: uint32(d)}, nil
+}
+
+func matchTrafficDirection(v *value, fl *api.Flow, _ side) bool {
+	return uint32(fl.TrafficDirection) == v.num
+}
+
+func parseReply(raw string) (value, error) {
+	b, err := strconv.ParseBool(raw)
+	if err != nil {
+		return value{}, fmt.Errorf("reply must be true or false")
+	}
+	v := value{text: strconv.FormatBool(b)}
+	if b {
+		v.num = 1
+	}
+	return v, nil
+}
+
+func matchReply(v *value, fl *api.Flow, _ side) bool {
+	return fl.IsReply == (v.num == 1)
+}
+
+func parseIPVersion(raw string) (value, error) {
+	var ver api.IPVersion
+	switch strings.ToLower(raw) {
+	case "v4": // hubble observe's spellings
+		ver = api.IPv4
+	case "v6":
+		ver = api.IPv6
+	case "none":
+		ver = api.IPNotUsed
+	default:
+		var err error
+		if ver, err = api.ParseIPVersion(raw); err != nil {
+			return value{}, fmt.Errorf("ip-version must be ipv4, ipv6 or none")
+		}
+	}
+	text := strings.ToLower(ver.String())
+	if ver == api.IPNotUsed {
+		text = "none"
+	}
+	return value{text: text, num: uint32(ver)}, nil
+}
+
+func matchIPVersion(v *value, fl *api.Flow, _ side) bool {
+	return uint32(fl.IP.Version) == v.num
+}
+
+func parseDropReason(raw string) (value, error) {
+	r, err := api.ParseDropReason(raw)
+	if err != nil {
+		return value{}, fmt.Errorf("drop-reason must be a drop reason's name (POLICY_DENIED, POLICY_DENY) or number")
+	}
+	return value{text: r.String(), num: uint32(r)}, nil
+}
+
+// matchDropReason is Hubble's drop_reason_desc: only dropped flows have one.
+func matchDropReason(v *value, fl *api.Flow, _ side) bool {
+	return fl.Verdict == api.VerdictDropped && uint32(fl.DropReason) == v.num
+}
+
+// Cilium's monitor message types: the values of Hubble's event types
+// (CiliumEventType.type, EventTypeFilter.type) that Periscope's flows have.
+const (
+	EventTypeDrop          = 1
+	EventTypeTrace         = 4
+	EventTypePolicyVerdict = 5
+	EventTypeL7            = 129
+)
+
+// eventTypeNames are the event types' names, as hubble observe --type
+// spells them.
+var eventTypeNames = map[string]uint32{
+	"drop": EventTypeDrop, "trace": EventTypeTrace, "policy-verdict": EventTypePolicyVerdict, "l7": EventTypeL7,
+}
+
+func parseEventType(raw string) (value, error) {
+	name := strings.ToLower(raw)
+	if n, ok := eventTypeNames[name]; ok {
+		return value{text: name, num: n}, nil
+	}
+	n, err := strconv.ParseUint(raw, 10, 8)
+	if err != nil {
+		return value{}, fmt.Errorf("event-type must be drop, trace, policy-verdict, l7 or a number 0-255")
+	}
+	for name, m := range eventTypeNames {
+		if uint32(n) == m {
+			return value{text: name, num: m}, nil
+		}
+	}
+	return value{text: strconv.FormatUint(n, 10), num: uint32(n)}, nil
+}
+
+// matchEventType maps Cilium's monitor message types onto Periscope's
+// flows, as relay/hubble's FlowToProto types them: drops are drop events;
+// other L3/L4 and socket flows trace (and L3/L4 ones policy verdict)
+// events; L7 flows L7 events. Other types match no flow.
+func matchEventType(v *value, fl *api.Flow, _ side) bool {
+	switch v.num {
+	case EventTypeDrop:
+		return fl.Verdict == api.VerdictDropped
+	case EventTypeTrace:
+		return fl.Verdict != api.VerdictDropped && (fl.Type == api.FlowTypeL3L4 || fl.Type == api.FlowTypeSock)
+	case EventTypePolicyVerdict:
+		return fl.Type == api.FlowTypeL3L4
+	case EventTypeL7:
+		return fl.Type == api.FlowTypeL7
+	}
+	return false
+}
