@@ -11,12 +11,16 @@ import (
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/flowquery"
+	"github.com/periscope-dev/periscope/collector/ring"
 	"github.com/periscope-dev/periscope/enforcer/identity"
-	"github.com/periscope-dev/periscope/filter"
 )
 
 // DefaultListen is the HTTP API's default address.
 const DefaultListen = "127.0.0.1:4244"
+
+// DefaultRingSize is how many flows the collector keeps by default.
+const DefaultRingSize = ring.DefaultSize
 
 // shutdownTimeout bounds how long Run waits for HTTP requests to finish.
 const shutdownTimeout = 5 * time.Second
@@ -83,16 +87,14 @@ type Options struct {
 	Listener net.Listener
 	// RingSize is how many flows are kept (DefaultRingSize when zero).
 	RingSize int
-	// FollowBuffer is each follower's queue length (DefaultFollowBuffer
+	// FollowBuffer is each follower's queue length (ring.DefaultFollowBuffer
 	// when zero).
 	FollowBuffer int
-	// ParseFilter turns filter chips into a Matcher; nil means filter.Parse.
-	ParseFilter func(chips []string) (Matcher, error)
 	// Sinks get every flow after it is stored.
 	Sinks []Sink
-	// History, when set, is long-term storage GET /api/v1/flows reads with
-	// source=clickhouse.
-	History History
+	// History, when set, is long-term storage (ClickHouse) GET /api/v1/flows
+	// reads with source=clickhouse.
+	History flowquery.Reader
 	// Handlers are extra HTTP handlers served next to the API, keyed by
 	// ServeMux pattern (e.g. "GET /metrics").
 	Handlers map[string]http.Handler
@@ -115,7 +117,7 @@ type Collector struct {
 	opts     Options
 	log      *slog.Logger
 	registry *Registry
-	store    *Store
+	store    *ring.Ring
 	started  time.Time
 
 	ready    chan struct{}
@@ -159,9 +161,6 @@ func New(opts Options) (*Collector, error) {
 	}
 	opts.Identities = ids
 	releaseIdentities(ids, reg, opts.IdentityGrace, log)
-	if opts.ParseFilter == nil {
-		opts.ParseFilter = parseChips
-	}
 	if opts.Listen == "" {
 		opts.Listen = DefaultListen
 	}
@@ -169,7 +168,7 @@ func New(opts Options) (*Collector, error) {
 		opts:     opts,
 		log:      log,
 		registry: reg,
-		store:    NewStore(opts.RingSize),
+		store:    ring.New(opts.RingSize, opts.FollowBuffer),
 		started:  time.Now(),
 		ready:    make(chan struct{}),
 	}, nil
@@ -178,8 +177,8 @@ func New(opts Options) (*Collector, error) {
 // Registry is the collector's endpoint registry.
 func (c *Collector) Registry() *Registry { return c.registry }
 
-// Store is the collector's flow ring.
-func (c *Collector) Store() *Store { return c.store }
+// Store is the collector's flow store, its ring: a flowquery.Reader.
+func (c *Collector) Store() *ring.Ring { return c.store }
 
 // Ready is closed once Run listens and has attached the datapath.
 func (c *Collector) Ready() <-chan struct{} { return c.ready }
@@ -189,15 +188,6 @@ func (c *Collector) Addr() net.Addr {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.addr
-}
-
-// parseChips is filter.Parse behind the Matcher interface.
-func parseChips(chips []string) (Matcher, error) {
-	f, err := filter.Parse(chips)
-	if err != nil {
-		return nil, err
-	}
-	return f, nil
 }
 
 // process is the pipeline, run on the Source's goroutine for every flow.

@@ -1,8 +1,9 @@
 // Package collector is Periscope's node daemon: it takes the datapath's flow
 // records, enriches them with the endpoints declared for the node (names,
 // labels, identities, traffic direction), keeps the most recent ones in an
-// in-memory ring, and serves them over HTTP (/api/v1/flows, /api/v1/status,
-// /healthz) in the Hubble-shaped wire form.
+// in-memory ring (package ring), and serves them over HTTP (/api/v1/flows,
+// answered by flowquery.Server from the ring or Options.History;
+// /api/v1/status, /healthz) in the Hubble-shaped wire form.
 //
 // The pipeline follows Hubble's observer: one goroutine (the Source's) runs
 // enrich → ring write → sinks for every flow; readers of the ring are separate

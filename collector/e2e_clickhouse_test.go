@@ -14,7 +14,9 @@ import (
 
 	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/api/apitest"
+	"github.com/periscope-dev/periscope/api/flowquery"
 	"github.com/periscope-dev/periscope/collector"
+	"github.com/periscope-dev/periscope/collector/ring"
 	"github.com/periscope-dev/periscope/collector/sink"
 	"github.com/periscope-dev/periscope/collector/sink/clickhouse"
 	"github.com/periscope-dev/periscope/collector/sink/clickhouse/chtest"
@@ -85,7 +87,7 @@ func TestE2EClickHouseStoresEveryFlowOnce(t *testing.T) {
 	<-fanoutDone
 
 	var stored []api.Flow
-	if err := node.c.Store().Each(collector.Query{}, func(e *collector.Entry) error {
+	if err := node.c.Store().Each(flowquery.Query{}, func(e *ring.Entry) error {
 		stored = append(stored, e.Flow)
 		return nil
 	}); err != nil {

@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/flowquery"
 	"github.com/periscope-dev/periscope/collector"
+	"github.com/periscope-dev/periscope/collector/ring"
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
@@ -84,7 +86,12 @@ func TestE2EFloodLossIsCounted(t *testing.T) {
 
 	// Wait until the ring is drained and every flood flow has ended.
 	ends := func() (onClient, onServer int) {
-		for _, f := range node.c.Store().Query(collector.Query{}) {
+		var stored []api.Flow
+		_ = node.c.Store().Each(flowquery.Query{}, func(e *ring.Entry) error {
+			stored = append(stored, e.Flow)
+			return nil
+		})
+		for _, f := range stored {
 			if f.Event != api.EventEnd || f.L4.Protocol != api.ProtoUDP || f.L4.DestinationPort != dst.Port() {
 				continue
 			}

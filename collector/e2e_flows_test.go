@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/flowquery"
 	"github.com/periscope-dev/periscope/collector"
+	"github.com/periscope-dev/periscope/collector/ring"
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
@@ -95,7 +97,7 @@ func TestE2EFlowsExactCounts(t *testing.T) {
 
 	// Every flow ended in the window, from the store (with sequence numbers).
 	var ended []api.Flow
-	err = node.c.Store().Each(collector.Query{}, func(e *collector.Entry) error {
+	err = node.c.Store().Each(flowquery.Query{}, func(e *ring.Entry) error {
 		if e.Seq > seqBefore && e.Seq <= seqAfter && e.Flow.Event == api.EventEnd {
 			ended = append(ended, e.Flow)
 		}

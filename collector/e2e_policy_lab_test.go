@@ -21,7 +21,9 @@ import (
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/flowquery"
 	"github.com/periscope-dev/periscope/collector"
+	"github.com/periscope-dev/periscope/collector/ring"
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
@@ -344,7 +346,7 @@ func (pl *policyLab) probeFlows(pr probe, seq uint64, src netip.Addr, sport uint
 	}
 	match := func() []api.Flow {
 		var out []api.Flow
-		_ = pl.node.c.Store().Each(collector.Query{}, func(e *collector.Entry) error {
+		_ = pl.node.c.Store().Each(flowquery.Query{}, func(e *ring.Entry) error {
 			f := &e.Flow
 			if e.Seq <= seq || f.L4.Protocol != proto || f.IP.Source != src || f.IP.Destination != dst {
 				return nil

@@ -16,30 +16,46 @@ import (
 	"github.com/periscope-dev/periscope/api/flowquery"
 )
 
-// fakeHistory answers every query with flows (or err) and records the queries.
+// fakeHistory answers every query with flows (or fails to begin with err)
+// and records the queries, as a history Reader such as ClickHouse does.
 type fakeHistory struct {
 	mu      sync.Mutex
 	flows   []api.Flow
 	err     error
-	queries []HistoryQuery
+	queries []flowquery.Query
 }
 
-func (h *fakeHistory) Query(_ context.Context, q HistoryQuery) ([]api.Flow, error) {
+func (h *fakeHistory) Query(_ context.Context, q flowquery.Query, a flowquery.Answer) (flowquery.Outcome, error) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.queries = append(h.queries, q)
-	return h.flows, h.err
+	flows, err := h.flows, h.err
+	h.mu.Unlock()
+	if err != nil {
+		return flowquery.Outcome{}, err
+	}
+	if err := a.Begin(nil); err != nil {
+		return flowquery.Outcome{}, err
+	}
+	for i := range flows {
+		if err := a.Flow(&flows[i]); err != nil {
+			return flowquery.Outcome{}, err
+		}
+	}
+	return flowquery.Outcome{}, nil
+}
+
+func (h *fakeHistory) Follow(context.Context, flowquery.Query, flowquery.Answer) (flowquery.Outcome, error) {
+	return flowquery.Outcome{}, flowquery.ErrNotLive
 }
 
 // historyServer serves a collector (not running: the ring holds nothing)
 // with history h and extra handlers.
-func historyServer(t *testing.T, h History, handlers map[string]http.Handler) string {
+func historyServer(t *testing.T, h flowquery.Reader, handlers map[string]http.Handler) string {
 	t.Helper()
 	opts := Options{
-		Topology:    testTopology(),
-		Source:      &apitest.Source{},
-		ParseFilter: parsePortFilter,
-		Handlers:    handlers,
+		Topology: testTopology(),
+		Source:   &apitest.Source{},
+		Handlers: handlers,
 	}
 	if h != nil {
 		opts.History = h
@@ -70,13 +86,9 @@ func TestFlowsFromHistory(t *testing.T) {
 	if !strings.HasSuffix(body, "\n") || strings.Count(body, "\n") != 3 {
 		t.Errorf("want 3 NDJSON lines, got %q", body)
 	}
-	want := HistoryQuery{
-		Chips: []string{"port=8080"},
-		Since: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC),
-		Last:  3,
-	}
-	if len(h.queries) != 1 || !reflect.DeepEqual(h.queries[0], want) {
-		t.Errorf("queries %+v, want [%+v]", h.queries, want)
+	if len(h.queries) != 1 || h.queries[0].Filter.String() != "port=8080" ||
+		!h.queries[0].Since.Equal(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)) || h.queries[0].Last != 3 || h.queries[0].First != 0 {
+		t.Errorf("queries %+v, want one with filter port=8080, since 2024-01-01, last 3", h.queries)
 	}
 
 	// first and the default bound travel too.

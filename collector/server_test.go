@@ -5,13 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -45,32 +44,17 @@ func (a *fakeAttacher) DetachInterface(ifname string) error {
 	return nil
 }
 
-// portFilter understands chips "port=N" (destination port) and "sport=N".
-type portFilter struct{ sport, dport int }
+var t0 = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 
-func (p portFilter) Match(f *api.Flow) bool {
-	return (p.sport == 0 || int(f.L4.SourcePort) == p.sport) && (p.dport == 0 || int(f.L4.DestinationPort) == p.dport)
-}
-
-func parsePortFilter(chips []string) (Matcher, error) {
-	var p portFilter
-	for _, c := range chips {
-		k, v, _ := strings.Cut(c, "=")
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return nil, fmt.Errorf("chip %q: bad number", c)
-		}
-		switch k {
-		case "port":
-			p.dport = n
-		case "sport":
-			p.sport = n
-		default:
-			return nil, fmt.Errorf("chip %q: unknown kind %q", c, k)
-		}
+func seq(from, to int) []int {
+	var out []int
+	for i := from; i <= to; i++ {
+		out = append(out, i)
 	}
-	return p, nil
+	return out
 }
+
+func equalInts(a, b []int) bool { return slices.Equal(a, b) }
 
 // cannedFlow n goes from frontend (port n) to backend, seen on frontend's veth.
 func cannedFlow(n int) api.Flow {
@@ -107,14 +91,13 @@ func startCollector(t *testing.T, n int) *testCollector {
 	}
 	att := &fakeAttacher{}
 	c, err := New(Options{
-		Topology:    testTopology(),
-		Source:      src,
-		Attacher:    att,
-		Listener:    ln,
-		RingSize:    100,
-		ParseFilter: parsePortFilter,
-		Version:     "test",
-		Stats:       func() DatapathStats { return DatapathStats{EventsRead: 7, EventsLost: 1, EventsEmitted: 6} },
+		Topology: testTopology(),
+		Source:   src,
+		Attacher: att,
+		Listener: ln,
+		RingSize: 100,
+		Version:  "test",
+		Stats:    func() DatapathStats { return DatapathStats{EventsRead: 7, EventsLost: 1, EventsEmitted: 6} },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -194,8 +177,8 @@ func TestFlowsEndpoint(t *testing.T) {
 		{"since alone returns everything after it", "?since=" + t0.Add(25*time.Second).Format(time.RFC3339), seq(25, 30)},
 		{"until with RFC 3339 nanoseconds", "?until=" + t0.Add(3*time.Second).Format(time.RFC3339Nano), seq(1, 3)},
 		{"since and until", "?since=" + t0.Add(5*time.Second).Format(time.RFC3339) + "&until=" + t0.Add(7*time.Second).Format(time.RFC3339), seq(5, 7)},
-		{"a filter", "?filter=sport=7&all", []int{7}},
-		{"repeated filters combine", "?filter=sport=7&filter=port=9999", nil},
+		{"a filter", "?filter=from:port=7&all", []int{7}},
+		{"repeated filters combine", "?filter=from:port=7&filter=to:port=9999", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -297,7 +280,7 @@ func TestHealthzAndStatus(t *testing.T) {
 // come, and ends when the collector stops.
 func TestFollowStreams(t *testing.T) {
 	tc := startCollector(t, 10)
-	resp, err := http.Get(tc.base + "/api/v1/flows?follow=1&last=2&filter=port=8080")
+	resp, err := http.Get(tc.base + "/api/v1/flows?follow=1&last=2&filter=to:port=8080")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,9 +3,13 @@
 // GET /api/v1/status, GET /healthz), so `periscope observe --server relay`
 // works unchanged.
 //
-// A flows request is fanned out to every peer with the same parameters.
-// History answers are merged by time and first/last is applied across
-// peers; live answers (follow) are merged in time order within a bounded
+// Reading the peers' flows is a flowquery.Reader (Ring for their rings,
+// History for their ClickHouse), which the relay's own HTTP API, the web UI
+// and Hubble's API read through. A query is fanned out to every peer with
+// the same parameters, the filter pushed down as chips when chips can say
+// it and matched here otherwise. History answers are merged by time and
+// first/last is applied across peers (or per peer, as hubble-relay
+// counts); live answers (follow) are merged in time order within a bounded
 // window: each flow is held for at most the window, flows are emitted in
 // time order, and a flow older than one already emitted ("late") is emitted
 // at once and counted. Peers that cannot be reached do not fail an answer:

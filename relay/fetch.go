@@ -72,20 +72,22 @@ func (r *Relay) open(ctx context.Context, p *peer, q url.Values) (*http.Response
 	return resp, nil
 }
 
-// reader turns a peer's NDJSON answer into Items.
-type reader struct {
-	peer  *peer
-	match Matcher // applied here when set, so parsing runs per peer
-	br    *bufio.Reader
+// lineReader turns a peer's NDJSON answer into items: each line kept as
+// the peer sent it when the answer takes lines, parsed (and matched) when
+// the request says so, which runs in the peer's goroutine.
+type lineReader struct {
+	peer *peer
+	req  *request
+	br   *bufio.Reader
 }
 
-func newReader(p *peer, body io.Reader, match Matcher) *reader {
-	return &reader{peer: p, match: match, br: bufio.NewReaderSize(body, 64<<10)}
+func newLineReader(p *peer, body io.Reader, req *request) *lineReader {
+	return &lineReader{peer: p, req: req, br: bufio.NewReaderSize(body, 64<<10)}
 }
 
-// next reads the next flow line into an Item; it returns (nil, nil) for a
-// flow the matcher rejects and io.EOF at the end.
-func (rd *reader) next() (*Item, error) {
+// next reads the next flow line into an item; it returns (nil, nil) for a
+// flow the request's filter rejects and io.EOF at the end.
+func (rd *lineReader) next() (*item, error) {
 	line, err := rd.br.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
 		long := append([]byte(nil), line...)
@@ -105,39 +107,42 @@ func (rd *reader) next() (*Item, error) {
 	if len(line) == 0 {
 		return nil, nil
 	}
-	it := &Item{Peer: rd.peer.addr, Line: append([]byte(nil), line...)}
-	if rd.match != nil {
+	it := &item{peer: rd.peer.addr}
+	if rd.req.parse {
 		var f api.Flow
-		if perr := api.ParseJSON(it.Line, &f); perr != nil {
+		if perr := api.ParseJSON(line, &f); perr != nil {
 			return nil, perr
 		}
-		if !rd.match.Match(&f) {
+		if !rd.req.match.Match(&f) {
 			return nil, nil
 		}
-		it.Time, it.Flow = f.Time, &f
-		return it, nil
+		it.ts, it.flow = f.Time, &f
+	} else {
+		t, perr := lineTime(line)
+		if perr != nil {
+			return nil, perr
+		}
+		it.ts = t
 	}
-	t, perr := lineTime(it.Line)
-	if perr != nil {
-		return nil, perr
+	if rd.req.lines {
+		it.line = append([]byte(nil), line...)
 	}
-	it.Time = t
 	return it, nil
 }
 
 // buffered reports whether more input is already read, so a batch can grow
 // without waiting on the network.
-func (rd *reader) buffered() bool { return rd.br.Buffered() > 0 }
+func (rd *lineReader) buffered() bool { return rd.br.Buffered() > 0 }
 
 // fetch reads a history answer from p into a slice.
-func (r *Relay) fetch(ctx context.Context, p *peer, q url.Values, match Matcher) ([]*Item, error) {
+func (r *Relay) fetch(ctx context.Context, p *peer, q url.Values, req *request) ([]*item, error) {
 	resp, err := r.open(ctx, p, q)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	rd := newReader(p, resp.Body, match)
-	var items []*Item
+	rd := newLineReader(p, resp.Body, req)
+	var items []*item
 	for {
 		it, err := rd.next()
 		if errors.Is(err, io.EOF) {
@@ -151,7 +156,7 @@ func (r *Relay) fetch(ctx context.Context, p *peer, q url.Values, match Matcher)
 		}
 	}
 	if n := len(items); n > 0 {
-		p.got(n, items[n-1].Time)
+		p.got(n, items[n-1].ts)
 	}
 	return items, nil
 }

@@ -8,48 +8,87 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/periscope-dev/periscope/api/flowquery"
+	"github.com/periscope-dev/periscope/filter"
 )
 
-// Request is one flows query to the relay.
-type Request struct {
-	// Chips are filter chips forwarded to every peer.
-	Chips []string
-	// Match, when set, is applied by the relay to what the peers return
-	// (after Chips); First and Last then count matching flows across peers.
-	Match Matcher
-	// Since and Until bound flow times, inclusively; zero is unbounded.
-	Since, Until time.Time
-	// First and Last keep the first or last N flows across all peers, or of
-	// each peer with PerPeer.
-	First, Last int
-	// PerPeer counts First and Last per peer, as hubble-relay counts a
-	// GetFlows number: the answer holds up to N flows of every node.
-	PerPeer bool
-	// Follow continues with live flows (after the Last or Since replay).
-	Follow bool
-	// Source is "" for the collectors' in-memory rings, "clickhouse" for
-	// their long-term history (a history query: no Follow).
-	Source string
+// Reader reads the flows of every peer, merged: their rings (Relay.Ring)
+// or their ClickHouse history (Relay.History). It is a flowquery.Reader.
+//
+// Filters chips can say (filter.Set.Chips) are pushed down to every peer;
+// others are matched here, on what the peers return for the time range, and
+// then First and Last count matching flows. First and Last count across
+// peers, or with Query.PerNode per peer, as hubble-relay counts a GetFlows
+// number. A follow merges the peers' live streams in time order within the
+// merge window. Unreachable peers never fail an answer: it begins naming
+// those unreachable then (Answer.Started), and its Outcome names every node
+// unavailable at some point of it. An Answer with Line gets the peers' lines
+// as they sent them, without decoding and encoding again.
+type Reader struct {
+	r      *Relay
+	source string // "" for the rings, flowquery.SourceClickHouse for history
 }
 
-// FlowsOptions tune one answer.
-type FlowsOptions struct {
-	// Started, when set, is called once before the first flow with the
-	// nodes that could not be reached; an error ends the answer.
-	Started func(unavailable []string) error
-	// Idle, when set, is called whenever a live answer has caught up: the
-	// place to flush.
-	Idle func() error
+// Ring reads the peers' in-memory rings, live or not.
+func (r *Relay) Ring() *Reader { return &Reader{r: r} }
+
+// History reads the peers' ClickHouse history (collectors with
+// --clickhouse; the others answer with an error and are unavailable).
+func (r *Relay) History() *Reader { return &Reader{r: r, source: flowquery.SourceClickHouse} }
+
+// Query answers q from every peer (see Reader).
+func (rd *Reader) Query(ctx context.Context, q flowquery.Query, a flowquery.Answer) (flowquery.Outcome, error) {
+	return rd.r.answer(ctx, newRequest(q, false, rd.source, a.Line != nil), a)
 }
 
-// answer tracks the peers that were unavailable during one answer.
-type answer struct {
+// Follow answers q from every peer and goes on with their live flows (see
+// Reader); history answers flowquery.ErrNotLive.
+func (rd *Reader) Follow(ctx context.Context, q flowquery.Query, a flowquery.Answer) (flowquery.Outcome, error) {
+	if rd.source != "" {
+		return flowquery.Outcome{}, flowquery.ErrNotLive
+	}
+	q.First = 0
+	return rd.r.answer(ctx, newRequest(q, true, rd.source, a.Line != nil), a)
+}
+
+var _ flowquery.Reader = (*Reader)(nil)
+
+// request is one answer's query, as the peers are asked it.
+type request struct {
+	q      flowquery.Query
+	follow bool
+	source string // the peers' source parameter; "" for their rings
+	// chips are the filter pushed down to every peer, when chips can say
+	// it; match is the filter otherwise, matched here after reading.
+	chips []string
+	match *filter.Set
+	// parse says the peers' lines are parsed as they are read (in each
+	// peer's goroutine): to match them, or for an answer that takes flows.
+	parse bool
+	// lines says the answer takes the lines as the peers sent them.
+	lines bool
+}
+
+func newRequest(q flowquery.Query, follow bool, source string, lines bool) request {
+	req := request{q: q, follow: follow, source: source, lines: lines}
+	if chips, ok := q.Filter.Chips(); ok {
+		req.chips = chips
+	} else {
+		req.match = q.Filter
+	}
+	req.parse = req.match != nil || !lines
+	return req
+}
+
+// answerState tracks the peers that were unavailable during one answer.
+type answerState struct {
 	mu          sync.Mutex
 	unavailable []string
 	started     bool
 }
 
-func (a *answer) fail(name string) {
+func (a *answerState) fail(name string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if !slices.Contains(a.unavailable, name) {
@@ -57,45 +96,44 @@ func (a *answer) fail(name string) {
 	}
 }
 
-func (a *answer) list() []string {
+func (a *answerState) list() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return slices.Clone(a.unavailable)
 }
 
-// Flows answers req from every peer, calling fn with each flow in time
-// order, until the history is done or, for a follow, ctx is done or fn
-// fails. It returns the nodes that were unavailable at some point of the
-// answer: a non-empty list means the answer is partial. Unreachable peers
-// never fail an answer.
-func (r *Relay) Flows(ctx context.Context, req Request, opts FlowsOptions, fn func(*Item) error) ([]string, error) {
+// answer answers req from every peer, delivering each flow to a in time
+// order, until the history is done or, for a follow, ctx is done or a
+// function of a fails. Its Outcome names the nodes that were unavailable
+// at some point of the answer.
+func (r *Relay) answer(ctx context.Context, req request, a flowquery.Answer) (flowquery.Outcome, error) {
 	r.answers.Add(1)
-	a := &answer{}
-	err := r.flows(ctx, req, opts, a, fn)
-	un := a.list()
+	st := &answerState{}
+	err := r.flows(ctx, req, a, st)
+	un := st.list()
 	if len(un) > 0 {
 		r.partials.Add(1)
 	}
-	return un, err
+	return flowquery.Outcome{Unavailable: un}, err
 }
 
-func (r *Relay) flows(ctx context.Context, req Request, opts FlowsOptions, a *answer, fn func(*Item) error) error {
+func (r *Relay) flows(ctx context.Context, req request, a flowquery.Answer, st *answerState) error {
 	started := func() error {
-		if a.started {
+		if st.started {
 			return nil
 		}
-		a.started = true
-		if opts.Started != nil {
-			return opts.Started(a.list())
-		}
-		return nil
+		st.started = true
+		return a.Begin(st.list())
 	}
-	emit := func(it *Item) error {
+	emit := func(it *item) error {
 		r.sent.Add(1)
-		return fn(it)
+		if req.lines {
+			return a.Line(it.line)
+		}
+		return a.Flow(it.flow)
 	}
-	if !req.Follow {
-		items := r.history(ctx, req, a)
+	if !req.follow {
+		items := r.history(ctx, req, st)
 		if err := started(); err != nil {
 			return err
 		}
@@ -107,14 +145,14 @@ func (r *Relay) flows(ctx context.Context, req Request, opts FlowsOptions, a *an
 		return nil
 	}
 	live := req
-	if req.Last > 0 {
+	if req.q.Last > 0 {
 		// The replay of a follow is a history query up to now; the live
 		// part starts just after it, so every peer's replay then holds
 		// only what arrived in between.
 		now := time.Now()
 		hist := req
-		hist.Follow, hist.Until = false, now
-		for _, it := range r.history(ctx, hist, a) {
+		hist.follow, hist.q.Until = false, now
+		for _, it := range r.history(ctx, hist, st) {
 			if err := started(); err != nil {
 				return err
 			}
@@ -122,25 +160,25 @@ func (r *Relay) flows(ctx context.Context, req Request, opts FlowsOptions, a *an
 				return err
 			}
 		}
-		live.Last, live.Since = 0, now.Add(time.Nanosecond)
+		live.q.Last, live.q.Since = 0, now.Add(time.Nanosecond)
 	}
-	return r.follow(ctx, live, opts, a, started, emit)
+	return r.follow(ctx, live, a, st, started, emit)
 }
 
 // history asks every peer concurrently and merges the answers by time,
-// applying First and Last across peers.
-func (r *Relay) history(ctx context.Context, req Request, a *answer) []*Item {
+// applying First and Last across peers (or per peer with PerNode).
+func (r *Relay) history(ctx context.Context, req request, st *answerState) []*item {
 	peers, _ := r.snapshot()
 	q := req.peerQuery()
-	results := make([][]*Item, len(peers))
+	results := make([][]*item, len(peers))
 	var wg sync.WaitGroup
 	for i, p := range peers {
 		wg.Go(func() {
-			items, err := r.fetch(ctx, p, q, req.Match)
+			items, err := r.fetch(ctx, p, q, &req)
 			if err != nil {
 				if ctx.Err() == nil {
 					p.down(err)
-					a.fail(p.name())
+					st.fail(p.name())
 					r.log.Debug("peer history failed", "peer", p.addr, "err", err)
 				}
 				return
@@ -148,28 +186,28 @@ func (r *Relay) history(ctx context.Context, req Request, a *answer) []*Item {
 			p.up()
 			// Each peer's own first/last N suffice for the global ones.
 			switch {
-			case req.Last > 0 && len(items) > req.Last:
-				items = items[len(items)-req.Last:]
-			case req.First > 0 && len(items) > req.First:
-				items = items[:req.First]
+			case req.q.Last > 0 && len(items) > req.q.Last:
+				items = items[len(items)-req.q.Last:]
+			case req.q.First > 0 && len(items) > req.q.First:
+				items = items[:req.q.First]
 			}
 			results[i] = items
 		})
 	}
 	wg.Wait()
-	var all []*Item
+	var all []*item
 	for _, items := range results {
 		// A peer's answer is in its store's order, which is nearly but not
 		// strictly time order; the stable sort below fixes both.
 		all = append(all, items...)
 	}
-	slices.SortStableFunc(all, func(x, y *Item) int { return x.Time.Compare(y.Time) })
+	slices.SortStableFunc(all, func(x, y *item) int { return x.ts.Compare(y.ts) })
 	switch {
-	case req.PerPeer:
-	case req.Last > 0 && len(all) > req.Last:
-		all = all[len(all)-req.Last:]
-	case req.First > 0 && len(all) > req.First:
-		all = all[:req.First]
+	case req.q.PerNode:
+	case req.q.Last > 0 && len(all) > req.q.Last:
+		all = all[len(all)-req.q.Last:]
+	case req.q.First > 0 && len(all) > req.q.First:
+		all = all[:req.q.First]
 	}
 	return all
 }
@@ -180,11 +218,11 @@ type streamState struct {
 }
 
 // follow merges every peer's live stream through a window.
-func (r *Relay) follow(ctx context.Context, req Request, opts FlowsOptions, a *answer,
-	started func() error, emit func(*Item) error) error {
+func (r *Relay) follow(ctx context.Context, req request, a flowquery.Answer, st *answerState,
+	started func() error, emit func(*item) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	batches := make(chan []*Item, 64)
+	batches := make(chan []*item, 64)
 	firsts := make(chan struct{}, 1024) // one per stream's first connection outcome
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -201,7 +239,7 @@ func (r *Relay) follow(ctx context.Context, req Request, opts FlowsOptions, a *a
 			}
 			sctx, scancel := context.WithCancel(ctx)
 			streams[p] = &streamState{cancel: scancel}
-			wg.Go(func() { r.stream(sctx, p, req, a, batches, firsts) })
+			wg.Go(func() { r.stream(sctx, p, req, st, batches, firsts) })
 		}
 		for p, s := range streams {
 			if !keep[p] {
@@ -247,8 +285,8 @@ func (r *Relay) follow(ctx context.Context, req Request, opts FlowsOptions, a *a
 		return nil
 	}
 	idle := func() error {
-		if len(batches) == 0 && opts.Idle != nil {
-			return opts.Idle()
+		if len(batches) == 0 {
+			return a.CaughtUp()
 		}
 		return nil
 	}
@@ -294,7 +332,7 @@ func (r *Relay) follow(ctx context.Context, req Request, opts FlowsOptions, a *a
 // stream follows one peer, reconnecting with exponential backoff; after a
 // break it resumes just after the newest flow it received. It reports its
 // first connection outcome on firsts.
-func (r *Relay) stream(ctx context.Context, p *peer, req Request, a *answer, out chan<- []*Item, firsts chan<- struct{}) {
+func (r *Relay) stream(ctx context.Context, p *peer, req request, st *answerState, out chan<- []*item, firsts chan<- struct{}) {
 	q := req.peerQuery()
 	var newest time.Time
 	backoff := r.opts.BackoffMin
@@ -310,7 +348,7 @@ func (r *Relay) stream(ctx context.Context, p *peer, req Request, a *answer, out
 	}
 	for ctx.Err() == nil {
 		connected := false
-		err := r.streamOnce(ctx, p, q, req.Match, out, &newest, func() {
+		err := r.streamOnce(ctx, p, q, &req, out, &newest, func() {
 			connected = true
 			report()
 		})
@@ -321,7 +359,7 @@ func (r *Relay) stream(ctx context.Context, p *peer, req Request, a *answer, out
 			err = errors.New("stream ended")
 		}
 		p.down(err)
-		a.fail(p.name())
+		st.fail(p.name())
 		r.log.Debug("peer stream broke", "peer", p.addr, "err", err, "retry_in", backoff)
 		report()
 		if !newest.IsZero() {
@@ -344,8 +382,8 @@ func (r *Relay) stream(ctx context.Context, p *peer, req Request, a *answer, out
 }
 
 // streamOnce runs one follow request to p until it breaks.
-func (r *Relay) streamOnce(ctx context.Context, p *peer, q url.Values, match Matcher,
-	out chan<- []*Item, newest *time.Time, connected func()) error {
+func (r *Relay) streamOnce(ctx context.Context, p *peer, q url.Values, req *request,
+	out chan<- []*item, newest *time.Time, connected func()) error {
 	resp, err := r.open(ctx, p, q)
 	if err != nil {
 		return err
@@ -353,9 +391,9 @@ func (r *Relay) streamOnce(ctx context.Context, p *peer, q url.Values, match Mat
 	defer resp.Body.Close()
 	p.up()
 	connected()
-	rd := newReader(p, resp.Body, match)
+	rd := newLineReader(p, resp.Body, req)
 	const maxBatch = 256
-	var batch []*Item
+	var batch []*item
 	for {
 		it, err := rd.next()
 		if err != nil {
@@ -366,12 +404,12 @@ func (r *Relay) streamOnce(ctx context.Context, p *peer, q url.Values, match Mat
 		}
 		if it != nil {
 			batch = append(batch, it)
-			if it.Time.After(*newest) {
-				*newest = it.Time
+			if it.ts.After(*newest) {
+				*newest = it.ts
 			}
 		}
 		if len(batch) > 0 && (len(batch) >= maxBatch || !rd.buffered()) {
-			p.got(len(batch), batch[len(batch)-1].Time)
+			p.got(len(batch), batch[len(batch)-1].ts)
 			select {
 			case out <- batch:
 			case <-ctx.Done():

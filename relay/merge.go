@@ -6,37 +6,24 @@ import (
 	"github.com/periscope-dev/periscope/api"
 )
 
-// Item is one flow passing through the relay: its time, the peer it came
+// item is one flow passing through the relay: its time, the peer it came
 // from, and its JSON line as the peer wrote it (api.AppendJSON's form, no
-// newline), which the relay forwards without re-encoding.
-type Item struct {
-	Time time.Time
-	Peer string // the peer's address
-	Line []byte
-	// Flow is the parsed line when the relay had to parse it (to apply a
-	// Matcher), else nil; see Parse.
-	Flow *api.Flow
-	seq  uint64 // arrival order, to keep equal times stable
-}
-
-// Parse returns the item's flow, parsing the line the first time.
-func (it *Item) Parse() (*api.Flow, error) {
-	if it.Flow == nil {
-		var f api.Flow
-		if err := api.ParseJSON(it.Line, &f); err != nil {
-			return nil, err
-		}
-		it.Flow = &f
-	}
-	return it.Flow, nil
+// newline), which the relay forwards without re-encoding, or the flow
+// parsed from it.
+type item struct {
+	ts   time.Time // the flow's time
+	peer string    // the peer's address
+	line []byte    // nil when only the parsed flow is needed
+	flow *api.Flow // the parsed line when the answer needs it (see request.parse), else nil
+	seq  uint64    // arrival order, to keep equal times stable
 }
 
 // itemLess orders by time, then by arrival.
-func itemLess(a, b *Item) bool {
-	if a.Time.Equal(b.Time) {
+func itemLess(a, b *item) bool {
+	if a.ts.Equal(b.ts) {
 		return a.seq < b.seq
 	}
-	return a.Time.Before(b.Time)
+	return a.ts.Before(b.ts)
 }
 
 // window orders items arriving from several peers: each item is held for at
@@ -47,7 +34,7 @@ func itemLess(a, b *Item) bool {
 type window struct {
 	span     time.Duration
 	max      int // items held at most; past it the oldest is released early
-	heap     []*Item
+	heap     []*item
 	arrivals []arrival // FIFO of arrival times, oldest first
 	head     int
 	seq      uint64
@@ -58,7 +45,7 @@ type window struct {
 
 type arrival struct {
 	at   time.Time
-	item *Item
+	item *item
 }
 
 func newWindow(span time.Duration, max int) *window {
@@ -70,8 +57,8 @@ func newWindow(span time.Duration, max int) *window {
 
 // add takes it, arrived at now. It returns true when the item is late and
 // the caller must release it at once instead (it is not held).
-func (w *window) add(it *Item, now time.Time) (late bool) {
-	if w.released && it.Time.Before(w.last) {
+func (w *window) add(it *item, now time.Time) (late bool) {
+	if w.released && it.ts.Before(w.last) {
 		w.late++
 		return true
 	}
@@ -79,7 +66,7 @@ func (w *window) add(it *Item, now time.Time) (late bool) {
 	it.seq = w.seq
 	if w.span <= 0 {
 		// No window: release in arrival order.
-		w.last, w.released = it.Time, true
+		w.last, w.released = it.ts, true
 		return true
 	}
 	w.push(it)
@@ -99,7 +86,7 @@ func (w *window) due() (time.Time, bool) {
 
 // next releases the earliest held item if some held item has waited for the
 // whole window (or too many are held), else returns nil.
-func (w *window) next(now time.Time) *Item {
+func (w *window) next(now time.Time) *item {
 	if len(w.heap) == 0 {
 		return nil
 	}
@@ -110,21 +97,21 @@ func (w *window) next(now time.Time) *Item {
 }
 
 // drain releases the earliest held item regardless of the window.
-func (w *window) drain() *Item {
+func (w *window) drain() *item {
 	if len(w.heap) == 0 {
 		return nil
 	}
 	return w.pop()
 }
 
-func (w *window) pop() *Item {
+func (w *window) pop() *item {
 	it := w.heap[0]
 	n := len(w.heap) - 1
 	w.heap[0] = w.heap[n]
 	w.heap[n] = nil
 	w.heap = w.heap[:n]
 	w.down(0)
-	w.last, w.released = it.Time, true
+	w.last, w.released = it.ts, true
 	it.seq = 0 // marks it released for the arrivals FIFO
 	return it
 }
@@ -143,7 +130,7 @@ func (w *window) dropReleased() {
 	}
 }
 
-func (w *window) push(it *Item) {
+func (w *window) push(it *item) {
 	w.heap = append(w.heap, it)
 	i := len(w.heap) - 1
 	for i > 0 {

@@ -12,8 +12,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/periscope-dev/periscope/api"
 )
 
 // Defaults of Options.
@@ -28,11 +26,6 @@ const (
 	DefaultPeersFilePoll = 2 * time.Second
 	shutdownTimeout      = 5 * time.Second
 )
-
-// Matcher selects flows; *filter.Filter satisfies it.
-type Matcher interface {
-	Match(f *api.Flow) bool
-}
 
 // Options configure a Relay. Zero fields take the defaults above.
 type Options struct {

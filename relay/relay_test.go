@@ -19,6 +19,7 @@ import (
 
 	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/api/apitest"
+	"github.com/periscope-dev/periscope/api/flowquery"
 	"github.com/periscope-dev/periscope/collector"
 )
 
@@ -343,7 +344,7 @@ func TestKilledNodeMarksAnswersPartialAndRejoins(t *testing.T) {
 	r, base := startRelay(t, Options{Peers: addrs(nodes), MergeWindow: 50 * time.Millisecond})
 	waitFor(t, "all peers connected", func() bool { return r.Status().NumConnectedNodes == 3 })
 	fl := follow(t, base, "")
-	if h := fl.header.Get(PartialHeader); h != "" {
+	if h := fl.header.Get(flowquery.PartialHeader); h != "" {
 		t.Errorf("a complete answer says partial: %q", h)
 	}
 	t0 := time.Now()
@@ -373,12 +374,12 @@ func TestKilledNodeMarksAnswersPartialAndRejoins(t *testing.T) {
 	if len(gs) != 4 {
 		t.Errorf("history from the two live nodes: got %d flows, want 4", len(gs))
 	}
-	if h.Get(PartialHeader) != "node3" || trailer.Get(PartialHeader) != "node3" {
-		t.Errorf("partial header %q, trailer %q; want node3", h.Get(PartialHeader), trailer.Get(PartialHeader))
+	if h.Get(flowquery.PartialHeader) != "node3" || trailer.Get(flowquery.PartialHeader) != "node3" {
+		t.Errorf("partial header %q, trailer %q; want node3", h.Get(flowquery.PartialHeader), trailer.Get(flowquery.PartialHeader))
 	}
 	// So is a new live answer.
 	fl2 := follow(t, base, "")
-	if got := fl2.header.Get(PartialHeader); got != "node3" {
+	if got := fl2.header.Get(flowquery.PartialHeader); got != "node3" {
 		t.Errorf("new follow's partial header %q, want node3", got)
 	}
 
@@ -392,8 +393,8 @@ func TestKilledNodeMarksAnswersPartialAndRejoins(t *testing.T) {
 		t.Errorf("after rejoining: %v", gs2)
 	}
 	fl2.waitCount(t, 1)
-	if _, h, _ := getFlows(t, base, "all=1"); h.Get(PartialHeader) != "" {
-		t.Errorf("answer still partial after rejoin: %q", h.Get(PartialHeader))
+	if _, h, _ := getFlows(t, base, "all=1"); h.Get(flowquery.PartialHeader) != "" {
+		t.Errorf("answer still partial after rejoin: %q", h.Get(flowquery.PartialHeader))
 	}
 }
 
@@ -439,7 +440,7 @@ func TestHistoryMergeHonoursFirstAndLastAcrossPeers(t *testing.T) {
 			if !slices.Equal(ports, tt.want) {
 				t.Errorf("got %v, want %v", ports, tt.want)
 			}
-			if p := h.Get(PartialHeader); p != "" {
+			if p := h.Get(flowquery.PartialHeader); p != "" {
 				t.Errorf("partial %q", p)
 			}
 		})

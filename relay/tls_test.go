@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"github.com/periscope-dev/periscope/api"
 	"math/big"
 	"net"
 	"os"
@@ -15,6 +14,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/flowquery"
 )
 
 // testCA is a certificate authority made for one test.
@@ -135,7 +137,7 @@ func TestMutualTLS(t *testing.T) {
 			if len(gs) != tt.wantFlows {
 				t.Errorf("got %d flows, want %d", len(gs), tt.wantFlows)
 			}
-			if got := h.Get(PartialHeader); got != tt.wantPartial {
+			if got := h.Get(flowquery.PartialHeader); got != tt.wantPartial {
 				t.Errorf("partial %q, want %q", got, tt.wantPartial)
 			}
 			if tt.wantErr != "" {

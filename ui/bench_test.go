@@ -16,7 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/gorilla/websocket"
 	"github.com/periscope-dev/periscope/api"
-	"github.com/periscope-dev/periscope/collector"
+	"github.com/periscope-dev/periscope/collector/ring"
 )
 
 // cpuTime is the process's user+system CPU time.
@@ -44,8 +44,8 @@ func BenchmarkFanout(b *testing.B) {
 }
 
 func benchFanout(b *testing.B, clients, rate int) {
-	store := collector.NewStore(65536)
-	u, err := New(Options{Source: StoreSource(store, 0)})
+	store := ring.New(65536, 0)
+	u, err := New(Options{Source: store})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,7 +9,10 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/flowquery"
+	"github.com/periscope-dev/periscope/filter"
 )
 
 const (
@@ -33,7 +36,6 @@ const (
 type client struct {
 	h      *hub
 	conn   *websocket.Conn
-	parse  func([]string) (Matcher, error)
 	send   chan []byte // batches from the hub; closed by the hub
 	direct chan []byte // replies and replays, in order, before live batches
 	ctx    context.Context
@@ -42,7 +44,8 @@ type client struct {
 	// Hub-owned.
 	sub        uint64
 	subscribed bool
-	filter     Matcher
+	filter     *filter.Set
+	none       bool // subscribed to nothing
 	replaying  bool
 	replayTil  time.Time
 	held       []item
@@ -112,13 +115,13 @@ func (c *client) readPump() {
 func (c *client) subscribe(sub uint64, m *subscribeMsg) error {
 	now := time.Now()
 	req := subscribeReq{c: c, sub: sub}
-	var q Query
+	var q flowquery.Query
 	var err error
-	if len(m.Filters) > 0 {
-		if req.filter, err = c.parse(m.Filters); err != nil {
-			c.unsubscribe(sub)
-			return err
-		}
+	// The chips are parsed once: the hub matches live flows with the set,
+	// the replay's reader reads it (a relay pushes it down as chips).
+	if req.filter, err = filter.ParseSet(m.Filters); err != nil {
+		c.unsubscribe(sub)
+		return err
 	}
 	if q.Since, err = instant(m.Since, now); err != nil {
 		c.unsubscribe(sub)
@@ -128,7 +131,7 @@ func (c *client) subscribe(sub uint64, m *subscribeMsg) error {
 		c.unsubscribe(sub)
 		return fmt.Errorf("last %d: want 0-%d", m.Last, maxReplay)
 	}
-	q.Last, q.Chips, q.Filter = m.Last, m.Filters, req.filter
+	q.Last, q.Filter = m.Last, req.filter
 	req.replay = q.Last > 0 || !q.Since.IsZero()
 	if req.replay {
 		q.Until = now
@@ -149,18 +152,14 @@ func (c *client) subscribe(sub uint64, m *subscribeMsg) error {
 // nothing, delivered as one).
 func (c *client) unsubscribe(sub uint64) {
 	select {
-	case c.h.subscribe <- subscribeReq{c: c, sub: sub, filter: nothing{}}:
+	case c.h.subscribe <- subscribeReq{c: c, sub: sub, none: true}:
 	case <-c.ctx.Done():
 	}
 }
 
-type nothing struct{}
-
-func (nothing) Match(*api.Flow) bool { return false }
-
 // replay sends the stored flows q selects, in chunks, then tells the hub to
 // start the live batches it has held meanwhile.
-func (c *client) replay(sub uint64, q Query) {
+func (c *client) replay(sub uint64, q flowquery.Query) {
 	buf := make([]byte, 0, 64<<10)
 	n := 0
 	start := func() {
@@ -182,7 +181,7 @@ func (c *client) replay(sub uint64, q Query) {
 	}
 	start()
 	seen := map[[16]byte]struct{}{}
-	err := c.h.src.Query(c.ctx, q, func(f *api.Flow) error {
+	_, err := c.h.src.Query(c.ctx, q, flowquery.Answer{Flow: func(f *api.Flow) error {
 		if f.UUID != ([16]byte{}) && f.Time.After(q.Until.Add(-dedupHorizon)) {
 			seen[f.UUID] = struct{}{}
 		}
@@ -195,7 +194,7 @@ func (c *client) replay(sub uint64, q Query) {
 			return emit()
 		}
 		return nil
-	})
+	}})
 	if err == nil && n > 0 {
 		err = emit()
 	}

@@ -258,7 +258,7 @@ func startE2ERelayUI(t *testing.T, peers ...string) string {
 		ln.Close()
 		t.Fatal(err)
 	}
-	u, err := New(Options{Source: RelaySource(r)})
+	u, err := New(Options{Source: r.Ring()})
 	if err != nil {
 		ln.Close()
 		t.Fatal(err)

@@ -171,7 +171,7 @@ func startLab(t testing.TB, rate int, opts Options) *lab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.Source = StoreSource(c.Store(), 0)
+	opts.Source = c.Store()
 	u, err := New(opts)
 	if err != nil {
 		t.Fatal(err)

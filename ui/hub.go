@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/flowquery"
+	"github.com/periscope-dev/periscope/filter"
 )
 
 // inboundBuffer is how many flows may wait between the upstream follow and
@@ -28,11 +30,13 @@ type item struct {
 	json []byte
 }
 
-// subscribeReq asks the hub to (re)subscribe a client.
+// subscribeReq asks the hub to (re)subscribe a client; none subscribes it
+// to nothing (after a bad request).
 type subscribeReq struct {
 	c         *client
 	sub       uint64
-	filter    Matcher
+	filter    *filter.Set
+	none      bool
 	replay    bool
 	replayTil time.Time
 }
@@ -58,7 +62,7 @@ const (
 // hub owns the set of clients and the upstream follow; only its goroutine
 // touches the clients' hub-side state.
 type hub struct {
-	src      FlowSource
+	src      flowquery.Reader
 	log      *slog.Logger
 	interval time.Duration
 	maxBatch int
@@ -86,7 +90,7 @@ type HubStats struct {
 	Skipped         uint64 `json:"skipped"`
 }
 
-func newHub(src FlowSource, log *slog.Logger, interval time.Duration, maxBatch int, history bool) *hub {
+func newHub(src flowquery.Reader, log *slog.Logger, interval time.Duration, maxBatch int, history bool) *hub {
 	return &hub{
 		src:        src,
 		log:        log,
@@ -188,7 +192,7 @@ func (h *hub) run(ctx context.Context) {
 				h.putBuf(c.pending)
 				c.pending, c.pendingN = nil, 0
 			}
-			c.sub, c.filter, c.subscribed = r.sub, r.filter, true
+			c.sub, c.filter, c.none, c.subscribed = r.sub, r.filter, r.none, true
 			c.replaying, c.replayTil = r.replay, r.replayTil
 			c.held = c.held[:0]
 			c.replayed = nil
@@ -211,7 +215,7 @@ func (h *hub) run(ctx context.Context) {
 
 		case it := <-h.inbound:
 			for c := range clients {
-				if !c.subscribed || (c.filter != nil && !c.filter.Match(&it.flow)) {
+				if !c.subscribed || c.none || !c.filter.Match(&it.flow) {
 					continue
 				}
 				if c.replaying {
@@ -333,9 +337,10 @@ func (h *hub) sendStatus(c *client, clients int) {
 	}
 }
 
-// follow runs the upstream follow, encoding each flow once.
+// follow runs the upstream follow of every new flow, encoding each flow
+// once; it never blocks the source.
 func (h *hub) follow(ctx context.Context) error {
-	return h.src.Follow(ctx, func(f *api.Flow) {
+	_, err := h.src.Follow(ctx, flowquery.Query{}, flowquery.Answer{Flow: func(f *api.Flow) error {
 		h.received.Add(1)
 		it := item{flow: *f, json: api.AppendJSON(make([]byte, 0, 1024), f)}
 		select {
@@ -343,7 +348,12 @@ func (h *hub) follow(ctx context.Context) error {
 		default:
 			h.upstreamSkipped.Add(1)
 		}
-	})
+		return nil
+	}})
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
 }
 
 // stats asks the hub for its counters.

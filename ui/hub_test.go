@@ -12,11 +12,13 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/flowquery"
 )
 
-// chanSource is a FlowSource the test drives: Follow emits what is sent on
-// live; Query replays stored.
+// chanSource is a flowquery.Reader the test drives: Follow emits what is
+// sent on live; Query replays stored.
 type chanSource struct {
 	live   chan []api.Flow
 	stored []api.Flow
@@ -24,29 +26,31 @@ type chanSource struct {
 
 func newChanSource() *chanSource { return &chanSource{live: make(chan []api.Flow)} }
 
-func (s *chanSource) Follow(ctx context.Context, fn func(*api.Flow)) error {
+func (s *chanSource) Follow(ctx context.Context, _ flowquery.Query, a flowquery.Answer) (flowquery.Outcome, error) {
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return flowquery.Outcome{}, nil
 		case fs := <-s.live:
 			for i := range fs {
-				fn(&fs[i])
+				if err := a.Flow(&fs[i]); err != nil {
+					return flowquery.Outcome{}, err
+				}
 			}
 		}
 	}
 }
 
-func (s *chanSource) Query(ctx context.Context, q Query, fn func(*api.Flow) error) error {
+func (s *chanSource) Query(_ context.Context, q flowquery.Query, a flowquery.Answer) (flowquery.Outcome, error) {
 	for i := range s.stored {
-		if q.Filter != nil && !q.Filter.Match(&s.stored[i]) {
+		if !q.Filter.Match(&s.stored[i]) {
 			continue
 		}
-		if err := fn(&s.stored[i]); err != nil {
-			return err
+		if err := a.Flow(&s.stored[i]); err != nil {
+			return flowquery.Outcome{}, err
 		}
 	}
-	return nil
+	return flowquery.Outcome{}, nil
 }
 
 // wsMsg is any server message.

@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"bufio"
 	"context"
 	"crypto/subtle"
 	"embed"
@@ -10,13 +9,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/periscope-dev/periscope/api"
+
+	"github.com/periscope-dev/periscope/api/flowquery"
 )
 
 //go:embed web
@@ -31,11 +30,12 @@ const (
 
 // Options configure the UI.
 type Options struct {
-	// Source streams live flows and replays stored ones; required.
-	Source FlowSource
+	// Source streams live flows and replays stored ones (a collector's
+	// ring, or a relay's Ring); required.
+	Source flowquery.Reader
 	// History, when set, answers time ranges beyond the live ring; the
 	// app then asks GET /api/v1/flows with source=clickhouse.
-	History HistorySource
+	History flowquery.Reader
 	// Token, when set, is required on the WebSocket as
 	// "Authorization: Bearer <token>" or, since browsers cannot set headers
 	// on a WebSocket, as ?token=<token>.
@@ -43,8 +43,6 @@ type Options struct {
 	// AllowedOrigins are the origins (scheme://host[:port], or "*") whose
 	// pages may open the WebSocket; empty means the server's own host only.
 	AllowedOrigins []string
-	// ParseFilter turns chips into a Matcher; nil means filter.Parse.
-	ParseFilter func(chips []string) (Matcher, error)
 	// BatchInterval is how often batches are sent (DefaultBatchInterval).
 	BatchInterval time.Duration
 	// QueueLength is each client's send queue in batches
@@ -58,8 +56,9 @@ type Options struct {
 }
 
 // UI is the web UI's http.Handler: the app at /, the WebSocket at
-// /api/v1/ws, and (when nothing in front of it answers them first)
-// GET /api/v1/flows for history ranges.
+// /api/v1/ws, and (when nothing in front of it answers them first, as a
+// collector or relay does) GET /api/v1/flows for history ranges, answered
+// by flowquery.Server from Source and History.
 type UI struct {
 	opts     Options
 	log      *slog.Logger
@@ -77,9 +76,6 @@ type UI struct {
 func New(opts Options) (*UI, error) {
 	if opts.Source == nil {
 		return nil, errors.New("ui: no flow source")
-	}
-	if opts.ParseFilter == nil {
-		opts.ParseFilter = ParseChips
 	}
 	if opts.BatchInterval <= 0 {
 		opts.BatchInterval = DefaultBatchInterval
@@ -120,7 +116,15 @@ func New(opts Options) (*UI, error) {
 	}
 	files := http.FileServerFS(static)
 	u.mux.HandleFunc("GET /api/v1/ws", u.serveWS)
-	u.mux.HandleFunc("GET /api/v1/flows", u.serveFlows)
+	flows := &flowquery.Server{Ring: opts.Source, History: opts.History, Log: log}
+	u.mux.HandleFunc("GET /api/v1/flows", func(w http.ResponseWriter, r *http.Request) {
+		if !u.tokenOK(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="periscope"`)
+			http.Error(w, "missing or wrong token", http.StatusUnauthorized)
+			return
+		}
+		flows.ServeHTTP(w, r)
+	})
 	u.mux.Handle("GET /", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-cache")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -200,7 +204,6 @@ func (u *UI) serveWS(w http.ResponseWriter, r *http.Request) {
 	c := &client{
 		h:      u.hub,
 		conn:   conn,
-		parse:  u.opts.ParseFilter,
 		send:   make(chan []byte, u.opts.QueueLength),
 		direct: make(chan []byte),
 		ctx:    ctx,
@@ -215,67 +218,4 @@ func (u *UI) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	go c.writePump()
 	go c.readPump()
-}
-
-// serveFlows answers GET /api/v1/flows with since, until, last and filter
-// from the history source when source=clickhouse, else from the live
-// source's store, as NDJSON. In a collector or relay their own
-// /api/v1/flows answers first; this one serves a standalone UI.
-func (u *UI) serveFlows(w http.ResponseWriter, r *http.Request) {
-	v := r.URL.Query()
-	if !u.tokenOK(r) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="periscope"`)
-		http.Error(w, "missing or wrong token", http.StatusUnauthorized)
-		return
-	}
-	now := time.Now()
-	var q Query
-	var err error
-	if q.Since, err = instant(v.Get("since"), now); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	if q.Until, err = instant(v.Get("until"), now); err != nil {
-		http.Error(w, strings.Replace(err.Error(), "since", "until", 1), http.StatusBadRequest)
-		return
-	}
-	if s := v.Get("last"); s != "" {
-		if q.Last, err = strconv.Atoi(s); err != nil || q.Last <= 0 {
-			http.Error(w, "last must be a positive integer", http.StatusBadRequest)
-			return
-		}
-	}
-	if q.Chips = v["filter"]; len(q.Chips) > 0 {
-		if q.Filter, err = u.opts.ParseFilter(q.Chips); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-	}
-	query := u.opts.Source.Query
-	switch v.Get("source") {
-	case "", "ring":
-	case "clickhouse":
-		if u.opts.History == nil {
-			http.Error(w, "no history source configured", http.StatusBadRequest)
-			return
-		}
-		query = u.opts.History.History
-	default:
-		http.Error(w, "source must be ring or clickhouse", http.StatusBadRequest)
-		return
-	}
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.Header().Set("Cache-Control", "no-store")
-	bw := bufio.NewWriterSize(w, 32<<10)
-	line := make([]byte, 0, 2048)
-	err = query(r.Context(), q, func(f *api.Flow) error {
-		line = append(api.AppendJSON(line[:0], f), '\n')
-		_, err := bw.Write(line)
-		return err
-	})
-	if err != nil {
-		u.log.Debug("history response ended", "err", err)
-		return
-	}
-	bw.Flush()
 }

@@ -1,9 +1,15 @@
-// Package flowquery owns the query parameters of GET /api/v1/flows, which
-// collectors and relays answer alike: filter (repeated chips), last, first,
-// all, since, until, follow and source. It parses and validates them into
-// Params and encodes Params back, so every server reads a request the same
-// way and answers a bad one with the same words. It does not parse the
-// filter chips themselves (that is package filter's job).
+// Package flowquery owns reading flows back: the one Query type (filter,
+// time range, first or last N), the one Reader interface that every store
+// of flows implements (the collector's ring, ClickHouse, a relay) and that
+// every consumer reads through (the HTTP API, the web UI, Hubble's API),
+// and GET /api/v1/flows, which collectors and relays answer alike: its
+// parameters (filter, last, first, all, since, until, follow, source),
+// parsed into Params, and Server, which answers it from Readers. Every
+// server thus reads a request the same way and answers a bad one with the
+// same words; filter chips are parsed once per request, here, with package
+// filter.
+//
+// It must not store flows or know any Reader's implementation.
 package flowquery
 
 import (
@@ -12,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/periscope-dev/periscope/filter"
 )
 
 // DefaultLast is how many flows a request that bounds nothing returns, like
@@ -26,12 +34,11 @@ const (
 
 // Params is one parsed flows request.
 type Params struct {
-	Chips        []string  // filter chips, unparsed
-	Last, First  int       // at most one of Last, First, All is set
-	All          bool      //
-	Since, Until time.Time // inclusive bounds on flow time; zero is unbounded
-	Follow       bool      // go on with live flows
-	Source       string    // SourceRing or SourceClickHouse
+	// Query is what to read: the parsed filter chips, since, until, and
+	// first or last (all is a Query without either).
+	Query
+	Follow bool   // go on with live flows
+	Source string // SourceRing or SourceClickHouse
 }
 
 // BadParam is a request error: which parameter, and what is wrong with it.
@@ -46,9 +53,10 @@ func (e *BadParam) Error() string {
 
 // Parse reads v. Durations in since and until ("5m") are taken before now.
 // A request that bounds nothing (no last, first, all, since, until or
-// follow) gets Last = DefaultLast.
+// follow) gets Last = DefaultLast. A bad filter chip is a BadParam of
+// "filter" with filter.Parse's words.
 func Parse(v url.Values, now time.Time) (Params, error) {
-	p := Params{Source: SourceRing, Chips: v["filter"]}
+	p := Params{Source: SourceRing}
 	for key := range v {
 		switch key {
 		case "filter", "last", "first", "all", "since", "until", "follow", "source":
@@ -72,7 +80,8 @@ func Parse(v url.Values, now time.Time) (Params, error) {
 	if p.First, err = count(v, "first"); err != nil {
 		return p, err
 	}
-	if p.All, err = flag(v, "all"); err != nil {
+	all, err := flag(v, "all")
+	if err != nil {
 		return p, err
 	}
 	if p.Follow, err = flag(v, "follow"); err != nil {
@@ -85,7 +94,7 @@ func Parse(v url.Values, now time.Time) (Params, error) {
 		return p, err
 	}
 	limits := 0
-	for _, set := range []bool{p.Last > 0, p.First > 0, p.All} {
+	for _, set := range []bool{p.Last > 0, p.First > 0, all} {
 		if set {
 			limits++
 		}
@@ -102,6 +111,9 @@ func Parse(v url.Values, now time.Time) (Params, error) {
 	}
 	if limits == 0 && !p.Follow && p.Since.IsZero() && p.Until.IsZero() {
 		p.Last = DefaultLast
+	}
+	if p.Filter, err = filter.ParseSet(v["filter"]); err != nil {
+		return p, &BadParam{"filter", err.Error()}
 	}
 	return p, nil
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/periscope-dev/periscope/filter"
 )
 
 func TestParse(t *testing.T) {
@@ -16,19 +18,20 @@ func TestParse(t *testing.T) {
 		wantErr string
 	}{
 		{name: "a request that bounds nothing gets the last 20", query: "",
-			want: Params{Last: DefaultLast, Source: SourceRing}},
+			want: Params{Query: Query{Last: DefaultLast}, Source: SourceRing}},
 		{name: "follow alone streams only new flows", query: "follow=1",
 			want: Params{Follow: true, Source: SourceRing}},
 		{name: "a bare follow is true", query: "follow",
 			want: Params{Follow: true, Source: SourceRing}},
 		{name: "since takes a duration before now", query: "since=1h",
-			want: Params{Since: now.Add(-time.Hour), Source: SourceRing}},
+			want: Params{Query: Query{Since: now.Add(-time.Hour)}, Source: SourceRing}},
 		{name: "until takes an RFC 3339 time", query: "until=2026-11-23T11:00:00.5Z",
-			want: Params{Until: time.Date(2026, 11, 23, 11, 0, 0, 5e8, time.UTC), Source: SourceRing}},
-		{name: "filters are kept as chips", query: "filter=verdict%3DDROPPED&filter=port%3D53&first=3",
-			want: Params{Chips: []string{"verdict=DROPPED", "port=53"}, First: 3, Source: SourceRing}},
+			want: Params{Query: Query{Until: time.Date(2026, 11, 23, 11, 0, 0, 5e8, time.UTC)}, Source: SourceRing}},
+		{name: "filters are parsed into one set", query: "filter=verdict%3Ddropped&filter=port%3D53&first=3",
+			want: Params{Query: Query{Filter: filter.MustParseSet("verdict=DROPPED", "port=53"), First: 3}, Source: SourceRing}},
 		{name: "clickhouse history", query: "source=clickhouse&all=1",
-			want: Params{All: true, Source: SourceClickHouse}},
+			want: Params{Source: SourceClickHouse}},
+		{name: "a bad filter names the parameter", query: "filter=color%3Dred", wantErr: `bad parameter "filter": filter "color=red": unknown kind "color"`},
 		{name: "an unknown parameter is refused", query: "limit=5", wantErr: `bad parameter "limit": unknown parameter`},
 		{name: "a repeated parameter is refused", query: "last=1&last=2", wantErr: `"last": given more than once`},
 		{name: "last must be positive", query: "last=-1", wantErr: `"last": "-1" is not a positive integer`},
@@ -56,8 +59,8 @@ func TestParse(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if strings.Join(got.Chips, "|") != strings.Join(tt.want.Chips, "|") || got.Last != tt.want.Last ||
-				got.First != tt.want.First || got.All != tt.want.All || !got.Since.Equal(tt.want.Since) ||
+			if got.Filter.String() != tt.want.Filter.String() || got.Last != tt.want.Last ||
+				got.First != tt.want.First || !got.Since.Equal(tt.want.Since) ||
 				!got.Until.Equal(tt.want.Until) || got.Follow != tt.want.Follow || got.Source != tt.want.Source {
 				t.Fatalf("Parse(%q) = %+v, want %+v", tt.query, got, tt.want)
 			}

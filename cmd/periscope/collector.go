@@ -209,7 +209,7 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 		return err
 	}
 	if fl.ui {
-		if err := web.start(c, sinks.uiHistory(), fl.uiToken, logger); err != nil {
+		if err := web.start(c, sinks.history, fl.uiToken, logger); err != nil {
 			return fmt.Errorf("web UI: %w", err)
 		}
 		logger.Info("web UI", "url", "http://"+fl.listen+"/")

@@ -12,14 +12,12 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/flowquery"
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/collector/sink"
 	"github.com/periscope-dev/periscope/collector/sink/clickhouse"
 	"github.com/periscope-dev/periscope/collector/sink/metrics"
 	periscopeotel "github.com/periscope-dev/periscope/collector/sink/otel"
-	"github.com/periscope-dev/periscope/filter"
-	"github.com/periscope-dev/periscope/ui"
 )
 
 // shutdownTimeout bounds the OTLP exporters' final export at exit.
@@ -96,7 +94,7 @@ type collectorSinks struct {
 	sinks    []collector.Sink
 	handlers map[string]http.Handler
 	// history is nil without --clickhouse.
-	history collector.History
+	history flowquery.Reader
 
 	fanout *sink.Fanout
 	store  *clickhouse.Store
@@ -178,7 +176,7 @@ func newCollectorSinks(ctx context.Context, fl sinkFlags, nodeName string, lost 
 		}
 		queues = append(queues, q)
 		s.spooled = append(s.spooled, q)
-		s.history = storeHistory(s.store)
+		s.history = s.store
 	}
 
 	if len(queues) == 0 && len(observers) == 0 {
@@ -195,41 +193,6 @@ func newCollectorSinks(ctx context.Context, fl sinkFlags, nodeName string, lost 
 		}
 	}
 	return s, nil
-}
-
-// storeHistory reads the ClickHouse store for GET /api/v1/flows?source=clickhouse.
-func storeHistory(st *clickhouse.Store) collector.History {
-	return collector.HistoryFunc(func(ctx context.Context, q collector.HistoryQuery) ([]api.Flow, error) {
-		f, err := filter.Parse(q.Chips)
-		if err != nil {
-			return nil, err
-		}
-		return st.Query(ctx, clickhouse.HistoryQuery{Filter: f, Since: q.Since, Until: q.Until, First: q.First, Last: q.Last})
-	})
-}
-
-// uiHistory is the history for the web UI, or nil without one.
-func (s *collectorSinks) uiHistory() ui.HistorySource {
-	if s.history == nil {
-		return nil
-	}
-	return historySource{s.history}
-}
-
-// historySource adapts a collector.History to the UI.
-type historySource struct{ h collector.History }
-
-func (hs historySource) History(ctx context.Context, q ui.Query, fn func(*api.Flow) error) error {
-	flows, err := hs.h.Query(ctx, collector.HistoryQuery{Chips: q.Chips, Since: q.Since, Until: q.Until, Last: q.Last})
-	if err != nil {
-		return err
-	}
-	for i := range flows {
-		if err := fn(&flows[i]); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // runWith runs the sinks' queues and ClickHouse retention while run runs

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"sync/atomic"
 
+	"github.com/periscope-dev/periscope/api/flowquery"
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/ui"
 )
@@ -30,10 +31,10 @@ func (m *uiMount) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	u.ServeHTTP(w, r)
 }
 
-// start builds the UI over the collector's store and history (nil: none).
-func (m *uiMount) start(c *collector.Collector, history ui.HistorySource, token string, logger *slog.Logger) error {
+// start builds the UI over the collector's ring and history (nil: none).
+func (m *uiMount) start(c *collector.Collector, history flowquery.Reader, token string, logger *slog.Logger) error {
 	u, err := ui.New(ui.Options{
-		Source:  ui.StoreSource(c.Store(), 0),
+		Source:  c.Store(),
 		History: history,
 		Token:   token,
 		Logger:  logger,

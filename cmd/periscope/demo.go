@@ -13,10 +13,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/flowquery"
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/datapath/netlab"
-	"github.com/periscope-dev/periscope/filter"
 	"github.com/periscope-dev/periscope/relay/hubble"
 )
 
@@ -137,14 +138,13 @@ func runDemoCollector(ctx context.Context, opts demoOptions, lab *netlab.Lab, dp
 			return collector.DatapathStats{EventsRead: s.EventsRead, EventsLost: s.EventsLost,
 				EventsEmitted: s.EventsEmitted, FlowsEnded: s.FlowsEnded}
 		},
-		Interfaces:  dp.Interfaces,
-		Listen:      opts.listen,
-		ParseFilter: demoParseFilter,
-		Sinks:       sinks.sinks,
-		Handlers:    sinks.handlers,
-		History:     sinks.history,
-		Logger:      log,
-		Version:     version,
+		Interfaces: dp.Interfaces,
+		Listen:     opts.listen,
+		Sinks:      sinks.sinks,
+		Handlers:   sinks.handlers,
+		History:    sinks.history,
+		Logger:     log,
+		Version:    version,
 	})
 	if err != nil {
 		return fmt.Errorf("demo collector: %w", err)
@@ -152,7 +152,7 @@ func runDemoCollector(ctx context.Context, opts demoOptions, lab *netlab.Lab, dp
 	if err := startDemoPolicy(col, dp, sinks.handlers, log); err != nil {
 		return err
 	}
-	if err := web.start(col, sinks.uiHistory(), "", log); err != nil {
+	if err := web.start(col, sinks.history, "", log); err != nil {
 		return fmt.Errorf("demo web UI: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -205,10 +205,11 @@ func runDemoParts(ctx context.Context, lab *netlab.Lab, col *collector.Collector
 				fail(err)
 				return
 			}
-			skipped, err := col.Store().Follow(ctx, collector.Query{}, collector.FollowOptions{},
-				func(e *collector.Entry) error { return p.Print(nil, &e.Flow) })
-			if skipped > 0 {
-				log.Warn("printer fell behind", "skipped_flows", skipped)
+			oc, err := col.Store().Follow(ctx, flowquery.Query{}, flowquery.Answer{
+				Flow: func(f *api.Flow) error { return p.Print(nil, f) },
+			})
+			if oc.Skipped > 0 {
+				log.Warn("printer fell behind", "skipped_flows", oc.Skipped)
 			}
 			if err != nil {
 				fail(fmt.Errorf("print flows: %w", err))
@@ -217,14 +218,4 @@ func runDemoParts(ctx context.Context, lab *netlab.Lab, col *collector.Collector
 	}
 	wg.Wait()
 	return errors.Join(errs...)
-}
-
-// demoParseFilter adapts filter.Parse to the collector, keeping a nil
-// *filter.Filter from becoming a non-nil Matcher.
-func demoParseFilter(chips []string) (collector.Matcher, error) {
-	f, err := filter.Parse(chips)
-	if err != nil {
-		return nil, err
-	}
-	return f, nil
 }

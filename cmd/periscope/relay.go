@@ -115,9 +115,9 @@ func runRelay(cmd *cobra.Command, fl relayFlags) error {
 		return err
 	}
 	if fl.ui {
-		uopts := ui.Options{Source: ui.RelaySource(r), Token: fl.uiToken, Logger: logger}
+		uopts := ui.Options{Source: r.Ring(), Token: fl.uiToken, Logger: logger}
 		if fl.history {
-			uopts.History = ui.RelayHistory(r)
+			uopts.History = r.History()
 		}
 		u, err := ui.New(uopts)
 		if err != nil {

@@ -74,7 +74,7 @@ func TestFilterChipsArePushedDownOnlyWhenExact(t *testing.T) {
 		{"a one-field blacklist negates", nil, ff(&flowpb.FlowFilter{Protocol: []string{"udp"}}), []string{"!protocol=udp"}, true},
 		{"two whitelist filters cannot", []*flowpb.FlowFilter{{Protocol: []string{"udp"}}, {Protocol: []string{"tcp"}}}, nil, nil, false},
 		{"a two-field blacklist cannot", nil, ff(&flowpb.FlowFilter{Protocol: []string{"udp"}, SourceIp: []string{"10.0.0.1"}}), nil, false},
-		{"a field without a chip cannot", ff(&flowpb.FlowFilter{Reply: []bool{true}}), nil, nil, false},
+		{"a field that once had no chip now has one", ff(&flowpb.FlowFilter{Reply: []bool{true}}), nil, []string{"reply=true"}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

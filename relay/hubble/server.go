@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/flowquery"
 )
 
 // DefaultListen is the Hubble API's default address (hubble-relay's port).
@@ -61,10 +62,11 @@ func Serve(ctx context.Context, ln net.Listener, b Backend, opts ...grpc.ServerO
 }
 
 // GetFlows streams the flows req selects: number with first (the first N) or
-// without (the last N), since, until and follow; the whitelist and
-// blacklist are Hubble's FlowFilter lists. Unsupported filter fields are
-// InvalidArgument naming the field. number 0 without follow returns every
-// stored flow in the time range.
+// without (the last N; either counts per node through a relay, as
+// hubble-relay's does), since, until and follow; the whitelist and
+// blacklist are Hubble's FlowFilter lists (CompileFilters). Unsupported
+// filter fields are InvalidArgument naming the field. number 0 without
+// follow returns every stored flow in the time range.
 func (s *Server) GetFlows(req *observerpb.GetFlowsRequest, stream observerpb.Observer_GetFlowsServer) error {
 	fs, err := CompileFilters(req.GetWhitelist(), req.GetBlacklist())
 	if err != nil {
@@ -73,10 +75,11 @@ func (s *Server) GetFlows(req *observerpb.GetFlowsRequest, stream observerpb.Obs
 	if req.GetFirst() && req.GetFollow() {
 		return status.Error(codes.InvalidArgument, "first cannot be combined with follow")
 	}
-	var q Query
+	// Like hubble-relay, a number is per node: `hubble observe --last 20`
+	// through a relay shows up to 20 flows of each node.
+	q := flowquery.Query{PerNode: true}
 	if !fs.Empty() {
 		q.Filter = fs
-		q.Chips, q.ChipsOK = fs.Chips()
 	}
 	if req.GetSince() != nil {
 		if err := req.GetSince().CheckValid(); err != nil {
@@ -128,9 +131,9 @@ func (s *Server) GetFlows(req *observerpb.GetFlowsRequest, stream observerpb.Obs
 		})
 	}
 	if req.GetFollow() {
-		err = s.backend.Follow(ctx, q, send)
+		_, err = s.backend.Follow(ctx, q, flowquery.Answer{Flow: send})
 	} else {
-		err = s.backend.Query(ctx, q, send)
+		_, err = s.backend.Query(ctx, q, flowquery.Answer{Flow: send})
 	}
 	if err != nil && ctx.Err() == nil {
 		if _, ok := status.FromError(err); ok {

@@ -68,9 +68,13 @@
 //
 // # Queries
 //
-// Store.Query translates a filter.Filter term by term into a WHERE clause
-// whose values are all bound "?" parameters (clickhouse-go quotes them) and
-// whose identifiers come from a fixed allow-list of columns. A term SQL
-// cannot express exactly (a node glob) is left out, which selects a superset
-// that is read in pages; filter.Match is applied to every row read anyway.
+// Store is the flowquery.Reader of history: Query translates the query's
+// filter.Set (where.go: an OR of allowed filters, each an AND of terms, and
+// NOT of each denied filter) into a WHERE clause whose values are all bound
+// "?" parameters (clickhouse-go quotes them) and whose identifiers come from
+// a fixed allow-list of columns; kindSQL holds every filter kind's SQL. A
+// term SQL cannot express exactly (a node glob, a kind without columns) is
+// left out, which selects a superset that is read in pages (a denied filter
+// with such a term is left out whole); the set's Match is applied to every
+// row read anyway. Follow answers flowquery.ErrNotLive.
 package clickhouse

@@ -5,35 +5,23 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/flowquery"
 	"github.com/periscope-dev/periscope/filter"
 )
-
-// HistoryQuery selects stored flows. Results come oldest first, like the
-// collector's ring.
-type HistoryQuery struct {
-	// Filter selects flows with filter.Match's semantics; nil matches all.
-	Filter *filter.Filter
-	// Since and Until bound Flow.Time, inclusively; zero means unbounded.
-	Since, Until time.Time
-	// First and Last keep only the first or last N matching flows; with both
-	// zero every matching flow is returned (bound the time range then). Set
-	// at most one.
-	First, Last int
-}
 
 // queryPage is how many rows a query reads per round when part of its
 // filter is applied in Go.
 const queryPage = 10000
 
-// Query returns the stored flows that match q. The filter is translated to
-// SQL with every value bound as a parameter; a term SQL cannot express
-// exactly (a node glob) is left out of the SQL, which then selects a
-// superset, and filter.Match is applied to every row read in any case.
-func (s *Store) Query(ctx context.Context, q HistoryQuery) ([]api.Flow, error) {
+// flows returns the stored flows that match q, oldest first. The filter is
+// translated to SQL (where.go) with every value bound as a parameter; a
+// term SQL cannot express exactly (a node glob) is left out of the SQL,
+// which then selects a superset, and q.Filter.Match is applied to every row
+// read in any case. q.PerNode is not looked at.
+func (s *Store) flows(ctx context.Context, q flowquery.Query) ([]api.Flow, error) {
 	if q.First > 0 && q.Last > 0 {
 		return nil, fmt.Errorf("clickhouse: query: set First or Last, not both")
 	}
@@ -79,14 +67,14 @@ func (s *Store) Query(ctx context.Context, q HistoryQuery) ([]api.Flow, error) {
 	return out, nil
 }
 
-func (s *Store) scan(ctx context.Context, query string, args []any, f *filter.Filter, out *[]api.Flow) error {
+func (s *Store) scan(ctx context.Context, query string, args []any, f *filter.Set, out *[]api.Flow) error {
 	_, err := s.scanCount(ctx, query, args, f, out)
 	return err
 }
 
 // scanCount appends the rows that pass f to out and returns how many rows
 // it read.
-func (s *Store) scanCount(ctx context.Context, query string, args []any, f *filter.Filter, out *[]api.Flow) (int, error) {
+func (s *Store) scanCount(ctx context.Context, query string, args []any, f *filter.Set, out *[]api.Flow) (int, error) {
 	rows, err := s.conn.Query(ctx, query, args...)
 	if err != nil {
 		return 0, fmt.Errorf("clickhouse: query flows: %w", err)
@@ -109,217 +97,6 @@ func (s *Store) scanCount(ctx context.Context, query string, args []any, f *filt
 		return n, fmt.Errorf("clickhouse: read flows: %w", err)
 	}
 	return n, nil
-}
-
-// whereClause translates the time range and filter to a WHERE condition
-// with "?" parameters. exact is false when some term was left to Go.
-func whereClause(q HistoryQuery) (where string, args []any, exact bool) {
-	var conds []string
-	if !q.Since.IsZero() {
-		sec, ns := splitTime(q.Since)
-		conds = append(conds, "(time > toDateTime(?) OR time = toDateTime(?) AND time_ns >= ?)")
-		args = append(args, sec, sec, ns)
-	}
-	if !q.Until.IsZero() {
-		sec, ns := splitTime(q.Until)
-		conds = append(conds, "(time < toDateTime(?) OR time = toDateTime(?) AND time_ns <= ?)")
-		args = append(args, sec, sec, ns)
-	}
-	exact = true
-	for _, t := range q.Filter.Terms() {
-		c, a, ok := termSQL(t)
-		if !ok {
-			exact = false
-			continue
-		}
-		conds = append(conds, c)
-		args = append(args, a...)
-	}
-	if len(conds) == 0 {
-		return "1", args, exact
-	}
-	return strings.Join(conds, " AND "), args, exact
-}
-
-// splitTime is t as DateTime seconds (clamped to DateTime's range) and
-// nanoseconds.
-func splitTime(t time.Time) (uint32, uint32) {
-	sec := t.Unix()
-	switch {
-	case sec < 0:
-		return 0, 0
-	case sec > 1<<32-1:
-		return 1<<32 - 1, 999999999
-	}
-	return uint32(sec), uint32(t.Nanosecond())
-}
-
-// endpointCols are the columns of one side: the allow-list filter SQL takes
-// identifiers from.
-type endpointCols struct {
-	ip, port, identity, namespace, pod, workload, labelKeys, labelValues string
-}
-
-var sideCols = map[filter.Side]endpointCols{
-	filter.SideFrom: {"src_ip", "src_port", "src_identity", "src_namespace", "src_pod", "src_workload", "src_labels_keys", "src_labels_values"},
-	filter.SideTo:   {"dst_ip", "dst_port", "dst_identity", "dst_namespace", "dst_pod", "dst_workload", "dst_labels_keys", "dst_labels_values"},
-}
-
-// termSQL translates one term; ok is false when the term cannot be
-// expressed exactly (then it is left to filter.Match).
-func termSQL(t filter.Term) (cond string, args []any, ok bool) {
-	var alts []string
-	for _, v := range t.Values {
-		var sides []filter.Side
-		switch {
-		case !t.Sided:
-			sides = []filter.Side{filter.SideEither}
-		case t.Side == filter.SideEither:
-			sides = []filter.Side{filter.SideFrom, filter.SideTo}
-		default:
-			sides = []filter.Side{t.Side}
-		}
-		for _, sd := range sides {
-			c, a, ok := valueSQL(t.Kind, v, sideCols[sd])
-			if !ok {
-				return "", nil, false
-			}
-			alts = append(alts, "("+c+")")
-			args = append(args, a...)
-		}
-	}
-	cond = "(" + strings.Join(alts, " OR ") + ")"
-	if t.Negate {
-		cond = "NOT " + cond
-	}
-	return cond, args, true
-}
-
-// Protocols that have ports, as filter's port kind sees them.
-var portProtocols = fmt.Sprintf("protocol IN (%d, %d, %d)", api.ProtoTCP, api.ProtoUDP, api.ProtoSCTP)
-
-func valueSQL(kind string, v filter.TermValue, c endpointCols) (string, []any, bool) {
-	switch kind {
-	case "ip":
-		return ipSQL(c.ip, v.Prefix)
-	case "label":
-		return labelSQL(c, v.Selector)
-	case "pod":
-		if v.Namespace != "" {
-			return c.namespace + " = ? AND startsWith(" + c.pod + ", ?)", []any{v.Namespace, v.Name}, true
-		}
-		return c.pod + " != '' AND startsWith(" + c.pod + ", ?)", []any{v.Name}, true
-	case "namespace":
-		return c.namespace + " = ?", []any{v.Name}, true
-	case "workload":
-		return c.workload + " = ?", []any{v.Name}, true
-	case "identity":
-		return c.identity + " = ?", []any{v.Number}, true
-	case "port":
-		return portProtocols + " AND " + c.port + " = ?", []any{v.Number}, true
-	case "verdict":
-		return "verdict = ?", []any{v.Number}, true
-	case "protocol":
-		return "protocol != 0 AND (protocol = ? OR protocol = ?)", []any{v.Protocols[0], v.Protocols[1]}, true
-	case "tcp-flag":
-		return fmt.Sprintf("protocol = %d AND bitAnd(tcp_flags, ?) = ?", api.ProtoTCP), []any{v.Number, v.Number}, true
-	case "type":
-		return "type = ?", []any{v.Number}, true
-	case "node":
-		if v.Glob {
-			return "", nil, false // path.Match is not LIKE: leave it to Go
-		}
-		return "node = ?", []any{v.Name}, true
-	case "dns":
-		return "0", nil, true // reserved: matches no flow
-	}
-	return "", nil, false
-}
-
-var (
-	zeroIP   = make([]byte, 16)
-	mappedV4 = netip.MustParsePrefix("::ffff:0.0.0.0/96")
-)
-
-// ipSQL is "address in prefix" over the FixedString(16) column: a byte range.
-// IPv4 addresses are stored mapped, so an IPv4 prefix is a range of mapped
-// addresses; an IPv6 prefix excludes the mapped range (filter.Match never
-// matches an IPv4 flow with an IPv6 prefix) and the empty address.
-func ipSQL(col string, p netip.Prefix) (string, []any, bool) {
-	if !p.IsValid() {
-		return "", nil, false
-	}
-	bits := p.Bits()
-	if p.Addr().Is4() {
-		bits += 96
-	}
-	lo, hi := byteRange(netip.AddrFrom16(p.Addr().As16()), bits)
-	cond := fmt.Sprintf("%s >= unhex(?) AND %s <= unhex(?)", col, col)
-	args := []any{lo, hi}
-	if p.Addr().Is6() {
-		mlo, mhi := byteRange(mappedV4.Addr(), 96)
-		if mlo >= lo && mhi <= hi {
-			cond += fmt.Sprintf(" AND NOT (%s >= unhex(?) AND %s <= unhex(?))", col, col)
-			args = append(args, mlo, mhi)
-		}
-		if lo == fmt.Sprintf("%X", zeroIP) {
-			cond += fmt.Sprintf(" AND %s != unhex(?)", col)
-			args = append(args, lo)
-		}
-	}
-	return cond, args, true
-}
-
-// byteRange is the first and last address of a/bits, as upper-case hex.
-func byteRange(a netip.Addr, bits int) (string, string) {
-	lo := a.As16()
-	hi := lo
-	for i := range 16 {
-		for b := range 8 {
-			if i*8+b >= bits {
-				lo[i] &^= 0x80 >> b
-				hi[i] |= 0x80 >> b
-			}
-		}
-	}
-	return fmt.Sprintf("%X", lo[:]), fmt.Sprintf("%X", hi[:])
-}
-
-// labelSQL is every requirement of a selector, over the keys ("source:key")
-// and values arrays.
-func labelSQL(c endpointCols, sel []filter.LabelRequirement) (string, []any, bool) {
-	if len(sel) == 0 {
-		return "", nil, false
-	}
-	var conds []string
-	var args []any
-	for _, r := range sel {
-		// keyCond tests the lambda's k: "source:key" exactly, or for any
-		// source the text after the first colon (all of k without one).
-		var keyCond string
-		if r.Source != "" {
-			keyCond = "k = ?"
-			args = append(args, r.Source+":"+r.Key)
-		} else {
-			keyCond = "substring(k, position(k, ':') + 1) = ?"
-			args = append(args, r.Key)
-		}
-		var cond string
-		switch r.Op {
-		case filter.LabelExists, filter.LabelNotExists:
-			cond = fmt.Sprintf("arrayExists(k -> %s, %s)", keyCond, c.labelKeys)
-		case filter.LabelEquals, filter.LabelNotEquals:
-			cond = fmt.Sprintf("arrayExists((k, v) -> %s AND v = ?, %s, %s)", keyCond, c.labelKeys, c.labelValues)
-			args = append(args, r.Value)
-		default:
-			return "", nil, false
-		}
-		if r.Op == filter.LabelNotExists || r.Op == filter.LabelNotEquals {
-			cond = "NOT " + cond
-		}
-		conds = append(conds, cond)
-	}
-	return strings.Join(conds, " AND "), args, true
 }
 
 // rowDecoder scans one row of flowColumns and rebuilds the flow.

@@ -1,13 +1,16 @@
-package collector
+package ring
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/flowquery"
+	"github.com/periscope-dev/periscope/filter"
 )
 
 var t0 = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -36,9 +39,37 @@ func seq(from, to int) []int {
 	return out
 }
 
-type evenPorts struct{}
+// evenPorts selects flows with an even source port, among those flowN makes.
+var evenPorts = filter.MustParseSet(func() []string {
+	var chips []string
+	for p := 0; p <= 100; p += 2 {
+		chips = append(chips, fmt.Sprintf("from:port=%d", p))
+	}
+	return chips
+}()...)
 
-func (evenPorts) Match(f *api.Flow) bool { return f.L4.SourcePort%2 == 0 }
+// query returns copies of the flows q selects, oldest first.
+func query(t testing.TB, r *Ring, q Query) []api.Flow {
+	t.Helper()
+	var out []api.Flow
+	if _, err := r.Query(context.Background(), q, flowquery.Answer{Flow: func(f *api.Flow) error {
+		out = append(out, *f)
+		return nil
+	}}); err != nil {
+		t.Error(err)
+	}
+	return out
+}
+
+// Query is flowquery's, which the ring answers.
+type Query = flowquery.Query
+
+// follow follows r with q until ctx is done or fn fails, calling idle when
+// caught up.
+func follow(ctx context.Context, r *Ring, q Query, idle func() error, fn func(*api.Flow) error) (uint64, error) {
+	oc, err := r.Follow(ctx, q, flowquery.Answer{Flow: fn, Idle: idle})
+	return oc.Skipped, err
+}
 
 func equalInts(a, b []int) bool {
 	if len(a) != len(b) {
@@ -53,7 +84,7 @@ func equalInts(a, b []int) bool {
 }
 
 func TestStoreQuery(t *testing.T) {
-	s := NewStore(10)
+	s := New(10, 0)
 	for i := 1; i <= 25; i++ { // wraps the ring twice and a half
 		s.Write(flowN(i))
 	}
@@ -71,13 +102,13 @@ func TestStoreQuery(t *testing.T) {
 		{"since and until bound both ends", Query{Since: t0.Add(18 * time.Second), Until: t0.Add(21 * time.Second)}, seq(18, 21)},
 		{"since with first", Query{Since: t0.Add(18 * time.Second), First: 2}, seq(18, 19)},
 		{"until with last", Query{Until: t0.Add(21 * time.Second), Last: 2}, seq(20, 21)},
-		{"filter applies before last", Query{Filter: evenPorts{}, Last: 2}, []int{22, 24}},
-		{"filter applies before first", Query{Filter: evenPorts{}, First: 2}, []int{16, 18}},
+		{"filter applies before last", Query{Filter: evenPorts, Last: 2}, []int{22, 24}},
+		{"filter applies before first", Query{Filter: evenPorts, First: 2}, []int{16, 18}},
 		{"since after every flow returns nothing", Query{Since: t0.Add(time.Hour)}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := ports(s.Query(tt.q))
+			got := ports(query(t, s, tt.q))
 			if !equalInts(got, tt.want) {
 				t.Errorf("got %v, want %v", got, tt.want)
 			}
@@ -89,18 +120,18 @@ func TestStoreQuery(t *testing.T) {
 }
 
 func TestStoreKeepsCopies(t *testing.T) {
-	s := NewStore(4)
+	s := New(4, 0)
 	f := flowN(1)
 	s.Write(f)
 	f.L4.SourcePort = 99 // the datapath reuses its Flow
-	if got := ports(s.Query(Query{})); !equalInts(got, []int{1}) {
+	if got := ports(query(t, s, Query{})); !equalInts(got, []int{1}) {
 		t.Errorf("stored flow changed with the writer's: %v", got)
 	}
 }
 
 func TestStoreEmpty(t *testing.T) {
-	s := NewStore(4)
-	if got := s.Query(Query{Last: 5}); len(got) != 0 {
+	s := New(4, 0)
+	if got := query(t, s, Query{Last: 5}); len(got) != 0 {
 		t.Errorf("empty store returned %d flows", len(got))
 	}
 }
@@ -109,7 +140,7 @@ func TestStoreEmpty(t *testing.T) {
 // every flow from since on must arrive exactly once, in order.
 func TestFollowNoGapNoDuplicate(t *testing.T) {
 	const total = 20000
-	s := NewStore(total) // big enough that the replay is never overwritten
+	s := New(total, total) // big enough that the replay is never overwritten, a queue as long as the stream
 	for i := 1; i <= 100; i++ {
 		s.Write(flowN(i))
 	}
@@ -126,13 +157,14 @@ func TestFollowNoGapNoDuplicate(t *testing.T) {
 	}()
 
 	var got []int
-	var lastSeq uint64
-	skipped, err := s.Follow(ctx, Query{Since: t0.Add(50 * time.Second)}, FollowOptions{Buffer: total}, func(e *Entry) error {
-		if lastSeq != 0 && e.Seq != lastSeq+1 {
-			return errors.New("sequence gap or duplicate")
+	var last int
+	skipped, err := follow(ctx, s, Query{Since: t0.Add(50 * time.Second)}, nil, func(f *api.Flow) error {
+		n := int(f.L4.SourcePort) // flowN(n) for every n in order: any gap or duplicate shows
+		if last != 0 && n != last+1 {
+			return errors.New("gap or duplicate")
 		}
-		lastSeq = e.Seq
-		got = append(got, int(e.Flow.L4.SourcePort))
+		last = n
+		got = append(got, n)
 		if len(got) == total-49 {
 			cancel()
 		}
@@ -140,7 +172,7 @@ func TestFollowNoGapNoDuplicate(t *testing.T) {
 	})
 	wg.Wait()
 	if err != nil {
-		t.Fatalf("follow: %v (at seq %d)", err, lastSeq)
+		t.Fatalf("follow: %v (after flow %d)", err, last)
 	}
 	if skipped != 0 {
 		t.Errorf("skipped %d with a queue as long as the stream", skipped)
@@ -151,7 +183,7 @@ func TestFollowNoGapNoDuplicate(t *testing.T) {
 }
 
 func TestFollowLastThenLive(t *testing.T) {
-	s := NewStore(16)
+	s := New(16, 0)
 	for i := 1; i <= 5; i++ {
 		s.Write(flowN(i))
 	}
@@ -161,15 +193,15 @@ func TestFollowLastThenLive(t *testing.T) {
 	caughtUp := make(chan struct{}, 1)
 	done := make(chan error, 1)
 	go func() {
-		_, err := s.Follow(ctx, Query{Last: 2, Filter: evenPorts{}}, FollowOptions{Idle: func() error {
+		_, err := follow(ctx, s, Query{Last: 2, Filter: evenPorts}, func() error {
 			select {
 			case caughtUp <- struct{}{}:
 			default:
 			}
 			return nil
-		}}, func(e *Entry) error {
-			got = append(got, int(e.Flow.L4.SourcePort))
-			if e.Flow.L4.SourcePort == 8 {
+		}, func(f *api.Flow) error {
+			got = append(got, int(f.L4.SourcePort))
+			if f.L4.SourcePort == 8 {
 				cancel()
 			}
 			return nil
@@ -189,7 +221,7 @@ func TestFollowLastThenLive(t *testing.T) {
 }
 
 func TestFollowSlowSubscriberIsSkippedNotBlocking(t *testing.T) {
-	s := NewStore(64)
+	s := New(64, 4)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	release := make(chan struct{})
@@ -201,14 +233,14 @@ func TestFollowSlowSubscriberIsSkippedNotBlocking(t *testing.T) {
 	done := make(chan result, 1)
 	go func() {
 		n := 0
-		skipped, _ := s.Follow(ctx, Query{}, FollowOptions{Buffer: 4, Idle: func() error {
+		skipped, _ := follow(ctx, s, Query{}, func() error {
 			select {
 			case <-started:
 			default:
 				close(started)
 			}
 			return nil
-		}}, func(e *Entry) error {
+		}, func(*api.Flow) error {
 			<-release // stuck reader
 			n++
 			return nil
@@ -244,10 +276,10 @@ func TestFollowSlowSubscriberIsSkippedNotBlocking(t *testing.T) {
 }
 
 func TestFollowEndsWhenStoreCloses(t *testing.T) {
-	s := NewStore(8)
+	s := New(8, 0)
 	done := make(chan error, 1)
 	go func() {
-		_, err := s.Follow(context.Background(), Query{}, FollowOptions{}, func(*Entry) error { return nil })
+		_, err := follow(context.Background(), s, Query{}, nil, func(*api.Flow) error { return nil })
 		done <- err
 	}()
 	for s.Followers() == 0 {
@@ -262,13 +294,13 @@ func TestFollowEndsWhenStoreCloses(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("follow did not end on Close")
 	}
-	if _, err := s.Follow(context.Background(), Query{}, FollowOptions{}, func(*Entry) error { return nil }); err != nil {
+	if _, err := follow(context.Background(), s, Query{}, nil, func(*api.Flow) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestConcurrentQueriesDuringWrites(t *testing.T) {
-	s := NewStore(128)
+	s := New(128, 0)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for r := 0; r < 4; r++ {
@@ -276,7 +308,7 @@ func TestConcurrentQueriesDuringWrites(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
-				got := s.Query(Query{Last: 50})
+				got := query(t, s, Query{Last: 50})
 				for i := 1; i < len(got); i++ {
 					if got[i].Time.Before(got[i-1].Time) {
 						t.Errorf("out of order results")
@@ -291,4 +323,52 @@ func TestConcurrentQueriesDuringWrites(t *testing.T) {
 	}
 	cancel()
 	wg.Wait()
+}
+
+func TestAnswersBeginBeforeTheirFlows(t *testing.T) {
+	s := New(8, 0)
+	for i := 1; i <= 3; i++ {
+		s.Write(flowN(i))
+	}
+	var events []string
+	a := flowquery.Answer{
+		Started: func(unavailable []string) error {
+			events = append(events, fmt.Sprintf("begin %d followers, unavailable %v", s.Followers(), unavailable))
+			return nil
+		},
+		Flow: func(f *api.Flow) error {
+			events = append(events, fmt.Sprint("flow ", f.L4.SourcePort))
+			return nil
+		},
+	}
+	if _, err := s.Query(context.Background(), Query{Last: 1}, a); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a.Idle = func() error { cancel(); return nil }
+	if _, err := s.Follow(ctx, Query{Last: 1}, a); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"begin 0 followers, unavailable []", "flow 3", "begin 1 followers, unavailable []", "flow 3"}
+	if fmt.Sprint(events) != fmt.Sprint(want) {
+		t.Errorf("events %q, want %q", events, want)
+	}
+}
+
+func TestQueryEndsWhenItsContextIsDone(t *testing.T) {
+	s := New(1000, 0)
+	for i := 1; i <= 1000; i++ {
+		s.Write(flowN(i))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := 0
+	_, err := s.Query(ctx, Query{}, flowquery.Answer{Flow: func(*api.Flow) error {
+		if n++; n == 10 {
+			cancel()
+		}
+		return nil
+	}})
+	if !errors.Is(err, context.Canceled) || n >= 1000 {
+		t.Errorf("after %d flows: err %v, want context.Canceled before the end", n, err)
+	}
 }

@@ -1,0 +1,112 @@
+package ring
+
+import (
+	"context"
+
+	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/flowquery"
+)
+
+// Query delivers the stored flows q selects to a, oldest first (see
+// flowquery.Reader). Flows written meanwhile are not part of the answer.
+// The functions of a run without the ring's lock held. q.PerNode changes
+// nothing: a ring holds one node's flows.
+func (r *Ring) Query(ctx context.Context, q flowquery.Query, a flowquery.Answer) (flowquery.Outcome, error) {
+	r.mu.RLock()
+	upTo := r.next
+	r.mu.RUnlock()
+	if err := a.Begin(nil); err != nil {
+		return flowquery.Outcome{}, err
+	}
+	return flowquery.Outcome{}, r.each(ctx, &q, upTo, flowOf(a.Flow))
+}
+
+// Each calls fn, oldest first, for every stored flow q selects, with its
+// sequence number, for a caller that marks a position with Seen; it stops
+// at fn's first error. fn runs without the ring's lock held and gets a copy
+// it may keep only during the call.
+func (r *Ring) Each(q flowquery.Query, fn func(*Entry) error) error {
+	r.mu.RLock()
+	upTo := r.next
+	r.mu.RUnlock()
+	return r.each(context.Background(), &q, upTo, fn)
+}
+
+// flowOf adapts a function of flows to each.
+func flowOf(fn func(*api.Flow) error) func(*Entry) error {
+	return func(e *Entry) error { return fn(&e.Flow) }
+}
+
+// each calls fn, oldest first, for the stored flows q selects with sequence
+// numbers below upTo, stopping at fn's first error or when ctx is done.
+func (r *Ring) each(ctx context.Context, q *flowquery.Query, upTo uint64, fn func(*Entry) error) error {
+	seq := uint64(1)
+	if q.Last > 0 {
+		seq = r.lastStart(q, upTo)
+	}
+	batch := make([]Entry, 0, scanChunk)
+	sent := 0
+	for seq < upTo {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		batch = batch[:0]
+		r.mu.RLock()
+		if oldest := r.oldestLocked(); seq < oldest {
+			seq = oldest
+		}
+		end := min(seq+scanChunk, upTo)
+		for ; seq < end; seq++ {
+			sl := &r.slots[seq%uint64(len(r.slots))]
+			if sl.seq != seq || !q.Matches(&sl.flow) {
+				continue
+			}
+			batch = append(batch, Entry{Seq: seq, Flow: sl.flow})
+			if q.First > 0 && sent+len(batch) >= q.First {
+				break
+			}
+		}
+		r.mu.RUnlock()
+		for i := range batch {
+			if err := fn(&batch[i]); err != nil {
+				return err
+			}
+			sent++
+		}
+		if q.First > 0 && sent >= q.First {
+			return nil
+		}
+	}
+	return nil
+}
+
+// lastStart walks back from upTo to find the sequence number of the q.Last-th
+// newest matching flow (or the oldest stored one if there are fewer).
+func (r *Ring) lastStart(q *flowquery.Query, upTo uint64) uint64 {
+	found := 0
+	seq := upTo
+	for {
+		r.mu.RLock()
+		oldest := r.oldestLocked()
+		if seq <= oldest {
+			r.mu.RUnlock()
+			return oldest
+		}
+		stop := oldest
+		if seq-oldest > scanChunk {
+			stop = seq - scanChunk
+		}
+		for seq > stop {
+			seq--
+			sl := &r.slots[seq%uint64(len(r.slots))]
+			if sl.seq == seq && q.Matches(&sl.flow) {
+				found++
+				if found == q.Last {
+					r.mu.RUnlock()
+					return seq
+				}
+			}
+		}
+		r.mu.RUnlock()
+	}
+}
