@@ -78,51 +78,60 @@ func (n notFlag) Type() string { return "bool" }
 // IsBoolFlag lets --not be given without a value.
 func (n notFlag) IsBoolFlag() bool { return true }
 
-// filterFlagSpec is one filter flag: its name, shorthand, chip kind and help.
+// filterFlagSpec is one filter flag: its name, shorthand, chip prefix,
+// help, and the value it takes when given without one ("" when it needs one).
 type filterFlagSpec struct {
-	name, short, chip, help string
+	name, short, chip, help, implied string
 }
 
-// filterFlagSpecs are the filter flags, named as hubble observe names them.
-var filterFlagSpecs = []filterFlagSpec{
-	{"ip", "", "ip=", "Show flows from or to this IP address or CIDR prefix"},
-	{"from-ip", "", "from:ip=", "Show flows from this IP address or CIDR prefix"},
-	{"to-ip", "", "to:ip=", "Show flows to this IP address or CIDR prefix"},
-	{"port", "", "port=", "Show flows with this source or destination port"},
-	{"from-port", "", "from:port=", "Show flows with this source port"},
-	{"to-port", "", "to:port=", "Show flows with this destination port"},
-	{"protocol", "", "protocol=", "Show flows of this protocol (tcp, udp, sctp, icmp, icmpv4, icmpv6)"},
-	{"label", "l", "label=", "Show flows from or to endpoints matching this label selector (e.g. app=frontend,tier!=db)"},
-	{"from-label", "", "from:label=", "Show flows from endpoints matching this label selector"},
-	{"to-label", "", "to:label=", "Show flows to endpoints matching this label selector"},
-	{"pod", "", "pod=", "Show flows from or to pods with this name prefix ([namespace/]name)"},
-	{"from-pod", "", "from:pod=", "Show flows from pods with this name prefix ([namespace/]name)"},
-	{"to-pod", "", "to:pod=", "Show flows to pods with this name prefix ([namespace/]name)"},
-	{"namespace", "n", "namespace=", "Show flows from or to this namespace"},
-	{"from-namespace", "", "from:namespace=", "Show flows from this namespace"},
-	{"to-namespace", "", "to:namespace=", "Show flows to this namespace"},
-	{"workload", "", "workload=", "Show flows from or to this workload"},
-	{"from-workload", "", "from:workload=", "Show flows from this workload"},
-	{"to-workload", "", "to:workload=", "Show flows to this workload"},
-	{"identity", "", "identity=", "Show flows from or to this security identity"},
-	{"from-identity", "", "from:identity=", "Show flows from this security identity"},
-	{"to-identity", "", "to:identity=", "Show flows to this security identity"},
-	{"verdict", "", "verdict=", "Show flows with this verdict (FORWARDED, DROPPED, AUDIT, ERROR)"},
-	{"type", "t", "type=", "Show flows of this type (l3_l4, l7, sock)"},
-	{"tcp-flags", "", "tcp-flag=", "Show TCP flows that saw these flags (SYN, ACK, FIN, RST, ...; SYN,ACK means both)"},
-	{"node-name", "", "node=", "Show flows observed on this node (glob with * allowed)"},
-	{"filter", "", "", "Add a filter chip [!][from:|to:]kind=value, as the UI writes them"},
+// filterFlagSpecs are the filter flags: those of the filter kinds
+// (filter.Kinds; named as hubble observe names them, --flag, --from-flag and
+// --to-flag for a kind with sides), then --filter.
+func filterFlagSpecs() []filterFlagSpec {
+	var specs []filterFlagSpec
+	for _, k := range filter.Kinds() {
+		switch {
+		case k.Flag == "":
+		case !k.Sided:
+			specs = append(specs, filterFlagSpec{k.Flag, k.Short, k.Name + "=", k.Help, k.FlagImplied})
+		default:
+			either, from, to := sideHelp(k.Help)
+			specs = append(specs,
+				filterFlagSpec{k.Flag, k.Short, k.Name + "=", either, k.FlagImplied},
+				filterFlagSpec{"from-" + k.Flag, "", "from:" + k.Name + "=", from, k.FlagImplied},
+				filterFlagSpec{"to-" + k.Flag, "", "to:" + k.Name + "=", to, k.FlagImplied})
+		}
+	}
+	return append(specs, filterFlagSpec{name: "filter", help: "Add a filter chip [!][from:|to:]kind=value, as the UI writes them"})
+}
+
+// sideHelp expands the "{either|from|to}" group of a sided kind's help into
+// the help of its three flags.
+func sideHelp(help string) (either, from, to string) {
+	open, end := strings.Index(help, "{"), strings.Index(help, "}")
+	if open < 0 || end < open {
+		return help, help, help
+	}
+	words := strings.Split(help[open+1:end], "|")
+	if len(words) != 3 {
+		return help, help, help
+	}
+	pre, post := help[:open], help[end+1:]
+	return pre + words[0] + post, pre + words[1] + post, pre + words[2] + post
 }
 
 // addFilterFlags registers the filter flags and --not on fs, recording every
 // use into list in command-line order.
 func addFilterFlags(fs *pflag.FlagSet, list *chipList) {
-	for _, s := range filterFlagSpecs {
+	for _, s := range filterFlagSpecs() {
 		help := s.help + "; repeat to OR"
 		if s.chip == "" {
 			help = s.help + "; repeatable"
 		}
-		fs.VarP(&filterFlag{list: list, prefix: s.chip}, s.name, s.short, help)
+		fl := fs.VarPF(&filterFlag{list: list, prefix: s.chip}, s.name, s.short, help)
+		if s.implied != "" {
+			fl.NoOptDefVal = s.implied
+		}
 	}
 	fl := fs.VarPF(notFlag{list: list}, "not", "", "Negate the next filter flag (e.g. --not --verdict FORWARDED)")
 	fl.NoOptDefVal = "true"

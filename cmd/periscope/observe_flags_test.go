@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/periscope-dev/periscope/filter"
 )
 
 // parseObserveArgs runs the observe command's flag parsing on args and returns
@@ -75,6 +77,11 @@ func TestObserveFlagsBecomeChipsInCommandLineOrder(t *testing.T) {
 			[]string{"port=53"}},
 		{"--not=false does not negate", []string{"--not=false", "--port", "1"}, []string{"port=1"}},
 		{"the equals form of a flag works", []string{"--to-port=443"}, []string{"to:port=443"}},
+		{"the kinds hubble's filters gave chips have flags",
+			[]string{"--traffic-direction", "ingress", "--reply", "--ip-version", "v6", "--drop-reason-desc", "POLICY_DENIED",
+				"--event-type", "drop", "--uuid", "4f1a9c2e-5b7d-4e3a-9c1f-2b6d8e0a7c5d", "--interface", "eth0", "--not", "--reply=false"},
+			[]string{"traffic-direction=ingress", "reply=true", "ip-version=v6", "drop-reason=POLICY_DENIED",
+				"event-type=drop", "uuid=4f1a9c2e-5b7d-4e3a-9c1f-2b6d8e0a7c5d", "interface=eth0", "!reply=false"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -182,5 +189,41 @@ func TestObserveSourceFlag(t *testing.T) {
 				t.Fatalf("source = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// The flags come from the filter kinds: every kind with a flag has one per
+// side, with the help of its side.
+func TestObserveFlagsComeFromTheFilterKinds(t *testing.T) {
+	cmd := newObserveCmdWith(func(*cobra.Command, observeOptions, []string) error { return nil })
+	fs := cmd.Flags()
+	for _, k := range filter.Kinds() {
+		if k.Flag == "" {
+			continue
+		}
+		names := []string{k.Flag}
+		if k.Sided {
+			names = append(names, "from-"+k.Flag, "to-"+k.Flag)
+		}
+		for _, name := range names {
+			if fs.Lookup(name) == nil {
+				t.Errorf("kind %s has no --%s flag", k.Name, name)
+			}
+		}
+	}
+	for name, want := range map[string]string{
+		"ip":        "Show flows from or to this IP address or CIDR prefix; repeat to OR",
+		"from-port": "Show flows with this source port; repeat to OR",
+		"to-label":  "Show flows to endpoints matching this label selector; repeat to OR",
+		"pod":       "Show flows from or to pods with this name prefix ([namespace/]name); repeat to OR",
+		"tcp-flags": "Show TCP flows that saw these flags (SYN, ACK, FIN, RST, ...; SYN,ACK means both); repeat to OR",
+		"filter":    "Add a filter chip [!][from:|to:]kind=value, as the UI writes them; repeatable",
+	} {
+		if got := fs.Lookup(name).Usage; got != want {
+			t.Errorf("--%s help %q, want %q", name, got, want)
+		}
+	}
+	if l, n := fs.ShorthandLookup("l"), fs.ShorthandLookup("n"); l == nil || l.Name != "label" || n == nil || n.Name != "namespace" {
+		t.Error("-l and -n must stay --label and --namespace")
 	}
 }

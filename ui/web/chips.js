@@ -1,8 +1,10 @@
 // Filter chips in the syntax [!][from:|to:]kind=value. The chips live in the
 // page's URL (?filter=...&filter=...) so that a view can be shared by link.
 
+// KINDS are filter.Kinds' names (ui/kinds_test.go fails when one is missing).
 export const KINDS = ['label', 'ip', 'dns', 'identity', 'pod', 'workload', 'namespace', 'verdict',
-  'port', 'protocol', 'tcp-flag', 'node', 'type'];
+  'port', 'protocol', 'tcp-flag', 'node', 'type', 'traffic-direction', 'reply', 'ip-version', 'drop-reason',
+  'event-type', 'uuid', 'interface'];
 
 const CHIP = /^(!)?(from:|to:)?([a-z-]+)=(.+)$/;
 
