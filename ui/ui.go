@@ -123,6 +123,11 @@ func New(opts Options) (*UI, error) {
 			http.Error(w, "missing or wrong token", http.StatusUnauthorized)
 			return
 		}
+		if q := r.URL.Query(); q.Has("token") { // ours, not a flows parameter
+			q.Del("token")
+			r = r.Clone(r.Context())
+			r.URL.RawQuery = q.Encode()
+		}
 		flows.ServeHTTP(w, r)
 	})
 	u.mux.Handle("GET /", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -84,11 +84,33 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	}
+	// A reader that skips Started begins the answer with its first call.
+	begun := func() error {
+		if out != nil {
+			return nil
+		}
+		return begin(nil)
+	}
 	a := Answer{
 		Started: begin,
-		Flow:    func(f *api.Flow) error { return out.Flow(f) },
-		Line:    func(line []byte) error { return out.Line(line) },
-		Idle:    func() error { return out.Flush() },
+		Flow: func(f *api.Flow) error {
+			if err := begun(); err != nil {
+				return err
+			}
+			return out.Flow(f)
+		},
+		Line: func(line []byte) error {
+			if err := begun(); err != nil {
+				return err
+			}
+			return out.Line(line)
+		},
+		Idle: func() error {
+			if err := begun(); err != nil {
+				return err
+			}
+			return out.Flush()
+		},
 	}
 	var oc Outcome
 	if p.Follow {
