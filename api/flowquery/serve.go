@@ -70,10 +70,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.Partial {
 		h.Set("Trailer", PartialHeader)
 	}
-	// The answer's headers are set only once the reader begins: a reader
-	// that cannot is answered with a plain 502.
+	// The answer's headers are set only once the reader begins (Started,
+	// or its first call for a reader that skips it): a reader that cannot
+	// begin is answered with a plain 502.
 	var out *ndjson.Writer
 	begin := func(unavailable []string) error {
+		if out != nil {
+			return nil
+		}
 		out = ndjson.NewWriter(w)
 		if len(unavailable) > 0 {
 			h.Set(PartialHeader, strings.Join(unavailable, ","))
@@ -84,29 +88,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	}
-	// A reader that skips Started begins the answer with its first call.
-	begun := func() error {
-		if out != nil {
-			return nil
-		}
-		return begin(nil)
-	}
 	a := Answer{
 		Started: begin,
 		Flow: func(f *api.Flow) error {
-			if err := begun(); err != nil {
+			if err := begin(nil); err != nil {
 				return err
 			}
 			return out.Flow(f)
 		},
 		Line: func(line []byte) error {
-			if err := begun(); err != nil {
+			if err := begin(nil); err != nil {
 				return err
 			}
 			return out.Line(line)
 		},
 		Idle: func() error {
-			if err := begun(); err != nil {
+			if err := begin(nil); err != nil {
 				return err
 			}
 			return out.Flush()
