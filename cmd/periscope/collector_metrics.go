@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/periscope-dev/periscope/collector/sink/metrics"
+	"github.com/periscope-dev/periscope/collector/sink/metrics/prom"
 )
 
 // newMetrics builds the collector's Prometheus metrics on a registry of its
@@ -17,10 +18,10 @@ import (
 func newMetrics(opts metrics.Options, lost func() uint64, logger *slog.Logger) (*metrics.Metrics, http.Handler, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m, err := metrics.New(reg, opts)
+	m, err := prom.NewMetrics(reg, opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("prometheus metrics: %w", err)
 	}
 	m.AddLostEventsSource("ringbuf", lost)
-	return m, metrics.Handler(reg, logger), nil
+	return m, prom.Handler(reg, logger), nil
 }

@@ -4,13 +4,16 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"maps"
 	"net/netip"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/collector/sink"
+	"github.com/periscope-dev/periscope/collector/sink/metrics"
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 )
 
@@ -311,4 +314,41 @@ func TestWriteFailsWhenTheExportFails(t *testing.T) {
 	sctx, scancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer scancel()
 	e.Shutdown(sctx) //nolint:errcheck // it fails: nothing listens
+}
+
+func TestExportCarriesHTTPGoldenSignalsFromL7Records(t *testing.T) {
+	clearOTLPEnv(t)
+	r, addr := startGRPCReceiver(t)
+	e := newTestExporter(t, Options{Endpoint: addr, Protocol: ProtocolGRPC, Insecure: true, NodeName: "node-1"})
+	flows := []api.Flow{
+		*httpResponse("GET", 200, 5*time.Millisecond, api.TrafficDirectionIngress),
+		*httpResponse("GET", 503, 7*time.Millisecond, api.TrafficDirectionIngress),
+		*httpResponse("POST", 201, time.Millisecond, api.TrafficDirectionEgress),
+	}
+	runPipeline(t, e, flows)
+	ms, _ := r.lastMetrics(t)
+	reqs, ok := ms[metrics.OTelHTTPRequests]
+	if !ok {
+		t.Fatalf("%s not exported; got %v", metrics.OTelHTTPRequests, slices.Sorted(maps.Keys(ms)))
+	}
+	if got := total(reqs); got != 3 {
+		t.Errorf("%s sums to %d, want 3 (points %v)", metrics.OTelHTTPRequests, got, points(reqs))
+	}
+	for name, want := range map[string]uint64{
+		metrics.OTelHTTPServerRequestDuration: 2,
+		metrics.OTelHTTPClientRequestDuration: 1,
+	} {
+		m, ok := ms[name]
+		if !ok {
+			t.Errorf("%s not exported", name)
+			continue
+		}
+		var n uint64
+		for _, dp := range m.GetHistogram().GetDataPoints() {
+			n += dp.GetCount()
+		}
+		if n != want || m.GetUnit() != "s" {
+			t.Errorf("%s: %d requests in unit %q, want %d in s", name, n, m.GetUnit(), want)
+		}
+	}
 }
