@@ -80,6 +80,14 @@ func (m *Metrics) AddQueues(queues ...Queue) {
 	m.sources.queues = append(m.sources.queues, queues...)
 }
 
+// WatchQueues is AddQueues for the queues of a sink assembly (a
+// sink.Part's WatchQueues).
+func (m *Metrics) WatchQueues(queues []*sink.Queue) {
+	for _, q := range queues {
+		m.AddQueues(q)
+	}
+}
+
 // collect reports every observed metric (a Collect).
 func (m *Metrics) collect(yield func(d *Def, values []LabelValue, v float64)) {
 	tracked, evicted := m.traffic.deltas.Stats()
