@@ -57,15 +57,13 @@ func TestE2EClickHouseStoresEveryFlowOnce(t *testing.T) {
 	t.Cleanup(func() { store.Close() })
 	qo := clickhouse.RecommendedQueueOptions()
 	qo.SpoolDir = t.TempDir()
-	q, err := sink.NewQueue(store, qo)
+	sinks, err := sink.Open(ctx, sink.Env{}, sink.Queued(store, qo))
 	if err != nil {
 		t.Fatal(err)
 	}
-	fanout := sink.NewFanout([]*sink.Queue{q})
-	fctx, stopFanout := context.WithCancel(ctx)
-	fanoutDone := make(chan struct{})
-	go func() { fanout.Run(fctx); close(fanoutDone) }()
-	t.Cleanup(func() { stopFanout(); <-fanoutDone; q.Close() })
+	q := sinks.Queues()[0]
+	stopSinks := sinks.Start(ctx)
+	t.Cleanup(func() { stopSinks() }) //nolint:errcheck // checked below when the test gets there
 
 	node, stopNode := startSinkNode(t, &collector.Config{
 		NodeName: "e2e",
@@ -73,7 +71,7 @@ func TestE2EClickHouseStoresEveryFlowOnce(t *testing.T) {
 			{Name: "client", Labels: map[string]string{"app": "client"}, NetNS: client.NetNSName},
 			{Name: "server", Namespace: "other", Labels: map[string]string{"app": "server"}, NetNS: server.NetNSName},
 		},
-	}, datapath.Config{CloseGrace: e2eCloseGrace, IdleTimeout: e2eIdleTimeout}, fanout)
+	}, datapath.Config{CloseGrace: e2eCloseGrace, IdleTimeout: e2eIdleTimeout}, sinks)
 
 	for _, v6 := range []bool{false, true} {
 		tcpExchange(t, client, server, v6)
@@ -83,8 +81,9 @@ func TestE2EClickHouseStoresEveryFlowOnce(t *testing.T) {
 	manyUDPFlows(t, client, server, e2eUDPFlows)
 	settle(t, node, e2eQuietForDone, client.HostVeth.Index, server.HostVeth.Index)
 	stopNode() // no record comes after this
-	stopFanout()
-	<-fanoutDone
+	if err := stopSinks(); err != nil {
+		t.Errorf("stop the sinks: %v", err)
+	}
 
 	var stored []api.Flow
 	if err := node.c.Store().Each(flowquery.Query{}, func(e *ring.Entry) error {

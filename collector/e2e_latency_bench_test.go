@@ -76,15 +76,12 @@ func BenchmarkE2EKernelToQueryable(b *testing.B) {
 	lat := &latencyProbe{kernel: map[[16]byte]time.Time{}, acked: map[[16]byte]time.Time{}, seen: map[[16]byte]time.Time{}}
 	qo := clickhouse.RecommendedQueueOptions()
 	qo.Logger = quiet
-	q, err := sink.NewQueue(&ackSink{Store: store, probe: lat}, qo)
+	sinks, err := sink.Open(ctx, sink.Env{Logger: quiet}, sink.Queued(&ackSink{Store: store, probe: lat}, qo))
 	if err != nil {
 		b.Fatal(err)
 	}
-	fanout := sink.NewFanout([]*sink.Queue{q})
-	fctx, stopFanout := context.WithCancel(ctx)
-	fanoutDone := make(chan struct{})
-	go func() { fanout.Run(fctx); close(fanoutDone) }()
-	b.Cleanup(func() { stopFanout(); <-fanoutDone })
+	stopSinks := sinks.Start(ctx)
+	b.Cleanup(func() { stopSinks() }) //nolint:errcheck // a queue without a spool closes without error
 
 	startSinkNode(b, &collector.Config{
 		NodeName: "e2e-latency",
@@ -92,7 +89,7 @@ func BenchmarkE2EKernelToQueryable(b *testing.B) {
 			{Name: "client", NetNS: client.NetNSName},
 			{Name: "server", Namespace: "other", NetNS: server.NetNSName},
 		},
-	}, datapath.Config{IdleTimeout: latencyIdle, Logger: quiet}, &consumeProbe{next: fanout, probe: lat})
+	}, datapath.Config{IdleTimeout: latencyIdle, Logger: quiet}, &consumeProbe{next: sinks, probe: lat})
 
 	// A bound socket that reads everything: no reply, no ICMP error.
 	rx, err := server.ListenUDP(0)

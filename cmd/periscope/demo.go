@@ -66,8 +66,7 @@ In another terminal, try:
 	cmd.Flags().StringVar(&opts.hubble, "hubble-listen", hubble.DefaultListen, `address of Hubble's Observer gRPC API ("" to disable)`)
 	cmd.Flags().StringVar(&opts.pinPath, "pin-path", "/sys/fs/bpf/periscope-demo",
 		"bpffs directory for the demo's maps (apart from a real collector's)")
-	opts.sinks.addMetricsFlag(cmd.Flags())
-	opts.sinks.addClickHouseFlag(cmd.Flags())
+	opts.sinks.addEnablingFlags(cmd.Flags())
 	cmd.Flags().BoolVarP(&opts.verbose, "verbose", "v", false, "log what the demo creates and every failed exchange")
 	return cmd
 }

@@ -70,7 +70,7 @@ func NewQueue(s Sink, opts QueueOptions) (*Queue, error) {
 }
 
 // Close releases the spool (its files stay for the next Queue). Call it after
-// Run has returned.
+// Run has returned; later calls do nothing.
 func (q *Queue) Close() error {
 	if q.spool == nil {
 		return nil

@@ -244,5 +244,12 @@ func (sp *spool) pop() error {
 	return nil
 }
 
-// close releases the directory's lock.
-func (sp *spool) close() error { return sp.lock.Close() }
+// close releases the directory's lock; later calls do nothing.
+func (sp *spool) close() error {
+	if sp.lock == nil {
+		return nil
+	}
+	err := sp.lock.Close()
+	sp.lock = nil
+	return err
+}

@@ -152,6 +152,9 @@ func TestARestartedQueueWritesWhatTheLastOneSpooled(t *testing.T) {
 		t.Fatalf("first queue stats %+v, want all 1000 spooled at shutdown", st1)
 	}
 	q1.Close()
+	if err := q1.Close(); err != nil {
+		t.Errorf("a second Close: %v", err)
+	}
 
 	up := &recordSink{name: "up"}
 	q2 := newTestQueue(t, up, o)

@@ -62,15 +62,7 @@ func BenchmarkOverloadRSS(b *testing.B) {
 	s, _ := openStore(b, nil, "periscope")
 	flows := genFlows(21, 1<<12, time.Now())
 	for b.Loop() {
-		qo := RecommendedQueueOptions()
-		qo.Logger = quietLogger()
-		q, err := sink.NewQueue(s, qo)
-		if err != nil {
-			b.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { q.Run(ctx); close(done) }()
+		q, stop := runQueue(b, s, RecommendedQueueOptions())
 		baseRSS := rssBytes()
 		var peak int64
 		stopSampling := make(chan struct{})
@@ -101,8 +93,7 @@ func BenchmarkOverloadRSS(b *testing.B) {
 		b.ReportMetric(float64(peak)/(1<<20), "peak_RSS_MiB")
 		b.ReportMetric(float64(baseRSS)/(1<<20), "start_RSS_MiB")
 		b.Logf("offered %d in %s: %+v; RSS %d MiB at start, peak %d MiB", offered, d, st, baseRSS>>20, peak>>20)
-		cancel()
-		<-done
+		stop()
 	}
 }
 
@@ -141,18 +132,10 @@ func BenchmarkOfferToQueryable(b *testing.B) {
 			ls := &latencySink{Store: s}
 			qo := RecommendedQueueOptions()
 			qo.FlushInterval = flush
-			qo.Logger = quietLogger()
-			q, err := sink.NewQueue(ls, qo)
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() { q.Run(ctx); close(done) }()
+			q, stop := runQueue(b, ls, qo)
 			before := s.Stats().Inserted
 			offered := offerAt(q, flows, 20000, 15*time.Second)
-			cancel()
-			<-done
+			stop()
 			lat := slices.Clone(ls.lat)
 			slices.Sort(lat)
 			if len(lat) == 0 {

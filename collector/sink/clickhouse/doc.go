@@ -1,7 +1,8 @@
 // Package clickhouse owns Periscope's ClickHouse storage: the schema and its
 // migrations, the sink that relays flow records into it (a sink.Sink behind a
 // sink.Queue), retention, and history queries that turn filters into
-// parameterised SQL. It must not know about HTTP or the datapath.
+// parameterised SQL; and, as a sink plugin (Plugin), the --clickhouse*
+// flags. It must not know about HTTP or the datapath.
 //
 // # Schema
 //

@@ -18,19 +18,22 @@ const (
 	shortOutage    = 5 * time.Second
 )
 
-// runQueue runs a queue in front of s and returns it and a stop function.
-func runQueue(t *testing.T, s sink.Sink, o sink.QueueOptions) (*sink.Queue, func()) {
+// runQueue assembles a pipeline whose one sink is s behind a queue with o,
+// runs it, and returns the queue and the function that stops the pipeline
+// (the queue drains, its spool closes; s stays open).
+func runQueue(t testing.TB, s sink.Sink, o sink.QueueOptions) (*sink.Queue, func()) {
 	t.Helper()
 	o.Logger = quietLogger()
-	q, err := sink.NewQueue(s, o)
+	a, err := sink.Open(context.Background(), sink.Env{Logger: quietLogger()}, sink.Queued(s, o))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	fo := sink.NewFanout([]*sink.Queue{q})
-	go func() { fo.Run(ctx); close(done) }()
-	return q, func() { cancel(); <-done }
+	stop := a.Start(context.Background())
+	return a.Queues()[0], func() {
+		if err := stop(); err != nil {
+			t.Errorf("stop the pipeline: %v", err)
+		}
+	}
 }
 
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {

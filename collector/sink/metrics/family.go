@@ -1,59 +1,79 @@
 package metrics
 
-import "sync"
+import (
+	"fmt"
+	"math"
+	"sync"
+)
 
-// overflowValue labels the series that counts whatever lies beyond a
-// family's cap.
-const overflowValue = "overflow"
-
-// vec is a client_golang metric vector (CounterVec, HistogramVec, ...).
-type vec[M any] interface {
-	GetMetricWithLabelValues(lvs ...string) (M, error)
-}
-
-// family caches the child metric of each label set K of a vector so that the
-// hot path is one map lookup with no allocation, and caps the label sets at
-// max: beyond it every new K shares one series labelled "overflow".
-type family[K comparable, M any] struct {
-	vec    vec[M]
+// family caches the series of each label set K of one or more definitions
+// that share their labels (bytes and packets do), in every exporter, so
+// that the hot path is one map lookup with no allocation; and caps the label
+// sets at max: beyond it every new K shares the overflow series.
+type family[K comparable] struct {
+	defs   []*Def
+	insts  [][]Instrument // by def, then exporter
 	max    int
-	labels func(K) []string // called once per new label set
-	nLabel int
+	values func(K) []LabelValue // called once per new label set
 
 	mu       sync.Mutex
-	series   map[K]M
-	overflow *M
+	series   map[K][]fan // by def
+	overflow []fan
 }
 
-func newFamily[K comparable, M any](v vec[M], max, nLabel int, labels func(K) []string) *family[K, M] {
-	return &family[K, M]{vec: v, max: max, nLabel: nLabel, labels: labels, series: make(map[K]M)}
+// newFamily makes the family of defs; m has declared them to its exporters.
+func newFamily[K comparable](m *Metrics, values func(K) []LabelValue, defs ...*Def) *family[K] {
+	f := &family[K]{defs: defs, max: math.MaxInt, values: values, series: make(map[K][]fan)}
+	if defs[0].Capped {
+		f.max = m.opts.MaxSeries
+	}
+	for _, d := range defs {
+		f.insts = append(f.insts, m.instruments[d])
+	}
+	return f
 }
 
-// get returns the metric of label set k.
-func (f *family[K, M]) get(k K) M {
+// get returns, by definition, the series of label set k.
+func (f *family[K]) get(k K) []fan {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if m, ok := f.series[k]; ok {
-		return m
+	if s, ok := f.series[k]; ok {
+		return s
 	}
 	if len(f.series) < f.max {
-		// An error means a label value client_golang rejects (invalid UTF-8):
-		// count it as overflow rather than lose it.
-		if m, err := f.vec.GetMetricWithLabelValues(f.labels(k)...); err == nil {
-			f.series[k] = m
-			return m
+		if s, ok := f.newSeries(k); ok {
+			f.series[k] = s
+			return s
 		}
 	}
 	if f.overflow == nil {
-		lvs := make([]string, f.nLabel)
-		for i := range lvs {
-			lvs[i] = overflowValue
+		f.overflow = make([]fan, len(f.defs))
+		for i, insts := range f.insts {
+			for _, inst := range insts {
+				f.overflow[i] = append(f.overflow[i], inst.Overflow())
+			}
 		}
-		m, err := f.vec.GetMetricWithLabelValues(lvs...)
-		if err != nil {
-			panic("metrics: overflow label set rejected: " + err.Error()) // a bug: nLabel is wrong
-		}
-		f.overflow = &m
 	}
-	return *f.overflow
+	return f.overflow
+}
+
+// newSeries asks every exporter for k's series; false when one refuses a
+// value (such as invalid UTF-8 for Prometheus): k is then counted as
+// overflow rather than lost.
+func (f *family[K]) newSeries(k K) ([]fan, bool) {
+	vals := f.values(k)
+	s := make([]fan, len(f.defs))
+	for i, insts := range f.insts {
+		if len(vals) != len(f.defs[i].Labels) {
+			panic(fmt.Sprintf("metrics: %s has %d labels, given %d values", f.defs[i].Name, len(f.defs[i].Labels), len(vals)))
+		}
+		for _, inst := range insts {
+			r, err := inst.Series(vals)
+			if err != nil {
+				return nil, false
+			}
+			s[i] = append(s[i], r)
+		}
+	}
+	return s, true
 }

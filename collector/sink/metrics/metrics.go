@@ -4,103 +4,111 @@ import (
 	"fmt"
 
 	"github.com/periscope-dev/periscope/api"
-	"github.com/periscope-dev/periscope/collector/sink"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics counts flows into Prometheus metrics registered on the registry
-// given to New. Its methods are safe for concurrent use.
-type Metrics struct {
-	flows   *family[flowKey, prometheus.Counter]
-	drops   *family[dropKey, prometheus.Counter]
-	policy  *family[policyKey, prometheus.Counter]
-	traffic *traffic
-	http    *httpMetrics
-	lost    *lostCollector
-	queues  *queueCollector
-	srcCtx  []Context
-	dstCtx  []Context
+// catalog holds every metric definition, by role.
+type catalog struct {
+	flows, drops, policyVerdicts Def
+	bytes, packets               Def
+	tracked, evicted             Def
+	httpRequests, httpDuration   Def
+	lostEvents                   Def
+	queueLength, queueDropped    Def
+	queueWritten, queueFailed    Def
 }
 
-// New creates the metrics and registers them on reg.
-func New(reg prometheus.Registerer, opts Options) (*Metrics, error) {
-	o, err := opts.withDefaults()
+func newCatalog(o Options) *catalog {
+	return &catalog{
+		flows: flowsDef(), drops: dropsDef(), policyVerdicts: policyVerdictsDef(),
+		bytes: bytesDef(), packets: packetsDef(), tracked: trackedDef(), evicted: evictedDef(),
+		httpRequests: httpRequestsDef(), httpDuration: httpDurationDef(o.HTTPBuckets),
+		lostEvents:  lostEventsDef(),
+		queueLength: queueLengthDef(), queueDropped: queueDroppedDef(),
+		queueWritten: queueWrittenDef(), queueFailed: queueFailedDef(),
+	}
+}
+
+// all lists the definitions in the order exporters declare them.
+func (c *catalog) all() []*Def {
+	return []*Def{
+		&c.flows, &c.drops, &c.policyVerdicts,
+		&c.bytes, &c.packets, &c.tracked, &c.evicted,
+		&c.httpRequests, &c.httpDuration,
+		&c.lostEvents, &c.queueLength, &c.queueDropped, &c.queueWritten, &c.queueFailed,
+	}
+}
+
+// Defs returns every metric's definition, with the default options'
+// histogram buckets.
+func Defs() []Def {
+	o, _ := Options{}.WithDefaults()
+	var defs []Def
+	for _, d := range newCatalog(o).all() {
+		defs = append(defs, *d)
+	}
+	return defs
+}
+
+// Metrics counts flow records into the model's metrics, in every exporter
+// given to New. Its methods are safe for concurrent use.
+type Metrics struct {
+	opts        Options
+	defs        *catalog
+	instruments map[*Def][]Instrument // by exporter
+
+	connections *connections
+	traffic     *traffic
+	http        *httpSignals
+	sources     sources
+}
+
+// New declares the metrics to the exporters and returns the counter that
+// records into them.
+func New(opts Options, exporters ...Exporter) (*Metrics, error) {
+	o, err := opts.WithDefaults()
 	if err != nil {
 		return nil, err
 	}
-	flows := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "periscope_flows_total",
-		Help: "Connections seen: flow records of kind start (one per connection and interface it was observed on), by verdict, traffic direction, IP protocol and flow type.",
-	}, []string{"verdict", "direction", "protocol", "type"})
-	drops := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "periscope_drops_total",
-		Help: "Dropped connections: flow records of kind start with verdict DROPPED, by drop reason and traffic direction.",
-	}, []string{"reason", "direction"})
-	policy := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "periscope_policy_verdicts_total",
-		Help: "Policy decisions on connections (flow records of kind start), by verdict, the direction of the deciding policy, and match: allow (an allow rule), deny (a deny rule) or default (no rule allowed it).",
-	}, []string{"action", "direction", "match"})
-	m := &Metrics{
-		flows: newFamily(vec[prometheus.Counter](flows), o.MaxSeries, 4, func(k flowKey) []string {
-			return []string{k.verdict.String(), k.direction.String(), api.ProtocolName(k.protocol), k.typ.String()}
-		}),
-		drops: newFamily(vec[prometheus.Counter](drops), o.MaxSeries, 2, func(k dropKey) []string {
-			return []string{k.reason.String(), k.direction.String()}
-		}),
-		policy: newFamily(vec[prometheus.Counter](policy), o.MaxSeries, 3, func(k policyKey) []string {
-			return []string{k.action.String(), k.direction.String(), k.match}
-		}),
-		traffic: newTraffic(o),
-		http:    newHTTPMetrics(o),
-		lost:    newLostCollector(),
-		queues:  newQueueCollector(),
-		srcCtx:  o.SourceContext,
-		dstCtx:  o.DestinationContext,
-	}
-	for _, c := range []prometheus.Collector{flows, drops, policy, m.traffic, m.http, m.lost, m.queues} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register flow metrics: %w", err)
+	m := &Metrics{opts: o, defs: newCatalog(o), instruments: map[*Def][]Instrument{}}
+	defs := m.defs.all()
+	for _, e := range exporters {
+		insts, err := e.Declare(defs, m.collect)
+		if err != nil {
+			return nil, fmt.Errorf("declare metrics: %w", err)
+		}
+		if len(insts) != len(defs) {
+			return nil, fmt.Errorf("declare metrics: %d instruments for %d definitions", len(insts), len(defs))
+		}
+		for i, d := range defs {
+			if !d.Observed {
+				if insts[i] == nil {
+					return nil, fmt.Errorf("declare metrics: no instrument for %s", d.Name)
+				}
+				m.instruments[d] = append(m.instruments[d], insts[i])
+			}
 		}
 	}
+	m.connections = newConnections(m)
+	m.traffic = newTraffic(m)
+	m.http = newHTTPSignals(m)
 	return m, nil
 }
 
-type flowKey struct {
-	verdict   api.Verdict
-	direction api.TrafficDirection
-	protocol  uint8
-	typ       api.FlowType
-}
-
-type dropKey struct {
-	reason    api.DropReason
-	direction api.TrafficDirection
-}
-
-type policyKey struct {
-	action    api.Verdict
-	direction api.TrafficDirection
-	match     string // one of sink.Match*
-}
-
 // Consume counts one flow record; it does not keep f. It makes *Metrics a
-// sink.Observer (and a collector.Sink), to be called on the pipeline
-// goroutine.
+// sink.Observer, to be called on the pipeline goroutine.
 func (m *Metrics) Consume(f *api.Flow) {
-	if f.Event == api.EventStart {
-		m.flows.get(flowKey{f.Verdict, f.TrafficDirection, f.L4.Protocol, f.Type}).Inc()
-		if f.Verdict == api.VerdictDropped {
-			m.drops.get(dropKey{f.DropReason, f.TrafficDirection}).Inc()
-		}
-		m.observePolicy(f)
+	m.connections.observe(f)
+	m.traffic.observe(f)
+	if f.Type == api.FlowTypeL7 && f.L7 != nil {
+		m.observeL7(f)
 	}
-	m.traffic.observe(f, m.srcCtx, m.dstCtx)
 }
 
-// observePolicy counts the policy decisions on a new connection (see
-// sink.PolicyDecisions).
-func (m *Metrics) observePolicy(f *api.Flow) {
-	sink.PolicyDecisions(f, func(dir api.TrafficDirection, match string) {
-		m.policy.get(policyKey{f.Verdict, dir, match}).Inc()
-	})
+// observeL7 counts an L7 record by its protocol. DNS metrics (queries,
+// responses by rcode, query types) are to join here.
+func (m *Metrics) observeL7(f *api.Flow) {
+	switch {
+	case f.L7.HTTP != nil:
+		m.http.observe(f)
+	}
 }

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Context says which property of an endpoint labels traffic metrics, as in
@@ -34,18 +32,20 @@ var contextNames = map[string]Context{
 // Options configure Metrics. Zero fields take the defaults below.
 type Options struct {
 	// SourceContext and DestinationContext choose the source and destination
-	// labels of periscope_bytes_total and periscope_packets_total: the first
+	// labels of the traffic and HTTP metrics (periscope_bytes_total,
+	// periscope_http_requests_total, ...): the first
 	// context with a value for the endpoint wins; with none, the label is
 	// empty. Default: ContextNamespace.
 	SourceContext      []Context
 	DestinationContext []Context
-	// MaxSeries caps the label sets of each family. Default 1000.
+	// MaxSeries caps the label sets of each capped metric (Def.Capped).
+	// Default 1000.
 	MaxSeries int
 	// MaxConnections caps the connections whose last counters are kept to
 	// compute byte and packet deltas. Default 65536.
 	MaxConnections int
-	// HTTPBuckets are the bounds of periscope_http_request_duration_seconds.
-	// Default prometheus.DefBuckets.
+	// HTTPBuckets are the bounds of periscope_http_request_duration_seconds
+	// (and its OTLP twins). Default DefaultHTTPBuckets.
 	HTTPBuckets []float64
 }
 
@@ -55,7 +55,15 @@ const (
 	DefaultMaxConnections = 65536
 )
 
-func (o Options) withDefaults() (Options, error) {
+// DefaultHTTPBuckets returns the default bounds, in seconds, of the HTTP
+// request duration histogram (client_golang's DefBuckets).
+func DefaultHTTPBuckets() []float64 {
+	return []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+}
+
+// WithDefaults returns o with its zero fields set to their defaults, or an
+// error for a negative cap.
+func (o Options) WithDefaults() (Options, error) {
 	if o.MaxSeries < 0 || o.MaxConnections < 0 {
 		return o, fmt.Errorf("metrics options: negative cap in %+v", o)
 	}
@@ -72,7 +80,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.MaxConnections = DefaultMaxConnections
 	}
 	if len(o.HTTPBuckets) == 0 {
-		o.HTTPBuckets = prometheus.DefBuckets
+		o.HTTPBuckets = DefaultHTTPBuckets()
 	}
 	return o, nil
 }

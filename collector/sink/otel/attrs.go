@@ -1,26 +1,23 @@
 package otel
 
 import (
-	"strconv"
+	"math"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/collector/sink/metrics"
 	"go.opentelemetry.io/otel/attribute"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 )
 
 // Periscope's own attribute keys, for what the semantic conventions have no
-// name for.
+// name for. The keys metrics carry too are the metric model's
+// (collector/sink/metrics).
 const (
-	KeyVerdict          = attribute.Key("periscope.verdict")
-	KeyTrafficDirection = attribute.Key("periscope.traffic_direction")
-	KeyDropReason       = attribute.Key("periscope.drop_reason")
-	KeyFlowType         = attribute.Key("periscope.flow_type")
+	KeyVerdict          = metrics.KeyVerdict
+	KeyTrafficDirection = metrics.KeyTrafficDirection
+	KeyDropReason       = metrics.KeyDropReason
+	KeyFlowType         = metrics.KeyFlowType
 	KeyEvent            = attribute.Key("periscope.event")
-	KeyPolicyMatch      = attribute.Key("periscope.policy.match")
-	KeySource           = attribute.Key("periscope.source")      // traffic metrics: the source's context value
-	KeyDestination      = attribute.Key("periscope.destination") // traffic metrics: the destination's context value
-	KeyLostSource       = attribute.Key("periscope.lost_events.source")
-	KeySink             = attribute.Key("periscope.sink")
 
 	KeyPacketsForward = attribute.Key("periscope.packets.forward")
 	KeyBytesForward   = attribute.Key("periscope.bytes.forward")
@@ -67,38 +64,17 @@ var (
 // beyond a metric's cap; it is the SDK's own overflow attribute.
 var overflowSet = attribute.NewSet(attribute.Bool("otel.metric.overflow", true))
 
-// transport is network.transport's value for an IP protocol: the semantic
-// conventions' tcp and udp, and lower-case names (icmp, sctp) or the decimal
-// number for others. ICMPv4 and ICMPv6 are both "icmp"; network.type tells
-// them apart.
+// transport is network.transport for an IP protocol, as the metrics have it.
 func transport(p uint8) attribute.KeyValue {
-	switch p {
-	case api.ProtoTCP:
-		return semconv.NetworkTransportTCP
-	case api.ProtoUDP:
-		return semconv.NetworkTransportUDP
-	case api.ProtoICMPv4, api.ProtoICMPv6:
-		return semconv.NetworkTransportKey.String("icmp")
-	case api.ProtoSCTP:
-		return semconv.NetworkTransportKey.String("sctp")
-	case 0:
-		return semconv.NetworkTransportKey.String("")
-	}
-	return semconv.NetworkTransportKey.String(strconv.Itoa(int(p)))
+	return semconv.NetworkTransportKey.String(metrics.OTelTransport(p))
 }
 
-// networkType is network.type's value: ipv4, ipv6, or "" when unknown.
+// networkType is network.type for an IP version, as the metrics have it.
 func networkType(v api.IPVersion) attribute.KeyValue {
-	switch v {
-	case api.IPv4:
-		return semconv.NetworkTypeIPv4
-	case api.IPv6:
-		return semconv.NetworkTypeIPv6
-	}
-	return semconv.NetworkTypeKey.String("")
+	return semconv.NetworkTypeKey.String(metrics.OTelNetworkType(v))
 }
 
-// hasPorts reports whether the protocol has the ports api.L4 carries.
-func hasPorts(p uint8) bool {
-	return p == api.ProtoTCP || p == api.ProtoUDP || p == api.ProtoSCTP
+// toInt64 converts a count for an Int64 attribute or instrument, saturating.
+func toInt64(v uint64) int64 {
+	return int64(min(v, math.MaxInt64))
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/periscope-dev/periscope/collector/sink/metrics"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploggrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploghttp"
@@ -26,11 +27,12 @@ import (
 // caps (Options.Metrics.MaxSeries) must be what bounds a metric, not the SDK's.
 const sdkCardinalityLimit = 2000
 
-// Exporter exports flows over OTLP: its Metrics (a sink.Observer) count
-// them, its Logs (a sink.Sink) emit one log record per flow. Shutdown flushes
+// Exporter exports flows over OTLP: its Metrics (the metric model, a
+// sink.Observer) count them, its Logs (a sink.Sink) emit one log record per
+// flow. Shutdown flushes
 // and stops both.
 type Exporter struct {
-	*Metrics
+	*metrics.Metrics
 	*Logs
 
 	mp *sdkmetric.MeterProvider

@@ -4,10 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/periscope-dev/periscope/api"
-	"github.com/periscope-dev/periscope/collector/sink"
 	"github.com/periscope-dev/periscope/collector/sink/metrics"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 )
@@ -15,130 +12,141 @@ import (
 // scopeName is the instrumentation scope of Periscope's meters and loggers.
 const scopeName = "github.com/periscope-dev/periscope/collector/sink/otel"
 
-// Metrics counts flows into OTel instruments: the metrics of the Prometheus
-// package, named the OTel way (periscope.flows for periscope_flows_total,
-// ...), with semantic-convention attribute names. Its methods are safe for
-// concurrent use.
-type Metrics struct {
-	flows, drops, policy metric.Int64Counter
-	flowSeries           *series[flowKey]
-	dropSeries           *series[dropKey]
-	policySeries         *series[policyKey]
-	traffic              *traffic
-	http                 *httpMetrics
-	sources              *sources
-	srcCtx, dstCtx       []metrics.Context
-}
-
-// NewMetrics creates the instruments on a meter of mp. opts are the
-// Prometheus package's options, so one --metrics-options string configures
-// both exports alike.
-func NewMetrics(mp metric.MeterProvider, opts metrics.Options) (*Metrics, error) {
-	o, err := metricsDefaults(opts)
-	if err != nil {
-		return nil, err
-	}
+// NewMetrics returns the metric model (collector/sink/metrics) exported as
+// OTel instruments on a meter of mp: the Prometheus metrics, named the OTel
+// way (periscope.flows for periscope_flows_total, ...), with
+// semantic-convention attribute names where there are some. opts are the
+// model's, so one --metrics-options string configures both exports alike.
+func NewMetrics(mp metric.MeterProvider, opts metrics.Options) (*metrics.Metrics, error) {
 	meter := mp.Meter(scopeName, metric.WithInstrumentationVersion(version()))
-	m := &Metrics{srcCtx: o.SourceContext, dstCtx: o.DestinationContext}
-	if m.flows, err = meter.Int64Counter("periscope.flows", metric.WithUnit("{flow}"),
-		metric.WithDescription("Connections seen: flow records of kind start (one per connection and interface it was observed on), by verdict, traffic direction, transport, network type and flow type.")); err != nil {
-		return nil, fmt.Errorf("create periscope.flows: %w", err)
-	}
-	if m.drops, err = meter.Int64Counter("periscope.drops", metric.WithUnit("{flow}"),
-		metric.WithDescription("Dropped connections: flow records of kind start with verdict DROPPED, by drop reason and traffic direction.")); err != nil {
-		return nil, fmt.Errorf("create periscope.drops: %w", err)
-	}
-	if m.policy, err = meter.Int64Counter("periscope.policy.verdicts", metric.WithUnit("{verdict}"),
-		metric.WithDescription("Policy decisions on connections (flow records of kind start), by verdict, the direction of the deciding policy, and match: allow (an allow rule), deny (a deny rule) or default (no rule allowed it).")); err != nil {
-		return nil, fmt.Errorf("create periscope.policy.verdicts: %w", err)
-	}
-	m.flowSeries = newSeries(o.MaxSeries, func(k flowKey) attribute.Set {
-		return attribute.NewSet(
-			KeyVerdict.String(k.verdict.String()),
-			KeyTrafficDirection.String(k.direction.String()),
-			transport(k.protocol),
-			networkType(k.ipVersion),
-			KeyFlowType.String(k.typ.String()),
-		)
-	})
-	m.dropSeries = newSeries(o.MaxSeries, func(k dropKey) attribute.Set {
-		return attribute.NewSet(KeyDropReason.String(k.reason.String()), KeyTrafficDirection.String(k.direction.String()))
-	})
-	m.policySeries = newSeries(o.MaxSeries, func(k policyKey) attribute.Set {
-		return attribute.NewSet(KeyVerdict.String(k.action.String()), KeyTrafficDirection.String(k.direction.String()), KeyPolicyMatch.String(k.match))
-	})
-	if m.traffic, err = newTraffic(meter, o); err != nil {
-		return nil, err
-	}
-	if m.http, err = newHTTPMetrics(meter, o); err != nil {
-		return nil, err
-	}
-	if m.sources, err = newSources(meter, m.traffic); err != nil {
-		return nil, err
-	}
-	return m, nil
+	return metrics.New(opts, &meterExporter{meter: meter})
 }
 
-// metricsDefaults fills the zero fields of o as the Prometheus package does.
-func metricsDefaults(o metrics.Options) (metrics.Options, error) {
-	if o.MaxSeries < 0 || o.MaxConnections < 0 {
-		return o, fmt.Errorf("metrics options: negative cap in %+v", o)
+// meterExporter is the OpenTelemetry exporter of the metric model: a
+// metrics.Exporter over a meter.
+type meterExporter struct {
+	meter metric.Meter
+}
+
+// Declare implements metrics.Exporter: synchronous instruments for the
+// recorded definitions (one per name a definition has), observable ones
+// read by one callback for the observed definitions.
+func (e *meterExporter) Declare(defs []*metrics.Def, collect metrics.Collect) ([]metrics.Instrument, error) {
+	insts := make([]metrics.Instrument, len(defs))
+	observed := map[*metrics.Def]metric.Int64Observable{}
+	var (
+		observables []metric.Observable
+		err         error
+	)
+	for i, d := range defs {
+		if d.Observed {
+			o, err := e.observable(d)
+			if err != nil {
+				return nil, err
+			}
+			observed[d] = o
+			observables = append(observables, o)
+			continue
+		}
+		inst := &instrument{def: d, byName: map[string]newSeries{}}
+		for _, name := range d.OTelNames() {
+			if inst.byName[name], err = e.newSeriesFunc(d, name); err != nil {
+				return nil, err
+			}
+		}
+		insts[i] = inst
 	}
-	if len(o.SourceContext) == 0 {
-		o.SourceContext = []metrics.Context{metrics.ContextNamespace}
+	// The registration lives as long as the meter provider: Shutdown ends it.
+	_, err = e.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		collect(func(d *metrics.Def, values []metrics.LabelValue, v float64) {
+			if inst, ok := observed[d]; ok {
+				o.ObserveInt64(inst, int64(v), metric.WithAttributes(d.OTelAttrs(values)...))
+			}
+		})
+		return nil
+	}, observables...)
+	if err != nil {
+		return nil, fmt.Errorf("register metrics callback: %w", err)
 	}
-	if len(o.DestinationContext) == 0 {
-		o.DestinationContext = []metrics.Context{metrics.ContextNamespace}
+	return insts, nil
+}
+
+// observable creates an observed definition's instrument.
+func (e *meterExporter) observable(d *metrics.Def) (metric.Int64Observable, error) {
+	unit, desc := metric.WithUnit(d.Unit), metric.WithDescription(d.Help)
+	var (
+		o   metric.Int64Observable
+		err error
+	)
+	switch d.Kind {
+	case metrics.KindCounter:
+		o, err = e.meter.Int64ObservableCounter(d.OTelName, unit, desc)
+	case metrics.KindGauge:
+		o, err = e.meter.Int64ObservableGauge(d.OTelName, unit, desc)
+	default:
+		err = fmt.Errorf("an observed %s is not supported", d.Kind)
 	}
-	if o.MaxSeries == 0 {
-		o.MaxSeries = metrics.DefaultMaxSeries
-	}
-	if o.MaxConnections == 0 {
-		o.MaxConnections = metrics.DefaultMaxConnections
-	}
-	if len(o.HTTPBuckets) == 0 {
-		o.HTTPBuckets = prometheus.DefBuckets
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", d.OTelName, err)
 	}
 	return o, nil
 }
 
-type flowKey struct {
-	verdict   api.Verdict
-	direction api.TrafficDirection
-	protocol  uint8
-	ipVersion api.IPVersion
-	typ       api.FlowType
-}
+// newSeries makes the recorder of one attribute set; the options are built
+// once, so recording allocates nothing of ours.
+type newSeries func(set attribute.Set) metrics.Recorder
 
-type dropKey struct {
-	reason    api.DropReason
-	direction api.TrafficDirection
-}
-
-type policyKey struct {
-	action    api.Verdict
-	direction api.TrafficDirection
-	match     string // one of sink.Match*
-}
-
-// Consume counts one flow record; it does not keep f. It makes *Metrics a
-// sink.Observer, to be called on the pipeline goroutine.
-func (m *Metrics) Consume(f *api.Flow) {
-	ctx := context.Background()
-	if f.Event == api.EventStart {
-		m.flows.Add(ctx, 1, m.flowSeries.get(flowKey{f.Verdict, f.TrafficDirection, f.L4.Protocol, f.IP.Version, f.Type}))
-		if f.Verdict == api.VerdictDropped {
-			m.drops.Add(ctx, 1, m.dropSeries.get(dropKey{f.DropReason, f.TrafficDirection}))
+// newSeriesFunc creates the instrument name of a recorded definition.
+func (e *meterExporter) newSeriesFunc(d *metrics.Def, name string) (newSeries, error) {
+	unit, desc := metric.WithUnit(d.Unit), metric.WithDescription(d.Help)
+	switch d.Kind {
+	case metrics.KindCounter:
+		c, err := e.meter.Int64Counter(name, unit, desc)
+		if err != nil {
+			return nil, fmt.Errorf("create %s: %w", name, err)
 		}
-		m.observePolicy(ctx, f)
+		return func(set attribute.Set) metrics.Recorder {
+			return &counter{c: c, opts: []metric.AddOption{metric.WithAttributeSet(set)}}
+		}, nil
+	case metrics.KindHistogram:
+		h, err := e.meter.Float64Histogram(name, unit, desc, metric.WithExplicitBucketBoundaries(d.Buckets...))
+		if err != nil {
+			return nil, fmt.Errorf("create %s: %w", name, err)
+		}
+		return func(set attribute.Set) metrics.Recorder {
+			return &histogram{h: h, opts: []metric.RecordOption{metric.WithAttributeSet(set)}}
+		}, nil
 	}
-	m.traffic.observe(ctx, f, m.srcCtx, m.dstCtx)
+	return nil, fmt.Errorf("create %s: a recorded %s is not supported", name, d.Kind)
 }
 
-// observePolicy counts the policy decisions on a new connection (see
-// sink.PolicyDecisions).
-func (m *Metrics) observePolicy(ctx context.Context, f *api.Flow) {
-	sink.PolicyDecisions(f, func(dir api.TrafficDirection, match string) {
-		m.policy.Add(ctx, 1, m.policySeries.get(policyKey{f.Verdict, dir, match}))
-	})
+type counter struct {
+	c    metric.Int64Counter
+	opts []metric.AddOption
+}
+
+func (c *counter) Record(v float64) { c.c.Add(context.Background(), int64(v), c.opts...) }
+
+type histogram struct {
+	h    metric.Float64Histogram
+	opts []metric.RecordOption
+}
+
+func (h *histogram) Record(v float64) { h.h.Record(context.Background(), v, h.opts...) }
+
+// instrument is a recorded definition's instruments, by name.
+type instrument struct {
+	def    *metrics.Def
+	byName map[string]newSeries
+}
+
+// Series implements metrics.Instrument.
+func (in *instrument) Series(values []metrics.LabelValue) (metrics.Recorder, error) {
+	return in.byName[in.def.OTelInstrument(values)](attribute.NewSet(in.def.OTelAttrs(values)...)), nil
+}
+
+// Overflow implements metrics.Instrument: the SDK's overflow attribute on
+// the definition's OTelName.
+func (in *instrument) Overflow() metrics.Recorder {
+	return in.byName[in.def.OTelName](overflowSet)
 }

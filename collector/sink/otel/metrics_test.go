@@ -2,6 +2,7 @@ package otel
 
 import (
 	"context"
+	"maps"
 	"net/netip"
 	"testing"
 	"time"
@@ -11,10 +12,11 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/semconv/v1.43.0/httpconv"
 )
 
 // newManualMetrics returns Metrics on a meter provider read by hand.
-func newManualMetrics(t *testing.T, o metrics.Options) (*Metrics, func() map[string]map[string]int64) {
+func newManualMetrics(t *testing.T, o metrics.Options) (*metrics.Metrics, func() map[string]map[string]int64) {
 	t.Helper()
 	rd := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))
@@ -118,7 +120,7 @@ func TestSeriesBeyondTheCapGoToTheOverflowSeries(t *testing.T) {
 		f := tcpConn(uint16(1000+i), api.EventStart, api.Counters{PacketsForward: 1, BytesForward: 10})
 		f.Source.Identity = uint32(100 + i)
 		m.Consume(f)
-		m.ObserveHTTP([]string{"GET", "POST", "PUT", "BREW", "DELETE"}[i], 200+i, time.Millisecond)
+		m.Consume(httpResponse([]string{"GET", "POST", "PUT", "BREW", "DELETE"}[i], uint32(200+i), time.Millisecond, api.TrafficDirectionEgress))
 	}
 	got := collect()
 	bytes := got["periscope.bytes"]
@@ -133,8 +135,54 @@ func TestSeriesBeyondTheCapGoToTheOverflowSeries(t *testing.T) {
 		t.Errorf("periscope.bytes sums to %d, want every byte counted: 50", sum)
 	}
 	reqs := got["periscope.http.requests"]
-	if reqs["http.request.method=GET,http.response.status_code=200"] != 1 || reqs["otel.metric.overflow=true"] != 3 {
+	get := "http.request.method=GET,http.response.status_code=200,network.protocol.version=1.1," +
+		"periscope.destination=b,periscope.reporter=client,periscope.source=100"
+	if reqs[get] != 1 || reqs["otel.metric.overflow=true"] != 3 {
 		t.Errorf("periscope.http.requests = %v", reqs)
+	}
+}
+
+// httpResponse is an L7 record of the response to a method request from
+// (ns "a") to (ns "b"), reported by the client's side (EGRESS) or the
+// server's (INGRESS): it goes from b to a.
+func httpResponse(method string, code uint32, latency time.Duration, dir api.TrafficDirection) *api.Flow {
+	f := tcpConn(80, api.EventUnknown, api.Counters{})
+	f.Type, f.TrafficDirection, f.IsReply = api.FlowTypeL7, dir, true
+	f.Source, f.Destination = f.Destination, f.Source
+	f.L7 = &api.L7{Type: api.L7TypeResponse, LatencyNs: uint64(latency),
+		HTTP: &api.HTTP{Code: code, Method: method, URL: "http://server/", Protocol: "HTTP/1.1"}}
+	return f
+}
+
+func TestHTTPDurationsFollowTheSemanticConventions(t *testing.T) {
+	m, collect := newManualMetrics(t, metrics.Options{})
+	m.Consume(httpResponse("GET", 200, 10*time.Millisecond, api.TrafficDirectionIngress))
+	m.Consume(httpResponse("GET", 200, 30*time.Millisecond, api.TrafficDirectionIngress))
+	m.Consume(httpResponse("PATCH", 404, time.Millisecond, api.TrafficDirectionEgress))
+	m.Consume(httpResponse("BREW", 0, time.Millisecond, api.TrafficDirectionUnknown))
+	got := collect()
+	want := map[string]map[string]int64{ // histogram sample counts
+		httpconv.ServerRequestDuration{}.Name(): {
+			"http.request.method=GET,http.response.status_code=200,network.protocol.version=1.1,periscope.destination=b,periscope.source=a": 2,
+		},
+		httpconv.ClientRequestDuration{}.Name(): {
+			"http.request.method=PATCH,http.response.status_code=404,network.protocol.version=1.1,periscope.destination=b,periscope.source=a": 1,
+		},
+		// Neither client nor server: Periscope's own instrument; an unknown
+		// method is _OTHER, an unknown status left out.
+		metrics.OTelHTTPRequestDuration: {
+			"http.request.method=_OTHER,network.protocol.version=1.1,periscope.destination=b,periscope.source=a": 1,
+		},
+		metrics.OTelHTTPRequests: {
+			"http.request.method=GET,http.response.status_code=200,network.protocol.version=1.1,periscope.destination=b,periscope.reporter=server,periscope.source=a":   2,
+			"http.request.method=PATCH,http.response.status_code=404,network.protocol.version=1.1,periscope.destination=b,periscope.reporter=client,periscope.source=a": 1,
+			"http.request.method=_OTHER,network.protocol.version=1.1,periscope.destination=b,periscope.reporter=unknown,periscope.source=a":                             1,
+		},
+	}
+	for name, w := range want {
+		if !maps.Equal(got[name], w) {
+			t.Errorf("%s = %v\nwant %v", name, got[name], w)
+		}
 	}
 }
 

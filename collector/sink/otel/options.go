@@ -76,7 +76,7 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	o.Logger = o.Logger.With("component", "otel")
 	var err error
-	o.Metrics, err = metricsDefaults(o.Metrics)
+	o.Metrics, err = o.Metrics.WithDefaults()
 	return o, err
 }
 

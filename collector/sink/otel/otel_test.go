@@ -4,17 +4,19 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"maps"
 	"net/netip"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/collector/sink"
+	"github.com/periscope-dev/periscope/collector/sink/metrics"
+	"github.com/periscope-dev/periscope/collector/sink/otel/oteltest"
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 )
-
-func itoa(v int64) string { return strconv.FormatInt(v, 10) }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
@@ -104,31 +106,29 @@ func genFlows(conns int) *synthetic {
 	return s
 }
 
-// runPipeline puts the flows through a Fanout with the exporter as observer
-// and as the sink of a queue, stops it (the queue drains), and flushes the
-// exporter's metrics.
+// runPipeline puts the flows through a sink assembly whose one sink is the
+// exporter (Exporter.Part: metrics observe, logs behind a queue), and stops
+// it: the queue drains, then the exporter shuts down, exporting the
+// metrics' last values.
 func runPipeline(t *testing.T, e *Exporter, flows []api.Flow) *sink.Queue {
 	t.Helper()
-	q, err := sink.NewQueue(e, sink.QueueOptions{BatchSize: 32, FlushInterval: 10 * time.Millisecond, Logger: quietLogger()})
+	env := sink.Env{Logger: quietLogger(), Lost: []sink.LostSource{{Name: "datapath", Read: func() uint64 { return 3 }}}}
+	part, err := e.Part(env, sink.QueueOptions{BatchSize: 32, FlushInterval: 10 * time.Millisecond, Logger: quietLogger()})
 	if err != nil {
-		t.Fatalf("NewQueue: %v", err)
+		t.Fatalf("Part: %v", err)
 	}
-	e.AddQueues(q)
-	fo := sink.NewFanout([]*sink.Queue{q}, e)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { fo.Run(ctx); close(done) }()
+	a, err := sink.Open(context.Background(), env, sink.Opened("otel", part))
+	if err != nil {
+		t.Fatalf("assemble: %v", err)
+	}
+	stop := a.Start(context.Background())
 	for i := range flows {
-		fo.Offer(&flows[i])
+		a.Consume(&flows[i])
 	}
-	cancel()
-	<-done
-	fctx, fcancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer fcancel()
-	if err := e.ForceFlush(fctx); err != nil {
-		t.Fatalf("ForceFlush: %v", err)
+	if err := stop(); err != nil {
+		t.Fatalf("stop: %v", err)
 	}
-	return q
+	return a.Queues()[0]
 }
 
 func newTestExporter(t *testing.T, o Options) *Exporter {
@@ -148,14 +148,14 @@ func newTestExporter(t *testing.T, o Options) *Exporter {
 }
 
 // checkExport checks what the receiver got for the synthetic flows.
-func checkExport(t *testing.T, r *receiver, s *synthetic, q *sink.Queue) {
+func checkExport(t *testing.T, r *oteltest.Receiver, s *synthetic, q *sink.Queue) {
 	t.Helper()
-	recs, ress := r.logRecords()
+	recs, ress := r.LogRecords()
 	if len(recs) != len(s.flows) {
 		t.Fatalf("got %d log records, want one per flow: %d", len(recs), len(s.flows))
 	}
 	for _, res := range ress {
-		a := attrs(res.GetAttributes())
+		a := oteltest.Attrs(res.GetAttributes())
 		if a["service.name"] != "periscope-test" || a["host.name"] != "node-1" || a["service.version"] == "" {
 			t.Fatalf("log resource attributes = %v, want service.name, host.name and service.version", a)
 		}
@@ -184,7 +184,7 @@ func checkExport(t *testing.T, r *receiver, s *synthetic, q *sink.Queue) {
 		if rec.GetSeverityNumber() != wantSev {
 			t.Errorf("flow %x: severity %v, want %v", got.UUID, rec.GetSeverityNumber(), wantSev)
 		}
-		a := attrs(rec.GetAttributes())
+		a := oteltest.Attrs(rec.GetAttributes())
 		for k, v := range map[string]string{
 			"periscope.event":           want.Event.String(),
 			"periscope.verdict":         want.Verdict.String(),
@@ -210,8 +210,8 @@ func checkExport(t *testing.T, r *receiver, s *synthetic, q *sink.Queue) {
 		}
 	}
 
-	ms, res := r.lastMetrics(t)
-	if a := attrs(res.GetAttributes()); a["service.name"] != "periscope-test" || a["host.name"] != "node-1" {
+	ms, res := r.LastMetrics(t)
+	if a := oteltest.Attrs(res.GetAttributes()); a["service.name"] != "periscope-test" || a["host.name"] != "node-1" {
 		t.Errorf("metric resource attributes = %v", a)
 	}
 	for _, c := range []struct {
@@ -234,20 +234,20 @@ func checkExport(t *testing.T, r *receiver, s *synthetic, q *sink.Queue) {
 			t.Errorf("metric %s not exported", c.name)
 			continue
 		}
-		if got := total(m); got != c.want {
-			t.Errorf("%s sums to %d, want %d (points %v)", c.name, got, c.want, points(m))
+		if got := oteltest.Total(m); got != c.want {
+			t.Errorf("%s sums to %d, want %d (points %v)", c.name, got, c.want, oteltest.Points(m))
 		}
 	}
-	if got := points(ms["periscope.bytes"]); got["periscope.destination=b,periscope.source=a"] != s.bytesAB ||
+	if got := oteltest.Points(ms["periscope.bytes"]); got["periscope.destination=b,periscope.source=a"] != s.bytesAB ||
 		got["periscope.destination=a,periscope.source=b"] != s.bytesBA {
 		t.Errorf("periscope.bytes points = %v, want a→b %d and b→a %d", got, s.bytesAB, s.bytesBA)
 	}
-	flows := points(ms["periscope.flows"])
+	flows := oteltest.Points(ms["periscope.flows"])
 	fwd := "network.transport=tcp,network.type=ipv4,periscope.flow_type=L3_L4,periscope.traffic_direction=EGRESS,periscope.verdict=FORWARDED"
 	if flows[fwd] != s.starts-s.drops {
 		t.Errorf("periscope.flows points = %v, want %d at %s", flows, s.starts-s.drops, fwd)
 	}
-	if got := points(ms["periscope.drops"])["periscope.drop_reason=POLICY_DENIED,periscope.traffic_direction=EGRESS"]; got != s.drops {
+	if got := oteltest.Points(ms["periscope.drops"])["periscope.drop_reason=POLICY_DENIED,periscope.traffic_direction=EGRESS"]; got != s.drops {
 		t.Errorf("periscope.drops POLICY_DENIED/EGRESS = %d, want %d", got, s.drops)
 	}
 	if st := q.Stats(); st.Written != uint64(len(s.flows)) {
@@ -257,9 +257,8 @@ func checkExport(t *testing.T, r *receiver, s *synthetic, q *sink.Queue) {
 
 func TestExportOverGRPCSendsTheFlowsMetricsAndOneLogRecordPerFlow(t *testing.T) {
 	clearOTLPEnv(t)
-	r, addr := startGRPCReceiver(t)
+	r, addr := oteltest.StartGRPC(t)
 	e := newTestExporter(t, Options{Endpoint: addr, Protocol: ProtocolGRPC, Insecure: true, ServiceName: "periscope-test", NodeName: "node-1"})
-	e.AddLostEventsSource("datapath", func() uint64 { return 3 })
 	s := genFlows(30) // 6 dropped connections of 2 records, 24 of 4: 108 records
 	q := runPipeline(t, e, s.flows)
 	checkExport(t, r, s, q)
@@ -267,12 +266,11 @@ func TestExportOverGRPCSendsTheFlowsMetricsAndOneLogRecordPerFlow(t *testing.T) 
 
 func TestExportOverHTTPSendsTheSameAsOverGRPC(t *testing.T) {
 	clearOTLPEnv(t)
-	r, base := startHTTPReceiver(t)
+	r, base := oteltest.StartHTTP(t)
 	// The protocol comes from the environment; the endpoint's http scheme
 	// means no TLS.
 	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", ProtocolHTTPProtobuf)
 	e := newTestExporter(t, Options{Endpoint: base, ServiceName: "periscope-test", NodeName: "node-1"})
-	e.AddLostEventsSource("datapath", func() uint64 { return 3 })
 	s := genFlows(28) // 6 dropped connections of 2 records, 22 of 4: 100 records
 	q := runPipeline(t, e, s.flows)
 	checkExport(t, r, s, q)
@@ -280,7 +278,7 @@ func TestExportOverHTTPSendsTheSameAsOverGRPC(t *testing.T) {
 
 func TestEnvironmentChoosesTheEndpointWhenNoneIsGiven(t *testing.T) {
 	clearOTLPEnv(t)
-	r, addr := startGRPCReceiver(t)
+	r, addr := oteltest.StartGRPC(t)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+addr)
 	t.Setenv("OTEL_SERVICE_NAME", "from-env")
 	e := newTestExporter(t, Options{NodeName: "node-1"})
@@ -288,11 +286,11 @@ func TestEnvironmentChoosesTheEndpointWhenNoneIsGiven(t *testing.T) {
 	if err := e.Write(context.Background(), []api.Flow{f}); err != nil {
 		t.Fatalf("Write: %v", err)
 	}
-	recs, ress := r.logRecords()
+	recs, ress := r.LogRecords()
 	if len(recs) != 1 {
 		t.Fatalf("got %d log records, want 1", len(recs))
 	}
-	if a := attrs(ress[0].GetAttributes()); a["service.name"] != "from-env" {
+	if a := oteltest.Attrs(ress[0].GetAttributes()); a["service.name"] != "from-env" {
 		t.Errorf("service.name = %q, want OTEL_SERVICE_NAME's from-env", a["service.name"])
 	}
 }
@@ -300,7 +298,7 @@ func TestEnvironmentChoosesTheEndpointWhenNoneIsGiven(t *testing.T) {
 func TestWriteFailsWhenTheExportFails(t *testing.T) {
 	clearOTLPEnv(t)
 	// Nothing listens there; the short context bounds the exporter's retries.
-	lis := closedPort(t)
+	lis := oteltest.ClosedPort(t)
 	e := newTestExporter(t, Options{Endpoint: lis, Insecure: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
@@ -311,4 +309,41 @@ func TestWriteFailsWhenTheExportFails(t *testing.T) {
 	sctx, scancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer scancel()
 	e.Shutdown(sctx) //nolint:errcheck // it fails: nothing listens
+}
+
+func TestExportCarriesHTTPGoldenSignalsFromL7Records(t *testing.T) {
+	clearOTLPEnv(t)
+	r, addr := oteltest.StartGRPC(t)
+	e := newTestExporter(t, Options{Endpoint: addr, Protocol: ProtocolGRPC, Insecure: true, NodeName: "node-1"})
+	flows := []api.Flow{
+		*httpResponse("GET", 200, 5*time.Millisecond, api.TrafficDirectionIngress),
+		*httpResponse("GET", 503, 7*time.Millisecond, api.TrafficDirectionIngress),
+		*httpResponse("POST", 201, time.Millisecond, api.TrafficDirectionEgress),
+	}
+	runPipeline(t, e, flows)
+	ms, _ := r.LastMetrics(t)
+	reqs, ok := ms[metrics.OTelHTTPRequests]
+	if !ok {
+		t.Fatalf("%s not exported; got %v", metrics.OTelHTTPRequests, slices.Sorted(maps.Keys(ms)))
+	}
+	if got := oteltest.Total(reqs); got != 3 {
+		t.Errorf("%s sums to %d, want 3 (points %v)", metrics.OTelHTTPRequests, got, oteltest.Points(reqs))
+	}
+	for name, want := range map[string]uint64{
+		metrics.OTelHTTPServerRequestDuration: 2,
+		metrics.OTelHTTPClientRequestDuration: 1,
+	} {
+		m, ok := ms[name]
+		if !ok {
+			t.Errorf("%s not exported", name)
+			continue
+		}
+		var n uint64
+		for _, dp := range m.GetHistogram().GetDataPoints() {
+			n += dp.GetCount()
+		}
+		if n != want || m.GetUnit() != "s" {
+			t.Errorf("%s: %d requests in unit %q, want %d in s", name, n, m.GetUnit(), want)
+		}
+	}
 }

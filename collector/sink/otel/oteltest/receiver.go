@@ -1,4 +1,9 @@
-package otel
+// Package oteltest is an OTLP receiver for tests: it serves OTLP/gRPC or
+// OTLP/HTTP on loopback and keeps every request, with helpers to read the
+// metrics and log records received.
+//
+// The package must not be imported outside tests.
+package oteltest
 
 import (
 	"context"
@@ -6,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -19,8 +25,8 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// receiver is an OTLP receiver in the test process: it keeps every request.
-type receiver struct {
+// Receiver is an OTLP receiver in the test process: it keeps every request.
+type Receiver struct {
 	collectormetrics.UnimplementedMetricsServiceServer
 	collectorlogs.UnimplementedLogsServiceServer
 
@@ -29,18 +35,19 @@ type receiver struct {
 	logs    []*collectorlogs.ExportLogsServiceRequest
 }
 
-func (r *receiver) Export(_ context.Context, req *collectormetrics.ExportMetricsServiceRequest) (*collectormetrics.ExportMetricsServiceResponse, error) {
+// Export implements the metrics service: it keeps the request.
+func (r *Receiver) Export(_ context.Context, req *collectormetrics.ExportMetricsServiceRequest) (*collectormetrics.ExportMetricsServiceResponse, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.metrics = append(r.metrics, req)
 	return &collectormetrics.ExportMetricsServiceResponse{}, nil
 }
 
-// logsServer is the receiver's LogsServiceServer: both services have a
+// logsServer is the Receiver's LogsServiceServer: both services have a
 // method named Export.
 type logsServer struct {
 	collectorlogs.UnimplementedLogsServiceServer
-	r *receiver
+	r *Receiver
 }
 
 func (s logsServer) Export(_ context.Context, req *collectorlogs.ExportLogsServiceRequest) (*collectorlogs.ExportLogsServiceResponse, error) {
@@ -50,15 +57,15 @@ func (s logsServer) Export(_ context.Context, req *collectorlogs.ExportLogsServi
 	return &collectorlogs.ExportLogsServiceResponse{}, nil
 }
 
-// startGRPCReceiver serves OTLP/gRPC on a loopback port and returns its
+// StartGRPC serves OTLP/gRPC on a loopback port and returns its
 // address.
-func startGRPCReceiver(t *testing.T) (*receiver, string) {
+func StartGRPC(t testing.TB) (*Receiver, string) {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	r := &receiver{}
+	r := &Receiver{}
 	srv := grpc.NewServer()
 	collectormetrics.RegisterMetricsServiceServer(srv, r)
 	collectorlogs.RegisterLogsServiceServer(srv, logsServer{r: r})
@@ -67,11 +74,11 @@ func startGRPCReceiver(t *testing.T) (*receiver, string) {
 	return r, lis.Addr().String()
 }
 
-// startHTTPReceiver serves OTLP/HTTP with protobuf bodies and returns its
+// StartHTTP serves OTLP/HTTP with protobuf bodies and returns its
 // base URL.
-func startHTTPReceiver(t *testing.T) (*receiver, string) {
+func StartHTTP(t testing.TB) (*Receiver, string) {
 	t.Helper()
-	r := &receiver{}
+	r := &Receiver{}
 	mux := http.NewServeMux()
 	handle := func(path string, req, resp proto.Message) {
 		mux.HandleFunc("POST "+path, func(w http.ResponseWriter, hr *http.Request) {
@@ -108,8 +115,8 @@ func startHTTPReceiver(t *testing.T) (*receiver, string) {
 	return r, srv.URL + "/base"
 }
 
-// logRecords returns every log record received, with its resource.
-func (r *receiver) logRecords() ([]*logspb.LogRecord, []*resourcepb.Resource) {
+// LogRecords returns every log record received, with its resource.
+func (r *Receiver) LogRecords() ([]*logspb.LogRecord, []*resourcepb.Resource) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var recs []*logspb.LogRecord
@@ -125,10 +132,10 @@ func (r *receiver) logRecords() ([]*logspb.LogRecord, []*resourcepb.Resource) {
 	return recs, res
 }
 
-// lastMetrics returns the metrics of the last metrics request by name, and
+// LastMetrics returns the metrics of the last metrics request by name, and
 // its resource. Temporality is cumulative, so the last request holds the
 // totals.
-func (r *receiver) lastMetrics(t *testing.T) (map[string]*metricspb.Metric, *resourcepb.Resource) {
+func (r *Receiver) LastMetrics(t testing.TB) (map[string]*metricspb.Metric, *resourcepb.Resource) {
 	t.Helper()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -148,8 +155,9 @@ func (r *receiver) lastMetrics(t *testing.T) (map[string]*metricspb.Metric, *res
 	return out, res
 }
 
-// points returns a sum's or gauge's data points: value by attributes.
-func points(m *metricspb.Metric) map[string]int64 {
+// Points returns a sum's or gauge's data points: value by attributes
+// (attrString).
+func Points(m *metricspb.Metric) map[string]int64 {
 	out := map[string]int64{}
 	var dps []*metricspb.NumberDataPoint
 	switch d := m.GetData().(type) {
@@ -164,9 +172,10 @@ func points(m *metricspb.Metric) map[string]int64 {
 	return out
 }
 
-func total(m *metricspb.Metric) int64 {
+// Total is the sum of a sum's or gauge's data points.
+func Total(m *metricspb.Metric) int64 {
 	var s int64
-	for _, v := range points(m) {
+	for _, v := range Points(m) {
 		s += v
 	}
 	return s
@@ -189,7 +198,7 @@ func anyString(v *commonpb.AnyValue) string {
 	case *commonpb.AnyValue_StringValue:
 		return x.StringValue
 	case *commonpb.AnyValue_IntValue:
-		return itoa(x.IntValue)
+		return strconv.FormatInt(x.IntValue, 10)
 	case *commonpb.AnyValue_BoolValue:
 		if x.BoolValue {
 			return "true"
@@ -199,8 +208,8 @@ func anyString(v *commonpb.AnyValue) string {
 	return v.String()
 }
 
-// attrs returns key/value pairs as a map of strings.
-func attrs(kvs []*commonpb.KeyValue) map[string]string {
+// Attrs returns key/value pairs as a map of strings.
+func Attrs(kvs []*commonpb.KeyValue) map[string]string {
 	out := make(map[string]string, len(kvs))
 	for _, kv := range kvs {
 		out[kv.GetKey()] = anyString(kv.GetValue())
@@ -208,8 +217,8 @@ func attrs(kvs []*commonpb.KeyValue) map[string]string {
 	return out
 }
 
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
+// ClosedPort returns a loopback address nothing listens on.
+func ClosedPort(t testing.TB) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

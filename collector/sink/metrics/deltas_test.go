@@ -1,4 +1,4 @@
-package sink
+package metrics
 
 import (
 	"net/netip"

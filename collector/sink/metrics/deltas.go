@@ -1,4 +1,4 @@
-package sink
+package metrics
 
 import (
 	"net/netip"
@@ -8,10 +8,10 @@ import (
 )
 
 // Deltas turns the cumulative per-connection counters of flow records into
-// the traffic since the connection's previous record, so that metric sinks
-// count every packet and byte exactly once. It remembers at most max
-// connections; beyond that it forgets one at random and counts it (that
-// connection's next record then counts from zero again). Safe for
+// the traffic since the connection's previous record, so that the traffic
+// metrics count every packet and byte exactly once. It remembers at most
+// max connections; beyond that it forgets one at random and counts it
+// (that connection's next record then counts from zero again). Safe for
 // concurrent use.
 type Deltas struct {
 	mu      sync.Mutex

@@ -1,22 +1,25 @@
-package metrics
+package prom
 
 import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/collector/sink/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
 
-func newTestMetrics(t testing.TB, o Options) (*Metrics, *prometheus.Registry) {
+func newTestMetrics(t testing.TB, o metrics.Options) (*metrics.Metrics, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	m, err := New(reg, o)
+	m, err := NewMetrics(reg, o)
 	if err != nil {
-		t.Fatalf("New: %v", err)
+		t.Fatalf("NewMetrics: %v", err)
 	}
 	return m, reg
 }
@@ -87,6 +90,51 @@ func conn(sport uint16, ifindex uint32, ev api.EventKind, c api.Counters) *api.F
 		Interface:   api.Interface{Index: ifindex},
 		Counters:    c,
 	}
+}
+
+// httpResponse is an L7 record of the response to a method request from
+// (ns "a") to (ns "b"), reported by the client's side (EGRESS) or the
+// server's (INGRESS): it goes from b to a.
+func httpResponse(method string, code uint32, latency time.Duration, dir api.TrafficDirection) *api.Flow {
+	f := conn(80, 1, api.EventUnknown, api.Counters{})
+	f.Type, f.TrafficDirection, f.IsReply = api.FlowTypeL7, dir, true
+	f.Source, f.Destination = f.Destination, f.Source
+	f.L7 = &api.L7{Type: api.L7TypeResponse, LatencyNs: uint64(latency),
+		HTTP: &api.HTTP{Code: code, Method: method, URL: "http://server/", Protocol: "HTTP/1.1"}}
+	return f
+}
+
+// httpRequest is the L7 record of a request from (ns "a") to (ns "b").
+func httpRequest(method string, dir api.TrafficDirection) *api.Flow {
+	f := conn(1000, 1, api.EventUnknown, api.Counters{})
+	f.Type, f.TrafficDirection = api.FlowTypeL7, dir
+	f.L7 = &api.L7{Type: api.L7TypeRequest, HTTP: &api.HTTP{Method: method, URL: "http://server/", Protocol: "HTTP/1.1"}}
+	return f
+}
+
+// histogramSum is the sum of a histogram's series, by label values as
+// series keys them; -1 when there is no such series.
+func histogramSum(t testing.TB, reg *prometheus.Registry, name, key string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var lvs []string
+			for _, lp := range m.GetLabel() {
+				lvs = append(lvs, lp.GetValue())
+			}
+			if strings.Join(lvs, ",") == key {
+				return m.GetHistogram().GetSampleSum()
+			}
+		}
+	}
+	return -1
 }
 
 // cnt is shorthand for cumulative counters.

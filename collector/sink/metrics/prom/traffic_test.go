@@ -1,16 +1,17 @@
-package metrics
+package prom
 
 import (
 	"maps"
 	"testing"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/collector/sink/metrics"
 )
 
 func TestBytesAndPacketsAreExactDeltas(t *testing.T) {
 	tests := []struct {
 		name        string
-		opts        Options
+		opts        metrics.Options
 		flows       []*api.Flow
 		wantBytes   map[string]float64 // by "destination,source" (label names sorted)
 		wantPackets map[string]float64
@@ -64,7 +65,7 @@ func TestBytesAndPacketsAreExactDeltas(t *testing.T) {
 		},
 		{
 			name: "a full table evicts a connection and counts it",
-			opts: Options{MaxConnections: 1},
+			opts: metrics.Options{MaxConnections: 1},
 			flows: []*api.Flow{
 				conn(1000, 1, api.EventStart, cnt(1, 60, 0, 0)),
 				conn(2000, 1, api.EventStart, cnt(1, 60, 0, 0)), // evicts 1000
@@ -76,7 +77,7 @@ func TestBytesAndPacketsAreExactDeltas(t *testing.T) {
 		},
 		{
 			name: "contexts choose the labels, falling back to the next one",
-			opts: Options{SourceContext: []Context{ContextWorkload}, DestinationContext: []Context{ContextPodName, ContextIdentity}},
+			opts: metrics.Options{SourceContext: []metrics.Context{metrics.ContextWorkload}, DestinationContext: []metrics.Context{metrics.ContextPodName, metrics.ContextIdentity}},
 			flows: []*api.Flow{
 				conn(1000, 1, api.EventStart, cnt(1, 60, 1, 40)),
 				func() *api.Flow {
@@ -112,51 +113,4 @@ func TestBytesAndPacketsAreExactDeltas(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestParseOptions(t *testing.T) {
-	tests := []struct {
-		in      string
-		want    Options
-		wantErr bool
-	}{
-		{in: "", want: Options{}},
-		{in: "source_context=workload;destination_context=namespace",
-			want: Options{SourceContext: []Context{ContextWorkload}, DestinationContext: []Context{ContextNamespace}}},
-		{in: "sourceContext=pod-name|identity; destinationContext=workload-name; max_series=50; maxConnections=10",
-			want: Options{SourceContext: []Context{ContextPodName, ContextIdentity}, DestinationContext: []Context{ContextWorkloadName}, MaxSeries: 50, MaxConnections: 10}},
-		{in: "source_context=ip", wantErr: true},
-		{in: "colour=blue", wantErr: true},
-		{in: "max_series", wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			got, err := ParseOptions(tt.in)
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("ParseOptions(%q) error = %v, want error %v", tt.in, err, tt.wantErr)
-			}
-			if err != nil {
-				return
-			}
-			if !equalOptions(got, tt.want) {
-				t.Errorf("ParseOptions(%q) = %+v, want %+v", tt.in, got, tt.want)
-			}
-		})
-	}
-}
-
-func equalOptions(a, b Options) bool {
-	eq := func(x, y []Context) bool {
-		if len(x) != len(y) {
-			return false
-		}
-		for i := range x {
-			if x[i] != y[i] {
-				return false
-			}
-		}
-		return true
-	}
-	return eq(a.SourceContext, b.SourceContext) && eq(a.DestinationContext, b.DestinationContext) &&
-		a.MaxSeries == b.MaxSeries && a.MaxConnections == b.MaxConnections
 }

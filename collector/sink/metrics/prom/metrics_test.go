@@ -1,12 +1,15 @@
-package metrics
+package prom
 
 import (
 	"maps"
+	"math"
 	"testing"
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/collector/sink"
+	"github.com/periscope-dev/periscope/collector/sink/metrics"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestFlowsDropsAndPolicyVerdicts(t *testing.T) {
@@ -32,7 +35,7 @@ func TestFlowsDropsAndPolicyVerdicts(t *testing.T) {
 				conn(1000, 1, api.EventPeriodic, cnt(5, 300, 5, 300)),
 				conn(1000, 1, api.EventEnd, cnt(6, 360, 6, 360)),
 			},
-			want: map[want]float64{{"periscope_flows_total", "EGRESS,TCP,L3_L4,FORWARDED"}: 1},
+			want: map[want]float64{{"periscope_flows_total", "EGRESS,IPv4,TCP,L3_L4,FORWARDED"}: 1},
 		},
 		{
 			name: "socket events are not connections",
@@ -45,7 +48,7 @@ func TestFlowsDropsAndPolicyVerdicts(t *testing.T) {
 			name:  "a default-deny policy drop counts a drop and a default verdict",
 			flows: []*api.Flow{dropped(api.DropReasonPolicyDenied, nil)},
 			want: map[want]float64{
-				{"periscope_flows_total", "EGRESS,TCP,L3_L4,DROPPED"}:         1,
+				{"periscope_flows_total", "EGRESS,IPv4,TCP,L3_L4,DROPPED"}:    1,
 				{"periscope_drops_total", "EGRESS,POLICY_DENIED"}:             1,
 				{"periscope_policy_verdicts_total", "DROPPED,EGRESS,default"}: 1,
 			},
@@ -57,7 +60,7 @@ func TestFlowsDropsAndPolicyVerdicts(t *testing.T) {
 				f.EgressAllowedBy = []string{"allow-a"}
 			})},
 			want: map[want]float64{
-				{"periscope_flows_total", "EGRESS,TCP,L3_L4,DROPPED"}:       1,
+				{"periscope_flows_total", "EGRESS,IPv4,TCP,L3_L4,DROPPED"}:  1,
 				{"periscope_drops_total", "EGRESS,POLICY_DENY"}:             1,
 				{"periscope_policy_verdicts_total", "DROPPED,INGRESS,deny"}: 1,
 				{"periscope_policy_verdicts_total", "DROPPED,EGRESS,allow"}: 1,
@@ -71,14 +74,14 @@ func TestFlowsDropsAndPolicyVerdicts(t *testing.T) {
 				return f
 			}()},
 			want: map[want]float64{
-				{"periscope_flows_total", "EGRESS,TCP,L3_L4,FORWARDED"}:        1,
+				{"periscope_flows_total", "EGRESS,IPv4,TCP,L3_L4,FORWARDED"}:   1,
 				{"periscope_policy_verdicts_total", "FORWARDED,INGRESS,allow"}: 1,
 			},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, reg := newTestMetrics(t, Options{})
+			m, reg := newTestMetrics(t, metrics.Options{})
 			for _, f := range tt.flows {
 				m.Consume(f)
 			}
@@ -96,7 +99,7 @@ func TestFlowsDropsAndPolicyVerdicts(t *testing.T) {
 }
 
 func TestCardinalityIsCappedWithExactTotals(t *testing.T) {
-	m, reg := newTestMetrics(t, Options{MaxSeries: 3})
+	m, reg := newTestMetrics(t, metrics.Options{MaxSeries: 3})
 	for i := range 10 {
 		f := conn(uint16(1000+i), 1, api.EventStart, cnt(1, 100, 0, 0))
 		f.Source.Namespace = string(rune('a' + i)) // 10 source namespaces
@@ -111,7 +114,7 @@ func TestCardinalityIsCappedWithExactTotals(t *testing.T) {
 		if _, ok := got["overflow,overflow"]; fam != "periscope_flows_total" && !ok {
 			t.Errorf("%s has no overflow series: %v", fam, got)
 		}
-		if _, ok := got["overflow,overflow,overflow,overflow"]; fam == "periscope_flows_total" && !ok {
+		if _, ok := got["overflow,overflow,overflow,overflow,overflow"]; fam == "periscope_flows_total" && !ok {
 			t.Errorf("%s has no overflow series: %v", fam, got)
 		}
 	}
@@ -123,19 +126,42 @@ func TestCardinalityIsCappedWithExactTotals(t *testing.T) {
 	}
 }
 
-func TestHTTPGoldenSignals(t *testing.T) {
-	m, reg := newTestMetrics(t, Options{})
-	m.ObserveHTTP("GET", 200, 10*time.Millisecond)
-	m.ObserveHTTP("GET", 200, 20*time.Millisecond)
-	m.ObserveHTTP("POST", 503, time.Second)
-	m.ObserveHTTP("BREW", 999, time.Millisecond) // RFC 2324: no series of its own
-	want := map[string]float64{"GET,200": 2, "POST,503": 1, "other,0": 1}
-	if got := series(t, reg, "periscope_http_requests_total"); !maps.Equal(got, want) {
+func TestHTTPGoldenSignalsFromL7Responses(t *testing.T) {
+	m, reg := newTestMetrics(t, metrics.Options{})
+	egress, ingress := api.TrafficDirectionEgress, api.TrafficDirectionIngress
+	for _, f := range []*api.Flow{
+		httpResponse("GET", 200, 10*time.Millisecond, egress),
+		httpResponse("GET", 200, 20*time.Millisecond, egress),
+		httpResponse("POST", 503, time.Second, egress),
+		httpResponse("POST", 201, time.Millisecond, ingress),
+		httpResponse("BREW", 999, time.Millisecond, egress), // RFC 2324: no series of its own
+		httpRequest("GET", egress),                          // counted on its response
+		func() *api.Flow { // not HTTP
+			f := httpResponse("GET", 200, time.Millisecond, egress)
+			f.L7 = &api.L7{Type: api.L7TypeResponse, DNS: &api.DNS{Query: "example.com."}}
+			return f
+		}(),
+	} {
+		m.Consume(f)
+	}
+	// By destination, method, protocol, reporter, source, status: the
+	// source is the requester (the response's destination).
+	want := map[string]float64{
+		"b,GET,HTTP/1.1,client,a,200":  2,
+		"b,POST,HTTP/1.1,client,a,503": 1,
+		"b,POST,HTTP/1.1,server,a,201": 1,
+		"b,other,HTTP/1.1,client,a,0":  1,
+	}
+	if got := series(t, reg, metrics.HTTPRequestsTotal); !maps.Equal(got, want) {
 		t.Errorf("requests = %v, want %v", got, want)
 	}
-	wantDur := map[string]float64{"GET": 2, "POST": 1, "other": 1} // sample counts
-	if got := series(t, reg, "periscope_http_request_duration_seconds"); !maps.Equal(got, wantDur) {
+	// Sample counts by destination, method, reporter, source.
+	wantDur := map[string]float64{"b,GET,client,a": 2, "b,POST,client,a": 1, "b,POST,server,a": 1, "b,other,client,a": 1}
+	if got := series(t, reg, metrics.HTTPRequestDurationSeconds); !maps.Equal(got, wantDur) {
 		t.Errorf("duration sample counts = %v, want %v", got, wantDur)
+	}
+	if got := histogramSum(t, reg, metrics.HTTPRequestDurationSeconds, "b,GET,client,a"); math.Abs(got-0.03) > 1e-9 {
+		t.Errorf("GET duration sum = %vs, want the latencies' 0.03s", got)
 	}
 }
 
@@ -148,7 +174,7 @@ func (q fakeQueue) Name() string      { return q.name }
 func (q fakeQueue) Stats() sink.Stats { return q.st }
 
 func TestScrapeTimeSources(t *testing.T) {
-	m, reg := newTestMetrics(t, Options{})
+	m, reg := newTestMetrics(t, metrics.Options{})
 	var lost uint64 = 7
 	m.AddLostEventsSource("ringbuf", func() uint64 { return lost })
 	m.AddQueues(fakeQueue{"clickhouse", sink.Stats{Queued: 3, Dropped: 4, Written: 5, Failed: 6}})
@@ -171,12 +197,14 @@ func TestScrapeTimeSources(t *testing.T) {
 }
 
 func TestConsumeDoesNotAllocate(t *testing.T) {
-	m, _ := newTestMetrics(t, Options{SourceContext: []Context{ContextWorkload}, DestinationContext: []Context{ContextPod}})
+	m, _ := newTestMetrics(t, metrics.Options{SourceContext: []metrics.Context{metrics.ContextWorkload}, DestinationContext: []metrics.Context{metrics.ContextPod}})
 	f := conn(1000, 1, api.EventStart, cnt(1, 60, 0, 0))
 	m.Consume(f) // first of its label sets: allowed to allocate
 	f.Event = api.EventPeriodic
 	f.Counters = cnt(1, 60, 1, 60)
 	m.Consume(f)
+	resp := httpResponse("GET", 200, time.Millisecond, api.TrafficDirectionIngress)
+	m.Consume(resp)
 	var n uint64 = 1
 	allocs := testing.AllocsPerRun(1000, func() {
 		n++
@@ -185,6 +213,8 @@ func TestConsumeDoesNotAllocate(t *testing.T) {
 		f.Event = api.EventPeriodic
 		f.Counters = cnt(n, 60*n, n, 60*n)
 		m.Consume(f)
+		resp.L7.LatencyNs = n
+		m.Consume(resp)
 	})
 	if allocs != 0 {
 		t.Errorf("Consume allocates %v times per flow on known label sets, want 0", allocs)
@@ -192,18 +222,18 @@ func TestConsumeDoesNotAllocate(t *testing.T) {
 }
 
 func TestNewRejectsBadOptions(t *testing.T) {
-	m, reg := newTestMetrics(t, Options{})
+	m, reg := newTestMetrics(t, metrics.Options{})
 	_ = m
-	if _, err := New(reg, Options{}); err == nil {
-		t.Error("New registered the same families twice on one registry")
+	if _, err := NewMetrics(reg, metrics.Options{}); err == nil {
+		t.Error("NewMetrics registered the same families twice on one registry")
 	}
-	if _, err := New(reg, Options{MaxSeries: -1}); err == nil {
-		t.Error("New accepted a negative MaxSeries")
+	if _, err := NewMetrics(prometheus.NewRegistry(), metrics.Options{MaxSeries: -1}); err == nil {
+		t.Error("NewMetrics accepted a negative MaxSeries")
 	}
 }
 
 func BenchmarkConsume(b *testing.B) {
-	m, _ := newTestMetrics(b, Options{SourceContext: []Context{ContextWorkload}, DestinationContext: []Context{ContextWorkload}})
+	m, _ := newTestMetrics(b, metrics.Options{SourceContext: []metrics.Context{metrics.ContextWorkload}, DestinationContext: []metrics.Context{metrics.ContextWorkload}})
 	f := conn(1000, 1, api.EventStart, cnt(1, 60, 0, 0))
 	b.ReportAllocs()
 	var n uint64
@@ -215,4 +245,4 @@ func BenchmarkConsume(b *testing.B) {
 }
 
 // Metrics is called synchronously by the pipeline, as a sink.Observer.
-var _ sink.Observer = (*Metrics)(nil)
+var _ sink.Observer = (*metrics.Metrics)(nil)

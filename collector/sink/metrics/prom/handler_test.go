@@ -1,4 +1,4 @@
-package metrics
+package prom
 
 import (
 	"bytes"
@@ -12,18 +12,19 @@ import (
 
 	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/collector/sink"
+	"github.com/periscope-dev/periscope/collector/sink/metrics"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 )
 
 // populated returns metrics with a series in every family.
-func populated(t testing.TB) (*Metrics, *httptest.Server) {
+func populated(t testing.TB) (*metrics.Metrics, *httptest.Server) {
 	t.Helper()
-	m, reg := newTestMetrics(t, Options{})
+	m, reg := newTestMetrics(t, metrics.Options{})
 	m.Consume(conn(1000, 1, api.EventStart, cnt(1, 60, 1, 60)))
 	f := conn(2000, 1, api.EventStart, cnt(1, 60, 0, 0))
 	f.Verdict, f.DropReason = api.VerdictDropped, api.DropReasonPolicyDenied
 	m.Consume(f)
-	m.ObserveHTTP("GET", 200, 3*time.Millisecond)
+	m.Consume(httpResponse("GET", 200, 3*time.Millisecond, api.TrafficDirectionIngress))
 	m.AddLostEventsSource("ringbuf", func() uint64 { return 2 })
 	m.AddQueues(fakeQueue{"clickhouse", sink.Stats{Queued: 1}})
 	srv := httptest.NewServer(Handler(reg, quietLogger()))

@@ -1,4 +1,4 @@
-package sink
+package metrics
 
 import "github.com/periscope-dev/periscope/api"
 
@@ -12,7 +12,7 @@ const (
 // PolicyDecisions calls fn for each policy decision a connection's record
 // carries: one per direction whose policies decided (deny before allow), or,
 // for a policy drop without attributed rules, one in the flow's direction.
-// Metric sinks count these as policy verdicts.
+// periscope_policy_verdicts_total counts these.
 func PolicyDecisions(f *api.Flow, fn func(dir api.TrafficDirection, match string)) {
 	decided := false
 	for _, side := range [...]struct {

@@ -1,0 +1,50 @@
+// Package metricstest helps the metric model's exporters test that they
+// export every metric of the model: Populate gives each a series.
+//
+// The package must not be imported outside tests.
+package metricstest
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/collector/sink"
+	"github.com/periscope-dev/periscope/collector/sink/metrics"
+)
+
+// Populate feeds m flow records, a lost-events source and a queue such that
+// every metric of metrics.Defs has at least one series, in every instrument
+// (HTTP responses reported by the client, the server and neither).
+func Populate(m *metrics.Metrics) {
+	start := api.Flow{
+		Event: api.EventStart, Verdict: api.VerdictDropped, DropReason: api.DropReasonPolicyDenied,
+		Type: api.FlowTypeL3L4, TrafficDirection: api.TrafficDirectionEgress,
+		IP:          api.IP{Source: netip.MustParseAddr("198.18.0.1"), Destination: netip.MustParseAddr("198.18.0.2"), Version: api.IPv4},
+		L4:          api.L4{Protocol: api.ProtoTCP, SourcePort: 40000, DestinationPort: 80},
+		Source:      api.Endpoint{Namespace: "a", Workload: "client", PodName: "client-1", Identity: 100},
+		Destination: api.Endpoint{Namespace: "b", Workload: "server", PodName: "server-1", Identity: 200},
+		Counters:    api.Counters{PacketsForward: 1, BytesForward: 60, PacketsReply: 1, BytesReply: 60},
+	}
+	m.Consume(&start)
+	for _, dir := range []api.TrafficDirection{api.TrafficDirectionEgress, api.TrafficDirectionIngress, api.TrafficDirectionUnknown} {
+		resp := start
+		resp.Event, resp.Verdict, resp.DropReason, resp.Counters = api.EventUnknown, api.VerdictForwarded, api.DropReasonUnknown, api.Counters{}
+		resp.Type, resp.TrafficDirection, resp.IsReply = api.FlowTypeL7, dir, true
+		resp.Source, resp.Destination = start.Destination, start.Source
+		resp.L7 = &api.L7{Type: api.L7TypeResponse, LatencyNs: uint64(3 * time.Millisecond),
+			HTTP: &api.HTTP{Code: 200, Method: "GET", URL: "http://server/", Protocol: "HTTP/1.1"}}
+		m.Consume(&resp)
+	}
+	m.AddLostEventsSource("ringbuf", func() uint64 { return 2 })
+	m.AddQueues(queue{})
+}
+
+// queue is a sink queue with a flow of each count.
+type queue struct{}
+
+func (queue) Name() string { return "test" }
+
+func (queue) Stats() sink.Stats {
+	return sink.Stats{Queued: 1, Spooled: 1, Dropped: 1, Written: 1, Failed: 1, Corrupt: 1}
+}

@@ -1,0 +1,102 @@
+package metrics
+
+import (
+	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+)
+
+// Prometheus metric names. Dashboards and alerts are built on them: never
+// rename one.
+const (
+	FlowsTotal                     = "periscope_flows_total"
+	DropsTotal                     = "periscope_drops_total"
+	PolicyVerdictsTotal            = "periscope_policy_verdicts_total"
+	BytesTotal                     = "periscope_bytes_total"
+	PacketsTotal                   = "periscope_packets_total"
+	TrafficTrackedConnections      = "periscope_traffic_tracked_connections"
+	TrafficEvictedConnectionsTotal = "periscope_traffic_evicted_connections_total"
+	HTTPRequestsTotal              = "periscope_http_requests_total"
+	HTTPRequestDurationSeconds     = "periscope_http_request_duration_seconds"
+	LostEventsTotal                = "periscope_lost_events_total"
+	SinkQueueLength                = "periscope_sink_queue_length"
+	SinkDroppedTotal               = "periscope_sink_dropped_total"
+	SinkWrittenTotal               = "periscope_sink_written_total"
+	SinkFailedTotal                = "periscope_sink_failed_total"
+)
+
+// OpenTelemetry instrument names of the same metrics.
+const (
+	OTelFlows                     = "periscope.flows"
+	OTelDrops                     = "periscope.drops"
+	OTelPolicyVerdicts            = "periscope.policy.verdicts"
+	OTelBytes                     = "periscope.bytes"
+	OTelPackets                   = "periscope.packets"
+	OTelTrafficTrackedConnections = "periscope.traffic.tracked_connections"
+	OTelTrafficEvictedConnections = "periscope.traffic.evicted_connections"
+	OTelHTTPRequests              = "periscope.http.requests"
+	// The semantic conventions' HTTP durations, by reporter; a request
+	// whose reporter is unknown goes to OTelHTTPRequestDuration.
+	OTelHTTPServerRequestDuration = "http.server.request.duration"
+	OTelHTTPClientRequestDuration = "http.client.request.duration"
+	OTelHTTPRequestDuration       = "periscope.http.request.duration"
+	OTelLostEvents                = "periscope.lost_events"
+	OTelSinkQueueLength           = "periscope.sink.queue_length"
+	OTelSinkDropped               = "periscope.sink.dropped"
+	OTelSinkWritten               = "periscope.sink.written"
+	OTelSinkFailed                = "periscope.sink.failed"
+)
+
+// Prometheus label names.
+const (
+	LabelVerdict     = "verdict"
+	LabelDirection   = "direction"
+	LabelProtocol    = "protocol"
+	LabelIPVersion   = "ip_version"
+	LabelType        = "type"
+	LabelReason      = "reason"
+	LabelAction      = "action"
+	LabelMatch       = "match"
+	LabelSource      = "source" // the source endpoint (traffic, HTTP) or the lost events' source
+	LabelDestination = "destination"
+	LabelSink        = "sink"
+	LabelMethod      = "method"
+	LabelStatus      = "status"
+	LabelReporter    = "reporter"
+)
+
+// OpenTelemetry attribute keys of Periscope's own, for what the semantic
+// conventions have no name for.
+const (
+	KeyVerdict          = attribute.Key("periscope.verdict")
+	KeyTrafficDirection = attribute.Key("periscope.traffic_direction")
+	KeyDropReason       = attribute.Key("periscope.drop_reason")
+	KeyFlowType         = attribute.Key("periscope.flow_type")
+	KeyPolicyMatch      = attribute.Key("periscope.policy.match")
+	KeySource           = attribute.Key("periscope.source")      // the source endpoint under its context
+	KeyDestination      = attribute.Key("periscope.destination") // the destination endpoint under its context
+	KeyReporter         = attribute.Key("periscope.reporter")
+	KeyLostSource       = attribute.Key("periscope.lost_events.source")
+	KeySink             = attribute.Key("periscope.sink")
+)
+
+// Values of the reporter label: which side of an exchange reported an L7
+// record, as Hubble's http metrics say.
+const (
+	ReporterClient  = "client"  // the requester's side (traffic direction EGRESS)
+	ReporterServer  = "server"  // the responder's side (INGRESS)
+	ReporterUnknown = "unknown" // neither
+)
+
+// OverflowValue is the Prometheus value of every label of the series that
+// counts what lies beyond a metric's cap. OpenTelemetry's overflow series
+// has the SDK's own attribute instead (otel.metric.overflow=true).
+const OverflowValue = "overflow"
+
+// Semantic-convention keys the model's labels use.
+const (
+	keyTransport       = semconv.NetworkTransportKey
+	keyNetworkType     = semconv.NetworkTypeKey
+	keyMethod          = semconv.HTTPRequestMethodKey
+	keyStatusCode      = semconv.HTTPResponseStatusCodeKey
+	keyProtocolVersion = semconv.NetworkProtocolVersionKey
+)
