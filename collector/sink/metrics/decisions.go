@@ -14,6 +14,12 @@ const (
 // for a policy drop without attributed rules, one in the flow's direction.
 // periscope_policy_verdicts_total counts these.
 func PolicyDecisions(f *api.Flow, fn func(dir api.TrafficDirection, match string)) {
+	policyDecisions(f, func(dir api.TrafficDirection, match string, _ []string) { fn(dir, match) })
+}
+
+// policyDecisions is PolicyDecisions with the names of the deciding
+// policies (none for a drop without attributed rules).
+func policyDecisions(f *api.Flow, fn func(dir api.TrafficDirection, match string, policies []string)) {
 	decided := false
 	for _, side := range [...]struct {
 		dir             api.TrafficDirection
@@ -24,9 +30,9 @@ func PolicyDecisions(f *api.Flow, fn func(dir api.TrafficDirection, match string
 	} {
 		switch {
 		case len(side.denied) > 0:
-			fn(side.dir, MatchDeny)
+			fn(side.dir, MatchDeny, side.denied)
 		case len(side.allowed) > 0:
-			fn(side.dir, MatchAllow)
+			fn(side.dir, MatchAllow, side.allowed)
 		default:
 			continue
 		}
@@ -37,8 +43,8 @@ func PolicyDecisions(f *api.Flow, fn func(dir api.TrafficDirection, match string
 	}
 	switch f.DropReason {
 	case api.DropReasonPolicyDenied:
-		fn(f.TrafficDirection, MatchDefault)
+		fn(f.TrafficDirection, MatchDefault, nil)
 	case api.DropReasonPolicyDeny:
-		fn(f.TrafficDirection, MatchDeny)
+		fn(f.TrafficDirection, MatchDeny, nil)
 	}
 }

@@ -51,9 +51,7 @@ func (p *Plugin) Open(_ context.Context, env sink.Env) (*sink.Part, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prometheus metrics: %w", err)
 	}
-	for _, l := range env.Lost {
-		m.AddLostEventsSource(l.Name, l.Read)
-	}
+	m.AddSources(env.Sources...)
 	return &sink.Part{
 		Observers:   []sink.Observer{m},
 		Handlers:    map[string]http.Handler{Pattern: Handler(reg, env.Logger)},
