@@ -1,5 +1,9 @@
 package clickhouse
 
+// SinkName is the store's name as a sink: its queue's label in metrics
+// (periscope_sink_*{sink="clickhouse"}).
+const SinkName = "clickhouse"
+
 // The tables and columns that readers of the database other than this
 // package query (Grafana's dashboards): part of Periscope's interface, like
 // metric names. Never rename one; add columns by migration.
