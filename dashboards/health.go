@@ -15,7 +15,9 @@ import (
 func nodeHealth() *dashboard.DashboardBuilder {
 	rate := func(series string) string { return fmt.Sprintf("rate(%s[$__rate_interval])", series) }
 	perSink := func(series string) string { return fmt.Sprintf("sum by (%s, %s) (%s)", nodeLabel, m.LabelSink, series) }
-	perSource := func(series string) string { return fmt.Sprintf("sum by (%s, %s) (%s)", nodeLabel, m.LabelSource, series) }
+	perSource := func(series string) string {
+		return fmt.Sprintf("sum by (%s, %s) (%s)", nodeLabel, m.LabelSource, series)
+	}
 	sinkLegend := "{{" + nodeLabel + "}} {{" + m.LabelSink + "}}"
 	sourceLegend := "{{" + nodeLabel + "}} {{" + m.LabelSource + "}}"
 	chWrites := sel(m.SinkWriteDurationSeconds+"_bucket", onNode(), eq(m.LabelSink, clickhouse.SinkName))
