@@ -52,13 +52,13 @@ func flowsAndVerdicts() *dashboard.DashboardBuilder {
 				"FROM %[3]s\nWHERE $__timeFilter(%[1]s) AND %[4]s = %[5]d AND %[6]s = %[7]d\nGROUP BY time, reason\nORDER BY time",
 				colTime, dropReasonName(colDropReason), tableFlows, colEvent, eventStart, colVerdict, verdictDropped)))).
 		WithPanel(chTableOf("Top dropped pairs", "Source and destination workloads with the most dropped connections over the time range.", halfWidth,
-			chRows(fmt.Sprintf("SELECT concat(%[1]s, '/', %[2]s) AS source, concat(%[3]s, '/', %[4]s) AS destination, sum(%[5]s) AS drops\n"+
-				"FROM %[6]s\nWHERE $__timeFilter(%[7]s) AND %[5]s > 0\nGROUP BY source, destination\nORDER BY drops DESC\nLIMIT 10",
+			chRows(fmt.Sprintf("SELECT concat(%[1]s, '/', %[2]s) AS source, concat(%[3]s, '/', %[4]s) AS destination, sum(%[5]s) AS dropped\n"+
+				"FROM %[6]s\nWHERE $__timeFilter(%[7]s) AND %[5]s > 0\nGROUP BY source, destination\nORDER BY dropped DESC\nLIMIT 10",
 				colSrcNamespace, colSrcWorkload, colDstNamespace, colDstWorkload, colRollupDrops, tableFlows1m, colMinute)))).
 		WithPanel(chTableOf("Top talkers", "Source and destination workloads that exchanged the most bytes over the time range (connections that ended).", fullWidth,
 			chRows(fmt.Sprintf("SELECT concat(%[1]s, '/', %[2]s) AS source, concat(%[3]s, '/', %[4]s) AS destination,\n"+
-				"  sum(%[5]s) AS bytes, sum(%[6]s) AS packets, sum(%[7]s) AS connections\n"+
-				"FROM %[8]s\nWHERE $__timeFilter(%[9]s)\nGROUP BY source, destination\nORDER BY bytes DESC\nLIMIT 10",
+				"  sum(%[5]s) AS sent_bytes, sum(%[6]s) AS sent_packets, sum(%[7]s) AS connections\n"+
+				"FROM %[8]s\nWHERE $__timeFilter(%[9]s)\nGROUP BY source, destination\nORDER BY sent_bytes DESC\nLIMIT 10",
 				colSrcNamespace, colSrcWorkload, colDstNamespace, colDstWorkload, colRollupBytes, colRollupPacket,
 				colRollupFlows, tableFlows1m, colMinute))))
 }

@@ -11,8 +11,8 @@ const (
 
 // PolicyDecisions calls fn for each policy decision a connection's record
 // carries: one per direction whose policies decided (deny before allow), or,
-// for a policy drop without attributed rules, one in the flow's direction.
-// periscope_policy_verdicts_total counts these.
+// for a policy drop (or audit) without attributed rules, one in the flow's
+// direction. periscope_policy_verdicts_total counts these.
 func PolicyDecisions(f *api.Flow, fn func(dir api.TrafficDirection, match string)) {
 	policyDecisions(f, func(dir api.TrafficDirection, match string, _ []string) { fn(dir, match) })
 }
@@ -38,7 +38,8 @@ func policyDecisions(f *api.Flow, fn func(dir api.TrafficDirection, match string
 		}
 		decided = true
 	}
-	if decided || f.Verdict != api.VerdictDropped {
+	// An audited connection carries the drop reason it was spared.
+	if decided || f.Verdict != api.VerdictDropped && f.Verdict != api.VerdictAudit {
 		return
 	}
 	switch f.DropReason {

@@ -319,6 +319,9 @@ func TestPolicyMatchesCountEachDecidingPolicyPerEndpoint(t *testing.T) {
 	audited := conn(4000, 1, api.EventStart, cnt(1, 60, 0, 0))
 	audited.Verdict, audited.IngressDeniedBy = api.VerdictAudit, []string{"b/deny"}
 	m.Consume(audited)
+	auditedByDefault := conn(5000, 1, api.EventStart, cnt(1, 60, 0, 0))
+	auditedByDefault.Verdict, auditedByDefault.DropReason = api.VerdictAudit, api.DropReasonPolicyDenied
+	m.Consume(auditedByDefault)
 	// By action, direction, endpoint, match, policy (label names sorted).
 	want := map[string]float64{
 		"FORWARDED,INGRESS,b/server,allow,b/web":      1,
@@ -327,6 +330,7 @@ func TestPolicyMatchesCountEachDecidingPolicyPerEndpoint(t *testing.T) {
 		"DROPPED,INGRESS,b/server,deny,b/deny":        1,
 		"DROPPED,EGRESS,a/client,default,":            1,
 		"AUDIT,INGRESS,b/server,deny,b/deny":          1,
+		"AUDIT,EGRESS,a/client,default,":              1,
 	}
 	if got := series(t, reg, "periscope_policy_matches_total"); !maps.Equal(got, want) {
 		t.Errorf("periscope_policy_matches_total = %v, want %v", got, want)
