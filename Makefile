@@ -11,6 +11,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 BIN := bin/periscope
 HUBBLE_CLI := bin/hubble
+SCHEMATHESIS := bin/venv/bin/schemathesis
 
 TEST_TIMEOUT ?= 20m
 BENCH_OUT ?= bin/bench.txt
@@ -49,7 +50,7 @@ build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/periscope
 
 test: deps hubble-cli
-	$(ROOT) env PERISCOPE_HUBBLE_CLI=$(abspath $(HUBBLE_CLI)) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+	$(ROOT) env PERISCOPE_HUBBLE_CLI=$(abspath $(HUBBLE_CLI)) PERISCOPE_SCHEMATHESIS=$(abspath $(SCHEMATHESIS)) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
 bench: deps
 	@mkdir -p $(dir $(BENCH_OUT))

@@ -2,8 +2,10 @@
 # deps.sh installs what building, testing and the demo need on Debian 12:
 # the BPF toolchain (clang, llvm, libbpf-dev, bpftool), the lab tools
 # (iproute2, iperf3, iptables, ipset, capsh), the real servers the tests run
-# (ClickHouse, Prometheus, headless Chromium) and the Go modules. It is idempotent:
-# when everything is present it changes nothing and exits 0.
+# (ClickHouse, Prometheus, headless Chromium), docker-compose (to validate
+# docker-compose.yaml offline), the Go modules, and schemathesis (PyPI, in a
+# venv at bin/venv) for the HTTP API's contract test. It is idempotent: when
+# everything is present it changes nothing and exits 0.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -42,6 +44,8 @@ declare -A probe=(
 	[clickhouse-client]=/usr/bin/clickhouse-client
 	[prometheus]=/usr/bin/promtool
 	[chromium]=/usr/bin/chromium
+	[docker-compose]=/usr/bin/docker-compose
+	[python3-venv]=/usr/share/doc/python3-venv/README.Debian
 )
 
 missing=()
@@ -81,4 +85,15 @@ log "$(go version) (go.mod wants ${want_go}; newer toolchains are fetched by go 
 
 log "go mod download"
 go mod download
+
+# schemathesis, pinned, in a venv of its own (bin/ is not committed).
+want_st=4.32.5
+venv=bin/venv
+if [ "$("$venv/bin/schemathesis" --version 2>/dev/null)" = "schemathesis, version $want_st" ]; then
+	log "schemathesis $want_st present"
+else
+	log "installing schemathesis $want_st into $venv"
+	python3 -m venv "$venv"
+	"$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$want_st"
+fi
 log "all dependencies present"
