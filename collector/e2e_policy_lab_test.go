@@ -336,7 +336,7 @@ func (pl *policyLab) connect(t *testing.T, pr probe) (ok bool, src netip.Addr, s
 
 // probeFlows returns the records (on every veth) of the connection a probe
 // made after store sequence number seq.
-func (pl *policyLab) probeFlows(pr probe, seq uint64, src netip.Addr, sport uint16, dst netip.Addr) []api.Flow {
+func (pl *policyLab) probeFlows(pr probe, seq uint64, started time.Time, src netip.Addr, sport uint16, dst netip.Addr) []api.Flow {
 	proto := map[string]uint8{"tcp": api.ProtoTCP, "udp": api.ProtoUDP}[pr.proto]
 	if pr.proto == "icmp" {
 		proto = api.ProtoICMPv4
@@ -351,10 +351,22 @@ func (pl *policyLab) probeFlows(pr probe, seq uint64, src netip.Addr, sport uint
 			if e.Seq <= seq || f.L4.Protocol != proto || f.IP.Source != src || f.IP.Destination != dst {
 				return nil
 			}
+			// An earlier probe's connection between the same addresses
+			// (ICMP has no ports to tell them apart) may end, and be
+			// reported, after this probe began.
+			if f.StartTime.Before(started.Add(-clockSlack)) {
+				return nil
+			}
 			if proto == api.ProtoTCP || proto == api.ProtoUDP {
 				if f.L4.SourcePort != sport || f.L4.DestinationPort != uint16(pr.port) {
 					return nil
 				}
+			}
+			// The probe is an echo request: neighbour discovery between
+			// the same addresses is another connection with its own verdict.
+			if (proto == api.ProtoICMPv4 && f.L4.ICMPType != icmpv4EchoRequest) ||
+				(proto == api.ProtoICMPv6 && f.L4.ICMPType != icmpv6EchoRequest) {
+				return nil
 			}
 			out = append(out, *f)
 			return nil
@@ -371,6 +383,14 @@ func (pl *policyLab) probeFlows(pr probe, seq uint64, src netip.Addr, sport uint
 	}
 	return nil
 }
+
+// ICMP echo request types, the probes' ICMP; clockSlack bounds how far the
+// kernel's flow times (converted to wall time) may be off time.Now.
+const (
+	clockSlack        = 20 * time.Millisecond
+	icmpv4EchoRequest = 8
+	icmpv6EchoRequest = 128
+)
 
 // verdictOf sums a connection's records: DROPPED if any record dropped it,
 // else AUDIT if any audited it, else FORWARDED; names are the union of the
@@ -446,6 +466,7 @@ func (pl *policyLab) check(t *testing.T, pr probe, noFlows bool) {
 	if !noFlows {
 		seq = pl.node.c.Store().Seen()
 	}
+	started := time.Now()
 	ok, src, sport := pl.connect(t, pr)
 	wantOK := pr.want != api.VerdictDropped
 	if ok != wantOK {
@@ -454,7 +475,7 @@ func (pl *policyLab) check(t *testing.T, pr probe, noFlows bool) {
 	if noFlows {
 		return
 	}
-	fs := pl.probeFlows(pr, seq, src, sport, pl.addr(t, pr.to, pr.v6))
+	fs := pl.probeFlows(pr, seq, started, src, sport, pl.addr(t, pr.to, pr.v6))
 	if len(fs) == 0 {
 		t.Errorf("%s: no flow record", pr)
 		return
