@@ -1,10 +1,8 @@
 package collector
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -12,8 +10,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/periscope-dev/periscope/enforcer/compile"
 	"github.com/periscope-dev/periscope/enforcer/identity"
@@ -236,76 +232,17 @@ func (s *PolicyStore) compile(policies map[string]*StoredPolicy) (*compile.Compi
 	return c, nil
 }
 
-// splitPolicies parses data whole (errors name file:line:column) and
-// returns each policy with the text of its own document, as applied.
+// splitPolicies parses data (errors name file:line:column) and returns
+// each policy with the text of its own document, as applied.
 func splitPolicies(file string, data []byte) ([]*StoredPolicy, error) {
-	all, err := policy.Parse(file, data)
+	docs, err := policy.ParseDocuments(file, data)
 	if err != nil {
 		return nil, err
 	}
-	var out []*StoredPolicy
-	for _, chunk := range splitDocuments(data) {
-		pols, err := policy.Parse(file, chunk)
-		if err != nil {
-			out = nil // a separator inside a block scalar: fall back below
-			break
-		}
-		for _, p := range pols {
-			out = append(out, &StoredPolicy{Kind: string(p.Kind), Namespace: p.Namespace, Name: p.Name,
-				YAML: string(chunk), parsed: p})
-		}
-	}
-	if len(out) == len(all) {
-		return out, nil
-	}
-	return reencoded(file, data)
-}
-
-// splitDocuments cuts YAML text at its "---" document separators.
-func splitDocuments(data []byte) [][]byte {
-	var out [][]byte
-	var cur []byte
-	for _, line := range bytes.SplitAfter(data, []byte("\n")) {
-		t := bytes.TrimRight(line, "\r\n")
-		if bytes.Equal(t, []byte("---")) || bytes.HasPrefix(t, []byte("--- ")) {
-			out = append(out, cur)
-			cur = nil
-			continue
-		}
-		cur = append(cur, line...)
-	}
-	out = append(out, cur)
-	return out
-}
-
-// reencoded splits data with the YAML decoder and re-encodes each document.
-func reencoded(file string, data []byte) ([]*StoredPolicy, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var out []*StoredPolicy
-	for {
-		var doc yaml.Node
-		err := dec.Decode(&doc)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", file, err)
-		}
-		if len(doc.Content) == 0 {
-			continue
-		}
-		text, err := yaml.Marshal(&doc)
-		if err != nil {
-			return nil, fmt.Errorf("%s: encode document: %w", file, err)
-		}
-		pols, err := policy.Parse(file, text)
-		if err != nil {
-			return nil, err
-		}
-		for _, p := range pols {
-			out = append(out, &StoredPolicy{Kind: string(p.Kind), Namespace: p.Namespace, Name: p.Name,
-				YAML: string(text), parsed: p})
-		}
+	out := make([]*StoredPolicy, len(docs))
+	for i, d := range docs {
+		p := d.Policy
+		out[i] = &StoredPolicy{Kind: string(p.Kind), Namespace: p.Namespace, Name: p.Name, YAML: d.Text, parsed: p}
 	}
 	return out, nil
 }
