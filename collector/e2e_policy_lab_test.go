@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/policyapi"
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/datapath/netlab"
@@ -401,14 +402,14 @@ func verdictOf(fs []api.Flow) (api.Verdict, api.DropReason, []string) {
 }
 
 // postPolicies applies YAML through the HTTP API.
-func (n *policyNode) postPolicies(t *testing.T, yaml string) (int, collector.PolicyApplyResult) {
+func (n *policyNode) postPolicies(t *testing.T, yaml string) (int, policyapi.ApplyResult) {
 	t.Helper()
 	resp, err := http.Post(n.base+"/api/v1/policies", "application/yaml", strings.NewReader(yaml))
 	if err != nil {
 		t.Fatalf("POST policies: %v", err)
 	}
 	defer resp.Body.Close()
-	var res collector.PolicyApplyResult
+	var res policyapi.ApplyResult
 	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
 		t.Fatalf("POST policies: decode answer: %v", err)
 	}

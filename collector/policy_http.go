@@ -5,32 +5,21 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/periscope-dev/periscope/api/policyapi"
 	"github.com/periscope-dev/periscope/enforcer/identity"
 )
 
 // maxPolicyBody bounds a POST /api/v1/policies body.
 const maxPolicyBody = 4 << 20
 
-// IdentityJSON is one identity in GET /api/v1/identities.
-type IdentityJSON struct {
-	ID     uint32   `json:"id"`
-	Labels []string `json:"labels"`
-}
-
-// PolicyApplyResult is the answer of POST /api/v1/policies.
-type PolicyApplyResult struct {
-	Applied []StoredPolicy `json:"applied,omitempty"`
-	Errors  []string       `json:"errors,omitempty"`
-}
-
 // Handlers are the policy API's handlers, for Options.Handlers:
 // GET/POST /api/v1/policies, GET/DELETE /api/v1/policies/{namespace}/{name}.
 func (s *PolicyStore) Handlers() map[string]http.Handler {
 	return map[string]http.Handler{
-		"GET /api/v1/policies":                       http.HandlerFunc(s.serveList),
-		"POST /api/v1/policies":                      http.HandlerFunc(s.serveApply),
-		"GET /api/v1/policies/{namespace}/{name}":    http.HandlerFunc(s.serveGet),
-		"DELETE /api/v1/policies/{namespace}/{name}": http.HandlerFunc(s.serveDelete),
+		"GET " + policyapi.PoliciesPath:                            http.HandlerFunc(s.serveList),
+		"POST " + policyapi.PoliciesPath:                           http.HandlerFunc(s.serveApply),
+		"GET " + policyapi.PoliciesPath + "/{namespace}/{name}":    http.HandlerFunc(s.serveGet),
+		"DELETE " + policyapi.PoliciesPath + "/{namespace}/{name}": http.HandlerFunc(s.serveDelete),
 	}
 }
 
@@ -39,9 +28,9 @@ func (s *PolicyStore) Handlers() map[string]http.Handler {
 func IdentitiesHandler(ids *identity.Allocator) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		list := ids.List()
-		out := make([]IdentityJSON, len(list))
+		out := make([]policyapi.Identity, len(list))
 		for i, id := range list {
-			out[i] = IdentityJSON{ID: uint32(id.ID), Labels: id.Labels}
+			out[i] = policyapi.Identity{ID: uint32(id.ID), Labels: id.Labels}
 		}
 		writeJSON(w, http.StatusOK, out)
 	})
@@ -56,16 +45,13 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// clusterNS names clusterwide policies in URLs (they have no namespace).
-const clusterNS = "-"
-
 func (s *PolicyStore) serveList(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, s.List())
+	writeJSON(w, http.StatusOK, wire(s.List()))
 }
 
 func (s *PolicyStore) serveGet(w http.ResponseWriter, r *http.Request) {
 	ns := r.PathValue("namespace")
-	if ns == clusterNS {
+	if ns == policyapi.ClusterNamespace {
 		ns = ""
 	}
 	ps := s.Get(ns, r.PathValue("name"))
@@ -85,10 +71,10 @@ func (s *PolicyStore) serveGet(w http.ResponseWriter, r *http.Request) {
 func (s *PolicyStore) serveApply(w http.ResponseWriter, r *http.Request) {
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxPolicyBody))
 	if err != nil {
-		writeJSON(w, http.StatusRequestEntityTooLarge, PolicyApplyResult{Errors: []string{err.Error()}})
+		writeJSON(w, http.StatusRequestEntityTooLarge, policyapi.ApplyResult{Errors: []string{err.Error()}})
 		return
 	}
-	name := r.URL.Query().Get("file")
+	name := r.URL.Query().Get(policyapi.FileParam)
 	if name == "" {
 		name = "request"
 	}
@@ -102,18 +88,18 @@ func (s *PolicyStore) serveApply(w http.ResponseWriter, r *http.Request) {
 		} else {
 			msgs = []string{err.Error()}
 		}
-		writeJSON(w, http.StatusBadRequest, PolicyApplyResult{Errors: msgs})
+		writeJSON(w, http.StatusBadRequest, policyapi.ApplyResult{Errors: msgs})
 		return
 	}
-	writeJSON(w, http.StatusOK, PolicyApplyResult{Applied: applied})
+	writeJSON(w, http.StatusOK, policyapi.ApplyResult{Applied: wire(applied)})
 }
 
 func (s *PolicyStore) serveDelete(w http.ResponseWriter, r *http.Request) {
 	ns := r.PathValue("namespace")
-	if ns == clusterNS {
+	if ns == policyapi.ClusterNamespace {
 		ns = ""
 	}
-	n, err := s.Delete(r.URL.Query().Get("kind"), ns, r.PathValue("name"))
+	n, err := s.Delete(r.URL.Query().Get(policyapi.KindParam), ns, r.PathValue("name"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -122,5 +108,14 @@ func (s *PolicyStore) serveDelete(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "policy not found", http.StatusNotFound)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]int{"deleted": n})
+	writeJSON(w, http.StatusOK, policyapi.DeleteResult{Deleted: n})
+}
+
+// wire is the API's form of stored policies.
+func wire(ps []StoredPolicy) []policyapi.Policy {
+	out := make([]policyapi.Policy, len(ps))
+	for i, p := range ps {
+		out[i] = policyapi.Policy{Kind: p.Kind, Namespace: p.Namespace, Name: p.Name, Revision: p.Revision}
+	}
+	return out
 }
