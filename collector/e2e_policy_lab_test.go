@@ -27,6 +27,7 @@ import (
 	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 	"github.com/periscope-dev/periscope/enforcer/identity"
+	"github.com/periscope-dev/periscope/enforcer/policystore"
 )
 
 // Probe timing: a denied connection must fail within probeTimeout, with no
@@ -47,7 +48,7 @@ var (
 type policyNode struct {
 	c      *collector.Collector
 	dp     *datapath.Datapath
-	store  *collector.PolicyStore
+	store  *policystore.Store
 	base   string
 	cancel context.CancelFunc
 	done   chan error
@@ -208,15 +209,14 @@ func (pl *policyLab) start(t *testing.T) *policyNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := collector.NewPolicyStore(collector.PolicyStoreOptions{
-		Dir: filepath.Join(pl.stateDir, "policies"), Applier: dp, Registry: c.Registry()})
+	store, err := policystore.New(policystore.Options{
+		Dir: filepath.Join(pl.stateDir, "policies"), Applier: dp, Endpoints: c.Registry()})
 	if err != nil {
 		t.Fatalf("policy store: %v", err)
 	}
 	for p, h := range store.Handlers() {
 		handlers[p] = h
 	}
-	handlers["GET /api/v1/identities"] = collector.IdentitiesHandler(ids)
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &policyNode{c: c, dp: dp, store: store, cancel: cancel, done: make(chan error, 1)}
 	go func() { n.done <- c.Run(ctx) }()

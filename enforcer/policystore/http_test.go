@@ -1,4 +1,4 @@
-package collector
+package policystore
 
 import (
 	"io"
@@ -17,7 +17,6 @@ func serveTestStore(t *testing.T) string {
 	for pattern, h := range s.Handlers() {
 		mux.Handle(pattern, h)
 	}
-	mux.Handle("GET /api/v1/identities", IdentitiesHandler(s.reg.Identities()))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv.URL
