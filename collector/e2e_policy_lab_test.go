@@ -22,12 +22,14 @@ import (
 
 	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/api/flowquery"
+	"github.com/periscope-dev/periscope/api/policyapi"
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/collector/ring"
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 	"github.com/periscope-dev/periscope/enforcer/identity"
+	"github.com/periscope-dev/periscope/enforcer/policystore"
 )
 
 // Probe timing: a denied connection must fail within probeTimeout, with no
@@ -48,7 +50,7 @@ var (
 type policyNode struct {
 	c      *collector.Collector
 	dp     *datapath.Datapath
-	store  *collector.PolicyStore
+	store  *policystore.Store
 	base   string
 	cancel context.CancelFunc
 	done   chan error
@@ -209,15 +211,14 @@ func (pl *policyLab) start(t *testing.T) *policyNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := collector.NewPolicyStore(collector.PolicyStoreOptions{
-		Dir: filepath.Join(pl.stateDir, "policies"), Applier: dp, Registry: c.Registry()})
+	store, err := policystore.New(policystore.Options{
+		Dir: filepath.Join(pl.stateDir, "policies"), Applier: dp, Endpoints: c.Registry()})
 	if err != nil {
 		t.Fatalf("policy store: %v", err)
 	}
 	for p, h := range store.Handlers() {
 		handlers[p] = h
 	}
-	handlers["GET /api/v1/identities"] = collector.IdentitiesHandler(ids)
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &policyNode{c: c, dp: dp, store: store, cancel: cancel, done: make(chan error, 1)}
 	go func() { n.done <- c.Run(ctx) }()
@@ -423,14 +424,14 @@ func verdictOf(fs []api.Flow) (api.Verdict, api.DropReason, []string) {
 }
 
 // postPolicies applies YAML through the HTTP API.
-func (n *policyNode) postPolicies(t *testing.T, yaml string) (int, collector.PolicyApplyResult) {
+func (n *policyNode) postPolicies(t *testing.T, yaml string) (int, policyapi.ApplyResult) {
 	t.Helper()
 	resp, err := http.Post(n.base+"/api/v1/policies", "application/yaml", strings.NewReader(yaml))
 	if err != nil {
 		t.Fatalf("POST policies: %v", err)
 	}
 	defer resp.Body.Close()
-	var res collector.PolicyApplyResult
+	var res policyapi.ApplyResult
 	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
 		t.Fatalf("POST policies: decode answer: %v", err)
 	}

@@ -205,7 +205,7 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 		// addresses): a refusal there is a missing capability too.
 		return privilegeHint(err)
 	}
-	if err := startPolicyStore(fl, c, dp, sinks.handlers, logger); err != nil {
+	if _, err := startPolicyStore(fl.policyDir, c, dp, sinks.handlers, logger); err != nil {
 		return err
 	}
 	if fl.ui {
