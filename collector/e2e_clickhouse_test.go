@@ -140,7 +140,7 @@ func startSinkNode(t testing.TB, cfg *collector.Config, dcfg datapath.Config, sk
 		t.Fatal(err)
 	}
 	c, err := collector.New(collector.Options{
-		Topology: topo, Source: dp, Attacher: dp, Listener: ln, Interfaces: dp.Interfaces,
+		Topology: topo, Sources: []collector.Source{dp}, Attacher: dp, Listener: ln, Interfaces: dp.Interfaces,
 		RingSize: 1 << 16, Sinks: []collector.Sink{sk},
 	})
 	if err != nil {

@@ -37,7 +37,7 @@ func historyServer(t *testing.T, h History, handlers map[string]http.Handler) st
 	t.Helper()
 	opts := Options{
 		Topology:    testTopology(),
-		Source:      &apitest.Source{},
+		Sources:     []Source{&apitest.Source{}},
 		ParseFilter: parsePortFilter,
 		Handlers:    handlers,
 	}

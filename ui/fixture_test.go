@@ -118,6 +118,8 @@ type rateSource struct {
 	n    int
 }
 
+func (s *rateSource) Name() string { return "lab" }
+
 func (s *rateSource) Run(ctx context.Context, emit func(*api.Flow)) error {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -163,7 +165,7 @@ func startLab(t testing.TB, rate int, opts Options) *lab {
 	var mounted atomicHandler
 	c, err := collector.New(collector.Options{
 		Topology: labTopology(),
-		Source:   src,
+		Sources:  []collector.Source{src},
 		Listener: ln,
 		RingSize: 65536,
 		Handlers: map[string]http.Handler{"GET /": &mounted},
