@@ -5,7 +5,8 @@
 // real CLI to show it).
 //
 // It owns the translation between Periscope and Hubble: api.Flow to
-// flow.Flow (FlowToProto), and Hubble's FlowFilter lists to Periscope's
+// flow.Flow and back, L7 records included (FlowToProto, FlowFromProto), and
+// Hubble's FlowFilter lists to Periscope's
 // filter semantics (CompileFilters). It reads flows through a small Backend
 // interface; adapters for a collector (NewCollectorBackend) and a relay
 // (NewRelayBackend) live here too. It must not own flow storage or peer
