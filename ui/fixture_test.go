@@ -151,7 +151,9 @@ type lab struct {
 	base string
 }
 
-func startLab(t testing.TB, rate int, opts Options) *lab {
+// startLab runs the lab at rate flows per second, with more sources next to
+// the lab's own when given.
+func startLab(t testing.TB, rate int, opts Options, more ...collector.Source) *lab {
 	t.Helper()
 	src := &rateSource{}
 	src.rate.Store(int64(rate))
@@ -165,7 +167,7 @@ func startLab(t testing.TB, rate int, opts Options) *lab {
 	var mounted atomicHandler
 	c, err := collector.New(collector.Options{
 		Topology: labTopology(),
-		Sources:  []collector.Source{src},
+		Sources:  append([]collector.Source{src}, more...),
 		Listener: ln,
 		RingSize: 65536,
 		Handlers: map[string]http.Handler{"GET /": &mounted},
