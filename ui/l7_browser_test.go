@@ -39,7 +39,8 @@ func TestBrowserShowsL7InfoAndTheL7Record(t *testing.T) {
 	)
 	waitJS(t, ctx, `document.querySelectorAll('[data-testid="flow-row"]:not([hidden])').length === 6`, 10*time.Second)
 	var cells []string
-	eval(t, ctx, `[...document.querySelectorAll('[data-testid="flow-row"]:not([hidden])')].map(r => r.querySelector('.c-l7').textContent)`, &cells)
+	eval(t, ctx, `[...document.querySelectorAll('[data-testid="flow-row"]:not([hidden])')]
+		.sort((a, b) => a.dataset.index - b.dataset.index).map(r => r.querySelector('.c-l7').textContent)`, &cells)
 	want := []string{ // newest on top
 		"← 198.18.0.10, 198.18.0.11",
 		"? example.com. A",
