@@ -156,7 +156,9 @@ type Interface struct {
 	Name  string
 }
 
-// Flow is one flow record. Source is always the connection's initiator.
+// Flow is one flow record. Source is always the connection's initiator,
+// except in an L7 RESPONSE, which like Hubble's goes from the server back to
+// the client, with IsReply set.
 type Flow struct {
 	Time             time.Time // when this record was produced (the event time)
 	UUID             [16]byte

@@ -28,6 +28,7 @@ type (
 		Destination      wireEndpoint   `json:"destination"`
 		Type             wireEnum       `json:"Type"`
 		NodeName         string         `json:"node_name"`
+		L7               *wireL7        `json:"l7"`
 		TrafficDirection wireEnum       `json:"traffic_direction"`
 		IsReply          bool           `json:"is_reply"`
 		Interface        Interface      `json:"interface"`
@@ -171,6 +172,9 @@ func (w *wireFlow) decode(f *Flow) error {
 	}
 	if err == nil {
 		err = w.IP.decode(&f.IP)
+	}
+	if err == nil && w.L7 != nil {
+		f.L7, err = w.L7.decode()
 	}
 	if err != nil {
 		return err

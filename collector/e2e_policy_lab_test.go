@@ -205,7 +205,7 @@ func (pl *policyLab) start(t *testing.T) *policyNode {
 	}
 	handlers := map[string]http.Handler{}
 	c, err := collector.New(collector.Options{
-		Topology: topo, Source: dp, Attacher: dp, Listener: ln, Interfaces: dp.Interfaces,
+		Topology: topo, Sources: []collector.Source{dp}, Attacher: dp, Listener: ln, Interfaces: dp.Interfaces,
 		RingSize: 1 << 16, Identities: ids, Handlers: handlers,
 	})
 	if err != nil {

@@ -181,7 +181,7 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 		Identities:    ids,
 		IdentityGrace: fl.identityGrace,
 		Config:        cfg,
-		Source:        dp,
+		Sources:       flowSources(dp),
 		Attacher:      dp,
 		Stats: func() collector.DatapathStats {
 			s := dp.Stats()
