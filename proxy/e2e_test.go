@@ -62,7 +62,7 @@ type l7Lab struct {
 	records []api.Flow
 }
 
-func newL7Lab(t *testing.T, eo envoy.Options) *l7Lab {
+func newL7Lab(t testing.TB, eo envoy.Options) *l7Lab {
 	t.Helper()
 	eo.Binary = envoyBinary(t)
 	lab := labtest.NewLab(t)
@@ -131,7 +131,7 @@ func (l *l7Lab) redirect() Redirect {
 		Direction: datapath.RedirectIngress, Port: portHTTP}
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(b)))
@@ -140,7 +140,7 @@ func (w testWriter) Write(b []byte) (int, error) {
 
 // serveHTTP runs an HTTP/1.1 and h2c server in the server pod on both
 // ports; it answers "client=<address it sees>" and sets a cookie.
-func (l *l7Lab) serveHTTP(t *testing.T) {
+func (l *l7Lab) serveHTTP(t testing.TB) {
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	protos.SetUnencryptedHTTP2(true)
