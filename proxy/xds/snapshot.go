@@ -156,7 +156,9 @@ func buildListener(l Listener, opts Options) (*listener.Listener, error) {
 				ConfigSourceSpecifier: &core.ConfigSource_Ads{Ads: &core.AggregatedConfigSource{}}},
 		}},
 		HttpFilters: []*hcm.HttpFilter{{Name: "envoy.filters.http.router",
-			ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: typed(&router.Router{})}}},
+			ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: typed(&router.Router{
+				// The app sees no x-envoy-* headers; no per-route stats per request.
+				SuppressEnvoyHeaders: true, DynamicStats: wrapperspb.Bool(false)})}}},
 		// Paths are normalised (RFC 3986, "." and ".." removed), "//" merged,
 		// and a path with an escaped slash (%2F, %5C) is refused with 400:
 		// nothing ambiguous reaches a path rule or the server.
