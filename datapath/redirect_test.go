@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -219,8 +220,13 @@ const (
 
 func newRedirectLab(t *testing.T) *redirectLab {
 	t.Helper()
+	return newRedirectLabWith(t, loadForTest(t, Config{ReportInterval: time.Hour, IdleTimeout: time.Hour}))
+}
+
+func newRedirectLabWith(t *testing.T, d *Datapath) *redirectLab {
+	t.Helper()
 	lab := labtest.NewLab(t)
-	l := &redirectLab{d: loadForTest(t, Config{ReportInterval: time.Hour, IdleTimeout: time.Hour})}
+	l := &redirectLab{d: d}
 	var err error
 	if l.client, err = lab.AddPod(netlab.PodSpec{Name: "client"}); err != nil {
 		t.Fatal(err)
@@ -451,5 +457,69 @@ func TestRedirectComesAfterPolicy(t *testing.T) {
 			t.Fatalf("policy allows port %d: connection error %v, proxy accepted %d, want proxied %v",
 				tc.allow, err, p.accepted.Load()-before, tc.proxied)
 		}
+	}
+}
+
+// TestRedirectIsKeptAndAdoptedAcrossARestart: with a policy in force, a
+// collector that stops leaves the redirect in force (programs attached,
+// the redirect map pinned), and the next Load adopts it.
+func TestRedirectIsKeptAndAdoptedAcrossARestart(t *testing.T) {
+	labtest.RequireRoot(t)
+	cfg := Config{PinPath: fmt.Sprintf("/sys/fs/bpf/periscope-test-redirect-%d-%d", os.Getpid(), time.Now().UnixNano()),
+		Logger: quietLogger, ReportInterval: time.Hour, IdleTimeout: time.Hour}
+	t.Cleanup(func() { _ = os.RemoveAll(cfg.PinPath) })
+	d1, err := Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d1.Close() })
+	l := newRedirectLabWith(t, d1)
+	p := startTproxy(t)
+	if err := d1.SetRedirects(l.redirects(p.port)); err != nil {
+		t.Fatal(err)
+	}
+	c, err := compile.Compile(compile.Input{Policies: localPolicies(portRedirected), Endpoints: []compile.Endpoint{
+		{ID: uint32(l.client.HostVeth.Index), Identity: 1500, Namespace: "default", Labels: []string{"k8s:app=client"}, IPs: []netip.Addr{l.client.IPv4}},
+		{ID: uint32(l.server.HostVeth.Index), Identity: 1600, Namespace: "default", Labels: []string{"k8s:app=server"}, IPs: []netip.Addr{l.server.IPv4}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	applyOK(t, d1, c)
+	proxied := func(when string) {
+		t.Helper()
+		before := p.accepted.Load()
+		if got, err := l.ask(false, portRedirected, 5*time.Second); err != nil || p.accepted.Load() != before+1 {
+			t.Fatalf("%s: %q (%v), proxy accepted %d", when, got, err, p.accepted.Load()-before)
+		}
+	}
+	proxied("first run")
+	if err := d1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	proxied("no collector")
+	d2, err := Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = d2.SetRedirects(nil)
+		_ = d2.ApplyPolicy(nil)
+		if err := d2.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	for _, pod := range []*netlab.Pod{l.client, l.server} {
+		if err := d2.AttachInterface(pod.HostVeth.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	proxied("adopted by the next run")
+	if err := d2.SetRedirects(nil); err != nil {
+		t.Fatal(err)
+	}
+	before := p.accepted.Load()
+	if _, err := l.ask(false, portRedirected, 5*time.Second); err != nil || p.accepted.Load() != before {
+		t.Fatalf("redirect removed by the next run: %v, proxy accepted %d", err, p.accepted.Load()-before)
 	}
 }
