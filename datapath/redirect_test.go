@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -521,5 +522,55 @@ func TestRedirectIsKeptAndAdoptedAcrossARestart(t *testing.T) {
 	before := p.accepted.Load()
 	if _, err := l.ask(false, portRedirected, 5*time.Second); err != nil || p.accepted.Load() != before {
 		t.Fatalf("redirect removed by the next run: %v, proxy accepted %d", err, p.accepted.Load()-before)
+	}
+}
+
+// TestRedirectUpdatesFailNoConnection: while the redirect table is
+// replaced again and again (another redirect added and removed), every
+// connection to a redirect that stays goes through the proxy, and every
+// one to a port without redirect goes direct.
+func TestRedirectUpdatesFailNoConnection(t *testing.T) {
+	l := newRedirectLab(t)
+	p := startTproxy(t)
+	base := l.redirects(p.port)[:1] // the server's port 8080
+	extra := append(slices.Clone(base), Redirect{Endpoint: uint32(l.client.HostVeth.Index), Direction: RedirectEgress,
+		Proto: unix.IPPROTO_TCP, Port: portEgress, ProxyPort: p.port})
+	if err := l.d.SetRedirects(base); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var asked, failed, proxiedAsks atomic.Int64
+	want := "server saw " + l.client.IPv4.String()
+	for _, port := range []uint16{portRedirected, portDirect} {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				asked.Add(1)
+				if port == portRedirected {
+					proxiedAsks.Add(1)
+				}
+				if got, err := l.ask(false, port, 5*time.Second); err != nil || got != want {
+					failed.Add(1)
+					t.Errorf("port %d during updates: %q (%v)", port, got, err)
+				}
+			}
+		})
+	}
+	for i := range 200 {
+		rs := base
+		if i%2 == 0 {
+			rs = extra
+		}
+		if err := l.d.SetRedirects(rs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	wg.Wait()
+	if asked.Load() < 10 || failed.Load() != 0 {
+		t.Fatalf("%d of %d connections failed", failed.Load(), asked.Load())
+	}
+	if p.accepted.Load() != proxiedAsks.Load() {
+		t.Fatalf("the proxy accepted %d connections, %d were made to the redirected port", p.accepted.Load(), proxiedAsks.Load())
 	}
 }
