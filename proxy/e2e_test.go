@@ -23,6 +23,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
@@ -57,6 +58,7 @@ type l7Lab struct {
 	m              *Manager
 	client, server *netlab.Pod
 	serverConns    atomic.Int64 // connections the HTTP server accepted
+	registry       *collector.Registry
 
 	mu      sync.Mutex
 	records []api.Flow
@@ -89,6 +91,15 @@ func newL7Lab(t testing.TB, eo envoy.Options) *l7Lab {
 		}
 	}
 	l.serveHTTP(t)
+	topo := &collector.Topology{NodeName: "test-node"}
+	for _, p := range []*netlab.Pod{l.client, l.server} {
+		topo.Endpoints = append(topo.Endpoints, collector.ResolvedEndpoint{
+			Config:      collector.EndpointConfig{Name: p.Name, Labels: map[string]string{"app": p.Name}},
+			HostIfIndex: uint32(p.HostVeth.Index), HostIfName: p.HostVeth.Name, IPs: []netip.Addr{p.IPv4, p.IPv6}})
+	}
+	if l.registry, err = collector.NewRegistry(topo); err != nil {
+		t.Fatal(err)
+	}
 
 	level := slog.LevelWarn
 	if os.Getenv("PERISCOPE_ENVOY_DEBUG") != "" {
@@ -379,6 +390,14 @@ func checkRecord(t *testing.T, f api.Flow, l *l7Lab, v6 bool, protocol string) {
 	if f.Interface.Index != uint32(l.server.HostVeth.Index) || f.TrafficDirection != api.TrafficDirectionIngress {
 		t.Errorf("record of endpoint %d direction %v, want the server's (%d) ingress", f.Interface.Index,
 			f.TrafficDirection, l.server.HostVeth.Index)
+	}
+	// The collector's enrichment, by IP and by the redirect's endpoint.
+	f.TrafficDirection = api.TrafficDirectionUnknown
+	l.registry.Enrich(&f)
+	if f.Source.PodName != "client" || f.Destination.PodName != "server" || f.Destination.Identity == 0 ||
+		f.TrafficDirection != api.TrafficDirectionIngress || f.Interface.Name != l.server.HostVeth.Name {
+		t.Errorf("enriched: %s -> %s (identity %d) direction %v at %q, want client -> server, ingress at %s",
+			f.Source.PodName, f.Destination.PodName, f.Destination.Identity, f.TrafficDirection, f.Interface.Name, l.server.HostVeth.Name)
 	}
 	got := map[string]string{}
 	for _, hd := range h.Headers {
