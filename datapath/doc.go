@@ -59,6 +59,8 @@
 //   - ICMP errors and other non-echo ICMP messages are judged as connections
 //     of their own (port = ICMP type), not as part of the connection they
 //     refer to.
+//   - The redirect catches connections at TC ingress hooks only: those the
+//     host's own processes open to a redirected port are not redirected.
 //   - A revision change re-judges an existing connection at its next packet;
 //     an idle connection keeps its verdict until then.
 //   - At a restart without a policy in force, the stale links of a crashed
