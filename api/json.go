@@ -43,6 +43,8 @@ func AppendJSON(dst []byte, f *Flow) []byte {
 		dst = appendEnum(dst, "Type", f.Type.String())
 	}
 	dst = appendStringField(dst, "node_name", f.NodeName)
+	dst = appendStringsField(dst, "source_names", f.SourceNames)
+	dst = appendStringsField(dst, "destination_names", f.DestinationNames)
 	if f.TrafficDirection != TrafficDirectionUnknown {
 		dst = appendEnum(dst, "traffic_direction", f.TrafficDirection.String())
 	}

@@ -128,6 +128,15 @@ func appendUUID(dst []byte, u *[16]byte) []byte {
 	return dst
 }
 
+// appendStringsField appends `"key":[...]` unless ss is empty.
+func appendStringsField(dst []byte, key string, ss []string) []byte {
+	if len(ss) == 0 {
+		return dst
+	}
+	dst = appendKey(dst, key)
+	return appendStrings(dst, ss)
+}
+
 // appendStrings appends a JSON array of strings.
 func appendStrings(dst []byte, ss []string) []byte {
 	dst = append(dst, '[')
