@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"sync"
 
 	"github.com/periscope-dev/periscope/api"
@@ -54,7 +55,18 @@ func runChild(cfgJSON string) int {
 	}()
 	cacheDone := make(chan error, 1)
 	go func() { cacheDone <- cache.Run(ctx) }()
-	err = p.Run(ctx, func(f *api.Flow) { write(childLine{Flow: f}) })
+	if cfg.CPUProfile != "" {
+		if f, err := os.Create(cfg.CPUProfile); err == nil {
+			pprof.StartCPUProfile(f)
+			defer f.Close()
+			defer pprof.StopCPUProfile()
+		}
+	}
+	emit := func(f *api.Flow) { write(childLine{Flow: f}) }
+	if cfg.DiscardFlows {
+		emit = func(*api.Flow) {}
+	}
+	err = p.Run(ctx, emit)
 	s := p.Stats()
 	write(childLine{Stats: &s})
 	if err == nil {

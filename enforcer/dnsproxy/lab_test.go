@@ -98,7 +98,7 @@ func newDNSLab(t testing.TB) *dnsLab {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	args := append([]string{"--no-daemon", "--no-resolv", "--no-hosts", "--bind-interfaces",
-		"--listen-address=" + l.vip.String(), "--port=53", "--log-facility=-", "--cache-size=0",
+		"--listen-address=" + l.vip.String(), "--listen-address=" + l.dnsP.IPv4.String(), "--port=53", "--log-facility=-", "--cache-size=0",
 		"--pid-file=", "--user=root", "--group=root"}, dnsmasqRecords(bigTXT())...)
 	cmd := l.dnsP.Command(ctx, "dnsmasq", args...)
 	var out strings.Builder
@@ -203,6 +203,11 @@ type childConfig struct {
 	Timeout   time.Duration
 	StatePath string
 	MinTTL    time.Duration
+	// DiscardFlows counts the records instead of writing them (the
+	// benchmark measures the proxy, not this test's JSON pipe).
+	DiscardFlows bool
+	// CPUProfile, when set, is where the child writes its CPU profile.
+	CPUProfile string
 }
 
 // childLine is one line the child writes to stdout.

@@ -76,6 +76,8 @@ type Proxy struct {
 	log      *slog.Logger
 	exchange exchangeFunc
 
+	up    *upstream
+	raw   *rawReplier
 	udp   []*net.UDPConn
 	tcp   []*net.TCPListener
 	addrs []netip.AddrPort
@@ -85,11 +87,11 @@ type Proxy struct {
 	records  chan *api.Flow
 	stats    counters
 
-	mu        sync.Mutex
-	conns     map[net.Conn]struct{}
-	closed    bool
-	lastLog   time.Time
-	closeOnce sync.Once
+	mu          sync.Mutex
+	conns       map[net.Conn]struct{}
+	closed      bool
+	lastLog     time.Time
+	releaseOnce sync.Once
 }
 
 // counters are the proxy's Stats, updated without locks.
@@ -129,13 +131,18 @@ func New(opts Options) (*Proxy, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	raw, err := newRawReplier()
+	if err != nil {
+		return nil, fmt.Errorf("dns proxy: %w", err)
+	}
 	p := &Proxy{
-		opts: opts, log: log.With("component", "dnsproxy"), exchange: exchange,
+		opts: opts, log: log.With("component", "dnsproxy"), up: newUpstream(), raw: raw,
 		inFlight: make(chan struct{}, opts.MaxInFlight),
 		tcpSlots: make(chan struct{}, opts.MaxTCPConns),
 		records:  make(chan *api.Flow, opts.RecordQueue),
 		conns:    make(map[net.Conn]struct{}),
 	}
+	p.exchange = p.up.exchange
 	for _, a := range opts.Listen {
 		u, t, err := listenPair(context.Background(), a)
 		if err != nil {
@@ -168,24 +175,45 @@ func (p *Proxy) Stats() Stats {
 	}
 }
 
-// Close closes the listeners and client connections; Run does it when it
-// returns, so only a proxy that never ran needs Close.
+// Close closes every socket; Run does it when it returns, so only a proxy
+// that never ran needs Close.
 func (p *Proxy) Close() error {
-	p.closeOnce.Do(func() {
-		p.mu.Lock()
-		p.closed = true
-		for c := range p.conns {
-			c.Close()
+	p.stopListening()
+	p.release()
+	return nil
+}
+
+// stopListening closes the listeners and client connections: no new
+// query arrives.
+func (p *Proxy) stopListening() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.closed = true
+	for c := range p.conns {
+		c.Close()
+	}
+	for _, u := range p.udp {
+		u.Close()
+	}
+	for _, t := range p.tcp {
+		t.Close()
+	}
+}
+
+// release closes the sockets handlers answer and forward with, once no
+// handler runs.
+func (p *Proxy) release() {
+	p.releaseOnce.Do(func() {
+		if p.raw != nil {
+			p.raw.Close()
 		}
-		p.mu.Unlock()
-		for _, u := range p.udp {
-			u.Close()
-		}
-		for _, t := range p.tcp {
-			t.Close()
+		if p.up != nil {
+			p.up.Close()
 		}
 	})
-	return nil
 }
 
 // Run serves until ctx is done and calls emit, from this goroutine only,
@@ -205,8 +233,9 @@ func (p *Proxy) Run(ctx context.Context, emit func(*api.Flow)) error {
 	done := make(chan struct{})
 	go func() {
 		<-ctx.Done()
-		p.Close()
+		p.stopListening()
 		wg.Wait()
+		p.release()
 		close(done)
 	}()
 	for {

@@ -52,7 +52,7 @@ func (p *Proxy) sendUDP(conn *net.UDPConn, q query, reply []byte) {
 	if reply == nil {
 		return
 	}
-	if err := replyUDP(conn, q.server, q.client, reply); err != nil {
+	if err := replyUDP(conn, p.raw, q.server, q.client, reply); err != nil {
 		p.logErr(err)
 	}
 }

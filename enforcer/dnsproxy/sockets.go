@@ -108,10 +108,9 @@ const oobSize = 256
 
 // replyUDP sends b to client from the address the client sent its query
 // to. A reply from the listener's own port goes out of the listener with
-// that source address (IP_PKTINFO); one from another port (a redirected
-// query to port 53) goes out of a short-lived transparent socket bound to
-// that address.
-func replyUDP(conn *net.UDPConn, from, client netip.AddrPort, b []byte) error {
+// that source address (IP_PKTINFO); one from another port (a query
+// redirected to port 53) goes out of a raw socket.
+func replyUDP(conn *net.UDPConn, raw *rawReplier, from, client netip.AddrPort, b []byte) error {
 	local := conn.LocalAddr().(*net.UDPAddr).AddrPort()
 	if from.Port() == local.Port() {
 		var oob []byte
@@ -123,39 +122,8 @@ func replyUDP(conn *net.UDPConn, from, client netip.AddrPort, b []byte) error {
 		_, _, err := conn.WriteMsgUDPAddrPort(b, oob, client)
 		return err
 	}
-	return sendFrom(from, client, b)
-}
-
-// sendFrom sends one datagram from a foreign address and port.
-func sendFrom(from, to netip.AddrPort, b []byte) error {
-	v4 := from.Addr().Is4() || from.Addr().Is4In6()
-	family, level, opt := unix.AF_INET6, unix.SOL_IPV6, unix.IPV6_TRANSPARENT
-	if v4 {
-		family, level, opt = unix.AF_INET, unix.SOL_IP, unix.IP_TRANSPARENT
-	}
-	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("reply socket: %w", err)
-	}
-	defer unix.Close(fd)
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
-		return fmt.Errorf("reply socket SO_REUSEADDR: %w", err)
-	}
-	if err := unix.SetsockoptInt(fd, level, opt, 1); err != nil {
-		return fmt.Errorf("reply socket transparent: %w", err)
-	}
-	if err := unix.Bind(fd, sockaddr(from, v4)); err != nil {
-		return fmt.Errorf("bind reply socket to %s: %w", from, err)
-	}
-	if err := unix.Sendto(fd, b, 0, sockaddr(to, v4)); err != nil {
-		return fmt.Errorf("reply from %s to %s: %w", from, to, err)
+	if err := raw.send(from, client, b); err != nil {
+		return fmt.Errorf("reply from %s to %s: %w", from, client, err)
 	}
 	return nil
-}
-
-func sockaddr(a netip.AddrPort, v4 bool) unix.Sockaddr {
-	if v4 {
-		return &unix.SockaddrInet4{Port: int(a.Port()), Addr: a.Addr().Unmap().As4()}
-	}
-	return &unix.SockaddrInet6{Port: int(a.Port()), Addr: a.Addr().As16()}
 }

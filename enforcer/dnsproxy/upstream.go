@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 )
 
@@ -22,31 +23,89 @@ var errNoAnswer = errors.New("no answer before the deadline")
 // replace the network one.
 type exchangeFunc func(ctx context.Context, proto uint8, server netip.AddrPort, query []byte) ([]byte, error)
 
-// exchange talks to the server from the host's address. A UDP answer whose
-// ID or flags do not fit the query is ignored (a stray or spoofed
-// datagram), and the wait goes on until ctx's deadline.
-func exchange(ctx context.Context, proto uint8, server netip.AddrPort, query []byte) ([]byte, error) {
+// maxIdlePerServer bounds the idle UDP sockets kept per server.
+const maxIdlePerServer = 32
+
+// upstream talks to servers from the host's address. It keeps connected
+// UDP sockets of completed exchanges for the next query to the same server
+// (a socket per query costs five system calls more); a socket whose
+// exchange failed is closed, so no late answer reaches a later query.
+type upstream struct {
+	mu     sync.Mutex
+	idle   map[netip.AddrPort][]net.Conn
+	closed bool
+}
+
+func newUpstream() *upstream { return &upstream{idle: make(map[netip.AddrPort][]net.Conn)} }
+
+// bufPool holds read buffers of the largest DNS message.
+var bufPool = sync.Pool{New: func() any { return new([maxMessage]byte) }}
+
+func (u *upstream) get(ctx context.Context, network string, server netip.AddrPort) (net.Conn, error) {
+	if network == "udp" {
+		u.mu.Lock()
+		if l := u.idle[server]; len(l) > 0 {
+			c := l[len(l)-1]
+			u.idle[server] = l[:len(l)-1]
+			u.mu.Unlock()
+			return c, nil
+		}
+		u.mu.Unlock()
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, server.String())
+}
+
+func (u *upstream) put(server netip.AddrPort, c net.Conn) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closed || len(u.idle[server]) >= maxIdlePerServer {
+		c.Close()
+		return
+	}
+	u.idle[server] = append(u.idle[server], c)
+}
+
+// Close closes the idle sockets; later exchanges close theirs.
+func (u *upstream) Close() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.closed = true
+	for _, l := range u.idle {
+		for _, c := range l {
+			c.Close()
+		}
+	}
+	clear(u.idle)
+}
+
+// exchange sends query to server and returns the answer. A UDP answer
+// that is not the answer to query (ID, QR bit, question) is ignored (a
+// stray or spoofed datagram), and the wait goes on until ctx's deadline.
+func (u *upstream) exchange(ctx context.Context, proto uint8, server netip.AddrPort, query []byte) ([]byte, error) {
 	network := "udp"
 	if proto == protoTCP {
 		network = "tcp"
 	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, network, server.String())
+	conn, err := u.get(ctx, network, server)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s %s: %w", network, server, err)
 	}
-	defer conn.Close()
-	// Closing on ctx's end also covers a context cancelled at shutdown.
+	// Cutting the deadline on ctx's end also covers a context cancelled
+	// at shutdown.
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	}
+	dl, _ := ctx.Deadline()
+	conn.SetDeadline(dl)
 	var answer []byte
 	if proto == protoTCP {
 		answer, err = exchangeTCP(conn, query)
 	} else {
 		answer, err = exchangeUDP(conn, query)
+	}
+	if !stop() || err != nil || proto == protoTCP {
+		conn.Close()
+	} else {
+		u.put(server, conn)
 	}
 	if err != nil {
 		var ne net.Error
@@ -62,14 +121,15 @@ func exchangeUDP(conn net.Conn, query []byte) ([]byte, error) {
 	if _, err := conn.Write(query); err != nil {
 		return nil, err
 	}
-	buf := make([]byte, maxMessage)
+	buf := bufPool.Get().(*[maxMessage]byte)
+	defer bufPool.Put(buf)
 	for {
-		n, err := conn.Read(buf)
+		n, err := conn.Read(buf[:])
 		if err != nil {
 			return nil, err
 		}
 		if answers(buf[:n], query) {
-			return buf[:n:n], nil
+			return append([]byte(nil), buf[:n]...), nil
 		}
 	}
 }
@@ -86,15 +146,46 @@ func exchangeTCP(conn net.Conn, query []byte) ([]byte, error) {
 		return nil, err
 	}
 	if !answers(answer, query) {
-		return nil, fmt.Errorf("answer does not match the query (ID or QR bit)")
+		return nil, fmt.Errorf("answer does not match the query (ID, QR bit or question)")
 	}
 	return answer, nil
 }
 
 // answers reports whether msg looks like the answer to query: a response
-// with the query's ID.
+// with the query's ID that repeats its question, byte for byte (a server
+// echoes the question as asked).
 func answers(msg, query []byte) bool {
-	return len(msg) >= headerLen && msg[0] == query[0] && msg[1] == query[1] && msg[2]&0x80 != 0
+	if len(msg) < headerLen || len(query) < headerLen || msg[0] != query[0] || msg[1] != query[1] || msg[2]&0x80 == 0 {
+		return false
+	}
+	end := questionEnd(query)
+	if end < 0 || query[5] != 1 || query[4] != 0 {
+		return true // no single plain question to compare; the parser judges
+	}
+	if msg[4] != 0 || msg[5] != 1 {
+		return msg[4] == 0 && msg[5] == 0 // some servers drop the question of a FORMERR
+	}
+	return len(msg) >= end && string(msg[headerLen:end]) == string(query[headerLen:end])
+}
+
+// questionEnd returns where the first question of msg ends, or -1 when
+// its name is compressed or cut short.
+func questionEnd(msg []byte) int {
+	i := headerLen
+	for i < len(msg) {
+		l := int(msg[i])
+		switch {
+		case l == 0:
+			if i+5 > len(msg) {
+				return -1
+			}
+			return i + 5
+		case l&0xc0 != 0:
+			return -1
+		}
+		i += 1 + l
+	}
+	return -1
 }
 
 // readTCPMessage reads one length-prefixed DNS message.
