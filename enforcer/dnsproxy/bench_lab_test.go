@@ -34,7 +34,7 @@ func BenchmarkProxyVsDirect(b *testing.B) {
 		DiscardFlows: true,
 		CPUProfile:   os.Getenv("PERISCOPE_DNSPROXY_CPUPROFILE"),
 	})
-	l.divert(b, px.addrs[0].Port())
+	l.divert(b, px.addrs[0].Port(), 0)
 	direct := netip.AddrPortFrom(l.dnsP.IPv4, 53)
 	proxied := netip.AddrPortFrom(l.vip, 53)
 	query := mustPack(b, "www.example.com.", dns.TypeA)

@@ -33,6 +33,7 @@ type dnsLab struct {
 	lab                  *netlab.Lab
 	client, router, dnsP *netlab.Pod
 	vip, silentVIP       netip.Addr // dnsmasq's address; one nobody answers on
+	vip6                 netip.Addr // dnsmasq's IPv6 address, routed like vip
 }
 
 // dnsmasqRecords are the names the lab's server knows.
@@ -87,6 +88,16 @@ func newDNSLab(t testing.TB) *dnsLab {
 		l.run(t, l.client, "ip", "route", "add", vip.String()+"/32", "via", l.router.IPv4.String())
 		l.run(t, l.router, "ip", "route", "add", vip.String()+"/32", "via", l.dnsP.IPv4.String())
 	}
+	// IPv6 likewise: ::fe of the lab's /64 is never a pod's.
+	v6 := lab.IPv6Net.Addr().As16()
+	v6[15] = 0xfe
+	l.vip6 = netip.AddrFrom16(v6)
+	l.run(t, l.dnsP, "ip", "-6", "addr", "add", l.vip6.String()+"/128", "dev", "eth0", "nodad")
+	l.run(t, l.client, "ip", "-6", "route", "add", l.vip6.String()+"/128", "via", l.router.IPv6.String())
+	l.run(t, l.router, "ip", "-6", "route", "add", l.vip6.String()+"/128", "via", l.dnsP.IPv6.String())
+	l.run(t, l.router, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+	l.run(t, l.router, "ip", "-6", "rule", "add", "fwmark", "1", "lookup", "100")
+	l.run(t, l.router, "ip", "-6", "route", "add", "local", "::/0", "dev", "lo", "table", "100")
 	l.run(t, l.router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	l.run(t, l.router, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0")
 	l.run(t, l.router, "sysctl", "-qw", "net.ipv4.conf.eth0.rp_filter=0")
@@ -98,7 +109,8 @@ func newDNSLab(t testing.TB) *dnsLab {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	args := append([]string{"--no-daemon", "--no-resolv", "--no-hosts", "--bind-interfaces",
-		"--listen-address=" + l.vip.String(), "--listen-address=" + l.dnsP.IPv4.String(), "--port=53", "--log-facility=-", "--cache-size=0",
+		"--listen-address=" + l.vip.String(), "--listen-address=" + l.dnsP.IPv4.String(),
+		"--listen-address=" + l.vip6.String(), "--port=53", "--log-facility=-", "--cache-size=0",
 		"--pid-file=", "--user=root", "--group=root"}, dnsmasqRecords(bigTXT())...)
 	cmd := l.dnsP.Command(ctx, "dnsmasq", args...)
 	var out strings.Builder
@@ -147,13 +159,17 @@ func newDNSLab(t testing.TB) *dnsLab {
 	return l
 }
 
-// divert makes the router hand port-53 traffic to the vips to the proxy
-// listening on port.
-func (l *dnsLab) divert(t testing.TB, port uint16) {
+// divert makes the router hand port-53 traffic to the vips to the proxy:
+// IPv4 to port4, IPv6 to port6 (0: none).
+func (l *dnsLab) divert(t testing.TB, port4, port6 uint16) {
 	t.Helper()
 	for _, proto := range []string{"udp", "tcp"} {
 		l.run(t, l.router, "iptables", "-t", "mangle", "-A", "PREROUTING", "-p", proto, "--dport", "53",
-			"-j", "TPROXY", "--on-port", fmt.Sprint(port), "--on-ip", "0.0.0.0", "--tproxy-mark", "1")
+			"-j", "TPROXY", "--on-port", fmt.Sprint(port4), "--on-ip", "0.0.0.0", "--tproxy-mark", "1")
+		if port6 != 0 {
+			l.run(t, l.router, "ip6tables", "-t", "mangle", "-A", "PREROUTING", "-p", proto, "--dport", "53",
+				"-j", "TPROXY", "--on-port", fmt.Sprint(port6), "--on-ip", "::", "--tproxy-mark", "1")
+		}
 	}
 }
 

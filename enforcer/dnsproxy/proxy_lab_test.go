@@ -21,9 +21,10 @@ func TestProxyWithARealServerAndRealClients(t *testing.T) {
 	l := newDNSLab(t)
 	state := statePathIn(t)
 	cfg := childConfig{
-		Listen: []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:0")},
+		Listen: []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:0"), netip.MustParseAddrPort("[::]:0")},
 		Endpoints: map[netip.Addr]api.Endpoint{
 			l.client.IPv4: {ID: 7, Identity: 1234, Namespace: "default", PodName: "client"},
+			l.client.IPv6: {ID: 7, Identity: 1234, Namespace: "default", PodName: "client"},
 			l.vip:         {ID: 9, Identity: 4321, Namespace: "kube-system", PodName: "dns"},
 		},
 		Rules: map[uint32][]dnsmatch.Rule{7: {{Policy: "default/client-dns", Port: 53,
@@ -32,7 +33,7 @@ func TestProxyWithARealServerAndRealClients(t *testing.T) {
 		StatePath: state,
 	}
 	px := startChildProxy(t, l.router, cfg)
-	l.divert(t, px.addrs[0].Port())
+	l.divert(t, px.addrs[0].Port(), px.addrs[1].Port())
 	vip := "@" + l.vip.String()
 
 	t.Run("an A query over UDP is answered and recorded both ways", func(t *testing.T) {
@@ -59,6 +60,20 @@ func TestProxyWithARealServerAndRealClients(t *testing.T) {
 		resp := px.waitFlow(t, "the TCP response", dnsRecord("www.example.com.", api.L7TypeResponse, api.ProtoTCP))
 		if !slices.Equal(resp.L7.DNS.IPs, []string{"fd00:250::1"}) || !slices.Equal(resp.L7.DNS.RRtypes, []string{"AAAA"}) {
 			t.Errorf("TCP response record %+v", resp.L7.DNS)
+		}
+	})
+	t.Run("over IPv6, UDP and TCP", func(t *testing.T) {
+		for _, transport := range []string{"+notcp", "+tcp"} {
+			r := l.dig(t, l.client, transport, "+tries=1", "+timeout=5", "@"+l.vip6.String(), "www2.example.com", "A")
+			if r.status != "NOERROR" || len(r.answers) != 1 || !strings.HasSuffix(r.answers[0], "A 198.18.250.2") {
+				t.Fatalf("dig %s over IPv6: %+v", transport, r)
+			}
+		}
+		for _, proto := range []uint8{api.ProtoUDP, api.ProtoTCP} {
+			req := px.waitFlow(t, "the IPv6 request", dnsRecord("www2.example.com.", api.L7TypeRequest, proto))
+			if req.IP.Version != api.IPv6 || req.IP.Source != l.client.IPv6 || req.IP.Destination != l.vip6 || req.Source.PodName != "client" {
+				t.Errorf("IPv6 request record %+v", req)
+			}
 		}
 	})
 	t.Run("a CNAME chain", func(t *testing.T) {
