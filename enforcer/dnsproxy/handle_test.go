@@ -248,3 +248,13 @@ func TestAFailedAdmissionHoldsTheAnswerBack(t *testing.T) {
 		t.Fatalf("reply %v (err %v), want an empty SERVFAIL: the addresses were not admitted", m, err)
 	}
 }
+
+// policyFunc adapts a function to Policy.
+type policyFunc func(dnsmatchQuery) dnsmatchVerdict
+
+func (f policyFunc) Check(q dnsmatchQuery) dnsmatchVerdict { return f(q) }
+
+type (
+	dnsmatchQuery   = dnsmatch.Query
+	dnsmatchVerdict = dnsmatch.Verdict
+)

@@ -183,8 +183,10 @@ func (p *Proxy) Close() error {
 	return nil
 }
 
-// stopListening closes the listeners and client connections: no new
-// query arrives.
+// stopListening stops taking queries: TCP listeners close, UDP reads and
+// client connections' reads end, but their sockets stay open so that the
+// handlers still running can answer (SERVFAIL, when shutdown cut their
+// exchange short).
 func (p *Proxy) stopListening() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -192,21 +194,29 @@ func (p *Proxy) stopListening() {
 		return
 	}
 	p.closed = true
+	past := time.Unix(1, 0)
 	for c := range p.conns {
-		c.Close()
+		c.SetReadDeadline(past)
 	}
 	for _, u := range p.udp {
-		u.Close()
+		u.SetReadDeadline(past)
 	}
 	for _, t := range p.tcp {
 		t.Close()
 	}
 }
 
-// release closes the sockets handlers answer and forward with, once no
-// handler runs.
+// release closes every socket, once no handler runs.
 func (p *Proxy) release() {
 	p.releaseOnce.Do(func() {
+		p.mu.Lock()
+		for c := range p.conns {
+			c.Close()
+		}
+		p.mu.Unlock()
+		for _, u := range p.udp {
+			u.Close()
+		}
 		if p.raw != nil {
 			p.raw.Close()
 		}

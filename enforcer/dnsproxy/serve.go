@@ -20,7 +20,7 @@ func (p *Proxy) serveUDP(ctx context.Context, conn *net.UDPConn, wg *sync.WaitGr
 	for {
 		n, oobn, _, client, err := conn.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
 				return
 			}
 			p.logErr(err)
