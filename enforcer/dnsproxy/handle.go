@@ -84,7 +84,11 @@ func (p *Proxy) handle(ctx context.Context, q query) outcome {
 	resp := p.newRecord(q, ep, true)
 	resp.EgressAllowedBy = verdict.Policies
 	xctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
-	raw, err := p.exchange(xctx, q.proto, q.server, q.msg)
+	var from netip.Addr // the host's address
+	if p.opts.FromClient {
+		from = q.client.Addr().Unmap()
+	}
+	raw, err := p.exchange(xctx, q.proto, from, q.server, q.msg)
 	cancel()
 	if err != nil {
 		return p.fail(req, resp, qname, qtypes, fmt.Errorf("forward %s to %s: %w", qname, q.server, err))

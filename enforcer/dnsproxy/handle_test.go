@@ -71,7 +71,7 @@ func packQuery(t testing.TB, name string, qtype uint16) []byte {
 
 // answerWith answers a query with records given in zone-file syntax.
 func answerWith(rcode int, rrs ...string) exchangeFunc {
-	return func(_ context.Context, _ uint8, _ netip.AddrPort, q []byte) ([]byte, error) {
+	return func(_ context.Context, _ uint8, _ netip.Addr, _ netip.AddrPort, q []byte) ([]byte, error) {
 		req := new(dns.Msg)
 		if err := req.Unpack(q); err != nil {
 			return nil, err
@@ -115,11 +115,11 @@ func TestAnAllowedQueryIsForwardedCachedAndRecorded(t *testing.T) {
 		"web.example.net. 60 IN A 198.18.7.1",
 		"web.example.net. 120 IN A 198.18.7.2")
 	var upstreamAnswer []byte
-	p := newTestProxy(t, cache, func(ctx context.Context, proto uint8, s netip.AddrPort, q []byte) ([]byte, error) {
+	p := newTestProxy(t, cache, func(ctx context.Context, proto uint8, from netip.Addr, s netip.AddrPort, q []byte) ([]byte, error) {
 		if s != server || proto != protoUDP {
 			t.Errorf("forwarded to %v over %d, want %v over UDP", s, proto, server)
 		}
-		b, err := up(ctx, proto, s, q)
+		b, err := up(ctx, proto, from, s, q)
 		upstreamAnswer = b
 		return b, err
 	})
@@ -158,18 +158,18 @@ func TestAnAllowedQueryIsForwardedCachedAndRecorded(t *testing.T) {
 }
 
 func TestHandleAnswersEveryKindOfQuery(t *testing.T) {
-	never := func(context.Context, uint8, netip.AddrPort, []byte) ([]byte, error) {
+	never := func(context.Context, uint8, netip.Addr, netip.AddrPort, []byte) ([]byte, error) {
 		t.Error("forwarded a query that must not be")
 		return nil, errors.New("no")
 	}
-	timeout := func(ctx context.Context, _ uint8, _ netip.AddrPort, _ []byte) ([]byte, error) {
+	timeout := func(ctx context.Context, _ uint8, _ netip.Addr, _ netip.AddrPort, _ []byte) ([]byte, error) {
 		<-ctx.Done()
 		return nil, fmt.Errorf("udp: %w", errNoAnswer)
 	}
-	otherQuestion := func(ctx context.Context, proto uint8, s netip.AddrPort, q []byte) ([]byte, error) {
-		return answerWith(dns.RcodeSuccess, "evil.example.org. 60 IN A 198.18.7.66")(ctx, proto, s, packQuery(t, "evil.example.org.", dns.TypeA))
+	otherQuestion := func(ctx context.Context, proto uint8, from netip.Addr, s netip.AddrPort, q []byte) ([]byte, error) {
+		return answerWith(dns.RcodeSuccess, "evil.example.org. 60 IN A 198.18.7.66")(ctx, proto, from, s, packQuery(t, "evil.example.org.", dns.TypeA))
 	}
-	garbage := func(context.Context, uint8, netip.AddrPort, []byte) ([]byte, error) {
+	garbage := func(context.Context, uint8, netip.Addr, netip.AddrPort, []byte) ([]byte, error) {
 		return []byte{0x12, 0x34, 0x80, 0, 0, 1, 0, 1, 0xff, 0xff}, nil
 	}
 	tests := []struct {

@@ -47,13 +47,23 @@ type Cache interface {
 
 // Options configure a Proxy.
 type Options struct {
-	// Listen are the addresses to serve, UDP and TCP on each (port 0 picks
-	// a free port, the same for both). Required.
+	// Listen are the addresses to serve, UDP and TCP on each. Port 0 picks
+	// a free port: one port for all the addresses whose port is 0 (the
+	// datapath's redirect wants 127.0.0.1 and ::1 at one port). Required.
 	Listen []netip.AddrPort
 	// Endpoints, Policy: required. Cache: nil caches nothing.
 	Endpoints Endpoints
 	Policy    Policy
 	Cache     Cache
+	// FromClient makes upstream sockets bind the client's address
+	// (IP_TRANSPARENT), so the server sees the endpoint, as the datapath's
+	// redirect expects; it needs the redirect to steer their replies back
+	// (UpstreamMark). Without it upstream sockets use the host's address.
+	FromClient bool
+	// UpstreamMark is the SO_MARK of upstream sockets
+	// (datapath.ProxyMarkUpstream: never redirected, replies steered back
+	// to the proxy); 0 sets none.
+	UpstreamMark uint32
 	// Timeout bounds an upstream exchange (DefaultTimeout when zero).
 	Timeout time.Duration
 	// IdleTimeout closes a client's idle TCP connection.
@@ -136,24 +146,57 @@ func New(opts Options) (*Proxy, error) {
 		return nil, fmt.Errorf("dns proxy: %w", err)
 	}
 	p := &Proxy{
-		opts: opts, log: log.With("component", "dnsproxy"), up: newUpstream(), raw: raw,
+		opts: opts, log: log.With("component", "dnsproxy"), up: newUpstream(opts.UpstreamMark), raw: raw,
 		inFlight: make(chan struct{}, opts.MaxInFlight),
 		tcpSlots: make(chan struct{}, opts.MaxTCPConns),
 		records:  make(chan *api.Flow, opts.RecordQueue),
 		conns:    make(map[net.Conn]struct{}),
 	}
 	p.exchange = p.up.exchange
-	for _, a := range opts.Listen {
-		u, t, err := listenPair(context.Background(), a)
-		if err != nil {
-			p.Close()
-			return nil, fmt.Errorf("dns proxy: %w", err)
-		}
-		p.udp = append(p.udp, u)
-		p.tcp = append(p.tcp, t)
-		p.addrs = append(p.addrs, u.LocalAddr().(*net.UDPAddr).AddrPort())
+	if err := p.bind(); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("dns proxy: %w", err)
 	}
 	return p, nil
+}
+
+// bind binds every listen address; those of port 0 share the port the
+// first of them got (tried again with another port when it is taken on a
+// later address).
+func (p *Proxy) bind() error {
+	var err error
+	for range 20 {
+		shared := uint16(0)
+		for _, a := range p.opts.Listen {
+			want := a
+			if a.Port() == 0 && shared != 0 {
+				want = netip.AddrPortFrom(a.Addr(), shared)
+			}
+			var u *net.UDPConn
+			var t *net.TCPListener
+			if u, t, err = listenPair(context.Background(), want); err != nil {
+				break
+			}
+			p.udp, p.tcp = append(p.udp, u), append(p.tcp, t)
+			bound := u.LocalAddr().(*net.UDPAddr).AddrPort()
+			p.addrs = append(p.addrs, netip.AddrPortFrom(bound.Addr().Unmap(), bound.Port()))
+			if a.Port() == 0 && shared == 0 {
+				shared = bound.Port()
+			}
+		}
+		if err == nil {
+			return nil
+		}
+		for i := range p.udp {
+			p.udp[i].Close()
+			p.tcp[i].Close()
+		}
+		p.udp, p.tcp, p.addrs = nil, nil, nil
+		if shared == 0 { // not a clash on a shared port: trying again won't help
+			return err
+		}
+	}
+	return err
 }
 
 func setDefault[T time.Duration | int](v *T, def T) {

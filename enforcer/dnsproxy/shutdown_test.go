@@ -28,8 +28,8 @@ func loopbackProxy(t *testing.T, opts Options, upstream netip.AddrPort) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.exchange = func(ctx context.Context, proto uint8, _ netip.AddrPort, q []byte) ([]byte, error) {
-		return p.up.exchange(ctx, proto, upstream, q)
+	p.exchange = func(ctx context.Context, proto uint8, from netip.Addr, _ netip.AddrPort, q []byte) ([]byte, error) {
+		return p.up.exchange(ctx, proto, from, upstream, q)
 	}
 	return p
 }

@@ -8,8 +8,12 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // maxMessage is the largest DNS message (a TCP length prefix's limit).
@@ -21,49 +25,108 @@ var errNoAnswer = errors.New("no answer before the deadline")
 // exchangeFunc sends query to server over proto (api.ProtoUDP or
 // api.ProtoTCP) and returns the answer's bytes. Tests and the fuzz target
 // replace the network one.
-type exchangeFunc func(ctx context.Context, proto uint8, server netip.AddrPort, query []byte) ([]byte, error)
+// from is the source address (zero: the host's).
+type exchangeFunc func(ctx context.Context, proto uint8, from netip.Addr, server netip.AddrPort, query []byte) ([]byte, error)
 
-// maxIdlePerServer bounds the idle UDP sockets kept per server.
-const maxIdlePerServer = 32
+// Bounds of the idle UDP sockets kept: per (source, server), and in all.
+const (
+	maxIdlePerServer = 32
+	maxIdle          = 1024
+)
 
 // upstream talks to servers from the host's address. It keeps connected
 // UDP sockets of completed exchanges for the next query to the same server
 // (a socket per query costs five system calls more); a socket whose
 // exchange failed is closed, so no late answer reaches a later query.
 type upstream struct {
+	mark   uint32 // SO_MARK of every upstream socket; 0: none
 	mu     sync.Mutex
-	idle   map[netip.AddrPort][]net.Conn
+	idle   map[upstreamKey][]net.Conn
+	nIdle  int
 	closed bool
 }
 
-func newUpstream() *upstream { return &upstream{idle: make(map[netip.AddrPort][]net.Conn)} }
+// upstreamKey is a source address (zero: the host's) and a server.
+type upstreamKey struct {
+	from   netip.Addr
+	server netip.AddrPort
+}
+
+func newUpstream(mark uint32) *upstream {
+	return &upstream{mark: mark, idle: make(map[upstreamKey][]net.Conn)}
+}
 
 // bufPool holds read buffers of the largest DNS message.
 var bufPool = sync.Pool{New: func() any { return new([maxMessage]byte) }}
 
-func (u *upstream) get(ctx context.Context, network string, server netip.AddrPort) (net.Conn, error) {
+func (u *upstream) get(ctx context.Context, network string, k upstreamKey) (net.Conn, error) {
 	if network == "udp" {
 		u.mu.Lock()
-		if l := u.idle[server]; len(l) > 0 {
+		if l := u.idle[k]; len(l) > 0 {
 			c := l[len(l)-1]
-			u.idle[server] = l[:len(l)-1]
+			if len(l) == 1 {
+				delete(u.idle, k)
+			} else {
+				u.idle[k] = l[:len(l)-1]
+			}
+			u.nIdle--
 			u.mu.Unlock()
 			return c, nil
 		}
 		u.mu.Unlock()
 	}
-	var d net.Dialer
-	return d.DialContext(ctx, network, server.String())
+	d := net.Dialer{Control: upstreamControl(k.from.IsValid(), u.mark)}
+	if k.from.IsValid() {
+		if network == "udp" {
+			d.LocalAddr = &net.UDPAddr{IP: k.from.AsSlice()}
+		} else {
+			d.LocalAddr = &net.TCPAddr{IP: k.from.AsSlice()}
+		}
+	}
+	return d.DialContext(ctx, network, k.server.String())
 }
 
-func (u *upstream) put(server netip.AddrPort, c net.Conn) {
+// upstreamControl sets IP_TRANSPARENT on a socket that binds a client's
+// address, and SO_MARK when mark is not 0.
+func upstreamControl(transparent bool, mark uint32) func(network, address string, rc syscall.RawConn) error {
+	if !transparent && mark == 0 {
+		return nil
+	}
+	return func(network, address string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			if transparent {
+				level, opt := unix.SOL_IP, unix.IP_TRANSPARENT
+				if strings.HasSuffix(network, "6") {
+					level, opt = unix.SOL_IPV6, unix.IPV6_TRANSPARENT
+				}
+				if err := unix.SetsockoptInt(int(fd), level, opt, 1); err != nil {
+					serr = fmt.Errorf("upstream %s %s: IP_TRANSPARENT: %w", network, address, err)
+					return
+				}
+			}
+			if mark != 0 {
+				if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, int(mark)); err != nil {
+					serr = fmt.Errorf("upstream %s %s: SO_MARK: %w", network, address, err)
+				}
+			}
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}
+}
+
+func (u *upstream) put(k upstreamKey, c net.Conn) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.closed || len(u.idle[server]) >= maxIdlePerServer {
+	if u.closed || len(u.idle[k]) >= maxIdlePerServer || u.nIdle >= maxIdle {
 		c.Close()
 		return
 	}
-	u.idle[server] = append(u.idle[server], c)
+	u.idle[k] = append(u.idle[k], c)
+	u.nIdle++
 }
 
 // Close closes the idle sockets; later exchanges close theirs.
@@ -77,17 +140,20 @@ func (u *upstream) Close() {
 		}
 	}
 	clear(u.idle)
+	u.nIdle = 0
 }
 
-// exchange sends query to server and returns the answer. A UDP answer
+// exchange sends query to server from the address from (zero: the
+// host's) and returns the answer. A UDP answer
 // that is not the answer to query (ID, QR bit, question) is ignored (a
 // stray or spoofed datagram), and the wait goes on until ctx's deadline.
-func (u *upstream) exchange(ctx context.Context, proto uint8, server netip.AddrPort, query []byte) ([]byte, error) {
+func (u *upstream) exchange(ctx context.Context, proto uint8, from netip.Addr, server netip.AddrPort, query []byte) ([]byte, error) {
 	network := "udp"
 	if proto == protoTCP {
 		network = "tcp"
 	}
-	conn, err := u.get(ctx, network, server)
+	k := upstreamKey{from, server}
+	conn, err := u.get(ctx, network, k)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s %s: %w", network, server, err)
 	}
@@ -105,7 +171,7 @@ func (u *upstream) exchange(ctx context.Context, proto uint8, server netip.AddrP
 	if !stop() || err != nil || proto == protoTCP {
 		conn.Close()
 	} else {
-		u.put(server, conn)
+		u.put(k, conn)
 	}
 	if err != nil {
 		var ne net.Error
