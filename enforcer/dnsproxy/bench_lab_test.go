@@ -170,3 +170,47 @@ func mean(v []float64) float64 {
 	}
 	return s / float64(len(v))
 }
+
+// BenchmarkRedirectedVsDirect is BenchmarkProxyVsDirect on a node's real
+// path: the client pod asks dnsmasq at its own address, with the
+// datapath's redirect to the proxy (on loopback, forwarding from the pod's
+// address) on, then off (straight to the server), interleaved. Everything
+// else, the datapath attached to both pods included, stays the same.
+func BenchmarkRedirectedVsDirect(b *testing.B) {
+	var emitted atomic.Int64
+	l := newRedirectLab(b, false, func(*api.Flow) { emitted.Add(1) })
+	target := netip.AddrPortFrom(l.server.IPv4, 53)
+	query := mustPack(b, "www.example.com.", dns.TypeA)
+	for b.Loop() {
+		var qps [2][]float64
+		for round := range 4 { // direct, proxy, direct, proxy
+			l.redirect(b, round%2 == 1)
+			q, err := closedLoop(l.client, target, query, 8, 2*time.Second)
+			if err != nil {
+				b.Fatalf("closed loop, redirect %v: %v", round%2 == 1, err)
+			}
+			qps[round%2] = append(qps[round%2], q)
+		}
+		var p50, p99 [2]time.Duration
+		for i := range 2 {
+			l.redirect(b, i == 1)
+			lat, err := paced(l.client, target, query, 1000, 3*time.Second)
+			if err != nil {
+				b.Fatalf("paced, redirect %v: %v", i == 1, err)
+			}
+			p50[i], p99[i] = percentile(lat, 0.50), percentile(lat, 0.99)
+		}
+		d, p := mean(qps[0]), mean(qps[1])
+		b.ReportMetric(d, "direct_q/s")
+		b.ReportMetric(p, "proxy_q/s")
+		b.ReportMetric(p/d, "throughput_ratio")
+		b.ReportMetric(float64(p50[0].Microseconds()), "direct_p50_us")
+		b.ReportMetric(float64(p50[1].Microseconds()), "proxy_p50_us")
+		b.ReportMetric(float64(p99[0].Microseconds()), "direct_p99_us")
+		b.ReportMetric(float64(p99[1].Microseconds()), "proxy_p99_us")
+		b.ReportMetric(float64((p99[1] - p99[0]).Microseconds()), "added_p99_us")
+	}
+	if emitted.Load() == 0 {
+		b.Fatal("the proxy emitted no record: nothing went through it")
+	}
+}

@@ -17,6 +17,11 @@
 // Malformed queries get FORMERR, or nothing when not even the header
 // parses; malformed answers become SERVFAIL.
 //
-// The proxy forwards from the host's address. It must not steer traffic
-// (the datapath redirects) nor decide which names a rule allows (dnsmatch).
+// Behind the datapath's redirect (datapath.SetRedirects: the proxy on
+// 127.0.0.1 and ::1 at one port) it forwards from the endpoint's own
+// address with SO_MARK datapath.ProxyMarkUpstream (Options.FromClient,
+// UpstreamMark), so servers and policy see the pod; otherwise from the
+// host's. A UDP answer leaves from the server's address and port through a
+// send-only raw socket. It must not steer traffic (the datapath redirects)
+// nor decide which names a rule allows (dnsmatch).
 package dnsproxy
