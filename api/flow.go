@@ -156,7 +156,9 @@ type Interface struct {
 	Name  string
 }
 
-// Flow is one flow record. Source is always the connection's initiator.
+// Flow is one flow record. Source is always the connection's initiator,
+// except in an L7 RESPONSE, which like Hubble's goes from the server back to
+// the client, with IsReply set.
 type Flow struct {
 	Time             time.Time // when this record was produced (the event time)
 	UUID             [16]byte
@@ -191,6 +193,13 @@ type Flow struct {
 	EgressAllowedBy  []string
 	IngressDeniedBy  []string
 	EgressDeniedBy   []string
+
+	// SourceNames and DestinationNames are the DNS names the other side's
+	// endpoint resolved to this side's address (Hubble's source_names,
+	// destination_names), without the final dot. Shared with the FQDN
+	// cache: never mutate them through a Flow.
+	SourceNames      []string
+	DestinationNames []string
 
 	// L7 is the application-layer record of an L7 flow (Type FlowTypeL7);
 	// nil for every other flow. It is shared, never mutated (see L7).

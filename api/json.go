@@ -14,7 +14,8 @@ import (
 // WITHOUT a trailing newline: a writer of JSON lines appends '\n' itself.
 //
 // Like protojson it omits zero numbers, empty strings and lists, and enums
-// at their default value. The exceptions are Hubble's: "is_reply" (a
+// at their default value; an L7 flow's "l7" object comes after "node_name",
+// in flow.proto's order. The exceptions are Hubble's: "is_reply" (a
 // BoolValue, always set) and both endpoints. Periscope's own fields live under
 // "flow"."periscope" so that they never collide with Hubble's.
 //
@@ -43,6 +44,11 @@ func AppendJSON(dst []byte, f *Flow) []byte {
 		dst = appendEnum(dst, "Type", f.Type.String())
 	}
 	dst = appendStringField(dst, "node_name", f.NodeName)
+	dst = appendStringsField(dst, "source_names", f.SourceNames)
+	dst = appendStringsField(dst, "destination_names", f.DestinationNames)
+	if f.L7 != nil {
+		dst = appendL7(dst, f.L7)
+	}
 	if f.TrafficDirection != TrafficDirectionUnknown {
 		dst = appendEnum(dst, "traffic_direction", f.TrafficDirection.String())
 	}
@@ -67,14 +73,19 @@ func AppendJSON(dst []byte, f *Flow) []byte {
 	return append(dst, '}')
 }
 
-// appendSummary appends the "Summary" field unless the flow has none.
-// Summaries hold no characters that need escaping.
+// appendSummary appends the "Summary" field unless the flow has none. L3/L4
+// summaries hold no characters that need escaping; an L7 summary quotes the
+// record's text (a URL, a DNS name), escaped as it is appended.
 func appendSummary(dst []byte, f *Flow) []byte {
 	mark := len(dst)
 	dst = appendKey(dst, "Summary")
 	dst = append(dst, '"')
 	body := len(dst)
-	dst = f.AppendSummary(dst)
+	if f.L7 != nil {
+		dst = appendL7Summary(dst, f.L7, appendEscaped)
+	} else {
+		dst = f.AppendSummary(dst)
+	}
 	if len(dst) == body {
 		return dst[:mark]
 	}

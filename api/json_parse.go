@@ -28,6 +28,9 @@ type (
 		Destination      wireEndpoint   `json:"destination"`
 		Type             wireEnum       `json:"Type"`
 		NodeName         string         `json:"node_name"`
+		SourceNames      []string       `json:"source_names"`
+		DestinationNames []string       `json:"destination_names"`
+		L7               *wireL7        `json:"l7"`
 		TrafficDirection wireEnum       `json:"traffic_direction"`
 		IsReply          bool           `json:"is_reply"`
 		Interface        Interface      `json:"interface"`
@@ -172,6 +175,9 @@ func (w *wireFlow) decode(f *Flow) error {
 	if err == nil {
 		err = w.IP.decode(&f.IP)
 	}
+	if err == nil && w.L7 != nil {
+		f.L7, err = w.L7.decode()
+	}
 	if err != nil {
 		return err
 	}
@@ -179,6 +185,7 @@ func (w *wireFlow) decode(f *Flow) error {
 	w.Source.decode(&f.Source)
 	w.Destination.decode(&f.Destination)
 	f.NodeName = w.NodeName
+	f.SourceNames, f.DestinationNames = w.SourceNames, w.DestinationNames
 	f.IsReply = w.IsReply
 	f.Interface = w.Interface
 	f.EgressAllowedBy = names(w.EgressAllowedBy)

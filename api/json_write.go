@@ -14,6 +14,12 @@ const hexDigits = "0123456789abcdef"
 // HTML characters; invalid UTF-8 becomes U+FFFD so the output is always valid.
 func appendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
+	dst = appendEscaped(dst, s)
+	return append(dst, '"')
+}
+
+// appendEscaped appends s escaped for the inside of a JSON string.
+func appendEscaped(dst []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -57,8 +63,7 @@ func appendString(dst []byte, s string) []byte {
 		}
 		i += size
 	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+	return append(dst, s[start:]...)
 }
 
 // appendKey appends `"key":`, preceded by a comma unless the object has just
@@ -79,6 +84,15 @@ func appendUintField(dst []byte, key string, v uint64) []byte {
 	}
 	dst = appendKey(dst, key)
 	return strconv.AppendUint(dst, v, 10)
+}
+
+// appendIntField appends `"key":v` unless v is zero.
+func appendIntField(dst []byte, key string, v int64) []byte {
+	if v == 0 {
+		return dst
+	}
+	dst = appendKey(dst, key)
+	return strconv.AppendInt(dst, v, 10)
 }
 
 // appendStringField appends `"key":"v"` unless v is empty.
@@ -126,6 +140,15 @@ func appendUUID(dst []byte, u *[16]byte) []byte {
 		dst = append(dst, hexDigits[b>>4], hexDigits[b&0xf])
 	}
 	return dst
+}
+
+// appendStringsField appends `"key":[...]` unless ss is empty.
+func appendStringsField(dst []byte, key string, ss []string) []byte {
+	if len(ss) == 0 {
+		return dst
+	}
+	dst = appendKey(dst, key)
+	return appendStrings(dst, ss)
 }
 
 // appendStrings appends a JSON array of strings.

@@ -49,13 +49,17 @@ var (
 )
 
 // Summary returns the one-line description Hubble puts in a flow's Summary
-// field: "TCP Flags: SYN, ACK" ("TCP" when no flag was seen), "UDP", "ICMPv4 EchoRequest", "IPv6", ...
+// field: "TCP Flags: SYN, ACK" ("TCP" when no flag was seen), "UDP", "ICMPv4 EchoRequest", "IPv6", ...;
+// for an L7 flow its record's, e.g. "HTTP/1.1 200 12ms (GET http://backend/)".
 func (f *Flow) Summary() string {
 	return string(f.AppendSummary(nil))
 }
 
 // AppendSummary appends f.Summary() to dst without allocating.
 func (f *Flow) AppendSummary(dst []byte) []byte {
+	if f.L7 != nil {
+		return appendL7Summary(dst, f.L7, appendRaw)
+	}
 	switch f.L4.Protocol {
 	case ProtoTCP:
 		if f.L4.TCPFlags == 0 { // e.g. a SOCK flow: no packets seen

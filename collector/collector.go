@@ -25,13 +25,6 @@ const DefaultRingSize = ring.DefaultSize
 // shutdownTimeout bounds how long Run waits for HTTP requests to finish.
 const shutdownTimeout = 5 * time.Second
 
-// Source produces flow records; *datapath.Datapath satisfies it. Run calls
-// emit from one goroutine with a reused Flow that is valid only during the
-// call, and returns when ctx is done.
-type Source interface {
-	Run(ctx context.Context, emit func(*api.Flow)) error
-}
-
 // Attacher attaches the datapath to host interfaces; *datapath.Datapath
 // satisfies it.
 type Attacher interface {
@@ -48,8 +41,9 @@ type EnforcementKeeper interface {
 	KeepsEnforcing() bool
 }
 
-// Sink receives every enriched flow after it is stored. Consume runs on the
-// pipeline goroutine: it must not block, and f is valid only during the call.
+// Sink receives every enriched flow after it is stored. Consume runs in the
+// pipeline, one flow at a time: it must not block, and f is valid only
+// during the call.
 type Sink interface {
 	Consume(f *api.Flow)
 }
@@ -69,8 +63,9 @@ type Options struct {
 	Config *Config
 	// Topology, when set, is used instead of resolving Config.
 	Topology *Topology
-	// Source produces flows; required.
-	Source Source
+	// Sources produce flows, each in its own goroutine; at least one is
+	// required. The kernel datapath is the first.
+	Sources []Source
 	// Attacher, when set, is asked to attach to every endpoint's host veth
 	// and every host interface when Run starts, and to detach when it ends
 	// (unless it is an EnforcementKeeper that keeps enforcing).
@@ -111,7 +106,7 @@ type Options struct {
 	IdentityGrace time.Duration
 }
 
-// Collector is the node daemon: Source → enrich → store → sinks, and the
+// Collector is the node daemon: Sources → enrich → store → sinks, and the
 // HTTP API over the store.
 type Collector struct {
 	opts     Options
@@ -129,8 +124,13 @@ type Collector struct {
 // New builds a collector: it resolves the endpoints (unless opts.Topology is
 // given) and prepares the registry and the store. It starts nothing.
 func New(opts Options) (*Collector, error) {
-	if opts.Source == nil {
+	if len(opts.Sources) == 0 {
 		return nil, errors.New("collector: no flow source")
+	}
+	for i, src := range opts.Sources {
+		if src == nil {
+			return nil, fmt.Errorf("collector: flow source %d is nil", i)
+		}
 	}
 	log := opts.Logger
 	if log == nil {
@@ -190,7 +190,8 @@ func (c *Collector) Addr() net.Addr {
 	return c.addr
 }
 
-// process is the pipeline, run on the Source's goroutine for every flow.
+// process is the pipeline, run for every flow of every source, one flow at a
+// time (runSources serializes the sources).
 func (c *Collector) process(f *api.Flow) {
 	c.registry.Enrich(f)
 	c.store.Write(f)
@@ -200,7 +201,7 @@ func (c *Collector) process(f *api.Flow) {
 }
 
 // Run attaches the datapath, serves the HTTP API and runs the pipeline until
-// ctx is done or the source or the server fails. On return the follows have
+// ctx is done, a source fails, every source has ended, or the server fails. On return the follows have
 // ended, the server is shut down and the interfaces it attached detached,
 // except while the Attacher keeps enforcing (see EnforcementKeeper).
 func (c *Collector) Run(ctx context.Context) (err error) {
@@ -246,7 +247,7 @@ func (c *Collector) Run(ctx context.Context) (err error) {
 		}
 	})
 
-	srcErr := c.opts.Source.Run(runCtx, c.process)
+	srcErr := c.runSources(runCtx, c.process)
 	cancel()
 	c.store.Close()
 	// The endpoints were in use until now: their grace starts here.
@@ -260,8 +261,8 @@ func (c *Collector) Run(ctx context.Context) (err error) {
 	if serveErr != nil {
 		return serveErr
 	}
-	if srcErr != nil && !(errors.Is(srcErr, context.Canceled) && ctx.Err() != nil) {
-		return fmt.Errorf("collector: flow source: %w", srcErr)
+	if srcErr != nil {
+		return fmt.Errorf("collector: %w", srcErr)
 	}
 	return nil
 }

@@ -1,12 +1,14 @@
-// Package collector is Periscope's node daemon: it takes the datapath's flow
-// records, enriches them with the endpoints declared for the node (names,
-// labels, identities, traffic direction), keeps the most recent ones in an
-// in-memory ring (package ring), and serves them over HTTP (/api/v1/flows,
-// answered by flowquery.Server from the ring or Options.History;
-// /api/v1/status, /healthz) in the Hubble-shaped wire form.
+// Package collector is Periscope's node daemon: it takes the flow records of
+// its sources (the datapath first, then producers of L7 records), enriches
+// them with the endpoints declared for the node (names, labels, identities,
+// traffic direction), keeps the most recent ones in an in-memory ring
+// (package ring), and serves them over HTTP (/api/v1/flows, answered by
+// flowquery.Server from the ring or Options.History; /api/v1/status,
+// /healthz) in the Hubble-shaped wire form.
 //
-// The pipeline follows Hubble's observer: one goroutine (the Source's) runs
-// enrich → ring write → sinks for every flow; readers of the ring are separate
+// The pipeline follows Hubble's observer: enrich → ring write → sinks runs
+// for one flow at a time, whichever source's goroutine emitted it (a lock
+// serializes them when there are several); readers of the ring are separate
 // and honour their context. The collector never decodes kernel bytes and
 // depends on the datapath only through the small interfaces in Options
 // (Source, Attacher), so tests and the demo can feed it flows of their own.

@@ -34,7 +34,9 @@ const e2eUDPFlows = 300
 // the recommended queue options), stops the collector, and checks that the
 // flows table holds every record the collector stored, each once: the count,
 // the distinct UUIDs and a checksum over the 5-tuples and counters, computed
-// in Go from the collector's store and in SQL from the table.
+// in Go from the collector's store and in SQL from the table. Next to the
+// datapath, the L7 test source emits a proxy's records of the two pods'
+// exchanges: they arrive too, enriched with the pods.
 func TestE2EClickHouseStoresEveryFlowOnce(t *testing.T) {
 	labtest.RequireRoot(t)
 	srv := chtest.Start(t)
@@ -65,13 +67,18 @@ func TestE2EClickHouseStoresEveryFlowOnce(t *testing.T) {
 	stopSinks := sinks.Start(ctx)
 	t.Cleanup(func() { stopSinks() }) //nolint:errcheck // checked below when the test gets there
 
+	now := time.Now()
+	proxy := apitest.HTTPExchange{Client: netip.AddrPortFrom(client.Addr(false), 40000), Server: netip.AddrPortFrom(server.Addr(false), 8080),
+		Method: "GET", URL: "/orders", Code: 200, Latency: time.Millisecond}.Flows(now)
+	proxy = append(proxy, apitest.DNSExchange{Client: netip.AddrPortFrom(client.Addr(true), 40001), Server: netip.AddrPortFrom(server.Addr(true), 53),
+		Query: "server.other.", Qtype: "AAAA", IPs: []string{server.Addr(true).String()}, TTL: 30}.Flows(now.Add(time.Second))...)
 	node, stopNode := startSinkNode(t, &collector.Config{
 		NodeName: "e2e",
 		Endpoints: []collector.EndpointConfig{
 			{Name: "client", Labels: map[string]string{"app": "client"}, NetNS: client.NetNSName},
 			{Name: "server", Namespace: "other", Labels: map[string]string{"app": "server"}, NetNS: server.NetNSName},
 		},
-	}, datapath.Config{CloseGrace: e2eCloseGrace, IdleTimeout: e2eIdleTimeout}, sinks)
+	}, datapath.Config{CloseGrace: e2eCloseGrace, IdleTimeout: e2eIdleTimeout}, sinks, apitest.NewL7Source(proxy, 0))
 
 	for _, v6 := range []bool{false, true} {
 		tcpExchange(t, client, server, v6)
@@ -116,11 +123,18 @@ func TestE2EClickHouseStoresEveryFlowOnce(t *testing.T) {
 	} else {
 		t.Logf("%d records (%d End) in ClickHouse, each once; checksum %d matches the collector's store", wn, ended, wsum)
 	}
+	l7 := srv.Query("SELECT l7_protocol, l7_type, src_pod, dst_pod, http_status, dns_query FROM periscope.flows " +
+		"WHERE l7_protocol != '' ORDER BY time, time_ns, l7_type FORMAT TSV")
+	if want := "http\t1\tclient\tserver\t0\t\nhttp\t2\tserver\tclient\t200\t\n" +
+		"dns\t1\tclient\tserver\t0\tserver.other.\ndns\t2\tserver\tclient\t0\tserver.other."; l7 != want {
+		t.Errorf("the L7 rows in ClickHouse:\n%s\nwant:\n%s", l7, want)
+	}
 }
 
-// startSinkNode is startE2ENode with sk as the collector's sink; stop ends
-// the collector (idempotent; also run by t.Cleanup).
-func startSinkNode(t testing.TB, cfg *collector.Config, dcfg datapath.Config, sk collector.Sink) (*e2eNode, func()) {
+// startSinkNode is startE2ENode with sk as the collector's sink and more
+// sources after the datapath; stop ends the collector (idempotent; also run
+// by t.Cleanup).
+func startSinkNode(t testing.TB, cfg *collector.Config, dcfg datapath.Config, sk collector.Sink, more ...collector.Source) (*e2eNode, func()) {
 	t.Helper()
 	topo, err := collector.Resolve(cfg)
 	if err != nil {
@@ -141,7 +155,7 @@ func startSinkNode(t testing.TB, cfg *collector.Config, dcfg datapath.Config, sk
 		t.Fatal(err)
 	}
 	c, err := collector.New(collector.Options{
-		Topology: topo, Source: dp, Attacher: dp, Listener: ln, Interfaces: dp.Interfaces,
+		Topology: topo, Sources: append([]collector.Source{dp}, more...), Attacher: dp, Listener: ln, Interfaces: dp.Interfaces,
 		RingSize: 1 << 16, Sinks: []collector.Sink{sk},
 	})
 	if err != nil {

@@ -62,7 +62,7 @@ func startE2ENode(t *testing.T, cfg *collector.Config, dcfg datapath.Config, rin
 		t.Fatal(err)
 	}
 	c, err := collector.New(collector.Options{
-		Topology: topo, Source: dp, Attacher: dp, Listener: ln, Interfaces: dp.Interfaces, RingSize: ringSize,
+		Topology: topo, Sources: []collector.Source{dp}, Attacher: dp, Listener: ln, Interfaces: dp.Interfaces, RingSize: ringSize,
 		Stats: func() collector.DatapathStats {
 			s := dp.Stats()
 			return collector.DatapathStats{EventsRead: s.EventsRead, EventsLost: s.EventsLost,

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
-	"github.com/periscope-dev/periscope/collector"
+	"github.com/periscope-dev/periscope/api/policyapi"
 	"github.com/periscope-dev/periscope/datapath/netlab"
 )
 
@@ -259,7 +259,7 @@ func TestE2EPolicyConnectivity(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var ids []collector.IdentityJSON
+		var ids []policyapi.Identity
 		if err := json.NewDecoder(resp.Body).Decode(&ids); err != nil {
 			t.Fatal(err)
 		}

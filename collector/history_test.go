@@ -54,7 +54,7 @@ func historyServer(t *testing.T, h flowquery.Reader, handlers map[string]http.Ha
 	t.Helper()
 	opts := Options{
 		Topology: testTopology(),
-		Source:   &apitest.Source{},
+		Sources:  []Source{&apitest.Source{}},
 		Handlers: handlers,
 	}
 	if h != nil {

@@ -55,7 +55,7 @@ func TestTheCollectorReleasesIdentitiesNoEndpointUsedWithinTheGrace(t *testing.T
 		t.Fatal(err)
 	}
 	start := time.Now().Unix()
-	c, err := New(Options{Topology: testTopology(), Source: &apitest.Source{}, Listener: ln,
+	c, err := New(Options{Topology: testTopology(), Sources: []Source{&apitest.Source{}}, Listener: ln,
 		Identities: ids, IdentityGrace: time.Hour})
 	if err != nil {
 		t.Fatal(err)

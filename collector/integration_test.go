@@ -71,7 +71,7 @@ func TestCollectorWithRealDatapath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := collector.New(collector.Options{Topology: topo, Source: dp, Attacher: dp, Listener: ln, Interfaces: dp.Interfaces,
+	c, err := collector.New(collector.Options{Topology: topo, Sources: []collector.Source{dp}, Attacher: dp, Listener: ln, Interfaces: dp.Interfaces,
 		Stats: func() collector.DatapathStats {
 			s := dp.Stats()
 			return collector.DatapathStats{EventsRead: s.EventsRead, EventsLost: s.EventsLost, EventsEmitted: s.EventsEmitted, FlowsEnded: s.FlowsEnded}

@@ -144,7 +144,8 @@ func (r *Registry) NodeName() string { return r.nodeName }
 
 // Enrich fills a flow's endpoints (by IP), node name, interface name and
 // traffic direction, in place. Unknown IPs get a zero endpoint (identity 0,
-// no name). It allocates nothing.
+// no name). An L7 record keeps the traffic direction its producer set: the
+// proxy knows on which side of the endpoint it sits. It allocates nothing.
 func (r *Registry) Enrich(f *api.Flow) {
 	f.NodeName = r.nodeName
 	f.Interface.Name = r.ifNames[f.Interface.Index]
@@ -153,6 +154,10 @@ func (r *Registry) Enrich(f *api.Flow) {
 	dst := r.byIP[f.IP.Destination.Unmap()]
 	f.Source = endpointOf(src)
 	f.Destination = endpointOf(dst)
+
+	if f.Type == api.FlowTypeL7 && f.TrafficDirection != api.TrafficDirectionUnknown {
+		return
+	}
 
 	if observed := r.byIfIndex[f.Interface.Index]; observed != nil && f.Type != api.FlowTypeSock {
 		switch observed {

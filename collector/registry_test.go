@@ -107,6 +107,14 @@ func TestEnrich(t *testing.T) {
 			flow("198.19.0.1", "198.18.0.2", 0, api.FlowTypeSock), api.Endpoint{}, fe, "", api.TrafficDirectionEgress},
 		{"an IPv4-mapped address matches its IPv4 endpoint",
 			flow("::ffff:198.18.0.3", "198.18.0.2", 11, api.FlowTypeL3L4), be, fe, "veth-be-h", api.TrafficDirectionEgress},
+		{"an L7 record without an interface keeps its producer's direction",
+			withDirection(flow("198.18.0.2", "198.18.0.3", 0, api.FlowTypeL7), api.TrafficDirectionEgress), fe, be, "", api.TrafficDirectionEgress},
+		{"an L7 response keeps its producer's direction too",
+			withDirection(flow("198.18.0.3", "198.18.0.2", 0, api.FlowTypeL7), api.TrafficDirectionIngress), be, fe, "", api.TrafficDirectionIngress},
+		{"an L7 record without a direction is judged from the host",
+			flow("198.18.0.2", "198.18.0.3", 0, api.FlowTypeL7), fe, be, "", api.TrafficDirectionIngress},
+		{"an L3/L4 flow's stale direction is overwritten",
+			withDirection(flow("198.19.0.1", "198.18.0.3", 2, api.FlowTypeL3L4), api.TrafficDirectionIngress), api.Endpoint{}, be, "eth0", api.TrafficDirectionEgress},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -124,6 +132,12 @@ func TestEnrich(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withDirection gives f a direction, as an L7 producer (or a reused Flow) does.
+func withDirection(f api.Flow, dir api.TrafficDirection) api.Flow {
+	f.TrafficDirection = dir
+	return f
 }
 
 func TestEnrichAllocatesNothing(t *testing.T) {

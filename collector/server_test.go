@@ -92,7 +92,7 @@ func startCollector(t *testing.T, n int) *testCollector {
 	att := &fakeAttacher{}
 	c, err := New(Options{
 		Topology: testTopology(),
-		Source:   src,
+		Sources:  []Source{src},
 		Attacher: att,
 		Listener: ln,
 		RingSize: 100,
@@ -330,7 +330,7 @@ func TestRunAttachesAndDetaches(t *testing.T) {
 
 func TestRunFailsWhenAttachFails(t *testing.T) {
 	att := &fakeAttacher{failOn: "veth-be-h"}
-	c, err := New(Options{Topology: testTopology(), Source: &apitest.Source{}, Attacher: att, Listen: "127.0.0.1:0"})
+	c, err := New(Options{Topology: testTopology(), Sources: []Source{&apitest.Source{}}, Attacher: att, Listen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,7 +357,7 @@ func TestFlowsWithRealFilterChips(t *testing.T) {
 	last := cannedFlow(5)
 	last.IP.Source, last.IP.Destination = last.IP.Destination, last.IP.Source // backend → frontend
 	src.Canned = append(src.Canned, last)
-	c, err := New(Options{Topology: testTopology(), Source: src})
+	c, err := New(Options{Topology: testTopology(), Sources: []Source{src}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,9 @@ import (
 // they are counted always (Stats).
 const lossLogEvery = 10 * time.Second
 
+// Name names the datapath as a flow source of the collector.
+func (d *Datapath) Name() string { return "datapath" }
+
 // Run reads the ring buffer until ctx is done or the Datapath is closed
 // (both return nil), decoding every event into one reused api.Flow passed to
 // emit: the pointer is valid only during the call and decoding allocates

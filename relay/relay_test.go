@@ -67,7 +67,7 @@ func startNode(t testing.TB, name, addr string, canned []api.Flow, tlsCfg *tls.C
 	src := apitest.NewSource(canned, 1024)
 	opts := collector.Options{
 		Topology: &collector.Topology{NodeName: name},
-		Source:   src,
+		Sources:  []collector.Source{src},
 		Listener: ln,
 		RingSize: 4096,
 		Version:  "test",

@@ -225,7 +225,7 @@ func startE2ECollector(t *testing.T, node string, local, remote []*netlab.Pod) s
 		t.Fatal(err)
 	}
 	c, err := collector.New(collector.Options{
-		Topology: topo, Source: dp, Attacher: dp, Interfaces: dp.Interfaces, Listener: ln,
+		Topology: topo, Sources: []collector.Source{dp}, Attacher: dp, Interfaces: dp.Interfaces, Listener: ln,
 	})
 	if err != nil {
 		ln.Close()

@@ -118,6 +118,8 @@ type rateSource struct {
 	n    int
 }
 
+func (s *rateSource) Name() string { return "lab" }
+
 func (s *rateSource) Run(ctx context.Context, emit func(*api.Flow)) error {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -149,7 +151,9 @@ type lab struct {
 	base string
 }
 
-func startLab(t testing.TB, rate int, opts Options) *lab {
+// startLab runs the lab at rate flows per second, with more sources next to
+// the lab's own when given.
+func startLab(t testing.TB, rate int, opts Options, more ...collector.Source) *lab {
 	t.Helper()
 	src := &rateSource{}
 	src.rate.Store(int64(rate))
@@ -163,7 +167,7 @@ func startLab(t testing.TB, rate int, opts Options) *lab {
 	var mounted atomicHandler
 	c, err := collector.New(collector.Options{
 		Topology: labTopology(),
-		Source:   src,
+		Sources:  append([]collector.Source{src}, more...),
 		Listener: ln,
 		RingSize: 65536,
 		Handlers: map[string]http.Handler{"GET /": &mounted},

@@ -12,6 +12,8 @@ import (
 // whatever the test sends on Live, reusing one Flow as the datapath does (so
 // a consumer that keeps the pointer instead of a copy is caught).
 type Source struct {
+	// Label is the source's Name; "test" when empty.
+	Label  string
 	Canned []api.Flow
 	Live   chan api.Flow
 }
@@ -20,6 +22,14 @@ type Source struct {
 // buffer flows.
 func NewSource(canned []api.Flow, buffer int) *Source {
 	return &Source{Canned: canned, Live: make(chan api.Flow, buffer)}
+}
+
+// Name names the source in the collector's logs and errors.
+func (s *Source) Name() string {
+	if s.Label == "" {
+		return "test"
+	}
+	return s.Label
 }
 
 // Run emits the flows until ctx ends.

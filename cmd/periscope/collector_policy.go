@@ -10,6 +10,7 @@ import (
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/enforcer/identity"
+	"github.com/periscope-dev/periscope/enforcer/policystore"
 )
 
 // Where the collector keeps its state by default.
@@ -26,19 +27,19 @@ func newIdentityAllocator(path string) (*identity.Allocator, error) {
 	return identity.NewAllocator(path)
 }
 
-// startPolicyStore builds the policy store over dp (re-applying the
-// persisted policies) and adds the policy and identity API to handlers.
-func startPolicyStore(fl collectorFlags, c *collector.Collector, dp *datapath.Datapath,
-	handlers map[string]http.Handler, logger *slog.Logger) error {
-	store, err := collector.NewPolicyStore(collector.PolicyStoreOptions{
-		Dir: fl.policyDir, Applier: dp, Registry: c.Registry(), Logger: logger,
+// startPolicyStore builds a policy store over dp and c's endpoints that
+// persists in dir ("": in memory only; else it re-applies what dir holds)
+// and adds the policy and identity API to handlers.
+func startPolicyStore(dir string, c *collector.Collector, dp *datapath.Datapath,
+	handlers map[string]http.Handler, logger *slog.Logger) (*policystore.Store, error) {
+	store, err := policystore.New(policystore.Options{
+		Dir: dir, Applier: dp, Endpoints: c.Registry(), Logger: logger,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for pattern, h := range store.Handlers() {
 		handlers[pattern] = h
 	}
-	handlers["GET /api/v1/identities"] = collector.IdentitiesHandler(c.Registry().Identities())
-	return nil
+	return store, nil
 }

@@ -130,7 +130,7 @@ func runDemoCollector(ctx context.Context, opts demoOptions, lab *netlab.Lab, dp
 	defer web.Close()
 	col, err := collector.New(collector.Options{
 		Config:   demoConfig(lab),
-		Source:   dp,
+		Sources:  flowSources(dp),
 		Attacher: dp,
 		Stats: func() collector.DatapathStats {
 			s := dp.Stats()

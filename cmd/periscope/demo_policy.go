@@ -37,18 +37,12 @@ spec:
 // dp and adds the policy and identity API to handlers, so `periscope
 // policy list|apply|delete` work against the demo.
 func startDemoPolicy(c *collector.Collector, dp *datapath.Datapath, handlers map[string]http.Handler, log *slog.Logger) error {
-	store, err := collector.NewPolicyStore(collector.PolicyStoreOptions{
-		Applier: dp, Registry: c.Registry(), Logger: log,
-	})
+	store, err := startPolicyStore("", c, dp, handlers, log)
 	if err != nil {
 		return fmt.Errorf("demo policy: %w", err)
 	}
 	if _, err := store.Apply("demo-policy.yaml", []byte(demoPolicy)); err != nil {
 		return fmt.Errorf("demo policy: %w", err)
 	}
-	for pattern, h := range store.Handlers() {
-		handlers[pattern] = h
-	}
-	handlers["GET /api/v1/identities"] = collector.IdentitiesHandler(c.Registry().Identities())
 	return nil
 }

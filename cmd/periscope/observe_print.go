@@ -51,6 +51,7 @@ func (p *jsonPrinter) Flush() error { return nil }
 // compactPrinter writes one hubble-like line per flow:
 //
 //	Nov 23 09:30:14.123: default/frontend:43210 (ID:1234) -> default/backend:8080 (ID:5678) EGRESS FORWARDED (TCP Flags: SYN, ACK) 3 pkts/180 B →, 2 pkts/120 B ←
+//	Nov 23 09:30:14.135: default/frontend:43210 (ID:1234) <- default/backend:8080 (ID:5678) EGRESS http-response FORWARDED (HTTP/1.1 201 12ms (PUT http://backend:8080/applicants))
 type compactPrinter struct {
 	w   io.Writer
 	loc *time.Location
@@ -61,18 +62,23 @@ func (p *compactPrinter) Print(_ []byte, f *api.Flow) error {
 	b := p.buf[:0]
 	b = f.Time.In(p.loc).AppendFormat(b, time.StampMilli)
 	b = append(b, ": "...)
-	b = appendEndpoint(b, &f.Source, f.IP.Source, f.L4.SourcePort)
-	b = append(b, " -> "...)
-	b = appendEndpoint(b, &f.Destination, f.IP.Destination, f.L4.DestinationPort)
+	first, second, arrow := printedSides(f)
+	b = appendSide(b, first)
+	b = append(b, arrow...)
+	b = appendSide(b, second)
 	if f.TrafficDirection != api.TrafficDirectionUnknown {
 		b = append(b, ' ')
 		b = append(b, f.TrafficDirection.String()...)
 	}
 	b = append(b, ' ')
+	if f.L7 != nil {
+		b = appendL7Type(b, f.L7)
+		b = append(b, ' ')
+	}
 	b = appendVerdict(b, f)
 	if s := f.AppendSummary(nil); len(s) > 0 {
 		b = append(b, " ("...)
-		b = append(b, s...)
+		b = appendPrintable(b, string(s))
 		b = append(b, ')')
 	}
 	b = appendCounters(b, &f.Counters)
@@ -107,7 +113,11 @@ func (p *tablePrinter) Print(_ []byte, f *api.Flow) error {
 	b = append(b, '\t')
 	b = appendEndpoint(b, &f.Destination, f.IP.Destination, f.L4.DestinationPort)
 	b = append(b, '\t')
-	b = append(b, f.Type.String()...)
+	if f.L7 != nil {
+		b = appendL7Type(b, f.L7)
+	} else {
+		b = append(b, f.Type.String()...)
+	}
 	if f.TrafficDirection != api.TrafficDirectionUnknown {
 		b = append(b, ' ')
 		b = append(b, f.TrafficDirection.String()...)
@@ -115,7 +125,7 @@ func (p *tablePrinter) Print(_ []byte, f *api.Flow) error {
 	b = append(b, '\t')
 	b = appendVerdict(b, f)
 	b = append(b, '\t')
-	b = f.AppendSummary(b)
+	b = appendPrintable(b, string(f.AppendSummary(nil)))
 	b = appendCounters(b, &f.Counters)
 	b = appendProcess(b, &f.Process)
 	b = append(b, '\n')
@@ -226,12 +236,7 @@ func appendProcess(b []byte, p *api.Process) []byte {
 	}
 	b = append(b, " ["...)
 	if p.Comm != "" {
-		for _, c := range []byte(p.Comm) {
-			if c < 0x20 || c == 0x7f { // keep terminal control out of the output
-				c = '?'
-			}
-			b = append(b, c)
-		}
+		b = appendPrintable(b, p.Comm)
 		b = append(b, ' ')
 	}
 	b = append(b, "pid "...)

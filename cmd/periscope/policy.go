@@ -16,7 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/periscope-dev/periscope/collector"
+	"github.com/periscope-dev/periscope/api/policyapi"
 	"github.com/periscope-dev/periscope/enforcer/policy"
 )
 
@@ -47,7 +47,7 @@ func (c *apiClient) do(ctx context.Context, method, path string, body []byte) ([
 		return nil, fmt.Errorf("read answer of %s: %w", c.base, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		var res collector.PolicyApplyResult
+		var res policyapi.ApplyResult
 		if json.Unmarshal(data, &res) == nil && len(res.Errors) > 0 {
 			return nil, errors.New(strings.Join(res.Errors, "\n"))
 		}
@@ -107,11 +107,11 @@ func newPolicyCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				out, err := c.do(cmd.Context(), http.MethodPost, "/api/v1/policies?file="+url.QueryEscape(f), data)
+				out, err := c.do(cmd.Context(), http.MethodPost, policyapi.PoliciesPath+"?"+policyapi.FileParam+"="+url.QueryEscape(f), data)
 				if err != nil {
 					return err
 				}
-				var res collector.PolicyApplyResult
+				var res policyapi.ApplyResult
 				if err := json.Unmarshal(out, &res); err != nil {
 					return fmt.Errorf("parse answer: %w", err)
 				}
@@ -156,9 +156,9 @@ func newPolicyCmd() *cobra.Command {
 			for _, t := range ts {
 				q := ""
 				if t.kind != "" {
-					q = "?kind=" + url.QueryEscape(t.kind)
+					q = "?" + policyapi.KindParam + "=" + url.QueryEscape(t.kind)
 				}
-				if _, err := c.do(cmd.Context(), http.MethodDelete, policyPath(t.ns, t.name)+q, nil); err != nil {
+				if _, err := c.do(cmd.Context(), http.MethodDelete, policyapi.PolicyPath(t.ns, t.name)+q, nil); err != nil {
 					errs = append(errs, fmt.Errorf("delete %s: %w", ref(t.ns, t.name), err))
 					continue
 				}
@@ -179,11 +179,11 @@ func newPolicyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out, err := c.do(cmd.Context(), http.MethodGet, "/api/v1/policies", nil)
+			out, err := c.do(cmd.Context(), http.MethodGet, policyapi.PoliciesPath, nil)
 			if err != nil {
 				return err
 			}
-			var ps []collector.StoredPolicy
+			var ps []policyapi.Policy
 			if err := json.Unmarshal(out, &ps); err != nil {
 				return fmt.Errorf("parse answer: %w", err)
 			}
@@ -206,7 +206,7 @@ func newPolicyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out, err := c.do(cmd.Context(), http.MethodGet, policyPath(getNS, args[0]), nil)
+			out, err := c.do(cmd.Context(), http.MethodGet, policyapi.PolicyPath(getNS, args[0]), nil)
 			if err != nil {
 				return err
 			}
@@ -233,11 +233,11 @@ func newIdentityCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out, err := c.do(cmd.Context(), http.MethodGet, "/api/v1/identities", nil)
+			out, err := c.do(cmd.Context(), http.MethodGet, policyapi.IdentitiesPath, nil)
 			if err != nil {
 				return err
 			}
-			var ids []collector.IdentityJSON
+			var ids []policyapi.Identity
 			if err := json.Unmarshal(out, &ids); err != nil {
 				return fmt.Errorf("parse answer: %w", err)
 			}
@@ -250,13 +250,6 @@ func newIdentityCmd() *cobra.Command {
 		},
 	})
 	return cmd
-}
-
-func policyPath(ns, name string) string {
-	if ns == "" {
-		ns = "-"
-	}
-	return "/api/v1/policies/" + url.PathEscape(ns) + "/" + url.PathEscape(name)
 }
 
 func ref(ns, name string) string {

@@ -19,6 +19,8 @@ import (
 // cannedSource emits its flows once, then waits.
 type cannedSource []api.Flow
 
+func (s cannedSource) Name() string { return "canned" }
+
 func (s cannedSource) Run(ctx context.Context, emit func(*api.Flow)) error {
 	for i := range s {
 		f := s[i]
@@ -57,7 +59,7 @@ func TestObserveWorksAgainstARelayUnchanged(t *testing.T) {
 			})
 		}
 		c, err := collector.New(collector.Options{Topology: &collector.Topology{NodeName: fmt.Sprintf("node%d", k+1)},
-			Source: flows, Listener: ln})
+			Sources: []collector.Source{flows}, Listener: ln})
 		if err != nil {
 			t.Fatal(err)
 		}

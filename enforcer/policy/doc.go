@@ -5,6 +5,11 @@
 // with. It does no I/O besides reading policy files and knows nothing about
 // the kernel's maps (package compile owns those).
 //
+// A stream of YAML documents is split by the YAML decoder and parsed once
+// (ParseDocuments): errors count lines and columns in the whole stream,
+// and every policy keeps its document's own text, which parses alone to
+// the same policy.
+//
 // # Only the L3/L4 part, and nothing silently
 //
 // Every field Periscope does not enforce (L7 rules, toFQDNs, toServices,

@@ -44,9 +44,27 @@ var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 // Parse parses policies from data; name is used in errors. On error it
 // returns no policies and an error joining every *Error found.
 func Parse(name string, data []byte) ([]*Policy, error) {
+	docs, err := ParseDocuments(name, data)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Policy, len(docs))
+	for i, d := range docs {
+		out[i] = d.Policy
+	}
+	return out, nil
+}
+
+// ParseDocuments parses the policies of data, a stream of YAML documents
+// split by the YAML decoder, each policy with its document's own text.
+// Errors name name:line:column counted in data, for every document. On
+// error it returns no documents and an error joining every *Error found.
+func ParseDocuments(name string, data []byte) ([]Document, error) {
 	p := &parser{file: name, budget: maxNodes}
+	data = asUTF8(data)
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var out []*Policy
+	var starts []int // first line of every document, policy or not
+	var out []Document
 	seen := map[string]*yaml.Node{}
 	for {
 		var doc yaml.Node
@@ -65,6 +83,7 @@ func Parse(name string, data []byte) ([]*Policy, error) {
 			p.errs = append(p.errs, &Error{File: name, Line: line, Column: 1, Msg: msg})
 			break
 		}
+		starts = append(starts, doc.Line)
 		if len(doc.Content) == 0 {
 			continue
 		}
@@ -82,11 +101,12 @@ func Parse(name string, data []byte) ([]*Policy, error) {
 			continue
 		}
 		seen[key] = root
-		out = append(out, pol)
+		out = append(out, Document{Policy: pol, index: len(starts) - 1, rootLine: doc.Content[0].Line})
 	}
 	if len(p.errs) > 0 {
 		return nil, errors.Join(p.errs...)
 	}
+	cutTexts(data, starts, out)
 	return out, nil
 }
 

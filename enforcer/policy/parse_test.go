@@ -3,6 +3,7 @@ package policy
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -139,12 +140,25 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p}\nspec: {podSelector: {}, ingress: [{}]}\n"))
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Add([]byte("--- \n---\n- 1\n"))
+	f.Add([]byte(cnpText("a") + "...\n%YAML 1.1\n--- # b\n" + cnpText("b")))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		pols, err := Parse("fuzz.yaml", data)
-		if err == nil {
-			for _, p := range pols {
-				Evaluate([]*Policy{p}, Endpoint{Namespace: "default", Labels: []string{"k8s:app=a"}},
-					Peer{Identity: 2, Labels: []string{"reserved:world"}}, Ingress, 6, 80, 0)
+		docs, err := ParseDocuments("fuzz.yaml", data)
+		if err != nil {
+			return
+		}
+		for _, d := range docs {
+			Evaluate([]*Policy{d.Policy}, Endpoint{Namespace: "default", Labels: []string{"k8s:app=a"}},
+				Peer{Identity: 2, Labels: []string{"reserved:world"}}, Ingress, 6, 80, 0)
+			// A document's text is what the store persists: it must parse
+			// alone to the same policy.
+			alone, err := Parse("alone.yaml", []byte(d.Text))
+			if err != nil || len(alone) != 1 {
+				t.Fatalf("text %q of %q parses alone to %d policies, %v", d.Text, data, len(alone), err)
+			}
+			want := *d.Policy
+			alone[0].Source, want.Source = "", ""
+			if !reflect.DeepEqual(alone[0], &want) {
+				t.Fatalf("text %q of %q parses alone to another policy", d.Text, data)
 			}
 		}
 	})

@@ -57,6 +57,7 @@ func FlowToProto(f *api.Flow) *flowpb.Flow {
 		}
 	}
 	pf.L4 = l4ToProto(&f.L4)
+	pf.L7 = l7ToProto(f.L7)
 	if f.Interface != (api.Interface{}) {
 		pf.Interface = &flowpb.NetworkInterface{Index: f.Interface.Index, Name: f.Interface.Name}
 	}

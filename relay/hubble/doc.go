@@ -5,9 +5,10 @@
 // real CLI to show it).
 //
 // It owns the translation between Periscope and Hubble: api.Flow to
-// flow.Flow (FlowToProto), and Hubble's FlowFilter lists to a filter.Set
-// (CompileFilters), field by field as filter.Kinds names them. It reads
-// flows through flowquery.Reader only; a Backend adds the status of the
-// nodes behind it, for a collector (NewCollectorBackend) or a relay
-// (NewRelayBackend). It must not own flow storage or peer connections.
+// flow.Flow and back, L7 records included (FlowToProto, FlowFromProto), and
+// Hubble's FlowFilter lists to a filter.Set (CompileFilters), field by field
+// as filter.Kinds names them. It reads flows through flowquery.Reader only; a
+// Backend adds the status of the nodes behind it, for a collector
+// (NewCollectorBackend) or a relay (NewRelayBackend). It must not own flow
+// storage or peer connections.
 package hubble

@@ -87,7 +87,7 @@ func startCollector(t *testing.T, node string, canned []api.Flow) (*collector.Co
 		t.Fatal(err)
 	}
 	src := apitest.NewSource(canned, 16)
-	c, err := collector.New(collector.Options{Topology: topology(node), Source: src, Listener: ln, Version: "test"})
+	c, err := collector.New(collector.Options{Topology: topology(node), Sources: []collector.Source{src}, Listener: ln, Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,8 @@
 // Turning Hubble-shaped flow records ({"flow":{...},"node_name","time"})
 // into the strings the table, the detail pane and the service map show.
 
+import { l7Info, l7Title, l7Fields } from './l7.js';
+
 const WORLD = 'reserved:world';
 
 function l4Of(f) {
@@ -67,16 +69,21 @@ export function toRow(msg) {
   const fw = p.forward || {};
   const rp = p.reply || {};
   const time = f.time || msg.time || '';
+  // The map draws a connection from its client: an L7 response, which like
+  // Hubble's goes from the server, counts for the edge of its request.
+  const flip = f.l7 && f.is_reply;
+  const srcKey = workloadKey(src, ip.source), dstKey = workloadKey(dst, ip.destination);
   return {
     msg,
     src: endpointName(src, ip.source),
     srcTitle: endpointTitle(src, ip.source),
     dst: endpointName(dst, ip.destination),
     dstTitle: endpointTitle(dst, ip.destination),
-    srcKey: workloadKey(src, ip.source),
-    dstKey: workloadKey(dst, ip.destination),
+    srcKey: flip ? dstKey : srcKey,
+    dstKey: flip ? srcKey : dstKey,
     port: l4.destination_port != null ? `${l4.destination_port}/${proto}` : (proto ? proto : ''),
-    l7: '',
+    l7: l7Info(f.l7),
+    l7Title: l7Title(f.l7),
     dir: (f.traffic_direction || '').toLowerCase(),
     verdict: f.verdict || 'VERDICT_UNKNOWN',
     flags: l4.flags ? Object.keys(l4.flags).join(' ') : '',
@@ -102,6 +109,7 @@ export function detailFields(row) {
     ['Source labels', ((f.source || {}).labels || []).join(', ')],
     ['Destination labels', ((f.destination || {}).labels || []).join(', ')],
     ['Protocol', proto],
+    ...l7Fields(f.l7),
     ['Direction', row.dir],
     ['TCP flags', row.flags],
     ['Event', p.event || ''],

@@ -135,7 +135,7 @@ export class FlowTable {
     c[0].textContent = row.src; c[0].title = row.srcTitle;
     c[1].textContent = row.dst; c[1].title = row.dstTitle;
     c[2].textContent = row.port;
-    c[3].textContent = row.l7;
+    c[3].textContent = row.l7; c[3].title = row.l7Title;
     c[4].textContent = row.dir;
     const v = c[5].firstChild;
     v.textContent = row.verdict;

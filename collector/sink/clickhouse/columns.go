@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 	"unsafe"
@@ -30,6 +31,7 @@ type columnBuilder struct {
 	u16   []uint16
 	u32   []uint32
 	u64   []uint64
+	i32   []int32
 	i64   []int64
 	str   []string
 	bytes []byte   // backing of one column's FixedString(16) values
@@ -50,7 +52,10 @@ func (c *columnBuilder) appendRows(t columnTarget, rows []api.Flow) error {
 type buildFunc func(c *columnBuilder, col driver.BatchColumn, rows []api.Flow) error
 
 // columnBuilders build each flows column, in flowColumns order.
-var columnBuilders = []buildFunc{
+var columnBuilders = slices.Concat(coreBuilders, l7Builders)
+
+// coreBuilders build the columns before the L7 ones.
+var coreBuilders = []buildFunc{
 	func(c *columnBuilder, col driver.BatchColumn, rows []api.Flow) error {
 		c.times = c.times[:0]
 		for k := range rows {
@@ -108,13 +113,6 @@ var columnBuilders = []buildFunc{
 	array(func(f *api.Flow) []string { return f.EgressAllowedBy }),
 	array(func(f *api.Flow) []string { return f.IngressDeniedBy }),
 	array(func(f *api.Flow) []string { return f.EgressDeniedBy }),
-	// L7, reserved: zero values until flows carry L7 data.
-	scalar(strs, func(*api.Flow) string { return "" }),
-	scalar(strs, func(*api.Flow) string { return "" }),
-	scalar(strs, func(*api.Flow) string { return "" }),
-	scalar(u16s, func(*api.Flow) uint16 { return 0 }),
-	scalar(u64s, func(*api.Flow) uint64 { return 0 }),
-	scalar(strs, func(*api.Flow) string { return "" }),
 }
 
 func init() {
@@ -127,6 +125,7 @@ func init() {
 func u8s(c *columnBuilder) *[]uint8   { return &c.u8 }
 func u16s(c *columnBuilder) *[]uint16 { return &c.u16 }
 func u32s(c *columnBuilder) *[]uint32 { return &c.u32 }
+func i32s(c *columnBuilder) *[]int32  { return &c.i32 }
 func u64s(c *columnBuilder) *[]uint64 { return &c.u64 }
 func i64s(c *columnBuilder) *[]int64  { return &c.i64 }
 func strs(c *columnBuilder) *[]string { return &c.str }
@@ -161,12 +160,17 @@ func fixed16(get func(*api.Flow) [16]byte) buildFunc {
 }
 
 // array builds an Array(String) column, one row at a time; fill appends a
-// row's elements to the scratch slice it is given and returns it.
+// row's elements to the scratch slice it is given and returns it. An empty
+// row goes as a nil slice, which boxes without allocating.
 func arrayOf(fill func(dst []string, f *api.Flow) []string) buildFunc {
 	return func(c *columnBuilder, col driver.BatchColumn, rows []api.Flow) error {
 		for k := range rows {
 			c.arr = fill(c.arr[:0], &rows[k])
-			if err := col.AppendRow(c.arr); err != nil {
+			row := c.arr
+			if len(row) == 0 {
+				row = nil
+			}
+			if err := col.AppendRow(row); err != nil {
 				return err
 			}
 		}

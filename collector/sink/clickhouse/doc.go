@@ -20,8 +20,18 @@
 // so a connection adds its bytes and packets once, from its End record;
 // "flows" counts Start records (connections begun), "drops" dropped ones.
 //
+// An L7 record (api.L7, Hubble's Layer7) is spread over columns: l7_type,
+// l7_protocol ("http", "dns", "kafka"), l7_latency_ns, http_method,
+// http_path (the URL), http_status, http_protocol, the headers as two
+// parallel arrays, dns_* and kafka_* (schema.go lists them); a flow without
+// one has zero values there, and a row with neither a protocol nor a type
+// reads back without a record. Migration 1 reserved the first six; migration
+// 4 adds the others.
+//
 // Migrations are numbered and recorded in schema_migrations; every statement
-// is idempotent, so a rerun is a no-op and two collectors may race. Features
+// is idempotent, so a rerun is a no-op and two collectors may race (a column
+// is added only when system.columns lacks it: 18.16 has no ADD COLUMN IF NOT
+// EXISTS). Features
 // newer than 18.16 sit behind a server-version check: TTL (19.6+), the
 // non_replicated_deduplication_window table setting (21.1+) and
 // insert_deduplication_token (22.2+).
@@ -33,7 +43,9 @@
 // min_insert_block_size_rows, 1Mi rows), so a batch costs one part (and one
 // in the rollup) however many blocks it is sent in, while the client holds
 // the columns of one block only. Scalar columns are appended as whole typed
-// slices, arrays row by row as []string: no reflection, no per-value boxing.
+// slices, arrays row by row as []string: no reflection, no per-value boxing
+// (an empty array goes as a nil slice, which boxes without allocating: the
+// L7 arrays of an L3/L4 flow cost no allocation).
 //
 // # Exactly once
 //

@@ -123,9 +123,7 @@ type rowDecoder struct {
 	comm                             string
 	cgroup                           uint64
 	inAllow, egAllow, inDeny, egDeny []string
-	l7proto, method, path, dnsQuery  string
-	status                           uint16
-	latency                          uint64
+	l7                               l7Row
 }
 
 type epRow struct {
@@ -147,8 +145,8 @@ func (d *rowDecoder) init() {
 		&d.pf, &d.bf, &d.pr, &d.br,
 		&d.pid, &d.comm, &d.cgroup,
 		&d.inAllow, &d.egAllow, &d.inDeny, &d.egDeny,
-		&d.l7proto, &d.method, &d.path, &d.status, &d.latency, &d.dnsQuery,
 	}
+	d.ptrs = append(d.ptrs, d.l7.ptrs()...)
 	if len(d.ptrs) != len(flowColumns) {
 		panic(fmt.Sprintf("clickhouse: decoder has %d fields for %d columns", len(d.ptrs), len(flowColumns)))
 	}
@@ -182,6 +180,7 @@ func (d *rowDecoder) flow() api.Flow {
 		EgressDeniedBy:   nilIfEmpty(d.egDeny),
 	}
 	copy(f.UUID[:], d.uuid)
+	f.L7 = d.l7.record()
 	return f
 }
 

@@ -16,10 +16,17 @@ const (
 	tableMigrations = "schema_migrations"
 )
 
+// column is one column of the flows table.
+type column struct{ name, typ string }
+
 // flowColumns are the flows table's columns in the order rows are appended
-// (write.go) and scanned (query.go). Both use this list, so the INSERT
-// always names every column and a SELECT always reads them in this order.
-var flowColumns = []struct{ name, typ string }{
+// (write.go) and scanned (query.go): those migration 1 created, then those
+// later migrations added. Both use this list, so the INSERT always names
+// every column and a SELECT always reads them in this order.
+var flowColumns = append(append([]column(nil), flowColumnsV1...), l7Columns...)
+
+// flowColumnsV1 are the columns migration 1 creates; released, never changed.
+var flowColumnsV1 = []column{
 	{"time", "DateTime"},  // whole seconds (UTC); partitions and the sort key use it
 	{"time_ns", "UInt32"}, // nanoseconds within the second
 	{"uuid", "FixedString(16)"},
@@ -69,13 +76,33 @@ var flowColumns = []struct{ name, typ string }{
 	{"egress_allowed_by", "Array(String)"},
 	{"ingress_denied_by", "Array(String)"},
 	{"egress_denied_by", "Array(String)"},
-	// L7, reserved: flows carry no L7 data yet; written as zero values.
-	{"l7_protocol", "String"},
+	// L7: reserved by migration 1, filled since migration 4 (with l7Columns).
+	{"l7_protocol", "String"}, // "http", "dns", "kafka"; "" for a flow without an L7 record
 	{"http_method", "String"},
-	{"http_path", "String"},
-	{"http_status", "UInt16"},
+	{"http_path", "String"},   // the request's URL, as Hubble's http.url carries it
+	{"http_status", "UInt16"}, // the response's code (one above 65535 is stored as 65535)
 	{"l7_latency_ns", "UInt64"},
 	{"dns_query", "String"},
+}
+
+// l7Columns are the rest of the L7 record (api.L7), added by migration 4.
+var l7Columns = []column{
+	{"l7_type", "UInt8"}, // api.L7FlowType
+	{"http_protocol", "String"},
+	{"http_headers_keys", "Array(String)"},
+	{"http_headers_values", "Array(String)"},
+	{"dns_ips", "Array(String)"},
+	{"dns_ttl", "UInt32"},
+	{"dns_cnames", "Array(String)"},
+	{"dns_observation_source", "String"},
+	{"dns_rcode", "UInt32"},
+	{"dns_qtypes", "Array(String)"},
+	{"dns_rrtypes", "Array(String)"},
+	{"kafka_error_code", "Int32"},
+	{"kafka_api_version", "Int32"},
+	{"kafka_api_key", "String"},
+	{"kafka_correlation_id", "Int32"},
+	{"kafka_topic", "String"},
 }
 
 // columnList is "time, time_ns, ..." for INSERT and SELECT.
@@ -108,14 +135,17 @@ var (
 
 // migration is one schema step. Every statement is idempotent (IF NOT
 // EXISTS, or a MODIFY that converges), so a migration interrupted half way,
-// or run by two collectors at once, is safe to run again. A migration whose
-// minVersion the server does not reach is skipped and not recorded, so it
-// runs once the server is upgraded.
+// or run by two collectors at once, is safe to run again; columns are added
+// only when the table lacks them (addColumns: ClickHouse 18.16 has no ADD
+// COLUMN IF NOT EXISTS). A migration whose minVersion the server does not
+// reach is skipped and not recorded, so it runs once the server is upgraded.
 type migration struct {
 	version    uint32
 	name       string
 	minVersion serverVersion
 	stmts      func(db string) []string
+	// addColumns are added to the flows table, after stmts.
+	addColumns []column
 }
 
 // migrations are applied in order; never change or reorder a released one:
@@ -123,7 +153,7 @@ type migration struct {
 var migrations = []migration{
 	{version: 1, name: "flows table", stmts: func(db string) []string {
 		var cols strings.Builder
-		for i, c := range flowColumns {
+		for i, c := range flowColumnsV1 {
 			if i > 0 {
 				cols.WriteString(",\n  ")
 			}
@@ -169,6 +199,7 @@ var migrations = []migration{
 		// Lets insert_deduplication_token work on a non-replicated table.
 		return []string{fmt.Sprintf("ALTER TABLE `%s`.%s MODIFY SETTING non_replicated_deduplication_window = 1000", db, tableFlows)}
 	}},
+	{version: 4, name: "L7 columns", stmts: func(string) []string { return nil }, addColumns: l7Columns},
 }
 
 // migrate creates the database and applies the migrations not yet recorded
@@ -213,6 +244,9 @@ func (s *Store) migrate(ctx context.Context) error {
 				return fmt.Errorf("clickhouse: migration %d (%s): %s: %w", m.version, m.name, firstWords(q), err)
 			}
 		}
+		if err := s.addColumns(ctx, m.addColumns); err != nil {
+			return fmt.Errorf("clickhouse: migration %d (%s): %w", m.version, m.name, err)
+		}
 		if err := s.recordMigration(ctx, m); err != nil {
 			return fmt.Errorf("clickhouse: record migration %d: %w", m.version, err)
 		}
@@ -220,6 +254,50 @@ func (s *Store) migrate(ctx context.Context) error {
 		s.log.Info("schema migration applied", "migration", m.version, "name", m.name)
 	}
 	return nil
+}
+
+// addColumns adds to the flows table the columns it lacks. Another
+// collector migrating at the same time may add one first: an ADD that fails
+// while the column is then there is no error.
+func (s *Store) addColumns(ctx context.Context, cols []column) error {
+	if len(cols) == 0 {
+		return nil
+	}
+	have, err := s.tableColumns(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range cols {
+		if have[c.name] {
+			continue
+		}
+		q := fmt.Sprintf("ALTER TABLE `%s`.%s ADD COLUMN %s %s", s.db, tableFlows, c.name, c.typ)
+		if err := s.conn.Exec(ctx, q); err != nil {
+			if now, rerr := s.tableColumns(ctx); rerr == nil && now[c.name] {
+				continue
+			}
+			return fmt.Errorf("add column %s: %w", c.name, err)
+		}
+	}
+	return nil
+}
+
+// tableColumns are the names of the flows table's columns.
+func (s *Store) tableColumns(ctx context.Context) (map[string]bool, error) {
+	rows, err := s.conn.Query(ctx, "SELECT name FROM system.columns WHERE database = ? AND table = ?", s.db, tableFlows)
+	if err != nil {
+		return nil, fmt.Errorf("read the flows table's columns: %w", err)
+	}
+	defer rows.Close()
+	have := map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, fmt.Errorf("read the flows table's columns: %w", err)
+		}
+		have[name] = true
+	}
+	return have, rows.Err()
 }
 
 // firstWords names a statement in errors without dumping all of it.

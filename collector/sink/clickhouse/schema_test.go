@@ -35,6 +35,9 @@ func TestMigrationsRunTwiceAreANoOp(t *testing.T) {
 				t.Errorf("migration %d rerun: %v", m.version, err)
 			}
 		}
+		if err := s1.addColumns(ctx, m.addColumns); err != nil {
+			t.Errorf("migration %d rerun: %v", m.version, err)
+		}
 	}
 }
 

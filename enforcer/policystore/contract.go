@@ -1,0 +1,52 @@
+package policystore
+
+import (
+	"net/netip"
+
+	"github.com/periscope-dev/periscope/enforcer/compile"
+	"github.com/periscope-dev/periscope/enforcer/identity"
+)
+
+// Endpoints is the node's endpoints as policy sees them: the contract
+// between the collector (*collector.Registry implements it) and the
+// enforcer. The store asks on every change, so answers may change between
+// calls (identities do); it does not modify the slices it gets.
+type Endpoints interface {
+	// PolicyEndpoints lists the node's local endpoints.
+	PolicyEndpoints() []Endpoint
+	// HostAddrs lists the host's own addresses: peers with the host
+	// identity.
+	HostAddrs() []netip.Addr
+	// Identities lists every identity the node knows, reserved ones
+	// included.
+	Identities() []identity.Identity
+}
+
+// Endpoint is a local endpoint policy applies to.
+type Endpoint struct {
+	// Name names the endpoint in errors (its pod's name).
+	Name string
+	// ID is the endpoint id policy is compiled and enforced for: its
+	// host-side interface index; 0 when it has none (no policy entries).
+	ID uint32
+	// Identity is the endpoint's security identity.
+	Identity uint32
+	// Namespace is the endpoint's namespace.
+	Namespace string
+	// Labels are the endpoint's identity labels ("source:key=value").
+	Labels []string
+	// IPs are the endpoint's addresses.
+	IPs []netip.Addr
+	// Audit reports what policy would drop (verdict AUDIT) instead of
+	// dropping it.
+	Audit bool
+}
+
+// Applier brings a compiled policy set into force; *datapath.Datapath
+// implements it. ApplyPolicy must be atomic: on error the previous policy
+// keeps enforcing.
+type Applier interface {
+	ApplyPolicy(c *compile.Compiled) error
+	// SetPolicyAudit puts an endpoint (its ID) in audit mode or out of it.
+	SetPolicyAudit(endpoint uint32, audit bool) error
+}

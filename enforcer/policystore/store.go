@@ -1,0 +1,199 @@
+package policystore
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+
+	"github.com/periscope-dev/periscope/api/policyapi"
+	"github.com/periscope-dev/periscope/enforcer/policy"
+)
+
+// Applied is one applied policy as the store keeps it.
+type Applied struct {
+	// Policy is its API form: kind, namespace, name, and the store's
+	// revision that last applied it.
+	policyapi.Policy
+	// YAML is the policy's document as applied.
+	YAML string
+
+	parsed *policy.Policy
+}
+
+func (p *Applied) key() string { return p.Kind + "/" + p.Namespace + "/" + p.Name }
+
+// Store holds the applied policies, recompiles them on every change
+// against the node's endpoints and identities, hands the result to the
+// applier and persists the set in a directory so a restarted collector
+// applies the same set. A change that does not parse or compile is refused
+// whole and the policy in force stays.
+type Store struct {
+	mu        sync.Mutex
+	dir       string
+	applier   Applier
+	endpoints Endpoints
+	log       *slog.Logger
+	policies  map[string]*Applied
+	revision  uint64
+}
+
+// Options configure a Store.
+type Options struct {
+	// Dir persists applied policies; empty keeps them in memory only.
+	Dir string
+	// Applier brings compiled policy into force; required.
+	Applier Applier
+	// Endpoints are the node's endpoints and identities; required.
+	Endpoints Endpoints
+	// Logger is the parent logger; nil discards logs.
+	Logger *slog.Logger
+}
+
+// New builds a store, loads the policies persisted in Dir, puts the
+// endpoints in audit mode that ask for it and applies the persisted set (an
+// empty set too: it replaces whatever a previous run left pinned).
+func New(opts Options) (*Store, error) {
+	if opts.Applier == nil || opts.Endpoints == nil {
+		return nil, errors.New("policy store: applier and endpoints are required")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{dir: opts.Dir, applier: opts.Applier, endpoints: opts.Endpoints,
+		log: log.With("component", "policy"), policies: map[string]*Applied{}}
+	for _, e := range s.endpoints.PolicyEndpoints() {
+		if e.Audit {
+			if err := s.applier.SetPolicyAudit(e.ID, true); err != nil {
+				return nil, fmt.Errorf("policy store: audit mode of %s: %w", e.Name, err)
+			}
+		}
+	}
+	loaded, err := s.load()
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.commit(loaded, nil); err != nil {
+		return nil, fmt.Errorf("policy store: apply persisted policies: %w", err)
+	}
+	return s, nil
+}
+
+// List returns the applied policies by kind, namespace and name.
+func (s *Store) List() []Applied {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Applied, 0, len(s.policies))
+	for _, p := range s.policies {
+		out = append(out, *p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].key() < out[j].key() })
+	return out
+}
+
+// Get returns the policies named namespace/name (one per kind).
+func (s *Store) Get(namespace, name string) []Applied {
+	var out []Applied
+	for _, p := range s.List() {
+		if p.Namespace == namespace && p.Name == name {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Apply parses data (one or more YAML documents; file names it in errors)
+// and adds or replaces its policies. On any error nothing changes.
+func (s *Store) Apply(file string, data []byte) ([]Applied, error) {
+	docs, err := parse(file, data)
+	if err != nil {
+		return nil, err
+	}
+	if len(docs) == 0 {
+		return nil, fmt.Errorf("%s: no policy in input", file)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := make(map[string]*Applied, len(s.policies)+len(docs))
+	for k, p := range s.policies {
+		next[k] = p
+	}
+	for _, d := range docs {
+		next[d.key()] = d
+	}
+	if err := s.commit(next, docs); err != nil {
+		return nil, err
+	}
+	out := make([]Applied, len(docs))
+	for i, p := range docs {
+		out[i] = *p
+	}
+	return out, nil
+}
+
+// Delete removes the policies named namespace/name (every kind, or only
+// kind when not empty); it reports how many it removed.
+func (s *Store) Delete(kind, namespace, name string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := make(map[string]*Applied, len(s.policies))
+	n := 0
+	for k, p := range s.policies {
+		if p.Namespace == namespace && p.Name == name && (kind == "" || kind == p.Kind) {
+			n++
+			continue
+		}
+		next[k] = p
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	return n, s.commit(next, nil)
+}
+
+// Revision is the store's revision: the number of changes applied.
+func (s *Store) Revision() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.revision
+}
+
+// commit compiles next, applies it and persists it; the caller holds s.mu.
+// changed get the new revision.
+func (s *Store) commit(next map[string]*Applied, changed []*Applied) error {
+	c, err := s.compileSet(next)
+	if err != nil {
+		return err
+	}
+	if err := s.applier.ApplyPolicy(c); err != nil {
+		return fmt.Errorf("apply policy: %w", err)
+	}
+	s.revision++
+	for _, p := range changed {
+		p.Revision = s.revision
+	}
+	prev := s.policies
+	s.policies = next
+	s.log.Info("policies applied", "revision", s.revision, "policies", len(next))
+	return s.persist(prev)
+}
+
+// parse parses data (errors name file:line:column) into policies, each
+// with the text of its own document.
+func parse(file string, data []byte) ([]*Applied, error) {
+	docs, err := policy.ParseDocuments(file, data)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Applied, len(docs))
+	for i, d := range docs {
+		p := d.Policy
+		out[i] = &Applied{Policy: policyapi.Policy{Kind: string(p.Kind), Namespace: p.Namespace, Name: p.Name},
+			YAML: d.Text, parsed: p}
+	}
+	return out, nil
+}
