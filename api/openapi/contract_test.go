@@ -287,7 +287,11 @@ func schemathesis(t *testing.T) string {
 	if _, err := os.Stat(path); err != nil {
 		labtest.SkipOrFail(t, "schemathesis not installed (scripts/deps.sh installs it into bin/venv): "+err.Error())
 	}
-	return path
+	abs, err := filepath.Abs(path) // it runs in a directory of its own
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
 }
 
 // runSchemathesis fuzzes the server at addr from the document it serves:
