@@ -61,9 +61,10 @@ spec:
 `
 
 // startCollector runs `periscope collector` over the lab's pods, with
-// metrics (workload contexts) and ClickHouse, until the test ends, and
-// returns its API's address once it answers.
-func startCollector(t *testing.T, bin string, lab *netlab.Lab, dsn string) string {
+// metrics (workload contexts), ClickHouse and Envoy in front of backend's
+// port 8080, until the test ends, and returns its API's address once it
+// answers.
+func startCollector(t *testing.T, bin, envoyBin string, lab *netlab.Lab, dsn string) string {
 	t.Helper()
 	dir := t.TempDir()
 	type endpoint struct {
@@ -100,7 +101,9 @@ func startCollector(t *testing.T, bin string, lab *netlab.Lab, dsn string) strin
 		"--identity-state", filepath.Join(dir, "identities.json"), "--policy-dir", filepath.Join(dir, "policies"),
 		"--report-interval", "2s", "--idle-timeout", "3s", "--close-grace", "1s",
 		"--metrics", "--metrics-options", "source_context=workload;destination_context=workload",
-		"--clickhouse", dsn)
+		"--clickhouse", dsn,
+		"--envoy", "--envoy-binary", envoyBin, "--envoy-socket", filepath.Join(dir, "envoy.sock"),
+		"--envoy-admin", "127.0.0.1:0", "--proxy-redirect", "backend:8080")
 	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

@@ -7,10 +7,9 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
+	"os"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -20,30 +19,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/collector/sink/clickhouse/chtest"
-	"github.com/periscope-dev/periscope/collector/sink/metrics"
-	promexp "github.com/periscope-dev/periscope/collector/sink/metrics/prom"
 	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
+	"github.com/periscope-dev/periscope/proxy"
 )
 
 // TestEveryQueryReturnsData runs the collector (the real binary, the real
 // datapath) over netlab pods with real traffic and two policies (one
-// endpoint in audit mode), storing into a real ClickHouse and scraped by a
-// real Prometheus, and runs every query of every dashboard the way Grafana
-// would: variables first (label_values through Prometheus' label API, their
-// regex applied), then each panel's PromQL through the query API and each
-// panel's SQL, its macros expanded as the ClickHouse plugin expands them,
-// through ClickHouse's HTTP interface. Every one must answer without error
-// and with data; a renamed metric, label or column fails it.
-//
-// HTTP golden signals come from L7 records, which no flow source of the
-// collector produces yet (Envoy's access logs are to): until then a second
-// scrape target serves the metric model fed with HTTP responses between the
-// lab's workloads.
+// endpoint in audit mode), the backend's HTTP port through Envoy (its
+// access logs: the L7 records of the golden signals), storing into a real
+// ClickHouse and scraped by a real Prometheus, and runs every query of
+// every dashboard the way Grafana would: variables first (label_values
+// through Prometheus' label API, their regex applied), then each panel's
+// PromQL through the query API and each panel's SQL, its macros expanded
+// as the ClickHouse plugin expands them, through ClickHouse's HTTP
+// interface. Every one must answer without error and with data; a renamed
+// metric, label or column fails it.
 func TestEveryQueryReturnsData(t *testing.T) {
 	labtest.RequireRoot(t)
 	promBin, err := exec.LookPath("prometheus")
@@ -52,6 +44,13 @@ func TestEveryQueryReturnsData(t *testing.T) {
 	}
 	if testing.Short() {
 		t.Skip("starts a lab, a collector, ClickHouse and Prometheus: skipped with -short only")
+	}
+	envoyBin := os.Getenv("PERISCOPE_ENVOY_BINARY")
+	if envoyBin == "" {
+		envoyBin = proxy.DefaultEnvoyBinary
+	}
+	if _, err := os.Stat(envoyBin); err != nil {
+		labtest.SkipOrFail(t, fmt.Sprintf("no Envoy at %s (run scripts/deps.sh): %v", envoyBin, err))
 	}
 	ch := chtest.Start(t)
 	bin := buildPeriscope(t)
@@ -69,7 +68,7 @@ func TestEveryQueryReturnsData(t *testing.T) {
 		}
 		pods[spec.Name] = p
 	}
-	collectorAddr := startCollector(t, bin, lab, ch.DSN("periscope"))
+	collectorAddr := startCollector(t, bin, envoyBin, lab, ch.DSN("periscope"))
 	applyPolicy(t, collectorAddr, testPolicies)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -78,7 +77,7 @@ func TestEveryQueryReturnsData(t *testing.T) {
 	fe, be, db, out := pods["frontend"], pods["backend"], pods["db"], pods["outsider"]
 	wg.Go(func() {
 		_ = netlab.RunTraffic(ctx, netlab.TrafficOptions{},
-			netlab.Traffic{Kind: netlab.Requests, From: fe, To: be, Port: 8080, Every: 200 * time.Millisecond},
+			netlab.Traffic{Kind: netlab.Requests, From: fe, To: be, Port: 8080, Every: 200 * time.Millisecond}, // through Envoy
 			netlab.Traffic{Kind: netlab.Requests, From: fe, To: be, Port: 8080, IPv6: true, Every: time.Second},
 			netlab.Traffic{Kind: netlab.Stream, From: be, To: db, Port: 5432, Every: time.Second},
 			netlab.Traffic{Kind: netlab.Datagrams, From: fe, To: db, Port: 53, Every: time.Second},
@@ -88,8 +87,7 @@ func TestEveryQueryReturnsData(t *testing.T) {
 			netlab.Traffic{Kind: netlab.Echo, From: out, To: fe, Every: time.Second},
 		)
 	})
-	l7Addr := serveHTTPSignals(t, ctx, &wg)
-	promAddr := startPrometheus(t, promBin, collectorAddr, l7Addr)
+	promAddr := startPrometheus(t, promBin, collectorAddr)
 
 	var dashboards []string
 	all := loadDashboards(t)
@@ -315,60 +313,3 @@ func runSQL(httpPort int, q query) error {
 
 // isTimeSeries tells a time-series SQL query by its bucketed time column.
 func isTimeSeries(q query) bool { return strings.Contains(q.text, "AS time") }
-
-// serveHTTPSignals serves, until ctx ends, the metric model (workload
-// contexts) fed with HTTP responses from backend to frontend every 100ms:
-// mostly 200s, some 503s, reported by the server side and the client side.
-func serveHTTPSignals(t *testing.T, ctx context.Context, wg *sync.WaitGroup) string {
-	t.Helper()
-	reg := prometheus.NewRegistry()
-	m, err := promexp.NewMetrics(reg, metrics.Options{
-		SourceContext:      []metrics.Context{metrics.ContextWorkload},
-		DestinationContext: []metrics.Context{metrics.ContextWorkload},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: promexp.Handler(reg, nil)}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	wg.Go(func() {
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			status := uint32(200)
-			if i%5 == 0 {
-				status = 503
-			}
-			dir := api.TrafficDirectionIngress
-			if i%2 == 0 {
-				dir = api.TrafficDirectionEgress
-			}
-			m.Consume(httpResponse(status, time.Duration(1+i%40)*time.Millisecond, dir))
-		}
-	})
-	return ln.Addr().String()
-}
-
-// httpResponse is the L7 record of backend's response to frontend.
-func httpResponse(status uint32, latency time.Duration, dir api.TrafficDirection) *api.Flow {
-	backend := api.Endpoint{Namespace: "default", Workload: "backend", PodName: "backend"}
-	frontend := api.Endpoint{Namespace: "default", Workload: "frontend", PodName: "frontend"}
-	return &api.Flow{
-		Verdict: api.VerdictForwarded, Type: api.FlowTypeL7, TrafficDirection: dir, IsReply: true,
-		IP:     api.IP{Source: netip.MustParseAddr("198.18.0.2"), Destination: netip.MustParseAddr("198.18.0.1"), Version: api.IPv4},
-		L4:     api.L4{Protocol: api.ProtoTCP, SourcePort: 8080, DestinationPort: 40000},
-		Source: backend, Destination: frontend,
-		L7: &api.L7{Type: api.L7TypeResponse, LatencyNs: uint64(latency),
-			HTTP: &api.HTTP{Code: status, Method: "GET", URL: "http://backend/api/v1/items", Protocol: "HTTP/1.1"}},
-	}
-}
