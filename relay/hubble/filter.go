@@ -18,7 +18,7 @@ import (
 // every field set must match (AND) and a field matches when any of its
 // values does (OR), as in Hubble: each field is one chip term. A field
 // Periscope has no filter kind for is an error naming it, e.g.
-// `whitelist[0].http_status_code: not supported by Periscope`; so is a value
+// `whitelist[0].source_service: not supported by Periscope`; so is a value
 // it cannot read.
 func CompileFilters(whitelist, blacklist []*flowpb.FlowFilter) (*filter.Set, error) {
 	var allow, deny []*filter.Filter
@@ -151,6 +151,10 @@ var messageChips = map[protoreflect.FullName]func(proto.Message) (string, error)
 		}
 		return w.GetName(), nil
 	},
+	"flow.HTTPHeader": func(m proto.Message) (string, error) {
+		h := m.(*flowpb.HTTPHeader)
+		return h.GetKey() + ":" + h.GetValue(), nil
+	},
 	"flow.NetworkInterface": func(m proto.Message) (string, error) {
 		i := m.(*flowpb.NetworkInterface)
 		s := i.GetName()
@@ -185,3 +189,4 @@ func tcpFlagChip(tf *flowpb.TCPFlags) string {
 	}
 	return strings.Join(names, ",")
 }
+
