@@ -2,6 +2,7 @@ package hubble
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -19,7 +20,8 @@ import (
 // values does (OR), as in Hubble: each field is one chip term. A field
 // Periscope has no filter kind for is an error naming it, e.g.
 // `whitelist[0].source_service: not supported by Periscope`; so is a value
-// it cannot read.
+// it cannot read, and, as in Hubble, an HTTP field beside event types that
+// leave out L7 events.
 func CompileFilters(whitelist, blacklist []*flowpb.FlowFilter) (*filter.Set, error) {
 	var allow, deny []*filter.Filter
 	for i, ff := range whitelist {
@@ -86,6 +88,9 @@ func compile(ff *flowpb.FlowFilter) (*filter.Filter, error) {
 		return true
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := checkHTTPEventTypes(ff); err != nil {
 		return nil, err
 	}
 	f, err := filter.Parse(all)
@@ -190,3 +195,22 @@ func tcpFlagChip(tf *flowpb.TCPFlags) string {
 	return strings.Join(names, ",")
 }
 
+// httpFields are the FlowFilter fields Hubble's HTTP filter reads.
+var httpFields = []protoreflect.Name{"http_status_code", "http_method", "http_path", "http_url", "http_header"}
+
+// checkHTTPEventTypes refuses, as Hubble does, an HTTP field in a
+// FlowFilter whose event types leave out L7 events: together they could
+// match no flow.
+func checkHTTPEventTypes(ff *flowpb.FlowFilter) error {
+	types := ff.GetEventType()
+	if len(types) == 0 || slices.ContainsFunc(types, func(t *flowpb.EventTypeFilter) bool { return t.GetType() == filter.EventTypeL7 }) {
+		return nil
+	}
+	fields := ff.ProtoReflect().Descriptor().Fields()
+	for _, name := range httpFields {
+		if ff.ProtoReflect().Has(fields.ByName(name)) {
+			return fmt.Errorf("%s: filtering by an HTTP field needs the event type filter to match l7 events (--type l7)", name)
+		}
+	}
+	return nil
+}

@@ -290,6 +290,9 @@ func TestUnsupportedFilterFieldsAreInvalidArguments(t *testing.T) {
 		req  *observerpb.GetFlowsRequest
 		want string
 	}{
+		{"an HTTP field beside event types without L7", &observerpb.GetFlowsRequest{Whitelist: ff(&flowpb.FlowFilter{
+			HttpMethod: []string{"GET"}, EventType: []*flowpb.EventTypeFilter{{Type: 1}, {Type: 4}}})},
+			"whitelist[0].http_method: filtering by an HTTP field needs the event type filter to match l7 events"},
 		{"a bad status code", &observerpb.GetFlowsRequest{Whitelist: ff(&flowpb.FlowFilter{HttpStatusCode: []string{"5xx"}})},
 			"whitelist[0].http_status_code: filter \"http-status=5xx\": http-status must be"},
 		{"a bad expression", &observerpb.GetFlowsRequest{Blacklist: ff(&flowpb.FlowFilter{DnsQuery: []string{"*.example"}})},
