@@ -205,6 +205,11 @@ func TestEveryKindHasSQL(t *testing.T) {
 			t.Errorf("kindSQL has %q, which is no filter kind", name)
 		}
 	}
+	for name := range kindNarrowing {
+		if _, ok := kindSQL[name]; !ok {
+			t.Errorf("kindNarrowing has %q, which is no filter kind", name)
+		}
+	}
 }
 
 func TestHistoryIsNotLive(t *testing.T) {
