@@ -194,6 +194,13 @@ type Flow struct {
 	IngressDeniedBy  []string
 	EgressDeniedBy   []string
 
+	// SourceNames and DestinationNames are the DNS names the other side's
+	// endpoint resolved to this side's address (Hubble's source_names,
+	// destination_names), without the final dot. Shared with the FQDN
+	// cache: never mutate them through a Flow.
+	SourceNames      []string
+	DestinationNames []string
+
 	// L7 is the application-layer record of an L7 flow (Type FlowTypeL7);
 	// nil for every other flow. It is shared, never mutated (see L7).
 	L7 *L7

@@ -44,6 +44,8 @@ func AppendJSON(dst []byte, f *Flow) []byte {
 		dst = appendEnum(dst, "Type", f.Type.String())
 	}
 	dst = appendStringField(dst, "node_name", f.NodeName)
+	dst = appendStringsField(dst, "source_names", f.SourceNames)
+	dst = appendStringsField(dst, "destination_names", f.DestinationNames)
 	if f.L7 != nil {
 		dst = appendL7(dst, f.L7)
 	}

@@ -28,6 +28,8 @@ type (
 		Destination      wireEndpoint   `json:"destination"`
 		Type             wireEnum       `json:"Type"`
 		NodeName         string         `json:"node_name"`
+		SourceNames      []string       `json:"source_names"`
+		DestinationNames []string       `json:"destination_names"`
 		L7               *wireL7        `json:"l7"`
 		TrafficDirection wireEnum       `json:"traffic_direction"`
 		IsReply          bool           `json:"is_reply"`
@@ -183,6 +185,7 @@ func (w *wireFlow) decode(f *Flow) error {
 	w.Source.decode(&f.Source)
 	w.Destination.decode(&f.Destination)
 	f.NodeName = w.NodeName
+	f.SourceNames, f.DestinationNames = w.SourceNames, w.DestinationNames
 	f.IsReply = w.IsReply
 	f.Interface = w.Interface
 	f.EgressAllowedBy = names(w.EgressAllowedBy)

@@ -80,7 +80,7 @@ struct flow_value {
 	__u8 icmp_type;    /* of the first ICMP packet seen */
 	__u8 icmp_code;
 	__u8 verdict;      /* enum flow_verdict of the connection */
-	__u8 pad;
+	__u8 proxy;        /* enum flow_proxy: the connection's part in a proxy redirect */
 	__u16 drop_reason; /* enum drop_reason when verdict is DROPPED or AUDIT */
 	__u32 policy_set;  /* policy_value.policy_set of the deciding entry (0: none) */
 	/*
@@ -271,6 +271,72 @@ struct policy_fast_bucket {
  */
 struct policy_state {
 	__u64 revision;
+};
+
+/*
+ * Transparent redirect to a local proxy (see tc_flow.c). A connection whose
+ * initiator's packets enter the host at a TC ingress hook, judged FORWARDED
+ * or AUDIT, and whose destination port matches a redirect entry, is
+ * delivered to the proxy's transparent socket on loopback instead of its
+ * destination: bpf_sk_assign to the socket found at 127.0.0.1 / ::1 on the
+ * entry's proxy_port, the destination MAC rewritten to the interface's own,
+ * and skb->mark PROXY_MARK_TO_PROXY, which the datapath's policy routing
+ * rule delivers locally whatever the destination address (see
+ * host_mac_value for bridge ports).
+ */
+enum flow_proxy {
+	FLOW_PROXY_NONE = 0,
+	FLOW_PROXY_REDIRECT = 1, /* the initiator's packets go to the proxy */
+	FLOW_PROXY_UPSTREAM = 2, /* the proxy's own connection: replies go back to it */
+};
+
+/* skb->mark bits of the redirect; only the bits of PROXY_MARK_MASK are ours. */
+enum proxy_mark {
+	PROXY_MARK_MASK = 0x0f00,
+	PROXY_MARK_TO_PROXY = 0x0200, /* set by TC: deliver to the local stack (policy routing) */
+	PROXY_MARK_UPSTREAM = 0x0b00, /* set by the proxy (SO_MARK) on its upstream sockets */
+};
+
+/*
+ * Key of the redirect hash. An EGRESS entry (the endpoint's own outgoing
+ * connections) is keyed by the endpoint, the interface its packets enter
+ * by; an INGRESS entry (connections to the endpoint) by the endpoint's
+ * address, since its connections are caught at the initiator's hook.
+ */
+struct redirect_key {
+	__u32 endpoint_id; /* EGRESS: the endpoint's host-side ifindex (host order); INGRESS: 0 */
+	__u8 direction;    /* enum policy_dir */
+	__u8 proto;        /* IPPROTO_TCP or IPPROTO_UDP */
+	__be16 dport;      /* the destination port redirected */
+	__u8 family;       /* INGRESS: 4 or 6; EGRESS: 0 */
+	__u8 pad[3];
+	__u8 addr[16];     /* INGRESS: the endpoint's address (as flow_key); EGRESS: zeros */
+};
+
+struct redirect_value {
+	__be16 proxy_port; /* the proxy's transparent socket on 127.0.0.1 and ::1 */
+	__u8 pad[2];
+};
+
+/*
+ * Value of the host_mac map (key: __u32 ifindex, host order). On a bridge
+ * port the socket is assigned by proxy_assign at the bridge's own TC
+ * ingress, after the bridge passed the frame up: bridge netfilter
+ * (br_netfilter, bridge-nf-call-iptables) drops a socket assigned at the
+ * port. The proxy port travels there in skb->mark's upper 16 bits.
+ */
+struct host_mac_value {
+	__u8 addr[6]; /* the interface's own MAC: a frame to it is the host's */
+	__u8 bridged; /* 1: a bridge port (the bridge runs proxy_assign) */
+	__u8 pad;
+};
+
+/* Slots of the per-CPU redirect_stats array. */
+enum redirect_stat {
+	REDIRECT_STAT_CONNECTIONS = 0, /* connections steered to the proxy */
+	REDIRECT_STAT_NO_PROXY = 1,    /* packets dropped: no proxy socket (fail closed) */
+	REDIRECT_STAT_UPSTREAM = 2,    /* connections of the proxy to upstreams seen */
+	REDIRECT_STAT_MAX = 3,
 };
 
 #endif /* PERISCOPE_FLOW_H */

@@ -23,10 +23,41 @@
  * re-judges it: a policy change applies to existing connections at once
  * (a verdict that changes is reported with a STATE event).
  *
- * Packets are never modified. Every path returns TCX_NEXT (TC_ACT_UNSPEC),
- * which lets later TCX programs (or cls_bpf filters) run, except a packet of
- * a connection judged DROPPED: TCX_DROP (TC_ACT_SHOT). Truncated or
- * malformed packets are passed untouched and produce no event and no entry.
+ * Transparent redirect to a local proxy (the redirect and host_mac maps,
+ * managed by datapath's SetRedirects): when the initiator's first packet of
+ * a TCP connection (its SYN) or a UDP flow enters the host at a TC ingress
+ * hook, the connection is not DROPPED, and a redirect entry matches (the
+ * initiating endpoint's EGRESS entry for the destination port, else the
+ * destination's INGRESS entry for its address and port), the entry is
+ * marked FLOW_PROXY_REDIRECT. Then every packet of the initiator is made
+ * the host's: the destination MAC becomes the interface's own (a bridge
+ * port's MAC is a local entry of the bridge, which then passes the frame up
+ * instead of forwarding it to the destination's port), its packet type
+ * PACKET_HOST, and skb->mark PROXY_MARK_TO_PROXY, which the policy routing
+ * rule the datapath installs delivers locally whatever the destination
+ * address. A SYN and each UDP datagram are also given to the proxy's
+ * transparent socket on 127.0.0.1 / ::1 at the entry's proxy port
+ * (bpf_sk_assign); later TCP packets find the connection the proxy accepted
+ * by the stack's own lookup. With no such socket (the proxy is down) the
+ * packet is DROPPED and counted: fail closed, never sent direct; a SYN is
+ * retried by the client and succeeds once the proxy is back. L3/L4 policy
+ * comes first: a DROPPED connection is never redirected. A redirect removed
+ * applies to new connections (and to the next datagram of a UDP flow);
+ * established TCP connections stay with the proxy until they end.
+ *
+ * The proxy connects to the original destination from the client's
+ * address (IP_TRANSPARENT) with SO_MARK PROXY_MARK_UPSTREAM: such a
+ * connection, seen leaving at a TC egress hook, is marked
+ * FLOW_PROXY_UPSTREAM and is never redirected; its replies, which would
+ * otherwise be bridged to the real client, are made the host's the same way
+ * (MAC, type, mark) so they reach the proxy's socket.
+ *
+ * Packets are modified only by the redirect (destination MAC, mark, packet
+ * type, socket). Every path returns TCX_NEXT (TC_ACT_UNSPEC), which lets
+ * later TCX programs (or cls_bpf filters) run, except a packet of a
+ * connection judged DROPPED or of a redirect without a proxy socket:
+ * TCX_DROP (TC_ACT_SHOT). Truncated or malformed packets are passed
+ * untouched and produce no event and no entry.
  */
 /* Kernel and libbpf headers are not ours to pad: -Wpadded covers flow.h. */
 #pragma clang diagnostic push
@@ -74,6 +105,12 @@ const enum policy_enforce_flag *unused_policy_enforce_flag __attribute__((unused
 const struct ipcache_key *unused_ipcache_key __attribute__((unused));
 const struct policy_state *unused_policy_state __attribute__((unused));
 const struct policy_fast_bucket *unused_policy_fast_bucket __attribute__((unused));
+const enum flow_proxy *unused_flow_proxy __attribute__((unused));
+const enum proxy_mark *unused_proxy_mark __attribute__((unused));
+const struct redirect_key *unused_redirect_key __attribute__((unused));
+const struct redirect_value *unused_redirect_value __attribute__((unused));
+const struct host_mac_value *unused_host_mac_value __attribute__((unused));
+const enum redirect_stat *unused_redirect_stat __attribute__((unused));
 
 /* Set at load time from Config.ReportInterval. */
 volatile const __u64 report_interval_ns = 5000000000ULL;
@@ -191,6 +228,38 @@ struct {
 	__type(key, __u32);
 	__type(value, struct policy_state);
 } policy_rev SEC(".maps");
+
+/*
+ * The redirect maps are pinned by name and adopted like the policy maps.
+ * redirect: see flow.h; written whole by SetRedirects (entries added
+ * before stale ones are deleted). host_mac: every attached interface's own
+ * MAC, written by AttachInterface.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__type(key, struct redirect_key);
+	__type(value, struct redirect_value);
+} redirect SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__type(key, __u32);
+	__type(value, struct host_mac_value);
+} host_mac SEC(".maps");
+
+/* enum redirect_stat counters, per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, REDIRECT_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} redirect_stats SEC(".maps");
 
 #define IDENTITY_WORLD 2
 
@@ -853,20 +922,194 @@ static __always_inline void rejudge(const struct flow_key *k, struct flow_value 
 	judge(k, v, rev);
 }
 
-/* The TC action for a packet of a connection with this verdict. */
-static __always_inline int action(__u8 verdict)
+static __always_inline void redirect_stat_inc(__u32 slot)
 {
-	return verdict == FLOW_VERDICT_DROPPED ? TCX_DROP : TCX_NEXT;
+	__u64 *c = bpf_map_lookup_elem(&redirect_stats, &slot);
+
+	if (c)
+		__sync_fetch_and_add(c, 1);
+}
+
+/*
+ * The redirect's functions are global (__noinline, not static): the
+ * verifier checks each once, not once per path of the policy judgement
+ * that leads to them.
+ */
+
+/*
+ * redirect_port returns the proxy port (network order) of the redirect of
+ * a connection keyed k whose initiator sent the packet (rev: it travels
+ * key dst -> src): the EGRESS entry of the endpoint it entered by, else
+ * the INGRESS entry of its destination address; 0 when none matches.
+ */
+__noinline int redirect_port(const struct flow_key *k, int rev)
+{
+	struct redirect_key rk = {};
+	struct redirect_value *rv;
+
+	if (!k)
+		return 0;
+	rk.endpoint_id = k->ifindex;
+	rk.direction = POLICY_DIR_EGRESS;
+	rk.proto = k->proto;
+	rk.dport = bpf_htons(rev ? k->sport : k->dport);
+	rv = bpf_map_lookup_elem(&redirect, &rk);
+	if (!rv) {
+		rk.endpoint_id = 0;
+		rk.direction = POLICY_DIR_INGRESS;
+		rk.family = k->family;
+		__builtin_memcpy(rk.addr, rev ? k->saddr : k->daddr, 16);
+		rv = bpf_map_lookup_elem(&redirect, &rk);
+	}
+	return rv ? rv->proxy_port : 0;
+}
+
+/*
+ * proxy_role is the FLOW_PROXY_* of a new connection whose first packet is
+ * p, seen at hook with mark and judged verdict (see the header comment).
+ */
+__noinline int proxy_role(const struct packet *p, int rev, int hook, __u32 mark, int verdict)
+{
+	if (!p || verdict == FLOW_VERDICT_DROPPED || p->responder_sent)
+		return FLOW_PROXY_NONE;
+	if (p->key.proto != IPPROTO_TCP && p->key.proto != IPPROTO_UDP)
+		return FLOW_PROXY_NONE;
+	if ((mark & PROXY_MARK_MASK) == PROXY_MARK_UPSTREAM) {
+		if (hook != FLOW_HOOK_EGRESS)
+			return FLOW_PROXY_NONE;
+		redirect_stat_inc(REDIRECT_STAT_UPSTREAM);
+		return FLOW_PROXY_UPSTREAM;
+	}
+	/* Only a connection's start: an established one is never moved. */
+	if (hook != FLOW_HOOK_INGRESS || (p->key.proto == IPPROTO_TCP && (p->tcp_flags & 0x16) != 0x02))
+		return FLOW_PROXY_NONE;
+	if (!redirect_port(&p->key, rev))
+		return FLOW_PROXY_NONE;
+	redirect_stat_inc(REDIRECT_STAT_CONNECTIONS);
+	return FLOW_PROXY_REDIRECT;
+}
+
+/*
+ * to_host makes the packet the host's: destination MAC the interface's
+ * own, type PACKET_HOST, mark PROXY_MARK_TO_PROXY (policy routing: local)
+ * with port (host order; 0: none) in its upper 16 bits for proxy_assign.
+ */
+static __always_inline void to_host(struct __sk_buff *skb, struct host_mac_value *m, __u32 port)
+{
+	if (m) {
+		bpf_skb_store_bytes(skb, 0, m->addr, 6, 0);
+		bpf_skb_change_type(skb, 0 /* PACKET_HOST */);
+	}
+	skb->mark = (skb->mark & 0xffff & ~(__u32)PROXY_MARK_MASK) | PROXY_MARK_TO_PROXY | (port << 16);
+}
+
+/*
+ * assign_proxy gives the packet to the proxy's socket at port (network
+ * order) on 127.0.0.1 or ::1: its listener for TCP. Returns 0, or -1 when
+ * there is none.
+ */
+static __always_inline int assign_proxy(struct __sk_buff *skb, const struct flow_key *k, __be16 port)
+{
+	struct bpf_sock_tuple t = {};
+	struct bpf_sock *sk;
+	__u32 size;
+	long err;
+
+	if (k->family == 4) {
+		t.ipv4.daddr = bpf_htonl(0x7f000001);
+		t.ipv4.dport = port;
+		size = sizeof(t.ipv4);
+	} else {
+		t.ipv6.daddr[3] = bpf_htonl(1);
+		t.ipv6.dport = port;
+		size = sizeof(t.ipv6);
+	}
+	if (k->proto == IPPROTO_TCP)
+		sk = bpf_sk_lookup_tcp(skb, &t, size, BPF_F_CURRENT_NETNS, 0);
+	else
+		sk = bpf_sk_lookup_udp(skb, &t, size, BPF_F_CURRENT_NETNS, 0);
+	if (!sk)
+		return -1;
+	if (k->proto == IPPROTO_TCP && sk->state != BPF_TCP_LISTEN) {
+		bpf_sk_release(sk);
+		return -1;
+	}
+	err = bpf_sk_assign(skb, sk, 0);
+	bpf_sk_release(sk);
+	return err ? -1 : 0;
+}
+
+/* What steer asks of the caller. */
+enum steer_result {
+	STEER_PASS = 0,   /* TCX_NEXT */
+	STEER_DROP = 1,   /* TCX_DROP: no proxy socket */
+};
+
+/*
+ * steer makes a packet seen at a TC ingress hook the proxy's: with port
+ * (network order, not 0) the first packet of a REDIRECT connection (a TCP
+ * SYN or a UDP datagram), given to the proxy's socket at port here or, on
+ * a bridge port, by proxy_assign at the bridge; with port 0 a later packet
+ * of the initiator, or an UPSTREAM connection's reply. Returns STEER_PASS
+ * or STEER_DROP (no proxy socket).
+ */
+__noinline int steer(struct __sk_buff *skb, const struct flow_key *k, int port)
+{
+	struct host_mac_value *m;
+	__u32 idx;
+
+	if (!skb || !k)
+		return STEER_PASS;
+	idx = skb->ifindex;
+	m = bpf_map_lookup_elem(&host_mac, &idx);
+	if (port) {
+		if (m && m->bridged) {
+			/* proxy_assign at the bridge assigns the socket. */
+			to_host(skb, m, bpf_ntohs(port));
+			return STEER_PASS;
+		}
+		if (assign_proxy(skb, k, port)) {
+			redirect_stat_inc(REDIRECT_STAT_NO_PROXY);
+			return STEER_DROP;
+		}
+	}
+	to_host(skb, m, 0);
+	return STEER_PASS;
+}
+
+/*
+ * proxy_action is the TC action for a packet (p, rev, seen at hook, sent
+ * by the initiator or not) of a connection that is not DROPPED and whose
+ * proxy role is *role (cleared when the redirect is gone).
+ */
+static __always_inline int proxy_action(struct __sk_buff *skb, const struct packet *p, int rev, __u8 hook,
+					__u8 *role, int from_initiator)
+{
+	int port = 0;
+
+	if (hook != FLOW_HOOK_INGRESS)
+		return TCX_NEXT;
+	if (!(*role == FLOW_PROXY_REDIRECT && from_initiator) && !(*role == FLOW_PROXY_UPSTREAM && !from_initiator))
+		return TCX_NEXT;
+	if (*role == FLOW_PROXY_REDIRECT && (p->key.proto == IPPROTO_UDP || (p->tcp_flags & 0x16) == 0x02)) {
+		port = redirect_port(&p->key, rev);
+		if (!port) {
+			/* Removed before the connection was made: it goes direct. */
+			*role = FLOW_PROXY_NONE;
+			return TCX_NEXT;
+		}
+	}
+	return steer(skb, &p->key, port) == STEER_DROP ? TCX_DROP : TCX_NEXT;
 }
 
 /*
  * start_flow creates the entry of a connection whose first packet is p (or
  * replaces the entry of an ended one, with BPF_ANY), judges it under policy
- * revision prev, and reports its START. Returns the verdict (> 0), or -1
- * when the entry was not written.
+ * revision prev, gives it its proxy role (into *proxy too), and reports its
+ * START. Returns the verdict (> 0), or -1 when the entry was not written.
  */
 static __always_inline int start_flow(struct packet *p, int rev, __u8 hook, __u64 len,
-				      __u64 now, __u64 update_flags, __u64 prev)
+				      __u64 now, __u64 update_flags, __u64 prev, __u32 mark, __u8 *proxy)
 {
 	struct flow_value nv = {};
 	/* The sender of the first packet started the connection, unless that
@@ -893,6 +1136,8 @@ static __always_inline int start_flow(struct packet *p, int rev, __u8 hook, __u6
 	if (hook == FLOW_HOOK_INGRESS && nv.hook == FLOW_HOOK_INGRESS &&
 	    nv.verdict == FLOW_VERDICT_FORWARDED && prev)
 		judge_at_destination(&p->key, &nv, prev);
+	nv.proxy = proxy_role(p, rev, hook, mark, nv.verdict);
+	*proxy = nv.proxy;
 	if (bpf_map_update_elem(&flows, &p->key, &nv, update_flags))
 		return -1;
 	stat_inc(FLOW_STAT_STARTED);
@@ -920,10 +1165,13 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 
 	v = bpf_map_lookup_elem(&flows, &p.key);
 	if (!v) {
-		int verdict = start_flow(&p, rev, hook, len, now, BPF_NOEXIST, prev);
+		__u8 proxy = 0;
+		int verdict = start_flow(&p, rev, hook, len, now, BPF_NOEXIST, prev, skb->mark, &proxy);
 
+		if (verdict == FLOW_VERDICT_DROPPED)
+			return TCX_DROP;
 		if (verdict > 0)
-			return action(verdict);
+			return proxy ? proxy_action(skb, &p, rev, hook, &proxy, !p.responder_sent) : TCX_NEXT;
 		/* Another CPU created it first: account there. */
 		v = bpf_map_lookup_elem(&flows, &p.key);
 		if (!v)
@@ -945,12 +1193,15 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 		if ((p.tcp_flags & 0x16) == 0x02 && tcp_closed(vst) &&
 		    !(vst & FLOW_STATE_REPLACED) &&
 		    __sync_val_compare_and_swap(&v->state, vst, vst | FLOW_STATE_REPLACED) == vst) {
+			__u8 proxy = 0;
 			int verdict;
 
 			emit(&p.key, v, FLOW_KIND_END, now);
 			stat_inc(FLOW_STAT_ENDED);
-			verdict = start_flow(&p, rev, hook, len, now, BPF_ANY, prev);
-			return verdict > 0 ? action(verdict) : TCX_NEXT;
+			verdict = start_flow(&p, rev, hook, len, now, BPF_ANY, prev, skb->mark, &proxy);
+			if (verdict == FLOW_VERDICT_DROPPED)
+				return TCX_DROP;
+			return proxy && verdict > 0 ? proxy_action(skb, &p, rev, hook, &proxy, 1) : TCX_NEXT;
 		}
 
 		if (p.tcp_flags & ~v->tcp_flags)
@@ -1004,7 +1255,11 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 	}
 	if (kind)
 		emit(&p.key, v, kind, now);
-	return action(v->verdict);
+	if (v->verdict == FLOW_VERDICT_DROPPED)
+		return TCX_DROP;
+	if (v->proxy)
+		return proxy_action(skb, &p, rev, hook, &v->proxy, (!rev) == v->src_is_initiator);
+	return TCX_NEXT;
 }
 
 SEC("tc")
@@ -1017,4 +1272,29 @@ SEC("tc")
 int flow_egress(struct __sk_buff *skb)
 {
 	return handle(skb, FLOW_HOOK_EGRESS);
+}
+
+/*
+ * proxy_assign runs at the TC ingress of a bridge whose ports the flow
+ * programs watch: a frame a port steered to the proxy (mark
+ * PROXY_MARK_TO_PROXY with a proxy port in the upper 16 bits: a TCP SYN or
+ * a UDP datagram), passed up by the bridge, is given to the proxy's socket;
+ * without one it is dropped and counted (fail closed). Everything else
+ * passes untouched.
+ */
+SEC("tc")
+int proxy_assign(struct __sk_buff *skb)
+{
+	struct packet p = {};
+	__u32 mark = skb->mark;
+
+	if ((mark & PROXY_MARK_MASK) != PROXY_MARK_TO_PROXY || !(mark >> 16))
+		return TCX_NEXT;
+	if (parse(skb, &p) || (p.key.proto != IPPROTO_TCP && p.key.proto != IPPROTO_UDP))
+		return TCX_NEXT;
+	if (assign_proxy(skb, &p.key, bpf_htons(mark >> 16))) {
+		redirect_stat_inc(REDIRECT_STAT_NO_PROXY);
+		return TCX_DROP;
+	}
+	return TCX_NEXT;
 }

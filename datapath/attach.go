@@ -127,6 +127,14 @@ func (d *Datapath) AttachInterface(ifname string) error {
 		return fmt.Errorf("attach interface %s: %w", ifname, err)
 	}
 	idx := iface.Attrs().Index
+	bridge, err := d.attachBridge(ifname, iface.Attrs().MasterIndex)
+	if err != nil {
+		return fmt.Errorf("attach interface %s: %w", ifname, err)
+	}
+	if err := d.putHostMAC(idx, iface.Attrs().HardwareAddr, bridge != ""); err != nil {
+		d.releaseBridge(ifname)
+		return fmt.Errorf("attach interface %s: %w", ifname, err)
+	}
 	hooks := d.hooks()
 	if iface.Attrs().Flags&net.FlagLoopback != 0 {
 		hooks = hooks[:1] // ingress only: see above
@@ -137,6 +145,7 @@ func (d *Datapath) AttachInterface(ifname string) error {
 		a, err = d.attachLegacy(idx, hooks)
 	}
 	if err != nil {
+		d.releaseBridge(ifname)
 		return fmt.Errorf("attach interface %s: %w", ifname, err)
 	}
 	d.ifaces[ifname] = a
@@ -212,6 +221,21 @@ func (d *Datapath) attachLegacy(idx int, hooks []hook) (*attachment, error) {
 	return a, nil
 }
 
+// putHostMAC records an interface's own MAC for the redirect (frames the
+// TC program steers to the proxy get it as their destination); interfaces
+// without an Ethernet address get none.
+func (d *Datapath) putHostMAC(idx int, mac net.HardwareAddr, bridged bool) error {
+	if len(mac) != 6 {
+		return nil
+	}
+	v := tcFlowHostMacValue{Bridged: b2u(bridged)}
+	copy(v.Addr[:], mac)
+	if err := d.objs.HostMac.Put(uint32(idx), &v); err != nil {
+		return fmt.Errorf("record the MAC of ifindex %d: %w", idx, err)
+	}
+	return nil
+}
+
 // DetachInterface removes the flow programs from ifname. Flows seen there
 // stay in the table until the sweeper ends them.
 func (d *Datapath) DetachInterface(ifname string) error {
@@ -222,8 +246,72 @@ func (d *Datapath) DetachInterface(ifname string) error {
 		return fmt.Errorf("detach interface %s: not attached", ifname)
 	}
 	delete(d.ifaces, ifname)
-	if err := a.detach(); err != nil {
+	err := a.detach()
+	if berr := d.releaseBridge(ifname); err == nil {
+		err = berr
+	}
+	if err != nil {
 		return fmt.Errorf("detach interface %s: %w", ifname, err)
+	}
+	return nil
+}
+
+// bridgeHook is proxy_assign attached to a bridge's TC ingress while one
+// of its ports is attached.
+type bridgeHook struct {
+	a     *attachment
+	ports map[string]bool
+}
+
+// attachBridge attaches proxy_assign to the ingress of the bridge whose
+// port ifname is (master: its master's ifindex), once per bridge, and
+// returns the bridge's name; "" when ifname is no bridge port. Callers
+// hold d.mu.
+func (d *Datapath) attachBridge(ifname string, master int) (string, error) {
+	if master == 0 {
+		return "", nil
+	}
+	ml, err := netlink.LinkByIndex(master)
+	if err != nil {
+		return "", fmt.Errorf("find master %d: %w", master, err)
+	}
+	if ml.Type() != "bridge" {
+		return "", nil
+	}
+	name := ml.Attrs().Name
+	if d.bridges == nil {
+		d.bridges = map[string]*bridgeHook{}
+	}
+	if b, ok := d.bridges[name]; ok {
+		b.ports[ifname] = true
+		return name, nil
+	}
+	hooks := []hook{{"proxy", d.objs.ProxyAssign, ebpf.AttachTCXIngress, netlink.HANDLE_MIN_INGRESS}}
+	a, err := d.attachTCX(name, master, hooks)
+	if errors.Is(err, ebpf.ErrNotSupported) {
+		a, err = d.attachLegacy(master, hooks)
+	}
+	if err != nil {
+		return "", fmt.Errorf("attach proxy_assign to bridge %s: %w", name, err)
+	}
+	d.bridges[name] = &bridgeHook{a: a, ports: map[string]bool{ifname: true}}
+	d.log.Info("attached proxy_assign", "bridge", name, "ifindex", master)
+	return name, nil
+}
+
+// releaseBridge forgets port ifname of its bridge and detaches the
+// bridge's proxy_assign when it was the last. Callers hold d.mu.
+func (d *Datapath) releaseBridge(ifname string) error {
+	for name, b := range d.bridges {
+		if !b.ports[ifname] {
+			continue
+		}
+		delete(b.ports, ifname)
+		if len(b.ports) > 0 {
+			return nil
+		}
+		delete(d.bridges, name)
+		return b.a.detach()
 	}
 	return nil
 }

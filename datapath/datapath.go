@@ -28,6 +28,7 @@ type Datapath struct {
 
 	mu        sync.Mutex // guards ifaces, sock, sockLink, closed
 	ifaces    map[string]*attachment
+	bridges   map[string]*bridgeHook // proxy_assign on the bridges of attached ports, by bridge name
 	sock      *sockTraceObjects
 	sockLink  link.Link
 	closed    bool
@@ -53,6 +54,9 @@ type Datapath struct {
 	audit      map[uint32]bool
 	names      atomic.Pointer[nameTables]
 	revision   atomic.Uint64 // what policyMem holds
+
+	redirectMu sync.Mutex // serialises SetRedirects
+	redirects  []Redirect // of the last SetRedirects
 }
 
 // Pin names under Config.PinPath.
@@ -152,7 +156,7 @@ func Load(cfg Config) (*Datapath, error) {
 	d.fastNew = err != nil
 	opts := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: cfg.PinPath}}
 	err = spec.LoadAndAssign(&d.objs, opts)
-	for _, pins := range [][]string{flowPins, policyPins} {
+	for _, pins := range [][]string{flowPins, policyPins, redirectPins} {
 		if !errors.Is(err, ebpf.ErrMapIncompatible) {
 			break
 		}
@@ -271,6 +275,14 @@ func (d *Datapath) Close() error {
 			errs = append(errs, a.detach())
 		}
 		delete(d.ifaces, name)
+	}
+	for name, b := range d.bridges {
+		if keep {
+			errs = append(errs, b.a.release())
+		} else {
+			errs = append(errs, b.a.detach())
+		}
+		delete(d.bridges, name)
 	}
 	for name, l := range d.adopted {
 		if !keep {

@@ -18,9 +18,22 @@
 // the entry and its events, and the decoder turns the set into policy names
 // (tables of the current and the previous revision).
 //
+// Redirect: SetRedirects makes a list of (endpoint, direction, protocol,
+// port) → proxy port the complete redirect table (its own map, entries
+// added before stale ones are deleted). The flow program steers the
+// connections they match, once L3/L4 policy allowed them, to a local
+// proxy's transparent socket on 127.0.0.1 / ::1 (bpf_sk_assign; on a bridge
+// port the small proxy_assign program at the bridge's ingress assigns it),
+// with the destination MAC and packet type made the host's and the mark
+// ProxyMarkToProxy, which the policy routing of EnsureProxyRouting
+// delivers locally. The proxy's own upstream connections carry SO_MARK
+// ProxyMarkUpstream: never redirected, their replies steered back to it.
+// No proxy socket: the packet is dropped and counted (fail closed). See
+// the header of bpf/tc_flow.c.
+//
 // Restarts: while a policy selects an endpoint (KeepsEnforcing), Close
 // leaves the programs attached, their TCX links and all maps (flow table,
-// ring buffer, counters, policy) pinned, so the node keeps enforcing with no
+// ring buffer, counters, policy, redirects) pinned, so the node keeps enforcing with no
 // collector; the next Load adopts them and AttachInterface swaps its
 // programs into the pinned links in place (no gap, established connections
 // keep their flow entries). Without a policy in force Close leaves nothing.
@@ -46,6 +59,8 @@
 //   - ICMP errors and other non-echo ICMP messages are judged as connections
 //     of their own (port = ICMP type), not as part of the connection they
 //     refer to.
+//   - The redirect catches connections at TC ingress hooks only: those the
+//     host's own processes open to a redirected port are not redirected.
 //   - A revision change re-judges an existing connection at its next packet;
 //     an idle connection keeps its verdict until then.
 //   - At a restart without a policy in force, the stale links of a crashed

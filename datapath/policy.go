@@ -122,7 +122,7 @@ func (d *Datapath) openPolicy() error {
 }
 
 // closePolicy unmaps the revision word and, unless keep (a policy is in
-// force), unpins the policy maps: a clean shutdown without policy leaves
+// force), unpins the policy and redirect maps: a clean shutdown without policy leaves
 // nothing under PinPath, one with policy leaves the policy for the next Load.
 func (d *Datapath) closePolicy(keep bool) []error {
 	d.policyMu.Lock() // an ApplyPolicy in progress finishes first
@@ -150,7 +150,8 @@ func (d *Datapath) closePolicy(keep bool) []error {
 	}
 	o := &d.objs
 	for _, m := range []*ebpf.Map{o.PolicyRev, o.Policy0, o.Policy1, o.PolicyRange0, o.PolicyRange1,
-		o.Ipcache0, o.Ipcache1, o.IpcacheLpm0, o.IpcacheLpm1, o.Enforce0, o.Enforce1, o.PolicyFast0, o.PolicyFast1, o.LocalEp0, o.LocalEp1} {
+		o.Ipcache0, o.Ipcache1, o.IpcacheLpm0, o.IpcacheLpm1, o.Enforce0, o.Enforce1, o.PolicyFast0, o.PolicyFast1, o.LocalEp0, o.LocalEp1,
+		o.Redirect, o.HostMac} {
 		if m != nil && m.IsPinned() {
 			errs = append(errs, m.Unpin())
 		}

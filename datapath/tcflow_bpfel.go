@@ -82,6 +82,14 @@ const (
 	tcFlowFlowKindFLOW_KIND_SOCK     tcFlowFlowKind = 5
 )
 
+type tcFlowFlowProxy uint32
+
+const (
+	tcFlowFlowProxyFLOW_PROXY_NONE     tcFlowFlowProxy = 0
+	tcFlowFlowProxyFLOW_PROXY_REDIRECT tcFlowFlowProxy = 1
+	tcFlowFlowProxyFLOW_PROXY_UPSTREAM tcFlowFlowProxy = 2
+)
+
 type tcFlowFlowStat uint32
 
 const (
@@ -117,7 +125,7 @@ type tcFlowFlowValue struct {
 	IcmpType       uint8
 	IcmpCode       uint8
 	Verdict        uint8
-	Pad            uint8
+	Proxy          uint8
 	DropReason     uint16
 	PolicySet      uint32
 	ObservedAt     uint32
@@ -131,6 +139,13 @@ const (
 	tcFlowFlowVerdictFLOW_VERDICT_DROPPED   tcFlowFlowVerdict = 2
 	tcFlowFlowVerdictFLOW_VERDICT_AUDIT     tcFlowFlowVerdict = 4
 )
+
+type tcFlowHostMacValue struct {
+	_       structs.HostLayout
+	Addr    [6]uint8
+	Bridged uint8
+	Pad     uint8
+}
 
 type tcFlowIpcacheKey struct {
 	_         structs.HostLayout
@@ -201,6 +216,40 @@ type tcFlowPolicyValue struct {
 	Pad       [3]uint8
 }
 
+type tcFlowProxyMark uint32
+
+const (
+	tcFlowProxyMarkPROXY_MARK_MASK     tcFlowProxyMark = 3840
+	tcFlowProxyMarkPROXY_MARK_TO_PROXY tcFlowProxyMark = 512
+	tcFlowProxyMarkPROXY_MARK_UPSTREAM tcFlowProxyMark = 2816
+)
+
+type tcFlowRedirectKey struct {
+	_          structs.HostLayout
+	EndpointId uint32
+	Direction  uint8
+	Proto      uint8
+	Dport      uint16
+	Family     uint8
+	Pad        [3]uint8
+	Addr       [16]uint8
+}
+
+type tcFlowRedirectStat uint32
+
+const (
+	tcFlowRedirectStatREDIRECT_STAT_CONNECTIONS tcFlowRedirectStat = 0
+	tcFlowRedirectStatREDIRECT_STAT_NO_PROXY    tcFlowRedirectStat = 1
+	tcFlowRedirectStatREDIRECT_STAT_UPSTREAM    tcFlowRedirectStat = 2
+	tcFlowRedirectStatREDIRECT_STAT_MAX         tcFlowRedirectStat = 3
+)
+
+type tcFlowRedirectValue struct {
+	_         structs.HostLayout
+	ProxyPort uint16
+	Pad       [2]uint8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -209,6 +258,7 @@ const (
 	tcFlowMapEnforce1                = "enforce_1"
 	tcFlowMapEvents                  = "events"
 	tcFlowMapFlows                   = "flows"
+	tcFlowMapHostMac                 = "host_mac"
 	tcFlowMapIpcache0                = "ipcache_0"
 	tcFlowMapIpcache1                = "ipcache_1"
 	tcFlowMapIpcacheLpm0             = "ipcache_lpm_0"
@@ -222,18 +272,23 @@ const (
 	tcFlowMapPolicyRange0            = "policy_range_0"
 	tcFlowMapPolicyRange1            = "policy_range_1"
 	tcFlowMapPolicyRev               = "policy_rev"
+	tcFlowMapRedirect                = "redirect"
+	tcFlowMapRedirectStats           = "redirect_stats"
 	tcFlowMapStats                   = "stats"
 	tcFlowProgFlowEgress             = "flow_egress"
 	tcFlowProgFlowIngress            = "flow_ingress"
+	tcFlowProgProxyAssign            = "proxy_assign"
 	tcFlowVarLoadBytesOnly           = "load_bytes_only"
 	tcFlowVarReportIntervalNs        = "report_interval_ns"
 	tcFlowVarUnusedDropReason        = "unused_drop_reason"
 	tcFlowVarUnusedFlowEvent         = "unused_flow_event"
 	tcFlowVarUnusedFlowHook          = "unused_flow_hook"
 	tcFlowVarUnusedFlowKind          = "unused_flow_kind"
+	tcFlowVarUnusedFlowProxy         = "unused_flow_proxy"
 	tcFlowVarUnusedFlowStat          = "unused_flow_stat"
 	tcFlowVarUnusedFlowState         = "unused_flow_state"
 	tcFlowVarUnusedFlowVerdict       = "unused_flow_verdict"
+	tcFlowVarUnusedHostMacValue      = "unused_host_mac_value"
 	tcFlowVarUnusedIpcacheKey        = "unused_ipcache_key"
 	tcFlowVarUnusedPolicyEnforce     = "unused_policy_enforce"
 	tcFlowVarUnusedPolicyEnforceFlag = "unused_policy_enforce_flag"
@@ -241,6 +296,10 @@ const (
 	tcFlowVarUnusedPolicyKey         = "unused_policy_key"
 	tcFlowVarUnusedPolicyState       = "unused_policy_state"
 	tcFlowVarUnusedPolicyValue       = "unused_policy_value"
+	tcFlowVarUnusedProxyMark         = "unused_proxy_mark"
+	tcFlowVarUnusedRedirectKey       = "unused_redirect_key"
+	tcFlowVarUnusedRedirectStat      = "unused_redirect_stat"
+	tcFlowVarUnusedRedirectValue     = "unused_redirect_value"
 )
 
 // loadTcFlow returns the embedded CollectionSpec for tcFlow.
@@ -287,30 +346,34 @@ type tcFlowSpecs struct {
 type tcFlowProgramSpecs struct {
 	FlowEgress  *ebpf.ProgramSpec `ebpf:"flow_egress"`
 	FlowIngress *ebpf.ProgramSpec `ebpf:"flow_ingress"`
+	ProxyAssign *ebpf.ProgramSpec `ebpf:"proxy_assign"`
 }
 
 // tcFlowMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tcFlowMapSpecs struct {
-	Enforce0     *ebpf.MapSpec `ebpf:"enforce_0"`
-	Enforce1     *ebpf.MapSpec `ebpf:"enforce_1"`
-	Events       *ebpf.MapSpec `ebpf:"events"`
-	Flows        *ebpf.MapSpec `ebpf:"flows"`
-	Ipcache0     *ebpf.MapSpec `ebpf:"ipcache_0"`
-	Ipcache1     *ebpf.MapSpec `ebpf:"ipcache_1"`
-	IpcacheLpm0  *ebpf.MapSpec `ebpf:"ipcache_lpm_0"`
-	IpcacheLpm1  *ebpf.MapSpec `ebpf:"ipcache_lpm_1"`
-	LocalEp0     *ebpf.MapSpec `ebpf:"local_ep_0"`
-	LocalEp1     *ebpf.MapSpec `ebpf:"local_ep_1"`
-	Policy0      *ebpf.MapSpec `ebpf:"policy_0"`
-	Policy1      *ebpf.MapSpec `ebpf:"policy_1"`
-	PolicyFast0  *ebpf.MapSpec `ebpf:"policy_fast_0"`
-	PolicyFast1  *ebpf.MapSpec `ebpf:"policy_fast_1"`
-	PolicyRange0 *ebpf.MapSpec `ebpf:"policy_range_0"`
-	PolicyRange1 *ebpf.MapSpec `ebpf:"policy_range_1"`
-	PolicyRev    *ebpf.MapSpec `ebpf:"policy_rev"`
-	Stats        *ebpf.MapSpec `ebpf:"stats"`
+	Enforce0      *ebpf.MapSpec `ebpf:"enforce_0"`
+	Enforce1      *ebpf.MapSpec `ebpf:"enforce_1"`
+	Events        *ebpf.MapSpec `ebpf:"events"`
+	Flows         *ebpf.MapSpec `ebpf:"flows"`
+	HostMac       *ebpf.MapSpec `ebpf:"host_mac"`
+	Ipcache0      *ebpf.MapSpec `ebpf:"ipcache_0"`
+	Ipcache1      *ebpf.MapSpec `ebpf:"ipcache_1"`
+	IpcacheLpm0   *ebpf.MapSpec `ebpf:"ipcache_lpm_0"`
+	IpcacheLpm1   *ebpf.MapSpec `ebpf:"ipcache_lpm_1"`
+	LocalEp0      *ebpf.MapSpec `ebpf:"local_ep_0"`
+	LocalEp1      *ebpf.MapSpec `ebpf:"local_ep_1"`
+	Policy0       *ebpf.MapSpec `ebpf:"policy_0"`
+	Policy1       *ebpf.MapSpec `ebpf:"policy_1"`
+	PolicyFast0   *ebpf.MapSpec `ebpf:"policy_fast_0"`
+	PolicyFast1   *ebpf.MapSpec `ebpf:"policy_fast_1"`
+	PolicyRange0  *ebpf.MapSpec `ebpf:"policy_range_0"`
+	PolicyRange1  *ebpf.MapSpec `ebpf:"policy_range_1"`
+	PolicyRev     *ebpf.MapSpec `ebpf:"policy_rev"`
+	Redirect      *ebpf.MapSpec `ebpf:"redirect"`
+	RedirectStats *ebpf.MapSpec `ebpf:"redirect_stats"`
+	Stats         *ebpf.MapSpec `ebpf:"stats"`
 }
 
 // tcFlowVariableSpecs contains global variables before they are loaded into the kernel.
@@ -323,9 +386,11 @@ type tcFlowVariableSpecs struct {
 	UnusedFlowEvent         *ebpf.VariableSpec `ebpf:"unused_flow_event"`
 	UnusedFlowHook          *ebpf.VariableSpec `ebpf:"unused_flow_hook"`
 	UnusedFlowKind          *ebpf.VariableSpec `ebpf:"unused_flow_kind"`
+	UnusedFlowProxy         *ebpf.VariableSpec `ebpf:"unused_flow_proxy"`
 	UnusedFlowStat          *ebpf.VariableSpec `ebpf:"unused_flow_stat"`
 	UnusedFlowState         *ebpf.VariableSpec `ebpf:"unused_flow_state"`
 	UnusedFlowVerdict       *ebpf.VariableSpec `ebpf:"unused_flow_verdict"`
+	UnusedHostMacValue      *ebpf.VariableSpec `ebpf:"unused_host_mac_value"`
 	UnusedIpcacheKey        *ebpf.VariableSpec `ebpf:"unused_ipcache_key"`
 	UnusedPolicyEnforce     *ebpf.VariableSpec `ebpf:"unused_policy_enforce"`
 	UnusedPolicyEnforceFlag *ebpf.VariableSpec `ebpf:"unused_policy_enforce_flag"`
@@ -333,6 +398,10 @@ type tcFlowVariableSpecs struct {
 	UnusedPolicyKey         *ebpf.VariableSpec `ebpf:"unused_policy_key"`
 	UnusedPolicyState       *ebpf.VariableSpec `ebpf:"unused_policy_state"`
 	UnusedPolicyValue       *ebpf.VariableSpec `ebpf:"unused_policy_value"`
+	UnusedProxyMark         *ebpf.VariableSpec `ebpf:"unused_proxy_mark"`
+	UnusedRedirectKey       *ebpf.VariableSpec `ebpf:"unused_redirect_key"`
+	UnusedRedirectStat      *ebpf.VariableSpec `ebpf:"unused_redirect_stat"`
+	UnusedRedirectValue     *ebpf.VariableSpec `ebpf:"unused_redirect_value"`
 }
 
 // tcFlowObjects contains all objects after they have been loaded into the kernel.
@@ -355,24 +424,27 @@ func (o *tcFlowObjects) Close() error {
 //
 // It can be passed to loadTcFlowObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tcFlowMaps struct {
-	Enforce0     *ebpf.Map `ebpf:"enforce_0"`
-	Enforce1     *ebpf.Map `ebpf:"enforce_1"`
-	Events       *ebpf.Map `ebpf:"events"`
-	Flows        *ebpf.Map `ebpf:"flows"`
-	Ipcache0     *ebpf.Map `ebpf:"ipcache_0"`
-	Ipcache1     *ebpf.Map `ebpf:"ipcache_1"`
-	IpcacheLpm0  *ebpf.Map `ebpf:"ipcache_lpm_0"`
-	IpcacheLpm1  *ebpf.Map `ebpf:"ipcache_lpm_1"`
-	LocalEp0     *ebpf.Map `ebpf:"local_ep_0"`
-	LocalEp1     *ebpf.Map `ebpf:"local_ep_1"`
-	Policy0      *ebpf.Map `ebpf:"policy_0"`
-	Policy1      *ebpf.Map `ebpf:"policy_1"`
-	PolicyFast0  *ebpf.Map `ebpf:"policy_fast_0"`
-	PolicyFast1  *ebpf.Map `ebpf:"policy_fast_1"`
-	PolicyRange0 *ebpf.Map `ebpf:"policy_range_0"`
-	PolicyRange1 *ebpf.Map `ebpf:"policy_range_1"`
-	PolicyRev    *ebpf.Map `ebpf:"policy_rev"`
-	Stats        *ebpf.Map `ebpf:"stats"`
+	Enforce0      *ebpf.Map `ebpf:"enforce_0"`
+	Enforce1      *ebpf.Map `ebpf:"enforce_1"`
+	Events        *ebpf.Map `ebpf:"events"`
+	Flows         *ebpf.Map `ebpf:"flows"`
+	HostMac       *ebpf.Map `ebpf:"host_mac"`
+	Ipcache0      *ebpf.Map `ebpf:"ipcache_0"`
+	Ipcache1      *ebpf.Map `ebpf:"ipcache_1"`
+	IpcacheLpm0   *ebpf.Map `ebpf:"ipcache_lpm_0"`
+	IpcacheLpm1   *ebpf.Map `ebpf:"ipcache_lpm_1"`
+	LocalEp0      *ebpf.Map `ebpf:"local_ep_0"`
+	LocalEp1      *ebpf.Map `ebpf:"local_ep_1"`
+	Policy0       *ebpf.Map `ebpf:"policy_0"`
+	Policy1       *ebpf.Map `ebpf:"policy_1"`
+	PolicyFast0   *ebpf.Map `ebpf:"policy_fast_0"`
+	PolicyFast1   *ebpf.Map `ebpf:"policy_fast_1"`
+	PolicyRange0  *ebpf.Map `ebpf:"policy_range_0"`
+	PolicyRange1  *ebpf.Map `ebpf:"policy_range_1"`
+	PolicyRev     *ebpf.Map `ebpf:"policy_rev"`
+	Redirect      *ebpf.Map `ebpf:"redirect"`
+	RedirectStats *ebpf.Map `ebpf:"redirect_stats"`
+	Stats         *ebpf.Map `ebpf:"stats"`
 }
 
 func (m *tcFlowMaps) Close() error {
@@ -381,6 +453,7 @@ func (m *tcFlowMaps) Close() error {
 		m.Enforce1,
 		m.Events,
 		m.Flows,
+		m.HostMac,
 		m.Ipcache0,
 		m.Ipcache1,
 		m.IpcacheLpm0,
@@ -394,6 +467,8 @@ func (m *tcFlowMaps) Close() error {
 		m.PolicyRange0,
 		m.PolicyRange1,
 		m.PolicyRev,
+		m.Redirect,
+		m.RedirectStats,
 		m.Stats,
 	)
 }
@@ -408,9 +483,11 @@ type tcFlowVariables struct {
 	UnusedFlowEvent         *ebpf.Variable `ebpf:"unused_flow_event"`
 	UnusedFlowHook          *ebpf.Variable `ebpf:"unused_flow_hook"`
 	UnusedFlowKind          *ebpf.Variable `ebpf:"unused_flow_kind"`
+	UnusedFlowProxy         *ebpf.Variable `ebpf:"unused_flow_proxy"`
 	UnusedFlowStat          *ebpf.Variable `ebpf:"unused_flow_stat"`
 	UnusedFlowState         *ebpf.Variable `ebpf:"unused_flow_state"`
 	UnusedFlowVerdict       *ebpf.Variable `ebpf:"unused_flow_verdict"`
+	UnusedHostMacValue      *ebpf.Variable `ebpf:"unused_host_mac_value"`
 	UnusedIpcacheKey        *ebpf.Variable `ebpf:"unused_ipcache_key"`
 	UnusedPolicyEnforce     *ebpf.Variable `ebpf:"unused_policy_enforce"`
 	UnusedPolicyEnforceFlag *ebpf.Variable `ebpf:"unused_policy_enforce_flag"`
@@ -418,6 +495,10 @@ type tcFlowVariables struct {
 	UnusedPolicyKey         *ebpf.Variable `ebpf:"unused_policy_key"`
 	UnusedPolicyState       *ebpf.Variable `ebpf:"unused_policy_state"`
 	UnusedPolicyValue       *ebpf.Variable `ebpf:"unused_policy_value"`
+	UnusedProxyMark         *ebpf.Variable `ebpf:"unused_proxy_mark"`
+	UnusedRedirectKey       *ebpf.Variable `ebpf:"unused_redirect_key"`
+	UnusedRedirectStat      *ebpf.Variable `ebpf:"unused_redirect_stat"`
+	UnusedRedirectValue     *ebpf.Variable `ebpf:"unused_redirect_value"`
 }
 
 // tcFlowPrograms contains all programs after they have been loaded into the kernel.
@@ -426,12 +507,14 @@ type tcFlowVariables struct {
 type tcFlowPrograms struct {
 	FlowEgress  *ebpf.Program `ebpf:"flow_egress"`
 	FlowIngress *ebpf.Program `ebpf:"flow_ingress"`
+	ProxyAssign *ebpf.Program `ebpf:"proxy_assign"`
 }
 
 func (p *tcFlowPrograms) Close() error {
 	return _TcFlowClose(
 		p.FlowEgress,
 		p.FlowIngress,
+		p.ProxyAssign,
 	)
 }
 

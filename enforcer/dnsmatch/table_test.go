@@ -1,0 +1,96 @@
+package dnsmatch
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestTableChecksQueriesAgainstTheEndpointsRules(t *testing.T) {
+	server := netip.MustParseAddrPort("198.18.0.53:53")
+	other := netip.MustParseAddrPort("198.18.0.54:53")
+	tab := NewTable()
+	err := tab.Replace(map[uint32][]Rule{
+		1: {
+			{Policy: "default/web", Port: 53, Names: []Selector{{MatchName: "api.example.com"}, {MatchPattern: "*.cdn.example.com"}}},
+			{Policy: "default/dns-internal", Port: 53, Protocol: protoUDP,
+				Servers: []netip.Prefix{netip.MustParsePrefix("198.18.0.53/32")}, Names: []Selector{{MatchPattern: "**.internal"}}},
+			{Policy: "default/also-api", Port: 53, Names: []Selector{{MatchPattern: "api.example.*"}}},
+		},
+		2: {{Policy: "default/any", Names: []Selector{{MatchPattern: "*"}}}},
+		3: {{Policy: "default/visibility"}}, // no names: every name
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		q        Query
+		allowed  bool
+		policies []string
+	}{
+		{"an exact name is allowed by both policies selecting it",
+			Query{1, server, protoUDP, "API.example.com"}, true, []string{"default/also-api", "default/web"}},
+		{"a pattern allows a name one label deep",
+			Query{1, server, protoTCP, "img.cdn.example.com."}, true, []string{"default/web"}},
+		{"the pattern does not allow two labels deep: denied by the rules that applied",
+			Query{1, server, protoTCP, "a.img.cdn.example.com."}, false, []string{"default/also-api", "default/web"}},
+		{"a server-scoped rule allows its server",
+			Query{1, server, protoUDP, "db.eu.internal."}, true, []string{"default/dns-internal"}},
+		{"a server-scoped rule does not apply to another server",
+			Query{1, other, protoUDP, "db.eu.internal."}, false, []string{"default/also-api", "default/web"}},
+		{"a UDP-only rule does not apply over TCP",
+			Query{1, server, protoTCP, "db.eu.internal."}, false, []string{"default/also-api", "default/web"}},
+		{"a query to a port no rule covers names all the endpoint's policies",
+			Query{1, netip.MustParseAddrPort("198.18.0.53:5353"), protoUDP, "api.example.com."}, false,
+			[]string{"default/also-api", "default/dns-internal", "default/web"}},
+		{"* allows any name at all in rules.dns",
+			Query{2, server, protoUDP, "we\\032ird.example."}, true, []string{"default/any"}},
+		{"a rule with no names allows every name",
+			Query{3, other, protoTCP, "anything.example."}, true, []string{"default/visibility"}},
+		{"an endpoint without rules is denied and names nothing",
+			Query{4, server, protoUDP, "api.example.com."}, false, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := tab.Check(tt.q)
+			if v.Allowed != tt.allowed || !slices.Equal(v.Policies, tt.policies) {
+				t.Fatalf("Check(%+v) = %+v, want allowed=%v policies=%v", tt.q, v, tt.allowed, tt.policies)
+			}
+		})
+	}
+	if !tab.Covers(3) || tab.Covers(4) {
+		t.Errorf("Covers(3)=%v Covers(4)=%v, want true false", tab.Covers(3), tab.Covers(4))
+	}
+}
+
+func TestTableReplaceIsAllOrNothing(t *testing.T) {
+	tab := NewTable()
+	good := map[uint32][]Rule{1: {{Policy: "p", Names: []Selector{{MatchName: "a.io"}}}}}
+	if err := tab.Replace(good); err != nil {
+		t.Fatal(err)
+	}
+	bad := map[uint32][]Rule{1: {{Policy: "q", Names: []Selector{{MatchPattern: "a(b).io"}}}}}
+	err := tab.Replace(bad)
+	if err == nil || !strings.Contains(err.Error(), `policy "q"`) {
+		t.Fatalf("Replace(bad) = %v, want an error naming policy q", err)
+	}
+	if v := tab.Check(Query{Endpoint: 1, Name: "a.io"}); !v.Allowed {
+		t.Fatalf("after a failed Replace the old rules must stay: %+v", v)
+	}
+	if err := tab.Replace(map[uint32][]Rule{1: {{Policy: "p", Protocol: 1}}}); err == nil {
+		t.Fatal("Replace accepted a rule for ICMP")
+	}
+}
+
+func TestTableCheckOfAnAllowedQueryDoesNotAllocate(t *testing.T) {
+	tab := NewTable()
+	if err := tab.Replace(map[uint32][]Rule{7: {{Policy: "p", Port: 53, Names: []Selector{{MatchPattern: "*.example.com"}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	q := Query{7, netip.MustParseAddrPort("[fd00::53]:53"), protoUDP, "www.example.com."}
+	if n := testing.AllocsPerRun(100, func() { _ = tab.Check(q) }); n != 0 {
+		t.Fatalf("Check allocates %v times", n)
+	}
+}

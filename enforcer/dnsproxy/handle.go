@@ -1,0 +1,229 @@
+package dnsproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/enforcer/dnsmatch"
+	"github.com/periscope-dev/periscope/enforcer/fqdn"
+)
+
+// IP protocol numbers of the transports (api.ProtoUDP, api.ProtoTCP).
+const (
+	protoTCP = api.ProtoTCP
+	protoUDP = api.ProtoUDP
+)
+
+// headerLen is a DNS header's length.
+const headerLen = 12
+
+// query is one DNS message a client sent, as received.
+type query struct {
+	client   netip.AddrPort // the endpoint's address
+	server   netip.AddrPort // where it sent the query (original destination)
+	proto    uint8
+	msg      []byte
+	received time.Time
+}
+
+// outcome is what handle decided: the reply to send (nil: none) and the
+// response record to emit once it is sent.
+type outcome struct {
+	reply    []byte
+	response *api.Flow
+}
+
+// handle judges and answers one query. It never panics on malformed input
+// and returns within the upstream timeout.
+func (p *Proxy) handle(ctx context.Context, q query) outcome {
+	req := new(dns.Msg)
+	if err := req.Unpack(q.msg); err != nil {
+		p.stats.malformed.Add(1)
+		return outcome{reply: formErr(q.msg)}
+	}
+	if req.Response {
+		p.stats.malformed.Add(1)
+		return outcome{} // a response sent to a resolver: drop it
+	}
+	if req.Opcode != dns.OpcodeQuery {
+		return outcome{reply: p.rcodeReply(req, dns.RcodeNotImplemented)}
+	}
+	if len(req.Question) != 1 {
+		p.stats.malformed.Add(1)
+		return outcome{reply: p.rcodeReply(req, dns.RcodeFormatError)}
+	}
+	ep, ok := p.opts.Endpoints.LookupIP(q.client.Addr().Unmap())
+	if !ok {
+		p.stats.unknownEndpoint.Add(1)
+		return outcome{reply: p.rcodeReply(req, dns.RcodeServerFailure)}
+	}
+	qname := dnsmatch.Canonical(req.Question[0].Name)
+	qtypes := []string{typeName(req.Question[0].Qtype)}
+	verdict := p.opts.Policy.Check(dnsmatch.Query{Endpoint: ep.ID, Server: q.server, Protocol: q.proto, Name: qname})
+
+	rec := p.newRecord(q, ep, false)
+	rec.L7 = &api.L7{Type: api.L7TypeRequest, DNS: &api.DNS{Query: qname, Qtypes: qtypes, ObservationSource: observationSource}}
+	if !verdict.Allowed {
+		rec.Verdict = api.VerdictDropped
+		rec.EgressDeniedBy = verdict.Policies
+		p.stats.denied.Add(1)
+		p.queue(rec)
+		return outcome{reply: p.rcodeReply(req, dns.RcodeRefused)}
+	}
+	rec.Verdict = api.VerdictForwarded
+	rec.EgressAllowedBy = verdict.Policies
+	p.queue(rec)
+
+	resp := p.newRecord(q, ep, true)
+	resp.EgressAllowedBy = verdict.Policies
+	xctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
+	var from netip.Addr // the host's address
+	if p.opts.FromClient {
+		from = q.client.Addr().Unmap()
+	}
+	raw, err := p.exchange(xctx, q.proto, from, q.server, q.msg)
+	cancel()
+	if err != nil {
+		return p.fail(req, resp, qname, qtypes, fmt.Errorf("forward %s to %s: %w", qname, q.server, err))
+	}
+	ans := new(dns.Msg)
+	if err := ans.Unpack(raw); err != nil {
+		return p.fail(req, resp, qname, qtypes, fmt.Errorf("answer to %s from %s: %w", qname, q.server, err))
+	}
+	if err := sameQuestion(req, ans); err != nil {
+		return p.fail(req, resp, qname, qtypes, fmt.Errorf("answer from %s: %w", q.server, err))
+	}
+	details := answerDetails(ans)
+	details.Query, details.Qtypes = qname, qtypes
+	if p.opts.Cache != nil && ans.Rcode == dns.RcodeSuccess && len(details.IPs) > 0 {
+		err := p.opts.Cache.Record(fqdn.Answer{Endpoint: ep.ID, Name: qname, Addrs: details.addrs, TTL: details.TTL})
+		if err != nil {
+			return p.fail(req, resp, qname, qtypes, err)
+		}
+	}
+	resp.Verdict = api.VerdictForwarded
+	resp.L7 = &api.L7{Type: api.L7TypeResponse, DNS: &details.DNS}
+	return outcome{reply: raw, response: resp}
+}
+
+// fail answers SERVFAIL and makes the response record an ERROR.
+func (p *Proxy) fail(req *dns.Msg, resp *api.Flow, qname string, qtypes []string, err error) outcome {
+	if errors.Is(err, errNoAnswer) {
+		p.stats.timeouts.Add(1)
+	} else {
+		p.stats.upstreamErrors.Add(1)
+	}
+	p.logErr(err)
+	resp.Verdict = api.VerdictError
+	resp.L7 = &api.L7{Type: api.L7TypeResponse, DNS: &api.DNS{
+		Query: qname, Qtypes: qtypes, Rcode: dns.RcodeServerFailure, ObservationSource: observationSource,
+	}}
+	return outcome{reply: p.rcodeReply(req, dns.RcodeServerFailure), response: resp}
+}
+
+// rcodeReply packs an empty answer to req with rcode.
+func (p *Proxy) rcodeReply(req *dns.Msg, rcode int) []byte {
+	m := new(dns.Msg)
+	m.SetRcode(req, rcode)
+	m.RecursionAvailable = true
+	b, err := m.Pack()
+	if err != nil { // only an unpackable question: answer with the header
+		return headerReply(req.Id, req.Opcode, req.RecursionDesired, rcode)
+	}
+	return b
+}
+
+// formErr answers a query that does not parse: FORMERR from its header, or
+// nothing when it has no header.
+func formErr(msg []byte) []byte {
+	if len(msg) < headerLen || msg[2]&0x80 != 0 {
+		return nil
+	}
+	id := uint16(msg[0])<<8 | uint16(msg[1])
+	return headerReply(id, int(msg[2]>>3&0xf), msg[2]&1 != 0, dns.RcodeFormatError)
+}
+
+// headerReply is a reply that is a header alone.
+func headerReply(id uint16, opcode int, rd bool, rcode int) []byte {
+	b := make([]byte, headerLen)
+	b[0], b[1] = byte(id>>8), byte(id)
+	b[2] = 0x80 | byte(opcode&0xf)<<3
+	if rd {
+		b[2] |= 1
+	}
+	b[3] = 0x80 | byte(rcode&0xf) // RA
+	return b
+}
+
+// sameQuestion checks that the answer is about the question asked.
+func sameQuestion(req, ans *dns.Msg) error {
+	if len(ans.Question) != 1 {
+		return fmt.Errorf("answer has %d questions, want 1", len(ans.Question))
+	}
+	q, a := req.Question[0], ans.Question[0]
+	if !strings.EqualFold(q.Name, a.Name) || q.Qtype != a.Qtype || q.Qclass != a.Qclass {
+		return fmt.Errorf("answer is about %s %s, the query was %s %s", a.Name, typeName(a.Qtype), q.Name, typeName(q.Qtype))
+	}
+	return nil
+}
+
+// details is an answer's L7 record plus its addresses as values.
+type details struct {
+	api.DNS
+	addrs []netip.Addr
+}
+
+// answerDetails reads the answer section as Cilium does: every A and AAAA
+// address, the CNAME targets, the lowest TTL of those records (0 when there
+// are none), and the type of every record.
+func answerDetails(m *dns.Msg) details {
+	d := details{DNS: api.DNS{Rcode: uint32(m.Rcode), ObservationSource: observationSource}}
+	ttl, seen := uint32(0), false
+	lower := func(t uint32) {
+		if !seen || t < ttl {
+			ttl, seen = t, true
+		}
+	}
+	for _, rr := range m.Answer {
+		h := rr.Header()
+		d.RRtypes = append(d.RRtypes, typeName(h.Rrtype))
+		switch rr := rr.(type) {
+		case *dns.A:
+			if a, ok := netip.AddrFromSlice(rr.A.To4()); ok {
+				d.addrs = append(d.addrs, a)
+				lower(h.Ttl)
+			}
+		case *dns.AAAA:
+			if a, ok := netip.AddrFromSlice(rr.AAAA.To16()); ok {
+				d.addrs = append(d.addrs, a)
+				lower(h.Ttl)
+			}
+		case *dns.CNAME:
+			d.CNAMEs = append(d.CNAMEs, rr.Target)
+			lower(h.Ttl)
+		}
+	}
+	d.TTL = ttl
+	for _, a := range d.addrs {
+		d.IPs = append(d.IPs, a.String())
+	}
+	return d
+}
+
+// typeName is a record type's name ("A", "AAAA"), or "TYPE<n>".
+func typeName(t uint16) string {
+	if n, ok := dns.TypeToString[t]; ok {
+		return n
+	}
+	return fmt.Sprintf("TYPE%d", t)
+}
+
+// observationSource is Hubble's DNS observation_source of a proxy record.
+const observationSource = "proxy"

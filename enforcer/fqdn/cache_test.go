@@ -1,0 +1,298 @@
+package fqdn
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/periscope-dev/periscope/api"
+)
+
+// clock is a settable time for tests.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *clock { return &clock{now: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func addrs(ss ...string) []netip.Addr {
+	out := make([]netip.Addr, len(ss))
+	for i, s := range ss {
+		out[i] = netip.MustParseAddr(s)
+	}
+	return out
+}
+
+func TestRecordedAnswersNameAddressesPerEndpoint(t *testing.T) {
+	c, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, c.Record(Answer{Endpoint: 1, Name: "api.example.com.", Addrs: addrs("198.18.5.1", "fd00::5:1"), TTL: 60}))
+	must(t, c.Record(Answer{Endpoint: 1, Name: "www.example.com.", Addrs: addrs("198.18.5.1"), TTL: 60}))
+	must(t, c.Record(Answer{Endpoint: 2, Name: "db.internal.", Addrs: addrs("198.18.5.2"), TTL: 60}))
+
+	tests := []struct {
+		name string
+		ep   uint32
+		addr string
+		want []string
+	}{
+		{"two names of one address, sorted, without the dot", 1, "198.18.5.1", []string{"api.example.com", "www.example.com"}},
+		{"an AAAA address", 1, "fd00::5:1", []string{"api.example.com"}},
+		{"an IPv4-mapped form of a cached address", 1, "::ffff:198.18.5.1", []string{"api.example.com", "www.example.com"}},
+		{"another endpoint's name is not this endpoint's", 1, "198.18.5.2", nil},
+		{"the endpoint that resolved it", 2, "198.18.5.2", []string{"db.internal"}},
+		{"endpoint 0 (not local) has no names", 0, "198.18.5.2", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := c.NamesOf(tt.ep, netip.MustParseAddr(tt.addr)); !slices.Equal(got, tt.want) {
+				t.Fatalf("NamesOf(%d, %s) = %q, want %q", tt.ep, tt.addr, got, tt.want)
+			}
+		})
+	}
+	if got := c.Lookup(1, "API.example.com"); !slices.Equal(got, addrs("198.18.5.1", "fd00::5:1")) {
+		t.Errorf("Lookup = %v", got)
+	}
+
+	f := api.Flow{
+		IP:          api.IP{Source: netip.MustParseAddr("198.18.0.2"), Destination: netip.MustParseAddr("198.18.5.2")},
+		Source:      api.Endpoint{ID: 2},
+		Destination: api.Endpoint{},
+	}
+	c.Annotate(&f)
+	if !slices.Equal(f.DestinationNames, []string{"db.internal"}) || f.SourceNames != nil {
+		t.Errorf("egress flow: source names %q, destination names %q", f.SourceNames, f.DestinationNames)
+	}
+	reply := api.Flow{
+		IP:          api.IP{Source: netip.MustParseAddr("198.18.5.2"), Destination: netip.MustParseAddr("198.18.0.2")},
+		Destination: api.Endpoint{ID: 2},
+	}
+	c.Annotate(&reply)
+	if !slices.Equal(reply.SourceNames, []string{"db.internal"}) || reply.DestinationNames != nil {
+		t.Errorf("ingress flow: source names %q, destination names %q", reply.SourceNames, reply.DestinationNames)
+	}
+	if n := testing.AllocsPerRun(100, func() { c.Annotate(&f) }); n != 0 {
+		t.Errorf("Annotate allocates %v times", n)
+	}
+}
+
+func TestAdmitRunsBeforeRecordReturnsWithTheMinimumTTL(t *testing.T) {
+	var got []Admission
+	c, err := New(Options{MinTTL: 30 * time.Second, Admit: func(a Admission) error {
+		got = append(got, a)
+		if a.Name == "fail.example." {
+			return errors.New("policy map full")
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, c.Record(Answer{Endpoint: 3, Name: "short.example.", Addrs: addrs("198.18.5.3"), TTL: 5}))
+	must(t, c.Record(Answer{Endpoint: 3, Name: "long.example.", Addrs: addrs("198.18.5.4"), TTL: 300}))
+	must(t, c.Record(Answer{Endpoint: 3, Name: "empty.example.", TTL: 300}))
+	err = c.Record(Answer{Endpoint: 3, Name: "fail.example.", Addrs: addrs("198.18.5.5"), TTL: 300})
+	if err == nil || !strings.Contains(err.Error(), "policy map full") || !strings.Contains(err.Error(), "fail.example.") {
+		t.Fatalf("a failing Admit must fail Record with context: %v", err)
+	}
+	want := []Admission{
+		{Endpoint: 3, Name: "short.example.", Addrs: addrs("198.18.5.3"), TTL: 30 * time.Second},
+		{Endpoint: 3, Name: "long.example.", Addrs: addrs("198.18.5.4"), TTL: 300 * time.Second},
+		{Endpoint: 3, Name: "fail.example.", Addrs: addrs("198.18.5.5"), TTL: 300 * time.Second},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("admissions\n got %v\nwant %v", got, want)
+	}
+}
+
+func TestGCExpiresEntriesAtTheirTTLAndTellsThePolicy(t *testing.T) {
+	clk := newClock()
+	var expired []Expiry
+	c, err := New(Options{Now: clk.Now, Expire: func(x Expiry) { expired = append(expired, x) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, c.Record(Answer{Endpoint: 1, Name: "a.example.", Addrs: addrs("198.18.5.1", "198.18.5.2"), TTL: 10}))
+	must(t, c.Record(Answer{Endpoint: 1, Name: "b.example.", Addrs: addrs("198.18.5.3"), TTL: 100}))
+	clk.Advance(5 * time.Second)
+	// A later answer for the same pair extends it; a shorter one does not
+	// shorten it.
+	must(t, c.Record(Answer{Endpoint: 1, Name: "a.example.", Addrs: addrs("198.18.5.2"), TTL: 20}))
+	must(t, c.Record(Answer{Endpoint: 1, Name: "b.example.", Addrs: addrs("198.18.5.3"), TTL: 1}))
+
+	clk.Advance(5 * time.Second) // a/198.18.5.1 reaches its TTL
+	if n := c.GC(); n != 1 {
+		t.Fatalf("GC removed %d entries, want 1", n)
+	}
+	if got := c.NamesOf(1, netip.MustParseAddr("198.18.5.1")); got != nil {
+		t.Errorf("expired address still named %q", got)
+	}
+	if got := c.NamesOf(1, netip.MustParseAddr("198.18.5.2")); !slices.Equal(got, []string{"a.example"}) {
+		t.Errorf("refreshed address named %q", got)
+	}
+	clk.Advance(15 * time.Second)
+	c.GC()
+	clk.Advance(100 * time.Second)
+	c.GC()
+	want := []Expiry{
+		{Endpoint: 1, Name: "a.example.", Addrs: addrs("198.18.5.1")},
+		{Endpoint: 1, Name: "a.example.", Addrs: addrs("198.18.5.2")},
+		{Endpoint: 1, Name: "b.example.", Addrs: addrs("198.18.5.3")},
+	}
+	if fmt.Sprint(expired) != fmt.Sprint(want) {
+		t.Fatalf("expiries\n got %v\nwant %v", expired, want)
+	}
+	if s := c.Stats(); s.Entries != 0 || s.Endpoints != 0 {
+		t.Fatalf("cache not empty after every TTL passed: %+v", s)
+	}
+}
+
+func TestForgetDropsAnEndpointsEntries(t *testing.T) {
+	var expired []Expiry
+	c, _ := New(Options{Expire: func(x Expiry) { expired = append(expired, x) }})
+	must(t, c.Record(Answer{Endpoint: 1, Name: "a.example.", Addrs: addrs("198.18.5.1"), TTL: 60}))
+	must(t, c.Record(Answer{Endpoint: 2, Name: "a.example.", Addrs: addrs("198.18.5.1"), TTL: 60}))
+	c.Forget(1)
+	if c.NamesOf(1, netip.MustParseAddr("198.18.5.1")) != nil || c.NamesOf(2, netip.MustParseAddr("198.18.5.1")) == nil {
+		t.Fatal("Forget(1) must drop endpoint 1's names only")
+	}
+	if len(expired) != 1 || expired[0].Endpoint != 1 {
+		t.Fatalf("expiries %v, want endpoint 1's one", expired)
+	}
+}
+
+// A flood of unique names stays within the bounds, evicts the flooder's own
+// entries first, and every eviction reaches the policy.
+func TestAFloodOfUniqueNamesStaysBounded(t *testing.T) {
+	clk := newClock()
+	admitted := map[Entry]bool{}
+	c, err := New(Options{
+		Now: clk.Now, MaxPerEndpoint: 1000, MaxEntries: 1500,
+		Admit: func(a Admission) error {
+			for _, ad := range a.Addrs {
+				admitted[Entry{Endpoint: a.Endpoint, Name: a.Name, Addr: ad}] = true
+			}
+			return nil
+		},
+		Expire: func(x Expiry) {
+			for _, ad := range x.Addrs {
+				delete(admitted, Entry{Endpoint: x.Endpoint, Name: x.Name, Addr: ad})
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, c.Record(Answer{Endpoint: 2, Name: "victim.example.", Addrs: addrs("198.18.9.9"), TTL: 1}))
+	for i := range 600 {
+		must(t, c.Record(Answer{Endpoint: 3, Name: fmt.Sprintf("n%d.other.", i), Addrs: addrs("198.18.9.8"), TTL: 3600}))
+	}
+	for i := range 100_000 {
+		a := netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)})
+		must(t, c.Record(Answer{Endpoint: 1, Name: fmt.Sprintf("x%d.flood.example.", i), Addrs: []netip.Addr{a}, TTL: 3600}))
+		if i%1000 == 0 {
+			clk.Advance(time.Second)
+		}
+	}
+	s := c.Stats()
+	if s.Entries > 1500 {
+		t.Fatalf("%d entries, bound 1500", s.Entries)
+	}
+	var perEP [4]int
+	for _, e := range c.Entries() {
+		perEP[e.Endpoint]++
+	}
+	if perEP[1] > 1000 || perEP[2] != 1 || perEP[3] != 600 {
+		t.Fatalf("entries per endpoint %v: the flooder (1) must stay under its bound and the others keep theirs", perEP)
+	}
+	if c.NamesOf(2, netip.MustParseAddr("198.18.9.9")) == nil {
+		t.Fatal("the flood evicted another endpoint's only name")
+	}
+	if len(admitted) != s.Entries {
+		t.Fatalf("the policy holds %d admitted entries, the cache %d: an eviction was not reported", len(admitted), s.Entries)
+	}
+	if s.Evictions == 0 {
+		t.Fatal("no evictions counted")
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Admissions and expiries reach the hooks in the order of the changes, so
+// the policy's view equals the cache's whatever runs concurrently.
+func TestHooksSeeChangesInOrderUnderConcurrency(t *testing.T) {
+	clk := newClock()
+	admitted := map[Entry]bool{} // the hooks are serialised by the cache
+	c, err := New(Options{
+		Now: clk.Now, MaxPerEndpoint: 50, MaxEntries: 120,
+		Admit: func(a Admission) error {
+			for _, ad := range a.Addrs {
+				admitted[Entry{Endpoint: a.Endpoint, Name: a.Name, Addr: ad}] = true
+			}
+			return nil
+		},
+		Expire: func(x Expiry) {
+			for _, ad := range x.Addrs {
+				delete(admitted, Entry{Endpoint: x.Endpoint, Name: x.Name, Addr: ad})
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 2000 {
+				a := netip.AddrFrom4([4]byte{198, 19, byte(w), byte(i % 97)})
+				_ = c.Record(Answer{Endpoint: uint32(w % 3), Name: fmt.Sprintf("n%d.example.", i%53), Addrs: []netip.Addr{a}, TTL: uint32(i % 3)})
+			}
+		})
+	}
+	wg.Go(func() {
+		for range 500 {
+			clk.Advance(300 * time.Millisecond)
+			c.GC()
+			_ = c.NamesOf(1, netip.AddrFrom4([4]byte{198, 19, 1, 1}))
+		}
+	})
+	wg.Wait()
+	got := map[Entry]bool{}
+	for _, e := range c.Entries() {
+		e.Expires = time.Time{}
+		got[e] = true
+	}
+	if len(got) != len(admitted) {
+		t.Fatalf("the policy holds %d entries, the cache %d", len(admitted), len(got))
+	}
+	for e := range got {
+		if !admitted[e] {
+			t.Fatalf("cached but not admitted: %+v", e)
+		}
+	}
+}

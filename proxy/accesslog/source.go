@@ -1,0 +1,145 @@
+package accesslog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+
+	alsdata "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
+	alsv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
+	"google.golang.org/grpc"
+
+	"github.com/periscope-dev/periscope/api"
+)
+
+// Redacted replaces the value of a sensitive header.
+const Redacted = "HUBBLE_REDACTED"
+
+// SensitiveHeaders are redacted unless kept (lower case).
+var SensitiveHeaders = []string{"authorization", "cookie", "proxy-authorization", "set-cookie"}
+
+// DefaultRequestHeaders and DefaultResponseHeaders are the headers Envoy
+// is asked to log besides what every entry carries (user agent, referer,
+// request id, forwarded-for).
+var (
+	DefaultRequestHeaders  = []string{"authorization", "content-length", "content-type", "cookie", "proxy-authorization"}
+	DefaultResponseHeaders = []string{"content-length", "content-type", "location", "set-cookie"}
+)
+
+// Options configure a Source.
+type Options struct {
+	// KeepHeaders are sensitive headers whose values are kept (any case).
+	KeepHeaders []string
+	// Queue is how many batches of entries wait for Run (default 1024);
+	// when it is full the gRPC streams wait, and Envoy buffers.
+	Queue int
+	// Logger is the parent logger; nil discards.
+	Logger *slog.Logger
+}
+
+// Stats count what the source received and made.
+type Stats struct {
+	Entries uint64 // HTTP access-log entries received
+	Records uint64 // L7 records emitted (one per entry)
+	Skipped uint64 // entries that were not HTTP, or without addresses
+	Streams int64  // access-log streams open
+}
+
+// Source is the access-log service and the flow source built on it.
+type Source struct {
+	alsv3.UnimplementedAccessLogServiceServer
+
+	log     *slog.Logger
+	redact  map[string]bool
+	batches chan []*alsdata.HTTPAccessLogEntry
+
+	entries, records, skipped atomic.Uint64
+	streams                   atomic.Int64
+}
+
+// New makes a Source.
+func New(opts Options) *Source {
+	if opts.Queue <= 0 {
+		opts.Queue = 1024
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	redact := map[string]bool{}
+	for _, h := range SensitiveHeaders {
+		redact[h] = true
+	}
+	for _, h := range opts.KeepHeaders {
+		delete(redact, strings.ToLower(h))
+	}
+	return &Source{log: log.With("component", "accesslog"), redact: redact,
+		batches: make(chan []*alsdata.HTTPAccessLogEntry, opts.Queue)}
+}
+
+// Register adds the access-log service to g.
+func (s *Source) Register(g *grpc.Server) { alsv3.RegisterAccessLogServiceServer(g, s) }
+
+// Stats returns the counters.
+func (s *Source) Stats() Stats {
+	return Stats{Entries: s.entries.Load(), Records: s.records.Load(), Skipped: s.skipped.Load(), Streams: s.streams.Load()}
+}
+
+// StreamAccessLogs receives one Envoy's stream of entries.
+func (s *Source) StreamAccessLogs(stream alsv3.AccessLogService_StreamAccessLogsServer) error {
+	s.streams.Add(1)
+	defer s.streams.Add(-1)
+	ctx := stream.Context()
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		http := msg.GetHttpLogs().GetLogEntry()
+		if len(http) == 0 {
+			s.skipped.Add(uint64(len(msg.GetTcpLogs().GetLogEntry())))
+			continue
+		}
+		s.entries.Add(uint64(len(http)))
+		select {
+		case s.batches <- http:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Name names the source in the collector's errors and logs.
+func (s *Source) Name() string { return "envoy-accesslog" }
+
+// Run emits one L7 record per HTTP entry received, from one goroutine,
+// with a reused Flow valid only during the call, until ctx ends.
+func (s *Source) Run(ctx context.Context, emit func(*api.Flow)) error {
+	var f api.Flow
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case batch := <-s.batches:
+			for _, e := range batch {
+				if err := s.record(e, &f); err != nil {
+					s.skipped.Add(1)
+					s.log.Debug("access-log entry skipped", "err", err)
+					continue
+				}
+				s.records.Add(1)
+				emit(&f)
+			}
+		}
+	}
+}
+
+// String describes the source in logs.
+func (s *Source) String() string { return fmt.Sprintf("accesslog(%+v)", s.Stats()) }

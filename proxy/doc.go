@@ -1,0 +1,16 @@
+// Package proxy runs the node's L7 proxy: it turns redirects (endpoint,
+// direction, port, L7 rules) into Envoy listeners served over xDS
+// (proxy/xds) and into the datapath's transparent redirect, in the order
+// that never sends a connection to a listener that is not there yet, runs
+// and supervises Envoy (proxy/envoy) or serves one the user runs, and
+// serves the access-log source (proxy/accesslog) on the same gRPC server,
+// a Unix socket only root can reach.
+//
+// Fail closed: while Envoy is down (crashed, restarting), connections to a
+// redirected port are dropped by the datapath (their SYNs are retried by
+// the client and get through once Envoy is back and has its listeners
+// again), never sent direct; its established connections are reset.
+//
+// It must not decide which ports are redirected (the caller does: the
+// --proxy-redirect flag today, L7 policy later), nor enrich records.
+package proxy
