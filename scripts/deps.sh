@@ -2,7 +2,9 @@
 # deps.sh installs what building, testing and the demo need on Debian 12:
 # the BPF toolchain (clang, llvm, libbpf-dev, bpftool), the lab tools
 # (iproute2, iperf3, iptables, ipset, capsh), the real servers the tests run
-# (ClickHouse, Prometheus, headless Chromium) and the Go modules. It is idempotent:
+# (ClickHouse, Prometheus, headless Chromium, etcd, dockerd, Podman, and
+# busybox-static for the containers' root file system) and the Go modules.
+# It is idempotent:
 # when everything is present it changes nothing and exits 0.
 set -euo pipefail
 
@@ -42,6 +44,10 @@ declare -A probe=(
 	[clickhouse-client]=/usr/bin/clickhouse-client
 	[prometheus]=/usr/bin/promtool
 	[chromium]=/usr/bin/chromium
+	[etcd-server]=/usr/bin/etcd
+	[docker.io]=/usr/sbin/dockerd
+	[podman]=/usr/bin/podman
+	[busybox-static]=/bin/busybox
 )
 
 missing=()
