@@ -4,8 +4,7 @@
 # (iproute2, iperf3, iptables, ipset, capsh), the real servers the tests run
 # (ClickHouse, Prometheus, headless Chromium, etcd, dockerd, Podman, and
 # busybox-static for the containers' root file system) and the Go modules.
-# It is idempotent:
-# when everything is present it changes nothing and exits 0.
+# It is idempotent: when everything is present it changes nothing and exits 0.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
