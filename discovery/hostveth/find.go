@@ -108,3 +108,14 @@ func inNetns(ip netip.Addr, links []netlink.Link, bridge int) (netlink.Link, err
 	}
 	return nil, nil
 }
+
+// Exists reports whether iface is still a veth of that name and index: a
+// workload whose addresses did not change keeps its veth while it exists.
+func Exists(iface discovery.Interface) bool {
+	l, err := netlink.LinkByIndex(iface.Index)
+	if err != nil {
+		return false
+	}
+	_, veth := l.(*netlink.Veth)
+	return veth && l.Attrs().Name == iface.Name
+}
