@@ -7,65 +7,16 @@ import (
 	"testing"
 	"time"
 
-	ciliumcrds "github.com/cilium/cilium/pkg/k8s/apis/cilium.io/client/crds/v2"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
 	"github.com/periscope-dev/periscope/discovery"
 )
-
-var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
-
-// installCiliumCRDs installs Cilium's published CRDs of the two policy
-// kinds (from the cilium module in go.mod) and waits until they are
-// served.
-func installCiliumCRDs(t *testing.T, dyn dynamic.Interface) {
-	t.Helper()
-	ctx := context.Background()
-	for _, file := range []string{"ciliumnetworkpolicies.yaml", "ciliumclusterwidenetworkpolicies.yaml"} {
-		data, err := ciliumcrds.EmbedFS.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var obj map[string]any
-		if err := yaml.Unmarshal(data, &obj); err != nil {
-			t.Fatalf("%s: %v", file, err)
-		}
-		crd := &unstructured.Unstructured{Object: obj}
-		if _, err := dyn.Resource(crdResource).Create(ctx, crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatalf("create CRD %s: %v", crd.GetName(), err)
-		}
-		deadline := time.Now().Add(30 * time.Second)
-		for !crdEstablished(ctx, dyn, crd.GetName()) {
-			if time.Now().After(deadline) {
-				t.Fatalf("CRD %s not established within 30s", crd.GetName())
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-}
-
-func crdEstablished(ctx context.Context, dyn dynamic.Interface, name string) bool {
-	crd, err := dyn.Resource(crdResource).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return false
-	}
-	conds, _, _ := unstructured.NestedSlice(crd.Object, "status", "conditions")
-	for _, c := range conds {
-		m, _ := c.(map[string]any)
-		if m["type"] == "Established" && m["status"] == "True" {
-			return true
-		}
-	}
-	return false
-}
 
 func policyObject(t *testing.T, doc string) *unstructured.Unstructured {
 	t.Helper()
@@ -128,7 +79,9 @@ func TestPolicyObjectsBecomePolicyEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	installCiliumCRDs(t, dyn)
+	if err := srv.InstallCiliumPolicyCRDs(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	ns := testName(t, "ns")
 	createNamespace(t, cs, ns, nil)
 	p, evs := runPolicies(t, dyn, cs, testName(t, "node"))
