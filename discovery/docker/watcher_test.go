@@ -73,7 +73,18 @@ func hostSide(t *testing.T, e *dockertest.Engine, name string) int {
 }
 
 func TestContainersBecomeEndpoints(t *testing.T) {
-	e := dockertest.Start(t)
+	for _, engine := range []struct {
+		name  string
+		start func(*testing.T) *dockertest.Engine
+	}{
+		{"dockerd", dockertest.Start},
+		{"podman", dockertest.StartPodman},
+	} {
+		t.Run(engine.name, func(t *testing.T) { testContainersBecomeEndpoints(t, engine.start(t)) })
+	}
+}
+
+func testContainersBecomeEndpoints(t *testing.T, e *dockertest.Engine) {
 	// A container running before the watcher starts is found by the
 	// first resync.
 	e.Docker(t, "run", "-d", "--name", "early", "--label", "role=early", dockertest.Image, "sleep", "1000")

@@ -30,8 +30,10 @@ import (
 // Image is the name of the busybox image every Engine has.
 const Image = "periscope-busybox:test"
 
-// Engine is a running dockerd.
+// Engine is a running container engine serving the Docker Engine API.
 type Engine struct {
+	// Name is "docker" or "podman".
+	Name string
 	// Socket is the path of its API socket.
 	Socket string
 	// Dir holds its data, state and log.
@@ -40,9 +42,13 @@ type Engine struct {
 	// addresses from the upper half of Lab.IPv4Net.
 	Lab *netlab.Lab
 
-	cli  string
-	cmd  *exec.Cmd
-	done chan struct{}
+	// cli runs the engine's CLI with cliArgs first and env added.
+	cli     string
+	cliArgs []string
+	env     []string
+	log     string
+	cmd     *exec.Cmd
+	done    chan struct{}
 }
 
 // Binaries returns the paths of dockerd and the docker CLI, or an error
@@ -75,17 +81,17 @@ func Start(t *testing.T) *Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &Engine{Socket: filepath.Join(dir, "docker.sock"), Dir: dir, Lab: lab, cli: cli, done: make(chan struct{})}
+	e := &Engine{
+		Name: "docker", Socket: filepath.Join(dir, "docker.sock"), Dir: dir, Lab: lab,
+		cli: cli, env: []string{"DOCKER_HOST=unix://" + filepath.Join(dir, "docker.sock"), "DOCKER_CONFIG=" + filepath.Join(dir, "cli")},
+		log: filepath.Join(dir, "dockerd.log"), done: make(chan struct{}),
+	}
 	t.Cleanup(func() { e.stop(t) })
 	if err := os.WriteFile(filepath.Join(dir, "daemon.json"), []byte("{}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	log, err := os.Create(filepath.Join(dir, "dockerd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	upper := netip.PrefixFrom(netlabHost(lab, 128), 25)
-	e.cmd = exec.Command(dockerd,
+	e.start(t, exec.Command(dockerd,
 		"--host=unix://"+e.Socket,
 		"--data-root="+filepath.Join(dir, "data"),
 		"--exec-root="+filepath.Join(dir, "exec"),
@@ -98,12 +104,25 @@ func Start(t *testing.T) *Engine {
 		"--iptables=false", "--ip6tables=false", "--ip-masq=false", "--ip-forward=false",
 		"--userland-proxy=false",
 		"--shutdown-timeout=2",
-	)
+	))
+	return e
+}
+
+// start runs the engine's server, waits until its API answers and imports
+// the busybox image.
+func (e *Engine) start(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	log, err := os.Create(e.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cmd = cmd
+	e.cmd.Env = append(os.Environ(), e.env...)
 	e.cmd.Stdout, e.cmd.Stderr = log, log
 	e.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := e.cmd.Start(); err != nil {
 		log.Close()
-		t.Fatalf("start dockerd: %v", err)
+		t.Fatalf("start %s: %v", e.Name, err)
 	}
 	go func() { e.cmd.Wait(); log.Close(); close(e.done) }()
 
@@ -112,9 +131,9 @@ func Start(t *testing.T) *Engine {
 	for !e.ping(ctx) {
 		select {
 		case <-e.done:
-			t.Fatalf("dockerd exited before it was ready; its log ends:\n%s", e.logTail(30))
+			t.Fatalf("%s exited before it was ready; its log ends:\n%s", e.Name, e.logTail(30))
 		case <-ctx.Done():
-			t.Fatalf("dockerd not ready within 90s; its log ends:\n%s", e.logTail(30))
+			t.Fatalf("%s not ready within 90s; its log ends:\n%s", e.Name, e.logTail(30))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -125,7 +144,6 @@ func Start(t *testing.T) *Engine {
 	if _, err := e.docker(rootfs, "import", "-", Image); err != nil {
 		t.Fatal(err)
 	}
-	return e
 }
 
 // netlabHost returns the n-th address of the lab's IPv4 subnet.
@@ -149,7 +167,8 @@ func (e *Engine) ping(ctx context.Context) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-// Docker runs the docker CLI against the engine and returns its output.
+// Docker runs the engine's CLI (docker or podman, whose commands the tests
+// use alike) and returns its output.
 func (e *Engine) Docker(t *testing.T, args ...string) string {
 	t.Helper()
 	out, err := e.docker(nil, args...)
@@ -162,19 +181,19 @@ func (e *Engine) Docker(t *testing.T, args ...string) string {
 func (e *Engine) docker(stdin io.Reader, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, e.cli, args...)
-	cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+e.Socket, "DOCKER_CONFIG="+filepath.Join(e.Dir, "cli"))
+	cmd := exec.CommandContext(ctx, e.cli, append(slices.Clone(e.cliArgs), args...)...)
+	cmd.Env = append(os.Environ(), e.env...)
 	cmd.Stdin = stdin
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("docker %s: %w: %s", strings.Join(args, " "), err, stderr.String())
+		return "", fmt.Errorf("%s %s: %w: %s", e.Name, strings.Join(args, " "), err, stderr.String())
 	}
 	return strings.TrimSpace(string(out)), nil
 }
 
-// stop removes the containers, stops dockerd, unmounts what it left
+// stop removes the containers, stops the server, unmounts what it left
 // mounted under Dir and removes Dir.
 func (e *Engine) stop(t *testing.T) {
 	if e.cmd != nil && e.cmd.Process != nil {
@@ -187,7 +206,7 @@ func (e *Engine) stop(t *testing.T) {
 		select {
 		case <-e.done:
 		case <-time.After(30 * time.Second):
-			t.Errorf("dockerd did not stop within 30s; killed")
+			t.Errorf("%s did not stop within 30s; killed", e.Name)
 			e.cmd.Process.Kill()
 			<-e.done
 		}
@@ -201,7 +220,7 @@ func (e *Engine) stop(t *testing.T) {
 }
 
 func (e *Engine) logTail(n int) string {
-	data, _ := os.ReadFile(filepath.Join(e.Dir, "dockerd.log"))
+	data, _ := os.ReadFile(e.log)
 	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
