@@ -67,7 +67,7 @@ func TestAPolicyStoreOverTheRegistryEnforcesOnItsEndpoints(t *testing.T) {
 	}
 	const web = "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: web, namespace: shop}\n" +
 		"spec:\n  endpointSelector: {}\n  ingress: [{fromEntities: [host]}]\n"
-	if _, err := s.Apply("web.yaml", []byte(web)); err != nil {
+	if _, _, err := s.Apply("web.yaml", []byte(web)); err != nil {
 		t.Fatal(err)
 	}
 	if !a.audit[11] || a.audit[10] {

@@ -75,7 +75,7 @@ func TestParseErrorsCarryPositions(t *testing.T) {
 		{"missing selector is an error", "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: p}\nspec: {ingress: [{}]}\n", `x.yaml:4:7: spec: needs endpointSelector or nodeSelector`},
 		{"nodeSelector in a namespaced policy is an error", "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: p}\nspec: {nodeSelector: {}}\n", `nodeSelector is only valid in a CiliumClusterwideNetworkPolicy`},
 		{"wrong apiVersion is an error", "apiVersion: cilium.io/v1\nkind: CiliumNetworkPolicy\n", `want cilium.io/v2`},
-		{"unknown kinds are errors", "apiVersion: v1\nkind: Pod\n", `x.yaml:2:7: kind "Pod"`},
+		{"unknown policy kinds are errors", "apiVersion: v1\nkind: GlobalNetworkPolicy\n", `x.yaml:2:7: kind "GlobalNetworkPolicy"`},
 		{"YAML syntax errors carry the line", "a: [\n", `x.yaml:1:1:`},
 		{"duplicate keys are errors", head + "  ingress: []\n  ingress: []\n", `x.yaml:7:3: spec: field "ingress" repeated`},
 		{"duplicate policies are errors", head + "---\n" + head, `defined twice`},
@@ -106,7 +106,7 @@ func TestValidateReportsEveryErrorAcrossFiles(t *testing.T) {
 	os.WriteFile(good, []byte("apiVersion: cilium.io/v2\nkind: CiliumClusterwideNetworkPolicy\nmetadata: {name: p}\nspec: {endpointSelector: {}}\n"), 0o644)
 	again := filepath.Join(dir, "again.yaml")
 	os.WriteFile(again, []byte("apiVersion: cilium.io/v2\nkind: CiliumClusterwideNetworkPolicy\nmetadata: {name: p}\nspec: {endpointSelector: {}}\n"), 0o644)
-	errs := Validate(bad, good, again, filepath.Join(dir, "missing.yaml"))
+	errs, _ := Validate(bad, good, again, filepath.Join(dir, "missing.yaml"))
 	if len(errs) != 4 {
 		t.Fatalf("got %d errors: %v", len(errs), errs)
 	}
@@ -142,7 +142,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("--- \n---\n- 1\n"))
 	f.Add([]byte(cnpText("a") + "...\n%YAML 1.1\n--- # b\n" + cnpText("b")))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		docs, err := ParseDocuments("fuzz.yaml", data)
+		docs, _, err := ParseDocuments("fuzz.yaml", data)
 		if err != nil {
 			return
 		}

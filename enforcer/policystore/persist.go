@@ -68,7 +68,7 @@ func (s *Store) load() (map[string]*Applied, error) {
 		if err != nil {
 			return nil, fmt.Errorf("policy store: %w", err)
 		}
-		docs, err := parse(path, data)
+		docs, _, err := parse(path, data)
 		if err != nil {
 			return nil, fmt.Errorf("policy store: %w", err)
 		}

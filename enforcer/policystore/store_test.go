@@ -94,7 +94,7 @@ func TestTheStoreAppliesPersistsAndRestores(t *testing.T) {
 	if len(a.applied) != 1 || !a.audit[10] {
 		t.Fatalf("on start: applied %d, audit %v", len(a.applied), a.audit)
 	}
-	if _, err := s.Apply("web.yaml", []byte(storeTestPolicy)); err != nil {
+	if _, _, err := s.Apply("web.yaml", []byte(storeTestPolicy)); err != nil {
 		t.Fatal(err)
 	}
 	if got := s.Get("default", "web"); len(got) != 1 || got[0].YAML != storeTestPolicy {
@@ -124,12 +124,12 @@ func TestTheStoreAppliesPersistsAndRestores(t *testing.T) {
 func TestTheStoreRefusesABadChangeWhole(t *testing.T) {
 	a := &fakeApplier{}
 	s := newTestStore(t, "", a)
-	if _, err := s.Apply("web.yaml", []byte(storeTestPolicy)); err != nil {
+	if _, _, err := s.Apply("web.yaml", []byte(storeTestPolicy)); err != nil {
 		t.Fatal(err)
 	}
 	n := len(a.applied)
 	bad := strings.Replace(storeTestPolicy, "web", "other", 1) + "---\n" + strings.Replace(storeTestPolicy, "world", "nowhere", 1)
-	_, err := s.Apply("bad.yaml", []byte(bad))
+	_, _, err := s.Apply("bad.yaml", []byte(bad))
 	if err == nil || !strings.Contains(err.Error(), "bad.yaml:") {
 		t.Fatalf("bad apply: %v, want a bad.yaml:line:column error", err)
 	}
@@ -137,7 +137,7 @@ func TestTheStoreRefusesABadChangeWhole(t *testing.T) {
 		t.Errorf("a refused change was applied: %d applies, %+v", len(a.applied), s.List())
 	}
 	a.fail = true
-	if _, err := s.Apply("x.yaml", []byte(strings.Replace(storeTestPolicy, "web", "x", 1))); err == nil {
+	if _, _, err := s.Apply("x.yaml", []byte(strings.Replace(storeTestPolicy, "web", "x", 1))); err == nil {
 		t.Fatal("apply succeeded though the kernel refused")
 	}
 	if len(s.List()) != 1 {
@@ -159,7 +159,7 @@ func TestTheStoreCompilesAgainstTheNodesEndpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	allowRemote := strings.Replace(storeTestPolicy, "{fromEntities: [world]}", "{fromEndpoints: [{matchLabels: {app: remote}}]}", 1)
-	if _, err := s.Apply("web.yaml", []byte(allowRemote)); err != nil {
+	if _, _, err := s.Apply("web.yaml", []byte(allowRemote)); err != nil {
 		t.Fatal(err)
 	}
 	c := a.applied[len(a.applied)-1]
