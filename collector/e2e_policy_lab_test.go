@@ -103,7 +103,10 @@ func newPolicyLab(t *testing.T) *policyLab {
 		{"outsider", "", nil, false, false},
 		{"outsider2", "", nil, false, false},
 	}
-	pl.cfg = &collector.Config{NodeName: "e2e-policy"}
+	pl.cfg = &collector.Config{NodeName: "e2e-policy", Namespaces: map[string]collector.NamespaceConfig{
+		"default": {Labels: map[string]string{"team": "web"}},
+		"other":   {Labels: map[string]string{"team": "data"}},
+	}}
 	var all []*netlab.Pod
 	for _, d := range defs {
 		p, err := pl.lab.AddPod(netlab.PodSpec{Name: d.name, Namespace: d.ns, Labels: d.labels})

@@ -166,6 +166,16 @@ func policyScenarios(outsider, outsider2, subnet4 string) []policyScenario {
 			probes: []probe{tcp("client", "server", 80).fwd("default/knp-egress"), tcp("client", "db", 80).denied(), tcp("client2", "db", 80).fwd()}},
 		{name: "NetworkPolicy namespaceSelector", yaml: knp("other", "knp-ns", "  podSelector: {matchLabels: {app: db}}\n  ingress:\n  - from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: default}}}]\n"),
 			probes: []probe{tcp("client", "db", 5432).fwd("other/knp-ns"), tcp("outsider", "db", 5432).denied()}},
+		{name: "ingressDeny by namespace label denies across namespaces", yaml: cnp("default", "deny-data", "  endpointSelector: {matchLabels: {app: server}}\n  ingress: [{fromEntities: [all]}]\n  ingressDeny:\n  - fromEndpoints: [{matchLabels: {io.cilium.k8s.namespace.labels.team: data}}]\n"),
+			probes: []probe{tcp("db", "server", 80).deny("default/deny-data"), tcp("db", "server", 80).six().deny("default/deny-data"), tcp("client", "server", 80).fwd("default/deny-data")}},
+		{name: "fromEndpoints by namespace label admits that namespace only", yaml: cnp("other", "db-from-web", "  endpointSelector: {matchLabels: {app: db}}\n  ingress:\n  - fromEndpoints: [{matchLabels: {k8s:io.cilium.k8s.namespace.labels.team: web, app: client}}]\n"),
+			probes: []probe{tcp("client", "db", 5432).fwd("other/db-from-web"), tcp("client2", "db", 5432).denied()}},
+		{name: "NetworkPolicy namespaceSelector on a namespace label", yaml: knp("default", "knp-team", "  podSelector: {matchLabels: {app: server}}\n  ingress:\n  - from: [{namespaceSelector: {matchLabels: {team: data}}}]\n"),
+			probes: []probe{tcp("db", "server", 80).fwd("default/knp-team"), tcp("client", "server", 80).denied(), tcp("outsider", "server", 80).denied()}},
+		{name: "the cluster label selects the cluster's pods", yaml: ccnp("this-cluster", "  endpointSelector: {matchLabels: {app: server}}\n  ingress:\n  - fromEndpoints: [{matchLabels: {io.cilium.k8s.policy.cluster: default}}]\n"),
+			probes: []probe{tcp("client", "server", 80).fwd("this-cluster"), tcp("db", "server", 80).fwd("this-cluster"), tcp("outsider", "server", 80).denied()}},
+		{name: "another cluster's label selects nothing here", yaml: ccnp("east-only", "  endpointSelector: {matchLabels: {app: server}}\n  ingress:\n  - fromEndpoints: [{matchLabels: {io.cilium.k8s.policy.cluster: east}}]\n"),
+			probes: []probe{tcp("client", "server", 80).denied()}},
 		{name: "a policy in force denies", yaml: cnp("default", "temp-deny", "  endpointSelector: {matchLabels: {app: server}}\n  ingressDeny: [{fromEndpoints: [{matchLabels: {app: client}}]}]\n  ingress: [{fromEntities: [all]}]\n"),
 			probes: []probe{tcp("client", "server", 80).deny("default/temp-deny")}},
 		{name: "removing it restores access", keep: true, delete: []string{"default/temp-deny"},
@@ -270,7 +280,8 @@ func TestE2EPolicyConnectivity(t *testing.T) {
 		if byLabels["reserved:world"] != 2 || byLabels["reserved:host"] != 1 {
 			t.Errorf("reserved identities missing: %v", ids)
 		}
-		srv := "k8s:app=server,k8s:io.kubernetes.pod.namespace=default,k8s:tier=backend"
+		srv := "k8s:app=server,k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name=default,k8s:io.cilium.k8s.namespace.labels.team=web," +
+			"k8s:io.cilium.k8s.policy.cluster=default,k8s:io.kubernetes.pod.namespace=default,k8s:tier=backend"
 		if byLabels[srv] < 256 {
 			t.Errorf("server has no cluster identity: %v", ids)
 		}

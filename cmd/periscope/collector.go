@@ -25,6 +25,7 @@ type collectorFlags struct {
 	listen         string
 	ringSize       int
 	nodeName       string
+	clusterName    string
 	pinPath        string
 	ringbufSize    int
 	reportInterval time.Duration
@@ -75,6 +76,8 @@ Needs root (CAP_BPF, CAP_NET_ADMIN, and CAP_PERFMON for --sock-events).`,
 	f.StringVar(&fl.listen, "listen", collector.DefaultListen, "address of the HTTP API")
 	f.IntVar(&fl.ringSize, "ring-size", collector.DefaultRingSize, "number of flows kept in memory")
 	f.StringVar(&fl.nodeName, "node-name", "", "node name in flows (default: the config's node_name, else the hostname)")
+	f.StringVar(&fl.clusterName, "cluster-name", "",
+		"cluster name every endpoint carries as the label io.cilium.k8s.policy.cluster (default: the config's cluster_name, else \"default\")")
 	f.StringVar(&fl.pinPath, "bpf-pin-path", datapath.DefaultPinPath, "bpffs directory for Periscope's maps and links")
 	f.IntVar(&fl.ringbufSize, "ringbuf-size", datapath.DefaultRingBufferSize, "BPF ring buffer size in bytes (a power of two)")
 	f.DurationVar(&fl.reportInterval, "report-interval", datapath.DefaultReportInterval, "how often long connections are reported")
@@ -114,6 +117,9 @@ func runCollector(cmd *cobra.Command, fl collectorFlags) error {
 	}
 	if fl.nodeName != "" {
 		cfg.NodeName = fl.nodeName
+	}
+	if fl.clusterName != "" {
+		cfg.ClusterName = fl.clusterName
 	}
 	cfg.HostInterfaces = append(cfg.HostInterfaces, fl.hostInterfaces...)
 	if err := cfg.Validate(); err != nil {

@@ -78,7 +78,7 @@ func TestThePolicyCommandsDriveACollectorsPolicyAPI(t *testing.T) {
 		{"list shows the policy", []string{"policy", "list"}, "CiliumNetworkPolicy  default    web   3\n", false},
 		{"get prints its YAML", []string{"policy", "get", "web"}, web, false},
 		{"identity list shows reserved and endpoint identities", []string{"identity", "list"},
-			"k8s:app=web,k8s:io.kubernetes.pod.namespace=default\n", false},
+			"k8s:app=web,k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name=default,k8s:io.cilium.k8s.policy.cluster=default,k8s:io.kubernetes.pod.namespace=default\n", false},
 		{"delete by name", []string{"policy", "delete", "web"}, "default/web deleted\n", false},
 		{"delete of a policy not applied says so", []string{"policy", "delete", "web"},
 			"delete default/web: the collector at " + server + " refused (404 Not Found): policy not found", true},

@@ -80,7 +80,6 @@ func TestParseErrorsCarryPositions(t *testing.T) {
 		{"duplicate keys are errors", head + "  ingress: []\n  ingress: []\n", `x.yaml:7:3: spec: field "ingress" repeated`},
 		{"duplicate policies are errors", head + "---\n" + head, `defined twice`},
 		{"K8s named ports are refused", knpHead + "  ingress: [{ports: [{port: http}]}]\n", `named port "http"`},
-		{"K8s namespace label selectors are refused", knpHead + "  ingress: [{from: [{namespaceSelector: {matchLabels: {team: a}}}]}]\n", `namespaceSelector on label "team" is not supported`},
 		{"K8s ipBlock with selectors is an error", knpHead + "  ingress: [{from: [{podSelector: {}, ipBlock: {cidr: 1.0.0.0/8}}]}]\n", `ipBlock cannot be combined`},
 		{"K8s empty peer is an error", knpHead + "  ingress: [{from: [{}]}]\n", `needs podSelector, namespaceSelector or ipBlock`},
 		{"K8s ANY protocol is an error", knpHead + "  ingress: [{ports: [{protocol: ANY}]}]\n", `want TCP, UDP or SCTP`},
