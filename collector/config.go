@@ -33,6 +33,9 @@ type Config struct {
 	// "k8s:key=value" beside reserved:host, and host policies' nodeSelector
 	// selects by them.
 	NodeLabels map[string]string `yaml:"node_labels"`
+	// RemoteNodes are the other nodes' addresses or prefixes: peers with
+	// the remote-node identity (entity remote-node).
+	RemoteNodes []string `yaml:"remote_nodes"`
 	// Namespaces declares namespaces' labels; every endpoint of a namespace
 	// carries them as Cilium's k8s:io.cilium.k8s.namespace.labels.<key>.
 	// Every namespace has kubernetes.io/metadata.name=<name>, declared or
@@ -220,6 +223,11 @@ func (c *Config) validate(pos positions) error {
 			errs = append(errs, fmt.Errorf("%snode label: empty key", pos.at(pos.field("node_labels"))))
 		}
 	}
+	for i, s := range c.RemoteNodes {
+		if _, err := parsePrefix(s); err != nil {
+			errs = append(errs, fmt.Errorf("%sremote node %q: want an address or a prefix", pos.at(seqItem(pos.field("remote_nodes"), i)), s))
+		}
+	}
 	for ns, nc := range c.Namespaces {
 		at := pos.at(mapValue(pos.field("namespaces"), ns))
 		if ns == "" {
@@ -240,6 +248,16 @@ func (c *Config) validate(pos positions) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// parsePrefix reads an address (a host prefix) or a prefix.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	return p.Masked(), err
 }
 
 func (ep *EndpointConfig) namespace() string {

@@ -27,6 +27,8 @@ type Topology struct {
 	NamespaceLabels map[string]map[string]string
 	// NodeLabels are the node's labels (the host endpoint's).
 	NodeLabels map[string]string
+	// RemoteNodes are the other nodes' addresses (remote-node identity).
+	RemoteNodes []netip.Prefix
 }
 
 // ResolvedEndpoint is an endpoint with its host-side veth and addresses.
@@ -70,6 +72,7 @@ type Registry struct {
 	ids          *identity.Allocator
 	hostAddrList []netip.Addr
 	hostLabels   []string
+	remoteNodes  []netip.Prefix
 }
 
 // NewRegistry builds the registry for a topology, with identities kept in
@@ -97,6 +100,7 @@ func NewRegistryWith(t *Topology, ids *identity.Allocator) (*Registry, error) {
 		cluster = DefaultClusterName
 	}
 	r.hostLabels = hostLabels(t.NodeLabels)
+	r.remoteNodes = append([]netip.Prefix(nil), t.RemoteNodes...)
 	for _, re := range t.Endpoints {
 		ns := re.Config.namespace()
 		labels := endpointLabels(cluster, ns, t.NamespaceLabels[ns], re.Config.Labels)

@@ -13,9 +13,14 @@ import (
 func TestTheRegistryShowsPolicyItsEndpoints(t *testing.T) {
 	topo := testTopology()
 	topo.Endpoints[1].Config.Audit = true
+	topo.NodeLabels = map[string]string{"node-access": "ssh"}
+	topo.RemoteNodes = []netip.Prefix{netip.MustParsePrefix("198.19.1.0/24")}
 	r, err := NewRegistry(topo)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if got := r.RemoteNodes(); !reflect.DeepEqual(got, topo.RemoteNodes) {
+		t.Errorf("remote nodes %v, want %v", got, topo.RemoteNodes)
 	}
 	fe, _ := r.LookupIfIndex(10)
 	be, _ := r.LookupIfIndex(11)
@@ -24,6 +29,7 @@ func TestTheRegistryShowsPolicyItsEndpoints(t *testing.T) {
 			IPs: []netip.Addr{netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("fd00::2")}},
 		{Name: "backend", ID: 11, Identity: be.Identity, Namespace: "shop", Labels: be.Labels,
 			IPs: []netip.Addr{netip.MustParseAddr("198.18.0.3")}, Audit: true},
+		{Name: "host:eth0", ID: 2, Identity: 1, Labels: []string{"k8s:node-access=ssh", "reserved:host"}, Host: true},
 	}
 	if got := r.PolicyEndpoints(); !reflect.DeepEqual(got, want) {
 		t.Errorf("policy endpoints\n%+v\nwant\n%+v", got, want)

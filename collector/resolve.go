@@ -24,6 +24,10 @@ func Resolve(cfg *Config) (*Topology, error) {
 		return nil, err
 	}
 	t := &Topology{NodeName: cfg.NodeName, ClusterName: cfg.ClusterName, NodeLabels: cfg.NodeLabels}
+	for _, s := range cfg.RemoteNodes {
+		p, _ := parsePrefix(s) // validated
+		t.RemoteNodes = append(t.RemoteNodes, p)
+	}
 	for ns, nc := range cfg.Namespaces {
 		if t.NamespaceLabels == nil {
 			t.NamespaceLabels = map[string]map[string]string{}

@@ -58,6 +58,9 @@ func (d *Datapath) slot(rev uint64) policySlot {
 type revisionNames struct {
 	rev  uint64
 	sets [][]string
+	// hosts are the host devices (compile.FlagHostDevice): their TC
+	// ingress is the host endpoint's ingress.
+	hosts map[uint32]bool
 }
 
 // nameTables are the tables of the active revision and the one before it:
@@ -67,22 +70,23 @@ type nameTables struct {
 	cur, prev revisionNames
 }
 
-// lookup returns the names of set in revision rev, nil when unknown. The
-// slice is the table's own: read-only, never copied.
-func (t *nameTables) lookup(rev uint64, set uint32) []string {
-	var sets [][]string
+// lookup returns the names of set in revision rev, nil when unknown, and
+// whether endpoint ep was a host device in that revision. The slice is the
+// table's own: read-only, never copied.
+func (t *nameTables) lookup(rev uint64, set uint32, ep uint32) (names []string, host bool) {
+	var r *revisionNames
 	switch rev {
 	case t.cur.rev:
-		sets = t.cur.sets
+		r = &t.cur
 	case t.prev.rev:
-		sets = t.prev.sets
+		r = &t.prev
 	default:
-		return nil
+		return nil, false
 	}
-	if int(set) >= len(sets) {
-		return nil
+	if int(set) >= len(r.sets) {
+		return nil, false
 	}
-	return sets[set]
+	return r.sets[set], r.hosts[ep]
 }
 
 // openPolicy maps the revision word and creates the grace-period map; called
@@ -234,6 +238,14 @@ func (d *Datapath) applyLocked(c *compile.Compiled) error {
 	t := &nameTables{cur: revisionNames{rev: next}}
 	if c != nil {
 		t.cur.sets = c.PolicySets
+		for ep, f := range c.Flags {
+			if f&compile.FlagHostDevice != 0 {
+				if t.cur.hosts == nil {
+					t.cur.hosts = map[uint32]bool{}
+				}
+				t.cur.hosts[ep] = true
+			}
+		}
 	}
 	if p := d.names.Load(); p != nil {
 		t.prev = p.cur

@@ -158,6 +158,7 @@ const (
 	tcFlowPolicyEnforceFlagPOLICY_ENFORCE_BY_IDENTITY  tcFlowPolicyEnforceFlag = 16
 	tcFlowPolicyEnforceFlagPOLICY_ENFORCE_ANY_IDENTITY tcFlowPolicyEnforceFlag = 32
 	tcFlowPolicyEnforceFlagPOLICY_ENFORCE_FAST_PEERS   tcFlowPolicyEnforceFlag = 64
+	tcFlowPolicyEnforceFlagPOLICY_ENFORCE_HOST_DEVICE  tcFlowPolicyEnforceFlag = 128
 )
 
 type tcFlowPolicyFastBucket struct {
@@ -224,6 +225,8 @@ const (
 	tcFlowMapPolicyRev               = "policy_rev"
 	tcFlowMapStats                   = "stats"
 	tcFlowProgFlowEgress             = "flow_egress"
+	tcFlowProgFlowHostEgress         = "flow_host_egress"
+	tcFlowProgFlowHostIngress        = "flow_host_ingress"
 	tcFlowProgFlowIngress            = "flow_ingress"
 	tcFlowVarLoadBytesOnly           = "load_bytes_only"
 	tcFlowVarReportIntervalNs        = "report_interval_ns"
@@ -285,8 +288,10 @@ type tcFlowSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tcFlowProgramSpecs struct {
-	FlowEgress  *ebpf.ProgramSpec `ebpf:"flow_egress"`
-	FlowIngress *ebpf.ProgramSpec `ebpf:"flow_ingress"`
+	FlowEgress      *ebpf.ProgramSpec `ebpf:"flow_egress"`
+	FlowHostEgress  *ebpf.ProgramSpec `ebpf:"flow_host_egress"`
+	FlowHostIngress *ebpf.ProgramSpec `ebpf:"flow_host_ingress"`
+	FlowIngress     *ebpf.ProgramSpec `ebpf:"flow_ingress"`
 }
 
 // tcFlowMapSpecs contains maps before they are loaded into the kernel.
@@ -424,13 +429,17 @@ type tcFlowVariables struct {
 //
 // It can be passed to loadTcFlowObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tcFlowPrograms struct {
-	FlowEgress  *ebpf.Program `ebpf:"flow_egress"`
-	FlowIngress *ebpf.Program `ebpf:"flow_ingress"`
+	FlowEgress      *ebpf.Program `ebpf:"flow_egress"`
+	FlowHostEgress  *ebpf.Program `ebpf:"flow_host_egress"`
+	FlowHostIngress *ebpf.Program `ebpf:"flow_host_ingress"`
+	FlowIngress     *ebpf.Program `ebpf:"flow_ingress"`
 }
 
 func (p *tcFlowPrograms) Close() error {
 	return _TcFlowClose(
 		p.FlowEgress,
+		p.FlowHostEgress,
+		p.FlowHostIngress,
 		p.FlowIngress,
 	)
 }

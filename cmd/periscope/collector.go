@@ -84,7 +84,7 @@ Needs root (CAP_BPF, CAP_NET_ADMIN, and CAP_PERFMON for --sock-events).`,
 	f.DurationVar(&fl.idleTimeout, "idle-timeout", datapath.DefaultIdleTimeout, "end flows idle for this long")
 	f.DurationVar(&fl.closeGrace, "close-grace", datapath.DefaultCloseGrace, "end closed TCP connections after this much idle")
 	f.IntVar(&fl.flowTableSize, "flow-table-size", datapath.DefaultFlowTableSize, "entries of the kernel flow table")
-	f.StringArrayVar(&fl.hostInterfaces, "host-interface", nil, "host interface to watch too (repeatable)")
+	f.StringArrayVar(&fl.hostInterfaces, "host-interface", nil, "host interface to watch too, where host policies (nodeSelector) are enforced (repeatable)")
 	f.BoolVar(&fl.sockEvents, "sock-events", true, "report host processes' socket state changes (sock tracepoint)")
 	f.StringVar(&fl.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.sinks.addFlags(f)
@@ -137,6 +137,7 @@ func runCollector(cmd *cobra.Command, fl collectorFlags) error {
 		CloseGrace:     fl.closeGrace,
 		FlowTableSize:  fl.flowTableSize,
 		Logger:         logger,
+		HostDevices:    cfg.HostInterfaces,
 	})
 	if err != nil {
 		return privilegeHint(fmt.Errorf("load datapath: %w", err))

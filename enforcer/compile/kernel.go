@@ -89,6 +89,13 @@ const (
 	FlagAnyIdentity                        // keys of identity 0
 )
 
+// FlagHostDevice marks a host device: the endpoint is the host endpoint
+// (host policies, a nodeSelector's subject), judged from the host's side:
+// on a host device TC ingress carries the host's ingress, and only the
+// host's own connections are judged (bpf/host_policy.h). Bit 6 is the
+// datapath's (policy_fast peer slots).
+const FlagHostDevice ProbeFlags = 1 << 7
+
 // Enforcement says whether an endpoint is in default deny per direction.
 type Enforcement struct {
 	Ingress, Egress bool

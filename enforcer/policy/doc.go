@@ -48,6 +48,10 @@
 //     label io.cilium.k8s.policy.cluster (package collector gives them);
 //     Cilium's default scoping to the local cluster is a no-op on one
 //     cluster, so it is not added.
+//   - A CiliumClusterwideNetworkPolicy with nodeSelector is a host policy
+//     (Cilium's host firewall): its subject is the host endpoint only (the
+//     local endpoint labelled reserved:host, whose other labels are the
+//     node's), never a pod; endpointSelector rules never select the host.
 //   - Entities map to reserved identities: host, world, remote-node,
 //     kube-apiserver, health, init, unmanaged, ingress; cluster is every pod
 //     plus every reserved identity but world; all is every peer.

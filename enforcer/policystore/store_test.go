@@ -52,6 +52,7 @@ type testEndpoints struct {
 func (e *testEndpoints) PolicyEndpoints() []Endpoint     { return e.eps }
 func (e *testEndpoints) HostAddrs() []netip.Addr         { return e.hosts }
 func (e *testEndpoints) Identities() []identity.Identity { return e.ids.List() }
+func (e *testEndpoints) RemoteNodes() []netip.Prefix     { return nil }
 
 func newTestEndpoints(t *testing.T) *testEndpoints {
 	t.Helper()
