@@ -333,15 +333,64 @@ func (pl *policyLab) connect(t *testing.T, pr probe) (ok bool, src netip.Addr, s
 			return err
 		})
 		return err == nil, src, sport
+	case "raw":
+		return pl.sendRaw(t, pr, src, dst), src, 0
 	}
 	t.Fatalf("unknown probe protocol %q", pr.proto)
 	return false, src, 0
 }
 
+// sendRaw sends one packet of IP protocol pr.port from a raw socket in
+// pr.from to one in pr.to, and reports whether that socket read it.
+func (pl *policyLab) sendRaw(t *testing.T, pr probe, src, dst netip.Addr) bool {
+	t.Helper()
+	network := fmt.Sprintf("ip4:%d", pr.port)
+	if pr.v6 {
+		network = fmt.Sprintf("ip6:%d", pr.port)
+	}
+	payload := fmt.Appendf(nil, "periscope-probe-%d", pl.sport.Add(1))
+	var ln net.PacketConn
+	if err := pl.in(pr.to, func() (err error) {
+		ln, err = net.ListenPacket(network, dst.String())
+		return err
+	}); err != nil {
+		t.Fatalf("%s: raw socket in %s: %v", pr, pr.to, err)
+	}
+	defer ln.Close()
+	got := make(chan bool, 1)
+	go func() {
+		ln.SetReadDeadline(time.Now().Add(probeTimeout))
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := ln.ReadFrom(buf)
+			if err != nil {
+				got <- false
+				return
+			}
+			if a, ok := netip.AddrFromSlice(from.(*net.IPAddr).IP); ok && a.Unmap() == src && bytes.Contains(buf[:n], payload) {
+				got <- true
+				return
+			}
+		}
+	}()
+	if err := pl.in(pr.from, func() error {
+		c, err := net.DialIP(network, &net.IPAddr{IP: src.AsSlice()}, &net.IPAddr{IP: dst.AsSlice()})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write(payload)
+		return err
+	}); err != nil {
+		t.Fatalf("%s: send: %v", pr, err)
+	}
+	return <-got
+}
+
 // probeFlows returns the records (on every veth) of the connection a probe
 // made after store sequence number seq.
 func (pl *policyLab) probeFlows(pr probe, seq uint64, started time.Time, src netip.Addr, sport uint16, dst netip.Addr) []api.Flow {
-	proto := map[string]uint8{"tcp": api.ProtoTCP, "udp": api.ProtoUDP}[pr.proto]
+	proto := map[string]uint8{"tcp": api.ProtoTCP, "udp": api.ProtoUDP, "raw": uint8(pr.port)}[pr.proto]
 	if pr.proto == "icmp" {
 		proto = api.ProtoICMPv4
 		if pr.v6 {

@@ -21,6 +21,10 @@ func tcp(from, to string, port int) probe { return probe{from: from, to: to, pro
 func udp(from, to string, port int) probe { return probe{from: from, to: to, proto: "udp", port: port} }
 func icmp(from, to string) probe          { return probe{from: from, to: to, proto: "icmp"} }
 
+// raw sends one packet of IP protocol proto (GRE, ESP...) from a raw socket;
+// it gets through when the destination's raw socket reads it.
+func raw(from, to string, proto int) probe { return probe{from: from, to: to, proto: "raw", port: proto} }
+
 func (p probe) fwd(names ...string) probe {
 	p.want, p.names = api.VerdictForwarded, names
 	return p
@@ -195,6 +199,17 @@ func policyScenarios(outsider, outsider2, subnet4 string) []policyScenario {
 				tcp("host", "server", 80).fwd("default/server-from-host"), tcp("client2", "server", 80).denied()}},
 		{name: "a host policy's nodeSelector selects by the node's labels only", yaml: ccnp("not-pods", "  nodeSelector: {matchLabels: {app: server}}\n  ingress: [{}]\n"),
 			probes: []probe{tcp("client", "host", 80).fwd(), tcp("client", "server", 80).fwd()}},
+		// Each (from, to, protocol, family) once in the suite: a raw flow has
+		// no ports, so a second probe would be the first one's connection.
+		{name: "extended IP protocols in toPorts (port-less)", yaml: cnp("default", "tunnels", "  endpointSelector: {matchLabels: {app: server}}\n  ingress:\n  - fromEndpoints: [{matchLabels: {app: client}}]\n    toPorts: [{ports: [{protocol: GRE}, {protocol: ESP, port: \"0\"}, {protocol: AH}, {protocol: VRRP}, {protocol: IPIP}, {protocol: IPV6}, {protocol: IGMP}]}]\n"),
+			probes: []probe{raw("client", "server", 47).fwd("default/tunnels"), raw("client", "server", 50).fwd("default/tunnels"), raw("client", "server", 51).fwd("default/tunnels"),
+				raw("client", "server", 112).fwd("default/tunnels"), raw("client", "server", 4).fwd("default/tunnels"), raw("client", "server", 41).fwd("default/tunnels"),
+				raw("client", "server", 2).fwd("default/tunnels"), raw("client", "server", 47).six().fwd("default/tunnels"), raw("client", "server", 50).six().fwd("default/tunnels"),
+				raw("client2", "server", 47).denied(), raw("client", "server", 103).denied(), udp("client", "server", 53).denied()}},
+		{name: "an extended protocol allows only itself", yaml: cnp("default", "gre-only", "  endpointSelector: {matchLabels: {app: server}}\n  ingress:\n  - fromEndpoints: [{matchLabels: {app: client2}}]\n    toPorts: [{ports: [{protocol: GRE}]}]\n"),
+			probes: []probe{raw("client2", "server", 47).six().fwd("default/gre-only"), raw("client2", "server", 50).denied(), raw("db", "server", 47).denied()}},
+		{name: "egressDeny of an extended protocol", yaml: cnp("default", "no-esp-out", "  endpointSelector: {matchLabels: {app: client2}}\n  egress: [{toEntities: [all]}]\n  egressDeny:\n  - toPorts: [{ports: [{protocol: ESP}]}]\n"),
+			probes: []probe{raw("client2", "db", 50).deny("default/no-esp-out"), raw("client2", "db", 47).fwd("default/no-esp-out")}},
 		{name: "a policy in force denies", yaml: cnp("default", "temp-deny", "  endpointSelector: {matchLabels: {app: server}}\n  ingressDeny: [{fromEndpoints: [{matchLabels: {app: client}}]}]\n  ingress: [{fromEntities: [all]}]\n"),
 			probes: []probe{tcp("client", "server", 80).deny("default/temp-deny")}},
 		{name: "removing it restores access", keep: true, delete: []string{"default/temp-deny"},

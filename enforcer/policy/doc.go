@@ -58,7 +58,9 @@
 //   - fromCIDR/toCIDR/CIDRSet select only peers outside the cluster (world
 //     and CIDR identities), by address, minus except.
 //   - protocol ANY means TCP, UDP and SCTP; a missing port or port 0 means
-//     every port. ICMP rules match the ICMP type.
+//     every port. ICMP rules match the ICMP type. The port-less IP
+//     protocols of Cilium's L4Proto (VRRP, IGMP, GRE, IPIP, IPV6, ESP, AH)
+//     match their protocol number, port empty or 0.
 //   - Kubernetes NetworkPolicy: policyTypes (default Ingress, plus Egress
 //     when an egress section is present) select; `ingress: [{}]` allows all;
 //     a missing `from` means every peer; ports default to TCP.
