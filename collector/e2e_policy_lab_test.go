@@ -102,11 +102,15 @@ func newPolicyLab(t *testing.T) *policyLab {
 		// Not declared to the collector: their addresses are world.
 		{"outsider", "", nil, false, false},
 		{"outsider2", "", nil, false, false},
+		// Declared as another node's address: remote-node.
+		{"node2", "", nil, false, false},
 	}
+	// The lab's bridge is the host's interface: the host endpoint, with the
+	// node's labels, where host policies are enforced.
 	pl.cfg = &collector.Config{NodeName: "e2e-policy", Namespaces: map[string]collector.NamespaceConfig{
 		"default": {Labels: map[string]string{"team": "web"}},
 		"other":   {Labels: map[string]string{"team": "data"}},
-	}}
+	}, HostInterfaces: []string{pl.lab.Bridge.Name}, NodeLabels: map[string]string{"node-access": "ssh"}}
 	var all []*netlab.Pod
 	for _, d := range defs {
 		p, err := pl.lab.AddPod(netlab.PodSpec{Name: d.name, Namespace: d.ns, Labels: d.labels})
@@ -121,6 +125,9 @@ func newPolicyLab(t *testing.T) *policyLab {
 		}
 		startListeners(t, p)
 	}
+	n2 := pl.pods["node2"]
+	pl.cfg.RemoteNodes = []string{n2.IPv4.String(), n2.IPv6.String()}
+	startHostListeners(t, bridgeAddr(n2.IPv4), bridgeAddr(n2.IPv6))
 	quietPods(t, pl.lab, all...)
 	t.Cleanup(func() {
 		if _, err := os.Stat(pl.pinPath); err == nil {
@@ -129,6 +136,31 @@ func newPolicyLab(t *testing.T) *policyLab {
 		}
 	})
 	return pl
+}
+
+// startHostListeners serves, in the root namespace, TCP (accept and close)
+// on labTCPPorts of the lab bridge's addresses: the host as a probe's
+// destination.
+func startHostListeners(t *testing.T, addrs ...netip.Addr) {
+	t.Helper()
+	for _, a := range addrs {
+		for _, port := range labTCPPorts {
+			ln, err := net.Listen("tcp", netip.AddrPortFrom(a, uint16(port)).String())
+			if err != nil {
+				t.Fatalf("host listener: %v", err)
+			}
+			t.Cleanup(func() { ln.Close() })
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					c.Close()
+				}
+			}()
+		}
+	}
 }
 
 // startListeners serves TCP (accept and close) on labTCPPorts and UDP echo
@@ -189,7 +221,7 @@ func (pl *policyLab) start(t *testing.T) *policyNode {
 	if err != nil {
 		t.Fatalf("resolve endpoints: %v", err)
 	}
-	dp, err := datapath.Load(datapath.Config{PinPath: pl.pinPath, IdleTimeout: 2 * time.Second})
+	dp, err := datapath.Load(datapath.Config{PinPath: pl.pinPath, IdleTimeout: 2 * time.Second, HostDevices: pl.cfg.HostInterfaces})
 	if err != nil {
 		t.Fatalf("load datapath: %v", err)
 	}
