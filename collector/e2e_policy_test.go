@@ -184,7 +184,7 @@ func policyScenarios(outsider, outsider2, subnet4 string) []policyScenario {
 			probes: []probe{tcp("client", "host", 80).fwd("host-web"), tcp("client", "host", 80).six().fwd("host-web"), tcp("client", "host", 443).denied(),
 				tcp("client2", "host", 80).denied(), tcp("outsider", "host", 80).denied(), icmp("client", "host").denied(),
 				tcp("host", "server", 80).fwd(), tcp("client", "server", 80).fwd(), tcp("outsider", "server", 80).fwd()}},
-		{name: "a host policy whose nodeSelector matches no node enforces nothing", yaml: ccnp("other-nodes", "  nodeSelector: {matchLabels: {node-access: none}}\n  ingress: [{fromEntities: [world]}]\n"),
+		{name: "a host policy whose nodeSelector matches no node enforces nothing", yaml: ccnp("other-nodes", "  nodeSelector: {matchExpressions: [{key: node-access, operator: In, values: [none]}]}\n  ingress: [{fromEntities: [world]}]\n"),
 			probes: []probe{tcp("client", "host", 80).fwd(), tcp("outsider", "host", 80).fwd()}},
 		{name: "host policy entities world and remote-node", yaml: ccnp("host-entities", "  nodeSelector: {}\n  ingress: [{fromEntities: [remote-node]}]\n") +
 			ccnp("host-world-443", "  nodeSelector: {}\n  ingress:\n  - fromEntities: [world]\n    toPorts: [{ports: [{port: \"443\"}]}]\n"),
@@ -210,6 +210,35 @@ func policyScenarios(outsider, outsider2, subnet4 string) []policyScenario {
 			probes: []probe{raw("client2", "server", 47).six().fwd("default/gre-only"), raw("client2", "server", 50).denied(), raw("db", "server", 47).denied()}},
 		{name: "egressDeny of an extended protocol", yaml: cnp("default", "no-esp-out", "  endpointSelector: {matchLabels: {app: client2}}\n  egress: [{toEntities: [all]}]\n  egressDeny:\n  - toPorts: [{ports: [{protocol: ESP}]}]\n"),
 			probes: []probe{raw("client2", "db", 50).deny("default/no-esp-out"), raw("client2", "db", 47).fwd("default/no-esp-out")}},
+		{name: "every peer and port field of ingressDeny", yaml: cnp("default", "deny-fields", "  endpointSelector: {matchLabels: {app: server}}\n  ingress: [{fromEntities: [all]}]\n  ingressDeny:\n"+
+			"  - fromEndpoints: [{matchExpressions: [{key: app, operator: In, values: [client2]}]}]\n"+
+			"  - fromCIDR: ["+outsider+"/32]\n    toPorts: [{ports: [{port: \"9000\", endPort: 9005, protocol: TCP}]}]\n"+
+			"  - fromCIDRSet: [{cidr: "+subnet4+", except: ["+outsider+"/32]}]\n    toPorts: [{ports: [{port: \"80\"}]}]\n"+
+			"  - fromEntities: [host]\n"+
+			"  - icmps: [{fields: [{type: EchoRequest, family: IPv4}]}]\n"),
+			probes: []probe{tcp("client2", "server", 80).deny("default/deny-fields"), tcp("outsider", "server", 9000).deny("default/deny-fields"),
+				tcp("outsider", "server", 80).fwd("default/deny-fields"), tcp("outsider2", "server", 80).deny("default/deny-fields"),
+				tcp("host", "server", 80).deny("default/deny-fields"), icmp("client", "server").deny("default/deny-fields"), tcp("client", "server", 80).fwd("default/deny-fields")}},
+		{name: "every peer and port field of egress", yaml: cnp("default", "egress-fields", "  endpointSelector: {matchLabels: {app: client}}\n  egress:\n"+
+			"  - toEndpoints: [{matchExpressions: [{key: app, operator: In, values: [server]}]}]\n    toPorts: [{ports: [{port: \"80\", endPort: 81, protocol: TCP}]}]\n"+
+			"  - toCIDR: ["+outsider+"/32]\n"+
+			"  - toCIDRSet: [{cidr: "+subnet4+", except: ["+outsider+"/32]}]\n    toPorts: [{ports: [{port: \"443\", protocol: TCP}]}]\n"+
+			"  - toEntities: [host]\n"+
+			"  - icmps: [{fields: [{type: 128, family: IPv6}]}]\n"),
+			probes: []probe{tcp("client", "server", 80).fwd("default/egress-fields"), tcp("client", "server", 443).denied(), tcp("client", "outsider", 80).fwd("default/egress-fields"),
+				tcp("client", "outsider2", 443).fwd("default/egress-fields"), tcp("client", "outsider2", 80).denied(), tcp("client", "host", 80).fwd("default/egress-fields"),
+				icmp("client", "server").six().fwd("default/egress-fields"), icmp("client", "server").denied()}},
+		{name: "every peer and port field of egressDeny", yaml: cnp("default", "egress-deny-fields", "  endpointSelector: {matchLabels: {app: client2}}\n  egress: [{toEntities: [all]}]\n  egressDeny:\n"+
+			"  - toEndpoints: [{matchExpressions: [{key: app, operator: In, values: [server]}]}]\n    toPorts: [{ports: [{port: \"80\", endPort: 81, protocol: TCP}]}]\n"+
+			"  - toCIDR: ["+outsider+"/32]\n"+
+			"  - toCIDRSet: [{cidr: "+subnet4+", except: ["+outsider+"/32]}]\n"+
+			"  - toEntities: [host]\n"+
+			"  - icmps: [{fields: [{type: 8, family: IPv4}]}]\n"),
+			probes: []probe{tcp("client2", "server", 80).deny("default/egress-deny-fields"), tcp("client2", "server", 443).fwd("default/egress-deny-fields"),
+				tcp("client2", "outsider", 80).deny("default/egress-deny-fields"), tcp("client2", "outsider2", 80).deny("default/egress-deny-fields"),
+				tcp("client2", "host", 80).deny("default/egress-deny-fields"), icmp("client2", "db").deny("default/egress-deny-fields"), tcp("client2", "db", 5432).fwd("default/egress-deny-fields")}},
+		{name: "enableDefaultDeny per direction", yaml: cnp("default", "no-default-deny", "  endpointSelector: {matchLabels: {app: server}}\n  enableDefaultDeny: {ingress: false, egress: true}\n  ingressDeny: [{fromEndpoints: [{matchLabels: {app: client}}]}]\n"),
+			probes: []probe{tcp("client", "server", 80).deny("default/no-default-deny"), tcp("client2", "server", 80).fwd(), tcp("server", "client2", 80).denied()}},
 		{name: "a policy in force denies", yaml: cnp("default", "temp-deny", "  endpointSelector: {matchLabels: {app: server}}\n  ingressDeny: [{fromEndpoints: [{matchLabels: {app: client}}]}]\n  ingress: [{fromEntities: [all]}]\n"),
 			probes: []probe{tcp("client", "server", 80).deny("default/temp-deny")}},
 		{name: "removing it restores access", keep: true, delete: []string{"default/temp-deny"},
