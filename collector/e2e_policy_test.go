@@ -23,7 +23,9 @@ func icmp(from, to string) probe          { return probe{from: from, to: to, pro
 
 // raw sends one packet of IP protocol proto (GRE, ESP...) from a raw socket;
 // it gets through when the destination's raw socket reads it.
-func raw(from, to string, proto int) probe { return probe{from: from, to: to, proto: "raw", port: proto} }
+func raw(from, to string, proto int) probe {
+	return probe{from: from, to: to, proto: "raw", port: proto}
+}
 
 func (p probe) fwd(names ...string) probe {
 	p.want, p.names = api.VerdictForwarded, names
