@@ -493,9 +493,9 @@ func verdictOf(fs []api.Flow) (api.Verdict, api.DropReason, []string) {
 				reason = f.DropReason
 			}
 		}
-		for _, l := range [][]string{f.IngressAllowedBy, f.EgressAllowedBy, f.IngressDeniedBy, f.EgressDeniedBy} {
+		for _, l := range [][]api.PolicyRef{f.IngressAllowedBy, f.EgressAllowedBy, f.IngressDeniedBy, f.EgressDeniedBy} {
 			for _, n := range l {
-				set[n] = true
+				set[n.Ref()] = true
 			}
 		}
 	}
@@ -564,6 +564,15 @@ func (pl *policyLab) check(t *testing.T, pr probe, noFlows bool) {
 	if len(fs) == 0 {
 		t.Errorf("%s: no flow record", pr)
 		return
+	}
+	for _, f := range fs {
+		for _, l := range [][]api.PolicyRef{f.IngressAllowedBy, f.EgressAllowedBy, f.IngressDeniedBy, f.EgressDeniedBy} {
+			for _, p := range l {
+				if p.Kind == "" || p.Revision == 0 || p.Name == "" {
+					t.Errorf("%s: a deciding policy without Hubble's kind or revision: %+v", pr, p)
+				}
+			}
+		}
 	}
 	v, reason, names := verdictOf(fs)
 	want := slices.Clone(pr.names)

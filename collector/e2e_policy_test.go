@@ -364,6 +364,7 @@ func TestE2EPolicyConnectivity(t *testing.T) {
 		pl.check(t, tcp("client", "server", 80).denied(), false)
 		pl.check(t, tcp("client2", "server", 80).fwd("default/restart"), false)
 		identsBefore := node.c.Registry().Endpoints()
+		revBefore := node.store.List()[0].Revision
 
 		// A clean stop (SIGTERM): with a policy in force the collector does
 		// not detach and the datapath leaves its links and maps pinned.
@@ -378,8 +379,8 @@ func TestE2EPolicyConnectivity(t *testing.T) {
 		start := time.Now()
 		node = pl.start(t) // adopts the pinned state and swaps its programs in
 		t.Logf("restarted in %v", time.Since(start))
-		if got := node.store.List(); len(got) != 1 || got[0].Name != "restart" {
-			t.Fatalf("policies after restart: %+v", got)
+		if got := node.store.List(); len(got) != 1 || got[0].Name != "restart" || got[0].Revision != revBefore {
+			t.Fatalf("policies after restart: %+v, want restart at revision %d", got, revBefore)
 		}
 		after := node.c.Registry().Endpoints()
 		for i := range identsBefore {

@@ -137,7 +137,8 @@ func Compile(in Input) (*Compiled, error) {
 	c := &Compiled{
 		Policy:     make(map[Key]Value),
 		Enforce:    make(map[uint32]Enforcement),
-		PolicySets: [][]string{nil},
+		PolicySets: [][]policy.ID{nil},
+		Revisions:  make(map[policy.ID]uint64),
 		IPCache:    make(map[netip.Prefix]uint32),
 	}
 	universe, err := c.identities(in)

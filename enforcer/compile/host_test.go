@@ -46,7 +46,7 @@ spec:
 		if c.Flags[dev]&FlagHostDevice == 0 || !c.Enforce[dev].Ingress || c.Enforce[dev].Egress {
 			t.Errorf("device %d: flags %b, enforcement %+v; want a host device in default deny at ingress", dev, c.Flags[dev], c.Enforce[dev])
 		}
-		if d := c.Decide(dev, uint32(identity.RemoteNode), policy.Ingress, 6, 22); d.Verdict != policy.Allowed || !slices.Equal(d.Policies, []string{"host-ssh"}) {
+		if d := c.Decide(dev, uint32(identity.RemoteNode), policy.Ingress, 6, 22); d.Verdict != policy.Allowed || !slices.Equal(d.Refs(), []string{"host-ssh"}) {
 			t.Errorf("device %d: remote-node to 22: %+v", dev, d)
 		}
 		if d := c.Decide(dev, uint32(identity.World), policy.Ingress, 6, 22); d.Verdict != policy.Denied {

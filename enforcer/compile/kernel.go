@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/periscope-dev/periscope/enforcer/identity"
+	"github.com/periscope-dev/periscope/enforcer/policy"
 )
 
 // Action is a policy map entry's action.
@@ -109,9 +110,11 @@ type Compiled struct {
 	Policy map[Key]Value
 	// Enforce is the enforcement map, by endpoint id.
 	Enforce map[uint32]Enforcement
-	// PolicySets are the deciding-policy name sets; Value.PolicySet indexes
-	// it and set 0 is empty.
-	PolicySets [][]string
+	// PolicySets are the deciding-policy sets; Value.PolicySet indexes it
+	// and set 0 is empty.
+	PolicySets [][]policy.ID
+	// Revisions are the revisions of the policies in PolicySets.
+	Revisions map[policy.ID]uint64
 	// IPCache maps prefixes to identities; a miss is world.
 	IPCache map[netip.Prefix]uint32
 	// Identities are all identities compiled against, CIDR ones included.

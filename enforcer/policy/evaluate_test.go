@@ -151,8 +151,8 @@ func TestEvaluateSemantics(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := Evaluate(mustParse(t, tc.doc), tc.local, tc.remote, tc.dir, tc.proto, tc.port, tc.icmp)
-			if d.Verdict != tc.want || !reflect.DeepEqual(d.Policies, tc.by) {
-				t.Fatalf("got %v %v, want %v %v", d.Verdict, d.Policies, tc.want, tc.by)
+			if d.Verdict != tc.want || !reflect.DeepEqual(d.Refs(), tc.by) {
+				t.Fatalf("got %v %v, want %v %v", d.Verdict, d.Refs(), tc.want, tc.by)
 			}
 		})
 	}

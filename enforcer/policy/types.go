@@ -52,6 +52,38 @@ type Policy struct {
 	Kind      Kind
 	Source    string // "file:line:column" of the document
 	Rules     []Rule
+	// Revision is the policy store's revision that applied the policy (0
+	// when parsed): flows name it beside the policy.
+	Revision uint64
+}
+
+// ID identifies a policy: its kind, namespace and name.
+type ID struct {
+	Kind      Kind
+	Namespace string // empty for clusterwide policies
+	Name      string
+}
+
+// ID is the policy's ID.
+func (p *Policy) ID() ID { return ID{Kind: p.Kind, Namespace: p.Namespace, Name: p.Name} }
+
+// Ref is "namespace/name", or "name" for a clusterwide policy.
+func (id ID) Ref() string {
+	if id.Namespace == "" {
+		return id.Name
+	}
+	return id.Namespace + "/" + id.Name
+}
+
+// Less orders IDs by namespace, name, then kind.
+func (id ID) Less(o ID) bool {
+	if id.Namespace != o.Namespace {
+		return id.Namespace < o.Namespace
+	}
+	if id.Name != o.Name {
+		return id.Name < o.Name
+	}
+	return id.Kind < o.Kind
 }
 
 // Ref names the policy in flows and decisions: "namespace/name" for

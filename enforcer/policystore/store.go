@@ -169,6 +169,10 @@ func (s *Store) Revision() uint64 {
 // commit compiles next, applies it and persists it; the caller holds s.mu.
 // changed get the new revision.
 func (s *Store) commit(next map[string]*Applied, changed []*Applied) error {
+	rev := s.revision + 1
+	for _, p := range changed { // new objects: dropped if the change is refused
+		p.Revision, p.parsed.Revision = rev, rev
+	}
 	c, err := s.compileSet(next)
 	if err != nil {
 		return err
@@ -176,10 +180,7 @@ func (s *Store) commit(next map[string]*Applied, changed []*Applied) error {
 	if err := s.applier.ApplyPolicy(c); err != nil {
 		return fmt.Errorf("apply policy: %w", err)
 	}
-	s.revision++
-	for _, p := range changed {
-		p.Revision = s.revision
-	}
+	s.revision = rev
 	prev := s.policies
 	s.policies = next
 	s.log.Info("policies applied", "revision", s.revision, "policies", len(next))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/periscope-dev/periscope/enforcer/compile"
 	"github.com/periscope-dev/periscope/enforcer/identity"
+	"github.com/periscope-dev/periscope/enforcer/policy"
 )
 
 // fakeApplier records what the store applies.
@@ -108,11 +109,21 @@ func TestTheStoreAppliesPersistsAndRestores(t *testing.T) {
 	if len(last.Enforce) == 0 {
 		t.Errorf("compiled policy selects no endpoint: %+v", last)
 	}
+	web := policy.ID{Kind: policy.KindCNP, Namespace: "default", Name: "web"}
+	if got := last.Revisions[web]; got != 2 {
+		t.Errorf("compiled revision of %v: %d, want 2 (flows name it)", web, got)
+	}
 
 	a2 := &fakeApplier{}
 	s2 := newTestStore(t, dir, a2)
 	if got := s2.Get("default", "web"); len(got) != 1 || !strings.Contains(got[0].YAML, "frontend") {
 		t.Fatalf("after restart: %+v", got)
+	}
+	if got := s2.List(); got[0].Revision != 2 || s2.Revision() != 3 {
+		t.Errorf("after restart: policy revision %d, store revision %d; want 2 and 3 (restored, then one apply)", got[0].Revision, s2.Revision())
+	}
+	if got := a2.applied[len(a2.applied)-1].Revisions[web]; got != 2 {
+		t.Errorf("after restart: compiled revision of %v: %d, want 2", web, got)
 	}
 	if n, err := s2.Delete("", "default", "web"); n != 1 || err != nil {
 		t.Fatalf("delete: %d %v", n, err)

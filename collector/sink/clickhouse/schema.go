@@ -19,7 +19,7 @@ const (
 // flowColumns are the flows table's columns in the order rows are appended
 // (write.go) and scanned (query.go). Both use this list, so the INSERT
 // always names every column and a SELECT always reads them in this order.
-var flowColumns = []struct{ name, typ string }{
+var flowColumns = []column{
 	{"time", "DateTime"},  // whole seconds (UTC); partitions and the sort key use it
 	{"time_ns", "UInt32"}, // nanoseconds within the second
 	{"uuid", "FixedString(16)"},
@@ -76,7 +76,22 @@ var flowColumns = []struct{ name, typ string }{
 	{"http_status", "UInt16"},
 	{"l7_latency_ns", "UInt64"},
 	{"dns_query", "String"},
+	// The deciding policies' kinds and revisions, item by item beside the
+	// refs ("namespace/name") of the *_by columns (migration 4; empty in
+	// older rows).
+	{"ingress_allowed_by_kind", "Array(String)"},
+	{"egress_allowed_by_kind", "Array(String)"},
+	{"ingress_denied_by_kind", "Array(String)"},
+	{"egress_denied_by_kind", "Array(String)"},
+	{"ingress_allowed_by_revision", "Array(UInt64)"},
+	{"egress_allowed_by_revision", "Array(UInt64)"},
+	{"ingress_denied_by_revision", "Array(UInt64)"},
+	{"egress_denied_by_revision", "Array(UInt64)"},
 }
+
+// policyColumnsAdded is how many columns migration 4 adds: the last of
+// flowColumns.
+const policyColumnsAdded = 8
 
 // columnList is "time, time_ns, ..." for INSERT and SELECT.
 func columnList() string {
@@ -116,7 +131,13 @@ type migration struct {
 	name       string
 	minVersion serverVersion
 	stmts      func(db string) []string
+	// addColumns are added to the flows table unless it has them (servers
+	// before 19.x know no ADD COLUMN IF NOT EXISTS).
+	addColumns []column
 }
+
+// column is a flows column: its name and type.
+type column struct{ name, typ string }
 
 // migrations are applied in order; never change or reorder a released one:
 // append a new one.
@@ -169,6 +190,9 @@ var migrations = []migration{
 		// Lets insert_deduplication_token work on a non-replicated table.
 		return []string{fmt.Sprintf("ALTER TABLE `%s`.%s MODIFY SETTING non_replicated_deduplication_window = 1000", db, tableFlows)}
 	}},
+	// Hubble names a deciding policy by name, namespace, kind and revision;
+	// the *_by columns keep "namespace/name".
+	{version: 4, name: "policy kinds and revisions", addColumns: flowColumns[len(flowColumns)-policyColumnsAdded:]},
 }
 
 // migrate creates the database and applies the migrations not yet recorded
@@ -208,7 +232,15 @@ func (s *Store) migrate(ctx context.Context) error {
 			s.log.Debug("migration skipped: server too old", "migration", m.version, "name", m.name, "server", s.version, "needs", m.minVersion)
 			continue
 		}
-		for _, q := range m.stmts(s.db) {
+		var stmts []string
+		if m.stmts != nil {
+			stmts = m.stmts(s.db)
+		}
+		added, err := s.addColumnStmts(ctx, m.addColumns)
+		if err != nil {
+			return fmt.Errorf("clickhouse: migration %d (%s): %w", m.version, m.name, err)
+		}
+		for _, q := range append(stmts, added...) {
 			if err := s.conn.Exec(ctx, q); err != nil {
 				return fmt.Errorf("clickhouse: migration %d (%s): %s: %w", m.version, m.name, firstWords(q), err)
 			}
@@ -220,6 +252,38 @@ func (s *Store) migrate(ctx context.Context) error {
 		s.log.Info("schema migration applied", "migration", m.version, "name", m.name)
 	}
 	return nil
+}
+
+// addColumnStmts are the ALTER TABLE statements adding the columns the
+// flows table lacks.
+func (s *Store) addColumnStmts(ctx context.Context, cols []column) ([]string, error) {
+	if len(cols) == 0 {
+		return nil, nil
+	}
+	rows, err := s.conn.Query(ctx, "SELECT name FROM system.columns WHERE database = ? AND table = ?", s.db, tableFlows)
+	if err != nil {
+		return nil, fmt.Errorf("read the flows table's columns: %w", err)
+	}
+	have := map[string]bool{}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read the flows table's columns: %w", err)
+		}
+		have[n] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read the flows table's columns: %w", err)
+	}
+	var out []string
+	for _, c := range cols {
+		if !have[c.name] {
+			out = append(out, fmt.Sprintf("ALTER TABLE `%s`.%s ADD COLUMN %s %s", s.db, tableFlows, c.name, c.typ))
+		}
+	}
+	return out, nil
 }
 
 // firstWords names a statement in errors without dumping all of it.

@@ -17,7 +17,7 @@ func PolicyDecisions(f *api.Flow, fn func(dir api.TrafficDirection, match string
 	decided := false
 	for _, side := range [...]struct {
 		dir             api.TrafficDirection
-		allowed, denied []string
+		allowed, denied []api.PolicyRef
 	}{
 		{api.TrafficDirectionIngress, f.IngressAllowedBy, f.IngressDeniedBy},
 		{api.TrafficDirectionEgress, f.EgressAllowedBy, f.EgressDeniedBy},

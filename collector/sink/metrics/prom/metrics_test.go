@@ -56,8 +56,8 @@ func TestFlowsDropsAndPolicyVerdicts(t *testing.T) {
 		{
 			name: "a deny rule counts as a deny match in its direction",
 			flows: []*api.Flow{dropped(api.DropReasonPolicyDeny, func(f *api.Flow) {
-				f.IngressDeniedBy = []string{"deny-b"}
-				f.EgressAllowedBy = []string{"allow-a"}
+				f.IngressDeniedBy = []api.PolicyRef{{Name: "deny-b"}}
+				f.EgressAllowedBy = []api.PolicyRef{{Name: "allow-a"}}
 			})},
 			want: map[want]float64{
 				{"periscope_flows_total", "EGRESS,IPv4,TCP,L3_L4,DROPPED"}:  1,
@@ -70,7 +70,7 @@ func TestFlowsDropsAndPolicyVerdicts(t *testing.T) {
 			name: "an allowed connection counts an allow match",
 			flows: []*api.Flow{func() *api.Flow {
 				f := conn(1000, 1, api.EventStart, cnt(1, 60, 0, 0))
-				f.IngressAllowedBy = []string{"allow-b"}
+				f.IngressAllowedBy = []api.PolicyRef{{Name: "allow-b"}}
 				return f
 			}()},
 			want: map[want]float64{
