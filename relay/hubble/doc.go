@@ -6,7 +6,9 @@
 //
 // It owns the translation between Periscope and Hubble: api.Flow to
 // flow.Flow (FlowToProto), and Hubble's FlowFilter lists to a filter.Set
-// (CompileFilters), field by field as filter.Kinds names them. It reads
+// (CompileFilters), field by field as filter.Kinds names them, and CEL
+// expressions (experimental.cel_expression, with Hubble's variable _flow of
+// type flow.Flow) as filter.Predicates evaluated on FlowToProto's flow. It reads
 // flows through flowquery.Reader only; a Backend adds the status of the
 // nodes behind it, for a collector (NewCollectorBackend) or a relay
 // (NewRelayBackend). It must not own flow storage or peer connections.
