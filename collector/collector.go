@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/agentevent"
 	"github.com/periscope-dev/periscope/api/flowquery"
 	"github.com/periscope-dev/periscope/collector/ring"
 	"github.com/periscope-dev/periscope/enforcer/identity"
@@ -102,6 +103,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Version is reported by /api/v1/status.
 	Version string
+	// ClusterName is the cluster the node is in (DefaultClusterName when
+	// empty), as namespaces are listed.
+	ClusterName string
 	// Identities allocates the endpoints' security identities; nil keeps
 	// them in memory only.
 	Identities *identity.Allocator
@@ -118,6 +122,7 @@ type Collector struct {
 	log      *slog.Logger
 	registry *Registry
 	store    *ring.Ring
+	events   *agentevent.Log
 	started  time.Time
 
 	ready    chan struct{}
@@ -164,11 +169,15 @@ func New(opts Options) (*Collector, error) {
 	if opts.Listen == "" {
 		opts.Listen = DefaultListen
 	}
+	if opts.ClusterName == "" {
+		opts.ClusterName = DefaultClusterName
+	}
 	return &Collector{
 		opts:     opts,
 		log:      log,
 		registry: reg,
 		store:    ring.New(opts.RingSize, opts.FollowBuffer),
+		events:   agentevent.NewLog(reg.NodeName(), 0),
 		started:  time.Now(),
 		ready:    make(chan struct{}),
 	}, nil
@@ -233,6 +242,7 @@ func (c *Collector) Run(ctx context.Context) (err error) {
 	c.mu.Lock()
 	c.addr = ln.Addr()
 	c.mu.Unlock()
+	c.announce()
 	close(c.ready)
 	c.log.Info("collector running", "listen", ln.Addr().String(), "node", c.registry.NodeName(),
 		"endpoints", len(c.registry.endpoints), "ring_size", c.store.Capacity())

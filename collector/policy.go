@@ -15,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/periscope-dev/periscope/api/agentevent"
 	"github.com/periscope-dev/periscope/enforcer/compile"
 	"github.com/periscope-dev/periscope/enforcer/identity"
 	"github.com/periscope-dev/periscope/enforcer/policy"
@@ -56,6 +57,7 @@ type PolicyStore struct {
 	log      *slog.Logger
 	policies map[string]*StoredPolicy
 	revision uint64
+	events   agentevent.Appender
 }
 
 // PolicyStoreOptions configure a PolicyStore.
@@ -68,6 +70,9 @@ type PolicyStoreOptions struct {
 	Registry *Registry
 	// Logger is the parent logger; nil discards logs.
 	Logger *slog.Logger
+	// Events, when set, gets a POLICY_UPDATED or POLICY_DELETED agent
+	// event for every policy an Apply or Delete changes.
+	Events agentevent.Appender
 }
 
 // NewPolicyStore builds a store, loads the policies persisted in Dir, puts
@@ -83,7 +88,7 @@ func NewPolicyStore(opts PolicyStoreOptions) (*PolicyStore, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &PolicyStore{dir: opts.Dir, applier: opts.Applier, reg: opts.Registry,
-		log: log.With("component", "policy"), policies: map[string]*StoredPolicy{}}
+		log: log.With("component", "policy"), policies: map[string]*StoredPolicy{}, events: opts.Events}
 	for _, e := range s.reg.endpoints {
 		if e.audit {
 			if err := s.applier.SetPolicyAudit(e.hostIfIndex, true); err != nil {
@@ -147,7 +152,10 @@ func (s *PolicyStore) Apply(file string, data []byte) ([]StoredPolicy, error) {
 		next[d.key()] = d
 		changed = append(changed, d)
 	}
-	if err := s.commit(next, changed); err != nil {
+	rev := s.revision
+	err = s.commit(next, changed)
+	s.announce(rev, agentevent.PolicyUpdated, changed)
+	if err != nil {
 		return nil, err
 	}
 	out := make([]StoredPolicy, len(changed))
@@ -163,18 +171,21 @@ func (s *PolicyStore) Delete(kind, namespace, name string) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	next := make(map[string]*StoredPolicy, len(s.policies))
-	n := 0
+	var removed []*StoredPolicy
 	for k, p := range s.policies {
 		if p.Namespace == namespace && p.Name == name && (kind == "" || kind == p.Kind) {
-			n++
+			removed = append(removed, p)
 			continue
 		}
 		next[k] = p
 	}
-	if n == 0 {
+	if len(removed) == 0 {
 		return 0, nil
 	}
-	return n, s.commit(next, nil)
+	rev := s.revision
+	err := s.commit(next, nil)
+	s.announce(rev, agentevent.PolicyDeleted, removed)
+	return len(removed), err
 }
 
 // Revision is the store's revision: the number of changes applied.

@@ -5,13 +5,15 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/periscope-dev/periscope/api/agentevent"
 	"github.com/periscope-dev/periscope/api/flowquery"
 )
 
 // Handler serves the collector's HTTP API: GET /api/v1/flows (from the
 // ring, or with source=clickhouse from Options.History, as
-// flowquery.Server answers it), GET /api/v1/status,
-// GET /healthz, and Options.Handlers. The API's own patterns are more
+// flowquery.Server answers it), GET /api/v1/status, GET /api/v1/namespaces
+// (api.Namespaces), GET /api/v1/agent-events (agentevent.Handler over
+// Events), GET /healthz, and Options.Handlers. The API's own patterns are more
 // specific than a catch-all "GET /" in Options.Handlers (the web UI), so
 // they win over it.
 func (c *Collector) Handler() http.Handler {
@@ -21,6 +23,8 @@ func (c *Collector) Handler() http.Handler {
 		io.WriteString(w, "ok")
 	})
 	mux.HandleFunc("GET /api/v1/status", c.serveStatus)
+	mux.HandleFunc("GET /api/v1/namespaces", c.serveNamespaces)
+	mux.Handle("GET "+agentevent.Path, agentevent.Handler(c.events, c.log))
 	mux.Handle("GET /api/v1/flows", &flowquery.Server{Ring: c.store, History: c.opts.History, Log: c.log})
 	for pattern, h := range c.opts.Handlers {
 		mux.Handle(pattern, h)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/periscope-dev/periscope/api/agentevent"
 	"github.com/periscope-dev/periscope/api/flowquery"
 )
 
@@ -17,6 +18,10 @@ import (
 //     when nodes are unreachable the header X-Periscope-Partial lists those
 //     missing at the start and the trailer those missing at any time.
 //   - GET /api/v1/status: Status as JSON.
+//   - GET /api/v1/namespaces: every peer's namespaces (Namespaces), with
+//     the X-Periscope-Partial header naming the peers that did not answer.
+//   - GET /api/v1/agent-events: every peer's agent events (AgentEvents),
+//     with the collector's parameters and answer.
 //   - GET /healthz: "ok".
 func (r *Relay) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -25,6 +30,8 @@ func (r *Relay) Handler() http.Handler {
 		io.WriteString(w, "ok")
 	})
 	mux.HandleFunc("GET /api/v1/status", r.serveStatus)
+	mux.HandleFunc("GET /api/v1/namespaces", r.serveNamespaces)
+	mux.Handle("GET "+agentevent.Path, agentevent.Handler(r.AgentEvents(), r.log))
 	mux.Handle("GET /api/v1/flows", &flowquery.Server{Ring: r.Ring(), History: r.History(), Partial: true, Log: r.log})
 	for pattern, h := range r.opts.Handlers {
 		mux.Handle(pattern, h)

@@ -25,6 +25,7 @@ type collectorFlags struct {
 	listen         string
 	ringSize       int
 	nodeName       string
+	clusterName    string
 	pinPath        string
 	ringbufSize    int
 	reportInterval time.Duration
@@ -54,12 +55,15 @@ host-side veth of every endpoint declared in --config (and to --host-interface),
 enriches flows with the endpoints' names and labels, keeps the last --ring-size
 flows in memory and serves them on --listen:
 
-  GET /api/v1/flows   NDJSON flows (filter, last, first, all, since, until, follow,
-                      source=ring|clickhouse)
-  GET /api/v1/status  counters and configuration
-  GET /healthz        "ok"
-  GET /metrics        Prometheus metrics (--metrics)
-  GET /               the web UI (--ui), its WebSocket at /api/v1/ws
+  GET /api/v1/flows         NDJSON flows (filter, last, first, all, since, until,
+                            follow, source=ring|clickhouse)
+  GET /api/v1/status        counters and configuration
+  GET /api/v1/namespaces    namespaces of the last hour's flows
+  GET /api/v1/agent-events  NDJSON agent events: started, policy and endpoint
+                            changes (last, first, all, since, until, follow)
+  GET /healthz              "ok"
+  GET /metrics              Prometheus metrics (--metrics)
+  GET /                     the web UI (--ui), its WebSocket at /api/v1/ws
 
 Flows also go to ClickHouse (--clickhouse) and over OTLP (--otlp-endpoint or
 $OTEL_EXPORTER_OTLP_ENDPOINT), each behind a bounded queue.
@@ -75,6 +79,7 @@ Needs root (CAP_BPF, CAP_NET_ADMIN, and CAP_PERFMON for --sock-events).`,
 	f.StringVar(&fl.listen, "listen", collector.DefaultListen, "address of the HTTP API")
 	f.IntVar(&fl.ringSize, "ring-size", collector.DefaultRingSize, "number of flows kept in memory")
 	f.StringVar(&fl.nodeName, "node-name", "", "node name in flows (default: the config's node_name, else the hostname)")
+	f.StringVar(&fl.clusterName, "cluster-name", collector.DefaultClusterName, "cluster the node is in, as namespaces are listed (hubble list namespaces)")
 	f.StringVar(&fl.pinPath, "bpf-pin-path", datapath.DefaultPinPath, "bpffs directory for Periscope's maps and links")
 	f.IntVar(&fl.ringbufSize, "ringbuf-size", datapath.DefaultRingBufferSize, "BPF ring buffer size in bytes (a power of two)")
 	f.DurationVar(&fl.reportInterval, "report-interval", datapath.DefaultReportInterval, "how often long connections are reported")
@@ -190,14 +195,15 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 				EventsEmitted: s.EventsEmitted, FlowsEnded: s.FlowsEnded,
 			}
 		},
-		Interfaces: dp.Interfaces,
-		Listener:   ln,
-		RingSize:   fl.ringSize,
-		Sinks:      sinks.sinks,
-		Handlers:   sinks.handlers,
-		History:    sinks.history,
-		Logger:     logger,
-		Version:    version,
+		Interfaces:  dp.Interfaces,
+		Listener:    ln,
+		RingSize:    fl.ringSize,
+		Sinks:       sinks.sinks,
+		Handlers:    sinks.handlers,
+		History:     sinks.history,
+		Logger:      logger,
+		Version:     version,
+		ClusterName: fl.clusterName,
 	})
 	if err != nil {
 		ln.Close()

@@ -31,7 +31,7 @@ func newIdentityAllocator(path string) (*identity.Allocator, error) {
 func startPolicyStore(fl collectorFlags, c *collector.Collector, dp *datapath.Datapath,
 	handlers map[string]http.Handler, logger *slog.Logger) error {
 	store, err := collector.NewPolicyStore(collector.PolicyStoreOptions{
-		Dir: fl.policyDir, Applier: dp, Registry: c.Registry(), Logger: logger,
+		Dir: fl.policyDir, Applier: dp, Registry: c.Registry(), Logger: logger, Events: c.Events(),
 	})
 	if err != nil {
 		return err

@@ -38,7 +38,7 @@ spec:
 // policy list|apply|delete` work against the demo.
 func startDemoPolicy(c *collector.Collector, dp *datapath.Datapath, handlers map[string]http.Handler, log *slog.Logger) error {
 	store, err := collector.NewPolicyStore(collector.PolicyStoreOptions{
-		Applier: dp, Registry: c.Registry(), Logger: log,
+		Applier: dp, Registry: c.Registry(), Logger: log, Events: c.Events(),
 	})
 	if err != nil {
 		return fmt.Errorf("demo policy: %w", err)

@@ -48,10 +48,13 @@ flows and serves on --listen the same HTTP API as a collector:
                       answer is partial: the X-Periscope-Partial header (and
                       trailer) names them.
   GET /api/v1/status  each node's state: connected, lag, last error, flows
+  GET /api/v1/namespaces, GET /api/v1/agent-events
+                      every node's namespaces and agent events
   GET /healthz        "ok"
 
-and Hubble's Observer gRPC API (GetFlows, ServerStatus, GetNodes) on
---hubble-listen, for the hubble CLI (hubble observe --server ...).
+and Hubble's Observer gRPC API (GetFlows, ServerStatus, GetNodes,
+GetNamespaces, GetAgentEvents) on --hubble-listen, for the hubble CLI
+(hubble observe --server ...).
 
 With --tls-ca the relay reaches its peers over TLS and checks their
 certificates against the CA; --tls-cert and --tls-key are its client

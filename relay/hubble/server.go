@@ -22,8 +22,9 @@ import (
 const DefaultListen = "127.0.0.1:4245"
 
 // Server implements Hubble's Observer service over a Backend. GetFlows,
-// ServerStatus and GetNodes are served; the other methods answer
-// Unimplemented.
+// ServerStatus, GetNodes, GetNamespaces and GetAgentEvents are served;
+// GetDebugEvents (Cilium's datapath debug messages, which Periscope has
+// none of) answers Unimplemented.
 type Server struct {
 	observerpb.UnimplementedObserverServer
 	backend Backend

@@ -36,6 +36,7 @@ var (
 	ipBackend  = netip.MustParseAddr("10.0.0.2")
 	ipDB       = netip.MustParseAddr("10.0.1.3")
 	ipWorld    = netip.MustParseAddr("192.0.2.9")
+	ipLegacy   = netip.MustParseAddr("10.0.2.4") // in no test flow but recentFlows' old one
 )
 
 func topology(node string) *collector.Topology {
@@ -48,6 +49,8 @@ func topology(node string) *collector.Topology {
 				HostIfIndex: 11, HostIfName: "veth-be", IPs: []netip.Addr{ipBackend}},
 			{Config: collector.EndpointConfig{Name: "db-0", Namespace: "shop", Labels: map[string]string{"app": "db"}},
 				HostIfIndex: 12, HostIfName: "veth-db", IPs: []netip.Addr{ipDB}},
+			{Config: collector.EndpointConfig{Name: "legacy-0", Namespace: "old", Labels: map[string]string{"app": "legacy"}},
+				HostIfIndex: 13, HostIfName: "veth-old", IPs: []netip.Addr{ipLegacy}},
 		},
 	}
 }
@@ -82,12 +85,19 @@ func testFlows() []api.Flow {
 
 func startCollector(t *testing.T, node string, canned []api.Flow) (*collector.Collector, *apitest.Source, context.CancelFunc) {
 	t.Helper()
+	return startCollectorIn(t, node, "", canned)
+}
+
+// startCollectorIn starts a collector of node in cluster ("": the default)
+// holding canned.
+func startCollectorIn(t *testing.T, node, cluster string, canned []api.Flow) (*collector.Collector, *apitest.Source, context.CancelFunc) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	src := apitest.NewSource(canned, 16)
-	c, err := collector.New(collector.Options{Topology: topology(node), Source: src, Listener: ln, Version: "test"})
+	c, err := collector.New(collector.Options{Topology: topology(node), Source: src, Listener: ln, Version: "test", ClusterName: cluster})
 	if err != nil {
 		t.Fatal(err)
 	}
