@@ -23,6 +23,13 @@ const DefaultListen = "127.0.0.1:4244"
 // DefaultRingSize is how many flows the collector keeps by default.
 const DefaultRingSize = ring.DefaultSize
 
+// DefaultMaxFollowers is how many live followers a collector serves at
+// once by default: a follower over HTTP or Hubble's API costs tens of
+// kilobytes, a WebSocket client up to ui.DefaultClientBuffer (512 KiB) more,
+// so even that many of the costliest stay a fraction of the default
+// memory limit (256 MiB).
+const DefaultMaxFollowers = 64
+
 // shutdownTimeout bounds how long Run waits for HTTP requests to finish.
 const shutdownTimeout = 5 * time.Second
 
@@ -88,9 +95,10 @@ type Options struct {
 	Listener net.Listener
 	// RingSize is how many flows are kept (DefaultRingSize when zero).
 	RingSize int
-	// FollowBuffer is each follower's queue length (ring.DefaultFollowBuffer
-	// when zero).
-	FollowBuffer int
+	// MaxFollowers bounds the live followers served at once, over every
+	// API that follows (Followers); DefaultMaxFollowers when zero,
+	// unbounded when negative.
+	MaxFollowers int
 	// Sinks get every flow after it is stored.
 	Sinks []Sink
 	// History, when set, is long-term storage (ClickHouse) GET /api/v1/flows
@@ -123,6 +131,7 @@ type Collector struct {
 	registry *Registry
 	store    *ring.Ring
 	events   *agentevent.Log
+	follows  *flowquery.Limit
 	started  time.Time
 
 	ready    chan struct{}
@@ -172,12 +181,16 @@ func New(opts Options) (*Collector, error) {
 	if opts.ClusterName == "" {
 		opts.ClusterName = DefaultClusterName
 	}
+	if opts.MaxFollowers == 0 {
+		opts.MaxFollowers = DefaultMaxFollowers
+	}
 	return &Collector{
 		opts:     opts,
 		log:      log,
 		registry: reg,
-		store:    ring.New(opts.RingSize, opts.FollowBuffer),
+		store:    ring.New(opts.RingSize),
 		events:   agentevent.NewLog(reg.NodeName(), 0),
+		follows:  flowquery.NewLimit("live followers", opts.MaxFollowers),
 		started:  time.Now(),
 		ready:    make(chan struct{}),
 	}, nil
@@ -188,6 +201,12 @@ func (c *Collector) Registry() *Registry { return c.registry }
 
 // Store is the collector's flow store, its ring: a flowquery.Reader.
 func (c *Collector) Store() *ring.Ring { return c.store }
+
+// Followers bounds the live followers the collector serves at once
+// (Options.MaxFollowers): its HTTP API takes a place per follow, and so
+// must every other API that follows its ring (the web UI per WebSocket,
+// Hubble's API per follow).
+func (c *Collector) Followers() *flowquery.Limit { return c.follows }
 
 // Ready is closed once Run listens and has attached the datapath.
 func (c *Collector) Ready() <-chan struct{} { return c.ready }

@@ -25,7 +25,7 @@ func (c *Collector) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/status", c.serveStatus)
 	mux.HandleFunc("GET /api/v1/namespaces", c.serveNamespaces)
 	mux.Handle("GET "+agentevent.Path, agentevent.Handler(c.events, c.log))
-	mux.Handle("GET /api/v1/flows", &flowquery.Server{Ring: c.store, History: c.opts.History, Log: c.log})
+	mux.Handle("GET /api/v1/flows", &flowquery.Server{Ring: c.store, History: c.opts.History, Followers: c.follows, Log: c.log})
 	for pattern, h := range c.opts.Handlers {
 		mux.Handle(pattern, h)
 	}

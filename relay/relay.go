@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/periscope-dev/periscope/api/flowquery"
 )
 
 // Defaults of Options.
@@ -24,6 +26,7 @@ const (
 	DefaultBackoffMax    = 10 * time.Second
 	DefaultConnectWait   = 2 * time.Second
 	DefaultPeersFilePoll = 2 * time.Second
+	DefaultMaxFollowers  = 64
 	shutdownTimeout      = 5 * time.Second
 )
 
@@ -63,6 +66,10 @@ type Options struct {
 	// Handlers are extra HTTP handlers served next to the API, keyed by
 	// ServeMux pattern (e.g. "GET /" for the web UI).
 	Handlers map[string]http.Handler
+	// MaxFollowers bounds the live followers served at once over every
+	// API that follows (Followers); each also follows every peer.
+	// DefaultMaxFollowers when zero, unbounded when negative.
+	MaxFollowers int
 }
 
 // Relay joins collectors. Build it with New, run it with Run.
@@ -71,6 +78,7 @@ type Relay struct {
 	log     *slog.Logger
 	client  *http.Client
 	started time.Time
+	follows *flowquery.Limit
 
 	mu       sync.Mutex
 	peers    map[string]*peer // by address
@@ -112,6 +120,9 @@ func New(opts Options) (*Relay, error) {
 	if opts.PeersFilePoll <= 0 {
 		opts.PeersFilePoll = DefaultPeersFilePoll
 	}
+	if opts.MaxFollowers == 0 {
+		opts.MaxFollowers = DefaultMaxFollowers
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -123,6 +134,7 @@ func New(opts Options) (*Relay, error) {
 		peers:   map[string]*peer{},
 		changed: make(chan struct{}),
 		ready:   make(chan struct{}),
+		follows: flowquery.NewLimit("live followers", opts.MaxFollowers),
 	}
 	r.client = &http.Client{Transport: &http.Transport{
 		Proxy:                 nil,
@@ -149,6 +161,11 @@ func New(opts Options) (*Relay, error) {
 	r.SetPeers(peers)
 	return r, nil
 }
+
+// Followers bounds the live followers the relay serves at once
+// (Options.MaxFollowers): its HTTP API takes a place per follow, and so
+// must every other API that follows it (the web UI, Hubble's API).
+func (r *Relay) Followers() *flowquery.Limit { return r.follows }
 
 // Ready is closed once Run listens.
 func (r *Relay) Ready() <-chan struct{} { return r.ready }

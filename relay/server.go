@@ -32,7 +32,7 @@ func (r *Relay) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/status", r.serveStatus)
 	mux.HandleFunc("GET /api/v1/namespaces", r.serveNamespaces)
 	mux.Handle("GET "+agentevent.Path, agentevent.Handler(r.AgentEvents(), r.log))
-	mux.Handle("GET /api/v1/flows", &flowquery.Server{Ring: r.Ring(), History: r.History(), Partial: true, Log: r.log})
+	mux.Handle("GET /api/v1/flows", &flowquery.Server{Ring: r.Ring(), History: r.History(), Partial: true, Followers: r.follows, Log: r.log})
 	for pattern, h := range r.opts.Handlers {
 		mux.Handle(pattern, h)
 	}

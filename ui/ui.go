@@ -26,6 +26,7 @@ const (
 	DefaultBatchInterval = 75 * time.Millisecond
 	DefaultQueueLength   = 16
 	DefaultMaxBatch      = 4096
+	DefaultClientBuffer  = 512 << 10
 )
 
 // Options configure the UI.
@@ -51,6 +52,16 @@ type Options struct {
 	// MaxBatch bounds the flows in one batch (DefaultMaxBatch); more within
 	// one interval are skipped and counted.
 	MaxBatch int
+	// ClientBuffer bounds, in bytes, what the hub holds for one client:
+	// its pending batch, the batches queued to it and the live flows held
+	// during its replay (DefaultClientBuffer). Beyond it flows are skipped
+	// and counted, so a client that stops reading costs at most this
+	// (plus one replay message) until its write deadline drops it.
+	ClientBuffer int
+	// Followers, when set, bounds the WebSockets served at once, shared
+	// with the server's other APIs that follow (collector.Followers): one
+	// more is refused with a 503 before the upgrade.
+	Followers *flowquery.Limit
 	// Logger is the parent logger; nil discards logs.
 	Logger *slog.Logger
 }
@@ -86,6 +97,9 @@ func New(opts Options) (*UI, error) {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = DefaultMaxBatch
 	}
+	if opts.ClientBuffer <= 0 {
+		opts.ClientBuffer = DefaultClientBuffer
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -94,7 +108,7 @@ func New(opts Options) (*UI, error) {
 	u := &UI{
 		opts:    opts,
 		log:     log,
-		hub:     newHub(opts.Source, log, opts.BatchInterval, opts.MaxBatch, opts.History != nil),
+		hub:     newHub(opts.Source, log, opts.BatchInterval, opts.MaxBatch, opts.ClientBuffer, opts.History != nil),
 		mux:     http.NewServeMux(),
 		origins: make(map[string]bool),
 	}
@@ -201,24 +215,33 @@ func (u *UI) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "missing or wrong token", http.StatusUnauthorized)
 		return
 	}
+	release, err := u.opts.Followers.Acquire()
+	if err != nil {
+		u.log.Warn("websocket refused", "err", err, "remote", r.RemoteAddr)
+		flowquery.WriteBusy(w, err)
+		return
+	}
 	conn, err := u.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		release()
 		return // the upgrader answered
 	}
 	ctx, cancel := context.WithCancel(u.ctx)
 	c := &client{
-		h:      u.hub,
-		conn:   conn,
-		send:   make(chan []byte, u.opts.QueueLength),
-		direct: make(chan []byte),
-		ctx:    ctx,
-		cancel: cancel,
+		h:       u.hub,
+		conn:    conn,
+		send:    make(chan []byte, u.opts.QueueLength),
+		direct:  make(chan []byte),
+		ctx:     ctx,
+		cancel:  cancel,
+		release: release,
 	}
 	select {
 	case u.hub.register <- c:
 	case <-u.hub.done:
 		cancel()
 		conn.Close()
+		release()
 		return
 	}
 	go c.writePump()

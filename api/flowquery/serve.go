@@ -1,6 +1,7 @@
 package flowquery
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -25,6 +26,8 @@ const NoHistory = "history is not configured (start the collector with --clickho
 //
 //   - a bad request (see Parse) is a 400 with BadParam's words, and so is
 //     source=clickhouse without History (NoHistory);
+//   - a follow beyond Followers, or a reader at a bound of its own that
+//     refuses to begin (ErrBusy), is a 503 with Retry-After;
 //   - a reader that fails to begin (an unreachable ClickHouse) is a 502
 //     with its error;
 //   - otherwise the answer is 200 and NDJSON (package ndjson), one flow per
@@ -39,6 +42,9 @@ type Server struct {
 	// Partial says the readers join nodes (a relay) whose answers may be
 	// partial.
 	Partial bool
+	// Followers bounds the follows answered at once (shared with the other
+	// APIs that follow); beyond it a follow is a 503. nil: no bound.
+	Followers *Limit
 	// Log gets answers that fail or end early, and slow followers; nil
 	// discards.
 	Log *slog.Logger
@@ -57,6 +63,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
+	}
+	if p.Follow {
+		release, err := s.Followers.Acquire()
+		if err != nil {
+			WriteBusy(w, err)
+			return
+		}
+		defer release()
 	}
 	rd := s.Ring
 	if p.Source == SourceClickHouse {
@@ -122,6 +136,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if out == nil {
 			return
 		}
+	case errors.Is(err, ErrBusy) && out == nil:
+		log.Debug("flows answer refused", "source", p.Source, "err", err, "remote", r.RemoteAddr)
+		WriteBusy(w, err)
+		return
 	case err != nil && out == nil:
 		log.Warn("reading flows failed", "source", p.Source, "err", err, "remote", r.RemoteAddr)
 		http.Error(w, err.Error(), http.StatusBadGateway)

@@ -24,6 +24,7 @@ type collectorFlags struct {
 	config         string
 	listen         string
 	ringSize       int
+	maxFollowers   int
 	nodeName       string
 	clusterName    string
 	pinPath        string
@@ -78,6 +79,8 @@ Needs root (CAP_BPF, CAP_NET_ADMIN, and CAP_PERFMON for --sock-events).`,
 	f.StringVar(&fl.config, "config", "", "YAML file declaring the node's endpoints")
 	f.StringVar(&fl.listen, "listen", collector.DefaultListen, "address of the HTTP API")
 	f.IntVar(&fl.ringSize, "ring-size", collector.DefaultRingSize, "number of flows kept in memory")
+	f.IntVar(&fl.maxFollowers, "max-followers", collector.DefaultMaxFollowers,
+		"live followers served at once, over HTTP, the web UI's WebSockets and Hubble's API together; more are refused with 503 (0: no bound)")
 	f.StringVar(&fl.nodeName, "node-name", "", "node name in flows (default: the config's node_name, else the hostname)")
 	f.StringVar(&fl.clusterName, "cluster-name", collector.DefaultClusterName, "cluster the node is in, as namespaces are listed (hubble list namespaces)")
 	f.StringVar(&fl.pinPath, "bpf-pin-path", datapath.DefaultPinPath, "bpffs directory for Periscope's maps and links")
@@ -195,15 +198,16 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 				EventsEmitted: s.EventsEmitted, FlowsEnded: s.FlowsEnded,
 			}
 		},
-		Interfaces:  dp.Interfaces,
-		Listener:    ln,
-		RingSize:    fl.ringSize,
-		Sinks:       sinks.sinks,
-		Handlers:    sinks.handlers,
-		History:     sinks.history,
-		Logger:      logger,
-		Version:     version,
-		ClusterName: fl.clusterName,
+		Interfaces:   dp.Interfaces,
+		Listener:     ln,
+		RingSize:     fl.ringSize,
+		MaxFollowers: noBoundIfZero(fl.maxFollowers),
+		Sinks:        sinks.sinks,
+		Handlers:     sinks.handlers,
+		History:      sinks.history,
+		Logger:       logger,
+		Version:      version,
+		ClusterName:  fl.clusterName,
 	})
 	if err != nil {
 		ln.Close()
@@ -231,6 +235,14 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 	cancel()
 	waitHubble()
 	return privilegeHint(err)
+}
+
+// noBoundIfZero turns a flag's 0 ("no bound") into Options' negative.
+func noBoundIfZero(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // defaultMemoryLimit keeps the collector's RSS near 256 MiB under overload

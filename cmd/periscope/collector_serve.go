@@ -79,7 +79,7 @@ func serveHubble(ctx context.Context, addr string, c *collector.Collector, cfg *
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := hubble.Serve(ctx, ln, hubble.NewCollectorBackend(c), opts...); err != nil {
+		if err := hubble.Serve(ctx, ln, hubble.NewCollectorBackend(c), hubble.Options{Followers: c.Followers(), GRPC: opts}); err != nil {
 			logger.Error("hubble API stopped", "err", err)
 		}
 	}()

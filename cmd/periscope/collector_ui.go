@@ -34,10 +34,11 @@ func (m *uiMount) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // start builds the UI over the collector's ring and history (nil: none).
 func (m *uiMount) start(c *collector.Collector, history flowquery.Reader, token string, logger *slog.Logger) error {
 	u, err := ui.New(ui.Options{
-		Source:  c.Store(),
-		History: history,
-		Token:   token,
-		Logger:  logger,
+		Source:    c.Store(),
+		History:   history,
+		Token:     token,
+		Followers: c.Followers(),
+		Logger:    logger,
 	})
 	if err != nil {
 		return err

@@ -31,6 +31,7 @@ type relayFlags struct {
 	ui           bool
 	uiToken      string
 	history      bool
+	maxFollowers int
 }
 
 func newRelayCmd() *cobra.Command {
@@ -80,6 +81,8 @@ certificate for collectors that require one.`,
 	f.StringVar(&fl.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.BoolVar(&fl.ui, "ui", true, "serve the web UI at / on --listen, over every node's flows")
 	f.StringVar(&fl.uiToken, "ui-token", "", "bearer token the web UI's WebSocket requires (optional)")
+	f.IntVar(&fl.maxFollowers, "max-followers", relay.DefaultMaxFollowers,
+		"live followers served at once, over HTTP, the web UI's WebSockets and Hubble's API together; more are refused with 503 (0: no bound)")
 	f.BoolVar(&fl.history, "history", false, "the collectors keep history in ClickHouse (--clickhouse): the web UI's time ranges query it")
 	return cmd
 }
@@ -94,12 +97,13 @@ func runRelay(cmd *cobra.Command, fl relayFlags) error {
 		return errors.New("no peers: give --peers or --peers-file")
 	}
 	opts := relay.Options{
-		Peers:       fl.peers,
-		PeersFile:   fl.peersFile,
-		Listen:      fl.listen,
-		MergeWindow: fl.mergeWindow,
-		Logger:      logger,
-		Version:     version,
+		Peers:        fl.peers,
+		PeersFile:    fl.peersFile,
+		Listen:       fl.listen,
+		MergeWindow:  fl.mergeWindow,
+		Logger:       logger,
+		Version:      version,
+		MaxFollowers: noBoundIfZero(fl.maxFollowers),
 	}
 	switch {
 	case fl.tlsCA != "":
@@ -118,7 +122,7 @@ func runRelay(cmd *cobra.Command, fl relayFlags) error {
 		return err
 	}
 	if fl.ui {
-		uopts := ui.Options{Source: r.Ring(), Token: fl.uiToken, Logger: logger}
+		uopts := ui.Options{Source: r.Ring(), Token: fl.uiToken, Followers: r.Followers(), Logger: logger}
 		if fl.history {
 			uopts.History = r.History()
 		}
@@ -141,7 +145,7 @@ func runRelay(cmd *cobra.Command, fl relayFlags) error {
 		}
 		logger.Info("hubble API listening", "listen", ln.Addr().String())
 		wg.Go(func() {
-			if err := hubble.Serve(ctx, ln, hubble.NewRelayBackend(r)); err != nil {
+			if err := hubble.Serve(ctx, ln, hubble.NewRelayBackend(r), hubble.Options{Followers: r.Followers()}); err != nil {
 				hubbleErr = fmt.Errorf("hubble API: %w", err)
 				cancel()
 			}

@@ -58,18 +58,19 @@ func (s *Server) GetAgentEvents(req *observerpb.GetAgentEventsRequest, stream ob
 			q.Last = int(n)
 		}
 	}
+	if q.Follow {
+		release, err := s.follower()
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
 	ctx := stream.Context()
 	err := s.backend.AgentEvents().Read(ctx, q, func(e *agentevent.Event) error {
 		ts := timestamppb.New(e.Time)
 		return stream.Send(&observerpb.GetAgentEventsResponse{AgentEvent: AgentEventToProto(e), NodeName: e.NodeName, Time: ts})
 	})
-	if err != nil && ctx.Err() == nil {
-		if _, ok := status.FromError(err); ok {
-			return err
-		}
-		return status.Error(codes.Unavailable, err.Error())
-	}
-	return nil
+	return streamError(ctx, err)
 }
 
 // AgentEventToProto converts e to Hubble's flow.AgentEvent.

@@ -117,7 +117,7 @@ func serve(t *testing.T, b Backend) observerpb.ObserverClient {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, ln, b) }()
+	go func() { done <- Serve(ctx, ln, b, Options{}) }()
 	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
