@@ -31,7 +31,10 @@ const NoHistory = "history is not configured (start the collector with --clickho
 //   - a reader that fails to begin (an unreachable ClickHouse) is a 502
 //     with its error;
 //   - otherwise the answer is 200 and NDJSON (package ndjson), one flow per
-//     line, flushed whenever a follow has caught up. With Partial, the
+//     line, flushed whenever a follow has caught up; a reader that fails
+//     once the answer has begun (history streamed from ClickHouse) cuts it
+//     off (http.ErrAbortHandler), so the client sees a broken answer, never
+//     a short one that looks whole. With Partial, the
 //     answer declares the PartialHeader trailer and names in it, and in the
 //     header, the nodes it lacks.
 type Server struct {
@@ -145,7 +148,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
 	case err != nil:
-		log.Debug("flows answer ended", "source", p.Source, "err", err, "remote", r.RemoteAddr)
+		// Cut the answer short rather than end it as if it were whole: the
+		// client sees a broken stream, not a complete one.
+		log.Warn("reading flows failed during the answer", "source", p.Source, "err", err, "remote", r.RemoteAddr)
+		out.Flush()
+		panic(http.ErrAbortHandler)
 	case out == nil: // a reader that never began: an empty answer
 		begin(nil)
 	}

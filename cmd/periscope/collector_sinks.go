@@ -35,6 +35,8 @@ type sinkFlags struct {
 	clickhouseRetention    time.Duration
 	clickhouseSpoolDir     string
 	clickhouseSpoolMax     int64
+	clickhouseMaxQueries   int
+	clickhouseQueryTimeout time.Duration
 
 	otlpEndpoint       string
 	otlpProtocol       string
@@ -68,6 +70,10 @@ func (fl *sinkFlags) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&fl.clickhouseCA, "clickhouse-ca", "", "CA bundle (PEM) to verify ClickHouse with (implies --clickhouse-tls)")
 	f.DurationVar(&fl.clickhouseRetention, "clickhouse-retention", clickhouse.DefaultRetention,
 		"how long ClickHouse keeps flows (whole days)")
+	f.IntVar(&fl.clickhouseMaxQueries, "clickhouse-max-queries", clickhouse.DefaultMaxQueries,
+		"history queries (source=clickhouse) run at once, on connections of their own; more are refused with 503")
+	f.DurationVar(&fl.clickhouseQueryTimeout, "clickhouse-query-timeout", clickhouse.DefaultQueryTimeout,
+		"how long one history query may run (ClickHouse's max_execution_time, and the whole answer)")
 	f.StringVar(&fl.clickhouseSpoolDir, "clickhouse-spool-dir", "",
 		"directory where flows wait on disk while ClickHouse is down longer than the in-memory queue holds; "+
 			"a restarted collector writes them first (default: none, such flows are dropped and counted)")
@@ -162,6 +168,8 @@ func newCollectorSinks(ctx context.Context, fl sinkFlags, nodeName string, lost 
 			TLS:          fl.clickhouseTLS,
 			CAFile:       fl.clickhouseCA,
 			Retention:    fl.clickhouseRetention,
+			MaxQueries:   fl.clickhouseMaxQueries,
+			QueryTimeout: fl.clickhouseQueryTimeout,
 			Logger:       logger,
 		})
 		if err != nil {

@@ -162,8 +162,8 @@ func TestHistoryQueryAgreesWithFilterMatch(t *testing.T) {
 		if !exact {
 			continue
 		}
-		var sqlOnly []api.Flow
-		if err := s.scan(ctx, "SELECT "+columnList()+" FROM periscope.flows WHERE "+where+" ORDER BY time, time_ns", args, nil, &sqlOnly); err != nil {
+		sqlOnly, err := sqlRows(ctx, s, "SELECT "+columnList()+" FROM periscope.flows WHERE "+where+" ORDER BY time, time_ns", args)
+		if err != nil {
 			t.Fatalf("%v: %v", f, err)
 		}
 		if want := goQuery(flows, flowquery.Query{Filter: f}); len(sqlOnly) != len(want) {
