@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/access"
 	"github.com/periscope-dev/periscope/api/agentevent"
 	"github.com/periscope-dev/periscope/api/flowquery"
 	"github.com/periscope-dev/periscope/collector/ring"
@@ -19,6 +20,10 @@ import (
 
 // DefaultListen is the HTTP API's default address.
 const DefaultListen = "127.0.0.1:4244"
+
+// DefaultSocket is where the API's local Unix socket is by default
+// (--api-socket), and where the CLI looks for it.
+const DefaultSocket = "/run/periscope/collector.sock"
 
 // DefaultRingSize is how many flows the collector keeps by default.
 const DefaultRingSize = ring.DefaultSize
@@ -93,6 +98,15 @@ type Options struct {
 	Listen string
 	// Listener, when set, serves the HTTP API (the caller may pick a port).
 	Listener net.Listener
+	// Access guards the HTTP API on Listen (access.Guard.TCP): the token,
+	// Host and Origin checks, what may change state. nil checks nothing:
+	// for tests, and servers behind a guard of their own; the binary
+	// always sets one.
+	Access *access.Guard
+	// Socket, when set, is the path of the API's local Unix socket
+	// (access.ListenSocket): the same API, every call allowed to whoever
+	// its file permissions let in.
+	Socket string
 	// RingSize is how many flows are kept (DefaultRingSize when zero).
 	RingSize int
 	// MaxFollowers bounds the live followers served at once, over every
@@ -248,32 +262,37 @@ func (c *Collector) Run(ctx context.Context) (err error) {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	srv := &http.Server{
-		Handler:           c.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		// No ReadTimeout or WriteTimeout: they would cut follow streams;
-		// handlers set write deadlines themselves.
-		BaseContext: func(net.Listener) context.Context { return runCtx },
-		ErrorLog:    slog.NewLogLogger(c.log.Handler(), slog.LevelWarn),
+	api := c.Handler()
+	tcpAPI := api
+	if c.opts.Access != nil {
+		tcpAPI = c.opts.Access.TCP(api)
+	}
+	servers := []*served{{srv: c.httpServer(runCtx, tcpAPI), ln: ln, what: "HTTP"}}
+	if c.opts.Socket != "" {
+		sln, err := access.ListenSocket(c.opts.Socket)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("collector: %w (--api-socket)", err)
+		}
+		servers = append(servers, &served{srv: c.httpServer(runCtx, api), ln: sln, what: "the API socket"})
 	}
 	c.mu.Lock()
 	c.addr = ln.Addr()
 	c.mu.Unlock()
 	c.announce()
 	close(c.ready)
-	c.log.Info("collector running", "listen", ln.Addr().String(), "node", c.registry.NodeName(),
+	c.log.Info("collector running", "listen", ln.Addr().String(), "socket", c.opts.Socket, "node", c.registry.NodeName(),
 		"endpoints", len(c.registry.endpoints), "ring_size", c.store.Capacity())
 
 	var wg sync.WaitGroup
-	var serveErr error
-	wg.Go(func() {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			serveErr = fmt.Errorf("collector: serve HTTP: %w", err)
-			cancel()
-		}
-	})
+	for _, s := range servers {
+		wg.Go(func() {
+			if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+				s.err = fmt.Errorf("collector: serve %s: %w", s.what, err)
+				cancel()
+			}
+		})
+	}
 
 	srcErr := c.opts.Source.Run(runCtx, c.process)
 	cancel()
@@ -282,17 +301,43 @@ func (c *Collector) Run(ctx context.Context) (err error) {
 	releaseIdentities(c.opts.Identities, c.registry, c.opts.IdentityGrace, c.log)
 	sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer scancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		c.log.Warn("HTTP shutdown", "err", err)
+	for _, s := range servers {
+		if err := s.srv.Shutdown(sctx); err != nil {
+			c.log.Warn("HTTP shutdown", "server", s.what, "err", err)
+		}
 	}
 	wg.Wait()
-	if serveErr != nil {
-		return serveErr
+	for _, s := range servers {
+		if s.err != nil {
+			return s.err
+		}
 	}
 	if srcErr != nil && !(errors.Is(srcErr, context.Canceled) && ctx.Err() != nil) {
 		return fmt.Errorf("collector: flow source: %w", srcErr)
 	}
 	return nil
+}
+
+// served is one of Run's HTTP servers: the listen address, the socket.
+type served struct {
+	srv  *http.Server
+	ln   net.Listener
+	what string
+	err  error
+}
+
+// httpServer serves h with the collector's settings, requests living in ctx.
+func (c *Collector) httpServer(ctx context.Context, h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		// No ReadTimeout or WriteTimeout: they would cut follow streams;
+		// handlers set write deadlines themselves.
+		BaseContext: func(net.Listener) context.Context { return ctx },
+		ErrorLog:    slog.NewLogLogger(c.log.Handler(), slog.LevelWarn),
+	}
 }
 
 func (c *Collector) attach() error {

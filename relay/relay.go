@@ -13,12 +13,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/periscope-dev/periscope/api/access"
 	"github.com/periscope-dev/periscope/api/flowquery"
 )
 
 // Defaults of Options.
 const (
 	DefaultListen        = "127.0.0.1:4344"
+	DefaultSocket        = "/run/periscope/relay.sock"
 	DefaultMergeWindow   = time.Second
 	DefaultMaxBuffered   = 1 << 16
 	DefaultProbeInterval = 5 * time.Second
@@ -70,6 +72,14 @@ type Options struct {
 	// API that follows (Followers); each also follows every peer.
 	// DefaultMaxFollowers when zero, unbounded when negative.
 	MaxFollowers int
+	// Access guards the HTTP API on Listen (access.Guard.TCP); nil checks
+	// nothing (tests); the binary always sets one.
+	Access *access.Guard
+	// Socket, when set, is the path of the API's local Unix socket.
+	Socket string
+	// PeerToken, when set, is sent to every peer as its API token
+	// (Authorization: Bearer).
+	PeerToken string
 }
 
 // Relay joins collectors. Build it with New, run it with Run.
@@ -136,7 +146,7 @@ func New(opts Options) (*Relay, error) {
 		ready:   make(chan struct{}),
 		follows: flowquery.NewLimit("live followers", opts.MaxFollowers),
 	}
-	r.client = &http.Client{Transport: &http.Transport{
+	var transport http.RoundTripper = &http.Transport{
 		Proxy:                 nil,
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:       opts.TLS,
@@ -144,7 +154,11 @@ func New(opts Options) (*Relay, error) {
 		ResponseHeaderTimeout: 30 * time.Second,
 		MaxIdleConnsPerHost:   8,
 		IdleConnTimeout:       90 * time.Second,
-	}}
+	}
+	if opts.PeerToken != "" {
+		transport = &withToken{next: transport, auth: "Bearer " + opts.PeerToken}
+	}
+	r.client = &http.Client{Transport: transport}
 	peers := opts.Peers
 	if opts.PeersFile != "" {
 		more, err := readPeersFile(opts.PeersFile)
@@ -261,32 +275,69 @@ func (r *Relay) Run(ctx context.Context) (err error) {
 	if r.opts.PeersFile != "" {
 		wg.Go(func() { r.watchPeersFile(runCtx, r.opts.PeersFile, r.opts.Peers, r.opts.PeersFilePoll) })
 	}
-	srv := &http.Server{
-		Handler:           r.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		BaseContext:       func(net.Listener) context.Context { return runCtx },
-		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
+	server := func(h http.Handler) *http.Server {
+		return &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 5 * time.Second,
+			IdleTimeout:       60 * time.Second,
+			MaxHeaderBytes:    64 << 10,
+			BaseContext:       func(net.Listener) context.Context { return runCtx },
+			ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
+		}
+	}
+	api := r.Handler()
+	tcpAPI := api
+	if r.opts.Access != nil {
+		tcpAPI = r.opts.Access.TCP(api)
+	}
+	srvs := []*http.Server{server(tcpAPI)}
+	lns := []net.Listener{ln}
+	if r.opts.Socket != "" {
+		sln, err := access.ListenSocket(r.opts.Socket)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("relay: %w (--api-socket)", err)
+		}
+		srvs, lns = append(srvs, server(api)), append(lns, sln)
 	}
 	close(r.ready)
-	r.log.Info("relay running", "listen", ln.Addr().String(), "peers", len(r.order), "merge_window", r.opts.MergeWindow)
-	serveErr := make(chan error, 1)
-	wg.Go(func() { serveErr <- srv.Serve(ln) })
+	r.log.Info("relay running", "listen", ln.Addr().String(), "socket", r.opts.Socket, "peers", len(r.order), "merge_window", r.opts.MergeWindow)
+	serveErr := make(chan error, len(srvs))
+	for i, srv := range srvs {
+		wg.Go(func() { serveErr <- srv.Serve(lns[i]) })
+	}
+	shutdown := func() {
+		sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer scancel()
+		for _, srv := range srvs {
+			if err := srv.Shutdown(sctx); err != nil {
+				r.log.Warn("HTTP shutdown", "err", err)
+			}
+		}
+	}
 	select {
 	case <-ctx.Done():
 	case err = <-serveErr:
 		cancel()
+		shutdown()
 		if !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("relay: serve HTTP: %w", err)
 		}
 		return nil
 	}
 	cancel()
-	sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer scancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		r.log.Warn("HTTP shutdown", "err", err)
-	}
+	shutdown()
 	return nil
+}
+
+// withToken sends the peers' API token with every request to them.
+type withToken struct {
+	next http.RoundTripper
+	auth string
+}
+
+func (t *withToken) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Set("Authorization", t.auth)
+	return t.next.RoundTrip(req)
 }

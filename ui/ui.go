@@ -15,6 +15,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/periscope-dev/periscope/api/access"
 	"github.com/periscope-dev/periscope/api/flowquery"
 )
 
@@ -37,9 +38,12 @@ type Options struct {
 	// History, when set, answers time ranges beyond the live ring; the
 	// app then asks GET /api/v1/flows with source=clickhouse.
 	History flowquery.Reader
-	// Token, when set, is required on the WebSocket as
-	// "Authorization: Bearer <token>" or, since browsers cannot set headers
-	// on a WebSocket, as ?token=<token>.
+	// Token, when set, is required on the WebSocket and on GET
+	// /api/v1/flows as "Authorization: Bearer <token>" or, since browsers
+	// cannot set headers on a WebSocket, as ?token=<token>. It is for a UI
+	// served on its own: a collector or relay leaves it empty, as its
+	// access.Guard checks the API token on every request (the app sends it
+	// the same two ways).
 	Token string
 	// AllowedOrigins are the origins (scheme://host[:port], or "*") whose
 	// pages may open the WebSocket; empty means the server's own host only.
@@ -197,11 +201,10 @@ func (u *UI) tokenOK(r *http.Request) bool {
 	if u.opts.Token == "" {
 		return true
 	}
-	got := r.URL.Query().Get("token")
-	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
-		got = strings.TrimPrefix(h, "Bearer ")
+	if h := r.Header.Get("Authorization"); h != "" {
+		return access.CheckAuthorization(h, u.opts.Token)
 	}
-	return subtle.ConstantTimeCompare([]byte(got), []byte(u.opts.Token)) == 1
+	return subtle.ConstantTimeCompare([]byte(r.URL.Query().Get("token")), []byte(u.opts.Token)) == 1
 }
 
 func (u *UI) serveWS(w http.ResponseWriter, r *http.Request) {

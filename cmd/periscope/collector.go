@@ -38,7 +38,7 @@ type collectorFlags struct {
 	logLevel       string
 	sinks          sinkFlags
 	ui             bool
-	uiToken        string
+	access         accessFlags
 	identityState  string
 	identityGrace  time.Duration
 	policyDir      string
@@ -65,6 +65,12 @@ flows in memory and serves them on --listen:
   GET /healthz              "ok"
   GET /metrics              Prometheus metrics (--metrics)
   GET /                     the web UI (--ui), its WebSocket at /api/v1/ws
+
+The same API is served on the local socket --api-socket, to whoever its file
+permissions let in. Over TCP, --api-token guards every call but the web UI's
+files and /healthz, no change is made without it, calls by a Host name that
+is not the listen host, localhost or --api-allowed-hosts and calls from
+other web origins are refused (docs/ACCESS.md).
 
 Flows also go to ClickHouse (--clickhouse) and over OTLP (--otlp-endpoint or
 $OTEL_EXPORTER_OTLP_ENDPOINT), each behind a bounded queue.
@@ -97,7 +103,7 @@ Needs root (CAP_BPF, CAP_NET_ADMIN, and CAP_PERFMON for --sock-events).`,
 	f.Int64Var(&fl.memoryLimit, "memory-limit", defaultMemoryLimit,
 		"soft memory limit in bytes for the Go runtime, so overload turns into counted drops, not growth (0: none; the GOMEMLIMIT environment variable wins)")
 	f.BoolVar(&fl.ui, "ui", true, "serve the web UI at / on --listen")
-	f.StringVar(&fl.uiToken, "ui-token", "", "bearer token the web UI's WebSocket requires (default: none)")
+	fl.access.addFlags(f, collector.DefaultSocket)
 	f.StringVar(&fl.identityState, "identity-state", defaultIdentityState, "file keeping the allocated security identities")
 	f.DurationVar(&fl.identityGrace, "identity-gc-grace", identity.DefaultReleaseGrace,
 		"how long an identity no endpoint of this node uses is kept in --identity-state before it is released (negative: never)")
@@ -181,6 +187,10 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 	if err != nil {
 		return err
 	}
+	guard, token, err := fl.access.guard(fl.listen)
+	if err != nil {
+		return err
+	}
 	ln, err := listenAPI(fl.listen, tlsCfg)
 	if err != nil {
 		return err
@@ -200,6 +210,8 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 		},
 		Interfaces:   dp.Interfaces,
 		Listener:     ln,
+		Access:       guard,
+		Socket:       fl.access.socket,
 		RingSize:     fl.ringSize,
 		MaxFollowers: noBoundIfZero(fl.maxFollowers),
 		Sinks:        sinks.sinks,
@@ -219,14 +231,14 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 		return err
 	}
 	if fl.ui {
-		if err := web.start(c, sinks.history, fl.uiToken, logger); err != nil {
+		if err := web.start(c, sinks.history, fl.access.allowedOrigins, logger); err != nil {
 			return fmt.Errorf("web UI: %w", err)
 		}
 		logger.Info("web UI", "url", "http://"+fl.listen+"/")
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	waitHubble, err := serveHubble(ctx, fl.serve.hubbleListen, c, tlsCfg, logger)
+	waitHubble, err := serveHubble(ctx, fl.serve.hubbleListen, c, tlsCfg, token, logger)
 	if err != nil {
 		ln.Close()
 		return err

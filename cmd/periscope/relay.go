@@ -17,21 +17,27 @@ import (
 	"github.com/periscope-dev/periscope/ui"
 )
 
+// envPeerToken holds the collectors' API token for a relay when no flag
+// gives it.
+const envPeerToken = "PERISCOPE_PEER_TOKEN"
+
 // relayFlags are the flags of `periscope relay`.
 type relayFlags struct {
-	peers        []string
-	peersFile    string
-	listen       string
-	hubbleListen string
-	mergeWindow  time.Duration
-	tlsCert      string
-	tlsKey       string
-	tlsCA        string
-	logLevel     string
-	ui           bool
-	uiToken      string
-	history      bool
-	maxFollowers int
+	peers         []string
+	peersFile     string
+	listen        string
+	hubbleListen  string
+	mergeWindow   time.Duration
+	tlsCert       string
+	tlsKey        string
+	tlsCA         string
+	logLevel      string
+	ui            bool
+	access        accessFlags
+	peerToken     string
+	peerTokenFile string
+	history       bool
+	maxFollowers  int
 }
 
 func newRelayCmd() *cobra.Command {
@@ -80,7 +86,9 @@ certificate for collectors that require one.`,
 	f.StringVar(&fl.tlsCA, "tls-ca", "", "CA bundle (PEM) collectors' certificates must chain to; enables TLS")
 	f.StringVar(&fl.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.BoolVar(&fl.ui, "ui", true, "serve the web UI at / on --listen, over every node's flows")
-	f.StringVar(&fl.uiToken, "ui-token", "", "bearer token the web UI's WebSocket requires (optional)")
+	fl.access.addFlags(f, relay.DefaultSocket)
+	f.StringVar(&fl.peerToken, "peer-token", "", "API token of the collectors (their --api-token), sent to every peer; $"+envPeerToken+" when not given")
+	f.StringVar(&fl.peerTokenFile, "peer-token-file", "", "file holding the collectors' API token")
 	f.IntVar(&fl.maxFollowers, "max-followers", relay.DefaultMaxFollowers,
 		"live followers served at once, over HTTP, the web UI's WebSockets and Hubble's API together; more are refused with 503 (0: no bound)")
 	f.BoolVar(&fl.history, "history", false, "the collectors keep history in ClickHouse (--clickhouse): the web UI's time ranges query it")
@@ -96,7 +104,18 @@ func runRelay(cmd *cobra.Command, fl relayFlags) error {
 	if len(fl.peers) == 0 && fl.peersFile == "" {
 		return errors.New("no peers: give --peers or --peers-file")
 	}
+	guard, token, err := fl.access.guard(fl.listen)
+	if err != nil {
+		return err
+	}
+	peerToken, err := readToken(fl.peerToken, fl.peerTokenFile, envPeerToken)
+	if err != nil {
+		return fmt.Errorf("--peer-token-file: %w", err)
+	}
 	opts := relay.Options{
+		Access:       guard,
+		Socket:       fl.access.socket,
+		PeerToken:    peerToken,
 		Peers:        fl.peers,
 		PeersFile:    fl.peersFile,
 		Listen:       fl.listen,
@@ -122,7 +141,7 @@ func runRelay(cmd *cobra.Command, fl relayFlags) error {
 		return err
 	}
 	if fl.ui {
-		uopts := ui.Options{Source: r.Ring(), Token: fl.uiToken, Followers: r.Followers(), Logger: logger}
+		uopts := ui.Options{Source: r.Ring(), AllowedOrigins: fl.access.allowedOrigins, Followers: r.Followers(), Logger: logger}
 		if fl.history {
 			uopts.History = r.History()
 		}
@@ -145,7 +164,7 @@ func runRelay(cmd *cobra.Command, fl relayFlags) error {
 		}
 		logger.Info("hubble API listening", "listen", ln.Addr().String())
 		wg.Go(func() {
-			if err := hubble.Serve(ctx, ln, hubble.NewRelayBackend(r), hubble.Options{Followers: r.Followers()}); err != nil {
+			if err := hubble.Serve(ctx, ln, hubble.NewRelayBackend(r), hubble.Options{Followers: r.Followers(), Token: token}); err != nil {
 				hubbleErr = fmt.Errorf("hubble API: %w", err)
 				cancel()
 			}

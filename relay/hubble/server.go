@@ -37,6 +37,9 @@ type Options struct {
 	// follow) served at once, shared with the other APIs that follow;
 	// beyond it a follow is refused with ResourceExhausted. nil: no bound.
 	Followers *flowquery.Limit
+	// Token, when set, is required on every call but the health check
+	// (auth.go), as the HTTP API requires its token.
+	Token string
 	// GRPC are passed to grpc.NewServer by Serve, e.g.
 	// grpc.Creds(credentials.NewTLS(cfg)).
 	GRPC []grpc.ServerOption
@@ -64,7 +67,7 @@ func (s *Server) Register(g *grpc.Server) {
 // Serve serves the Observer service over b on ln until ctx is done, then
 // stops (ending follows).
 func Serve(ctx context.Context, ln net.Listener, b Backend, o Options) error {
-	g := grpc.NewServer(o.GRPC...)
+	g := grpc.NewServer(append(authOptions(o.Token), o.GRPC...)...)
 	NewServer(b, o).Register(g)
 	stopped := make(chan struct{})
 	go func() {
