@@ -108,24 +108,21 @@ func (r *Ring) Follow(ctx context.Context, q flowquery.Query, a flowquery.Answer
 
 // readFrom copies into batch the flows q selects among up to followChunk
 // slots from cursor on, and returns the cursor past them. Flows written
-// over before the follower reached them are skipped and counted.
+// over before the follower reached them are skipped and counted. It
+// matches without the ring's lock held (see copyFrom).
 func (r *Ring) readFrom(q *flowquery.Query, sub *subscription, cursor uint64, batch []Entry) ([]Entry, uint64) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	if oldest := r.oldestLocked(); cursor < oldest {
-		n := oldest - cursor
-		sub.skipped.Add(n)
-		r.skipped.Add(n)
-		cursor = oldest
+	all, from, to := r.copyFrom(cursor, cursor+followChunk, batch)
+	if missed := from - cursor; missed > 0 {
+		sub.skipped.Add(missed)
+		r.skipped.Add(missed)
 	}
-	end := min(cursor+followChunk, r.next)
-	for ; cursor < end; cursor++ {
-		sl := &r.slots[cursor%uint64(len(r.slots))]
-		if sl.seq == cursor && q.Matches(&sl.flow) {
-			batch = append(batch, Entry{Seq: cursor, Flow: sl.flow})
+	kept := all[:0]
+	for i := range all {
+		if q.Matches(&all[i].Flow) {
+			kept = append(kept, all[i])
 		}
 	}
-	return batch, cursor
+	return kept, to
 }
 
 // caughtUp reports whether every flow written is before cursor.
