@@ -21,13 +21,16 @@ type Plugin struct {
 	retention    time.Duration
 	spoolDir     string
 	spoolMax     int64
+	maxQueries   int
+	queryTimeout time.Duration
 
 	store *Store
 }
 
 // NewPlugin returns the plugin with its flags' defaults.
 func NewPlugin() *Plugin {
-	return &Plugin{retention: DefaultRetention, spoolMax: sink.DefaultSpoolMaxBytes}
+	return &Plugin{retention: DefaultRetention, spoolMax: sink.DefaultSpoolMaxBytes,
+		maxQueries: DefaultMaxQueries, queryTimeout: DefaultQueryTimeout}
 }
 
 // Name implements sink.Plugin.
@@ -49,6 +52,10 @@ func (p *Plugin) AddFlags(f *pflag.FlagSet, scope sink.FlagScope) {
 	f.BoolVar(&p.tls, "clickhouse-tls", false, "connect to ClickHouse over TLS")
 	f.StringVar(&p.caFile, "clickhouse-ca", "", "CA bundle (PEM) to verify ClickHouse with (implies --clickhouse-tls)")
 	f.DurationVar(&p.retention, "clickhouse-retention", DefaultRetention, "how long ClickHouse keeps flows (whole days)")
+	f.IntVar(&p.maxQueries, "clickhouse-max-queries", DefaultMaxQueries,
+		"history queries (source=clickhouse) run at once, on connections of their own; more are refused with 503")
+	f.DurationVar(&p.queryTimeout, "clickhouse-query-timeout", DefaultQueryTimeout,
+		"how long one history query may run (ClickHouse's max_execution_time, and the whole answer)")
 	f.StringVar(&p.spoolDir, "clickhouse-spool-dir", "",
 		"directory where flows wait on disk while ClickHouse is down longer than the in-memory queue holds; "+
 			"a restarted collector writes them first (default: none, such flows are dropped and counted)")
@@ -67,6 +74,8 @@ func (p *Plugin) Open(ctx context.Context, env sink.Env) (*sink.Part, error) {
 		TLS:          p.tls,
 		CAFile:       p.caFile,
 		Retention:    p.retention,
+		MaxQueries:   p.maxQueries,
+		QueryTimeout: p.queryTimeout,
 		Logger:       env.Logger,
 	})
 	if err != nil {
