@@ -320,8 +320,11 @@ func (h *hub) add(c *client, it *item) {
 			c.skipped++
 			return
 		}
+		// The outgrown buffer is left to the collector, not pooled: a
+		// client that stops reading grows its batch to its budget, and the
+		// smaller buffers it outgrew on the way would sit in the pool
+		// beside it, outside every client's budget.
 		grown := append(make([]byte, 0, newCap), c.pending...)
-		h.putBuf(c.pending)
 		c.pending = grown
 	}
 	if c.pendingN > 0 {
