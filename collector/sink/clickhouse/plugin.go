@@ -68,16 +68,7 @@ func (p *Plugin) Open(ctx context.Context, env sink.Env) (*sink.Part, error) {
 	if p.dsn == "" {
 		return nil, nil
 	}
-	store, err := Open(ctx, Options{
-		DSN:          p.dsn,
-		PasswordFile: p.passwordFile,
-		TLS:          p.tls,
-		CAFile:       p.caFile,
-		Retention:    p.retention,
-		MaxQueries:   p.maxQueries,
-		QueryTimeout: p.queryTimeout,
-		Logger:       env.Logger,
-	})
+	store, err := Open(ctx, p.options(env))
 	if err != nil {
 		return nil, fmt.Errorf("--clickhouse: %w", err)
 	}
@@ -100,6 +91,20 @@ func (p *Plugin) Open(ctx context.Context, env sink.Env) (*sink.Part, error) {
 			return nil
 		},
 	}, nil
+}
+
+// options are the store's Options as the flags set them.
+func (p *Plugin) options(env sink.Env) Options {
+	return Options{
+		DSN:          p.dsn,
+		PasswordFile: p.passwordFile,
+		TLS:          p.tls,
+		CAFile:       p.caFile,
+		Retention:    p.retention,
+		MaxQueries:   p.maxQueries,
+		QueryTimeout: p.queryTimeout,
+		Logger:       env.Logger,
+	}
 }
 
 // Store is the store Open opened, for the history reader; nil when
