@@ -146,8 +146,7 @@ func runCollector(cmd *cobra.Command, fl collectorFlags) error {
 		}
 	}
 
-	sinks, err := newCollectorSinks(cmd.Context(), fl.sinks, cfg.NodeName,
-		func() uint64 { return dp.Stats().EventsLost }, logger)
+	sinks, err := newCollectorSinks(cmd.Context(), fl.sinks, cfg.NodeName, dp, logger)
 	if err != nil {
 		return err
 	}
@@ -183,21 +182,16 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 		Config:        cfg,
 		Source:        dp,
 		Attacher:      dp,
-		Stats: func() collector.DatapathStats {
-			s := dp.Stats()
-			return collector.DatapathStats{
-				EventsRead: s.EventsRead, EventsLost: s.EventsLost,
-				EventsEmitted: s.EventsEmitted, FlowsEnded: s.FlowsEnded,
-			}
-		},
-		Interfaces: dp.Interfaces,
-		Listener:   ln,
-		RingSize:   fl.ringSize,
-		Sinks:      sinks.sinks,
-		Handlers:   sinks.handlers,
-		History:    sinks.history,
-		Logger:     logger,
-		Version:    version,
+		Stats:         datapathStats(dp),
+		Stages:        sinks.stages(dp),
+		Interfaces:    dp.Interfaces,
+		Listener:      ln,
+		RingSize:      fl.ringSize,
+		Sinks:         sinks.sinks,
+		Handlers:      sinks.handlers,
+		History:       sinks.history,
+		Logger:        logger,
+		Version:       version,
 	})
 	if err != nil {
 		ln.Close()

@@ -7,10 +7,12 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/periscope-dev/periscope/api/account"
 	"github.com/periscope-dev/periscope/api/flowquery"
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/collector/sink"
 	"github.com/periscope-dev/periscope/collector/sink/sinks"
+	"github.com/periscope-dev/periscope/datapath"
 )
 
 // sinkFlags are the flags of every sink (collector/sink/sinks) and, once
@@ -50,14 +52,15 @@ type collectorSinks struct {
 	history flowquery.Reader
 }
 
-// newCollectorSinks opens the sinks fl asks for as one assembly; lost reads
-// the datapath's lost events for the metrics.
-func newCollectorSinks(ctx context.Context, fl sinkFlags, nodeName string, lost func() uint64, logger *slog.Logger) (*collectorSinks, error) {
+// newCollectorSinks opens the sinks fl asks for as one assembly; dp's
+// counters (lost events, its stages' accounts) feed the metrics.
+func newCollectorSinks(ctx context.Context, fl sinkFlags, nodeName string, dp *datapath.Datapath, logger *slog.Logger) (*collectorSinks, error) {
 	set := fl.plugins()
 	a, err := set.Open(ctx, sink.Env{
 		NodeName: nodeName,
 		Logger:   logger,
-		Lost:     []sink.LostSource{{Name: "ringbuf", Read: lost}},
+		Lost:     []sink.LostSource{{Name: "ringbuf", Read: func() uint64 { return dp.Stats().EventsLost }}},
+		Stages:   func() []account.Stage { return dp.Stats().Stages() },
 	})
 	if err != nil {
 		return nil, err
@@ -67,6 +70,20 @@ func newCollectorSinks(ctx context.Context, fl sinkFlags, nodeName string, lost 
 		s.history = st
 	}
 	return s, nil
+}
+
+// stages reads the accounts of dp's stages and the sinks', for the status.
+func (s *collectorSinks) stages(dp *datapath.Datapath) func() []account.Stage {
+	return func() []account.Stage { return append(dp.Stats().Stages(), s.Stages()...) }
+}
+
+// datapathStats reads dp's counters for the status.
+func datapathStats(dp *datapath.Datapath) func() collector.DatapathStats {
+	return func() collector.DatapathStats {
+		s := dp.Stats()
+		return collector.DatapathStats{EventsRead: s.EventsRead, EventsLost: s.EventsLost,
+			EventsEmitted: s.EventsEmitted, EventsPending: s.EventsPending, FlowsEnded: s.FlowsEnded}
+	}
 }
 
 // runWith runs the sinks while run (the collector) runs, then drains and

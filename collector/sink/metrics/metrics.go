@@ -15,6 +15,12 @@ type catalog struct {
 	lostEvents                   Def
 	queueLength, queueDropped    Def
 	queueWritten, queueFailed    Def
+	queueSpooled, queueCorrupt   Def
+	queueDeduplicated            Def
+	queueRecovered               Def
+	queueUnrecovered             Def
+	stageIn, stageOut            Def
+	stageDropped, stageQueued    Def
 }
 
 func newCatalog(o Options) *catalog {
@@ -25,6 +31,10 @@ func newCatalog(o Options) *catalog {
 		lostEvents:  lostEventsDef(),
 		queueLength: queueLengthDef(), queueDropped: queueDroppedDef(),
 		queueWritten: queueWrittenDef(), queueFailed: queueFailedDef(),
+		queueSpooled: queueSpooledDef(), queueCorrupt: queueCorruptDef(),
+		queueDeduplicated: queueDeduplicatedDef(), queueRecovered: queueRecoveredDef(),
+		queueUnrecovered: queueUnrecoveredDef(),
+		stageIn:          stageInDef(), stageOut: stageOutDef(), stageDropped: stageDroppedDef(), stageQueued: stageQueuedDef(),
 	}
 }
 
@@ -35,6 +45,8 @@ func (c *catalog) all() []*Def {
 		&c.bytes, &c.packets, &c.tracked, &c.evicted,
 		&c.httpRequests, &c.httpDuration,
 		&c.lostEvents, &c.queueLength, &c.queueDropped, &c.queueWritten, &c.queueFailed,
+		&c.queueSpooled, &c.queueCorrupt, &c.queueDeduplicated, &c.queueRecovered, &c.queueUnrecovered,
+		&c.stageIn, &c.stageOut, &c.stageDropped, &c.stageQueued,
 	}
 }
 

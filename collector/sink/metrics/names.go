@@ -22,6 +22,15 @@ const (
 	SinkDroppedTotal               = "periscope_sink_dropped_total"
 	SinkWrittenTotal               = "periscope_sink_written_total"
 	SinkFailedTotal                = "periscope_sink_failed_total"
+	SinkSpooled                    = "periscope_sink_spooled"
+	SinkCorruptTotal               = "periscope_sink_corrupt_total"
+	SinkDeduplicatedTotal          = "periscope_sink_deduplicated_total"
+	SinkRecoveredTotal             = "periscope_sink_recovered_total"
+	SinkUnrecoveredTotal           = "periscope_sink_unrecovered_total"
+	StageInTotal                   = "periscope_stage_in_total"
+	StageOutTotal                  = "periscope_stage_out_total"
+	StageDroppedTotal              = "periscope_stage_dropped_total"
+	StageQueued                    = "periscope_stage_queued"
 )
 
 // OpenTelemetry instrument names of the same metrics.
@@ -44,6 +53,15 @@ const (
 	OTelSinkDropped               = "periscope.sink.dropped"
 	OTelSinkWritten               = "periscope.sink.written"
 	OTelSinkFailed                = "periscope.sink.failed"
+	OTelSinkSpooled               = "periscope.sink.spooled"
+	OTelSinkCorrupt               = "periscope.sink.corrupt"
+	OTelSinkDeduplicated          = "periscope.sink.deduplicated"
+	OTelSinkRecovered             = "periscope.sink.recovered"
+	OTelSinkUnrecovered           = "periscope.sink.unrecovered"
+	OTelStageIn                   = "periscope.stage.in"
+	OTelStageOut                  = "periscope.stage.out"
+	OTelStageDropped              = "periscope.stage.dropped"
+	OTelStageQueued               = "periscope.stage.queued"
 )
 
 // Prometheus label names.
@@ -53,7 +71,8 @@ const (
 	LabelProtocol    = "protocol"
 	LabelIPVersion   = "ip_version"
 	LabelType        = "type"
-	LabelReason      = "reason"
+	LabelReason      = "reason" // a flow's drop reason, or why a stage dropped
+	LabelStage       = "stage"
 	LabelAction      = "action"
 	LabelMatch       = "match"
 	LabelSource      = "source" // the source endpoint (traffic, HTTP) or the lost events' source
@@ -77,6 +96,8 @@ const (
 	KeyReporter         = attribute.Key("periscope.reporter")
 	KeyLostSource       = attribute.Key("periscope.lost_events.source")
 	KeySink             = attribute.Key("periscope.sink")
+	KeyStage            = attribute.Key("periscope.stage")
+	KeyStageDropReason  = attribute.Key("periscope.stage.drop_reason")
 )
 
 // Values of the reporter label: which side of an exchange reported an L7

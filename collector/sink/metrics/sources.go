@@ -3,11 +3,13 @@ package metrics
 import (
 	"sync"
 
+	"github.com/periscope-dev/periscope/api/account"
 	"github.com/periscope-dev/periscope/collector/sink"
 )
 
 // The metrics read when an exporter collects: events lost before they became
-// flow records, and the sink queues' counts.
+// flow records, the sink queues' counts, and the accounts of every stage
+// (stages.go).
 
 func lostEventsDef() Def {
 	return Def{
@@ -44,6 +46,31 @@ func queueFailedDef() Def {
 		"Flows lost because the sink failed to write them (after retries, or at shutdown).")
 }
 
+func queueSpooledDef() Def {
+	return queueDef(SinkSpooled, OTelSinkSpooled, KindGauge,
+		"Flows held in the sink's spool on disk (of this run or an earlier one).")
+}
+
+func queueCorruptDef() Def {
+	return queueDef(SinkCorruptTotal, OTelSinkCorrupt, KindCounter,
+		"Flows lost because their spool segment was truncated or damaged.")
+}
+
+func queueDeduplicatedDef() Def {
+	return queueDef(SinkDeduplicatedTotal, OTelSinkDeduplicated, KindCounter,
+		"Flows of retried or uncertain writes the sink found stored already and did not store again (counted as written too).")
+}
+
+func queueRecoveredDef() Def {
+	return queueDef(SinkRecoveredTotal, OTelSinkRecovered, KindCounter,
+		"Flows an earlier run of the collector left to this one, in the sink's spool and journal (unrecovered ones included).")
+}
+
+func queueUnrecoveredDef() Def {
+	return queueDef(SinkUnrecoveredTotal, OTelSinkUnrecovered, KindCounter,
+		"Flows an earlier run accepted that its journal could not give back (a power loss).")
+}
+
 // Queue is what the metrics read of a sink queue (*sink.Queue has it).
 type Queue interface {
 	Name() string
@@ -55,6 +82,7 @@ type sources struct {
 	mu     sync.Mutex
 	lost   []lostSource
 	queues []Queue
+	stages []func() []account.Stage
 }
 
 type lostSource struct {
@@ -104,5 +132,16 @@ func (m *Metrics) collect(yield func(d *Def, values []LabelValue, v float64)) {
 		yield(&m.defs.queueDropped, name, float64(st.Dropped))
 		yield(&m.defs.queueWritten, name, float64(st.Written))
 		yield(&m.defs.queueFailed, name, float64(st.Failed))
+		yield(&m.defs.queueSpooled, name, float64(st.Spooled))
+		yield(&m.defs.queueCorrupt, name, float64(st.Corrupt))
+		yield(&m.defs.queueDeduplicated, name, float64(st.Deduplicated))
+		yield(&m.defs.queueRecovered, name, float64(st.Recovered))
+		yield(&m.defs.queueUnrecovered, name, float64(st.Unrecovered))
+		m.yieldStage(yield, st.Stage(account.SinkStage(q.Name())))
+	}
+	for _, read := range m.sources.stages {
+		for _, st := range read() {
+			m.yieldStage(yield, st)
+		}
 	}
 }

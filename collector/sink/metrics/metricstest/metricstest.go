@@ -9,11 +9,13 @@ import (
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/account"
 	"github.com/periscope-dev/periscope/collector/sink"
 	"github.com/periscope-dev/periscope/collector/sink/metrics"
 )
 
-// Populate feeds m flow records, a lost-events source and a queue such that
+// Populate feeds m flow records, a lost-events source, a queue and a
+// stage's account such that
 // every metric of metrics.Defs has at least one series, in every instrument
 // (HTTP responses reported by the client, the server and neither).
 func Populate(m *metrics.Metrics) {
@@ -38,6 +40,10 @@ func Populate(m *metrics.Metrics) {
 	}
 	m.AddLostEventsSource("ringbuf", func() uint64 { return 2 })
 	m.AddQueues(queue{})
+	m.AddStages(func() []account.Stage {
+		return []account.Stage{{Name: account.StageRingBuffer, In: 3, Out: 1, Queued: 1,
+			Dropped: map[string]uint64{account.ReasonRingFull: 1}}}
+	})
 }
 
 // queue is a sink queue with a flow of each count.
@@ -46,5 +52,6 @@ type queue struct{}
 func (queue) Name() string { return "test" }
 
 func (queue) Stats() sink.Stats {
-	return sink.Stats{Queued: 1, Spooled: 1, Dropped: 1, Written: 1, Failed: 1, Corrupt: 1}
+	return sink.Stats{Offered: 4, Recovered: 3, Queued: 1, Spooled: 1, Dropped: 1, Written: 1, Failed: 1, Corrupt: 1,
+		Unrecovered: 1, Deduplicated: 1}
 }

@@ -54,6 +54,9 @@ func (p *Plugin) Open(_ context.Context, env sink.Env) (*sink.Part, error) {
 	for _, l := range env.Lost {
 		m.AddLostEventsSource(l.Name, l.Read)
 	}
+	if env.Stages != nil {
+		m.AddStages(env.Stages)
+	}
 	return &sink.Part{
 		Observers:   []sink.Observer{m},
 		Handlers:    map[string]http.Handler{Pattern: Handler(reg, env.Logger)},
