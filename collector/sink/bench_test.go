@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/periscope-dev/periscope/api"
 )
@@ -14,28 +15,37 @@ type discardSink struct{}
 func (discardSink) Name() string                            { return "discard" }
 func (discardSink) Write(context.Context, []api.Flow) error { return nil }
 
-// benchQueueOptions are RecommendedQueueOptions' batching (ClickHouse's),
-// with the journal in dir when it is not empty.
-func benchQueueOptions(dir string) QueueOptions {
-	return QueueOptions{Capacity: 1 << 18, BatchSize: 1 << 17, SpoolDir: dir, Logger: quietLogger()}
+// benchQueue is a queue shape the benchmarks compare.
+type benchQueue struct {
+	name  string
+	spool bool          // with a spool, hence a journal
+	sync  time.Duration // JournalSyncInterval
+}
+
+var benchQueues = []benchQueue{
+	{name: "memory"},                                  // no spool: Offer as before the journal
+	{name: "journal", spool: true},                    // synced every second (the default)
+	{name: "journal-unsynced", spool: true, sync: -1}, // synced only at Close
+}
+
+// options are RecommendedQueueOptions' batching (ClickHouse's).
+func (bq benchQueue) options(b *testing.B) QueueOptions {
+	o := QueueOptions{Capacity: 1 << 18, BatchSize: 1 << 17, Logger: quietLogger(), JournalSyncInterval: bq.sync}
+	if bq.spool {
+		o.SpoolDir = b.TempDir()
+	}
+	return o
 }
 
 // BenchmarkOfferAccepted is the cost of an accepted Offer (the pipeline
 // goroutine's share of a sink queue) without a spool, as before the
 // journal, and with one, which writes every flow ahead to its journal.
 //
-//	go test ./collector/sink/ -run '^$' -bench OfferAccepted -count 3
+//	go test ./collector/sink/ -run '^$' -bench OfferAccepted -benchtime 2000000x
 func BenchmarkOfferAccepted(b *testing.B) {
-	for _, tc := range []struct {
-		name  string
-		spool bool
-	}{{"memory", false}, {"journal", true}} {
-		b.Run(tc.name, func(b *testing.B) {
-			dir := ""
-			if tc.spool {
-				dir = b.TempDir()
-			}
-			q, err := NewQueue(discardSink{}, benchQueueOptions(dir))
+	for _, bq := range benchQueues[:2] { // without Run, nothing syncs
+		b.Run(bq.name, func(b *testing.B) {
+			q, err := NewQueue(discardSink{}, bq.options(b))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -43,7 +53,6 @@ func BenchmarkOfferAccepted(b *testing.B) {
 			f := testFlow(1)
 			ctx := context.Background()
 			b.ReportAllocs()
-			i := 0
 			for b.Loop() {
 				if !q.Offer(&f) {
 					b.StopTimer()
@@ -53,28 +62,20 @@ func BenchmarkOfferAccepted(b *testing.B) {
 						b.Fatal("refused after a pump")
 					}
 				}
-				i++
 			}
 		})
 	}
 }
 
 // BenchmarkQueueThroughput offers flows as fast as one goroutine can while
-// Run writes them to a sink that takes everything: the most a queue
-// carries, without and with the journal.
+// Run writes them to a sink that takes everything (and syncs the journal):
+// the most a queue carries, without and with the journal.
 //
-//	go test ./collector/sink/ -run '^$' -bench QueueThroughput -count 3
+//	go test ./collector/sink/ -run '^$' -bench QueueThroughput -benchtime 2000000x
 func BenchmarkQueueThroughput(b *testing.B) {
-	for _, tc := range []struct {
-		name  string
-		spool bool
-	}{{"memory", false}, {"journal", true}} {
-		b.Run(tc.name, func(b *testing.B) {
-			dir := ""
-			if tc.spool {
-				dir = b.TempDir()
-			}
-			q, err := NewQueue(discardSink{}, benchQueueOptions(dir))
+	for _, bq := range benchQueues {
+		b.Run(bq.name, func(b *testing.B) {
+			q, err := NewQueue(discardSink{}, bq.options(b))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -151,15 +151,20 @@ func TestAKilledProcessLosesNothingItAccepted(t *testing.T) {
 		crashChild()
 		return
 	}
-	for _, tc := range []struct {
+	type killCase struct {
 		name, mode string
 		killAt     func(offered uint64, line string) bool
-	}{
-		{name: "the sink down: flows in memory, journal and spool", mode: "down",
-			killAt: func(offered uint64, _ string) bool { return offered >= 6000 }},
-		{name: "the sink storing a batch it has not acknowledged", mode: "up",
-			killAt: func(offered uint64, line string) bool { return offered >= 1000 && strings.HasPrefix(line, "stored") }},
-	} {
+	}
+	var cases []killCase
+	// At several moments: whatever the queue is doing (spooling a batch,
+	// retrying the sink) when the kill comes.
+	for _, n := range []uint64{2500, 5200, 7900} {
+		cases = append(cases, killCase{name: fmt.Sprintf("the sink down: flows in memory, journal and spool (%d)", n),
+			mode: "down", killAt: func(offered uint64, _ string) bool { return offered >= n }})
+	}
+	cases = append(cases, killCase{name: "the sink storing a batch it has not acknowledged", mode: "up",
+		killAt: func(offered uint64, line string) bool { return offered >= 1000 && strings.HasPrefix(line, "stored") }})
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			cmd := exec.Command(os.Args[0], "-test.run=^TestAKilledProcessLosesNothingItAccepted$")

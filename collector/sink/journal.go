@@ -20,8 +20,10 @@ import (
 // killer) therefore loses nothing it accepted: the next Queue on the
 // directory finds the flows in the journal and spools them before anything
 // else. Writing is a copy into memory, no system call; a goroutine of Run
-// msyncs the file every JournalSyncInterval, which bounds what a power loss
-// or kernel crash can lose (see QueueOptions.JournalSyncInterval).
+// msyncs, every JournalSyncInterval, the header and the records held since
+// the previous interval, which bounds what a power loss or kernel crash can
+// lose (see QueueOptions.JournalSyncInterval) without writing the records
+// a sink that keeps up has taken already.
 //
 // The file is a header page, then a ring of records in the same order as
 // the queue's ring of flows: a record is a uint32 payload length, a uint32
@@ -127,27 +129,20 @@ func openJournal(dir string, size uint64, capacity int, covered uint64) (*journa
 	}
 }
 
-// createJournal creates the file with its blocks allocated, so that writing
-// into the mapping never finds the disk full (which would be a SIGBUS).
+// createJournal creates the file filled with zeros: its blocks are
+// allocated and written, so that writing into the mapping never finds the
+// disk full (which would be a SIGBUS) nor has to allocate or convert
+// extents (a page fault that waits for the file system's journal), as
+// databases prepare their write-ahead logs.
 func createJournal(p string, size uint64, capacity int, seq uint64) (*journal, error) {
 	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("journal: create %s: %w", p, err)
 	}
-	total := int64(journalHeaderSize + size)
-	if err := unix.Fallocate(int(f.Fd()), 0, 0, total); err != nil {
-		if !errors.Is(err, unix.EOPNOTSUPP) {
-			f.Close()
-			os.Remove(p)
-			return nil, fmt.Errorf("journal: allocate %d bytes for %s: %w", total, p, err)
-		}
-		// A file system without fallocate (tmpfs before 2.6.x, some FUSE):
-		// a plain size.
-		if err := f.Truncate(total); err != nil {
-			f.Close()
-			os.Remove(p)
-			return nil, fmt.Errorf("journal: size %s: %w", p, err)
-		}
+	if err := zeroFill(f, journalHeaderSize+size); err != nil {
+		f.Close()
+		os.Remove(p)
+		return nil, fmt.Errorf("journal: allocate %d bytes for %s: %w", journalHeaderSize+size, p, err)
 	}
 	j, err := mapFile(f, p)
 	if err != nil {
@@ -168,6 +163,17 @@ func createJournal(p string, size uint64, capacity int, seq uint64) (*journal, e
 		return nil, err
 	}
 	return j, nil
+}
+
+// zeroFill writes n zero bytes to f and syncs them.
+func zeroFill(f *os.File, n uint64) error {
+	zeros := make([]byte, 1<<20)
+	for off := uint64(0); off < n; off += uint64(len(zeros)) {
+		if _, err := f.Write(zeros[:min(uint64(len(zeros)), n-off)]); err != nil {
+			return err
+		}
+	}
+	return f.Sync()
 }
 
 // mapJournal maps an existing journal file.
@@ -392,6 +398,38 @@ func (j *journal) writingSegment(seq uint64) { j.store(hdrInflightSeg, seq) }
 
 // used is the share of the ring the held records take, in [0, 1].
 func (j *journal) used() float64 { return float64(j.tail-j.head) / float64(j.size) }
+
+// syncRange writes to the disk the pages of the records between logical
+// positions from and to (nothing when from >= to), and the header page,
+// and waits for them. The queue's lock need not be held: other records
+// may be written meanwhile.
+func (j *journal) syncRange(from, to uint64) error {
+	page := uint64(os.Getpagesize())
+	ranges := [][2]uint64{{0, journalHeaderSize}}
+	if from < to {
+		to = min(to, from+j.size)
+		a, b := from%j.size, to%j.size
+		if b == 0 {
+			b = j.size
+		}
+		if a < b {
+			ranges = append(ranges, [2]uint64{a, b})
+		} else {
+			ranges = append(ranges, [2]uint64{a, j.size}, [2]uint64{0, b})
+		}
+		for i := 1; i < len(ranges); i++ {
+			ranges[i][0] += journalHeaderSize
+			ranges[i][1] += journalHeaderSize
+		}
+	}
+	for _, r := range ranges {
+		lo, hi := r[0]&^(page-1), min((r[1]+page-1)&^(page-1), uint64(len(j.mem)))
+		if err := unix.Msync(j.mem[lo:hi], unix.MS_SYNC); err != nil {
+			return fmt.Errorf("journal: sync: %w", err)
+		}
+	}
+	return nil
+}
 
 // sync writes the mapping's dirty pages to the disk and waits for them.
 func (j *journal) sync() error {

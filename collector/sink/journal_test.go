@@ -92,7 +92,13 @@ func drainAll(t *testing.T, q *Queue) Stats {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { q.Run(ctx); close(done) }()
-	waitFor(t, func() bool { st := q.Stats(); return st.Queued == 0 && st.Spooled == 0 })
+	deadline := time.Now().Add(time.Minute) // spool segments are fsynced: slow on a loaded disk
+	for st := q.Stats(); st.Queued != 0 || st.Spooled != 0; st = q.Stats() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not drained within a minute: %+v", st)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 	cancel()
 	<-done
 	if err := q.Close(); err != nil {
@@ -304,5 +310,33 @@ func TestAJournalOfAnotherKindIsRefusedByName(t *testing.T) {
 	_, err := NewQueue(&seqSink{}, journalOptions(dir))
 	if err == nil || !strings.Contains(err.Error(), p) {
 		t.Errorf("NewQueue over a foreign journal: %v, want an error naming %s", err, p)
+	}
+}
+
+func TestAnOfferAfterCloseIsRefusedAndCounted(t *testing.T) {
+	q := newTestQueue(t, &seqSink{}, journalOptions(t.TempDir()))
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f := testFlow(1)
+	if q.Offer(&f) {
+		t.Error("a closed queue accepted a flow")
+	}
+	if st := q.Stats(); st != (Stats{Offered: 1, Dropped: 1}) {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestJournalSyncsAnyRangeOfRecords(t *testing.T) {
+	q := newTestQueue(t, &seqSink{}, journalOptions(t.TempDir()))
+	defer q.Close()
+	j := q.journal
+	for _, r := range [][2]uint64{
+		{0, 0}, {10, 5}, {0, 1}, {100, 5000}, {j.size - 100, j.size + 100}, {j.size, 2 * j.size},
+		{3*j.size + 8, 3*j.size + 16}, {5, 5 + 3*j.size},
+	} {
+		if err := j.syncRange(r[0], r[1]); err != nil {
+			t.Errorf("syncRange(%d, %d) over a ring of %d: %v", r[0], r[1], j.size, err)
+		}
 	}
 }

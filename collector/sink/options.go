@@ -57,12 +57,15 @@ type QueueOptions struct {
 	// half full it spools during an outage as the ring does. Default
 	// Capacity × DefaultJournalBytesPerFlow, at least 1 MiB.
 	JournalBytes int64
-	// JournalSyncInterval is how often the journal is written to the disk
-	// (msync). It bounds what a power loss or kernel crash can lose: the
-	// flows accepted since the last sync, which the next start counts as
-	// Unrecovered as far as the last synced header knew of them. A process
-	// crash loses nothing whatever the interval: the page cache keeps the
-	// journal. Default 1s; negative: only when the queue closes.
+	// JournalSyncInterval is how often the journal's header, and the
+	// flows it has held since the previous interval, are written to the
+	// disk (msync). It bounds what a power loss or kernel crash can lose:
+	// flows held for less than two intervals, which the next start counts
+	// as Unrecovered as far as the last synced header knew of them. Flows
+	// the sink took sooner are never synced, so a sink that keeps up costs
+	// one page per interval. A process crash loses nothing whatever the
+	// interval: the page cache keeps the journal. Default 1s; negative:
+	// only when the queue closes.
 	JournalSyncInterval time.Duration
 }
 

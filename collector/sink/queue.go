@@ -97,8 +97,9 @@ func (q *Queue) Offer(f *api.Flow) bool {
 		return false
 	}
 	if q.journal != nil {
-		if err := q.journal.append(f); err != nil {
-			q.dropped++ // journal full: its bytes ran out before the ring's slots
+		// Full (its bytes ran out before the ring's slots), or closed.
+		if q.journal.mem == nil || q.journal.append(f) != nil {
+			q.dropped++
 			q.mu.Unlock()
 			return false
 		}

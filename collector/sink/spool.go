@@ -57,6 +57,7 @@ type segment struct {
 const (
 	segmentMagic  = "PSPOOL1\n"
 	segmentSuffix = ".seg"
+	tempSuffix    = ".tmp" // a segment being written
 	recordHeader  = 8
 	// maxRecord bounds a record's claimed length, so a corrupt length never
 	// makes the reader allocate gigabytes.
@@ -90,6 +91,10 @@ func openSpool(dir string, maxBytes int64) (*spool, error) {
 		return nil, fmt.Errorf("spool: list %s: %w", dir, err)
 	}
 	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), segmentSuffix+tempSuffix) {
+			_ = os.Remove(filepath.Join(dir, e.Name())) // a segment a crash cut short
+			continue
+		}
 		seg, ok := parseSegmentName(e.Name())
 		if !ok || !e.Type().IsRegular() {
 			continue // not ours (an editor's backup, the lock): leave it
@@ -216,8 +221,12 @@ func (sp *spool) append(batch []api.Flow, first uint64, uncertain, force bool) e
 		return errSpoolFull
 	}
 	seg := segment{seq: sp.nextSeq, flows: len(batch), size: int64(len(b)), first: first, uncertain: uncertain}
+	// Written aside, then renamed: a segment's name promises its flows (and
+	// that the journal need not give them back), so it appears whole or
+	// not at all.
 	p := sp.path(seg)
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
+	tmp := p + tempSuffix
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
 	if err != nil {
 		return fmt.Errorf("spool: create segment: %w", err)
 	}
@@ -229,9 +238,13 @@ func (sp *spool) append(batch []api.Flow, first uint64, uncertain, force bool) e
 		err = cerr
 	}
 	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err == nil {
 		err = syncDir(sp.dir)
 	}
 	if err != nil {
+		os.Remove(tmp)
 		os.Remove(p)
 		return fmt.Errorf("spool: write segment %s: %w", p, err)
 	}
