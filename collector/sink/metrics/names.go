@@ -31,6 +31,14 @@ const (
 	FlowTableCapacity              = "periscope_flow_table_capacity"
 	PolicyRevision                 = "periscope_policy_revision"
 	PolicyMatchesTotal             = "periscope_policy_matches_total"
+	SinkCorruptTotal               = "periscope_sink_corrupt_total"
+	SinkDeduplicatedTotal          = "periscope_sink_deduplicated_total"
+	SinkRecoveredTotal             = "periscope_sink_recovered_total"
+	SinkUnrecoveredTotal           = "periscope_sink_unrecovered_total"
+	StageInTotal                   = "periscope_stage_in_total"
+	StageOutTotal                  = "periscope_stage_out_total"
+	StageDroppedTotal              = "periscope_stage_dropped_total"
+	StageQueued                    = "periscope_stage_queued"
 )
 
 // OpenTelemetry instrument names of the same metrics.
@@ -62,6 +70,14 @@ const (
 	OTelFlowTableCapacity         = "periscope.flow_table.capacity"
 	OTelPolicyRevision            = "periscope.policy.revision"
 	OTelPolicyMatches             = "periscope.policy.matches"
+	OTelSinkCorrupt               = "periscope.sink.corrupt"
+	OTelSinkDeduplicated          = "periscope.sink.deduplicated"
+	OTelSinkRecovered             = "periscope.sink.recovered"
+	OTelSinkUnrecovered           = "periscope.sink.unrecovered"
+	OTelStageIn                   = "periscope.stage.in"
+	OTelStageOut                  = "periscope.stage.out"
+	OTelStageDropped              = "periscope.stage.dropped"
+	OTelStageQueued               = "periscope.stage.queued"
 )
 
 // Prometheus label names.
@@ -71,7 +87,8 @@ const (
 	LabelProtocol    = "protocol"
 	LabelIPVersion   = "ip_version"
 	LabelType        = "type"
-	LabelReason      = "reason"
+	LabelReason      = "reason" // a flow's drop reason, or why a stage dropped
+	LabelStage       = "stage"
 	LabelAction      = "action"
 	LabelMatch       = "match"
 	LabelSource      = "source" // the source endpoint (traffic, HTTP) or the lost events' source
@@ -100,6 +117,8 @@ const (
 	KeyFlowSource       = attribute.Key("periscope.flow_source") // a producer of flow records (the datapath)
 	KeyPolicy           = attribute.Key("periscope.policy")
 	KeyEndpoint         = attribute.Key("periscope.endpoint")
+	KeyStage            = attribute.Key("periscope.stage")
+	KeyStageDropReason  = attribute.Key("periscope.stage.drop_reason")
 )
 
 // Values of the reporter label: which side of an exchange reported an L7
