@@ -1,9 +1,7 @@
 package sink
 
 import (
-	"bytes"
 	"encoding/binary"
-	"encoding/gob"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -15,11 +13,9 @@ import (
 // The journal's encoding of one flow: compact, written without allocating
 // on the pipeline goroutine, read back only when a queue recovers what a
 // crashed run accepted. Fixed-size fields are little-endian, strings and
-// lists are a uvarint length then their content. The L7 record, when
-// present, is a gob blob: it is rare next to L3/L4 records and its types
-// grow with every protocol, which gob follows by itself.
-// TestFlowCodecKeepsEveryField fails when api.Flow gains a field this
-// encoding does not carry.
+// lists are a uvarint length then their content; the L7 record is encoded
+// the same way (flowcodec_l7.go). TestFlowCodecKeepsEveryField fails when
+// api.Flow (or its L7 record) gains a field this encoding does not carry.
 
 // flowCodecVersion is the first byte of every encoded flow.
 const flowCodecVersion = 1
@@ -31,9 +27,9 @@ const (
 	timeLocal = 2
 )
 
-// appendFlow appends f's encoding to dst. It allocates only for an L7
-// record, or when dst must grow.
-func appendFlow(dst []byte, f *api.Flow) ([]byte, error) {
+// appendFlow appends f's encoding to dst. It allocates only when dst must
+// grow.
+func appendFlow(dst []byte, f *api.Flow) []byte {
 	dst = append(dst, flowCodecVersion)
 	dst = appendTime(dst, f.Time)
 	dst = append(dst, f.UUID[:]...)
@@ -71,16 +67,7 @@ func appendFlow(dst []byte, f *api.Flow) ([]byte, error) {
 	dst = appendPolicyRefs(dst, f.EgressDeniedBy)
 	dst = appendStrings(dst, f.SourceNames)
 	dst = appendStrings(dst, f.DestinationNames)
-	if f.L7 == nil {
-		return append(dst, 0), nil
-	}
-	dst = append(dst, 1)
-	var b bytes.Buffer
-	if err := gob.NewEncoder(&b).Encode(f.L7); err != nil {
-		return dst, fmt.Errorf("encode L7 record: %w", err)
-	}
-	dst = binary.AppendUvarint(dst, uint64(b.Len()))
-	return append(dst, b.Bytes()...), nil
+	return appendL7(dst, f.L7)
 }
 
 func boolByte(b bool) byte {
@@ -216,15 +203,7 @@ func decodeFlow(b []byte, f *api.Flow) error {
 	f.EgressDeniedBy = r.policyRefs()
 	f.SourceNames = r.strings()
 	f.DestinationNames = r.strings()
-	if r.byte() == 1 {
-		blob := r.take(int(r.uvarint()))
-		if r.err == nil {
-			f.L7 = new(api.L7)
-			if err := gob.NewDecoder(bytes.NewReader(blob)).Decode(f.L7); err != nil {
-				return fmt.Errorf("decode L7 record: %w", err)
-			}
-		}
-	}
+	f.L7 = r.l7()
 	if r.err != nil {
 		return r.err
 	}

@@ -235,8 +235,8 @@ func (j *journal) reset(next uint64) error {
 }
 
 // append writes f as the newest record. It fails, writing nothing, when
-// the journal has no room for it (errJournalFull) or f cannot be encoded.
-// The caller holds the queue's lock.
+// the journal has no room for it (errJournalFull). The caller holds the
+// queue's lock.
 func (j *journal) append(f *api.Flow) error {
 	if j.endsN == len(j.ends) {
 		return errJournalFull
@@ -245,19 +245,15 @@ func (j *journal) append(f *api.Flow) error {
 	// The room at off: up to the end of the ring, or to the head.
 	room := min(j.size-off, j.size-(j.tail-j.head))
 	var b []byte
-	var err error
 	inPlace := room >= journalRecordHead+maxInPlace
 	if inPlace {
 		// Encoded straight into the mapping: no copy.
 		dst := j.data[off+journalRecordHead : off+journalRecordHead : off+room]
-		b, err = appendFlow(dst, f)
+		b = appendFlow(dst, f)
 		inPlace = cap(b) == cap(dst)
 	} else {
-		b, err = appendFlow(j.scratch[:0], f)
+		b = appendFlow(j.scratch[:0], f)
 		j.scratch = b[:0]
-	}
-	if err != nil {
-		return err
 	}
 	n := uint64(len(b))
 	need := recordLen(n)
