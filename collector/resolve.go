@@ -84,9 +84,6 @@ func resolveEndpoint(ep EndpointConfig) (ResolvedEndpoint, error) {
 		return re, fmt.Errorf("open netns %s: %w", ep.NetNS, err)
 	}
 	defer ns.Close()
-	if ep.Interface != "" && len(re.IPs) > 0 {
-		return re, nil
-	}
 	nsid, err := netnsID(ns)
 	if err != nil {
 		return re, fmt.Errorf("netns %s: %w", ep.NetNS, err)
@@ -113,12 +110,20 @@ func resolveEndpoint(ep EndpointConfig) (ResolvedEndpoint, error) {
 			}
 		}
 	}
+	if peerIndex == 0 && len(re.IPs) > 0 {
+		return re, nil
+	}
+	global, linkLocal, err := netnsAddrs(nsid, peerIndex)
+	if err != nil {
+		return re, fmt.Errorf("netns %s: %w", ep.NetNS, err)
+	}
 	if len(re.IPs) == 0 {
-		ips, err := netnsAddrs(nsid, peerIndex)
-		if err != nil {
-			return re, fmt.Errorf("netns %s: %w", ep.NetNS, err)
-		}
-		re.IPs = ips
+		re.IPs = global
+	}
+	if peerIndex != 0 {
+		// The pod's own side of the veth: its neighbour discovery and
+		// other link-local traffic is the pod's.
+		re.LinkLocal = linkLocal
 	}
 	return re, nil
 }

@@ -1,4 +1,5 @@
-// The service map: workloads (namespace/workload) as nodes on a circle,
+// The service map: workloads (namespace/workload; host, world and the
+// other reserved identities by name) as nodes on a circle,
 // grouped by namespace, and flows as directed edges coloured by verdict
 // (dropped beats audit beats forwarded; an edge of TRACED socket records
 // only, which carry no verdict, is grey). Plain SVG, redrawn at most every
@@ -46,6 +47,7 @@ export class ServiceMap {
 
   add(rows) {
     for (const r of rows) {
+      if (!r.onMap) continue; // a multicast group is no workload
       const a = this.node(r.srcKey), b = this.node(r.dstKey);
       if (!a || !b) continue;
       a.count++; b.count++;
