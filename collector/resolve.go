@@ -71,6 +71,9 @@ func resolveEndpoint(ep EndpointConfig) (ResolvedEndpoint, error) {
 		if err != nil {
 			return re, fmt.Errorf("host interface %s: %w", ep.Interface, err)
 		}
+		if err := endpointInterface(l); err != nil {
+			return re, err
+		}
 		re.HostIfIndex = uint32(l.Attrs().Index)
 		re.HostIfName = ep.Interface
 	}
@@ -126,6 +129,18 @@ func resolveEndpoint(ep EndpointConfig) (ResolvedEndpoint, error) {
 		re.LinkLocal = linkLocal
 	}
 	return re, nil
+}
+
+// endpointInterface checks that a declared interface can be an endpoint's:
+// the host end of a veth pair (never lo, a bridge or a physical device,
+// which would put the endpoint's programs and policy on the host's own
+// traffic).
+func endpointInterface(l netlink.Link) error {
+	if _, ok := l.(*netlink.Veth); !ok {
+		return fmt.Errorf("host interface %s is a %s, not a veth: an endpoint's interface is the host end of its veth pair (host interfaces go in host_interfaces)",
+			l.Attrs().Name, l.Type())
+	}
+	return nil
 }
 
 // soleVeth picks the endpoint's host-side veth among the host veths whose
