@@ -35,6 +35,9 @@ type ResolvedEndpoint struct {
 	// LinkLocal are the link-local addresses of the endpoint's interface
 	// (fe80::/10, 169.254.0.0/16): its own, though not unique on the node.
 	LinkLocal []netip.Addr
+	// Kept marks an endpoint of the previous run the endpoints file no
+	// longer declares: enforced as before until explicitly removed.
+	Kept bool
 }
 
 // HostInterface is a host interface watched by the datapath.
@@ -52,6 +55,7 @@ type endpointInfo struct {
 	ips         []netip.Addr
 	linkLocal   []netip.Addr
 	audit       bool
+	kept        bool
 }
 
 // Registry answers endpoint lookups by host interface index and by IP, and
@@ -118,6 +122,7 @@ func NewRegistryWith(t *Topology, ids *identity.Allocator) (*Registry, error) {
 			hostIfIndex: re.HostIfIndex,
 			hostIfName:  re.HostIfName,
 			audit:       re.Config.Audit,
+			kept:        re.Kept,
 			ips:         append([]netip.Addr(nil), re.IPs...),
 		}
 		for _, a := range re.LinkLocal {
@@ -242,6 +247,9 @@ type EndpointStatus struct {
 	IPs       []string `json:"ips"`
 	LinkLocal []string `json:"link_local,omitempty"`
 	Labels    []string `json:"labels"`
+	// Kept says why an endpoint the endpoints file does not declare is
+	// still enforced; empty for a declared one.
+	Kept string `json:"kept,omitempty"`
 }
 
 // Endpoints describes the registered endpoints.
@@ -265,6 +273,7 @@ func (r *Registry) Endpoints() []EndpointStatus {
 			IPs:       ips,
 			LinkLocal: linkLocal,
 			Labels:    e.endpoint.Labels,
+			Kept:      keptNote(e),
 		})
 	}
 	return out

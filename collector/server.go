@@ -10,7 +10,8 @@ import (
 
 // Handler serves the collector's HTTP API: GET /api/v1/flows (from the
 // ring, or with source=clickhouse from Options.History, as
-// flowquery.Server answers it), GET /api/v1/status,
+// flowquery.Server answers it), GET /api/v1/status, GET /api/v1/endpoints
+// and DELETE /api/v1/endpoints/{namespace}/{name} (RemoveEndpoint),
 // GET /healthz, and Options.Handlers. The API's own patterns are more
 // specific than a catch-all "GET /" in Options.Handlers (the web UI), so
 // they win over it.
@@ -21,6 +22,8 @@ func (c *Collector) Handler() http.Handler {
 		io.WriteString(w, "ok")
 	})
 	mux.HandleFunc("GET /api/v1/status", c.serveStatus)
+	mux.HandleFunc("GET "+EndpointsPath, c.serveEndpoints)
+	mux.HandleFunc("DELETE "+EndpointsPath+"/{namespace}/{name}", c.serveRemoveEndpoint)
 	mux.Handle("GET /api/v1/flows", &flowquery.Server{Ring: c.store, History: c.opts.History, Log: c.log})
 	for pattern, h := range c.opts.Handlers {
 		mux.Handle(pattern, h)

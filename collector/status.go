@@ -23,7 +23,7 @@ type Status struct {
 // Status reports the collector's counters and configuration.
 func (c *Collector) Status() Status {
 	st := Status{
-		NodeName:      c.registry.NodeName(),
+		NodeName:      c.Registry().NodeName(),
 		Version:       c.opts.Version,
 		UptimeSeconds: time.Since(c.started).Seconds(),
 		FlowsSeen:     c.store.Seen(),
@@ -31,7 +31,7 @@ func (c *Collector) Status() Status {
 		RingSize:      c.store.Capacity(),
 		Followers:     c.store.Followers(),
 		FollowSkipped: c.store.Skipped(),
-		Endpoints:     c.registry.Endpoints(),
+		Endpoints:     c.Registry().Endpoints(),
 	}
 	if c.opts.Stats != nil {
 		ds := c.opts.Stats()
