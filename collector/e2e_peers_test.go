@@ -9,12 +9,15 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	xicmp "golang.org/x/net/icmp"
 	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
 
 	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/collector"
@@ -194,30 +197,42 @@ func sameEndpoint(a, b api.Endpoint) bool {
 	return a.Identity == b.Identity && slices.Equal(a.Labels, b.Labels) && a.PodName == b.PodName && a.Namespace == b.Namespace
 }
 
-// podLinkLocal is the IPv6 link-local address of the pod's eth0.
+// podLinkLocal is the IPv6 link-local address of the pod's eth0, once
+// duplicate address detection is done with it (a tentative address is no
+// source yet).
 func podLinkLocal(t *testing.T, p *netlab.Pod) netip.Addr {
 	t.Helper()
-	var ll netip.Addr
-	err := p.Do(func() error {
-		ifc, err := net.InterfaceByName(p.Veth.Name)
-		if err != nil {
-			return err
-		}
-		addrs, err := ifc.Addrs()
-		if err != nil {
-			return err
-		}
-		for _, a := range addrs {
-			if pfx, err := netip.ParsePrefix(a.String()); err == nil && pfx.Addr().Is6() && pfx.Addr().IsLinkLocalUnicast() {
-				ll = pfx.Addr()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var ll netip.Addr
+		tentative := false
+		err := p.Do(func() error {
+			eth, err := netlink.LinkByName(p.Veth.Name)
+			if err != nil {
+				return err
 			}
+			addrs, err := netlink.AddrList(eth, netlink.FAMILY_V6)
+			if err != nil {
+				return err
+			}
+			for _, a := range addrs {
+				if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.IsLinkLocalUnicast() {
+					ll, tentative = ip, a.Flags&unix.IFA_F_TENTATIVE != 0
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("link-local address of %s: %v", p.Name, err)
 		}
-		return nil
-	})
-	if err != nil || !ll.IsValid() {
-		t.Fatalf("link-local address of %s: %v", p.Name, err)
+		if ll.IsValid() && !tentative {
+			return ll
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s has no usable link-local address (%v, tentative %v)", p.Name, ll, tentative)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return ll
 }
 
 // pingGroup sends one ICMPv6 echo request from the pod's eth0 to a
@@ -237,7 +252,9 @@ func pingGroup(t *testing.T, p *netlab.Pod, group netip.Addr) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.WriteTo(b, &net.IPAddr{IP: group.AsSlice(), Zone: p.Veth.Name}); err != nil {
+	// The zone by index: a name would be looked up in the caller's
+	// network namespace, not the pod's.
+	if _, err := conn.WriteTo(b, &net.IPAddr{IP: group.AsSlice(), Zone: strconv.Itoa(p.Veth.Index)}); err != nil {
 		t.Fatalf("ping %s from %s: %v", group, p.Name, err)
 	}
 }
