@@ -38,10 +38,11 @@ func keptNote(e *endpointInfo) string {
 
 // withKeptEndpoints returns topo with the endpoints of state (the previous
 // run's) that it does not declare, resolved again and marked Kept. A kept
-// endpoint whose interface is gone is forgotten (its programs went with
-// it), and one whose interface or addresses a declared endpoint has now is
-// superseded by it; both are logged.
-func withKeptEndpoints(state []EndpointConfig, topo *Topology, resolve func(EndpointConfig) (ResolvedEndpoint, error),
+// endpoint whose interface is gone (or whose name is now another device's)
+// is forgotten: its programs went with it. One whose interface or
+// addresses a declared endpoint has now is superseded by it. Both are
+// logged.
+func withKeptEndpoints(state []keptEndpoint, topo *Topology, resolve func(EndpointConfig) (ResolvedEndpoint, error),
 	log *slog.Logger) *Topology {
 	declared := map[string]bool{}
 	ifaces := map[string]string{}
@@ -56,7 +57,8 @@ func withKeptEndpoints(state []EndpointConfig, topo *Topology, resolve func(Endp
 	}
 	out := *topo
 	out.Endpoints = slices.Clone(topo.Endpoints)
-	for _, cfg := range state {
+	for _, k := range state {
+		cfg := k.Config
 		key := cfg.namespace() + "/" + cfg.Name
 		if declared[key] {
 			continue
@@ -66,6 +68,9 @@ func withKeptEndpoints(state []EndpointConfig, topo *Topology, resolve func(Endp
 			// The namespace may be gone while the interface stays.
 			cfg.NetNS = ""
 			re, err = resolve(cfg)
+		}
+		if err == nil && re.HostIfIndex != k.IfIndex {
+			err = fmt.Errorf("interface %s is another device now (index %d, was %d)", cfg.Interface, re.HostIfIndex, k.IfIndex)
 		}
 		if err != nil {
 			log.Warn("endpoint of the previous run forgotten: its interface is gone, and its programs with it",

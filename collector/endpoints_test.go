@@ -63,15 +63,17 @@ func TestEndpointsOfThePreviousRunAreKept(t *testing.T) {
 	declared := &Topology{NodeName: "n", Endpoints: []ResolvedEndpoint{
 		{Config: EndpointConfig{Name: "a", Interface: "veth-a"}, HostIfIndex: 10, HostIfName: "veth-a", IPs: []netip.Addr{addr("198.18.0.2")}},
 	}}
-	state := []EndpointConfig{
-		{Name: "a", Namespace: "default", Interface: "veth-a", IPs: []string{"198.18.0.2"}}, // still declared
-		{Name: "b", Namespace: "shop", Interface: "veth-b", IPs: []string{"198.18.0.3"}, Labels: map[string]string{"app": "b"}},
-		{Name: "c", Namespace: "default", Interface: "veth-gone", IPs: []string{"198.18.0.4"}},
-		{Name: "d", Namespace: "default", Interface: "veth-a", IPs: []string{"198.18.0.5"}},
-		{Name: "e", Namespace: "default", Interface: "veth-e", IPs: []string{"198.18.0.2"}},
-		{Name: "f", Namespace: "default", NetNS: "gone-ns", Interface: "veth-f", IPs: []string{"198.18.0.6"}},
+	state := []keptEndpoint{
+		{Config: EndpointConfig{Name: "a", Namespace: "default", Interface: "veth-a", IPs: []string{"198.18.0.2"}}, IfIndex: 10}, // still declared
+		{Config: EndpointConfig{Name: "b", Namespace: "shop", Interface: "veth-b", IPs: []string{"198.18.0.3"}, Labels: map[string]string{"app": "b"}}, IfIndex: 11},
+		{Config: EndpointConfig{Name: "c", Namespace: "default", Interface: "veth-gone", IPs: []string{"198.18.0.4"}}, IfIndex: 20},
+		{Config: EndpointConfig{Name: "d", Namespace: "default", Interface: "veth-a", IPs: []string{"198.18.0.5"}}, IfIndex: 10},
+		{Config: EndpointConfig{Name: "e", Namespace: "default", Interface: "veth-e", IPs: []string{"198.18.0.2"}}, IfIndex: 12},
+		{Config: EndpointConfig{Name: "f", Namespace: "default", NetNS: "gone-ns", Interface: "veth-f", IPs: []string{"198.18.0.6"}}, IfIndex: 13},
+		{Config: EndpointConfig{Name: "g", Namespace: "default", Interface: "veth-g", IPs: []string{"198.18.0.7"}}, IfIndex: 14},
 	}
-	ifindex := map[string]uint32{"veth-a": 10, "veth-b": 11, "veth-e": 12, "veth-f": 13}
+	// veth-g is another device now: a new pod's veth got the old name.
+	ifindex := map[string]uint32{"veth-a": 10, "veth-b": 11, "veth-e": 12, "veth-f": 13, "veth-g": 99}
 	resolve := func(cfg EndpointConfig) (ResolvedEndpoint, error) {
 		if cfg.NetNS != "" {
 			return ResolvedEndpoint{}, errors.New("open netns: no such file")
@@ -106,6 +108,7 @@ func TestEndpointsOfThePreviousRunAreKept(t *testing.T) {
 		{"WARN endpoint kept", "endpoint=shop/b", "interface=veth-b"},
 		{"WARN endpoint kept", "endpoint=default/f", "interface=veth-f"},
 		{"WARN endpoint of the previous run forgotten: its interface is gone", "endpoint=default/c"},
+		{"WARN endpoint of the previous run forgotten", "endpoint=default/g", "interface veth-g is another device now (index 99, was 14)"},
 		{"WARN endpoint of the previous run superseded", "endpoint=default/d", "by=default/a"},
 		{"WARN endpoint of the previous run superseded", "endpoint=default/e", "by=default/a"},
 	} {
@@ -133,7 +136,8 @@ func TestRemoveEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	saved, err := loadEndpointState(statePath)
-	if err != nil || len(saved) != 2 || saved[1].Name != "backend" || saved[1].Interface != "veth-be-h" || saved[1].IPs[0] != "198.18.0.3" {
+	if err != nil || len(saved) != 2 || saved[1].Config.Name != "backend" || saved[1].Config.Interface != "veth-be-h" ||
+		saved[1].IfIndex != 11 || saved[1].Config.IPs[0] != "198.18.0.3" {
 		t.Fatalf("state after New: %+v, %v", saved, err)
 	}
 	var changes int
@@ -169,7 +173,7 @@ func TestRemoveEndpoint(t *testing.T) {
 		t.Errorf("attacher calls %v, want backend's interface detached only", calls)
 	}
 	saved, err = loadEndpointState(statePath)
-	if err != nil || len(saved) != 1 || saved[0].Name != "frontend-7d4" {
+	if err != nil || len(saved) != 1 || saved[0].Config.Name != "frontend-7d4" {
 		t.Errorf("state after the removal: %+v, %v", saved, err)
 	}
 

@@ -30,14 +30,23 @@ type stateEndpoint struct {
 	Labels    map[string]string `json:"labels,omitempty"`
 	NetNS     string            `json:"netns,omitempty"`
 	Interface string            `json:"interface"`
+	IfIndex   uint32            `json:"ifindex"`
 	IPs       []string          `json:"ips,omitempty"`
 	Audit     bool              `json:"audit,omitempty"`
+}
+
+// keptEndpoint is an endpoint of the state file: its declaration, and the
+// index its interface had. A device of that name with another index is
+// another device (indexes are not reused soon), not the endpoint's.
+type keptEndpoint struct {
+	Config  EndpointConfig
+	IfIndex uint32
 }
 
 // loadEndpointState reads the endpoints of the state file at path as
 // declarations that resolve to what they resolved to; a missing file is
 // no endpoint.
-func loadEndpointState(path string) ([]EndpointConfig, error) {
+func loadEndpointState(path string) ([]keptEndpoint, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -52,10 +61,10 @@ func loadEndpointState(path string) ([]EndpointConfig, error) {
 	if f.Version != endpointStateVersion {
 		return nil, fmt.Errorf("endpoint state %s: version %d, want %d", path, f.Version, endpointStateVersion)
 	}
-	out := make([]EndpointConfig, 0, len(f.Endpoints))
+	out := make([]keptEndpoint, 0, len(f.Endpoints))
 	for _, e := range f.Endpoints {
-		out = append(out, EndpointConfig{Name: e.Name, Namespace: e.Namespace, Labels: e.Labels,
-			NetNS: e.NetNS, Interface: e.Interface, IPs: e.IPs, Audit: e.Audit})
+		out = append(out, keptEndpoint{IfIndex: e.IfIndex, Config: EndpointConfig{Name: e.Name, Namespace: e.Namespace,
+			Labels: e.Labels, NetNS: e.NetNS, Interface: e.Interface, IPs: e.IPs, Audit: e.Audit}})
 	}
 	return out, nil
 }
@@ -66,7 +75,7 @@ func saveEndpointState(path string, eps []ResolvedEndpoint) error {
 	f := endpointStateFile{Version: endpointStateVersion, Endpoints: make([]stateEndpoint, 0, len(eps))}
 	for _, re := range eps {
 		e := stateEndpoint{Name: re.Config.Name, Namespace: re.Config.namespace(), Labels: re.Config.Labels,
-			NetNS: re.Config.NetNS, Interface: re.HostIfName, Audit: re.Config.Audit}
+			NetNS: re.Config.NetNS, Interface: re.HostIfName, IfIndex: re.HostIfIndex, Audit: re.Config.Audit}
 		for _, ip := range re.IPs {
 			e.IPs = append(e.IPs, ip.String())
 		}
