@@ -2,7 +2,6 @@ package collector_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -119,18 +118,6 @@ func (n *accountingNode) settledStatus(t *testing.T, ready func(sink account.Sta
 		}
 		last = st
 		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func getJSON(t *testing.T, url string, v any) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		t.Fatalf("decode %s: %v", url, err)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 const (
 	defaultIdentityState = "/var/lib/periscope/identities.json"
 	defaultPolicyDir     = "/var/lib/periscope/policies"
+	defaultEndpointState = "/var/lib/periscope/endpoints.json"
 )
 
 // newIdentityAllocator opens the identity state file, creating its directory.
@@ -27,17 +28,20 @@ func newIdentityAllocator(path string) (*identity.Allocator, error) {
 	return identity.NewAllocator(path)
 }
 
-// startPolicyStore builds a policy store over dp and c's endpoints that
+// startPolicyStore builds a policy store over dp and c's endpoints (and
+// their changes) that
 // persists in dir ("": in memory only; else it re-applies what dir holds)
 // and adds the policy and identity API to handlers.
 func startPolicyStore(dir string, c *collector.Collector, dp *datapath.Datapath,
 	handlers map[string]http.Handler, logger *slog.Logger) (*policystore.Store, error) {
 	store, err := policystore.New(policystore.Options{
-		Dir: dir, Applier: dp, Endpoints: c.Registry(), Logger: logger, Events: c.Events(),
+		Dir: dir, Applier: dp, Endpoints: c, Logger: logger, Events: c.Events(),
 	})
 	if err != nil {
 		return nil, err
 	}
+	// A removed endpoint leaves the compiled policy (and audit mode).
+	c.OnEndpointsChange(store.Refresh)
 	for pattern, h := range store.Handlers() {
 		handlers[pattern] = h
 	}
