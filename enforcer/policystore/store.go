@@ -37,6 +37,7 @@ type Store struct {
 	log       *slog.Logger
 	policies  map[string]*Applied
 	revision  uint64
+	fqdn      fqdnState
 }
 
 // Options configure a Store.
@@ -47,6 +48,9 @@ type Options struct {
 	Applier Applier
 	// Endpoints are the node's endpoints and identities; required.
 	Endpoints Endpoints
+	// Names are the DNS names toFQDNs rules select addresses by; nil: none
+	// (toFQDNs selects nothing).
+	Names Names
 	// Logger is the parent logger; nil discards logs.
 	Logger *slog.Logger
 }
@@ -64,6 +68,7 @@ func New(opts Options) (*Store, error) {
 	}
 	s := &Store{dir: opts.Dir, applier: opts.Applier, endpoints: opts.Endpoints,
 		log: log.With("component", "policy"), policies: map[string]*Applied{}}
+	s.fqdn.names = opts.Names
 	for _, e := range s.endpoints.PolicyEndpoints() {
 		if e.Audit {
 			if err := s.applier.SetPolicyAudit(e.ID, true); err != nil {
@@ -165,13 +170,14 @@ func (s *Store) Revision() uint64 {
 // commit compiles next, applies it and persists it; the caller holds s.mu.
 // changed get the new revision.
 func (s *Store) commit(next map[string]*Applied, changed []*Applied) error {
-	c, err := s.compileSet(next)
+	c, seq, err := s.compileSet(next)
 	if err != nil {
 		return err
 	}
 	if err := s.applier.ApplyPolicy(c); err != nil {
 		return fmt.Errorf("apply policy: %w", err)
 	}
+	s.setView(c, seq, next)
 	s.revision++
 	for _, p := range changed {
 		p.Revision = s.revision
