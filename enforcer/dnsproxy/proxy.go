@@ -205,6 +205,9 @@ func setDefault[T time.Duration | int](v *T, def T) {
 	}
 }
 
+// Name is the proxy's name as a collector source.
+func (p *Proxy) Name() string { return "dns-proxy" }
+
 // Addrs are the bound addresses (UDP and TCP share each).
 func (p *Proxy) Addrs() []netip.AddrPort { return p.addrs }
 
