@@ -29,6 +29,8 @@ func TestFlowToProtoCarriesEveryHubbleField(t *testing.T) {
 		Interface:        api.Interface{Index: 10, Name: "veth-fe"},
 		EgressDeniedBy:   []string{"deny-all"},
 		IngressAllowedBy: []string{"allow-web"},
+		SourceNames:      []string{"frontend.example.com"},
+		DestinationNames: []string{"api.example.com", "www.example.com"},
 	}
 	pf := FlowToProto(&f)
 	checks := []struct {
@@ -54,6 +56,8 @@ func TestFlowToProtoCarriesEveryHubbleField(t *testing.T) {
 		{"summary", pf.GetSummary() == "TCP Flags: SYN, ACK"},
 		{"policies", pf.GetEgressDeniedBy()[0].GetName() == "deny-all" && pf.GetIngressAllowedBy()[0].GetName() == "allow-web"},
 		{"event type", pf.GetEventType().GetType() == monitorDrop},
+		{"names", len(pf.GetSourceNames()) == 1 && pf.GetSourceNames()[0] == "frontend.example.com" &&
+			len(pf.GetDestinationNames()) == 2 && pf.GetDestinationNames()[1] == "www.example.com"},
 	}
 	for _, c := range checks {
 		if !c.ok {

@@ -52,7 +52,13 @@ func (c *columnBuilder) appendRows(t columnTarget, rows []api.Flow) error {
 type buildFunc func(c *columnBuilder, col driver.BatchColumn, rows []api.Flow) error
 
 // columnBuilders build each flows column, in flowColumns order.
-var columnBuilders = slices.Concat(coreBuilders, l7Builders)
+var columnBuilders = slices.Concat(coreBuilders, l7Builders, namesBuilders)
+
+// namesBuilders build the DNS names columns (namesColumns).
+var namesBuilders = []buildFunc{
+	array(func(f *api.Flow) []string { return f.SourceNames }),
+	array(func(f *api.Flow) []string { return f.DestinationNames }),
+}
 
 // coreBuilders build the columns before the L7 ones.
 var coreBuilders = []buildFunc{

@@ -124,6 +124,7 @@ type rowDecoder struct {
 	cgroup                           uint64
 	inAllow, egAllow, inDeny, egDeny []string
 	l7                               l7Row
+	srcNames, dstNames               []string
 }
 
 type epRow struct {
@@ -147,6 +148,7 @@ func (d *rowDecoder) init() {
 		&d.inAllow, &d.egAllow, &d.inDeny, &d.egDeny,
 	}
 	d.ptrs = append(d.ptrs, d.l7.ptrs()...)
+	d.ptrs = append(d.ptrs, &d.srcNames, &d.dstNames)
 	if len(d.ptrs) != len(flowColumns) {
 		panic(fmt.Sprintf("clickhouse: decoder has %d fields for %d columns", len(d.ptrs), len(flowColumns)))
 	}
@@ -178,6 +180,8 @@ func (d *rowDecoder) flow() api.Flow {
 		EgressAllowedBy:  nilIfEmpty(d.egAllow),
 		IngressDeniedBy:  nilIfEmpty(d.inDeny),
 		EgressDeniedBy:   nilIfEmpty(d.egDeny),
+		SourceNames:      nilIfEmpty(d.srcNames),
+		DestinationNames: nilIfEmpty(d.dstNames),
 	}
 	copy(f.UUID[:], d.uuid)
 	f.L7 = d.l7.record()

@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -23,7 +24,7 @@ type column struct{ name, typ string }
 // (write.go) and scanned (query.go): those migration 1 created, then those
 // later migrations added. Both use this list, so the INSERT always names
 // every column and a SELECT always reads them in this order.
-var flowColumns = append(append([]column(nil), flowColumnsV1...), l7Columns...)
+var flowColumns = slices.Concat(flowColumnsV1, l7Columns, namesColumns)
 
 // flowColumnsV1 are the columns migration 1 creates; released, never changed.
 var flowColumnsV1 = []column{
@@ -103,6 +104,14 @@ var l7Columns = []column{
 	{"kafka_api_key", "String"},
 	{"kafka_correlation_id", "Int32"},
 	{"kafka_topic", "String"},
+}
+
+// namesColumns are a flow's DNS names (api.Flow.SourceNames,
+// DestinationNames; Hubble's source_names, destination_names), added by
+// migration 5.
+var namesColumns = []column{
+	{"src_names", "Array(String)"},
+	{"dst_names", "Array(String)"},
 }
 
 // columnList is "time, time_ns, ..." for INSERT and SELECT.
@@ -200,6 +209,7 @@ var migrations = []migration{
 		return []string{fmt.Sprintf("ALTER TABLE `%s`.%s MODIFY SETTING non_replicated_deduplication_window = 1000", db, tableFlows)}
 	}},
 	{version: 4, name: "L7 columns", stmts: func(string) []string { return nil }, addColumns: l7Columns},
+	{version: 5, name: "DNS names", stmts: func(string) []string { return nil }, addColumns: namesColumns},
 }
 
 // migrate creates the database and applies the migrations not yet recorded
