@@ -338,7 +338,7 @@ func (l *dnsLab) reset(t *testing.T, yaml string) {
 		t.Fatal(err)
 	}
 	if yaml != "" {
-		if _, err := n.store.Apply("scenario.yaml", []byte(yaml)); err != nil {
+		if _, _, err := n.store.Apply("scenario.yaml", []byte(yaml)); err != nil {
 			t.Fatalf("apply:\n%s\n%v", yaml, err)
 		}
 	}

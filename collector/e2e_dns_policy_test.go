@@ -277,7 +277,7 @@ func (l *dnsLab) wantAnswer(t *testing.T, from, name string, want []netip.Addr, 
 		t.Fatalf("%s asks %s %v: %s %v, want NOERROR %v\n%s", from, name, extra, r.status, r.addrs(), want, r.output)
 	}
 	req := l.dnsRecordAfter(t, seq, from, name, api.L7TypeRequest)
-	if req.Verdict != api.VerdictForwarded || !slices.Equal(req.EgressAllowedBy, strings.Split(policies, ",")) {
+	if req.Verdict != api.VerdictForwarded || !slices.Equal(refsOf(req.EgressAllowedBy), strings.Split(policies, ",")) {
 		t.Fatalf("%s asks %s: request record %v allowed by %v, want FORWARDED by %s", from, name, req.Verdict, req.EgressAllowedBy, policies)
 	}
 }
@@ -291,9 +291,18 @@ func (l *dnsLab) wantRefused(t *testing.T, from, name string, policies string, e
 		t.Fatalf("%s asks %s %v: %s, want REFUSED\n%s", from, name, extra, r.status, r.output)
 	}
 	req := l.dnsRecordAfter(t, seq, from, name, api.L7TypeRequest)
-	if req.Verdict != api.VerdictDropped || !slices.Equal(req.EgressDeniedBy, strings.Split(policies, ",")) {
+	if req.Verdict != api.VerdictDropped || !slices.Equal(refsOf(req.EgressDeniedBy), strings.Split(policies, ",")) {
 		t.Fatalf("%s asks %s: request record %v denied by %v, want DROPPED by %s", from, name, req.Verdict, req.EgressDeniedBy, policies)
 	}
+}
+
+// refsOf are the policies' refs ("namespace/name").
+func refsOf(ps []api.PolicyRef) []string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.Ref())
+	}
+	return out
 }
 
 // dnsRecord is the last L7 DNS record of typ about name asked by from.

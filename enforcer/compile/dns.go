@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 
+	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/enforcer/dnsmatch"
 	"github.com/periscope-dev/periscope/enforcer/identity"
 	"github.com/periscope-dev/periscope/enforcer/policy"
@@ -65,7 +66,8 @@ func (c *Compiled) compileDNS(pols []*policy.Policy, local policy.Endpoint, univ
 					if !coversPort(pr, pt.proto, pt.port) {
 						continue
 					}
-					rule, ok := c.dnsRule(pol.Ref(), pr, pt.proto, pt.port, universe)
+					ref := api.PolicyRef{Name: pol.Name, Namespace: pol.Namespace, Kind: string(pol.Kind), Revision: pol.Revision}
+					rule, ok := c.dnsRule(ref, pr, pt.proto, pt.port, universe)
 					if ok {
 						rules = append(rules, rule)
 					}
@@ -86,7 +88,7 @@ func (c *Compiled) compileDNS(pols []*policy.Policy, local policy.Endpoint, univ
 
 // dnsRule is the rule an egress allow makes on one (protocol, port); false
 // when its peers select no identity.
-func (c *Compiled) dnsRule(ref string, pr *policy.PeerRule, proto uint8, port uint16, universe []identity.Identity) (dnsmatch.Rule, bool) {
+func (c *Compiled) dnsRule(ref api.PolicyRef, pr *policy.PeerRule, proto uint8, port uint16, universe []identity.Identity) (dnsmatch.Rule, bool) {
 	rule := dnsmatch.Rule{Policy: ref, Port: port, Protocol: proto}
 	any := false
 	for j := range pr.Peers {

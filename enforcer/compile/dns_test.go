@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/enforcer/dnsmatch"
 	"github.com/periscope-dev/periscope/enforcer/identity"
 	"github.com/periscope-dev/periscope/enforcer/policy"
@@ -162,11 +163,20 @@ func checkDNSAgainstEvaluate(t *testing.T, seed int64, probes int, seen map[stri
 		}
 		v := tab.Check(dnsmatch.Query{Endpoint: local.ID, Server: netip.AddrPortFrom(remote.IP, port), Protocol: proto, Name: name})
 		seen[fmt.Sprintf("dns allowed=%v", v.Allowed)]++
-		if v.Allowed != wantDNS.Allowed || !slices.Equal(v.Policies, wantDNS.Policies) {
+		if v.Allowed != wantDNS.Allowed || !slices.Equal(refIDs(v.Policies), wantDNS.Policies) {
 			t.Fatalf("seed %d probe %d: %v asks %v (id %d) %d/%d for %q:\ntable    %+v\nevaluate %+v\n%s", seed, n, local.Labels,
 				remote.IP, remoteID, port, proto, name, v, wantDNS, src)
 		}
 	}
+}
+
+// refIDs are the policy IDs of refs.
+func refIDs(refs []api.PolicyRef) []policy.ID {
+	var out []policy.ID
+	for _, r := range refs {
+		out = append(out, policy.ID{Kind: policy.Kind(r.Kind), Namespace: r.Namespace, Name: r.Name})
+	}
+	return out
 }
 
 func TestCompiledDNSAgreesWithEvaluate(t *testing.T) {
@@ -219,7 +229,7 @@ spec:
 	if extID <= uint32(identity.LocalScope) {
 		t.Fatalf("the answer's address has identity %d, want a local CIDR identity", extID)
 	}
-	if d := c.Decide(5, extID, policy.Egress, 6, 443); d.Verdict != policy.Allowed || !slices.Equal(d.Policies, []string{"default/fqdn"}) {
+	if d := c.Decide(5, extID, policy.Egress, 6, 443); d.Verdict != policy.Allowed || !slices.Equal(d.Refs(), []string{"default/fqdn"}) {
 		t.Fatalf("to the name's address: %+v", d)
 	}
 	if id := c.IdentityOf(other); id != uint32(identity.World) {

@@ -8,11 +8,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 	"github.com/periscope-dev/periscope/enforcer/compile"
 	"github.com/periscope-dev/periscope/enforcer/dnsmatch"
 	"github.com/periscope-dev/periscope/enforcer/fqdn"
+	"github.com/periscope-dev/periscope/enforcer/policy"
 )
 
 // steps records what the applier did, in order, with what the proxy's
@@ -40,7 +42,7 @@ func (k kernel) ApplyPolicy(c *compile.Compiled) error {
 	}
 	name := "nil"
 	if c != nil {
-		name = c.PolicySets[0][0]
+		name = c.PolicySets[0][0].Name
 	}
 	k.log = append(k.log, "kernel "+name+" table "+k.covered())
 	return nil
@@ -64,9 +66,9 @@ func (r redirector) SetRedirects(rs []datapath.Redirect) error {
 
 // compiled is a policy named name whose DNS part covers endpoints eps.
 func compiled(name string, eps ...uint32) *compile.Compiled {
-	c := &compile.Compiled{PolicySets: [][]string{{name}}, DNS: dnsmatch.Rules{ByEndpoint: map[uint32][]dnsmatch.Rule{}}}
+	c := &compile.Compiled{PolicySets: [][]policy.ID{{{Name: name}}}, DNS: dnsmatch.Rules{ByEndpoint: map[uint32][]dnsmatch.Rule{}}}
 	for _, ep := range eps {
-		c.DNS.ByEndpoint[ep] = []dnsmatch.Rule{{Policy: name, Port: 53}}
+		c.DNS.ByEndpoint[ep] = []dnsmatch.Rule{{Policy: api.PolicyRef{Name: name}, Port: 53}}
 		c.DNSRedirects = append(c.DNSRedirects, compile.DNSRedirect{Endpoint: ep, Proto: 17, Port: 53})
 	}
 	return c

@@ -15,8 +15,8 @@ type DNSDecision struct {
 	// name pass (by rules.dns, or with no DNS rule on the port); when
 	// denied, every policy with an allow that applies to the server and
 	// port but selects no rule for the name, or, when none applies, every
-	// policy with rules.dns for the endpoint. Sorted.
-	Policies []string
+	// policy with rules.dns for the endpoint. Sorted (ID.Less).
+	Policies []ID
 }
 
 // EvaluateDNS is the reference decision of the DNS proxy on a query of
@@ -32,7 +32,7 @@ type DNSDecision struct {
 func EvaluateDNS(policies []*Policy, local Endpoint, server Peer, proto uint8, port uint16, name string) DNSDecision {
 	labels := local.labels()
 	var d DNSDecision
-	allow, applied, withDNS := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	allow, applied, withDNS := map[ID]bool{}, map[ID]bool{}, map[ID]bool{}
 	for _, pol := range policies {
 		for i := range pol.Rules {
 			r := &pol.Rules[i]
@@ -42,7 +42,7 @@ func EvaluateDNS(policies []*Policy, local Endpoint, server Peer, proto uint8, p
 			for j := range r.Egress.Allow {
 				pr := &r.Egress.Allow[j]
 				if pr.HasDNS() {
-					withDNS[pol.Ref()] = true
+					withDNS[pol.ID()] = true
 					for _, pt := range pr.DNSPorts() {
 						if pt.Proto == proto && pt.Lo <= port && port <= pt.Hi {
 							d.Redirected = true
@@ -55,9 +55,9 @@ func EvaluateDNS(policies []*Policy, local Endpoint, server Peer, proto uint8, p
 				names, restricted := pr.DNSFor(proto, port)
 				switch {
 				case !restricted || selectsQuery(names, name):
-					allow[pol.Ref()] = true
+					allow[pol.ID()] = true
 				default:
-					applied[pol.Ref()] = true
+					applied[pol.ID()] = true
 				}
 			}
 		}

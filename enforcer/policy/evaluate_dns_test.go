@@ -22,6 +22,15 @@ func mustParseAll(t *testing.T, docs ...string) []*Policy {
 	return all
 }
 
+// cnpIDs are the IDs of CNPs in default.
+func cnpIDs(names ...string) []ID {
+	var out []ID
+	for _, n := range names {
+		out = append(out, ID{Kind: KindCNP, Namespace: "default", Name: n})
+	}
+	return out
+}
+
 func cnpDoc(name, spec string) string {
 	return "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: " + name + ", namespace: default}\nspec:\n  endpointSelector: {matchLabels: {app: client}}\n" + spec
 }
@@ -41,29 +50,29 @@ func TestEvaluateDNS(t *testing.T) {
 		want   DNSDecision
 	}{
 		{"a name under the pattern passes", []string{withDNS}, kubeDNSPeer, 17, 53, "www.example.com.",
-			DNSDecision{Redirected: true, Allowed: true, Policies: []string{"default/dns"}}},
+			DNSDecision{Redirected: true, Allowed: true, Policies: cnpIDs("dns")}},
 		{"a matchName passes in any case, over TCP too", []string{withDNS}, kubeDNSPeer, 6, 53, "api.EXAMPLE.org",
-			DNSDecision{Redirected: true, Allowed: true, Policies: []string{"default/dns"}}},
+			DNSDecision{Redirected: true, Allowed: true, Policies: cnpIDs("dns")}},
 		{"another name is denied, naming the policy", []string{withDNS}, kubeDNSPeer, 17, 53, "evil.com.",
-			DNSDecision{Redirected: true, Policies: []string{"default/dns"}}},
+			DNSDecision{Redirected: true, Policies: cnpIDs("dns")}},
 		{"a star is one label deep", []string{withDNS}, kubeDNSPeer, 17, 53, "a.b.example.com.",
-			DNSDecision{Redirected: true, Policies: []string{"default/dns"}}},
+			DNSDecision{Redirected: true, Policies: cnpIDs("dns")}},
 		{"the bare domain is not under *.example.com", []string{withDNS}, kubeDNSPeer, 17, 53, "example.com.",
-			DNSDecision{Redirected: true, Policies: []string{"default/dns"}}},
+			DNSDecision{Redirected: true, Policies: cnpIDs("dns")}},
 		{"another port is not redirected", []string{withDNS}, kubeDNSPeer, 17, 5353, "evil.com.",
 			DNSDecision{Allowed: true}},
 		{"a server no rule allows: denied in default deny", []string{withDNS}, worldDNS, 17, 53, "www.example.com.",
-			DNSDecision{Redirected: true, Policies: []string{"default/dns"}}},
+			DNSDecision{Redirected: true, Policies: cnpIDs("dns")}},
 		{"an L3/L4 allow of the same peer and port lifts the DNS rules", []string{withDNS, l4Only}, kubeDNSPeer, 17, 53, "evil.com.",
-			DNSDecision{Redirected: true, Allowed: true, Policies: []string{"default/l4"}}},
+			DNSDecision{Redirected: true, Allowed: true, Policies: cnpIDs("l4")}},
 		{"but not on another protocol", []string{withDNS, l4Only}, kubeDNSPeer, 6, 53, "evil.com.",
-			DNSDecision{Redirected: true, Policies: []string{"default/dns"}}},
+			DNSDecision{Redirected: true, Policies: cnpIDs("dns")}},
 		{"outside egress default deny a server no rule covers passes", []string{open}, worldDNS, 17, 53, "evil.com.",
 			DNSDecision{Redirected: true, Allowed: true}},
 		{"outside egress default deny the rules still judge their servers", []string{open}, kubeDNSPeer, 17, 53, "evil.com.",
-			DNSDecision{Redirected: true, Policies: []string{"default/open"}}},
+			DNSDecision{Redirected: true, Policies: cnpIDs("open")}},
 		{"a lone star passes every name", []string{anyName}, worldDNS, 17, 53, "no_such..name",
-			DNSDecision{Redirected: true, Allowed: true, Policies: []string{"default/any"}}},
+			DNSDecision{Redirected: true, Allowed: true, Policies: cnpIDs("any")}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := EvaluateDNS(mustParseAll(t, tc.docs...), dnsClient, tc.server, tc.proto, tc.port, tc.query)

@@ -31,7 +31,7 @@ func (p *parser) dnsRules(n *yaml.Node, what string, groups [][]PortRange) (*Por
 	switch what {
 	case "egress":
 	case "ingress":
-		p.errorf(at, "ingress rule: DNS rules are not allowed on ingress (as in Cilium): the DNS proxy sees an endpoint's own queries")
+		p.errorf(at, "ingress rule: rules.dns: DNS rules are not allowed on ingress (as in Cilium): the DNS proxy sees an endpoint's own queries")
 		return nil, nil, false
 	default:
 		p.errorf(at, "%s rule: L7 rules cannot deny (as in Cilium): allow the names that may pass in egress", what)

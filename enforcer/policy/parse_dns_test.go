@@ -102,7 +102,7 @@ func TestDNSPolicyErrorsCarryPositions(t *testing.T) {
 		name, doc, want string
 	}{
 		{"DNS rules on ingress", dnsHead + "  ingress:\n  - toPorts: [{ports: [{port: '53'}], rules: {dns: [{matchName: a.com}]}}]\n",
-			`x.yaml:7:47: ingress rule: DNS rules are not allowed on ingress`},
+			`x.yaml:7:47: ingress rule: rules.dns: DNS rules are not allowed on ingress`},
 		{"DNS rules in egressDeny", dnsHead + "  egressDeny:\n  - toPorts: [{ports: [{port: '53'}], rules: {dns: [{matchName: a.com}]}}]\n",
 			`x.yaml:7:47: egressDeny rule: L7 rules cannot deny`},
 		{"DNS rules on port 0", dnsHead + "  egress:\n  - toPorts: [{ports: [{port: '0', protocol: UDP}], rules: {dns: [{matchName: a.com}]}}]\n",

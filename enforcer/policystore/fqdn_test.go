@@ -76,7 +76,7 @@ func newFQDNStore(t *testing.T, delay time.Duration) (*Store, *slowApplier, *fak
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Apply("p.yaml", []byte(fqdnPolicy)); err != nil {
+	if _, _, err := s.Apply("p.yaml", []byte(fqdnPolicy)); err != nil {
 		t.Fatal(err)
 	}
 	return s, a, names

@@ -29,7 +29,7 @@
 // 4 adds the others.
 //
 // A flow's DNS names (source_names, destination_names) are src_names and
-// dst_names, Array(String), added by migration 5; the dns filter kind reads
+// dst_names, Array(String), added by migration 6; the dns filter kind reads
 // them with has() for a name and arrayExists(match()) for a pattern (the
 // same RE2 expression Go matches with).
 //

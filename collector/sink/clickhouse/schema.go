@@ -24,7 +24,7 @@ type column struct{ name, typ string }
 // (write.go) and scanned (query.go): those migration 1 created, then those
 // later migrations added. Both use this list, so the INSERT always names
 // every column and a SELECT always reads them in this order.
-var flowColumns = slices.Concat(flowColumnsV1, l7Columns, namesColumns)
+var flowColumns = slices.Concat(flowColumnsV1, l7Columns, policyRefColumns, namesColumns)
 
 // flowColumnsV1 are the columns migration 1 creates; released, never changed.
 var flowColumnsV1 = []column{
@@ -106,9 +106,23 @@ var l7Columns = []column{
 	{"kafka_topic", "String"},
 }
 
+// policyRefColumns are the deciding policies' kinds and revisions, item by
+// item beside the refs ("namespace/name") of the *_by columns, added by
+// migration 5 (empty in older rows).
+var policyRefColumns = []column{
+	{"ingress_allowed_by_kind", "Array(String)"},
+	{"egress_allowed_by_kind", "Array(String)"},
+	{"ingress_denied_by_kind", "Array(String)"},
+	{"egress_denied_by_kind", "Array(String)"},
+	{"ingress_allowed_by_revision", "Array(UInt64)"},
+	{"egress_allowed_by_revision", "Array(UInt64)"},
+	{"ingress_denied_by_revision", "Array(UInt64)"},
+	{"egress_denied_by_revision", "Array(UInt64)"},
+}
+
 // namesColumns are a flow's DNS names (api.Flow.SourceNames,
 // DestinationNames; Hubble's source_names, destination_names), added by
-// migration 5.
+// migration 6.
 var namesColumns = []column{
 	{"src_names", "Array(String)"},
 	{"dst_names", "Array(String)"},
@@ -209,7 +223,10 @@ var migrations = []migration{
 		return []string{fmt.Sprintf("ALTER TABLE `%s`.%s MODIFY SETTING non_replicated_deduplication_window = 1000", db, tableFlows)}
 	}},
 	{version: 4, name: "L7 columns", stmts: func(string) []string { return nil }, addColumns: l7Columns},
-	{version: 5, name: "DNS names", stmts: func(string) []string { return nil }, addColumns: namesColumns},
+	// Hubble names a deciding policy by name, namespace, kind and revision;
+	// the *_by columns keep "namespace/name".
+	{version: 5, name: "policy kinds and revisions", stmts: func(string) []string { return nil }, addColumns: policyRefColumns},
+	{version: 6, name: "DNS names", stmts: func(string) []string { return nil }, addColumns: namesColumns},
 }
 
 // migrate creates the database and applies the migrations not yet recorded
@@ -249,7 +266,11 @@ func (s *Store) migrate(ctx context.Context) error {
 			s.log.Debug("migration skipped: server too old", "migration", m.version, "name", m.name, "server", s.version, "needs", m.minVersion)
 			continue
 		}
-		for _, q := range m.stmts(s.db) {
+		var stmts []string
+		if m.stmts != nil {
+			stmts = m.stmts(s.db)
+		}
+		for _, q := range stmts {
 			if err := s.conn.Exec(ctx, q); err != nil {
 				return fmt.Errorf("clickhouse: migration %d (%s): %s: %w", m.version, m.name, firstWords(q), err)
 			}
