@@ -204,4 +204,3 @@ func kindList() string {
 	}
 	return strings.Join(names, ", ")
 }
-
