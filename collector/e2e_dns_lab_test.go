@@ -81,7 +81,7 @@ func (s *syncBuffer) String() string {
 // shortTTL is short.example.com's TTL, the suite's expiring name.
 const shortTTL = 2
 
-func newDNSLab(t *testing.T) *dnsLab {
+func newDNSLab(t testing.TB, dnsmasqArgs ...string) *dnsLab {
 	t.Helper()
 	labtest.RequireRoot(t)
 	for _, tool := range []string{"dnsmasq", "dig", "getent"} {
@@ -89,7 +89,7 @@ func newDNSLab(t *testing.T) *dnsLab {
 			labtest.SkipOrFail(t, tool+" is not installed (scripts/deps.sh installs it)")
 		}
 	}
-	l := &dnsLab{lab: newE2ELab(t), pods: map[string]*netlab.Pod{}, stateDir: t.TempDir(), dnsmasq: &syncBuffer{},
+	l := &dnsLab{lab: labtest.NewLab(t), pods: map[string]*netlab.Pod{}, stateDir: t.TempDir(), dnsmasq: &syncBuffer{},
 		pinPath: fmt.Sprintf("/sys/fs/bpf/periscope-e2e-dns-%d-%d", os.Getpid(), time.Now().UnixNano())}
 	l.sport.Store(30000)
 	l.cfg = &collector.Config{NodeName: "e2e-dns"}
@@ -116,10 +116,10 @@ func newDNSLab(t *testing.T) *dnsLab {
 				Name: d.name, Namespace: d.ns, Labels: d.labels, NetNS: p.NetNSName})
 		}
 		if strings.HasPrefix(d.name, "web") {
-			startListeners(t, p)
+			serveTCP(t, p, 80, 443)
 		}
 	}
-	l.startDNSServer(t)
+	l.startDNSServer(t, dnsmasqArgs...)
 	l.startSilentServer(t)
 	for _, name := range []string{"client", "client2"} {
 		l.resolvConf(t, l.pods[name])
@@ -153,14 +153,41 @@ func (l *dnsLab) records() []string {
 	}
 }
 
-// startDNSServer runs dnsmasq in the dns pod until the test ends.
-func (l *dnsLab) startDNSServer(t *testing.T) {
+// serveTCP accepts (and closes) TCP connections on ports in the pod, on any
+// of its addresses, until the test ends.
+func serveTCP(t testing.TB, p *netlab.Pod, ports ...uint16) {
+	t.Helper()
+	for _, port := range ports {
+		ln, err := p.ListenTCP(port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+	}
+}
+
+// startDNSServer runs dnsmasq in the dns pod, with the suite's records and
+// extra arguments, until the test ends.
+func (l *dnsLab) startDNSServer(t testing.TB, extra ...string) {
 	t.Helper()
 	p := l.pods["dns"]
 	ctx, cancel := context.WithCancel(context.Background())
 	args := append([]string{"--no-daemon", "--no-resolv", "--no-hosts", "--bind-interfaces",
 		"--listen-address=" + p.IPv4.String(), "--listen-address=" + p.IPv6.String(), "--port=53",
-		"--log-facility=-", "--log-queries", "--cache-size=0", "--pid-file=", "--user=root", "--group=root"}, l.records()...)
+		"--log-facility=-", "--cache-size=0", "--pid-file=", "--user=root", "--group=root"}, l.records()...)
+	if _, bench := t.(*testing.B); !bench {
+		args = append(args, "--log-queries") // a benchmark measures dnsmasq without its log
+	}
+	args = append(args, extra...)
 	cmd := p.Command(ctx, "dnsmasq", args...)
 	cmd.Stdout, cmd.Stderr = l.dnsmasq, l.dnsmasq
 	if err := cmd.Start(); err != nil {
@@ -183,7 +210,7 @@ func (l *dnsLab) startDNSServer(t *testing.T) {
 }
 
 // startSilentServer takes DNS queries in the silent pod and never answers.
-func (l *dnsLab) startSilentServer(t *testing.T) {
+func (l *dnsLab) startSilentServer(t testing.TB) {
 	t.Helper()
 	var conns []*net.UDPConn
 	err := l.pods["silent"].Do(func() error {
@@ -216,7 +243,7 @@ func (l *dnsLab) startSilentServer(t *testing.T) {
 
 // resolvConf makes the pod resolve through the dns pod: `ip netns exec`
 // mounts /etc/netns/<name>/resolv.conf over /etc/resolv.conf.
-func (l *dnsLab) resolvConf(t *testing.T, p *netlab.Pod) {
+func (l *dnsLab) resolvConf(t testing.TB, p *netlab.Pod) {
 	t.Helper()
 	dir := filepath.Join("/etc/netns", p.NetNSName)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -231,7 +258,7 @@ func (l *dnsLab) resolvConf(t *testing.T, p *netlab.Pod) {
 
 // start runs a node over the lab (adopting what a previous node pinned and
 // kept) until the test ends or stop.
-func (l *dnsLab) start(t *testing.T) *dnsNode {
+func (l *dnsLab) start(t testing.TB) *dnsNode {
 	t.Helper()
 	topo, err := collector.Resolve(l.cfg)
 	if err != nil {
@@ -297,7 +324,7 @@ func (l *dnsLab) start(t *testing.T) *dnsNode {
 
 // stop ends the node's runs (the cache saves its state); the datapath stays
 // loaded until the test's cleanup or closeDP.
-func (n *dnsNode) stop(t *testing.T) {
+func (n *dnsNode) stop(t testing.TB) {
 	n.stopOnce.Do(func() {
 		n.cancel()
 		if err := <-n.done; err != nil {
@@ -310,7 +337,7 @@ func (n *dnsNode) stop(t *testing.T) {
 }
 
 // endpointID is a declared pod's endpoint id.
-func (l *dnsLab) endpointID(t *testing.T, name string) uint32 {
+func (l *dnsLab) endpointID(t testing.TB, name string) uint32 {
 	t.Helper()
 	for _, e := range l.node.c.Registry().Endpoints() {
 		if e.Name == name {
@@ -323,7 +350,7 @@ func (l *dnsLab) endpointID(t *testing.T, name string) uint32 {
 
 // reset replaces every policy with yaml and empties the FQDN cache (the
 // policy then admits no name's address).
-func (l *dnsLab) reset(t *testing.T, yaml string) {
+func (l *dnsLab) reset(t testing.TB, yaml string) {
 	t.Helper()
 	n := l.node
 	for _, p := range n.store.List() {
@@ -392,7 +419,7 @@ func dig(t testing.TB, p *netlab.Pod, args ...string) digResult {
 
 // lookup asks the lab's DNS server from a pod: dig, one try; extra args
 // (+tcp, AAAA, @server) go after the defaults.
-func (l *dnsLab) lookup(t *testing.T, from, name string, extra ...string) digResult {
+func (l *dnsLab) lookup(t testing.TB, from, name string, extra ...string) digResult {
 	t.Helper()
 	args := append([]string{"+tries=1", "+timeout=3", "@" + l.pods["dns"].IPv4.String(), name}, extra...)
 	return dig(t, l.pods[from], args...)
