@@ -350,6 +350,29 @@ func (c *Cache) Annotate(f *api.Flow) {
 	f.DestinationNames = c.NamesOf(f.Source.ID, f.IP.Destination)
 }
 
+// AllNames returns every cached address with the names any endpoint's
+// answers gave it, node-wide (what toFQDNs selects by): without the final
+// dot, sorted, each once. Entries past their expiry that GC has not
+// removed yet still count. The slices may be shared: never modify them.
+func (c *Cache) AllNames() map[netip.Addr][]string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make(map[netip.Addr][]string)
+	for _, ec := range c.endpoints {
+		for a, names := range ec.names {
+			prev, ok := out[a]
+			if !ok {
+				out[a] = names
+				continue
+			}
+			merged := slices.Concat(prev, names)
+			slices.Sort(merged)
+			out[a] = slices.Compact(merged)
+		}
+	}
+	return out
+}
+
 // Lookup returns the unexpired addresses endpoint resolved name (in any
 // case, with or without the final dot) to, sorted.
 func (c *Cache) Lookup(endpoint uint32, name string) []netip.Addr {

@@ -343,3 +343,21 @@ func TestAdmissionsRunConcurrently(t *testing.T) {
 		}
 	}
 }
+
+func TestAllNamesAreTheNodes(t *testing.T) {
+	c, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := netip.MustParseAddr("198.18.9.1"), netip.MustParseAddr("198.18.9.2")
+	must(t, c.Record(Answer{Endpoint: 1, Name: "www.example.com.", Addrs: []netip.Addr{a, b}, TTL: 60}))
+	must(t, c.Record(Answer{Endpoint: 2, Name: "api.example.com.", Addrs: []netip.Addr{a}, TTL: 60}))
+	must(t, c.Record(Answer{Endpoint: 2, Name: "www.example.com.", Addrs: []netip.Addr{a}, TTL: 60}))
+	got := c.AllNames()
+	if want := []string{"api.example.com", "www.example.com"}; fmt.Sprint(got[a]) != fmt.Sprint(want) {
+		t.Fatalf("names of %s: %v, want %v (both endpoints', each once)", a, got[a], want)
+	}
+	if want := []string{"www.example.com"}; fmt.Sprint(got[b]) != fmt.Sprint(want) || len(got) != 2 {
+		t.Fatalf("AllNames() = %v", got)
+	}
+}

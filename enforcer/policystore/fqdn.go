@@ -3,7 +3,6 @@ package policystore
 import (
 	"fmt"
 	"net/netip"
-	"slices"
 	"sync/atomic"
 
 	"github.com/periscope-dev/periscope/enforcer/compile"
@@ -12,11 +11,12 @@ import (
 	"github.com/periscope-dev/periscope/enforcer/policy"
 )
 
-// Names is where toFQDNs rules get their addresses: every name DNS
-// answers gave, per endpoint; *fqdn.Cache implements it. The store reads
-// it on every compile, so a change of it is a change of the policy.
+// Names is where toFQDNs rules get their addresses: every address with
+// the names DNS answers gave it, node-wide (the slices read-only);
+// *fqdn.Cache implements it. The store reads it on every compile, so a
+// change of it is a change of the policy.
 type Names interface {
-	Entries() []fqdn.Entry
+	AllNames() map[netip.Addr][]string
 }
 
 // fqdnView is what the policy in force was compiled from, for telling
@@ -56,19 +56,12 @@ type fqdnState struct {
 	done   uint64
 }
 
-// input reads Names into the compiler's form: every address with the
-// names any endpoint's answers gave it.
+// input reads Names for the compiler.
 func (f *fqdnState) input() map[netip.Addr][]string {
 	if f.names == nil {
 		return nil
 	}
-	out := map[netip.Addr][]string{}
-	for _, e := range f.names.Entries() {
-		if ns := out[e.Addr]; !slices.Contains(ns, e.Name) {
-			out[e.Addr] = append(ns, e.Name)
-		}
-	}
-	return out
+	return f.names.AllNames()
 }
 
 // AdmitNames returns once the policy in force admits the addresses of a

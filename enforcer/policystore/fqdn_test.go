@@ -18,10 +18,16 @@ type fakeNames struct {
 	entries []fqdn.Entry
 }
 
-func (n *fakeNames) Entries() []fqdn.Entry {
+func (n *fakeNames) AllNames() map[netip.Addr][]string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return slices.Clone(n.entries)
+	out := map[netip.Addr][]string{}
+	for _, e := range n.entries {
+		if !slices.Contains(out[e.Addr], e.Name) {
+			out[e.Addr] = append(out[e.Addr], e.Name)
+		}
+	}
+	return out
 }
 
 func (n *fakeNames) add(ep uint32, name string, addrs ...netip.Addr) fqdn.Admission {
