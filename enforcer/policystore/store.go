@@ -7,6 +7,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/periscope-dev/periscope/api/agentevent"
 	"github.com/periscope-dev/periscope/api/policyapi"
 	"github.com/periscope-dev/periscope/enforcer/policy"
 )
@@ -38,6 +39,7 @@ type Store struct {
 	policies  map[string]*Applied
 	revision  uint64
 	fqdn      fqdnState
+	events    agentevent.Appender
 }
 
 // Options configure a Store.
@@ -53,6 +55,9 @@ type Options struct {
 	Names Names
 	// Logger is the parent logger; nil discards logs.
 	Logger *slog.Logger
+	// Events, when set, gets a POLICY_UPDATED or POLICY_DELETED agent
+	// event for every policy an Apply or Delete changes.
+	Events agentevent.Appender
 }
 
 // New builds a store, loads the policies persisted in Dir, puts the
@@ -67,7 +72,7 @@ func New(opts Options) (*Store, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Store{dir: opts.Dir, applier: opts.Applier, endpoints: opts.Endpoints,
-		log: log.With("component", "policy"), policies: map[string]*Applied{}}
+		log: log.With("component", "policy"), policies: map[string]*Applied{}, events: opts.Events}
 	s.fqdn.names = opts.Names
 	for _, e := range s.endpoints.PolicyEndpoints() {
 		if e.Audit {
@@ -134,7 +139,10 @@ func (s *Store) Apply(file string, data []byte) ([]Applied, []policy.Skipped, er
 	for _, d := range docs {
 		next[d.key()] = d
 	}
-	if err := s.commit(next, docs); err != nil {
+	rev := s.revision
+	err = s.commit(next, docs)
+	s.announce(rev, agentevent.PolicyUpdated, docs)
+	if err != nil {
 		return nil, nil, err
 	}
 	out := make([]Applied, len(docs))
@@ -150,18 +158,21 @@ func (s *Store) Delete(kind, namespace, name string) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	next := make(map[string]*Applied, len(s.policies))
-	n := 0
+	var removed []*Applied
 	for k, p := range s.policies {
 		if p.Namespace == namespace && p.Name == name && (kind == "" || kind == p.Kind) {
-			n++
+			removed = append(removed, p)
 			continue
 		}
 		next[k] = p
 	}
-	if n == 0 {
+	if len(removed) == 0 {
 		return 0, nil
 	}
-	return n, s.commit(next, nil)
+	rev := s.revision
+	err := s.commit(next, nil)
+	s.announce(rev, agentevent.PolicyDeleted, removed)
+	return len(removed), err
 }
 
 // Revision is the store's revision: the number of changes applied.
