@@ -298,7 +298,7 @@ func (l *dnsLab) start(t testing.TB) *dnsNode {
 	if err != nil {
 		t.Fatalf("policy store: %v", err)
 	}
-	dns.Bind(store, c.Registry())
+	dns.Bind(store, c)
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &dnsNode{c: c, dp: dp, dns: dns, store: store, cancel: cancel, done: make(chan error, 1), dnsDone: make(chan error, 1)}
 	go func() { n.dnsDone <- dns.Run(ctx) }()

@@ -42,6 +42,7 @@ type collectorFlags struct {
 	identityState  string
 	identityGrace  time.Duration
 	policyDir      string
+	endpointState  string
 	serve          serveFlags
 	memoryLimit    int64
 	proxy          proxyFlags
@@ -61,6 +62,11 @@ flows in memory and serves them on --listen:
   GET /api/v1/flows         NDJSON flows (filter, last, first, all, since, until,
                             follow, source=ring|clickhouse)
   GET /api/v1/status        counters and configuration
+  GET /api/v1/endpoints, DELETE /api/v1/endpoints/NAMESPACE/NAME
+                            the endpoints in force; removing one (periscope
+                            endpoint remove) is how it stops being enforced:
+                            one --config no longer declares is kept from
+                            --endpoint-state until then
   GET /api/v1/namespaces    namespaces of the last hour's flows
   GET /api/v1/agent-events  NDJSON agent events: started, policy and endpoint
                             changes (last, first, all, since, until, follow)
@@ -124,6 +130,8 @@ Needs root (CAP_BPF, CAP_NET_ADMIN, and CAP_PERFMON for --sock-events).`,
 	f.DurationVar(&fl.identityGrace, "identity-gc-grace", identity.DefaultReleaseGrace,
 		"how long an identity no endpoint of this node uses is kept in --identity-state before it is released (negative: never)")
 	f.StringVar(&fl.policyDir, "policy-dir", defaultPolicyDir, "directory keeping the applied policies")
+	f.StringVar(&fl.endpointState, "endpoint-state", defaultEndpointState,
+		"file keeping the endpoints in force: those --config no longer declares stay enforced until `periscope endpoint remove`")
 	return cmd
 }
 
@@ -259,6 +267,8 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 		History:      sinks.history,
 		Logger:       logger,
 		Version:      version,
+
+		EndpointState: fl.endpointState,
 	})
 	if err != nil {
 		ln.Close()
@@ -270,7 +280,7 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 	if err != nil {
 		return err
 	}
-	dns.Bind(store, c.Registry())
+	bindDNS(dns, store, c)
 	if fl.ui {
 		if err := web.start(c, sinks.history, fl.access.allowedOrigins, logger); err != nil {
 			return fmt.Errorf("web UI: %w", err)

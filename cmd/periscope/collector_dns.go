@@ -8,9 +8,11 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/enforcer/dnspolicy"
 	"github.com/periscope-dev/periscope/enforcer/fqdn"
+	"github.com/periscope-dev/periscope/enforcer/policystore"
 )
 
 // dnsFlags configure the DNS proxy and the FQDN cache.
@@ -54,4 +56,15 @@ func newDNS(fl dnsFlags, identityState string, redirects datapath.RedirectSetter
 		return nil, fmt.Errorf("--dns-proxy: %w", err)
 	}
 	return d, nil
+}
+
+// bindDNS binds the DNS part to the policy store and the collector's
+// current endpoints, and makes a removed endpoint's cached names (and the
+// access they granted) go with it.
+func bindDNS(dns *dnspolicy.DNS, store *policystore.Store, c *collector.Collector) {
+	dns.Bind(store, c)
+	c.OnEndpointsChange(func() error {
+		dns.ForgetGone(c.PolicyEndpoints())
+		return nil
+	})
 }

@@ -43,7 +43,7 @@ func startDemoPolicy(c *collector.Collector, dp *datapath.Datapath, dns *dnspoli
 	if err != nil {
 		return fmt.Errorf("demo policy: %w", err)
 	}
-	dns.Bind(store, c.Registry())
+	bindDNS(dns, store, c)
 	if _, _, err := store.Apply("demo-policy.yaml", []byte(demoPolicy+"---\n"+demoFrontendEgress)); err != nil {
 		return fmt.Errorf("demo policy: %w", err)
 	}

@@ -122,13 +122,34 @@ func (d *DNS) Proxy() *dnsproxy.Proxy { return d.proxy }
 func (d *DNS) Table() *dnsmatch.Table { return d.table }
 
 // Bind makes s the policy the cache's answers are admitted into and eps
-// (*collector.Registry) what finds the endpoint asking, both made after
+// (the *collector.Collector: its current endpoints) what finds the
+// endpoint asking, both made after
 // the proxy. Before, answers are released at once (the store's first
 // compile reads the cache) and queries get SERVFAIL; the proxy reads no
 // query before the collector runs it.
 func (d *DNS) Bind(s *policystore.Store, eps dnsproxy.Endpoints) {
 	d.endpoints.Store(&eps)
 	d.store.Store(s)
+}
+
+// ForgetGone drops the cache's entries of every endpoint not among
+// present (a removed endpoint's names and the access they granted): the
+// collector's OnEndpointsChange hook, with its current endpoints.
+func (d *DNS) ForgetGone(present []policystore.Endpoint) {
+	keep := make(map[uint32]bool, len(present))
+	for _, e := range present {
+		keep[e.ID] = true
+	}
+	gone := map[uint32]bool{}
+	for _, e := range d.cache.Entries() {
+		if !keep[e.Endpoint] {
+			gone[e.Endpoint] = true
+		}
+	}
+	for id := range gone {
+		d.log.Info("dns names of a removed endpoint forgotten", "endpoint_id", id)
+		d.cache.Forget(id)
+	}
 }
 
 // LookupIP finds the endpoint owning ip through the bound lookup.

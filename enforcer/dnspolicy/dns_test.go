@@ -15,6 +15,7 @@ import (
 	"github.com/periscope-dev/periscope/enforcer/dnsmatch"
 	"github.com/periscope-dev/periscope/enforcer/fqdn"
 	"github.com/periscope-dev/periscope/enforcer/policy"
+	"github.com/periscope-dev/periscope/enforcer/policystore"
 )
 
 // steps records what the applier did, in order, with what the proxy's
@@ -161,5 +162,23 @@ func TestTheProxyPortIsKeptForTheNextRun(t *testing.T) {
 	d3, _ := newTestDNS(t, opts)
 	if got := d3.Proxy().Addrs()[0].Port(); got == port || readPort(opts.PortFile) != got {
 		t.Fatalf("with the kept port taken: port %d, file %d", got, readPort(opts.PortFile))
+	}
+}
+
+// A removed endpoint's names go with it; the others' stay.
+func TestARemovedEndpointsNamesAreForgotten(t *testing.T) {
+	d, _ := newTestDNS(t, Options{Disabled: true})
+	addr := netip.MustParseAddr("198.18.7.7")
+	for _, ep := range []uint32{1, 2} {
+		if err := d.Cache().Record(fqdn.Answer{Endpoint: ep, Name: "api.example.com.", Addrs: []netip.Addr{addr}, TTL: 300}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.ForgetGone([]policystore.Endpoint{{ID: 1}, {ID: 3}})
+	if got := d.Cache().Lookup(1, "api.example.com."); !slices.Equal(got, []netip.Addr{addr}) {
+		t.Errorf("endpoint 1 (present) resolves to %v, want %v", got, addr)
+	}
+	if got := d.Cache().Lookup(2, "api.example.com."); len(got) != 0 {
+		t.Errorf("endpoint 2 (removed) still resolves to %v", got)
 	}
 }

@@ -40,6 +40,7 @@ type Store struct {
 	revision  uint64
 	fqdn      fqdnState
 	events    agentevent.Appender
+	audited   map[uint32]bool // endpoint ids put in audit mode
 }
 
 // Options configure a Store.
@@ -74,12 +75,8 @@ func New(opts Options) (*Store, error) {
 	s := &Store{dir: opts.Dir, applier: opts.Applier, endpoints: opts.Endpoints,
 		log: log.With("component", "policy"), policies: map[string]*Applied{}, events: opts.Events}
 	s.fqdn.names = opts.Names
-	for _, e := range s.endpoints.PolicyEndpoints() {
-		if e.Audit {
-			if err := s.applier.SetPolicyAudit(e.ID, true); err != nil {
-				return nil, fmt.Errorf("policy store: audit mode of %s: %w", e.Name, err)
-			}
-		}
+	if err := s.syncAudit(); err != nil {
+		return nil, fmt.Errorf("policy store: %w", err)
 	}
 	loaded, err := s.load()
 	if err != nil {
