@@ -242,7 +242,13 @@ func dnsScenarios() []dnsScenario {
 				w1 := netip.AddrPortFrom(l.pods["web1"].IPv4, 80)
 				l.wantAnswer(t, "client", "api.example.com", []netip.Addr{w1.Addr()}, "default/fqdn-restart")
 				l.wantConnect(t, "client", w1, []string{"api.example.com"}, "default/fqdn-restart")
+				// A clean stop: the datapath leaves its programs, maps and
+				// redirects pinned (one Datapath per pin path: the next
+				// start's Load needs this one closed).
 				l.node.stop(t)
+				if err := l.node.dp.Close(); err != nil {
+					t.Fatalf("close the datapath: %v", err)
+				}
 				if ok, _ := l.connect("client", w1); !ok {
 					t.Error("the kept policy dropped the connection while no collector ran")
 				}
