@@ -28,6 +28,8 @@ type catalog struct {
 	queueUnrecovered             Def
 	stageIn, stageOut            Def
 	stageDropped, stageQueued    Def
+	dnsQueries, dnsResponses     Def
+	dnsResponseTypes             Def
 }
 
 func newCatalog(o Options) *catalog {
@@ -45,6 +47,7 @@ func newCatalog(o Options) *catalog {
 		queueCorrupt: queueCorruptDef(), queueDeduplicated: queueDeduplicatedDef(),
 		queueRecovered: queueRecoveredDef(), queueUnrecovered: queueUnrecoveredDef(),
 		stageIn: stageInDef(), stageOut: stageOutDef(), stageDropped: stageDroppedDef(), stageQueued: stageQueuedDef(),
+		dnsQueries: dnsQueriesDef(), dnsResponses: dnsResponsesDef(), dnsResponseTypes: dnsResponseTypesDef(),
 	}
 }
 
@@ -59,6 +62,7 @@ func (c *catalog) all() []*Def {
 		&c.eventsRead, &c.flowTableEntries, &c.flowTableCapacity, &c.policyRevision, &c.policyMatches,
 		&c.queueCorrupt, &c.queueDeduplicated, &c.queueRecovered, &c.queueUnrecovered,
 		&c.stageIn, &c.stageOut, &c.stageDropped, &c.stageQueued,
+		&c.dnsQueries, &c.dnsResponses, &c.dnsResponseTypes,
 	}
 }
 
@@ -83,6 +87,7 @@ type Metrics struct {
 	connections *connections
 	traffic     *traffic
 	http        *httpSignals
+	dns         *dnsSignals
 	policies    *policyMatches
 	writes      *family[string] // sink write durations, by sink
 	sources     sources
@@ -117,6 +122,7 @@ func New(opts Options, exporters ...Exporter) (*Metrics, error) {
 	m.connections = newConnections(m)
 	m.traffic = newTraffic(m)
 	m.http = newHTTPSignals(m)
+	m.dns = newDNSSignals(m)
 	m.policies = newPolicyMatches(m)
 	m.writes = newFamily(m, func(sink string) []LabelValue { return []LabelValue{str(sink)} }, &m.defs.writeDuration)
 	return m, nil
@@ -133,11 +139,12 @@ func (m *Metrics) Consume(f *api.Flow) {
 	}
 }
 
-// observeL7 counts an L7 record by its protocol. DNS metrics (queries,
-// responses by rcode, query types) are to join here.
+// observeL7 counts an L7 record by the record it carries (api.L7.Protocol).
 func (m *Metrics) observeL7(f *api.Flow) {
-	switch {
-	case f.L7.HTTP != nil:
+	switch f.L7.Protocol() {
+	case api.L7ProtocolHTTP:
 		m.http.observe(f)
+	case api.L7ProtocolDNS:
+		m.dns.observe(f)
 	}
 }

@@ -39,6 +39,9 @@ const (
 	StageOutTotal                  = "periscope_stage_out_total"
 	StageDroppedTotal              = "periscope_stage_dropped_total"
 	StageQueued                    = "periscope_stage_queued"
+	DNSQueriesTotal                = "periscope_dns_queries_total"
+	DNSResponsesTotal              = "periscope_dns_responses_total"
+	DNSResponseTypesTotal          = "periscope_dns_response_types_total"
 )
 
 // OpenTelemetry instrument names of the same metrics.
@@ -78,6 +81,9 @@ const (
 	OTelStageOut                  = "periscope.stage.out"
 	OTelStageDropped              = "periscope.stage.dropped"
 	OTelStageQueued               = "periscope.stage.queued"
+	OTelDNSQueries                = "periscope.dns.queries"
+	OTelDNSResponses              = "periscope.dns.responses"
+	OTelDNSResponseTypes          = "periscope.dns.response_types"
 )
 
 // Prometheus label names.
@@ -99,6 +105,9 @@ const (
 	LabelReporter    = "reporter"
 	LabelPolicy      = "policy"   // a policy's namespace/name ("" for a default deny no rule names)
 	LabelEndpoint    = "endpoint" // the endpoint a policy applies to, under the metrics' context
+	LabelRcode       = "rcode"    // a DNS response's rcode name (Hubble's), "Policy denied" for a refused query
+	LabelQtypes      = "qtypes"   // a DNS query's type
+	LabelIPsReturned = "ips_returned"
 )
 
 // OpenTelemetry attribute keys of Periscope's own, for what the semantic
@@ -119,6 +128,10 @@ const (
 	KeyEndpoint         = attribute.Key("periscope.endpoint")
 	KeyStage            = attribute.Key("periscope.stage")
 	KeyStageDropReason  = attribute.Key("periscope.stage.drop_reason")
+	KeyDNSRcode         = attribute.Key("periscope.dns.rcode")
+	KeyDNSQtypes        = attribute.Key("periscope.dns.qtypes")
+	KeyDNSIPsReturned   = attribute.Key("periscope.dns.ips_returned")
+	KeyDNSResponseType  = attribute.Key("periscope.dns.response_type")
 )
 
 // Values of the reporter label: which side of an exchange reported an L7
