@@ -148,6 +148,7 @@ type Collector struct {
 	endpointsMu sync.Mutex // serialises changes of the endpoints
 	topo        *Topology  // the endpoints in force, as registry was built from
 	onChange    []func() error
+	discovered  discoveredQueue // watchers' events not yet in force
 
 	ready    chan struct{}
 	mu       sync.Mutex

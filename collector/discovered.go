@@ -3,6 +3,7 @@ package collector
 import (
 	"fmt"
 	"net/netip"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 
@@ -12,7 +13,7 @@ import (
 // Endpoints a watcher discovers (discovery/kubernetes' pods,
 // discovery/docker's containers) come and go through the same explicit
 // operations as the endpoints file's: Added and Updated are PutEndpoint,
-// Deleted is RemoveEndpoint. The Collector is the watchers'
+// Deleted is RemoveEndpoint, in batches. The Collector is the watchers'
 // discovery.EndpointSink.
 
 var _ discovery.EndpointSink = (*Collector)(nil)
@@ -25,44 +26,106 @@ func (e *endpointInfo) source() string {
 	return e.discovered.Source
 }
 
+// discoveredQueue holds the watchers' events not yet in force. They are
+// put in force in batches, in order, each batch one change of the
+// endpoints (one registry, one policy refresh): the watchers never wait
+// for a change, and at any rate of events the collector keeps up, the
+// time to put a new endpoint in force staying about one change's.
+type discoveredQueue struct {
+	mu       sync.Mutex
+	pending  []discovery.EndpointEvent
+	draining bool
+}
+
 // EndpointChanged follows a watcher's endpoint: Added and Updated put it in
-// force (PutEndpoint), Deleted removes it (RemoveEndpoint), unless the
-// endpoint of that name in force is not the one the watcher reported (the
-// endpoints file declares it). An endpoint without an interface of its own
-// (a host-network pod: it is the host; a veth not found) is not one of the
-// node's endpoints; one in force under its name is removed. Errors are
-// logged: the watcher cannot act on them.
+// force (as PutEndpoint), Deleted removes it (as RemoveEndpoint), unless
+// the endpoint of that name in force is not the one the watcher reported
+// (the endpoints file declares it). An endpoint without an interface of
+// its own (a host-network pod: it is the host; a veth not found) is not
+// one of the node's endpoints; one in force under its name is removed. It
+// returns at once: the events are put in force in order, in batches, by a
+// goroutine that ends when none is left. Errors are logged: the watcher
+// cannot act on them.
 func (c *Collector) EndpointChanged(ev discovery.EndpointEvent) {
-	ep := ev.Endpoint
-	log := c.log.With("source", ep.Source, "endpoint", ep.Namespace+"/"+ep.Name, "event", ev.Kind.String())
-	if ev.Kind == discovery.Deleted || ep.HostNetwork || ep.Interface.Index == 0 {
-		if !c.isDiscovered(ep) {
-			if ev.Kind != discovery.Deleted {
-				log.Info("discovered endpoint without an interface of its own: not attached", "host_network", ep.HostNetwork)
-			}
-			return
-		}
-		if _, err := c.RemoveEndpoint(ep.Namespace, ep.Name); err != nil {
-			log.Warn("discovered endpoint not removed cleanly", "err", err)
-		}
-		return
-	}
-	re, err := resolveDiscovered(ep)
-	if err != nil {
-		log.Warn("discovered endpoint not attached", "err", err)
-		return
-	}
-	if _, err := c.PutEndpoint(re); err != nil {
-		log.Warn("discovered endpoint not in force", "err", err)
+	q := &c.discovered
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.pending = append(q.pending, ev)
+	if !q.draining {
+		q.draining = true
+		go c.drainDiscovered()
 	}
 }
 
-// isDiscovered reports whether the endpoint in force under ep's name is
-// the one ep's watcher reported.
-func (c *Collector) isDiscovered(ep discovery.Endpoint) bool {
+// drainDiscovered puts the pending events in force, a batch at a time,
+// until none is left.
+func (c *Collector) drainDiscovered() {
+	q := &c.discovered
+	for {
+		q.mu.Lock()
+		batch := q.pending
+		q.pending = nil
+		if len(batch) == 0 {
+			q.draining = false
+			q.mu.Unlock()
+			return
+		}
+		q.mu.Unlock()
+		c.applyDiscovered(batch)
+	}
+}
+
+// applyDiscovered puts a batch of events in force as one change.
+func (c *Collector) applyDiscovered(batch []discovery.EndpointEvent) {
+	// The kernel is asked about interfaces before the endpoints are locked.
+	resolved := make([]*ResolvedEndpoint, len(batch))
+	for i, ev := range batch {
+		ep := ev.Endpoint
+		if ev.Kind == discovery.Deleted || ep.HostNetwork || ep.Interface.Index == 0 {
+			continue
+		}
+		re, err := resolveDiscovered(ep)
+		if err != nil {
+			c.log.Warn("discovered endpoint not attached", "source", ep.Source, "endpoint", ep.Namespace+"/"+ep.Name, "err", err)
+			continue
+		}
+		resolved[i] = &re
+	}
 	c.endpointsMu.Lock()
 	defer c.endpointsMu.Unlock()
-	for _, re := range c.topo.Endpoints {
+	p := c.newPlan()
+	changed := false
+	for i, ev := range batch {
+		ep := ev.Endpoint
+		log := c.log.With("source", ep.Source, "endpoint", ep.Namespace+"/"+ep.Name, "event", ev.Kind.String())
+		if re := resolved[i]; re != nil {
+			if err := p.put(*re); err != nil {
+				log.Warn("discovered endpoint not in force", "err", err)
+				continue
+			}
+			changed = true
+			continue
+		}
+		if ev.Kind != discovery.Deleted && (ep.HostNetwork || ep.Interface.Index == 0) {
+			log.Info("discovered endpoint without an interface of its own: not attached", "host_network", ep.HostNetwork)
+		}
+		if reportedBy(p.next.Endpoints, ep) {
+			p.remove(ep.Namespace, ep.Name)
+			changed = true
+		}
+	}
+	if !changed {
+		return
+	}
+	if err := c.commit(p); err != nil {
+		c.log.Warn("discovered endpoints: change not wholly in force", "events", len(batch), "err", err)
+	}
+}
+
+// reportedBy reports whether the endpoint among eps under ep's name is the
+// one ep's watcher reported.
+func reportedBy(eps []ResolvedEndpoint, ep discovery.Endpoint) bool {
+	for _, re := range eps {
 		if re.Config.namespace() == ep.Namespace && re.Config.Name == ep.Name {
 			return re.Discovered != nil && re.Discovered.Source == ep.Source && re.Discovered.ID == ep.ID
 		}

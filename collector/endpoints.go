@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/periscope-dev/periscope/api/agentevent"
 	"github.com/periscope-dev/periscope/enforcer/identity"
 	"github.com/periscope-dev/periscope/enforcer/policystore"
 )
@@ -128,24 +127,15 @@ func (c *Collector) OnEndpointsChange(fn func() error) {
 func (c *Collector) RemoveEndpoint(namespace, name string) (EndpointStatus, error) {
 	c.endpointsMu.Lock()
 	defer c.endpointsMu.Unlock()
-	i := c.indexOf(namespace, name)
-	if i < 0 {
+	removed := c.statusOf(namespace, name)
+	p := c.newPlan()
+	if _, ok := p.remove(namespace, name); !ok {
 		return EndpointStatus{}, fmt.Errorf("%w: %s/%s", ErrNoEndpoint, namespace, name)
 	}
-	removed := c.statusOf(namespace, name)
-	gone := c.topo.Endpoints[i]
-	next := *c.topo
-	next.Endpoints = slices.Delete(slices.Clone(c.topo.Endpoints), i, i+1)
-	if err := c.replaceRegistry(&next); err != nil {
-		return EndpointStatus{}, fmt.Errorf("remove endpoint %s/%s: %w", namespace, name, err)
-	}
-	c.log.Info("endpoint removed", "endpoint", namespace+"/"+name, "interface", gone.HostIfName, "kept", gone.Kept,
-		"source", removed.Source)
-	c.events.Append(endpointEvent(agentevent.EndpointDeleted, removed))
-
-	errs := c.endpointsChanged()
-	errs = append(errs, c.detachOne(gone.HostIfName))
-	if err := errors.Join(errs...); err != nil {
+	if err := c.commit(p); err != nil {
+		if errors.Is(err, errNotInForce) {
+			return EndpointStatus{}, fmt.Errorf("remove endpoint %s/%s: %w", namespace, name, err)
+		}
 		return removed, fmt.Errorf("remove endpoint %s/%s: %w", namespace, name, err)
 	}
 	return removed, nil
@@ -153,144 +143,30 @@ func (c *Collector) RemoveEndpoint(namespace, name string) (EndpointStatus, erro
 
 // PutEndpoint puts re in force: it adds it, or replaces the endpoint of
 // its namespace and name (its labels, addresses or interface changed:
-// re-identified, policy re-applied). An endpoint discovered before that
-// held one of its addresses or its interface (a pod gone whose deletion
-// the watcher has not reported yet, its address reused) is removed with
-// it. In order, so that no packet of the endpoint crosses its interface
-// unattributed or unjudged: the registry names it (flows are attributed
-// from then), the OnEndpointsChange functions bring policy into force for
-// it, then the datapath attaches to its interface; an interface it no
-// longer has is detached last.
+// re-identified, policy re-applied). See plan.put for what it supersedes
+// and commit for the order of the steps.
 func (c *Collector) PutEndpoint(re ResolvedEndpoint) (EndpointStatus, error) {
 	c.endpointsMu.Lock()
 	defer c.endpointsMu.Unlock()
 	ns, name := re.Config.namespace(), re.Config.Name
-	next := *c.topo
-	next.Endpoints = make([]ResolvedEndpoint, 0, len(c.topo.Endpoints)+1)
-	var gone []ResolvedEndpoint
-	replaced := false
-	for _, old := range c.topo.Endpoints {
-		switch {
-		case old.Config.namespace() == ns && old.Config.Name == name:
-			if old.Discovered == nil && re.Discovered != nil && !old.Kept {
-				return EndpointStatus{}, fmt.Errorf("put endpoint %s/%s: the endpoints file declares it", ns, name)
-			}
-			gone, replaced = append(gone, old), true
-		case old.Discovered != nil && re.Discovered != nil && supersedes(re, old):
-			c.log.Warn("discovered endpoint superseded: another holds its interface or address now",
-				"endpoint", old.Config.namespace()+"/"+old.Config.Name, "by", ns+"/"+name)
-			gone = append(gone, old)
-		default:
-			next.Endpoints = append(next.Endpoints, old)
-		}
+	p := c.newPlan()
+	if err := p.put(re); err != nil {
+		return EndpointStatus{}, fmt.Errorf("put endpoint %s/%s: %w", ns, name, err)
 	}
-	next.Endpoints = append(next.Endpoints, re)
-	if err := c.replaceRegistry(&next); err != nil {
+	err := c.commit(p)
+	if errors.Is(err, errNotInForce) {
 		return EndpointStatus{}, fmt.Errorf("put endpoint %s/%s: %w", ns, name, err)
 	}
 	put := c.statusOf(ns, name)
-	c.log.Info("endpoint in force", "endpoint", ns+"/"+name, "interface", re.HostIfName, "identity", put.Identity,
-		"source", put.Source, "replaced", replaced)
-	for _, g := range gone {
-		if g.Config.namespace() != ns || g.Config.Name != name {
-			c.events.Append(endpointEvent(agentevent.EndpointDeleted, EndpointStatus{Name: g.Config.Name,
-				Namespace: g.Config.namespace(), IfIndex: g.HostIfIndex}))
-		}
-	}
-	if !replaced {
-		c.events.Append(endpointEvent(agentevent.EndpointCreated, put))
-	}
-
-	errs := c.endpointsChanged()
-	errs = append(errs, c.attachOne(re.HostIfName))
-	for _, g := range gone {
-		if g.HostIfName != re.HostIfName {
-			errs = append(errs, c.detachOne(g.HostIfName))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err != nil {
 		return put, fmt.Errorf("put endpoint %s/%s: %w", ns, name, err)
 	}
 	return put, nil
 }
 
-// supersedes reports whether re takes old's interface or one of its
-// addresses.
-func supersedes(re, old ResolvedEndpoint) bool {
-	if re.HostIfIndex != 0 && re.HostIfIndex == old.HostIfIndex {
-		return true
-	}
-	for _, ip := range re.IPs {
-		if slices.Contains(old.IPs, ip) {
-			return true
-		}
-	}
-	return false
-}
-
-// indexOf is the index in topo of the endpoint namespace/name, or -1; the
-// caller holds endpointsMu.
-func (c *Collector) indexOf(namespace, name string) int {
-	return slices.IndexFunc(c.topo.Endpoints, func(re ResolvedEndpoint) bool {
-		return re.Config.namespace() == namespace && re.Config.Name == name
-	})
-}
-
 // statusOf describes the endpoint namespace/name of the registry in force.
 func (c *Collector) statusOf(namespace, name string) EndpointStatus {
-	for _, e := range c.Registry().Endpoints() {
-		if e.Namespace == namespace && e.Name == name {
-			return e
-		}
-	}
-	return EndpointStatus{Namespace: namespace, Name: name}
-}
-
-// replaceRegistry builds the registry of next and puts it and next in
-// force; the caller holds endpointsMu.
-func (c *Collector) replaceRegistry(next *Topology) error {
-	reg, err := NewRegistryWith(next, c.opts.Identities)
-	if err != nil {
-		return err
-	}
-	c.registry.Store(reg)
-	c.topo = next
-	return nil
-}
-
-// endpointsChanged writes the state file and calls the OnEndpointsChange
-// functions after a change; the caller holds endpointsMu.
-func (c *Collector) endpointsChanged() []error {
-	var errs []error
-	if c.opts.EndpointState != "" {
-		errs = append(errs, saveEndpointState(c.opts.EndpointState, c.topo.Endpoints))
-	}
-	for _, fn := range c.onChange {
-		errs = append(errs, fn())
-	}
-	return errs
-}
-
-// attachOne attaches the datapath to ifname unless it is attached, once
-// Run attached the others (before, Run attaches it with them).
-func (c *Collector) attachOne(ifname string) error {
-	if c.opts.Attacher == nil || ifname == "" {
-		return nil
-	}
-	c.mu.Lock()
-	running := c.running
-	attached := slices.Contains(c.attached, ifname)
-	c.mu.Unlock()
-	if !running || attached {
-		return nil
-	}
-	if err := c.opts.Attacher.AttachInterface(ifname); err != nil {
-		return fmt.Errorf("attach to %s: %w", ifname, err)
-	}
-	c.mu.Lock()
-	c.attached = append(c.attached, ifname)
-	c.mu.Unlock()
-	return nil
+	return statusIn(c.Registry(), namespace, name)
 }
 
 // detachOne detaches the datapath from ifname if Run attached it.
