@@ -149,7 +149,7 @@ func TestCollectorLearnsPodsAndPoliciesWithKubeconfig(t *testing.T) {
 }
 
 // getInto decodes the JSON answer of GET u into v.
-func getInto(t *testing.T, u string, v any) {
+func getInto(t testing.TB, u string, v any) {
 	t.Helper()
 	resp, err := http.Get(u)
 	if err != nil {
