@@ -13,11 +13,23 @@ import (
 )
 
 // TestDockerContainersAreAttributedAndReleased runs the collector on the
-// real datapath fed by a real dockerd: its containers on the bridge are
-// attributed in flows by name, compose project and labels, and when one is
-// removed the collector forgets it, detaches and releases its identity.
+// real datapath fed by a real dockerd, then a real Podman (both serve the
+// Docker Engine API): their containers on the bridge are attributed in
+// flows by name, compose project and labels, and when one is removed the
+// collector forgets it, detaches and releases its identity.
 func TestDockerContainersAreAttributedAndReleased(t *testing.T) {
-	e := dockertest.Start(t)
+	for _, engine := range []struct {
+		name  string
+		start func(*testing.T) *dockertest.Engine
+	}{
+		{"dockerd", dockertest.Start},
+		{"podman", dockertest.StartPodman},
+	} {
+		t.Run(engine.name, func(t *testing.T) { testContainersAttributedAndReleased(t, engine.start(t)) })
+	}
+}
+
+func testContainersAttributedAndReleased(t *testing.T, e *dockertest.Engine) {
 	grace := time.Second
 	n := startDiscoveryNode(t, "node-d", grace, func(ctx context.Context, eps discovery.EndpointSink, _ discovery.PolicySink) error {
 		w, err := docker.New(docker.Options{Socket: e.Socket})
