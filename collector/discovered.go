@@ -91,6 +91,13 @@ func (c *Collector) applyDiscovered(batch []discovery.EndpointEvent) {
 		}
 		resolved[i] = &re
 	}
+	c.applyResolved(batch, resolved)
+}
+
+// applyResolved puts a batch of events in force as one change; resolved
+// holds the endpoint of each Added or Updated event with an interface
+// (nil: none, or it could not be resolved).
+func (c *Collector) applyResolved(batch []discovery.EndpointEvent, resolved []*ResolvedEndpoint) {
 	c.endpointsMu.Lock()
 	defer c.endpointsMu.Unlock()
 	p := c.newPlan()
