@@ -41,8 +41,10 @@ type discoveredQueue struct {
 // force (as PutEndpoint), Deleted removes it (as RemoveEndpoint), unless
 // the endpoint of that name in force is not the one the watcher reported
 // (the endpoints file declares it). An endpoint without an interface of
-// its own (a host-network pod: it is the host; a veth not found) is not
-// one of the node's endpoints; one in force under its name is removed. It
+// its own (a host-network pod: it is the host; a veth not found), or whose
+// interface is not what the watcher says (gone meanwhile), is not one of
+// the node's endpoints; one its watcher put in force under its name is
+// removed. It
 // returns at once: the events are put in force in order, in batches, by a
 // goroutine that ends when none is left. Errors are logged: the watcher
 // cannot act on them.

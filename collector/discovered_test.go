@@ -100,12 +100,42 @@ func TestDiscoveredEndpointsFollowTheirWatcher(t *testing.T) {
 				t.Errorf("%s: identity %d unchanged", s.name, ep.Identity)
 			}
 			identity = ep.Identity
-			if s.kind == discovery.Updated && !slices.Equal(ep.Labels, []string{"k8s:app=web", "k8s:tier=db"}) {
-				t.Errorf("%s: labels %v, want the watcher's", s.name, ep.Labels)
+			if s.kind == discovery.Updated && !slices.Equal(ep.Labels, []string{"k8s:app=web", "k8s:io.kubernetes.pod.namespace=shop", "k8s:tier=db"}) {
+				t.Errorf("%s: labels %v, want the watcher's and the namespace's", s.name, ep.Labels)
 			}
 		}
 	}
 	if changes != 4 {
 		t.Errorf("%d changes notified, want 4 (the add, the supersede, the update, the deletion; none for the events that change nothing)", changes)
+	}
+}
+
+// TestARefusedPutLeavesThePlanAsItWas: a discovered endpoint named as one
+// of the endpoints file is refused before anything it would supersede is
+// taken out.
+func TestARefusedPutLeavesThePlanAsItWas(t *testing.T) {
+	ip := netip.MustParseAddr("198.18.0.40")
+	disc := func(name string, ifindex uint32) ResolvedEndpoint {
+		return ResolvedEndpoint{Config: EndpointConfig{Name: name, Namespace: "shop"}, HostIfIndex: ifindex,
+			HostIfName: "veth-" + name, IPs: []netip.Addr{ip}, Discovered: &Discovered{Source: "k8s", ID: "shop/" + name}}
+	}
+	topo := testTopology()
+	topo.Endpoints = append([]ResolvedEndpoint{disc("old", 40)}, topo.Endpoints...)
+	c, err := New(Options{Topology: topo, Sources: []Source{apitest.NewSource(nil, 0)}, Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.newPlan()
+	before := slices.Clone(p.next.Endpoints)
+	if err := p.put(disc("backend", 41)); err == nil {
+		t.Fatal("a discovered endpoint replaced the endpoints file's backend")
+	}
+	if len(p.next.Endpoints) != len(before) || len(p.gone) != 0 || len(p.puts) != 0 {
+		t.Fatalf("after the refusal: %d endpoints (want %d), %d gone, %d put", len(p.next.Endpoints), len(before), len(p.gone), len(p.puts))
+	}
+	for i := range before {
+		if p.next.Endpoints[i].Config.Name != before[i].Config.Name {
+			t.Errorf("endpoint %d is %s, was %s", i, p.next.Endpoints[i].Config.Name, before[i].Config.Name)
+		}
 	}
 }

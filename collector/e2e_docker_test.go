@@ -50,7 +50,8 @@ func testContainersAttributedAndReleased(t *testing.T, e *dockertest.Engine) {
 	if web.Namespace != "shop" || web.Workload != "web" {
 		t.Errorf("web: namespace %q, workload %q; want shop and web", web.Namespace, web.Workload)
 	}
-	if err := hasLabels(web.Labels, "container:app=web", "container:com.docker.compose.project=shop"); err != nil {
+	if err := hasLabels(web.Labels, "container:app=web", "container:com.docker.compose.project=shop",
+		"k8s:io.kubernetes.pod.namespace=shop"); err != nil {
 		t.Error(err)
 	}
 	var webIf string

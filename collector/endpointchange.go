@@ -54,15 +54,16 @@ func (p *plan) remove(namespace, name string) (ResolvedEndpoint, bool) {
 // reported yet, its address reused).
 func (p *plan) put(re ResolvedEndpoint) error {
 	ns, name := re.Config.namespace(), re.Config.Name
-	keep := p.next.Endpoints[:0]
+	for _, old := range p.next.Endpoints {
+		if old.Config.namespace() == ns && old.Config.Name == name && old.Discovered == nil && re.Discovered != nil && !old.Kept {
+			return errors.New("the endpoints file declares it")
+		}
+	}
+	keep := make([]ResolvedEndpoint, 0, len(p.next.Endpoints)+1)
 	replaced := false
 	for _, old := range p.next.Endpoints {
 		switch {
 		case old.Config.namespace() == ns && old.Config.Name == name:
-			if old.Discovered == nil && re.Discovered != nil && !old.Kept {
-				p.next.Endpoints = append(keep, p.next.Endpoints[len(keep):]...)
-				return errors.New("the endpoints file declares it")
-			}
 			p.gone, replaced = append(p.gone, old), true
 		case old.Discovered != nil && re.Discovered != nil && supersedes(re, old):
 			p.log("discovered endpoint superseded: another holds its interface or address now",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -44,6 +45,15 @@ func endpointLabels(cluster, namespace string, nsLabels, labels map[string]strin
 // else built from its declaration (endpointLabels).
 func endpointIdentityLabels(re ResolvedEndpoint, cluster string, nsLabels map[string]string) ([]string, string) {
 	if d := re.Discovered; d != nil {
+		labels := d.Labels
+		// Every endpoint is in its namespace for policy (a namespaced
+		// policy selects by this label), a container too; and no label
+		// set is empty.
+		nsLabel := "k8s:" + policy.NamespaceLabel + "=" + re.Config.namespace()
+		if !slices.Contains(labels, nsLabel) {
+			labels = append(slices.Clone(labels), nsLabel)
+			slices.Sort(labels)
+		}
 		workload := re.Config.Name
 		for _, l := range d.Labels {
 			if _, kv, ok := strings.Cut(l, ":"); ok {
@@ -53,7 +63,7 @@ func endpointIdentityLabels(re ResolvedEndpoint, cluster string, nsLabels map[st
 				}
 			}
 		}
-		return d.Labels, workload
+		return labels, workload
 	}
 	workload := re.Config.Labels["app"]
 	if workload == "" {
