@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -98,10 +99,38 @@ func (c *Collector) applyDiscovered(batch []discovery.EndpointEvent) {
 
 // applyResolved puts a batch of events in force as one change; resolved
 // holds the endpoint of each Added or Updated event with an interface
-// (nil: none, or it could not be resolved).
+// (nil: none, or it could not be resolved). When the batch cannot be in
+// force as a whole (one endpoint's address is one of the endpoints
+// file's, say), each event is tried alone: only the offending ones are
+// refused.
 func (c *Collector) applyResolved(batch []discovery.EndpointEvent, resolved []*ResolvedEndpoint) {
 	c.endpointsMu.Lock()
 	defer c.endpointsMu.Unlock()
+	err := c.applyLocked(batch, resolved)
+	if errors.Is(err, errNotInForce) && len(batch) > 1 {
+		for i := range batch {
+			c.logApplied(batch[i:i+1], c.applyLocked(batch[i:i+1], resolved[i:i+1]))
+		}
+		return
+	}
+	c.logApplied(batch, err)
+}
+
+func (c *Collector) logApplied(batch []discovery.EndpointEvent, err error) {
+	if err == nil {
+		return
+	}
+	if len(batch) == 1 {
+		ep := batch[0].Endpoint
+		c.log.Warn("discovered endpoint: change not wholly in force", "source", ep.Source,
+			"endpoint", ep.Namespace+"/"+ep.Name, "event", batch[0].Kind.String(), "err", err)
+		return
+	}
+	c.log.Warn("discovered endpoints: change not wholly in force", "events", len(batch), "err", err)
+}
+
+// applyLocked plans and commits the batch; the caller holds endpointsMu.
+func (c *Collector) applyLocked(batch []discovery.EndpointEvent, resolved []*ResolvedEndpoint) error {
 	p := c.newPlan()
 	changed := false
 	for i, ev := range batch {
@@ -124,11 +153,9 @@ func (c *Collector) applyResolved(batch []discovery.EndpointEvent, resolved []*R
 		}
 	}
 	if !changed {
-		return
+		return nil
 	}
-	if err := c.commit(p); err != nil {
-		c.log.Warn("discovered endpoints: change not wholly in force", "events", len(batch), "err", err)
-	}
+	return c.commit(p)
 }
 
 // reportedBy reports whether the endpoint among eps under ep's name is the

@@ -139,3 +139,32 @@ func TestARefusedPutLeavesThePlanAsItWas(t *testing.T) {
 		}
 	}
 }
+
+// TestABatchIsRefusedOnlyWhereItMust: in one batch, a pod whose address is
+// the endpoints file's backend's cannot be in force; the other pod of the
+// batch is.
+func TestABatchIsRefusedOnlyWhereItMust(t *testing.T) {
+	c, err := New(Options{Topology: testTopology(), Sources: []Source{apitest.NewSource(nil, 0)}, Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := func(name, ip string, ifindex int) (discovery.EndpointEvent, *ResolvedEndpoint) {
+		ep := discovery.Endpoint{Source: "k8s", ID: "shop/" + name, Name: name, Namespace: "shop", Labels: []string{"k8s:app=" + name},
+			IPs: []netip.Addr{netip.MustParseAddr(ip)}, Interface: discovery.Interface{Name: "veth-" + name, Index: ifindex}}
+		return discovery.EndpointEvent{Kind: discovery.Added, Endpoint: ep}, &ResolvedEndpoint{
+			Config: EndpointConfig{Name: name, Namespace: "shop"}, HostIfIndex: uint32(ifindex), HostIfName: ep.Interface.Name,
+			IPs: ep.IPs, Discovered: &Discovered{Source: "k8s", ID: ep.ID, Labels: ep.Labels}}
+	}
+	bad, badRe := ev("clash", "198.18.0.3", 50) // backend's address
+	good, goodRe := ev("fine", "198.18.0.51", 51)
+	c.applyResolved([]discovery.EndpointEvent{bad, good}, []*ResolvedEndpoint{badRe, goodRe})
+	if ep, ok := c.Registry().LookupIP(netip.MustParseAddr("198.18.0.51")); !ok || ep.PodName != "fine" {
+		t.Errorf("the good pod of the batch is not in force: %+v", ep)
+	}
+	if ep, _ := c.Registry().LookupIP(netip.MustParseAddr("198.18.0.3")); ep.PodName != "backend" {
+		t.Errorf("backend's address is %+v's", ep)
+	}
+	if len(c.Registry().Endpoints()) != 3 {
+		t.Errorf("endpoints %+v, want the file's two and fine", c.Registry().Endpoints())
+	}
+}
