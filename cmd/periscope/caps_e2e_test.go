@@ -250,7 +250,10 @@ func freeAddr(t testing.TB) string {
 
 func waitHealthy(t testing.TB, base string, exited <-chan struct{}, stderr *lockedBuffer) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	// Verifying the datapath's programs takes about 4 CPU-seconds; on a
+	// loaded 2-core machine that is 15-35 s of wall time before /healthz.
+	const wait = 90 * time.Second
+	deadline := time.Now().Add(wait)
 	for {
 		select {
 		case <-exited:
@@ -264,7 +267,7 @@ func waitHealthy(t testing.TB, base string, exited <-chan struct{}, stderr *lock
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("collector not healthy after 15s; output:\n%s", stderr.String())
+			t.Fatalf("collector not healthy after %s; output:\n%s", wait, stderr.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
