@@ -159,6 +159,7 @@ func Compile(in Input) (*Compiled, error) {
 		}
 		c.Enforce[ep.ID] = enf
 	}
+	c.compileL7(in, universe)
 	c.Flags = c.probeFlags()
 	c.LocalIngress = c.localIngress(in.Endpoints)
 	return c, nil

@@ -119,4 +119,7 @@ type Compiled struct {
 	// is dropped before it crosses the node. Placement only: the verdict is
 	// the destination's own.
 	LocalIngress map[netip.Addr]uint32
+	// L7 are the ports L7 rules cover, by endpoint, direction and port:
+	// the L7 proxy enforces them (compile.L7Port).
+	L7 []L7Port
 }

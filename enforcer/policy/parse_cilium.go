@@ -95,6 +95,10 @@ func (p *parser) ciliumRule(n *yaml.Node, pol *Policy) (Rule, bool) {
 			}
 		}
 	}
+	if r.Host && r.Ingress.hasL7() || r.Host && r.Egress.hasL7() {
+		p.errorf(o.keys["nodeSelector"], "spec: L7 rules (rules.http) do not apply to the host (as in Cilium): host policies are L3/L4 only")
+		ok = false
+	}
 	if v, has := o.vals["enableDefaultDeny"]; has {
 		e, eok := p.fields(v, "enableDefaultDeny", []string{"ingress", "egress"}, nil)
 		ok = ok && eok
@@ -178,11 +182,21 @@ func (p *parser) ciliumPeerRule(n *yaml.Node, what string, dir Direction, pol *P
 	hasL4 := false
 	if hasTP {
 		items, _ := p.list(tp, "toPorts")
+		var l7 []PortL7
+		withRules := false
 		for _, it := range items {
-			ports, pok := p.ciliumPortRule(it)
+			ports, rules, pok := p.ciliumPortRule(it, what)
 			ok = ok && pok
 			pr.Ports = append(pr.Ports, ports...)
+			if rules == nil {
+				rules = &PortL7{Ports: ports}
+			}
+			withRules = withRules || rules.HTTP != nil
+			l7 = append(l7, *rules)
 			hasL4 = true
+		}
+		if withRules {
+			pr.L7 = l7
 		}
 	}
 	if hasIC {

@@ -7,15 +7,16 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// ciliumPortRule parses a toPorts item.
-func (p *parser) ciliumPortRule(n *yaml.Node) ([]PortRange, bool) {
-	o, ok := p.fields(n, "toPorts item", []string{"ports"},
-		[]string{"rules", "serverNames", "listener", "originatingTLS", "terminatingTLS"})
+// ciliumPortRule parses a toPorts item of a what (ingress, egressDeny...)
+// rule: its ports and its L7 rules (nil without).
+func (p *parser) ciliumPortRule(n *yaml.Node, what string) ([]PortRange, *PortL7, bool) {
+	o, ok := p.fields(n, "toPorts item", []string{"ports", "rules"},
+		[]string{"serverNames", "listener", "originatingTLS", "terminatingTLS"})
 	items, lok := p.list(o.vals["ports"], "ports")
 	ok = ok && lok
 	if len(items) == 0 && ok {
 		p.errorf(n, "toPorts item: ports is required")
-		return nil, false
+		return nil, nil, false
 	}
 	var out []PortRange
 	for _, it := range items {
@@ -23,7 +24,11 @@ func (p *parser) ciliumPortRule(n *yaml.Node) ([]PortRange, bool) {
 		ok = ok && pok
 		out = append(out, rs...)
 	}
-	return out, ok
+	var l7 *PortL7
+	if v, has := o.vals["rules"]; has && ok {
+		l7, ok = p.l7Rules(v, what, out)
+	}
+	return out, l7, ok
 }
 
 // port parses {port, endPort, protocol} into ranges; defProto applies
