@@ -17,6 +17,7 @@ import (
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/enforcer/identity"
+	"github.com/periscope-dev/periscope/enforcer/policystore"
 )
 
 // collectorFlags are the flags of `periscope collector`.
@@ -183,7 +184,7 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 	if err != nil {
 		return err
 	}
-	l7, err := newProxy(fl.proxy, cfg.NodeName, dp, logger)
+	l7, err := newProxy(fl.proxy, cfg.NodeName, dp, fl.idleTimeout, logger)
 	if err != nil {
 		ln.Close()
 		return err
@@ -220,26 +221,37 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 		// addresses): a refusal there is a missing capability too.
 		return privilegeHint(err)
 	}
-	if _, err := startPolicyStore(fl.policyDir, c, dp, sinks.handlers, logger); err != nil {
-		return err
-	}
-	if fl.ui {
-		if err := web.start(c, sinks.history, fl.uiToken, logger); err != nil {
-			return fmt.Errorf("web UI: %w", err)
-		}
-		logger.Info("web UI", "url", "http://"+fl.listen+"/")
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	waitHubble, err := serveHubble(ctx, fl.serve.hubbleListen, c, tlsCfg, logger)
+	// The proxy runs before the policy store applies the persisted
+	// policies: their L7 rules need it.
+	waitProxy, err := startProxy(ctx, l7, fl.proxy, c, logger)
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	waitProxy, err := startProxy(ctx, l7, fl.proxy, c, logger)
+	var l7Applier policystore.L7Applier
+	if l7 != nil {
+		l7Applier = l7
+	}
+	if _, err := startPolicyStore(fl.policyDir, c, dp, l7Applier, sinks.handlers, logger); err != nil {
+		cancel()
+		waitProxy()
+		ln.Close()
+		return err
+	}
+	if fl.ui {
+		if err := web.start(c, sinks.history, fl.uiToken, logger); err != nil {
+			cancel()
+			waitProxy()
+			return fmt.Errorf("web UI: %w", err)
+		}
+		logger.Info("web UI", "url", "http://"+fl.listen+"/")
+	}
+	waitHubble, err := serveHubble(ctx, fl.serve.hubbleListen, c, tlsCfg, logger)
 	if err != nil {
 		cancel()
-		waitHubble()
+		waitProxy()
 		ln.Close()
 		return err
 	}

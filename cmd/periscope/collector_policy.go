@@ -27,13 +27,14 @@ func newIdentityAllocator(path string) (*identity.Allocator, error) {
 	return identity.NewAllocator(path)
 }
 
-// startPolicyStore builds a policy store over dp and c's endpoints that
-// persists in dir ("": in memory only; else it re-applies what dir holds)
-// and adds the policy and identity API to handlers.
-func startPolicyStore(dir string, c *collector.Collector, dp *datapath.Datapath,
+// startPolicyStore builds a policy store over dp, l7 (the L7 proxy; nil
+// without --envoy) and c's endpoints that persists in dir ("": in memory
+// only; else it re-applies what dir holds) and adds the policy and
+// identity API to handlers.
+func startPolicyStore(dir string, c *collector.Collector, dp *datapath.Datapath, l7 policystore.L7Applier,
 	handlers map[string]http.Handler, logger *slog.Logger) (*policystore.Store, error) {
 	store, err := policystore.New(policystore.Options{
-		Dir: dir, Applier: dp, Endpoints: c.Registry(), Logger: logger,
+		Dir: dir, Applier: dp, L7: l7, Endpoints: c.Registry(), Logger: logger,
 	})
 	if err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -40,7 +41,7 @@ func (p *proxyFlags) addFlags(f *pflag.FlagSet) {
 }
 
 // newProxy builds the proxy manager over dp, or nil when --envoy is off.
-func newProxy(fl proxyFlags, nodeName string, dp *datapath.Datapath, logger *slog.Logger) (*proxy.Manager, error) {
+func newProxy(fl proxyFlags, nodeName string, dp *datapath.Datapath, flowIdle time.Duration, logger *slog.Logger) (*proxy.Manager, error) {
 	if !fl.enabled {
 		if len(fl.redirects) > 0 {
 			return nil, errors.New("--proxy-redirect needs --envoy")
@@ -58,7 +59,10 @@ func newProxy(fl proxyFlags, nodeName string, dp *datapath.Datapath, logger *slo
 		Datapath: dp, NodeID: nodeName, Socket: fl.socket, External: fl.external,
 		Envoy:     envoy.Options{Binary: fl.binary, Admin: admin},
 		AccessLog: accesslog.Options{KeepHeaders: fl.keepHeaders},
-		Logger:    logger,
+		// Envoy lets go of idle connections before the datapath forgets
+		// their flows (and so how to steer them).
+		IdleTimeout: flowIdle / 2,
+		Logger:      logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("--envoy: %w", err)

@@ -37,7 +37,7 @@ spec:
 // dp and adds the policy and identity API to handlers, so `periscope
 // policy list|apply|delete` work against the demo.
 func startDemoPolicy(c *collector.Collector, dp *datapath.Datapath, handlers map[string]http.Handler, log *slog.Logger) error {
-	store, err := startPolicyStore("", c, dp, handlers, log)
+	store, err := startPolicyStore("", c, dp, nil, handlers, log)
 	if err != nil {
 		return fmt.Errorf("demo policy: %w", err)
 	}

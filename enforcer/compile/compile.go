@@ -106,6 +106,9 @@ type Endpoint struct {
 	Namespace string
 	Labels    []string
 	IPs       []netip.Addr
+	// Audit: its L7 policy judges and reports, never denies (the kernel's
+	// audit mode is the applier's, SetPolicyAudit).
+	Audit bool
 }
 
 // IPEntry maps a prefix to an identity in the ipcache (remote endpoints,

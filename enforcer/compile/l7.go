@@ -21,6 +21,9 @@ type L7Port struct {
 	Port      uint16
 	// Addrs are the endpoint's addresses.
 	Addrs []netip.Addr
+	// Audit: requests are judged and reported, never denied (the
+	// endpoint's audit mode).
+	Audit bool
 	// Groups partition the peers: every address is in exactly one group
 	// (the one of its identity: the ipcache's longest prefix, a miss is
 	// world); a group whose Peers are empty is left out.
@@ -80,7 +83,7 @@ func (c *Compiled) compileL7(in Input, universe []identity.Identity) {
 		local := policy.Endpoint{ID: ep.ID, Namespace: ep.Namespace, Labels: ep.Labels}
 		for _, dir := range []policy.Direction{policy.Ingress, policy.Egress} {
 			for _, port := range l7Ports(in.Policies, local, dir) {
-				lp := L7Port{Endpoint: ep.ID, Direction: dir, Port: port, Addrs: ep.IPs}
+				lp := L7Port{Endpoint: ep.ID, Direction: dir, Port: port, Addrs: ep.IPs, Audit: ep.Audit}
 				lp.Groups = c.l7Groups(in.Policies, local, dir, port, universe)
 				c.L7 = append(c.L7, lp)
 			}

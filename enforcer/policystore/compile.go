@@ -38,7 +38,7 @@ func (s *Store) input(policies map[string]*Applied) compile.Input {
 			continue
 		}
 		in.Endpoints = append(in.Endpoints, compile.Endpoint{
-			ID: e.ID, Identity: e.Identity, Namespace: e.Namespace, Labels: e.Labels, IPs: e.IPs,
+			ID: e.ID, Identity: e.Identity, Namespace: e.Namespace, Labels: e.Labels, IPs: e.IPs, Audit: e.Audit,
 		})
 	}
 	for _, a := range s.endpoints.HostAddrs() {

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/periscope-dev/periscope/api/policyapi"
+	"github.com/periscope-dev/periscope/enforcer/compile"
 	"github.com/periscope-dev/periscope/enforcer/policy"
 )
 
@@ -37,6 +38,8 @@ type Store struct {
 	log       *slog.Logger
 	policies  map[string]*Applied
 	revision  uint64
+	l7        L7Applier
+	l7Ports   []compile.L7Port // in force
 }
 
 // Options configure a Store.
@@ -47,6 +50,9 @@ type Options struct {
 	Applier Applier
 	// Endpoints are the node's endpoints and identities; required.
 	Endpoints Endpoints
+	// L7 enforces L7 rules (rules.http); nil: a policy with some is
+	// refused.
+	L7 L7Applier
 	// Logger is the parent logger; nil discards logs.
 	Logger *slog.Logger
 }
@@ -63,7 +69,7 @@ func New(opts Options) (*Store, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Store{dir: opts.Dir, applier: opts.Applier, endpoints: opts.Endpoints,
-		log: log.With("component", "policy"), policies: map[string]*Applied{}}
+		log: log.With("component", "policy"), policies: map[string]*Applied{}, l7: opts.L7}
 	for _, e := range s.endpoints.PolicyEndpoints() {
 		if e.Audit {
 			if err := s.applier.SetPolicyAudit(e.ID, true); err != nil {
@@ -169,8 +175,8 @@ func (s *Store) commit(next map[string]*Applied, changed []*Applied) error {
 	if err != nil {
 		return err
 	}
-	if err := s.applier.ApplyPolicy(c); err != nil {
-		return fmt.Errorf("apply policy: %w", err)
+	if err := s.applyPolicy(c); err != nil {
+		return err
 	}
 	s.revision++
 	for _, p := range changed {
