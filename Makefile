@@ -11,6 +11,8 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 BIN := bin/periscope
 HUBBLE_CLI := bin/hubble
+SCHEMATHESIS := bin/venv/bin/schemathesis
+KUBE_APISERVER := bin/kube-apiserver
 
 TEST_TIMEOUT ?= 20m
 BENCH_OUT ?= bin/bench.txt
@@ -24,14 +26,15 @@ GENERATED := ':(glob)datapath/**/*_bpfel.go' ':(glob)datapath/**/*_bpfel.o'
 # (otherwise they skip, or fail under CI=true).
 ROOT := $(shell if [ "$$(id -u)" -eq 0 ]; then true; elif command -v sudo >/dev/null; then echo sudo env PATH="$$PATH" CI="$$CI"; fi)
 
-.PHONY: help deps hubble-cli generate build test bench demo lint check-tidy check-generated clean
+.PHONY: help deps hubble-cli kube-apiserver generate build test bench demo lint check-tidy check-generated clean
 
 help:
 	@echo "make deps             install toolchain, lab tools and Go modules (scripts/deps.sh)"
 	@echo "make hubble-cli       build the hubble CLI of go.mod's cilium into $(HUBBLE_CLI) (for tests)"
+	@echo "make kube-apiserver   build the kube-apiserver of go.mod's client-go release into $(KUBE_APISERVER) (for tests)"
 	@echo "make generate         regenerate the eBPF objects with bpf2go (needs clang)"
 	@echo "make build            build $(BIN)"
-	@echo "make test             install deps and the hubble CLI, then run every test (root tests as root)"
+	@echo "make test             install deps, the hubble CLI and kube-apiserver, then run every test (root tests as root)"
 	@echo "make bench            run the benchmarks into $(BENCH_OUT)"
 	@echo "sudo make demo        pods, traffic, a collector and live flows"
 	@echo "make lint             gofmt, go vet, go mod tidy, and no test code of ours in the shipped binary"
@@ -44,6 +47,9 @@ deps:
 hubble-cli: deps
 	scripts/hubble-cli.sh
 
+kube-apiserver: deps
+	scripts/kube-apiserver.sh
+
 generate:
 	$(GO) generate ./datapath/...
 
@@ -51,8 +57,8 @@ build:
 	@mkdir -p bin
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/periscope
 
-test: deps hubble-cli
-	$(ROOT) env PERISCOPE_HUBBLE_CLI=$(abspath $(HUBBLE_CLI)) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+test: deps hubble-cli kube-apiserver
+	$(ROOT) env PERISCOPE_HUBBLE_CLI=$(abspath $(HUBBLE_CLI)) PERISCOPE_KUBE_APISERVER=$(abspath $(KUBE_APISERVER)) PERISCOPE_SCHEMATHESIS=$(abspath $(SCHEMATHESIS)) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
 bench: deps
 	@mkdir -p $(dir $(BENCH_OUT))

@@ -83,3 +83,30 @@ type Kafka struct {
 	CorrelationID int32
 	Topic         string
 }
+
+// L7 protocols, as Protocol names them (and Hubble's protocol filter and
+// ClickHouse's l7_protocol column spell them).
+const (
+	L7ProtocolDNS   = "dns"
+	L7ProtocolHTTP  = "http"
+	L7ProtocolKafka = "kafka"
+)
+
+// Protocol names the record l carries: L7ProtocolDNS, L7ProtocolHTTP or
+// L7ProtocolKafka; "" for none or a nil l. Hubble's Layer7 holds one
+// record, so of an L7 that breaks the one-of every reader (the Hubble API,
+// ClickHouse, filters) takes the first in flow.proto's order: DNS, HTTP,
+// Kafka.
+func (l *L7) Protocol() string {
+	switch {
+	case l == nil:
+		return ""
+	case l.DNS != nil:
+		return L7ProtocolDNS
+	case l.HTTP != nil:
+		return L7ProtocolHTTP
+	case l.Kafka != nil:
+		return L7ProtocolKafka
+	}
+	return ""
+}

@@ -18,6 +18,8 @@ type Status struct {
 	FollowSkipped      uint64           `json:"follow_skipped"`
 	AttachedInterfaces []string         `json:"attached_interfaces"`
 	Endpoints          []EndpointStatus `json:"endpoints"`
+	// Routes are the HTTP routes served (Routes).
+	Routes []string `json:"routes"`
 }
 
 // Status reports the collector's counters and configuration.
@@ -32,6 +34,7 @@ func (c *Collector) Status() Status {
 		Followers:     c.store.Followers(),
 		FollowSkipped: c.store.Skipped(),
 		Endpoints:     c.registry.Endpoints(),
+		Routes:        c.Routes(),
 	}
 	if c.opts.Stats != nil {
 		ds := c.opts.Stats()

@@ -42,6 +42,7 @@ type Datapath struct {
 	decodeErrors atomic.Uint64
 	flowsEnded   atomic.Uint64 // by the sweeper
 	flowsEvicted atomic.Uint64 // estimate of the last sweep
+	flowsLive    atomic.Uint64 // flow-table entries the last sweep read
 
 	policyMu   sync.Mutex // serialises ApplyPolicy and SetPolicyAudit
 	policyMem  []byte     // mmapped policy_rev: the revision word

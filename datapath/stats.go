@@ -19,6 +19,12 @@ type Stats struct {
 	// flows created or replaced while a sweep reads the table. A growing
 	// value means FlowTableSize is too small for the traffic.
 	FlowsEvicted uint64
+
+	// FlowTableEntries are the flow-table entries the last sweep read (once
+	// per idle-timeout check); FlowTableSize is the table's capacity. A
+	// table near full evicts flows (FlowsEvicted).
+	FlowTableEntries uint64
+	FlowTableSize    uint64
 }
 
 // Stats returns the counters. It is safe to call concurrently with Run.
@@ -28,6 +34,9 @@ func (d *Datapath) Stats() Stats {
 		DecodeErrors: d.decodeErrors.Load(),
 		FlowsEnded:   d.flowsEnded.Load(),
 		FlowsEvicted: d.flowsEvicted.Load(),
+
+		FlowTableEntries: d.flowsLive.Load(),
+		FlowTableSize:    uint64(d.objs.Flows.MaxEntries()),
 	}
 	k, err := d.kernelStats()
 	if err != nil {

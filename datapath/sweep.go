@@ -84,6 +84,7 @@ func (s *sweeper) sweep(end func(*flowEvent)) error {
 			return fmt.Errorf("sweep flow table: %w", err)
 		}
 	}
+	s.d.flowsLive.Store(live)
 	if kerr == nil {
 		// Every entry started was ended (by the sweeper or by a port
 		// reuse), is live, or was evicted.

@@ -12,13 +12,16 @@
 //   - a negated term ("!kind=value", hubble's --not) rejects a flow that
 //     matches ANY of its values;
 //   - "from:" tests the source side, "to:" the destination side, and no side
-//     tests either side. Kinds without sides reject "from:" and "to:".
+//     tests either side. Kinds without sides reject "from:" and "to:";
+//   - the L7 kinds (http-*, dns-query) test the record an L7 flow carries:
+//     a flow without one, or with another protocol's, never matches them.
 //
 // Kinds and their values (the table in kinds.go, which Kinds describes):
 //
 //	ip                 an address (10.0.0.1) or a CIDR prefix (10.0.0.0/8)
 //	port               an L4 port 0-65535 (TCP, UDP, SCTP)
-//	protocol           tcp, udp, sctp, icmpv4, icmpv6, or icmp (both ICMPs)
+//	protocol           tcp, udp, sctp, icmpv4, icmpv6, or icmp (both ICMPs);
+//	                   http, dns, kafka: L7 flows carrying that record
 //	label              a label selector: key=value, key==value, key!=value, key,
 //	                   !key; commas AND requirements; a key may name a source
 //	                   (k8s:app) or not (app), which matches labels from any
@@ -41,7 +44,20 @@
 //	                   a number
 //	uuid               a flow's UUID
 //	interface          a name (eth0), an index (:7), or both (eth0:7)
+//	http-status        an HTTP response's code (404) or its first one or two
+//	                   digits and + (5+, 40+), as Hubble's; requests have none
+//	http-method        an HTTP method, in any case (get, GET)
+//	http-path          a regular expression the URL's path must match (the
+//	                   path as net/url.ParseRequestURI reads it, unescaped)
+//	http-url           a regular expression the URL must match
+//	http-header        name:value, a header the record has exactly
+//	dns-query          a regular expression the DNS record's queried name
+//	                   ("example.com.") must match
 //	dns                reserved for DNS names: accepted, but matches no flow yet
+//
+// Regular expressions are Go's (RE2, as Hubble's) and match anywhere in
+// the text unless anchored (^/api/); like every chip value they lose
+// leading and trailing spaces.
 //
 // A Filter is one AND of terms; a Set is Hubble's GetFlows filter, an OR of
 // Filters minus an OR of Filters (whitelist and blacklist).

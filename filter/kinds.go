@@ -2,6 +2,7 @@ package filter
 
 import (
 	"net/netip"
+	"regexp"
 	"strings"
 
 	"github.com/periscope-dev/periscope/api"
@@ -9,15 +10,18 @@ import (
 
 // value is one pre-parsed chip value; which fields are set depends on the kind.
 type value struct {
-	text   string       // canonical text, for Chips
-	prefix netip.Prefix // ip
-	num    uint32       // identity, port, verdict, type, tcp-flag mask, enums, reply, interface index
-	protos [2]uint8     // protocol (icmp is two)
-	sel    selector     // label
-	ns     string       // pod: namespace, "" for any
-	name   string       // pod: name prefix; namespace, workload, node, interface: name or glob
-	glob   bool         // node: name holds wildcards
-	uuid   [16]byte     // uuid
+	text      string         // canonical text, for Chips
+	prefix    netip.Prefix   // ip
+	num       uint32         // identity, port, verdict, type, tcp-flag mask, enums, reply, interface index, http-status
+	protos    [2]uint8       // protocol (icmp is two)
+	sel       selector       // label
+	ns        string         // pod: namespace, "" for any
+	name      string         // pod: name prefix; namespace, workload, node, interface: name or glob; protocol: L7 protocol; http-method; http-header: name
+	glob      bool           // node: name holds wildcards
+	uuid      [16]byte       // uuid
+	numPrefix bool           // http-status: num is the code's first digits (5+)
+	hval      string         // http-header: value
+	re        *regexp.Regexp // http-path, http-url, dns-query
 }
 
 // Kind describes one filter kind to the code that translates filters to and
@@ -72,7 +76,7 @@ var kinds = []*kind{
 		Hubble: []string{"source_port", "destination_port"}},
 		parse: parsePort, match: matchPort},
 	{Kind: Kind{Name: "protocol", Aliases: []string{"proto"}, Flag: "protocol",
-		Help:   "Show flows of this protocol (tcp, udp, sctp, icmp, icmpv4, icmpv6)",
+		Help:   "Show flows of this protocol (tcp, udp, sctp, icmp, icmpv4, icmpv6; http, dns, kafka: L7 flows with that record)",
 		Hubble: []string{"protocol"}},
 		parse: parseProtocol, match: matchProtocol},
 	{Kind: Kind{Name: "label", Sided: true, Aliases: []string{"labels"}, Flag: "label", Short: "l",
@@ -138,6 +142,30 @@ var kinds = []*kind{
 		Help:   "Show flows observed at this interface: a name (eth0), an index (:7), or both (eth0:7)",
 		Hubble: []string{"interface"}},
 		parse: parseInterface, match: matchInterface},
+	{Kind: Kind{Name: "http-status", Flag: "http-status",
+		Help:   `Show HTTP responses with this status code ("404") or code prefix ("5+", "40+")`,
+		Hubble: []string{"http_status_code"}},
+		parse: parseHTTPStatus, match: matchHTTPStatus},
+	{Kind: Kind{Name: "http-method", Flag: "http-method",
+		Help:   "Show HTTP requests and responses of this method (GET, POST, ...; any case)",
+		Hubble: []string{"http_method"}},
+		parse: parseHTTPMethod, match: matchHTTPMethod},
+	{Kind: Kind{Name: "http-path", Flag: "http-path",
+		Help:   `Show HTTP requests and responses whose URL path matches this regular expression ("^/api/v[0-9]+/")`,
+		Hubble: []string{"http_path"}},
+		parse: parseRegexp("http-path"), match: matchHTTPPath},
+	{Kind: Kind{Name: "http-url", Flag: "http-url",
+		Help:   `Show HTTP requests and responses whose URL matches this regular expression ("^http://api\.example\.com/")`,
+		Hubble: []string{"http_url"}},
+		parse: parseRegexp("http-url"), match: matchHTTPURL},
+	{Kind: Kind{Name: "http-header", Flag: "http-header",
+		Help:   "Show HTTP requests and responses with this header, name:value exactly (content-type:application/json)",
+		Hubble: []string{"http_header"}},
+		parse: parseHTTPHeader, match: matchHTTPHeader},
+	{Kind: Kind{Name: "dns-query", Flag: "dns-query",
+		Help:   `Show DNS queries and answers whose queried name matches this regular expression ("example\.com\.$")`,
+		Hubble: []string{"dns_query"}},
+		parse: parseRegexp("dns-query"), match: matchDNSQuery},
 	{Kind: Kind{Name: "dns", Sided: true, Aliases: []string{"fqdn"},
 		Help:   "Show flows {from or to|from|to} this DNS name (reserved: accepted, but matches no flow yet)",
 		Hubble: []string{"source_fqdn", "destination_fqdn"}},

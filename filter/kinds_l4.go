@@ -2,13 +2,15 @@ package filter
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/periscope-dev/periscope/api"
 )
 
-// The kinds that test layer 4: port, protocol, tcp-flag.
+// The kinds that test layer 4: port, protocol (which names L7 protocols
+// too), tcp-flag.
 
 func parsePort(raw string) (value, error) {
 	n, err := strconv.ParseUint(raw, 10, 16)
@@ -41,16 +43,27 @@ var protocols = map[string][2]uint8{
 	"icmpv6": {api.ProtoICMPv6, api.ProtoICMPv6},
 }
 
+// l7Protocols are the protocol values that name an L7 record
+// (api.L7.Protocol).
+var l7Protocols = []string{api.L7ProtocolHTTP, api.L7ProtocolDNS, api.L7ProtocolKafka}
+
 func parseProtocol(raw string) (value, error) {
 	name := strings.ToLower(raw)
-	p, ok := protocols[name]
-	if !ok {
-		return value{}, fmt.Errorf("protocol must be tcp, udp, sctp, icmp, icmpv4 or icmpv6")
+	if p, ok := protocols[name]; ok {
+		return value{text: name, protos: p}, nil
 	}
-	return value{text: name, protos: p}, nil
+	if slices.Contains(l7Protocols, name) {
+		return value{text: name, name: name}, nil
+	}
+	return value{}, fmt.Errorf("protocol must be tcp, udp, sctp, icmp, icmpv4 or icmpv6, or http, dns or kafka")
 }
 
+// matchProtocol is Hubble's: an L4 protocol matches the flow's, an L7 one
+// the record the flow carries (an L7 flow has its L4 protocol too).
 func matchProtocol(v *value, fl *api.Flow, _ side) bool {
+	if v.name != "" {
+		return fl.L7.Protocol() == v.name
+	}
 	p := fl.L4.Protocol
 	return p != 0 && (p == v.protos[0] || p == v.protos[1])
 }

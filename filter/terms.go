@@ -47,19 +47,26 @@ type LabelRequirement struct {
 //	drop-reason, event-type  Number (enums in api's numbering)
 //	reply      Number (1 for true, 0 for false)
 //	tcp-flag   Number (a mask: every bit must be set)
-//	protocol   Protocols (either matches; both equal for one protocol)
+//	protocol   Protocols (either matches; both equal for one protocol), or
+//	           Name for an L7 protocol (api.L7.Protocol's names)
 //	uuid       UUID
 //	interface  Name ("" for any) and Number (the index, 0 for any)
+//	http-status  Number, the code, or with NumberPrefix its first digits
+//	http-method  Name (upper case; matched in any ASCII case)
+//	http-header  Name and HeaderValue
+//	http-path, http-url, dns-query  Text (a regular expression)
 type TermValue struct {
-	Text      string // canonical chip value
-	Prefix    netip.Prefix
-	Number    uint32
-	Protocols [2]uint8
-	Selector  []LabelRequirement
-	Namespace string
-	Name      string
-	Glob      bool
-	UUID      [16]byte
+	Text         string // canonical chip value
+	Prefix       netip.Prefix
+	Number       uint32
+	NumberPrefix bool
+	Protocols    [2]uint8
+	Selector     []LabelRequirement
+	Namespace    string
+	Name         string
+	HeaderValue  string
+	Glob         bool
+	UUID         [16]byte
 }
 
 // Term is all chips of a Filter sharing negation, side and kind. A flow
@@ -86,8 +93,8 @@ func (f *Filter) Terms() []Term {
 		vals := make([]TermValue, len(t.values))
 		for j, v := range t.values {
 			tv := TermValue{
-				Text: v.text, Prefix: v.prefix, Number: v.num, Protocols: v.protos,
-				Namespace: v.ns, Name: v.name, Glob: v.glob, UUID: v.uuid,
+				Text: v.text, Prefix: v.prefix, Number: v.num, NumberPrefix: v.numPrefix, Protocols: v.protos,
+				Namespace: v.ns, Name: v.name, HeaderValue: v.hval, Glob: v.glob, UUID: v.uuid,
 			}
 			if len(v.sel) > 0 {
 				tv.Selector = make([]LabelRequirement, len(v.sel))

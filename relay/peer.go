@@ -225,6 +225,8 @@ type Status struct {
 	FlowsSent           uint64       `json:"flows_sent"`
 	LateFlows           uint64       `json:"late_flows"`
 	Nodes               []NodeStatus `json:"nodes"`
+	// Routes are the HTTP routes served (Relay.Routes).
+	Routes []string `json:"routes"`
 }
 
 // Status reports the relay's counters and every peer's state.
@@ -239,6 +241,7 @@ func (r *Relay) Status() Status {
 		PartialAnswers:     r.partials.Load(),
 		FlowsSent:          r.sent.Load(),
 		LateFlows:          r.late.Load(),
+		Routes:             r.Routes(),
 		Nodes:              make([]NodeStatus, 0, len(peers)),
 	}
 	for _, p := range peers {

@@ -154,7 +154,7 @@ func runCollector(cmd *cobra.Command, fl collectorFlags) error {
 	}
 
 	sinks, err := newCollectorSinks(cmd.Context(), fl.sinks, cfg.NodeName,
-		func() uint64 { return dp.Stats().EventsLost }, logger)
+		datapathCounters(dp), logger)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/collector/sink"
 	"github.com/periscope-dev/periscope/collector/sink/sinks"
+	"github.com/periscope-dev/periscope/datapath"
 )
 
 // sinkFlags are the flags of every sink (collector/sink/sinks) and, once
@@ -50,14 +51,14 @@ type collectorSinks struct {
 	history flowquery.Reader
 }
 
-// newCollectorSinks opens the sinks fl asks for as one assembly; lost reads
-// the datapath's lost events for the metrics.
-func newCollectorSinks(ctx context.Context, fl sinkFlags, nodeName string, lost func() uint64, logger *slog.Logger) (*collectorSinks, error) {
+// newCollectorSinks opens the sinks fl asks for as one assembly; source
+// reads the datapath's counters for the metrics.
+func newCollectorSinks(ctx context.Context, fl sinkFlags, nodeName string, source func() sink.SourceStats, logger *slog.Logger) (*collectorSinks, error) {
 	set := fl.plugins()
 	a, err := set.Open(ctx, sink.Env{
 		NodeName: nodeName,
 		Logger:   logger,
-		Lost:     []sink.LostSource{{Name: "ringbuf", Read: lost}},
+		Sources:  []sink.SourceCounters{{Name: "ringbuf", Read: source}},
 	})
 	if err != nil {
 		return nil, err
@@ -67,6 +68,18 @@ func newCollectorSinks(ctx context.Context, fl sinkFlags, nodeName string, lost 
 		s.history = st
 	}
 	return s, nil
+}
+
+// datapathCounters reads dp's counters for the metrics.
+func datapathCounters(dp *datapath.Datapath) func() sink.SourceStats {
+	return func() sink.SourceStats {
+		s := dp.Stats()
+		return sink.SourceStats{
+			EventsRead: s.EventsRead, EventsLost: s.EventsLost,
+			FlowTableEntries: s.FlowTableEntries, FlowTableCapacity: s.FlowTableSize,
+			PolicyRevision: dp.PolicyRevision(),
+		}
+	}
 }
 
 // runWith runs the sinks while run (the collector) runs, then drains and

@@ -112,7 +112,7 @@ func runDemo(ctx context.Context, opts demoOptions, out, errOut io.Writer) (err 
 		}
 	}()
 
-	sinks, err := newCollectorSinks(ctx, opts.sinks, "", func() uint64 { return dp.Stats().EventsLost }, log)
+	sinks, err := newCollectorSinks(ctx, opts.sinks, "", datapathCounters(dp), log)
 	if err != nil {
 		return fmt.Errorf("demo sinks: %w", err)
 	}

@@ -82,6 +82,11 @@ func TestObserveFlagsBecomeChipsInCommandLineOrder(t *testing.T) {
 				"--event-type", "drop", "--uuid", "4f1a9c2e-5b7d-4e3a-9c1f-2b6d8e0a7c5d", "--interface", "eth0", "--not", "--reply=false"},
 			[]string{"traffic-direction=ingress", "reply=true", "ip-version=v6", "drop-reason=POLICY_DENIED",
 				"event-type=drop", "uuid=4f1a9c2e-5b7d-4e3a-9c1f-2b6d8e0a7c5d", "interface=eth0", "!reply=false"}},
+		{"the L7 kinds have hubble's flags",
+			[]string{"--protocol", "http", "--http-status", "5+", "--http-method", "GET", "--http-path", "^/api/",
+				"--http-url", "example", "--http-header", "server:envoy", "--dns-query", `example\.com\.$`, "--not", "--http-status", "503"},
+			[]string{"protocol=http", "http-status=5+", "http-method=GET", "http-path=^/api/",
+				"http-url=example", "http-header=server:envoy", `dns-query=example\.com\.$`, "!http-status=503"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -141,6 +146,8 @@ func TestObserveFlagsRejectBadInput(t *testing.T) {
 		{"a port name", []string{"--to-port", "http"}, `invalid argument "http" for "--to-port" flag: filter "to:port=http": port must be a number 0-65535`},
 		{"a bad verdict", []string{"--verdict", "ALLOWED"}, "verdict must be FORWARDED, DROPPED, AUDIT or ERROR"},
 		{"a bad chip", []string{"--filter", "from:verdict=DROPPED"}, "verdict has no source or destination side"},
+		{"a bad status", []string{"--http-status", "5xx"}, `filter "http-status=5xx": http-status must be a status code (404) or its first one or two digits and + (5+, 40+)`},
+		{"a bad path expression", []string{"--http-path", "/a("}, `filter "http-path=/a(": http-path must be a regular expression`},
 		{"a dangling --not", []string{"--port", "1", "--not"}, "--not must be followed by a filter flag"},
 		{"--first with --last", []string{"--first", "1", "--last", "2"}, "--first cannot be combined with --last"},
 		{"--all with --last", []string{"--all", "--last", "2"}, "--all cannot be combined with --first or --last"},

@@ -45,9 +45,9 @@ type Env struct {
 	NodeName string
 	// Logger receives the sinks' messages. Default slog.Default().
 	Logger *slog.Logger
-	// Lost are the sources of events lost before they became flow records
-	// (the datapath's ring buffer), for the metrics.
-	Lost []LostSource
+	// Sources are the producers of flow records (the datapath) whose
+	// counters the metrics report.
+	Sources []SourceCounters
 	// ShutdownTimeout bounds each Part's Close. Default
 	// DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
@@ -56,11 +56,25 @@ type Env struct {
 // DefaultShutdownTimeout is the default of Env.ShutdownTimeout.
 const DefaultShutdownTimeout = 10 * time.Second
 
-// LostSource reads a counter of lost events; Read must be cheap, safe for
-// concurrent use, and never decrease.
-type LostSource struct {
-	Name string
-	Read func() uint64
+// SourceCounters reads a flow source's counters; Read must be cheap and
+// safe for concurrent use.
+type SourceCounters struct {
+	Name string // the source's name in metrics ("ringbuf")
+	Read func() SourceStats
+}
+
+// SourceStats are a flow source's counters. The event counters never
+// decrease; a source without a connection table or policy leaves those
+// fields zero.
+type SourceStats struct {
+	EventsRead uint64 // events read and turned into flow records (or failed to decode)
+	EventsLost uint64 // events lost before they could be read (a full ring buffer)
+	// FlowTableEntries and FlowTableCapacity are the live entries and size
+	// of the source's connection table.
+	FlowTableEntries, FlowTableCapacity uint64
+	// PolicyRevision is the revision of the policy the source enforces; it
+	// grows with every policy change.
+	PolicyRevision uint64
 }
 
 // Part is what an opened sink adds to the pipeline. Every field is

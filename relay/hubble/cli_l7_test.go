@@ -3,6 +3,7 @@ package hubble
 import (
 	"net"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -93,5 +94,82 @@ func checkCLIL7JSON(t *testing.T, h *hubbleCLI, l7 []api.Flow) {
 		if got[i].Source.PodName == "" || got[i].Destination.PodName == "" || got[i].Source.Identity == 0 {
 			t.Errorf("L7 flow %d not enriched: %+v → %+v", i, got[i].Source, got[i].Destination)
 		}
+	}
+}
+
+// The real hubble CLI's L7 filters select the L7 records Hubble's would:
+// its flags, its --not (a blacklist), and dns_query, which it has no flag
+// for, through --allowlist.
+func TestHubbleCLIFiltersL7Flows(t *testing.T) {
+	h := newHubbleCLI(t)
+	col, l7 := startL7Collector(t)
+	h.server = serveAddr(t, NewCollectorBackend(col))
+	hr := newHubbleCLI(t)
+	hr.server = serveAddr(t, NewRelayBackend(startRelay(t, []string{col.Addr().String()})))
+
+	// l7: the HTTP request and its 201 response, the DNS query and its answer.
+	tests := []struct {
+		name    string
+		filters []string
+		want    []int // indices into l7
+	}{
+		{"protocol http", []string{"--protocol", "http"}, []int{0, 1}},
+		{"protocol dns", []string{"--protocol", "dns"}, []int{2, 3}},
+		{"a status prefix", []string{"--http-status", "2+"}, []int{1}},
+		{"a status code", []string{"--http-status", "201"}, []int{1}},
+		{"a status no response has", []string{"--protocol", "http", "--http-status", "5+"}, nil},
+		{"a method in any case", []string{"--http-method", "put"}, []int{0, 1}},
+		{"a method no record has", []string{"--http-method", "GET"}, nil},
+		{"a path expression", []string{"--http-path", `^/applicants/_create/\d+$`}, []int{0, 1}},
+		{"a URL expression", []string{"--http-url", `^http://backend-5c:8080/`}, []int{0, 1}},
+		{"a header", []string{"--http-header", "content-type:application/json"}, []int{0}},
+		{"not a status: a blacklist", []string{"--protocol", "http", "--not", "--http-status", "2+"}, []int{0}},
+		{"with the l7 event type", []string{"--type", "l7", "--http-method", "PUT", "--http-status", "201"}, []int{1}},
+		{"dns_query through --allowlist", []string{"--allowlist", `{"dns_query":["^example\\.com\\.$"]}`}, []int{2, 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkCLIL7Selection(t, h, l7, tt.filters, tt.want)
+		})
+	}
+	t.Run("through a relay, which pushes the chips down", func(t *testing.T) {
+		checkCLIL7Selection(t, hr, l7, []string{"--protocol", "http", "--http-status", "2+"}, []int{1})
+	})
+
+	t.Run("an HTTP field beside event types without L7 is refused, as Hubble does", func(t *testing.T) {
+		_, err := h.run(t, "observe", "--type", "trace", "--http-status", "200")
+		if err == nil || !strings.Contains(err.Error(), "InvalidArgument") ||
+			!strings.Contains(err.Error(), "http_status_code: filtering by an HTTP field needs the event type filter to match l7 events") {
+			t.Errorf("got %v, want InvalidArgument naming http_status_code and the event types", err)
+		}
+	})
+	t.Run("a bad status is refused naming it", func(t *testing.T) {
+		_, err := h.run(t, "observe", "--http-status", "2xx")
+		if err == nil || !strings.Contains(err.Error(), "InvalidArgument") || !strings.Contains(err.Error(), "http-status must be") {
+			t.Errorf("got %v, want InvalidArgument explaining http-status", err)
+		}
+	})
+}
+
+// checkCLIL7Selection checks that `hubble observe --all -o json` with
+// filters prints exactly the L7 records of l7 at want.
+func checkCLIL7Selection(t *testing.T, h *hubbleCLI, l7 []api.Flow, filters []string, want []int) {
+	t.Helper()
+	args := append([]string{"observe", "--all", "-o", "json"}, filters...)
+	var got []int
+	for _, resp := range parseFlowsJSON(t, h.mustRun(t, args...)) {
+		var f api.Flow
+		if err := FlowFromProto(resp.GetFlow(), &f); err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(l7, func(w api.Flow) bool { return w.UUID == f.UUID })
+		if i < 0 {
+			t.Errorf("hubble %s printed a flow that is none of the L7 records: %s", strings.Join(filters, " "), f.Summary())
+			continue
+		}
+		got = append(got, i)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("hubble %s printed L7 records %v, want %v", strings.Join(filters, " "), got, want)
 	}
 }

@@ -168,9 +168,9 @@ func TestHubbleCLIRejectsUnsupportedFilters(t *testing.T) {
 	h := newHubbleCLI(t)
 	col, _, _ := startCollector(t, "node1", testFlows())
 	h.server = serveAddr(t, NewCollectorBackend(col))
-	_, err := h.run(t, "observe", "--http-status", "200")
-	if err == nil || !strings.Contains(err.Error(), "InvalidArgument") || !strings.Contains(err.Error(), "http_status_code") {
-		t.Errorf("got %v, want InvalidArgument naming http_status_code", err)
+	_, err := h.run(t, "observe", "--from-service", "shop/api")
+	if err == nil || !strings.Contains(err.Error(), "InvalidArgument") || !strings.Contains(err.Error(), "source_service: not supported by Periscope") {
+		t.Errorf("got %v, want InvalidArgument naming source_service", err)
 	}
 }
 

@@ -2,6 +2,7 @@ package hubble
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -18,8 +19,9 @@ import (
 // every field set must match (AND) and a field matches when any of its
 // values does (OR), as in Hubble: each field is one chip term. A field
 // Periscope has no filter kind for is an error naming it, e.g.
-// `whitelist[0].http_status_code: not supported by Periscope`; so is a value
-// it cannot read.
+// `whitelist[0].source_service: not supported by Periscope`; so is a value
+// it cannot read, and, as in Hubble, an HTTP field beside event types that
+// leave out L7 events.
 func CompileFilters(whitelist, blacklist []*flowpb.FlowFilter) (*filter.Set, error) {
 	var allow, deny []*filter.Filter
 	for i, ff := range whitelist {
@@ -88,6 +90,9 @@ func compile(ff *flowpb.FlowFilter) (*filter.Filter, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkHTTPEventTypes(ff); err != nil {
+		return nil, err
+	}
 	f, err := filter.Parse(all)
 	if err == nil {
 		return f, nil
@@ -151,6 +156,10 @@ var messageChips = map[protoreflect.FullName]func(proto.Message) (string, error)
 		}
 		return w.GetName(), nil
 	},
+	"flow.HTTPHeader": func(m proto.Message) (string, error) {
+		h := m.(*flowpb.HTTPHeader)
+		return h.GetKey() + ":" + h.GetValue(), nil
+	},
 	"flow.NetworkInterface": func(m proto.Message) (string, error) {
 		i := m.(*flowpb.NetworkInterface)
 		s := i.GetName()
@@ -184,4 +193,24 @@ func tcpFlagChip(tf *flowpb.TCPFlags) string {
 		return "none" // rejected by filter.Parse: an empty TCPFlags means nothing
 	}
 	return strings.Join(names, ",")
+}
+
+// httpFields are the FlowFilter fields Hubble's HTTP filter reads.
+var httpFields = []protoreflect.Name{"http_status_code", "http_method", "http_path", "http_url", "http_header"}
+
+// checkHTTPEventTypes refuses, as Hubble does, an HTTP field in a
+// FlowFilter whose event types leave out L7 events: together they could
+// match no flow.
+func checkHTTPEventTypes(ff *flowpb.FlowFilter) error {
+	types := ff.GetEventType()
+	if len(types) == 0 || slices.ContainsFunc(types, func(t *flowpb.EventTypeFilter) bool { return t.GetType() == filter.EventTypeL7 }) {
+		return nil
+	}
+	fields := ff.ProtoReflect().Descriptor().Fields()
+	for _, name := range httpFields {
+		if ff.ProtoReflect().Has(fields.ByName(name)) {
+			return fmt.Errorf("%s: filtering by an HTTP field needs the event type filter to match l7 events (--type l7)", name)
+		}
+	}
+	return nil
 }

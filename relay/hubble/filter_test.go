@@ -75,6 +75,13 @@ func TestFlowFiltersBecomeChipsWhenChipsCanSayThem(t *testing.T) {
 			EventType: []*flowpb.EventTypeFilter{{Type: 1}}}), nil,
 			"traffic-direction=ingress reply=true ip-version=ipv6 drop-reason=POLICY_DENIED " +
 				"uuid=4f1a9c2e-5b7d-4e3a-9c1f-2b6d8e0a7c5d interface=eth0 interface=:7 event-type=drop"},
+		{"the L7 fields are kinds", ff(&flowpb.FlowFilter{
+			Protocol: []string{"http"}, HttpStatusCode: []string{"404", "5+"}, HttpMethod: []string{"get"},
+			HttpPath: []string{"^/api/"}, HttpUrl: []string{"example\\.com"}, DnsQuery: []string{"^www\\."},
+			HttpHeader: []*flowpb.HTTPHeader{{Key: "content-type", Value: "application/json"}, {Key: ":authority", Value: "a:1"}},
+			EventType:  []*flowpb.EventTypeFilter{{Type: filter.EventTypeL7}}}), nil,
+			"protocol=http http-status=404 http-status=5+ http-method=GET http-path=^/api/ http-url=example\\.com dns-query=^www\\. " +
+				"http-header=content-type:application/json http-header=:authority:a:1 event-type=l7"},
 		{"a blacklist of single fields is negated chips", nil,
 			[]*flowpb.FlowFilter{{Protocol: []string{"tcp"}}, {DestinationIp: []string{"10.0.1.3"}}},
 			"!protocol=tcp !to:ip=10.0.1.3"},

@@ -290,7 +290,13 @@ func TestUnsupportedFilterFieldsAreInvalidArguments(t *testing.T) {
 		req  *observerpb.GetFlowsRequest
 		want string
 	}{
-		{"an HTTP field", &observerpb.GetFlowsRequest{Whitelist: ff(&flowpb.FlowFilter{HttpStatusCode: []string{"200"}})}, "whitelist[0].http_status_code"},
+		{"an HTTP field beside event types without L7", &observerpb.GetFlowsRequest{Whitelist: ff(&flowpb.FlowFilter{
+			HttpMethod: []string{"GET"}, EventType: []*flowpb.EventTypeFilter{{Type: 1}, {Type: 4}}})},
+			"whitelist[0].http_method: filtering by an HTTP field needs the event type filter to match l7 events"},
+		{"a bad status code", &observerpb.GetFlowsRequest{Whitelist: ff(&flowpb.FlowFilter{HttpStatusCode: []string{"5xx"}})},
+			"whitelist[0].http_status_code: filter \"http-status=5xx\": http-status must be"},
+		{"a bad expression", &observerpb.GetFlowsRequest{Blacklist: ff(&flowpb.FlowFilter{DnsQuery: []string{"*.example"}})},
+			"blacklist[0].dns_query: filter \"dns-query=*.example\": dns-query must be a regular expression"},
 		{"a service", &observerpb.GetFlowsRequest{Blacklist: ff(&flowpb.FlowFilter{SourceService: []string{"x"}})}, "blacklist[0].source_service"},
 		{"a bad port", &observerpb.GetFlowsRequest{Whitelist: ff(&flowpb.FlowFilter{DestinationPort: []string{"http"}})}, "destination_port"},
 		{"first with follow", &observerpb.GetFlowsRequest{First: true, Follow: true, Number: 1}, "follow"},

@@ -4,7 +4,8 @@
 // KINDS are filter.Kinds' names (ui/kinds_test.go fails when one is missing).
 export const KINDS = ['label', 'ip', 'dns', 'identity', 'pod', 'workload', 'namespace', 'verdict',
   'port', 'protocol', 'tcp-flag', 'node', 'type', 'traffic-direction', 'reply', 'ip-version', 'drop-reason',
-  'event-type', 'uuid', 'interface'];
+  'event-type', 'uuid', 'interface', 'http-status', 'http-method', 'http-path', 'http-url', 'http-header',
+  'dns-query'];
 
 const CHIP = /^(!)?(from:|to:)?([a-z-]+)=(.+)$/;
 

@@ -9,7 +9,7 @@ import (
 // l7Builders build the L7 columns, in flowColumns order: those migration 1
 // reserved, then l7Columns. A flow without an L7 record has zero values.
 var l7Builders = []buildFunc{
-	scalar(strs, l7Protocol),
+	scalar(strs, func(f *api.Flow) string { return f.L7.Protocol() }), // the record it carries
 	scalar(strs, func(f *api.Flow) string { return httpOf(f).Method }),
 	scalar(strs, func(f *api.Flow) string { return httpOf(f).URL }),
 	scalar(u16s, func(f *api.Flow) uint16 { return uint16(min(httpOf(f).Code, math.MaxUint16)) }),
@@ -78,20 +78,4 @@ func kafkaOf(f *api.Flow) *api.Kafka {
 		return &noKafka
 	}
 	return f.L7.Kafka
-}
-
-// l7Protocol names the flow's L7 record, the first in flow.proto's order
-// when a producer set more than one; "" without one.
-func l7Protocol(f *api.Flow) string {
-	switch {
-	case f.L7 == nil:
-		return ""
-	case f.L7.DNS != nil:
-		return "dns"
-	case f.L7.HTTP != nil:
-		return "http"
-	case f.L7.Kafka != nil:
-		return "kafka"
-	}
-	return ""
 }

@@ -86,8 +86,10 @@
 // NOT of each denied filter) into a WHERE clause whose values are all bound
 // "?" parameters (clickhouse-go quotes them) and whose identifiers come from
 // a fixed allow-list of columns; kindSQL holds every filter kind's SQL. A
-// term SQL cannot express exactly (a node glob, a kind without columns) is
-// left out, which selects a superset that is read in pages (a denied filter
-// with such a term is left out whole); the set's Match is applied to every
-// row read anyway. Follow answers flowquery.ErrNotLive.
+// term SQL cannot express exactly (a node glob, a regular expression, a
+// kind without columns) is narrowed by its kind's condition (kindNarrowing:
+// a regular expression on URLs selects HTTP records) or left out, which
+// selects a superset that is read in pages (a denied filter with such a
+// term is left out whole); the set's Match is applied to every row read
+// anyway. Follow answers flowquery.ErrNotLive.
 package clickhouse

@@ -31,7 +31,7 @@ func NewPlugin() *Plugin {
 }
 
 // Name implements sink.Plugin.
-func (*Plugin) Name() string { return "clickhouse" }
+func (*Plugin) Name() string { return SinkName }
 
 // AddFlags implements sink.Plugin: --clickhouse (and its old name
 // --clickhouse-dsn) with every scope, the other --clickhouse-* flags with all
@@ -73,7 +73,7 @@ func (p *Plugin) Open(ctx context.Context, env sink.Env) (*sink.Part, error) {
 		return nil, fmt.Errorf("--clickhouse: %w", err)
 	}
 	qo := RecommendedQueueOptions()
-	qo.Logger = env.Logger.With("component", "sink", "sink", "clickhouse")
+	qo.Logger = env.Logger.With("component", "sink", "sink", SinkName)
 	qo.SpoolDir, qo.SpoolMaxBytes = p.spoolDir, p.spoolMax
 	q, err := sink.NewQueue(store, qo)
 	if err != nil {

@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -67,3 +68,13 @@ func TestDropExpiredDropsWholeOldDays(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestColumnsNamesTheTablesColumns(t *testing.T) {
+	_, srv := openStore(t, nil, "periscope")
+	for _, table := range []string{TableFlows, TableFlows1m} {
+		got := srv.Query("SELECT name FROM system.columns WHERE database = 'periscope' AND table = '" + table + "' FORMAT TSV")
+		if want := strings.Join(Columns(table), "\n"); got != want {
+			t.Errorf("columns of %s:\n%s\nColumns(%q):\n%s", table, got, table, want)
+		}
+	}
+}

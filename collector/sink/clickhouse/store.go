@@ -84,7 +84,7 @@ func (s *Store) ServerVersion() string { return s.version.String() }
 func (s *Store) Database() string { return s.db }
 
 // Name is the sink's name.
-func (s *Store) Name() string { return "clickhouse" }
+func (s *Store) Name() string { return SinkName }
 
 // Close releases the connections.
 func (s *Store) Close() error { return s.conn.Close() }

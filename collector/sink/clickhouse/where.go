@@ -67,14 +67,17 @@ func setSQL(s *filter.Set) (conds []string, args []any, exact bool) {
 }
 
 // filterSQL is every term of f ANDed ("1" for none). A term SQL cannot say
-// exactly is left out, which selects a superset; exact is false then.
+// exactly is narrowed (a condition every flow it matches meets) or left
+// out, which selects a superset; exact is false then.
 func filterSQL(f *filter.Filter) (cond string, args []any, exact bool) {
 	exact = true
 	var conds []string
 	for _, t := range f.Terms() {
-		c, a, ok := termSQL(t)
-		if !ok {
+		c, a, fit := termSQL(t)
+		if fit != sqlExact {
 			exact = false
+		}
+		if fit == sqlNone {
 			continue
 		}
 		conds = append(conds, c)
@@ -110,9 +113,31 @@ var sideCols = map[filter.Side]endpointCols{
 	filter.SideTo:   {"dst_ip", "dst_port", "dst_identity", "dst_namespace", "dst_pod", "dst_workload", "dst_labels_keys", "dst_labels_values"},
 }
 
-// termSQL translates one term; ok is false when the term cannot be
-// expressed exactly (then it is left to filter.Match).
-func termSQL(t filter.Term) (cond string, args []any, ok bool) {
+// sqlFit is how well a condition says a term.
+type sqlFit uint8
+
+const (
+	sqlNone     sqlFit = iota // no condition: the term is left to filter.Match
+	sqlExact                  // the condition selects exactly the flows the term matches
+	sqlSuperset               // the condition selects those and others, filter.Match decides
+)
+
+// termSQL translates one term: exactly when every value can be said
+// (kindSQL), else by the kind's narrowing condition when the term is not
+// negated (kindNarrowing), else not at all.
+func termSQL(t filter.Term) (cond string, args []any, fit sqlFit) {
+	cond, args, ok := exactTermSQL(t)
+	switch n, narrows := kindNarrowing[t.Kind]; {
+	case ok:
+		return cond, args, sqlExact
+	case narrows && !t.Negate:
+		return "(" + n + ")", nil, sqlSuperset
+	}
+	return "", nil, sqlNone
+}
+
+// exactTermSQL translates one term exactly; ok is false when it cannot.
+func exactTermSQL(t filter.Term) (cond string, args []any, ok bool) {
 	var alts []string
 	for _, v := range t.Values {
 		var sides []filter.Side
@@ -177,6 +202,9 @@ var kindSQL = map[string]valueSQL{
 	},
 	"verdict": numberIs("verdict"),
 	"protocol": func(v filter.TermValue, _ endpointCols) (string, []any, bool) {
+		if v.Name != "" { // an L7 protocol
+			return "l7_protocol = ?", []any{v.Name}, true
+		}
 		return "protocol != 0 AND (protocol = ? OR protocol = ?)", []any{v.Protocols[0], v.Protocols[1]}, true
 	},
 	"tcp-flag": func(v filter.TermValue, _ endpointCols) (string, []any, bool) {
@@ -213,6 +241,60 @@ var kindSQL = map[string]valueSQL{
 	"dns": func(filter.TermValue, endpointCols) (string, []any, bool) {
 		return "0", nil, true // reserved: matches no flow
 	},
+	"http-status": httpStatusSQL,
+	"http-method": func(v filter.TermValue, _ endpointCols) (string, []any, bool) {
+		// The value is an upper-case token; upper() changes ASCII letters
+		// only, as filter's match folds them.
+		return httpRecord + " AND upper(http_method) = ?", []any{v.Name}, true
+	},
+	"http-header": func(v filter.TermValue, _ endpointCols) (string, []any, bool) {
+		return httpRecord + " AND arrayExists((k, v) -> k = ? AND v = ?, http_headers_keys, http_headers_values)",
+			[]any{v.Name, v.HeaderValue}, true
+	},
+	// Go's regular expressions and ClickHouse's match() differ at the
+	// edges (and http-path reads the URL as net/url does): kindNarrowing.
+	"http-path": notPushedDown,
+	"http-url":  notPushedDown,
+	"dns-query": notPushedDown,
+}
+
+// kindNarrowing is, for a kind SQL cannot say exactly, a condition every
+// flow it matches meets: a term of it that is not negated selects by that,
+// and filter.Match decides.
+var kindNarrowing = map[string]string{
+	"http-path": httpRecord + " AND http_path != ''",
+	"http-url":  httpRecord + " AND http_path != ''",
+	"dns-query": fmt.Sprintf("l7_protocol = '%s'", api.L7ProtocolDNS),
+}
+
+// httpRecord is "the flow carries an HTTP record" (api.L7.Protocol): the
+// http_* columns are filled from an L7's HTTP record even when it breaks
+// the one-of, and then filter's kinds do not look at it.
+var httpRecord = fmt.Sprintf("l7_protocol = '%s'", api.L7ProtocolHTTP)
+
+// httpStatusSQL is filter's http-status over the http_status column (a
+// code above 65535 is stored as 65535, which no value matches): a code, or
+// the codes of three to five digits whose first digits are the value's.
+func httpStatusSQL(v filter.TermValue, _ endpointCols) (string, []any, bool) {
+	if !v.NumberPrefix {
+		return httpRecord + " AND http_status = ?", []any{v.Number}, true
+	}
+	digits := 1
+	if v.Number >= 10 {
+		digits = 2
+	}
+	var ranges []string
+	var args []any
+	scale := uint32(1)
+	for n := digits; n < 3; n++ {
+		scale *= 10
+	}
+	for n := 3; n <= 5; n++ { // 65535 has five digits
+		ranges = append(ranges, "http_status BETWEEN ? AND ?")
+		args = append(args, v.Number*scale, (v.Number+1)*scale-1)
+		scale *= 10
+	}
+	return httpRecord + " AND (" + strings.Join(ranges, " OR ") + ")", args, true
 }
 
 // notPushedDown is the SQL of a kind whose columns the table lacks: its

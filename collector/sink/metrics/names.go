@@ -22,6 +22,15 @@ const (
 	SinkDroppedTotal               = "periscope_sink_dropped_total"
 	SinkWrittenTotal               = "periscope_sink_written_total"
 	SinkFailedTotal                = "periscope_sink_failed_total"
+	SinkSpoolBytes                 = "periscope_sink_spool_bytes"
+	SinkSpooledFlows               = "periscope_sink_spooled_flows"
+	SinkWriteErrorsTotal           = "periscope_sink_write_errors_total"
+	SinkWriteDurationSeconds       = "periscope_sink_write_duration_seconds"
+	EventsReadTotal                = "periscope_events_read_total"
+	FlowTableEntries               = "periscope_flow_table_entries"
+	FlowTableCapacity              = "periscope_flow_table_capacity"
+	PolicyRevision                 = "periscope_policy_revision"
+	PolicyMatchesTotal             = "periscope_policy_matches_total"
 )
 
 // OpenTelemetry instrument names of the same metrics.
@@ -44,6 +53,15 @@ const (
 	OTelSinkDropped               = "periscope.sink.dropped"
 	OTelSinkWritten               = "periscope.sink.written"
 	OTelSinkFailed                = "periscope.sink.failed"
+	OTelSinkSpoolBytes            = "periscope.sink.spool.size"
+	OTelSinkSpooledFlows          = "periscope.sink.spool.flows"
+	OTelSinkWriteErrors           = "periscope.sink.write_errors"
+	OTelSinkWriteDuration         = "periscope.sink.write.duration"
+	OTelEventsRead                = "periscope.events_read"
+	OTelFlowTableEntries          = "periscope.flow_table.entries"
+	OTelFlowTableCapacity         = "periscope.flow_table.capacity"
+	OTelPolicyRevision            = "periscope.policy.revision"
+	OTelPolicyMatches             = "periscope.policy.matches"
 )
 
 // Prometheus label names.
@@ -62,6 +80,8 @@ const (
 	LabelMethod      = "method"
 	LabelStatus      = "status"
 	LabelReporter    = "reporter"
+	LabelPolicy      = "policy"   // a policy's namespace/name ("" for a default deny no rule names)
+	LabelEndpoint    = "endpoint" // the endpoint a policy applies to, under the metrics' context
 )
 
 // OpenTelemetry attribute keys of Periscope's own, for what the semantic
@@ -77,6 +97,9 @@ const (
 	KeyReporter         = attribute.Key("periscope.reporter")
 	KeyLostSource       = attribute.Key("periscope.lost_events.source")
 	KeySink             = attribute.Key("periscope.sink")
+	KeyFlowSource       = attribute.Key("periscope.flow_source") // a producer of flow records (the datapath)
+	KeyPolicy           = attribute.Key("periscope.policy")
+	KeyEndpoint         = attribute.Key("periscope.endpoint")
 )
 
 // Values of the reporter label: which side of an exchange reported an L7

@@ -5,6 +5,7 @@
 package metricstest
 
 import (
+	"context"
 	"net/netip"
 	"time"
 
@@ -20,11 +21,12 @@ func Populate(m *metrics.Metrics) {
 	start := api.Flow{
 		Event: api.EventStart, Verdict: api.VerdictDropped, DropReason: api.DropReasonPolicyDenied,
 		Type: api.FlowTypeL3L4, TrafficDirection: api.TrafficDirectionEgress,
-		IP:          api.IP{Source: netip.MustParseAddr("198.18.0.1"), Destination: netip.MustParseAddr("198.18.0.2"), Version: api.IPv4},
-		L4:          api.L4{Protocol: api.ProtoTCP, SourcePort: 40000, DestinationPort: 80},
-		Source:      api.Endpoint{Namespace: "a", Workload: "client", PodName: "client-1", Identity: 100},
-		Destination: api.Endpoint{Namespace: "b", Workload: "server", PodName: "server-1", Identity: 200},
-		Counters:    api.Counters{PacketsForward: 1, BytesForward: 60, PacketsReply: 1, BytesReply: 60},
+		IP:             api.IP{Source: netip.MustParseAddr("198.18.0.1"), Destination: netip.MustParseAddr("198.18.0.2"), Version: api.IPv4},
+		L4:             api.L4{Protocol: api.ProtoTCP, SourcePort: 40000, DestinationPort: 80},
+		Source:         api.Endpoint{Namespace: "a", Workload: "client", PodName: "client-1", Identity: 100},
+		Destination:    api.Endpoint{Namespace: "b", Workload: "server", PodName: "server-1", Identity: 200},
+		Counters:       api.Counters{PacketsForward: 1, BytesForward: 60, PacketsReply: 1, BytesReply: 60},
+		EgressDeniedBy: []string{"a/deny-all"},
 	}
 	m.Consume(&start)
 	for _, dir := range []api.TrafficDirection{api.TrafficDirectionEgress, api.TrafficDirectionIngress, api.TrafficDirectionUnknown} {
@@ -37,8 +39,27 @@ func Populate(m *metrics.Metrics) {
 		m.Consume(&resp)
 	}
 	m.AddLostEventsSource("ringbuf", func() uint64 { return 2 })
+	m.AddSources(sink.SourceCounters{Name: "datapath", Read: func() sink.SourceStats {
+		return sink.SourceStats{EventsRead: 5, EventsLost: 1, FlowTableEntries: 3, FlowTableCapacity: 64, PolicyRevision: 2}
+	}})
 	m.AddQueues(queue{})
+	// A sink write, as a queue the metrics watch reports it.
+	q, err := sink.NewQueue(okSink{}, sink.QueueOptions{})
+	if err != nil {
+		panic("metricstest: " + err.Error())
+	}
+	m.WatchQueues([]*sink.Queue{q})
+	ctx, cancel := context.WithCancel(context.Background())
+	q.Offer(&start)
+	cancel()
+	q.Run(ctx) // ends at once, writing what it holds
 }
+
+// okSink takes every batch.
+type okSink struct{}
+
+func (okSink) Name() string                            { return "written" }
+func (okSink) Write(context.Context, []api.Flow) error { return nil }
 
 // queue is a sink queue with a flow of each count.
 type queue struct{}
@@ -48,3 +69,5 @@ func (queue) Name() string { return "test" }
 func (queue) Stats() sink.Stats {
 	return sink.Stats{Queued: 1, Spooled: 1, Dropped: 1, Written: 1, Failed: 1, Corrupt: 1}
 }
+
+func (queue) IOStats() sink.IOStats { return sink.IOStats{SpoolBytes: 1, WriteErrors: 1} }
