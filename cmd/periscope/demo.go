@@ -18,16 +18,19 @@ import (
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/datapath/netlab"
+	"github.com/periscope-dev/periscope/proxy"
 	"github.com/periscope-dev/periscope/relay/hubble"
 )
 
 // demoOptions are the demo's flags.
 type demoOptions struct {
-	listen  string
-	hubble  string
-	pinPath string
-	verbose bool
-	sinks   sinkFlags
+	listen      string
+	hubble      string
+	pinPath     string
+	verbose     bool
+	sinks       sinkFlags
+	envoy       bool
+	envoyBinary string
 }
 
 func newDemoCmd() *cobra.Command {
@@ -45,6 +48,11 @@ It enforces one CiliumNetworkPolicy, default/db-clients: db takes TCP 5432
 from backend and UDP 53 from frontend only, so the outsider's attempts on
 db:5432 show up DROPPED (POLICY_DENIED).
 
+The backend serves real HTTP on 8080 behind Envoy (run by the demo), with
+one L7 rule, default/backend-l7: the frontend may GET /public/..., anything
+else gets 403. Its requests, their latencies and the 403 drops show up as
+L7 flows (--envoy=false runs without Envoy and without the rule).
+
 It also serves the web UI on --listen (its address is printed), Hubble's
 gRPC API on --hubble-listen, Prometheus metrics with --metrics, and stores
 flows in ClickHouse with --clickhouse.
@@ -53,6 +61,8 @@ In another terminal, try:
   periscope observe --last 20
   periscope observe -f --from-pod default/frontend
   periscope observe --verdict DROPPED
+  periscope observe --protocol http
+  periscope observe --protocol http --verdict DROPPED
   periscope policy list`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -68,6 +78,8 @@ In another terminal, try:
 		"bpffs directory for the demo's maps (apart from a real collector's)")
 	opts.sinks.addEnablingFlags(cmd.Flags())
 	cmd.Flags().BoolVarP(&opts.verbose, "verbose", "v", false, "log what the demo creates and every failed exchange")
+	cmd.Flags().BoolVar(&opts.envoy, "envoy", true, "run Envoy for the backend's L7 rule")
+	cmd.Flags().StringVar(&opts.envoyBinary, "envoy-binary", proxy.DefaultEnvoyBinary, "the envoy executable the demo runs")
 	return cmd
 }
 
@@ -128,9 +140,18 @@ func runDemoCollector(ctx context.Context, opts demoOptions, lab *netlab.Lab, dp
 	var web uiMount
 	sinks.handlers[uiPattern] = &web
 	defer web.Close()
+	l7, removeL7, err := newDemoProxy(opts, dp, log)
+	if err != nil {
+		return err
+	}
+	defer removeL7()
+	var l7Source []collector.Source
+	if l7 != nil {
+		l7Source = append(l7Source, l7.Source())
+	}
 	col, err := collector.New(collector.Options{
 		Config:   demoConfig(lab),
-		Sources:  flowSources(dp),
+		Sources:  flowSources(dp, l7Source...),
 		Attacher: dp,
 		Stats: func() collector.DatapathStats {
 			s := dp.Stats()
@@ -148,14 +169,20 @@ func runDemoCollector(ctx context.Context, opts demoOptions, lab *netlab.Lab, dp
 	if err != nil {
 		return fmt.Errorf("demo collector: %w", err)
 	}
-	if err := startDemoPolicy(col, dp, sinks.handlers, log); err != nil {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	waitProxy, err := startProxy(ctx, l7, proxyFlags{}, col, log)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	defer waitProxy()
+	defer cancel() // runs before waitProxy: stop Envoy, then wait for it
+	if err := startDemoPolicy(col, dp, l7, sinks.handlers, log); err != nil {
 		return err
 	}
 	if err := web.start(col, sinks.history, "", log); err != nil {
 		return fmt.Errorf("demo web UI: %w", err)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	waitHubble, err := serveHubble(ctx, opts.hubble, col, nil, log)
 	if err != nil {
 		return err

@@ -7,6 +7,8 @@ import (
 
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath"
+	"github.com/periscope-dev/periscope/enforcer/policystore"
+	"github.com/periscope-dev/periscope/proxy"
 )
 
 // demoPolicy is what the demo enforces: the database takes connections from
@@ -33,15 +35,22 @@ spec:
     - ports: [{port: "53", protocol: UDP}]
 `
 
-// startDemoPolicy applies demoPolicy through an in-memory policy store over
-// dp and adds the policy and identity API to handlers, so `periscope
-// policy list|apply|delete` work against the demo.
-func startDemoPolicy(c *collector.Collector, dp *datapath.Datapath, handlers map[string]http.Handler, log *slog.Logger) error {
-	store, err := startPolicyStore("", c, dp, nil, handlers, log)
+// startDemoPolicy applies demoPolicy, and with an L7 proxy demoL7Policy,
+// through an in-memory policy store over dp (and l7) and adds the policy
+// and identity API to handlers, so `periscope policy list|apply|delete`
+// work against the demo.
+func startDemoPolicy(c *collector.Collector, dp *datapath.Datapath, l7 *proxy.Manager, handlers map[string]http.Handler, log *slog.Logger) error {
+	var applier policystore.L7Applier
+	yaml := demoPolicy
+	if l7 != nil {
+		applier = l7
+		yaml += "---\n" + demoL7Policy
+	}
+	store, err := startPolicyStore("", c, dp, applier, handlers, log)
 	if err != nil {
 		return fmt.Errorf("demo policy: %w", err)
 	}
-	if _, err := store.Apply("demo-policy.yaml", []byte(demoPolicy)); err != nil {
+	if _, err := store.Apply("demo-policy.yaml", []byte(yaml)); err != nil {
 		return fmt.Errorf("demo policy: %w", err)
 	}
 	return nil
