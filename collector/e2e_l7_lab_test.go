@@ -80,9 +80,10 @@ type l7Lab struct {
 // l7LabOptions change the lab.
 type l7LabOptions struct {
 	envoy envoy.Options
+	sinks []collector.Sink // the collector's
 }
 
-func newL7Lab(t *testing.T, opts l7LabOptions) *l7Lab {
+func newL7Lab(t testing.TB, opts l7LabOptions) *l7Lab {
 	t.Helper()
 	labtest.RequireRoot(t)
 	opts.envoy.Binary = envoyBinaryForTest(t)
@@ -164,7 +165,7 @@ func newL7Lab(t *testing.T, opts l7LabOptions) *l7Lab {
 	handlers := map[string]http.Handler{}
 	if l.c, err = collector.New(collector.Options{Topology: topo, Sources: []collector.Source{l.dp, l.proxy.Source()},
 		Attacher: l.dp, Listener: ln, Interfaces: l.dp.Interfaces, RingSize: 1 << 16, Identities: ids, Handlers: handlers,
-		Logger: logger}); err != nil {
+		Sinks: opts.sinks, Logger: logger}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -217,7 +218,7 @@ func (w testLogWriter) Write(b []byte) (int, error) {
 
 // serveHTTP serves HTTP/1.1 and h2c on l7Port and l7OtherPort in p,
 // recording every request by its X-Probe header; it answers 200 "ok".
-func (l *l7Lab) serveHTTP(t *testing.T, p *netlab.Pod) {
+func (l *l7Lab) serveHTTP(t testing.TB, p *netlab.Pod) {
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	protos.SetUnencryptedHTTP2(true)

@@ -85,6 +85,10 @@ type Options struct {
 	// IdleTimeout closes Envoy's connections idle this long; below the
 	// datapath's flow idle timeout (default xds.DefaultIdleTimeout).
 	IdleTimeout time.Duration
+	// AccessLogFlush and AccessLogBuffer bound how long and how many
+	// bytes Envoy buffers access-log entries (xds.Options).
+	AccessLogFlush  time.Duration
+	AccessLogBuffer uint32
 	// Logger is the parent logger; nil discards.
 	Logger *slog.Logger
 }
@@ -352,6 +356,7 @@ func (m *Manager) publish(ctx context.Context, rs []Redirect, ports map[redirect
 			ProxyPort: ports[r.key()], Rules: r.Rules, UpstreamMark: datapath.ProxyMarkUpstream})
 	}
 	snap, err := xds.Build(version, ls, xds.Options{IdleTimeout: m.opts.IdleTimeout,
+		FlushInterval: m.opts.AccessLogFlush, BufferBytes: m.opts.AccessLogBuffer,
 		RequestHeaders: accesslog.DefaultRequestHeaders, ResponseHeaders: accesslog.DefaultResponseHeaders})
 	if err != nil {
 		return fmt.Errorf("proxy: %w", err)

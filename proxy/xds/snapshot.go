@@ -70,8 +70,10 @@ type Options struct {
 	// access-log source redacts the sensitive ones).
 	RequestHeaders, ResponseHeaders []string
 	// FlushInterval is how long Envoy buffers access-log entries
-	// (default 200ms).
+	// (default 200ms), BufferBytes how many bytes of them at most (default
+	// Envoy's, 16KiB): whichever comes first sends them.
 	FlushInterval time.Duration
+	BufferBytes   uint32
 	// IdleTimeout closes client and upstream connections idle this long
 	// (default DefaultIdleTimeout). It must be below the datapath's flow
 	// idle timeout: a redirected connection whose flow entry the datapath
@@ -158,6 +160,9 @@ func buildListener(l Listener, opts Options) (*listener.Listener, error) {
 				// The app sees no x-envoy-* headers; no per-route stats per request.
 				SuppressEnvoyHeaders: true, DynamicStats: wrapperspb.Bool(false)})}}},
 		LocalReplyConfig:          deniedReply(),
+		// The app gets no x-request-id of Envoy's (and the proxy saves a
+		// UUID per request): no change to what the apps see.
+		GenerateRequestId: wrapperspb.Bool(false),
 		CommonHttpProtocolOptions: &core.HttpProtocolOptions{IdleTimeout: durationpb.New(opts.IdleTimeout)},
 		// Paths are normalised (RFC 3986, "." and ".." removed), "//" merged,
 		// and a path with an escaped slash (%2F, %5C) is refused with 400:
@@ -173,6 +178,7 @@ func buildListener(l Listener, opts Options) (*listener.Listener, error) {
 					GrpcService: &core.GrpcService{TargetSpecifier: &core.GrpcService_EnvoyGrpc_{
 						EnvoyGrpc: &core.GrpcService_EnvoyGrpc{ClusterName: XDSCluster}}},
 					BufferFlushInterval: durationpb.New(opts.FlushInterval),
+					BufferSizeBytes:     bufferBytes(opts.BufferBytes),
 					CustomTags: []*tracing.CustomTag{
 						literalTag(TagEndpoint, strconv.FormatUint(uint64(l.Endpoint), 10)),
 						literalTag(TagDirection, l.Direction),
@@ -247,4 +253,11 @@ func originalDstCluster(idle time.Duration) *cluster.Cluster {
 			}),
 		},
 	}
+}
+
+func bufferBytes(n uint32) *wrapperspb.UInt32Value {
+	if n == 0 {
+		return nil
+	}
+	return wrapperspb.UInt32(n)
 }
