@@ -251,7 +251,7 @@ func (l *l7Lab) useExtAuthz(ctx context.Context, a *extAuthz) error {
 		TransportApiVersion: core.ApiVersion_V3,
 		FailureModeAllow:    false,
 		Services: &extauthz.ExtAuthz_GrpcService{GrpcService: &core.GrpcService{
-			Timeout: durationpb.New(200 * time.Millisecond),
+			Timeout:         durationpb.New(200 * time.Millisecond),
 			TargetSpecifier: &core.GrpcService_EnvoyGrpc_{EnvoyGrpc: &core.GrpcService_EnvoyGrpc{ClusterName: authzCluster}}}},
 	})
 	if err != nil {

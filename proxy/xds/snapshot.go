@@ -159,10 +159,10 @@ func buildListener(l Listener, opts Options) (*listener.Listener, error) {
 			ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: typed(&router.Router{
 				// The app sees no x-envoy-* headers; no per-route stats per request.
 				SuppressEnvoyHeaders: true, DynamicStats: wrapperspb.Bool(false)})}}},
-		LocalReplyConfig:          deniedReply(),
+		LocalReplyConfig: deniedReply(),
 		// The app gets no x-request-id of Envoy's (and the proxy saves a
 		// UUID per request): no change to what the apps see.
-		GenerateRequestId: wrapperspb.Bool(false),
+		GenerateRequestId:         wrapperspb.Bool(false),
 		CommonHttpProtocolOptions: &core.HttpProtocolOptions{IdleTimeout: durationpb.New(opts.IdleTimeout)},
 		// Paths are normalised (RFC 3986, "." and ".." removed), "//" merged,
 		// and a path with an escaped slash (%2F, %5C) is refused with 400:
