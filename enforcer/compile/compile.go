@@ -89,6 +89,14 @@
 //
 // Identities unknown at compile time only match identity-0 entries:
 // recompile when identities appear (as Cilium's selector cache does).
+//
+// # L7 rules
+//
+// The kernel does not judge HTTP: Compiled.L7 lists the (endpoint,
+// direction, TCP port) that L7 rules cover, each with its peers grouped by
+// identity (as address sets from the ipcache, partitioning every address)
+// and the requests each group may send (l7.go); the L7 proxy enforces it.
+// Its tests hold it against policy.EvaluateHTTP.
 package compile
 
 import (
