@@ -59,7 +59,7 @@ func BenchmarkE2EL7EntryToQueryable(b *testing.B) {
 	b.Cleanup(func() { stopSinks() }) //nolint:errcheck // a queue without a spool closes without error
 
 	l := newL7Lab(b, l7LabOptions{sinks: []collector.Sink{sinks}})
-	if _, err := l.store.Apply("bench.yaml", []byte(serverL7("bench", "[{method: GET, path: '/public/.*'}]"))); err != nil {
+	if _, _, err := l.store.Apply("bench.yaml", []byte(serverL7("bench", "[{method: GET, path: '/public/.*'}]"))); err != nil {
 		b.Fatal(err)
 	}
 	conn, err := ch.Open(&ch.Options{Addr: []string{srv.Addr()}, Auth: ch.Auth{Database: "periscope", Username: "default"}})

@@ -98,7 +98,7 @@ func TestE2EL7RulesUpdatedUnderLiveTraffic(t *testing.T) {
 		if i%2 == 1 {
 			next = "old"
 		}
-		if _, err := l.store.Apply("live.yaml", []byte(rules(next))); err != nil {
+		if _, _, err := l.store.Apply("live.yaml", []byte(rules(next))); err != nil {
 			t.Errorf("update %d: %v", i, err)
 		}
 	}

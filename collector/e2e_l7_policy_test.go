@@ -173,8 +173,11 @@ func l7Scenarios(outsider netip.Addr) []l7Scenario {
 			l7get("client", "server", "/x").header("X-Env: dev", "X-Env: prod").denied("default/env"),
 			l7get("client", "server", "/x").header("X-Env: prod").h2c().passes(),
 		}},
-		{name: "headerMatches: presence", yaml: serverL7("token", `[{headerMatches: [{name: X-Token}]}]`), probes: []l7Probe{
-			l7get("client", "server", "/x").header("X-Token: abc").passes(),
+		{name: "headerMatches: a value, or presence", yaml: serverL7("token", `[{headerMatches: [{name: X-Token, value: s3cret}]}, {headerMatches: [{name: X-Trace}]}]`), probes: []l7Probe{
+			l7get("client", "server", "/x").header("X-Token: s3cret").passes(),
+			l7get("client", "server", "/x").header("X-Token: other").denied("default/token"),
+			l7get("client", "server", "/x").header("X-Token: s3cret", "X-Token: other").denied("default/token"),
+			l7get("client", "server", "/x").header("X-Trace: 1").passes(),
 			l7get("client", "server", "/x").denied("default/token"),
 		}},
 		{name: "method regexp matched whole", yaml: serverL7("read", `[{method: 'GET|HEAD'}]`), probes: []l7Probe{
@@ -212,9 +215,12 @@ func l7Scenarios(outsider netip.Addr) []l7Scenario {
 			l7get("client", "server", "/x").method("POST").denied(gp),
 		}},
 		{name: "egress L7 rule at the client", yaml: cnp("default", "client-out", "  endpointSelector: {matchLabels: {app: client}}\n  egress:\n  - toEndpoints: [{matchLabels: {app: server}}]\n"+
-			"    toPorts: [{ports: [{port: '8080', protocol: TCP}], rules: {http: [{path: '/public/.*'}]}}]\n"), probes: []l7Probe{
+			"    toPorts: [{ports: [{port: '8080', protocol: TCP}], rules: {http: [{method: GET, path: '/public/.*'},\n"+
+			"      {method: POST, host: 'submit\\.example', headers: ['X-Env: prod'], headerMatches: [{name: X-Token, value: s3cret}]}]}}]\n"), probes: []l7Probe{
 			l7get("client", "server", "/public/x").passes(),
 			l7get("client", "server", "/admin").denied("default/client-out"),
+			l7get("client", "server", "/x").method("POST").host("submit.example").header("X-Env: prod", "X-Token: s3cret").passes(),
+			l7get("client", "server", "/x").method("POST").host("submit.example").header("X-Env: prod").denied("default/client-out"),
 			l7get("client", "audited", "/public/x").dropped(),
 			l7get("client2", "server", "/admin").direct(),
 		}},
@@ -277,7 +283,7 @@ func (l *l7Lab) applyScenario(t *testing.T, sc l7Scenario) {
 		}
 	}
 	if sc.yaml != "" {
-		if _, err := l.store.Apply(sc.name+".yaml", []byte(sc.yaml)); err != nil {
+		if _, _, err := l.store.Apply(sc.name+".yaml", []byte(sc.yaml)); err != nil {
 			t.Fatalf("apply: %v", err)
 		}
 	}
@@ -368,7 +374,13 @@ func (l *l7Lab) runProbes(t *testing.T, probes []l7Probe) {
 			continue
 		}
 		f := recs[0]
-		names := append(slices.Clone(f.IngressDeniedBy), f.EgressDeniedBy...)
+		var names []string
+		for _, r := range append(slices.Clone(f.IngressDeniedBy), f.EgressDeniedBy...) {
+			if r.Revision == 0 || r.Kind == "" {
+				t.Errorf("%s: policy %+v without its kind or revision", s.p, r)
+			}
+			names = append(names, r.Ref())
+		}
 		sort.Strings(names)
 		want := slices.Clone(s.p.names)
 		sort.Strings(want)

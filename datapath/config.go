@@ -16,6 +16,10 @@ type Config struct {
 	CloseGrace     time.Duration // TCP flows with FIN both ways or RST are ended after this much idle; default 1s
 	FlowTableSize  int           // LRU entries; default 262144
 	Logger         *slog.Logger  // default slog.Default()
+	// HostDevices name the host interfaces: AttachInterface gives them the
+	// host programs, which judge the host endpoint's policy (host
+	// policies) from the host's side; every other interface is a pod's.
+	HostDevices []string
 
 	// loadBytesOnly (tests) makes the flow programs read every header with
 	// bpf_skb_load_bytes, the path of headers outside the linear data.

@@ -33,6 +33,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 	"github.com/periscope-dev/periscope/proxy/envoy"
 	"github.com/periscope-dev/periscope/proxy/xds"
@@ -42,7 +43,7 @@ import (
 // GET /public/...; the benchmark's requests all are.
 func (l *l7Lab) benchRules() xds.Rules {
 	return xds.Rules{Groups: []xds.PeerGroup{{
-		Policies: []string{"default/bench"},
+		Policies: []api.PolicyRef{{Kind: "CiliumNetworkPolicy", Namespace: "default", Name: "bench", Revision: 1}},
 		Peers: xds.Peers{Ranges: []xds.Range{{Prefix: netip.PrefixFrom(l.client.IPv4, 32)},
 			{Prefix: netip.PrefixFrom(l.client.IPv6, 128)}}},
 		HTTP: []xds.HTTPRule{{Method: "GET", Path: "/public/.*"}},

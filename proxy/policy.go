@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/enforcer/compile"
 	"github.com/periscope-dev/periscope/enforcer/policy"
@@ -42,8 +43,11 @@ func redirectOf(p compile.L7Port) Redirect {
 		r.Direction = datapath.RedirectEgress
 	}
 	for _, g := range p.Groups {
-		pg := xds.PeerGroup{Policies: g.Policies, AllowAll: g.AllowAll,
-			Peers: xds.Peers{Rest: g.Peers.Rest, RestExcept: g.Peers.RestExcept}}
+		pg := xds.PeerGroup{AllowAll: g.AllowAll, Peers: xds.Peers{Rest: g.Peers.Rest, RestExcept: g.Peers.RestExcept}}
+		for _, id := range g.Policies {
+			pg.Policies = append(pg.Policies, api.PolicyRef{Name: id.Name, Namespace: id.Namespace, Kind: string(id.Kind),
+				Revision: p.Revisions[id]})
+		}
 		for _, rg := range g.Peers.Ranges {
 			pg.Peers.Ranges = append(pg.Peers.Ranges, xds.Range{Prefix: rg.Prefix, Except: rg.Except})
 		}

@@ -26,6 +26,7 @@ type collectorFlags struct {
 	listen         string
 	ringSize       int
 	nodeName       string
+	clusterName    string
 	pinPath        string
 	ringbufSize    int
 	reportInterval time.Duration
@@ -81,13 +82,15 @@ Needs root (CAP_BPF, CAP_NET_ADMIN, and CAP_PERFMON for --sock-events).`,
 	f.StringVar(&fl.listen, "listen", collector.DefaultListen, "address of the HTTP API")
 	f.IntVar(&fl.ringSize, "ring-size", collector.DefaultRingSize, "number of flows kept in memory")
 	f.StringVar(&fl.nodeName, "node-name", "", "node name in flows (default: the config's node_name, else the hostname)")
+	f.StringVar(&fl.clusterName, "cluster-name", "",
+		"cluster name every endpoint carries as the label io.cilium.k8s.policy.cluster (default: the config's cluster_name, else \"default\")")
 	f.StringVar(&fl.pinPath, "bpf-pin-path", datapath.DefaultPinPath, "bpffs directory for Periscope's maps and links")
 	f.IntVar(&fl.ringbufSize, "ringbuf-size", datapath.DefaultRingBufferSize, "BPF ring buffer size in bytes (a power of two)")
 	f.DurationVar(&fl.reportInterval, "report-interval", datapath.DefaultReportInterval, "how often long connections are reported")
 	f.DurationVar(&fl.idleTimeout, "idle-timeout", datapath.DefaultIdleTimeout, "end flows idle for this long")
 	f.DurationVar(&fl.closeGrace, "close-grace", datapath.DefaultCloseGrace, "end closed TCP connections after this much idle")
 	f.IntVar(&fl.flowTableSize, "flow-table-size", datapath.DefaultFlowTableSize, "entries of the kernel flow table")
-	f.StringArrayVar(&fl.hostInterfaces, "host-interface", nil, "host interface to watch too (repeatable)")
+	f.StringArrayVar(&fl.hostInterfaces, "host-interface", nil, "host interface to watch too, where host policies (nodeSelector) are enforced (repeatable)")
 	f.BoolVar(&fl.sockEvents, "sock-events", true, "report host processes' socket state changes (sock tracepoint)")
 	f.StringVar(&fl.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.sinks.addFlags(f)
@@ -122,6 +125,9 @@ func runCollector(cmd *cobra.Command, fl collectorFlags) error {
 	if fl.nodeName != "" {
 		cfg.NodeName = fl.nodeName
 	}
+	if fl.clusterName != "" {
+		cfg.ClusterName = fl.clusterName
+	}
 	cfg.HostInterfaces = append(cfg.HostInterfaces, fl.hostInterfaces...)
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("endpoints config: %w", err)
@@ -138,6 +144,7 @@ func runCollector(cmd *cobra.Command, fl collectorFlags) error {
 		CloseGrace:     fl.closeGrace,
 		FlowTableSize:  fl.flowTableSize,
 		Logger:         logger,
+		HostDevices:    cfg.HostInterfaces,
 	})
 	if err != nil {
 		return privilegeHint(fmt.Errorf("load datapath: %w", err))

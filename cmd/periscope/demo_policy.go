@@ -50,7 +50,7 @@ func startDemoPolicy(c *collector.Collector, dp *datapath.Datapath, l7 *proxy.Ma
 	if err != nil {
 		return fmt.Errorf("demo policy: %w", err)
 	}
-	if _, err := store.Apply("demo-policy.yaml", []byte(yaml)); err != nil {
+	if _, _, err := store.Apply("demo-policy.yaml", []byte(yaml)); err != nil {
 		return fmt.Errorf("demo policy: %w", err)
 	}
 	return nil

@@ -192,7 +192,7 @@ func TestCollectorL7PolicyEndToEnd(t *testing.T) {
 	for _, f := range l7 {
 		dropped := f.L7.HTTP.Code == 403
 		if f.Source.PodName != "web" || f.Destination.PodName != "peer" || !f.IsReply || f.TrafficDirection != api.TrafficDirectionIngress ||
-			dropped != (f.Verdict == api.VerdictDropped) || dropped && !slices.Equal(f.IngressDeniedBy, []string{"default/web-l7"}) {
+			dropped != (f.Verdict == api.VerdictDropped) || dropped && !slices.Equal(f.IngressDeniedBy, []api.PolicyRef{{Name: "web-l7", Namespace: "default", Kind: "CiliumNetworkPolicy", Revision: 2}}) {
 			t.Errorf("L7 flow %s <- %s reply %v %v verdict %v code %d denied by %v", f.Destination.PodName, f.Source.PodName,
 				f.IsReply, f.TrafficDirection, f.Verdict, f.L7.HTTP.Code, f.IngressDeniedBy)
 		}

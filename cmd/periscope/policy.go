@@ -73,7 +73,10 @@ func newPolicyCmd() *cobra.Command {
 			if len(files) == 0 {
 				return errors.New("no file: use -f FILE")
 			}
-			errs := policy.Validate(files...)
+			errs, skipped := policy.Validate(files...)
+			for _, sk := range skipped {
+				fmt.Fprintln(cmd.ErrOrStderr(), sk)
+			}
 			for _, e := range errs {
 				fmt.Fprintln(cmd.ErrOrStderr(), e)
 			}
@@ -95,7 +98,7 @@ func newPolicyCmd() *cobra.Command {
 			if len(applyFiles) == 0 {
 				return errors.New("no file: use -f FILE")
 			}
-			if errs := policy.Validate(applyFiles...); len(errs) > 0 {
+			if errs, _ := policy.Validate(applyFiles...); len(errs) > 0 {
 				return errors.Join(errs...)
 			}
 			c, err := newAPIClient(server)
@@ -114,6 +117,9 @@ func newPolicyCmd() *cobra.Command {
 				var res policyapi.ApplyResult
 				if err := json.Unmarshal(out, &res); err != nil {
 					return fmt.Errorf("parse answer: %w", err)
+				}
+				for _, sk := range res.Skipped {
+					fmt.Fprintln(cmd.ErrOrStderr(), sk)
 				}
 				for _, p := range res.Applied {
 					fmt.Fprintf(cmd.OutOrStdout(), "%s %s applied (revision %d)\n", p.Kind, ref(p.Namespace, p.Name), p.Revision)

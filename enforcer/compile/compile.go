@@ -114,6 +114,10 @@ type Endpoint struct {
 	Namespace string
 	Labels    []string
 	IPs       []netip.Addr
+	// Host makes the endpoint the host endpoint on a host device (ID is
+	// the device's ifindex): host policies select it, by Labels
+	// (reserved:host and the node's labels), and its Identity is host's.
+	Host bool
 	// Audit: its L7 policy judges and reports, never denies (the kernel's
 	// audit mode is the applier's, SetPolicyAudit).
 	Audit bool
@@ -144,7 +148,8 @@ func Compile(in Input) (*Compiled, error) {
 	c := &Compiled{
 		Policy:     make(map[Key]Value),
 		Enforce:    make(map[uint32]Enforcement),
-		PolicySets: [][]string{nil},
+		PolicySets: [][]policy.ID{nil},
+		Revisions:  make(map[policy.ID]uint64),
 		IPCache:    make(map[netip.Prefix]uint32),
 	}
 	universe, err := c.identities(in)
@@ -172,6 +177,11 @@ func Compile(in Input) (*Compiled, error) {
 	}
 	c.compileL7(in, universe)
 	c.Flags = c.probeFlags()
+	for _, ep := range in.Endpoints {
+		if ep.Host {
+			c.Flags[ep.ID] |= FlagHostDevice
+		}
+	}
 	c.LocalIngress = c.localIngress(in.Endpoints)
 	return c, nil
 }
@@ -191,8 +201,8 @@ func (c *Compiled) localIngress(eps []Endpoint) map[netip.Addr]uint32 {
 	}
 	out := map[netip.Addr]uint32{}
 	for _, ep := range eps {
-		if !judged[ep.ID] {
-			continue
+		if !judged[ep.ID] || ep.Host {
+			continue // the host's ingress is judged on its devices
 		}
 		for _, a := range ep.IPs {
 			out[a.Unmap()] = ep.ID

@@ -28,6 +28,8 @@ type L7Port struct {
 	// (the one of its identity: the ipcache's longest prefix, a miss is
 	// world); a group whose Peers are empty is left out.
 	Groups []L7Group
+	// Revisions are the revisions that applied the groups' policies.
+	Revisions map[policy.ID]uint64
 }
 
 // L7Group is the peers of some identities and the requests they may send.
@@ -43,10 +45,10 @@ type L7Group struct {
 	// HTTP: otherwise a request passes when it matches one of these; none
 	// lets nothing pass (peers the kernel drops anyway).
 	HTTP []policy.HTTPRule
-	// Policies name the deciding policies (Policy.Ref, sorted): those
-	// whose rules HTTP are, or, when HTTP is empty, every policy with L7
-	// rules on the port.
-	Policies []string
+	// Policies name the deciding policies (sorted): those whose rules
+	// HTTP are, or, when HTTP is empty, every policy with L7 rules on the
+	// port.
+	Policies []policy.ID
 }
 
 // AddrSet is a set of peer addresses: those inside a Range, and with Rest
@@ -85,6 +87,14 @@ func (c *Compiled) compileL7(in Input, universe []identity.Identity) {
 			for _, port := range l7Ports(in.Policies, local, dir) {
 				lp := L7Port{Endpoint: ep.ID, Direction: dir, Port: port, Addrs: ep.IPs, Audit: ep.Audit}
 				lp.Groups = c.l7Groups(in.Policies, local, dir, port, universe)
+				lp.Revisions = map[policy.ID]uint64{}
+				for _, pol := range in.Policies {
+					for _, g := range lp.Groups {
+						if slices.Contains(g.Policies, pol.ID()) {
+							lp.Revisions[pol.ID()] = pol.Revision
+						}
+					}
+				}
 				c.L7 = append(c.L7, lp)
 			}
 		}
@@ -125,7 +135,7 @@ const protoTCP = 6
 type l7Decision struct {
 	allowAll bool
 	rules    []policy.HTTPRule
-	policies map[string]bool
+	policies map[policy.ID]bool
 }
 
 // key identifies a decision: identities with equal keys share a group.
@@ -144,12 +154,10 @@ func (d *l7Decision) key(ruleIDs map[string]int) string {
 		b.WriteString(strconv.Itoa(id))
 		b.WriteByte(',')
 	}
-	names := make([]string, 0, len(d.policies))
-	for n := range d.policies {
-		names = append(names, n)
+	for _, id := range sortedIDs(d.policies) {
+		b.WriteString("|" + string(id.Kind) + "/" + id.Ref())
 	}
-	slices.Sort(names)
-	return b.String() + "|" + strings.Join(names, "\x00")
+	return b.String()
 }
 
 func ruleKey(r *policy.HTTPRule) string {
@@ -166,9 +174,9 @@ func ruleKey(r *policy.HTTPRule) string {
 // decideL7 is policy.EvaluateHTTP's decision for every request of an
 // identity's peers, as compile's identities see them.
 func decideL7(pols []*policy.Policy, local policy.Endpoint, dir policy.Direction, port uint16,
-	id identity.Identity, portPolicies map[string]bool) l7Decision {
+	id identity.Identity, portPolicies map[policy.ID]bool) l7Decision {
 	selected, allowed := false, false
-	d := l7Decision{policies: map[string]bool{}}
+	d := l7Decision{policies: map[policy.ID]bool{}}
 	for _, pol := range pols {
 		for i := range pol.Rules {
 			r := &pol.Rules[i]
@@ -194,7 +202,7 @@ func decideL7(pols []*policy.Policy, local policy.Endpoint, dir policy.Direction
 					continue
 				}
 				d.rules = append(d.rules, rules...)
-				d.policies[pol.Ref()] = true
+				d.policies[pol.ID()] = true
 			}
 		}
 	}
@@ -226,7 +234,7 @@ func peerRuleSelects(pr *policy.PeerRule, id identity.Identity, port uint16) boo
 // each group its addresses.
 func (c *Compiled) l7Groups(pols []*policy.Policy, local policy.Endpoint, dir policy.Direction, port uint16,
 	universe []identity.Identity) []L7Group {
-	portPolicies := map[string]bool{}
+	portPolicies := map[policy.ID]bool{}
 	for _, pol := range pols {
 		for i := range pol.Rules {
 			r := &pol.Rules[i]
@@ -235,7 +243,7 @@ func (c *Compiled) l7Groups(pols []*policy.Policy, local policy.Endpoint, dir po
 			}
 			for j := range r.Dir(dir).Allow {
 				if _, restricted := r.Dir(dir).Allow[j].L7For(protoTCP, port); restricted {
-					portPolicies[pol.Ref()] = true
+					portPolicies[pol.ID()] = true
 				}
 			}
 		}
@@ -253,7 +261,7 @@ func (c *Compiled) l7Groups(pols []*policy.Policy, local policy.Endpoint, dir po
 		k := d.key(ruleIDs)
 		g := byKey[k]
 		if g == nil {
-			g = &L7Group{AllowAll: d.allowAll, Policies: sortedNames(d.policies)}
+			g = &L7Group{AllowAll: d.allowAll, Policies: sortedIDs(d.policies)}
 			if !d.allowAll {
 				seen := map[string]bool{}
 				for i := range d.rules {
@@ -279,12 +287,20 @@ func (c *Compiled) l7Groups(pols []*policy.Policy, local policy.Endpoint, dir po
 	return out
 }
 
-func sortedNames(m map[string]bool) []string {
-	var out []string
-	for n := range m {
-		out = append(out, n)
+func sortedIDs(m map[policy.ID]bool) []policy.ID {
+	var out []policy.ID
+	for id := range m {
+		out = append(out, id)
 	}
-	slices.Sort(out)
+	slices.SortFunc(out, func(a, b policy.ID) int {
+		if a.Less(b) {
+			return -1
+		}
+		if b.Less(a) {
+			return 1
+		}
+		return 0
+	})
 	return out
 }
 

@@ -220,20 +220,24 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
+	web := policy.ID{Kind: policy.KindCNP, Namespace: "ns1", Name: "web"}
 	if len(c.L7) != 1 || c.L7[0].Endpoint != 7 || c.L7[0].Direction != policy.Ingress || c.L7[0].Port != 80 {
 		t.Fatalf("L7 ports %+v, want endpoint 7's ingress port 80", c.L7)
+	}
+	if _, ok := c.L7[0].Revisions[web]; !ok {
+		t.Fatalf("revisions %v lack the policy's", c.L7[0].Revisions)
 	}
 	for _, tc := range []struct {
 		peer     string
 		allowAll bool
 		rules    int
-		policies []string
+		policies []policy.ID
 	}{
-		{"198.18.0.3", false, 1, []string{"ns1/web"}}, // b: GET /public/.*
-		{"10.2.0.1", false, 1, []string{"ns1/web"}},   // 10/8: POST
-		{"10.1.0.1", true, 0, nil},                    // 10.1/16: L3/L4 only, every request
-		{"198.18.0.2", false, 0, []string{"ns1/web"}}, // a itself: not allowed
-		{"8.8.8.8", false, 0, []string{"ns1/web"}},    // world: not allowed
+		{"198.18.0.3", false, 1, []policy.ID{web}}, // b: GET /public/.*
+		{"10.2.0.1", false, 1, []policy.ID{web}},   // 10/8: POST
+		{"10.1.0.1", true, 0, nil},                 // 10.1/16: L3/L4 only, every request
+		{"198.18.0.2", false, 0, []policy.ID{web}}, // a itself: not allowed
+		{"8.8.8.8", false, 0, []policy.ID{web}},    // world: not allowed
 	} {
 		var found []L7Group
 		for _, g := range c.L7[0].Groups {

@@ -22,7 +22,7 @@ func EvaluateHTTP(policies []*Policy, local Endpoint, remote Peer, dir Direction
 		return d
 	}
 	labels := local.labels()
-	matched, restricting := map[string]bool{}, map[string]bool{}
+	matched, restricting := map[ID]bool{}, map[ID]bool{}
 	for _, pol := range policies {
 		for i := range pol.Rules {
 			r := &pol.Rules[i]
@@ -38,10 +38,10 @@ func EvaluateHTTP(policies []*Policy, local Endpoint, remote Peer, dir Direction
 				if !restricted {
 					return d // an allow without L7 rules: every request
 				}
-				restricting[pol.Ref()] = true
+				restricting[pol.ID()] = true
 				for k := range rules {
 					if rules[k].Matches(req) {
-						matched[pol.Ref()] = true
+						matched[pol.ID()] = true
 					}
 				}
 			}

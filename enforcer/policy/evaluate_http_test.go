@@ -19,6 +19,7 @@ func TestEvaluateHTTP(t *testing.T) {
 	get := HTTPRequest{Method: "GET", Path: "/public/index.html"}
 	admin := HTTPRequest{Method: "GET", Path: "/admin"}
 	post := HTTPRequest{Method: "POST", Path: "/admin"}
+	id := func(name string) ID { return ID{Kind: KindCNP, Namespace: "default", Name: name} }
 	for _, tc := range []struct {
 		name     string
 		policies string
@@ -27,14 +28,14 @@ func TestEvaluateHTTP(t *testing.T) {
 		req      HTTPRequest
 		want     Decision
 	}{
-		{"a matching request passes, naming its policy", getPublic, client, 80, get, Decision{Allowed, []string{"default/get-public"}}},
-		{"another request of the allowed peer is denied at L7", getPublic, client, 80, admin, Decision{DeniedL7, []string{"default/get-public"}}},
+		{"a matching request passes, naming its policy", getPublic, client, 80, get, Decision{Allowed, []ID{id("get-public")}}},
+		{"another request of the allowed peer is denied at L7", getPublic, client, 80, admin, Decision{DeniedL7, []ID{id("get-public")}}},
 		{"a peer L3/L4 does not allow never reaches L7", getPublic, other, 80, get, Decision{Verdict: Denied}},
 		{"another port: L3/L4 decides", getPublic, client, 81, admin, Decision{Verdict: Denied}},
-		{"rules of two policies union", getPublic + postAll, client, 80, post, Decision{Allowed, []string{"default/post"}}},
-		{"neither policy's rule: denied naming both", getPublic + postAll, client, 80, HTTPRequest{Method: "DELETE", Path: "/x"}, Decision{DeniedL7, []string{"default/get-public", "default/post"}}},
-		{"an L3/L4 allow on the port lets every request pass", getPublic + l4, client, 80, admin, Decision{Allowed, []string{"default/get-public", "default/l4"}}},
-		{"an L3/L4 deny beats the L7 allow", getPublic + deny, client, 80, get, Decision{DeniedByDeny, []string{"default/deny"}}},
+		{"rules of two policies union", getPublic + postAll, client, 80, post, Decision{Allowed, []ID{id("post")}}},
+		{"neither policy's rule: denied naming both", getPublic + postAll, client, 80, HTTPRequest{Method: "DELETE", Path: "/x"}, Decision{DeniedL7, []ID{id("get-public"), id("post")}}},
+		{"an L3/L4 allow on the port lets every request pass", getPublic + l4, client, 80, admin, Decision{Allowed, []ID{id("get-public"), id("l4")}}},
+		{"an L3/L4 deny beats the L7 allow", getPublic + deny, client, 80, get, Decision{DeniedByDeny, []ID{id("deny")}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pols, err := Parse("x.yaml", []byte(tc.policies))

@@ -133,7 +133,7 @@ func (p *parser) headerMatch(n *yaml.Node) (HeaderMatch, bool) {
 			return h, false
 		}
 		if action != "" {
-			p.errorf(v, "headerMatches mismatch %q %s: without it a request whose header does not match is denied", action, notSupported)
+			p.errorf(o.keys["mismatch"], "headerMatches mismatch %q %s: without it a request whose header does not match is denied", action, notSupported)
 			return h, false
 		}
 	}

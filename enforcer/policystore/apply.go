@@ -70,9 +70,9 @@ func l7Policies(ports []compile.L7Port) []string {
 	var out []string
 	for _, p := range ports {
 		for _, g := range p.Groups {
-			for _, n := range g.Policies {
-				if !slices.Contains(out, n) {
-					out = append(out, n)
+			for _, id := range g.Policies {
+				if !slices.Contains(out, id.Ref()) {
+					out = append(out, id.Ref())
 				}
 			}
 		}

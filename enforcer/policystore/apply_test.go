@@ -69,11 +69,11 @@ func TestL7PolicyAppliesAroundTheKernel(t *testing.T) {
 		do   func() error
 		want string
 	}{
-		{"no L7 rules: the proxy is not asked", func() error { _, err := s.Apply("a.yaml", []byte(storeTestPolicy)); return err },
+		{"no L7 rules: the proxy is not asked", func() error { _, _, err := s.Apply("a.yaml", []byte(storeTestPolicy)); return err },
 			"kernel"},
-		{"L7 rules on 80: the proxy redirects before the kernel allows", func() error { _, err := s.Apply("b.yaml", []byte(l7TestPolicy("web", "80"))); return err },
+		{"L7 rules on 80: the proxy redirects before the kernel allows", func() error { _, _, err := s.Apply("b.yaml", []byte(l7TestPolicy("web", "80"))); return err },
 			"l7[11/ingress/80] kernel l7[11/ingress/80]"},
-		{"moved to 8080: both ports until the kernel changed, then 8080 only", func() error { _, err := s.Apply("b.yaml", []byte(l7TestPolicy("web", "8080"))); return err },
+		{"moved to 8080: both ports until the kernel changed, then 8080 only", func() error { _, _, err := s.Apply("b.yaml", []byte(l7TestPolicy("web", "8080"))); return err },
 			"l7[11/ingress/8080 11/ingress/80] kernel l7[11/ingress/8080]"},
 		{"removed: the kernel first, then the redirect goes", func() error { _, err := s.Delete("", "shop", "web"); return err },
 			"l7[11/ingress/8080] kernel l7[]"},
@@ -90,7 +90,7 @@ func TestL7PolicyAppliesAroundTheKernel(t *testing.T) {
 	// A kernel that refuses: the proxy goes back to the set in force.
 	a.fail = true
 	log = nil
-	if _, err := s.Apply("c.yaml", []byte(l7TestPolicy("web", "80"))); err == nil {
+	if _, _, err := s.Apply("c.yaml", []byte(l7TestPolicy("web", "80"))); err == nil {
 		t.Fatal("a refused kernel apply succeeded")
 	}
 	if got := strings.Join(log, " "); got != "l7[11/ingress/80] l7[]" {
@@ -99,7 +99,7 @@ func TestL7PolicyAppliesAroundTheKernel(t *testing.T) {
 	// A proxy that refuses: the kernel is not touched.
 	a.fail, l7.fail = false, true
 	log = nil
-	if _, err := s.Apply("c.yaml", []byte(l7TestPolicy("web", "80"))); err == nil || !strings.Contains(err.Error(), "apply L7 policy") {
+	if _, _, err := s.Apply("c.yaml", []byte(l7TestPolicy("web", "80"))); err == nil || !strings.Contains(err.Error(), "apply L7 policy") {
 		t.Fatalf("a refused L7 apply: %v", err)
 	}
 	if len(log) != 0 {
@@ -110,7 +110,7 @@ func TestL7PolicyAppliesAroundTheKernel(t *testing.T) {
 func TestL7RulesWithoutAProxyAreRefused(t *testing.T) {
 	a := &fakeApplier{}
 	s := newTestStore(t, "", a)
-	_, err := s.Apply("b.yaml", []byte(l7TestPolicy("web", "80")))
+	_, _, err := s.Apply("b.yaml", []byte(l7TestPolicy("web", "80")))
 	if err == nil || !strings.Contains(err.Error(), "L7 rules (rules.http) of shop/web need the L7 proxy: run the collector with --envoy") {
 		t.Fatalf("error %v", err)
 	}

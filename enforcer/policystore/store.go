@@ -113,14 +113,18 @@ func (s *Store) Get(namespace, name string) []Applied {
 }
 
 // Apply parses data (one or more YAML documents; file names it in errors)
-// and adds or replaces its policies. On any error nothing changes.
-func (s *Store) Apply(file string, data []byte) ([]Applied, error) {
-	docs, err := parse(file, data)
+// and adds or replaces its policies. Documents of other Kubernetes objects
+// are skipped and returned. On any error nothing changes.
+func (s *Store) Apply(file string, data []byte) ([]Applied, []policy.Skipped, error) {
+	docs, skipped, err := parse(file, data)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(docs) == 0 {
-		return nil, fmt.Errorf("%s: no policy in input", file)
+		if len(skipped) > 0 {
+			return nil, skipped, fmt.Errorf("%s: no policy in input (%d other object(s) skipped)", file, len(skipped))
+		}
+		return nil, nil, fmt.Errorf("%s: no policy in input", file)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -132,13 +136,13 @@ func (s *Store) Apply(file string, data []byte) ([]Applied, error) {
 		next[d.key()] = d
 	}
 	if err := s.commit(next, docs); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := make([]Applied, len(docs))
 	for i, p := range docs {
 		out[i] = *p
 	}
-	return out, nil
+	return out, skipped, nil
 }
 
 // Delete removes the policies named namespace/name (every kind, or only
@@ -171,6 +175,10 @@ func (s *Store) Revision() uint64 {
 // commit compiles next, applies it and persists it; the caller holds s.mu.
 // changed get the new revision.
 func (s *Store) commit(next map[string]*Applied, changed []*Applied) error {
+	rev := s.revision + 1
+	for _, p := range changed { // new objects: dropped if the change is refused
+		p.Revision, p.parsed.Revision = rev, rev
+	}
 	c, err := s.compileSet(next)
 	if err != nil {
 		return err
@@ -178,10 +186,7 @@ func (s *Store) commit(next map[string]*Applied, changed []*Applied) error {
 	if err := s.applyPolicy(c); err != nil {
 		return err
 	}
-	s.revision++
-	for _, p := range changed {
-		p.Revision = s.revision
-	}
+	s.revision = rev
 	prev := s.policies
 	s.policies = next
 	s.log.Info("policies applied", "revision", s.revision, "policies", len(next))
@@ -189,11 +194,11 @@ func (s *Store) commit(next map[string]*Applied, changed []*Applied) error {
 }
 
 // parse parses data (errors name file:line:column) into policies, each
-// with the text of its own document.
-func parse(file string, data []byte) ([]*Applied, error) {
-	docs, err := policy.ParseDocuments(file, data)
+// with the text of its own document, and the documents skipped.
+func parse(file string, data []byte) ([]*Applied, []policy.Skipped, error) {
+	docs, skipped, err := policy.ParseDocuments(file, data)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := make([]*Applied, len(docs))
 	for i, d := range docs {
@@ -201,5 +206,5 @@ func parse(file string, data []byte) ([]*Applied, error) {
 		out[i] = &Applied{Policy: policyapi.Policy{Kind: string(p.Kind), Namespace: p.Namespace, Name: p.Name},
 			YAML: d.Text, parsed: p}
 	}
-	return out, nil
+	return out, skipped, nil
 }

@@ -98,7 +98,7 @@ func (s *Source) record(e *alsdata.HTTPAccessLogEntry, f *api.Flow) error {
 // engine would have, else FORWARDED.
 func verdict(f *api.Flow, code uint32, details string, md *core.Metadata) {
 	f.Verdict = api.VerdictForwarded
-	var denied []string
+	var denied []api.PolicyRef
 	switch {
 	case code == 403 && strings.HasPrefix(details, xds.RBACDeniedDetail):
 		f.Verdict, f.DropReason = api.VerdictDropped, api.DropReasonPolicyDenied

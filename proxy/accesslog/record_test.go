@@ -68,6 +68,12 @@ func audited(name string) *alsdata.HTTPAccessLogEntry {
 	return e
 }
 
+// Policies the records name.
+var (
+	shopWeb  = api.PolicyRef{Kind: "CiliumNetworkPolicy", Namespace: "shop", Name: "web", Revision: 7}
+	lockdown = api.PolicyRef{Kind: "CiliumClusterwideNetworkPolicy", Name: "lockdown", Revision: 3}
+)
+
 func TestRecordOfAnEntry(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -77,7 +83,7 @@ func TestRecordOfAnEntry(t *testing.T) {
 		verdict  api.Verdict
 		auth     string
 		latency  uint64
-		deniedBy []string
+		deniedBy []api.PolicyRef
 	}{
 		{"an answered request is a RESPONSE with its latency", nil, entry(200, "via_upstream"),
 			api.L7TypeResponse, api.VerdictForwarded, Redacted, uint64(3 * time.Millisecond), nil},
@@ -85,10 +91,10 @@ func TestRecordOfAnEntry(t *testing.T) {
 			api.L7TypeRequest, api.VerdictForwarded, Redacted, 0, nil},
 		{"a 403 of Envoy's RBAC is DROPPED", nil, entry(403, "rbac_access_denied_matched_policy[none]"),
 			api.L7TypeResponse, api.VerdictDropped, Redacted, uint64(3 * time.Millisecond), nil},
-		{"a 403 of the L7 policy names its policies", nil, entry(403, "rbac_access_denied_matched_policy["+xds.PolicyName([]string{"shop/web", "lockdown"}, 2)+"]"),
-			api.L7TypeResponse, api.VerdictDropped, Redacted, uint64(3 * time.Millisecond), []string{"shop/web", "lockdown"}},
-		{"what the audit engine would deny is AUDIT", nil, audited(xds.PolicyName([]string{"shop/web"}, 0)),
-			api.L7TypeResponse, api.VerdictAudit, Redacted, uint64(3 * time.Millisecond), []string{"shop/web"}},
+		{"a 403 of the L7 policy names its policies", nil, entry(403, "rbac_access_denied_matched_policy["+xds.PolicyName([]api.PolicyRef{shopWeb, lockdown}, 2)+"]"),
+			api.L7TypeResponse, api.VerdictDropped, Redacted, uint64(3 * time.Millisecond), []api.PolicyRef{shopWeb, lockdown}},
+		{"what the audit engine would deny is AUDIT", nil, audited(xds.PolicyName([]api.PolicyRef{shopWeb}, 0)),
+			api.L7TypeResponse, api.VerdictAudit, Redacted, uint64(3 * time.Millisecond), []api.PolicyRef{shopWeb}},
 		{"a 403 of the server is FORWARDED", nil, entry(403, "via_upstream"),
 			api.L7TypeResponse, api.VerdictForwarded, Redacted, uint64(3 * time.Millisecond), nil},
 		{"a kept header is not redacted", []string{"Authorization"}, entry(200, "via_upstream"),

@@ -18,6 +18,8 @@ import (
 	ipmatcher "github.com/envoyproxy/go-control-plane/envoy/extensions/matching/input_matchers/ip/v3"
 	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/periscope-dev/periscope/api"
 )
 
 // Rules are a listener's L7 policy. No groups: visibility only, every
@@ -36,9 +38,9 @@ func (r *Rules) Restricts() bool { return len(r.Groups) > 0 }
 
 // PeerGroup is some peers and the requests they may send.
 type PeerGroup struct {
-	// Policies name the deciding policies (namespace/name) in the flow
-	// record of a denied request.
-	Policies []string
+	// Policies name the deciding policies in the flow record of a denied
+	// request.
+	Policies []api.PolicyRef
 	Peers    Peers
 	// AllowAll: every request passes.
 	AllowAll bool
@@ -85,17 +87,30 @@ const (
 	ShadowDenied         = "denied"
 	deniedBody           = "Access denied\r\n"
 	policyNameSeparator  = ","
+	policyFieldSeparator = ":"
 	policyIndexSeparator = "#"
 )
 
-// PolicyRefs returns the policies a denying RBAC policy name (from
-// PolicyName) names.
-func PolicyRefs(name string) []string {
+// PolicyRefs returns the policies a denying RBAC action name (from
+// PolicyName) names; nil for a name that is not one.
+func PolicyRefs(name string) []api.PolicyRef {
 	name, _, _ = strings.Cut(name, policyIndexSeparator)
-	if name == "" || name == "none" {
+	if name == "" {
 		return nil
 	}
-	return strings.Split(name, policyNameSeparator)
+	var out []api.PolicyRef
+	for _, p := range strings.Split(name, policyNameSeparator) {
+		kind, rest, ok1 := strings.Cut(p, policyFieldSeparator)
+		ref, rev, ok2 := strings.Cut(rest, policyFieldSeparator)
+		n, err := strconv.ParseUint(rev, 10, 64)
+		if !ok1 || !ok2 || err != nil {
+			return nil
+		}
+		r := api.ParsePolicyRef(ref, kind)
+		r.Revision = n
+		out = append(out, r)
+	}
+	return out
 }
 
 // dotSegmentParams matches a path with a "." or ".." segment carrying
@@ -122,7 +137,7 @@ var dotSegmentParams = `[^?]*/\.\.?;.*`
 func rbacFilter(r Rules, egress bool) (*hcm.HttpFilter, error) {
 	list := &xmatcher.Matcher_MatcherList{}
 	var all []*predicate
-	var refs []string
+	var refs []api.PolicyRef
 	for i, g := range r.Groups {
 		refs = append(refs, g.Policies...)
 		peers, err := peersPredicate(g.Peers, egress)
@@ -163,14 +178,20 @@ func rbacFilter(r Rules, egress bool) (*hcm.HttpFilter, error) {
 // AllowedName names the RBAC action of requests no policy denies.
 const AllowedName = "allowed"
 
-// PolicyName names group i's RBAC action by its deciding policies.
-func PolicyName(policies []string, i int) string {
-	return strings.Join(policies, policyNameSeparator) + policyIndexSeparator + strconv.Itoa(i)
+// PolicyName names group i's RBAC action by its deciding policies:
+// "Kind:namespace/name:revision,...#i" (names and kinds have none of
+// ",:#" in them).
+func PolicyName(policies []api.PolicyRef, i int) string {
+	parts := make([]string, len(policies))
+	for j, p := range policies {
+		parts[j] = p.Kind + policyFieldSeparator + p.Ref() + policyFieldSeparator + strconv.FormatUint(p.Revision, 10)
+	}
+	return strings.Join(parts, policyNameSeparator) + policyIndexSeparator + strconv.Itoa(i)
 }
 
-func dedupe(xs []string) []string {
-	seen := map[string]bool{}
-	var out []string
+func dedupe(xs []api.PolicyRef) []api.PolicyRef {
+	seen := map[api.PolicyRef]bool{}
+	var out []api.PolicyRef
 	for _, x := range xs {
 		if !seen[x] {
 			seen[x] = true

@@ -10,6 +10,8 @@ import (
 	rbac "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+
+	"github.com/periscope-dev/periscope/api"
 )
 
 // httpFilters returns a built listener's HTTP connection manager.
@@ -33,14 +35,19 @@ func connectionManager(t *testing.T, l Listener) *hcm.HttpConnectionManager {
 	return &m
 }
 
+var (
+	shopWeb  = api.PolicyRef{Kind: "CiliumNetworkPolicy", Namespace: "shop", Name: "web", Revision: 7}
+	lockdown = api.PolicyRef{Kind: "CiliumClusterwideNetworkPolicy", Name: "lockdown", Revision: 3}
+)
+
 func TestL7RulesBecomeAnRBACFilter(t *testing.T) {
 	rules := Rules{Groups: []PeerGroup{
-		{Policies: []string{"shop/web"}, Peers: Peers{Ranges: []Range{{Prefix: netip.MustParsePrefix("198.18.0.2/32")}}},
+		{Policies: []api.PolicyRef{shopWeb}, Peers: Peers{Ranges: []Range{{Prefix: netip.MustParsePrefix("198.18.0.2/32")}}},
 			HTTP: []HTTPRule{{Method: "GET", Path: "/public/.*"}, {Headers: []Header{{Name: "X-Env", Value: "prod"}, {Name: "x-trace"}}}}},
-		{Policies: []string{"shop/web", "lockdown"}, Peers: Peers{Ranges: []Range{{Prefix: netip.MustParsePrefix("10.0.0.0/8"),
+		{Policies: []api.PolicyRef{shopWeb, lockdown}, Peers: Peers{Ranges: []Range{{Prefix: netip.MustParsePrefix("10.0.0.0/8"),
 			Except: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}}}}},
 		{Peers: Peers{Ranges: []Range{{Prefix: netip.MustParsePrefix("10.1.0.0/16")}}}, AllowAll: true},
-		{Policies: []string{"shop/web"}, Peers: Peers{Rest: true, RestExcept: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"),
+		{Policies: []api.PolicyRef{shopWeb}, Peers: Peers{Rest: true, RestExcept: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"),
 			netip.MustParsePrefix("198.18.0.2/32")}}},
 	}}
 	for _, tc := range []struct {
@@ -81,8 +88,8 @@ func TestL7RulesBecomeAnRBACFilter(t *testing.T) {
 			}
 			names = append(names, a.GetName())
 		}
-		want := []string{PolicyName([]string{"shop/web"}, 0), PolicyName([]string{"shop/web", "lockdown"}, 1),
-			PolicyName([]string{"shop/web"}, 3), PolicyName([]string{"shop/web", "lockdown"}, 4)}
+		want := []string{PolicyName([]api.PolicyRef{shopWeb}, 0), PolicyName([]api.PolicyRef{shopWeb, lockdown}, 1),
+			PolicyName([]api.PolicyRef{shopWeb}, 3), PolicyName([]api.PolicyRef{shopWeb, lockdown}, 4)}
 		if !slices.Equal(names, want) {
 			t.Fatalf("actions %v, want %v", names, want)
 		}
@@ -90,7 +97,7 @@ func TestL7RulesBecomeAnRBACFilter(t *testing.T) {
 		if err := mt.GetOnNoMatch().GetAction().GetTypedConfig().UnmarshalTo(&a); err != nil || a.GetAction() != rbacconf.RBAC_ALLOW {
 			t.Fatalf("no match: %v %v, want ALLOW", a.GetAction(), err)
 		}
-		if got := PolicyRefs(PolicyName([]string{"shop/web", "lockdown"}, 1)); !slices.Equal(got, []string{"shop/web", "lockdown"}) {
+		if got := PolicyRefs(PolicyName([]api.PolicyRef{shopWeb, lockdown}, 1)); !slices.Equal(got, []api.PolicyRef{shopWeb, lockdown}) {
 			t.Fatalf("refs %v", got)
 		}
 	}

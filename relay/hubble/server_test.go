@@ -70,9 +70,12 @@ func testFlows() []api.Flow {
 		return api.L4{Protocol: api.ProtoTCP, SourcePort: sport, DestinationPort: dport, TCPFlags: fl}
 	}
 	syn, synack := api.TCPFlagSYN, api.TCPFlagSYN|api.TCPFlagACK
+	denied := mk(2, ipFrontend, ipBackend, 11, tcp(40002, 8080, syn), api.VerdictDropped)
+	denied.DropReason = api.DropReasonPolicyDeny
+	denied.IngressDeniedBy = []api.PolicyRef{{Name: "no-frontend", Namespace: "shop", Kind: "CiliumNetworkPolicy", Revision: 17}}
 	return []api.Flow{
 		mk(1, ipFrontend, ipBackend, 10, tcp(40001, 8080, syn), api.VerdictForwarded),
-		mk(2, ipFrontend, ipBackend, 11, tcp(40002, 8080, syn), api.VerdictDropped),
+		denied,
 		mk(3, ipBackend, ipDB, 11, tcp(40003, 5432, synack), api.VerdictForwarded),
 		mk(4, ipFrontend, ipDB, 10, api.L4{Protocol: api.ProtoUDP, SourcePort: 40004, DestinationPort: 53}, api.VerdictForwarded),
 		mk(5, ipBackend, ipFrontend, 11, api.L4{Protocol: api.ProtoICMPv4, ICMPType: 8}, api.VerdictForwarded),

@@ -85,8 +85,8 @@ func genFlows(seed uint64, n int, base time.Time) []api.Flow {
 			f.Process = api.Process{PID: uint32(r.IntN(1 << 20)), Comm: "curl", CgroupID: r.Uint64()}
 		}
 		if r.IntN(3) == 0 {
-			f.IngressAllowedBy = []string{"allow-web"}
-			f.EgressDeniedBy = []string{"deny-egress", "it's"}
+			f.IngressAllowedBy = []api.PolicyRef{{Name: "allow-web", Kind: "CiliumClusterwideNetworkPolicy", Revision: 3}}
+			f.EgressDeniedBy = []api.PolicyRef{{Name: "deny-egress", Namespace: "shop", Kind: "CiliumNetworkPolicy", Revision: 9}, {Name: "it's", Namespace: "o'neil", Kind: "NetworkPolicy"}}
 		}
 	}
 	return out

@@ -124,6 +124,8 @@ type rowDecoder struct {
 	cgroup                           uint64
 	inAllow, egAllow, inDeny, egDeny []string
 	l7                               l7Row
+	kinds                            [4][]string // of inAllow, egAllow, inDeny, egDeny
+	revisions                        [4][]uint64
 }
 
 type epRow struct {
@@ -147,6 +149,8 @@ func (d *rowDecoder) init() {
 		&d.inAllow, &d.egAllow, &d.inDeny, &d.egDeny,
 	}
 	d.ptrs = append(d.ptrs, d.l7.ptrs()...)
+	d.ptrs = append(d.ptrs, &d.kinds[0], &d.kinds[1], &d.kinds[2], &d.kinds[3],
+		&d.revisions[0], &d.revisions[1], &d.revisions[2], &d.revisions[3])
 	if len(d.ptrs) != len(flowColumns) {
 		panic(fmt.Sprintf("clickhouse: decoder has %d fields for %d columns", len(d.ptrs), len(flowColumns)))
 	}
@@ -174,14 +178,34 @@ func (d *rowDecoder) flow() api.Flow {
 		Counters:    api.Counters{PacketsForward: d.pf, BytesForward: d.bf, PacketsReply: d.pr, BytesReply: d.br},
 		Process:     api.Process{PID: d.pid, Comm: d.comm, CgroupID: d.cgroup},
 
-		IngressAllowedBy: nilIfEmpty(d.inAllow),
-		EgressAllowedBy:  nilIfEmpty(d.egAllow),
-		IngressDeniedBy:  nilIfEmpty(d.inDeny),
-		EgressDeniedBy:   nilIfEmpty(d.egDeny),
+		IngressAllowedBy: policyRefsOf(d.inAllow, d.kinds[0], d.revisions[0]),
+		EgressAllowedBy:  policyRefsOf(d.egAllow, d.kinds[1], d.revisions[1]),
+		IngressDeniedBy:  policyRefsOf(d.inDeny, d.kinds[2], d.revisions[2]),
+		EgressDeniedBy:   policyRefsOf(d.egDeny, d.kinds[3], d.revisions[3]),
 	}
 	copy(f.UUID[:], d.uuid)
 	f.L7 = d.l7.record()
 	return f
+}
+
+// policyRefsOf reads a row's policies: refs ("namespace/name") with the
+// kinds and revisions beside them (rows older than migration 4 have none).
+func policyRefsOf(refs, kinds []string, revisions []uint64) []api.PolicyRef {
+	if len(refs) == 0 {
+		return nil
+	}
+	out := make([]api.PolicyRef, len(refs))
+	for i, r := range refs {
+		kind := ""
+		if i < len(kinds) {
+			kind = kinds[i]
+		}
+		out[i] = api.ParsePolicyRef(r, kind)
+		if i < len(revisions) {
+			out[i].Revision = revisions[i]
+		}
+	}
+	return out
 }
 
 func (e *epRow) endpoint() api.Endpoint {

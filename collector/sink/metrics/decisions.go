@@ -14,16 +14,16 @@ const (
 // for a policy drop (or audit) without attributed rules, one in the flow's
 // direction. periscope_policy_verdicts_total counts these.
 func PolicyDecisions(f *api.Flow, fn func(dir api.TrafficDirection, match string)) {
-	policyDecisions(f, func(dir api.TrafficDirection, match string, _ []string) { fn(dir, match) })
+	policyDecisions(f, func(dir api.TrafficDirection, match string, _ []api.PolicyRef) { fn(dir, match) })
 }
 
 // policyDecisions is PolicyDecisions with the names of the deciding
 // policies (none for a drop without attributed rules).
-func policyDecisions(f *api.Flow, fn func(dir api.TrafficDirection, match string, policies []string)) {
+func policyDecisions(f *api.Flow, fn func(dir api.TrafficDirection, match string, policies []api.PolicyRef)) {
 	decided := false
 	for _, side := range [...]struct {
 		dir             api.TrafficDirection
-		allowed, denied []string
+		allowed, denied []api.PolicyRef
 	}{
 		{api.TrafficDirectionIngress, f.IngressAllowedBy, f.IngressDeniedBy},
 		{api.TrafficDirectionEgress, f.EgressAllowedBy, f.EgressDeniedBy},

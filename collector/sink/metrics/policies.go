@@ -20,9 +20,10 @@ func policyMatchesDef() Def {
 }
 
 // policyMatchKey's strings are the flow's (shared policy names) or
-// constants, so building it allocates nothing.
+// constants, so building it allocates nothing; the policy's label
+// ("namespace/name") is built only for a new series.
 type policyMatchKey struct {
-	policy    string
+	policy    policyName
 	endpoint  endpointKey
 	action    api.Verdict
 	direction api.TrafficDirection
@@ -38,7 +39,7 @@ type policyMatches struct {
 func newPolicyMatches(m *Metrics) *policyMatches {
 	return &policyMatches{
 		series: newFamily(m, func(k policyMatchKey) []LabelValue {
-			return []LabelValue{str(k.policy), str(k.endpoint.label()), str(k.action.String()),
+			return []LabelValue{str(k.policy.label()), str(k.endpoint.label()), str(k.action.String()),
 				str(k.direction.String()), str(k.match)}
 		}, &m.defs.policyMatches),
 		srcCtx: m.opts.SourceContext,
@@ -51,7 +52,7 @@ func (p *policyMatches) observe(f *api.Flow) {
 	if f.Event != api.EventStart {
 		return
 	}
-	policyDecisions(f, func(dir api.TrafficDirection, match string, policies []string) {
+	policyDecisions(f, func(dir api.TrafficDirection, match string, policies []api.PolicyRef) {
 		ep := endpointOf(&f.Source, p.srcCtx)
 		if dir == api.TrafficDirectionIngress {
 			ep = endpointOf(&f.Destination, p.dstCtx)
@@ -61,9 +62,17 @@ func (p *policyMatches) observe(f *api.Flow) {
 			p.series.get(k)[0].Record(1)
 			return
 		}
-		for _, name := range policies {
-			k.policy = name
+		for _, ref := range policies {
+			k.policy = policyName{namespace: ref.Namespace, name: ref.Name}
 			p.series.get(k)[0].Record(1)
 		}
 	})
+}
+
+// policyName is a policy as the policy label names it: a revision or kind
+// makes no new series.
+type policyName struct{ namespace, name string }
+
+func (p policyName) label() string {
+	return api.PolicyRef{Namespace: p.namespace, Name: p.name}.Ref()
 }

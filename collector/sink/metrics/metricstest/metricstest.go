@@ -26,7 +26,7 @@ func Populate(m *metrics.Metrics) {
 		Source:         api.Endpoint{Namespace: "a", Workload: "client", PodName: "client-1", Identity: 100},
 		Destination:    api.Endpoint{Namespace: "b", Workload: "server", PodName: "server-1", Identity: 200},
 		Counters:       api.Counters{PacketsForward: 1, BytesForward: 60, PacketsReply: 1, BytesReply: 60},
-		EgressDeniedBy: []string{"a/deny-all"},
+		EgressDeniedBy: []api.PolicyRef{{Namespace: "a", Name: "deny-all", Kind: "CiliumNetworkPolicy"}},
 	}
 	m.Consume(&start)
 	for _, dir := range []api.TrafficDirection{api.TrafficDirectionEgress, api.TrafficDirectionIngress, api.TrafficDirectionUnknown} {

@@ -58,8 +58,8 @@ func TestFlowsDropsAndPolicyVerdicts(t *testing.T) {
 		{
 			name: "a deny rule counts as a deny match in its direction",
 			flows: []*api.Flow{dropped(api.DropReasonPolicyDeny, func(f *api.Flow) {
-				f.IngressDeniedBy = []string{"deny-b"}
-				f.EgressAllowedBy = []string{"allow-a"}
+				f.IngressDeniedBy = []api.PolicyRef{{Name: "deny-b"}}
+				f.EgressAllowedBy = []api.PolicyRef{{Name: "allow-a"}}
 			})},
 			want: map[want]float64{
 				{"periscope_flows_total", "EGRESS,IPv4,TCP,L3_L4,DROPPED"}:  1,
@@ -72,7 +72,7 @@ func TestFlowsDropsAndPolicyVerdicts(t *testing.T) {
 			name: "an allowed connection counts an allow match",
 			flows: []*api.Flow{func() *api.Flow {
 				f := conn(1000, 1, api.EventStart, cnt(1, 60, 0, 0))
-				f.IngressAllowedBy = []string{"allow-b"}
+				f.IngressAllowedBy = []api.PolicyRef{{Name: "allow-b"}}
 				return f
 			}()},
 			want: map[want]float64{
@@ -305,19 +305,19 @@ func TestPolicyMatchesCountEachDecidingPolicyPerEndpoint(t *testing.T) {
 	m, reg := newTestMetrics(t, metrics.Options{
 		SourceContext: []metrics.Context{metrics.ContextWorkload}, DestinationContext: []metrics.Context{metrics.ContextWorkload}})
 	allowed := conn(1000, 1, api.EventStart, cnt(1, 60, 0, 0))
-	allowed.IngressAllowedBy = []string{"b/web", "b/also-web"}
-	allowed.EgressAllowedBy = []string{"a/out"}
+	allowed.IngressAllowedBy = []api.PolicyRef{{Namespace: "b", Name: "web"}, {Namespace: "b", Name: "also-web"}}
+	allowed.EgressAllowedBy = []api.PolicyRef{{Namespace: "a", Name: "out"}}
 	m.Consume(allowed)
 	m.Consume(conn(1000, 1, api.EventEnd, cnt(2, 60, 0, 0))) // not a new connection
 	denied := conn(2000, 1, api.EventStart, cnt(1, 60, 0, 0))
 	denied.Verdict, denied.DropReason = api.VerdictDropped, api.DropReasonPolicyDeny
-	denied.IngressDeniedBy, denied.IngressAllowedBy = []string{"b/deny"}, []string{"b/web"}
+	denied.IngressDeniedBy, denied.IngressAllowedBy = []api.PolicyRef{{Namespace: "b", Name: "deny"}}, []api.PolicyRef{{Namespace: "b", Name: "web"}}
 	m.Consume(denied)
 	defaulted := conn(3000, 1, api.EventStart, cnt(1, 60, 0, 0))
 	defaulted.Verdict, defaulted.DropReason = api.VerdictDropped, api.DropReasonPolicyDenied
 	m.Consume(defaulted)
 	audited := conn(4000, 1, api.EventStart, cnt(1, 60, 0, 0))
-	audited.Verdict, audited.IngressDeniedBy = api.VerdictAudit, []string{"b/deny"}
+	audited.Verdict, audited.IngressDeniedBy = api.VerdictAudit, []api.PolicyRef{{Namespace: "b", Name: "deny"}}
 	m.Consume(audited)
 	auditedByDefault := conn(5000, 1, api.EventStart, cnt(1, 60, 0, 0))
 	auditedByDefault.Verdict, auditedByDefault.DropReason = api.VerdictAudit, api.DropReasonPolicyDenied
