@@ -64,9 +64,11 @@ flows in memory and serves them on --listen:
   GET /metrics        Prometheus metrics (--metrics)
   GET /               the web UI (--ui), its WebSocket at /api/v1/ws
 
-With --envoy, the ports named by --proxy-redirect go through Envoy (run and
-supervised by the collector, configured over xDS), and its HTTP access logs
-become L7 flows.
+With --envoy, Envoy (run and supervised by the collector, configured over
+xDS) enforces L7 policy (rules.http: the ports it covers go through Envoy,
+refused requests get 403 and DROPPED L7 flows), the ports named by
+--proxy-redirect go through it for visibility, and its HTTP access logs
+become L7 flows. Without --envoy a policy with HTTP rules is refused.
 
 Flows also go to ClickHouse (--clickhouse) and over OTLP (--otlp-endpoint or
 $OTEL_EXPORTER_OTLP_ENDPOINT), each behind a bounded queue.
