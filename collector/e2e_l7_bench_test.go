@@ -167,6 +167,10 @@ func BenchmarkE2EL7EntryToQueryable(b *testing.B) {
 	}
 	stopPoll()
 	polls.Wait()
+	// No kept-alive connection may lose its steering (and so its requests).
+	if rs, err := l.dp.RedirectStats(); err != nil || rs.Bypass != 0 || rs.NoProxy != 0 {
+		b.Errorf("redirect counters %+v (%v): connections went around Envoy", rs, err)
+	}
 	var d []time.Duration
 	for p, at := range answered {
 		d = append(d, seen[p].Sub(at))

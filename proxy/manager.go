@@ -83,7 +83,7 @@ type Options struct {
 	// new listener before the datapath redirects to it anyway (fail closed).
 	ReadyTimeout time.Duration
 	// IdleTimeout closes Envoy's connections idle this long; below the
-	// datapath's flow idle timeout (default xds.DefaultIdleTimeout).
+	// datapath's ProxyIdleTimeout (default xds.DefaultIdleTimeout).
 	IdleTimeout time.Duration
 	// AccessLogFlush and AccessLogBuffer bound how long and how many
 	// bytes Envoy buffers access-log entries (xds.Options).

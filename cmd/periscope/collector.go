@@ -193,7 +193,7 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 	if err != nil {
 		return err
 	}
-	l7, err := newProxy(fl.proxy, cfg.NodeName, dp, fl.idleTimeout, logger)
+	l7, err := newProxy(fl.proxy, cfg.NodeName, dp, logger)
 	if err != nil {
 		ln.Close()
 		return err

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/pflag"
 
@@ -41,7 +40,7 @@ func (p *proxyFlags) addFlags(f *pflag.FlagSet) {
 }
 
 // newProxy builds the proxy manager over dp, or nil when --envoy is off.
-func newProxy(fl proxyFlags, nodeName string, dp *datapath.Datapath, flowIdle time.Duration, logger *slog.Logger) (*proxy.Manager, error) {
+func newProxy(fl proxyFlags, nodeName string, dp *datapath.Datapath, logger *slog.Logger) (*proxy.Manager, error) {
 	if !fl.enabled {
 		if len(fl.redirects) > 0 {
 			return nil, errors.New("--proxy-redirect needs --envoy")
@@ -61,7 +60,7 @@ func newProxy(fl proxyFlags, nodeName string, dp *datapath.Datapath, flowIdle ti
 		AccessLog: accesslog.Options{KeepHeaders: fl.keepHeaders},
 		// Envoy lets go of idle connections before the datapath forgets
 		// their flows (and so how to steer them).
-		IdleTimeout: flowIdle / 2,
+		IdleTimeout: datapath.DefaultProxyIdle / 2,
 		Logger:      logger,
 	})
 	if err != nil {

@@ -75,14 +75,16 @@ type Options struct {
 	FlushInterval time.Duration
 	BufferBytes   uint32
 	// IdleTimeout closes client and upstream connections idle this long
-	// (default DefaultIdleTimeout). It must be below the datapath's flow
-	// idle timeout: a redirected connection whose flow entry the datapath
-	// forgot is no longer steered (its next packet goes direct and fails).
+	// (default DefaultIdleTimeout). It must be below the datapath's idle
+	// limit of a redirect's connections (datapath.Config.ProxyIdleTimeout):
+	// a redirected connection whose flow entry the datapath forgot is no
+	// longer steered (its next packet goes direct and fails).
 	IdleTimeout time.Duration
 }
 
-// DefaultIdleTimeout is half the datapath's default flow idle timeout.
-const DefaultIdleTimeout = 15 * time.Second
+// DefaultIdleTimeout is half the datapath's default idle limit of a
+// redirect's connections (datapath.DefaultProxyIdle).
+const DefaultIdleTimeout = 5 * time.Minute
 
 // Build makes the whole snapshot of version for ls and checks it.
 func Build(version string, ls []Listener, opts Options) (*cache.Snapshot, error) {
