@@ -88,7 +88,10 @@ func newL7Lab(t testing.TB, opts l7LabOptions) *l7Lab {
 	labtest.RequireRoot(t)
 	opts.envoy.Binary = envoyBinaryForTest(t)
 	l := &l7Lab{pods: map[string]*netlab.Pod{}, seen: map[string][]seenRequest{}}
-	l.sport.Store(30000)
+	// Source ports below the pods' ephemeral ones, from a random start:
+	// Envoy's TIME_WAIT sockets of an earlier run on the same lab
+	// addresses outlive it (see the TIME_WAIT limit in docs/L7.md).
+	l.sport.Store(uint32(rand.IntN(15000)))
 	lab := newE2ELab(t)
 	cfg := &collector.Config{NodeName: "e2e-l7"}
 	var all []*netlab.Pod
@@ -150,7 +153,7 @@ func newL7Lab(t testing.TB, opts l7LabOptions) *l7Lab {
 	}
 	logger := slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: level}))
 	if l.proxy, err = proxy.New(proxy.Options{Datapath: l.dp, NodeID: "e2e-l7", Socket: filepath.Join(t.TempDir(), "envoy.sock"),
-		Envoy: opts.envoy, ProxyPortBase: uint16(20000 + rand.IntN(9000)), ProxyPortCount: 100, IdleTimeout: time.Second,
+		Envoy: opts.envoy, ProxyPortBase: uint16(20000 + rand.IntN(9000)), ProxyPortCount: 100,
 		Logger: logger}); err != nil {
 		t.Fatal(err)
 	}
@@ -248,6 +251,17 @@ func (l *l7Lab) serverSaw(probe string) []seenRequest {
 
 func (l *l7Lab) addr(name string, v6 bool) netip.Addr { return l.pods[name].Addr(v6) }
 
+// nextPort is a client source port of its own: below the pods' ephemeral
+// ports, never one the pods' servers listen on.
+func (l *l7Lab) nextPort() uint16 {
+	for {
+		p := uint16(1024 + l.sport.Add(1)%31000)
+		if p != l7Port && p != l7OtherPort {
+			return p
+		}
+	}
+}
+
 // l7Request is one HTTP request a probe sends.
 type l7Request struct {
 	method, target string   // the request line's; target "/" when empty
@@ -264,8 +278,8 @@ type answer struct {
 	err    error
 }
 
-// send makes one fresh connection from pod from (source port sport) to
-// dst and sends req with header X-Probe: id.
+// send makes one fresh connection from pod from (source port sport; 0:
+// the kernel's choice) to dst and sends req with header X-Probe: id.
 func (l *l7Lab) send(from string, dst netip.AddrPort, sport uint16, id string, req l7Request) answer {
 	src := l.addr(from, dst.Addr().Is6())
 	var conn net.Conn

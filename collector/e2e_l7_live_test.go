@@ -49,7 +49,9 @@ func TestE2EL7RulesUpdatedUnderLiveTraffic(t *testing.T) {
 		c := counts[kind]
 		switch {
 		case err != nil:
-			c.failed.Add(1)
+			if c.failed.Add(1) <= 3 {
+				t.Logf("%s failed: %v", kind, err)
+			}
 		case status == 200:
 			c.passed.Add(1)
 		default:
@@ -64,7 +66,9 @@ func TestE2EL7RulesUpdatedUnderLiveTraffic(t *testing.T) {
 		wg.Go(func() {
 			for i := 0; ctx.Err() == nil; i++ {
 				kind := kinds[(i+w)%len(kinds)]
-				a := l.send("client", server, uint16(l.sport.Add(1)), "live-"+kind, l7Request{target: "/" + kind + "/" + strconv.Itoa(i)})
+				// A port of its own (below the ephemeral range): see the
+				// TIME_WAIT limit in docs/L7.md.
+				a := l.send("client", server, l.nextPort(), "live-"+kind, l7Request{target: "/" + kind + "/" + strconv.Itoa(i)})
 				record(kind, a.status, a.err)
 			}
 		})

@@ -305,7 +305,7 @@ func (l *l7Lab) runProbes(t *testing.T, probes []l7Probe) {
 	}
 	var all []sent
 	for _, p := range probes {
-		sport := uint16(l.sport.Add(1))
+		sport := l.nextPort()
 		id := strconv.FormatUint(l.probe.Add(1), 10)
 		dst := netip.AddrPortFrom(l.addr(p.to, p.v6), uint16(p.port))
 		a := l.send(p.from, dst, sport, id, p.req)
@@ -424,7 +424,7 @@ func TestE2EL7EnvoyKilledWithPolicy(t *testing.T) {
 	}
 	for i := range 3 {
 		id := "down-" + strconv.Itoa(i)
-		a := l.send("client", netip.AddrPortFrom(l.addr("server", false), l7Port), uint16(l.sport.Add(1)), id, l7Request{target: "/public/x"})
+		a := l.send("client", netip.AddrPortFrom(l.addr("server", false), l7Port), l.nextPort(), id, l7Request{target: "/public/x"})
 		if a.err == nil || len(l.serverSaw(id)) != 0 {
 			t.Fatalf("with Envoy down: %d %q, the server saw %v: want the connection to fail closed", a.status, a.body, l.serverSaw(id))
 		}
@@ -437,7 +437,7 @@ func TestE2EL7EnvoyKilledWithPolicy(t *testing.T) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		a := l.send("client", netip.AddrPortFrom(l.addr("server", false), l7Port), uint16(l.sport.Add(1)), "up", l7Request{target: "/public/x"})
+		a := l.send("client", netip.AddrPortFrom(l.addr("server", false), l7Port), l.nextPort(), "up", l7Request{target: "/public/x"})
 		if a.status == 200 {
 			break
 		}
