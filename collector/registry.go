@@ -63,6 +63,7 @@ type endpointInfo struct {
 // lookups need no locking.
 type Registry struct {
 	nodeName     string
+	clusterName  string
 	byIfIndex    map[uint32]*endpointInfo
 	byIP         map[netip.Addr]*endpointInfo
 	ifNames      map[uint32]string
@@ -99,6 +100,7 @@ func NewRegistryWith(t *Topology, ids *identity.Allocator) (*Registry, error) {
 	if cluster == "" {
 		cluster = DefaultClusterName
 	}
+	r.clusterName = cluster
 	r.hostLabels = hostLabels(t.NodeLabels)
 	r.remoteNodes = append([]netip.Prefix(nil), t.RemoteNodes...)
 	for _, re := range t.Endpoints {
@@ -157,6 +159,10 @@ func NewRegistryWith(t *Topology, ids *identity.Allocator) (*Registry, error) {
 
 // NodeName is the node name the registry sets on flows.
 func (r *Registry) NodeName() string { return r.nodeName }
+
+// ClusterName is the cluster the node is in (DefaultClusterName unless the
+// topology names one): its endpoints' io.cilium.k8s.policy.cluster label.
+func (r *Registry) ClusterName() string { return r.clusterName }
 
 // Enrich fills a flow's endpoints (by IP), node name, interface name and
 // traffic direction, in place. Unknown IPs get a zero endpoint (identity 0,

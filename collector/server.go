@@ -7,16 +7,19 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/periscope-dev/periscope/api/agentevent"
 	"github.com/periscope-dev/periscope/api/flowquery"
 	"github.com/periscope-dev/periscope/api/openapi"
 )
 
 // Handler serves the collector's HTTP API: GET /api/v1/flows (from the
 // ring, or with source=clickhouse from Options.History, as
-// flowquery.Server answers it), GET /api/v1/status, GET /healthz, the
-// API's OpenAPI document (GET /api/v1/openapi.json and .yaml), and
-// Options.Handlers. The API's own patterns are more specific than a
-// catch-all "GET /" in Options.Handlers (the web UI), so they win over it.
+// flowquery.Server answers it), GET /api/v1/status, GET /api/v1/namespaces
+// (api.Namespaces), GET /api/v1/agent-events (agentevent.Handler over
+// Events), GET /healthz, the API's OpenAPI document (GET
+// /api/v1/openapi.json and .yaml), and Options.Handlers. The API's own
+// patterns are more specific than a catch-all "GET /" in Options.Handlers
+// (the web UI), so they win over it.
 func (c *Collector) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for pattern, h := range c.handlers() {
@@ -33,7 +36,9 @@ func (c *Collector) handlers() map[string]http.Handler {
 		io.WriteString(w, "ok")
 	})
 	hs["GET /api/v1/status"] = http.HandlerFunc(c.serveStatus)
-	hs["GET /api/v1/flows"] = &flowquery.Server{Ring: c.store, History: c.opts.History, Log: c.log}
+	hs["GET /api/v1/namespaces"] = http.HandlerFunc(c.serveNamespaces)
+	hs["GET "+agentevent.Path] = agentevent.Handler(c.events, c.log)
+	hs["GET /api/v1/flows"] = &flowquery.Server{Ring: c.store, History: c.opts.History, Followers: c.follows, Log: c.log}
 	maps.Copy(hs, c.opts.Handlers)
 	return hs
 }
@@ -50,5 +55,17 @@ func (c *Collector) serveStatus(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Write(append(body, '\n'))
+}
+
+// writeJSON answers v as JSON with code.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "encode answer: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
 	w.Write(append(body, '\n'))
 }

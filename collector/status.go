@@ -15,6 +15,7 @@ type Status struct {
 	FlowsStored        int              `json:"flows_stored"`
 	RingSize           int              `json:"ring_size"`
 	Followers          int              `json:"followers"`
+	MaxFollowers       int              `json:"max_followers"`
 	FollowSkipped      uint64           `json:"follow_skipped"`
 	AttachedInterfaces []string         `json:"attached_interfaces"`
 	Endpoints          []EndpointStatus `json:"endpoints"`
@@ -31,7 +32,8 @@ func (c *Collector) Status() Status {
 		FlowsSeen:     c.store.Seen(),
 		FlowsStored:   c.store.Stored(),
 		RingSize:      c.store.Capacity(),
-		Followers:     c.store.Followers(),
+		Followers:     c.follows.InUse(),
+		MaxFollowers:  c.follows.Max(),
 		FollowSkipped: c.store.Skipped(),
 		Endpoints:     c.registry.Endpoints(),
 		Routes:        c.Routes(),

@@ -2,6 +2,7 @@ package dashboards
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -60,13 +61,27 @@ spec:
   - fromEndpoints: [{matchLabels: {app: backend}}]
 `
 
+// collectorAPI is how the test reaches a collector's API: its TCP address
+// (reads: Prometheus scrapes it) and a client of its local API socket
+// (changes, which a collector without an API token takes over the socket
+// only).
+type collectorAPI struct {
+	addr   string
+	socket *http.Client
+}
+
 // startCollector runs `periscope collector` over the lab's pods, with
 // metrics (workload contexts), ClickHouse and Envoy in front of backend's
-// port 8080, until the test ends, and returns its API's address once it
-// answers.
-func startCollector(t *testing.T, bin, envoyBin string, lab *netlab.Lab, dsn string) string {
+// port 8080, until the test ends, and returns its API once it answers.
+func startCollector(t *testing.T, bin, envoyBin string, lab *netlab.Lab, dsn string) collectorAPI {
 	t.Helper()
 	dir := t.TempDir()
+	sockDir, err := os.MkdirTemp("", "periscope-dash-") // short: a Unix socket's path is bounded
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	socket := filepath.Join(sockDir, "collector.sock")
 	type endpoint struct {
 		Name      string            `yaml:"name"`
 		Namespace string            `yaml:"namespace"`
@@ -96,7 +111,7 @@ func startCollector(t *testing.T, bin, envoyBin string, lab *netlab.Lab, dsn str
 	}
 	addr := freeAddr(t)
 	pins := "/sys/fs/bpf/periscope-dash-" + lab.ID
-	cmd := exec.Command(bin, "collector", "--config", cfgPath, "--listen", addr, "--hubble-listen", "",
+	cmd := exec.Command(bin, "collector", "--config", cfgPath, "--listen", addr, "--api-socket", socket, "--hubble-listen", "",
 		"--ui=false", "--sock-events=false", "--bpf-pin-path", pins,
 		"--identity-state", filepath.Join(dir, "identities.json"), "--policy-dir", filepath.Join(dir, "policies"),
 		"--report-interval", "2s", "--idle-timeout", "3s", "--close-grace", "1s",
@@ -136,13 +151,16 @@ func startCollector(t *testing.T, bin, envoyBin string, lab *netlab.Lab, dsn str
 		}
 		return err == nil && resp.StatusCode == http.StatusOK
 	})
-	return addr
+	return collectorAPI{addr: addr, socket: &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
+		}}}}
 }
 
 // applyPolicy posts policies to the collector's policy API.
-func applyPolicy(t *testing.T, addr, yamlDocs string) {
+func applyPolicy(t *testing.T, c collectorAPI, yamlDocs string) {
 	t.Helper()
-	resp, err := http.Post("http://"+addr+"/api/v1/policies", "application/yaml", strings.NewReader(yamlDocs))
+	resp, err := c.socket.Post("http://localhost/api/v1/policies", "application/yaml", strings.NewReader(yamlDocs))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,9 +170,9 @@ func applyPolicy(t *testing.T, addr, yamlDocs string) {
 	}
 }
 
-func deletePolicy(t *testing.T, addr, nsName string) {
-	req, _ := http.NewRequest(http.MethodDelete, "http://"+addr+"/api/v1/policies/"+nsName, nil)
-	resp, err := http.DefaultClient.Do(req)
+func deletePolicy(t *testing.T, c collectorAPI, nsName string) {
+	req, _ := http.NewRequest(http.MethodDelete, "http://localhost/api/v1/policies/"+nsName, nil)
+	resp, err := c.socket.Do(req)
 	if err != nil {
 		t.Errorf("delete policy %s: %v", nsName, err)
 		return

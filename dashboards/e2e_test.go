@@ -68,8 +68,8 @@ func TestEveryQueryReturnsData(t *testing.T) {
 		}
 		pods[spec.Name] = p
 	}
-	collectorAddr := startCollector(t, bin, envoyBin, lab, ch.DSN("periscope"))
-	applyPolicy(t, collectorAddr, testPolicies)
+	collector := startCollector(t, bin, envoyBin, lab, ch.DSN("periscope"))
+	applyPolicy(t, collector, testPolicies)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -87,7 +87,7 @@ func TestEveryQueryReturnsData(t *testing.T) {
 			netlab.Traffic{Kind: netlab.Echo, From: out, To: fe, Every: time.Second},
 		)
 	})
-	promAddr := startPrometheus(t, promBin, collectorAddr)
+	promAddr := startPrometheus(t, promBin, collector.addr)
 
 	var dashboards []string
 	all := loadDashboards(t)
@@ -118,7 +118,7 @@ func TestEveryQueryReturnsData(t *testing.T) {
 	// Remove the policies so that the collector, stopping, leaves nothing
 	// pinned or attached.
 	for _, p := range []string{"default/db-clients", "default/frontend-guard"} {
-		deletePolicy(t, collectorAddr, p)
+		deletePolicy(t, collector, p)
 	}
 }
 

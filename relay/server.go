@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/periscope-dev/periscope/api/agentevent"
 	"github.com/periscope-dev/periscope/api/flowquery"
 	"github.com/periscope-dev/periscope/api/openapi"
 )
@@ -20,6 +21,10 @@ import (
 //     when nodes are unreachable the header X-Periscope-Partial lists those
 //     missing at the start and the trailer those missing at any time.
 //   - GET /api/v1/status: Status as JSON.
+//   - GET /api/v1/namespaces: every peer's namespaces (Namespaces), with
+//     the X-Periscope-Partial header naming the peers that did not answer.
+//   - GET /api/v1/agent-events: every peer's agent events (AgentEvents),
+//     with the collector's parameters and answer.
 //   - GET /healthz: "ok".
 //   - GET /api/v1/openapi.json and .yaml: the API's OpenAPI document.
 func (r *Relay) Handler() http.Handler {
@@ -38,7 +43,9 @@ func (r *Relay) handlers() map[string]http.Handler {
 		io.WriteString(w, "ok")
 	})
 	hs["GET /api/v1/status"] = http.HandlerFunc(r.serveStatus)
-	hs["GET /api/v1/flows"] = &flowquery.Server{Ring: r.Ring(), History: r.History(), Partial: true, Log: r.log}
+	hs["GET /api/v1/namespaces"] = http.HandlerFunc(r.serveNamespaces)
+	hs["GET "+agentevent.Path] = agentevent.Handler(r.AgentEvents(), r.log)
+	hs["GET /api/v1/flows"] = &flowquery.Server{Ring: r.Ring(), History: r.History(), Partial: true, Followers: r.follows, Log: r.log}
 	maps.Copy(hs, r.opts.Handlers)
 	return hs
 }

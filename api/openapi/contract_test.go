@@ -121,43 +121,64 @@ func checkRoutes(t *testing.T, server, addr string) {
 	}
 }
 
-// request is one request to check, with the status it must get.
+// request is one request to check, with the status it must get. It
+// carries the API token and, with a body, declares YAML, unless header
+// says otherwise (an empty value removes a header) or noToken.
 type request struct {
 	method, path, body string
 	status             int
+	header             map[string]string
+	noToken            bool
 }
 
 // requests are requests of every operation the server serves.
 func requests(server string) []request {
 	rs := []request{
-		{"GET", "/healthz", "", 200},
-		{"GET", "/api/v1/status", "", 200},
-		{"GET", "/api/v1/openapi.json", "", 200},
-		{"GET", "/api/v1/openapi.yaml", "", 200},
-		{"GET", "/", "", 200},
-		{"GET", "/api/v1/ws", "", 400}, // not an Upgrade
-		{"GET", "/api/v1/flows", "", 200},
-		{"GET", "/api/v1/flows?last=5", "", 200},
-		{"GET", "/api/v1/flows?first=3", "", 200},
-		{"GET", "/api/v1/flows?all", "", 200},
-		{"GET", "/api/v1/flows?since=10m&until=1s&filter=protocol%3Dtcp&filter=!verdict%3DDROPPED", "", 200},
-		{"GET", "/api/v1/flows?source=clickhouse&since=1h", "", 200},
-		{"GET", "/api/v1/flows?last=0", "", 400},
-		{"GET", "/api/v1/flows?last=2&first=2", "", 400},
-		{"GET", "/api/v1/flows?filter=colour%3Dblue", "", 400},
-		{"GET", "/api/v1/flows?source=clickhouse&follow", "", 400},
+		{"GET", "/healthz", "", 200, nil, false},
+		{"GET", "/api/v1/status", "", 200, nil, false},
+		{"GET", "/api/v1/openapi.json", "", 200, nil, false},
+		{"GET", "/api/v1/openapi.yaml", "", 200, nil, false},
+		{"GET", "/", "", 200, nil, false},
+		{"GET", "/api/v1/ws", "", 400, nil, false}, // not an Upgrade
+		{"GET", "/api/v1/flows", "", 200, nil, false},
+		{"GET", "/api/v1/flows?last=5", "", 200, nil, false},
+		{"GET", "/api/v1/flows?first=3", "", 200, nil, false},
+		{"GET", "/api/v1/flows?all", "", 200, nil, false},
+		{"GET", "/api/v1/flows?since=10m&until=1s&filter=protocol%3Dtcp&filter=!verdict%3DDROPPED", "", 200, nil, false},
+		{"GET", "/api/v1/flows?source=clickhouse&since=1h", "", 200, nil, false},
+		{"GET", "/api/v1/flows?last=0", "", 400, nil, false},
+		{"GET", "/api/v1/flows?last=2&first=2", "", 400, nil, false},
+		{"GET", "/api/v1/flows?filter=colour%3Dblue", "", 400, nil, false},
+		{"GET", "/api/v1/flows?source=clickhouse&follow", "", 400, nil, false},
+		{"GET", "/api/v1/namespaces", "", 200, nil, false},
+		{"GET", "/api/v1/agent-events", "", 200, nil, false},
+		{"GET", "/api/v1/agent-events?all", "", 200, nil, false},
+		{"GET", "/api/v1/agent-events?since=1h&last=5", "", 200, nil, false},
+		{"GET", "/api/v1/agent-events?last=2&first=2", "", 400, nil, false},
+		// The access model's answers.
+		{"GET", "/healthz", "", 200, nil, true},
+		{"GET", "/", "", 200, nil, true},
+		{"GET", "/api/v1/status", "", 401, nil, true},
+		{"GET", "/api/v1/flows?last=1", "", 401, map[string]string{"Authorization": "Bearer wrong"}, false},
+		{"GET", "/api/v1/flows?last=1", "", 403, map[string]string{"Origin": "http://evil.example"}, false},
+		{"GET", "/api/v1/status", "", 403, map[string]string{"Sec-Fetch-Site": "cross-site"}, false},
+		{"GET", "/api/v1/namespaces", "", 403, map[string]string{"Host": "rebound.example"}, false},
 	}
 	if server == openapi.Collector {
 		rs = append(rs,
-			request{"GET", "/metrics", "", 200},
-			request{"GET", "/api/v1/identities", "", 200},
-			request{"GET", "/api/v1/policies", "", 200},
-			request{"POST", "/api/v1/policies?file=allow.yaml", allowPolicy, 200},
-			request{"POST", "/api/v1/policies", "kind: Nonsense\n", 400},
-			request{"GET", "/api/v1/policies/default/allow-client", "", 200},
-			request{"GET", "/api/v1/policies/default/nothing", "", 404},
-			request{"DELETE", "/api/v1/policies/default/allow-client", "", 200},
-			request{"DELETE", "/api/v1/policies/default/allow-client", "", 404},
+			request{"GET", "/metrics", "", 200, nil, false},
+			request{"GET", "/api/v1/identities", "", 200, nil, false},
+			request{"GET", "/api/v1/policies", "", 200, nil, false},
+			request{"POST", "/api/v1/policies?file=allow.yaml", allowPolicy, 401, nil, true},
+			request{"POST", "/api/v1/policies?file=allow.yaml", allowPolicy, 415, map[string]string{"Content-Type": "text/plain"}, false},
+			request{"POST", "/api/v1/policies?file=allow.yaml", allowPolicy, 403, map[string]string{"Origin": "http://evil.example"}, false},
+			request{"POST", "/api/v1/policies?file=allow.yaml", allowPolicy, 200, nil, false},
+			request{"POST", "/api/v1/policies", "kind: Nonsense\n", 400, nil, false},
+			request{"GET", "/api/v1/policies/default/allow-client", "", 200, nil, false},
+			request{"GET", "/api/v1/policies/default/nothing", "", 404, nil, false},
+			request{"DELETE", "/api/v1/policies/default/allow-client", "", 401, nil, true},
+			request{"DELETE", "/api/v1/policies/default/allow-client", "", 200, nil, false},
+			request{"DELETE", "/api/v1/policies/default/allow-client", "", 404, nil, false},
 		)
 	}
 	return rs
@@ -183,6 +204,19 @@ func checkAnswer(t *testing.T, router routers.Router, addr string, rq request) {
 	}
 	if rq.body != "" {
 		req.Header.Set("Content-Type", "application/yaml")
+	}
+	if !rq.noToken {
+		req.Header.Set("Authorization", "Bearer "+apiToken)
+	}
+	for k, v := range rq.header {
+		switch {
+		case k == "Host":
+			req.Host = v
+		case v == "":
+			req.Header.Del(k)
+		default:
+			req.Header.Set(k, v)
+		}
 	}
 	route, params, err := router.FindRoute(req)
 	if err != nil {
@@ -269,6 +303,7 @@ func deleteAllPolicies(t *testing.T, addr string) {
 			ns = "-"
 		}
 		req, _ := http.NewRequest(http.MethodDelete, fmt.Sprintf("http://%s/api/v1/policies/%s/%s?kind=%s", addr, ns, p.Name, p.Kind), nil)
+		req.Header.Set("Authorization", "Bearer "+apiToken)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			resp.Body.Close()
 		}
@@ -296,13 +331,13 @@ func schemathesis(t *testing.T) string {
 
 // runSchemathesis fuzzes the server at addr from the document it serves:
 // every operation, with the checks that mean a server error or an answer
-// the document does not describe. The hooks keep follow off (a follow
-// never ends; the Go test checks it).
+// the document does not describe, with the API token. The hooks keep
+// follow off (a follow never ends; the Go test checks it).
 func runSchemathesis(t *testing.T, bin, addr string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "run", "http://"+addr+"/api/v1/openapi.json",
-		"--url", "http://"+addr,
+		"--url", "http://"+addr, "--header", "Authorization: Bearer "+apiToken,
 		"--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance",
 		"--max-examples", "30", "--workers", "1", "--request-timeout", "10",
 		"--phases", "examples,coverage,fuzzing", "--suppress-health-check", "all", "--no-color")

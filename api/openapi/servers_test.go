@@ -20,9 +20,19 @@ import (
 
 // The binaries under test: built, run until the test ends, asked.
 
+// apiToken is the servers' API token (--api-token), which every call of
+// the test sends but those that check its absence.
+const apiToken = "contract-test-token"
+
+// get calls url with the API token.
 func get(t *testing.T, url string) (int, []byte) {
 	t.Helper()
-	resp, err := http.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+apiToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, nil
 	}
@@ -77,12 +87,15 @@ func startCollector(t *testing.T, bin string, lab *netlab.Lab, dsn string) strin
 }
 
 // startServer runs `periscope <command> --listen <free address> args...`
-// until the test ends (stopped with SIGTERM) and returns its address once
-// /healthz answers.
+// with the API token apiToken (a relay's peers' too) and an API socket of
+// its own until the test ends (stopped with SIGTERM) and returns its
+// address once /healthz answers.
 func startServer(t *testing.T, bin, command string, args ...string) string {
 	t.Helper()
 	addr := freeAddr(t)
-	cmd := exec.Command(bin, append([]string{command, "--listen", addr}, args...)...)
+	args = append([]string{command, "--listen", addr, "--api-socket", socketPath(t, command)}, args...)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "PERISCOPE_API_TOKEN="+apiToken, "PERISCOPE_PEER_TOKEN="+apiToken)
 	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -112,6 +125,18 @@ func startServer(t *testing.T, bin, command string, args ...string) string {
 		return code == http.StatusOK
 	})
 	return addr
+}
+
+// socketPath is a path for a server's API socket, short enough for a Unix
+// socket's address whatever the test's name, removed when the test ends.
+func socketPath(t *testing.T, name string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "periscope-api-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return filepath.Join(dir, name+".sock")
 }
 
 func freeAddr(t *testing.T) string {

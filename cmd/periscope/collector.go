@@ -25,6 +25,7 @@ type collectorFlags struct {
 	config         string
 	listen         string
 	ringSize       int
+	maxFollowers   int
 	nodeName       string
 	clusterName    string
 	pinPath        string
@@ -38,7 +39,7 @@ type collectorFlags struct {
 	logLevel       string
 	sinks          sinkFlags
 	ui             bool
-	uiToken        string
+	access         accessFlags
 	identityState  string
 	identityGrace  time.Duration
 	policyDir      string
@@ -57,12 +58,21 @@ host-side veth of every endpoint declared in --config (and to --host-interface),
 enriches flows with the endpoints' names and labels, keeps the last --ring-size
 flows in memory and serves them on --listen:
 
-  GET /api/v1/flows   NDJSON flows (filter, last, first, all, since, until, follow,
-                      source=ring|clickhouse)
-  GET /api/v1/status  counters and configuration
-  GET /healthz        "ok"
-  GET /metrics        Prometheus metrics (--metrics)
-  GET /               the web UI (--ui), its WebSocket at /api/v1/ws
+  GET /api/v1/flows         NDJSON flows (filter, last, first, all, since, until,
+                            follow, source=ring|clickhouse)
+  GET /api/v1/status        counters and configuration
+  GET /api/v1/namespaces    namespaces of the last hour's flows
+  GET /api/v1/agent-events  NDJSON agent events: started, policy and endpoint
+                            changes (last, first, all, since, until, follow)
+  GET /healthz              "ok"
+  GET /metrics              Prometheus metrics (--metrics)
+  GET /                     the web UI (--ui), its WebSocket at /api/v1/ws
+
+The same API is served on the local socket --api-socket, to whoever its file
+permissions let in. Over TCP, --api-token guards every call but the web UI's
+files and /healthz, no change is made without it, calls by a Host name that
+is not the listen host, localhost or --api-allowed-hosts and calls from
+other web origins are refused (docs/ACCESS.md).
 
 With --envoy, Envoy (run and supervised by the collector, configured over
 xDS) enforces L7 policy (rules.http: the ports it covers go through Envoy,
@@ -83,9 +93,12 @@ Needs root (CAP_BPF, CAP_NET_ADMIN, and CAP_PERFMON for --sock-events).`,
 	f.StringVar(&fl.config, "config", "", "YAML file declaring the node's endpoints")
 	f.StringVar(&fl.listen, "listen", collector.DefaultListen, "address of the HTTP API")
 	f.IntVar(&fl.ringSize, "ring-size", collector.DefaultRingSize, "number of flows kept in memory")
+	f.IntVar(&fl.maxFollowers, "max-followers", collector.DefaultMaxFollowers,
+		"live followers served at once, over HTTP, the web UI's WebSockets and Hubble's API together; more are refused with 503 (0: no bound)")
 	f.StringVar(&fl.nodeName, "node-name", "", "node name in flows (default: the config's node_name, else the hostname)")
 	f.StringVar(&fl.clusterName, "cluster-name", "",
-		"cluster name every endpoint carries as the label io.cilium.k8s.policy.cluster (default: the config's cluster_name, else \"default\")")
+		"cluster name every endpoint carries as the label io.cilium.k8s.policy.cluster, and namespaces are listed in (hubble list namespaces) "+
+			"(default: the config's cluster_name, else \"default\")")
 	f.StringVar(&fl.pinPath, "bpf-pin-path", datapath.DefaultPinPath, "bpffs directory for Periscope's maps and links")
 	f.IntVar(&fl.ringbufSize, "ringbuf-size", datapath.DefaultRingBufferSize, "BPF ring buffer size in bytes (a power of two)")
 	f.DurationVar(&fl.reportInterval, "report-interval", datapath.DefaultReportInterval, "how often long connections are reported")
@@ -101,7 +114,7 @@ Needs root (CAP_BPF, CAP_NET_ADMIN, and CAP_PERFMON for --sock-events).`,
 	f.Int64Var(&fl.memoryLimit, "memory-limit", defaultMemoryLimit,
 		"soft memory limit in bytes for the Go runtime, so overload turns into counted drops, not growth (0: none; the GOMEMLIMIT environment variable wins)")
 	f.BoolVar(&fl.ui, "ui", true, "serve the web UI at / on --listen")
-	f.StringVar(&fl.uiToken, "ui-token", "", "bearer token the web UI's WebSocket requires (default: none)")
+	fl.access.addFlags(f, collector.DefaultSocket)
 	f.StringVar(&fl.identityState, "identity-state", defaultIdentityState, "file keeping the allocated security identities")
 	f.DurationVar(&fl.identityGrace, "identity-gc-grace", identity.DefaultReleaseGrace,
 		"how long an identity no endpoint of this node uses is kept in --identity-state before it is released (negative: never)")
@@ -189,6 +202,10 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 	if err != nil {
 		return err
 	}
+	guard, token, err := fl.access.guard(fl.listen)
+	if err != nil {
+		return err
+	}
 	ln, err := listenAPI(fl.listen, tlsCfg)
 	if err != nil {
 		return err
@@ -215,14 +232,17 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 				EventsEmitted: s.EventsEmitted, FlowsEnded: s.FlowsEnded,
 			}
 		},
-		Interfaces: dp.Interfaces,
-		Listener:   ln,
-		RingSize:   fl.ringSize,
-		Sinks:      sinks.sinks,
-		Handlers:   sinks.handlers,
-		History:    sinks.history,
-		Logger:     logger,
-		Version:    version,
+		Interfaces:   dp.Interfaces,
+		Listener:     ln,
+		Access:       guard,
+		Socket:       fl.access.socket,
+		RingSize:     fl.ringSize,
+		MaxFollowers: noBoundIfZero(fl.maxFollowers),
+		Sinks:        sinks.sinks,
+		Handlers:     sinks.handlers,
+		History:      sinks.history,
+		Logger:       logger,
+		Version:      version,
 	})
 	if err != nil {
 		ln.Close()
@@ -250,14 +270,14 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 		return err
 	}
 	if fl.ui {
-		if err := web.start(c, sinks.history, fl.uiToken, logger); err != nil {
+		if err := web.start(c, sinks.history, fl.access.allowedOrigins, logger); err != nil {
 			cancel()
 			waitProxy()
 			return fmt.Errorf("web UI: %w", err)
 		}
 		logger.Info("web UI", "url", "http://"+fl.listen+"/")
 	}
-	waitHubble, err := serveHubble(ctx, fl.serve.hubbleListen, c, tlsCfg, logger)
+	waitHubble, err := serveHubble(ctx, fl.serve.hubbleListen, c, tlsCfg, token, logger)
 	if err != nil {
 		cancel()
 		waitProxy()
@@ -269,6 +289,14 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 	waitProxy()
 	waitHubble()
 	return privilegeHint(err)
+}
+
+// noBoundIfZero turns a flag's 0 ("no bound") into Options' negative.
+func noBoundIfZero(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // defaultMemoryLimit keeps the collector's RSS near 256 MiB under overload

@@ -34,7 +34,7 @@ func newIdentityAllocator(path string) (*identity.Allocator, error) {
 func startPolicyStore(dir string, c *collector.Collector, dp *datapath.Datapath, l7 policystore.L7Applier,
 	handlers map[string]http.Handler, logger *slog.Logger) (*policystore.Store, error) {
 	store, err := policystore.New(policystore.Options{
-		Dir: dir, Applier: dp, L7: l7, Endpoints: c.Registry(), Logger: logger,
+		Dir: dir, Applier: dp, L7: l7, Endpoints: c.Registry(), Logger: logger, Events: c.Events(),
 	})
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os/signal"
 	"sync"
 	"syscall"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/access"
 	"github.com/periscope-dev/periscope/api/flowquery"
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath"
@@ -26,6 +28,7 @@ import (
 type demoOptions struct {
 	listen      string
 	hubble      string
+	socket      string // the API's local socket; "" for none
 	pinPath     string
 	verbose     bool
 	sinks       sinkFlags
@@ -63,7 +66,8 @@ In another terminal, try:
   periscope observe --verdict DROPPED
   periscope observe --protocol http
   periscope observe --protocol http --verdict DROPPED
-  periscope policy list`,
+  periscope policy list
+  sudo periscope policy delete db-clients   # changes go over the root-owned API socket`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := demoPrivileges(); err != nil {
@@ -74,6 +78,8 @@ In another terminal, try:
 	}
 	cmd.Flags().StringVar(&opts.listen, "listen", collector.DefaultListen, "address of the collector's HTTP API")
 	cmd.Flags().StringVar(&opts.hubble, "hubble-listen", hubble.DefaultListen, `address of Hubble's Observer gRPC API ("" to disable)`)
+	cmd.Flags().StringVar(&opts.socket, "api-socket", collector.DefaultSocket,
+		`the API's local Unix socket, where periscope policy apply and delete go ("" for none)`)
 	cmd.Flags().StringVar(&opts.pinPath, "pin-path", "/sys/fs/bpf/periscope-demo",
 		"bpffs directory for the demo's maps (apart from a real collector's)")
 	opts.sinks.addEnablingFlags(cmd.Flags())
@@ -160,6 +166,8 @@ func runDemoCollector(ctx context.Context, opts demoOptions, lab *netlab.Lab, dp
 		},
 		Interfaces: dp.Interfaces,
 		Listen:     opts.listen,
+		Access:     access.New(access.Policy{ListenHost: demoListenHost(opts.listen), Public: access.StaticFiles}),
+		Socket:     opts.socket,
 		Sinks:      sinks.sinks,
 		Handlers:   sinks.handlers,
 		History:    sinks.history,
@@ -180,10 +188,10 @@ func runDemoCollector(ctx context.Context, opts demoOptions, lab *netlab.Lab, dp
 	if err := startDemoPolicy(col, dp, l7, sinks.handlers, log); err != nil {
 		return err
 	}
-	if err := web.start(col, sinks.history, "", log); err != nil {
+	if err := web.start(col, sinks.history, nil, log); err != nil {
 		return fmt.Errorf("demo web UI: %w", err)
 	}
-	waitHubble, err := serveHubble(ctx, opts.hubble, col, nil, log)
+	waitHubble, err := serveHubble(ctx, opts.hubble, col, nil, "", log)
 	if err != nil {
 		return err
 	}
@@ -244,4 +252,13 @@ func runDemoParts(ctx context.Context, lab *netlab.Lab, col *collector.Collector
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// demoListenHost is the host of the demo's listen address.
+func demoListenHost(listen string) string {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	return host
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -50,6 +51,7 @@ func TestDemoShowsEveryKindOfFlowWithVerdictsAndCleansUp(t *testing.T) {
 	opts := demoOptions{
 		listen:      freeAddr(t),
 		hubble:      freeAddr(t),
+		socket:      filepath.Join(t.TempDir(), "collector.sock"),
 		pinPath:     fmt.Sprintf("/sys/fs/bpf/periscope-demo-test-%d-%d", os.Getpid(), time.Now().UnixNano()),
 		envoy:       true,
 		envoyBinary: envoyBin,

@@ -108,8 +108,16 @@ func TestCollectorL7PolicyEndToEnd(t *testing.T) {
 	}
 	pin := fmt.Sprintf("/sys/fs/bpf/periscope-l7p-%d-%d", os.Getpid(), time.Now().UnixNano())
 	listen, hubbleListen := freeAddr(t), freeAddr(t)
+	// An API socket of its own (short: a Unix socket's path is bounded):
+	// the policy is applied over it, as an operator on the node does.
+	sockDir, err := os.MkdirTemp("", "l7p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	socket := filepath.Join(sockDir, "api.sock")
 	cmd := exec.Command(bin, "collector", "--config", cfg, "--listen", listen, "--bpf-pin-path", pin,
-		"--hubble-listen", hubbleListen, "--sock-events=false",
+		"--api-socket", socket, "--hubble-listen", hubbleListen, "--sock-events=false",
 		"--identity-state", filepath.Join(dir, "ids.json"), "--policy-dir", filepath.Join(dir, "policies"),
 		"--envoy", "--envoy-binary", envoyBin, "--envoy-socket", filepath.Join(dir, "envoy.sock"), "--envoy-admin", "127.0.0.1:0",
 		"--metrics", "--metrics-options", "source_context=pod;destination_context=pod",
@@ -151,7 +159,7 @@ func TestCollectorL7PolicyEndToEnd(t *testing.T) {
 	if o, err := periscope("policy", "validate", "-f", policyFile); err != nil {
 		t.Fatalf("periscope policy validate: %v\n%s", err, o)
 	}
-	if o, err := periscope("policy", "apply", "-f", policyFile, "--server", listen); err != nil {
+	if o, err := periscope("policy", "apply", "-f", policyFile, "--socket", socket); err != nil {
 		t.Fatalf("periscope policy apply: %v\n%s", err, o)
 	}
 

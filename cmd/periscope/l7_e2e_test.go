@@ -131,7 +131,7 @@ func TestE2EL7RecordsReachEveryReader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := web.start(c, sinks.history, "", logger); err != nil {
+	if err := web.start(c, sinks.history, nil, logger); err != nil {
 		t.Fatal(err)
 	}
 	apitest.Start(t, "collector", collectorWithSinks{c, sinks})
@@ -293,7 +293,9 @@ func serveHubbleForTest(t *testing.T, c *collector.Collector) string {
 	}
 	sctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- hubble.Serve(sctx, hln, hubble.NewCollectorBackend(c)) }()
+	go func() {
+		done <- hubble.Serve(sctx, hln, hubble.NewCollectorBackend(c), hubble.Options{Followers: c.Followers()})
+	}()
 	t.Cleanup(func() {
 		stop()
 		if err := <-done; err != nil {

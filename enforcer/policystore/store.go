@@ -7,6 +7,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/periscope-dev/periscope/api/agentevent"
 	"github.com/periscope-dev/periscope/api/policyapi"
 	"github.com/periscope-dev/periscope/enforcer/compile"
 	"github.com/periscope-dev/periscope/enforcer/policy"
@@ -40,6 +41,7 @@ type Store struct {
 	revision  uint64
 	l7        L7Applier
 	l7Ports   []compile.L7Port // in force
+	events    agentevent.Appender
 }
 
 // Options configure a Store.
@@ -55,6 +57,9 @@ type Options struct {
 	L7 L7Applier
 	// Logger is the parent logger; nil discards logs.
 	Logger *slog.Logger
+	// Events, when set, gets a POLICY_UPDATED or POLICY_DELETED agent
+	// event for every policy an Apply or Delete changes.
+	Events agentevent.Appender
 }
 
 // New builds a store, loads the policies persisted in Dir, puts the
@@ -69,7 +74,7 @@ func New(opts Options) (*Store, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Store{dir: opts.Dir, applier: opts.Applier, endpoints: opts.Endpoints,
-		log: log.With("component", "policy"), policies: map[string]*Applied{}, l7: opts.L7}
+		log: log.With("component", "policy"), policies: map[string]*Applied{}, l7: opts.L7, events: opts.Events}
 	for _, e := range s.endpoints.PolicyEndpoints() {
 		if e.Audit {
 			if err := s.applier.SetPolicyAudit(e.ID, true); err != nil {
@@ -135,7 +140,10 @@ func (s *Store) Apply(file string, data []byte) ([]Applied, []policy.Skipped, er
 	for _, d := range docs {
 		next[d.key()] = d
 	}
-	if err := s.commit(next, docs); err != nil {
+	rev := s.revision
+	err = s.commit(next, docs)
+	s.announce(rev, agentevent.PolicyUpdated, docs)
+	if err != nil {
 		return nil, nil, err
 	}
 	out := make([]Applied, len(docs))
@@ -151,18 +159,21 @@ func (s *Store) Delete(kind, namespace, name string) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	next := make(map[string]*Applied, len(s.policies))
-	n := 0
+	var removed []*Applied
 	for k, p := range s.policies {
 		if p.Namespace == namespace && p.Name == name && (kind == "" || kind == p.Kind) {
-			n++
+			removed = append(removed, p)
 			continue
 		}
 		next[k] = p
 	}
-	if n == 0 {
+	if len(removed) == 0 {
 		return 0, nil
 	}
-	return n, s.commit(next, nil)
+	rev := s.revision
+	err := s.commit(next, nil)
+	s.announce(rev, agentevent.PolicyDeleted, removed)
+	return len(removed), err
 }
 
 // Revision is the store's revision: the number of changes applied.

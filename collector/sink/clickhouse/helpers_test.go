@@ -136,3 +136,14 @@ func tableChecksum(t testing.TB, s *Store) (n, distinct, sum uint64) {
 	}
 	return n, distinct, sum
 }
+
+// sqlRows reads the flows a query of flowColumns selects, with no filter
+// in Go.
+func sqlRows(ctx context.Context, s *Store, query string, args []any) ([]api.Flow, error) {
+	var out []api.Flow
+	err := s.read(ctx, query, args, func() error { return nil }, func(f *api.Flow) (bool, error) {
+		out = append(out, *f)
+		return true, nil
+	})
+	return out, err
+}
