@@ -163,6 +163,10 @@ func (d *Decoder) decodeEvent(ev *flowEvent, f *api.Flow) error {
 			return fmt.Errorf("%w: sock event for protocol %d", ErrMalformed, ev.Proto)
 		}
 		f.Type = api.FlowTypeSock
+		// A socket's state change is no verdict: the connection's is its
+		// L3_L4 record's (a connect policy dropped also reaches
+		// ESTABLISHED or CLOSE here). TRACED, as Hubble's SOCK events.
+		f.Verdict = api.VerdictTraced
 		f.Process = api.Process{PID: ev.Pid, Comm: d.comm(&ev.Comm), CgroupID: ev.CgroupId}
 		return nil
 	}

@@ -37,6 +37,10 @@
 // collector; the next Load adopts them and AttachInterface swaps its
 // programs into the pinned links in place (no gap, established connections
 // keep their flow entries). Without a policy in force Close leaves nothing.
+// One Datapath at a time owns a pin path: Load takes a flock on the
+// directory before it adopts or removes anything there, and refuses
+// (ErrPinPathInUse, touching nothing) while another process holds it; the
+// kernel drops the lock of a process that dies, so crashes still adopt.
 //
 // Limitations:
 //   - The flow table is an LRU hash of Config.FlowTableSize entries. When it

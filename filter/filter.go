@@ -31,7 +31,7 @@
 //	namespace          a namespace name
 //	workload           a workload name
 //	identity           a numeric security identity
-//	verdict            FORWARDED, DROPPED, AUDIT, ERROR (any case)
+//	verdict            FORWARDED, DROPPED, AUDIT, ERROR, TRACED (any case)
 //	type               l3_l4, l7, sock
 //	tcp-flag           SYN, ACK, FIN, RST, PSH, URG, ECE, CWR, NS; "SYN,ACK"
 //	                   needs both

@@ -210,7 +210,7 @@ func TestParseRejectsBadChips(t *testing.T) {
 		{"a bad ip", "ip=10.0.0", "ip must be an address or a CIDR prefix"},
 		{"a bad prefix", "ip=10.0.0.0/33", "ip must be an address or a CIDR prefix"},
 		{"a bad identity", "identity=web", "identity must be a number"},
-		{"a bad verdict", "verdict=allowed", "verdict must be FORWARDED, DROPPED, AUDIT or ERROR"},
+		{"a bad verdict", "verdict=allowed", "verdict must be FORWARDED, DROPPED, AUDIT, ERROR or TRACED"},
 		{"the unknown verdict", "verdict=VERDICT_UNKNOWN", "verdict must be"},
 		{"a bad protocol", "protocol=gre", "protocol must be tcp, udp, sctp, icmp, icmpv4 or icmpv6"},
 		{"a bad tcp flag", "tcp-flag=SYN,XMAS", `unknown TCP flag "XMAS"`},

@@ -100,7 +100,7 @@ var kinds = []*kind{
 		Hubble: []string{"source_identity", "destination_identity"}},
 		parse: parseIdentity, match: matchIdentity},
 	{Kind: Kind{Name: "verdict", Flag: "verdict",
-		Help:   "Show flows with this verdict (FORWARDED, DROPPED, AUDIT, ERROR)",
+		Help:   "Show flows with this verdict (FORWARDED, DROPPED, AUDIT, ERROR, or TRACED: socket records)",
 		Hubble: []string{"verdict"}},
 		parse: parseVerdict, match: matchVerdict},
 	{Kind: Kind{Name: "type", Flag: "type", Short: "t",

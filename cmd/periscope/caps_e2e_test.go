@@ -108,7 +108,7 @@ func TestCollectorRunsWithOnlyBPFNetAdminPerfmon(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "capsh", "--drop="+dropAllBut(t, capNetAdmin, capPerfmon), "--", "-c",
-			fmt.Sprintf("exec %s collector --config %s --listen %s --bpf-pin-path %s", bin, cfg, freeAddr(t), pin))
+			fmt.Sprintf("exec %s collector --config %s --listen %s --bpf-pin-path %s %s", bin, cfg, freeAddr(t), pin, testStateFlags(t)))
 		out, err := cmd.CombinedOutput()
 		defer os.RemoveAll(pin)
 		if err == nil || ctx.Err() != nil {
@@ -130,8 +130,8 @@ func runConfined(t *testing.T, bin, cfg, drop string, wantEff uint64, web, peer 
 	pin := fmt.Sprintf("/sys/fs/bpf/periscope-caps-%d-%d", os.Getpid(), time.Now().UnixNano())
 	listen := freeAddr(t)
 	cmd := exec.Command("capsh", "--drop="+drop, "--", "-c",
-		fmt.Sprintf("exec %s collector --config %s --listen %s --bpf-pin-path %s --idle-timeout 1s --api-socket %s",
-			bin, cfg, listen, pin, filepath.Join(t.TempDir(), "collector.sock")))
+		fmt.Sprintf("exec %s collector --config %s --listen %s --bpf-pin-path %s --idle-timeout 1s --api-socket %s %s",
+			bin, cfg, listen, pin, filepath.Join(t.TempDir(), "collector.sock"), testStateFlags(t)))
 	var stderr lockedBuffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Start(); err != nil {
@@ -308,4 +308,13 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.String()
+}
+
+// testStateFlags keep a collector's state files in the test's own
+// directory, never in the machine's /var/lib/periscope: an endpoint state
+// left there would be kept by the next collector.
+func testStateFlags(t *testing.T) string {
+	dir := t.TempDir()
+	return fmt.Sprintf("--identity-state %s --policy-dir %s --endpoint-state %s",
+		filepath.Join(dir, "ids.json"), filepath.Join(dir, "policies"), filepath.Join(dir, "endpoints.json"))
 }

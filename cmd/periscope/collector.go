@@ -43,6 +43,7 @@ type collectorFlags struct {
 	identityState  string
 	identityGrace  time.Duration
 	policyDir      string
+	endpointState  string
 	serve          serveFlags
 	memoryLimit    int64
 	proxy          proxyFlags
@@ -61,6 +62,11 @@ flows in memory and serves them on --listen:
   GET /api/v1/flows         NDJSON flows (filter, last, first, all, since, until,
                             follow, source=ring|clickhouse)
   GET /api/v1/status        counters and configuration
+  GET /api/v1/endpoints, DELETE /api/v1/endpoints/NAMESPACE/NAME
+                            the endpoints in force; removing one (periscope
+                            endpoint remove) is how it stops being enforced:
+                            one --config no longer declares is kept from
+                            --endpoint-state until then
   GET /api/v1/namespaces    namespaces of the last hour's flows
   GET /api/v1/agent-events  NDJSON agent events: started, policy and endpoint
                             changes (last, first, all, since, until, follow)
@@ -119,6 +125,8 @@ Needs root (CAP_BPF, CAP_NET_ADMIN, and CAP_PERFMON for --sock-events).`,
 	f.DurationVar(&fl.identityGrace, "identity-gc-grace", identity.DefaultReleaseGrace,
 		"how long an identity no endpoint of this node uses is kept in --identity-state before it is released (negative: never)")
 	f.StringVar(&fl.policyDir, "policy-dir", defaultPolicyDir, "directory keeping the applied policies")
+	f.StringVar(&fl.endpointState, "endpoint-state", defaultEndpointState,
+		"file keeping the endpoints in force: those --config no longer declares stay enforced until `periscope endpoint remove`")
 	return cmd
 }
 
@@ -243,6 +251,8 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 		History:      sinks.history,
 		Logger:       logger,
 		Version:      version,
+
+		EndpointState: fl.endpointState,
 	})
 	if err != nil {
 		ln.Close()

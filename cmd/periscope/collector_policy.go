@@ -17,6 +17,7 @@ import (
 const (
 	defaultIdentityState = "/var/lib/periscope/identities.json"
 	defaultPolicyDir     = "/var/lib/periscope/policies"
+	defaultEndpointState = "/var/lib/periscope/endpoints.json"
 )
 
 // newIdentityAllocator opens the identity state file, creating its directory.
@@ -28,17 +29,19 @@ func newIdentityAllocator(path string) (*identity.Allocator, error) {
 }
 
 // startPolicyStore builds a policy store over dp, l7 (the L7 proxy; nil
-// without --envoy) and c's endpoints that persists in dir ("": in memory
-// only; else it re-applies what dir holds) and adds the policy and
-// identity API to handlers.
+// without --envoy) and c's endpoints (and their changes) that persists in
+// dir ("": in memory only; else it re-applies what dir holds) and adds
+// the policy and identity API to handlers.
 func startPolicyStore(dir string, c *collector.Collector, dp *datapath.Datapath, l7 policystore.L7Applier,
 	handlers map[string]http.Handler, logger *slog.Logger) (*policystore.Store, error) {
 	store, err := policystore.New(policystore.Options{
-		Dir: dir, Applier: dp, L7: l7, Endpoints: c.Registry(), Logger: logger, Events: c.Events(),
+		Dir: dir, Applier: dp, L7: l7, Endpoints: c, Logger: logger, Events: c.Events(),
 	})
 	if err != nil {
 		return nil, err
 	}
+	// A removed endpoint leaves the compiled policy (and audit mode).
+	c.OnEndpointsChange(store.Refresh)
 	for pattern, h := range store.Handlers() {
 		handlers[pattern] = h
 	}

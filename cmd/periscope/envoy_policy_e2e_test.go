@@ -119,6 +119,7 @@ func TestCollectorL7PolicyEndToEnd(t *testing.T) {
 	cmd := exec.Command(bin, "collector", "--config", cfg, "--listen", listen, "--bpf-pin-path", pin,
 		"--api-socket", socket, "--hubble-listen", hubbleListen, "--sock-events=false",
 		"--identity-state", filepath.Join(dir, "ids.json"), "--policy-dir", filepath.Join(dir, "policies"),
+		"--endpoint-state", filepath.Join(dir, "endpoints.json"),
 		"--envoy", "--envoy-binary", envoyBin, "--envoy-socket", filepath.Join(dir, "envoy.sock"), "--envoy-admin", "127.0.0.1:0",
 		"--metrics", "--metrics-options", "source_context=pod;destination_context=pod",
 		"--clickhouse", ch.DSN("periscope"), "--clickhouse-spool-dir", filepath.Join(dir, "spool"),

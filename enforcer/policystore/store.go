@@ -42,6 +42,7 @@ type Store struct {
 	l7        L7Applier
 	l7Ports   []compile.L7Port // in force
 	events    agentevent.Appender
+	audited   map[uint32]bool // endpoint ids put in audit mode
 }
 
 // Options configure a Store.
@@ -75,12 +76,8 @@ func New(opts Options) (*Store, error) {
 	}
 	s := &Store{dir: opts.Dir, applier: opts.Applier, endpoints: opts.Endpoints,
 		log: log.With("component", "policy"), policies: map[string]*Applied{}, l7: opts.L7, events: opts.Events}
-	for _, e := range s.endpoints.PolicyEndpoints() {
-		if e.Audit {
-			if err := s.applier.SetPolicyAudit(e.ID, true); err != nil {
-				return nil, fmt.Errorf("policy store: audit mode of %s: %w", e.Name, err)
-			}
-		}
+	if err := s.syncAudit(); err != nil {
+		return nil, fmt.Errorf("policy store: %w", err)
 	}
 	loaded, err := s.load()
 	if err != nil {

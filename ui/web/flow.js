@@ -23,6 +23,18 @@ function endpointName(ep, ip) {
   return ip || '—';
 }
 
+// groupOrUnspecified is true for a multicast group (ff00::/8,
+// 224.0.0.0/4), the IPv4 broadcast address and the unspecified address:
+// no workload is there, so the service map draws no node for them (a
+// pod's neighbour discovery, MLD, DHCP).
+function groupOrUnspecified(ip) {
+  if (!ip) return false;
+  if (ip === '::' || ip === '0.0.0.0' || ip === '255.255.255.255') return true;
+  if (/^ff[0-9a-f]{2}:/i.test(ip)) return true;
+  const first = Number(ip.split('.')[0]);
+  return ip.includes('.') && !ip.includes(':') && first >= 224 && first <= 239;
+}
+
 // workloadKey names an endpoint's node on the service map.
 export function workloadKey(ep, ip) {
   const labels = ep.labels || [];
@@ -81,6 +93,7 @@ export function toRow(msg) {
     dstTitle: endpointTitle(dst, ip.destination),
     srcKey: flip ? dstKey : srcKey,
     dstKey: flip ? srcKey : dstKey,
+    onMap: !groupOrUnspecified(ip.source) && !groupOrUnspecified(ip.destination),
     port: l4.destination_port != null ? `${l4.destination_port}/${proto}` : (proto ? proto : ''),
     l7: l7Info(f.l7),
     l7Title: l7Title(f.l7),
