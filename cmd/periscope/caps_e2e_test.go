@@ -248,9 +248,15 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// healthyWithin bounds how long a started collector may take to answer
+// /healthz.
+const healthyWithin = 60 * time.Second
+
 func waitHealthy(t *testing.T, base string, exited <-chan struct{}, stderr *lockedBuffer) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	// Generous: loading the BPF programs, starting Envoy and opening
+	// ClickHouse took over 15s on the shared 2-core machine under load.
+	deadline := time.Now().Add(healthyWithin)
 	for {
 		select {
 		case <-exited:
@@ -264,7 +270,7 @@ func waitHealthy(t *testing.T, base string, exited <-chan struct{}, stderr *lock
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("collector not healthy after 15s; output:\n%s", stderr.String())
+			t.Fatalf("collector not healthy after %s; output:\n%s", healthyWithin, stderr.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
