@@ -62,6 +62,12 @@ type Sink interface {
 	Consume(f *api.Flow)
 }
 
+// Names gives a flow the DNS names of its addresses (source_names,
+// destination_names) without allocating; *fqdn.Cache implements it.
+type Names interface {
+	Annotate(f *api.Flow)
+}
+
 // DatapathStats are the datapath's counters shown in /api/v1/status.
 type DatapathStats struct {
 	EventsRead    uint64
@@ -111,6 +117,8 @@ type Options struct {
 	MaxFollowers int
 	// Sinks get every flow after it is stored.
 	Sinks []Sink
+	// Names, when set, names every flow's addresses after enrichment.
+	Names Names
 	// History, when set, is long-term storage (ClickHouse) GET /api/v1/flows
 	// reads with source=clickhouse.
 	History flowquery.Reader
@@ -254,6 +262,9 @@ func (c *Collector) Addr() net.Addr {
 // time (runSources serializes the sources).
 func (c *Collector) process(f *api.Flow) {
 	c.Registry().Enrich(f)
+	if c.opts.Names != nil {
+		c.opts.Names.Annotate(f)
+	}
 	c.store.Write(f)
 	for _, s := range c.opts.Sinks {
 		s.Consume(f)

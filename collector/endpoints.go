@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/enforcer/identity"
 	"github.com/periscope-dev/periscope/enforcer/policystore"
 )
@@ -178,6 +179,10 @@ func (c *Collector) detachOne(ifname string) error {
 // PolicyEndpoints lists the current endpoints for policy (see
 // Registry.PolicyEndpoints).
 func (c *Collector) PolicyEndpoints() []policystore.Endpoint { return c.Registry().PolicyEndpoints() }
+
+// LookupIP finds the endpoint owning ip among the current endpoints (the
+// DNS proxy's lookup of the endpoint asking; see Registry.LookupIP).
+func (c *Collector) LookupIP(ip netip.Addr) (api.Endpoint, bool) { return c.Registry().LookupIP(ip) }
 
 // HostAddrs lists the host's own addresses.
 func (c *Collector) HostAddrs() []netip.Addr { return c.Registry().HostAddrs() }

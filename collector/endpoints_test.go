@@ -145,6 +145,9 @@ func TestRemoveEndpoint(t *testing.T) {
 	apitest.Start(t, "collector", c)
 	base := "http://" + c.Addr().String()
 	backend := netip.MustParseAddr("198.18.0.3")
+	if _, ok := c.LookupIP(backend); !ok {
+		t.Fatal("the collector's lookup does not know the backend")
+	}
 
 	req, _ := http.NewRequest(http.MethodDelete, base+EndpointPath("shop", "backend"), nil)
 	resp, err := http.DefaultClient.Do(req)
@@ -159,6 +162,9 @@ func TestRemoveEndpoint(t *testing.T) {
 	}
 	if _, ok := c.Registry().LookupIP(backend); ok {
 		t.Error("the registry still knows the removed endpoint")
+	}
+	if _, ok := c.LookupIP(backend); ok {
+		t.Error("the collector's lookup (the DNS proxy's) still knows the removed endpoint")
 	}
 	if eps := c.Status().Endpoints; len(eps) != 1 || eps[0].Name != "frontend-7d4" {
 		t.Errorf("status endpoints %+v, want frontend only", eps)

@@ -101,6 +101,26 @@ func ciliumRuleFields() map[string]fieldVerdict {
 			t["spec."+dir+"[]."+peer+"[].matchExpressions[]."+f] = enforcedBy(sc)
 		}
 	}
+	// DNS (issue 13): rules.dns on egress allows, toFQDNs; DNS rules on
+	// ingress stay refused (rules.http: below).
+	for f, sc := range map[string]string{
+		"egress[].toFQDNs":                            "toFQDNs: nothing before the lookup, then the answer's address on the port, nothing else",
+		"egress[].toFQDNs[].matchName":                "toFQDNs: nothing before the lookup, then the answer's address on the port, nothing else",
+		"egress[].toFQDNs[].matchPattern":             "toFQDNs *.example.com admits one label deep only",
+		"egress[].toPorts[].rules":                    "rules.dns matchName: the name is answered, another REFUSED naming the policy, never asked upstream",
+		"egress[].toPorts[].rules.dns":                "rules.dns matchName: the name is answered, another REFUSED naming the policy, never asked upstream",
+		"egress[].toPorts[].rules.dns[].matchName":    "rules.dns matchName: the name is answered, another REFUSED naming the policy, never asked upstream",
+		"egress[].toPorts[].rules.dns[].matchPattern": "matchPattern *.example.com is one label deep",
+		// `rules: {}` is no L7 rule, as in Cilium; each kind inside is refused.
+		"ingress[].toPorts[].rules": "rules.dns matchName: the name is answered, another REFUSED naming the policy, never asked upstream",
+	} {
+		t["spec."+f] = enforcedBy(sc)
+	}
+	for _, f := range []string{
+		"ingress[].toPorts[].rules.dns",
+	} {
+		t["spec."+f] = refused
+	}
 	for _, f := range []string{
 		"ingress[].fromRequires", "ingress[].fromGroups", "ingress[].fromNodes", "ingress[].authentication",
 		"ingress[].fromCIDRSet[].cidrGroupRef", "ingress[].fromCIDRSet[].cidrGroupSelector",
@@ -108,7 +128,7 @@ func ciliumRuleFields() map[string]fieldVerdict {
 		"ingress[].toPorts[].originatingTLS", "ingress[].toPorts[].terminatingTLS",
 		"ingressDeny[].fromRequires", "ingressDeny[].fromGroups", "ingressDeny[].fromNodes",
 		"ingressDeny[].fromCIDRSet[].cidrGroupRef", "ingressDeny[].fromCIDRSet[].cidrGroupSelector",
-		"egress[].toRequires", "egress[].toServices", "egress[].toFQDNs", "egress[].toGroups", "egress[].toNodes", "egress[].authentication",
+		"egress[].toRequires", "egress[].toServices", "egress[].toGroups", "egress[].toNodes", "egress[].authentication",
 		"egress[].toCIDRSet[].cidrGroupRef", "egress[].toCIDRSet[].cidrGroupSelector",
 		"egress[].toPorts[].serverNames", "egress[].toPorts[].listener",
 		"egress[].toPorts[].originatingTLS", "egress[].toPorts[].terminatingTLS",
@@ -118,7 +138,7 @@ func ciliumRuleFields() map[string]fieldVerdict {
 		t["spec."+f] = refused
 	}
 	// L7 rules: rules.http is enforced through Envoy (the L7 connectivity
-	// suite, l7Scenarios); rules.dns is refused (Cilium 1.20 has no other kind).
+	// suite, l7Scenarios); rules.dns is the DNS proxy's (above).
 	for dir, sc := range map[string][2]string{
 		"ingress": {"GET /public/.* allowed, anything else 403", "headerMatches: a value, or presence"},
 		"egress":  {"egress L7 rule at the client", "egress L7 rule at the client"},
@@ -131,8 +151,7 @@ func ciliumRuleFields() map[string]fieldVerdict {
 		for _, f := range []string{"headerMatches", "headerMatches[].name", "headerMatches[].value"} {
 			t["spec."+dir+"[].toPorts[].rules.http[]."+f] = enforcedBy(sc[1])
 		}
-		for _, f := range []string{"rules.http[].headerMatches[].mismatch", "rules.http[].headerMatches[].secret",
-			"rules.dns"} {
+		for _, f := range []string{"rules.http[].headerMatches[].mismatch", "rules.http[].headerMatches[].secret"} {
 			t["spec."+dir+"[].toPorts[]."+f] = refused
 		}
 	}
@@ -193,6 +212,9 @@ func TestEveryCiliumPolicyFieldIsEnforcedOrRefused(t *testing.T) {
 	for _, sc := range l7Scenarios(netip.MustParseAddr("198.18.0.10")) {
 		scenarios[sc.name] = sc.yaml
 	}
+	for _, sc := range dnsScenarios() {
+		scenarios[sc.name] = sc.policy
+	}
 	for _, p := range slices.Sorted(mapsKeys(paths)) {
 		v, ok := verdicts[p]
 		switch {
@@ -247,10 +269,12 @@ func parseWithField(path string, typ reflect.Type, refusedField bool) ([]byte, e
 	cur := spec
 	for i, seg := range segs {
 		name, list := strings.CutSuffix(seg, "[]")
-		if i == len(segs)-1 {
-			for k, v := range requiredSiblings[name] {
+		for k, v := range requiredSiblings[name] {
+			if _, set := cur[k]; !set {
 				cur[k] = v
 			}
+		}
+		if i == len(segs)-1 {
 			cur[name] = sampleValue(path, typ)
 			break
 		}
@@ -297,6 +321,7 @@ var requiredSiblings = map[string]map[string]any{
 	"key":      {"operator": "In", "values": []any{"x"}},
 	"operator": {"key": "app", "values": []any{"x"}},
 	"values":   {"key": "app", "operator": "In"},
+	"rules":    {"ports": []any{map[string]any{"port": "53", "protocol": "UDP"}}},
 }
 
 // sampleValue is a value a policy may hold at path: valid for the fields
@@ -353,6 +378,12 @@ func sampleValue(path string, typ reflect.Type) any {
 		return []any{map[string]any{}}
 	case "endpointSelector", "nodeSelector":
 		return map[string]any{}
+	case "toFQDNs", "dns":
+		return []any{map[string]any{"matchName": "api.example.com"}}
+	case "matchName":
+		return "api.example.com"
+	case "matchPattern":
+		return "*.example.com"
 	case "enableDefaultDeny":
 		return map[string]any{"ingress": true}
 	case "headers":

@@ -53,6 +53,8 @@ type Datapath struct {
 	grace      *ebpf.Map // map-in-map whose update waits for an RCU grace period
 	graceInner *ebpf.Map
 	lastPolicy *compile.Compiled
+	settling   *settling      // the last revision change's grace period, nil once settled
+	content    [2]slotContent // what each policy slot holds
 	audit      map[uint32]bool
 	names      atomic.Pointer[nameTables]
 	revision   atomic.Uint64 // what policyMem holds

@@ -11,7 +11,9 @@
 // Policy: ApplyPolicy loads an enforcer/compile result into the kernel's
 // ipcache, policy and enforce maps (double-buffered: revision r in slot r&1,
 // published with one atomic store, the old slot cleared after an RCU grace
-// period), so no packet is ever judged by a half-written policy. The
+// period, in the background: ApplyPolicy returns once the new revision is
+// in force, and the next one waits for the grace period first), so no
+// packet is ever judged by a half-written policy. The
 // programs judge a connection when its flow entry is created and again on
 // its next packet after each revision change; the verdict (FORWARDED,
 // DROPPED with 133/181, AUDIT), the policy set and the revision travel in

@@ -47,6 +47,7 @@ type collectorFlags struct {
 	serve          serveFlags
 	memoryLimit    int64
 	proxy          proxyFlags
+	dns            dnsFlags
 }
 
 func newCollectorCmd() *cobra.Command {
@@ -86,6 +87,12 @@ refused requests get 403 and DROPPED L7 flows), the ports named by
 --proxy-redirect go through it for visibility, and its HTTP access logs
 become L7 flows. Without --envoy a policy with HTTP rules is refused.
 
+The DNS proxy (--dns-proxy, on by default) judges the queries of endpoints a
+policy's rules.dns covers (REFUSED for denied names), records them as L7 DNS
+flows, and remembers which names resolved to which addresses (--fqdn-state):
+flows show source_names/destination_names, and toFQDNs rules allow the
+addresses of allowed answers before the answer reaches the pod.
+
 Flows also go to ClickHouse (--clickhouse) and over OTLP (--otlp-endpoint or
 $OTEL_EXPORTER_OTLP_ENDPOINT), each behind a bounded queue.
 
@@ -117,6 +124,7 @@ Needs root (CAP_BPF, CAP_NET_ADMIN, and CAP_PERFMON for --sock-events).`,
 	fl.sinks.addFlags(f)
 	fl.serve.addFlags(f)
 	fl.proxy.addFlags(f)
+	fl.dns.addFlags(f)
 	f.Int64Var(&fl.memoryLimit, "memory-limit", defaultMemoryLimit,
 		"soft memory limit in bytes for the Go runtime, so overload turns into counted drops, not growth (0: none; the GOMEMLIMIT environment variable wins)")
 	f.BoolVar(&fl.ui, "ui", true, "serve the web UI at / on --listen")
@@ -218,14 +226,24 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 	if err != nil {
 		return err
 	}
-	l7, err := newProxy(fl.proxy, cfg.NodeName, dp, logger)
+	redirects := datapath.NewRedirectOwners(dp)
+	l7, err := newProxy(fl.proxy, cfg.NodeName, redirects.Owner("envoy"), logger)
 	if err != nil {
 		ln.Close()
 		return err
 	}
+	dns, err := newDNS(fl.dns, fl.identityState, redirects.Owner("dns"), logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer dns.Close()
 	var more []collector.Source
 	if l7 != nil {
 		more = append(more, l7.Source())
+	}
+	if dns.Proxy() != nil {
+		more = append(more, dns.Proxy())
 	}
 	c, err := collector.New(collector.Options{
 		Identities:    ids,
@@ -247,6 +265,7 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 		RingSize:     fl.ringSize,
 		MaxFollowers: noBoundIfZero(fl.maxFollowers),
 		Sinks:        sinks.sinks,
+		Names:        dns.Cache(),
 		Handlers:     sinks.handlers,
 		History:      sinks.history,
 		Logger:       logger,
@@ -273,12 +292,14 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 	if l7 != nil {
 		l7Applier = l7
 	}
-	if _, err := startPolicyStore(fl.policyDir, c, dp, l7Applier, sinks.handlers, logger); err != nil {
+	store, err := startPolicyStore(fl.policyDir, c, dns.Applier(dp), l7Applier, dns.Cache(), sinks.handlers, logger)
+	if err != nil {
 		cancel()
 		waitProxy()
 		ln.Close()
 		return err
 	}
+	bindDNS(dns, store, c)
 	if fl.ui {
 		if err := web.start(c, sinks.history, fl.access.allowedOrigins, logger); err != nil {
 			cancel()
@@ -294,8 +315,16 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 		ln.Close()
 		return err
 	}
+	dnsDone := make(chan struct{})
+	go func() {
+		defer close(dnsDone)
+		if err := dns.Run(ctx); err != nil {
+			logger.Warn("FQDN cache", "err", err)
+		}
+	}()
 	err = c.Run(ctx)
 	cancel()
+	<-dnsDone
 	waitProxy()
 	waitHubble()
 	return privilegeHint(err)

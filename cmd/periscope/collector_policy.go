@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 
 	"github.com/periscope-dev/periscope/collector"
-	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/enforcer/identity"
 	"github.com/periscope-dev/periscope/enforcer/policystore"
 )
@@ -28,14 +27,15 @@ func newIdentityAllocator(path string) (*identity.Allocator, error) {
 	return identity.NewAllocator(path)
 }
 
-// startPolicyStore builds a policy store over dp, l7 (the L7 proxy; nil
-// without --envoy) and c's endpoints (and their changes) that persists in
-// dir ("": in memory only; else it re-applies what dir holds) and adds
-// the policy and identity API to handlers.
-func startPolicyStore(dir string, c *collector.Collector, dp *datapath.Datapath, l7 policystore.L7Applier,
-	handlers map[string]http.Handler, logger *slog.Logger) (*policystore.Store, error) {
+// startPolicyStore builds a policy store applying through applier (the
+// DNS part's, over the datapath) and l7 (the L7 proxy; nil without
+// --envoy), over c's endpoints (and their changes) and the DNS names of
+// names, that persists in dir ("": in memory only; else it re-applies
+// what dir holds), and adds the policy and identity API to handlers.
+func startPolicyStore(dir string, c *collector.Collector, applier policystore.Applier, l7 policystore.L7Applier,
+	names policystore.Names, handlers map[string]http.Handler, logger *slog.Logger) (*policystore.Store, error) {
 	store, err := policystore.New(policystore.Options{
-		Dir: dir, Applier: dp, L7: l7, Endpoints: c, Logger: logger, Events: c.Events(),
+		Dir: dir, Applier: applier, L7: l7, Endpoints: c, Names: names, Logger: logger, Events: c.Events(),
 	})
 	if err != nil {
 		return nil, err

@@ -20,6 +20,7 @@ import (
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/datapath/netlab"
+	"github.com/periscope-dev/periscope/enforcer/dnspolicy"
 	"github.com/periscope-dev/periscope/proxy"
 	"github.com/periscope-dev/periscope/relay/hubble"
 )
@@ -42,14 +43,19 @@ func newDemoCmd() *cobra.Command {
 		Use:   "demo",
 		Short: "Run pods with live traffic and a collector, and print their flows",
 		Long: `demo builds a lab of network-namespace pods (frontend, backend and db in
-namespace default, outsider in namespace other), runs traffic between them
-(HTTP-like requests, a long-lived database connection, DNS-like datagrams,
+namespace default, outsider in namespace other, dns in kube-system; partner
+and tracker outside the cluster), runs traffic between them
+(HTTP-like requests, a long-lived database connection, datagrams, DNS lookups,
 pings; over IPv4 and IPv6), loads the datapath on the pods' veths, serves a
 collector's API and prints the flows live. Ctrl-C removes everything it made.
 
-It enforces one CiliumNetworkPolicy, default/db-clients: db takes TCP 5432
-from backend and UDP 53 from frontend only, so the outsider's attempts on
-db:5432 show up DROPPED (POLICY_DENIED).
+It enforces two CiliumNetworkPolicies. default/db-clients: db takes TCP 5432
+from backend and UDP 5353 from frontend only, so the outsider's attempts on
+db:5432 show up DROPPED (POLICY_DENIED). default/frontend-egress: the
+frontend resolves names through dnsmasq in the dns pod (kube-system), its
+lookups go through the DNS proxy (dns-request/dns-response flows), and of
+the world only api.partner.example is allowed, by name (toFQDNs): its calls
+to ads.tracker.example show up DROPPED, the name in the flow.
 
 The backend serves real HTTP on 8080 behind Envoy (run by the demo), with
 one L7 rule, default/backend-l7: the frontend may GET /public/..., anything
@@ -66,6 +72,8 @@ In another terminal, try:
   periscope observe --verdict DROPPED
   periscope observe --protocol http
   periscope observe --protocol http --verdict DROPPED
+  periscope observe --fqdn '*.example' --protocol tcp
+  periscope observe --protocol dns
   periscope policy list
   sudo periscope policy delete db-clients   # changes go over the root-owned API socket`,
 		Args: cobra.NoArgs,
@@ -130,23 +138,31 @@ func runDemo(ctx context.Context, opts demoOptions, out, errOut io.Writer) (err 
 		}
 	}()
 
+	redirects := datapath.NewRedirectOwners(dp) // Envoy's part and the DNS proxy's
+	dns, err := newDemoDNS(redirects.Owner("dns"), log)
+	if err != nil {
+		return err
+	}
+	defer dns.Close()
+
 	sinks, err := newCollectorSinks(ctx, opts.sinks, "", datapathCounters(dp), log)
 	if err != nil {
 		return fmt.Errorf("demo sinks: %w", err)
 	}
 	return sinks.runWith(ctx, func(ctx context.Context) error {
-		return runDemoCollector(ctx, opts, lab, dp, sinks, out, errOut, log)
+		return runDemoCollector(ctx, opts, lab, dp, redirects.Owner("envoy"), dns, sinks, out, errOut, log)
 	})
 }
 
 // runDemoCollector builds the demo's collector with the sinks and the web UI
-// and runs it with the traffic and the printer until ctx ends.
+// (and Envoy's redirects through envoyRedirects) and runs it with the
+// traffic and the printer until ctx ends.
 func runDemoCollector(ctx context.Context, opts demoOptions, lab *netlab.Lab, dp *datapath.Datapath,
-	sinks *collectorSinks, out, errOut io.Writer, log *slog.Logger) error {
+	envoyRedirects datapath.RedirectSetter, dns *dnspolicy.DNS, sinks *collectorSinks, out, errOut io.Writer, log *slog.Logger) error {
 	var web uiMount
 	sinks.handlers[uiPattern] = &web
 	defer web.Close()
-	l7, removeL7, err := newDemoProxy(opts, dp, log)
+	l7, removeL7, err := newDemoProxy(opts, envoyRedirects, log)
 	if err != nil {
 		return err
 	}
@@ -157,7 +173,8 @@ func runDemoCollector(ctx context.Context, opts demoOptions, lab *netlab.Lab, dp
 	}
 	col, err := collector.New(collector.Options{
 		Config:   demoConfig(lab),
-		Sources:  flowSources(dp, l7Source...),
+		Sources:  flowSources(dp, append(l7Source, dns.Proxy())...),
+		Names:    dns.Cache(),
 		Attacher: dp,
 		Stats: func() collector.DatapathStats {
 			s := dp.Stats()
@@ -185,7 +202,7 @@ func runDemoCollector(ctx context.Context, opts demoOptions, lab *netlab.Lab, dp
 	}
 	defer waitProxy()
 	defer cancel() // runs before waitProxy: stop Envoy, then wait for it
-	if err := startDemoPolicy(col, dp, l7, sinks.handlers, log); err != nil {
+	if err := startDemoPolicy(col, dp, dns, l7, sinks.handlers, log); err != nil {
 		return err
 	}
 	if err := web.start(col, sinks.history, nil, log); err != nil {
@@ -197,12 +214,13 @@ func runDemoCollector(ctx context.Context, opts demoOptions, lab *netlab.Lab, dp
 	}
 	defer waitHubble()
 	defer cancel() // runs before waitHubble: stop the server, then wait for it
-	return runDemoParts(ctx, lab, col, out, errOut, log)
+	return runDemoParts(ctx, lab, col, dns, out, errOut, log)
 }
 
 // runDemoParts runs the collector, then the traffic and the printer once it
 // is ready, until ctx ends or a part fails; it waits for all of them.
-func runDemoParts(ctx context.Context, lab *netlab.Lab, col *collector.Collector, out, errOut io.Writer, log *slog.Logger) error {
+func runDemoParts(ctx context.Context, lab *netlab.Lab, col *collector.Collector, dns *dnspolicy.DNS,
+	out, errOut io.Writer, log *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -222,6 +240,7 @@ func runDemoParts(ctx context.Context, lab *netlab.Lab, col *collector.Collector
 		defer close(runDone)
 		fail(col.Run(ctx))
 	})
+	wg.Go(func() { fail(dns.Run(ctx)) })
 	select {
 	case <-col.Ready():
 	case <-runDone:
@@ -229,8 +248,15 @@ func runDemoParts(ctx context.Context, lab *netlab.Lab, col *collector.Collector
 	if ctx.Err() == nil {
 		fmt.Fprintf(errOut, "%sWeb UI: http://%s/\nflows API on http://%s — try: bin/periscope observe --last 20 (Ctrl-C stops)\n\n",
 			demoBanner(lab), col.Addr(), col.Addr())
+		waitDNS, err := startDemoDNSServer(ctx, lab, log)
+		if err != nil {
+			fail(err)
+		} else {
+			defer waitDNS() // after wg.Wait: ctx is done
+		}
 		wg.Go(func() {
-			fail(netlab.RunTraffic(ctx, netlab.TrafficOptions{Logger: log}, demoTraffic(lab)...))
+			traffic := append(demoTraffic(lab), demoDNSTraffic(lab)...)
+			fail(netlab.RunTraffic(ctx, netlab.TrafficOptions{Logger: log}, traffic...))
 		})
 		wg.Go(func() {
 			// The same compact lines as `periscope observe`.

@@ -35,7 +35,7 @@ spec:
 // newDemoProxy builds the demo's L7 proxy (Envoy, supervised, configured
 // over a socket in a directory of its own, its admin on a free loopback
 // port); nil with --envoy=false. The caller runs it before the policy.
-func newDemoProxy(opts demoOptions, dp *datapath.Datapath, log *slog.Logger) (*proxy.Manager, func(), error) {
+func newDemoProxy(opts demoOptions, dp datapath.RedirectSetter, log *slog.Logger) (*proxy.Manager, func(), error) {
 	if !opts.envoy {
 		return nil, func() {}, nil
 	}

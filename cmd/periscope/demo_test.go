@@ -31,6 +31,12 @@ func isBackendL7(p api.PolicyRef) bool {
 	return p.Name == "backend-l7" && p.Namespace == "default" && p.Kind == "CiliumNetworkPolicy" && p.Revision > 0
 }
 
+// isFrontendEgress says whether a deciding policy is the demo's frontend
+// egress policy.
+func isFrontendEgress(p api.PolicyRef) bool {
+	return p.Name == "frontend-egress" && p.Namespace == "default" && p.Kind == "CiliumNetworkPolicy"
+}
+
 // TestDemoShowsEveryKindOfFlowWithVerdictsAndCleansUp runs `periscope demo`
 // as `sudo make demo` does (its own ports and pin path) and checks what a
 // newcomer is promised: flows of every traffic kind named by pod, the demo
@@ -99,7 +105,7 @@ func TestDemoShowsEveryKindOfFlowWithVerdictsAndCleansUp(t *testing.T) {
 			return pods(f, "default/backend", "default/db") && f.L4.DestinationPort == 5432 &&
 				f.Verdict == api.VerdictForwarded && slices.ContainsFunc(f.IngressAllowedBy, isDBClients)
 		}},
-		{"frontend -> db:53/UDP allowed by default/db-clients", func(f *api.Flow) bool {
+		{"frontend -> db:5353/UDP allowed by default/db-clients", func(f *api.Flow) bool {
 			return pods(f, "default/frontend", "default/db") && f.L4.Protocol == api.ProtoUDP &&
 				f.Verdict == api.VerdictForwarded && slices.ContainsFunc(f.IngressAllowedBy, isDBClients)
 		}},
@@ -119,6 +125,20 @@ func TestDemoShowsEveryKindOfFlowWithVerdictsAndCleansUp(t *testing.T) {
 			return f.L7 != nil && f.L7.HTTP != nil && pods(f, "default/backend", "default/frontend") &&
 				f.L7.HTTP.Method == "POST" && f.L7.HTTP.Code == 403 && f.Verdict == api.VerdictDropped &&
 				slices.ContainsFunc(f.IngressDeniedBy, isBackendL7)
+		}},
+		{"frontend looks api.partner.example up through the DNS proxy, allowed by default/frontend-egress", func(f *api.Flow) bool {
+			return f.Source.PodName == "frontend" && f.L7 != nil && f.L7.DNS != nil && f.L7.DNS.Query == demoPartnerName+"." &&
+				f.Verdict == api.VerdictForwarded && slices.ContainsFunc(f.EgressAllowedBy, isFrontendEgress)
+		}},
+		{"frontend -> api.partner.example:443 allowed by name (toFQDNs)", func(f *api.Flow) bool {
+			return f.Source.PodName == "frontend" && f.Type == api.FlowTypeL3L4 && f.L4.DestinationPort == 443 &&
+				slices.Contains(f.DestinationNames, demoPartnerName) && f.Verdict == api.VerdictForwarded &&
+				slices.ContainsFunc(f.EgressAllowedBy, isFrontendEgress)
+		}},
+		{"frontend -> ads.tracker.example:443 dropped, the name shown", func(f *api.Flow) bool {
+			return f.Source.PodName == "frontend" && f.Type == api.FlowTypeL3L4 && f.L4.DestinationPort == 443 &&
+				slices.Contains(f.DestinationNames, demoTrackerName) && f.Verdict == api.VerdictDropped &&
+				f.DropReason == api.DropReasonPolicyDenied
 		}},
 	}
 	var flows []api.Flow

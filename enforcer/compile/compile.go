@@ -97,6 +97,17 @@
 // identity (as address sets from the ipcache, partitioning every address)
 // and the requests each group may send (l7.go); the L7 proxy enforces it.
 // Its tests hold it against policy.EvaluateHTTP.
+//
+// # DNS
+//
+// toFQDNs compiles like a CIDR rule over the addresses DNS answers gave
+// the names it selects (Input.Names): each gets a host CIDR identity and
+// an ipcache entry (fqdn.go), so a new answer is a recompile, and FQDNAddrs
+// tells whether it changes anything. rules.dns is not the kernel's: it
+// becomes the DNS proxy's part, Compiled.DNS (a dnsmatch table's rules,
+// by server identity through this ipcache) and DNSRedirects, the
+// endpoints' DNS ports to steer to the proxy (dns.go), both held against
+// policy.EvaluateDNS.
 package compile
 
 import (
@@ -141,6 +152,9 @@ type Input struct {
 	Identities []identity.Identity
 	// IPCache holds extra address → identity entries.
 	IPCache []IPEntry
+	// Names are the names DNS answers the node's proxy saw gave each
+	// address (every endpoint's, unexpired): toFQDNs selects by them.
+	Names map[netip.Addr][]string
 }
 
 // Compile compiles in.
@@ -174,6 +188,7 @@ func Compile(in Input) (*Compiled, error) {
 			}
 		}
 		c.Enforce[ep.ID] = enf
+		c.compileDNS(in.Policies, local, universe)
 	}
 	c.compileL7(in, universe)
 	c.Flags = c.probeFlags()

@@ -173,7 +173,7 @@ func ruleKey(r *policy.HTTPRule) string {
 
 // decideL7 is policy.EvaluateHTTP's decision for every request of an
 // identity's peers, as compile's identities see them.
-func decideL7(pols []*policy.Policy, local policy.Endpoint, dir policy.Direction, port uint16,
+func (c *Compiled) decideL7(pols []*policy.Policy, local policy.Endpoint, dir policy.Direction, port uint16,
 	id identity.Identity, portPolicies map[policy.ID]bool) l7Decision {
 	selected, allowed := false, false
 	d := l7Decision{policies: map[policy.ID]bool{}}
@@ -186,13 +186,13 @@ func decideL7(pols []*policy.Policy, local policy.Endpoint, dir policy.Direction
 			dr := r.Dir(dir)
 			selected = selected || dr.DefaultDeny
 			for j := range dr.Deny {
-				if peerRuleSelects(&dr.Deny[j], id, port) {
+				if c.peerRuleSelects(&dr.Deny[j], id, port) {
 					return l7Decision{policies: portPolicies} // the kernel drops it
 				}
 			}
 			for j := range dr.Allow {
 				pr := &dr.Allow[j]
-				if !peerRuleSelects(pr, id, port) {
+				if !c.peerRuleSelects(pr, id, port) {
 					continue
 				}
 				allowed = true
@@ -216,14 +216,14 @@ func decideL7(pols []*policy.Policy, local policy.Endpoint, dir policy.Direction
 }
 
 // peerRuleSelects reports whether pr matches the identity on TCP port.
-func peerRuleSelects(pr *policy.PeerRule, id identity.Identity, port uint16) bool {
+func (c *Compiled) peerRuleSelects(pr *policy.PeerRule, id identity.Identity, port uint16) bool {
 	if len(pr.Ports) > 0 && !slices.ContainsFunc(pr.Ports, func(r policy.PortRange) bool {
 		return r.Proto == protoTCP && r.Lo <= port && port <= r.Hi
 	}) {
 		return false
 	}
 	for j := range pr.Peers {
-		if selectsIdentity(&pr.Peers[j], id) {
+		if c.selectsIdentity(&pr.Peers[j], id) {
 			return true
 		}
 	}
@@ -252,7 +252,7 @@ func (c *Compiled) l7Groups(pols []*policy.Policy, local policy.Endpoint, dir po
 	byKey := map[string]*L7Group{}
 	var order []string
 	for _, id := range universe {
-		d := decideL7(pols, local, dir, port, id, portPolicies)
+		d := c.decideL7(pols, local, dir, port, id, portPolicies)
 		for i := range d.rules {
 			if _, ok := ruleIDs[ruleKey(&d.rules[i])]; !ok {
 				ruleIDs[ruleKey(&d.rules[i])] = len(ruleIDs)

@@ -102,6 +102,7 @@ func (p *parser) ciliumRule(n *yaml.Node, pol *Policy) (Rule, bool) {
 		p.errorf(o.keys["nodeSelector"], "spec: L7 rules (rules.http) do not apply to the host (as in Cilium): host policies are L3/L4 only")
 		ok = false
 	}
+	ok = p.refuseHostDNS(&r, o.keys["nodeSelector"]) && ok
 	if v, has := o.vals["enableDefaultDeny"]; has {
 		e, eok := p.fields(v, "enableDefaultDeny", []string{"ingress", "egress"}, nil)
 		ok = ok && eok
@@ -122,13 +123,19 @@ func (p *parser) ciliumPeerRule(n *yaml.Node, what string, dir Direction, pol *P
 	unsupported := []string{"fromRequires", "fromGroups", "fromNodes", "authentication"}
 	if dir == Egress {
 		from = "to"
-		unsupported = []string{"toRequires", "toServices", "toFQDNs", "toGroups", "toNodes", "authentication"}
+		unsupported = []string{"toRequires", "toServices", "toGroups", "toNodes", "authentication"}
 	}
 	epF, cidrF, setF, entF := from+"Endpoints", from+"CIDR", from+"CIDRSet", from+"Entities"
-	o, ok := p.fields(n, what+" rule", []string{epF, cidrF, setF, entF, "toPorts", "icmps"}, unsupported)
+	known := []string{epF, cidrF, setF, entF, "toPorts", "icmps"}
+	l3Groups := [][]string{{epF}, {cidrF, setF}, {entF}}
+	if dir == Egress {
+		known = append(known, "toFQDNs")
+		l3Groups = append(l3Groups, []string{"toFQDNs"})
+	}
+	o, ok := p.fields(n, what+" rule", known, unsupported)
 	hasL3 := false
 	groups := 0
-	for _, g := range [][]string{{epF}, {cidrF, setF}, {entF}} {
+	for _, g := range l3Groups {
 		used := false
 		for _, f := range g {
 			if items, _ := p.list(o.vals[f], f); len(items) > 0 {
@@ -141,9 +148,16 @@ func (p *parser) ciliumPeerRule(n *yaml.Node, what string, dir Direction, pol *P
 		}
 	}
 	if groups > 1 {
-		p.errorf(o.node, "%s rule: combining %s, %s/%s and %s in one rule is not supported (as in Cilium): use separate rules", what, epF, cidrF, setF, entF)
+		fqdn := ""
+		if dir == Egress {
+			fqdn = " or toFQDNs"
+		}
+		p.errorf(o.node, "%s rule: combining %s, %s/%s, %s%s in one rule is not supported (as in Cilium): use separate rules", what, epF, cidrF, setF, entF, fqdn)
 		ok = false
 	}
+	fqdnPeers, fok := p.fqdnPeers(o.vals["toFQDNs"], o.keys["toFQDNs"], what)
+	ok = ok && fok
+	pr.Peers = append(pr.Peers, fqdnPeers...)
 	items, _ := p.list(o.vals[epF], epF)
 	for _, it := range items {
 		sel, sok := p.selector(it, epF)
@@ -181,20 +195,29 @@ func (p *parser) ciliumPeerRule(n *yaml.Node, what string, dir Direction, pol *P
 	if hasTP {
 		items, _ := p.list(tp, "toPorts")
 		var l7 []PortL7
-		withRules := false
+		var dns []PortDNS
+		withRules, withDNS := false, false
 		for _, it := range items {
-			ports, rules, pok := p.ciliumPortRule(it, what)
+			ports, rules, d, pok := p.ciliumPortRule(it, what)
 			ok = ok && pok
 			pr.Ports = append(pr.Ports, ports...)
 			if rules == nil {
 				rules = &PortL7{Ports: ports}
 			}
+			if d == nil {
+				d = &PortDNS{Ports: ports}
+			}
 			withRules = withRules || rules.HTTP != nil
+			withDNS = withDNS || d.Names != nil
 			l7 = append(l7, *rules)
+			dns = append(dns, *d)
 			hasL4 = true
 		}
 		if withRules {
 			pr.L7 = l7
+		}
+		if withDNS {
+			pr.DNS = dns
 		}
 	}
 	if hasIC {

@@ -97,7 +97,7 @@ func TestHTTPRulesRefused(t *testing.T) {
 		{"a secret", item("{port: '80', protocol: TCP}", "{http: [{headerMatches: [{name: X-A, secret: {name: s}}]}]}"), `headerMatches item: "secret" is not enforced`},
 		{"a headerMatch without name", item("{port: '80', protocol: TCP}", "{http: [{headerMatches: [{value: b}]}]}"), `headerMatches item: name is required`},
 		{"an unknown field", item("{port: '80', protocol: TCP}", "{http: [{paths: /}]}"), `unknown field "paths" in rules.http item`},
-		{"DNS rules (not here)", item("{port: '53', protocol: UDP}", "{dns: [{matchName: a.com}]}"), `rules: "dns" is not enforced`},
+		{"DNS rules on ingress", item("{port: '53', protocol: UDP}", "{dns: [{matchName: a.com}]}"), `DNS rules are not allowed on ingress`},
 		{"l7proto", item("{port: '80', protocol: TCP}", "{l7proto: foo}"), `rules: "l7proto" is not enforced`},
 		{"in a deny rule", httpHead + "  ingressDeny:\n  - toPorts:\n    - ports: [{port: '80', protocol: TCP}]\n      rules: {http: [{}]}\n",
 			`ingressDeny rule: L7 rules cannot deny`},

@@ -41,6 +41,7 @@ type Store struct {
 	revision  uint64
 	l7        L7Applier
 	l7Ports   []compile.L7Port // in force
+	fqdn      fqdnState
 	events    agentevent.Appender
 	audited   map[uint32]bool // endpoint ids put in audit mode
 }
@@ -56,6 +57,9 @@ type Options struct {
 	// L7 enforces L7 rules (rules.http); nil: a policy with some is
 	// refused.
 	L7 L7Applier
+	// Names are the DNS names toFQDNs rules select addresses by; nil: none
+	// (toFQDNs selects nothing).
+	Names Names
 	// Logger is the parent logger; nil discards logs.
 	Logger *slog.Logger
 	// Events, when set, gets a POLICY_UPDATED or POLICY_DELETED agent
@@ -76,6 +80,7 @@ func New(opts Options) (*Store, error) {
 	}
 	s := &Store{dir: opts.Dir, applier: opts.Applier, endpoints: opts.Endpoints,
 		log: log.With("component", "policy"), policies: map[string]*Applied{}, l7: opts.L7, events: opts.Events}
+	s.fqdn.names = opts.Names
 	if err := s.syncAudit(); err != nil {
 		return nil, fmt.Errorf("policy store: %w", err)
 	}
@@ -187,13 +192,14 @@ func (s *Store) commit(next map[string]*Applied, changed []*Applied) error {
 	for _, p := range changed { // new objects: dropped if the change is refused
 		p.Revision, p.parsed.Revision = rev, rev
 	}
-	c, err := s.compileSet(next)
+	c, seq, err := s.compileSet(next)
 	if err != nil {
 		return err
 	}
 	if err := s.applyPolicy(c); err != nil {
 		return err
 	}
+	s.setView(c, seq, next)
 	s.revision = rev
 	prev := s.policies
 	s.policies = next

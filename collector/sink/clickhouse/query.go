@@ -36,6 +36,7 @@ type rowDecoder struct {
 	l7                               l7Row
 	kinds                            [4][]string // of inAllow, egAllow, inDeny, egDeny
 	revisions                        [4][]uint64
+	srcNames, dstNames               []string
 }
 
 type epRow struct {
@@ -61,6 +62,7 @@ func (d *rowDecoder) init() {
 	d.ptrs = append(d.ptrs, d.l7.ptrs()...)
 	d.ptrs = append(d.ptrs, &d.kinds[0], &d.kinds[1], &d.kinds[2], &d.kinds[3],
 		&d.revisions[0], &d.revisions[1], &d.revisions[2], &d.revisions[3])
+	d.ptrs = append(d.ptrs, &d.srcNames, &d.dstNames)
 	if len(d.ptrs) != len(flowColumns) {
 		panic(fmt.Sprintf("clickhouse: decoder has %d fields for %d columns", len(d.ptrs), len(flowColumns)))
 	}
@@ -92,6 +94,8 @@ func (d *rowDecoder) flow() api.Flow {
 		EgressAllowedBy:  policyRefsOf(d.egAllow, d.kinds[1], d.revisions[1]),
 		IngressDeniedBy:  policyRefsOf(d.inDeny, d.kinds[2], d.revisions[2]),
 		EgressDeniedBy:   policyRefsOf(d.egDeny, d.kinds[3], d.revisions[3]),
+		SourceNames:      nilIfEmpty(d.srcNames),
+		DestinationNames: nilIfEmpty(d.dstNames),
 	}
 	copy(f.UUID[:], d.uuid)
 	f.L7 = d.l7.record()

@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -23,7 +24,7 @@ type column struct{ name, typ string }
 // (write.go) and scanned (query.go): those migration 1 created, then those
 // later migrations added. Both use this list, so the INSERT always names
 // every column and a SELECT always reads them in this order.
-var flowColumns = append(append(append([]column(nil), flowColumnsV1...), l7Columns...), policyRefColumns...)
+var flowColumns = slices.Concat(flowColumnsV1, l7Columns, policyRefColumns, namesColumns)
 
 // flowColumnsV1 are the columns migration 1 creates; released, never changed.
 var flowColumnsV1 = []column{
@@ -117,6 +118,14 @@ var policyRefColumns = []column{
 	{"egress_allowed_by_revision", "Array(UInt64)"},
 	{"ingress_denied_by_revision", "Array(UInt64)"},
 	{"egress_denied_by_revision", "Array(UInt64)"},
+}
+
+// namesColumns are a flow's DNS names (api.Flow.SourceNames,
+// DestinationNames; Hubble's source_names, destination_names), added by
+// migration 6.
+var namesColumns = []column{
+	{"src_names", "Array(String)"},
+	{"dst_names", "Array(String)"},
 }
 
 // columnList is "time, time_ns, ..." for INSERT and SELECT.
@@ -217,6 +226,7 @@ var migrations = []migration{
 	// Hubble names a deciding policy by name, namespace, kind and revision;
 	// the *_by columns keep "namespace/name".
 	{version: 5, name: "policy kinds and revisions", stmts: func(string) []string { return nil }, addColumns: policyRefColumns},
+	{version: 6, name: "DNS names", stmts: func(string) []string { return nil }, addColumns: namesColumns},
 }
 
 // migrate creates the database and applies the migrations not yet recorded
