@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -44,6 +45,7 @@ type collectorFlags struct {
 	identityGrace  time.Duration
 	policyDir      string
 	endpointState  string
+	discovery      discoveryFlags
 	serve          serveFlags
 	memoryLimit    int64
 	proxy          proxyFlags
@@ -57,7 +59,9 @@ func newCollectorCmd() *cobra.Command {
 		Short: "Run the node collector: load the datapath, enrich flows, serve the flow API",
 		Long: `Run the node collector. It loads Periscope's eBPF datapath, attaches it to the
 host-side veth of every endpoint declared in --config (and to --host-interface),
-enriches flows with the endpoints' names and labels, keeps the last --ring-size
+and of every pod of this node (--kubernetes, --kubeconfig) and container on a
+bridge network (--container-runtime-socket) as they come and go, enforces the
+policies applied to it (periscope policy) and the cluster's, enriches flows with the endpoints' names and labels, keeps the last --ring-size
 flows in memory and serves them on --listen:
 
   GET /api/v1/flows         NDJSON flows (filter, last, first, all, since, until,
@@ -135,6 +139,7 @@ Needs root (CAP_BPF, CAP_NET_ADMIN, and CAP_PERFMON for --sock-events).`,
 	f.StringVar(&fl.policyDir, "policy-dir", defaultPolicyDir, "directory keeping the applied policies")
 	f.StringVar(&fl.endpointState, "endpoint-state", defaultEndpointState,
 		"file keeping the endpoints in force: those --config no longer declares stay enforced until `periscope endpoint remove`")
+	fl.discovery.addFlags(f)
 	return cmd
 }
 
@@ -299,6 +304,11 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 		ln.Close()
 		return err
 	}
+	watchers, err := newWatchers(fl.discovery, c.Registry().NodeName(), c.Registry().ClusterName(), c, store, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	bindDNS(dns, store, c)
 	if fl.ui {
 		if err := web.start(c, sinks.history, fl.access.allowedOrigins, logger); err != nil {
@@ -322,12 +332,18 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 			logger.Warn("FQDN cache", "err", err)
 		}
 	}()
+	var watchErr error
+	var failOnce sync.Once
+	waitWatchers := runWatchers(ctx, watchers, func(err error) {
+		failOnce.Do(func() { watchErr = err; cancel() })
+	}, logger)
 	err = c.Run(ctx)
 	cancel()
+	waitWatchers()
 	<-dnsDone
 	waitProxy()
 	waitHubble()
-	return privilegeHint(err)
+	return privilegeHint(errors.Join(err, watchErr))
 }
 
 // noBoundIfZero turns a flag's 0 ("no bound") into Options' negative.
