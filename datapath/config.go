@@ -14,8 +14,14 @@ type Config struct {
 	ReportInterval time.Duration // periodic report of long flows; default 5s
 	IdleTimeout    time.Duration // UDP/ICMP/unfinished-TCP flows with no packet for this long are ended; default 30s
 	CloseGrace     time.Duration // TCP flows with FIN both ways or RST are ended after this much idle; default 1s
-	FlowTableSize  int           // LRU entries; default 262144
-	Logger         *slog.Logger  // default slog.Default()
+	// ProxyIdleTimeout is IdleTimeout for the open TCP connections of a
+	// transparent redirect (the client's to the proxy, the proxy's to
+	// the upstream); default 10m. Forgetting such a live connection would
+	// stop steering it, and its next packet would go direct (and be
+	// dropped): the proxy closes idle connections well before.
+	ProxyIdleTimeout time.Duration
+	FlowTableSize    int          // LRU entries; default 262144
+	Logger           *slog.Logger // default slog.Default()
 	// HostDevices name the host interfaces: AttachInterface gives them the
 	// host programs, which judge the host endpoint's policy (host
 	// policies) from the host's side; every other interface is a pod's.
@@ -33,6 +39,7 @@ const (
 	DefaultReportInterval = 5 * time.Second
 	DefaultIdleTimeout    = 30 * time.Second
 	DefaultCloseGrace     = time.Second
+	DefaultProxyIdle      = 10 * time.Minute
 	DefaultFlowTableSize  = 262144
 )
 
@@ -56,6 +63,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.CloseGrace == 0 {
 		c.CloseGrace = DefaultCloseGrace
+	}
+	if c.ProxyIdleTimeout == 0 {
+		c.ProxyIdleTimeout = DefaultProxyIdle
 	}
 	if c.ReportInterval < 0 || c.IdleTimeout < 0 || c.CloseGrace < 0 {
 		return c, fmt.Errorf("negative interval in config")

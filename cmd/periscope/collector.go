@@ -18,6 +18,7 @@ import (
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/enforcer/identity"
+	"github.com/periscope-dev/periscope/enforcer/policystore"
 )
 
 // collectorFlags are the flags of `periscope collector`.
@@ -84,9 +85,11 @@ files and /healthz, no change is made without it, calls by a Host name that
 is not the listen host, localhost or --api-allowed-hosts and calls from
 other web origins are refused (docs/ACCESS.md).
 
-With --envoy, the ports named by --proxy-redirect go through Envoy (run and
-supervised by the collector, configured over xDS), and its HTTP access logs
-become L7 flows.
+With --envoy, Envoy (run and supervised by the collector, configured over
+xDS) enforces L7 policy (rules.http: the ports it covers go through Envoy,
+refused requests get 403 and DROPPED L7 flows), the ports named by
+--proxy-redirect go through it for visibility, and its HTTP access logs
+become L7 flows. Without --envoy a policy with HTTP rules is refused.
 
 The DNS proxy (--dns-proxy, on by default) judges the queries of endpoints a
 policy's rules.dns covers (REFUSED for denied names), records them as L7 DNS
@@ -275,8 +278,24 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 		// addresses): a refusal there is a missing capability too.
 		return privilegeHint(err)
 	}
-	store, err := startPolicyStore(fl.policyDir, c, dns.Applier(dp), dns.Cache(), sinks.handlers, logger)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// The proxy runs before the policy store applies the persisted
+	// policies: their L7 rules need it.
+	waitProxy, err := startProxy(ctx, l7, fl.proxy, c, logger)
 	if err != nil {
+		ln.Close()
+		return err
+	}
+	var l7Applier policystore.L7Applier
+	if l7 != nil {
+		l7Applier = l7
+	}
+	store, err := startPolicyStore(fl.policyDir, c, dns.Applier(dp), l7Applier, dns.Cache(), sinks.handlers, logger)
+	if err != nil {
+		cancel()
+		waitProxy()
+		ln.Close()
 		return err
 	}
 	watchers, err := newWatchers(fl.discovery, c.Registry().NodeName(), c.Registry().ClusterName(), c, store, logger)
@@ -287,21 +306,16 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 	bindDNS(dns, store, c)
 	if fl.ui {
 		if err := web.start(c, sinks.history, fl.access.allowedOrigins, logger); err != nil {
+			cancel()
+			waitProxy()
 			return fmt.Errorf("web UI: %w", err)
 		}
 		logger.Info("web UI", "url", "http://"+fl.listen+"/")
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	waitHubble, err := serveHubble(ctx, fl.serve.hubbleListen, c, tlsCfg, token, logger)
 	if err != nil {
-		ln.Close()
-		return err
-	}
-	waitProxy, err := startProxy(ctx, l7, fl.proxy, c, logger)
-	if err != nil {
 		cancel()
-		waitHubble()
+		waitProxy()
 		ln.Close()
 		return err
 	}
