@@ -13,6 +13,7 @@ import (
 
 	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/api/access"
+	"github.com/periscope-dev/periscope/api/account"
 	"github.com/periscope-dev/periscope/api/agentevent"
 	"github.com/periscope-dev/periscope/api/flowquery"
 	"github.com/periscope-dev/periscope/collector/ring"
@@ -73,6 +74,7 @@ type DatapathStats struct {
 	EventsRead    uint64
 	EventsLost    uint64
 	EventsEmitted uint64
+	EventsPending uint64
 	FlowsEnded    uint64
 }
 
@@ -92,6 +94,9 @@ type Options struct {
 	Attacher Attacher
 	// Stats, when set, reports the datapath's counters.
 	Stats func() DatapathStats
+	// Stages, when set, reads the accounts of the flow path's stages (the
+	// datapath's and the sinks'), shown in /api/v1/status.
+	Stages func() []account.Stage
 	// Interfaces, when set, lists the interfaces the datapath is attached
 	// to; otherwise status shows those the collector attached.
 	Interfaces func() []string

@@ -112,7 +112,7 @@ func TestE2EClickHouseStoresEveryFlowOnce(t *testing.T) {
 		t.Errorf("only %d End records: the traffic was not seen", ended)
 	}
 	st := q.Stats()
-	if st != (sink.Stats{Written: uint64(len(stored))}) {
+	if st != (sink.Stats{Offered: uint64(len(stored)), Written: uint64(len(stored))}) {
 		t.Errorf("queue stats %+v, want the %d records written", st, len(stored))
 	}
 	wn, wsum := e2eChecksum(stored)

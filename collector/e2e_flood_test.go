@@ -142,8 +142,20 @@ func TestE2EFloodLossIsCounted(t *testing.T) {
 	if st.EventsEmitted < 2*e2eFloodFlows {
 		t.Errorf("emitted %d events, want at least a Start per flood flow on each veth (%d)", st.EventsEmitted, 2*e2eFloodFlows)
 	}
-	if st.EventsRead+st.EventsLost != st.EventsEmitted {
-		t.Errorf("read %d + lost %d != emitted %d", st.EventsRead, st.EventsLost, st.EventsEmitted)
+	if st.EventsRead+st.EventsLost+st.EventsPending != st.EventsEmitted {
+		t.Errorf("read %d + lost %d + pending %d != emitted %d", st.EventsRead, st.EventsLost, st.EventsPending, st.EventsEmitted)
+	}
+	if len(st.Stages) != 2 {
+		t.Errorf("stages %+v, want the ring buffer's and the decoder's", st.Stages)
+	}
+	for _, stage := range st.Stages {
+		if err := stage.Check(); err != nil {
+			t.Error(err)
+		}
+	}
+	// The decoder handed every record to the collector.
+	if dec := st.Stages[1]; dec.Out != st.FlowsSeen {
+		t.Errorf("the decoder passed on %d records, the collector saw %d", dec.Out, st.FlowsSeen)
 	}
 	if ds.DecodeErrors != 0 {
 		t.Errorf("%d decode errors", ds.DecodeErrors)

@@ -15,6 +15,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/account"
 	"github.com/periscope-dev/periscope/api/apitest"
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath"
@@ -66,8 +67,9 @@ func startE2ENode(t *testing.T, cfg *collector.Config, dcfg datapath.Config, rin
 		Stats: func() collector.DatapathStats {
 			s := dp.Stats()
 			return collector.DatapathStats{EventsRead: s.EventsRead, EventsLost: s.EventsLost,
-				EventsEmitted: s.EventsEmitted, FlowsEnded: s.FlowsEnded}
+				EventsEmitted: s.EventsEmitted, EventsPending: s.EventsPending, FlowsEnded: s.FlowsEnded}
 		},
+		Stages: func() []account.Stage { return dp.Stats().Stages() },
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,8 +1,17 @@
 package collector
 
-import "time"
+import (
+	"time"
 
-// Status is the body of GET /api/v1/status.
+	"github.com/periscope-dev/periscope/api/account"
+)
+
+// Status is the body of GET /api/v1/status. The events_* counts are the
+// datapath's since its pinned maps were made (they go on across restarts
+// that adopt them): events_read + events_lost + events_pending =
+// events_emitted. Stages are the accounts of every stage of the flow path
+// (the ring buffer, the decoder, each sink's queue), in = out + dropped +
+// queued at each.
 type Status struct {
 	NodeName           string           `json:"node_name"`
 	Version            string           `json:"version"`
@@ -10,6 +19,7 @@ type Status struct {
 	EventsRead         uint64           `json:"events_read"`
 	EventsLost         uint64           `json:"events_lost"`
 	EventsEmitted      uint64           `json:"events_emitted"`
+	EventsPending      uint64           `json:"events_pending"`
 	FlowsEnded         uint64           `json:"flows_ended"`
 	FlowsSeen          uint64           `json:"flows_seen"`
 	FlowsStored        int              `json:"flows_stored"`
@@ -17,6 +27,7 @@ type Status struct {
 	Followers          int              `json:"followers"`
 	MaxFollowers       int              `json:"max_followers"`
 	FollowSkipped      uint64           `json:"follow_skipped"`
+	Stages             []account.Stage  `json:"stages"`
 	AttachedInterfaces []string         `json:"attached_interfaces"`
 	Endpoints          []EndpointStatus `json:"endpoints"`
 	// Routes are the HTTP routes served (Routes).
@@ -40,8 +51,14 @@ func (c *Collector) Status() Status {
 	}
 	if c.opts.Stats != nil {
 		ds := c.opts.Stats()
-		st.EventsRead, st.EventsLost, st.EventsEmitted, st.FlowsEnded =
-			ds.EventsRead, ds.EventsLost, ds.EventsEmitted, ds.FlowsEnded
+		st.EventsRead, st.EventsLost, st.EventsEmitted, st.EventsPending, st.FlowsEnded =
+			ds.EventsRead, ds.EventsLost, ds.EventsEmitted, ds.EventsPending, ds.FlowsEnded
+	}
+	if c.opts.Stages != nil {
+		st.Stages = c.opts.Stages()
+	}
+	if st.Stages == nil {
+		st.Stages = []account.Stage{}
 	}
 	if c.opts.Interfaces != nil {
 		st.AttachedInterfaces = c.opts.Interfaces()

@@ -11,7 +11,8 @@ import (
 )
 
 // nodeHealth is the collector itself: events read and lost, the flow
-// table's fill, the sinks' queues, spools and writes, CPU and memory.
+// table's fill, the flow path's losses and holdings by stage, the sinks'
+// queues, spools and writes, CPU and memory.
 func nodeHealth() *dashboard.DashboardBuilder {
 	rate := func(series string) string { return fmt.Sprintf("rate(%s[$__rate_interval])", series) }
 	perSink := func(series string) string { return fmt.Sprintf("sum by (%s, %s) (%s)", nodeLabel, m.LabelSink, series) }
@@ -30,7 +31,7 @@ func nodeHealth() *dashboard.DashboardBuilder {
 	}
 	return dashboard.NewDashboardBuilder("Periscope / Node health").
 		Uid("periscope-node-health").Tags([]string{"periscope"}).
-		Description("The collector: events read and lost, flow-table fill, sink queues, spools and writes, CPU and memory.").
+		Description("The collector: events read and lost, flow-table fill, losses and holdings by stage, sink queues, spools and writes, CPU and memory.").
 		Time("now-1h", "now").Refresh("30s").
 		WithVariable(nodeVar(m.EventsReadTotal)).
 		WithRow(row("Datapath")).
@@ -40,6 +41,13 @@ func nodeHealth() *dashboard.DashboardBuilder {
 			prom(perSource(rate(sel(m.LostEventsTotal, onNode()))), sourceLegend))).
 		WithPanel(graph("Flow-table fill", "Live entries of the flow table over its capacity; near 100% the table evicts flows.", "percentunit", thirdWidth,
 			prom(fmt.Sprintf("%s / %s", sel(m.FlowTableEntries, onNode()), sel(m.FlowTableCapacity, onNode())), sourceLegend))).
+		WithRow(row("Flow path")).
+		WithPanel(graph("Losses by stage/s", "What each stage of the flow path (ring buffer, decoder, each sink's queue) lost per second, by reason: at every stage in = out + dropped + queued.", "ops", halfWidth,
+			prom(fmt.Sprintf("sum by (%s, %s, %s) (%s)", nodeLabel, m.LabelStage, m.LabelReason, rate(sel(m.StageDroppedTotal, onNode()))),
+				"{{"+nodeLabel+"}} {{"+m.LabelStage+"}} {{"+m.LabelReason+"}}"))).
+		WithPanel(graph("Held by stage", "Events or flows each stage of the flow path holds now: waiting in the ring buffer, in a sink's queue or spool.", "short", halfWidth,
+			prom(fmt.Sprintf("sum by (%s, %s) (%s)", nodeLabel, m.LabelStage, sel(m.StageQueued, onNode())),
+				"{{"+nodeLabel+"}} {{"+m.LabelStage+"}}"))).
 		WithRow(row("Sinks")).
 		WithPanel(graph("Queue depth", "Flows held in each sink's queue.", "short", thirdWidth,
 			prom(perSink(sel(m.SinkQueueLength, onNode())), sinkLegend))).

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -39,11 +40,15 @@ type Datapath struct {
 	runMu     sync.Mutex           // held by Run for its whole duration
 	tcxBroken bool                 // tests: force the clsact fallback
 
-	eventsRead   atomic.Uint64
-	decodeErrors atomic.Uint64
-	flowsEnded   atomic.Uint64 // by the sweeper
-	flowsEvicted atomic.Uint64 // estimate of the last sweep
-	flowsLive    atomic.Uint64 // flow-table entries the last sweep read
+	// The user-space counters (counters.go), pinned and adopted with the
+	// kernel's stats; Run's goroutine adds to them.
+	counters     *userCounters
+	eventsRead   *atomic.Uint64
+	decodeErrors *atomic.Uint64
+	flowsEnded   *atomic.Uint64 // by the sweeper
+	records      *atomic.Uint64 // handed to emit
+	flowsEvicted atomic.Uint64  // estimate of the last sweep
+	flowsLive    atomic.Uint64  // flow-table entries the last sweep read
 
 	policyMu   sync.Mutex // serialises ApplyPolicy and SetPolicyAudit
 	policyMem  []byte     // mmapped policy_rev: the revision word
@@ -178,6 +183,8 @@ func Load(cfg Config) (_ *Datapath, err error) {
 	}
 	_, err = os.Stat(filepath.Join(cfg.PinPath, "policy_fast_0"))
 	d.fastNew = err != nil
+	_, err = os.Stat(filepath.Join(cfg.PinPath, pinStats))
+	statsAdopted := err == nil
 	opts := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: cfg.PinPath}}
 	err = spec.LoadAndAssign(&d.objs, opts)
 	for _, pins := range [][]string{flowPins, policyPins, redirectPins} {
@@ -188,6 +195,7 @@ func Load(cfg Config) (_ *Datapath, err error) {
 		for _, name := range pins {
 			_ = os.Remove(filepath.Join(cfg.PinPath, name))
 		}
+		statsAdopted = statsAdopted && !slices.Contains(pins, pinStats)
 		err = spec.LoadAndAssign(&d.objs, opts)
 	}
 	if err != nil {
@@ -198,9 +206,16 @@ func Load(cfg Config) (_ *Datapath, err error) {
 		d.closeObjects(d.adopting)
 		return nil, err
 	}
+	if err := d.openCounters(statsAdopted); err != nil {
+		d.closeObjects(d.adopting)
+		return nil, err
+	}
 	if d.reader, err = ringbuf.NewReader(d.objs.Events); err != nil {
 		d.closeObjects(d.adopting)
 		return nil, fmt.Errorf("open ring buffer reader: %w", err)
+	}
+	if statsAdopted && !d.counters.adopted {
+		d.deriveEventsRead()
 	}
 	d.log.Info("datapath loaded", "pin_path", cfg.PinPath, "ring_buffer_bytes", cfg.RingBufferSize,
 		"flow_table_size", cfg.FlowTableSize, "report_interval", cfg.ReportInterval, "adopted", d.adopting)
@@ -252,6 +267,7 @@ func (d *Datapath) closeObjects(keep bool) error {
 		}
 	}
 	errs = append(errs, d.closePolicy(keep)...)
+	errs = append(errs, d.counters.close(keep))
 	errs = append(errs, d.objs.Close())
 	d.removePinDir()
 	return errors.Join(errs...)

@@ -44,6 +44,14 @@
 // (ErrPinPathInUse, touching nothing) while another process holds it; the
 // kernel drops the lock of a process that dies, so crashes still adopt.
 //
+// Accounting: Stats counts since the pinned maps were made. The kernel's
+// counters (events emitted and lost, flows started and ended) and the
+// user-space ones (events read, decode errors, flows swept, records
+// emitted: a pinned array map of their own, mapped into memory, so that a
+// crash loses no increment) are adopted together or begin at zero
+// together, so emitted = read + lost + pending and read + swept = records +
+// decode errors hold across restarts (Stats.Stages).
+//
 // Limitations:
 //   - The flow table is an LRU hash of Config.FlowTableSize entries. When it
 //     is full the kernel silently evicts the least recently used flows: their
@@ -75,4 +83,8 @@
 //     run until AttachInterface replaces them; events they emit while no
 //     collector reads the ring are lost once it is full (counted). An
 //     adopted revision has no policy names until the next ApplyPolicy.
+//   - A ring buffer resized at an adopting restart is replaced: the events
+//     the old one held, and those the old programs emit into it until
+//     AttachInterface swaps them, count as emitted but are never read, so
+//     the ring buffer's account is short by them (the resize is logged).
 package datapath

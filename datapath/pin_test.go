@@ -22,6 +22,7 @@ func crash(t *testing.T, d *Datapath) {
 		}
 	}
 	_ = d.reader.Close()
+	_ = d.counters.close(true)
 	_ = d.objs.Close()
 	_ = d.pinLock.unlock() // the kernel drops a dead process's flock
 }

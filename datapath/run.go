@@ -34,12 +34,16 @@ func (d *Datapath) Run(ctx context.Context, emit func(*api.Flow)) error {
 	dec.names = &d.names
 	sw := newSweeper(d)
 	var f api.Flow
+	emitted := func() {
+		d.records.Add(1)
+		emit(&f)
+	}
 	end := func(ev *flowEvent) {
 		if err := dec.decodeEvent(ev, &f); err != nil {
 			d.decodeErrors.Add(1)
 			return
 		}
-		emit(&f)
+		emitted()
 	}
 
 	// Wake a blocked read as soon as ctx is done.
@@ -67,7 +71,7 @@ func (d *Datapath) Run(ctx context.Context, emit func(*api.Flow)) error {
 			if err := dec.Decode(rec.RawSample, &f); err != nil {
 				d.decodeErrors.Add(1)
 			} else {
-				emit(&f)
+				emitted()
 			}
 			// A busy ring never times out: look at the clock now and then.
 			if sinceCheck++; sinceCheck < 256 {

@@ -1,15 +1,28 @@
 package datapath
 
-import "fmt"
+import (
+	"fmt"
 
-// Stats are the datapath's counters since Load.
+	"github.com/periscope-dev/periscope/api/account"
+)
+
+// Stats are the datapath's counters since its pinned maps were made: they go
+// on across restarts that adopt them (a policy in force), and begin at zero
+// with new maps.
 type Stats struct {
 	EventsEmitted uint64 // events the kernel tried to put in the ring (sum over CPUs)
 	EventsLost    uint64 // events dropped because the ring was full (sum over CPUs)
-	EventsRead    uint64 // events Run read from the ring: EventsRead + EventsLost = EventsEmitted once drained
-	DecodeErrors  uint64 // events read that did not decode (not passed to emit)
+	EventsRead    uint64 // events read from the ring
+	// EventsPending are the events waiting in the ring now:
+	// EventsRead + EventsLost + EventsPending = EventsEmitted.
+	EventsPending uint64
+	DecodeErrors  uint64 // events read (or ended flows swept) that did not decode, not passed to emit
 	FlowsStarted  uint64 // flow-table entries created by the kernel (one START each)
 	FlowsEnded    uint64 // End records: built by the sweeper, or by the kernel when a new SYN reuses a closed TCP tuple
+	FlowsSwept    uint64 // of FlowsEnded, those the sweeper built
+	// RecordsEmitted are the flow records handed to Run's emit:
+	// EventsRead + FlowsSwept = RecordsEmitted + DecodeErrors.
+	RecordsEmitted uint64
 
 	// FlowsEvicted estimates the flows the kernel's LRU table dropped before
 	// their End was reported (their last counts are lost): FlowsStarted
@@ -27,24 +40,58 @@ type Stats struct {
 	FlowTableSize    uint64
 }
 
-// Stats returns the counters. It is safe to call concurrently with Run.
+// Stats returns the counters. It is safe to call concurrently with Run, and
+// after Close (the user-space counters then read zero).
 func (d *Datapath) Stats() Stats {
-	s := Stats{
-		EventsRead:   d.eventsRead.Load(),
-		DecodeErrors: d.decodeErrors.Load(),
-		FlowsEnded:   d.flowsEnded.Load(),
-		FlowsEvicted: d.flowsEvicted.Load(),
-
-		FlowTableEntries: d.flowsLive.Load(),
-		FlowTableSize:    uint64(d.objs.Flows.MaxEntries()),
-	}
+	// The reads first, then the ring's content, the kernel's counters last:
+	// an event on its way meanwhile makes EventsEmitted larger, never
+	// smaller, than the sum of the other three.
+	var s Stats
+	c := d.counters
+	s.RecordsEmitted, s.DecodeErrors = c.load(counterRecords), c.load(counterDecodeErrors)
+	s.EventsRead, s.FlowsSwept = c.load(counterRead), c.load(counterSwept)
+	s.EventsPending = d.eventsPending()
+	s.FlowsEvicted = d.flowsEvicted.Load()
+	s.FlowTableEntries = d.flowsLive.Load()
+	s.FlowTableSize = uint64(d.objs.Flows.MaxEntries())
 	k, err := d.kernelStats()
 	if err != nil {
 		d.log.Warn("read kernel counters", "err", err)
 	}
 	s.EventsEmitted, s.EventsLost, s.FlowsStarted = k.emitted, k.lost, k.started
-	s.FlowsEnded += k.ended
+	s.FlowsEnded = s.FlowsSwept + k.ended
 	return s
+}
+
+// ringRecordSize is an event's size in the ring: BPF_RINGBUF_HDR_SZ (8)
+// plus the event, rounded up to 8. Every program emits the one event type.
+const ringRecordSize = (8 + EventSize + 7) &^ 7
+
+// eventsPending counts the events waiting in the ring (reserved ones
+// included); zero once closed.
+func (d *Datapath) eventsPending() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed || d.reader == nil {
+		return 0
+	}
+	return uint64(d.reader.AvailableBytes() / ringRecordSize)
+}
+
+// Stages returns the datapath's part of the flow path's accounting: the
+// kernel's ring buffer and the decoder.
+func (s Stats) Stages() []account.Stage {
+	return []account.Stage{
+		{
+			Name: account.StageRingBuffer, In: s.EventsEmitted, Out: s.EventsRead, Queued: s.EventsPending,
+			Dropped: map[string]uint64{account.ReasonRingFull: s.EventsLost},
+		},
+		{
+			Name: account.StageDecoder, In: s.EventsRead + s.FlowsSwept, Out: s.RecordsEmitted,
+			Dropped: map[string]uint64{account.ReasonDecodeError: s.DecodeErrors},
+			Detail:  map[string]uint64{"events_read": s.EventsRead, "flows_swept": s.FlowsSwept},
+		},
+	}
 }
 
 // kernelCounters are the per-CPU stats slots, summed.

@@ -196,8 +196,7 @@ func runCollector(cmd *cobra.Command, fl collectorFlags) error {
 		}
 	}
 
-	sinks, err := newCollectorSinks(cmd.Context(), fl.sinks, cfg.NodeName,
-		datapathCounters(dp), logger)
+	sinks, err := newCollectorSinks(cmd.Context(), fl.sinks, cfg.NodeName, dp, logger)
 	if err != nil {
 		return err
 	}
@@ -256,25 +255,20 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 		Config:        cfg,
 		Sources:       flowSources(dp, more...),
 		Attacher:      dp,
-		Stats: func() collector.DatapathStats {
-			s := dp.Stats()
-			return collector.DatapathStats{
-				EventsRead: s.EventsRead, EventsLost: s.EventsLost,
-				EventsEmitted: s.EventsEmitted, FlowsEnded: s.FlowsEnded,
-			}
-		},
-		Interfaces:   dp.Interfaces,
-		Listener:     ln,
-		Access:       guard,
-		Socket:       fl.access.socket,
-		RingSize:     fl.ringSize,
-		MaxFollowers: noBoundIfZero(fl.maxFollowers),
-		Sinks:        sinks.sinks,
-		Names:        dns.Cache(),
-		Handlers:     sinks.handlers,
-		History:      sinks.history,
-		Logger:       logger,
-		Version:      version,
+		Stats:         datapathStats(dp),
+		Stages:        sinks.stages(dp),
+		Interfaces:    dp.Interfaces,
+		Listener:      ln,
+		Access:        guard,
+		Socket:        fl.access.socket,
+		RingSize:      fl.ringSize,
+		MaxFollowers:  noBoundIfZero(fl.maxFollowers),
+		Sinks:         sinks.sinks,
+		Names:         dns.Cache(),
+		Handlers:      sinks.handlers,
+		History:       sinks.history,
+		Logger:        logger,
+		Version:       version,
 
 		EndpointState: fl.endpointState,
 	})

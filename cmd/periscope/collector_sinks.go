@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/periscope-dev/periscope/api/account"
 	"github.com/periscope-dev/periscope/api/flowquery"
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/collector/sink"
@@ -51,15 +52,18 @@ type collectorSinks struct {
 	history flowquery.Reader
 }
 
-// newCollectorSinks opens the sinks fl asks for as one assembly; source
-// reads the datapath's counters for the metrics.
-func newCollectorSinks(ctx context.Context, fl sinkFlags, nodeName string, source func() sink.SourceStats, logger *slog.Logger) (*collectorSinks, error) {
+// newCollectorSinks opens the sinks fl asks for as one assembly; dp's
+// counters (events read and lost, its flow table and policy revision, its
+// stages' accounts) feed the metrics. dp may be nil (tests of other
+// sources): the metrics then have no datapath counters.
+func newCollectorSinks(ctx context.Context, fl sinkFlags, nodeName string, dp *datapath.Datapath, logger *slog.Logger) (*collectorSinks, error) {
+	env := sink.Env{NodeName: nodeName, Logger: logger}
+	if dp != nil {
+		env.Sources = []sink.SourceCounters{{Name: "ringbuf", Read: datapathCounters(dp)}}
+		env.Stages = func() []account.Stage { return dp.Stats().Stages() }
+	}
 	set := fl.plugins()
-	a, err := set.Open(ctx, sink.Env{
-		NodeName: nodeName,
-		Logger:   logger,
-		Sources:  []sink.SourceCounters{{Name: "ringbuf", Read: source}},
-	})
+	a, err := set.Open(ctx, env)
 	if err != nil {
 		return nil, err
 	}
@@ -68,6 +72,20 @@ func newCollectorSinks(ctx context.Context, fl sinkFlags, nodeName string, sourc
 		s.history = st
 	}
 	return s, nil
+}
+
+// stages reads the accounts of dp's stages and the sinks', for the status.
+func (s *collectorSinks) stages(dp *datapath.Datapath) func() []account.Stage {
+	return func() []account.Stage { return append(dp.Stats().Stages(), s.Stages()...) }
+}
+
+// datapathStats reads dp's counters for the status.
+func datapathStats(dp *datapath.Datapath) func() collector.DatapathStats {
+	return func() collector.DatapathStats {
+		s := dp.Stats()
+		return collector.DatapathStats{EventsRead: s.EventsRead, EventsLost: s.EventsLost,
+			EventsEmitted: s.EventsEmitted, EventsPending: s.EventsPending, FlowsEnded: s.FlowsEnded}
+	}
 }
 
 // datapathCounters reads dp's counters for the metrics.

@@ -145,7 +145,7 @@ func runDemo(ctx context.Context, opts demoOptions, out, errOut io.Writer) (err 
 	}
 	defer dns.Close()
 
-	sinks, err := newCollectorSinks(ctx, opts.sinks, "", datapathCounters(dp), log)
+	sinks, err := newCollectorSinks(ctx, opts.sinks, "", dp, log)
 	if err != nil {
 		return fmt.Errorf("demo sinks: %w", err)
 	}
@@ -172,15 +172,12 @@ func runDemoCollector(ctx context.Context, opts demoOptions, lab *netlab.Lab, dp
 		l7Source = append(l7Source, l7.Source())
 	}
 	col, err := collector.New(collector.Options{
-		Config:   demoConfig(lab),
-		Sources:  flowSources(dp, append(l7Source, dns.Proxy())...),
-		Names:    dns.Cache(),
-		Attacher: dp,
-		Stats: func() collector.DatapathStats {
-			s := dp.Stats()
-			return collector.DatapathStats{EventsRead: s.EventsRead, EventsLost: s.EventsLost,
-				EventsEmitted: s.EventsEmitted, FlowsEnded: s.FlowsEnded}
-		},
+		Config:     demoConfig(lab),
+		Sources:    flowSources(dp, append(l7Source, dns.Proxy())...),
+		Names:      dns.Cache(),
+		Attacher:   dp,
+		Stats:      datapathStats(dp),
+		Stages:     sinks.stages(dp),
 		Interfaces: dp.Interfaces,
 		Listen:     opts.listen,
 		Access:     access.New(access.Policy{ListenHost: demoListenHost(opts.listen), Public: access.StaticFiles}),

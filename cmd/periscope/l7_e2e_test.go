@@ -24,7 +24,6 @@ import (
 	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/api/apitest"
 	"github.com/periscope-dev/periscope/collector"
-	"github.com/periscope-dev/periscope/collector/sink"
 	"github.com/periscope-dev/periscope/collector/sink/clickhouse/chtest"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 	"github.com/periscope-dev/periscope/relay/hubble"
@@ -106,7 +105,7 @@ func TestE2EL7RecordsReachEveryReader(t *testing.T) {
 		"--metrics", "--metrics-options=source_context=pod;destination_context=pod"}); err != nil {
 		t.Fatal(err)
 	}
-	sinks, err := newCollectorSinks(ctx, sf, "node-l7", func() sink.SourceStats { return sink.SourceStats{} }, logger)
+	sinks, err := newCollectorSinks(ctx, sf, "node-l7", nil, logger)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/account"
 )
 
 // Assembly is the opened sinks of a collector behind one Fanout: their
@@ -88,6 +89,15 @@ func (a *Assembly) Handlers() map[string]http.Handler { return maps.Clone(a.hand
 
 // Queues returns the sinks' queues.
 func (a *Assembly) Queues() []*Queue { return a.queues }
+
+// Stages returns the accounts of the sinks' queues (account.SinkStage).
+func (a *Assembly) Stages() []account.Stage {
+	stages := make([]account.Stage, 0, len(a.queues))
+	for _, q := range a.queues {
+		stages = append(stages, q.Stats().Stage(account.SinkStage(q.Name())))
+	}
+	return stages
+}
 
 // Start runs the queues and the sinks' background work (Part.Run). stop
 // ends them: the queues write what they hold (see Queue.Run), then

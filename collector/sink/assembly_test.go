@@ -15,19 +15,19 @@ import (
 	"github.com/periscope-dev/periscope/api"
 )
 
-// journal records what the test's sinks did, in order.
-type journal struct {
+// eventLog records what the test's sinks did, in order.
+type eventLog struct {
 	mu     sync.Mutex
 	events []string
 }
 
-func (j *journal) add(e string) {
+func (j *eventLog) add(e string) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.events = append(j.events, e)
 }
 
-func (j *journal) get() []string {
+func (j *eventLog) get() []string {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return slices.Clone(j.events)
@@ -46,7 +46,7 @@ func (p testPlugin) Open(_ context.Context, env Env) (*Part, error) { return p.o
 // spooledPlugin opens a queue over s spooled in dir, whose background work
 // and Close are journalled; Close checks that the queue has drained and its
 // spool was closed before.
-func spooledPlugin(t *testing.T, name string, s *recordSink, dir string, want int, j *journal) Plugin {
+func spooledPlugin(t *testing.T, name string, s *recordSink, dir string, want int, j *eventLog) Plugin {
 	return testPlugin{name: name, open: func(env Env) (*Part, error) {
 		// Nothing is written before the queue drains at the stop, and that
 		// takes a while.
@@ -96,7 +96,7 @@ func spoolFree(dir string) bool {
 
 func TestTheAssemblyDrainsThenClosesSpoolsThenEachSinkInOrder(t *testing.T) {
 	const n = 5000
-	j := &journal{}
+	j := &eventLog{}
 	s := &recordSink{name: "first"}
 	dir := t.TempDir()
 	var closeCtxLeft time.Duration
@@ -138,7 +138,7 @@ func TestTheAssemblyDrainsThenClosesSpoolsThenEachSinkInOrder(t *testing.T) {
 	if got := j.get(); !slices.Equal(got, want) {
 		t.Errorf("events %q, want %q", got, want)
 	}
-	if st := a.Queues()[0].Stats(); st != (Stats{Written: n}) {
+	if st := a.Queues()[0].Stats(); st != (Stats{Offered: n, Written: n}) {
 		t.Errorf("queue stats %+v, want all %d written", st, n)
 	}
 }
@@ -164,7 +164,7 @@ func TestAnErrorWhileOpeningClosesWhatWasOpened(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			j := &journal{}
+			j := &eventLog{}
 			dir := t.TempDir()
 			first := spooledPlugin(t, "first", &recordSink{name: "first"}, dir, 0, j)
 			serving := testPlugin{name: "serving", open: func(Env) (*Part, error) {

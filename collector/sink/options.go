@@ -40,10 +40,33 @@ type QueueOptions struct {
 	// retried until written (MaxAttempts does not apply), and the flows
 	// held at shutdown are spooled rather than counted as failed. One Queue
 	// per directory.
+	//
+	// With a spool, every flow Offer accepts is also written ahead to the
+	// spool's journal (see JournalBytes), so that a process crash loses
+	// nothing accepted: the next Queue on the directory spools what the
+	// journal holds before anything else.
 	SpoolDir string
 	// SpoolMaxBytes bounds the spool's files; a batch that does not fit is
-	// dropped and counted. Default DefaultSpoolMaxBytes.
+	// dropped and counted. What a crashed run's journal held is spooled at
+	// the next start whatever the bound. Default DefaultSpoolMaxBytes.
 	SpoolMaxBytes int64
+	// JournalBytes is the size of the journal's ring of encoded flows (a
+	// file in SpoolDir, allocated whole, mapped into memory): it holds the
+	// flows the queue holds in memory, a few hundred bytes each; when it is
+	// full Offer drops (counted) even if the queue has room, and more than
+	// half full it spools during an outage as the ring does. Default
+	// Capacity × DefaultJournalBytesPerFlow, at least 1 MiB.
+	JournalBytes int64
+	// JournalSyncInterval is how often the journal's header, and the
+	// flows it has held since the previous interval, are written to the
+	// disk (msync). It bounds what a power loss or kernel crash can lose:
+	// flows held for less than two intervals, which the next start counts
+	// as Unrecovered as far as the last synced header knew of them. Flows
+	// the sink took sooner are never synced, so a sink that keeps up costs
+	// one page per interval. A process crash loses nothing whatever the
+	// interval: the page cache keeps the journal. Default 1s; negative:
+	// only when the queue closes.
+	JournalSyncInterval time.Duration
 }
 
 // Defaults of QueueOptions.
@@ -56,13 +79,17 @@ const (
 	DefaultDrainTimeout  = 5 * time.Second
 	DefaultLogInterval   = 10 * time.Second
 	DefaultSpoolMaxBytes = 1 << 30
-	maxRetryBackoff      = 10 * time.Second
+	// DefaultJournalBytesPerFlow sizes the journal from Capacity: room for
+	// flows of twice a typical encoding.
+	DefaultJournalBytesPerFlow = 1024
+	DefaultJournalSyncInterval = time.Second
+	maxRetryBackoff            = 10 * time.Second
 )
 
 // withDefaults fills zero fields and rejects negative ones.
 func (o QueueOptions) withDefaults() (QueueOptions, error) {
 	if o.Capacity < 0 || o.BatchSize < 0 || o.FlushInterval < 0 || o.MaxAttempts < 0 ||
-		o.RetryBackoff < 0 || o.DrainTimeout < 0 || o.LogInterval < 0 || o.SpoolMaxBytes < 0 {
+		o.RetryBackoff < 0 || o.DrainTimeout < 0 || o.LogInterval < 0 || o.SpoolMaxBytes < 0 || o.JournalBytes < 0 {
 		return o, fmt.Errorf("queue options: negative value in %+v", o)
 	}
 	if o.Capacity == 0 {
@@ -89,6 +116,13 @@ func (o QueueOptions) withDefaults() (QueueOptions, error) {
 	}
 	if o.SpoolMaxBytes == 0 {
 		o.SpoolMaxBytes = DefaultSpoolMaxBytes
+	}
+	if o.JournalBytes == 0 {
+		o.JournalBytes = int64(o.Capacity) * DefaultJournalBytesPerFlow
+	}
+	o.JournalBytes = max(o.JournalBytes, minJournalBytes)
+	if o.JournalSyncInterval == 0 {
+		o.JournalSyncInterval = DefaultJournalSyncInterval
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/periscope-dev/periscope/api/account"
 )
 
 // Plugin is one kind of sink the collector can open (ClickHouse, OTLP,
@@ -48,6 +50,10 @@ type Env struct {
 	// Sources are the producers of flow records (the datapath) whose
 	// counters the metrics report.
 	Sources []SourceCounters
+	// Stages, when set, reads the accounts of the stages before the sinks
+	// (the datapath's), for the metrics; the queues' own are added to them.
+	// It must be safe for concurrent use.
+	Stages func() []account.Stage
 	// ShutdownTimeout bounds each Part's Close. Default
 	// DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration

@@ -1,8 +1,6 @@
 package sink
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -11,27 +9,31 @@ import (
 )
 
 // Queue puts one Sink behind a bounded ring of flows drained by one
-// goroutine (Run), optionally backed by an on-disk spool (SpoolDir). Offer
-// never waits for the sink or the disk: when the ring is full the flow is
-// dropped and counted. Create it with NewQueue.
+// goroutine (Run), optionally backed by an on-disk spool and its journal
+// (SpoolDir). Offer never waits for the sink or the disk: when the ring is
+// full the flow is dropped and counted. Create it with NewQueue.
 type Queue struct {
 	sink  Sink
 	opts  QueueOptions
 	ready chan struct{} // a full batch is pending; capacity 1
 	spool *spool        // nil without SpoolDir; owned by Run's goroutine
 
-	mu       sync.Mutex
-	ring     []api.Flow
-	head     int // index of the oldest held flow
-	n        int // flows held, including the batch being written
-	inflight int // flows of the batch being written (the n oldest's first part)
-	spooled  int // flows in the spool
-	dropped  uint64
-	written  uint64
-	failed   uint64
-	corrupt  uint64
-	spoolSz  int64  // the spool's bytes, mirrored for Stats
-	wErrors  uint64 // failed writes
+	mu          sync.Mutex
+	journal     *journal // nil without SpoolDir; its appends and advances under mu
+	ring        []api.Flow
+	head        int // index of the oldest held flow
+	n           int // flows held, including the batch being written
+	inflight    int // flows of the batch being written (the n oldest's first part)
+	spooled     int // flows in the spool
+	offered     uint64
+	recovered   uint64
+	dropped     uint64
+	written     uint64
+	failed      uint64
+	corrupt     uint64
+	unrecovered uint64
+	spoolSz     int64  // the spool's bytes, mirrored for IOStats
+	wErrors     uint64 // failed writes
 
 	// onWrite, when set (ObserveWrites, before Run), hears of every write.
 	onWrite func(d time.Duration, err error)
@@ -46,8 +48,9 @@ type Queue struct {
 	loggedDropped uint64
 }
 
-// NewQueue returns a queue in front of s. Call Run to drain it, and Close
-// once Run has returned when the queue has a spool.
+// NewQueue returns a queue in front of s. With a spool it first spools
+// what an earlier run's journal holds. Call Run to drain it, and Close once
+// Run has returned when the queue has a spool.
 func NewQueue(s Sink, opts QueueOptions) (*Queue, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
@@ -62,39 +65,49 @@ func NewQueue(s Sink, opts QueueOptions) (*Queue, error) {
 		backoff: o.RetryBackoff,
 	}
 	if o.SpoolDir != "" {
-		if q.spool, err = openSpool(o.SpoolDir, o.SpoolMaxBytes); err != nil {
+		if err := q.openSpool(); err != nil {
 			return nil, fmt.Errorf("queue for sink %s: %w", s.Name(), err)
-		}
-		q.spooled, q.spoolSz = q.spool.flows, q.spool.bytes
-		if q.spooled > 0 {
-			o.Logger.Info("spool holds flows of an earlier run; writing them first",
-				"flows", q.spooled, "segments", len(q.spool.segs), "bytes", q.spool.bytes)
 		}
 	}
 	return q, nil
 }
 
-// Close releases the spool (its files stay for the next Queue). Call it after
-// Run has returned; later calls do nothing.
+// Close releases the journal and the spool (their files stay for the next
+// Queue). Call it after Run has returned; later calls do nothing.
 func (q *Queue) Close() error {
 	if q.spool == nil {
 		return nil
 	}
-	return q.spool.close()
+	q.mu.Lock()
+	err := q.journal.close()
+	q.mu.Unlock()
+	if serr := q.spool.close(); err == nil {
+		err = serr
+	}
+	return err
 }
 
 // Name is the sink's name.
 func (q *Queue) Name() string { return q.sink.Name() }
 
-// Offer copies f into the queue and reports whether it was accepted. It never
-// blocks on the sink: a full queue drops the flow and counts it. Safe for
-// concurrent use.
+// Offer copies f into the queue, and with a spool into its journal, and
+// reports whether it was accepted. It never blocks on the sink or the
+// disk: a full queue drops the flow and counts it. Safe for concurrent use.
 func (q *Queue) Offer(f *api.Flow) bool {
 	q.mu.Lock()
+	q.offered++
 	if q.n == len(q.ring) {
 		q.dropped++
 		q.mu.Unlock()
 		return false
+	}
+	if q.journal != nil {
+		// Full (its bytes ran out before the ring's slots), or closed.
+		if q.journal.mem == nil || q.journal.append(f) != nil {
+			q.dropped++
+			q.mu.Unlock()
+			return false
+		}
 	}
 	i := q.head + q.n
 	if i >= len(q.ring) {
@@ -117,10 +130,15 @@ func (q *Queue) Offer(f *api.Flow) bool {
 
 // Stats returns the queue's counts. Safe for concurrent use.
 func (q *Queue) Stats() Stats {
+	var dedup uint64
+	if d, ok := q.sink.(Deduplicator); ok {
+		dedup = d.Deduplicated()
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return Stats{Queued: q.n, Spooled: q.spooled, Dropped: q.dropped, Written: q.written,
-		Failed: q.failed, Corrupt: q.corrupt}
+	return Stats{Offered: q.offered, Recovered: q.recovered, Queued: q.n, Spooled: q.spooled,
+		Dropped: q.dropped, Written: q.written, Failed: q.failed, Corrupt: q.corrupt,
+		Unrecovered: q.unrecovered, Deduplicated: dedup}
 }
 
 // IOStats returns the spool's size and the failed writes. Safe for
@@ -136,300 +154,10 @@ func (q *Queue) IOStats() IOStats {
 // metrics' write latency. Call it before Run.
 func (q *Queue) ObserveWrites(fn func(d time.Duration, err error)) { q.onWrite = fn }
 
-// write writes one batch to the sink, timing it for ObserveWrites and
-// counting its failure.
-func (q *Queue) write(ctx context.Context, batch []api.Flow) error {
-	began := time.Now()
-	err := q.sink.Write(ctx, batch)
-	if err != nil {
-		q.mu.Lock()
-		q.wErrors++
-		q.mu.Unlock()
-	}
-	if q.onWrite != nil {
-		q.onWrite(time.Since(began), err)
-	}
-	return err
-}
-
-// syncSpoolBytes mirrors the spool's size for Stats, after the spool changed
-// (on Run's goroutine, which owns the spool).
+// syncSpoolBytes mirrors the spool's size for IOStats, after the spool
+// changed (on Run's goroutine, which owns the spool).
 func (q *Queue) syncSpoolBytes() {
 	q.mu.Lock()
 	q.spoolSz = q.spool.bytes
 	q.mu.Unlock()
-}
-
-// Run writes the queued flows to the sink in batches: at once when a batch
-// is full, and every FlushInterval whatever is held; spooled batches go
-// first. A failed batch is tried again after a backoff. When ctx is done it
-// writes what it holds (for at most DrainTimeout), spools or counts as failed
-// anything left, and returns.
-func (q *Queue) Run(ctx context.Context) {
-	wctx, stop := writeContext(ctx, q.opts.DrainTimeout)
-	defer stop()
-	tick := time.NewTicker(q.opts.FlushInterval)
-	defer tick.Stop()
-	if q.spool != nil && !q.spool.empty() {
-		q.pump(ctx, wctx, false) // an earlier run's flows first
-	}
-	for {
-		var retry <-chan time.Time
-		if !q.retryAt.IsZero() {
-			retry = time.After(time.Until(q.retryAt))
-		}
-		select {
-		case <-ctx.Done():
-			q.drain(wctx)
-			return
-		case <-q.ready:
-			q.pump(ctx, wctx, true)
-		case <-tick.C:
-			q.pump(ctx, wctx, false)
-			q.logDrops()
-		case <-retry:
-			q.pump(ctx, wctx, false)
-		}
-	}
-}
-
-// writeContext returns the context sink writes run on: ctx's values but not
-// its end, so that a write in flight when ctx ends is finished rather than
-// cut off. A cut write may still have landed, and writing its batch again
-// would store it twice. The context ends grace after ctx does, which bounds
-// the in-flight write and the final drain together.
-func writeContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
-	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	stopAfter := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
-	return wctx, func() { stopAfter(); cancel() }
-}
-
-// pump writes batches on wctx, oldest first, while ctx lasts, there are any
-// (only full ones of the ring when fullOnly) and the sink takes them. After a
-// failure it returns, leaving retryAt set; until then it only spools.
-func (q *Queue) pump(ctx, wctx context.Context, fullOnly bool) {
-	if !q.retryAt.IsZero() {
-		if time.Now().Before(q.retryAt) {
-			q.spill(false)
-			return
-		}
-		fullOnly = false // the failed batch is due, whatever its size
-	}
-	for ctx.Err() == nil {
-		batch, fromSpool := q.next(fullOnly)
-		if batch == nil {
-			return
-		}
-		err := q.write(wctx, batch)
-		if err != nil && wctx.Err() != nil {
-			q.release(fromSpool, len(batch), false)
-			return // held: spooled or counted as failed by the drain
-		}
-		if err == nil {
-			q.release(fromSpool, len(batch), true)
-			q.attempts, q.backoff, q.retryAt = 0, q.opts.RetryBackoff, time.Time{}
-			if fromSpool {
-				q.spill(false) // new flows pile up while the spool is written back
-			}
-			continue
-		}
-		q.attempts++
-		if q.spool == nil && q.attempts >= q.opts.MaxAttempts {
-			q.opts.Logger.Warn("sink write failed; flows lost", "flows", len(batch), "attempts", q.attempts, "err", err)
-			q.fail(len(batch))
-			q.attempts, q.backoff, q.retryAt = 0, q.opts.RetryBackoff, time.Time{}
-			continue
-		}
-		if q.attempts == 1 || q.attempts%10 == 0 {
-			q.opts.Logger.Warn("sink write failed; will retry", "flows", len(batch), "attempt", q.attempts,
-				"retry_in", q.backoff, "err", err)
-		}
-		q.release(fromSpool, len(batch), false)
-		q.retryAt = time.Now().Add(q.backoff)
-		q.backoff = min(2*q.backoff, maxRetryBackoff)
-		q.spill(false)
-		return
-	}
-}
-
-// next returns the oldest batch: the spool's oldest segment, else the
-// ring's oldest flows (nil if none, or fewer than a batch when fullOnly).
-// A ring batch is a slice of the ring itself: Offer writes only beyond the
-// n held flows, so its slots are not touched until release.
-func (q *Queue) next(fullOnly bool) (batch []api.Flow, fromSpool bool) {
-	for q.spool != nil && !q.spool.empty() {
-		if q.replayLoaded {
-			return q.replay, true
-		}
-		flows, lost, err := q.spool.readHead(q.replay)
-		if err != nil {
-			q.opts.Logger.Warn("spool segment unreadable; its flows are lost", "flows", lost, "err", err)
-		} else if lost > 0 {
-			q.opts.Logger.Warn("spool segment truncated or corrupt; flows lost", "flows", lost, "kept", len(flows))
-		}
-		q.mu.Lock()
-		q.corrupt += uint64(lost)
-		q.spooled -= lost
-		q.mu.Unlock()
-		if len(flows) == 0 {
-			q.popSpool()
-			continue
-		}
-		q.replay, q.replayLoaded = flows, true
-		// The segment's flows now count as what could be read.
-		q.spool.flows -= q.spool.segs[0].flows - len(flows)
-		q.spool.segs[0].flows = len(flows)
-		return q.replay, true
-	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.n == 0 || fullOnly && q.n < q.opts.BatchSize {
-		return nil, false
-	}
-	k := min(q.n, q.opts.BatchSize, len(q.ring)-q.head)
-	q.inflight = k
-	return q.ring[q.head : q.head+k], false
-}
-
-// release ends a batch's write: done means it is no longer held (written,
-// or counted otherwise).
-func (q *Queue) release(fromSpool bool, k int, written bool) {
-	if fromSpool {
-		if written {
-			q.popSpool()
-			q.mu.Lock()
-			q.written += uint64(k)
-			q.spooled -= k
-			q.mu.Unlock()
-		}
-		return
-	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.inflight = 0
-	if written {
-		q.advance(k)
-		q.written += uint64(k)
-	}
-}
-
-// fail counts the oldest ring batch of k flows as failed.
-func (q *Queue) fail(k int) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.inflight = 0
-	q.advance(k)
-	q.failed += uint64(k)
-}
-
-// advance drops the k oldest flows of the ring; q.mu is held.
-func (q *Queue) advance(k int) {
-	clear(q.ring[q.head : q.head+k]) // drop references to endpoint data
-	q.head += k
-	if q.head == len(q.ring) {
-		q.head = 0
-	}
-	q.n -= k
-}
-
-func (q *Queue) popSpool() {
-	q.replay, q.replayLoaded = q.replay[:0], false
-	if err := q.spool.pop(); err != nil {
-		// The segment may be written again by the next run.
-		q.opts.Logger.Warn("spool: could not remove a written segment", "err", err)
-	}
-	q.syncSpoolBytes()
-}
-
-// spill moves the ring's oldest batches to the spool: while more than half
-// the ring is held, or everything when all (at shutdown). Spooled flows are
-// older than those left in the ring, so the order holds. A batch the spool
-// cannot take is dropped (at shutdown: failed) and counted.
-func (q *Queue) spill(all bool) int {
-	if q.spool == nil {
-		return 0
-	}
-	moved := 0
-	for {
-		q.mu.Lock()
-		if q.n == 0 || !all && q.n <= len(q.ring)/2 {
-			q.mu.Unlock()
-			return moved
-		}
-		k := min(q.n, q.opts.BatchSize, len(q.ring)-q.head)
-		q.inflight = k
-		batch := q.ring[q.head : q.head+k]
-		q.mu.Unlock()
-
-		err := q.spool.append(batch)
-		q.syncSpoolBytes()
-
-		q.mu.Lock()
-		q.inflight = 0
-		q.advance(k)
-		switch {
-		case err == nil:
-			q.spooled += k
-			moved += k
-		case all:
-			q.failed += uint64(k)
-		default:
-			q.dropped += uint64(k)
-		}
-		q.mu.Unlock()
-		if err != nil && !errors.Is(err, errSpoolFull) {
-			q.opts.Logger.Warn("spool write failed; flows lost", "flows", k, "err", err)
-		}
-	}
-}
-
-// drain is Run's final flush, on the write context (see writeContext): it
-// writes what it can within DrainTimeout of Run's end, then spools the rest
-// (without a spool: counts it as failed). An earlier failure's backoff is
-// skipped.
-func (q *Queue) drain(dctx context.Context) {
-	q.retryAt = time.Time{}
-	for dctx.Err() == nil {
-		q.pump(dctx, dctx, false)
-		if q.retryAt.IsZero() {
-			break // nothing left, or the deadline passed mid-write
-		}
-		select {
-		case <-dctx.Done():
-		case <-time.After(time.Until(q.retryAt)):
-		}
-	}
-	q.logDrops()
-	if q.spool != nil {
-		if n := q.spill(true); n > 0 {
-			q.opts.Logger.Info("sink did not take all flows before shutdown; spooled for the next run",
-				"flows", n, "spooled_total", q.Stats().Spooled)
-		}
-	}
-	q.mu.Lock()
-	left := q.n
-	clear(q.ring)
-	q.failed += uint64(left)
-	q.head, q.n = 0, 0
-	q.mu.Unlock()
-	if left > 0 {
-		q.opts.Logger.Warn("sink did not take all flows before shutdown; counted as failed",
-			"flows", left, "drain_timeout", q.opts.DrainTimeout)
-	}
-}
-
-// logDrops logs new drops, at most once per LogInterval.
-func (q *Queue) logDrops() {
-	now := time.Now()
-	if now.Sub(q.lastLog) < q.opts.LogInterval {
-		return
-	}
-	st := q.Stats()
-	if st.Dropped == q.loggedDropped {
-		return
-	}
-	q.opts.Logger.Warn("sink queue full; flows dropped",
-		"dropped", st.Dropped-q.loggedDropped, "dropped_total", st.Dropped, "capacity", q.opts.Capacity,
-		"spooled", st.Spooled)
-	q.lastLog, q.loggedDropped = now, st.Dropped
 }

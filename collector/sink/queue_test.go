@@ -121,7 +121,7 @@ func TestBlockedSinkNeitherBlocksTheCallerNorTheOtherSinks(t *testing.T) {
 			t.Fatalf("fast sink flow %d has port %d: order lost", i, p)
 		}
 	}
-	if st := fq.Stats(); st != (Stats{Written: n}) {
+	if st := fq.Stats(); st != (Stats{Offered: n, Written: n}) {
 		t.Errorf("fast queue stats = %+v, want Written %d only", st, n)
 	}
 	st := bq.Stats()
@@ -213,7 +213,7 @@ func TestRunFlushesWhatItHoldsWhenStopped(t *testing.T) {
 	if ports, _ := s.got(); len(ports) != 42 {
 		t.Errorf("sink got %d flows at shutdown, want 42", len(ports))
 	}
-	if st := q.Stats(); st != (Stats{Written: 42}) {
+	if st := q.Stats(); st != (Stats{Offered: 42, Written: 42}) {
 		t.Errorf("stats = %+v, want Written 42", st)
 	}
 }
@@ -249,7 +249,7 @@ func TestAWriteInFlightWhenStoppedIsFinishedNotRepeated(t *testing.T) {
 	if ports, batches := s.got(); len(ports) != 10 || batches != 1 {
 		t.Errorf("sink stored %d flows in %d batches, want 10 in 1: a write cut at shutdown was repeated", len(ports), batches)
 	}
-	if st := q.Stats(); st != (Stats{Written: 10}) {
+	if st := q.Stats(); st != (Stats{Offered: 10, Written: 10}) {
 		t.Errorf("stats = %+v, want Written 10", st)
 	}
 }

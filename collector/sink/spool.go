@@ -24,12 +24,15 @@ import (
 //
 // One batch per segment makes "taken" a file removal: no read offset has to
 // be kept, and a restarted Queue resends exactly the batches the previous one
-// did not confirm. A segment is named <seq>-<flows>.seg so that opening a
-// spool needs no reading; its content is segmentMagic, then records framed
-// as a little-endian uint32 payload length, a uint32 CRC-32C of the payload,
-// and the payload (a gob-encoded []api.Flow). A record that is cut short or
-// fails its checksum ends the segment: the flows before it are kept, the
-// rest are counted as lost.
+// did not confirm. A segment is named <seq>-<flows>[-j<first>][-u].seg so
+// that opening a spool needs no reading: -j<first> gives the journal number
+// of its first flow (its flows are <first>...<first>+<flows>-1, which the
+// journal then need not give back), -u marks a batch that may be stored
+// already (a write of it was in flight when a process stopped). Its content
+// is segmentMagic, then records framed as a little-endian uint32 payload
+// length, a uint32 CRC-32C of the payload, and the payload (a gob-encoded
+// []api.Flow). A record that is cut short or fails its checksum ends the
+// segment: the flows before it are kept, the rest are counted as lost.
 type spool struct {
 	dir      string
 	maxBytes int64
@@ -44,14 +47,17 @@ type spool struct {
 }
 
 type segment struct {
-	seq   uint64
-	flows int
-	size  int64
+	seq       uint64
+	flows     int
+	size      int64
+	first     uint64 // journal number of its first flow; 0: none
+	uncertain bool   // the sink may hold its flows already
 }
 
 const (
 	segmentMagic  = "PSPOOL1\n"
 	segmentSuffix = ".seg"
+	tempSuffix    = ".tmp" // a segment being written
 	recordHeader  = 8
 	// maxRecord bounds a record's claimed length, so a corrupt length never
 	// makes the reader allocate gigabytes.
@@ -85,6 +91,10 @@ func openSpool(dir string, maxBytes int64) (*spool, error) {
 		return nil, fmt.Errorf("spool: list %s: %w", dir, err)
 	}
 	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), segmentSuffix+tempSuffix) {
+			_ = os.Remove(filepath.Join(dir, e.Name())) // a segment a crash cut short
+			continue
+		}
 		seg, ok := parseSegmentName(e.Name())
 		if !ok || !e.Type().IsRegular() {
 			continue // not ours (an editor's backup, the lock): leave it
@@ -120,20 +130,72 @@ func parseSegmentName(name string) (segment, bool) {
 	if !ok {
 		return segment{}, false
 	}
-	s, n, ok := strings.Cut(base, "-")
-	if !ok {
+	parts := strings.Split(base, "-")
+	if len(parts) < 2 {
 		return segment{}, false
 	}
-	seq, err1 := strconv.ParseUint(s, 10, 64)
-	flows, err2 := strconv.Atoi(n)
+	seq, err1 := strconv.ParseUint(parts[0], 10, 64)
+	flows, err2 := strconv.Atoi(parts[1])
 	if err1 != nil || err2 != nil || flows < 0 {
 		return segment{}, false
 	}
-	return segment{seq: seq, flows: flows}, true
+	seg := segment{seq: seq, flows: flows}
+	for _, p := range parts[2:] {
+		switch {
+		case p == "u":
+			seg.uncertain = true
+		case strings.HasPrefix(p, "j"):
+			first, err := strconv.ParseUint(p[1:], 10, 64)
+			if err != nil {
+				return segment{}, false
+			}
+			seg.first = first
+		default:
+			return segment{}, false
+		}
+	}
+	return seg, true
 }
 
 func (sp *spool) path(seg segment) string {
-	return filepath.Join(sp.dir, fmt.Sprintf("%020d-%d%s", seg.seq, seg.flows, segmentSuffix))
+	name := fmt.Sprintf("%020d-%d", seg.seq, seg.flows)
+	if seg.first != 0 {
+		name += "-j" + strconv.FormatUint(seg.first, 10)
+	}
+	if seg.uncertain {
+		name += "-u"
+	}
+	return filepath.Join(sp.dir, name+segmentSuffix)
+}
+
+// covered is the journal number after the last flow the segments hold: the
+// journal's flows below it are spooled already.
+func (sp *spool) covered() uint64 {
+	var c uint64
+	for _, seg := range sp.segs {
+		if seg.first != 0 {
+			c = max(c, seg.first+uint64(seg.flows))
+		}
+	}
+	return c
+}
+
+// markUncertain renames segment seq, if the spool holds it, as one whose
+// flows the sink may hold already.
+func (sp *spool) markUncertain(seq uint64) error {
+	for i, seg := range sp.segs {
+		if seg.seq != seq || seg.uncertain {
+			continue
+		}
+		marked := seg
+		marked.uncertain = true
+		if err := os.Rename(sp.path(seg), sp.path(marked)); err != nil {
+			return fmt.Errorf("spool: mark segment %d uncertain: %w", seq, err)
+		}
+		sp.segs[i] = marked
+		return syncDir(sp.dir)
+	}
+	return nil
 }
 
 // empty says whether the spool holds no segment.
@@ -141,8 +203,10 @@ func (sp *spool) empty() bool { return len(sp.segs) == 0 }
 
 // append writes batch as a new segment and syncs it (and the directory) before
 // returning: once it returns nil the flows survive a crash. It returns
-// errSpoolFull, writing nothing, when the segment would exceed maxBytes.
-func (sp *spool) append(batch []api.Flow) error {
+// errSpoolFull, writing nothing, when the segment would exceed maxBytes,
+// unless force. first is the journal number of the batch's first flow (0:
+// none); uncertain marks a batch the sink may hold already.
+func (sp *spool) append(batch []api.Flow, first uint64, uncertain, force bool) error {
 	sp.buf.Reset()
 	sp.buf.WriteString(segmentMagic)
 	sp.buf.Write(make([]byte, recordHeader))
@@ -153,12 +217,16 @@ func (sp *spool) append(batch []api.Flow) error {
 	payload := b[len(segmentMagic)+recordHeader:]
 	binary.LittleEndian.PutUint32(b[len(segmentMagic):], uint32(len(payload)))
 	binary.LittleEndian.PutUint32(b[len(segmentMagic)+4:], crc32.Checksum(payload, crcTable))
-	if sp.bytes+int64(len(b)) > sp.maxBytes {
+	if !force && sp.bytes+int64(len(b)) > sp.maxBytes {
 		return errSpoolFull
 	}
-	seg := segment{seq: sp.nextSeq, flows: len(batch), size: int64(len(b))}
+	seg := segment{seq: sp.nextSeq, flows: len(batch), size: int64(len(b)), first: first, uncertain: uncertain}
+	// Written aside, then renamed: a segment's name promises its flows (and
+	// that the journal need not give them back), so it appears whole or
+	// not at all.
 	p := sp.path(seg)
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
+	tmp := p + tempSuffix
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
 	if err != nil {
 		return fmt.Errorf("spool: create segment: %w", err)
 	}
@@ -170,9 +238,13 @@ func (sp *spool) append(batch []api.Flow) error {
 		err = cerr
 	}
 	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err == nil {
 		err = syncDir(sp.dir)
 	}
 	if err != nil {
+		os.Remove(tmp)
 		os.Remove(p)
 		return fmt.Errorf("spool: write segment %s: %w", p, err)
 	}

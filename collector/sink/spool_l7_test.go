@@ -22,7 +22,7 @@ func TestASpooledBatchKeepsItsL7Records(t *testing.T) {
 	batch = append(batch, apitest.DNSExchange{Client: netip.MustParseAddrPort("198.18.0.2:40001"), Server: netip.MustParseAddrPort("198.18.0.53:53"),
 		Query: "example.com.", IPs: []string{"198.18.0.10"}, TTL: 5}.Flows(time.Date(2026, 11, 23, 9, 0, 1, 0, time.UTC))...)
 	batch = append(batch, api.Flow{Type: api.FlowTypeL7, L7: &api.L7{}}, *flowWithPort(80))
-	if err := sp.append(batch); err != nil {
+	if err := sp.append(batch, 0, false, false); err != nil {
 		t.Fatal(err)
 	}
 	got, lost, err := sp.readHead(nil)

@@ -98,7 +98,7 @@ func TestSpoolHoldsAnOutageTheRingCannotAndReplaysInOrder(t *testing.T) {
 	stop()
 	ports, _ := s.got()
 	checkInOrder(t, ports, n)
-	if st := q.Stats(); st != (Stats{Written: n}) {
+	if st := q.Stats(); st != (Stats{Offered: n, Written: n}) {
 		t.Errorf("stats %+v, want Written %d only", st, n)
 	}
 	if err := q.Close(); err != nil {
@@ -148,7 +148,7 @@ func TestARestartedQueueWritesWhatTheLastOneSpooled(t *testing.T) {
 	offerAll(q1, 0, 1000)
 	stop()
 	st1 := q1.Stats()
-	if st1 != (Stats{Spooled: 1000}) {
+	if st1 != (Stats{Offered: 1000, Spooled: 1000}) {
 		t.Fatalf("first queue stats %+v, want all 1000 spooled at shutdown", st1)
 	}
 	q1.Close()
@@ -167,7 +167,7 @@ func TestARestartedQueueWritesWhatTheLastOneSpooled(t *testing.T) {
 	stop()
 	ports, _ := up.got()
 	checkInOrder(t, ports, 1500)
-	if st := q2.Stats(); st != (Stats{Written: 1500}) {
+	if st := q2.Stats(); st != (Stats{Offered: 500, Recovered: 1000, Written: 1500}) {
 		t.Errorf("second queue stats %+v", st)
 	}
 	q2.Close()
@@ -198,7 +198,7 @@ func TestTruncatedOrCorruptSegmentsAreCountedNotFatal(t *testing.T) {
 				for i := range batch {
 					batch[i] = *flowWithPort(uint16(b*10 + i))
 				}
-				if err := sp.append(batch); err != nil {
+				if err := sp.append(batch, 0, false, false); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -219,7 +219,7 @@ func TestTruncatedOrCorruptSegmentsAreCountedNotFatal(t *testing.T) {
 			q.Close()
 			ports, _ := s.got()
 			checkInOrder(t, ports, 20)
-			if st := q.Stats(); st != (Stats{Written: 20, Corrupt: 10}) {
+			if st := q.Stats(); st != (Stats{Recovered: 30, Written: 20, Corrupt: 10}) {
 				t.Errorf("stats %+v, want 20 written and 10 corrupt", st)
 			}
 		})
@@ -248,7 +248,7 @@ func TestSpoolSegmentsKeepEveryField(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sp.close()
-	if err := sp.append([]api.Flow{f}); err != nil {
+	if err := sp.append([]api.Flow{f}, 0, false, false); err != nil {
 		t.Fatal(err)
 	}
 	got, lost, err := sp.readHead(nil)

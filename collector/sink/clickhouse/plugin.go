@@ -57,7 +57,8 @@ func (p *Plugin) AddFlags(f *pflag.FlagSet, scope sink.FlagScope) {
 	f.DurationVar(&p.queryTimeout, "clickhouse-query-timeout", DefaultQueryTimeout,
 		"how long one history query may run (ClickHouse's max_execution_time, and the whole answer)")
 	f.StringVar(&p.spoolDir, "clickhouse-spool-dir", "",
-		"directory where flows wait on disk while ClickHouse is down longer than the in-memory queue holds; "+
+		"directory where flows wait on disk while ClickHouse is down longer than the in-memory queue holds, "+
+			"and where every accepted flow is written ahead to a journal (256 MiB), so that a crash loses none; "+
 			"a restarted collector writes them first (default: none, such flows are dropped and counted)")
 	f.Int64Var(&p.spoolMax, "clickhouse-spool-max-bytes", sink.DefaultSpoolMaxBytes,
 		"most bytes --clickhouse-spool-dir may hold; flows beyond it are dropped and counted")

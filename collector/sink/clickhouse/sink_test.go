@@ -69,7 +69,7 @@ func TestEveryFlowOfARunArrivesExactlyOnce(t *testing.T) {
 	}
 	waitFor(t, 30*time.Second, "all flows written", func() bool { return q.Stats().Written == uint64(len(flows)) })
 	stop()
-	if st := q.Stats(); st != (sink.Stats{Written: uint64(len(flows))}) {
+	if st := q.Stats(); st != (sink.Stats{Offered: uint64(len(flows)), Written: uint64(len(flows))}) {
 		t.Errorf("queue stats %+v", st)
 	}
 	checkExactlyOnce(t, s, flows)

@@ -63,7 +63,7 @@ func TestSpoolRidesOutAnOutageTheQueueCannotHold(t *testing.T) {
 	<-done
 	waitFor(t, 60*time.Second, "all flows written", func() bool { return q.Stats().Written == n })
 	stop()
-	if st := q.Stats(); st != (sink.Stats{Written: n}) || refused.Load() != 0 {
+	if st := q.Stats(); st != (sink.Stats{Offered: n, Written: n}) || refused.Load() != 0 {
 		t.Errorf("queue stats %+v, %d refused: want every flow written", st, refused.Load())
 	}
 	t.Logf("sink stats %+v", s.Stats())
@@ -113,7 +113,7 @@ func TestARestartedCollectorWritesWhatThePreviousOneSpooled(t *testing.T) {
 	st1 := q1.Stats()
 	s1.Close()
 	t.Logf("first queue at exit: %+v", st1)
-	if st1 != (sink.Stats{Written: 1000, Spooled: n - 1000}) || refused.Load() != 0 {
+	if st1 != (sink.Stats{Offered: n, Written: 1000, Spooled: n - 1000}) || refused.Load() != 0 {
 		t.Fatalf("first queue stats %+v (%d refused): want the rest spooled", st1, refused.Load())
 	}
 
@@ -122,7 +122,7 @@ func TestARestartedCollectorWritesWhatThePreviousOneSpooled(t *testing.T) {
 	q2, stop2 := runQueue(t, s2, spoolQueueOptions(dir, 1<<30))
 	waitFor(t, 30*time.Second, "spool written by the next queue", func() bool { return q2.Stats().Written == n-1000 })
 	stop2()
-	if st := q2.Stats(); st != (sink.Stats{Written: n - 1000}) {
+	if st := q2.Stats(); st != (sink.Stats{Recovered: n - 1000, Written: n - 1000}) {
 		t.Errorf("second queue stats %+v", st)
 	}
 	checkExactlyOnce(t, s2, flows)

@@ -35,7 +35,8 @@ type Store struct {
 	log     *slog.Logger
 	version serverVersion
 
-	migrationsRun int // migrations applied by Open (for tests)
+	migrationsRun int       // migrations applied by Open (for tests)
+	opened        time.Time // when Open connected: inserts older than it are an earlier process's
 
 	// Write's state; Write is called from one goroutine at a time, the mutex
 	// only keeps the race detector and Stats honest.
@@ -62,7 +63,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		conn.Close()
 		return nil, fmt.Errorf("clickhouse: open: %w", err)
 	}
-	s := &Store{conn: conn, reads: reads, db: db, opts: opts, log: opts.Logger,
+	s := &Store{conn: conn, reads: reads, db: db, opts: opts, log: opts.Logger, opened: time.Now(),
 		queries: flowquery.NewLimit("history queries", opts.MaxQueries)}
 	if err := s.init(ctx); err != nil {
 		s.Close()
@@ -124,7 +125,7 @@ func (s *Store) Run(ctx context.Context) {
 // WriteStats are the sink's own counts, beyond the Queue's.
 type WriteStats struct {
 	Inserted       uint64 // rows inserted
-	Deduplicated   uint64 // rows of retried batches found already stored and not sent again
+	Deduplicated   uint64 // rows of retried or uncertain batches found already stored and not sent again
 	UncertainSends uint64 // inserts that failed after their data may have reached the server
 }
 
@@ -133,4 +134,12 @@ func (s *Store) Stats() WriteStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.stats
+}
+
+// Deduplicated counts the rows of retried or uncertain batches found stored
+// already and not sent again; it makes the Store a sink.Deduplicator.
+func (s *Store) Deduplicated() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats.Deduplicated
 }

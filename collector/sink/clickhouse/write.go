@@ -18,12 +18,16 @@ import (
 // insertBlockRows is how many rows Write sends per block of an INSERT.
 var insertBlockRows = 16384
 
+// insertQueryPrefix begins the query id of every insert of Write.
+const insertQueryPrefix = "periscope-insert-"
+
 // uncertainWait bounds how long Write waits for a failed insert to finish on
 // the server (it may still be committing) before checking what it stored.
 const uncertainWait = 10 * time.Second
 
 // uncertainInsert is an insert whose Send failed after the data may have
-// reached the server.
+// reached the server; without a query id, an insert of an earlier process
+// (see WriteUncertain).
 type uncertainInsert struct {
 	queryID string
 }
@@ -108,6 +112,21 @@ func (s *Store) Write(ctx context.Context, batch []api.Flow) error {
 	return nil
 }
 
+// WriteUncertain writes a batch some of whose rows an earlier process may
+// have inserted (its insert was in flight when it stopped; sink.Queue knows
+// from its journal): as a retry after an uncertain insert (see Write), it
+// first waits until no insert of Periscope's older than this Store runs on
+// the server, then sends only the rows the table does not hold. It makes
+// the Store a sink.UncertainWriter.
+func (s *Store) WriteUncertain(ctx context.Context, batch []api.Flow) error {
+	s.mu.Lock()
+	if s.uncertain == nil {
+		s.uncertain = &uncertainInsert{}
+	}
+	s.mu.Unlock()
+	return s.Write(ctx, batch)
+}
+
 // markUncertain records that the insert qid failed after some of its data
 // may have reached the server.
 func (s *Store) markUncertain(qid string) {
@@ -127,7 +146,15 @@ func (s *Store) storedUUIDs(ctx context.Context, unc *uncertainInsert, batch []a
 	deadline := time.Now().Add(uncertainWait)
 	for {
 		var n uint64
-		err := s.conn.QueryRow(ctx, "SELECT count() FROM system.processes WHERE query_id = ?", unc.queryID).Scan(&n)
+		var err error
+		if unc.queryID != "" {
+			err = s.conn.QueryRow(ctx, "SELECT count() FROM system.processes WHERE query_id = ?", unc.queryID).Scan(&n)
+		} else {
+			// An earlier process's insert: its id is unknown, but it
+			// started before this Store opened.
+			err = s.conn.QueryRow(ctx, "SELECT count() FROM system.processes WHERE query_id LIKE ? AND elapsed > ?",
+				insertQueryPrefix+"%", time.Since(s.opened).Seconds()).Scan(&n)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("look for the failed insert: %w", err)
 		}
@@ -135,7 +162,11 @@ func (s *Store) storedUUIDs(ctx context.Context, unc *uncertainInsert, batch []a
 			break
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("the failed insert %s is still running after %s", unc.queryID, uncertainWait)
+			what := unc.queryID
+			if what == "" {
+				what = "of an earlier process"
+			}
+			return nil, fmt.Errorf("the failed insert %s is still running after %s", what, uncertainWait)
 		}
 		select {
 		case <-ctx.Done():
@@ -202,7 +233,7 @@ func dedupToken(rows []api.Flow) string {
 func newQueryID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
-	return "periscope-insert-" + hex.EncodeToString(b[:])
+	return insertQueryPrefix + hex.EncodeToString(b[:])
 }
 
 func boolByte(b bool) uint8 {

@@ -22,6 +22,12 @@ type catalog struct {
 	flowTableCapacity            Def
 	policyRevision               Def
 	policyMatches                Def
+	queueCorrupt                 Def
+	queueDeduplicated            Def
+	queueRecovered               Def
+	queueUnrecovered             Def
+	stageIn, stageOut            Def
+	stageDropped, stageQueued    Def
 	dnsQueries, dnsResponses     Def
 	dnsResponseTypes             Def
 }
@@ -38,6 +44,9 @@ func newCatalog(o Options) *catalog {
 		writeErrors: writeErrorsDef(), writeDuration: writeDurationDef(),
 		eventsRead: eventsReadDef(), flowTableEntries: flowTableEntriesDef(), flowTableCapacity: flowTableCapacityDef(),
 		policyRevision: policyRevisionDef(), policyMatches: policyMatchesDef(),
+		queueCorrupt: queueCorruptDef(), queueDeduplicated: queueDeduplicatedDef(),
+		queueRecovered: queueRecoveredDef(), queueUnrecovered: queueUnrecoveredDef(),
+		stageIn: stageInDef(), stageOut: stageOutDef(), stageDropped: stageDroppedDef(), stageQueued: stageQueuedDef(),
 		dnsQueries: dnsQueriesDef(), dnsResponses: dnsResponsesDef(), dnsResponseTypes: dnsResponseTypesDef(),
 	}
 }
@@ -51,6 +60,8 @@ func (c *catalog) all() []*Def {
 		&c.lostEvents, &c.queueLength, &c.queueDropped, &c.queueWritten, &c.queueFailed,
 		&c.spooledFlows, &c.spoolBytes, &c.writeErrors, &c.writeDuration,
 		&c.eventsRead, &c.flowTableEntries, &c.flowTableCapacity, &c.policyRevision, &c.policyMatches,
+		&c.queueCorrupt, &c.queueDeduplicated, &c.queueRecovered, &c.queueUnrecovered,
+		&c.stageIn, &c.stageOut, &c.stageDropped, &c.stageQueued,
 		&c.dnsQueries, &c.dnsResponses, &c.dnsResponseTypes,
 	}
 }

@@ -4,13 +4,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/periscope-dev/periscope/api/account"
 	"github.com/periscope-dev/periscope/collector/sink"
 )
 
 // The metrics read when an exporter collects: the flow sources' counters
 // (events read and lost before they became flow records, the connection
-// table, the policy revision) and the sink queues' counts; and the sinks'
-// write durations, recorded as each write ends.
+// table, the policy revision), the sink queues' counts, and the accounts of
+// every stage (stages.go); and the sinks' write durations, recorded as each
+// write ends.
 
 func lostEventsDef() Def {
 	return Def{
@@ -104,6 +106,26 @@ func writeDurationDef() Def {
 	}
 }
 
+func queueCorruptDef() Def {
+	return queueDef(SinkCorruptTotal, OTelSinkCorrupt, KindCounter,
+		"Flows lost because their spool segment was truncated or damaged.")
+}
+
+func queueDeduplicatedDef() Def {
+	return queueDef(SinkDeduplicatedTotal, OTelSinkDeduplicated, KindCounter,
+		"Flows of retried or uncertain writes the sink found stored already and did not store again (counted as written too).")
+}
+
+func queueRecoveredDef() Def {
+	return queueDef(SinkRecoveredTotal, OTelSinkRecovered, KindCounter,
+		"Flows an earlier run of the collector left to this one, in the sink's spool and journal (unrecovered ones included).")
+}
+
+func queueUnrecoveredDef() Def {
+	return queueDef(SinkUnrecoveredTotal, OTelSinkUnrecovered, KindCounter,
+		"Flows an earlier run accepted that its journal could not give back (a power loss).")
+}
+
 // Queue is what the metrics read of a sink queue (*sink.Queue has it).
 type Queue interface {
 	Name() string
@@ -117,6 +139,7 @@ type sources struct {
 	lost    []lostSource
 	sources []sink.SourceCounters
 	queues  []Queue
+	stages  []func() []account.Stage
 }
 
 type lostSource struct {
@@ -193,5 +216,15 @@ func (m *Metrics) collect(yield func(d *Def, values []LabelValue, v float64)) {
 		yield(&m.defs.spooledFlows, name, float64(st.Spooled))
 		yield(&m.defs.spoolBytes, name, float64(io.SpoolBytes))
 		yield(&m.defs.writeErrors, name, float64(io.WriteErrors))
+		yield(&m.defs.queueCorrupt, name, float64(st.Corrupt))
+		yield(&m.defs.queueDeduplicated, name, float64(st.Deduplicated))
+		yield(&m.defs.queueRecovered, name, float64(st.Recovered))
+		yield(&m.defs.queueUnrecovered, name, float64(st.Unrecovered))
+		m.yieldStage(yield, st.Stage(account.SinkStage(q.Name())))
+	}
+	for _, read := range m.sources.stages {
+		for _, st := range read() {
+			m.yieldStage(yield, st)
+		}
 	}
 }

@@ -83,7 +83,7 @@ func (p *Plugin) Open(ctx context.Context, env sink.Env) (*sink.Part, error) {
 }
 
 // Part puts the exporter into a sink assembly: its metrics observe every
-// flow and report env's lost events and the assembly's queues, its logs are
+// flow and report env's lost events and stages and the assembly's queues, its logs are
 // written behind a queue with qo, and closing the part shuts the exporter
 // down. A failed shutdown (the last export) is logged, not returned: the
 // collector's own exit does not depend on a telemetry back end.
@@ -93,6 +93,9 @@ func (e *Exporter) Part(env sink.Env, qo sink.QueueOptions) (*sink.Part, error) 
 		return nil, err
 	}
 	e.AddSources(env.Sources...)
+	if env.Stages != nil {
+		e.AddStages(env.Stages)
+	}
 	logger := env.Logger
 	return &sink.Part{
 		Observers:   []sink.Observer{e.Metrics},

@@ -10,13 +10,15 @@ import (
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/account"
 	"github.com/periscope-dev/periscope/collector/sink"
 	"github.com/periscope-dev/periscope/collector/sink/metrics"
 )
 
-// Populate feeds m flow records, a lost-events source and a queue such that
-// every metric of metrics.Defs has at least one series, in every instrument
-// (HTTP responses reported by the client, the server and neither).
+// Populate feeds m flow records, a lost-events source, flow sources'
+// counters, queues and a stage's account such that every metric of
+// metrics.Defs has at least one series, in every instrument (HTTP responses
+// reported by the client, the server and neither).
 func Populate(m *metrics.Metrics) {
 	start := api.Flow{
 		Event: api.EventStart, Verdict: api.VerdictDropped, DropReason: api.DropReasonPolicyDenied,
@@ -56,6 +58,10 @@ func Populate(m *metrics.Metrics) {
 		return sink.SourceStats{EventsRead: 5, EventsLost: 1, FlowTableEntries: 3, FlowTableCapacity: 64, PolicyRevision: 2}
 	}})
 	m.AddQueues(queue{})
+	m.AddStages(func() []account.Stage {
+		return []account.Stage{{Name: account.StageRingBuffer, In: 3, Out: 1, Queued: 1,
+			Dropped: map[string]uint64{account.ReasonRingFull: 1}}}
+	})
 	// A sink write, as a queue the metrics watch reports it.
 	q, err := sink.NewQueue(okSink{}, sink.QueueOptions{})
 	if err != nil {
@@ -80,7 +86,8 @@ type queue struct{}
 func (queue) Name() string { return "test" }
 
 func (queue) Stats() sink.Stats {
-	return sink.Stats{Queued: 1, Spooled: 1, Dropped: 1, Written: 1, Failed: 1, Corrupt: 1}
+	return sink.Stats{Offered: 4, Recovered: 3, Queued: 1, Spooled: 1, Dropped: 1, Written: 1, Failed: 1, Corrupt: 1,
+		Unrecovered: 1, Deduplicated: 1}
 }
 
 func (queue) IOStats() sink.IOStats { return sink.IOStats{SpoolBytes: 1, WriteErrors: 1} }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/account"
 	"github.com/periscope-dev/periscope/collector/sink"
 	"github.com/periscope-dev/periscope/collector/sink/metrics"
 	"github.com/prometheus/client_golang/prometheus"
@@ -181,7 +182,12 @@ func TestScrapeTimeSources(t *testing.T) {
 	m, reg := newTestMetrics(t, metrics.Options{})
 	var lost uint64 = 7
 	m.AddLostEventsSource("ringbuf", func() uint64 { return lost })
-	m.AddQueues(fakeQueue{"clickhouse", sink.Stats{Queued: 3, Dropped: 4, Written: 5, Failed: 6}})
+	m.AddQueues(fakeQueue{"clickhouse", sink.Stats{Offered: 30, Recovered: 10, Queued: 3, Spooled: 7, Dropped: 4, Written: 5,
+		Failed: 6, Corrupt: 8, Unrecovered: 7, Deduplicated: 2}})
+	m.AddStages(func() []account.Stage {
+		return []account.Stage{{Name: account.StageRingBuffer, In: 100, Out: 90, Queued: 3,
+			Dropped: map[string]uint64{account.ReasonRingFull: 7}}}
+	})
 	lost = 9
 	tests := []struct {
 		family string
@@ -192,6 +198,17 @@ func TestScrapeTimeSources(t *testing.T) {
 		{"periscope_sink_dropped_total", map[string]float64{"clickhouse": 4}},
 		{"periscope_sink_written_total", map[string]float64{"clickhouse": 5}},
 		{"periscope_sink_failed_total", map[string]float64{"clickhouse": 6}},
+		{"periscope_sink_spooled_flows", map[string]float64{"clickhouse": 7}},
+		{"periscope_sink_corrupt_total", map[string]float64{"clickhouse": 8}},
+		{"periscope_sink_deduplicated_total", map[string]float64{"clickhouse": 2}},
+		{"periscope_sink_recovered_total", map[string]float64{"clickhouse": 10}},
+		{"periscope_sink_unrecovered_total", map[string]float64{"clickhouse": 7}},
+		// Every stage: in = out + dropped + queued.
+		{"periscope_stage_in_total", map[string]float64{"ringbuf": 100, "sink/clickhouse": 40}},
+		{"periscope_stage_out_total", map[string]float64{"ringbuf": 90, "sink/clickhouse": 5}},
+		{"periscope_stage_queued", map[string]float64{"ringbuf": 3, "sink/clickhouse": 10}},
+		{"periscope_stage_dropped_total", map[string]float64{"ring_full,ringbuf": 7,
+			"queue_full,sink/clickhouse": 4, "failed,sink/clickhouse": 6, "corrupt,sink/clickhouse": 8, "unrecovered,sink/clickhouse": 7}},
 	}
 	for _, tt := range tests {
 		if got := series(t, reg, tt.family); !maps.Equal(got, tt.want) {

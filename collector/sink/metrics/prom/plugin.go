@@ -60,6 +60,9 @@ func (p *Plugin) Open(_ context.Context, env sink.Env) (*sink.Part, error) {
 		return nil, fmt.Errorf("prometheus metrics: %w", err)
 	}
 	m.AddSources(env.Sources...)
+	if env.Stages != nil {
+		m.AddStages(env.Stages)
+	}
 	return &sink.Part{
 		Observers:   []sink.Observer{m},
 		Handlers:    map[string]http.Handler{Pattern: Handler(reg, env.Logger)},
