@@ -165,6 +165,16 @@ func grpcFollower(t *testing.T, addr string) (observerpb.Observer_GetFlowsClient
 	return stream, nil
 }
 
+// settledHeap is the least of a few live-heap samples 50 ms apart.
+func settledHeap() int64 {
+	least := liveHeap()
+	for range 3 {
+		time.Sleep(50 * time.Millisecond)
+		least = min(least, liveHeap())
+	}
+	return least
+}
+
 func liveHeap() int64 {
 	runtime.GC()
 	runtime.GC()
@@ -221,11 +231,14 @@ func TestFollowersThatNeverReadStayWithinTheirBudget(t *testing.T) {
 		t.Errorf("a query at the bound of followers: %v %v", resp, err)
 	}
 
-	// Flows pass them: far more than their sockets hold.
+	// Flows pass them: far more than their sockets hold. What they hold
+	// is read once the flows have passed: the least of a few samples, so
+	// a batch some follower is still encoding on a loaded machine (work in
+	// flight, freed a moment later) is not taken for what it keeps.
 	var peak int64
 	for range 8 {
 		n.push(t, 25000)
-		peak = max(peak, liveHeap())
+		peak = max(peak, settledHeap())
 	}
 	grown := peak - before
 	budget := int64(each)*(2*256<<10) + int64(each)*(ui.DefaultClientBuffer+256<<10) + hubQueue
