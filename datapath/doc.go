@@ -5,6 +5,18 @@
 // flows from the flow table (the sweeper) and decodes kernel events into
 // api.Flow records.
 //
+// Records of connections, not of events: the kernel reports a connection
+// at each interface it crosses (the flow table is keyed per interface) and
+// each socket's close; Run pairs the two observation points of a
+// connection into one record (api.Flow.Other, each point's verdict and
+// exact counts kept) and folds socket closes into their connection's
+// records (merge.go). A short connection is a START and an End. The ring
+// is drained on a timer (Config.ReadInterval), the programs waking the
+// reader only when it fills, so a burst of events costs one wakeup.
+//
+// The maps are sized from Config.FlowBudget (sizes.go); MapMemory reports
+// what each one takes.
+//
 // It must not know about endpoint names or labels, HTTP or sinks: the
 // collector enriches the records it emits.
 //

@@ -1,6 +1,9 @@
 package datapath
 
-import "fmt"
+import (
+	"fmt"
+	"sync/atomic"
+)
 
 // Stats are the datapath's counters since Load.
 type Stats struct {
@@ -19,6 +22,25 @@ type Stats struct {
 	// flows created or replaced while a sweep reads the table. A growing
 	// value means FlowTableSize is too small for the traffic.
 	FlowsEvicted uint64
+
+	// FlowTableEntries is how many entries the flow table held at the last
+	// sweep, of FlowTableSize: its fill.
+	FlowTableEntries, FlowTableSize uint64
+
+	// RecordsMerged counts the records that merged a connection's two
+	// observation points (api.Flow.Other); SocketsMerged the socket closes
+	// folded into their connection's records instead of a record each.
+	RecordsMerged, SocketsMerged uint64
+	// LateJoins counts second observation points whose START came after
+	// the first's had been emitted alone (folded in silently); EndsAlone
+	// the Ends emitted without their companion's, which did not come in
+	// time. Both are normally near zero.
+	LateJoins, EndsAlone uint64
+}
+
+// mergeStats are the merger's counters (Stats).
+type mergeStats struct {
+	merged, socksMerged, lateJoins, endsAlone atomic.Uint64
 }
 
 // Stats returns the counters. It is safe to call concurrently with Run.
@@ -28,6 +50,13 @@ func (d *Datapath) Stats() Stats {
 		DecodeErrors: d.decodeErrors.Load(),
 		FlowsEnded:   d.flowsEnded.Load(),
 		FlowsEvicted: d.flowsEvicted.Load(),
+
+		FlowTableEntries: d.flowEntries.Load(),
+		FlowTableSize:    uint64(d.cfg.FlowTableSize),
+		RecordsMerged:    d.merge.merged.Load(),
+		SocketsMerged:    d.merge.socksMerged.Load(),
+		LateJoins:        d.merge.lateJoins.Load(),
+		EndsAlone:        d.merge.endsAlone.Load(),
 	}
 	k, err := d.kernelStats()
 	if err != nil {

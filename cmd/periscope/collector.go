@@ -26,7 +26,10 @@ type collectorFlags struct {
 	ringSize       int
 	nodeName       string
 	pinPath        string
+	flowBudget     int
 	ringbufSize    int
+	sockTableSize  int
+	readInterval   time.Duration
 	reportInterval time.Duration
 	idleTimeout    time.Duration
 	closeGrace     time.Duration
@@ -81,13 +84,18 @@ Needs root (CAP_BPF, CAP_NET_ADMIN, and CAP_PERFMON for --sock-events).`,
 	f.IntVar(&fl.ringSize, "ring-size", collector.DefaultRingSize, "number of flows kept in memory")
 	f.StringVar(&fl.nodeName, "node-name", "", "node name in flows (default: the config's node_name, else the hostname)")
 	f.StringVar(&fl.pinPath, "bpf-pin-path", datapath.DefaultPinPath, "bpffs directory for Periscope's maps and links")
-	f.IntVar(&fl.ringbufSize, "ringbuf-size", datapath.DefaultRingBufferSize, "BPF ring buffer size in bytes (a power of two)")
+	f.IntVar(&fl.flowBudget, "flow-budget", datapath.DefaultFlowBudget,
+		"connections tracked at once that the kernel maps are sized for (docs/FLOWS.md: Kernel memory)")
+	f.IntVar(&fl.ringbufSize, "ringbuf-size", 0, "BPF ring buffer size in bytes, a power of two (default: from --flow-budget)")
+	f.DurationVar(&fl.readInterval, "read-interval", datapath.DefaultReadInterval,
+		"how long kernel events may wait in the ring buffer before they are read (sooner when it is a quarter full)")
 	f.DurationVar(&fl.reportInterval, "report-interval", datapath.DefaultReportInterval, "how often long connections are reported")
 	f.DurationVar(&fl.idleTimeout, "idle-timeout", datapath.DefaultIdleTimeout, "end flows idle for this long")
 	f.DurationVar(&fl.closeGrace, "close-grace", datapath.DefaultCloseGrace, "end closed TCP connections after this much idle")
-	f.IntVar(&fl.flowTableSize, "flow-table-size", datapath.DefaultFlowTableSize, "entries of the kernel flow table")
+	f.IntVar(&fl.flowTableSize, "flow-table-size", 0, "entries of the kernel flow table (default: from --flow-budget)")
+	f.IntVar(&fl.sockTableSize, "sock-table-size", 0, "sockets the sock tracepoint follows until they close (default: from --flow-budget)")
 	f.StringArrayVar(&fl.hostInterfaces, "host-interface", nil, "host interface to watch too (repeatable)")
-	f.BoolVar(&fl.sockEvents, "sock-events", true, "report host processes' socket state changes (sock tracepoint)")
+	f.BoolVar(&fl.sockEvents, "sock-events", true, "report the processes behind connections (sock tracepoint: one event per closed socket)")
 	f.StringVar(&fl.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.sinks.addFlags(f)
 	fl.serve.addFlags(f)
@@ -131,11 +139,14 @@ func runCollector(cmd *cobra.Command, fl collectorFlags) error {
 
 	dp, err := datapath.Load(datapath.Config{
 		PinPath:        fl.pinPath,
+		FlowBudget:     fl.flowBudget,
 		RingBufferSize: fl.ringbufSize,
+		FlowTableSize:  fl.flowTableSize,
+		SockTableSize:  fl.sockTableSize,
+		ReadInterval:   fl.readInterval,
 		ReportInterval: fl.reportInterval,
 		IdleTimeout:    fl.idleTimeout,
 		CloseGrace:     fl.closeGrace,
-		FlowTableSize:  fl.flowTableSize,
 		Logger:         logger,
 	})
 	if err != nil {
