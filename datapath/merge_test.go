@@ -59,7 +59,9 @@ func pt(kind uint8, ifindex uint32, hook uint8, ts, fwd uint64) flowEvent {
 	return ev
 }
 
-func atClient(kind uint8, ts, fwd uint64) flowEvent { return pt(kind, clientVeth, hookIngress, ts, fwd) }
+func atClient(kind uint8, ts, fwd uint64) flowEvent {
+	return pt(kind, clientVeth, hookIngress, ts, fwd)
+}
 func atServer(kind uint8, ts, fwd uint64) flowEvent { return pt(kind, serverVeth, hookEgress, ts, fwd) }
 
 func withVerdict(ev flowEvent, v tcFlowFlowVerdict) flowEvent {
@@ -198,7 +200,7 @@ func TestMergerMakesOneRecordOfAConnection(t *testing.T) {
 			want:  []wantRecord{{event: api.EventSock, pid: 11, verdict: api.VerdictForwarded, typ: api.FlowTypeSock}},
 		},
 		{
-			name: "a third interface gets records of its own",
+			name:  "a third interface gets records of its own",
 			steps: []mergeStep{in(atClient(kindStart, ms, 1), atServer(kindStart, ms, 1), pt(kindStart, 30, hookEgress, ms, 1))},
 			want: []wantRecord{
 				{event: start, ifindex: clientVeth, other: serverVeth, fwd: 1, otherFwd: 1, verdict: api.VerdictForwarded, typ: l34},
@@ -206,7 +208,7 @@ func TestMergerMakesOneRecordOfAConnection(t *testing.T) {
 			},
 		},
 		{
-			name: "two points at the same hook do not pair",
+			name:  "two points at the same hook do not pair",
 			steps: []mergeStep{in(atClient(kindStart, ms, 1), pt(kindStart, 30, hookIngress, ms, 1)), batchAt(5 * ms)},
 			want: []wantRecord{
 				{event: start, ifindex: 30, fwd: 1, verdict: api.VerdictForwarded, typ: l34},
