@@ -142,10 +142,11 @@ func NewRegistryWith(t *Topology, ids *identity.Allocator) (*Registry, error) {
 // NodeName is the node name the registry sets on flows.
 func (r *Registry) NodeName() string { return r.nodeName }
 
-// Enrich fills a flow's endpoints (by IP), node name, interface name and
-// traffic direction, in place. Unknown IPs get a zero endpoint (identity 0,
-// no name). An L7 record keeps the traffic direction its producer set: the
-// proxy knows on which side of the endpoint it sits. It allocates nothing.
+// Enrich fills a flow's endpoints (by IP), node name, interface names and
+// traffic directions (of its own observation point and of Other's), in
+// place. Unknown IPs get a zero endpoint (identity 0, no name). An L7
+// record keeps the traffic direction its producer set: the proxy knows on
+// which side of the endpoint it sits. It allocates nothing.
 func (r *Registry) Enrich(f *api.Flow) {
 	f.NodeName = r.nodeName
 	f.Interface.Name = r.ifNames[f.Interface.Index]
@@ -154,28 +155,33 @@ func (r *Registry) Enrich(f *api.Flow) {
 	dst := r.byIP[f.IP.Destination.Unmap()]
 	f.Source = endpointOf(src)
 	f.Destination = endpointOf(dst)
-
+	if f.Paired() {
+		f.Other.Interface.Name = r.ifNames[f.Other.Interface.Index]
+		f.Other.TrafficDirection = r.direction(f, f.Other.Interface.Index, src, dst)
+	}
 	if f.Type == api.FlowTypeL7 && f.TrafficDirection != api.TrafficDirectionUnknown {
 		return
 	}
+	f.TrafficDirection = r.direction(f, f.Interface.Index, src, dst)
+}
 
-	if observed := r.byIfIndex[f.Interface.Index]; observed != nil && f.Type != api.FlowTypeSock {
+// direction is the traffic direction of f seen at interface ifindex: of
+// the endpoint behind it, whose side of f says which; from the host's point
+// of view on host interfaces, for SOCK flows, and at a veth whose endpoint
+// is on neither side.
+func (r *Registry) direction(f *api.Flow, ifindex uint32, src, dst *endpointInfo) api.TrafficDirection {
+	if observed := r.byIfIndex[ifindex]; observed != nil && f.Type != api.FlowTypeSock {
 		switch observed {
 		case src:
-			f.TrafficDirection = api.TrafficDirectionEgress
-			return
+			return api.TrafficDirectionEgress
 		case dst:
-			f.TrafficDirection = api.TrafficDirectionIngress
-			return
+			return api.TrafficDirectionIngress
 		}
 	}
-	// Host interfaces, SOCK flows, and veth flows whose endpoint is on neither
-	// side: judge from the host's point of view.
 	if _, local := r.hostAddrs[f.IP.Source.Unmap()]; local {
-		f.TrafficDirection = api.TrafficDirectionEgress
-	} else {
-		f.TrafficDirection = api.TrafficDirectionIngress
+		return api.TrafficDirectionEgress
 	}
+	return api.TrafficDirectionIngress
 }
 
 func endpointOf(info *endpointInfo) api.Endpoint {

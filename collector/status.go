@@ -11,6 +11,11 @@ type Status struct {
 	EventsLost         uint64           `json:"events_lost"`
 	EventsEmitted      uint64           `json:"events_emitted"`
 	FlowsEnded         uint64           `json:"flows_ended"`
+	RecordsMerged      uint64           `json:"records_merged"`
+	SocketsMerged      uint64           `json:"sockets_merged"`
+	FlowTable          FlowTableStatus  `json:"flow_table"`
+	MapMemoryBytes     uint64           `json:"map_memory_bytes"`
+	Maps               []MapStatus      `json:"maps"`
 	FlowsSeen          uint64           `json:"flows_seen"`
 	FlowsStored        int              `json:"flows_stored"`
 	RingSize           int              `json:"ring_size"`
@@ -18,6 +23,13 @@ type Status struct {
 	FollowSkipped      uint64           `json:"follow_skipped"`
 	AttachedInterfaces []string         `json:"attached_interfaces"`
 	Endpoints          []EndpointStatus `json:"endpoints"`
+}
+
+// FlowTableStatus is the kernel flow table's fill: entries at the
+// sweeper's last pass, of capacity.
+type FlowTableStatus struct {
+	Entries  uint64 `json:"entries"`
+	Capacity uint64 `json:"capacity"`
 }
 
 // Status reports the collector's counters and configuration.
@@ -37,6 +49,15 @@ func (c *Collector) Status() Status {
 		ds := c.opts.Stats()
 		st.EventsRead, st.EventsLost, st.EventsEmitted, st.FlowsEnded =
 			ds.EventsRead, ds.EventsLost, ds.EventsEmitted, ds.FlowsEnded
+		st.RecordsMerged, st.SocketsMerged = ds.RecordsMerged, ds.SocketsMerged
+		st.FlowTable = FlowTableStatus{Entries: ds.FlowTableEntries, Capacity: ds.FlowTableSize}
+		st.Maps = ds.Maps
+		for _, m := range ds.Maps {
+			st.MapMemoryBytes += m.Bytes
+		}
+	}
+	if st.Maps == nil {
+		st.Maps = []MapStatus{}
 	}
 	if c.opts.Interfaces != nil {
 		st.AttachedInterfaces = c.opts.Interfaces()

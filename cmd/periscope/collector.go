@@ -163,8 +163,7 @@ func runCollector(cmd *cobra.Command, fl collectorFlags) error {
 		}
 	}
 
-	sinks, err := newCollectorSinks(cmd.Context(), fl.sinks, cfg.NodeName,
-		func() uint64 { return dp.Stats().EventsLost }, logger)
+	sinks, err := newCollectorSinks(cmd.Context(), fl.sinks, cfg.NodeName, dp, logger)
 	if err != nil {
 		return err
 	}
@@ -209,21 +208,15 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 		Config:        cfg,
 		Sources:       flowSources(dp, more...),
 		Attacher:      dp,
-		Stats: func() collector.DatapathStats {
-			s := dp.Stats()
-			return collector.DatapathStats{
-				EventsRead: s.EventsRead, EventsLost: s.EventsLost,
-				EventsEmitted: s.EventsEmitted, FlowsEnded: s.FlowsEnded,
-			}
-		},
-		Interfaces: dp.Interfaces,
-		Listener:   ln,
-		RingSize:   fl.ringSize,
-		Sinks:      sinks.sinks,
-		Handlers:   sinks.handlers,
-		History:    sinks.history,
-		Logger:     logger,
-		Version:    version,
+		Stats:         datapathStats(dp),
+		Interfaces:    dp.Interfaces,
+		Listener:      ln,
+		RingSize:      fl.ringSize,
+		Sinks:         sinks.sinks,
+		Handlers:      sinks.handlers,
+		History:       sinks.history,
+		Logger:        logger,
+		Version:       version,
 	})
 	if err != nil {
 		ln.Close()
@@ -310,4 +303,20 @@ func privilegeHint(err error) error {
 		return fmt.Errorf("%w (hint: run as root, or grant CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON)", err)
 	}
 	return err
+}
+
+// datapathStats reads dp's counters and maps for the collector's status.
+func datapathStats(dp *datapath.Datapath) func() collector.DatapathStats {
+	return func() collector.DatapathStats {
+		s := dp.Stats()
+		ds := collector.DatapathStats{
+			EventsRead: s.EventsRead, EventsLost: s.EventsLost, EventsEmitted: s.EventsEmitted, FlowsEnded: s.FlowsEnded,
+			FlowTableEntries: s.FlowTableEntries, FlowTableSize: s.FlowTableSize,
+			RecordsMerged: s.RecordsMerged, SocketsMerged: s.SocketsMerged,
+		}
+		for _, m := range dp.MapMemory() {
+			ds.Maps = append(ds.Maps, collector.MapStatus{Name: m.Name, Type: m.Type, MaxEntries: m.MaxEntries, Bytes: m.Bytes})
+		}
+		return ds
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/collector/sink"
 	"github.com/periscope-dev/periscope/collector/sink/sinks"
+	"github.com/periscope-dev/periscope/datapath"
 )
 
 // sinkFlags are the flags of every sink (collector/sink/sinks) and, once
@@ -50,15 +51,16 @@ type collectorSinks struct {
 	history flowquery.Reader
 }
 
-// newCollectorSinks opens the sinks fl asks for as one assembly; lost reads
-// the datapath's lost events for the metrics.
-func newCollectorSinks(ctx context.Context, fl sinkFlags, nodeName string, lost func() uint64, logger *slog.Logger) (*collectorSinks, error) {
+// newCollectorSinks opens the sinks fl asks for as one assembly; the
+// metrics read dp's lost events and kernel maps (dp nil: none, in tests).
+func newCollectorSinks(ctx context.Context, fl sinkFlags, nodeName string, dp *datapath.Datapath, logger *slog.Logger) (*collectorSinks, error) {
 	set := fl.plugins()
-	a, err := set.Open(ctx, sink.Env{
-		NodeName: nodeName,
-		Logger:   logger,
-		Lost:     []sink.LostSource{{Name: "ringbuf", Read: lost}},
-	})
+	env := sink.Env{NodeName: nodeName, Logger: logger}
+	if dp != nil {
+		env.Lost = []sink.LostSource{{Name: "ringbuf", Read: func() uint64 { return dp.Stats().EventsLost }}}
+		env.Kernel = kernelMaps(dp)
+	}
+	a, err := set.Open(ctx, env)
 	if err != nil {
 		return nil, err
 	}
@@ -73,4 +75,16 @@ func newCollectorSinks(ctx context.Context, fl sinkFlags, nodeName string, lost 
 // closes them (see sink.Assembly.RunWith).
 func (s *collectorSinks) runWith(ctx context.Context, run func(context.Context) error) error {
 	return s.RunWith(ctx, run)
+}
+
+// kernelMaps reads dp's maps and flow-table fill for the metrics.
+func kernelMaps(dp *datapath.Datapath) func() sink.KernelMaps {
+	return func() sink.KernelMaps {
+		var k sink.KernelMaps
+		for _, m := range dp.MapMemory() {
+			k.Maps = append(k.Maps, sink.KernelMap{Name: m.Name, MaxEntries: m.MaxEntries, Bytes: m.Bytes})
+		}
+		k.FlowTableEntries = dp.Stats().FlowTableEntries
+		return k
+	}
 }

@@ -112,7 +112,7 @@ func runDemo(ctx context.Context, opts demoOptions, out, errOut io.Writer) (err 
 		}
 	}()
 
-	sinks, err := newCollectorSinks(ctx, opts.sinks, "", func() uint64 { return dp.Stats().EventsLost }, log)
+	sinks, err := newCollectorSinks(ctx, opts.sinks, "", dp, log)
 	if err != nil {
 		return fmt.Errorf("demo sinks: %w", err)
 	}
@@ -129,14 +129,10 @@ func runDemoCollector(ctx context.Context, opts demoOptions, lab *netlab.Lab, dp
 	sinks.handlers[uiPattern] = &web
 	defer web.Close()
 	col, err := collector.New(collector.Options{
-		Config:   demoConfig(lab),
-		Sources:  flowSources(dp),
-		Attacher: dp,
-		Stats: func() collector.DatapathStats {
-			s := dp.Stats()
-			return collector.DatapathStats{EventsRead: s.EventsRead, EventsLost: s.EventsLost,
-				EventsEmitted: s.EventsEmitted, FlowsEnded: s.FlowsEnded}
-		},
+		Config:     demoConfig(lab),
+		Sources:    flowSources(dp),
+		Attacher:   dp,
+		Stats:      datapathStats(dp),
 		Interfaces: dp.Interfaces,
 		Listen:     opts.listen,
 		Sinks:      sinks.sinks,

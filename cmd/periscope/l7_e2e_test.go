@@ -105,7 +105,7 @@ func TestE2EL7RecordsReachEveryReader(t *testing.T) {
 		"--metrics", "--metrics-options=source_context=pod;destination_context=pod"}); err != nil {
 		t.Fatal(err)
 	}
-	sinks, err := newCollectorSinks(ctx, sf, "node-l7", func() uint64 { return 0 }, logger)
+	sinks, err := newCollectorSinks(ctx, sf, "node-l7", nil, logger)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,6 +48,9 @@ type Env struct {
 	// Lost are the sources of events lost before they became flow records
 	// (the datapath's ring buffer), for the metrics.
 	Lost []LostSource
+	// Kernel, when set, reads the datapath's kernel maps for the metrics
+	// (each map's memory, the flow table's fill).
+	Kernel func() KernelMaps
 	// ShutdownTimeout bounds each Part's Close. Default
 	// DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
@@ -61,6 +64,22 @@ const DefaultShutdownTimeout = 10 * time.Second
 type LostSource struct {
 	Name string
 	Read func() uint64
+}
+
+// KernelMaps is what the metrics read of the datapath's kernel maps.
+type KernelMaps struct {
+	Maps []KernelMap
+	// FlowTableEntries is how many entries the flow table (map "flows")
+	// held at the sweeper's last pass.
+	FlowTableEntries uint64
+}
+
+// KernelMap is one kernel map: its size and the memory the kernel accounts
+// to it.
+type KernelMap struct {
+	Name       string
+	MaxEntries uint32
+	Bytes      uint64
 }
 
 // Part is what an opened sink adds to the pipeline. Every field is

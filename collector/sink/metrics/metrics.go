@@ -15,6 +15,8 @@ type catalog struct {
 	lostEvents                   Def
 	queueLength, queueDropped    Def
 	queueWritten, queueFailed    Def
+	mapMemory, mapMaxEntries     Def
+	flowTableEntries             Def
 }
 
 func newCatalog(o Options) *catalog {
@@ -25,6 +27,7 @@ func newCatalog(o Options) *catalog {
 		lostEvents:  lostEventsDef(),
 		queueLength: queueLengthDef(), queueDropped: queueDroppedDef(),
 		queueWritten: queueWrittenDef(), queueFailed: queueFailedDef(),
+		mapMemory: mapMemoryDef(), mapMaxEntries: mapMaxEntriesDef(), flowTableEntries: flowTableEntriesDef(),
 	}
 }
 
@@ -35,6 +38,7 @@ func (c *catalog) all() []*Def {
 		&c.bytes, &c.packets, &c.tracked, &c.evicted,
 		&c.httpRequests, &c.httpDuration,
 		&c.lostEvents, &c.queueLength, &c.queueDropped, &c.queueWritten, &c.queueFailed,
+		&c.mapMemory, &c.mapMaxEntries, &c.flowTableEntries,
 	}
 }
 

@@ -22,6 +22,9 @@ const (
 	SinkDroppedTotal               = "periscope_sink_dropped_total"
 	SinkWrittenTotal               = "periscope_sink_written_total"
 	SinkFailedTotal                = "periscope_sink_failed_total"
+	BPFMapMemoryBytes              = "periscope_bpf_map_memory_bytes"
+	BPFMapMaxEntries               = "periscope_bpf_map_max_entries"
+	FlowTableEntries               = "periscope_flow_table_entries"
 )
 
 // OpenTelemetry instrument names of the same metrics.
@@ -44,6 +47,9 @@ const (
 	OTelSinkDropped               = "periscope.sink.dropped"
 	OTelSinkWritten               = "periscope.sink.written"
 	OTelSinkFailed                = "periscope.sink.failed"
+	OTelBPFMapMemory              = "periscope.bpf.map.memory"
+	OTelBPFMapMaxEntries          = "periscope.bpf.map.max_entries"
+	OTelFlowTableEntries          = "periscope.flow_table.entries"
 )
 
 // Prometheus label names.
@@ -62,6 +68,7 @@ const (
 	LabelMethod      = "method"
 	LabelStatus      = "status"
 	LabelReporter    = "reporter"
+	LabelMap         = "map"
 )
 
 // OpenTelemetry attribute keys of Periscope's own, for what the semantic
@@ -77,6 +84,7 @@ const (
 	KeyReporter         = attribute.Key("periscope.reporter")
 	KeyLostSource       = attribute.Key("periscope.lost_events.source")
 	KeySink             = attribute.Key("periscope.sink")
+	KeyBPFMap           = attribute.Key("periscope.bpf.map")
 )
 
 // Values of the reporter label: which side of an exchange reported an L7

@@ -55,6 +55,7 @@ type sources struct {
 	mu     sync.Mutex
 	lost   []lostSource
 	queues []Queue
+	kernel []func() sink.KernelMaps
 }
 
 type lostSource struct {
@@ -104,5 +105,14 @@ func (m *Metrics) collect(yield func(d *Def, values []LabelValue, v float64)) {
 		yield(&m.defs.queueDropped, name, float64(st.Dropped))
 		yield(&m.defs.queueWritten, name, float64(st.Written))
 		yield(&m.defs.queueFailed, name, float64(st.Failed))
+	}
+	for _, read := range m.sources.kernel {
+		k := read()
+		for _, km := range k.Maps {
+			name := []LabelValue{str(km.Name)}
+			yield(&m.defs.mapMemory, name, float64(km.Bytes))
+			yield(&m.defs.mapMaxEntries, name, float64(km.MaxEntries))
+		}
+		yield(&m.defs.flowTableEntries, nil, float64(k.FlowTableEntries))
 	}
 }

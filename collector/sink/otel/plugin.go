@@ -95,6 +95,9 @@ func (e *Exporter) Part(env sink.Env, qo sink.QueueOptions) (*sink.Part, error) 
 	for _, l := range env.Lost {
 		e.AddLostEventsSource(l.Name, l.Read)
 	}
+	if env.Kernel != nil {
+		e.AddKernelSource(env.Kernel)
+	}
 	logger := env.Logger
 	return &sink.Part{
 		Observers:   []sink.Observer{e.Metrics},

@@ -13,7 +13,8 @@ import (
 	"github.com/periscope-dev/periscope/collector/sink/metrics"
 )
 
-// Populate feeds m flow records, a lost-events source and a queue such that
+// Populate feeds m flow records, a lost-events source, a queue and kernel
+// maps such that
 // every metric of metrics.Defs has at least one series, in every instrument
 // (HTTP responses reported by the client, the server and neither).
 func Populate(m *metrics.Metrics) {
@@ -38,6 +39,9 @@ func Populate(m *metrics.Metrics) {
 	}
 	m.AddLostEventsSource("ringbuf", func() uint64 { return 2 })
 	m.AddQueues(queue{})
+	m.AddKernelSource(func() sink.KernelMaps {
+		return sink.KernelMaps{Maps: []sink.KernelMap{{Name: "flows", MaxEntries: 32768, Bytes: 6 << 20}}, FlowTableEntries: 100}
+	})
 }
 
 // queue is a sink queue with a flow of each count.

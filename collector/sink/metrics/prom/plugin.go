@@ -54,6 +54,9 @@ func (p *Plugin) Open(_ context.Context, env sink.Env) (*sink.Part, error) {
 	for _, l := range env.Lost {
 		m.AddLostEventsSource(l.Name, l.Read)
 	}
+	if env.Kernel != nil {
+		m.AddKernelSource(env.Kernel)
+	}
 	return &sink.Part{
 		Observers:   []sink.Observer{m},
 		Handlers:    map[string]http.Handler{Pattern: Handler(reg, env.Logger)},
