@@ -294,6 +294,7 @@ func (m *merger) endsAt(t tuple, ifindex uint32) (*conn, int) {
 // sock folds a socket's close into its connection's records, or makes it
 // a record of its own when the flow programs never saw the connection.
 func (m *merger) sock(ev *flowEvent) {
+	unmapV4(ev)
 	t := sockTuple(ev)
 	c := m.conns[t]
 	if c == nil {
@@ -309,6 +310,23 @@ func (m *merger) sock(ev *flowEvent) {
 	}
 	c.procs[side] = sockProc{pid: ev.Pid, cgroup: ev.CgroupId, comm: ev.Comm}
 	m.stats.socksMerged.Add(1)
+}
+
+// v4Mapped is the prefix of an IPv4-mapped IPv6 address (::ffff:a.b.c.d).
+var v4Mapped = [12]byte{10: 0xff, 11: 0xff}
+
+// unmapV4 turns the event of an IPv6 socket talking IPv4 (a dual-stack
+// listener's accepted connection: both addresses IPv4-mapped) into the
+// IPv4 event the flow programs key its connection by.
+func unmapV4(ev *flowEvent) {
+	if ev.Family != 6 || [12]byte(ev.Saddr[:12]) != v4Mapped || [12]byte(ev.Daddr[:12]) != v4Mapped {
+		return
+	}
+	ev.Family = 4
+	copy(ev.Saddr[:4], ev.Saddr[12:])
+	copy(ev.Daddr[:4], ev.Daddr[12:])
+	clear(ev.Saddr[4:])
+	clear(ev.Daddr[4:])
 }
 
 // hold makes point i of c wait for its companion's event.

@@ -87,6 +87,17 @@ func sockOf(client bool, pid uint32, ts uint64) flowEvent {
 	return ev
 }
 
+// v4MappedSock is ev as an IPv6 socket of a dual-stack listener reports
+// it: family 6, IPv4-mapped addresses.
+func v4MappedSock(ev flowEvent) flowEvent {
+	for _, a := range []*[16]byte{&ev.Saddr, &ev.Daddr} {
+		v4 := netip.AddrFrom4([4]byte(a[:4]))
+		*a = netip.AddrFrom16(v4.As16()).As16()
+	}
+	ev.Family = 6
+	return ev
+}
+
 type mergeStep func(r *mergeRig)
 
 func in(evs ...flowEvent) mergeStep {
@@ -192,6 +203,15 @@ func TestMergerMakesOneRecordOfAConnection(t *testing.T) {
 			want: []wantRecord{
 				{event: start, ifindex: clientVeth, other: serverVeth, fwd: 1, otherFwd: 1, verdict: api.VerdictForwarded, typ: l34},
 				{event: end, ifindex: clientVeth, other: serverVeth, fwd: 3, otherFwd: 3, verdict: api.VerdictForwarded, pid: 11, dstPID: 22, typ: l34},
+			},
+		},
+		{
+			name: "the close of a dual-stack socket (IPv4-mapped addresses) folds into its IPv4 connection",
+			steps: []mergeStep{in(atClient(kindStart, ms, 1), atServer(kindStart, ms, 1)), batchAt(5 * ms),
+				in(v4MappedSock(sockOf(false, 22, 6*ms)), atClient(kindEnd, s, 3), atServer(kindEnd, s, 3)), sweepAt(s)},
+			want: []wantRecord{
+				{event: start, ifindex: clientVeth, other: serverVeth, fwd: 1, otherFwd: 1, verdict: api.VerdictForwarded, typ: l34},
+				{event: end, ifindex: clientVeth, other: serverVeth, fwd: 3, otherFwd: 3, verdict: api.VerdictForwarded, dstPID: 22, typ: l34},
 			},
 		},
 		{

@@ -12,8 +12,9 @@ import (
 
 // Queue puts one Sink behind a bounded ring of flows drained by one
 // goroutine (Run), optionally backed by an on-disk spool (SpoolDir). Offer
-// never waits for the sink or the disk: when the ring is full the flow is
-// dropped and counted. Create it with NewQueue.
+// never waits for the sink or the disk: when the ring holds Capacity flows
+// the flow is dropped and counted. The ring grows as it fills and shrinks
+// back once it has emptied. Create it with NewQueue.
 type Queue struct {
 	sink  Sink
 	opts  QueueOptions
@@ -21,9 +22,11 @@ type Queue struct {
 	spool *spool        // nil without SpoolDir; owned by Run's goroutine
 
 	mu       sync.Mutex
-	ring     []api.Flow
-	head     int // index of the oldest held flow
-	n        int // flows held, including the batch being written
+	ring     []api.Flow // grows with what is held, up to Capacity (grow, shrink)
+	head     int        // index of the oldest held flow
+	n        int        // flows held, including the batch being written
+	peak     [2]int     // most flows held in this window and the one before
+	window   time.Time  // when this window began
 	inflight int // flows of the batch being written (the n oldest's first part)
 	spooled  int // flows in the spool
 	dropped  uint64
@@ -53,8 +56,9 @@ func NewQueue(s Sink, opts QueueOptions) (*Queue, error) {
 		sink:    s,
 		opts:    o,
 		ready:   make(chan struct{}, 1),
-		ring:    make([]api.Flow, o.Capacity),
+		ring:    make([]api.Flow, min(o.Capacity, minRing)),
 		backoff: o.RetryBackoff,
+		window:  time.Now(),
 	}
 	if o.SpoolDir != "" {
 		if q.spool, err = openSpool(o.SpoolDir, o.SpoolMaxBytes); err != nil {
@@ -87,9 +91,12 @@ func (q *Queue) Name() string { return q.sink.Name() }
 func (q *Queue) Offer(f *api.Flow) bool {
 	q.mu.Lock()
 	if q.n == len(q.ring) {
-		q.dropped++
-		q.mu.Unlock()
-		return false
+		if len(q.ring) == q.opts.Capacity {
+			q.dropped++
+			q.mu.Unlock()
+			return false
+		}
+		q.resize(min(2*len(q.ring), q.opts.Capacity))
 	}
 	i := q.head + q.n
 	if i >= len(q.ring) {
@@ -97,6 +104,7 @@ func (q *Queue) Offer(f *api.Flow) bool {
 	}
 	q.ring[i] = *f
 	q.n++
+	q.peak[0] = max(q.peak[0], q.n)
 	// Every BatchSize flows, so that Run also hears of them while a batch is
 	// failing (it spools them then).
 	batchReady := (q.n-q.inflight)%q.opts.BatchSize == 0
@@ -288,6 +296,44 @@ func (q *Queue) advance(k int) {
 		q.head = 0
 	}
 	q.n -= k
+	if q.n == 0 && q.inflight == 0 {
+		q.shrink()
+	}
+}
+
+// minRing is the ring's smallest size (or Capacity, when less).
+const minRing = 4096
+
+// shrinkWindow is how long the ring's high-water mark is remembered: a
+// ring larger than four times what it held over the last one to two
+// windows shrinks to twice that once it is empty.
+const shrinkWindow = 10 * time.Second
+
+// The ring is allocated as it fills, not at Capacity: a queue holds every
+// flow by value with its pointers (names, labels), and memory the garbage
+// collector scans on every cycle costs CPU for every record, although a
+// sink that keeps up holds one flush's worth.
+
+// resize moves the held flows, oldest first, into a ring of size; q.mu is
+// held, size is at least q.n. A batch being written keeps the old array,
+// whose flows are no longer touched.
+func (q *Queue) resize(size int) {
+	ring := make([]api.Flow, size)
+	n := copy(ring, q.ring[q.head:min(q.head+q.n, len(q.ring))])
+	copy(ring[n:], q.ring[:q.n-n])
+	q.ring, q.head = ring, 0
+}
+
+// shrink gives an empty ring back when it outgrew what it holds; q.mu is
+// held.
+func (q *Queue) shrink() {
+	if now := time.Now(); now.Sub(q.window) >= shrinkWindow {
+		q.peak[1], q.peak[0], q.window = q.peak[0], 0, now
+	}
+	held := max(q.peak[0], q.peak[1])
+	if len(q.ring) > minRing && 4*held <= len(q.ring) {
+		q.ring, q.head = make([]api.Flow, max(minRing, 2*held)), 0
+	}
 }
 
 func (q *Queue) popSpool() {
@@ -309,7 +355,7 @@ func (q *Queue) spill(all bool) int {
 	moved := 0
 	for {
 		q.mu.Lock()
-		if q.n == 0 || !all && q.n <= len(q.ring)/2 {
+		if q.n == 0 || !all && q.n <= q.opts.Capacity/2 {
 			q.mu.Unlock()
 			return moved
 		}
