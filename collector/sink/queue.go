@@ -27,8 +27,8 @@ type Queue struct {
 	n        int        // flows held, including the batch being written
 	peak     [2]int     // most flows held in this window and the one before
 	window   time.Time  // when this window began
-	inflight int // flows of the batch being written (the n oldest's first part)
-	spooled  int // flows in the spool
+	inflight int        // flows of the batch being written (the n oldest's first part)
+	spooled  int        // flows in the spool
 	dropped  uint64
 	written  uint64
 	failed   uint64
