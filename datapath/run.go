@@ -17,6 +17,10 @@ import (
 // they are counted always (Stats).
 const lossLogEvery = 10 * time.Second
 
+// drainMax bounds the events Run reads before it looks at the clock: a ring
+// that never empties still gets swept.
+const drainMax = 4096
+
 // Name names the datapath as a flow source of the collector.
 func (d *Datapath) Name() string { return "datapath" }
 
@@ -26,9 +30,10 @@ func (d *Datapath) Name() string { return "datapath" }
 // the close of a socket folded into its connection's records (see merger).
 // Every record is decoded into one reused api.Flow passed to emit: the
 // pointer is valid only during the call, and decoding allocates nothing.
-// The ring is drained every Config.ReadInterval (sooner when a quarter of
-// it fills); the idle-flow sweeper runs in the same goroutine, so emit is
-// never called concurrently. Only one Run may be active at a time.
+// The ring is drained every Config.ReadInterval, at once when the programs
+// wake the reader (a quarter of it filled); the idle-flow sweeper runs in
+// the same goroutine, so emit is never called concurrently. Only one Run
+// may be active at a time.
 func (d *Datapath) Run(ctx context.Context, emit func(*api.Flow)) error {
 	if !d.runMu.TryLock() {
 		return errors.New("run datapath: already running or closed")
@@ -40,59 +45,52 @@ func (d *Datapath) Run(ctx context.Context, emit func(*api.Flow)) error {
 	m := newMerger(dec, emit, func() { d.decodeErrors.Add(1) }, d.cfg, &d.merge)
 	defer m.flush()
 	sw := newSweeper(d)
-	end := m.event
+	wake, err := newWaker(d.objs.Events.FD())
+	if err != nil {
+		return err
+	}
+	defer wake.Close()
 
-	// Wake a blocked read as soon as ctx is done.
-	stop := context.AfterFunc(ctx, func() { d.reader.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-
+	// A deadline in the past: ReadInto returns what the ring holds and
+	// never blocks (Run waits on timers, see waker).
+	d.reader.SetDeadline(time.Unix(1, 0))
 	sweepEvery, readEvery := d.cfg.sweepEvery(), d.cfg.ReadInterval
-	now := time.Now()
-	nextSweep, nextRead := now.Add(sweepEvery), now.Add(readEvery)
-	d.reader.SetDeadline(nextRead)
+	tick := time.NewTicker(readEvery)
+	defer tick.Stop()
+	nextSweep := time.Now().Add(sweepEvery)
 	var (
 		rec        ringbuf.Record
 		ev         flowEvent
-		sinceCheck int
 		lastLog    time.Time
 		loggedLost uint64
 		loggedErrs uint64
 	)
 	raw := unsafe.Slice((*byte)(unsafe.Pointer(&ev)), EventSize)
 	for {
-		if ctx.Err() != nil {
-			return nil
-		}
-		err := d.reader.ReadInto(&rec)
 		drained := false
-		switch {
-		case err == nil:
+		for range drainMax {
+			err := d.reader.ReadInto(&rec)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				drained = true
+				break
+			}
+			if errors.Is(err, ringbuf.ErrClosed) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("read ring buffer: %w", err)
+			}
 			d.eventsRead.Add(1)
 			if len(rec.RawSample) < EventSize {
 				d.decodeErrors.Add(1)
-			} else {
-				copy(raw, rec.RawSample)
-				m.event(&ev)
-			}
-			// A busy ring never times out: look at the clock now and then.
-			if sinceCheck++; sinceCheck < 256 {
 				continue
 			}
-		case errors.Is(err, ringbuf.ErrClosed):
-			return nil
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			drained = true // every event up to the deadline was read
-		default:
-			return fmt.Errorf("read ring buffer: %w", err)
+			copy(raw, rec.RawSample)
+			m.event(&ev)
 		}
-		sinceCheck = 0
-		now := time.Now()
-		if drained || !now.Before(nextRead) {
-			m.endOfBatch(bootNow())
-			nextRead = now.Add(readEvery)
-		}
-		if !now.Before(nextSweep) {
-			if err := sw.sweep(end); err != nil {
+		m.endOfBatch(bootNow())
+		if now := time.Now(); !now.Before(nextSweep) {
+			if err := sw.sweep(m.event); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
@@ -110,14 +108,17 @@ func (d *Datapath) Run(ctx context.Context, emit func(*api.Flow)) error {
 				lastLog = now
 			}
 		}
-		d.reader.SetDeadline(earliest(nextRead, nextSweep))
+		if !drained {
+			if ctx.Err() != nil {
+				return nil
+			}
+			continue // more waiting: read on
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		case <-wake.C:
+		}
 	}
-}
-
-// earliest is the earlier of two times.
-func earliest(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
 }

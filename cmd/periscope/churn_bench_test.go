@@ -27,7 +27,9 @@ import (
 //	PERISCOPE_BASELINE=<commit> go test -run '^$' -bench BenchmarkChurnVsBaseline -benchtime 1x -timeout 60m ./cmd/periscope/
 //
 // Knobs (environment): PERISCOPE_CHURN_RATE (new connections/s, 2000),
-// PERISCOPE_CHURN_SECONDS (30), PERISCOPE_CHURN_ROUNDS (3 per build).
+// PERISCOPE_CHURN_SECONDS (30), PERISCOPE_CHURN_ROUNDS (3 per build),
+// PERISCOPE_CHURN_ONLY (skip throughput and the TC program's cost),
+// PERISCOPE_CHURN_PERF (a directory: perf record each collector).
 
 // churnRound is one build's measurement of one churn round.
 type churnRound struct {
@@ -108,6 +110,9 @@ func BenchmarkChurnVsBaseline(b *testing.B) {
 		}
 		reportChurn(b, results)
 		reportMaps(b, results)
+		if os.Getenv("PERISCOPE_CHURN_ONLY") != "" {
+			continue
+		}
 		throughputVs(b, builds, cfg, client, server, rounds)
 		tcCostVs(b, builds, rounds)
 	}
@@ -227,19 +232,35 @@ func labRecords(b *testing.B, ch *chtest.Server, db string) (uint64, string) {
 	where := fmt.Sprintf("FROM `%s`.flows WHERE src_pod IN ('client', 'server') OR dst_pod IN ('client', 'server')", db)
 	var total uint64
 	for prev := uint64(1 << 63); ; prev = total {
-		total, _ = strconv.ParseUint(strings.TrimSpace(ch.Query("SELECT count() "+where)), 10, 64)
+		total, _ = strconv.ParseUint(queryRetrying(b, ch, "SELECT count() "+where), 10, 64)
 		if total == prev {
 			break
 		}
 		time.Sleep(1500 * time.Millisecond) // the queue flushes every second
 	}
-	kinds := strings.Fields(ch.Query("SELECT concat(toString(event), ':', toString(count())) " + where + " GROUP BY event ORDER BY event"))
+	kinds := strings.Fields(queryRetrying(b, ch, "SELECT concat(toString(event), ':', toString(count())) "+where+" GROUP BY event ORDER BY event"))
 	names := map[string]string{"1": "start", "2": "state", "3": "periodic", "4": "end", "5": "sock"}
 	for i, k := range kinds {
 		ev, n, _ := strings.Cut(k, ":")
 		kinds[i] = names[ev] + " " + n
 	}
 	return total, strings.Join(kinds, ", ")
+}
+
+// queryRetrying runs a query, again after a failure (a server busy with
+// the inserts of a loaded machine refuses a connection now and then).
+func queryRetrying(b *testing.B, ch *chtest.Server, q string) string {
+	b.Helper()
+	var out []byte
+	var err error
+	for range 5 {
+		if out, err = ch.Client(context.Background(), nil, "--query", q); err == nil {
+			return strings.TrimSpace(string(out))
+		}
+		time.Sleep(time.Second)
+	}
+	b.Fatalf("clickhouse-client %q: %v\n%s", q, err, out)
+	return ""
 }
 
 // scrapeSeries returns the value of one series of the collector's /metrics.
