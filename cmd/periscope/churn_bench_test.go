@@ -29,7 +29,9 @@ import (
 // Knobs (environment): PERISCOPE_CHURN_RATE (new connections/s, 2000),
 // PERISCOPE_CHURN_SECONDS (30), PERISCOPE_CHURN_ROUNDS (3 per build),
 // PERISCOPE_CHURN_ONLY (skip throughput and the TC program's cost),
-// PERISCOPE_CHURN_PERF (a directory: perf record each collector).
+// PERISCOPE_CHURN_PERF (a directory: perf record each collector),
+// PERISCOPE_CHURN_ARGS (more flags for this tree's collector, to compare
+// settings).
 
 // churnRound is one build's measurement of one churn round.
 type churnRound struct {
@@ -122,8 +124,11 @@ func BenchmarkChurnVsBaseline(b *testing.B) {
 func churnRoundOf(b *testing.B, bd churnBuild, cfg string, ch *chtest.Server, db string,
 	client *netlab.Pod, server netip.AddrPort, rate, secs int) churnRound {
 	b.Helper()
-	p := startCollectorProc(b, bd.collector, "--config", cfg, "--clickhouse="+ch.DSN(db),
-		"--clickhouse-spool-dir", b.TempDir(), "--metrics")
+	args := []string{"--config", cfg, "--clickhouse=" + ch.DSN(db), "--clickhouse-spool-dir", b.TempDir(), "--metrics"}
+	if extra := os.Getenv("PERISCOPE_CHURN_ARGS"); extra != "" && bd.name == "this" {
+		args = append(args, strings.Fields(extra)...)
+	}
+	p := startCollectorProc(b, bd.collector, args...)
 	defer p.stop()
 	waitAttached(b, p, 2)
 	res := churnRound{build: bd.name}
