@@ -11,6 +11,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 BIN := bin/periscope
 HUBBLE_CLI := bin/hubble
+SCHEMATHESIS := bin/venv/bin/schemathesis
 KUBE_APISERVER := bin/kube-apiserver
 
 TEST_TIMEOUT ?= 20m
@@ -57,7 +58,7 @@ build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/periscope
 
 test: deps hubble-cli kube-apiserver
-	$(ROOT) env PERISCOPE_HUBBLE_CLI=$(abspath $(HUBBLE_CLI)) PERISCOPE_KUBE_APISERVER=$(abspath $(KUBE_APISERVER)) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+	$(ROOT) env PERISCOPE_HUBBLE_CLI=$(abspath $(HUBBLE_CLI)) PERISCOPE_KUBE_APISERVER=$(abspath $(KUBE_APISERVER)) PERISCOPE_SCHEMATHESIS=$(abspath $(SCHEMATHESIS)) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
 bench: deps
 	@mkdir -p $(dir $(BENCH_OUT))

@@ -10,6 +10,7 @@ package api
 
 import (
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -208,11 +209,12 @@ type Flow struct {
 	// once it knows which side of Interface the local endpoint is on.
 	InitiatorHook TrafficDirection
 
-	// Policy attribution (names of deciding policies), filled by the enforcer.
-	IngressAllowedBy []string
-	EgressAllowedBy  []string
-	IngressDeniedBy  []string
-	EgressDeniedBy   []string
+	// Policy attribution (the deciding policies), filled by the datapath.
+	// The slices are shared by every flow of a policy revision: read-only.
+	IngressAllowedBy []PolicyRef
+	EgressAllowedBy  []PolicyRef
+	IngressDeniedBy  []PolicyRef
+	EgressDeniedBy   []PolicyRef
 
 	// SourceNames and DestinationNames are the DNS names the other side's
 	// endpoint resolved to this side's address (Hubble's source_names,
@@ -224,4 +226,31 @@ type Flow struct {
 	// L7 is the application-layer record of an L7 flow (Type FlowTypeL7);
 	// nil for every other flow. It is shared, never mutated (see L7).
 	L7 *L7
+}
+
+// PolicyRef names a policy that decided a flow, as Hubble's flow.Policy:
+// its name, namespace (empty for a clusterwide policy), kind
+// (CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy, NetworkPolicy)
+// and the policy revision that applied it.
+type PolicyRef struct {
+	Name      string
+	Namespace string
+	Kind      string
+	Revision  uint64
+}
+
+// Ref is "namespace/name", or "name" for a clusterwide policy.
+func (p PolicyRef) Ref() string {
+	if p.Namespace == "" {
+		return p.Name
+	}
+	return p.Namespace + "/" + p.Name
+}
+
+// ParsePolicyRef reads a Ref ("namespace/name" or "name") of kind.
+func ParsePolicyRef(ref, kind string) PolicyRef {
+	if ns, name, ok := strings.Cut(ref, "/"); ok {
+		return PolicyRef{Namespace: ns, Name: name, Kind: kind}
+	}
+	return PolicyRef{Name: ref, Kind: kind}
 }

@@ -196,18 +196,27 @@ func appendEndpoint(dst []byte, key string, ep *Endpoint) []byte {
 
 // appendPolicies appends Hubble's repeated Policy field; Periscope knows only
 // the deciding policy's name.
-func appendPolicies(dst []byte, key string, names []string) []byte {
-	if len(names) == 0 {
+func appendPolicies(dst []byte, key string, refs []PolicyRef) []byte {
+	if len(refs) == 0 {
 		return dst
 	}
 	dst = appendKey(dst, key)
 	dst = append(dst, '[')
-	for i, n := range names {
+	for i := range refs {
+		p := &refs[i]
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = append(dst, `{"name":`...)
-		dst = appendString(dst, n)
+		dst = append(dst, '{')
+		dst = appendStringField(dst, "name", p.Name)
+		dst = appendStringField(dst, "namespace", p.Namespace)
+		if p.Revision != 0 { // a uint64: a string in protojson
+			dst = appendKey(dst, "revision")
+			dst = append(dst, '"')
+			dst = strconv.AppendUint(dst, p.Revision, 10)
+			dst = append(dst, '"')
+		}
+		dst = appendStringField(dst, "kind", p.Kind)
 		dst = append(dst, '}')
 	}
 	return append(dst, ']')

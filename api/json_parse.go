@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -34,10 +35,10 @@ type (
 		TrafficDirection wireEnum       `json:"traffic_direction"`
 		IsReply          bool           `json:"is_reply"`
 		Interface        Interface      `json:"interface"`
-		EgressAllowedBy  []wireName     `json:"egress_allowed_by"`
-		IngressAllowedBy []wireName     `json:"ingress_allowed_by"`
-		EgressDeniedBy   []wireName     `json:"egress_denied_by"`
-		IngressDeniedBy  []wireName     `json:"ingress_denied_by"`
+		EgressAllowedBy  []wirePolicy   `json:"egress_allowed_by"`
+		IngressAllowedBy []wirePolicy   `json:"ingress_allowed_by"`
+		EgressDeniedBy   []wirePolicy   `json:"egress_denied_by"`
+		IngressDeniedBy  []wirePolicy   `json:"ingress_denied_by"`
 		Periscope        *wirePeriscope `json:"periscope"`
 	}
 	wireIP struct {
@@ -71,6 +72,12 @@ type (
 	}
 	wireName struct {
 		Name string `json:"name"`
+	}
+	wirePolicy struct {
+		Name      string   `json:"name"`
+		Namespace string   `json:"namespace"`
+		Kind      string   `json:"kind"`
+		Revision  wireEnum `json:"revision"` // a string (protojson) or a number
 	}
 	wirePeriscope struct {
 		Event     wireEnum     `json:"event"`
@@ -199,10 +206,18 @@ func (w *wireFlow) decode(f *Flow) error {
 	f.SourceNames, f.DestinationNames = w.SourceNames, w.DestinationNames
 	f.IsReply = w.IsReply
 	f.Interface = w.Interface
-	f.EgressAllowedBy = names(w.EgressAllowedBy)
-	f.IngressAllowedBy = names(w.IngressAllowedBy)
-	f.EgressDeniedBy = names(w.EgressDeniedBy)
-	f.IngressDeniedBy = names(w.IngressDeniedBy)
+	if f.EgressAllowedBy, err = policies(w.EgressAllowedBy); err != nil {
+		return err
+	}
+	if f.IngressAllowedBy, err = policies(w.IngressAllowedBy); err != nil {
+		return err
+	}
+	if f.EgressDeniedBy, err = policies(w.EgressDeniedBy); err != nil {
+		return err
+	}
+	if f.IngressDeniedBy, err = policies(w.IngressDeniedBy); err != nil {
+		return err
+	}
 	if w.Periscope != nil {
 		return w.Periscope.decode(f)
 	}
@@ -301,6 +316,30 @@ func (w *wireObserv) decode(o *Observation) error {
 		PacketsReply: w.Reply.Packets, BytesReply: w.Reply.Bytes,
 	}
 	return nil
+}
+
+// policies reads policy references; a name "namespace/name" without a
+// namespace (records written before flows carried namespaces) is split.
+func policies(ws []wirePolicy) ([]PolicyRef, error) {
+	if len(ws) == 0 {
+		return nil, nil
+	}
+	out := make([]PolicyRef, len(ws))
+	for i, w := range ws {
+		p := PolicyRef{Name: w.Name, Namespace: w.Namespace, Kind: w.Kind}
+		if p.Namespace == "" && strings.Contains(p.Name, "/") {
+			p = ParsePolicyRef(p.Name, p.Kind)
+		}
+		if w.Revision != "" {
+			r, err := strconv.ParseUint(string(w.Revision), 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("policy %s: revision %q: %w", p.Ref(), w.Revision, err)
+			}
+			p.Revision = r
+		}
+		out[i] = p
+	}
+	return out, nil
 }
 
 func names(ws []wireName) []string {

@@ -67,7 +67,7 @@ func TestAppendJSONFieldsFollowHubbleNames(t *testing.T) {
 		`"Type":"L3_L4","node_name":"node1","traffic_direction":"EGRESS","is_reply":false`,
 		`"interface":{"index":7,"name":"lxc-frontend"}`,
 		`"Summary":"TCP Flags: SYN, ACK"`,
-		`"egress_allowed_by":[{"name":"default/allow-frontend"}]`,
+		`"egress_allowed_by":[{"name":"allow-frontend","namespace":"default","revision":"7","kind":"CiliumNetworkPolicy"}]`,
 		`"periscope":{"event":"state","start_time":"2026-11-23T09:30:12.123456789Z","end_time":"2026-11-23T09:30:14.123456789Z","forward":{"packets":3,"bytes":180},"reply":{"packets":2,"bytes":120},"initiator_hook":"INGRESS"}`,
 		`},"node_name":"node1","time":"2026-11-23T09:30:14.123456789Z"}`,
 	} {
@@ -81,7 +81,7 @@ func TestAppendJSONFieldsFollowHubbleNames(t *testing.T) {
 		}
 	}
 	dropped := string(AppendJSON(nil, sampleFlows()["tcp_policy_denied"]))
-	for _, want := range []string{`"verdict":"DROPPED","drop_reason":133,"drop_reason_desc":"POLICY_DENIED"`, `"ingress_denied_by":[{"name":"default/deny-world"}]`} {
+	for _, want := range []string{`"verdict":"DROPPED","drop_reason":133,"drop_reason_desc":"POLICY_DENIED"`, `"ingress_denied_by":[{"name":"deny-world","revision":"12","kind":"CiliumClusterwideNetworkPolicy"}]`} {
 		if !strings.Contains(dropped, want) {
 			t.Errorf("dropped line lacks %s\nline: %s", want, dropped)
 		}
@@ -108,7 +108,9 @@ func TestParseJSONAcceptsHubbleOutput(t *testing.T) {
 	line := `{"flow":{"time":"2024-01-02T03:04:05.5Z","verdict":"DROPPED","drop_reason":181,"ethernet":{"source":"aa:bb:cc:dd:ee:ff"},` +
 		`"IP":{"source":"10.0.0.1","destination":"10.0.0.2","ipVersion":"IPv4"},"l4":{"UDP":{"source_port":1,"destination_port":53}},` +
 		`"source":{"identity":7,"labels":["k8s:a=b"],"workloads":[{"name":"w","kind":"Deployment"}]},"destination":{},"Type":"L3_L4",` +
-		`"event_type":{"type":1,"sub_type":181},"traffic_direction":"EGRESS","Summary":"UDP"},"node_name":"kind-worker","time":"2024-01-02T03:04:05.5Z"}`
+		`"event_type":{"type":1,"sub_type":181},"traffic_direction":"EGRESS","Summary":"UDP",` +
+		`"egress_denied_by":[{"name":"deny-dns","namespace":"kube-system","labels":["k8s:io.cilium.k8s.policy.derived-from=CiliumNetworkPolicy"],"revision":"42","kind":"CiliumNetworkPolicy"}]},` +
+		`"node_name":"kind-worker","time":"2024-01-02T03:04:05.5Z"}`
 	var f Flow
 	if err := ParseJSON([]byte(line), &f); err != nil {
 		t.Fatal(err)
@@ -117,6 +119,22 @@ func TestParseJSONAcceptsHubbleOutput(t *testing.T) {
 		f.L4.DestinationPort != 53 || f.Source.Workload != "w" || f.NodeName != "kind-worker" ||
 		!f.Time.Equal(time.Date(2024, 1, 2, 3, 4, 5, 5e8, time.UTC)) {
 		t.Errorf("unexpected flow: %+v", f)
+	}
+	if want := []PolicyRef{{Name: "deny-dns", Namespace: "kube-system", Kind: "CiliumNetworkPolicy", Revision: 42}}; !reflect.DeepEqual(f.EgressDeniedBy, want) {
+		t.Errorf("egress_denied_by %+v, want %+v", f.EgressDeniedBy, want)
+	}
+}
+
+func TestParseJSONReadsPoliciesOfOlderRecords(t *testing.T) {
+	// Before flows carried Hubble's policy shape, the namespace was folded
+	// into the name.
+	line := `{"flow":{"verdict":"FORWARDED","ingress_allowed_by":[{"name":"default/web"},{"name":"lockdown"}]}}`
+	var f Flow
+	if err := ParseJSON([]byte(line), &f); err != nil {
+		t.Fatal(err)
+	}
+	if want := []PolicyRef{{Name: "web", Namespace: "default"}, {Name: "lockdown"}}; !reflect.DeepEqual(f.IngressAllowedBy, want) {
+		t.Errorf("ingress_allowed_by %+v, want %+v", f.IngressAllowedBy, want)
 	}
 }
 

@@ -34,7 +34,7 @@ func sampleFlows() map[string]*Flow {
 			StartTime:        t0.Add(-2 * time.Second),
 			EndTime:          t0,
 			Counters:         Counters{PacketsForward: 3, BytesForward: 180, PacketsReply: 2, BytesReply: 120},
-			EgressAllowedBy:  []string{"default/allow-frontend"},
+			EgressAllowedBy:  []PolicyRef{{Name: "allow-frontend", Namespace: "default", Kind: "CiliumNetworkPolicy", Revision: 7}},
 		},
 		"tcp_policy_denied": {
 			Time:             t0.Add(time.Millisecond).Truncate(time.Millisecond),
@@ -48,7 +48,7 @@ func sampleFlows() map[string]*Flow {
 			TrafficDirection: TrafficDirectionIngress,
 			NodeName:         "node1",
 			Event:            EventStart,
-			IngressDeniedBy:  []string{"default/deny-world"},
+			IngressDeniedBy:  []PolicyRef{{Name: "deny-world", Kind: "CiliumClusterwideNetworkPolicy", Revision: 12}},
 		},
 		"udp_ipv6_reply": {
 			Time:        t0.Truncate(time.Microsecond),
@@ -164,8 +164,8 @@ func sampleFlows() map[string]*Flow {
 			Counters:           Counters{PacketsForward: 6, BytesForward: 500, PacketsReply: 5, BytesReply: 700},
 			Process:            Process{PID: 100, Comm: "curl", CgroupID: 7},
 			DestinationProcess: Process{PID: 200, Comm: "nginx", CgroupID: 8},
-			EgressAllowedBy:    []string{"default/allow-frontend"},
-			IngressAllowedBy:   []string{"default/allow-to-backend"},
+			EgressAllowedBy:    []PolicyRef{{Name: "allow-frontend", Namespace: "default", Kind: "CiliumNetworkPolicy", Revision: 7}},
+			IngressAllowedBy:   []PolicyRef{{Name: "allow-to-backend", Namespace: "default", Kind: "CiliumNetworkPolicy", Revision: 3}},
 			Other: Observation{Interface: Interface{Index: 9, Name: "lxc-backend"}, InitiatorHook: TrafficDirectionEgress,
 				TrafficDirection: TrafficDirectionIngress, Verdict: VerdictForwarded,
 				Counters: Counters{PacketsForward: 5, BytesForward: 420, PacketsReply: 5, BytesReply: 700}},

@@ -197,6 +197,7 @@ enum policy_enforce_flag {
 	POLICY_ENFORCE_BY_IDENTITY = 16,   /* keys of a non-zero identity */
 	POLICY_ENFORCE_ANY_IDENTITY = 32,  /* keys of identity 0 */
 	POLICY_ENFORCE_FAST_PEERS = 64,    /* policy_fast has peer-address slots of this endpoint */
+	POLICY_ENFORCE_HOST_DEVICE = 128,  /* a host device: the host endpoint (bpf/host_policy.h) */
 };
 
 /*

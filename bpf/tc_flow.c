@@ -755,6 +755,8 @@ static __always_inline int policy_probe(struct policy_key *pk, struct policy_fas
 	return policy_lookup(&policy_0, &policy_1, pk, slot, pv);
 }
 
+#include "host_policy.h"
+
 /*
  * is_ndp says whether the connection is IPv6 neighbour discovery (router
  * and neighbour solicitation and advertisement, redirect: ICMPv6 133-137).
@@ -775,7 +777,7 @@ static __always_inline int is_ndp(const struct flow_key *k, const struct flow_va
  * A host peer on an exact port usually costs one policy_fast access more
  * (its peer slot), whatever the number of rules.
  */
-static __always_inline void judge(const struct flow_key *k, struct flow_value *v, __u64 rev)
+static __always_inline void judge(const struct flow_key *k, struct flow_value *v, __u64 rev, const int host)
 {
 	struct policy_enforce *enf;
 	struct policy_value pv = {};
@@ -815,6 +817,8 @@ static __always_inline void judge(const struct flow_key *k, struct flow_value *v
 			port = 128;
 	}
 	flags = enf->flags;
+	if (host && !host_device_turn(k, slot, &dir, &peer_is_src))
+		return;
 
 	q.endpoint_id = bpf_htonl(ep);
 	q.direction = dir;
@@ -893,7 +897,7 @@ static __always_inline void judge_at_destination(const struct flow_key *k, struc
 	dv.src_is_initiator = v->src_is_initiator;
 	dv.hook = FLOW_HOOK_EGRESS; /* the initiator's packets leave the host there */
 	dv.icmp_type = v->icmp_type;
-	judge(&dk, &dv, rev);
+	judge(&dk, &dv, rev, 0); /* a local pod */
 	if (dv.verdict != FLOW_VERDICT_DROPPED)
 		return;
 	v->observed_at = dk.ifindex;
@@ -910,19 +914,19 @@ static __always_inline void judge_at_destination(const struct flow_key *k, struc
  * one while that destination's ingress drops the connection, else it is
  * the source's own again, judged for its egress.
  */
-static __always_inline void rejudge(const struct flow_key *k, struct flow_value *v, __u64 rev)
+static __always_inline void rejudge(const struct flow_key *k, struct flow_value *v, __u64 rev, const int host)
 {
 	if (v->observed_at) {
 		struct flow_key dk = *k;
 
 		dk.ifindex = v->observed_at;
-		judge(&dk, v, rev);
+		judge(&dk, v, rev, 0); /* a local pod */
 		if (v->verdict == FLOW_VERDICT_DROPPED)
 			return;
 		v->observed_at = 0;
 		v->hook = FLOW_HOOK_INGRESS;
 	}
-	judge(k, v, rev);
+	judge(k, v, rev, host);
 }
 
 static __always_inline void redirect_stat_inc(__u32 slot)
@@ -1112,7 +1116,7 @@ static __always_inline int proxy_action(struct __sk_buff *skb, const struct pack
  * START. Returns the verdict (> 0), or -1 when the entry was not written.
  */
 static __always_inline int start_flow(struct packet *p, int rev, __u8 hook, __u64 len,
-				      __u64 now, __u64 update_flags, __u64 prev, __u32 mark, __u8 *proxy)
+				      __u64 now, __u64 update_flags, __u64 prev, __u32 mark, __u8 *proxy, const int host)
 {
 	struct flow_value nv = {};
 	/* The sender of the first packet started the connection, unless that
@@ -1134,7 +1138,7 @@ static __always_inline int start_flow(struct packet *p, int rev, __u8 hook, __u6
 		nv.hook = hook == FLOW_HOOK_INGRESS ? FLOW_HOOK_EGRESS : FLOW_HOOK_INGRESS;
 	nv.icmp_type = p->icmp_type;
 	nv.icmp_code = p->icmp_code;
-	judge(&p->key, &nv, prev);
+	judge(&p->key, &nv, prev, host);
 	/* A local pod starts it: its local destination may drop it here. */
 	if (hook == FLOW_HOOK_INGRESS && nv.hook == FLOW_HOOK_INGRESS &&
 	    nv.verdict == FLOW_VERDICT_FORWARDED && prev)
@@ -1152,7 +1156,7 @@ static __always_inline int start_flow(struct packet *p, int rev, __u8 hook, __u6
  * The hot path is an existing flow: one map lookup, two atomic adds, one
  * clock read; an event only on a verdict change or a due periodic report.
  */
-static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
+static __always_inline int handle(struct __sk_buff *skb, __u8 hook, const int host)
 {
 	struct packet p = {};
 	struct flow_value *v;
@@ -1169,7 +1173,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 	v = bpf_map_lookup_elem(&flows, &p.key);
 	if (!v) {
 		__u8 proxy = 0;
-		int verdict = start_flow(&p, rev, hook, len, now, BPF_NOEXIST, prev, skb->mark, &proxy);
+		int verdict = start_flow(&p, rev, hook, len, now, BPF_NOEXIST, prev, skb->mark, &proxy, host);
 
 		if (verdict == FLOW_VERDICT_DROPPED)
 			return TCX_DROP;
@@ -1201,7 +1205,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 
 			emit(&p.key, v, FLOW_KIND_END, now);
 			stat_inc(FLOW_STAT_ENDED);
-			verdict = start_flow(&p, rev, hook, len, now, BPF_ANY, prev, skb->mark, &proxy);
+			verdict = start_flow(&p, rev, hook, len, now, BPF_ANY, prev, skb->mark, &proxy, host);
 			if (verdict == FLOW_VERDICT_DROPPED)
 				return TCX_DROP;
 			return proxy && verdict > 0 ? proxy_action(skb, &p, rev, hook, &proxy, 1) : TCX_NEXT;
@@ -1227,7 +1231,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 		nv.hook = v->hook;
 		nv.icmp_type = v->icmp_type;
 		nv.observed_at = v->observed_at;
-		rejudge(&p.key, &nv, prev);
+		rejudge(&p.key, &nv, prev, host);
 		if (nv.verdict != v->verdict || nv.drop_reason != v->drop_reason ||
 		    nv.observed_at != v->observed_at)
 			kind = FLOW_KIND_STATE;
@@ -1264,13 +1268,30 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 SEC("tc")
 int flow_ingress(struct __sk_buff *skb)
 {
-	return handle(skb, FLOW_HOOK_INGRESS);
+	return handle(skb, FLOW_HOOK_INGRESS, 0);
 }
 
 SEC("tc")
 int flow_egress(struct __sk_buff *skb)
 {
-	return handle(skb, FLOW_HOOK_EGRESS);
+	return handle(skb, FLOW_HOOK_EGRESS, 0);
+}
+
+/*
+ * The programs of host devices (host interfaces): the same accounting, and
+ * the host endpoint's policy judged from the host's side (host_policy.h).
+ * Separate programs, so the pods' programs carry none of it.
+ */
+SEC("tc")
+int flow_host_ingress(struct __sk_buff *skb)
+{
+	return handle(skb, FLOW_HOOK_INGRESS, 1);
+}
+
+SEC("tc")
+int flow_host_egress(struct __sk_buff *skb)
+{
+	return handle(skb, FLOW_HOOK_EGRESS, 1);
 }
 
 /*

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/access"
+	"github.com/periscope-dev/periscope/api/agentevent"
 	"github.com/periscope-dev/periscope/api/flowquery"
 	"github.com/periscope-dev/periscope/collector/ring"
 	"github.com/periscope-dev/periscope/enforcer/identity"
@@ -19,8 +21,19 @@ import (
 // DefaultListen is the HTTP API's default address.
 const DefaultListen = "127.0.0.1:4244"
 
+// DefaultSocket is where the API's local Unix socket is by default
+// (--api-socket), and where the CLI looks for it.
+const DefaultSocket = "/run/periscope/collector.sock"
+
 // DefaultRingSize is how many flows the collector keeps by default.
 const DefaultRingSize = ring.DefaultSize
+
+// DefaultMaxFollowers is how many live followers a collector serves at
+// once by default: a follower over HTTP or Hubble's API costs tens of
+// kilobytes, a WebSocket client up to ui.DefaultClientBuffer (512 KiB) more,
+// so even that many of the costliest stay a fraction of the default
+// memory limit (256 MiB).
+const DefaultMaxFollowers = 64
 
 // shutdownTimeout bounds how long Run waits for HTTP requests to finish.
 const shutdownTimeout = 5 * time.Second
@@ -96,11 +109,21 @@ type Options struct {
 	Listen string
 	// Listener, when set, serves the HTTP API (the caller may pick a port).
 	Listener net.Listener
+	// Access guards the HTTP API on Listen (access.Guard.TCP): the token,
+	// Host and Origin checks, what may change state. nil checks nothing:
+	// for tests, and servers behind a guard of their own; the binary
+	// always sets one.
+	Access *access.Guard
+	// Socket, when set, is the path of the API's local Unix socket
+	// (access.ListenSocket): the same API, every call allowed to whoever
+	// its file permissions let in.
+	Socket string
 	// RingSize is how many flows are kept (DefaultRingSize when zero).
 	RingSize int
-	// FollowBuffer is each follower's queue length (ring.DefaultFollowBuffer
-	// when zero).
-	FollowBuffer int
+	// MaxFollowers bounds the live followers served at once, over every
+	// API that follows (Followers); DefaultMaxFollowers when zero,
+	// unbounded when negative.
+	MaxFollowers int
 	// Sinks get every flow after it is stored.
 	Sinks []Sink
 	// History, when set, is long-term storage (ClickHouse) GET /api/v1/flows
@@ -129,6 +152,8 @@ type Collector struct {
 	log      *slog.Logger
 	registry *Registry
 	store    *ring.Ring
+	events   *agentevent.Log
+	follows  *flowquery.Limit
 	started  time.Time
 
 	ready    chan struct{}
@@ -180,11 +205,16 @@ func New(opts Options) (*Collector, error) {
 	if opts.Listen == "" {
 		opts.Listen = DefaultListen
 	}
+	if opts.MaxFollowers == 0 {
+		opts.MaxFollowers = DefaultMaxFollowers
+	}
 	return &Collector{
 		opts:     opts,
 		log:      log,
 		registry: reg,
-		store:    ring.New(opts.RingSize, opts.FollowBuffer),
+		store:    ring.New(opts.RingSize),
+		events:   agentevent.NewLog(reg.NodeName(), 0),
+		follows:  flowquery.NewLimit("live followers", opts.MaxFollowers),
 		started:  time.Now(),
 		ready:    make(chan struct{}),
 	}, nil
@@ -195,6 +225,12 @@ func (c *Collector) Registry() *Registry { return c.registry }
 
 // Store is the collector's flow store, its ring: a flowquery.Reader.
 func (c *Collector) Store() *ring.Ring { return c.store }
+
+// Followers bounds the live followers the collector serves at once
+// (Options.MaxFollowers): its HTTP API takes a place per follow, and so
+// must every other API that follows its ring (the web UI per WebSocket,
+// Hubble's API per follow).
+func (c *Collector) Followers() *flowquery.Limit { return c.follows }
 
 // Ready is closed once Run listens and has attached the datapath.
 func (c *Collector) Ready() <-chan struct{} { return c.ready }
@@ -237,31 +273,37 @@ func (c *Collector) Run(ctx context.Context) (err error) {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	srv := &http.Server{
-		Handler:           c.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		// No ReadTimeout or WriteTimeout: they would cut follow streams;
-		// handlers set write deadlines themselves.
-		BaseContext: func(net.Listener) context.Context { return runCtx },
-		ErrorLog:    slog.NewLogLogger(c.log.Handler(), slog.LevelWarn),
+	api := c.Handler()
+	tcpAPI := api
+	if c.opts.Access != nil {
+		tcpAPI = c.opts.Access.TCP(api)
+	}
+	servers := []*served{{srv: c.httpServer(runCtx, tcpAPI), ln: ln, what: "HTTP"}}
+	if c.opts.Socket != "" {
+		sln, err := access.ListenSocket(c.opts.Socket)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("collector: %w (--api-socket)", err)
+		}
+		servers = append(servers, &served{srv: c.httpServer(runCtx, api), ln: sln, what: "the API socket"})
 	}
 	c.mu.Lock()
 	c.addr = ln.Addr()
 	c.mu.Unlock()
+	c.announce()
 	close(c.ready)
-	c.log.Info("collector running", "listen", ln.Addr().String(), "node", c.registry.NodeName(),
+	c.log.Info("collector running", "listen", ln.Addr().String(), "socket", c.opts.Socket, "node", c.registry.NodeName(),
 		"endpoints", len(c.registry.endpoints), "ring_size", c.store.Capacity())
 
 	var wg sync.WaitGroup
-	var serveErr error
-	wg.Go(func() {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			serveErr = fmt.Errorf("collector: serve HTTP: %w", err)
-			cancel()
-		}
-	})
+	for _, s := range servers {
+		wg.Go(func() {
+			if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+				s.err = fmt.Errorf("collector: serve %s: %w", s.what, err)
+				cancel()
+			}
+		})
+	}
 
 	srcErr := c.runSources(runCtx, c.process)
 	cancel()
@@ -270,17 +312,43 @@ func (c *Collector) Run(ctx context.Context) (err error) {
 	releaseIdentities(c.opts.Identities, c.registry, c.opts.IdentityGrace, c.log)
 	sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer scancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		c.log.Warn("HTTP shutdown", "err", err)
+	for _, s := range servers {
+		if err := s.srv.Shutdown(sctx); err != nil {
+			c.log.Warn("HTTP shutdown", "server", s.what, "err", err)
+		}
 	}
 	wg.Wait()
-	if serveErr != nil {
-		return serveErr
+	for _, s := range servers {
+		if s.err != nil {
+			return s.err
+		}
 	}
 	if srcErr != nil {
 		return fmt.Errorf("collector: %w", srcErr)
 	}
 	return nil
+}
+
+// served is one of Run's HTTP servers: the listen address, the socket.
+type served struct {
+	srv  *http.Server
+	ln   net.Listener
+	what string
+	err  error
+}
+
+// httpServer serves h with the collector's settings, requests living in ctx.
+func (c *Collector) httpServer(ctx context.Context, h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		// No ReadTimeout or WriteTimeout: they would cut follow streams;
+		// handlers set write deadlines themselves.
+		BaseContext: func(net.Listener) context.Context { return ctx },
+		ErrorLog:    slog.NewLogLogger(c.log.Handler(), slog.LevelWarn),
+	}
 }
 
 func (c *Collector) attach() error {

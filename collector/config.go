@@ -22,11 +22,41 @@ const DefaultNamespace = "default"
 type Config struct {
 	// NodeName names the node in every flow; empty means the hostname.
 	NodeName string `yaml:"node_name"`
-	// HostInterfaces are host interfaces to watch besides the endpoints' veths.
+	// ClusterName is the cluster's name, which every endpoint carries as
+	// Cilium's label k8s:io.cilium.k8s.policy.cluster; empty means
+	// DefaultClusterName.
+	ClusterName string `yaml:"cluster_name"`
+	// HostInterfaces are host interfaces to watch besides the endpoints'
+	// veths; host policies (nodeSelector) are enforced on them.
 	HostInterfaces []string `yaml:"host_interfaces"`
+	// NodeLabels are the node's labels: the host endpoint carries them as
+	// "k8s:key=value" beside reserved:host, and host policies' nodeSelector
+	// selects by them.
+	NodeLabels map[string]string `yaml:"node_labels"`
+	// RemoteNodes are the other nodes' addresses or prefixes: peers with
+	// the remote-node identity (entity remote-node).
+	RemoteNodes []string `yaml:"remote_nodes"`
+	// Namespaces declares namespaces' labels; every endpoint of a namespace
+	// carries them as Cilium's k8s:io.cilium.k8s.namespace.labels.<key>.
+	// Every namespace has kubernetes.io/metadata.name=<name>, declared or
+	// not, as Kubernetes sets it.
+	Namespaces map[string]NamespaceConfig `yaml:"namespaces"`
 	// Endpoints are the node's workloads ("pods").
 	Endpoints []EndpointConfig `yaml:"endpoints"`
 }
+
+// NamespaceConfig declares one namespace.
+type NamespaceConfig struct {
+	// Labels are the namespace's labels.
+	Labels map[string]string `yaml:"labels"`
+}
+
+// DefaultClusterName is the cluster name of a node that declares none, as
+// Cilium's default.
+const DefaultClusterName = "default"
+
+// clusterNameRE is Cilium's rule for cluster names.
+var clusterNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$`)
 
 // EndpointConfig declares one endpoint: a network namespace reached through a
 // veth pair whose host side the datapath watches.
@@ -184,12 +214,50 @@ func (c *Config) validate(pos positions) error {
 			}
 		}
 	}
+	if c.ClusterName != "" && !clusterNameRE.MatchString(c.ClusterName) {
+		errs = append(errs, fmt.Errorf("%scluster name %q: want at most 32 lower-case letters, digits and '-', starting and ending with a letter or digit (as Cilium's)",
+			pos.at(pos.field("cluster_name")), c.ClusterName))
+	}
+	for k := range c.NodeLabels {
+		if k == "" {
+			errs = append(errs, fmt.Errorf("%snode label: empty key", pos.at(pos.field("node_labels"))))
+		}
+	}
+	for i, s := range c.RemoteNodes {
+		if _, err := parsePrefix(s); err != nil {
+			errs = append(errs, fmt.Errorf("%sremote node %q: want an address or a prefix", pos.at(seqItem(pos.field("remote_nodes"), i)), s))
+		}
+	}
+	for ns, nc := range c.Namespaces {
+		at := pos.at(mapValue(pos.field("namespaces"), ns))
+		if ns == "" {
+			errs = append(errs, fmt.Errorf("%snamespace: empty name", at))
+		}
+		for k, v := range nc.Labels {
+			switch {
+			case k == "":
+				errs = append(errs, fmt.Errorf("%snamespace %q: empty label key", at, ns))
+			case k == NamespaceNameLabel && v != ns:
+				errs = append(errs, fmt.Errorf("%snamespace %q: label %s is the namespace's name, not %q", at, ns, NamespaceNameLabel, v))
+			}
+		}
+	}
 	for i, ifname := range c.HostInterfaces {
 		if ifname == "" {
 			errs = append(errs, fmt.Errorf("%shost interface %d: empty name", pos.hostInterface(i), i))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// parsePrefix reads an address (a host prefix) or a prefix.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	return p.Masked(), err
 }
 
 func (ep *EndpointConfig) namespace() string {

@@ -14,7 +14,10 @@ func TestLoadConfig(t *testing.T) {
 	}
 	want := &Config{
 		NodeName:       "node1",
+		ClusterName:    "mesh-1",
 		HostInterfaces: []string{"eth0"},
+		NodeLabels:     map[string]string{"node-access": "ssh"},
+		Namespaces:     map[string]NamespaceConfig{"shop": {Labels: map[string]string{"team": "red"}}},
 		Endpoints: []EndpointConfig{
 			{
 				Name:      "frontend",
@@ -45,6 +48,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"duplicate_ip.yaml", `duplicate_ip.yaml:7:11: endpoint "backend": duplicate IP 198.18.0.2 (also endpoint "frontend")`},
 		{"bad_type.yaml", `bad_type.yaml:4: cannot unmarshal`},
 		{"missing.yaml", `read endpoints config`},
+		{"bad_cluster.yaml", `bad_cluster.yaml:1:15: cluster name "Mesh_1": want at most 32 lower-case letters`},
+		{"bad_cluster.yaml", `bad_cluster.yaml:3:9: namespace "shop": label kubernetes.io/metadata.name is the namespace's name, not "other"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

@@ -102,8 +102,15 @@ func newPolicyLab(t *testing.T) *policyLab {
 		// Not declared to the collector: their addresses are world.
 		{"outsider", "", nil, false, false},
 		{"outsider2", "", nil, false, false},
+		// Declared as another node's address: remote-node.
+		{"node2", "", nil, false, false},
 	}
-	pl.cfg = &collector.Config{NodeName: "e2e-policy"}
+	// The lab's bridge is the host's interface: the host endpoint, with the
+	// node's labels, where host policies are enforced.
+	pl.cfg = &collector.Config{NodeName: "e2e-policy", Namespaces: map[string]collector.NamespaceConfig{
+		"default": {Labels: map[string]string{"team": "web"}},
+		"other":   {Labels: map[string]string{"team": "data"}},
+	}, HostInterfaces: []string{pl.lab.Bridge.Name}, NodeLabels: map[string]string{"node-access": "ssh"}}
 	var all []*netlab.Pod
 	for _, d := range defs {
 		p, err := pl.lab.AddPod(netlab.PodSpec{Name: d.name, Namespace: d.ns, Labels: d.labels})
@@ -118,6 +125,9 @@ func newPolicyLab(t *testing.T) *policyLab {
 		}
 		startListeners(t, p)
 	}
+	n2 := pl.pods["node2"]
+	pl.cfg.RemoteNodes = []string{n2.IPv4.String(), n2.IPv6.String()}
+	startHostListeners(t, bridgeAddr(n2.IPv4), bridgeAddr(n2.IPv6))
 	quietPods(t, pl.lab, all...)
 	t.Cleanup(func() {
 		if _, err := os.Stat(pl.pinPath); err == nil {
@@ -126,6 +136,31 @@ func newPolicyLab(t *testing.T) *policyLab {
 		}
 	})
 	return pl
+}
+
+// startHostListeners serves, in the root namespace, TCP (accept and close)
+// on labTCPPorts of the lab bridge's addresses: the host as a probe's
+// destination.
+func startHostListeners(t *testing.T, addrs ...netip.Addr) {
+	t.Helper()
+	for _, a := range addrs {
+		for _, port := range labTCPPorts {
+			ln, err := net.Listen("tcp", netip.AddrPortFrom(a, uint16(port)).String())
+			if err != nil {
+				t.Fatalf("host listener: %v", err)
+			}
+			t.Cleanup(func() { ln.Close() })
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					c.Close()
+				}
+			}()
+		}
+	}
 }
 
 // startListeners serves TCP (accept and close) on labTCPPorts and UDP echo
@@ -186,7 +221,7 @@ func (pl *policyLab) start(t *testing.T) *policyNode {
 	if err != nil {
 		t.Fatalf("resolve endpoints: %v", err)
 	}
-	dp, err := datapath.Load(datapath.Config{PinPath: pl.pinPath, IdleTimeout: 2 * time.Second})
+	dp, err := datapath.Load(datapath.Config{PinPath: pl.pinPath, IdleTimeout: 2 * time.Second, HostDevices: pl.cfg.HostInterfaces})
 	if err != nil {
 		t.Fatalf("load datapath: %v", err)
 	}
@@ -330,15 +365,64 @@ func (pl *policyLab) connect(t *testing.T, pr probe) (ok bool, src netip.Addr, s
 			return err
 		})
 		return err == nil, src, sport
+	case "raw":
+		return pl.sendRaw(t, pr, src, dst), src, 0
 	}
 	t.Fatalf("unknown probe protocol %q", pr.proto)
 	return false, src, 0
 }
 
+// sendRaw sends one packet of IP protocol pr.port from a raw socket in
+// pr.from to one in pr.to, and reports whether that socket read it.
+func (pl *policyLab) sendRaw(t *testing.T, pr probe, src, dst netip.Addr) bool {
+	t.Helper()
+	network := fmt.Sprintf("ip4:%d", pr.port)
+	if pr.v6 {
+		network = fmt.Sprintf("ip6:%d", pr.port)
+	}
+	payload := fmt.Appendf(nil, "periscope-probe-%d", pl.sport.Add(1))
+	var ln net.PacketConn
+	if err := pl.in(pr.to, func() (err error) {
+		ln, err = net.ListenPacket(network, dst.String())
+		return err
+	}); err != nil {
+		t.Fatalf("%s: raw socket in %s: %v", pr, pr.to, err)
+	}
+	defer ln.Close()
+	got := make(chan bool, 1)
+	go func() {
+		ln.SetReadDeadline(time.Now().Add(probeTimeout))
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := ln.ReadFrom(buf)
+			if err != nil {
+				got <- false
+				return
+			}
+			if a, ok := netip.AddrFromSlice(from.(*net.IPAddr).IP); ok && a.Unmap() == src && bytes.Contains(buf[:n], payload) {
+				got <- true
+				return
+			}
+		}
+	}()
+	if err := pl.in(pr.from, func() error {
+		c, err := net.DialIP(network, &net.IPAddr{IP: src.AsSlice()}, &net.IPAddr{IP: dst.AsSlice()})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write(payload)
+		return err
+	}); err != nil {
+		t.Fatalf("%s: send: %v", pr, err)
+	}
+	return <-got
+}
+
 // probeFlows returns the records (on every veth) of the connection a probe
 // made after store sequence number seq.
 func (pl *policyLab) probeFlows(pr probe, seq uint64, started time.Time, src netip.Addr, sport uint16, dst netip.Addr) []api.Flow {
-	proto := map[string]uint8{"tcp": api.ProtoTCP, "udp": api.ProtoUDP}[pr.proto]
+	proto := map[string]uint8{"tcp": api.ProtoTCP, "udp": api.ProtoUDP, "raw": uint8(pr.port)}[pr.proto]
 	if pr.proto == "icmp" {
 		proto = api.ProtoICMPv4
 		if pr.v6 {
@@ -409,9 +493,9 @@ func verdictOf(fs []api.Flow) (api.Verdict, api.DropReason, []string) {
 				reason = f.DropReason
 			}
 		}
-		for _, l := range [][]string{f.IngressAllowedBy, f.EgressAllowedBy, f.IngressDeniedBy, f.EgressDeniedBy} {
+		for _, l := range [][]api.PolicyRef{f.IngressAllowedBy, f.EgressAllowedBy, f.IngressDeniedBy, f.EgressDeniedBy} {
 			for _, n := range l {
-				set[n] = true
+				set[n.Ref()] = true
 			}
 		}
 	}
@@ -480,6 +564,15 @@ func (pl *policyLab) check(t *testing.T, pr probe, noFlows bool) {
 	if len(fs) == 0 {
 		t.Errorf("%s: no flow record", pr)
 		return
+	}
+	for _, f := range fs {
+		for _, l := range [][]api.PolicyRef{f.IngressAllowedBy, f.EgressAllowedBy, f.IngressDeniedBy, f.EgressDeniedBy} {
+			for _, p := range l {
+				if p.Kind == "" || p.Revision == 0 || p.Name == "" {
+					t.Errorf("%s: a deciding policy without Hubble's kind or revision: %+v", pr, p)
+				}
+			}
+		}
 	}
 	v, reason, names := verdictOf(fs)
 	want := slices.Clone(pr.names)

@@ -21,6 +21,12 @@ func tcp(from, to string, port int) probe { return probe{from: from, to: to, pro
 func udp(from, to string, port int) probe { return probe{from: from, to: to, proto: "udp", port: port} }
 func icmp(from, to string) probe          { return probe{from: from, to: to, proto: "icmp"} }
 
+// raw sends one packet of IP protocol proto (GRE, ESP...) from a raw socket;
+// it gets through when the destination's raw socket reads it.
+func raw(from, to string, proto int) probe {
+	return probe{from: from, to: to, proto: "raw", port: proto}
+}
+
 func (p probe) fwd(names ...string) probe {
 	p.want, p.names = api.VerdictForwarded, names
 	return p
@@ -166,6 +172,75 @@ func policyScenarios(outsider, outsider2, subnet4 string) []policyScenario {
 			probes: []probe{tcp("client", "server", 80).fwd("default/knp-egress"), tcp("client", "db", 80).denied(), tcp("client2", "db", 80).fwd()}},
 		{name: "NetworkPolicy namespaceSelector", yaml: knp("other", "knp-ns", "  podSelector: {matchLabels: {app: db}}\n  ingress:\n  - from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: default}}}]\n"),
 			probes: []probe{tcp("client", "db", 5432).fwd("other/knp-ns"), tcp("outsider", "db", 5432).denied()}},
+		{name: "ingressDeny by namespace label denies across namespaces", yaml: cnp("default", "deny-data", "  endpointSelector: {matchLabels: {app: server}}\n  ingress: [{fromEntities: [all]}]\n  ingressDeny:\n  - fromEndpoints: [{matchLabels: {io.cilium.k8s.namespace.labels.team: data}}]\n"),
+			probes: []probe{tcp("db", "server", 80).deny("default/deny-data"), tcp("db", "server", 80).six().deny("default/deny-data"), tcp("client", "server", 80).fwd("default/deny-data")}},
+		{name: "fromEndpoints by namespace label admits that namespace only", yaml: cnp("other", "db-from-web", "  endpointSelector: {matchLabels: {app: db}}\n  ingress:\n  - fromEndpoints: [{matchLabels: {k8s:io.cilium.k8s.namespace.labels.team: web, app: client}}]\n"),
+			probes: []probe{tcp("client", "db", 5432).fwd("other/db-from-web"), tcp("client2", "db", 5432).denied()}},
+		{name: "NetworkPolicy namespaceSelector on a namespace label", yaml: knp("default", "knp-team", "  podSelector: {matchLabels: {app: server}}\n  ingress:\n  - from: [{namespaceSelector: {matchLabels: {team: data}}}]\n"),
+			probes: []probe{tcp("db", "server", 80).fwd("default/knp-team"), tcp("client", "server", 80).denied(), tcp("outsider", "server", 80).denied()}},
+		{name: "the cluster label selects the cluster's pods", yaml: ccnp("this-cluster", "  endpointSelector: {matchLabels: {app: server}}\n  ingress:\n  - fromEndpoints: [{matchLabels: {io.cilium.k8s.policy.cluster: default}}]\n"),
+			probes: []probe{tcp("client", "server", 80).fwd("this-cluster"), tcp("db", "server", 80).fwd("this-cluster"), tcp("outsider", "server", 80).denied()}},
+		{name: "another cluster's label selects nothing here", yaml: ccnp("east-only", "  endpointSelector: {matchLabels: {app: server}}\n  ingress:\n  - fromEndpoints: [{matchLabels: {io.cilium.k8s.policy.cluster: east}}]\n"),
+			probes: []probe{tcp("client", "server", 80).denied()}},
+		{name: "a host policy (nodeSelector) default-denies the host's ingress", yaml: ccnp("host-web", "  nodeSelector: {matchLabels: {node-access: ssh}}\n  ingress:\n  - fromEndpoints: [{matchLabels: {app: client}}]\n    toPorts: [{ports: [{port: \"80\", protocol: TCP}]}]\n"),
+			probes: []probe{tcp("client", "host", 80).fwd("host-web"), tcp("client", "host", 80).six().fwd("host-web"), tcp("client", "host", 443).denied(),
+				tcp("client2", "host", 80).denied(), tcp("outsider", "host", 80).denied(), icmp("client", "host").denied(),
+				tcp("host", "server", 80).fwd(), tcp("client", "server", 80).fwd(), tcp("outsider", "server", 80).fwd()}},
+		{name: "a host policy whose nodeSelector matches no node enforces nothing", yaml: ccnp("other-nodes", "  nodeSelector: {matchExpressions: [{key: node-access, operator: In, values: [none]}]}\n  ingress: [{fromEntities: [world]}]\n"),
+			probes: []probe{tcp("client", "host", 80).fwd(), tcp("outsider", "host", 80).fwd()}},
+		{name: "host policy entities world and remote-node", yaml: ccnp("host-entities", "  nodeSelector: {}\n  ingress: [{fromEntities: [remote-node]}]\n") +
+			ccnp("host-world-443", "  nodeSelector: {}\n  ingress:\n  - fromEntities: [world]\n    toPorts: [{ports: [{port: \"443\"}]}]\n"),
+			probes: []probe{tcp("node2", "host", 80).fwd("host-entities"), tcp("node2", "host", 80).six().fwd("host-entities"), tcp("outsider", "host", 80).denied(),
+				tcp("outsider", "host", 443).fwd("host-world-443"), tcp("client", "host", 443).denied()}},
+		{name: "a host policy's egress judges what the host starts", yaml: ccnp("host-out", "  nodeSelector: {}\n  egress: [{toEntities: [world]}, {toEndpoints: [{matchLabels: {app: db}}]}]\n"),
+			probes: []probe{tcp("host", "outsider", 80).fwd("host-out"), tcp("host", "db", 5432).fwd("host-out"), tcp("host", "server", 80).denied(),
+				tcp("client", "host", 80).fwd(), tcp("client", "server", 80).fwd()}},
+		{name: "a host policy's ingressDeny wins, and pods' policy sees the host as host", yaml: ccnp("host-guard", "  nodeSelector: {}\n  ingress: [{fromEntities: [all]}]\n  ingressDeny: [{fromEndpoints: [{matchLabels: {app: client}}]}]\n") +
+			cnp("default", "server-from-host", "  endpointSelector: {matchLabels: {app: server}}\n  ingress: [{fromEntities: [host]}]\n"),
+			probes: []probe{tcp("client", "host", 80).deny("host-guard"), tcp("client2", "host", 80).fwd("host-guard"),
+				tcp("host", "server", 80).fwd("default/server-from-host"), tcp("client2", "server", 80).denied()}},
+		{name: "a host policy's nodeSelector selects by the node's labels only", yaml: ccnp("not-pods", "  nodeSelector: {matchLabels: {app: server}}\n  ingress: [{}]\n"),
+			probes: []probe{tcp("client", "host", 80).fwd(), tcp("client", "server", 80).fwd()}},
+		// Each (from, to, protocol, family) once in the suite: a raw flow has
+		// no ports, so a second probe would be the first one's connection.
+		{name: "extended IP protocols in toPorts (port-less)", yaml: cnp("default", "tunnels", "  endpointSelector: {matchLabels: {app: server}}\n  ingress:\n  - fromEndpoints: [{matchLabels: {app: client}}]\n    toPorts: [{ports: [{protocol: GRE}, {protocol: ESP, port: \"0\"}, {protocol: AH}, {protocol: VRRP}, {protocol: IPIP}, {protocol: IPV6}, {protocol: IGMP}]}]\n"),
+			probes: []probe{raw("client", "server", 47).fwd("default/tunnels"), raw("client", "server", 50).fwd("default/tunnels"), raw("client", "server", 51).fwd("default/tunnels"),
+				raw("client", "server", 112).fwd("default/tunnels"), raw("client", "server", 4).fwd("default/tunnels"), raw("client", "server", 41).fwd("default/tunnels"),
+				raw("client", "server", 2).fwd("default/tunnels"), raw("client", "server", 47).six().fwd("default/tunnels"), raw("client", "server", 50).six().fwd("default/tunnels"),
+				raw("client2", "server", 47).denied(), raw("client", "server", 103).denied(), udp("client", "server", 53).denied()}},
+		{name: "an extended protocol allows only itself", yaml: cnp("default", "gre-only", "  endpointSelector: {matchLabels: {app: server}}\n  ingress:\n  - fromEndpoints: [{matchLabels: {app: client2}}]\n    toPorts: [{ports: [{protocol: GRE}]}]\n"),
+			probes: []probe{raw("client2", "server", 47).six().fwd("default/gre-only"), raw("client2", "server", 50).denied(), raw("db", "server", 47).denied()}},
+		{name: "egressDeny of an extended protocol", yaml: cnp("default", "no-esp-out", "  endpointSelector: {matchLabels: {app: client2}}\n  egress: [{toEntities: [all]}]\n  egressDeny:\n  - toPorts: [{ports: [{protocol: ESP}]}]\n"),
+			probes: []probe{raw("client2", "db", 50).deny("default/no-esp-out"), raw("client2", "db", 47).fwd("default/no-esp-out")}},
+		{name: "every peer and port field of ingressDeny", yaml: cnp("default", "deny-fields", "  endpointSelector: {matchLabels: {app: server}}\n  ingress: [{fromEntities: [all]}]\n  ingressDeny:\n"+
+			"  - fromEndpoints: [{matchExpressions: [{key: app, operator: In, values: [client2]}]}]\n"+
+			"  - fromCIDR: ["+outsider+"/32]\n    toPorts: [{ports: [{port: \"9000\", endPort: 9005, protocol: TCP}]}]\n"+
+			"  - fromCIDRSet: [{cidr: "+subnet4+", except: ["+outsider+"/32]}]\n    toPorts: [{ports: [{port: \"80\"}]}]\n"+
+			"  - fromEntities: [host]\n"+
+			"  - icmps: [{fields: [{type: EchoRequest, family: IPv4}]}]\n"),
+			probes: []probe{tcp("client2", "server", 80).deny("default/deny-fields"), tcp("outsider", "server", 9000).deny("default/deny-fields"),
+				tcp("outsider", "server", 80).fwd("default/deny-fields"), tcp("outsider2", "server", 80).deny("default/deny-fields"),
+				tcp("host", "server", 80).deny("default/deny-fields"), icmp("client", "server").deny("default/deny-fields"), tcp("client", "server", 80).fwd("default/deny-fields")}},
+		{name: "every peer and port field of egress", yaml: cnp("default", "egress-fields", "  endpointSelector: {matchLabels: {app: client}}\n  egress:\n"+
+			"  - toEndpoints: [{matchExpressions: [{key: app, operator: In, values: [server]}]}]\n    toPorts: [{ports: [{port: \"80\", endPort: 81, protocol: TCP}]}]\n"+
+			"  - toCIDR: ["+outsider+"/32]\n"+
+			"  - toCIDRSet: [{cidr: "+subnet4+", except: ["+outsider+"/32]}]\n    toPorts: [{ports: [{port: \"443\", protocol: TCP}]}]\n"+
+			"  - toEntities: [host]\n"+
+			"  - icmps: [{fields: [{type: 128, family: IPv6}]}]\n"),
+			probes: []probe{tcp("client", "server", 80).fwd("default/egress-fields"), tcp("client", "server", 443).denied(), tcp("client", "outsider", 80).fwd("default/egress-fields"),
+				tcp("client", "outsider2", 443).fwd("default/egress-fields"), tcp("client", "outsider2", 80).denied(), tcp("client", "host", 80).fwd("default/egress-fields"),
+				icmp("client", "server").six().fwd("default/egress-fields"), icmp("client", "server").denied()}},
+		{name: "every peer and port field of egressDeny", yaml: cnp("default", "egress-deny-fields", "  endpointSelector: {matchLabels: {app: client2}}\n  egress: [{toEntities: [all]}]\n  egressDeny:\n"+
+			"  - toEndpoints: [{matchExpressions: [{key: app, operator: In, values: [server]}]}]\n    toPorts: [{ports: [{port: \"80\", endPort: 81, protocol: TCP}]}]\n"+
+			"  - toCIDR: ["+outsider+"/32]\n"+
+			"  - toCIDRSet: [{cidr: "+subnet4+", except: ["+outsider+"/32]}]\n"+
+			"  - toEntities: [host]\n"+
+			"  - icmps: [{fields: [{type: 8, family: IPv4}]}]\n"),
+			probes: []probe{tcp("client2", "server", 80).deny("default/egress-deny-fields"), tcp("client2", "server", 443).fwd("default/egress-deny-fields"),
+				tcp("client2", "outsider", 80).deny("default/egress-deny-fields"), tcp("client2", "outsider2", 80).deny("default/egress-deny-fields"),
+				tcp("client2", "host", 80).deny("default/egress-deny-fields"), icmp("client2", "db").deny("default/egress-deny-fields"), tcp("client2", "db", 5432).fwd("default/egress-deny-fields")}},
+		{name: "enableDefaultDeny per direction", yaml: cnp("default", "no-default-deny", "  endpointSelector: {matchLabels: {app: server}}\n  enableDefaultDeny: {ingress: false, egress: true}\n  ingressDeny: [{fromEndpoints: [{matchLabels: {app: client}}]}]\n"),
+			probes: []probe{tcp("client", "server", 80).deny("default/no-default-deny"), tcp("client2", "server", 80).fwd(), tcp("server", "client2", 80).denied()}},
 		{name: "a policy in force denies", yaml: cnp("default", "temp-deny", "  endpointSelector: {matchLabels: {app: server}}\n  ingressDeny: [{fromEndpoints: [{matchLabels: {app: client}}]}]\n  ingress: [{fromEntities: [all]}]\n"),
 			probes: []probe{tcp("client", "server", 80).deny("default/temp-deny")}},
 		{name: "removing it restores access", keep: true, delete: []string{"default/temp-deny"},
@@ -270,7 +345,8 @@ func TestE2EPolicyConnectivity(t *testing.T) {
 		if byLabels["reserved:world"] != 2 || byLabels["reserved:host"] != 1 {
 			t.Errorf("reserved identities missing: %v", ids)
 		}
-		srv := "k8s:app=server,k8s:io.kubernetes.pod.namespace=default,k8s:tier=backend"
+		srv := "k8s:app=server,k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name=default,k8s:io.cilium.k8s.namespace.labels.team=web," +
+			"k8s:io.cilium.k8s.policy.cluster=default,k8s:io.kubernetes.pod.namespace=default,k8s:tier=backend"
 		if byLabels[srv] < 256 {
 			t.Errorf("server has no cluster identity: %v", ids)
 		}
@@ -288,6 +364,7 @@ func TestE2EPolicyConnectivity(t *testing.T) {
 		pl.check(t, tcp("client", "server", 80).denied(), false)
 		pl.check(t, tcp("client2", "server", 80).fwd("default/restart"), false)
 		identsBefore := node.c.Registry().Endpoints()
+		revBefore := node.store.List()[0].Revision
 
 		// A clean stop (SIGTERM): with a policy in force the collector does
 		// not detach and the datapath leaves its links and maps pinned.
@@ -302,8 +379,8 @@ func TestE2EPolicyConnectivity(t *testing.T) {
 		start := time.Now()
 		node = pl.start(t) // adopts the pinned state and swaps its programs in
 		t.Logf("restarted in %v", time.Since(start))
-		if got := node.store.List(); len(got) != 1 || got[0].Name != "restart" {
-			t.Fatalf("policies after restart: %+v", got)
+		if got := node.store.List(); len(got) != 1 || got[0].Name != "restart" || got[0].Revision != revBefore {
+			t.Fatalf("policies after restart: %+v, want restart at revision %d", got, revBefore)
 		}
 		after := node.c.Registry().Endpoints()
 		for i := range identsBefore {

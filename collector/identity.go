@@ -7,17 +7,43 @@ import (
 	"time"
 
 	"github.com/periscope-dev/periscope/enforcer/identity"
+	"github.com/periscope-dev/periscope/enforcer/policy"
 )
 
+// NamespaceNameLabel is the label Kubernetes gives every namespace: its
+// name.
+const NamespaceNameLabel = "kubernetes.io/metadata.name"
+
 // endpointLabels builds an endpoint's labels the way Cilium does for pods:
-// "k8s:key=value" for each label plus
-// "k8s:io.kubernetes.pod.namespace=<namespace>", sorted.
-func endpointLabels(namespace string, labels map[string]string) []string {
-	out := make([]string, 0, len(labels)+1)
+// "k8s:key=value" for each label, "k8s:io.kubernetes.pod.namespace=<ns>",
+// "k8s:io.cilium.k8s.namespace.labels.<key>=<value>" for each label of the
+// namespace (kubernetes.io/metadata.name=<ns> always) and
+// "k8s:io.cilium.k8s.policy.cluster=<cluster>", sorted.
+func endpointLabels(cluster, namespace string, nsLabels, labels map[string]string) []string {
+	out := make([]string, 0, len(labels)+len(nsLabels)+3)
 	for k, v := range labels {
 		out = append(out, "k8s:"+k+"="+v)
 	}
-	out = append(out, "k8s:io.kubernetes.pod.namespace="+namespace)
+	out = append(out, "k8s:"+policy.NamespaceLabel+"="+namespace,
+		"k8s:"+policy.ClusterLabel+"="+cluster,
+		"k8s:"+policy.NamespaceLabelsPrefix+NamespaceNameLabel+"="+namespace)
+	for k, v := range nsLabels {
+		if k != NamespaceNameLabel {
+			out = append(out, "k8s:"+policy.NamespaceLabelsPrefix+k+"="+v)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// hostLabels are the host endpoint's labels, as Cilium's: reserved:host
+// and the node's labels as "k8s:key=value", sorted.
+func hostLabels(nodeLabels map[string]string) []string {
+	out := make([]string, 0, len(nodeLabels)+1)
+	for k, v := range nodeLabels {
+		out = append(out, "k8s:"+k+"="+v)
+	}
+	out = append(out, "reserved:host")
 	sort.Strings(out)
 	return out
 }

@@ -21,6 +21,14 @@ type Topology struct {
 	// HostAddrs are the host namespace's own addresses, used to tell the
 	// direction of flows seen on host interfaces and of SOCK flows.
 	HostAddrs []netip.Addr
+	// ClusterName is the cluster's name (empty: DefaultClusterName).
+	ClusterName string
+	// NamespaceLabels are the declared namespaces' labels, by namespace.
+	NamespaceLabels map[string]map[string]string
+	// NodeLabels are the node's labels (the host endpoint's).
+	NodeLabels map[string]string
+	// RemoteNodes are the other nodes' addresses (remote-node identity).
+	RemoteNodes []netip.Prefix
 }
 
 // ResolvedEndpoint is an endpoint with its host-side veth and addresses.
@@ -55,6 +63,7 @@ type endpointInfo struct {
 // lookups need no locking.
 type Registry struct {
 	nodeName     string
+	clusterName  string
 	byIfIndex    map[uint32]*endpointInfo
 	byIP         map[netip.Addr]*endpointInfo
 	ifNames      map[uint32]string
@@ -63,6 +72,8 @@ type Registry struct {
 	hostIfs      []HostInterface
 	ids          *identity.Allocator
 	hostAddrList []netip.Addr
+	hostLabels   []string
+	remoteNodes  []netip.Prefix
 }
 
 // NewRegistry builds the registry for a topology, with identities kept in
@@ -85,9 +96,16 @@ func NewRegistryWith(t *Topology, ids *identity.Allocator) (*Registry, error) {
 		ids:          ids,
 		hostAddrList: append([]netip.Addr(nil), t.HostAddrs...),
 	}
+	cluster := t.ClusterName
+	if cluster == "" {
+		cluster = DefaultClusterName
+	}
+	r.clusterName = cluster
+	r.hostLabels = hostLabels(t.NodeLabels)
+	r.remoteNodes = append([]netip.Prefix(nil), t.RemoteNodes...)
 	for _, re := range t.Endpoints {
 		ns := re.Config.namespace()
-		labels := endpointLabels(ns, re.Config.Labels)
+		labels := endpointLabels(cluster, ns, t.NamespaceLabels[ns], re.Config.Labels)
 		ident, err := allocateIdentity(ids, labels)
 		if err != nil {
 			return nil, err
@@ -141,6 +159,10 @@ func NewRegistryWith(t *Topology, ids *identity.Allocator) (*Registry, error) {
 
 // NodeName is the node name the registry sets on flows.
 func (r *Registry) NodeName() string { return r.nodeName }
+
+// ClusterName is the cluster the node is in (DefaultClusterName unless the
+// topology names one): its endpoints' io.cilium.k8s.policy.cluster label.
+func (r *Registry) ClusterName() string { return r.clusterName }
 
 // Enrich fills a flow's endpoints (by IP), node name, interface names and
 // traffic directions (of its own observation point and of Other's), in

@@ -11,9 +11,14 @@ import (
 var _ policystore.Endpoints = (*Registry)(nil)
 
 // PolicyEndpoints lists the endpoints for policy: id (host-side ifindex),
-// identity, labels, addresses and audit mode.
+// identity, labels, addresses and audit mode; then the host endpoint on
+// every host interface.
 func (r *Registry) PolicyEndpoints() []policystore.Endpoint {
-	out := make([]policystore.Endpoint, len(r.endpoints))
+	out := make([]policystore.Endpoint, len(r.endpoints), len(r.endpoints)+len(r.hostIfs))
+	for _, h := range r.hostIfs {
+		out = append(out, policystore.Endpoint{Name: "host:" + h.Name, ID: h.Index,
+			Identity: uint32(identity.Host), Labels: r.hostLabels, Host: true})
+	}
 	for i, e := range r.endpoints {
 		out[i] = policystore.Endpoint{
 			Name:      e.endpoint.PodName,
@@ -31,6 +36,11 @@ func (r *Registry) PolicyEndpoints() []policystore.Endpoint {
 // HostAddrs lists the host namespace's own addresses.
 func (r *Registry) HostAddrs() []netip.Addr {
 	return append([]netip.Addr(nil), r.hostAddrList...)
+}
+
+// RemoteNodes lists the other nodes' addresses, as declared.
+func (r *Registry) RemoteNodes() []netip.Prefix {
+	return append([]netip.Prefix(nil), r.remoteNodes...)
 }
 
 // Identities lists the identities of the registry's allocator: reserved

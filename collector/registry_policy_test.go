@@ -3,6 +3,7 @@ package collector
 import (
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/periscope-dev/periscope/enforcer/compile"
@@ -12,9 +13,14 @@ import (
 func TestTheRegistryShowsPolicyItsEndpoints(t *testing.T) {
 	topo := testTopology()
 	topo.Endpoints[1].Config.Audit = true
+	topo.NodeLabels = map[string]string{"node-access": "ssh"}
+	topo.RemoteNodes = []netip.Prefix{netip.MustParsePrefix("198.19.1.0/24")}
 	r, err := NewRegistry(topo)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if got := r.RemoteNodes(); !reflect.DeepEqual(got, topo.RemoteNodes) {
+		t.Errorf("remote nodes %v, want %v", got, topo.RemoteNodes)
 	}
 	fe, _ := r.LookupIfIndex(10)
 	be, _ := r.LookupIfIndex(11)
@@ -23,6 +29,7 @@ func TestTheRegistryShowsPolicyItsEndpoints(t *testing.T) {
 			IPs: []netip.Addr{netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("fd00::2")}},
 		{Name: "backend", ID: 11, Identity: be.Identity, Namespace: "shop", Labels: be.Labels,
 			IPs: []netip.Addr{netip.MustParseAddr("198.18.0.3")}, Audit: true},
+		{Name: "host:eth0", ID: 2, Identity: 1, Labels: []string{"k8s:node-access=ssh", "reserved:host"}, Host: true},
 	}
 	if got := r.PolicyEndpoints(); !reflect.DeepEqual(got, want) {
 		t.Errorf("policy endpoints\n%+v\nwant\n%+v", got, want)
@@ -34,8 +41,7 @@ func TestTheRegistryShowsPolicyItsEndpoints(t *testing.T) {
 	for _, i := range r.Identities() {
 		ids[uint32(i.ID)] = i.Labels.String()
 	}
-	if ids[1] != "reserved:host" || ids[fe.Identity] != "k8s:app=frontend,k8s:io.kubernetes.pod.namespace=default,k8s:tier=web" ||
-		ids[be.Identity] != "k8s:io.kubernetes.pod.namespace=shop" {
+	if ids[1] != "reserved:host" || ids[fe.Identity] != strings.Join(fe.Labels, ",") || ids[be.Identity] != strings.Join(be.Labels, ",") {
 		t.Errorf("identities %v lack the reserved or the endpoints' ones", ids)
 	}
 }
@@ -67,7 +73,7 @@ func TestAPolicyStoreOverTheRegistryEnforcesOnItsEndpoints(t *testing.T) {
 	}
 	const web = "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: web, namespace: shop}\n" +
 		"spec:\n  endpointSelector: {}\n  ingress: [{fromEntities: [host]}]\n"
-	if _, err := s.Apply("web.yaml", []byte(web)); err != nil {
+	if _, _, err := s.Apply("web.yaml", []byte(web)); err != nil {
 		t.Fatal(err)
 	}
 	if !a.audit[11] || a.audit[10] {

@@ -24,8 +24,9 @@ func testTopology() *Topology {
 				IPs: []netip.Addr{netip.MustParseAddr("198.18.0.3")},
 			},
 		},
-		HostInterfaces: []HostInterface{{Index: 2, Name: "eth0"}},
-		HostAddrs:      []netip.Addr{netip.MustParseAddr("198.19.0.1")},
+		HostInterfaces:  []HostInterface{{Index: 2, Name: "eth0"}},
+		HostAddrs:       []netip.Addr{netip.MustParseAddr("198.19.0.1")},
+		NamespaceLabels: map[string]map[string]string{"default": {"team": "web"}},
 	}
 }
 
@@ -44,7 +45,9 @@ func TestEndpointLabelsAndIdentity(t *testing.T) {
 	if !ok {
 		t.Fatal("frontend not found by IP")
 	}
-	wantLabels := []string{"k8s:app=frontend", "k8s:io.kubernetes.pod.namespace=default", "k8s:tier=web"}
+	wantLabels := []string{"k8s:app=frontend", "k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name=default",
+		"k8s:io.cilium.k8s.namespace.labels.team=web", "k8s:io.cilium.k8s.policy.cluster=default",
+		"k8s:io.kubernetes.pod.namespace=default", "k8s:tier=web"}
 	if !reflect.DeepEqual(fe.Labels, wantLabels) {
 		t.Errorf("labels %v, want %v", fe.Labels, wantLabels)
 	}
@@ -67,8 +70,28 @@ func TestEndpointLabelsAndIdentity(t *testing.T) {
 	if again := testRegistry(t); again.byIfIndex[10].endpoint.Identity != fe.Identity {
 		t.Error("identity is not deterministic")
 	}
-	if got := uint32(identity.PreferredID(endpointLabels("default", map[string]string{"app": "frontend", "tier": "web"}))); got != fe.Identity {
+	if got := uint32(identity.PreferredID(endpointLabels("default", "default", map[string]string{"team": "web"}, map[string]string{"app": "frontend", "tier": "web"}))); got != fe.Identity {
 		t.Errorf("identity depends on more than labels: %d vs %d", got, fe.Identity)
+	}
+}
+
+func TestEndpointsCarryTheClusterAndTheirNamespacesLabels(t *testing.T) {
+	topo := testTopology()
+	topo.ClusterName = "mesh-1"
+	topo.NamespaceLabels["shop"] = map[string]string{"env": "prod", NamespaceNameLabel: "shop"}
+	r, err := NewRegistry(topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	be, _ := r.LookupIfIndex(11)
+	want := []string{"k8s:io.cilium.k8s.namespace.labels.env=prod", "k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name=shop",
+		"k8s:io.cilium.k8s.policy.cluster=mesh-1", "k8s:io.kubernetes.pod.namespace=shop"}
+	if !reflect.DeepEqual(be.Labels, want) {
+		t.Errorf("labels\n%v\nwant\n%v", be.Labels, want)
+	}
+	fe, _ := r.LookupIfIndex(10)
+	if again := testRegistry(t); again.byIfIndex[10].endpoint.Identity == fe.Identity {
+		t.Errorf("another cluster name kept identity %d", fe.Identity)
 	}
 }
 

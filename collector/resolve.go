@@ -23,7 +23,17 @@ func Resolve(cfg *Config) (*Topology, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	t := &Topology{NodeName: cfg.NodeName}
+	t := &Topology{NodeName: cfg.NodeName, ClusterName: cfg.ClusterName, NodeLabels: cfg.NodeLabels}
+	for _, s := range cfg.RemoteNodes {
+		p, _ := parsePrefix(s) // validated
+		t.RemoteNodes = append(t.RemoteNodes, p)
+	}
+	for ns, nc := range cfg.Namespaces {
+		if t.NamespaceLabels == nil {
+			t.NamespaceLabels = map[string]map[string]string{}
+		}
+		t.NamespaceLabels[ns] = nc.Labels
+	}
 	if t.NodeName == "" {
 		h, err := os.Hostname()
 		if err != nil {

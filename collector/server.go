@@ -3,30 +3,50 @@ package collector
 import (
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 
+	"github.com/periscope-dev/periscope/api/agentevent"
 	"github.com/periscope-dev/periscope/api/flowquery"
+	"github.com/periscope-dev/periscope/api/openapi"
 )
 
 // Handler serves the collector's HTTP API: GET /api/v1/flows (from the
 // ring, or with source=clickhouse from Options.History, as
-// flowquery.Server answers it), GET /api/v1/status,
-// GET /healthz, and Options.Handlers. The API's own patterns are more
-// specific than a catch-all "GET /" in Options.Handlers (the web UI), so
-// they win over it.
+// flowquery.Server answers it), GET /api/v1/status, GET /api/v1/namespaces
+// (api.Namespaces), GET /api/v1/agent-events (agentevent.Handler over
+// Events), GET /healthz, the API's OpenAPI document (GET
+// /api/v1/openapi.json and .yaml), and Options.Handlers. The API's own
+// patterns are more specific than a catch-all "GET /" in Options.Handlers
+// (the web UI), so they win over it.
 func (c *Collector) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		io.WriteString(w, "ok")
-	})
-	mux.HandleFunc("GET /api/v1/status", c.serveStatus)
-	mux.Handle("GET /api/v1/flows", &flowquery.Server{Ring: c.store, History: c.opts.History, Log: c.log})
-	for pattern, h := range c.opts.Handlers {
+	for pattern, h := range c.handlers() {
 		mux.Handle(pattern, h)
 	}
 	return mux
 }
+
+// handlers are the collector's routes, by ServeMux pattern.
+func (c *Collector) handlers() map[string]http.Handler {
+	hs := openapi.Handlers(c.Routes)
+	hs["GET /healthz"] = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok")
+	})
+	hs["GET /api/v1/status"] = http.HandlerFunc(c.serveStatus)
+	hs["GET /api/v1/namespaces"] = http.HandlerFunc(c.serveNamespaces)
+	hs["GET "+agentevent.Path] = agentevent.Handler(c.events, c.log)
+	hs["GET /api/v1/flows"] = &flowquery.Server{Ring: c.store, History: c.opts.History, Followers: c.follows, Log: c.log}
+	maps.Copy(hs, c.opts.Handlers)
+	return hs
+}
+
+// Routes are the ServeMux patterns the collector serves, sorted: its own
+// and Options.Handlers (as they are now: the caller may add to them until
+// Run).
+func (c *Collector) Routes() []string { return slices.Sorted(maps.Keys(c.handlers())) }
 
 func (c *Collector) serveStatus(w http.ResponseWriter, _ *http.Request) {
 	body, err := json.Marshal(c.Status())
@@ -35,5 +55,17 @@ func (c *Collector) serveStatus(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Write(append(body, '\n'))
+}
+
+// writeJSON answers v as JSON with code.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "encode answer: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
 	w.Write(append(body, '\n'))
 }

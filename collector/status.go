@@ -20,9 +20,12 @@ type Status struct {
 	FlowsStored        int              `json:"flows_stored"`
 	RingSize           int              `json:"ring_size"`
 	Followers          int              `json:"followers"`
+	MaxFollowers       int              `json:"max_followers"`
 	FollowSkipped      uint64           `json:"follow_skipped"`
 	AttachedInterfaces []string         `json:"attached_interfaces"`
 	Endpoints          []EndpointStatus `json:"endpoints"`
+	// Routes are the HTTP routes served (Routes).
+	Routes []string `json:"routes"`
 }
 
 // FlowTableStatus is the kernel flow table's fill: entries at the
@@ -41,9 +44,11 @@ func (c *Collector) Status() Status {
 		FlowsSeen:     c.store.Seen(),
 		FlowsStored:   c.store.Stored(),
 		RingSize:      c.store.Capacity(),
-		Followers:     c.store.Followers(),
+		Followers:     c.follows.InUse(),
+		MaxFollowers:  c.follows.Max(),
 		FollowSkipped: c.store.Skipped(),
 		Endpoints:     c.registry.Endpoints(),
+		Routes:        c.Routes(),
 	}
 	if c.opts.Stats != nil {
 		ds := c.opts.Stats()

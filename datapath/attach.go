@@ -103,7 +103,7 @@ func (d *Datapath) claimAdopted(name string, idx int, prog *ebpf.Program) link.L
 }
 
 // AttachInterface attaches the flow programs to ifname's ingress and
-// egress: TCX links pinned under PinPath/links when the kernel has TCX,
+// egress (the host programs on Config.HostDevices): TCX links pinned under PinPath/links when the kernel has TCX,
 // else cls_bpf filters on a clsact qdisc. Attaching twice is a no-op.
 // A TCX link adopted from a previous run (see Load) and a cls_bpf filter
 // left at our priority get the new program in place, with no moment
@@ -135,7 +135,7 @@ func (d *Datapath) AttachInterface(ifname string) error {
 		d.releaseBridge(ifname)
 		return fmt.Errorf("attach interface %s: %w", ifname, err)
 	}
-	hooks := d.hooks()
+	hooks := d.hooks(slices.Contains(d.cfg.HostDevices, ifname))
 	if iface.Attrs().Flags&net.FlagLoopback != 0 {
 		hooks = hooks[:1] // ingress only: see above
 	}
@@ -161,8 +161,15 @@ type hook struct {
 	parent uint32
 }
 
-// hooks pairs each program with its attach point, ingress first.
-func (d *Datapath) hooks() []hook {
+// hooks pairs each program with its attach point, ingress first: the host
+// programs for a host device.
+func (d *Datapath) hooks(hostDevice bool) []hook {
+	if hostDevice {
+		return []hook{
+			{"ingress", d.objs.FlowHostIngress, ebpf.AttachTCXIngress, netlink.HANDLE_MIN_INGRESS},
+			{"egress", d.objs.FlowHostEgress, ebpf.AttachTCXEgress, netlink.HANDLE_MIN_EGRESS},
+		}
+	}
 	return []hook{
 		{"ingress", d.objs.FlowIngress, ebpf.AttachTCXIngress, netlink.HANDLE_MIN_INGRESS},
 		{"egress", d.objs.FlowEgress, ebpf.AttachTCXEgress, netlink.HANDLE_MIN_EGRESS},

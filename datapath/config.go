@@ -23,6 +23,10 @@ type Config struct {
 	// the reader at once). Default 10ms.
 	ReadInterval time.Duration
 	Logger       *slog.Logger // default slog.Default()
+	// HostDevices name the host interfaces: AttachInterface gives them the
+	// host programs, which judge the host endpoint's policy (host
+	// policies) from the host's side; every other interface is a pod's.
+	HostDevices []string
 
 	// loadBytesOnly (tests) makes the flow programs read every header with
 	// bpf_skb_load_bytes, the path of headers outside the linear data.

@@ -42,7 +42,7 @@ type Datapath struct {
 	decodeErrors atomic.Uint64
 	flowsEnded   atomic.Uint64 // by the sweeper
 	flowsEvicted atomic.Uint64 // estimate of the last sweep
-	flowEntries  atomic.Uint64 // flow-table entries at the last sweep
+	flowsLive    atomic.Uint64 // flow-table entries the last sweep read
 	merge        mergeStats
 
 	policyMu   sync.Mutex // serialises ApplyPolicy and SetPolicyAudit

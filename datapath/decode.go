@@ -218,7 +218,8 @@ func verdictOf(v uint8) api.Verdict {
 // policyNames fills the deciding policies' names: from the name-set table
 // of the revision that judged (shared slices, no allocation). The direction
 // is the local endpoint's: EGRESS when the initiator's packets enter the
-// host at the interface (they leave the pod).
+// host at a pod's interface (they leave the pod), INGRESS when they enter
+// it at a host device.
 func (d *Decoder) policyNames(ev *flowEvent, f *api.Flow) {
 	if ev.PolicySet == 0 || d.names == nil {
 		return
@@ -227,12 +228,14 @@ func (d *Decoder) policyNames(ev *flowEvent, f *api.Flow) {
 	if t == nil {
 		return
 	}
-	names := t.lookup(ev.Revision, ev.PolicySet)
+	names, host := t.lookup(ev.Revision, ev.PolicySet, ev.Ifindex) // the endpoint that judged
 	if names == nil {
 		return
 	}
 	deny := ev.DropReason == uint16(tcFlowDropReasonDROP_POLICY_DENY)
-	egress := ev.Hook == uint8(tcFlowFlowHookFLOW_HOOK_INGRESS)
+	// On a host device the initiator's packets entering the host are the
+	// host endpoint's ingress.
+	egress := (ev.Hook == uint8(tcFlowFlowHookFLOW_HOOK_INGRESS)) != host
 	switch {
 	case egress && deny:
 		f.EgressDeniedBy = names

@@ -103,7 +103,7 @@ func TestPolicyOfALocalDestinationDropsAtTheSource(t *testing.T) {
 				t.Errorf("record at ifindex %d hook %v: %v reason %d, want ifindex %d hook %v: %v reason %d",
 					f.Interface.Index, f.InitiatorHook, f.Verdict, f.DropReason, tc.ifindex, tc.hook, tc.verdict, tc.reason)
 			}
-			if !slices.Equal(f.IngressDeniedBy, tc.denied) || len(f.EgressAllowedBy)+len(f.EgressDeniedBy) > 0 {
+			if !slices.Equal(refNames(f.IngressDeniedBy), tc.denied) || len(f.EgressAllowedBy)+len(f.EgressDeniedBy) > 0 {
 				t.Errorf("policies: ingress denied by %v egress %v/%v, want ingress denied by %v",
 					f.IngressDeniedBy, f.EgressAllowedBy, f.EgressDeniedBy, tc.denied)
 			}

@@ -12,6 +12,7 @@ import (
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/enforcer/compile"
 )
 
@@ -57,7 +58,10 @@ func (d *Datapath) slot(rev uint64) policySlot {
 // revisionNames is the policy-name-set table of one revision.
 type revisionNames struct {
 	rev  uint64
-	sets [][]string
+	sets [][]api.PolicyRef
+	// hosts are the host devices (compile.FlagHostDevice): their TC
+	// ingress is the host endpoint's ingress.
+	hosts map[uint32]bool
 }
 
 // nameTables are the tables of the active revision and the one before it:
@@ -67,22 +71,40 @@ type nameTables struct {
 	cur, prev revisionNames
 }
 
-// lookup returns the names of set in revision rev, nil when unknown. The
-// slice is the table's own: read-only, never copied.
-func (t *nameTables) lookup(rev uint64, set uint32) []string {
-	var sets [][]string
+// lookup returns the names of set in revision rev, nil when unknown, and
+// whether endpoint ep was a host device in that revision. The slice is the
+// table's own: read-only, never copied.
+func (t *nameTables) lookup(rev uint64, set uint32, ep uint32) (names []api.PolicyRef, host bool) {
+	var r *revisionNames
 	switch rev {
 	case t.cur.rev:
-		sets = t.cur.sets
+		r = &t.cur
 	case t.prev.rev:
-		sets = t.prev.sets
+		r = &t.prev
 	default:
-		return nil
+		return nil, false
 	}
-	if int(set) >= len(sets) {
-		return nil
+	if int(set) >= len(r.sets) {
+		return nil, false
 	}
-	return sets[set]
+	return r.sets[set], r.hosts[ep]
+}
+
+// policyRefs is the compiled policy sets as flows name them, built once per
+// revision so decoding shares them.
+func policyRefs(c *compile.Compiled) [][]api.PolicyRef {
+	out := make([][]api.PolicyRef, len(c.PolicySets))
+	for i, set := range c.PolicySets {
+		if len(set) == 0 {
+			continue
+		}
+		refs := make([]api.PolicyRef, len(set))
+		for j, id := range set {
+			refs[j] = api.PolicyRef{Name: id.Name, Namespace: id.Namespace, Kind: string(id.Kind), Revision: c.Revisions[id]}
+		}
+		out[i] = refs
+	}
+	return out
 }
 
 // openPolicy maps the revision word and creates the grace-period map; called
@@ -234,7 +256,15 @@ func (d *Datapath) applyLocked(c *compile.Compiled) error {
 	}
 	t := &nameTables{cur: revisionNames{rev: next}}
 	if c != nil {
-		t.cur.sets = c.PolicySets
+		t.cur.sets = policyRefs(c)
+		for ep, f := range c.Flags {
+			if f&compile.FlagHostDevice != 0 {
+				if t.cur.hosts == nil {
+					t.cur.hosts = map[uint32]bool{}
+				}
+				t.cur.hosts[ep] = true
+			}
+		}
 	}
 	if p := d.names.Load(); p != nil {
 		t.prev = p.cur

@@ -168,17 +168,26 @@ var policyCases = []policyCase{
 // sit in the field its direction and verdict call for.
 func flowNames(f *api.Flow, ingress bool) ([]string, bool) {
 	deny := f.DropReason == api.DropReasonPolicyDeny
-	fields := map[*[]string]bool{&f.IngressAllowedBy: ingress && !deny, &f.IngressDeniedBy: ingress && deny,
+	fields := map[*[]api.PolicyRef]bool{&f.IngressAllowedBy: ingress && !deny, &f.IngressDeniedBy: ingress && deny,
 		&f.EgressAllowedBy: !ingress && !deny, &f.EgressDeniedBy: !ingress && deny}
 	var names []string
 	ok := true
 	for p, want := range fields {
 		if len(*p) > 0 {
-			names = *p
+			names = refNames(*p)
 			ok = ok && want
 		}
 	}
 	return names, ok
+}
+
+// refNames are the policies' refs ("namespace/name").
+func refNames(refs []api.PolicyRef) []string {
+	var out []string
+	for _, r := range refs {
+		out = append(out, r.Ref())
+	}
+	return out
 }
 
 func TestPolicyJudgesNewConnections(t *testing.T) {
@@ -568,7 +577,7 @@ func TestPolicyDropsOnAVeth(t *testing.T) {
 		}
 		switch f.L4.DestinationPort {
 		case 8080:
-			sawAllow = f.Verdict == api.VerdictForwarded && slices.Equal(f.IngressAllowedBy, []string{"web-in"})
+			sawAllow = f.Verdict == api.VerdictForwarded && slices.Equal(refNames(f.IngressAllowedBy), []string{"web-in"})
 		case 8081:
 			sawDrop = f.Verdict == api.VerdictDropped && f.DropReason == api.DropReasonPolicyDenied
 		}
@@ -604,8 +613,9 @@ func BenchmarkTCProgramWithPolicy(b *testing.B) {
 func TestDecodeFillsPolicyFields(t *testing.T) {
 	var names atomic.Pointer[nameTables]
 	names.Store(&nameTables{
-		cur:  revisionNames{rev: 7, sets: [][]string{nil, {"ns/a"}, {"ns/deny"}}},
-		prev: revisionNames{rev: 6, sets: [][]string{nil, {"ns/old"}}},
+		cur: revisionNames{rev: 7, sets: [][]api.PolicyRef{nil, {{Name: "a", Namespace: "ns", Kind: "CiliumNetworkPolicy", Revision: 7}},
+			{{Name: "deny", Namespace: "ns", Kind: "NetworkPolicy", Revision: 5}}}},
+		prev: revisionNames{rev: 6, sets: [][]api.PolicyRef{nil, {{Name: "old", Namespace: "ns"}}}, hosts: map[uint32]bool{8: true}},
 	})
 	dec := NewDecoder(FixedClock(boot), 1)
 	dec.names = &names
@@ -618,14 +628,17 @@ func TestDecodeFillsPolicyFields(t *testing.T) {
 		rev     uint64
 		want    api.Flow // only the policy fields
 		wantErr bool
+		ifindex uint32 // 7 when 0
 	}{
 		{name: "no policy decodes as forwarded", want: api.Flow{Verdict: api.VerdictForwarded}},
 		{name: "an allow at TC ingress names the egress allow", hook: 1, verdict: 1, set: 1, rev: 7,
-			want: api.Flow{Verdict: api.VerdictForwarded, EgressAllowedBy: []string{"ns/a"}}},
+			want: api.Flow{Verdict: api.VerdictForwarded, EgressAllowedBy: []api.PolicyRef{{Name: "a", Namespace: "ns", Kind: "CiliumNetworkPolicy", Revision: 7}}}},
 		{name: "a deny at TC egress names the ingress deny", hook: 2, verdict: 2, reason: 181, set: 2, rev: 7,
-			want: api.Flow{Verdict: api.VerdictDropped, DropReason: api.DropReasonPolicyDeny, IngressDeniedBy: []string{"ns/deny"}}},
+			want: api.Flow{Verdict: api.VerdictDropped, DropReason: api.DropReasonPolicyDeny, IngressDeniedBy: []api.PolicyRef{{Name: "deny", Namespace: "ns", Kind: "NetworkPolicy", Revision: 5}}}},
 		{name: "the previous revision's names are kept", hook: 2, verdict: 1, set: 1, rev: 6,
-			want: api.Flow{Verdict: api.VerdictForwarded, IngressAllowedBy: []string{"ns/old"}}},
+			want: api.Flow{Verdict: api.VerdictForwarded, IngressAllowedBy: []api.PolicyRef{{Name: "old", Namespace: "ns"}}}},
+		{name: "an allow at a host device's TC ingress names the host's ingress allow", ifindex: 8, hook: 1, verdict: 1, set: 1, rev: 6,
+			want: api.Flow{Verdict: api.VerdictForwarded, IngressAllowedBy: []api.PolicyRef{{Name: "old", Namespace: "ns"}}}},
 		{name: "an older revision has no names", hook: 2, verdict: 4, reason: 133, set: 1, rev: 5,
 			want: api.Flow{Verdict: api.VerdictAudit, DropReason: api.DropReasonPolicyDenied}},
 		{name: "a set beyond the table has no names", hook: 1, verdict: 1, set: 9, rev: 7,
@@ -636,6 +649,9 @@ func TestDecodeFillsPolicyFields(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ev := v4Event(1, 1)
 			ev.Hook, ev.Verdict, ev.DropReason, ev.PolicySet, ev.Revision = tt.hook, tt.verdict, tt.reason, tt.set, tt.rev
+			if tt.ifindex != 0 {
+				ev.Ifindex = tt.ifindex
+			}
 			var f api.Flow
 			err := dec.Decode(eventBytes(ev), &f)
 			if tt.wantErr {

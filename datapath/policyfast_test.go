@@ -124,7 +124,7 @@ func TestPolicyFastTableAnswersAsTheCompiler(t *testing.T) {
 						want := c.Decide(testEP, c.IdentityOf(peer), dir, pp.proto, pp.port)
 						v, ok := fastDecide(tab, c, spilled, st.peerEndpoints[testEP], testEP, peer, dir, pp.proto, pp.port)
 						got := policy.NotSelected
-						var names []string
+						var names []policy.ID
 						switch {
 						case ok && v.Action == compile.Deny:
 							got, names = policy.DeniedByDeny, c.PolicySets[v.PolicySet]
@@ -224,8 +224,8 @@ func TestPolicyFastPeerSlotsJudgeAsTheOrdinaryPath(t *testing.T) {
 				t.Fatalf("%s:%d: %d events, want a START", peer, port, len(flows))
 			}
 			names, _ := flowNames(&flows[0], false)
-			if !slices.Equal(names, dec.Policies) {
-				t.Errorf("%s:%d: names %v, want %v", peer, port, names, dec.Policies)
+			if !slices.Equal(names, dec.Refs()) {
+				t.Errorf("%s:%d: names %v, want %v", peer, port, names, dec.Refs())
 			}
 		}
 	}

@@ -23,9 +23,11 @@ type Stats struct {
 	// value means FlowTableSize is too small for the traffic.
 	FlowsEvicted uint64
 
-	// FlowTableEntries is how many entries the flow table held at the last
-	// sweep, of FlowTableSize: its fill.
-	FlowTableEntries, FlowTableSize uint64
+	// FlowTableEntries are the flow-table entries the last sweep read (once
+	// per idle-timeout check); FlowTableSize is the table's capacity. A
+	// table near full evicts flows (FlowsEvicted).
+	FlowTableEntries uint64
+	FlowTableSize    uint64
 
 	// RecordsMerged counts the records that merged a connection's two
 	// observation points (api.Flow.Other); SocketsMerged the socket closes
@@ -46,13 +48,12 @@ type mergeStats struct {
 // Stats returns the counters. It is safe to call concurrently with Run.
 func (d *Datapath) Stats() Stats {
 	s := Stats{
-		EventsRead:   d.eventsRead.Load(),
-		DecodeErrors: d.decodeErrors.Load(),
-		FlowsEnded:   d.flowsEnded.Load(),
-		FlowsEvicted: d.flowsEvicted.Load(),
-
-		FlowTableEntries: d.flowEntries.Load(),
-		FlowTableSize:    uint64(d.cfg.FlowTableSize),
+		EventsRead:       d.eventsRead.Load(),
+		DecodeErrors:     d.decodeErrors.Load(),
+		FlowsEnded:       d.flowsEnded.Load(),
+		FlowsEvicted:     d.flowsEvicted.Load(),
+		FlowTableEntries: d.flowsLive.Load(),
+		FlowTableSize:    uint64(d.objs.Flows.MaxEntries()),
 		RecordsMerged:    d.merge.merged.Load(),
 		SocketsMerged:    d.merge.socksMerged.Load(),
 		LateJoins:        d.merge.lateJoins.Load(),

@@ -64,12 +64,11 @@ func (s *sweeper) sweep(end func(*flowEvent)) error {
 	// after it are not counted live (their first_seen is later).
 	k, kerr := s.d.kernelStats()
 	swept := s.d.flowsEnded.Load()
-	var live, listed uint64
+	var live uint64
 	s.ended = s.ended[:0]
 	var cursor ebpf.MapBatchCursor
 	for {
 		n, err := s.flows.BatchLookup(&cursor, s.keys, s.values, nil)
-		listed += uint64(n)
 		for i := range n {
 			if s.values[i].FirstSeen <= now {
 				live++
@@ -85,7 +84,7 @@ func (s *sweeper) sweep(end func(*flowEvent)) error {
 			return fmt.Errorf("sweep flow table: %w", err)
 		}
 	}
-	s.d.flowEntries.Store(listed)
+	s.d.flowsLive.Store(live)
 	if kerr == nil {
 		// Every entry started was ended (by the sweeper or by a port
 		// reuse), is live, or was evicted.

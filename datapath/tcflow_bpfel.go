@@ -173,6 +173,7 @@ const (
 	tcFlowPolicyEnforceFlagPOLICY_ENFORCE_BY_IDENTITY  tcFlowPolicyEnforceFlag = 16
 	tcFlowPolicyEnforceFlagPOLICY_ENFORCE_ANY_IDENTITY tcFlowPolicyEnforceFlag = 32
 	tcFlowPolicyEnforceFlagPOLICY_ENFORCE_FAST_PEERS   tcFlowPolicyEnforceFlag = 64
+	tcFlowPolicyEnforceFlagPOLICY_ENFORCE_HOST_DEVICE  tcFlowPolicyEnforceFlag = 128
 )
 
 type tcFlowPolicyFastBucket struct {
@@ -276,6 +277,8 @@ const (
 	tcFlowMapRedirectStats           = "redirect_stats"
 	tcFlowMapStats                   = "stats"
 	tcFlowProgFlowEgress             = "flow_egress"
+	tcFlowProgFlowHostEgress         = "flow_host_egress"
+	tcFlowProgFlowHostIngress        = "flow_host_ingress"
 	tcFlowProgFlowIngress            = "flow_ingress"
 	tcFlowProgProxyAssign            = "proxy_assign"
 	tcFlowVarLoadBytesOnly           = "load_bytes_only"
@@ -345,9 +348,11 @@ type tcFlowSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tcFlowProgramSpecs struct {
-	FlowEgress  *ebpf.ProgramSpec `ebpf:"flow_egress"`
-	FlowIngress *ebpf.ProgramSpec `ebpf:"flow_ingress"`
-	ProxyAssign *ebpf.ProgramSpec `ebpf:"proxy_assign"`
+	FlowEgress      *ebpf.ProgramSpec `ebpf:"flow_egress"`
+	FlowHostEgress  *ebpf.ProgramSpec `ebpf:"flow_host_egress"`
+	FlowHostIngress *ebpf.ProgramSpec `ebpf:"flow_host_ingress"`
+	FlowIngress     *ebpf.ProgramSpec `ebpf:"flow_ingress"`
+	ProxyAssign     *ebpf.ProgramSpec `ebpf:"proxy_assign"`
 }
 
 // tcFlowMapSpecs contains maps before they are loaded into the kernel.
@@ -508,14 +513,18 @@ type tcFlowVariables struct {
 //
 // It can be passed to loadTcFlowObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tcFlowPrograms struct {
-	FlowEgress  *ebpf.Program `ebpf:"flow_egress"`
-	FlowIngress *ebpf.Program `ebpf:"flow_ingress"`
-	ProxyAssign *ebpf.Program `ebpf:"proxy_assign"`
+	FlowEgress      *ebpf.Program `ebpf:"flow_egress"`
+	FlowHostEgress  *ebpf.Program `ebpf:"flow_host_egress"`
+	FlowHostIngress *ebpf.Program `ebpf:"flow_host_ingress"`
+	FlowIngress     *ebpf.Program `ebpf:"flow_ingress"`
+	ProxyAssign     *ebpf.Program `ebpf:"proxy_assign"`
 }
 
 func (p *tcFlowPrograms) Close() error {
 	return _TcFlowClose(
 		p.FlowEgress,
+		p.FlowHostEgress,
+		p.FlowHostIngress,
 		p.FlowIngress,
 		p.ProxyAssign,
 	)

@@ -60,9 +60,12 @@
 // leading and trailing spaces.
 //
 // A Filter is one AND of terms; a Set is Hubble's GetFlows filter, an OR of
-// Filters minus an OR of Filters (whitelist and blacklist).
+// Filters minus an OR of Filters (whitelist and blacklist). A caller may add
+// a Predicate to a Filter (Filter.With): a term it tests itself, such as a
+// Hubble CEL expression, which neither chips nor SQL can say.
 //
-// The package does no I/O; matching does not allocate.
+// The package does no I/O; matching does not allocate (a Predicate's own
+// test may).
 package filter
 
 import (
@@ -88,6 +91,7 @@ var sidePrefix = [...]string{sideEither: "", sideFrom: "from:", sideTo: "to:"}
 // A Filter is immutable after Parse and safe for concurrent use.
 type Filter struct {
 	terms []term
+	preds []Predicate // terms a caller supplied (With); matched after terms
 }
 
 // term is all chips sharing negation, side and kind: a flow matches the term
@@ -192,7 +196,7 @@ func (f *Filter) Match(fl *api.Flow) bool {
 			return false
 		}
 	}
-	return true
+	return f.preds == nil || f.matchPredicates(fl)
 }
 
 // matches reports whether fl matches any of the term's values.
@@ -219,7 +223,8 @@ func (t *term) matches(fl *api.Flow) bool {
 
 // Chips returns the filter in canonical chip form, one chip per value, grouped
 // by term in the order the terms first appeared. Parse(f.Chips()) gives an
-// equivalent Filter.
+// equivalent Filter, unless f has Predicates, which chips cannot say and
+// leave out.
 func (f *Filter) Chips() []string {
 	if f == nil {
 		return nil
@@ -241,12 +246,20 @@ func (f *Filter) Chips() []string {
 	return chips
 }
 
-// String returns the canonical chips joined by spaces.
+// String returns the canonical chips joined by spaces, then the
+// predicates' names.
 func (f *Filter) String() string {
-	return strings.Join(f.Chips(), " ")
+	s := strings.Join(f.Chips(), " ")
+	if f.Predicates() {
+		if s != "" {
+			s += " "
+		}
+		s += f.predicateNames()
+	}
+	return s
 }
 
 // Empty reports whether the filter has no terms and so matches every flow.
 func (f *Filter) Empty() bool {
-	return f == nil || len(f.terms) == 0
+	return f == nil || len(f.terms) == 0 && len(f.preds) == 0
 }

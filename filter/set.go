@@ -111,8 +111,8 @@ func (s *Set) Deny() []*Filter {
 
 // Chips returns chips that say exactly what the set says, for a reader that
 // takes chips (a collector, through a relay); ok is false when chips cannot
-// say it. They can when at most one Filter is allowed and every denied
-// Filter is one term without negation: denying "kind=a OR kind=b" is the
+// say it. They can when at most one Filter is allowed, no Filter has a
+// Predicate, and every denied Filter is one term without negation: denying "kind=a OR kind=b" is the
 // chips "!kind=a", "!kind=b", which Parse ORs into one negated term, and a
 // negated term rejects a flow matching any of its values.
 func (s *Set) Chips() (chips []string, ok bool) {
@@ -122,8 +122,13 @@ func (s *Set) Chips() (chips []string, ok bool) {
 	if len(s.allow) > 1 {
 		return nil, false
 	}
+	for _, f := range s.allow {
+		if f.Predicates() {
+			return nil, false
+		}
+	}
 	for _, f := range s.deny {
-		if len(f.terms) != 1 || f.terms[0].negate {
+		if len(f.terms) != 1 || f.terms[0].negate || f.Predicates() {
 			return nil, false
 		}
 	}

@@ -82,13 +82,15 @@ type Term struct {
 }
 
 // Terms returns a copy of the filter's terms in the order they first
-// appeared, for translating a filter to another language (such as SQL).
-// Changing the result does not change f. A nil Filter has no terms.
+// appeared, then one Term of PredicateKind per Predicate (its Name the
+// value's Text), for translating a filter to another language (such as
+// SQL), which cannot say a predicate. Changing the result does not change
+// f. A nil Filter has no terms.
 func (f *Filter) Terms() []Term {
 	if f == nil {
 		return nil
 	}
-	out := make([]Term, len(f.terms))
+	out := make([]Term, len(f.terms), len(f.terms)+len(f.preds))
 	for i, t := range f.terms {
 		vals := make([]TermValue, len(t.values))
 		for j, v := range t.values {
@@ -105,6 +107,9 @@ func (f *Filter) Terms() []Term {
 			vals[j] = tv
 		}
 		out[i] = Term{Negate: t.negate, Side: Side(t.side), Kind: t.kind.Name, Sided: t.kind.Sided, Values: vals}
+	}
+	for _, p := range f.preds {
+		out = append(out, Term{Kind: PredicateKind, Values: []TermValue{{Text: p.Name}}})
 	}
 	return out
 }

@@ -78,7 +78,7 @@ func BenchmarkRelayHistory(b *testing.B) {
 //	go test -run '^$' -bench RelayFollow -benchtime 10x ./relay/
 func BenchmarkRelayFollow(b *testing.B) {
 	const perNode = 20000
-	big := func(o *collector.Options) { o.RingSize, o.FollowBuffer = perNode, 4*perNode }
+	big := func(o *collector.Options) { o.RingSize = 4 * perNode }
 	nodes := make([]*testNode, 3)
 	for k := range nodes {
 		nodes[k] = startNode(b, fmt.Sprintf("node%d", k+1), "", nil, nil, big)

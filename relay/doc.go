@@ -9,7 +9,8 @@
 // the same parameters, the filter pushed down as chips when chips can say
 // it and matched here otherwise. History answers are merged by time and
 // first/last is applied across peers (or per peer, as hubble-relay
-// counts); live answers (follow) are merged in time order within a bounded
+// counts); those of the peers' ClickHouse history are merged as they are
+// read (each peer's comes in time order), never gathered; live answers (follow) are merged in time order within a bounded
 // window: each flow is held for at most the window, flows are emitted in
 // time order, and a flow older than one already emitted ("late") is emitted
 // at once and counted. Peers that cannot be reached do not fail an answer:

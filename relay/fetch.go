@@ -47,7 +47,12 @@ func (e *peerError) Error() string { return fmt.Sprintf("%s: %s", e.status, e.ms
 
 // open sends GET /api/v1/flows?q to p.
 func (r *Relay) open(ctx context.Context, p *peer, q url.Values) (*http.Response, error) {
-	u := p.base + "/api/v1/flows"
+	return r.get(ctx, p, "/api/v1/flows", q)
+}
+
+// get sends GET path?q to p; an answer other than 200 is a peerError.
+func (r *Relay) get(ctx context.Context, p *peer, path string, q url.Values) (*http.Response, error) {
+	u := p.base + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}

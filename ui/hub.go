@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/api/flowquery"
@@ -66,6 +67,7 @@ type hub struct {
 	log      *slog.Logger
 	interval time.Duration
 	maxBatch int
+	budget   int // bytes held for one client (Options.ClientBuffer)
 	history  bool
 
 	register   chan *client
@@ -90,12 +92,13 @@ type HubStats struct {
 	Skipped         uint64 `json:"skipped"`
 }
 
-func newHub(src flowquery.Reader, log *slog.Logger, interval time.Duration, maxBatch int, history bool) *hub {
+func newHub(src flowquery.Reader, log *slog.Logger, interval time.Duration, maxBatch, budget int, history bool) *hub {
 	return &hub{
 		src:        src,
 		log:        log,
 		interval:   interval,
 		maxBatch:   maxBatch,
+		budget:     budget,
 		history:    history,
 		register:   make(chan *client),
 		unregister: make(chan *client),
@@ -107,11 +110,15 @@ func newHub(src flowquery.Reader, log *slog.Logger, interval time.Duration, maxB
 	}
 }
 
-func (h *hub) getBuf() []byte {
+// getBuf returns an empty batch buffer of at most max bytes' capacity.
+func (h *hub) getBuf(max int) []byte {
 	if p, ok := h.pool.Get().(*[]byte); ok {
-		return (*p)[:0]
+		if cap(*p) <= max {
+			return (*p)[:0]
+		}
+		h.pool.Put(p)
 	}
-	return make([]byte, 0, 64<<10)
+	return make([]byte, 0, min(64<<10, max))
 }
 
 func (h *hub) putBuf(b []byte) {
@@ -194,7 +201,8 @@ func (h *hub) run(ctx context.Context) {
 			}
 			c.sub, c.filter, c.none, c.subscribed = r.sub, r.filter, r.none, true
 			c.replaying, c.replayTil = r.replay, r.replayTil
-			c.held = c.held[:0]
+			clear(c.held)
+			c.held, c.heldBytes = c.held[:0], 0
 			c.replayed = nil
 
 		case d := <-h.replayed:
@@ -211,7 +219,7 @@ func (h *hub) run(ctx context.Context) {
 				h.add(c, &c.held[i])
 			}
 			clear(c.held)
-			c.held = c.held[:0]
+			c.held, c.heldBytes = c.held[:0], 0
 
 		case it := <-h.inbound:
 			for c := range clients {
@@ -219,8 +227,9 @@ func (h *hub) run(ctx context.Context) {
 					continue
 				}
 				if c.replaying {
-					if len(c.held) < h.maxBatch {
+					if cost := heldCost + len(it.json); len(c.held) < h.maxBatch && c.heldBytes+cost+int(c.queued.Load()) <= h.budget {
 						c.held = append(c.held, it)
+						c.heldBytes += cost
 					} else {
 						c.skipped++
 					}
@@ -278,18 +287,47 @@ func (h *hub) run(ctx context.Context) {
 	}
 }
 
+// heldCost is what holding one item costs besides its JSON (shared by
+// every client that holds it, but counted for each).
+const heldCost = int(unsafe.Sizeof(item{}))
+
+// batchTail is room kept at the end of a batch for its closing
+// `],"skipped":N}`.
+const batchTail = 40
+
 // add appends an encoded flow to c's pending batch, or counts it skipped
-// when the batch is full.
+// when the batch is full or would outgrow the client's budget: the
+// capacity of its pending batch and of the messages queued to it stay
+// within h.budget bytes.
 func (h *hub) add(c *client, it *item) {
 	if c.pendingN >= h.maxBatch {
 		c.skipped++
 		return
 	}
+	room := h.budget - int(c.queued.Load())
 	if c.pending == nil {
-		c.pending = append(h.getBuf(), `{"type":"flows","sub":`...)
+		const head = len(`{"type":"flows","sub":,"flows":[`) + 20
+		if room < head+len(it.json)+batchTail {
+			c.skipped++
+			return
+		}
+		c.pending = append(h.getBuf(room), `{"type":"flows","sub":`...)
 		c.pending = strconv.AppendUint(c.pending, c.sub, 10)
 		c.pending = append(c.pending, `,"flows":[`...)
-	} else {
+	} else if need := len(c.pending) + 1 + len(it.json) + batchTail; need > cap(c.pending) {
+		newCap := min(max(2*cap(c.pending), need), room)
+		if newCap < need {
+			c.skipped++
+			return
+		}
+		// The outgrown buffer is left to the collector, not pooled: a
+		// client that stops reading grows its batch to its budget, and the
+		// smaller buffers it outgrew on the way would sit in the pool
+		// beside it, outside every client's budget.
+		grown := append(make([]byte, 0, newCap), c.pending...)
+		c.pending = grown
+	}
+	if c.pendingN > 0 {
 		c.pending = append(c.pending, ',')
 	}
 	c.pending = append(c.pending, it.json...)
@@ -307,17 +345,19 @@ func (h *hub) flush(c *client) {
 	msg = append(msg, '}')
 	n := c.pendingN
 	c.pending, c.pendingN = nil, 0
+	c.queued.Add(int64(cap(msg)))
 	select {
 	case c.send <- msg:
 		c.sent += uint64(n)
 	default:
+		c.queued.Add(-int64(cap(msg)))
 		c.skipped += uint64(n)
 		h.putBuf(msg)
 	}
 }
 
 func (h *hub) sendStatus(c *client, clients int) {
-	msg := append(h.getBuf(), `{"type":"status","clients":`...)
+	msg := append(make([]byte, 0, 192), `{"type":"status","clients":`...)
 	msg = strconv.AppendInt(msg, int64(clients), 10)
 	msg = append(msg, `,"history":`...)
 	msg = strconv.AppendBool(msg, h.history)
@@ -330,10 +370,11 @@ func (h *hub) sendStatus(c *client, clients int) {
 	msg = append(msg, `,"upstream_skipped":`...)
 	msg = strconv.AppendUint(msg, h.upstreamSkipped.Load(), 10)
 	msg = append(msg, '}')
+	c.queued.Add(int64(cap(msg)))
 	select {
 	case c.send <- msg:
 	default:
-		h.putBuf(msg) // the next one will do
+		c.queued.Add(-int64(cap(msg))) // the next one will do
 	}
 }
 

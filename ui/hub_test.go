@@ -130,7 +130,10 @@ func awaitReplay(t testing.TB, conn *websocket.Conn, filters []string) {
 func TestSlowClientGetsSkipsCountedWhileFastClientGetsAll(t *testing.T) {
 	src := newChanSource()
 	src.stored = []api.Flow{labFlow(0, time.Now())}
-	u, srv := serveUI(t, Options{Source: src, BatchInterval: 20 * time.Millisecond, QueueLength: 4})
+	// A budget the fast client's batches never reach: this is about a
+	// full queue (collector's TestFollowersThatNeverReadStayWithinTheirBudget
+	// is about the budget).
+	u, srv := serveUI(t, Options{Source: src, BatchInterval: 20 * time.Millisecond, QueueLength: 4, ClientBuffer: 16 << 20})
 
 	fast := dial(t, wsURL(srv, ""), nil)
 	slow := dial(t, wsURL(srv, ""), nil)

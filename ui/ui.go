@@ -15,6 +15,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/periscope-dev/periscope/api/access"
 	"github.com/periscope-dev/periscope/api/flowquery"
 )
 
@@ -26,6 +27,7 @@ const (
 	DefaultBatchInterval = 75 * time.Millisecond
 	DefaultQueueLength   = 16
 	DefaultMaxBatch      = 4096
+	DefaultClientBuffer  = 512 << 10
 )
 
 // Options configure the UI.
@@ -36,9 +38,12 @@ type Options struct {
 	// History, when set, answers time ranges beyond the live ring; the
 	// app then asks GET /api/v1/flows with source=clickhouse.
 	History flowquery.Reader
-	// Token, when set, is required on the WebSocket as
-	// "Authorization: Bearer <token>" or, since browsers cannot set headers
-	// on a WebSocket, as ?token=<token>.
+	// Token, when set, is required on the WebSocket and on GET
+	// /api/v1/flows as "Authorization: Bearer <token>" or, since browsers
+	// cannot set headers on a WebSocket, as ?token=<token>. It is for a UI
+	// served on its own: a collector or relay leaves it empty, as its
+	// access.Guard checks the API token on every request (the app sends it
+	// the same two ways).
 	Token string
 	// AllowedOrigins are the origins (scheme://host[:port], or "*") whose
 	// pages may open the WebSocket; empty means the server's own host only.
@@ -51,6 +56,16 @@ type Options struct {
 	// MaxBatch bounds the flows in one batch (DefaultMaxBatch); more within
 	// one interval are skipped and counted.
 	MaxBatch int
+	// ClientBuffer bounds, in bytes, what the hub holds for one client:
+	// its pending batch, the batches queued to it and the live flows held
+	// during its replay (DefaultClientBuffer). Beyond it flows are skipped
+	// and counted, so a client that stops reading costs at most this
+	// (plus one replay message) until its write deadline drops it.
+	ClientBuffer int
+	// Followers, when set, bounds the WebSockets served at once, shared
+	// with the server's other APIs that follow (collector.Followers): one
+	// more is refused with a 503 before the upgrade.
+	Followers *flowquery.Limit
 	// Logger is the parent logger; nil discards logs.
 	Logger *slog.Logger
 }
@@ -86,6 +101,9 @@ func New(opts Options) (*UI, error) {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = DefaultMaxBatch
 	}
+	if opts.ClientBuffer <= 0 {
+		opts.ClientBuffer = DefaultClientBuffer
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -94,7 +112,7 @@ func New(opts Options) (*UI, error) {
 	u := &UI{
 		opts:    opts,
 		log:     log,
-		hub:     newHub(opts.Source, log, opts.BatchInterval, opts.MaxBatch, opts.History != nil),
+		hub:     newHub(opts.Source, log, opts.BatchInterval, opts.MaxBatch, opts.ClientBuffer, opts.History != nil),
 		mux:     http.NewServeMux(),
 		origins: make(map[string]bool),
 	}
@@ -183,11 +201,10 @@ func (u *UI) tokenOK(r *http.Request) bool {
 	if u.opts.Token == "" {
 		return true
 	}
-	got := r.URL.Query().Get("token")
-	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
-		got = strings.TrimPrefix(h, "Bearer ")
+	if h := r.Header.Get("Authorization"); h != "" {
+		return access.CheckAuthorization(h, u.opts.Token)
 	}
-	return subtle.ConstantTimeCompare([]byte(got), []byte(u.opts.Token)) == 1
+	return subtle.ConstantTimeCompare([]byte(r.URL.Query().Get("token")), []byte(u.opts.Token)) == 1
 }
 
 func (u *UI) serveWS(w http.ResponseWriter, r *http.Request) {
@@ -201,24 +218,33 @@ func (u *UI) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "missing or wrong token", http.StatusUnauthorized)
 		return
 	}
+	release, err := u.opts.Followers.Acquire()
+	if err != nil {
+		u.log.Warn("websocket refused", "err", err, "remote", r.RemoteAddr)
+		flowquery.WriteBusy(w, err)
+		return
+	}
 	conn, err := u.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		release()
 		return // the upgrader answered
 	}
 	ctx, cancel := context.WithCancel(u.ctx)
 	c := &client{
-		h:      u.hub,
-		conn:   conn,
-		send:   make(chan []byte, u.opts.QueueLength),
-		direct: make(chan []byte),
-		ctx:    ctx,
-		cancel: cancel,
+		h:       u.hub,
+		conn:    conn,
+		send:    make(chan []byte, u.opts.QueueLength),
+		direct:  make(chan []byte),
+		ctx:     ctx,
+		cancel:  cancel,
+		release: release,
 	}
 	select {
 	case u.hub.register <- c:
 	case <-u.hub.done:
 		cancel()
 		conn.Close()
+		release()
 		return
 	}
 	go c.writePump()

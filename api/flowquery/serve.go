@@ -1,6 +1,7 @@
 package flowquery
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -25,10 +26,15 @@ const NoHistory = "history is not configured (start the collector with --clickho
 //
 //   - a bad request (see Parse) is a 400 with BadParam's words, and so is
 //     source=clickhouse without History (NoHistory);
+//   - a follow beyond Followers, or a reader at a bound of its own that
+//     refuses to begin (ErrBusy), is a 503 with Retry-After;
 //   - a reader that fails to begin (an unreachable ClickHouse) is a 502
 //     with its error;
 //   - otherwise the answer is 200 and NDJSON (package ndjson), one flow per
-//     line, flushed whenever a follow has caught up. With Partial, the
+//     line, flushed whenever a follow has caught up; a reader that fails
+//     once the answer has begun (history streamed from ClickHouse) cuts it
+//     off (http.ErrAbortHandler), so the client sees a broken answer, never
+//     a short one that looks whole. With Partial, the
 //     answer declares the PartialHeader trailer and names in it, and in the
 //     header, the nodes it lacks.
 type Server struct {
@@ -39,6 +45,9 @@ type Server struct {
 	// Partial says the readers join nodes (a relay) whose answers may be
 	// partial.
 	Partial bool
+	// Followers bounds the follows answered at once (shared with the other
+	// APIs that follow); beyond it a follow is a 503. nil: no bound.
+	Followers *Limit
 	// Log gets answers that fail or end early, and slow followers; nil
 	// discards.
 	Log *slog.Logger
@@ -57,6 +66,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
+	}
+	if p.Follow {
+		release, err := s.Followers.Acquire()
+		if err != nil {
+			WriteBusy(w, err)
+			return
+		}
+		defer release()
 	}
 	rd := s.Ring
 	if p.Source == SourceClickHouse {
@@ -122,12 +139,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if out == nil {
 			return
 		}
+	case errors.Is(err, ErrBusy) && out == nil:
+		log.Debug("flows answer refused", "source", p.Source, "err", err, "remote", r.RemoteAddr)
+		WriteBusy(w, err)
+		return
 	case err != nil && out == nil:
 		log.Warn("reading flows failed", "source", p.Source, "err", err, "remote", r.RemoteAddr)
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
 	case err != nil:
-		log.Debug("flows answer ended", "source", p.Source, "err", err, "remote", r.RemoteAddr)
+		// Cut the answer short rather than end it as if it were whole: the
+		// client sees a broken stream, not a complete one.
+		log.Warn("reading flows failed during the answer", "source", p.Source, "err", err, "remote", r.RemoteAddr)
+		out.Flush()
+		panic(http.ErrAbortHandler)
 	case out == nil: // a reader that never began: an empty answer
 		begin(nil)
 	}

@@ -150,3 +150,35 @@ func TestServerNamesMissingNodes(t *testing.T) {
 		t.Errorf("follows %d, body %q", r.follows, b)
 	}
 }
+
+// failingAfter begins, sends its flows, then fails: a history store that
+// breaks mid-answer.
+type failingAfter struct{ fakeReader }
+
+func (r *failingAfter) Query(ctx context.Context, q Query, a Answer) (Outcome, error) {
+	if _, err := r.fakeReader.Query(ctx, q, a); err != nil {
+		return Outcome{}, err
+	}
+	return Outcome{}, errors.New("clickhouse: read flows: connection reset")
+}
+
+// An answer a reader breaks off is cut off, not ended as if whole; a reader
+// at its bound is a 503 with Retry-After.
+func TestBrokenAndBusyAnswers(t *testing.T) {
+	broken := &failingAfter{fakeReader{flows: []api.Flow{flowAt(1)}}}
+	resp := serveOnce(t, &Server{Ring: broken}, "?last=5")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %s, want 200 (the answer had begun)", resp.Status)
+	}
+	if _, err := io.ReadAll(resp.Body); err == nil {
+		t.Error("the broken answer read whole, without an error")
+	}
+
+	busy := &fakeReader{err: &BusyError{What: "history queries", Limit: 4}}
+	resp = serveOnce(t, &Server{Ring: busy}, "?last=5")
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
+		!strings.Contains(string(body), "too many history queries") {
+		t.Errorf("a busy reader: %s %q (Retry-After %q), want 503 saying so", resp.Status, body, resp.Header.Get("Retry-After"))
+	}
+}

@@ -47,6 +47,10 @@ type ApplyResult struct {
 	Applied []Policy `json:"applied,omitempty"`
 	// Errors are "file:line:column: what is wrong", one per problem.
 	Errors []string `json:"errors,omitempty"`
+	// Skipped are notes on the documents that hold other Kubernetes
+	// objects (a Deployment, a Service), skipped: "file:line:column:
+	// skipped Deployment "web" (apps/v1): not a network policy".
+	Skipped []string `json:"skipped,omitempty"`
 }
 
 // DeleteResult is the answer of DELETE /api/v1/policies/{namespace}/{name}.

@@ -130,8 +130,8 @@ func runConfined(t *testing.T, bin, cfg, drop string, wantEff uint64, web, peer 
 	pin := fmt.Sprintf("/sys/fs/bpf/periscope-caps-%d-%d", os.Getpid(), time.Now().UnixNano())
 	listen := freeAddr(t)
 	cmd := exec.Command("capsh", "--drop="+drop, "--", "-c",
-		fmt.Sprintf("exec %s collector --config %s --listen %s --bpf-pin-path %s --idle-timeout 1s",
-			bin, cfg, listen, pin))
+		fmt.Sprintf("exec %s collector --config %s --listen %s --bpf-pin-path %s --idle-timeout 1s --api-socket %s",
+			bin, cfg, listen, pin, filepath.Join(t.TempDir(), "collector.sock")))
 	var stderr lockedBuffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Start(); err != nil {

@@ -24,7 +24,9 @@ type collectorFlags struct {
 	config         string
 	listen         string
 	ringSize       int
+	maxFollowers   int
 	nodeName       string
+	clusterName    string
 	pinPath        string
 	flowBudget     int
 	ringbufSize    int
@@ -39,7 +41,7 @@ type collectorFlags struct {
 	logLevel       string
 	sinks          sinkFlags
 	ui             bool
-	uiToken        string
+	access         accessFlags
 	identityState  string
 	identityGrace  time.Duration
 	policyDir      string
@@ -58,12 +60,21 @@ host-side veth of every endpoint declared in --config (and to --host-interface),
 enriches flows with the endpoints' names and labels, keeps the last --ring-size
 flows in memory and serves them on --listen:
 
-  GET /api/v1/flows   NDJSON flows (filter, last, first, all, since, until, follow,
-                      source=ring|clickhouse)
-  GET /api/v1/status  counters and configuration
-  GET /healthz        "ok"
-  GET /metrics        Prometheus metrics (--metrics)
-  GET /               the web UI (--ui), its WebSocket at /api/v1/ws
+  GET /api/v1/flows         NDJSON flows (filter, last, first, all, since, until,
+                            follow, source=ring|clickhouse)
+  GET /api/v1/status        counters and configuration
+  GET /api/v1/namespaces    namespaces of the last hour's flows
+  GET /api/v1/agent-events  NDJSON agent events: started, policy and endpoint
+                            changes (last, first, all, since, until, follow)
+  GET /healthz              "ok"
+  GET /metrics              Prometheus metrics (--metrics)
+  GET /                     the web UI (--ui), its WebSocket at /api/v1/ws
+
+The same API is served on the local socket --api-socket, to whoever its file
+permissions let in. Over TCP, --api-token guards every call but the web UI's
+files and /healthz, no change is made without it, calls by a Host name that
+is not the listen host, localhost or --api-allowed-hosts and calls from
+other web origins are refused (docs/ACCESS.md).
 
 With --envoy, the ports named by --proxy-redirect go through Envoy (run and
 supervised by the collector, configured over xDS), and its HTTP access logs
@@ -82,7 +93,12 @@ Needs root (CAP_BPF, CAP_NET_ADMIN, and CAP_PERFMON for --sock-events).`,
 	f.StringVar(&fl.config, "config", "", "YAML file declaring the node's endpoints")
 	f.StringVar(&fl.listen, "listen", collector.DefaultListen, "address of the HTTP API")
 	f.IntVar(&fl.ringSize, "ring-size", collector.DefaultRingSize, "number of flows kept in memory")
+	f.IntVar(&fl.maxFollowers, "max-followers", collector.DefaultMaxFollowers,
+		"live followers served at once, over HTTP, the web UI's WebSockets and Hubble's API together; more are refused with 503 (0: no bound)")
 	f.StringVar(&fl.nodeName, "node-name", "", "node name in flows (default: the config's node_name, else the hostname)")
+	f.StringVar(&fl.clusterName, "cluster-name", "",
+		"cluster name every endpoint carries as the label io.cilium.k8s.policy.cluster, and namespaces are listed in (hubble list namespaces) "+
+			"(default: the config's cluster_name, else \"default\")")
 	f.StringVar(&fl.pinPath, "bpf-pin-path", datapath.DefaultPinPath, "bpffs directory for Periscope's maps and links")
 	f.IntVar(&fl.flowBudget, "flow-budget", datapath.DefaultFlowBudget,
 		"connections tracked at once that the kernel maps are sized for (docs/FLOWS.md: Kernel memory)")
@@ -94,7 +110,7 @@ Needs root (CAP_BPF, CAP_NET_ADMIN, and CAP_PERFMON for --sock-events).`,
 	f.DurationVar(&fl.closeGrace, "close-grace", datapath.DefaultCloseGrace, "end closed TCP connections after this much idle")
 	f.IntVar(&fl.flowTableSize, "flow-table-size", 0, "entries of the kernel flow table (default: from --flow-budget)")
 	f.IntVar(&fl.sockTableSize, "sock-table-size", 0, "sockets the sock tracepoint follows until they close (default: from --flow-budget)")
-	f.StringArrayVar(&fl.hostInterfaces, "host-interface", nil, "host interface to watch too (repeatable)")
+	f.StringArrayVar(&fl.hostInterfaces, "host-interface", nil, "host interface to watch too, where host policies (nodeSelector) are enforced (repeatable)")
 	f.BoolVar(&fl.sockEvents, "sock-events", true, "report the processes behind connections (sock tracepoint: one event per closed socket)")
 	f.StringVar(&fl.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.sinks.addFlags(f)
@@ -103,7 +119,7 @@ Needs root (CAP_BPF, CAP_NET_ADMIN, and CAP_PERFMON for --sock-events).`,
 	f.Int64Var(&fl.memoryLimit, "memory-limit", defaultMemoryLimit,
 		"soft memory limit in bytes for the Go runtime, so overload turns into counted drops, not growth (0: none; the GOMEMLIMIT environment variable wins)")
 	f.BoolVar(&fl.ui, "ui", true, "serve the web UI at / on --listen")
-	f.StringVar(&fl.uiToken, "ui-token", "", "bearer token the web UI's WebSocket requires (default: none)")
+	fl.access.addFlags(f, collector.DefaultSocket)
 	f.StringVar(&fl.identityState, "identity-state", defaultIdentityState, "file keeping the allocated security identities")
 	f.DurationVar(&fl.identityGrace, "identity-gc-grace", identity.DefaultReleaseGrace,
 		"how long an identity no endpoint of this node uses is kept in --identity-state before it is released (negative: never)")
@@ -129,6 +145,9 @@ func runCollector(cmd *cobra.Command, fl collectorFlags) error {
 	if fl.nodeName != "" {
 		cfg.NodeName = fl.nodeName
 	}
+	if fl.clusterName != "" {
+		cfg.ClusterName = fl.clusterName
+	}
 	cfg.HostInterfaces = append(cfg.HostInterfaces, fl.hostInterfaces...)
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("endpoints config: %w", err)
@@ -148,6 +167,7 @@ func runCollector(cmd *cobra.Command, fl collectorFlags) error {
 		IdleTimeout:    fl.idleTimeout,
 		CloseGrace:     fl.closeGrace,
 		Logger:         logger,
+		HostDevices:    cfg.HostInterfaces,
 	})
 	if err != nil {
 		return privilegeHint(fmt.Errorf("load datapath: %w", err))
@@ -163,7 +183,7 @@ func runCollector(cmd *cobra.Command, fl collectorFlags) error {
 		}
 	}
 
-	sinks, err := newCollectorSinks(cmd.Context(), fl.sinks, cfg.NodeName, dp, logger)
+	sinks, err := newCollectorSinks(cmd.Context(), fl.sinks, cfg.NodeName, datapathSource(dp), logger)
 	if err != nil {
 		return err
 	}
@@ -189,6 +209,10 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 	if err != nil {
 		return err
 	}
+	guard, token, err := fl.access.guard(fl.listen)
+	if err != nil {
+		return err
+	}
 	ln, err := listenAPI(fl.listen, tlsCfg)
 	if err != nil {
 		return err
@@ -211,7 +235,10 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 		Stats:         datapathStats(dp),
 		Interfaces:    dp.Interfaces,
 		Listener:      ln,
+		Access:        guard,
+		Socket:        fl.access.socket,
 		RingSize:      fl.ringSize,
+		MaxFollowers:  noBoundIfZero(fl.maxFollowers),
 		Sinks:         sinks.sinks,
 		Handlers:      sinks.handlers,
 		History:       sinks.history,
@@ -228,14 +255,14 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 		return err
 	}
 	if fl.ui {
-		if err := web.start(c, sinks.history, fl.uiToken, logger); err != nil {
+		if err := web.start(c, sinks.history, fl.access.allowedOrigins, logger); err != nil {
 			return fmt.Errorf("web UI: %w", err)
 		}
 		logger.Info("web UI", "url", "http://"+fl.listen+"/")
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	waitHubble, err := serveHubble(ctx, fl.serve.hubbleListen, c, tlsCfg, logger)
+	waitHubble, err := serveHubble(ctx, fl.serve.hubbleListen, c, tlsCfg, token, logger)
 	if err != nil {
 		ln.Close()
 		return err
@@ -252,6 +279,14 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 	waitProxy()
 	waitHubble()
 	return privilegeHint(err)
+}
+
+// noBoundIfZero turns a flag's 0 ("no bound") into Options' negative.
+func noBoundIfZero(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // defaultMemoryLimit keeps the collector's RSS near 256 MiB under overload

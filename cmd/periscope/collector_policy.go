@@ -33,7 +33,7 @@ func newIdentityAllocator(path string) (*identity.Allocator, error) {
 func startPolicyStore(dir string, c *collector.Collector, dp *datapath.Datapath,
 	handlers map[string]http.Handler, logger *slog.Logger) (*policystore.Store, error) {
 	store, err := policystore.New(policystore.Options{
-		Dir: dir, Applier: dp, Endpoints: c.Registry(), Logger: logger,
+		Dir: dir, Applier: dp, Endpoints: c.Registry(), Logger: logger, Events: c.Events(),
 	})
 	if err != nil {
 		return nil, err

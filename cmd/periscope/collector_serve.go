@@ -61,8 +61,9 @@ func listenAPI(addr string, cfg *tls.Config) (net.Listener, error) {
 }
 
 // serveHubble serves Hubble's Observer API over the collector's store until
-// ctx is done; the returned wait blocks until the server has stopped.
-func serveHubble(ctx context.Context, addr string, c *collector.Collector, cfg *tls.Config,
+// ctx is done, requiring token ("" for none) on every call but the health
+// check; the returned wait blocks until the server has stopped.
+func serveHubble(ctx context.Context, addr string, c *collector.Collector, cfg *tls.Config, token string,
 	logger *slog.Logger) (wait func(), err error) {
 	if addr == "" {
 		return func() {}, nil
@@ -79,7 +80,7 @@ func serveHubble(ctx context.Context, addr string, c *collector.Collector, cfg *
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := hubble.Serve(ctx, ln, hubble.NewCollectorBackend(c), opts...); err != nil {
+		if err := hubble.Serve(ctx, ln, hubble.NewCollectorBackend(c), hubble.Options{Followers: c.Followers(), Token: token, GRPC: opts}); err != nil {
 			logger.Error("hubble API stopped", "err", err)
 		}
 	}()

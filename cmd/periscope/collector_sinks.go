@@ -52,15 +52,14 @@ type collectorSinks struct {
 }
 
 // newCollectorSinks opens the sinks fl asks for as one assembly; the
-// metrics read dp's lost events and kernel maps (dp nil: none, in tests).
-func newCollectorSinks(ctx context.Context, fl sinkFlags, nodeName string, dp *datapath.Datapath, logger *slog.Logger) (*collectorSinks, error) {
+// metrics read source (the datapath's counters and kernel maps).
+func newCollectorSinks(ctx context.Context, fl sinkFlags, nodeName string, source sink.SourceCounters, logger *slog.Logger) (*collectorSinks, error) {
 	set := fl.plugins()
-	env := sink.Env{NodeName: nodeName, Logger: logger}
-	if dp != nil {
-		env.Lost = []sink.LostSource{{Name: "ringbuf", Read: func() uint64 { return dp.Stats().EventsLost }}}
-		env.Kernel = kernelMaps(dp)
-	}
-	a, err := set.Open(ctx, env)
+	a, err := set.Open(ctx, sink.Env{
+		NodeName: nodeName,
+		Logger:   logger,
+		Sources:  []sink.SourceCounters{source},
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -71,20 +70,30 @@ func newCollectorSinks(ctx context.Context, fl sinkFlags, nodeName string, dp *d
 	return s, nil
 }
 
+// datapathSource reads dp's counters and kernel maps for the metrics.
+func datapathSource(dp *datapath.Datapath) sink.SourceCounters {
+	return sink.SourceCounters{
+		Name: "ringbuf",
+		Read: func() sink.SourceStats {
+			s := dp.Stats()
+			return sink.SourceStats{
+				EventsRead: s.EventsRead, EventsLost: s.EventsLost,
+				FlowTableEntries: s.FlowTableEntries, FlowTableCapacity: s.FlowTableSize,
+				PolicyRevision: dp.PolicyRevision(),
+			}
+		},
+		Maps: func() []sink.KernelMap {
+			var maps []sink.KernelMap
+			for _, m := range dp.MapMemory() {
+				maps = append(maps, sink.KernelMap{Name: m.Name, MaxEntries: m.MaxEntries, Bytes: m.Bytes})
+			}
+			return maps
+		},
+	}
+}
+
 // runWith runs the sinks while run (the collector) runs, then drains and
 // closes them (see sink.Assembly.RunWith).
 func (s *collectorSinks) runWith(ctx context.Context, run func(context.Context) error) error {
 	return s.RunWith(ctx, run)
-}
-
-// kernelMaps reads dp's maps and flow-table fill for the metrics.
-func kernelMaps(dp *datapath.Datapath) func() sink.KernelMaps {
-	return func() sink.KernelMaps {
-		var k sink.KernelMaps
-		for _, m := range dp.MapMemory() {
-			k.Maps = append(k.Maps, sink.KernelMap{Name: m.Name, MaxEntries: m.MaxEntries, Bytes: m.Bytes})
-		}
-		k.FlowTableEntries = dp.Stats().FlowTableEntries
-		return k
-	}
 }

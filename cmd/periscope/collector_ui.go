@@ -32,12 +32,15 @@ func (m *uiMount) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // start builds the UI over the collector's ring and history (nil: none).
-func (m *uiMount) start(c *collector.Collector, history flowquery.Reader, token string, logger *slog.Logger) error {
+// The collector's access guard checks its token and origins; origins are
+// the web origins allowed besides the server's own.
+func (m *uiMount) start(c *collector.Collector, history flowquery.Reader, origins []string, logger *slog.Logger) error {
 	u, err := ui.New(ui.Options{
-		Source:  c.Store(),
-		History: history,
-		Token:   token,
-		Logger:  logger,
+		Source:         c.Store(),
+		History:        history,
+		AllowedOrigins: origins,
+		Followers:      c.Followers(),
+		Logger:         logger,
 	})
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os/signal"
 	"sync"
 	"syscall"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/access"
 	"github.com/periscope-dev/periscope/api/flowquery"
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath"
@@ -25,6 +27,7 @@ import (
 type demoOptions struct {
 	listen  string
 	hubble  string
+	socket  string // the API's local socket; "" for none
 	pinPath string
 	verbose bool
 	sinks   sinkFlags
@@ -53,7 +56,8 @@ In another terminal, try:
   periscope observe --last 20
   periscope observe -f --from-pod default/frontend
   periscope observe --verdict DROPPED
-  periscope policy list`,
+  periscope policy list
+  sudo periscope policy delete db-clients   # changes go over the root-owned API socket`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := demoPrivileges(); err != nil {
@@ -64,6 +68,8 @@ In another terminal, try:
 	}
 	cmd.Flags().StringVar(&opts.listen, "listen", collector.DefaultListen, "address of the collector's HTTP API")
 	cmd.Flags().StringVar(&opts.hubble, "hubble-listen", hubble.DefaultListen, `address of Hubble's Observer gRPC API ("" to disable)`)
+	cmd.Flags().StringVar(&opts.socket, "api-socket", collector.DefaultSocket,
+		`the API's local Unix socket, where periscope policy apply and delete go ("" for none)`)
 	cmd.Flags().StringVar(&opts.pinPath, "pin-path", "/sys/fs/bpf/periscope-demo",
 		"bpffs directory for the demo's maps (apart from a real collector's)")
 	opts.sinks.addEnablingFlags(cmd.Flags())
@@ -112,7 +118,7 @@ func runDemo(ctx context.Context, opts demoOptions, out, errOut io.Writer) (err 
 		}
 	}()
 
-	sinks, err := newCollectorSinks(ctx, opts.sinks, "", dp, log)
+	sinks, err := newCollectorSinks(ctx, opts.sinks, "", datapathSource(dp), log)
 	if err != nil {
 		return fmt.Errorf("demo sinks: %w", err)
 	}
@@ -135,6 +141,8 @@ func runDemoCollector(ctx context.Context, opts demoOptions, lab *netlab.Lab, dp
 		Stats:      datapathStats(dp),
 		Interfaces: dp.Interfaces,
 		Listen:     opts.listen,
+		Access:     access.New(access.Policy{ListenHost: demoListenHost(opts.listen), Public: access.StaticFiles}),
+		Socket:     opts.socket,
 		Sinks:      sinks.sinks,
 		Handlers:   sinks.handlers,
 		History:    sinks.history,
@@ -147,12 +155,12 @@ func runDemoCollector(ctx context.Context, opts demoOptions, lab *netlab.Lab, dp
 	if err := startDemoPolicy(col, dp, sinks.handlers, log); err != nil {
 		return err
 	}
-	if err := web.start(col, sinks.history, "", log); err != nil {
+	if err := web.start(col, sinks.history, nil, log); err != nil {
 		return fmt.Errorf("demo web UI: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	waitHubble, err := serveHubble(ctx, opts.hubble, col, nil, log)
+	waitHubble, err := serveHubble(ctx, opts.hubble, col, nil, "", log)
 	if err != nil {
 		return err
 	}
@@ -213,4 +221,13 @@ func runDemoParts(ctx context.Context, lab *netlab.Lab, col *collector.Collector
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// demoListenHost is the host of the demo's listen address.
+func demoListenHost(listen string) string {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	return host
 }

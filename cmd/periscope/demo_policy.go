@@ -41,7 +41,7 @@ func startDemoPolicy(c *collector.Collector, dp *datapath.Datapath, handlers map
 	if err != nil {
 		return fmt.Errorf("demo policy: %w", err)
 	}
-	if _, err := store.Apply("demo-policy.yaml", []byte(demoPolicy)); err != nil {
+	if _, _, err := store.Apply("demo-policy.yaml", []byte(demoPolicy)); err != nil {
 		return fmt.Errorf("demo policy: %w", err)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -25,11 +26,17 @@ import (
 // policy's verdicts (allowed flows name it, the outsider's attempts on db
 // are DROPPED), the web UI, the policy API and Hubble's port; and that
 // Ctrl-C leaves no namespace, link or pinned map behind.
+// isDBClients says whether a deciding policy is the demo's policy.
+func isDBClients(p api.PolicyRef) bool {
+	return p.Name == "db-clients" && p.Namespace == "default" && p.Kind == "CiliumNetworkPolicy" && p.Revision > 0
+}
+
 func TestDemoShowsEveryKindOfFlowWithVerdictsAndCleansUp(t *testing.T) {
 	labtest.RequireRoot(t)
 	opts := demoOptions{
 		listen:  freeAddr(t),
 		hubble:  freeAddr(t),
+		socket:  filepath.Join(t.TempDir(), "collector.sock"),
 		pinPath: fmt.Sprintf("/sys/fs/bpf/periscope-demo-test-%d-%d", os.Getpid(), time.Now().UnixNano()),
 	}
 	var out, errOut lockedBuffer
@@ -73,11 +80,11 @@ func TestDemoShowsEveryKindOfFlowWithVerdictsAndCleansUp(t *testing.T) {
 		}},
 		{"backend -> db:5432 allowed by default/db-clients", func(f *api.Flow) bool {
 			return pods(f, "default/backend", "default/db") && f.L4.DestinationPort == 5432 &&
-				f.Verdict == api.VerdictForwarded && slices.Contains(f.IngressAllowedBy, "default/db-clients")
+				f.Verdict == api.VerdictForwarded && slices.ContainsFunc(f.IngressAllowedBy, isDBClients)
 		}},
 		{"frontend -> db:53/UDP allowed by default/db-clients", func(f *api.Flow) bool {
 			return pods(f, "default/frontend", "default/db") && f.L4.Protocol == api.ProtoUDP &&
-				f.Verdict == api.VerdictForwarded && slices.Contains(f.IngressAllowedBy, "default/db-clients")
+				f.Verdict == api.VerdictForwarded && slices.ContainsFunc(f.IngressAllowedBy, isDBClients)
 		}},
 		{"outsider -> db:5432 dropped, no allow matched", func(f *api.Flow) bool {
 			return pods(f, "other/outsider", "default/db") && f.Verdict == api.VerdictDropped &&

@@ -68,7 +68,7 @@ func TestCollectorWithEnvoyServesL7Flows(t *testing.T) {
 	pin := fmt.Sprintf("/sys/fs/bpf/periscope-l7-%d-%d", os.Getpid(), time.Now().UnixNano())
 	listen := freeAddr(t)
 	cmd := exec.Command(bin, "collector", "--config", cfg, "--listen", listen, "--bpf-pin-path", pin,
-		"--hubble-listen", "", "--ui=false", "--sock-events=false",
+		"--api-socket", filepath.Join(dir, "api.sock"), "--hubble-listen", "", "--ui=false", "--sock-events=false",
 		"--identity-state", filepath.Join(dir, "ids.json"), "--policy-dir", filepath.Join(dir, "policies"),
 		"--envoy", "--envoy-binary", envoyBin, "--envoy-socket", filepath.Join(dir, "envoy.sock"),
 		"--envoy-admin", "127.0.0.1:0", "--proxy-redirect", "web:8080")

@@ -24,6 +24,7 @@ import (
 	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/api/apitest"
 	"github.com/periscope-dev/periscope/collector"
+	"github.com/periscope-dev/periscope/collector/sink"
 	"github.com/periscope-dev/periscope/collector/sink/clickhouse/chtest"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 	"github.com/periscope-dev/periscope/relay/hubble"
@@ -105,7 +106,7 @@ func TestE2EL7RecordsReachEveryReader(t *testing.T) {
 		"--metrics", "--metrics-options=source_context=pod;destination_context=pod"}); err != nil {
 		t.Fatal(err)
 	}
-	sinks, err := newCollectorSinks(ctx, sf, "node-l7", nil, logger)
+	sinks, err := newCollectorSinks(ctx, sf, "node-l7", sink.SourceCounters{Name: "ringbuf", Read: func() sink.SourceStats { return sink.SourceStats{} }}, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +131,7 @@ func TestE2EL7RecordsReachEveryReader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := web.start(c, sinks.history, "", logger); err != nil {
+	if err := web.start(c, sinks.history, nil, logger); err != nil {
 		t.Fatal(err)
 	}
 	apitest.Start(t, "collector", collectorWithSinks{c, sinks})
@@ -292,7 +293,9 @@ func serveHubbleForTest(t *testing.T, c *collector.Collector) string {
 	}
 	sctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- hubble.Serve(sctx, hln, hubble.NewCollectorBackend(c)) }()
+	go func() {
+		done <- hubble.Serve(sctx, hln, hubble.NewCollectorBackend(c), hubble.Options{Followers: c.Followers()})
+	}()
 	t.Cleanup(func() {
 		stop()
 		if err := <-done; err != nil {

@@ -10,13 +10,22 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/collector"
 )
 
 // observeOptions are the observe subcommand's non-filter flags.
 type observeOptions struct {
-	server string
-	output string
-	window window
+	server    string // "": the API socket when usable, else defaultServer
+	socket    string
+	token     string
+	tokenFile string
+	output    string
+	window    window
+}
+
+// target is how the options reach the API.
+func (o observeOptions) target() apiTarget {
+	return apiTarget{server: o.server, socket: o.socket, token: o.token, tokenFile: o.tokenFile}
 }
 
 func newObserveCmd() *cobra.Command {
@@ -57,7 +66,10 @@ Without --last, --first, --all, --since or --until it shows the last 20 flows;
 	}
 	fs := cmd.Flags()
 	fs.SortFlags = false
-	fs.StringVar(&opts.server, "server", "127.0.0.1:4244", "Collector address: host:port or an http(s):// URL")
+	fs.StringVar(&opts.server, "server", "", "Collector address: host:port or an http(s):// URL (default: the API socket when usable, else "+defaultServer+")")
+	fs.StringVar(&opts.socket, "socket", collector.DefaultSocket, "The API's local Unix socket, used when --server is not given and this user may connect to it")
+	fs.StringVar(&opts.token, "token", "", "API token (the collector's --api-token); $"+envAPIToken+" when not given")
+	fs.StringVar(&opts.tokenFile, "token-file", "", "File holding the API token")
 	fs.StringVarP(&opts.output, "output", "o", "compact", "Output format: compact, json, jsonpb (same as json) or table")
 	fs.BoolVarP(&opts.window.follow, "follow", "f", false, "Keep showing new flows until interrupted")
 	fs.IntVar(&opts.window.last, "last", 0, "Show the last N flows (default 20 unless --first, --all, --since, --until or --follow)")
@@ -80,7 +92,7 @@ func runObserve(ctx context.Context, opts observeOptions, chips []string, out io
 	if err != nil {
 		return err
 	}
-	c, err := newFlowClient(opts.server, hc)
+	c, err := opts.target().client(hc)
 	if err != nil {
 		return err
 	}

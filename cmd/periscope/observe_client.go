@@ -21,6 +21,7 @@ const maxFlowLine = 1 << 20
 // flowClient reads flows from a collector's HTTP API.
 type flowClient struct {
 	base string // e.g. "http://127.0.0.1:4244"
+	via  string // what error messages call it: the base, or the socket
 	http *http.Client
 }
 
@@ -37,7 +38,7 @@ func newFlowClient(server string, hc *http.Client) (*flowClient, error) {
 	if hc == nil {
 		hc = http.DefaultClient
 	}
-	return &flowClient{base: s, http: hc}, nil
+	return &flowClient{base: s, via: s, http: hc}, nil
 }
 
 // flows asks the collector for flows matching q and calls fn with each JSON
@@ -67,7 +68,7 @@ func (c *flowClient) flows(ctx context.Context, q url.Values, fn func(line []byt
 		if msg == "" {
 			msg = resp.Status
 		}
-		return fmt.Errorf("the collector at %s refused the query (%s): %s", c.base, resp.Status, msg)
+		return fmt.Errorf("the collector at %s refused the query (%s): %s", c.via, resp.Status, msg)
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), maxFlowLine)
@@ -78,14 +79,14 @@ func (c *flowClient) flows(ctx context.Context, q url.Values, fn func(line []byt
 			continue
 		}
 		if err := api.ParseJSON(line, &f); err != nil {
-			return fmt.Errorf("read flows from %s: line %d: %w", c.base, n, err)
+			return fmt.Errorf("read flows from %s: line %d: %w", c.via, n, err)
 		}
 		if err := fn(line, &f); err != nil {
 			return err
 		}
 	}
 	if err := sc.Err(); err != nil && ctx.Err() == nil {
-		return fmt.Errorf("read flows from %s: %w", c.base, err)
+		return fmt.Errorf("read flows from %s: %w", c.via, err)
 	}
 	return nil
 }
@@ -99,5 +100,5 @@ func (c *flowClient) reachError(err error) error {
 	} else if uErr, ok := errors.AsType[*url.Error](err); ok {
 		err = uErr.Err
 	}
-	return fmt.Errorf("cannot reach the collector at %s (is \"periscope collector\" running?): %w", c.base, err)
+	return fmt.Errorf("cannot reach the collector at %s (is \"periscope collector\" running?): %w", c.via, err)
 }

@@ -23,19 +23,23 @@ import (
 // apiClient calls a collector's policy and identity API.
 type apiClient struct{ *flowClient }
 
-func newAPIClient(server string) (*apiClient, error) {
-	fc, err := newFlowClient(server, &http.Client{Timeout: 30 * time.Second})
+func newAPIClient(t apiTarget) (*apiClient, error) {
+	fc, err := t.client(&http.Client{Timeout: 30 * time.Second})
 	if err != nil {
 		return nil, err
 	}
 	return &apiClient{fc}, nil
 }
 
-// do sends a request and returns the body of a 2xx answer.
+// do sends a request and returns the body of a 2xx answer. A body is
+// sent as YAML (policies; JSON is YAML too).
 func (c *apiClient) do(ctx context.Context, method, path string, body []byte) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/yaml")
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -44,25 +48,30 @@ func (c *apiClient) do(ctx context.Context, method, path string, body []byte) ([
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return nil, fmt.Errorf("read answer of %s: %w", c.base, err)
+		return nil, fmt.Errorf("read answer of %s: %w", c.via, err)
 	}
 	if resp.StatusCode/100 != 2 {
 		var res policyapi.ApplyResult
 		if json.Unmarshal(data, &res) == nil && len(res.Errors) > 0 {
 			return nil, errors.New(strings.Join(res.Errors, "\n"))
 		}
-		return nil, fmt.Errorf("the collector at %s refused (%s): %s", c.base, resp.Status, strings.TrimSpace(string(data)))
+		return nil, fmt.Errorf("the collector at %s refused (%s): %s", c.via, resp.Status, strings.TrimSpace(string(data)))
 	}
 	return data, nil
 }
 
 func newPolicyCmd() *cobra.Command {
-	var server string
+	var server apiTarget
 	cmd := &cobra.Command{
 		Use:   "policy",
 		Short: "Validate, apply, list, get and delete network policies",
+		Long: `Validate, apply, list, get and delete network policies.
+
+Changes (apply, delete) go over the collector's local API socket (--socket,
+its file permissions decide) unless --server is given, which then needs the
+collector's API token (--token, --token-file or $` + envAPIToken + `).`,
 	}
-	cmd.PersistentFlags().StringVar(&server, "server", "127.0.0.1:4244", "collector address (host:port or URL)")
+	server.addFlags(cmd.PersistentFlags(), "collector")
 
 	var files []string
 	validate := &cobra.Command{
@@ -73,7 +82,10 @@ func newPolicyCmd() *cobra.Command {
 			if len(files) == 0 {
 				return errors.New("no file: use -f FILE")
 			}
-			errs := policy.Validate(files...)
+			errs, skipped := policy.Validate(files...)
+			for _, sk := range skipped {
+				fmt.Fprintln(cmd.ErrOrStderr(), sk)
+			}
 			for _, e := range errs {
 				fmt.Fprintln(cmd.ErrOrStderr(), e)
 			}
@@ -95,7 +107,7 @@ func newPolicyCmd() *cobra.Command {
 			if len(applyFiles) == 0 {
 				return errors.New("no file: use -f FILE")
 			}
-			if errs := policy.Validate(applyFiles...); len(errs) > 0 {
+			if errs, _ := policy.Validate(applyFiles...); len(errs) > 0 {
 				return errors.Join(errs...)
 			}
 			c, err := newAPIClient(server)
@@ -114,6 +126,9 @@ func newPolicyCmd() *cobra.Command {
 				var res policyapi.ApplyResult
 				if err := json.Unmarshal(out, &res); err != nil {
 					return fmt.Errorf("parse answer: %w", err)
+				}
+				for _, sk := range res.Skipped {
+					fmt.Fprintln(cmd.ErrOrStderr(), sk)
 				}
 				for _, p := range res.Applied {
 					fmt.Fprintf(cmd.OutOrStdout(), "%s %s applied (revision %d)\n", p.Kind, ref(p.Namespace, p.Name), p.Revision)
@@ -221,9 +236,9 @@ func newPolicyCmd() *cobra.Command {
 }
 
 func newIdentityCmd() *cobra.Command {
-	var server string
+	var server apiTarget
 	cmd := &cobra.Command{Use: "identity", Short: "Show security identities"}
-	cmd.PersistentFlags().StringVar(&server, "server", "127.0.0.1:4244", "collector address (host:port or URL)")
+	server.addFlags(cmd.PersistentFlags(), "collector")
 	cmd.AddCommand(&cobra.Command{
 		Use:   "list",
 		Short: "List the identities of a running collector (reserved ones included)",

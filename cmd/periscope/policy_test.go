@@ -55,6 +55,10 @@ func TestThePolicyCommandsDriveACollectorsPolicyAPI(t *testing.T) {
 	if err := os.WriteFile(good, []byte(web), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	mixed := filepath.Join(dir, "mixed.yaml")
+	if err := os.WriteFile(mixed, []byte("apiVersion: v1\nkind: Service\nmetadata: {name: web}\n---\n"+web), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(bad, []byte(web+"---\n"+strings.Replace(web, "world", "nowhere", 1)), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -67,10 +71,14 @@ func TestThePolicyCommandsDriveACollectorsPolicyAPI(t *testing.T) {
 		{"validate accepts a good file", []string{"policy", "validate", "-f", good}, "valid\n", false},
 		{"validate names file:line:column", []string{"policy", "validate", "-f", bad}, bad + ":13:29: fromEntities: entity \"nowhere\"", true},
 		{"apply reports the revision", []string{"policy", "apply", "-f", good}, "CiliumNetworkPolicy default/web applied (revision 2)\n", false},
-		{"list shows the policy", []string{"policy", "list"}, "CiliumNetworkPolicy  default    web   2\n", false},
+		{"apply of a file with other objects notes them", []string{"policy", "apply", "-f", mixed},
+			mixed + ":1:1: skipped Service \"web\" (v1): not a network policy", false},
+		{"validate notes them too", []string{"policy", "validate", "-f", mixed},
+			mixed + ":1:1: skipped Service \"web\" (v1): not a network policy", false},
+		{"list shows the policy", []string{"policy", "list"}, "CiliumNetworkPolicy  default    web   3\n", false},
 		{"get prints its YAML", []string{"policy", "get", "web"}, web, false},
 		{"identity list shows reserved and endpoint identities", []string{"identity", "list"},
-			"k8s:app=web,k8s:io.kubernetes.pod.namespace=default\n", false},
+			"k8s:app=web,k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name=default,k8s:io.cilium.k8s.policy.cluster=default,k8s:io.kubernetes.pod.namespace=default\n", false},
 		{"delete by name", []string{"policy", "delete", "web"}, "default/web deleted\n", false},
 		{"delete of a policy not applied says so", []string{"policy", "delete", "web"},
 			"delete default/web: the collector at " + server + " refused (404 Not Found): policy not found", true},
@@ -89,7 +97,7 @@ func TestThePolicyCommandsDriveACollectorsPolicyAPI(t *testing.T) {
 		switch {
 		case st.wantErr && (err == nil || !strings.Contains(err.Error()+errOut.String(), st.want)):
 			t.Errorf("%s: error %v, stderr %q; want one containing %q", st.name, err, errOut.String(), st.want)
-		case !st.wantErr && (err != nil || !strings.Contains(out.String(), st.want)):
+		case !st.wantErr && (err != nil || !strings.Contains(out.String()+errOut.String(), st.want)):
 			t.Errorf("%s: %v, output\n%s\nwant it to contain\n%s", st.name, err, out.String(), st.want)
 		}
 	}

@@ -17,20 +17,27 @@ import (
 	"github.com/periscope-dev/periscope/ui"
 )
 
+// envPeerToken holds the collectors' API token for a relay when no flag
+// gives it.
+const envPeerToken = "PERISCOPE_PEER_TOKEN"
+
 // relayFlags are the flags of `periscope relay`.
 type relayFlags struct {
-	peers        []string
-	peersFile    string
-	listen       string
-	hubbleListen string
-	mergeWindow  time.Duration
-	tlsCert      string
-	tlsKey       string
-	tlsCA        string
-	logLevel     string
-	ui           bool
-	uiToken      string
-	history      bool
+	peers         []string
+	peersFile     string
+	listen        string
+	hubbleListen  string
+	mergeWindow   time.Duration
+	tlsCert       string
+	tlsKey        string
+	tlsCA         string
+	logLevel      string
+	ui            bool
+	access        accessFlags
+	peerToken     string
+	peerTokenFile string
+	history       bool
+	maxFollowers  int
 }
 
 func newRelayCmd() *cobra.Command {
@@ -48,10 +55,13 @@ flows and serves on --listen the same HTTP API as a collector:
                       answer is partial: the X-Periscope-Partial header (and
                       trailer) names them.
   GET /api/v1/status  each node's state: connected, lag, last error, flows
+  GET /api/v1/namespaces, GET /api/v1/agent-events
+                      every node's namespaces and agent events
   GET /healthz        "ok"
 
-and Hubble's Observer gRPC API (GetFlows, ServerStatus, GetNodes) on
---hubble-listen, for the hubble CLI (hubble observe --server ...).
+and Hubble's Observer gRPC API (GetFlows, ServerStatus, GetNodes,
+GetNamespaces, GetAgentEvents) on --hubble-listen, for the hubble CLI
+(hubble observe --server ...).
 
 With --tls-ca the relay reaches its peers over TLS and checks their
 certificates against the CA; --tls-cert and --tls-key are its client
@@ -76,7 +86,11 @@ certificate for collectors that require one.`,
 	f.StringVar(&fl.tlsCA, "tls-ca", "", "CA bundle (PEM) collectors' certificates must chain to; enables TLS")
 	f.StringVar(&fl.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.BoolVar(&fl.ui, "ui", true, "serve the web UI at / on --listen, over every node's flows")
-	f.StringVar(&fl.uiToken, "ui-token", "", "bearer token the web UI's WebSocket requires (optional)")
+	fl.access.addFlags(f, relay.DefaultSocket)
+	f.StringVar(&fl.peerToken, "peer-token", "", "API token of the collectors (their --api-token), sent to every peer; $"+envPeerToken+" when not given")
+	f.StringVar(&fl.peerTokenFile, "peer-token-file", "", "file holding the collectors' API token")
+	f.IntVar(&fl.maxFollowers, "max-followers", relay.DefaultMaxFollowers,
+		"live followers served at once, over HTTP, the web UI's WebSockets and Hubble's API together; more are refused with 503 (0: no bound)")
 	f.BoolVar(&fl.history, "history", false, "the collectors keep history in ClickHouse (--clickhouse): the web UI's time ranges query it")
 	return cmd
 }
@@ -90,13 +104,25 @@ func runRelay(cmd *cobra.Command, fl relayFlags) error {
 	if len(fl.peers) == 0 && fl.peersFile == "" {
 		return errors.New("no peers: give --peers or --peers-file")
 	}
+	guard, token, err := fl.access.guard(fl.listen)
+	if err != nil {
+		return err
+	}
+	peerToken, err := readToken(fl.peerToken, fl.peerTokenFile, envPeerToken)
+	if err != nil {
+		return fmt.Errorf("--peer-token-file: %w", err)
+	}
 	opts := relay.Options{
-		Peers:       fl.peers,
-		PeersFile:   fl.peersFile,
-		Listen:      fl.listen,
-		MergeWindow: fl.mergeWindow,
-		Logger:      logger,
-		Version:     version,
+		Access:       guard,
+		Socket:       fl.access.socket,
+		PeerToken:    peerToken,
+		Peers:        fl.peers,
+		PeersFile:    fl.peersFile,
+		Listen:       fl.listen,
+		MergeWindow:  fl.mergeWindow,
+		Logger:       logger,
+		Version:      version,
+		MaxFollowers: noBoundIfZero(fl.maxFollowers),
 	}
 	switch {
 	case fl.tlsCA != "":
@@ -115,7 +141,7 @@ func runRelay(cmd *cobra.Command, fl relayFlags) error {
 		return err
 	}
 	if fl.ui {
-		uopts := ui.Options{Source: r.Ring(), Token: fl.uiToken, Logger: logger}
+		uopts := ui.Options{Source: r.Ring(), AllowedOrigins: fl.access.allowedOrigins, Followers: r.Followers(), Logger: logger}
 		if fl.history {
 			uopts.History = r.History()
 		}
@@ -138,7 +164,7 @@ func runRelay(cmd *cobra.Command, fl relayFlags) error {
 		}
 		logger.Info("hubble API listening", "listen", ln.Addr().String())
 		wg.Go(func() {
-			if err := hubble.Serve(ctx, ln, hubble.NewRelayBackend(r)); err != nil {
+			if err := hubble.Serve(ctx, ln, hubble.NewRelayBackend(r), hubble.Options{Followers: r.Followers(), Token: token}); err != nil {
 				hubbleErr = fmt.Errorf("hubble API: %w", err)
 				cancel()
 			}

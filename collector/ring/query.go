@@ -50,63 +50,64 @@ func (r *Ring) each(ctx context.Context, q *flowquery.Query, upTo uint64, fn fun
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		batch = batch[:0]
-		r.mu.RLock()
-		if oldest := r.oldestLocked(); seq < oldest {
-			seq = oldest
-		}
-		end := min(seq+scanChunk, upTo)
-		for ; seq < end; seq++ {
-			sl := &r.slots[seq%uint64(len(r.slots))]
-			if sl.seq != seq || !q.Matches(&sl.flow) {
+		batch, _, seq = r.copyFrom(seq, min(seq+scanChunk, upTo), batch[:0])
+		for i := range batch {
+			if !q.Matches(&batch[i].Flow) {
 				continue
 			}
-			batch = append(batch, Entry{Seq: seq, Flow: sl.flow})
-			if q.First > 0 && sent+len(batch) >= q.First {
-				break
-			}
-		}
-		r.mu.RUnlock()
-		for i := range batch {
 			if err := fn(&batch[i]); err != nil {
 				return err
 			}
-			sent++
-		}
-		if q.First > 0 && sent >= q.First {
-			return nil
+			if sent++; q.First > 0 && sent >= q.First {
+				return nil
+			}
 		}
 	}
 	return nil
+}
+
+// copyFrom appends to batch copies of the stored flows with sequence
+// numbers from seq up to end (both moved into what the ring holds: seq up
+// to the oldest, end down to the next to be written), and returns the
+// range it copied, [from, to). Matching happens after, without the lock: a
+// filter's Predicate (a CEL expression) may take its time without holding
+// up the writer.
+func (r *Ring) copyFrom(seq, end uint64, batch []Entry) (out []Entry, from, to uint64) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	from, to = max(seq, r.oldestLocked()), min(end, r.next)
+	for seq := from; seq < to; seq++ {
+		if sl := &r.slots[seq%uint64(len(r.slots))]; sl.seq == seq {
+			batch = append(batch, Entry{Seq: seq, Flow: sl.flow})
+		}
+	}
+	return batch, from, max(from, to)
 }
 
 // lastStart walks back from upTo to find the sequence number of the q.Last-th
 // newest matching flow (or the oldest stored one if there are fewer).
 func (r *Ring) lastStart(q *flowquery.Query, upTo uint64) uint64 {
 	found := 0
-	seq := upTo
-	for {
+	batch := make([]Entry, 0, scanChunk)
+	for end := upTo; ; {
 		r.mu.RLock()
 		oldest := r.oldestLocked()
-		if seq <= oldest {
-			r.mu.RUnlock()
+		r.mu.RUnlock()
+		if end <= oldest {
 			return oldest
 		}
-		stop := oldest
-		if seq-oldest > scanChunk {
-			stop = seq - scanChunk
+		start := oldest
+		if end-oldest > scanChunk {
+			start = end - scanChunk
 		}
-		for seq > stop {
-			seq--
-			sl := &r.slots[seq%uint64(len(r.slots))]
-			if sl.seq == seq && q.Matches(&sl.flow) {
-				found++
-				if found == q.Last {
-					r.mu.RUnlock()
-					return seq
+		batch, _, _ = r.copyFrom(start, end, batch[:0])
+		for i := len(batch) - 1; i >= 0; i-- {
+			if q.Matches(&batch[i].Flow) {
+				if found++; found == q.Last {
+					return batch[i].Seq
 				}
 			}
 		}
-		r.mu.RUnlock()
+		end = start
 	}
 }

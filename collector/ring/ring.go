@@ -1,8 +1,10 @@
 // Package ring owns the collector's in-memory ring of the most recent flow
 // records: one writer stores each flow by value, and any number of readers
 // query it and follow it live through flowquery.Reader, which *Ring
-// implements. A follower too slow for the writer has flows skipped and
-// counted, never blocks the writer.
+// implements. Followers read the ring at their own pace; the writer only
+// wakes them, so a follower never blocks the writer and costs a bounded,
+// small amount of memory (no queue of its own). One the writer laps has
+// the flows it missed skipped and counted.
 //
 // It must not know where flows come from or where answers go (HTTP, the
 // UI, Hubble's API).
@@ -17,9 +19,6 @@ import (
 
 // DefaultSize is how many flows a ring keeps by default.
 const DefaultSize = 65536
-
-// DefaultFollowBuffer is a follower's default live queue length.
-const DefaultFollowBuffer = 4096
 
 // scanChunk bounds how many slots a reader examines per read-lock hold, so a
 // long query never stalls the writer for long.
@@ -44,34 +43,29 @@ type Ring struct {
 	slots []slot
 	next  uint64 // sequence number of the next flow written
 
-	followBuffer int
-
 	subMu  sync.Mutex
 	subs   []*subscription
 	closed bool
+	done   chan struct{} // closed by Close: every follow ends
 
 	skipped atomic.Uint64
 }
 
 // New makes a ring keeping the last size flows (DefaultSize when size is
-// not positive) whose followers each have a live queue of followBuffer
-// flows (DefaultFollowBuffer when not positive).
-func New(size, followBuffer int) *Ring {
+// not positive).
+func New(size int) *Ring {
 	if size <= 0 {
 		size = DefaultSize
 	}
-	if followBuffer <= 0 {
-		followBuffer = DefaultFollowBuffer
-	}
-	return &Ring{slots: make([]slot, size), next: 1, followBuffer: followBuffer}
+	return &Ring{slots: make([]slot, size), next: 1, done: make(chan struct{})}
 }
 
 // Capacity is how many flows the ring keeps.
 func (r *Ring) Capacity() int { return len(r.slots) }
 
-// Write copies f into the ring and hands a copy to every follower whose
-// query it matches. It never blocks on a follower: one whose queue is full
-// has the flow skipped and counted. Only one goroutine may call Write.
+// Write copies f into the ring and wakes every follower; it never blocks
+// on one, matches nothing and allocates nothing. Only one goroutine may
+// call Write.
 func (r *Ring) Write(f *api.Flow) {
 	r.mu.Lock()
 	seq := r.next
@@ -81,18 +75,11 @@ func (r *Ring) Write(f *api.Flow) {
 	sl.flow = *f
 	r.mu.Unlock()
 
-	// subscribe reads r.next while holding subMu, so every flow with a
-	// sequence number at or past a subscription's start reaches it here.
 	r.subMu.Lock()
 	for _, sub := range r.subs {
-		if !sub.query.Matches(f) {
-			continue
-		}
 		select {
-		case sub.ch <- Entry{Seq: seq, Flow: *f}:
-		default:
-			sub.skipped.Add(1)
-			r.skipped.Add(1)
+		case sub.wake <- struct{}{}:
+		default: // already woken: it reads up to the newest flow anyway
 		}
 	}
 	r.subMu.Unlock()
@@ -114,7 +101,7 @@ func (r *Ring) Stored() int {
 	return len(r.slots)
 }
 
-// Skipped is how many flows were skipped for slow followers, in total.
+// Skipped is how many flows slow followers missed, in total.
 func (r *Ring) Skipped() uint64 { return r.skipped.Load() }
 
 // Followers is how many follows are live.
@@ -132,9 +119,7 @@ func (r *Ring) Close() {
 		return
 	}
 	r.closed = true
-	for _, sub := range r.subs {
-		close(sub.ch)
-	}
+	close(r.done)
 	r.subs = nil
 }
 

@@ -84,7 +84,7 @@ func equalInts(a, b []int) bool {
 }
 
 func TestStoreQuery(t *testing.T) {
-	s := New(10, 0)
+	s := New(10)
 	for i := 1; i <= 25; i++ { // wraps the ring twice and a half
 		s.Write(flowN(i))
 	}
@@ -120,7 +120,7 @@ func TestStoreQuery(t *testing.T) {
 }
 
 func TestStoreKeepsCopies(t *testing.T) {
-	s := New(4, 0)
+	s := New(4)
 	f := flowN(1)
 	s.Write(f)
 	f.L4.SourcePort = 99 // the datapath reuses its Flow
@@ -130,7 +130,7 @@ func TestStoreKeepsCopies(t *testing.T) {
 }
 
 func TestStoreEmpty(t *testing.T) {
-	s := New(4, 0)
+	s := New(4)
 	if got := query(t, s, Query{Last: 5}); len(got) != 0 {
 		t.Errorf("empty store returned %d flows", len(got))
 	}
@@ -140,7 +140,7 @@ func TestStoreEmpty(t *testing.T) {
 // every flow from since on must arrive exactly once, in order.
 func TestFollowNoGapNoDuplicate(t *testing.T) {
 	const total = 20000
-	s := New(total, total) // big enough that the replay is never overwritten, a queue as long as the stream
+	s := New(total) // big enough that nothing is written over: a follower that keeps up skips nothing
 	for i := 1; i <= 100; i++ {
 		s.Write(flowN(i))
 	}
@@ -183,7 +183,7 @@ func TestFollowNoGapNoDuplicate(t *testing.T) {
 }
 
 func TestFollowLastThenLive(t *testing.T) {
-	s := New(16, 0)
+	s := New(16)
 	for i := 1; i <= 5; i++ {
 		s.Write(flowN(i))
 	}
@@ -221,7 +221,7 @@ func TestFollowLastThenLive(t *testing.T) {
 }
 
 func TestFollowSlowSubscriberIsSkippedNotBlocking(t *testing.T) {
-	s := New(64, 4)
+	s := New(64)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	release := make(chan struct{})
@@ -276,7 +276,7 @@ func TestFollowSlowSubscriberIsSkippedNotBlocking(t *testing.T) {
 }
 
 func TestFollowEndsWhenStoreCloses(t *testing.T) {
-	s := New(8, 0)
+	s := New(8)
 	done := make(chan error, 1)
 	go func() {
 		_, err := follow(context.Background(), s, Query{}, nil, func(*api.Flow) error { return nil })
@@ -300,7 +300,7 @@ func TestFollowEndsWhenStoreCloses(t *testing.T) {
 }
 
 func TestConcurrentQueriesDuringWrites(t *testing.T) {
-	s := New(128, 0)
+	s := New(128)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for r := 0; r < 4; r++ {
@@ -326,7 +326,7 @@ func TestConcurrentQueriesDuringWrites(t *testing.T) {
 }
 
 func TestAnswersBeginBeforeTheirFlows(t *testing.T) {
-	s := New(8, 0)
+	s := New(8)
 	for i := 1; i <= 3; i++ {
 		s.Write(flowN(i))
 	}
@@ -356,7 +356,7 @@ func TestAnswersBeginBeforeTheirFlows(t *testing.T) {
 }
 
 func TestQueryEndsWhenItsContextIsDone(t *testing.T) {
-	s := New(1000, 0)
+	s := New(1000)
 	for i := 1; i <= 1000; i++ {
 		s.Write(flowN(i))
 	}

@@ -45,12 +45,9 @@ type Env struct {
 	NodeName string
 	// Logger receives the sinks' messages. Default slog.Default().
 	Logger *slog.Logger
-	// Lost are the sources of events lost before they became flow records
-	// (the datapath's ring buffer), for the metrics.
-	Lost []LostSource
-	// Kernel, when set, reads the datapath's kernel maps for the metrics
-	// (each map's memory, the flow table's fill).
-	Kernel func() KernelMaps
+	// Sources are the producers of flow records (the datapath) whose
+	// counters the metrics report.
+	Sources []SourceCounters
 	// ShutdownTimeout bounds each Part's Close. Default
 	// DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
@@ -59,19 +56,29 @@ type Env struct {
 // DefaultShutdownTimeout is the default of Env.ShutdownTimeout.
 const DefaultShutdownTimeout = 10 * time.Second
 
-// LostSource reads a counter of lost events; Read must be cheap, safe for
-// concurrent use, and never decrease.
-type LostSource struct {
-	Name string
-	Read func() uint64
+// SourceCounters reads a flow source's counters; Read must be cheap and
+// safe for concurrent use.
+type SourceCounters struct {
+	Name string // the source's name in metrics ("ringbuf")
+	Read func() SourceStats
+	// Maps, when set, reads the source's kernel maps (each map's size and
+	// memory) when an exporter collects; it may ask the kernel, so it is
+	// read only then. Safe for concurrent use.
+	Maps func() []KernelMap
 }
 
-// KernelMaps is what the metrics read of the datapath's kernel maps.
-type KernelMaps struct {
-	Maps []KernelMap
-	// FlowTableEntries is how many entries the flow table (map "flows")
-	// held at the sweeper's last pass.
-	FlowTableEntries uint64
+// SourceStats are a flow source's counters. The event counters never
+// decrease; a source without a connection table or policy leaves those
+// fields zero.
+type SourceStats struct {
+	EventsRead uint64 // events read and turned into flow records (or failed to decode)
+	EventsLost uint64 // events lost before they could be read (a full ring buffer)
+	// FlowTableEntries and FlowTableCapacity are the live entries and size
+	// of the source's connection table.
+	FlowTableEntries, FlowTableCapacity uint64
+	// PolicyRevision is the revision of the policy the source enforces; it
+	// grows with every policy change.
+	PolicyRevision uint64
 }
 
 // KernelMap is one kernel map: its size and the memory the kernel accounts

@@ -33,6 +33,11 @@ type Queue struct {
 	written  uint64
 	failed   uint64
 	corrupt  uint64
+	spoolSz  int64  // the spool's bytes, mirrored for Stats
+	wErrors  uint64 // failed writes
+
+	// onWrite, when set (ObserveWrites, before Run), hears of every write.
+	onWrite func(d time.Duration, err error)
 
 	// Owned by Run's goroutine.
 	retryAt       time.Time     // when the failed batch is tried again; zero: no failure
@@ -64,7 +69,7 @@ func NewQueue(s Sink, opts QueueOptions) (*Queue, error) {
 		if q.spool, err = openSpool(o.SpoolDir, o.SpoolMaxBytes); err != nil {
 			return nil, fmt.Errorf("queue for sink %s: %w", s.Name(), err)
 		}
-		q.spooled = q.spool.flows
+		q.spooled, q.spoolSz = q.spool.flows, q.spool.bytes
 		if q.spooled > 0 {
 			o.Logger.Info("spool holds flows of an earlier run; writing them first",
 				"flows", q.spooled, "segments", len(q.spool.segs), "bytes", q.spool.bytes)
@@ -124,6 +129,43 @@ func (q *Queue) Stats() Stats {
 	defer q.mu.Unlock()
 	return Stats{Queued: q.n, Spooled: q.spooled, Dropped: q.dropped, Written: q.written,
 		Failed: q.failed, Corrupt: q.corrupt}
+}
+
+// IOStats returns the spool's size and the failed writes. Safe for
+// concurrent use.
+func (q *Queue) IOStats() IOStats {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return IOStats{SpoolBytes: q.spoolSz, WriteErrors: q.wErrors}
+}
+
+// ObserveWrites makes the queue call fn after every Write of a batch to the
+// sink, with how long it took and its error, on Run's goroutine: the
+// metrics' write latency. Call it before Run.
+func (q *Queue) ObserveWrites(fn func(d time.Duration, err error)) { q.onWrite = fn }
+
+// write writes one batch to the sink, timing it for ObserveWrites and
+// counting its failure.
+func (q *Queue) write(ctx context.Context, batch []api.Flow) error {
+	began := time.Now()
+	err := q.sink.Write(ctx, batch)
+	if err != nil {
+		q.mu.Lock()
+		q.wErrors++
+		q.mu.Unlock()
+	}
+	if q.onWrite != nil {
+		q.onWrite(time.Since(began), err)
+	}
+	return err
+}
+
+// syncSpoolBytes mirrors the spool's size for Stats, after the spool changed
+// (on Run's goroutine, which owns the spool).
+func (q *Queue) syncSpoolBytes() {
+	q.mu.Lock()
+	q.spoolSz = q.spool.bytes
+	q.mu.Unlock()
 }
 
 // Run writes the queued flows to the sink in batches: at once when a batch
@@ -186,7 +228,7 @@ func (q *Queue) pump(ctx, wctx context.Context, fullOnly bool) {
 		if batch == nil {
 			return
 		}
-		err := q.sink.Write(wctx, batch)
+		err := q.write(wctx, batch)
 		if err != nil && wctx.Err() != nil {
 			q.release(fromSpool, len(batch), false)
 			return // held: spooled or counted as failed by the drain
@@ -342,6 +384,7 @@ func (q *Queue) popSpool() {
 		// The segment may be written again by the next run.
 		q.opts.Logger.Warn("spool: could not remove a written segment", "err", err)
 	}
+	q.syncSpoolBytes()
 }
 
 // spill moves the ring's oldest batches to the spool: while more than half
@@ -365,6 +408,7 @@ func (q *Queue) spill(all bool) int {
 		q.mu.Unlock()
 
 		err := q.spool.append(batch)
+		q.syncSpoolBytes()
 
 		q.mu.Lock()
 		q.inflight = 0

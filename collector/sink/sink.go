@@ -41,3 +41,9 @@ type Stats struct {
 	Failed  uint64 // flows in batches the sink failed to write
 	Corrupt uint64 // flows lost to truncated or damaged spool segments
 }
+
+// IOStats say how a Queue's spool and sink fare, beyond where flows went.
+type IOStats struct {
+	SpoolBytes  int64  // bytes the spool's segments take on disk now
+	WriteErrors uint64 // failed Write calls (each retry of a batch counts)
+}

@@ -240,7 +240,8 @@ func TestSpoolSegmentsKeepEveryField(t *testing.T) {
 		Counters:         api.Counters{PacketsForward: 1, BytesForward: 2, PacketsReply: 3, BytesReply: 1 << 40},
 		Process:          api.Process{PID: 9, Comm: "curl", CgroupID: 99},
 		InitiatorHook:    api.TrafficDirectionIngress,
-		IngressAllowedBy: []string{"a"}, EgressAllowedBy: []string{"b"}, IngressDeniedBy: []string{"c"}, EgressDeniedBy: []string{"d"},
+		IngressAllowedBy: []api.PolicyRef{{Name: "a", Namespace: "ns", Kind: "CiliumNetworkPolicy", Revision: 4}}, EgressAllowedBy: []api.PolicyRef{{Name: "b"}},
+		IngressDeniedBy: []api.PolicyRef{{Name: "c", Kind: "NetworkPolicy"}}, EgressDeniedBy: []api.PolicyRef{{Name: "d", Revision: 1}},
 	}
 	sp, err := openSpool(t.TempDir(), 1<<30)
 	if err != nil {

@@ -106,6 +106,10 @@ type Endpoint struct {
 	Namespace string
 	Labels    []string
 	IPs       []netip.Addr
+	// Host makes the endpoint the host endpoint on a host device (ID is
+	// the device's ifindex): host policies select it, by Labels
+	// (reserved:host and the node's labels), and its Identity is host's.
+	Host bool
 }
 
 // IPEntry maps a prefix to an identity in the ipcache (remote endpoints,
@@ -133,7 +137,8 @@ func Compile(in Input) (*Compiled, error) {
 	c := &Compiled{
 		Policy:     make(map[Key]Value),
 		Enforce:    make(map[uint32]Enforcement),
-		PolicySets: [][]string{nil},
+		PolicySets: [][]policy.ID{nil},
+		Revisions:  make(map[policy.ID]uint64),
 		IPCache:    make(map[netip.Prefix]uint32),
 	}
 	universe, err := c.identities(in)
@@ -160,6 +165,11 @@ func Compile(in Input) (*Compiled, error) {
 		c.Enforce[ep.ID] = enf
 	}
 	c.Flags = c.probeFlags()
+	for _, ep := range in.Endpoints {
+		if ep.Host {
+			c.Flags[ep.ID] |= FlagHostDevice
+		}
+	}
 	c.LocalIngress = c.localIngress(in.Endpoints)
 	return c, nil
 }
@@ -179,8 +189,8 @@ func (c *Compiled) localIngress(eps []Endpoint) map[netip.Addr]uint32 {
 	}
 	out := map[netip.Addr]uint32{}
 	for _, ep := range eps {
-		if !judged[ep.ID] {
-			continue
+		if !judged[ep.ID] || ep.Host {
+			continue // the host's ingress is judged on its devices
 		}
 		for _, a := range ep.IPs {
 			out[a.Unmap()] = ep.ID

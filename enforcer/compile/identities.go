@@ -29,6 +29,15 @@ func (c *Compiled) identities(in Input) ([]identity.Identity, error) {
 		}
 	}
 	for _, ep := range in.Endpoints {
+		if ep.Host {
+			// The host identity's labels are the host endpoint's: reserved:host
+			// and the node's labels, as Cilium gives identity 1.
+			if ep.Identity != uint32(identity.Host) {
+				return nil, fmt.Errorf("compile: host endpoint %d has identity %d, want %d", ep.ID, ep.Identity, identity.Host)
+			}
+			byID[identity.Host] = identity.NewLabels(ep.Labels...)
+			continue
+		}
 		l := ep.Labels
 		if ep.Namespace != "" {
 			l = append(append([]string(nil), l...), "k8s:"+policy.NamespaceLabel+"="+ep.Namespace)

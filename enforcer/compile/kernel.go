@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/periscope-dev/periscope/enforcer/identity"
+	"github.com/periscope-dev/periscope/enforcer/policy"
 )
 
 // Action is a policy map entry's action.
@@ -89,6 +90,13 @@ const (
 	FlagAnyIdentity                        // keys of identity 0
 )
 
+// FlagHostDevice marks a host device: the endpoint is the host endpoint
+// (host policies, a nodeSelector's subject), judged from the host's side:
+// on a host device TC ingress carries the host's ingress, and only the
+// host's own connections are judged (bpf/host_policy.h). Bit 6 is the
+// datapath's (policy_fast peer slots).
+const FlagHostDevice ProbeFlags = 1 << 7
+
 // Enforcement says whether an endpoint is in default deny per direction.
 type Enforcement struct {
 	Ingress, Egress bool
@@ -102,9 +110,11 @@ type Compiled struct {
 	Policy map[Key]Value
 	// Enforce is the enforcement map, by endpoint id.
 	Enforce map[uint32]Enforcement
-	// PolicySets are the deciding-policy name sets; Value.PolicySet indexes
-	// it and set 0 is empty.
-	PolicySets [][]string
+	// PolicySets are the deciding-policy sets; Value.PolicySet indexes it
+	// and set 0 is empty.
+	PolicySets [][]policy.ID
+	// Revisions are the revisions of the policies in PolicySets.
+	Revisions map[policy.ID]uint64
 	// IPCache maps prefixes to identities; a miss is world.
 	IPCache map[netip.Prefix]uint32
 	// Identities are all identities compiled against, CIDR ones included.

@@ -49,7 +49,7 @@ type atom struct {
 	ids  map[uint32]bool
 	pfx  portPrefix
 	deny bool
-	name string
+	id   policy.ID
 }
 
 func (c *Compiled) compileDirection(pols []*policy.Policy, local policy.Endpoint, dir policy.Direction,
@@ -69,7 +69,8 @@ func (c *Compiled) compileDirection(pols []*policy.Policy, local policy.Endpoint
 				deny  bool
 			}{{d.Allow, false}, {d.Deny, true}} {
 				for _, pr := range group.rules {
-					a := atom{deny: group.deny, name: pol.Ref(), ids: map[uint32]bool{}}
+					a := atom{deny: group.deny, id: pol.ID(), ids: map[uint32]bool{}}
+					c.Revisions[a.id] = pol.Revision
 					for j := range pr.Peers {
 						a.all = a.all || pr.Peers[j].All
 					}
@@ -127,15 +128,15 @@ func (c *Compiled) compileDirection(pols []*policy.Policy, local policy.Endpoint
 	}
 	for id, s := range spaces {
 		for p := range s {
-			allow, deny := map[string]bool{}, map[string]bool{}
+			allow, deny := map[policy.ID]bool{}, map[policy.ID]bool{}
 			for _, a := range atoms {
 				if !(a.all || id != 0 && a.ids[id]) || !a.pfx.contains(p) {
 					continue
 				}
 				if a.deny {
-					deny[a.name] = true
+					deny[a.id] = true
 				} else {
-					allow[a.name] = true
+					allow[a.id] = true
 				}
 			}
 			v := Value{Action: Allow, PolicySet: c.intern(allow, sets)}
@@ -148,18 +149,21 @@ func (c *Compiled) compileDirection(pols []*policy.Policy, local policy.Endpoint
 	return dd
 }
 
-func (c *Compiled) intern(names map[string]bool, sets map[string]uint32) uint32 {
-	list := make([]string, 0, len(names))
-	for n := range names {
-		list = append(list, n)
+func (c *Compiled) intern(ids map[policy.ID]bool, sets map[string]uint32) uint32 {
+	list := make([]policy.ID, 0, len(ids))
+	for id := range ids {
+		list = append(list, id)
 	}
-	sort.Strings(list)
-	key := strings.Join(list, "\x00")
-	if i, ok := sets[key]; ok {
+	sort.Slice(list, func(i, j int) bool { return list[i].Less(list[j]) })
+	var key strings.Builder
+	for _, id := range list {
+		key.WriteString(string(id.Kind) + "\x00" + id.Namespace + "\x00" + id.Name + "\x00")
+	}
+	if i, ok := sets[key.String()]; ok {
 		return i
 	}
 	i := uint32(len(c.PolicySets))
-	sets[key] = i
+	sets[key.String()] = i
 	c.PolicySets = append(c.PolicySets, list)
 	return i
 }

@@ -1,17 +1,20 @@
 package dnsmatch
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
 	"sync/atomic"
+
+	"github.com/periscope-dev/periscope/api"
 )
 
 // Rule is one policy's DNS rule for one endpoint: the rules.dns list of one
 // toPorts entry, with the ports and servers that entry applies to.
 type Rule struct {
-	// Policy names the policy in flows ("namespace/name").
-	Policy string
+	// Policy names the policy in flows.
+	Policy api.PolicyRef
 	// Port is the DNS server's port; 0 means any port.
 	Port uint16
 	// Protocol is api.ProtoUDP or api.ProtoTCP; 0 means both.
@@ -41,7 +44,7 @@ type Verdict struct {
 	// denied, the endpoint's rules that applied to its server and port and
 	// allowed none (all the endpoint's DNS policies when none applied). It
 	// is shared: never modify it.
-	Policies []string
+	Policies []api.PolicyRef
 }
 
 // Table holds the compiled DNS rules of every endpoint. Check may run
@@ -52,11 +55,11 @@ type Table struct {
 
 type endpointRules struct {
 	rules    []compiledRule
-	policies []string // every policy of the endpoint, sorted, unique
+	policies []api.PolicyRef // every policy of the endpoint, sorted, unique
 }
 
 type compiledRule struct {
-	policy   []string // the one policy name, shared by verdicts
+	policy   []api.PolicyRef // the one policy, shared by verdicts
 	port     uint16
 	protocol uint8
 	servers  []netip.Prefix
@@ -81,12 +84,12 @@ func (t *Table) Replace(rules map[uint32][]Rule) error {
 		for i, r := range rs {
 			cr, err := compileRule(r)
 			if err != nil {
-				return fmt.Errorf("endpoint %d: dns rule %d of policy %q: %w", ep, i, r.Policy, err)
+				return fmt.Errorf("endpoint %d: dns rule %d of policy %q: %w", ep, i, r.Policy.Ref(), err)
 			}
 			er.rules = append(er.rules, cr)
 			er.policies = append(er.policies, r.Policy)
 		}
-		slices.Sort(er.policies)
+		slices.SortFunc(er.policies, comparePolicies)
 		er.policies = slices.Compact(er.policies)
 		gen[ep] = er
 	}
@@ -99,7 +102,7 @@ func compileRule(r Rule) (compiledRule, error) {
 		return compiledRule{}, fmt.Errorf("protocol %d: DNS runs over UDP (17) or TCP (6)", r.Protocol)
 	}
 	cr := compiledRule{
-		policy: []string{r.Policy}, port: r.Port, protocol: r.Protocol,
+		policy: []api.PolicyRef{r.Policy}, port: r.Port, protocol: r.Protocol,
 		servers: slices.Clone(r.Servers), all: len(r.Names) == 0,
 	}
 	for _, p := range cr.servers {
@@ -143,7 +146,7 @@ func (t *Table) Check(q Query) Verdict {
 		return Verdict{}
 	}
 	name := Canonical(q.Name)
-	var allowed, applied []string
+	var allowed, applied []api.PolicyRef
 	nApplied := 0
 	for i := range er.rules {
 		r := &er.rules[i]
@@ -166,14 +169,14 @@ func (t *Table) Check(q Query) Verdict {
 	}
 	if allowed != nil {
 		if len(allowed) > 1 { // a fresh slice, never the shared one
-			slices.Sort(allowed)
+			slices.SortFunc(allowed, comparePolicies)
 		}
 		return Verdict{Allowed: true, Policies: allowed}
 	}
 	if nApplied == 0 {
 		return Verdict{Policies: er.policies}
 	}
-	slices.Sort(applied)
+	slices.SortFunc(applied, comparePolicies)
 	return Verdict{Policies: applied}
 }
 
@@ -206,4 +209,10 @@ func (r *compiledRule) selects(name string) bool {
 		}
 	}
 	return false
+}
+
+// comparePolicies orders policies by namespace, name, kind and revision.
+func comparePolicies(a, b api.PolicyRef) int {
+	return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name),
+		cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Revision, b.Revision))
 }

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/periscope-dev/periscope/api"
 )
 
 func TestTableChecksQueriesAgainstTheEndpointsRules(t *testing.T) {
@@ -13,13 +15,13 @@ func TestTableChecksQueriesAgainstTheEndpointsRules(t *testing.T) {
 	tab := NewTable()
 	err := tab.Replace(map[uint32][]Rule{
 		1: {
-			{Policy: "default/web", Port: 53, Names: []Selector{{MatchName: "api.example.com"}, {MatchPattern: "*.cdn.example.com"}}},
-			{Policy: "default/dns-internal", Port: 53, Protocol: protoUDP,
+			{Policy: testRef("default/web"), Port: 53, Names: []Selector{{MatchName: "api.example.com"}, {MatchPattern: "*.cdn.example.com"}}},
+			{Policy: testRef("default/dns-internal"), Port: 53, Protocol: protoUDP,
 				Servers: []netip.Prefix{netip.MustParsePrefix("198.18.0.53/32")}, Names: []Selector{{MatchPattern: "**.internal"}}},
-			{Policy: "default/also-api", Port: 53, Names: []Selector{{MatchPattern: "api.example.*"}}},
+			{Policy: testRef("default/also-api"), Port: 53, Names: []Selector{{MatchPattern: "api.example.*"}}},
 		},
-		2: {{Policy: "default/any", Names: []Selector{{MatchPattern: "*"}}}},
-		3: {{Policy: "default/visibility"}}, // no names: every name
+		2: {{Policy: testRef("default/any"), Names: []Selector{{MatchPattern: "*"}}}},
+		3: {{Policy: testRef("default/visibility")}}, // no names: every name
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -28,27 +30,27 @@ func TestTableChecksQueriesAgainstTheEndpointsRules(t *testing.T) {
 		name     string
 		q        Query
 		allowed  bool
-		policies []string
+		policies []api.PolicyRef
 	}{
 		{"an exact name is allowed by both policies selecting it",
-			Query{1, server, protoUDP, "API.example.com"}, true, []string{"default/also-api", "default/web"}},
+			Query{1, server, protoUDP, "API.example.com"}, true, testRefs("default/also-api", "default/web")},
 		{"a pattern allows a name one label deep",
-			Query{1, server, protoTCP, "img.cdn.example.com."}, true, []string{"default/web"}},
+			Query{1, server, protoTCP, "img.cdn.example.com."}, true, testRefs("default/web")},
 		{"the pattern does not allow two labels deep: denied by the rules that applied",
-			Query{1, server, protoTCP, "a.img.cdn.example.com."}, false, []string{"default/also-api", "default/web"}},
+			Query{1, server, protoTCP, "a.img.cdn.example.com."}, false, testRefs("default/also-api", "default/web")},
 		{"a server-scoped rule allows its server",
-			Query{1, server, protoUDP, "db.eu.internal."}, true, []string{"default/dns-internal"}},
+			Query{1, server, protoUDP, "db.eu.internal."}, true, testRefs("default/dns-internal")},
 		{"a server-scoped rule does not apply to another server",
-			Query{1, other, protoUDP, "db.eu.internal."}, false, []string{"default/also-api", "default/web"}},
+			Query{1, other, protoUDP, "db.eu.internal."}, false, testRefs("default/also-api", "default/web")},
 		{"a UDP-only rule does not apply over TCP",
-			Query{1, server, protoTCP, "db.eu.internal."}, false, []string{"default/also-api", "default/web"}},
+			Query{1, server, protoTCP, "db.eu.internal."}, false, testRefs("default/also-api", "default/web")},
 		{"a query to a port no rule covers names all the endpoint's policies",
 			Query{1, netip.MustParseAddrPort("198.18.0.53:5353"), protoUDP, "api.example.com."}, false,
-			[]string{"default/also-api", "default/dns-internal", "default/web"}},
+			testRefs("default/also-api", "default/dns-internal", "default/web")},
 		{"* allows any name at all in rules.dns",
-			Query{2, server, protoUDP, "we\\032ird.example."}, true, []string{"default/any"}},
+			Query{2, server, protoUDP, "we\\032ird.example."}, true, testRefs("default/any")},
 		{"a rule with no names allows every name",
-			Query{3, other, protoTCP, "anything.example."}, true, []string{"default/visibility"}},
+			Query{3, other, protoTCP, "anything.example."}, true, testRefs("default/visibility")},
 		{"an endpoint without rules is denied and names nothing",
 			Query{4, server, protoUDP, "api.example.com."}, false, nil},
 	}
@@ -67,11 +69,11 @@ func TestTableChecksQueriesAgainstTheEndpointsRules(t *testing.T) {
 
 func TestTableReplaceIsAllOrNothing(t *testing.T) {
 	tab := NewTable()
-	good := map[uint32][]Rule{1: {{Policy: "p", Names: []Selector{{MatchName: "a.io"}}}}}
+	good := map[uint32][]Rule{1: {{Policy: testRef("p"), Names: []Selector{{MatchName: "a.io"}}}}}
 	if err := tab.Replace(good); err != nil {
 		t.Fatal(err)
 	}
-	bad := map[uint32][]Rule{1: {{Policy: "q", Names: []Selector{{MatchPattern: "a(b).io"}}}}}
+	bad := map[uint32][]Rule{1: {{Policy: testRef("q"), Names: []Selector{{MatchPattern: "a(b).io"}}}}}
 	err := tab.Replace(bad)
 	if err == nil || !strings.Contains(err.Error(), `policy "q"`) {
 		t.Fatalf("Replace(bad) = %v, want an error naming policy q", err)
@@ -79,14 +81,14 @@ func TestTableReplaceIsAllOrNothing(t *testing.T) {
 	if v := tab.Check(Query{Endpoint: 1, Name: "a.io"}); !v.Allowed {
 		t.Fatalf("after a failed Replace the old rules must stay: %+v", v)
 	}
-	if err := tab.Replace(map[uint32][]Rule{1: {{Policy: "p", Protocol: 1}}}); err == nil {
+	if err := tab.Replace(map[uint32][]Rule{1: {{Policy: testRef("p"), Protocol: 1}}}); err == nil {
 		t.Fatal("Replace accepted a rule for ICMP")
 	}
 }
 
 func TestTableCheckOfAnAllowedQueryDoesNotAllocate(t *testing.T) {
 	tab := NewTable()
-	if err := tab.Replace(map[uint32][]Rule{7: {{Policy: "p", Port: 53, Names: []Selector{{MatchPattern: "*.example.com"}}}}}); err != nil {
+	if err := tab.Replace(map[uint32][]Rule{7: {{Policy: testRef("p"), Port: 53, Names: []Selector{{MatchPattern: "*.example.com"}}}}}); err != nil {
 		t.Fatal(err)
 	}
 	q := Query{7, netip.MustParseAddrPort("[fd00::53]:53"), protoUDP, "www.example.com."}

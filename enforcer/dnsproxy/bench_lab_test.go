@@ -29,7 +29,7 @@ func BenchmarkProxyVsDirect(b *testing.B) {
 	px := startChildProxy(b, l.router, childConfig{
 		Listen:       []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:0")},
 		Endpoints:    map[netip.Addr]api.Endpoint{l.client.IPv4: {ID: 7, PodName: "client"}},
-		Rules:        map[uint32][]dnsmatch.Rule{7: {{Policy: "p", Port: 53, Names: []dnsmatch.Selector{{MatchPattern: "*.example.com"}}}}},
+		Rules:        map[uint32][]dnsmatch.Rule{7: {{Policy: testRef("p"), Port: 53, Names: []dnsmatch.Selector{{MatchPattern: "*.example.com"}}}}},
 		Timeout:      2 * time.Second,
 		DiscardFlows: true,
 		CPUProfile:   os.Getenv("PERISCOPE_DNSPROXY_CPUPROFILE"),

@@ -28,7 +28,7 @@ func FuzzHandle(f *testing.F) {
 			t.Fatal(err)
 		}
 		tab := dnsmatch.NewTable()
-		if err := tab.Replace(map[uint32][]dnsmatch.Rule{7: {{Policy: "p", Names: []dnsmatch.Selector{{MatchPattern: "**.example.com"}, {MatchPattern: "*"}}}}}); err != nil {
+		if err := tab.Replace(map[uint32][]dnsmatch.Rule{7: {{Policy: testRef("p"), Names: []dnsmatch.Selector{{MatchPattern: "**.example.com"}, {MatchPattern: "*"}}}}}); err != nil {
 			t.Fatal(err)
 		}
 		p := &Proxy{

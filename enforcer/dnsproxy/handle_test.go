@@ -38,7 +38,7 @@ func testTable(t testing.TB) *dnsmatch.Table {
 	t.Helper()
 	tab := dnsmatch.NewTable()
 	err := tab.Replace(map[uint32][]dnsmatch.Rule{7: {{
-		Policy: "default/dns", Port: 53,
+		Policy: testRef("default/dns"), Port: 53,
 		Names: []dnsmatch.Selector{{MatchPattern: "*.example.com"}, {MatchName: "example.com"}},
 	}}})
 	if err != nil {
@@ -141,7 +141,7 @@ func TestAnAllowedQueryIsForwardedCachedAndRecorded(t *testing.T) {
 	wantReq := api.DNS{Query: "www.example.com.", Qtypes: []string{"A"}, ObservationSource: "proxy"}
 	if req.Verdict != api.VerdictForwarded || req.L7.Type != api.L7TypeRequest || fmt.Sprint(*req.L7.DNS) != fmt.Sprint(wantReq) ||
 		req.IP.Source != client.Addr() || req.L4.DestinationPort != 53 || req.Source.PodName != "client" ||
-		req.Destination.PodName != "dns" || req.IsReply || !slices.Equal(req.EgressAllowedBy, []string{"default/dns"}) {
+		req.Destination.PodName != "dns" || req.IsReply || !slices.Equal(req.EgressAllowedBy, testRefs("default/dns")) {
 		t.Errorf("request record %+v / %+v", req, req.L7.DNS)
 	}
 	wantResp := api.DNS{Query: "www.example.com.", IPs: []string{"198.18.7.1", "198.18.7.2"}, TTL: 60,
@@ -179,12 +179,12 @@ func TestHandleAnswersEveryKindOfQuery(t *testing.T) {
 		up      exchangeFunc
 		rcode   int // -1: no reply at all
 		verdict api.Verdict
-		denied  []string
+		denied  []api.PolicyRef
 	}{
 		{"a name no rule allows is REFUSED and DROPPED naming the policy",
-			client, packQuery(t, "evil.example.org.", dns.TypeA), never, dns.RcodeRefused, api.VerdictDropped, []string{"default/dns"}},
+			client, packQuery(t, "evil.example.org.", dns.TypeA), never, dns.RcodeRefused, api.VerdictDropped, testRefs("default/dns")},
 		{"two labels below a one-star pattern is REFUSED",
-			client, packQuery(t, "a.b.example.com.", dns.TypeAAAA), never, dns.RcodeRefused, api.VerdictDropped, []string{"default/dns"}},
+			client, packQuery(t, "a.b.example.com.", dns.TypeAAAA), never, dns.RcodeRefused, api.VerdictDropped, testRefs("default/dns")},
 		{"NXDOMAIN passes through",
 			client, packQuery(t, "nope.example.com.", dns.TypeA), answerWith(dns.RcodeNameError), dns.RcodeNameError, api.VerdictForwarded, nil},
 		{"a server that never answers costs a SERVFAIL",

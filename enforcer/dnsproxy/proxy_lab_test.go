@@ -27,7 +27,7 @@ func TestProxyWithARealServerAndRealClients(t *testing.T) {
 			l.client.IPv6: {ID: 7, Identity: 1234, Namespace: "default", PodName: "client"},
 			l.vip:         {ID: 9, Identity: 4321, Namespace: "kube-system", PodName: "dns"},
 		},
-		Rules: map[uint32][]dnsmatch.Rule{7: {{Policy: "default/client-dns", Port: 53,
+		Rules: map[uint32][]dnsmatch.Rule{7: {{Policy: testRef("default/client-dns"), Port: 53,
 			Names: []dnsmatch.Selector{{MatchPattern: "*.example.com"}}}}},
 		Timeout:   time.Second,
 		StatePath: state,
@@ -48,7 +48,7 @@ func TestProxyWithARealServerAndRealClients(t *testing.T) {
 		}
 		resp := px.waitFlow(t, "the response", dnsRecord("www.example.com.", api.L7TypeResponse, api.ProtoUDP))
 		if !slices.Equal(resp.L7.DNS.IPs, []string{"198.18.250.1"}) || resp.L7.DNS.TTL != 300 || !resp.IsReply ||
-			resp.L7.LatencyNs == 0 || resp.IP.Source != l.vip || !slices.Equal(resp.EgressAllowedBy, []string{"default/client-dns"}) {
+			resp.L7.LatencyNs == 0 || resp.IP.Source != l.vip || !slices.Equal(resp.EgressAllowedBy, testRefs("default/client-dns")) {
 			t.Errorf("response record %+v %+v", resp, resp.L7.DNS)
 		}
 	})
@@ -112,7 +112,7 @@ func TestProxyWithARealServerAndRealClients(t *testing.T) {
 			t.Fatalf("dig: %+v", r)
 		}
 		req := px.waitFlow(t, "the denied request", dnsRecord("evil.example.org.", api.L7TypeRequest, api.ProtoUDP))
-		if req.Verdict != api.VerdictDropped || !slices.Equal(req.EgressDeniedBy, []string{"default/client-dns"}) {
+		if req.Verdict != api.VerdictDropped || !slices.Equal(req.EgressDeniedBy, testRefs("default/client-dns")) {
 			t.Errorf("denied record %+v", req)
 		}
 	})

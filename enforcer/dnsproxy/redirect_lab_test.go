@@ -126,7 +126,7 @@ func newRedirectLab(t testing.TB, logQueries bool, emit func(*api.Flow)) *redire
 		t.Fatal(err)
 	}
 	tab := dnsmatch.NewTable()
-	if err := tab.Replace(map[uint32][]dnsmatch.Rule{epID: {{Policy: "default/client-dns", Port: 53,
+	if err := tab.Replace(map[uint32][]dnsmatch.Rule{epID: {{Policy: testRef("default/client-dns"), Port: 53,
 		Names: []dnsmatch.Selector{{MatchPattern: "*.example.com"}}}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +246,7 @@ func TestProxyBehindTheDatapathRedirect(t *testing.T) {
 			t.Fatalf("dig: %+v", r)
 		}
 		req := record("the denied request", dnsRecord("evil.example.org.", api.L7TypeRequest, api.ProtoUDP))
-		if req.Verdict != api.VerdictDropped || !slices.Equal(req.EgressDeniedBy, []string{"default/client-dns"}) {
+		if req.Verdict != api.VerdictDropped || !slices.Equal(req.EgressDeniedBy, testRefs("default/client-dns")) {
 			t.Errorf("denied record %+v", req)
 		}
 		if strings.Contains(dnsmasqOut.String(), "evil.example.org") {

@@ -34,22 +34,37 @@
 //     (or icmps) but no peer applies to every peer.
 //   - Allows from all policies union; any matching deny wins over any allow
 //     (docs.cilium.io security/policy/deny).
-//   - fromEndpoints/toEndpoints and endpointSelector of a namespaced
-//     CiliumNetworkPolicy get "k8s:io.kubernetes.pod.namespace=<ns>" added
-//     unless they already constrain that key or select reserved:init, as
-//     Cilium does; so `fromEndpoints: [{}]` is "every pod in the policy's
-//     namespace". In a clusterwide policy `{}` becomes "namespace label
-//     Exists": every pod, no reserved identity (cilium/cilium#12890).
+//   - The endpointSelector of a namespaced CiliumNetworkPolicy gets
+//     "k8s:io.kubernetes.pod.namespace=<ns>". Its fromEndpoints/toEndpoints
+//     are scoped as Cilium's getEndpointSelector scopes them: a selector on
+//     a reserved label or on the namespace label is left alone; otherwise a
+//     namespaced policy's selector is confined to its namespace unless it
+//     selects by namespace labels (io.cilium.k8s.namespace.labels.<key>,
+//     which then select across namespaces), and a clusterwide policy's
+//     selects pods only ("namespace label Exists", cilium/cilium#12890)
+//     unless its subject selects reserved:init. So `fromEndpoints: [{}]` is
+//     "every pod in the policy's namespace", or in a clusterwide policy
+//     "every pod". Endpoints carry their namespace's labels and the cluster
+//     label io.cilium.k8s.policy.cluster (package collector gives them);
+//     Cilium's default scoping to the local cluster is a no-op on one
+//     cluster, so it is not added.
+//   - A CiliumClusterwideNetworkPolicy with nodeSelector is a host policy
+//     (Cilium's host firewall): its subject is the host endpoint only (the
+//     local endpoint labelled reserved:host, whose other labels are the
+//     node's), never a pod; endpointSelector rules never select the host.
 //   - Entities map to reserved identities: host, world, remote-node,
 //     kube-apiserver, health, init, unmanaged, ingress; cluster is every pod
 //     plus every reserved identity but world; all is every peer.
 //   - fromCIDR/toCIDR/CIDRSet select only peers outside the cluster (world
 //     and CIDR identities), by address, minus except.
 //   - protocol ANY means TCP, UDP and SCTP; a missing port or port 0 means
-//     every port. ICMP rules match the ICMP type.
+//     every port. ICMP rules match the ICMP type. The port-less IP
+//     protocols of Cilium's L4Proto (VRRP, IGMP, GRE, IPIP, IPV6, ESP, AH)
+//     match their protocol number, port empty or 0.
 //   - Kubernetes NetworkPolicy: policyTypes (default Ingress, plus Egress
 //     when an egress section is present) select; `ingress: [{}]` allows all;
 //     a missing `from` means every peer; ports default to TCP.
-//     namespaceSelector supports only kubernetes.io/metadata.name (the only
-//     namespace label Periscope knows); other keys are errors.
+//     namespaceSelector selects on namespace labels as Cilium translates
+//     it: key K is the pod label k8s:io.cilium.k8s.namespace.labels.K, and
+//     only pods match (`{}` is every pod of every namespace).
 package policy

@@ -49,7 +49,7 @@ func TestEveryDocumentKeepsItsOwnText(t *testing.T) {
 		{"UTF-16 input gives UTF-8 texts", utf16LE(a + "---\n" + b), []string{a, b}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			docs, err := ParseDocuments("x.yaml", []byte(tc.in))
+			docs, _, err := ParseDocuments("x.yaml", []byte(tc.in))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -77,7 +77,7 @@ func TestEveryDocumentKeepsItsOwnText(t *testing.T) {
 func TestPositionsCountInTheWholeStreamForEveryDocument(t *testing.T) {
 	a, b, c := cnpText("a"), cnpText("b"), cnpText("c")
 	in := "# three policies\n" + a + "---\n" + b + "---\n\n" + c
-	docs, err := ParseDocuments("x.yaml", []byte(in))
+	docs, _, err := ParseDocuments("x.yaml", []byte(in))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestPositionsCountInTheWholeStreamForEveryDocument(t *testing.T) {
 	}
 
 	bad := "# three policies\n" + a + "---\n" + strings.Replace(b, "world", "nowhere", 1) + "---\n\n" + strings.Replace(c, "ingress", "ingres", 1)
-	_, err = ParseDocuments("x.yaml", []byte(bad))
+	_, _, err = ParseDocuments("x.yaml", []byte(bad))
 	if err == nil {
 		t.Fatal("bad documents accepted")
 	}

@@ -44,12 +44,21 @@ func (v Verdict) String() string {
 // Forwarded reports whether the verdict lets the traffic through.
 func (v Verdict) Forwarded() bool { return v == NotSelected || v == Allowed }
 
-// Decision is a verdict with the deciding policies (Policy.Ref, sorted):
+// Decision is a verdict with the deciding policies (sorted by ID.Less):
 // for Allowed every policy with a matching allow, for DeniedByDeny every
 // policy with a matching deny.
 type Decision struct {
 	Verdict  Verdict
-	Policies []string
+	Policies []ID
+}
+
+// Refs are the deciding policies' refs ("namespace/name"), in order.
+func (d Decision) Refs() []string {
+	var out []string
+	for _, id := range d.Policies {
+		out = append(out, id.Ref())
+	}
+	return out
 }
 
 // Evaluate is the reference decision for a flow in direction dir of the
@@ -62,7 +71,7 @@ func Evaluate(policies []*Policy, local Endpoint, remote Peer, dir Direction, pr
 		port = uint16(icmpType)
 	}
 	selected := false
-	allow, deny := map[string]bool{}, map[string]bool{}
+	allow, deny := map[ID]bool{}, map[ID]bool{}
 	for _, pol := range policies {
 		for i := range pol.Rules {
 			r := &pol.Rules[i]
@@ -73,12 +82,12 @@ func Evaluate(policies []*Policy, local Endpoint, remote Peer, dir Direction, pr
 			selected = selected || d.DefaultDeny
 			for _, pr := range d.Allow {
 				if pr.Matches(remote, proto, port) {
-					allow[pol.Ref()] = true
+					allow[pol.ID()] = true
 				}
 			}
 			for _, pr := range d.Deny {
 				if pr.Matches(remote, proto, port) {
-					deny[pol.Ref()] = true
+					deny[pol.ID()] = true
 				}
 			}
 		}
@@ -94,12 +103,12 @@ func Evaluate(policies []*Policy, local Endpoint, remote Peer, dir Direction, pr
 	return Decision{Verdict: NotSelected}
 }
 
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
+func sortedKeys(m map[ID]bool) []ID {
+	out := make([]ID, 0, len(m))
 	for k := range m {
 		out = append(out, k)
 	}
-	sort.Strings(out)
+	sort.Slice(out, func(i, j int) bool { return out[i].Less(out[j]) })
 	return out
 }
 

@@ -17,8 +17,17 @@ func mustParse(t *testing.T, doc string) []*Policy {
 
 func pod(ns string, labels ...string) Endpoint { return Endpoint{Namespace: ns, Labels: labels} }
 
+// peerPod is a pod with the labels the collector gives it: its own, its
+// namespace's name and namespace labels, and the cluster's.
 func peerPod(ns string, labels ...string) Peer {
-	return Peer{Identity: 1000, Labels: append(labels, "k8s:io.kubernetes.pod.namespace="+ns)}
+	return Peer{Identity: 1000, Labels: append(labels, "k8s:io.kubernetes.pod.namespace="+ns,
+		"k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name="+ns, "k8s:io.cilium.k8s.policy.cluster=default")}
+}
+
+// inTeam adds the namespace label team=<team> to a peer pod.
+func inTeam(p Peer, team string) Peer {
+	p.Labels = append(p.Labels, "k8s:io.cilium.k8s.namespace.labels.team="+team)
+	return p
 }
 
 func world(ip string) Peer {
@@ -95,6 +104,12 @@ func TestEvaluateSemantics(t *testing.T) {
 			backend, frontend, Ingress, 1, 0, 8, Allowed, []string{"shop/p"}},
 		{"ICMP family matters", cnp + "metadata: {name: p, namespace: shop}\nspec: {endpointSelector: {}, ingress: [{icmps: [{fields: [{type: 8}]}]}]}\n",
 			backend, frontend, Ingress, 58, 0, 8, Denied, nil},
+		{"an extended protocol matches itself", cnp + "metadata: {name: p, namespace: shop}\nspec: {endpointSelector: {}, ingress: [{toPorts: [{ports: [{protocol: GRE}, {protocol: ESP, port: '0'}]}]}]}\n",
+			backend, frontend, Ingress, 47, 0, 0, Allowed, []string{"shop/p"}},
+		{"an extended protocol matches only itself", cnp + "metadata: {name: p, namespace: shop}\nspec: {endpointSelector: {}, ingress: [{toPorts: [{ports: [{protocol: GRE}, {protocol: ESP, port: '0'}]}]}]}\n",
+			backend, frontend, Ingress, 51, 0, 0, Denied, nil},
+		{"ANY does not cover extended protocols", cnp + "metadata: {name: p, namespace: shop}\nspec: {endpointSelector: {}, ingress: [{toPorts: [{ports: [{port: '0'}]}]}]}\n",
+			backend, frontend, Ingress, 112, 0, 0, Denied, nil},
 		{"L3 rules allow every protocol", cnp + "metadata: {name: p, namespace: shop}\nspec: {endpointSelector: {}, ingress: [{fromEntities: [all]}]}\n",
 			backend, frontend, Ingress, 47, 0, 0, Allowed, []string{"shop/p"}},
 		{"K8s ingress [{}] allows all", knp + "metadata: {name: k, namespace: shop}\nspec: {podSelector: {}, ingress: [{}]}\n",
@@ -109,6 +124,24 @@ func TestEvaluateSemantics(t *testing.T) {
 			backend, peerPod("other"), Ingress, 6, 1, 0, Denied, nil},
 		{"K8s namespaceSelector by name", knp + "metadata: {name: k, namespace: shop}\nspec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: other}}, podSelector: {matchLabels: {app: x}}}]}]}\n",
 			backend, peerPod("other", "k8s:app=x"), Ingress, 6, 1, 0, Allowed, []string{"shop/k"}},
+		{"K8s namespaceSelector on any namespace label", knp + "metadata: {name: k, namespace: shop}\nspec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {matchLabels: {team: red}}}]}]}\n",
+			backend, inTeam(peerPod("other"), "red"), Ingress, 6, 1, 0, Allowed, []string{"shop/k"}},
+		{"K8s namespaceSelector excludes namespaces without the label", knp + "metadata: {name: k, namespace: shop}\nspec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {matchLabels: {team: red}}}]}]}\n",
+			backend, inTeam(peerPod("other"), "blue"), Ingress, 6, 1, 0, Denied, nil},
+		{"K8s namespaceSelector DoesNotExist selects pods only", knp + "metadata: {name: k, namespace: shop}\nspec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {matchExpressions: [{key: team, operator: DoesNotExist}]}}]}]}\n",
+			backend, world("10.0.0.1"), Ingress, 6, 1, 0, Denied, nil},
+		{"a namespace-label selector is not confined to the policy's namespace", cnp + "metadata: {name: p, namespace: shop}\nspec: {endpointSelector: {}, ingress: [{fromEntities: [all]}], ingressDeny: [{fromEndpoints: [{matchLabels: {io.cilium.k8s.namespace.labels.team: red}}]}]}\n",
+			backend, inTeam(peerPod("other"), "red"), Ingress, 6, 1, 0, DeniedByDeny, []string{"shop/p"}},
+		{"a namespace-label selector with the k8s source", cnp + "metadata: {name: p, namespace: shop}\nspec: {endpointSelector: {}, ingress: [{fromEndpoints: [{matchLabels: {k8s:io.cilium.k8s.namespace.labels.team: red}}]}]}\n",
+			backend, inTeam(peerPod("other"), "red"), Ingress, 6, 1, 0, Allowed, []string{"shop/p"}},
+		{"a selector on a reserved label is not namespaced", cnp + "metadata: {name: p, namespace: shop}\nspec: {endpointSelector: {}, ingress: [{fromEndpoints: [{matchLabels: {reserved:host: ''}}]}]}\n",
+			backend, reservedHost, Ingress, 6, 1, 0, Allowed, []string{"shop/p"}},
+		{"a clusterwide selector selects pods only", ccnp + "metadata: {name: c}\nspec: {endpointSelector: {}, ingress: [{fromEndpoints: [{matchExpressions: [{key: app, operator: DoesNotExist}]}]}]}\n",
+			backend, world("10.0.0.1"), Ingress, 6, 1, 0, Denied, nil},
+		{"the cluster label selects the local cluster's pods", cnp + "metadata: {name: p, namespace: shop}\nspec: {endpointSelector: {}, ingress: [{fromEndpoints: [{matchLabels: {io.cilium.k8s.policy.cluster: default}}]}]}\n",
+			backend, frontend, Ingress, 6, 1, 0, Allowed, []string{"shop/p"}},
+		{"another cluster's name selects nothing here", cnp + "metadata: {name: p, namespace: shop}\nspec: {endpointSelector: {}, ingress: [{fromEndpoints: [{matchLabels: {io.cilium.k8s.policy.cluster: east}}]}]}\n",
+			backend, frontend, Ingress, 6, 1, 0, Denied, nil},
 		{"K8s ipBlock except", knp + "metadata: {name: k, namespace: shop}\nspec: {podSelector: {}, ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8, except: [10.9.0.0/16]}}]}]}\n",
 			backend, world("10.9.0.1"), Ingress, 6, 1, 0, Denied, nil},
 		{"nodeSelector rules select only the host", ccnp + "metadata: {name: h}\nspec: {nodeSelector: {}, ingress: [{}]}\n",
@@ -118,8 +151,8 @@ func TestEvaluateSemantics(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := Evaluate(mustParse(t, tc.doc), tc.local, tc.remote, tc.dir, tc.proto, tc.port, tc.icmp)
-			if d.Verdict != tc.want || !reflect.DeepEqual(d.Policies, tc.by) {
-				t.Fatalf("got %v %v, want %v %v", d.Verdict, d.Policies, tc.want, tc.by)
+			if d.Verdict != tc.want || !reflect.DeepEqual(d.Refs(), tc.by) {
+				t.Fatalf("got %v %v, want %v %v", d.Verdict, d.Refs(), tc.want, tc.by)
 			}
 		})
 	}

@@ -42,9 +42,10 @@ const maxNodes = 1 << 20
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // Parse parses policies from data; name is used in errors. On error it
-// returns no policies and an error joining every *Error found.
+// returns no policies and an error joining every *Error found. Documents
+// that are not network policies are skipped (ParseDocuments reports them).
 func Parse(name string, data []byte) ([]*Policy, error) {
-	docs, err := ParseDocuments(name, data)
+	docs, _, err := ParseDocuments(name, data)
 	if err != nil {
 		return nil, err
 	}
@@ -57,9 +58,12 @@ func Parse(name string, data []byte) ([]*Policy, error) {
 
 // ParseDocuments parses the policies of data, a stream of YAML documents
 // split by the YAML decoder, each policy with its document's own text.
+// Documents of other Kubernetes objects (a Deployment, a Service) are
+// skipped and listed, as kubectl-style tools skip what they do not handle;
+// a network policy Periscope does not know is an error, never skipped.
 // Errors name name:line:column counted in data, for every document. On
 // error it returns no documents and an error joining every *Error found.
-func ParseDocuments(name string, data []byte) ([]Document, error) {
+func ParseDocuments(name string, data []byte) ([]Document, []Skipped, error) {
 	p := &parser{file: name, budget: maxNodes}
 	data = asUTF8(data)
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -104,16 +108,17 @@ func ParseDocuments(name string, data []byte) ([]Document, error) {
 		out = append(out, Document{Policy: pol, index: len(starts) - 1, rootLine: doc.Content[0].Line})
 	}
 	if len(p.errs) > 0 {
-		return nil, errors.Join(p.errs...)
+		return nil, nil, errors.Join(p.errs...)
 	}
 	cutTexts(data, starts, out)
-	return out, nil
+	return out, p.skipped, nil
 }
 
 type parser struct {
-	file   string
-	errs   []error
-	budget int
+	file    string
+	errs    []error
+	skipped []Skipped
+	budget  int
 }
 
 func (p *parser) errorf(n *yaml.Node, format string, args ...any) {
@@ -304,6 +309,9 @@ func (p *parser) document(root *yaml.Node) *Policy {
 			apiVersion, _ = p.scalar(root.Content[i+1], "apiVersion")
 		}
 	}
+	if !p.isPolicy(root, kind, kindNode, apiVersion) {
+		return nil
+	}
 	switch Kind(kind) {
 	case KindCNP, KindCCNP:
 		if apiVersion != "cilium.io/v2" {
@@ -317,10 +325,6 @@ func (p *parser) document(root *yaml.Node) *Policy {
 			return nil
 		}
 		return p.k8s(root)
-	case "":
-		p.errorf(root, "policy document without kind")
-	default:
-		p.errorf(kindNode, "kind %q is not a policy Periscope knows (want %s, %s or %s)", kind, KindCNP, KindCCNP, KindKNP)
 	}
 	return nil
 }

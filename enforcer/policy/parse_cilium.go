@@ -47,6 +47,7 @@ func (p *parser) ciliumRule(n *yaml.Node, pol *Policy) (Rule, bool) {
 	o, ok := p.fields(n, "spec", ruleFields, []string{"log"})
 	es, hasES := o.vals["endpointSelector"]
 	ns, hasNS := o.vals["nodeSelector"]
+	var userSubject Selector // the subject as written: peers' scoping looks at it
 	switch {
 	case hasES && hasNS:
 		p.errorf(o.keys["nodeSelector"], "spec: endpointSelector and nodeSelector are mutually exclusive")
@@ -54,6 +55,7 @@ func (p *parser) ciliumRule(n *yaml.Node, pol *Policy) (Rule, bool) {
 	case hasES:
 		sel, sok := p.selector(es, "endpointSelector")
 		ok = ok && sok
+		userSubject = Selector{Reqs: append([]Requirement(nil), sel.Reqs...)}
 		if pol.Kind == KindCNP {
 			sel.Reqs = append(sel.Reqs, namespaceIs(pol.Namespace))
 		}
@@ -65,6 +67,7 @@ func (p *parser) ciliumRule(n *yaml.Node, pol *Policy) (Rule, bool) {
 		}
 		sel, sok := p.selector(ns, "nodeSelector")
 		ok = ok && sok
+		userSubject = Selector{Reqs: append([]Requirement(nil), sel.Reqs...)}
 		r.Subject, r.Host = sel, true
 	default:
 		p.errorf(n, "spec: needs endpointSelector or nodeSelector")
@@ -82,7 +85,7 @@ func (p *parser) ciliumRule(n *yaml.Node, pol *Policy) (Rule, bool) {
 				dr.DefaultDeny = true
 			}
 			for _, it := range items {
-				pr, has, pok := p.ciliumPeerRule(it, which, d.dir, pol)
+				pr, has, pok := p.ciliumPeerRule(it, which, d.dir, pol, userSubject)
 				ok = ok && pok
 				if !has {
 					continue
@@ -110,7 +113,7 @@ func (p *parser) ciliumRule(n *yaml.Node, pol *Policy) (Rule, bool) {
 
 // ciliumPeerRule parses one ingress/egress(Deny) rule. has is false when
 // the rule matches no traffic (e.g. `{}`).
-func (p *parser) ciliumPeerRule(n *yaml.Node, what string, dir Direction, pol *Policy) (pr PeerRule, has, ok bool) {
+func (p *parser) ciliumPeerRule(n *yaml.Node, what string, dir Direction, pol *Policy, subject Selector) (pr PeerRule, has, ok bool) {
 	from := "from"
 	unsupported := []string{"fromRequires", "fromGroups", "fromNodes", "authentication"}
 	if dir == Egress {
@@ -141,12 +144,7 @@ func (p *parser) ciliumPeerRule(n *yaml.Node, what string, dir Direction, pol *P
 	for _, it := range items {
 		sel, sok := p.selector(it, epF)
 		ok = ok && sok
-		switch {
-		case pol.Kind == KindCNP && !sel.hasKey("k8s", NamespaceLabel) && !sel.hasKey("reserved", "init"):
-			sel.Reqs = append(sel.Reqs, namespaceIs(pol.Namespace))
-		case pol.Kind == KindCCNP && len(sel.Reqs) == 0:
-			sel.Reqs = append(sel.Reqs, namespaceExists())
-		}
+		sel.scopePeer(pol.Namespace, subject)
 		pr.Peers = append(pr.Peers, PeerSelector{Selector: &sel})
 	}
 	items, _ = p.list(o.vals[cidrF], cidrF)

@@ -6,10 +6,6 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// namespaceNameLabel is the namespace label Kubernetes sets on every
-// namespace; the only one Periscope knows (it has namespace names only).
-const namespaceNameLabel = "kubernetes.io/metadata.name"
-
 // k8s parses a networking.k8s.io/v1 NetworkPolicy.
 func (p *parser) k8s(root *yaml.Node) *Policy {
 	pol := &Policy{Kind: KindKNP, Source: fmt.Sprintf("%s:%d:%d", p.file, root.Line, root.Column)}
@@ -135,17 +131,15 @@ func (p *parser) k8sPeer(n *yaml.Node, what string, pol *Policy) (PeerSelector, 
 }
 
 // namespaceSelector translates a namespace selector into requirements on
-// the pod's namespace label. Only kubernetes.io/metadata.name is known.
+// the pod's labels, as Cilium does: every key K becomes the namespace
+// label k8s:io.cilium.k8s.namespace.labels.K (which every pod of a
+// namespace labelled K carries), and only pods match (namespace label
+// Exists), so `{}` is every pod of every namespace.
 func (p *parser) namespaceSelector(n *yaml.Node) ([]Requirement, bool) {
 	sel, ok := p.selectorWith(n, "namespaceSelector", true)
 	reqs := []Requirement{namespaceExists()}
 	for _, r := range sel.Reqs {
-		if r.Key != namespaceNameLabel {
-			p.errorf(n, "namespaceSelector on label %q is not supported: Periscope knows only namespace names (%s)", r.Key, namespaceNameLabel)
-			ok = false
-			continue
-		}
-		r.Key = NamespaceLabel
+		r.Key = NamespaceLabelsPrefix + r.Key
 		reqs = append(reqs, r)
 	}
 	return reqs, ok

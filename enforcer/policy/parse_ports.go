@@ -78,6 +78,18 @@ func (p *parser) port(n *yaml.Node, defProto string) ([]PortRange, bool) {
 		}
 		proto = s
 	}
+	if n, portless := extendedProtocols[proto]; portless && defProto == "ANY" {
+		// Cilium's extended IP protocols have no ports: port empty or 0.
+		if lo != 0 || hi != 65535 {
+			at := o.vals["port"]
+			if at == nil {
+				at = o.vals["endPort"]
+			}
+			p.errorf(at, "protocol %s has no ports: port must be empty or 0 (as in Cilium)", proto)
+			return nil, false
+		}
+		return []PortRange{{Proto: n, Lo: 0, Hi: 65535}}, true
+	}
 	var protos []uint8
 	switch proto {
 	case "TCP":
@@ -95,7 +107,7 @@ func (p *parser) port(n *yaml.Node, defProto string) ([]PortRange, bool) {
 	default:
 		at := o.vals["protocol"]
 		if defProto == "ANY" {
-			p.errorf(at, "protocol %q: want TCP, UDP, SCTP or ANY (ICMP goes in icmps)", proto)
+			p.errorf(at, "protocol %q: want TCP, UDP, SCTP, ANY or a port-less IP protocol (VRRP, IGMP, GRE, IPIP, IPV6, ESP, AH); ICMP goes in icmps", proto)
 		} else {
 			p.errorf(at, "protocol %q: want TCP, UDP or SCTP", proto)
 		}
@@ -107,6 +119,12 @@ func (p *parser) port(n *yaml.Node, defProto string) ([]PortRange, bool) {
 	}
 	return out, true
 }
+
+// extendedProtocols are the IP protocols without ports Cilium accepts in
+// toPorts (api.L4Proto; --enable-extended-ip-protocols), by protocol
+// number. An IPv6 packet's AH is an extension header: such a packet is
+// judged by the header after it, as Cilium judges it.
+var extendedProtocols = map[string]uint8{"VRRP": 112, "IGMP": 2, "GRE": 47, "IPIP": 4, "IPV6": 41, "ESP": 50, "AH": 51}
 
 var icmpv4Types = map[string]uint8{"EchoReply": 0, "DestinationUnreachable": 3, "Redirect": 5,
 	"Echo": 8, "EchoRequest": 8, "RouterAdvertisement": 9, "RouterSelection": 10, "TimeExceeded": 11,

@@ -64,7 +64,9 @@ func TestParseErrorsCarryPositions(t *testing.T) {
 		{"ports above 65535 are errors", head + "  ingress:\n  - toPorts: [{ports: [{port: '70000'}]}]\n", `x.yaml:7:31: port 70000 out of range`},
 		{"endPort below port is an error", head + "  ingress:\n  - toPorts: [{ports: [{port: '80', endPort: 79}]}]\n", `x.yaml:7:46: endPort 79 is below port 80`},
 		{"endPort without port is an error", head + "  ingress:\n  - toPorts: [{ports: [{endPort: 79}]}]\n", `endPort needs a port`},
-		{"bad protocols are errors", head + "  ingress:\n  - toPorts: [{ports: [{port: '1', protocol: ICMP}]}]\n", `protocol "ICMP": want TCP, UDP, SCTP or ANY`},
+		{"bad protocols are errors", head + "  ingress:\n  - toPorts: [{ports: [{port: '1', protocol: ICMP}]}]\n", `protocol "ICMP": want TCP, UDP, SCTP, ANY or a port-less IP protocol`},
+		{"extended protocols have no ports", head + "  ingress:\n  - toPorts: [{ports: [{port: '47', protocol: GRE}]}]\n", `x.yaml:7:31: protocol GRE has no ports: port must be empty or 0`},
+		{"extended protocols are not Kubernetes'", knpHead + "  ingress: [{ports: [{protocol: ESP}]}]\n", `protocol "ESP": want TCP, UDP or SCTP`},
 		{"unknown entities are errors", head + "  ingress:\n  - fromEntities: [galaxy]\n", `x.yaml:7:20: fromEntities: entity "galaxy" is not supported`},
 		{"icmps with toPorts is an error", head + "  ingress:\n  - toPorts: [{ports: [{port: '1'}]}]\n    icmps: [{fields: [{type: 8}]}]\n", `icmps and toPorts cannot be in the same rule`},
 		{"bad ICMP type names are errors", head + "  ingress:\n  - icmps: [{fields: [{type: Ping}]}]\n", `icmp type "Ping"`},
@@ -75,12 +77,11 @@ func TestParseErrorsCarryPositions(t *testing.T) {
 		{"missing selector is an error", "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: p}\nspec: {ingress: [{}]}\n", `x.yaml:4:7: spec: needs endpointSelector or nodeSelector`},
 		{"nodeSelector in a namespaced policy is an error", "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: p}\nspec: {nodeSelector: {}}\n", `nodeSelector is only valid in a CiliumClusterwideNetworkPolicy`},
 		{"wrong apiVersion is an error", "apiVersion: cilium.io/v1\nkind: CiliumNetworkPolicy\n", `want cilium.io/v2`},
-		{"unknown kinds are errors", "apiVersion: v1\nkind: Pod\n", `x.yaml:2:7: kind "Pod"`},
+		{"unknown policy kinds are errors", "apiVersion: v1\nkind: GlobalNetworkPolicy\n", `x.yaml:2:7: kind "GlobalNetworkPolicy"`},
 		{"YAML syntax errors carry the line", "a: [\n", `x.yaml:1:1:`},
 		{"duplicate keys are errors", head + "  ingress: []\n  ingress: []\n", `x.yaml:7:3: spec: field "ingress" repeated`},
 		{"duplicate policies are errors", head + "---\n" + head, `defined twice`},
 		{"K8s named ports are refused", knpHead + "  ingress: [{ports: [{port: http}]}]\n", `named port "http"`},
-		{"K8s namespace label selectors are refused", knpHead + "  ingress: [{from: [{namespaceSelector: {matchLabels: {team: a}}}]}]\n", `namespaceSelector on label "team" is not supported`},
 		{"K8s ipBlock with selectors is an error", knpHead + "  ingress: [{from: [{podSelector: {}, ipBlock: {cidr: 1.0.0.0/8}}]}]\n", `ipBlock cannot be combined`},
 		{"K8s empty peer is an error", knpHead + "  ingress: [{from: [{}]}]\n", `needs podSelector, namespaceSelector or ipBlock`},
 		{"K8s ANY protocol is an error", knpHead + "  ingress: [{ports: [{protocol: ANY}]}]\n", `want TCP, UDP or SCTP`},
@@ -106,7 +107,7 @@ func TestValidateReportsEveryErrorAcrossFiles(t *testing.T) {
 	os.WriteFile(good, []byte("apiVersion: cilium.io/v2\nkind: CiliumClusterwideNetworkPolicy\nmetadata: {name: p}\nspec: {endpointSelector: {}}\n"), 0o644)
 	again := filepath.Join(dir, "again.yaml")
 	os.WriteFile(again, []byte("apiVersion: cilium.io/v2\nkind: CiliumClusterwideNetworkPolicy\nmetadata: {name: p}\nspec: {endpointSelector: {}}\n"), 0o644)
-	errs := Validate(bad, good, again, filepath.Join(dir, "missing.yaml"))
+	errs, _ := Validate(bad, good, again, filepath.Join(dir, "missing.yaml"))
 	if len(errs) != 4 {
 		t.Fatalf("got %d errors: %v", len(errs), errs)
 	}
@@ -142,7 +143,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("--- \n---\n- 1\n"))
 	f.Add([]byte(cnpText("a") + "...\n%YAML 1.1\n--- # b\n" + cnpText("b")))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		docs, err := ParseDocuments("fuzz.yaml", data)
+		docs, _, err := ParseDocuments("fuzz.yaml", data)
 		if err != nil {
 			return
 		}

@@ -34,8 +34,16 @@ func (d Direction) String() string {
 	return "unknown"
 }
 
-// NamespaceLabel is the label key carrying a pod's namespace.
-const NamespaceLabel = "io.kubernetes.pod.namespace"
+// Label keys (source k8s) Cilium gives every pod.
+const (
+	// NamespaceLabel carries the pod's namespace.
+	NamespaceLabel = "io.kubernetes.pod.namespace"
+	// NamespaceLabelsPrefix prefixes the labels of the pod's namespace:
+	// io.cilium.k8s.namespace.labels.<key>=<value>.
+	NamespaceLabelsPrefix = "io.cilium.k8s.namespace.labels."
+	// ClusterLabel carries the cluster's name.
+	ClusterLabel = "io.cilium.k8s.policy.cluster"
+)
 
 // Policy is one parsed policy resource in normalised form.
 type Policy struct {
@@ -44,6 +52,38 @@ type Policy struct {
 	Kind      Kind
 	Source    string // "file:line:column" of the document
 	Rules     []Rule
+	// Revision is the policy store's revision that applied the policy (0
+	// when parsed): flows name it beside the policy.
+	Revision uint64
+}
+
+// ID identifies a policy: its kind, namespace and name.
+type ID struct {
+	Kind      Kind
+	Namespace string // empty for clusterwide policies
+	Name      string
+}
+
+// ID is the policy's ID.
+func (p *Policy) ID() ID { return ID{Kind: p.Kind, Namespace: p.Namespace, Name: p.Name} }
+
+// Ref is "namespace/name", or "name" for a clusterwide policy.
+func (id ID) Ref() string {
+	if id.Namespace == "" {
+		return id.Name
+	}
+	return id.Namespace + "/" + id.Name
+}
+
+// Less orders IDs by namespace, name, then kind.
+func (id ID) Less(o ID) bool {
+	if id.Namespace != o.Namespace {
+		return id.Namespace < o.Namespace
+	}
+	if id.Name != o.Name {
+		return id.Name < o.Name
+	}
+	return id.Kind < o.Kind
 }
 
 // Ref names the policy in flows and decisions: "namespace/name" for
@@ -190,6 +230,49 @@ func (s *Selector) hasKey(source, key string) bool {
 		}
 	}
 	return false
+}
+
+// hasSource reports whether some requirement is on a label of source.
+func (s *Selector) hasSource(source string) bool {
+	for _, r := range s.Reqs {
+		if r.Source == source {
+			return true
+		}
+	}
+	return false
+}
+
+// hasKeyPrefix reports whether some requirement constrains a key of the
+// k8s (or any) source starting with prefix.
+func (s *Selector) hasKeyPrefix(prefix string) bool {
+	for _, r := range s.Reqs {
+		if strings.HasPrefix(r.Key, prefix) && (r.Source == "k8s" || r.Source == "any") {
+			return true
+		}
+	}
+	return false
+}
+
+// scopePeer scopes a fromEndpoints/toEndpoints selector of a policy in
+// namespace ns (empty: clusterwide) whose subject is as written, as
+// Cilium's getEndpointSelector does: a selector on a reserved label or on
+// the pod namespace label is left alone; otherwise a namespaced policy's
+// selector is confined to its namespace unless it selects by namespace
+// labels (io.cilium.k8s.namespace.labels.*), and a clusterwide policy's
+// selects pods only (namespace label Exists) unless its subject selects
+// reserved:init.
+func (s *Selector) scopePeer(ns string, subject Selector) {
+	if s.hasSource("reserved") || s.hasKey("k8s", NamespaceLabel) {
+		return
+	}
+	switch {
+	case ns == "":
+		if !subject.hasKey("reserved", "init") {
+			s.Reqs = append(s.Reqs, namespaceExists())
+		}
+	case !s.hasKeyPrefix(NamespaceLabelsPrefix):
+		s.Reqs = append(s.Reqs, namespaceIs(ns))
+	}
 }
 
 func namespaceIs(ns string) Requirement {

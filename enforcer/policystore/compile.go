@@ -38,8 +38,11 @@ func (s *Store) input(policies map[string]*Applied) compile.Input {
 			continue
 		}
 		in.Endpoints = append(in.Endpoints, compile.Endpoint{
-			ID: e.ID, Identity: e.Identity, Namespace: e.Namespace, Labels: e.Labels, IPs: e.IPs,
+			ID: e.ID, Identity: e.Identity, Namespace: e.Namespace, Labels: e.Labels, IPs: e.IPs, Host: e.Host,
 		})
+	}
+	for _, p := range s.endpoints.RemoteNodes() {
+		in.IPCache = append(in.IPCache, compile.IPEntry{Prefix: p, Identity: uint32(identity.RemoteNode)})
 	}
 	for _, a := range s.endpoints.HostAddrs() {
 		a = a.Unmap()

@@ -17,6 +17,9 @@ type Endpoints interface {
 	// HostAddrs lists the host's own addresses: peers with the host
 	// identity.
 	HostAddrs() []netip.Addr
+	// RemoteNodes lists the other nodes' addresses (prefixes): peers with
+	// the remote-node identity.
+	RemoteNodes() []netip.Prefix
 	// Identities lists every identity the node knows, reserved ones
 	// included.
 	Identities() []identity.Identity
@@ -40,6 +43,10 @@ type Endpoint struct {
 	// Audit reports what policy would drop (verdict AUDIT) instead of
 	// dropping it.
 	Audit bool
+	// Host makes it the host endpoint on one host device (ID: the device's
+	// ifindex, Identity: reserved host, Labels: reserved:host and the
+	// node's labels): host policies (nodeSelector) are enforced there.
+	Host bool
 }
 
 // Applier brings a compiled policy set into force; *datapath.Datapath

@@ -78,7 +78,11 @@ func (s *Store) serveApply(w http.ResponseWriter, r *http.Request) {
 	if name == "" {
 		name = "request"
 	}
-	applied, err := s.Apply(name, data)
+	applied, skipped, err := s.Apply(name, data)
+	notes := make([]string, len(skipped))
+	for i, sk := range skipped {
+		notes[i] = sk.String()
+	}
 	if err != nil {
 		var msgs []string
 		if j, ok := err.(interface{ Unwrap() []error }); ok {
@@ -88,10 +92,10 @@ func (s *Store) serveApply(w http.ResponseWriter, r *http.Request) {
 		} else {
 			msgs = []string{err.Error()}
 		}
-		writeJSON(w, http.StatusBadRequest, policyapi.ApplyResult{Errors: msgs})
+		writeJSON(w, http.StatusBadRequest, policyapi.ApplyResult{Errors: msgs, Skipped: notes})
 		return
 	}
-	writeJSON(w, http.StatusOK, policyapi.ApplyResult{Applied: wire(applied)})
+	writeJSON(w, http.StatusOK, policyapi.ApplyResult{Applied: wire(applied), Skipped: notes})
 }
 
 func (s *Store) serveDelete(w http.ResponseWriter, r *http.Request) {

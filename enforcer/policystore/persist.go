@@ -1,6 +1,7 @@
 package policystore
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -40,13 +41,58 @@ func (s *Store) persist(prev map[string]*Applied) error {
 		}
 		errs = append(errs, writeAtomic(filepath.Join(s.dir, p.fileName()), []byte(p.YAML)))
 	}
+	errs = append(errs, s.persistRevisions())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("persist policies (applied, not persisted): %w", err)
 	}
 	return nil
 }
 
-// load reads the policies persisted in s.dir.
+// revisionsFile keeps the store's revision and each policy's, so a restart
+// lists them as they were.
+const revisionsFile = "revisions.json"
+
+// revisions is revisionsFile's content.
+type revisions struct {
+	Revision uint64            `json:"revision"`
+	Policies map[string]uint64 `json:"policies"` // by kind/namespace/name
+}
+
+func (s *Store) persistRevisions() error {
+	r := revisions{Revision: s.revision, Policies: make(map[string]uint64, len(s.policies))}
+	for k, p := range s.policies {
+		r.Policies[k] = p.Revision
+	}
+	data, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(s.dir, revisionsFile), data)
+}
+
+// loadRevisions restores the revisions persisted beside the policies; a
+// policy without one (persisted before revisions were) keeps 0.
+func (s *Store) loadRevisions(loaded map[string]*Applied) error {
+	data, err := os.ReadFile(filepath.Join(s.dir, revisionsFile))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("policy store: %w", err)
+	}
+	var r revisions
+	if err := json.Unmarshal(data, &r); err != nil {
+		return fmt.Errorf("policy store: %s: %w", filepath.Join(s.dir, revisionsFile), err)
+	}
+	s.revision = r.Revision
+	for k, p := range loaded {
+		p.Revision = r.Policies[k]
+		p.parsed.Revision = p.Revision
+	}
+	return nil
+}
+
+// load reads the policies persisted in s.dir and their revisions.
 func (s *Store) load() (map[string]*Applied, error) {
 	out := map[string]*Applied{}
 	if s.dir == "" {
@@ -68,7 +114,7 @@ func (s *Store) load() (map[string]*Applied, error) {
 		if err != nil {
 			return nil, fmt.Errorf("policy store: %w", err)
 		}
-		docs, err := parse(path, data)
+		docs, _, err := parse(path, data)
 		if err != nil {
 			return nil, fmt.Errorf("policy store: %w", err)
 		}
@@ -76,7 +122,7 @@ func (s *Store) load() (map[string]*Applied, error) {
 			out[d.key()] = d
 		}
 	}
-	return out, nil
+	return out, s.loadRevisions(out)
 }
 
 // writeAtomic replaces path with data: a crash leaves the old file or the

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/periscope-dev/periscope/api/agentevent"
 	"github.com/periscope-dev/periscope/api/policyapi"
 	"github.com/periscope-dev/periscope/enforcer/policy"
 )
@@ -37,6 +38,7 @@ type Store struct {
 	log       *slog.Logger
 	policies  map[string]*Applied
 	revision  uint64
+	events    agentevent.Appender
 }
 
 // Options configure a Store.
@@ -49,6 +51,9 @@ type Options struct {
 	Endpoints Endpoints
 	// Logger is the parent logger; nil discards logs.
 	Logger *slog.Logger
+	// Events, when set, gets a POLICY_UPDATED or POLICY_DELETED agent
+	// event for every policy an Apply or Delete changes.
+	Events agentevent.Appender
 }
 
 // New builds a store, loads the policies persisted in Dir, puts the
@@ -63,7 +68,7 @@ func New(opts Options) (*Store, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Store{dir: opts.Dir, applier: opts.Applier, endpoints: opts.Endpoints,
-		log: log.With("component", "policy"), policies: map[string]*Applied{}}
+		log: log.With("component", "policy"), policies: map[string]*Applied{}, events: opts.Events}
 	for _, e := range s.endpoints.PolicyEndpoints() {
 		if e.Audit {
 			if err := s.applier.SetPolicyAudit(e.ID, true); err != nil {
@@ -107,14 +112,18 @@ func (s *Store) Get(namespace, name string) []Applied {
 }
 
 // Apply parses data (one or more YAML documents; file names it in errors)
-// and adds or replaces its policies. On any error nothing changes.
-func (s *Store) Apply(file string, data []byte) ([]Applied, error) {
-	docs, err := parse(file, data)
+// and adds or replaces its policies. Documents of other Kubernetes objects
+// are skipped and returned. On any error nothing changes.
+func (s *Store) Apply(file string, data []byte) ([]Applied, []policy.Skipped, error) {
+	docs, skipped, err := parse(file, data)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(docs) == 0 {
-		return nil, fmt.Errorf("%s: no policy in input", file)
+		if len(skipped) > 0 {
+			return nil, skipped, fmt.Errorf("%s: no policy in input (%d other object(s) skipped)", file, len(skipped))
+		}
+		return nil, nil, fmt.Errorf("%s: no policy in input", file)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -125,14 +134,17 @@ func (s *Store) Apply(file string, data []byte) ([]Applied, error) {
 	for _, d := range docs {
 		next[d.key()] = d
 	}
-	if err := s.commit(next, docs); err != nil {
-		return nil, err
+	rev := s.revision
+	err = s.commit(next, docs)
+	s.announce(rev, agentevent.PolicyUpdated, docs)
+	if err != nil {
+		return nil, nil, err
 	}
 	out := make([]Applied, len(docs))
 	for i, p := range docs {
 		out[i] = *p
 	}
-	return out, nil
+	return out, skipped, nil
 }
 
 // Delete removes the policies named namespace/name (every kind, or only
@@ -141,18 +153,21 @@ func (s *Store) Delete(kind, namespace, name string) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	next := make(map[string]*Applied, len(s.policies))
-	n := 0
+	var removed []*Applied
 	for k, p := range s.policies {
 		if p.Namespace == namespace && p.Name == name && (kind == "" || kind == p.Kind) {
-			n++
+			removed = append(removed, p)
 			continue
 		}
 		next[k] = p
 	}
-	if n == 0 {
+	if len(removed) == 0 {
 		return 0, nil
 	}
-	return n, s.commit(next, nil)
+	rev := s.revision
+	err := s.commit(next, nil)
+	s.announce(rev, agentevent.PolicyDeleted, removed)
+	return len(removed), err
 }
 
 // Revision is the store's revision: the number of changes applied.
@@ -165,6 +180,10 @@ func (s *Store) Revision() uint64 {
 // commit compiles next, applies it and persists it; the caller holds s.mu.
 // changed get the new revision.
 func (s *Store) commit(next map[string]*Applied, changed []*Applied) error {
+	rev := s.revision + 1
+	for _, p := range changed { // new objects: dropped if the change is refused
+		p.Revision, p.parsed.Revision = rev, rev
+	}
 	c, err := s.compileSet(next)
 	if err != nil {
 		return err
@@ -172,10 +191,7 @@ func (s *Store) commit(next map[string]*Applied, changed []*Applied) error {
 	if err := s.applier.ApplyPolicy(c); err != nil {
 		return fmt.Errorf("apply policy: %w", err)
 	}
-	s.revision++
-	for _, p := range changed {
-		p.Revision = s.revision
-	}
+	s.revision = rev
 	prev := s.policies
 	s.policies = next
 	s.log.Info("policies applied", "revision", s.revision, "policies", len(next))
@@ -183,11 +199,11 @@ func (s *Store) commit(next map[string]*Applied, changed []*Applied) error {
 }
 
 // parse parses data (errors name file:line:column) into policies, each
-// with the text of its own document.
-func parse(file string, data []byte) ([]*Applied, error) {
-	docs, err := policy.ParseDocuments(file, data)
+// with the text of its own document, and the documents skipped.
+func parse(file string, data []byte) ([]*Applied, []policy.Skipped, error) {
+	docs, skipped, err := policy.ParseDocuments(file, data)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := make([]*Applied, len(docs))
 	for i, d := range docs {
@@ -195,5 +211,5 @@ func parse(file string, data []byte) ([]*Applied, error) {
 		out[i] = &Applied{Policy: policyapi.Policy{Kind: string(p.Kind), Namespace: p.Namespace, Name: p.Name},
 			YAML: d.Text, parsed: p}
 	}
-	return out, nil
+	return out, skipped, nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/periscope-dev/periscope/enforcer/compile"
 	"github.com/periscope-dev/periscope/enforcer/identity"
+	"github.com/periscope-dev/periscope/enforcer/policy"
 )
 
 // fakeApplier records what the store applies.
@@ -52,6 +53,7 @@ type testEndpoints struct {
 func (e *testEndpoints) PolicyEndpoints() []Endpoint     { return e.eps }
 func (e *testEndpoints) HostAddrs() []netip.Addr         { return e.hosts }
 func (e *testEndpoints) Identities() []identity.Identity { return e.ids.List() }
+func (e *testEndpoints) RemoteNodes() []netip.Prefix     { return nil }
 
 func newTestEndpoints(t *testing.T) *testEndpoints {
 	t.Helper()
@@ -94,7 +96,7 @@ func TestTheStoreAppliesPersistsAndRestores(t *testing.T) {
 	if len(a.applied) != 1 || !a.audit[10] {
 		t.Fatalf("on start: applied %d, audit %v", len(a.applied), a.audit)
 	}
-	if _, err := s.Apply("web.yaml", []byte(storeTestPolicy)); err != nil {
+	if _, _, err := s.Apply("web.yaml", []byte(storeTestPolicy)); err != nil {
 		t.Fatal(err)
 	}
 	if got := s.Get("default", "web"); len(got) != 1 || got[0].YAML != storeTestPolicy {
@@ -107,11 +109,21 @@ func TestTheStoreAppliesPersistsAndRestores(t *testing.T) {
 	if len(last.Enforce) == 0 {
 		t.Errorf("compiled policy selects no endpoint: %+v", last)
 	}
+	web := policy.ID{Kind: policy.KindCNP, Namespace: "default", Name: "web"}
+	if got := last.Revisions[web]; got != 2 {
+		t.Errorf("compiled revision of %v: %d, want 2 (flows name it)", web, got)
+	}
 
 	a2 := &fakeApplier{}
 	s2 := newTestStore(t, dir, a2)
 	if got := s2.Get("default", "web"); len(got) != 1 || !strings.Contains(got[0].YAML, "frontend") {
 		t.Fatalf("after restart: %+v", got)
+	}
+	if got := s2.List(); got[0].Revision != 2 || s2.Revision() != 3 {
+		t.Errorf("after restart: policy revision %d, store revision %d; want 2 and 3 (restored, then one apply)", got[0].Revision, s2.Revision())
+	}
+	if got := a2.applied[len(a2.applied)-1].Revisions[web]; got != 2 {
+		t.Errorf("after restart: compiled revision of %v: %d, want 2", web, got)
 	}
 	if n, err := s2.Delete("", "default", "web"); n != 1 || err != nil {
 		t.Fatalf("delete: %d %v", n, err)
@@ -124,12 +136,12 @@ func TestTheStoreAppliesPersistsAndRestores(t *testing.T) {
 func TestTheStoreRefusesABadChangeWhole(t *testing.T) {
 	a := &fakeApplier{}
 	s := newTestStore(t, "", a)
-	if _, err := s.Apply("web.yaml", []byte(storeTestPolicy)); err != nil {
+	if _, _, err := s.Apply("web.yaml", []byte(storeTestPolicy)); err != nil {
 		t.Fatal(err)
 	}
 	n := len(a.applied)
 	bad := strings.Replace(storeTestPolicy, "web", "other", 1) + "---\n" + strings.Replace(storeTestPolicy, "world", "nowhere", 1)
-	_, err := s.Apply("bad.yaml", []byte(bad))
+	_, _, err := s.Apply("bad.yaml", []byte(bad))
 	if err == nil || !strings.Contains(err.Error(), "bad.yaml:") {
 		t.Fatalf("bad apply: %v, want a bad.yaml:line:column error", err)
 	}
@@ -137,7 +149,7 @@ func TestTheStoreRefusesABadChangeWhole(t *testing.T) {
 		t.Errorf("a refused change was applied: %d applies, %+v", len(a.applied), s.List())
 	}
 	a.fail = true
-	if _, err := s.Apply("x.yaml", []byte(strings.Replace(storeTestPolicy, "web", "x", 1))); err == nil {
+	if _, _, err := s.Apply("x.yaml", []byte(strings.Replace(storeTestPolicy, "web", "x", 1))); err == nil {
 		t.Fatal("apply succeeded though the kernel refused")
 	}
 	if len(s.List()) != 1 {
@@ -159,7 +171,7 @@ func TestTheStoreCompilesAgainstTheNodesEndpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	allowRemote := strings.Replace(storeTestPolicy, "{fromEntities: [world]}", "{fromEndpoints: [{matchLabels: {app: remote}}]}", 1)
-	if _, err := s.Apply("web.yaml", []byte(allowRemote)); err != nil {
+	if _, _, err := s.Apply("web.yaml", []byte(allowRemote)); err != nil {
 		t.Fatal(err)
 	}
 	c := a.applied[len(a.applied)-1]

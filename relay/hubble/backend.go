@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/agentevent"
 	"github.com/periscope-dev/periscope/api/flowquery"
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/collector/ring"
@@ -28,11 +30,17 @@ type Node struct {
 	NumFlows, MaxFlows, SeenFlows uint64
 }
 
-// Backend is what the server serves: the flows of a flowquery.Reader, and
-// the status of the nodes behind it.
+// Backend is what the server serves: the flows of a flowquery.Reader, the
+// status of the nodes behind it, the namespaces of their recent flows and
+// their agent events.
 type Backend interface {
 	flowquery.Reader
 	Status(ctx context.Context) Status
+	// Namespaces lists the namespaces seen in recent flows, by cluster and
+	// name (Hubble's GetNamespaces).
+	Namespaces(ctx context.Context) ([]api.Namespace, error)
+	// AgentEvents reads the agent events (Hubble's GetAgentEvents).
+	AgentEvents() agentevent.Reader
 }
 
 // collectorBackend reads a collector's ring.
@@ -61,6 +69,12 @@ func (b *collectorBackend) Status(context.Context) Status {
 		Uptime: up, Version: st.Version, Nodes: []Node{n},
 	}
 }
+
+func (b *collectorBackend) Namespaces(ctx context.Context) ([]api.Namespace, error) {
+	return b.c.Namespaces(ctx)
+}
+
+func (b *collectorBackend) AgentEvents() agentevent.Reader { return b.c.Events() }
 
 // relayBackend reads a relay's merged view of its peers' rings.
 type relayBackend struct {
@@ -97,3 +111,12 @@ func (b *relayBackend) Status(context.Context) Status {
 	}
 	return st
 }
+
+// Namespaces merges the peers' namespaces; a peer that does not answer is
+// left out, as hubble-relay leaves it out.
+func (b *relayBackend) Namespaces(ctx context.Context) ([]api.Namespace, error) {
+	list, _ := b.r.Namespaces(ctx)
+	return list, nil
+}
+
+func (b *relayBackend) AgentEvents() agentevent.Reader { return b.r.AgentEvents() }

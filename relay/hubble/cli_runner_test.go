@@ -156,7 +156,7 @@ func serveAddr(t *testing.T, b Backend) string {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, ln, b) }()
+	go func() { done <- Serve(ctx, ln, b, Options{}) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -65,6 +65,17 @@ var cliObserveCases = []struct {
 	{name: "uuid selects one flow", args: []string{"--uuid", "00000000-0000-0000-0000-000000000003"}, want: []int{3}},
 	{name: "node-name with a wildcard", args: []string{"--node-name", "node*"}, want: []int{1, 2, 3, 4, 5, 6}},
 	{name: "last counts matching flows", args: []string{"--protocol", "tcp", "--last", "2"}, want: []int{3, 6}, relayWant: []int{1, 2, 3, 6}},
+	{name: "a CEL expression on the verdict", args: []string{"--cel-expression", "_flow.verdict == Verdict.DROPPED"}, want: []int{2}},
+	{name: "a CEL expression on ports and pod names", args: []string{"--cel-expression",
+		"_flow.l4.TCP.destination_port == 8080u || _flow.source.pod_name.startsWith('db')"}, want: []int{1, 2, 6}},
+	{name: "CEL expressions OR", args: []string{"--cel-expression", "_flow.l4.UDP.destination_port == 53u",
+		"--cel-expression", "has(_flow.l4.ICMPv4)"}, want: []int{4, 5}},
+	{name: "a CEL expression ANDs with the other flags", args: []string{"--protocol", "tcp",
+		"--cel-expression", "_flow.destination.namespace == 'shop'"}, want: []int{1, 2, 3}},
+	{name: "a CEL expression with --not excludes", args: []string{"--not", "--cel-expression", "_flow.source.namespace == 'shop'"},
+		want: []int{1, 2, 4}},
+	{name: "a CEL expression with last counts matching flows", args: []string{"--cel-expression", "_flow.IP.source == '10.0.0.1'",
+		"--last", "1"}, want: []int{4}, relayWant: []int{2, 4}},
 }
 
 func runCLIObserveCases(t *testing.T, h *hubbleCLI, throughRelay bool) {
@@ -140,7 +151,9 @@ func TestHubbleCLIPrintsTheServersFlows(t *testing.T) {
 		{"node_name", drop.GetNodeName(), "node1"},
 		{"time", drop.GetTime().AsTime(), t0.Add(2 * time.Second)},
 		{"verdict", f.GetVerdict(), flowpb.Verdict_DROPPED},
-		{"drop_reason_desc", f.GetDropReasonDesc(), flowpb.DropReason_POLICY_DENIED},
+		{"drop_reason_desc", f.GetDropReasonDesc(), flowpb.DropReason_POLICY_DENY},
+		{"ingress_denied_by", fmt.Sprint(f.GetIngressDeniedBy()[0].GetNamespace(), "/", f.GetIngressDeniedBy()[0].GetName(), " ",
+			f.GetIngressDeniedBy()[0].GetKind(), " ", f.GetIngressDeniedBy()[0].GetRevision()), "shop/no-frontend CiliumNetworkPolicy 17"},
 		{"event_type", f.GetEventType().GetType(), int32(monitorDrop)},
 		{"source", f.GetSource().GetNamespace() + "/" + f.GetSource().GetPodName(), "default/frontend-7d4"},
 		{"destination", f.GetDestination().GetNamespace() + "/" + f.GetDestination().GetPodName(), "shop/backend-5c"},
@@ -171,6 +184,21 @@ func TestHubbleCLIRejectsUnsupportedFilters(t *testing.T) {
 	_, err := h.run(t, "observe", "--from-service", "shop/api")
 	if err == nil || !strings.Contains(err.Error(), "InvalidArgument") || !strings.Contains(err.Error(), "source_service: not supported by Periscope") {
 		t.Errorf("got %v, want InvalidArgument naming source_service", err)
+	}
+}
+
+// A CEL expression that does not compile, or is not a condition, is
+// refused naming it, as Hubble refuses it.
+func TestHubbleCLIRejectsBadCELExpressions(t *testing.T) {
+	h := newHubbleCLI(t)
+	col, _, _ := startCollector(t, "node1", testFlows())
+	h.server = serveAddr(t, NewCollectorBackend(col))
+	for _, expr := range []string{"_flow.verdict ==", "_flow.no_such_field == 1", "_flow.source.namespace"} {
+		_, err := h.run(t, "observe", "--cel-expression", expr)
+		want := fmt.Sprintf("whitelist[0].experimental.cel_expression[0] %q", expr)
+		if err == nil || !strings.Contains(err.Error(), "InvalidArgument") || !strings.Contains(err.Error(), want) {
+			t.Errorf("--cel-expression %q: got %v, want InvalidArgument naming %s", expr, err, want)
+		}
 	}
 }
 

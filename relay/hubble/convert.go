@@ -114,13 +114,13 @@ func l4ToProto(l4 *api.L4) *flowpb.Layer4 {
 	return nil
 }
 
-func policies(names []string) []*flowpb.Policy {
-	if len(names) == 0 {
+func policies(refs []api.PolicyRef) []*flowpb.Policy {
+	if len(refs) == 0 {
 		return nil
 	}
-	out := make([]*flowpb.Policy, len(names))
-	for i, n := range names {
-		out[i] = &flowpb.Policy{Name: n}
+	out := make([]*flowpb.Policy, len(refs))
+	for i, p := range refs {
+		out[i] = &flowpb.Policy{Name: p.Name, Namespace: p.Namespace, Kind: p.Kind, Revision: p.Revision}
 	}
 	return out
 }

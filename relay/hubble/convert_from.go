@@ -114,13 +114,13 @@ func l4FromProto(pl *flowpb.Layer4) api.L4 {
 	return api.L4{}
 }
 
-func policyNames(ps []*flowpb.Policy) []string {
+func policyNames(ps []*flowpb.Policy) []api.PolicyRef {
 	if len(ps) == 0 {
 		return nil
 	}
-	out := make([]string, len(ps))
+	out := make([]api.PolicyRef, len(ps))
 	for i, p := range ps {
-		out[i] = p.GetName()
+		out[i] = api.PolicyRef{Name: p.GetName(), Namespace: p.GetNamespace(), Kind: p.GetKind(), Revision: p.GetRevision()}
 	}
 	return out
 }

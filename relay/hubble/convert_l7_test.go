@@ -88,7 +88,7 @@ func TestFlowFromProtoReadsBackWhatFlowToProtoWrote(t *testing.T) {
 		api.TCPFlagECE | api.TCPFlagCWR | api.TCPFlagNS
 	full.TrafficDirection, full.IsReply, full.NodeName = api.TrafficDirectionIngress, true, "node2"
 	full.Interface = api.Interface{Index: 3, Name: "eth0"}
-	full.IngressDeniedBy, full.EgressAllowedBy = []string{"deny"}, []string{"allow-a", "allow-b"}
+	full.IngressDeniedBy, full.EgressAllowedBy = []api.PolicyRef{{Name: "deny", Kind: "CiliumClusterwideNetworkPolicy"}}, []api.PolicyRef{{Namespace: "default", Name: "allow-a", Kind: "CiliumNetworkPolicy", Revision: 3}, {Name: "allow-b", Kind: "CiliumClusterwideNetworkPolicy"}}
 	full.Process.CgroupID = 99
 	flows = append(flows, full)
 	for i, want := range flows {

@@ -27,8 +27,8 @@ func TestFlowToProtoCarriesEveryHubbleField(t *testing.T) {
 		NodeName:         "node1",
 		IsReply:          true,
 		Interface:        api.Interface{Index: 10, Name: "veth-fe"},
-		EgressDeniedBy:   []string{"deny-all"},
-		IngressAllowedBy: []string{"allow-web"},
+		EgressDeniedBy:   []api.PolicyRef{{Name: "deny-all", Kind: "CiliumClusterwideNetworkPolicy", Revision: 8}},
+		IngressAllowedBy: []api.PolicyRef{{Name: "allow-web", Namespace: "shop", Kind: "CiliumNetworkPolicy", Revision: 7}},
 	}
 	pf := FlowToProto(&f)
 	checks := []struct {
@@ -52,7 +52,10 @@ func TestFlowToProtoCarriesEveryHubbleField(t *testing.T) {
 		{"is_reply", pf.GetIsReply().GetValue()},
 		{"interface", pf.GetInterface().GetIndex() == 10 && pf.GetInterface().GetName() == "veth-fe"},
 		{"summary", pf.GetSummary() == "TCP Flags: SYN, ACK"},
-		{"policies", pf.GetEgressDeniedBy()[0].GetName() == "deny-all" && pf.GetIngressAllowedBy()[0].GetName() == "allow-web"},
+		{"policies", pf.GetEgressDeniedBy()[0].GetName() == "deny-all" && pf.GetEgressDeniedBy()[0].GetNamespace() == "" &&
+			pf.GetEgressDeniedBy()[0].GetKind() == "CiliumClusterwideNetworkPolicy" && pf.GetEgressDeniedBy()[0].GetRevision() == 8 &&
+			pf.GetIngressAllowedBy()[0].GetName() == "allow-web" && pf.GetIngressAllowedBy()[0].GetNamespace() == "shop" &&
+			pf.GetIngressAllowedBy()[0].GetKind() == "CiliumNetworkPolicy" && pf.GetIngressAllowedBy()[0].GetRevision() == 7},
 		{"event type", pf.GetEventType().GetType() == monitorDrop},
 	}
 	for _, c := range checks {

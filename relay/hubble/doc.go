@@ -1,14 +1,18 @@
 // Package hubble serves Hubble's Observer gRPC API (GetFlows, ServerStatus,
-// GetNodes) over Periscope's flows, with the gRPC health check `hubble
-// status` asks first, so the hubble CLI and other Hubble clients work
-// against a Periscope collector or relay unchanged (cli_test.go runs the
-// real CLI to show it).
+// GetNodes, GetNamespaces, GetAgentEvents) over Periscope's flows and agent
+// events, with the gRPC health check `hubble status` asks first, so the
+// hubble CLI and other Hubble clients work against a Periscope collector or
+// relay unchanged (cli_test.go runs the real CLI to show it).
 //
 // It owns the translation between Periscope and Hubble: api.Flow to
-// flow.Flow and back, L7 records included (FlowToProto, FlowFromProto), and
-// Hubble's FlowFilter lists to a filter.Set (CompileFilters), field by field
-// as filter.Kinds names them. It reads flows through flowquery.Reader only; a
-// Backend adds the status of the nodes behind it, for a collector
+// flow.Flow and back, L7 records included (FlowToProto, FlowFromProto),
+// agentevent.Event to flow.AgentEvent (AgentEventToProto), Hubble's
+// FlowFilter lists to a filter.Set (CompileFilters), field by field as
+// filter.Kinds names them, and CEL expressions (experimental.cel_expression,
+// with Hubble's variable _flow of type flow.Flow) as filter.Predicates
+// evaluated on FlowToProto's flow. It reads flows through flowquery.Reader
+// and events through agentevent.Reader only; a Backend adds the status of
+// the nodes behind it and their namespaces, for a collector
 // (NewCollectorBackend) or a relay (NewRelayBackend). It must not own flow
 // storage or peer connections.
 package hubble

@@ -21,7 +21,9 @@ import (
 // Periscope has no filter kind for is an error naming it, e.g.
 // `whitelist[0].source_service: not supported by Periscope`; so is a value
 // it cannot read, and, as in Hubble, an HTTP field beside event types that
-// leave out L7 events.
+// leave out L7 events. CEL expressions (experimental.cel_expression) are
+// compiled here, once, into a filter.Predicate of their FlowFilter; a set
+// holding one cannot be said as chips, so a relay matches it itself.
 func CompileFilters(whitelist, blacklist []*flowpb.FlowFilter) (*filter.Set, error) {
 	var allow, deny []*filter.Filter
 	for i, ff := range whitelist {
@@ -40,6 +42,11 @@ func CompileFilters(whitelist, blacklist []*flowpb.FlowFilter) (*filter.Set, err
 	}
 	return filter.NewSet(allow, deny), nil
 }
+
+// experimentalField holds Hubble's CEL expressions (cel_expression), which
+// no chip kind says: they become a filter.Predicate (cel.go), matched in Go
+// by every reader, never pushed down as chips or SQL.
+const experimentalField protoreflect.Name = "experimental"
 
 // fieldChips maps every FlowFilter field a filter kind reads (filter.Kinds'
 // Hubble names) to the chip text before its values: "from:ip=",
@@ -68,7 +75,21 @@ func compile(ff *flowpb.FlowFilter) (*filter.Filter, error) {
 	var fields []field
 	var all []string
 	var err error
+	var preds []filter.Predicate
 	ff.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Name() == experimentalField {
+			exprs := ff.GetExperimental().GetCelExpression()
+			if len(exprs) == 0 {
+				return true
+			}
+			p, cerr := celPredicate(exprs)
+			if cerr != nil {
+				err = fmt.Errorf("%s.%w", experimentalField, cerr)
+				return false
+			}
+			preds = append(preds, p)
+			return true
+		}
 		prefix, ok := fieldChips[fd.Name()]
 		if !ok {
 			err = fmt.Errorf("%s: not supported by Periscope", fd.Name())
@@ -95,6 +116,9 @@ func compile(ff *flowpb.FlowFilter) (*filter.Filter, error) {
 	}
 	f, err := filter.Parse(all)
 	if err == nil {
+		for _, p := range preds {
+			f = f.With(p)
+		}
 		return f, nil
 	}
 	for _, fl := range fields { // name the field whose value is bad

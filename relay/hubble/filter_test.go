@@ -88,6 +88,10 @@ func TestFlowFiltersBecomeChipsWhenChipsCanSayThem(t *testing.T) {
 		{"two whitelist filters are not chips", []*flowpb.FlowFilter{{Protocol: []string{"tcp"}}, {Protocol: []string{"udp"}}}, nil, ""},
 		{"a blacklist filter of two fields is not chips", nil,
 			ff(&flowpb.FlowFilter{Protocol: []string{"tcp"}, Reply: []bool{true}}), ""},
+		{"a CEL expression is never chips", ff(&flowpb.FlowFilter{Protocol: []string{"tcp"},
+			Experimental: &flowpb.FlowFilter_Experimental{CelExpression: []string{"true"}}}), nil, ""},
+		{"an empty experimental field says nothing", ff(&flowpb.FlowFilter{Protocol: []string{"tcp"},
+			Experimental: &flowpb.FlowFilter_Experimental{}}), nil, "protocol=tcp"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -22,15 +22,40 @@ import (
 const DefaultListen = "127.0.0.1:4245"
 
 // Server implements Hubble's Observer service over a Backend. GetFlows,
-// ServerStatus and GetNodes are served; the other methods answer
-// Unimplemented.
+// ServerStatus, GetNodes, GetNamespaces and GetAgentEvents are served;
+// GetDebugEvents (Cilium's datapath debug messages, which Periscope has
+// none of) answers Unimplemented.
 type Server struct {
 	observerpb.UnimplementedObserverServer
 	backend Backend
+	opts    Options
+}
+
+// Options configure a Server.
+type Options struct {
+	// Followers bounds the follows (GetFlows and GetAgentEvents with
+	// follow) served at once, shared with the other APIs that follow;
+	// beyond it a follow is refused with ResourceExhausted. nil: no bound.
+	Followers *flowquery.Limit
+	// Token, when set, is required on every call but the health check
+	// (auth.go), as the HTTP API requires its token.
+	Token string
+	// GRPC are passed to grpc.NewServer by Serve, e.g.
+	// grpc.Creds(credentials.NewTLS(cfg)).
+	GRPC []grpc.ServerOption
 }
 
 // NewServer serves b.
-func NewServer(b Backend) *Server { return &Server{backend: b} }
+func NewServer(b Backend, o Options) *Server { return &Server{backend: b, opts: o} }
+
+// follower takes a follower's place, or refuses with ResourceExhausted.
+func (s *Server) follower() (release func(), err error) {
+	release, err = s.opts.Followers.Acquire()
+	if err != nil {
+		return nil, status.Error(codes.ResourceExhausted, err.Error())
+	}
+	return release, nil
+}
 
 // Register adds the Observer service to g, and the gRPC health service:
 // `hubble status` fails without it.
@@ -39,12 +64,11 @@ func (s *Server) Register(g *grpc.Server) {
 	healthpb.RegisterHealthServer(g, &health{backend: s.backend})
 }
 
-// Serve serves the Observer service on ln until ctx is done, then stops
-// gracefully (ending follows). opts are passed to grpc.NewServer, e.g.
-// grpc.Creds(credentials.NewTLS(cfg)).
-func Serve(ctx context.Context, ln net.Listener, b Backend, opts ...grpc.ServerOption) error {
-	g := grpc.NewServer(opts...)
-	NewServer(b).Register(g)
+// Serve serves the Observer service over b on ln until ctx is done, then
+// stops (ending follows).
+func Serve(ctx context.Context, ln net.Listener, b Backend, o Options) error {
+	g := grpc.NewServer(append(authOptions(o.Token), o.GRPC...)...)
+	NewServer(b, o).Register(g)
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
@@ -106,6 +130,13 @@ func (s *Server) GetFlows(req *observerpb.GetFlowsRequest, stream observerpb.Obs
 			q.Last = int(n)
 		}
 	}
+	if req.GetFollow() {
+		release, err := s.follower()
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
 	ctx := stream.Context()
 	st := s.backend.Status(ctx)
 	if st.Relay {
@@ -135,13 +166,22 @@ func (s *Server) GetFlows(req *observerpb.GetFlowsRequest, stream observerpb.Obs
 	} else {
 		_, err = s.backend.Query(ctx, q, flowquery.Answer{Flow: send})
 	}
-	if err != nil && ctx.Err() == nil {
-		if _, ok := status.FromError(err); ok {
-			return err
-		}
-		return status.Error(codes.Unavailable, err.Error())
+	return streamError(ctx, err)
+}
+
+// streamError is the gRPC status of a stream's end: none when the client
+// went, ResourceExhausted at a bound, Unavailable for a reader's failure.
+func streamError(ctx context.Context, err error) error {
+	switch {
+	case err == nil || ctx.Err() != nil:
+		return nil
+	case errors.Is(err, flowquery.ErrBusy):
+		return status.Error(codes.ResourceExhausted, err.Error())
 	}
-	return nil
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return status.Error(codes.Unavailable, err.Error())
 }
 
 func unavailable(nodes []Node) []string {

@@ -36,6 +36,7 @@ var (
 	ipBackend  = netip.MustParseAddr("10.0.0.2")
 	ipDB       = netip.MustParseAddr("10.0.1.3")
 	ipWorld    = netip.MustParseAddr("192.0.2.9")
+	ipLegacy   = netip.MustParseAddr("10.0.2.4") // in no test flow but recentFlows' old one
 )
 
 func topology(node string) *collector.Topology {
@@ -48,6 +49,8 @@ func topology(node string) *collector.Topology {
 				HostIfIndex: 11, HostIfName: "veth-be", IPs: []netip.Addr{ipBackend}},
 			{Config: collector.EndpointConfig{Name: "db-0", Namespace: "shop", Labels: map[string]string{"app": "db"}},
 				HostIfIndex: 12, HostIfName: "veth-db", IPs: []netip.Addr{ipDB}},
+			{Config: collector.EndpointConfig{Name: "legacy-0", Namespace: "old", Labels: map[string]string{"app": "legacy"}},
+				HostIfIndex: 13, HostIfName: "veth-old", IPs: []netip.Addr{ipLegacy}},
 		},
 	}
 }
@@ -70,9 +73,12 @@ func testFlows() []api.Flow {
 		return api.L4{Protocol: api.ProtoTCP, SourcePort: sport, DestinationPort: dport, TCPFlags: fl}
 	}
 	syn, synack := api.TCPFlagSYN, api.TCPFlagSYN|api.TCPFlagACK
+	denied := mk(2, ipFrontend, ipBackend, 11, tcp(40002, 8080, syn), api.VerdictDropped)
+	denied.DropReason = api.DropReasonPolicyDeny
+	denied.IngressDeniedBy = []api.PolicyRef{{Name: "no-frontend", Namespace: "shop", Kind: "CiliumNetworkPolicy", Revision: 17}}
 	return []api.Flow{
 		mk(1, ipFrontend, ipBackend, 10, tcp(40001, 8080, syn), api.VerdictForwarded),
-		mk(2, ipFrontend, ipBackend, 11, tcp(40002, 8080, syn), api.VerdictDropped),
+		denied,
 		mk(3, ipBackend, ipDB, 11, tcp(40003, 5432, synack), api.VerdictForwarded),
 		mk(4, ipFrontend, ipDB, 10, api.L4{Protocol: api.ProtoUDP, SourcePort: 40004, DestinationPort: 53}, api.VerdictForwarded),
 		mk(5, ipBackend, ipFrontend, 11, api.L4{Protocol: api.ProtoICMPv4, ICMPType: 8}, api.VerdictForwarded),
@@ -82,12 +88,21 @@ func testFlows() []api.Flow {
 
 func startCollector(t *testing.T, node string, canned []api.Flow) (*collector.Collector, *apitest.Source, context.CancelFunc) {
 	t.Helper()
+	return startCollectorIn(t, node, "", canned)
+}
+
+// startCollectorIn starts a collector of node in cluster ("": the default)
+// holding canned.
+func startCollectorIn(t *testing.T, node, cluster string, canned []api.Flow) (*collector.Collector, *apitest.Source, context.CancelFunc) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	src := apitest.NewSource(canned, 16)
-	c, err := collector.New(collector.Options{Topology: topology(node), Sources: []collector.Source{src}, Listener: ln, Version: "test"})
+	topo := topology(node)
+	topo.ClusterName = cluster
+	c, err := collector.New(collector.Options{Topology: topo, Sources: []collector.Source{src}, Listener: ln, Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +122,7 @@ func serve(t *testing.T, b Backend) observerpb.ObserverClient {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, ln, b) }()
+	go func() { done <- Serve(ctx, ln, b, Options{}) }()
 	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

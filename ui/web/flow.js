@@ -100,7 +100,10 @@ export function detailFields(row) {
   const ip = f.IP || {};
   const [proto, l4] = l4Of(f);
   const p = f.periscope || {};
-  const pol = (k) => (f[k] || []).map((x) => x.name).join(', ');
+  // Hubble's policy: name, namespace, kind, revision (a string in protojson).
+  const polName = (x) => (x.namespace ? x.namespace + '/' : '') + x.name +
+    (x.kind ? ` (${x.kind}${x.revision ? ', revision ' + x.revision : ''})` : '');
+  const pol = (k) => (f[k] || []).map(polName).join(', ');
   return [
     ['Time', row.timeTitle],
     ['Verdict', row.verdict + (f.drop_reason_desc ? ` (${f.drop_reason_desc})` : '')],

@@ -153,6 +153,12 @@ func tsvValue(v any) string {
 			parts[i] = "'" + arrayEscaper.Replace(s) + "'"
 		}
 		return "[" + strings.Join(parts, ",") + "]" // arrays are read as quoted literals
+	case []uint64:
+		parts := make([]string, len(v))
+		for i, n := range v {
+			parts[i] = strconv.FormatUint(n, 10)
+		}
+		return "[" + strings.Join(parts, ",") + "]"
 	default:
 		return fmt.Sprint(v)
 	}

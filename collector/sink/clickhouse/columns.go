@@ -36,6 +36,9 @@ type columnBuilder struct {
 	str   []string
 	bytes []byte   // backing of one column's FixedString(16) values
 	arr   []string // one row's array
+	// arrU64 is one row's array of numbers; refs the policy ref strings.
+	arrU64 []uint64
+	refs   map[api.PolicyRef]string
 }
 
 // appendRows appends rows to t as one block of every column.
@@ -52,7 +55,7 @@ func (c *columnBuilder) appendRows(t columnTarget, rows []api.Flow) error {
 type buildFunc func(c *columnBuilder, col driver.BatchColumn, rows []api.Flow) error
 
 // columnBuilders build each flows column, in flowColumns order.
-var columnBuilders = slices.Concat(coreBuilders, l7Builders)
+var columnBuilders = slices.Concat(coreBuilders, l7Builders, policyRefBuilders)
 
 // coreBuilders build the columns before the L7 ones.
 var coreBuilders = []buildFunc{
@@ -109,10 +112,23 @@ var coreBuilders = []buildFunc{
 	scalar(u32s, func(f *api.Flow) uint32 { return f.Process.PID }),
 	scalar(strs, func(f *api.Flow) string { return f.Process.Comm }),
 	scalar(u64s, func(f *api.Flow) uint64 { return f.Process.CgroupID }),
-	array(func(f *api.Flow) []string { return f.IngressAllowedBy }),
-	array(func(f *api.Flow) []string { return f.EgressAllowedBy }),
-	array(func(f *api.Flow) []string { return f.IngressDeniedBy }),
-	array(func(f *api.Flow) []string { return f.EgressDeniedBy }),
+	policyRefs(func(f *api.Flow) []api.PolicyRef { return f.IngressAllowedBy }),
+	policyRefs(func(f *api.Flow) []api.PolicyRef { return f.EgressAllowedBy }),
+	policyRefs(func(f *api.Flow) []api.PolicyRef { return f.IngressDeniedBy }),
+	policyRefs(func(f *api.Flow) []api.PolicyRef { return f.EgressDeniedBy }),
+}
+
+// policyRefBuilders build policyRefColumns: the deciding policies' kinds and
+// revisions, item by item beside the *_by columns.
+var policyRefBuilders = []buildFunc{
+	policyKinds(func(f *api.Flow) []api.PolicyRef { return f.IngressAllowedBy }),
+	policyKinds(func(f *api.Flow) []api.PolicyRef { return f.EgressAllowedBy }),
+	policyKinds(func(f *api.Flow) []api.PolicyRef { return f.IngressDeniedBy }),
+	policyKinds(func(f *api.Flow) []api.PolicyRef { return f.EgressDeniedBy }),
+	policyRevisions(func(f *api.Flow) []api.PolicyRef { return f.IngressAllowedBy }),
+	policyRevisions(func(f *api.Flow) []api.PolicyRef { return f.EgressAllowedBy }),
+	policyRevisions(func(f *api.Flow) []api.PolicyRef { return f.IngressDeniedBy }),
+	policyRevisions(func(f *api.Flow) []api.PolicyRef { return f.EgressDeniedBy }),
 }
 
 func init() {
@@ -178,8 +194,57 @@ func arrayOf(fill func(dst []string, f *api.Flow) []string) buildFunc {
 	}
 }
 
-func array(get func(*api.Flow) []string) buildFunc {
-	return arrayOf(func(dst []string, f *api.Flow) []string { return append(dst, get(f)...) })
+// policyRefs writes policies as "namespace/name" (as before kinds and
+// revisions were stored); the builder keeps each ref's string, so a row
+// allocates none.
+func policyRefs(get func(*api.Flow) []api.PolicyRef) buildFunc {
+	return func(c *columnBuilder, col driver.BatchColumn, rows []api.Flow) error {
+		if c.refs == nil || len(c.refs) > maxRefStrings {
+			c.refs = map[api.PolicyRef]string{}
+		}
+		for k := range rows {
+			c.arr = c.arr[:0]
+			for _, p := range get(&rows[k]) {
+				ref, ok := c.refs[p]
+				if !ok {
+					ref = p.Ref()
+					c.refs[p] = ref
+				}
+				c.arr = append(c.arr, ref)
+			}
+			if err := col.AppendRow(c.arr); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// maxRefStrings bounds the builder's cache of policy ref strings.
+const maxRefStrings = 4096
+
+func policyKinds(get func(*api.Flow) []api.PolicyRef) buildFunc {
+	return arrayOf(func(dst []string, f *api.Flow) []string {
+		for _, p := range get(f) {
+			dst = append(dst, p.Kind)
+		}
+		return dst
+	})
+}
+
+func policyRevisions(get func(*api.Flow) []api.PolicyRef) buildFunc {
+	return func(c *columnBuilder, col driver.BatchColumn, rows []api.Flow) error {
+		for k := range rows {
+			c.arrU64 = c.arrU64[:0]
+			for _, p := range get(&rows[k]) {
+				c.arrU64 = append(c.arrU64, p.Revision)
+			}
+			if err := col.AppendRow(c.arrU64); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 }
 
 // labelKeys and labelValues split "source:key=value" labels into the keys

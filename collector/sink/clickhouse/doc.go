@@ -87,9 +87,23 @@
 // "?" parameters (clickhouse-go quotes them) and whose identifiers come from
 // a fixed allow-list of columns; kindSQL holds every filter kind's SQL. A
 // term SQL cannot express exactly (a node glob, a regular expression, a
-// kind without columns) is narrowed by its kind's condition (kindNarrowing:
-// a regular expression on URLs selects HTTP records) or left out, which
-// selects a superset that is read in pages (a denied filter with such a
-// term is left out whole); the set's Match is applied to every row read
-// anyway. Follow answers flowquery.ErrNotLive.
+// kind without columns, a filter.Predicate) is narrowed by its kind's
+// condition (kindNarrowing: a regular expression on URLs selects HTTP
+// records) or left out, which selects a superset (a denied filter with such
+// a term is left out whole); the set's Match is applied to every row read
+// anyway, and First and Last then count in Go (Last by walking back from
+// the newest row to its Nth match, then reading forward from there).
+// Follow answers flowquery.ErrNotLive.
+//
+// Reads must not hurt ingestion nor outlive their clients (reads.go): they
+// run on a pool of connections of their own, never the sink's, at most
+// Options.MaxQueries at once (one more is refused with flowquery.ErrBusy,
+// a 503), each bounded by Options.QueryTimeout on the server
+// (max_execution_time) and as a whole, on Options.QueryThreads server
+// threads, in blocks of a few thousand rows. Each has a query id and is
+// killed on the server (KILL QUERY) when its context ends first: the
+// client went, or the reader has what it wants. Rows go to the answer as
+// they arrive, so an answer is never held whole in memory. The plugin's
+// --clickhouse-max-queries and --clickhouse-query-timeout set the two
+// bounds.
 package clickhouse

@@ -85,8 +85,8 @@ func genFlows(seed uint64, n int, base time.Time) []api.Flow {
 			f.Process = api.Process{PID: uint32(r.IntN(1 << 20)), Comm: "curl", CgroupID: r.Uint64()}
 		}
 		if r.IntN(3) == 0 {
-			f.IngressAllowedBy = []string{"allow-web"}
-			f.EgressDeniedBy = []string{"deny-egress", "it's"}
+			f.IngressAllowedBy = []api.PolicyRef{{Name: "allow-web", Kind: "CiliumClusterwideNetworkPolicy", Revision: 3}}
+			f.EgressDeniedBy = []api.PolicyRef{{Name: "deny-egress", Namespace: "shop", Kind: "CiliumNetworkPolicy", Revision: 9}, {Name: "it's", Namespace: "o'neil", Kind: "NetworkPolicy"}}
 		}
 	}
 	return out
@@ -135,4 +135,15 @@ func tableChecksum(t testing.TB, s *Store) (n, distinct, sum uint64) {
 		t.Fatalf("checksum query: %v", err)
 	}
 	return n, distinct, sum
+}
+
+// sqlRows reads the flows a query of flowColumns selects, with no filter
+// in Go.
+func sqlRows(ctx context.Context, s *Store, query string, args []any) ([]api.Flow, error) {
+	var out []api.Flow
+	err := s.read(ctx, query, args, func() error { return nil }, func(f *api.Flow) (bool, error) {
+		out = append(out, *f)
+		return true, nil
+	})
+	return out, err
 }

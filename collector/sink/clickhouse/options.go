@@ -27,6 +27,9 @@ const (
 	DefaultRetentionInterval = time.Hour
 	DefaultDialTimeout       = 5 * time.Second
 	DefaultIOTimeout         = 30 * time.Second
+	DefaultMaxQueries        = 4
+	DefaultQueryTimeout      = time.Minute
+	DefaultQueryThreads      = 2
 )
 
 // Options configure Open. Zero fields take the defaults above.
@@ -54,6 +57,16 @@ type Options struct {
 	// hangs or stops (SIGSTOP, a full disk, a dead peer without a RST) fails
 	// the insert or query after it, and the queue retries. Default 30s.
 	IOTimeout time.Duration
+	// MaxQueries bounds the history queries run at once, on connections
+	// of their own, never the sink's; one more is refused
+	// (flowquery.ErrBusy). Default 4.
+	MaxQueries int
+	// QueryTimeout is how long the server may run one history query
+	// (max_execution_time). Default 1m.
+	QueryTimeout time.Duration
+	// QueryThreads bounds the server's threads per history query
+	// (max_threads), leaving cores to inserts. Default 2.
+	QueryThreads int
 	// Logger receives the store's messages. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -111,7 +124,9 @@ func (o Options) clientOptions() (*ch.Options, string, error) {
 		Auth:        auth,
 		DialTimeout: o.DialTimeout,
 		Compression: compression(q.Get("compress")),
-		// The store owns few goroutines; a small pool is plenty.
+		// The sink's writer, retention and the checks of a retried
+		// batch: a small pool is plenty. History reads have their own
+		// (readOptions).
 		MaxOpenConns: 8,
 		MaxIdleConns: 4,
 	}
@@ -137,6 +152,18 @@ func (o Options) clientOptions() (*ch.Options, string, error) {
 	return opts, db, nil
 }
 
+// readOptions are the client options of history reads' own pool: room
+// for MaxQueries queries and two KILL QUERYs, and a read timeout that
+// outlasts the server's own limit on a query.
+func (o Options) readOptions(write *ch.Options) *ch.Options {
+	r := *write
+	r.MaxOpenConns = o.MaxQueries + 2
+	r.MaxIdleConns = 2
+	r.ReadTimeout = o.QueryTimeout + o.IOTimeout
+	r.DialContext = dialer(o.DialTimeout, o.IOTimeout, r.TLS)
+	return &r
+}
+
 func (o Options) withDefaults() Options {
 	if o.Retention <= 0 {
 		o.Retention = DefaultRetention
@@ -149,6 +176,15 @@ func (o Options) withDefaults() Options {
 	}
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = DefaultDialTimeout
+	}
+	if o.MaxQueries <= 0 {
+		o.MaxQueries = DefaultMaxQueries
+	}
+	if o.QueryTimeout <= 0 {
+		o.QueryTimeout = DefaultQueryTimeout
+	}
+	if o.QueryThreads <= 0 {
+		o.QueryThreads = DefaultQueryThreads
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

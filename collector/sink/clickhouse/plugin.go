@@ -21,17 +21,20 @@ type Plugin struct {
 	retention    time.Duration
 	spoolDir     string
 	spoolMax     int64
+	maxQueries   int
+	queryTimeout time.Duration
 
 	store *Store
 }
 
 // NewPlugin returns the plugin with its flags' defaults.
 func NewPlugin() *Plugin {
-	return &Plugin{retention: DefaultRetention, spoolMax: sink.DefaultSpoolMaxBytes}
+	return &Plugin{retention: DefaultRetention, spoolMax: sink.DefaultSpoolMaxBytes,
+		maxQueries: DefaultMaxQueries, queryTimeout: DefaultQueryTimeout}
 }
 
 // Name implements sink.Plugin.
-func (*Plugin) Name() string { return "clickhouse" }
+func (*Plugin) Name() string { return SinkName }
 
 // AddFlags implements sink.Plugin: --clickhouse (and its old name
 // --clickhouse-dsn) with every scope, the other --clickhouse-* flags with all
@@ -49,6 +52,10 @@ func (p *Plugin) AddFlags(f *pflag.FlagSet, scope sink.FlagScope) {
 	f.BoolVar(&p.tls, "clickhouse-tls", false, "connect to ClickHouse over TLS")
 	f.StringVar(&p.caFile, "clickhouse-ca", "", "CA bundle (PEM) to verify ClickHouse with (implies --clickhouse-tls)")
 	f.DurationVar(&p.retention, "clickhouse-retention", DefaultRetention, "how long ClickHouse keeps flows (whole days)")
+	f.IntVar(&p.maxQueries, "clickhouse-max-queries", DefaultMaxQueries,
+		"history queries (source=clickhouse) run at once, on connections of their own; more are refused with 503")
+	f.DurationVar(&p.queryTimeout, "clickhouse-query-timeout", DefaultQueryTimeout,
+		"how long one history query may run (ClickHouse's max_execution_time, and the whole answer)")
 	f.StringVar(&p.spoolDir, "clickhouse-spool-dir", "",
 		"directory where flows wait on disk while ClickHouse is down longer than the in-memory queue holds; "+
 			"a restarted collector writes them first (default: none, such flows are dropped and counted)")
@@ -61,19 +68,12 @@ func (p *Plugin) Open(ctx context.Context, env sink.Env) (*sink.Part, error) {
 	if p.dsn == "" {
 		return nil, nil
 	}
-	store, err := Open(ctx, Options{
-		DSN:          p.dsn,
-		PasswordFile: p.passwordFile,
-		TLS:          p.tls,
-		CAFile:       p.caFile,
-		Retention:    p.retention,
-		Logger:       env.Logger,
-	})
+	store, err := Open(ctx, p.options(env))
 	if err != nil {
 		return nil, fmt.Errorf("--clickhouse: %w", err)
 	}
 	qo := RecommendedQueueOptions()
-	qo.Logger = env.Logger.With("component", "sink", "sink", "clickhouse")
+	qo.Logger = env.Logger.With("component", "sink", "sink", SinkName)
 	qo.SpoolDir, qo.SpoolMaxBytes = p.spoolDir, p.spoolMax
 	q, err := sink.NewQueue(store, qo)
 	if err != nil {
@@ -91,6 +91,20 @@ func (p *Plugin) Open(ctx context.Context, env sink.Env) (*sink.Part, error) {
 			return nil
 		},
 	}, nil
+}
+
+// options are the store's Options as the flags set them.
+func (p *Plugin) options(env sink.Env) Options {
+	return Options{
+		DSN:          p.dsn,
+		PasswordFile: p.passwordFile,
+		TLS:          p.tls,
+		CAFile:       p.caFile,
+		Retention:    p.retention,
+		MaxQueries:   p.maxQueries,
+		QueryTimeout: p.queryTimeout,
+		Logger:       env.Logger,
+	}
 }
 
 // Store is the store Open opened, for the history reader; nil when

@@ -1,103 +1,13 @@
 package clickhouse
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"slices"
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
-	"github.com/periscope-dev/periscope/api/flowquery"
-	"github.com/periscope-dev/periscope/filter"
 )
-
-// queryPage is how many rows a query reads per round when part of its
-// filter is applied in Go.
-const queryPage = 10000
-
-// flows returns the stored flows that match q, oldest first. The filter is
-// translated to SQL (where.go) with every value bound as a parameter; a
-// term SQL cannot express exactly (a node glob) is left out of the SQL,
-// which then selects a superset, and q.Filter.Match is applied to every row
-// read in any case. q.PerNode is not looked at.
-func (s *Store) flows(ctx context.Context, q flowquery.Query) ([]api.Flow, error) {
-	if q.First > 0 && q.Last > 0 {
-		return nil, fmt.Errorf("clickhouse: query: set First or Last, not both")
-	}
-	if q.First < 0 || q.Last < 0 {
-		return nil, fmt.Errorf("clickhouse: query: negative First or Last")
-	}
-	where, args, exact := whereClause(q)
-	order := "ASC"
-	limit := q.First
-	if q.Last > 0 {
-		order, limit = "DESC", q.Last
-	}
-	base := fmt.Sprintf("SELECT %s FROM `%s`.%s WHERE %s ORDER BY time %s, time_ns %s, uuid %s",
-		columnList(), s.db, tableFlows, where, order, order, order)
-
-	var out []api.Flow
-	if exact && limit > 0 {
-		if err := s.scan(ctx, base+" LIMIT ?", append(args, limit), q.Filter, &out); err != nil {
-			return nil, err
-		}
-	} else if exact {
-		if err := s.scan(ctx, base, args, q.Filter, &out); err != nil {
-			return nil, err
-		}
-	} else {
-		// Part of the filter runs in Go: page until enough rows match.
-		for offset := 0; ; offset += queryPage {
-			n, err := s.scanCount(ctx, base+" LIMIT ? OFFSET ?", append(slices.Clone(args), queryPage, offset), q.Filter, &out)
-			if err != nil {
-				return nil, err
-			}
-			if n < queryPage || limit > 0 && len(out) >= limit {
-				break
-			}
-		}
-		if limit > 0 && len(out) > limit {
-			out = out[:limit]
-		}
-	}
-	if q.Last > 0 {
-		slices.Reverse(out)
-	}
-	return out, nil
-}
-
-func (s *Store) scan(ctx context.Context, query string, args []any, f *filter.Set, out *[]api.Flow) error {
-	_, err := s.scanCount(ctx, query, args, f, out)
-	return err
-}
-
-// scanCount appends the rows that pass f to out and returns how many rows
-// it read.
-func (s *Store) scanCount(ctx context.Context, query string, args []any, f *filter.Set, out *[]api.Flow) (int, error) {
-	rows, err := s.conn.Query(ctx, query, args...)
-	if err != nil {
-		return 0, fmt.Errorf("clickhouse: query flows: %w", err)
-	}
-	defer rows.Close()
-	var d rowDecoder
-	d.init()
-	n := 0
-	for rows.Next() {
-		if err := rows.Scan(d.ptrs...); err != nil {
-			return n, fmt.Errorf("clickhouse: read flow: %w", err)
-		}
-		n++
-		fl := d.flow()
-		if f.Match(&fl) { // the safety net: SQL never decides alone
-			*out = append(*out, fl)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return n, fmt.Errorf("clickhouse: read flows: %w", err)
-	}
-	return n, nil
-}
 
 // rowDecoder scans one row of flowColumns and rebuilds the flow.
 type rowDecoder struct {
@@ -124,6 +34,8 @@ type rowDecoder struct {
 	cgroup                           uint64
 	inAllow, egAllow, inDeny, egDeny []string
 	l7                               l7Row
+	kinds                            [4][]string // of inAllow, egAllow, inDeny, egDeny
+	revisions                        [4][]uint64
 }
 
 type epRow struct {
@@ -147,6 +59,8 @@ func (d *rowDecoder) init() {
 		&d.inAllow, &d.egAllow, &d.inDeny, &d.egDeny,
 	}
 	d.ptrs = append(d.ptrs, d.l7.ptrs()...)
+	d.ptrs = append(d.ptrs, &d.kinds[0], &d.kinds[1], &d.kinds[2], &d.kinds[3],
+		&d.revisions[0], &d.revisions[1], &d.revisions[2], &d.revisions[3])
 	if len(d.ptrs) != len(flowColumns) {
 		panic(fmt.Sprintf("clickhouse: decoder has %d fields for %d columns", len(d.ptrs), len(flowColumns)))
 	}
@@ -174,14 +88,34 @@ func (d *rowDecoder) flow() api.Flow {
 		Counters:    api.Counters{PacketsForward: d.pf, BytesForward: d.bf, PacketsReply: d.pr, BytesReply: d.br},
 		Process:     api.Process{PID: d.pid, Comm: d.comm, CgroupID: d.cgroup},
 
-		IngressAllowedBy: nilIfEmpty(d.inAllow),
-		EgressAllowedBy:  nilIfEmpty(d.egAllow),
-		IngressDeniedBy:  nilIfEmpty(d.inDeny),
-		EgressDeniedBy:   nilIfEmpty(d.egDeny),
+		IngressAllowedBy: policyRefsOf(d.inAllow, d.kinds[0], d.revisions[0]),
+		EgressAllowedBy:  policyRefsOf(d.egAllow, d.kinds[1], d.revisions[1]),
+		IngressDeniedBy:  policyRefsOf(d.inDeny, d.kinds[2], d.revisions[2]),
+		EgressDeniedBy:   policyRefsOf(d.egDeny, d.kinds[3], d.revisions[3]),
 	}
 	copy(f.UUID[:], d.uuid)
 	f.L7 = d.l7.record()
 	return f
+}
+
+// policyRefsOf reads a row's policies: refs ("namespace/name") with the
+// kinds and revisions beside them (rows older than migration 4 have none).
+func policyRefsOf(refs, kinds []string, revisions []uint64) []api.PolicyRef {
+	if len(refs) == 0 {
+		return nil
+	}
+	out := make([]api.PolicyRef, len(refs))
+	for i, r := range refs {
+		kind := ""
+		if i < len(kinds) {
+			kind = kinds[i]
+		}
+		out[i] = api.ParsePolicyRef(r, kind)
+		if i < len(revisions) {
+			out[i].Revision = revisions[i]
+		}
+	}
+	return out
 }
 
 func (e *epRow) endpoint() api.Endpoint {

@@ -165,8 +165,8 @@ func checkQueriesAgree(t *testing.T, s *Store, flows []api.Flow, filters []*filt
 			}
 		}
 		where, args, exact := whereClause(flowquery.Query{Filter: f})
-		var sqlOnly []api.Flow
-		if err := s.scan(ctx, "SELECT "+columnList()+" FROM periscope.flows WHERE "+where+" ORDER BY time, time_ns", args, nil, &sqlOnly); err != nil {
+		sqlOnly, err := sqlRows(ctx, s, "SELECT "+columnList()+" FROM periscope.flows WHERE "+where+" ORDER BY time, time_ns", args)
+		if err != nil {
 			t.Fatalf("%v: %v", f, err)
 		}
 		want := goQuery(flows, flowquery.Query{Filter: f})

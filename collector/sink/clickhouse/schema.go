@@ -23,7 +23,7 @@ type column struct{ name, typ string }
 // (write.go) and scanned (query.go): those migration 1 created, then those
 // later migrations added. Both use this list, so the INSERT always names
 // every column and a SELECT always reads them in this order.
-var flowColumns = append(append([]column(nil), flowColumnsV1...), l7Columns...)
+var flowColumns = append(append(append([]column(nil), flowColumnsV1...), l7Columns...), policyRefColumns...)
 
 // flowColumnsV1 are the columns migration 1 creates; released, never changed.
 var flowColumnsV1 = []column{
@@ -103,6 +103,20 @@ var l7Columns = []column{
 	{"kafka_api_key", "String"},
 	{"kafka_correlation_id", "Int32"},
 	{"kafka_topic", "String"},
+}
+
+// policyRefColumns are the deciding policies' kinds and revisions, item by
+// item beside the refs ("namespace/name") of the *_by columns, added by
+// migration 5 (empty in older rows).
+var policyRefColumns = []column{
+	{"ingress_allowed_by_kind", "Array(String)"},
+	{"egress_allowed_by_kind", "Array(String)"},
+	{"ingress_denied_by_kind", "Array(String)"},
+	{"egress_denied_by_kind", "Array(String)"},
+	{"ingress_allowed_by_revision", "Array(UInt64)"},
+	{"egress_allowed_by_revision", "Array(UInt64)"},
+	{"ingress_denied_by_revision", "Array(UInt64)"},
+	{"egress_denied_by_revision", "Array(UInt64)"},
 }
 
 // columnList is "time, time_ns, ..." for INSERT and SELECT.
@@ -200,6 +214,9 @@ var migrations = []migration{
 		return []string{fmt.Sprintf("ALTER TABLE `%s`.%s MODIFY SETTING non_replicated_deduplication_window = 1000", db, tableFlows)}
 	}},
 	{version: 4, name: "L7 columns", stmts: func(string) []string { return nil }, addColumns: l7Columns},
+	// Hubble names a deciding policy by name, namespace, kind and revision;
+	// the *_by columns keep "namespace/name".
+	{version: 5, name: "policy kinds and revisions", stmts: func(string) []string { return nil }, addColumns: policyRefColumns},
 }
 
 // migrate creates the database and applies the migrations not yet recorded
@@ -239,7 +256,11 @@ func (s *Store) migrate(ctx context.Context) error {
 			s.log.Debug("migration skipped: server too old", "migration", m.version, "name", m.name, "server", s.version, "needs", m.minVersion)
 			continue
 		}
-		for _, q := range m.stmts(s.db) {
+		var stmts []string
+		if m.stmts != nil {
+			stmts = m.stmts(s.db)
+		}
+		for _, q := range stmts {
 			if err := s.conn.Exec(ctx, q); err != nil {
 				return fmt.Errorf("clickhouse: migration %d (%s): %s: %w", m.version, m.name, firstWords(q), err)
 			}

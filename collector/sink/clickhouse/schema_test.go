@@ -2,9 +2,15 @@ package clickhouse
 
 import (
 	"context"
+	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/flowquery"
+	"github.com/periscope-dev/periscope/collector/sink/clickhouse/chtest"
 )
 
 func TestMigrationsRunTwiceAreANoOp(t *testing.T) {
@@ -29,14 +35,48 @@ func TestMigrationsRunTwiceAreANoOp(t *testing.T) {
 		if !s1.version.atLeast(m.minVersion.major, m.minVersion.minor) {
 			continue
 		}
-		for _, q := range m.stmts(s1.db) {
-			if err := s1.conn.Exec(ctx, q); err != nil {
-				t.Errorf("migration %d rerun: %v", m.version, err)
+		if m.stmts != nil {
+			for _, q := range m.stmts(s1.db) {
+				if err := s1.conn.Exec(ctx, q); err != nil {
+					t.Errorf("migration %d rerun: %v", m.version, err)
+				}
 			}
 		}
 		if err := s1.addColumns(ctx, m.addColumns); err != nil {
 			t.Errorf("migration %d rerun: %v", m.version, err)
 		}
+	}
+}
+
+// TestRowsOfAnOlderSchemaReadBack: a flows table written before policies
+// had kinds and revisions (columns of migrations 1-4) gains them, and its
+// rows read back with their policies' namespaces and names.
+func TestRowsOfAnOlderSchemaReadBack(t *testing.T) {
+	srv := chtest.Start(t)
+	old := flowColumns[:len(flowColumns)-len(policyRefColumns)]
+	var cols []string
+	for _, c := range old {
+		cols = append(cols, c.name+" "+c.typ)
+	}
+	srv.Query("CREATE DATABASE periscope")
+	srv.Query("CREATE TABLE periscope.flows (" + strings.Join(cols, ", ") + ") ENGINE = MergeTree PARTITION BY toYYYYMMDD(time) ORDER BY (src_namespace, src_pod, verdict, time)")
+	srv.Query("CREATE TABLE periscope.schema_migrations (version UInt32, name String, applied DateTime) ENGINE = MergeTree ORDER BY version")
+	srv.Query("INSERT INTO periscope.schema_migrations VALUES (1, 'flows table', now()), (2, 'per-minute rollup', now()), (3, 'insert deduplication window', now()), (4, 'L7 columns', now())")
+	srv.Query("INSERT INTO periscope.flows (time, verdict, ingress_allowed_by, egress_denied_by) VALUES (now(), 1, ['shop/web', 'lockdown'], ['default/deny-db'])")
+	s, _ := openStore(t, srv, "periscope")
+	if s.migrationsRun != 1 {
+		t.Fatalf("%d migrations run on the older table, want 1 (policy kinds and revisions)", s.migrationsRun)
+	}
+	got, err := query(t, s, flowquery.Query{})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("read back %d flows: %v", len(got), err)
+	}
+	f := got[0]
+	if want := []api.PolicyRef{{Name: "web", Namespace: "shop"}, {Name: "lockdown"}}; !reflect.DeepEqual(f.IngressAllowedBy, want) {
+		t.Errorf("ingress_allowed_by %+v, want %+v", f.IngressAllowedBy, want)
+	}
+	if want := []api.PolicyRef{{Name: "deny-db", Namespace: "default"}}; !reflect.DeepEqual(f.EgressDeniedBy, want) {
+		t.Errorf("egress_denied_by %+v, want %+v", f.EgressDeniedBy, want)
 	}
 }
 
@@ -67,3 +107,13 @@ func TestDropExpiredDropsWholeOldDays(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestColumnsNamesTheTablesColumns(t *testing.T) {
+	_, srv := openStore(t, nil, "periscope")
+	for _, table := range []string{TableFlows, TableFlows1m} {
+		got := srv.Query("SELECT name FROM system.columns WHERE database = 'periscope' AND table = '" + table + "' FORMAT TSV")
+		if want := strings.Join(Columns(table), "\n"); got != want {
+			t.Errorf("columns of %s:\n%s\nColumns(%q):\n%s", table, got, table, want)
+		}
+	}
+}

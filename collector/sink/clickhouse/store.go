@@ -2,6 +2,7 @@ package clickhouse
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/flowquery"
 )
 
 // Numeric enum values used in SQL text (constants of the program, not data).
@@ -26,6 +28,8 @@ const (
 // releases the connections.
 type Store struct {
 	conn    driver.Conn
+	reads   driver.Conn      // history reads' own pool (reads.go)
+	queries *flowquery.Limit // history reads at once
 	db      string
 	opts    Options
 	log     *slog.Logger
@@ -53,9 +57,15 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: open: %w", err)
 	}
-	s := &Store{conn: conn, db: db, opts: opts, log: opts.Logger}
-	if err := s.init(ctx); err != nil {
+	reads, err := ch.Open(opts.readOptions(copts))
+	if err != nil {
 		conn.Close()
+		return nil, fmt.Errorf("clickhouse: open: %w", err)
+	}
+	s := &Store{conn: conn, reads: reads, db: db, opts: opts, log: opts.Logger,
+		queries: flowquery.NewLimit("history queries", opts.MaxQueries)}
+	if err := s.init(ctx); err != nil {
+		s.Close()
 		return nil, err
 	}
 	return s, nil
@@ -84,10 +94,10 @@ func (s *Store) ServerVersion() string { return s.version.String() }
 func (s *Store) Database() string { return s.db }
 
 // Name is the sink's name.
-func (s *Store) Name() string { return "clickhouse" }
+func (s *Store) Name() string { return SinkName }
 
 // Close releases the connections.
-func (s *Store) Close() error { return s.conn.Close() }
+func (s *Store) Close() error { return errors.Join(s.conn.Close(), s.reads.Close()) }
 
 // Run drops expired partitions every RetentionInterval (and once at once)
 // until ctx is done.

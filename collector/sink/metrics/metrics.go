@@ -15,8 +15,14 @@ type catalog struct {
 	lostEvents                   Def
 	queueLength, queueDropped    Def
 	queueWritten, queueFailed    Def
-	mapMemory, mapMaxEntries     Def
+	spooledFlows, spoolBytes     Def
+	writeErrors, writeDuration   Def
+	eventsRead                   Def
 	flowTableEntries             Def
+	flowTableCapacity            Def
+	policyRevision               Def
+	policyMatches                Def
+	mapMemory, mapMaxEntries     Def
 }
 
 func newCatalog(o Options) *catalog {
@@ -27,7 +33,11 @@ func newCatalog(o Options) *catalog {
 		lostEvents:  lostEventsDef(),
 		queueLength: queueLengthDef(), queueDropped: queueDroppedDef(),
 		queueWritten: queueWrittenDef(), queueFailed: queueFailedDef(),
-		mapMemory: mapMemoryDef(), mapMaxEntries: mapMaxEntriesDef(), flowTableEntries: flowTableEntriesDef(),
+		spooledFlows: spooledFlowsDef(), spoolBytes: spoolBytesDef(),
+		writeErrors: writeErrorsDef(), writeDuration: writeDurationDef(),
+		eventsRead: eventsReadDef(), flowTableEntries: flowTableEntriesDef(), flowTableCapacity: flowTableCapacityDef(),
+		policyRevision: policyRevisionDef(), policyMatches: policyMatchesDef(),
+		mapMemory: mapMemoryDef(), mapMaxEntries: mapMaxEntriesDef(),
 	}
 }
 
@@ -38,7 +48,9 @@ func (c *catalog) all() []*Def {
 		&c.bytes, &c.packets, &c.tracked, &c.evicted,
 		&c.httpRequests, &c.httpDuration,
 		&c.lostEvents, &c.queueLength, &c.queueDropped, &c.queueWritten, &c.queueFailed,
-		&c.mapMemory, &c.mapMaxEntries, &c.flowTableEntries,
+		&c.spooledFlows, &c.spoolBytes, &c.writeErrors, &c.writeDuration,
+		&c.eventsRead, &c.flowTableEntries, &c.flowTableCapacity, &c.policyRevision, &c.policyMatches,
+		&c.mapMemory, &c.mapMaxEntries,
 	}
 }
 
@@ -63,6 +75,8 @@ type Metrics struct {
 	connections *connections
 	traffic     *traffic
 	http        *httpSignals
+	policies    *policyMatches
+	writes      *family[string] // sink write durations, by sink
 	sources     sources
 }
 
@@ -95,6 +109,8 @@ func New(opts Options, exporters ...Exporter) (*Metrics, error) {
 	m.connections = newConnections(m)
 	m.traffic = newTraffic(m)
 	m.http = newHTTPSignals(m)
+	m.policies = newPolicyMatches(m)
+	m.writes = newFamily(m, func(sink string) []LabelValue { return []LabelValue{str(sink)} }, &m.defs.writeDuration)
 	return m, nil
 }
 
@@ -102,6 +118,7 @@ func New(opts Options, exporters ...Exporter) (*Metrics, error) {
 // sink.Observer, to be called on the pipeline goroutine.
 func (m *Metrics) Consume(f *api.Flow) {
 	m.connections.observe(f)
+	m.policies.observe(f)
 	m.traffic.observe(f)
 	if f.Type == api.FlowTypeL7 && f.L7 != nil {
 		m.observeL7(f)

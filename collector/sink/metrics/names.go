@@ -22,9 +22,17 @@ const (
 	SinkDroppedTotal               = "periscope_sink_dropped_total"
 	SinkWrittenTotal               = "periscope_sink_written_total"
 	SinkFailedTotal                = "periscope_sink_failed_total"
+	SinkSpoolBytes                 = "periscope_sink_spool_bytes"
+	SinkSpooledFlows               = "periscope_sink_spooled_flows"
+	SinkWriteErrorsTotal           = "periscope_sink_write_errors_total"
+	SinkWriteDurationSeconds       = "periscope_sink_write_duration_seconds"
+	EventsReadTotal                = "periscope_events_read_total"
+	FlowTableEntries               = "periscope_flow_table_entries"
+	FlowTableCapacity              = "periscope_flow_table_capacity"
+	PolicyRevision                 = "periscope_policy_revision"
+	PolicyMatchesTotal             = "periscope_policy_matches_total"
 	BPFMapMemoryBytes              = "periscope_bpf_map_memory_bytes"
 	BPFMapMaxEntries               = "periscope_bpf_map_max_entries"
-	FlowTableEntries               = "periscope_flow_table_entries"
 )
 
 // OpenTelemetry instrument names of the same metrics.
@@ -47,9 +55,17 @@ const (
 	OTelSinkDropped               = "periscope.sink.dropped"
 	OTelSinkWritten               = "periscope.sink.written"
 	OTelSinkFailed                = "periscope.sink.failed"
+	OTelSinkSpoolBytes            = "periscope.sink.spool.size"
+	OTelSinkSpooledFlows          = "periscope.sink.spool.flows"
+	OTelSinkWriteErrors           = "periscope.sink.write_errors"
+	OTelSinkWriteDuration         = "periscope.sink.write.duration"
+	OTelEventsRead                = "periscope.events_read"
+	OTelFlowTableEntries          = "periscope.flow_table.entries"
+	OTelFlowTableCapacity         = "periscope.flow_table.capacity"
+	OTelPolicyRevision            = "periscope.policy.revision"
+	OTelPolicyMatches             = "periscope.policy.matches"
 	OTelBPFMapMemory              = "periscope.bpf.map.memory"
 	OTelBPFMapMaxEntries          = "periscope.bpf.map.max_entries"
-	OTelFlowTableEntries          = "periscope.flow_table.entries"
 )
 
 // Prometheus label names.
@@ -68,6 +84,8 @@ const (
 	LabelMethod      = "method"
 	LabelStatus      = "status"
 	LabelReporter    = "reporter"
+	LabelPolicy      = "policy"   // a policy's namespace/name ("" for a default deny no rule names)
+	LabelEndpoint    = "endpoint" // the endpoint a policy applies to, under the metrics' context
 	LabelMap         = "map"
 )
 
@@ -84,6 +102,9 @@ const (
 	KeyReporter         = attribute.Key("periscope.reporter")
 	KeyLostSource       = attribute.Key("periscope.lost_events.source")
 	KeySink             = attribute.Key("periscope.sink")
+	KeyFlowSource       = attribute.Key("periscope.flow_source") // a producer of flow records (the datapath)
+	KeyPolicy           = attribute.Key("periscope.policy")
+	KeyEndpoint         = attribute.Key("periscope.endpoint")
 	KeyBPFMap           = attribute.Key("periscope.bpf.map")
 )
 

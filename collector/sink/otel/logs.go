@@ -175,7 +175,7 @@ func appendFlowAttrs(a []attribute.KeyValue, f *api.Flow) []attribute.KeyValue {
 	}
 	for _, p := range [...]struct {
 		k     attribute.Key
-		names []string
+		names []api.PolicyRef
 	}{
 		{KeyIngressAllowedBy, f.IngressAllowedBy},
 		{KeyEgressAllowedBy, f.EgressAllowedBy},
@@ -183,7 +183,11 @@ func appendFlowAttrs(a []attribute.KeyValue, f *api.Flow) []attribute.KeyValue {
 		{KeyEgressDeniedBy, f.EgressDeniedBy},
 	} {
 		if len(p.names) > 0 {
-			a = append(a, p.k.StringSlice(p.names))
+			refs := make([]string, len(p.names))
+			for i, r := range p.names {
+				refs[i] = r.Ref()
+			}
+			a = append(a, p.k.StringSlice(refs))
 		}
 	}
 	return a

@@ -190,7 +190,7 @@ func TestPolicyVerdictsFollowThePrometheusRules(t *testing.T) {
 	m, collect := newManualMetrics(t, metrics.Options{})
 	f := tcpConn(1, api.EventStart, api.Counters{PacketsForward: 1, BytesForward: 60})
 	f.Verdict, f.DropReason = api.VerdictDropped, api.DropReasonPolicyDeny
-	f.IngressDeniedBy, f.EgressAllowedBy = []string{"deny-b"}, []string{"allow-a"}
+	f.IngressDeniedBy, f.EgressAllowedBy = []api.PolicyRef{{Name: "deny-b"}}, []api.PolicyRef{{Name: "allow-a"}}
 	m.Consume(f)
 	g := tcpConn(2, api.EventStart, api.Counters{PacketsForward: 1, BytesForward: 60})
 	g.Verdict, g.DropReason = api.VerdictDropped, api.DropReasonPolicyDenied

@@ -112,7 +112,7 @@ func genFlows(conns int) *synthetic {
 // metrics' last values.
 func runPipeline(t *testing.T, e *Exporter, flows []api.Flow) *sink.Queue {
 	t.Helper()
-	env := sink.Env{Logger: quietLogger(), Lost: []sink.LostSource{{Name: "datapath", Read: func() uint64 { return 3 }}}}
+	env := sink.Env{Logger: quietLogger(), Sources: []sink.SourceCounters{{Name: "datapath", Read: func() sink.SourceStats { return sink.SourceStats{EventsLost: 3} }}}}
 	part, err := e.Part(env, sink.QueueOptions{BatchSize: 32, FlushInterval: 10 * time.Millisecond, Logger: quietLogger()})
 	if err != nil {
 		t.Fatalf("Part: %v", err)

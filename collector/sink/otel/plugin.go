@@ -92,12 +92,7 @@ func (e *Exporter) Part(env sink.Env, qo sink.QueueOptions) (*sink.Part, error) 
 	if err != nil {
 		return nil, err
 	}
-	for _, l := range env.Lost {
-		e.AddLostEventsSource(l.Name, l.Read)
-	}
-	if env.Kernel != nil {
-		e.AddKernelSource(env.Kernel)
-	}
+	e.AddSources(env.Sources...)
 	logger := env.Logger
 	return &sink.Part{
 		Observers:   []sink.Observer{e.Metrics},

@@ -109,8 +109,9 @@ func TestEachCommandGetsTheFlagsOfItsScope(t *testing.T) {
 		return out
 	}
 	_, all := parse(t, sink.AllFlags)
-	wantAll := []string{"clickhouse", "clickhouse-ca", "clickhouse-dsn", "clickhouse-password-file", "clickhouse-retention",
-		"clickhouse-spool-dir", "clickhouse-spool-max-bytes", "clickhouse-tls", "metrics", "metrics-options",
+	wantAll := []string{"clickhouse", "clickhouse-ca", "clickhouse-dsn", "clickhouse-max-queries", "clickhouse-password-file",
+		"clickhouse-query-timeout", "clickhouse-retention", "clickhouse-spool-dir", "clickhouse-spool-max-bytes",
+		"clickhouse-tls", "metrics", "metrics-options",
 		"otlp-endpoint", "otlp-export-interval", "otlp-insecure", "otlp-protocol"}
 	if got := names(all); !slices.Equal(got, wantAll) {
 		t.Errorf("all flags %q, want %q", got, wantAll)

@@ -5,6 +5,7 @@
 package metricstest
 
 import (
+	"context"
 	"net/netip"
 	"time"
 
@@ -13,19 +14,19 @@ import (
 	"github.com/periscope-dev/periscope/collector/sink/metrics"
 )
 
-// Populate feeds m flow records, a lost-events source, a queue and kernel
-// maps such that
-// every metric of metrics.Defs has at least one series, in every instrument
-// (HTTP responses reported by the client, the server and neither).
+// Populate feeds m flow records, a lost-events source, a flow source with
+// kernel maps and a queue such that every metric of metrics.Defs has at
+// least one series, in every instrument (HTTP responses reported by the client, the server and neither).
 func Populate(m *metrics.Metrics) {
 	start := api.Flow{
 		Event: api.EventStart, Verdict: api.VerdictDropped, DropReason: api.DropReasonPolicyDenied,
 		Type: api.FlowTypeL3L4, TrafficDirection: api.TrafficDirectionEgress,
-		IP:          api.IP{Source: netip.MustParseAddr("198.18.0.1"), Destination: netip.MustParseAddr("198.18.0.2"), Version: api.IPv4},
-		L4:          api.L4{Protocol: api.ProtoTCP, SourcePort: 40000, DestinationPort: 80},
-		Source:      api.Endpoint{Namespace: "a", Workload: "client", PodName: "client-1", Identity: 100},
-		Destination: api.Endpoint{Namespace: "b", Workload: "server", PodName: "server-1", Identity: 200},
-		Counters:    api.Counters{PacketsForward: 1, BytesForward: 60, PacketsReply: 1, BytesReply: 60},
+		IP:             api.IP{Source: netip.MustParseAddr("198.18.0.1"), Destination: netip.MustParseAddr("198.18.0.2"), Version: api.IPv4},
+		L4:             api.L4{Protocol: api.ProtoTCP, SourcePort: 40000, DestinationPort: 80},
+		Source:         api.Endpoint{Namespace: "a", Workload: "client", PodName: "client-1", Identity: 100},
+		Destination:    api.Endpoint{Namespace: "b", Workload: "server", PodName: "server-1", Identity: 200},
+		Counters:       api.Counters{PacketsForward: 1, BytesForward: 60, PacketsReply: 1, BytesReply: 60},
+		EgressDeniedBy: []api.PolicyRef{{Namespace: "a", Name: "deny-all", Kind: "CiliumNetworkPolicy"}},
 	}
 	m.Consume(&start)
 	for _, dir := range []api.TrafficDirection{api.TrafficDirectionEgress, api.TrafficDirectionIngress, api.TrafficDirectionUnknown} {
@@ -38,11 +39,29 @@ func Populate(m *metrics.Metrics) {
 		m.Consume(&resp)
 	}
 	m.AddLostEventsSource("ringbuf", func() uint64 { return 2 })
+	m.AddSources(sink.SourceCounters{Name: "datapath", Read: func() sink.SourceStats {
+		return sink.SourceStats{EventsRead: 5, EventsLost: 1, FlowTableEntries: 3, FlowTableCapacity: 64, PolicyRevision: 2}
+	}, Maps: func() []sink.KernelMap {
+		return []sink.KernelMap{{Name: "flows", MaxEntries: 32768, Bytes: 6 << 20}}
+	}})
 	m.AddQueues(queue{})
-	m.AddKernelSource(func() sink.KernelMaps {
-		return sink.KernelMaps{Maps: []sink.KernelMap{{Name: "flows", MaxEntries: 32768, Bytes: 6 << 20}}, FlowTableEntries: 100}
-	})
+	// A sink write, as a queue the metrics watch reports it.
+	q, err := sink.NewQueue(okSink{}, sink.QueueOptions{})
+	if err != nil {
+		panic("metricstest: " + err.Error())
+	}
+	m.WatchQueues([]*sink.Queue{q})
+	ctx, cancel := context.WithCancel(context.Background())
+	q.Offer(&start)
+	cancel()
+	q.Run(ctx) // ends at once, writing what it holds
 }
+
+// okSink takes every batch.
+type okSink struct{}
+
+func (okSink) Name() string                            { return "written" }
+func (okSink) Write(context.Context, []api.Flow) error { return nil }
 
 // queue is a sink queue with a flow of each count.
 type queue struct{}
@@ -52,3 +71,5 @@ func (queue) Name() string { return "test" }
 func (queue) Stats() sink.Stats {
 	return sink.Stats{Queued: 1, Spooled: 1, Dropped: 1, Written: 1, Failed: 1, Corrupt: 1}
 }
+
+func (queue) IOStats() sink.IOStats { return sink.IOStats{SpoolBytes: 1, WriteErrors: 1} }

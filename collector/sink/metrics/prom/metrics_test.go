@@ -1,6 +1,8 @@
 package prom
 
 import (
+	"context"
+	"errors"
 	"maps"
 	"math"
 	"testing"
@@ -56,8 +58,8 @@ func TestFlowsDropsAndPolicyVerdicts(t *testing.T) {
 		{
 			name: "a deny rule counts as a deny match in its direction",
 			flows: []*api.Flow{dropped(api.DropReasonPolicyDeny, func(f *api.Flow) {
-				f.IngressDeniedBy = []string{"deny-b"}
-				f.EgressAllowedBy = []string{"allow-a"}
+				f.IngressDeniedBy = []api.PolicyRef{{Name: "deny-b"}}
+				f.EgressAllowedBy = []api.PolicyRef{{Name: "allow-a"}}
 			})},
 			want: map[want]float64{
 				{"periscope_flows_total", "EGRESS,IPv4,TCP,L3_L4,DROPPED"}:  1,
@@ -70,7 +72,7 @@ func TestFlowsDropsAndPolicyVerdicts(t *testing.T) {
 			name: "an allowed connection counts an allow match",
 			flows: []*api.Flow{func() *api.Flow {
 				f := conn(1000, 1, api.EventStart, cnt(1, 60, 0, 0))
-				f.IngressAllowedBy = []string{"allow-b"}
+				f.IngressAllowedBy = []api.PolicyRef{{Name: "allow-b"}}
 				return f
 			}()},
 			want: map[want]float64{
@@ -173,6 +175,8 @@ type fakeQueue struct {
 func (q fakeQueue) Name() string      { return q.name }
 func (q fakeQueue) Stats() sink.Stats { return q.st }
 
+func (fakeQueue) IOStats() sink.IOStats { return sink.IOStats{} }
+
 func TestScrapeTimeSources(t *testing.T) {
 	m, reg := newTestMetrics(t, metrics.Options{})
 	var lost uint64 = 7
@@ -246,3 +250,89 @@ func BenchmarkConsume(b *testing.B) {
 
 // Metrics is called synchronously by the pipeline, as a sink.Observer.
 var _ sink.Observer = (*metrics.Metrics)(nil)
+
+func TestFlowSourcesAndSinkIO(t *testing.T) {
+	m, reg := newTestMetrics(t, metrics.Options{})
+	m.AddSources(sink.SourceCounters{Name: "ringbuf", Read: func() sink.SourceStats {
+		return sink.SourceStats{EventsRead: 10, EventsLost: 2, FlowTableEntries: 3, FlowTableCapacity: 64, PolicyRevision: 4}
+	}})
+	m.AddSources(sink.SourceCounters{Name: "envoy", Read: func() sink.SourceStats { return sink.SourceStats{EventsRead: 1} }})
+	failing := &flakySink{fail: 1}
+	q, err := sink.NewQueue(failing, sink.QueueOptions{RetryBackoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.WatchQueues([]*sink.Queue{q})
+	ctx, cancel := context.WithCancel(context.Background())
+	q.Offer(conn(1000, 1, api.EventStart, cnt(1, 60, 0, 0)))
+	cancel()
+	q.Run(ctx) // fails once, then writes the flow while draining
+	tests := []struct {
+		family string
+		want   map[string]float64
+	}{
+		{"periscope_events_read_total", map[string]float64{"ringbuf": 10, "envoy": 1}},
+		{"periscope_lost_events_total", map[string]float64{"ringbuf": 2, "envoy": 0}},
+		{"periscope_flow_table_entries", map[string]float64{"ringbuf": 3}}, // envoy keeps no table
+		{"periscope_flow_table_capacity", map[string]float64{"ringbuf": 64}},
+		{"periscope_policy_revision", map[string]float64{"ringbuf": 4, "envoy": 0}},
+		{"periscope_sink_write_errors_total", map[string]float64{"flaky": 1}},
+		{"periscope_sink_write_duration_seconds", map[string]float64{"flaky": 2}}, // the failed write and the good one
+		{"periscope_sink_spool_bytes", map[string]float64{"flaky": 0}},
+		{"periscope_sink_written_total", map[string]float64{"flaky": 1}},
+	}
+	for _, tt := range tests {
+		if got := series(t, reg, tt.family); !maps.Equal(got, tt.want) {
+			t.Errorf("%s = %v, want %v", tt.family, got, tt.want)
+		}
+	}
+}
+
+// flakySink fails its first fail writes.
+type flakySink struct{ fail int }
+
+func (*flakySink) Name() string { return "flaky" }
+
+func (s *flakySink) Write(context.Context, []api.Flow) error {
+	if s.fail > 0 {
+		s.fail--
+		return errors.New("flaky")
+	}
+	return nil
+}
+
+func TestPolicyMatchesCountEachDecidingPolicyPerEndpoint(t *testing.T) {
+	m, reg := newTestMetrics(t, metrics.Options{
+		SourceContext: []metrics.Context{metrics.ContextWorkload}, DestinationContext: []metrics.Context{metrics.ContextWorkload}})
+	allowed := conn(1000, 1, api.EventStart, cnt(1, 60, 0, 0))
+	allowed.IngressAllowedBy = []api.PolicyRef{{Namespace: "b", Name: "web"}, {Namespace: "b", Name: "also-web"}}
+	allowed.EgressAllowedBy = []api.PolicyRef{{Namespace: "a", Name: "out"}}
+	m.Consume(allowed)
+	m.Consume(conn(1000, 1, api.EventEnd, cnt(2, 60, 0, 0))) // not a new connection
+	denied := conn(2000, 1, api.EventStart, cnt(1, 60, 0, 0))
+	denied.Verdict, denied.DropReason = api.VerdictDropped, api.DropReasonPolicyDeny
+	denied.IngressDeniedBy, denied.IngressAllowedBy = []api.PolicyRef{{Namespace: "b", Name: "deny"}}, []api.PolicyRef{{Namespace: "b", Name: "web"}}
+	m.Consume(denied)
+	defaulted := conn(3000, 1, api.EventStart, cnt(1, 60, 0, 0))
+	defaulted.Verdict, defaulted.DropReason = api.VerdictDropped, api.DropReasonPolicyDenied
+	m.Consume(defaulted)
+	audited := conn(4000, 1, api.EventStart, cnt(1, 60, 0, 0))
+	audited.Verdict, audited.IngressDeniedBy = api.VerdictAudit, []api.PolicyRef{{Namespace: "b", Name: "deny"}}
+	m.Consume(audited)
+	auditedByDefault := conn(5000, 1, api.EventStart, cnt(1, 60, 0, 0))
+	auditedByDefault.Verdict, auditedByDefault.DropReason = api.VerdictAudit, api.DropReasonPolicyDenied
+	m.Consume(auditedByDefault)
+	// By action, direction, endpoint, match, policy (label names sorted).
+	want := map[string]float64{
+		"FORWARDED,INGRESS,b/server,allow,b/web":      1,
+		"FORWARDED,INGRESS,b/server,allow,b/also-web": 1,
+		"FORWARDED,EGRESS,a/client,allow,a/out":       1,
+		"DROPPED,INGRESS,b/server,deny,b/deny":        1,
+		"DROPPED,EGRESS,a/client,default,":            1,
+		"AUDIT,INGRESS,b/server,deny,b/deny":          1,
+		"AUDIT,EGRESS,a/client,default,":              1,
+	}
+	if got := series(t, reg, "periscope_policy_matches_total"); !maps.Equal(got, want) {
+		t.Errorf("periscope_policy_matches_total = %v, want %v", got, want)
+	}
+}

@@ -16,6 +16,14 @@ import (
 // Pattern is where the collector serves the metrics.
 const Pattern = "GET /metrics"
 
+// Names of the process's metrics the plugin serves beside the model's
+// (client_golang's process collector), for dashboards to import like the
+// model's names.
+const (
+	ProcessCPUSecondsTotal     = "process_cpu_seconds_total"
+	ProcessResidentMemoryBytes = "process_resident_memory_bytes"
+)
+
 // Plugin is the Prometheus exporter as a sink plugin: --metrics serves the
 // model's metrics, with the Go runtime's and the process's, at /metrics.
 type Plugin struct {
@@ -51,12 +59,7 @@ func (p *Plugin) Open(_ context.Context, env sink.Env) (*sink.Part, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prometheus metrics: %w", err)
 	}
-	for _, l := range env.Lost {
-		m.AddLostEventsSource(l.Name, l.Read)
-	}
-	if env.Kernel != nil {
-		m.AddKernelSource(env.Kernel)
-	}
+	m.AddSources(env.Sources...)
 	return &sink.Part{
 		Observers:   []sink.Observer{m},
 		Handlers:    map[string]http.Handler{Pattern: Handler(reg, env.Logger)},
