@@ -262,7 +262,7 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	waitHubble, err := serveHubble(ctx, fl.serve.hubbleListen, c, tlsCfg, token, logger)
+	waitHubble, err := serveHubble(ctx, fl.serve.hubbleListen, c, tlsCfg, token, fl.serve.hubblePoints.view, logger)
 	if err != nil {
 		ln.Close()
 		return err

@@ -160,7 +160,7 @@ func runDemoCollector(ctx context.Context, opts demoOptions, lab *netlab.Lab, dp
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	waitHubble, err := serveHubble(ctx, opts.hubble, col, nil, "", log)
+	waitHubble, err := serveHubble(ctx, opts.hubble, col, nil, "", hubble.ViewConnection, log)
 	if err != nil {
 		return err
 	}
