@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"context"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -49,11 +50,12 @@ func TestMigrationsRunTwiceAreANoOp(t *testing.T) {
 }
 
 // TestRowsOfAnOlderSchemaReadBack: a flows table written before policies
-// had kinds and revisions (columns of migrations 1-4) gains them, and its
-// rows read back with their policies' namespaces and names.
+// had kinds and revisions (columns of migrations 1-4) gains them and the
+// later columns, and its rows read back with their policies' namespaces
+// and names (and one observation point).
 func TestRowsOfAnOlderSchemaReadBack(t *testing.T) {
 	srv := chtest.Start(t)
-	old := flowColumns[:len(flowColumns)-len(policyRefColumns)]
+	old := slices.Concat(flowColumnsV1, l7Columns)
 	var cols []string
 	for _, c := range old {
 		cols = append(cols, c.name+" "+c.typ)
@@ -64,8 +66,8 @@ func TestRowsOfAnOlderSchemaReadBack(t *testing.T) {
 	srv.Query("INSERT INTO periscope.schema_migrations VALUES (1, 'flows table', now()), (2, 'per-minute rollup', now()), (3, 'insert deduplication window', now()), (4, 'L7 columns', now())")
 	srv.Query("INSERT INTO periscope.flows (time, verdict, ingress_allowed_by, egress_denied_by) VALUES (now(), 1, ['shop/web', 'lockdown'], ['default/deny-db'])")
 	s, _ := openStore(t, srv, "periscope")
-	if s.migrationsRun != 1 {
-		t.Fatalf("%d migrations run on the older table, want 1 (policy kinds and revisions)", s.migrationsRun)
+	if s.migrationsRun != len(migrations)-4 {
+		t.Fatalf("%d migrations run on the older table, want %d (policy kinds and revisions, and on)", s.migrationsRun, len(migrations)-4)
 	}
 	got, err := query(t, s, flowquery.Query{})
 	if err != nil || len(got) != 1 {
@@ -77,6 +79,9 @@ func TestRowsOfAnOlderSchemaReadBack(t *testing.T) {
 	}
 	if want := []api.PolicyRef{{Name: "deny-db", Namespace: "default"}}; !reflect.DeepEqual(f.EgressDeniedBy, want) {
 		t.Errorf("egress_denied_by %+v, want %+v", f.EgressDeniedBy, want)
+	}
+	if f.Paired() {
+		t.Errorf("an older row reads back with a second observation point: %+v", f.Other)
 	}
 }
 
