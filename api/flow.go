@@ -24,6 +24,15 @@ const (
 	VerdictDropped   Verdict = 2
 	VerdictError     Verdict = 3
 	VerdictAudit     Verdict = 4
+	// VerdictRedirected and VerdictTranslated are Hubble's; Periscope reads
+	// them (from Hubble's JSON) but produces neither.
+	VerdictRedirected Verdict = 5
+	// VerdictTraced marks a record observed at a trace point where no
+	// verdict is reached: Periscope's SOCK records, the socket's own view of
+	// a connection, as Hubble's SOCK trace events. The connection's policy
+	// verdict is the L3_L4 record's.
+	VerdictTraced     Verdict = 6
+	VerdictTranslated Verdict = 7
 )
 
 // DropReason says why traffic was dropped (Hubble's drop_reason_desc).

@@ -10,11 +10,14 @@ import (
 // flow.proto enum value names so that tools reading Hubble's JSON read ours.
 var (
 	verdictNames = [...]string{
-		VerdictUnknown:   "VERDICT_UNKNOWN",
-		VerdictForwarded: "FORWARDED",
-		VerdictDropped:   "DROPPED",
-		VerdictError:     "ERROR",
-		VerdictAudit:     "AUDIT",
+		VerdictUnknown:    "VERDICT_UNKNOWN",
+		VerdictForwarded:  "FORWARDED",
+		VerdictDropped:    "DROPPED",
+		VerdictError:      "ERROR",
+		VerdictAudit:      "AUDIT",
+		VerdictRedirected: "REDIRECTED",
+		VerdictTraced:     "TRACED",
+		VerdictTranslated: "TRANSLATED",
 	}
 	flowTypeNames = [...]string{
 		FlowTypeUnknown: "UNKNOWN_TYPE",

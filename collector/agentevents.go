@@ -14,7 +14,7 @@ func (c *Collector) Events() *agentevent.Log { return c.events }
 // declared for the run).
 func (c *Collector) announce() {
 	c.events.Append(agentevent.Event{Type: agentevent.AgentStarted, Start: c.started})
-	for _, e := range c.registry.Endpoints() {
+	for _, e := range c.Registry().Endpoints() {
 		c.events.Append(agentevent.Event{Type: agentevent.EndpointCreated, Endpoint: &agentevent.Endpoint{
 			ID: uint64(e.IfIndex), Labels: e.Labels, PodName: e.Name, Namespace: e.Namespace,
 		}})

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
@@ -59,6 +60,12 @@ type EnforcementKeeper interface {
 // during the call.
 type Sink interface {
 	Consume(f *api.Flow)
+}
+
+// Names gives a flow the DNS names of its addresses (source_names,
+// destination_names) without allocating; *fqdn.Cache implements it.
+type Names interface {
+	Annotate(f *api.Flow)
 }
 
 // DatapathStats are the datapath's counters shown in /api/v1/status.
@@ -126,6 +133,8 @@ type Options struct {
 	MaxFollowers int
 	// Sinks get every flow after it is stored.
 	Sinks []Sink
+	// Names, when set, names every flow's addresses after enrichment.
+	Names Names
 	// History, when set, is long-term storage (ClickHouse) GET /api/v1/flows
 	// reads with source=clickhouse.
 	History flowquery.Reader
@@ -143,6 +152,10 @@ type Options struct {
 	// is kept (identity.Allocator.Release, at start and at the end of
 	// Run); 0 means identity.DefaultReleaseGrace, negative never.
 	IdentityGrace time.Duration
+	// EndpointState, when set, is the file of the endpoints in force: New
+	// keeps those of the previous run that the endpoints no longer
+	// declare (see endpoints.go), and every change rewrites it.
+	EndpointState string
 }
 
 // Collector is the node daemon: Sources → enrich → store → sinks, and the
@@ -150,11 +163,15 @@ type Options struct {
 type Collector struct {
 	opts     Options
 	log      *slog.Logger
-	registry *Registry
+	registry atomic.Pointer[Registry] // replaced whole by each change of the endpoints
 	store    *ring.Ring
 	events   *agentevent.Log
 	follows  *flowquery.Limit
 	started  time.Time
+
+	endpointsMu sync.Mutex // serialises changes of the endpoints
+	topo        *Topology  // the endpoints in force, as registry was built from
+	onChange    []func() error
 
 	ready    chan struct{}
 	mu       sync.Mutex
@@ -193,9 +210,21 @@ func New(opts Options) (*Collector, error) {
 	if ids == nil {
 		ids, _ = identity.NewAllocator("")
 	}
+	if opts.EndpointState != "" {
+		state, err := loadEndpointState(opts.EndpointState)
+		if err != nil {
+			return nil, fmt.Errorf("collector: %w", err)
+		}
+		topo = withKeptEndpoints(state, topo, resolveEndpoint, log)
+	}
 	reg, err := NewRegistryWith(topo, ids)
 	if err != nil {
 		return nil, fmt.Errorf("collector: endpoint registry: %w", err)
+	}
+	if opts.EndpointState != "" {
+		if err := saveEndpointState(opts.EndpointState, topo.Endpoints); err != nil {
+			return nil, fmt.Errorf("collector: %w", err)
+		}
 	}
 	if opts.IdentityGrace == 0 {
 		opts.IdentityGrace = identity.DefaultReleaseGrace
@@ -208,20 +237,23 @@ func New(opts Options) (*Collector, error) {
 	if opts.MaxFollowers == 0 {
 		opts.MaxFollowers = DefaultMaxFollowers
 	}
-	return &Collector{
-		opts:     opts,
-		log:      log,
-		registry: reg,
-		store:    ring.New(opts.RingSize),
-		events:   agentevent.NewLog(reg.NodeName(), 0),
-		follows:  flowquery.NewLimit("live followers", opts.MaxFollowers),
-		started:  time.Now(),
-		ready:    make(chan struct{}),
-	}, nil
+	c := &Collector{
+		opts:    opts,
+		log:     log,
+		store:   ring.New(opts.RingSize),
+		events:  agentevent.NewLog(reg.NodeName(), 0),
+		follows: flowquery.NewLimit("live followers", opts.MaxFollowers),
+		started: time.Now(),
+		ready:   make(chan struct{}),
+		topo:    topo,
+	}
+	c.registry.Store(reg)
+	return c, nil
 }
 
-// Registry is the collector's endpoint registry.
-func (c *Collector) Registry() *Registry { return c.registry }
+// Registry is the collector's endpoint registry as it is now: a change of
+// the endpoints (RemoveEndpoint) replaces it.
+func (c *Collector) Registry() *Registry { return c.registry.Load() }
 
 // Store is the collector's flow store, its ring: a flowquery.Reader.
 func (c *Collector) Store() *ring.Ring { return c.store }
@@ -245,7 +277,10 @@ func (c *Collector) Addr() net.Addr {
 // process is the pipeline, run for every flow of every source, one flow at a
 // time (runSources serializes the sources).
 func (c *Collector) process(f *api.Flow) {
-	c.registry.Enrich(f)
+	c.Registry().Enrich(f)
+	if c.opts.Names != nil {
+		c.opts.Names.Annotate(f)
+	}
 	c.store.Write(f)
 	for _, s := range c.opts.Sinks {
 		s.Consume(f)
@@ -292,8 +327,8 @@ func (c *Collector) Run(ctx context.Context) (err error) {
 	c.mu.Unlock()
 	c.announce()
 	close(c.ready)
-	c.log.Info("collector running", "listen", ln.Addr().String(), "socket", c.opts.Socket, "node", c.registry.NodeName(),
-		"endpoints", len(c.registry.endpoints), "ring_size", c.store.Capacity())
+	c.log.Info("collector running", "listen", ln.Addr().String(), "socket", c.opts.Socket, "node", c.Registry().NodeName(),
+		"endpoints", len(c.Registry().endpoints), "ring_size", c.store.Capacity())
 
 	var wg sync.WaitGroup
 	for _, s := range servers {
@@ -309,7 +344,7 @@ func (c *Collector) Run(ctx context.Context) (err error) {
 	cancel()
 	c.store.Close()
 	// The endpoints were in use until now: their grace starts here.
-	releaseIdentities(c.opts.Identities, c.registry, c.opts.IdentityGrace, c.log)
+	releaseIdentities(c.opts.Identities, c.Registry(), c.opts.IdentityGrace, c.log)
 	sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer scancel()
 	for _, s := range servers {
@@ -355,7 +390,9 @@ func (c *Collector) attach() error {
 	if c.opts.Attacher == nil {
 		return nil
 	}
-	for _, ifname := range c.registry.Interfaces() {
+	c.endpointsMu.Lock()
+	defer c.endpointsMu.Unlock()
+	for _, ifname := range c.Registry().Interfaces() {
 		if err := c.opts.Attacher.AttachInterface(ifname); err != nil {
 			return fmt.Errorf("collector: attach to %s: %w", ifname, err)
 		}

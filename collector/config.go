@@ -185,6 +185,7 @@ func (c *Config) validate(pos positions) error {
 		if ep.Name == "" {
 			errs = append(errs, fmt.Errorf("%sendpoint %d: missing name", at, i))
 		}
+		errs = append(errs, ep.checkNames(pos, i)...)
 		if ep.Interface == "" && ep.NetNS == "" {
 			errs = append(errs, fmt.Errorf("%sendpoint %q: needs interface or netns", at, ep.Name))
 		}
@@ -207,11 +208,6 @@ func (c *Config) validate(pos positions) error {
 				continue
 			}
 			ips[a] = i
-		}
-		for k := range ep.Labels {
-			if k == "" {
-				errs = append(errs, fmt.Errorf("%sendpoint %q: empty label key", at, ep.Name))
-			}
 		}
 	}
 	if c.ClusterName != "" && !clusterNameRE.MatchString(c.ClusterName) {
@@ -243,8 +239,8 @@ func (c *Config) validate(pos positions) error {
 		}
 	}
 	for i, ifname := range c.HostInterfaces {
-		if ifname == "" {
-			errs = append(errs, fmt.Errorf("%shost interface %d: empty name", pos.hostInterface(i), i))
+		if err := checkIfName(ifname); err != nil {
+			errs = append(errs, fmt.Errorf("%shost interface %d %q: %w", pos.hostInterface(i), i, ifname, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -299,6 +295,15 @@ func (p positions) endpointIP(i, j int) string {
 	return p.at(seqItem(mapValue(seqItem(p.field("endpoints"), i), "ips"), j))
 }
 
+func (p positions) endpointField(i int, key string) string {
+	return p.at(mapValue(seqItem(p.field("endpoints"), i), key))
+}
+
+// endpointLabel is where the key of label key of endpoint i is.
+func (p positions) endpointLabel(i int, key string) string {
+	return p.at(mapKey(mapValue(seqItem(p.field("endpoints"), i), "labels"), key))
+}
+
 func (p positions) hostInterface(i int) string {
 	return p.at(seqItem(p.field("host_interfaces"), i))
 }
@@ -310,6 +315,18 @@ func mapValue(n *yaml.Node, key string) *yaml.Node {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if n.Content[i].Value == key {
 			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+func mapKey(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i]
 		}
 	}
 	return nil

@@ -6,6 +6,10 @@
 // flowquery.Server from the ring or Options.History; /api/v1/status,
 // /healthz) in the Hubble-shaped wire form.
 //
+// The endpoints change only by explicit operations (endpoints.go): a
+// restart keeps the endpoints its endpoints file no longer declares until
+// RemoveEndpoint, so no endpoint silently stops being enforced.
+//
 // The pipeline follows Hubble's observer: enrich → ring write → sinks runs
 // for one flow at a time, whichever source's goroutine emitted it (a lock
 // serializes them when there are several); readers of the ring are separate

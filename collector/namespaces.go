@@ -33,7 +33,7 @@ func (c *Collector) Namespaces(ctx context.Context) ([]api.Namespace, error) {
 	}
 	list := make([]api.Namespace, 0, len(seen))
 	for ns := range seen {
-		list = append(list, api.Namespace{Cluster: c.registry.ClusterName(), Namespace: ns})
+		list = append(list, api.Namespace{Cluster: c.Registry().ClusterName(), Namespace: ns})
 	}
 	return api.MergeNamespaces(list), nil
 }

@@ -60,24 +60,25 @@ func hostVethsInto(nsid int) ([]netlink.Link, error) {
 	return out, nil
 }
 
-// netnsAddrs dumps the global unicast addresses of the namespace with host
-// netns id nsid, on interface ifindex there, or on any interface when
-// ifindex is 0. Link-local and loopback addresses are left out.
-func netnsAddrs(nsid, ifindex int) ([]netip.Addr, error) {
+// netnsAddrs dumps the unicast addresses of the namespace with host netns
+// id nsid, on interface ifindex there, or on any interface when ifindex is
+// 0: the global ones, and apart the link-local ones. Loopback addresses are
+// left out.
+func netnsAddrs(nsid, ifindex int) (global, linkLocal []netip.Addr, err error) {
 	// The kernel reads attributes of a dump request only from a socket with
 	// strict checking on; elsewhere it ignores the target and dumps the
 	// caller's own namespace.
 	s, err := nl.Subscribe(unix.NETLINK_ROUTE)
 	if err != nil {
-		return nil, fmt.Errorf("open netlink socket: %w", err)
+		return nil, nil, fmt.Errorf("open netlink socket: %w", err)
 	}
 	sh := &nl.SocketHandle{Socket: s}
 	defer sh.Close()
 	if err := unix.SetsockoptInt(s.GetFd(), unix.SOL_NETLINK, unix.NETLINK_GET_STRICT_CHK, 1); err != nil {
-		return nil, fmt.Errorf("netlink strict checking: %w", err)
+		return nil, nil, fmt.Errorf("netlink strict checking: %w", err)
 	}
 	if err := s.SetReceiveTimeout(&nl.SocketTimeoutTv); err != nil {
-		return nil, fmt.Errorf("netlink receive timeout: %w", err)
+		return nil, nil, fmt.Errorf("netlink receive timeout: %w", err)
 	}
 	req := nl.NewNetlinkRequest(unix.RTM_GETADDR, unix.NLM_F_DUMP)
 	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: sh}
@@ -85,23 +86,27 @@ func netnsAddrs(nsid, ifindex int) ([]netip.Addr, error) {
 	req.AddData(nl.NewRtAttr(unix.IFA_TARGET_NETNSID, nl.Uint32Attr(uint32(nsid))))
 	msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWADDR)
 	if err != nil {
-		return nil, fmt.Errorf("dump addresses of netns id %d: %w", nsid, err)
+		return nil, nil, fmt.Errorf("dump addresses of netns id %d: %w", nsid, err)
 	}
-	var out []netip.Addr
 	for _, m := range msgs {
 		ip, ok, err := parseNetnsAddr(m, nsid, ifindex)
 		if err != nil {
-			return nil, fmt.Errorf("dump addresses of netns id %d: %w", nsid, err)
+			return nil, nil, fmt.Errorf("dump addresses of netns id %d: %w", nsid, err)
 		}
-		if ok {
-			out = append(out, ip)
+		switch {
+		case !ok:
+		case ip.IsLinkLocalUnicast():
+			linkLocal = append(linkLocal, ip)
+		default:
+			global = append(global, ip)
 		}
 	}
-	return out, nil
+	return global, linkLocal, nil
 }
 
 // parseNetnsAddr decodes one RTM_NEWADDR message of a dump targeted at nsid
-// and says whether its address belongs to the endpoint.
+// and says whether its address belongs to the endpoint: a global or a
+// link-local unicast address on ifindex (any when 0).
 func parseNetnsAddr(m []byte, nsid, ifindex int) (netip.Addr, bool, error) {
 	if len(m) < unix.SizeofIfAddrmsg {
 		return netip.Addr{}, false, fmt.Errorf("short RTM_NEWADDR message (%d bytes)", len(m))
@@ -131,7 +136,7 @@ func parseNetnsAddr(m []byte, nsid, ifindex int) (netip.Addr, bool, error) {
 	if ifindex != 0 && int(msg.Index) != ifindex {
 		return netip.Addr{}, false, nil
 	}
-	if msg.Scope != unix.RT_SCOPE_UNIVERSE {
+	if msg.Scope != unix.RT_SCOPE_UNIVERSE && msg.Scope != unix.RT_SCOPE_LINK {
 		return netip.Addr{}, false, nil
 	}
 	// On point-to-point links IFA_ADDRESS is the peer's; IFA_LOCAL is ours.
@@ -144,7 +149,7 @@ func parseNetnsAddr(m []byte, nsid, ifindex int) (netip.Addr, bool, error) {
 		return netip.Addr{}, false, nil
 	}
 	ip = ip.Unmap()
-	if ip.IsLinkLocalUnicast() || ip.IsLoopback() {
+	if ip.IsLoopback() || msg.Scope == unix.RT_SCOPE_LINK && !ip.IsLinkLocalUnicast() {
 		return netip.Addr{}, false, nil
 	}
 	return ip, true, nil

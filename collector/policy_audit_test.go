@@ -100,16 +100,36 @@ func ciliumRuleFields() map[string]fieldVerdict {
 			t["spec."+dir+"[]."+peer+"[].matchExpressions[]."+f] = enforcedBy(sc)
 		}
 	}
+	// DNS (issue 13): rules.dns on egress allows, toFQDNs; the other L7
+	// kinds and DNS rules on ingress stay refused.
+	for f, sc := range map[string]string{
+		"egress[].toFQDNs":                            "toFQDNs: nothing before the lookup, then the answer's address on the port, nothing else",
+		"egress[].toFQDNs[].matchName":                "toFQDNs: nothing before the lookup, then the answer's address on the port, nothing else",
+		"egress[].toFQDNs[].matchPattern":             "toFQDNs *.example.com admits one label deep only",
+		"egress[].toPorts[].rules":                    "rules.dns matchName: the name is answered, another REFUSED naming the policy, never asked upstream",
+		"egress[].toPorts[].rules.dns":                "rules.dns matchName: the name is answered, another REFUSED naming the policy, never asked upstream",
+		"egress[].toPorts[].rules.dns[].matchName":    "rules.dns matchName: the name is answered, another REFUSED naming the policy, never asked upstream",
+		"egress[].toPorts[].rules.dns[].matchPattern": "matchPattern *.example.com is one label deep",
+		// `rules: {}` is no L7 rule, as in Cilium; each kind inside is refused.
+		"ingress[].toPorts[].rules": "rules.dns matchName: the name is answered, another REFUSED naming the policy, never asked upstream",
+	} {
+		t["spec."+f] = enforcedBy(sc)
+	}
+	for _, f := range []string{
+		"ingress[].toPorts[].rules.dns", "ingress[].toPorts[].rules.http", "egress[].toPorts[].rules.http",
+	} {
+		t["spec."+f] = refused
+	}
 	for _, f := range []string{
 		"ingress[].fromRequires", "ingress[].fromGroups", "ingress[].fromNodes", "ingress[].authentication",
 		"ingress[].fromCIDRSet[].cidrGroupRef", "ingress[].fromCIDRSet[].cidrGroupSelector",
-		"ingress[].toPorts[].rules", "ingress[].toPorts[].serverNames", "ingress[].toPorts[].listener",
+		"ingress[].toPorts[].serverNames", "ingress[].toPorts[].listener",
 		"ingress[].toPorts[].originatingTLS", "ingress[].toPorts[].terminatingTLS",
 		"ingressDeny[].fromRequires", "ingressDeny[].fromGroups", "ingressDeny[].fromNodes",
 		"ingressDeny[].fromCIDRSet[].cidrGroupRef", "ingressDeny[].fromCIDRSet[].cidrGroupSelector",
-		"egress[].toRequires", "egress[].toServices", "egress[].toFQDNs", "egress[].toGroups", "egress[].toNodes", "egress[].authentication",
+		"egress[].toRequires", "egress[].toServices", "egress[].toGroups", "egress[].toNodes", "egress[].authentication",
 		"egress[].toCIDRSet[].cidrGroupRef", "egress[].toCIDRSet[].cidrGroupSelector",
-		"egress[].toPorts[].rules", "egress[].toPorts[].serverNames", "egress[].toPorts[].listener",
+		"egress[].toPorts[].serverNames", "egress[].toPorts[].listener",
 		"egress[].toPorts[].originatingTLS", "egress[].toPorts[].terminatingTLS",
 		"egressDeny[].toRequires", "egressDeny[].toServices", "egressDeny[].toGroups", "egressDeny[].toNodes",
 		"egressDeny[].toCIDRSet[].cidrGroupRef", "egressDeny[].toCIDRSet[].cidrGroupSelector",
@@ -170,6 +190,9 @@ func TestEveryCiliumPolicyFieldIsEnforcedOrRefused(t *testing.T) {
 	for _, sc := range policyScenarios("198.18.0.10", "198.18.0.11", "198.18.0.0/24") {
 		scenarios[sc.name] = sc.yaml
 	}
+	for _, sc := range dnsScenarios() {
+		scenarios[sc.name] = sc.policy
+	}
 	for _, p := range slices.Sorted(mapsKeys(paths)) {
 		v, ok := verdicts[p]
 		switch {
@@ -224,10 +247,12 @@ func parseWithField(path string, typ reflect.Type, refusedField bool) ([]byte, e
 	cur := spec
 	for i, seg := range segs {
 		name, list := strings.CutSuffix(seg, "[]")
-		if i == len(segs)-1 {
-			for k, v := range requiredSiblings[name] {
+		for k, v := range requiredSiblings[name] {
+			if _, set := cur[k]; !set {
 				cur[k] = v
 			}
+		}
+		if i == len(segs)-1 {
 			cur[name] = sampleValue(path, typ)
 			break
 		}
@@ -263,6 +288,7 @@ var requiredSiblings = map[string]map[string]any{
 	"key":      {"operator": "In", "values": []any{"x"}},
 	"operator": {"key": "app", "values": []any{"x"}},
 	"values":   {"key": "app", "operator": "In"},
+	"rules":    {"ports": []any{map[string]any{"port": "53", "protocol": "UDP"}}},
 }
 
 // sampleValue is a value a policy may hold at path: valid for the fields
@@ -319,6 +345,12 @@ func sampleValue(path string, typ reflect.Type) any {
 		return []any{map[string]any{}}
 	case "endpointSelector", "nodeSelector":
 		return map[string]any{}
+	case "toFQDNs", "dns":
+		return []any{map[string]any{"matchName": "api.example.com"}}
+	case "matchName":
+		return "api.example.com"
+	case "matchPattern":
+		return "*.example.com"
 	case "enableDefaultDeny":
 		return map[string]any{"ingress": true}
 	}

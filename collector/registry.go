@@ -40,6 +40,12 @@ type ResolvedEndpoint struct {
 	HostIfName  string
 	// IPs are the endpoint's addresses.
 	IPs []netip.Addr
+	// LinkLocal are the link-local addresses of the endpoint's interface
+	// (fe80::/10, 169.254.0.0/16): its own, though not unique on the node.
+	LinkLocal []netip.Addr
+	// Kept marks an endpoint of the previous run the endpoints file no
+	// longer declares: enforced as before until explicitly removed.
+	Kept bool
 }
 
 // HostInterface is a host interface watched by the datapath.
@@ -55,7 +61,9 @@ type endpointInfo struct {
 	hostIfIndex uint32
 	hostIfName  string
 	ips         []netip.Addr
+	linkLocal   []netip.Addr
 	audit       bool
+	kept        bool
 }
 
 // Registry answers endpoint lookups by host interface index and by IP, and
@@ -66,6 +74,8 @@ type Registry struct {
 	clusterName  string
 	byIfIndex    map[uint32]*endpointInfo
 	byIP         map[netip.Addr]*endpointInfo
+	byLinkLocal  map[netip.Addr]*endpointInfo // nil value: several endpoints share it
+	peers        reservedPeers
 	ifNames      map[uint32]string
 	hostAddrs    map[netip.Addr]struct{}
 	endpoints    []*endpointInfo
@@ -90,6 +100,8 @@ func NewRegistryWith(t *Topology, ids *identity.Allocator) (*Registry, error) {
 		nodeName:     t.NodeName,
 		byIfIndex:    make(map[uint32]*endpointInfo, len(t.Endpoints)),
 		byIP:         make(map[netip.Addr]*endpointInfo),
+		byLinkLocal:  make(map[netip.Addr]*endpointInfo),
+		peers:        newReservedPeers(),
 		ifNames:      make(map[uint32]string, len(t.Endpoints)+len(t.HostInterfaces)),
 		hostAddrs:    make(map[netip.Addr]struct{}, len(t.HostAddrs)),
 		hostIfs:      append([]HostInterface(nil), t.HostInterfaces...),
@@ -128,7 +140,17 @@ func NewRegistryWith(t *Topology, ids *identity.Allocator) (*Registry, error) {
 			hostIfIndex: re.HostIfIndex,
 			hostIfName:  re.HostIfName,
 			audit:       re.Config.Audit,
+			kept:        re.Kept,
 			ips:         append([]netip.Addr(nil), re.IPs...),
+		}
+		for _, a := range re.LinkLocal {
+			a = a.Unmap()
+			info.linkLocal = append(info.linkLocal, a)
+			if _, seen := r.byLinkLocal[a]; seen {
+				r.byLinkLocal[a] = nil // ambiguous: only the observing interface can tell
+				continue
+			}
+			r.byLinkLocal[a] = info
 		}
 		if re.HostIfIndex != 0 {
 			if prev, dup := r.byIfIndex[re.HostIfIndex]; dup {
@@ -164,19 +186,20 @@ func (r *Registry) NodeName() string { return r.nodeName }
 // topology names one): its endpoints' io.cilium.k8s.policy.cluster label.
 func (r *Registry) ClusterName() string { return r.clusterName }
 
-// Enrich fills a flow's endpoints (by IP), node name, interface names and
-// traffic directions (of its own observation point and of Other's), in
-// place. Unknown IPs get a zero endpoint (identity 0, no name). An L7
-// record keeps the traffic direction its producer set: the proxy knows on
-// which side of the endpoint it sits. It allocates nothing.
+// Enrich fills a flow's endpoints (by IP; a link-local address by the
+// interface it belongs to), node name, interface names and traffic
+// directions (of its own observation point and of Other's), in place. A
+// peer that is no endpoint gets its reserved identity, as in Cilium (see
+// peer). An L7 record keeps the traffic direction its producer set: the
+// proxy knows on which side of the endpoint it sits. It allocates nothing.
 func (r *Registry) Enrich(f *api.Flow) {
 	f.NodeName = r.nodeName
 	f.Interface.Name = r.ifNames[f.Interface.Index]
 
-	src := r.byIP[f.IP.Source.Unmap()]
-	dst := r.byIP[f.IP.Destination.Unmap()]
-	f.Source = endpointOf(src)
-	f.Destination = endpointOf(dst)
+	src := r.lookup(f.IP.Source, f.Interface.Index)
+	dst := r.lookup(f.IP.Destination, f.Interface.Index)
+	f.Source = r.endpointOrPeer(src, f.IP.Source)
+	f.Destination = r.endpointOrPeer(dst, f.IP.Destination)
 	if f.Paired() {
 		f.Other.Interface.Name = r.ifNames[f.Other.Interface.Index]
 		f.Other.TrafficDirection = r.direction(f, f.Other.Interface.Index, src, dst)
@@ -213,9 +236,10 @@ func endpointOf(info *endpointInfo) api.Endpoint {
 	return info.endpoint
 }
 
-// LookupIP returns the endpoint owning ip.
+// LookupIP returns the endpoint owning ip (a link-local address when only
+// one endpoint has it).
 func (r *Registry) LookupIP(ip netip.Addr) (api.Endpoint, bool) {
-	info := r.byIP[ip.Unmap()]
+	info := r.lookup(ip, 0)
 	return endpointOf(info), info != nil
 }
 
@@ -248,7 +272,11 @@ type EndpointStatus struct {
 	Interface string   `json:"interface"`
 	IfIndex   uint32   `json:"ifindex"`
 	IPs       []string `json:"ips"`
+	LinkLocal []string `json:"link_local,omitempty"`
 	Labels    []string `json:"labels"`
+	// Kept says why an endpoint the endpoints file does not declare is
+	// still enforced; empty for a declared one.
+	Kept string `json:"kept,omitempty"`
 }
 
 // Endpoints describes the registered endpoints.
@@ -259,6 +287,10 @@ func (r *Registry) Endpoints() []EndpointStatus {
 		for i, ip := range e.ips {
 			ips[i] = ip.String()
 		}
+		var linkLocal []string
+		for _, ip := range e.linkLocal {
+			linkLocal = append(linkLocal, ip.String())
+		}
 		out = append(out, EndpointStatus{
 			Name:      e.endpoint.PodName,
 			Namespace: e.endpoint.Namespace,
@@ -266,7 +298,9 @@ func (r *Registry) Endpoints() []EndpointStatus {
 			Interface: e.hostIfName,
 			IfIndex:   e.hostIfIndex,
 			IPs:       ips,
+			LinkLocal: linkLocal,
 			Labels:    e.endpoint.Labels,
+			Kept:      keptNote(e),
 		})
 	}
 	return out

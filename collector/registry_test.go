@@ -98,6 +98,8 @@ func TestEndpointsCarryTheClusterAndTheirNamespacesLabels(t *testing.T) {
 func TestEnrich(t *testing.T) {
 	r := testRegistry(t)
 	fe, be := r.byIfIndex[10].endpoint, r.byIfIndex[11].endpoint
+	host := api.Endpoint{Identity: 1, Labels: []string{"reserved:host"}}
+	world := api.Endpoint{Identity: 2, Labels: []string{"reserved:world"}}
 	flow := func(src, dst string, ifindex uint32, typ api.FlowType) api.Flow {
 		return api.Flow{
 			IP:        api.IP{Source: netip.MustParseAddr(src), Destination: netip.MustParseAddr(dst)},
@@ -119,15 +121,15 @@ func TestEnrich(t *testing.T) {
 		{"the same flow seen at the responder is ingress",
 			flow("198.18.0.2", "198.18.0.3", 11, api.FlowTypeL3L4), fe, be, "veth-be-h", api.TrafficDirectionIngress},
 		{"IPv6 addresses are looked up too",
-			flow("fd00::2", "fd00::99", 10, api.FlowTypeL3L4), fe, api.Endpoint{}, "veth-fe-h", api.TrafficDirectionEgress},
-		{"an unknown peer gets an empty endpoint",
-			flow("203.0.113.9", "198.18.0.3", 11, api.FlowTypeL3L4), api.Endpoint{}, be, "veth-be-h", api.TrafficDirectionIngress},
+			flow("fd00::2", "fd00::99", 10, api.FlowTypeL3L4), fe, world, "veth-fe-h", api.TrafficDirectionEgress},
+		{"an unknown peer is the world",
+			flow("203.0.113.9", "198.18.0.3", 11, api.FlowTypeL3L4), world, be, "veth-be-h", api.TrafficDirectionIngress},
 		{"a host interface flow from a host address is egress",
-			flow("198.19.0.1", "203.0.113.9", 2, api.FlowTypeL3L4), api.Endpoint{}, api.Endpoint{}, "eth0", api.TrafficDirectionEgress},
+			flow("198.19.0.1", "203.0.113.9", 2, api.FlowTypeL3L4), host, world, "eth0", api.TrafficDirectionEgress},
 		{"a host interface flow to the host is ingress",
-			flow("203.0.113.9", "198.19.0.1", 2, api.FlowTypeL3L4), api.Endpoint{}, api.Endpoint{}, "eth0", api.TrafficDirectionIngress},
+			flow("203.0.113.9", "198.19.0.1", 2, api.FlowTypeL3L4), world, host, "eth0", api.TrafficDirectionIngress},
 		{"a SOCK flow from the host is egress",
-			flow("198.19.0.1", "198.18.0.2", 0, api.FlowTypeSock), api.Endpoint{}, fe, "", api.TrafficDirectionEgress},
+			flow("198.19.0.1", "198.18.0.2", 0, api.FlowTypeSock), host, fe, "", api.TrafficDirectionEgress},
 		{"an IPv4-mapped address matches its IPv4 endpoint",
 			flow("::ffff:198.18.0.3", "198.18.0.2", 11, api.FlowTypeL3L4), be, fe, "veth-be-h", api.TrafficDirectionEgress},
 		{"an L7 record without an interface keeps its producer's direction",
@@ -137,7 +139,7 @@ func TestEnrich(t *testing.T) {
 		{"an L7 record without a direction is judged from the host",
 			flow("198.18.0.2", "198.18.0.3", 0, api.FlowTypeL7), fe, be, "", api.TrafficDirectionIngress},
 		{"an L3/L4 flow's stale direction is overwritten",
-			withDirection(flow("198.19.0.1", "198.18.0.3", 2, api.FlowTypeL3L4), api.TrafficDirectionIngress), api.Endpoint{}, be, "eth0", api.TrafficDirectionEgress},
+			withDirection(flow("198.19.0.1", "198.18.0.3", 2, api.FlowTypeL3L4), api.TrafficDirectionIngress), host, be, "eth0", api.TrafficDirectionEgress},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -81,6 +81,9 @@ func resolveEndpoint(ep EndpointConfig) (ResolvedEndpoint, error) {
 		if err != nil {
 			return re, fmt.Errorf("host interface %s: %w", ep.Interface, err)
 		}
+		if err := endpointInterface(l); err != nil {
+			return re, err
+		}
 		re.HostIfIndex = uint32(l.Attrs().Index)
 		re.HostIfName = ep.Interface
 	}
@@ -94,9 +97,6 @@ func resolveEndpoint(ep EndpointConfig) (ResolvedEndpoint, error) {
 		return re, fmt.Errorf("open netns %s: %w", ep.NetNS, err)
 	}
 	defer ns.Close()
-	if ep.Interface != "" && len(re.IPs) > 0 {
-		return re, nil
-	}
 	nsid, err := netnsID(ns)
 	if err != nil {
 		return re, fmt.Errorf("netns %s: %w", ep.NetNS, err)
@@ -123,14 +123,34 @@ func resolveEndpoint(ep EndpointConfig) (ResolvedEndpoint, error) {
 			}
 		}
 	}
+	if peerIndex == 0 && len(re.IPs) > 0 {
+		return re, nil
+	}
+	global, linkLocal, err := netnsAddrs(nsid, peerIndex)
+	if err != nil {
+		return re, fmt.Errorf("netns %s: %w", ep.NetNS, err)
+	}
 	if len(re.IPs) == 0 {
-		ips, err := netnsAddrs(nsid, peerIndex)
-		if err != nil {
-			return re, fmt.Errorf("netns %s: %w", ep.NetNS, err)
-		}
-		re.IPs = ips
+		re.IPs = global
+	}
+	if peerIndex != 0 {
+		// The pod's own side of the veth: its neighbour discovery and
+		// other link-local traffic is the pod's.
+		re.LinkLocal = linkLocal
 	}
 	return re, nil
+}
+
+// endpointInterface checks that a declared interface can be an endpoint's:
+// the host end of a veth pair (never lo, a bridge or a physical device,
+// which would put the endpoint's programs and policy on the host's own
+// traffic).
+func endpointInterface(l netlink.Link) error {
+	if _, ok := l.(*netlink.Veth); !ok {
+		return fmt.Errorf("host interface %s is a %s, not a veth: an endpoint's interface is the host end of its veth pair (host interfaces go in host_interfaces)",
+			l.Attrs().Name, l.Type())
+	}
+	return nil
 }
 
 // soleVeth picks the endpoint's host-side veth among the host veths whose

@@ -14,10 +14,11 @@ import (
 
 // Handler serves the collector's HTTP API: GET /api/v1/flows (from the
 // ring, or with source=clickhouse from Options.History, as
-// flowquery.Server answers it), GET /api/v1/status, GET /api/v1/namespaces
-// (api.Namespaces), GET /api/v1/agent-events (agentevent.Handler over
-// Events), GET /healthz, the API's OpenAPI document (GET
-// /api/v1/openapi.json and .yaml), and Options.Handlers. The API's own
+// flowquery.Server answers it), GET /api/v1/status, GET /api/v1/endpoints
+// and DELETE /api/v1/endpoints/{namespace}/{name} (RemoveEndpoint),
+// GET /api/v1/namespaces (api.Namespaces), GET /api/v1/agent-events
+// (agentevent.Handler over Events), GET /healthz, the API's OpenAPI document
+// (GET /api/v1/openapi.json and .yaml), and Options.Handlers. The API's own
 // patterns are more specific than a catch-all "GET /" in Options.Handlers
 // (the web UI), so they win over it.
 func (c *Collector) Handler() http.Handler {
@@ -36,6 +37,8 @@ func (c *Collector) handlers() map[string]http.Handler {
 		io.WriteString(w, "ok")
 	})
 	hs["GET /api/v1/status"] = http.HandlerFunc(c.serveStatus)
+	hs["GET "+EndpointsPath] = http.HandlerFunc(c.serveEndpoints)
+	hs["DELETE "+EndpointsPath+"/{namespace}/{name}"] = http.HandlerFunc(c.serveRemoveEndpoint)
 	hs["GET /api/v1/namespaces"] = http.HandlerFunc(c.serveNamespaces)
 	hs["GET "+agentevent.Path] = agentevent.Handler(c.events, c.log)
 	hs["GET /api/v1/flows"] = &flowquery.Server{Ring: c.store, History: c.opts.History, Followers: c.follows, Log: c.log}

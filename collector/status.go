@@ -38,7 +38,7 @@ type FlowTableStatus struct {
 // Status reports the collector's counters and configuration.
 func (c *Collector) Status() Status {
 	st := Status{
-		NodeName:      c.registry.NodeName(),
+		NodeName:      c.Registry().NodeName(),
 		Version:       c.opts.Version,
 		UptimeSeconds: time.Since(c.started).Seconds(),
 		FlowsSeen:     c.store.Seen(),
@@ -47,7 +47,7 @@ func (c *Collector) Status() Status {
 		Followers:     c.follows.InUse(),
 		MaxFollowers:  c.follows.Max(),
 		FollowSkipped: c.store.Skipped(),
-		Endpoints:     c.registry.Endpoints(),
+		Endpoints:     c.Registry().Endpoints(),
 		Routes:        c.Routes(),
 	}
 	if c.opts.Stats != nil {

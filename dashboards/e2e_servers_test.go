@@ -114,6 +114,7 @@ func startCollector(t *testing.T, bin, envoyBin string, lab *netlab.Lab, dsn str
 	cmd := exec.Command(bin, "collector", "--config", cfgPath, "--listen", addr, "--api-socket", socket, "--hubble-listen", "",
 		"--ui=false", "--sock-events=false", "--bpf-pin-path", pins,
 		"--identity-state", filepath.Join(dir, "identities.json"), "--policy-dir", filepath.Join(dir, "policies"),
+		"--endpoint-state", filepath.Join(dir, "endpoints.json"),
 		"--report-interval", "2s", "--idle-timeout", "3s", "--close-grace", "1s",
 		"--metrics", "--metrics-options", "source_context=workload;destination_context=workload",
 		"--clickhouse", dsn,

@@ -33,6 +33,7 @@ type Datapath struct {
 	sockLink  link.Link
 	closed    bool
 	madePin   bool                 // PinPath did not exist before Load
+	pinLock   *pinLock             // held from Load until Close is done with PinPath
 	adopting  bool                 // Load found a policy in force and adopts the previous run's state
 	adopted   map[string]link.Link // pinned TCX links of the previous run, by pin name, until AttachInterface claims them
 	runMu     sync.Mutex           // held by Run for its whole duration
@@ -53,6 +54,8 @@ type Datapath struct {
 	grace      *ebpf.Map // map-in-map whose update waits for an RCU grace period
 	graceInner *ebpf.Map
 	lastPolicy *compile.Compiled
+	settling   *settling      // the last revision change's grace period, nil once settled
+	content    [2]slotContent // what each policy slot holds
 	audit      map[uint32]bool
 	names      atomic.Pointer[nameTables]
 	revision   atomic.Uint64 // what policyMem holds
@@ -77,6 +80,11 @@ var flowPins = []string{pinFlows, pinEvents, pinStats}
 // under cfg.PinPath, loads the programs with cfg's sizes, and pins the maps
 // under cfg.PinPath.
 //
+// One Datapath at a time uses a pin path: Load locks it (flock on the
+// directory) before it looks at anything there, until Close. While another
+// process (or another Datapath of this one) holds it, Load fails with
+// ErrPinPathInUse and has touched nothing.
+//
 // When the pinned policy of a previous run is in force (its revision
 // selects an endpoint), that run's state is ADOPTED so enforcement has no
 // gap: the flow table, ring buffer, counters and policy maps are re-used
@@ -95,8 +103,8 @@ var flowPins = []string{pinFlows, pinEvents, pinStats}
 // upgrade) are removed with a warning: the flow maps first, then the
 // policy maps, in which case the node runs without policy until
 // ApplyPolicy.
-func Load(cfg Config) (*Datapath, error) {
-	cfg, err := cfg.withDefaults()
+func Load(cfg Config) (_ *Datapath, err error) {
+	cfg, err = cfg.withDefaults()
 	if err != nil {
 		return nil, fmt.Errorf("datapath config: %w", err)
 	}
@@ -110,13 +118,28 @@ func Load(cfg Config) (*Datapath, error) {
 	if _, err := os.Stat(cfg.PinPath); errors.Is(err, os.ErrNotExist) {
 		d.madePin = true
 	}
-	if err := os.MkdirAll(filepath.Join(cfg.PinPath, pinLinks), 0o700); err != nil {
+	if err := os.MkdirAll(cfg.PinPath, 0o700); err != nil {
 		return nil, fmt.Errorf("create pin directory: %w", err)
 	}
 	var st unix.Statfs_t
 	if err := unix.Statfs(cfg.PinPath, &st); err != nil || int64(st.Type) != unix.BPF_FS_MAGIC {
 		d.removePinDir()
 		return nil, fmt.Errorf("pin path %s is not on a bpffs (statfs: %v)", cfg.PinPath, err)
+	}
+	// Before anything under PinPath is looked at: a live collector's
+	// links and maps are never adopted or removed by a second one.
+	lock, remade, err := lockPinPath(cfg.PinPath)
+	if err != nil {
+		return nil, err
+	}
+	d.pinLock, d.madePin = lock, d.madePin || remade
+	defer func() {
+		if err != nil {
+			d.pinLock.unlock()
+		}
+	}()
+	if err := os.MkdirAll(filepath.Join(cfg.PinPath, pinLinks), 0o700); err != nil {
+		return nil, fmt.Errorf("create pin directory: %w", err)
 	}
 	if d.adopting = pinnedPolicyInForce(cfg.PinPath); d.adopting {
 		// The previous run kept PinPath for us only: ours to remove once
@@ -313,6 +336,7 @@ func (d *Datapath) Close() error {
 	d.runMu.Lock() // wait for Run to return before closing the maps it uses
 	defer d.runMu.Unlock()
 	errs = append(errs, d.closeObjects(keep))
+	errs = append(errs, d.pinLock.unlock())
 	if keep {
 		d.log.Info("policy in force: programs left attached and pinned for the next run", "pin_path", d.cfg.PinPath)
 	}

@@ -167,6 +167,10 @@ func (d *Decoder) decodeEvent(ev *flowEvent, f *api.Flow) error {
 	f.Interface.Index = ev.Ifindex
 	if kind == api.EventSock {
 		f.Type = api.FlowTypeSock
+		// A socket's state change is no verdict: the connection's is its
+		// L3_L4 record's (a connect policy dropped also reaches
+		// ESTABLISHED or CLOSE here). TRACED, as Hubble's SOCK events.
+		f.Verdict = api.VerdictTraced
 		f.Process = api.Process{PID: ev.Pid, Comm: d.comm(&ev.Comm), CgroupID: ev.CgroupId}
 		return nil
 	}

@@ -81,6 +81,9 @@ func TestDecode(t *testing.T) {
 				if f.Type != api.FlowTypeSock || f.Process != want || f.InitiatorHook != 0 {
 					t.Errorf("type %v process %+v hook %v, want SOCK %+v", f.Type, f.Process, f.InitiatorHook, want)
 				}
+				if f.Verdict != api.VerdictTraced {
+					t.Errorf("verdict %v, want TRACED: a socket's state is no policy verdict", f.Verdict)
+				}
 			},
 		},
 		{

@@ -23,7 +23,9 @@
 // Policy: ApplyPolicy loads an enforcer/compile result into the kernel's
 // ipcache, policy and enforce maps (double-buffered: revision r in slot r&1,
 // published with one atomic store, the old slot cleared after an RCU grace
-// period), so no packet is ever judged by a half-written policy. The
+// period, in the background: ApplyPolicy returns once the new revision is
+// in force, and the next one waits for the grace period first), so no
+// packet is ever judged by a half-written policy. The
 // programs judge a connection when its flow entry is created and again on
 // its next packet after each revision change; the verdict (FORWARDED,
 // DROPPED with 133/181, AUDIT), the policy set and the revision travel in
@@ -49,6 +51,10 @@
 // collector; the next Load adopts them and AttachInterface swaps its
 // programs into the pinned links in place (no gap, established connections
 // keep their flow entries). Without a policy in force Close leaves nothing.
+// One Datapath at a time owns a pin path: Load takes a flock on the
+// directory before it adopts or removes anything there, and refuses
+// (ErrPinPathInUse, touching nothing) while another process holds it; the
+// kernel drops the lock of a process that dies, so crashes still adopt.
 //
 // Limitations:
 //   - The flow table is an LRU hash of Config.FlowTableSize entries. When it

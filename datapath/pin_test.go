@@ -23,6 +23,7 @@ func crash(t *testing.T, d *Datapath) {
 	}
 	_ = d.reader.Close()
 	_ = d.objs.Close()
+	_ = d.pinLock.unlock() // the kernel drops a dead process's flock
 }
 
 func TestLoadRemovesLeftoversOfACrashedRun(t *testing.T) {

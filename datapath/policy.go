@@ -150,6 +150,9 @@ func (d *Datapath) closePolicy(keep bool) []error {
 	d.policyMu.Lock() // an ApplyPolicy in progress finishes first
 	defer d.policyMu.Unlock()
 	var errs []error
+	if err := d.settle(); err != nil { // before the fast tables are unmapped
+		errs = append(errs, err)
+	}
 	if d.policyMem != nil {
 		errs = append(errs, unix.Munmap(d.policyMem))
 		d.policyMem = nil
@@ -227,13 +230,14 @@ func (d *Datapath) PolicyRevision() uint64 {
 }
 
 // ApplyPolicy makes c the policy in force, as revision PolicyRevision()+1,
-// atomically: it fills the inactive slot's ipcache, policy and enforce maps,
-// publishes the revision with one 8-byte store (every packet reads it once
-// and judges with that slot only), waits for an RCU grace period (no program
-// still runs with the old slot) and empties the old slot. Existing
-// connections are re-judged by their next packet. A nil c removes every
-// policy (a new, empty revision). Endpoints set by SetPolicyAudit are in
-// audit mode.
+// atomically: it fills the inactive slot's ipcache, policy and enforce maps
+// and publishes the revision with one 8-byte store (every packet reads it
+// once and judges with that slot only); it returns then, with c in force.
+// The old slot is emptied once an RCU grace period has passed (no program
+// still runs with it), in the background: the next ApplyPolicy (or Close)
+// waits for that first. Existing connections are re-judged by their next
+// packet. A nil c removes every policy (a new, empty revision). Endpoints
+// set by SetPolicyAudit are in audit mode.
 func (d *Datapath) ApplyPolicy(c *compile.Compiled) error {
 	d.policyMu.Lock()
 	defer d.policyMu.Unlock()
@@ -244,16 +248,24 @@ func (d *Datapath) applyLocked(c *compile.Compiled) error {
 	if d.policyMem == nil {
 		return errors.New("apply policy: datapath closed")
 	}
+	if err := d.settle(); err != nil {
+		return fmt.Errorf("apply policy: the previous revision: %w", err)
+	}
 	cur := d.PolicyRevision()
 	next := cur + 1
 	in, old := d.slot(next), d.slot(cur)
 	// Left over by an ApplyPolicy that failed or a crashed run.
-	if err := in.clear(); err != nil {
+	if err := in.empty(d.content[next&1]); err != nil {
+		d.content[next&1] = slotContent{}
 		return fmt.Errorf("apply policy: clear inactive slot: %w", err)
 	}
+	d.content[next&1] = slotContent{known: true}
 	if err := d.fill(in, c); err != nil {
-		return errors.Join(fmt.Errorf("apply policy revision %d: %w", next, err), in.clear())
+		cerr := in.clear()
+		d.content[next&1] = slotContent{known: cerr == nil}
+		return errors.Join(fmt.Errorf("apply policy revision %d: %w", next, err), cerr)
 	}
+	d.content[next&1] = slotContent{known: true, c: c}
 	t := &nameTables{cur: revisionNames{rev: next}}
 	if c != nil {
 		t.cur.sets = policyRefs(c)
@@ -273,13 +285,60 @@ func (d *Datapath) applyLocked(c *compile.Compiled) error {
 	atomic.StoreUint64(d.revWord(), next)
 	d.revision.Store(next)
 	d.lastPolicy = c
-	if err := d.waitPrograms(); err != nil {
-		return fmt.Errorf("apply policy revision %d: wait for running programs (old slot kept): %w", next, err)
-	}
-	if err := old.clear(); err != nil {
-		return fmt.Errorf("apply policy revision %d: clear old slot: %w", next, err)
-	}
+	d.settling = d.startSettling(old, cur&1, d.content[cur&1])
 	d.log.Info("policy applied", "revision", next)
+	return nil
+}
+
+// settling is the grace period after a revision change and the emptying of
+// the old slot that follows it, run by one goroutine.
+type settling struct {
+	old   policySlot
+	index uint64 // old's slot number
+	done  chan struct{}
+	err   error // set before done closes
+}
+
+// startSettling waits, in the background, for an RCU grace period (every
+// TC program that read the previous revision has returned: an update of a
+// map-in-map makes the kernel wait for one, synchronize_rcu in
+// maybe_wait_bpf_programs) and then empties old (slot index, holding
+// content).
+func (d *Datapath) startSettling(old policySlot, index uint64, content slotContent) *settling {
+	s := &settling{old: old, index: index, done: make(chan struct{})}
+	grace, inner := d.grace, d.graceInner
+	go func() {
+		defer close(s.done)
+		if s.err = grace.Put(uint32(0), inner); s.err != nil {
+			s.err = fmt.Errorf("wait for running programs (old slot kept): %w", s.err)
+			return
+		}
+		if s.err = old.empty(content); s.err != nil {
+			s.err = fmt.Errorf("clear old slot: %w", s.err)
+		}
+	}()
+	return s
+}
+
+// settle waits for the last revision change to settle; when that failed
+// it tries once more here. policyMu is held.
+func (d *Datapath) settle() error {
+	s := d.settling
+	if s == nil {
+		return nil
+	}
+	<-s.done
+	if s.err != nil {
+		d.content[s.index] = slotContent{}
+		if err := d.waitPrograms(); err != nil {
+			return fmt.Errorf("wait for running programs (old slot kept): %w", err)
+		}
+		if err := s.old.clear(); err != nil {
+			return fmt.Errorf("clear old slot: %w", err)
+		}
+	}
+	d.content[s.index] = slotContent{known: true}
+	d.settling = nil
 	return nil
 }
 

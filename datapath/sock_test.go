@@ -2,13 +2,18 @@ package datapath
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/enforcer/compile"
+	"github.com/periscope-dev/periscope/enforcer/identity"
+	"github.com/periscope-dev/periscope/enforcer/policy"
 )
 
 // TestSockTracepointReportsHostConnections checks that each socket of a
@@ -80,5 +85,124 @@ func TestSockTracepointReportsHostConnections(t *testing.T) {
 		if f.IP.Source.String() != "127.0.0.1" || f.L4.Protocol != api.ProtoTCP {
 			t.Errorf("record %v -> %v proto %d, want TCP from 127.0.0.1", f.IP.Source, f.IP.Destination, f.L4.Protocol)
 		}
+	}
+}
+
+// TestSockRecordsOfADroppedConnectAreTraced: a host process connects to a
+// pod whose ingress policy drops it (and to a port it allows). The L3_L4
+// records carry the policy's verdicts; the socket's own records (SYN_SENT,
+// then CLOSE or ESTABLISHED) are TRACED, never FORWARDED beside a drop.
+func TestSockRecordsOfADroppedConnectAreTraced(t *testing.T) {
+	d := loadForTest(t, Config{ReportInterval: time.Hour, IdleTimeout: time.Hour})
+	if err := d.AttachSockTracepoint(); err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	l := newVethLab(t)
+	if err := d.AttachInterface(l.host); err != nil {
+		t.Fatal(err)
+	}
+	ifc, err := net.InterfaceByName(l.host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := compile.Compile(compile.Input{
+		Policies: []*policy.Policy{{Name: "host-8080", Kind: policy.KindCCNP, Rules: []policy.Rule{{Subject: *app("client"),
+			Ingress: policy.DirectionRules{DefaultDeny: true, Allow: []policy.PeerRule{
+				{Peers: []policy.PeerSelector{{Selector: app("web")}}, Ports: tcpPorts(8080, 8080)}}}}}}},
+		Endpoints:  []compile.Endpoint{{ID: uint32(ifc.Index), Identity: 1500, Labels: []string{"k8s:app=client"}, IPs: []netip.Addr{l.podIP}}},
+		Identities: []identity.Identity{{ID: 2001, Labels: identity.NewLabels("k8s:app=web")}},
+		IPCache:    []compile.IPEntry{{Prefix: netip.PrefixFrom(l.hostIP, 32), Identity: 2001}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	applyOK(t, d, c)
+	t.Cleanup(func() { _ = d.ApplyPolicy(nil) })
+
+	var mu sync.Mutex
+	var flows []api.Flow
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- d.Run(ctx, func(f *api.Flow) {
+			if f.L4.Protocol == api.ProtoTCP && (f.L4.DestinationPort == 8080 || f.L4.DestinationPort == 8081) {
+				mu.Lock()
+				flows = append(flows, *f)
+				mu.Unlock()
+			}
+		})
+	}()
+	l.inNS(t, func() {
+		for _, port := range []int{8080, 8081} {
+			ln, err := net.Listen("tcp4", fmt.Sprintf("%s:%d", l.podIP, port))
+			if err != nil {
+				t.Errorf("listen: %v", err)
+				return
+			}
+			t.Cleanup(func() { ln.Close() })
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					c.Close()
+				}
+			}()
+		}
+	})
+	dial := func(port int) error {
+		c, err := net.DialTimeout("tcp4", fmt.Sprintf("%s:%d", l.podIP, port), 700*time.Millisecond)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	if err := dial(8080); err != nil {
+		t.Fatalf("allowed connection: %v", err)
+	}
+	if err := dial(8081); err == nil {
+		t.Fatal("the dropped connection was established")
+	}
+
+	// Wait for both ports' L3_L4 start records and the sockets' CLOSE
+	// (the second SOCK record of each) under a deadline.
+	summary := func() (l3 map[uint16]api.Verdict, sock map[uint16][]api.Verdict) {
+		mu.Lock()
+		defer mu.Unlock()
+		l3, sock = map[uint16]api.Verdict{}, map[uint16][]api.Verdict{}
+		for _, f := range flows {
+			switch {
+			case f.Type == api.FlowTypeL3L4 && f.Event == api.EventStart:
+				l3[f.L4.DestinationPort] = f.Verdict
+			case f.Type == api.FlowTypeSock && f.Process.PID == uint32(os.Getpid()):
+				sock[f.L4.DestinationPort] = append(sock[f.L4.DestinationPort], f.Verdict)
+			}
+		}
+		return l3, sock
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	l3, sock := summary()
+	for (len(l3) < 2 || len(sock[8080]) < 2 || len(sock[8081]) < 2) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		l3, sock = summary()
+	}
+	if l3[8080] != api.VerdictForwarded || l3[8081] != api.VerdictDropped {
+		t.Errorf("L3_L4 verdicts %v, want 8080 FORWARDED and 8081 DROPPED", l3)
+	}
+	for _, port := range []uint16{8080, 8081} {
+		if len(sock[port]) < 2 {
+			t.Errorf("port %d: %d SOCK records of the dialer, want SYN_SENT and its end", port, len(sock[port]))
+		}
+		for _, v := range sock[port] {
+			if v != api.VerdictTraced {
+				t.Errorf("port %d: a SOCK record says %v, want TRACED (all: %v)", port, v, sock[port])
+			}
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

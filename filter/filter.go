@@ -31,7 +31,7 @@
 //	namespace          a namespace name
 //	workload           a workload name
 //	identity           a numeric security identity
-//	verdict            FORWARDED, DROPPED, AUDIT, ERROR (any case)
+//	verdict            FORWARDED, DROPPED, AUDIT, ERROR, TRACED (any case)
 //	type               l3_l4, l7, sock
 //	tcp-flag           SYN, ACK, FIN, RST, PSH, URG, ECE, CWR, NS; "SYN,ACK"
 //	                   needs both
@@ -53,7 +53,9 @@
 //	http-header        name:value, a header the record has exactly
 //	dns-query          a regular expression the DNS record's queried name
 //	                   ("example.com.") must match
-//	dns                reserved for DNS names: accepted, but matches no flow yet
+//	dns                a DNS name the flow's endpoints resolved its addresses to
+//	                   (source_names, destination_names); * matches any run of
+//	                   [-.0-9a-z] (Hubble's --fqdn)
 //
 // Regular expressions are Go's (RE2, as Hubble's) and match anywhere in
 // the text unless anchored (^/api/); like every chip value they lose

@@ -128,7 +128,7 @@ func TestMatchFollowsHubbleSemantics(t *testing.T) {
 		{"the sock type matches", []string{"type=SOCK"}, []string{"sock"}},
 		{"a node matches exactly", []string{"node=kind-worker"}, []string{"sock", "tcp"}},
 		{"a node glob matches with *", []string{"node=kind-worker*"}, []string{"icmp", "sock", "tcp"}},
-		{"dns is reserved and matches nothing", []string{"dns=example.com"}, nil},
+		{"flows without DNS names match no dns", []string{"dns=example.com"}, nil},
 
 		// traffic-direction, reply, ip-version, drop-reason, event-type, uuid, interface
 		{"a traffic direction matches", []string{"traffic-direction=INGRESS"}, []string{"udp"}},
@@ -148,7 +148,7 @@ func TestMatchFollowsHubbleSemantics(t *testing.T) {
 		{"an interface name matches", []string{"interface=eth0"}, []string{"icmp", "udp"}},
 		{"an interface index matches", []string{"interface=:5"}, []string{"icmp", "tcp"}},
 		{"an interface name and index must both match", []string{"interface=eth0:5"}, []string{"icmp"}},
-		{"a negated dns excludes nothing", []string{"!dns=example.com"}, []string{"icmp", "sock", "tcp", "udp"}},
+		{"a negated dns excludes no flow without names", []string{"!dns=example.com"}, []string{"icmp", "sock", "tcp", "udp"}},
 
 		// OR within a term, AND across terms
 		{"two values of a kind OR", []string{"port=53", "port=8080"}, []string{"tcp", "udp"}},
@@ -210,7 +210,7 @@ func TestParseRejectsBadChips(t *testing.T) {
 		{"a bad ip", "ip=10.0.0", "ip must be an address or a CIDR prefix"},
 		{"a bad prefix", "ip=10.0.0.0/33", "ip must be an address or a CIDR prefix"},
 		{"a bad identity", "identity=web", "identity must be a number"},
-		{"a bad verdict", "verdict=allowed", "verdict must be FORWARDED, DROPPED, AUDIT or ERROR"},
+		{"a bad verdict", "verdict=allowed", "verdict must be FORWARDED, DROPPED, AUDIT, ERROR or TRACED"},
 		{"the unknown verdict", "verdict=VERDICT_UNKNOWN", "verdict must be"},
 		{"a bad protocol", "protocol=gre", "protocol must be tcp, udp, sctp, icmp, icmpv4 or icmpv6"},
 		{"a bad tcp flag", "tcp-flag=SYN,XMAS", `unknown TCP flag "XMAS"`},

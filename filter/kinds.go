@@ -17,11 +17,11 @@ type value struct {
 	sel       selector       // label
 	ns        string         // pod: namespace, "" for any
 	name      string         // pod: name prefix; namespace, workload, node, interface: name or glob; protocol: L7 protocol; http-method; http-header: name
-	glob      bool           // node: name holds wildcards
+	glob      bool           // node, dns: name holds wildcards
 	uuid      [16]byte       // uuid
 	numPrefix bool           // http-status: num is the code's first digits (5+)
 	hval      string         // http-header: value
-	re        *regexp.Regexp // http-path, http-url, dns-query
+	re        *regexp.Regexp // http-path, http-url, dns-query; dns: a pattern
 }
 
 // Kind describes one filter kind to the code that translates filters to and
@@ -100,7 +100,7 @@ var kinds = []*kind{
 		Hubble: []string{"source_identity", "destination_identity"}},
 		parse: parseIdentity, match: matchIdentity},
 	{Kind: Kind{Name: "verdict", Flag: "verdict",
-		Help:   "Show flows with this verdict (FORWARDED, DROPPED, AUDIT, ERROR)",
+		Help:   "Show flows with this verdict (FORWARDED, DROPPED, AUDIT, ERROR, or TRACED: socket records)",
 		Hubble: []string{"verdict"}},
 		parse: parseVerdict, match: matchVerdict},
 	{Kind: Kind{Name: "type", Flag: "type", Short: "t",
@@ -166,10 +166,10 @@ var kinds = []*kind{
 		Help:   `Show DNS queries and answers whose queried name matches this regular expression ("example\.com\.$")`,
 		Hubble: []string{"dns_query"}},
 		parse: parseRegexp("dns-query"), match: matchDNSQuery},
-	{Kind: Kind{Name: "dns", Sided: true, Aliases: []string{"fqdn"},
-		Help:   "Show flows {from or to|from|to} this DNS name (reserved: accepted, but matches no flow yet)",
+	{Kind: Kind{Name: "dns", Sided: true, Aliases: []string{"fqdn"}, Flag: "fqdn",
+		Help:   "Show flows {from or to|from|to} this DNS name, as its endpoints resolved it (* for any run of name characters: *.example.com)",
 		Hubble: []string{"source_fqdn", "destination_fqdn"}},
-		parse: parseName, match: matchNothing},
+		parse: parseFQDN, match: matchFQDN},
 }
 
 // Kinds returns the description of every kind, in the table's order.
@@ -204,6 +204,3 @@ func kindList() string {
 	}
 	return strings.Join(names, ", ")
 }
-
-// matchNothing is the matcher of reserved kinds whose data flows do not carry yet.
-func matchNothing(*value, *api.Flow, side) bool { return false }

@@ -15,7 +15,7 @@ import (
 func parseVerdict(raw string) (value, error) {
 	vd, err := api.ParseVerdict(raw)
 	if err != nil || vd == api.VerdictUnknown {
-		return value{}, fmt.Errorf("verdict must be FORWARDED, DROPPED, AUDIT or ERROR")
+		return value{}, fmt.Errorf("verdict must be FORWARDED, DROPPED, AUDIT, ERROR or TRACED")
 	}
 	return value{text: vd.String(), num: uint32(vd)}, nil
 }

@@ -25,6 +25,9 @@ var (
 	ipOutsider = netip.MustParseAddr("10.0.9.66")
 	ipDNS      = netip.MustParseAddr("10.0.0.53")
 	ipPayments = netip.MustParseAddr("10.0.2.40")
+	// The frontend's link-local address and the host's own address.
+	llFrontend = netip.MustParseAddr("fe80::f")
+	ipHost     = netip.MustParseAddr("10.0.0.1")
 )
 
 func labTopology() *collector.Topology {
@@ -35,8 +38,9 @@ func labTopology() *collector.Topology {
 			IPs: []netip.Addr{ip},
 		}
 	}
-	return &collector.Topology{
-		NodeName: "node-a",
+	topo := &collector.Topology{
+		NodeName:  "node-a",
+		HostAddrs: []netip.Addr{ipHost},
 		Endpoints: []collector.ResolvedEndpoint{
 			ep("frontend-6f7c9", "default", "frontend", 11, ipFrontend),
 			ep("backend-59d4b", "default", "backend", 12, ipBackend),
@@ -46,6 +50,8 @@ func labTopology() *collector.Topology {
 			ep("payments-88a", "data", "payments", 16, ipPayments),
 		},
 	}
+	topo.Endpoints[0].LinkLocal = []netip.Addr{llFrontend}
+	return topo
 }
 
 // pattern is one kind of traffic in the lab.

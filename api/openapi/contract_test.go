@@ -59,6 +59,10 @@ func TestServersKeepTheContract(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// spare is an endpoint the requests remove.
+	if _, err := lab.AddPod(netlab.PodSpec{Name: "spare", Namespace: "default", Labels: map[string]string{"app": "spare"}}); err != nil {
+		t.Fatal(err)
+	}
 	collector := startCollector(t, bin, lab, ch.DSN("periscope"))
 	relay := startServer(t, bin, "relay", "--peers", collector, "--hubble-listen", "", "--history")
 	tctx, cancel := context.WithCancel(ctx)
@@ -179,6 +183,10 @@ func requests(server string) []request {
 			request{"DELETE", "/api/v1/policies/default/allow-client", "", 401, nil, true},
 			request{"DELETE", "/api/v1/policies/default/allow-client", "", 200, nil, false},
 			request{"DELETE", "/api/v1/policies/default/allow-client", "", 404, nil, false},
+			request{"GET", "/api/v1/endpoints", "", 200, nil, false},
+			request{"DELETE", "/api/v1/endpoints/default/spare", "", 401, nil, true},
+			request{"DELETE", "/api/v1/endpoints/default/spare", "", 200, nil, false},
+			request{"DELETE", "/api/v1/endpoints/default/spare", "", 404, nil, false},
 		)
 	}
 	return rs

@@ -83,7 +83,8 @@ func startCollector(t *testing.T, bin string, lab *netlab.Lab, dsn string) strin
 	t.Cleanup(func() { os.RemoveAll(pins) })
 	return startServer(t, bin, "collector", "--config", cfgPath, "--hubble-listen", "", "--sock-events=false",
 		"--bpf-pin-path", pins, "--identity-state", filepath.Join(dir, "identities.json"),
-		"--policy-dir", filepath.Join(dir, "policies"), "--metrics", "--clickhouse", dsn)
+		"--policy-dir", filepath.Join(dir, "policies"), "--endpoint-state", filepath.Join(dir, "endpoints.json"),
+		"--metrics", "--clickhouse", dsn)
 }
 
 // startServer runs `periscope <command> --listen <free address> args...`

@@ -108,7 +108,7 @@ func TestCollectorRunsWithOnlyBPFNetAdminPerfmon(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "capsh", "--drop="+dropAllBut(t, capNetAdmin, capPerfmon), "--", "-c",
-			fmt.Sprintf("exec %s collector --config %s --listen %s --bpf-pin-path %s", bin, cfg, freeAddr(t), pin))
+			fmt.Sprintf("exec %s collector --config %s --listen %s --bpf-pin-path %s %s", bin, cfg, freeAddr(t), pin, testStateFlags(t)))
 		out, err := cmd.CombinedOutput()
 		defer os.RemoveAll(pin)
 		if err == nil || ctx.Err() != nil {
@@ -130,8 +130,8 @@ func runConfined(t *testing.T, bin, cfg, drop string, wantEff uint64, web, peer 
 	pin := fmt.Sprintf("/sys/fs/bpf/periscope-caps-%d-%d", os.Getpid(), time.Now().UnixNano())
 	listen := freeAddr(t)
 	cmd := exec.Command("capsh", "--drop="+drop, "--", "-c",
-		fmt.Sprintf("exec %s collector --config %s --listen %s --bpf-pin-path %s --idle-timeout 1s --api-socket %s",
-			bin, cfg, listen, pin, filepath.Join(t.TempDir(), "collector.sock")))
+		fmt.Sprintf("exec %s collector --config %s --listen %s --bpf-pin-path %s --idle-timeout 1s --api-socket %s %s",
+			bin, cfg, listen, pin, filepath.Join(t.TempDir(), "collector.sock"), testStateFlags(t)))
 	var stderr lockedBuffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Start(); err != nil {
@@ -250,7 +250,10 @@ func freeAddr(t *testing.T) string {
 
 func waitHealthy(t *testing.T, base string, exited <-chan struct{}, stderr *lockedBuffer) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	// Verifying the datapath's programs takes about 4 CPU-seconds; on a
+	// loaded 2-core machine that is 15-35 s of wall time before /healthz.
+	const wait = 90 * time.Second
+	deadline := time.Now().Add(wait)
 	for {
 		select {
 		case <-exited:
@@ -264,7 +267,7 @@ func waitHealthy(t *testing.T, base string, exited <-chan struct{}, stderr *lock
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("collector not healthy after 15s; output:\n%s", stderr.String())
+			t.Fatalf("collector not healthy after %s; output:\n%s", wait, stderr.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -308,4 +311,13 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.String()
+}
+
+// testStateFlags keep a collector's state files in the test's own
+// directory, never in the machine's /var/lib/periscope: an endpoint state
+// left there would be kept by the next collector.
+func testStateFlags(t *testing.T) string {
+	dir := t.TempDir()
+	return fmt.Sprintf("--identity-state %s --policy-dir %s --endpoint-state %s",
+		filepath.Join(dir, "ids.json"), filepath.Join(dir, "policies"), filepath.Join(dir, "endpoints.json"))
 }

@@ -45,9 +45,11 @@ type collectorFlags struct {
 	identityState  string
 	identityGrace  time.Duration
 	policyDir      string
+	endpointState  string
 	serve          serveFlags
 	memoryLimit    int64
 	proxy          proxyFlags
+	dns            dnsFlags
 }
 
 func newCollectorCmd() *cobra.Command {
@@ -63,6 +65,11 @@ flows in memory and serves them on --listen:
   GET /api/v1/flows         NDJSON flows (filter, last, first, all, since, until,
                             follow, source=ring|clickhouse)
   GET /api/v1/status        counters and configuration
+  GET /api/v1/endpoints, DELETE /api/v1/endpoints/NAMESPACE/NAME
+                            the endpoints in force; removing one (periscope
+                            endpoint remove) is how it stops being enforced:
+                            one --config no longer declares is kept from
+                            --endpoint-state until then
   GET /api/v1/namespaces    namespaces of the last hour's flows
   GET /api/v1/agent-events  NDJSON agent events: started, policy and endpoint
                             changes (last, first, all, since, until, follow)
@@ -79,6 +86,12 @@ other web origins are refused (docs/ACCESS.md).
 With --envoy, the ports named by --proxy-redirect go through Envoy (run and
 supervised by the collector, configured over xDS), and its HTTP access logs
 become L7 flows.
+
+The DNS proxy (--dns-proxy, on by default) judges the queries of endpoints a
+policy's rules.dns covers (REFUSED for denied names), records them as L7 DNS
+flows, and remembers which names resolved to which addresses (--fqdn-state):
+flows show source_names/destination_names, and toFQDNs rules allow the
+addresses of allowed answers before the answer reaches the pod.
 
 Flows also go to ClickHouse (--clickhouse) and over OTLP (--otlp-endpoint or
 $OTEL_EXPORTER_OTLP_ENDPOINT), each behind a bounded queue.
@@ -116,6 +129,7 @@ Needs root (CAP_BPF, CAP_NET_ADMIN, and CAP_PERFMON for --sock-events).`,
 	fl.sinks.addFlags(f)
 	fl.serve.addFlags(f)
 	fl.proxy.addFlags(f)
+	fl.dns.addFlags(f)
 	f.Int64Var(&fl.memoryLimit, "memory-limit", defaultMemoryLimit,
 		"soft memory limit in bytes for the Go runtime, so overload turns into counted drops, not growth (0: none; the GOMEMLIMIT environment variable wins)")
 	f.BoolVar(&fl.ui, "ui", true, "serve the web UI at / on --listen")
@@ -124,6 +138,8 @@ Needs root (CAP_BPF, CAP_NET_ADMIN, and CAP_PERFMON for --sock-events).`,
 	f.DurationVar(&fl.identityGrace, "identity-gc-grace", identity.DefaultReleaseGrace,
 		"how long an identity no endpoint of this node uses is kept in --identity-state before it is released (negative: never)")
 	f.StringVar(&fl.policyDir, "policy-dir", defaultPolicyDir, "directory keeping the applied policies")
+	f.StringVar(&fl.endpointState, "endpoint-state", defaultEndpointState,
+		"file keeping the endpoints in force: those --config no longer declares stay enforced until `periscope endpoint remove`")
 	return cmd
 }
 
@@ -217,14 +233,24 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 	if err != nil {
 		return err
 	}
-	l7, err := newProxy(fl.proxy, cfg.NodeName, dp, logger)
+	redirects := datapath.NewRedirectOwners(dp)
+	l7, err := newProxy(fl.proxy, cfg.NodeName, redirects.Owner("envoy"), logger)
 	if err != nil {
 		ln.Close()
 		return err
 	}
+	dns, err := newDNS(fl.dns, fl.identityState, redirects.Owner("dns"), logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer dns.Close()
 	var more []collector.Source
 	if l7 != nil {
 		more = append(more, l7.Source())
+	}
+	if dns.Proxy() != nil {
+		more = append(more, dns.Proxy())
 	}
 	c, err := collector.New(collector.Options{
 		Identities:    ids,
@@ -240,10 +266,13 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 		RingSize:      fl.ringSize,
 		MaxFollowers:  noBoundIfZero(fl.maxFollowers),
 		Sinks:         sinks.sinks,
+		Names:         dns.Cache(),
 		Handlers:      sinks.handlers,
 		History:       sinks.history,
 		Logger:        logger,
 		Version:       version,
+
+		EndpointState: fl.endpointState,
 	})
 	if err != nil {
 		ln.Close()
@@ -251,9 +280,11 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 		// addresses): a refusal there is a missing capability too.
 		return privilegeHint(err)
 	}
-	if _, err := startPolicyStore(fl.policyDir, c, dp, sinks.handlers, logger); err != nil {
+	store, err := startPolicyStore(fl.policyDir, c, dns.Applier(dp), dns.Cache(), sinks.handlers, logger)
+	if err != nil {
 		return err
 	}
+	bindDNS(dns, store, c)
 	if fl.ui {
 		if err := web.start(c, sinks.history, fl.access.allowedOrigins, logger); err != nil {
 			return fmt.Errorf("web UI: %w", err)
@@ -274,8 +305,16 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 		ln.Close()
 		return err
 	}
+	dnsDone := make(chan struct{})
+	go func() {
+		defer close(dnsDone)
+		if err := dns.Run(ctx); err != nil {
+			logger.Warn("FQDN cache", "err", err)
+		}
+	}()
 	err = c.Run(ctx)
 	cancel()
+	<-dnsDone
 	waitProxy()
 	waitHubble()
 	return privilegeHint(err)

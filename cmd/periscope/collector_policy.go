@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 
 	"github.com/periscope-dev/periscope/collector"
-	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/enforcer/identity"
 	"github.com/periscope-dev/periscope/enforcer/policystore"
 )
@@ -17,6 +16,7 @@ import (
 const (
 	defaultIdentityState = "/var/lib/periscope/identities.json"
 	defaultPolicyDir     = "/var/lib/periscope/policies"
+	defaultEndpointState = "/var/lib/periscope/endpoints.json"
 )
 
 // newIdentityAllocator opens the identity state file, creating its directory.
@@ -27,17 +27,20 @@ func newIdentityAllocator(path string) (*identity.Allocator, error) {
 	return identity.NewAllocator(path)
 }
 
-// startPolicyStore builds a policy store over dp and c's endpoints that
-// persists in dir ("": in memory only; else it re-applies what dir holds)
-// and adds the policy and identity API to handlers.
-func startPolicyStore(dir string, c *collector.Collector, dp *datapath.Datapath,
+// startPolicyStore builds a policy store applying through applier (the
+// DNS part's, over the datapath) over c's endpoints (and their changes) and the DNS names of
+// names, that persists in dir ("": in memory only; else it re-applies what
+// dir holds), and adds the policy and identity API to handlers.
+func startPolicyStore(dir string, c *collector.Collector, applier policystore.Applier, names policystore.Names,
 	handlers map[string]http.Handler, logger *slog.Logger) (*policystore.Store, error) {
 	store, err := policystore.New(policystore.Options{
-		Dir: dir, Applier: dp, Endpoints: c.Registry(), Logger: logger, Events: c.Events(),
+		Dir: dir, Applier: applier, Endpoints: c, Names: names, Logger: logger, Events: c.Events(),
 	})
 	if err != nil {
 		return nil, err
 	}
+	// A removed endpoint leaves the compiled policy (and audit mode).
+	c.OnEndpointsChange(store.Refresh)
 	for pattern, h := range store.Handlers() {
 		handlers[pattern] = h
 	}

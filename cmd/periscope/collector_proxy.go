@@ -39,8 +39,9 @@ func (p *proxyFlags) addFlags(f *pflag.FlagSet) {
 	f.StringArrayVar(&p.redirects, "proxy-redirect", nil, "ENDPOINT:PORT[:ingress|egress] to send through Envoy (repeatable; default direction ingress)")
 }
 
-// newProxy builds the proxy manager over dp, or nil when --envoy is off.
-func newProxy(fl proxyFlags, nodeName string, dp *datapath.Datapath, logger *slog.Logger) (*proxy.Manager, error) {
+// newProxy builds the proxy manager redirecting through dp (its part of
+// the datapath's redirect table), or nil when --envoy is off.
+func newProxy(fl proxyFlags, nodeName string, dp datapath.RedirectSetter, logger *slog.Logger) (*proxy.Manager, error) {
 	if !fl.enabled {
 		if len(fl.redirects) > 0 {
 			return nil, errors.New("--proxy-redirect needs --envoy")

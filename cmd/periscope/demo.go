@@ -20,6 +20,7 @@ import (
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/datapath/netlab"
+	"github.com/periscope-dev/periscope/enforcer/dnspolicy"
 	"github.com/periscope-dev/periscope/relay/hubble"
 )
 
@@ -39,14 +40,19 @@ func newDemoCmd() *cobra.Command {
 		Use:   "demo",
 		Short: "Run pods with live traffic and a collector, and print their flows",
 		Long: `demo builds a lab of network-namespace pods (frontend, backend and db in
-namespace default, outsider in namespace other), runs traffic between them
-(HTTP-like requests, a long-lived database connection, DNS-like datagrams,
+namespace default, outsider in namespace other, dns in kube-system; partner
+and tracker outside the cluster), runs traffic between them
+(HTTP-like requests, a long-lived database connection, datagrams, DNS lookups,
 pings; over IPv4 and IPv6), loads the datapath on the pods' veths, serves a
 collector's API and prints the flows live. Ctrl-C removes everything it made.
 
-It enforces one CiliumNetworkPolicy, default/db-clients: db takes TCP 5432
-from backend and UDP 53 from frontend only, so the outsider's attempts on
-db:5432 show up DROPPED (POLICY_DENIED).
+It enforces two CiliumNetworkPolicies. default/db-clients: db takes TCP 5432
+from backend and UDP 5353 from frontend only, so the outsider's attempts on
+db:5432 show up DROPPED (POLICY_DENIED). default/frontend-egress: the
+frontend resolves names through dnsmasq in the dns pod (kube-system), its
+lookups go through the DNS proxy (dns-request/dns-response flows), and of
+the world only api.partner.example is allowed, by name (toFQDNs): its calls
+to ads.tracker.example show up DROPPED, the name in the flow.
 
 It also serves the web UI on --listen (its address is printed), Hubble's
 gRPC API on --hubble-listen, Prometheus metrics with --metrics, and stores
@@ -56,6 +62,8 @@ In another terminal, try:
   periscope observe --last 20
   periscope observe -f --from-pod default/frontend
   periscope observe --verdict DROPPED
+  periscope observe --fqdn '*.example' --protocol tcp
+  periscope observe --protocol dns
   periscope policy list
   sudo periscope policy delete db-clients   # changes go over the root-owned API socket`,
 		Args: cobra.NoArgs,
@@ -118,25 +126,32 @@ func runDemo(ctx context.Context, opts demoOptions, out, errOut io.Writer) (err 
 		}
 	}()
 
+	dns, err := newDemoDNS(datapath.NewRedirectOwners(dp).Owner("dns"), log)
+	if err != nil {
+		return err
+	}
+	defer dns.Close()
+
 	sinks, err := newCollectorSinks(ctx, opts.sinks, "", datapathSource(dp), log)
 	if err != nil {
 		return fmt.Errorf("demo sinks: %w", err)
 	}
 	return sinks.runWith(ctx, func(ctx context.Context) error {
-		return runDemoCollector(ctx, opts, lab, dp, sinks, out, errOut, log)
+		return runDemoCollector(ctx, opts, lab, dp, dns, sinks, out, errOut, log)
 	})
 }
 
 // runDemoCollector builds the demo's collector with the sinks and the web UI
 // and runs it with the traffic and the printer until ctx ends.
-func runDemoCollector(ctx context.Context, opts demoOptions, lab *netlab.Lab, dp *datapath.Datapath,
+func runDemoCollector(ctx context.Context, opts demoOptions, lab *netlab.Lab, dp *datapath.Datapath, dns *dnspolicy.DNS,
 	sinks *collectorSinks, out, errOut io.Writer, log *slog.Logger) error {
 	var web uiMount
 	sinks.handlers[uiPattern] = &web
 	defer web.Close()
 	col, err := collector.New(collector.Options{
 		Config:     demoConfig(lab),
-		Sources:    flowSources(dp),
+		Sources:    flowSources(dp, dns.Proxy()),
+		Names:      dns.Cache(),
 		Attacher:   dp,
 		Stats:      datapathStats(dp),
 		Interfaces: dp.Interfaces,
@@ -152,7 +167,7 @@ func runDemoCollector(ctx context.Context, opts demoOptions, lab *netlab.Lab, dp
 	if err != nil {
 		return fmt.Errorf("demo collector: %w", err)
 	}
-	if err := startDemoPolicy(col, dp, sinks.handlers, log); err != nil {
+	if err := startDemoPolicy(col, dp, dns, sinks.handlers, log); err != nil {
 		return err
 	}
 	if err := web.start(col, sinks.history, nil, log); err != nil {
@@ -166,12 +181,13 @@ func runDemoCollector(ctx context.Context, opts demoOptions, lab *netlab.Lab, dp
 	}
 	defer waitHubble()
 	defer cancel() // runs before waitHubble: stop the server, then wait for it
-	return runDemoParts(ctx, lab, col, out, errOut, log)
+	return runDemoParts(ctx, lab, col, dns, out, errOut, log)
 }
 
 // runDemoParts runs the collector, then the traffic and the printer once it
 // is ready, until ctx ends or a part fails; it waits for all of them.
-func runDemoParts(ctx context.Context, lab *netlab.Lab, col *collector.Collector, out, errOut io.Writer, log *slog.Logger) error {
+func runDemoParts(ctx context.Context, lab *netlab.Lab, col *collector.Collector, dns *dnspolicy.DNS,
+	out, errOut io.Writer, log *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -191,6 +207,7 @@ func runDemoParts(ctx context.Context, lab *netlab.Lab, col *collector.Collector
 		defer close(runDone)
 		fail(col.Run(ctx))
 	})
+	wg.Go(func() { fail(dns.Run(ctx)) })
 	select {
 	case <-col.Ready():
 	case <-runDone:
@@ -198,8 +215,15 @@ func runDemoParts(ctx context.Context, lab *netlab.Lab, col *collector.Collector
 	if ctx.Err() == nil {
 		fmt.Fprintf(errOut, "%sWeb UI: http://%s/\nflows API on http://%s — try: bin/periscope observe --last 20 (Ctrl-C stops)\n\n",
 			demoBanner(lab), col.Addr(), col.Addr())
+		waitDNS, err := startDemoDNSServer(ctx, lab, log)
+		if err != nil {
+			fail(err)
+		} else {
+			defer waitDNS() // after wg.Wait: ctx is done
+		}
 		wg.Go(func() {
-			fail(netlab.RunTraffic(ctx, netlab.TrafficOptions{Logger: log}, demoTraffic(lab)...))
+			traffic := append(demoTraffic(lab), demoDNSTraffic(lab)...)
+			fail(netlab.RunTraffic(ctx, netlab.TrafficOptions{Logger: log}, traffic...))
 		})
 		wg.Go(func() {
 			// The same compact lines as `periscope observe`.

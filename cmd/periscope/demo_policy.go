@@ -7,10 +7,11 @@ import (
 
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath"
+	"github.com/periscope-dev/periscope/enforcer/dnspolicy"
 )
 
 // demoPolicy is what the demo enforces: the database takes connections from
-// the backend on 5432 and DNS-like datagrams from the frontend, nothing
+// the backend on 5432 and datagrams on 5353 from the frontend, nothing
 // else; the outsider's attempts on it show up DROPPED (POLICY_DENIED), the
 // allowed flows name the policy. Everything else is selected by no policy
 // and forwarded.
@@ -30,18 +31,20 @@ spec:
   - fromEndpoints:
     - matchLabels: {app: frontend}
     toPorts:
-    - ports: [{port: "53", protocol: UDP}]
+    - ports: [{port: "5353", protocol: UDP}]
 `
 
-// startDemoPolicy applies demoPolicy through an in-memory policy store over
-// dp and adds the policy and identity API to handlers, so `periscope
-// policy list|apply|delete` work against the demo.
-func startDemoPolicy(c *collector.Collector, dp *datapath.Datapath, handlers map[string]http.Handler, log *slog.Logger) error {
-	store, err := startPolicyStore("", c, dp, handlers, log)
+// startDemoPolicy applies demoPolicy and demoFrontendEgress through an
+// in-memory policy store over dp and dns (the DNS names and rules) and
+// adds the policy and identity API to handlers, so `periscope policy
+// list|apply|delete` work against the demo.
+func startDemoPolicy(c *collector.Collector, dp *datapath.Datapath, dns *dnspolicy.DNS, handlers map[string]http.Handler, log *slog.Logger) error {
+	store, err := startPolicyStore("", c, dns.Applier(dp), dns.Cache(), handlers, log)
 	if err != nil {
 		return fmt.Errorf("demo policy: %w", err)
 	}
-	if _, _, err := store.Apply("demo-policy.yaml", []byte(demoPolicy)); err != nil {
+	bindDNS(dns, store, c)
+	if _, _, err := store.Apply("demo-policy.yaml", []byte(demoPolicy+"---\n"+demoFrontendEgress)); err != nil {
 		return fmt.Errorf("demo policy: %w", err)
 	}
 	return nil

@@ -31,6 +31,12 @@ func isDBClients(p api.PolicyRef) bool {
 	return p.Name == "db-clients" && p.Namespace == "default" && p.Kind == "CiliumNetworkPolicy" && p.Revision > 0
 }
 
+// isFrontendEgress says whether a deciding policy is the demo's frontend
+// egress policy.
+func isFrontendEgress(p api.PolicyRef) bool {
+	return p.Name == "frontend-egress" && p.Namespace == "default" && p.Kind == "CiliumNetworkPolicy"
+}
+
 func TestDemoShowsEveryKindOfFlowWithVerdictsAndCleansUp(t *testing.T) {
 	labtest.RequireRoot(t)
 	opts := demoOptions{
@@ -82,7 +88,7 @@ func TestDemoShowsEveryKindOfFlowWithVerdictsAndCleansUp(t *testing.T) {
 			return pods(f, "default/backend", "default/db") && f.L4.DestinationPort == 5432 &&
 				f.Verdict == api.VerdictForwarded && slices.ContainsFunc(f.IngressAllowedBy, isDBClients)
 		}},
-		{"frontend -> db:53/UDP allowed by default/db-clients", func(f *api.Flow) bool {
+		{"frontend -> db:5353/UDP allowed by default/db-clients", func(f *api.Flow) bool {
 			return pods(f, "default/frontend", "default/db") && f.L4.Protocol == api.ProtoUDP &&
 				f.Verdict == api.VerdictForwarded && slices.ContainsFunc(f.IngressAllowedBy, isDBClients)
 		}},
@@ -92,6 +98,20 @@ func TestDemoShowsEveryKindOfFlowWithVerdictsAndCleansUp(t *testing.T) {
 		}},
 		{"outsider pings frontend", func(f *api.Flow) bool {
 			return pods(f, "other/outsider", "default/frontend") && f.L4.Protocol == api.ProtoICMPv4
+		}},
+		{"frontend looks api.partner.example up through the DNS proxy, allowed by default/frontend-egress", func(f *api.Flow) bool {
+			return f.Source.PodName == "frontend" && f.L7 != nil && f.L7.DNS != nil && f.L7.DNS.Query == demoPartnerName+"." &&
+				f.Verdict == api.VerdictForwarded && slices.ContainsFunc(f.EgressAllowedBy, isFrontendEgress)
+		}},
+		{"frontend -> api.partner.example:443 allowed by name (toFQDNs)", func(f *api.Flow) bool {
+			return f.Source.PodName == "frontend" && f.Type == api.FlowTypeL3L4 && f.L4.DestinationPort == 443 &&
+				slices.Contains(f.DestinationNames, demoPartnerName) && f.Verdict == api.VerdictForwarded &&
+				slices.ContainsFunc(f.EgressAllowedBy, isFrontendEgress)
+		}},
+		{"frontend -> ads.tracker.example:443 dropped, the name shown", func(f *api.Flow) bool {
+			return f.Source.PodName == "frontend" && f.Type == api.FlowTypeL3L4 && f.L4.DestinationPort == 443 &&
+				slices.Contains(f.DestinationNames, demoTrackerName) && f.Verdict == api.VerdictDropped &&
+				f.DropReason == api.DropReasonPolicyDenied
 		}},
 	}
 	var flows []api.Flow

@@ -70,6 +70,7 @@ func TestCollectorWithEnvoyServesL7Flows(t *testing.T) {
 	cmd := exec.Command(bin, "collector", "--config", cfg, "--listen", listen, "--bpf-pin-path", pin,
 		"--api-socket", filepath.Join(dir, "api.sock"), "--hubble-listen", "", "--ui=false", "--sock-events=false",
 		"--identity-state", filepath.Join(dir, "ids.json"), "--policy-dir", filepath.Join(dir, "policies"),
+		"--endpoint-state", filepath.Join(dir, "endpoints.json"),
 		"--envoy", "--envoy-binary", envoyBin, "--envoy-socket", filepath.Join(dir, "envoy.sock"),
 		"--envoy-admin", "127.0.0.1:0", "--proxy-redirect", "web:8080")
 	var out lockedBuffer

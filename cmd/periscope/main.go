@@ -37,6 +37,7 @@ func newRootCmd() *cobra.Command {
 		newVersionCmd(),
 		newPolicyCmd(),
 		newIdentityCmd(),
+		newEndpointCmd(),
 	)
 	return root
 }

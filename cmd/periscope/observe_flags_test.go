@@ -144,7 +144,7 @@ func TestObserveFlagsRejectBadInput(t *testing.T) {
 		wantErr string
 	}{
 		{"a port name", []string{"--to-port", "http"}, `invalid argument "http" for "--to-port" flag: filter "to:port=http": port must be a number 0-65535`},
-		{"a bad verdict", []string{"--verdict", "ALLOWED"}, "verdict must be FORWARDED, DROPPED, AUDIT or ERROR"},
+		{"a bad verdict", []string{"--verdict", "ALLOWED"}, "verdict must be FORWARDED, DROPPED, AUDIT, ERROR or TRACED"},
 		{"a bad chip", []string{"--filter", "from:verdict=DROPPED"}, "verdict has no source or destination side"},
 		{"a bad status", []string{"--http-status", "5xx"}, `filter "http-status=5xx": http-status must be a status code (404) or its first one or two digits and + (5+, 40+)`},
 		{"a bad path expression", []string{"--http-path", "/a("}, `filter "http-path=/a(": http-path must be a regular expression`},

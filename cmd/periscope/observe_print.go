@@ -109,9 +109,9 @@ func (p *tablePrinter) Print(_ []byte, f *api.Flow) error {
 	var b []byte
 	b = f.Time.In(p.loc).AppendFormat(b, time.StampMilli)
 	b = append(b, '\t')
-	b = appendEndpoint(b, &f.Source, f.IP.Source, f.L4.SourcePort)
+	b = appendEndpoint(b, &f.Source, f.IP.Source, f.L4.SourcePort, f.SourceNames)
 	b = append(b, '\t')
-	b = appendEndpoint(b, &f.Destination, f.IP.Destination, f.L4.DestinationPort)
+	b = appendEndpoint(b, &f.Destination, f.IP.Destination, f.L4.DestinationPort, f.DestinationNames)
 	b = append(b, '\t')
 	if f.L7 != nil {
 		b = appendL7Type(b, f.L7)
@@ -146,16 +146,26 @@ var reservedIdentities = map[uint32]string{
 	6: "remote-node", 7: "kube-apiserver", 8: "ingress",
 }
 
-// appendEndpoint writes "namespace/pod:port (ID:n)", or "ip:port (ID:n)"
-// when the endpoint has no pod name.
-func appendEndpoint(b []byte, ep *api.Endpoint, addr netip.Addr, port uint16) []byte {
+// appendEndpoint writes "namespace/pod:port (ID:n)"; without a pod name
+// the address's DNS names, comma-separated, as hubble prints them
+// ("api.example.com:443 (world)"); else "ip:port (ID:n)".
+func appendEndpoint(b []byte, ep *api.Endpoint, addr netip.Addr, port uint16, names []string) []byte {
 	switch {
-	case ep.PodName != "":
-		if ep.Namespace != "" {
-			b = append(b, ep.Namespace...)
-			b = append(b, '/')
+	case ep.PodName != "" || len(names) > 0:
+		if ep.PodName == "" {
+			for i, n := range names {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = appendPrintable(b, n)
+			}
+		} else {
+			if ep.Namespace != "" {
+				b = append(b, ep.Namespace...)
+				b = append(b, '/')
+			}
+			b = append(b, ep.PodName...)
 		}
-		b = append(b, ep.PodName...)
 		if port != 0 {
 			b = append(b, ':')
 			b = strconv.AppendUint(b, uint64(port), 10)

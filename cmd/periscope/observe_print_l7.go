@@ -8,9 +8,10 @@ import (
 
 // side is one end of a printed flow.
 type side struct {
-	ep   *api.Endpoint
-	addr netip.Addr
-	port uint16
+	ep    *api.Endpoint
+	addr  netip.Addr
+	port  uint16
+	names []string
 }
 
 // printedSides are a flow's ends in printing order and the arrow between
@@ -18,15 +19,15 @@ type side struct {
 // from the server, the client first and "<-", as `hubble observe` prints
 // replies.
 func printedSides(f *api.Flow) (first, second side, arrow string) {
-	src := side{&f.Source, f.IP.Source, f.L4.SourcePort}
-	dst := side{&f.Destination, f.IP.Destination, f.L4.DestinationPort}
+	src := side{&f.Source, f.IP.Source, f.L4.SourcePort, f.SourceNames}
+	dst := side{&f.Destination, f.IP.Destination, f.L4.DestinationPort, f.DestinationNames}
 	if f.L7 != nil && f.IsReply {
 		return dst, src, " <- "
 	}
 	return src, dst, " -> "
 }
 
-func appendSide(b []byte, s side) []byte { return appendEndpoint(b, s.ep, s.addr, s.port) }
+func appendSide(b []byte, s side) []byte { return appendEndpoint(b, s.ep, s.addr, s.port, s.names) }
 
 // appendL7Type writes Hubble's name of an L7 flow's type, as `hubble
 // observe` shows it: "http-request", "http-response", "dns-request proxy",

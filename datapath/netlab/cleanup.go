@@ -4,17 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 )
-
-// netnsDir is where named network namespaces live, as for `ip netns`.
-const netnsDir = "/var/run/netns"
 
 // Cleanup removes the links and network namespaces whose names start with
 // prefix (NamePrefix removes every lab's), the leftovers of a crashed run.
@@ -126,21 +121,6 @@ func deleteLink(name string) error {
 	}
 	if err := netlink.LinkDel(link); err != nil {
 		return fmt.Errorf("delete link %s: %w", name, err)
-	}
-	return nil
-}
-
-// deleteNetns unmounts and removes a named network namespace; a missing one
-// is fine.
-func deleteNetns(name string) error {
-	if _, err := os.Stat(filepath.Join(netnsDir, name)); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err := netns.DeleteNamed(name); err != nil {
-		// A file whose mount is already gone still needs removing.
-		if rmErr := os.Remove(filepath.Join(netnsDir, name)); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) {
-			return fmt.Errorf("delete netns %s: %w", name, err)
-		}
 	}
 	return nil
 }

@@ -150,32 +150,6 @@ func (p *Pod) create(l *Lab) error {
 	return p.waitReady(h)
 }
 
-// newNamedNetns creates a network namespace mounted under /var/run/netns
-// without moving the calling goroutine's thread into it for good.
-func newNamedNetns(name string) (netns.NsHandle, error) {
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return netns.None(), fmt.Errorf("get current netns: %w", err)
-	}
-	defer orig.Close()
-	ns, nsErr := netns.NewNamed(name)
-	if err := netns.Set(orig); err != nil {
-		// The thread is stuck in the wrong namespace: leave it locked so
-		// the runtime retires it with this goroutine.
-		if nsErr == nil {
-			ns.Close()
-		}
-		return netns.None(), fmt.Errorf("restore netns after creating %s: %w", name, err)
-	}
-	runtime.UnlockOSThread()
-	if nsErr != nil {
-		return netns.None(), fmt.Errorf("create netns %s: %w", name, nsErr)
-	}
-	return ns, nil
-}
-
 // remove deletes the pod's veth pair and namespace.
 func (p *Pod) remove() error {
 	var errs []error

@@ -66,3 +66,24 @@ func (p *Pod) DialUDP(ctx context.Context, addr netip.AddrPort) (*net.UDPConn, e
 	}
 	return conn, nil
 }
+
+// Resolve asks the DNS server at server, from the pod, for name's first
+// IPv4 address (IPv6 with v6), as a stub resolver does (UDP, TCP when the
+// answer is truncated).
+func (p *Pod) Resolve(ctx context.Context, server netip.AddrPort, name string, v6 bool) (netip.Addr, error) {
+	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		if network == "tcp" || network == "tcp4" || network == "tcp6" {
+			return p.DialTCP(ctx, server)
+		}
+		return p.DialUDP(ctx, server)
+	}}
+	family := "ip4"
+	if v6 {
+		family = "ip6"
+	}
+	addrs, err := r.LookupNetIP(ctx, family, name)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("pod %s: resolve %s at %s: %w", p.Name, name, server, err)
+	}
+	return addrs[0].Unmap(), nil
+}

@@ -55,10 +55,19 @@ type Traffic struct {
 	IPv6 bool
 	// Every is the interval between exchanges; 0 means 500ms.
 	Every time.Duration
+	// Name, for Requests, is a DNS name each exchange first resolves (A,
+	// or AAAA with IPv6) by asking the DNS server at Resolver from the
+	// From pod, then requests at the answer's first address and Port (To
+	// is the pod that serves Port).
+	Name     string
+	Resolver netip.AddrPort
 }
 
 // String describes the traffic, e.g. "frontend->backend tcp 198.18.3.3:8080 requests".
 func (t Traffic) String() string {
+	if t.Name != "" {
+		return fmt.Sprintf("%s->%s:%d %s", t.From.Name, t.Name, t.Port, t.Kind)
+	}
 	return fmt.Sprintf("%s->%s %s %s", t.From.Name, t.To.Name, t.dst(), t.Kind)
 }
 
@@ -197,11 +206,20 @@ func clientLoop(ctx context.Context, t Traffic, report func(Traffic, error)) {
 	}
 }
 
-// request makes one HTTP-like request on a new connection.
+// request makes one HTTP-like request on a new connection, to the
+// address Name resolves to when it is set.
 func request(ctx context.Context, t Traffic) error {
 	ctx, cancel := context.WithTimeout(ctx, exchangeTimeout)
 	defer cancel()
-	c, err := t.From.DialTCP(ctx, t.dst())
+	dst := t.dst()
+	if t.Name != "" {
+		a, err := t.From.Resolve(ctx, t.Resolver, t.Name, t.IPv6)
+		if err != nil {
+			return err
+		}
+		dst = netip.AddrPortFrom(a, t.Port)
+	}
+	c, err := t.From.DialTCP(ctx, dst)
 	if err != nil {
 		return err
 	}

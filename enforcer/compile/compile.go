@@ -89,6 +89,17 @@
 //
 // Identities unknown at compile time only match identity-0 entries:
 // recompile when identities appear (as Cilium's selector cache does).
+//
+// # DNS
+//
+// toFQDNs compiles like a CIDR rule over the addresses DNS answers gave
+// the names it selects (Input.Names): each gets a host CIDR identity and
+// an ipcache entry (fqdn.go), so a new answer is a recompile, and FQDNAddrs
+// tells whether it changes anything. rules.dns is not the kernel's: it
+// becomes the DNS proxy's part, Compiled.DNS (a dnsmatch table's rules,
+// by server identity through this ipcache) and DNSRedirects, the
+// endpoints' DNS ports to steer to the proxy (dns.go), both held against
+// policy.EvaluateDNS.
 package compile
 
 import (
@@ -130,6 +141,9 @@ type Input struct {
 	Identities []identity.Identity
 	// IPCache holds extra address → identity entries.
 	IPCache []IPEntry
+	// Names are the names DNS answers the node's proxy saw gave each
+	// address (every endpoint's, unexpired): toFQDNs selects by them.
+	Names map[netip.Addr][]string
 }
 
 // Compile compiles in.
@@ -163,6 +177,7 @@ func Compile(in Input) (*Compiled, error) {
 			}
 		}
 		c.Enforce[ep.ID] = enf
+		c.compileDNS(in.Policies, local, universe)
 	}
 	c.Flags = c.probeFlags()
 	for _, ep := range in.Endpoints {

@@ -61,6 +61,7 @@ func (c *Compiled) identities(in Input) ([]identity.Identity, error) {
 			}
 		}
 	}
+	prefixes = append(prefixes, c.fqdnPrefixes(in)...)
 	for p, id := range identity.LocalCIDRIdentities(prefixes) {
 		if err := add(id, identity.CIDRLabels(p)); err != nil {
 			return nil, err
@@ -88,9 +89,12 @@ func (c *Compiled) identities(in Input) ([]identity.Identity, error) {
 // selectsIdentity reports whether a peer selector selects an identity:
 // label selectors by labels, CIDR selectors by the identity's cidr: label
 // (its prefix must lie inside CIDR and inside no except; with every policy
-// prefix in the ipcache this equals matching the address itself).
-func selectsIdentity(ps *policy.PeerSelector, i identity.Identity) bool {
+// prefix in the ipcache this equals matching the address itself), toFQDNs
+// selectors by the addresses of their names (fqdn.go).
+func (c *Compiled) selectsIdentity(ps *policy.PeerSelector, i identity.Identity) bool {
 	switch {
+	case ps.FQDN != nil:
+		return c.selectsFQDN(ps.FQDN, i)
 	case ps.All:
 		return true
 	case ps.Selector != nil:

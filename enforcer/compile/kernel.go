@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 
+	"github.com/periscope-dev/periscope/enforcer/dnsmatch"
 	"github.com/periscope-dev/periscope/enforcer/identity"
 	"github.com/periscope-dev/periscope/enforcer/policy"
 )
@@ -129,4 +130,17 @@ type Compiled struct {
 	// is dropped before it crosses the node. Placement only: the verdict is
 	// the destination's own.
 	LocalIngress map[netip.Addr]uint32
+
+	// FQDNAddrs are the addresses of Input.Names some toFQDNs selector
+	// selects, with those selectors (sorted): what a new DNS answer is
+	// compared with to tell whether it changes the policy (FQDNSelects).
+	FQDNAddrs map[netip.Addr][]dnsmatch.Selector
+	// DNS is the DNS proxy's part: the rules it checks queries against,
+	// whose IdentityOf is this policy's ipcache (dns.go).
+	DNS dnsmatch.Rules
+	// DNSRedirects are the (endpoint, protocol, port) whose queries go
+	// through the DNS proxy, sorted.
+	DNSRedirects []DNSRedirect
+
+	fqdn fqdnIndex
 }

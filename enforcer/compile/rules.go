@@ -77,7 +77,7 @@ func (c *Compiled) compileDirection(pols []*policy.Policy, local policy.Endpoint
 					if !a.all {
 						for _, id := range universe {
 							for j := range pr.Peers {
-								if selectsIdentity(&pr.Peers[j], id) {
+								if c.selectsIdentity(&pr.Peers[j], id) {
 									a.ids[uint32(id.ID)] = true
 								}
 							}

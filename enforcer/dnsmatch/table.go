@@ -19,8 +19,12 @@ type Rule struct {
 	Port uint16
 	// Protocol is api.ProtoUDP or api.ProtoTCP; 0 means both.
 	Protocol uint8
-	// Servers are the server addresses the rule covers; empty means any.
-	Servers []netip.Prefix
+	// Servers are the server addresses the rule covers and
+	// ServerIdentities the security identities of those servers (see
+	// Rules.IdentityOf); a server in either is covered, and both empty
+	// means any server.
+	Servers          []netip.Prefix
+	ServerIdentities []uint32
 	// Names are the allowed query names; empty allows every name.
 	Names []Selector
 }
@@ -47,41 +51,70 @@ type Verdict struct {
 	Policies []api.PolicyRef
 }
 
+// Rules are what a Table holds at once.
+type Rules struct {
+	// ByEndpoint are the rules of every endpoint whose queries the proxy
+	// judges (by endpoint ID).
+	ByEndpoint map[uint32][]Rule
+	// Open endpoints are outside egress default deny: L3/L4 policy lets
+	// their queries to a server no rule covers pass, and so does Check.
+	Open map[uint32]bool
+	// IdentityOf gives a server address's security identity, as the
+	// datapath's ipcache does, for rules with ServerIdentities; nil: such
+	// rules cover only their Servers.
+	IdentityOf func(netip.Addr) uint32
+}
+
 // Table holds the compiled DNS rules of every endpoint. Check may run
-// concurrently with Replace: each Check sees one whole generation.
+// concurrently with Set: each Check sees one whole generation.
 type Table struct {
-	gen atomic.Pointer[map[uint32]*endpointRules]
+	gen atomic.Pointer[generation]
+}
+
+type generation struct {
+	endpoints  map[uint32]*endpointRules
+	identityOf func(netip.Addr) uint32
+	rules      Rules // as given, for Current
 }
 
 type endpointRules struct {
 	rules    []compiledRule
 	policies []api.PolicyRef // every policy of the endpoint, sorted, unique
+	open     bool
 }
 
 type compiledRule struct {
-	policy   []api.PolicyRef // the one policy, shared by verdicts
-	port     uint16
-	protocol uint8
-	servers  []netip.Prefix
-	matchers []*Matcher
-	all      bool // no names, or a name pattern of stars alone
+	policy     []api.PolicyRef // the one policy, shared by verdicts
+	port       uint16
+	protocol   uint8
+	servers    []netip.Prefix
+	identities []uint32
+	matchers   []*Matcher
+	all        bool // no names, or a name pattern of stars alone
 }
 
 // NewTable returns a table with no rules: every query is denied.
 func NewTable() *Table {
 	t := &Table{}
-	empty := map[uint32]*endpointRules{}
-	t.gen.Store(&empty)
+	t.gen.Store(&generation{endpoints: map[uint32]*endpointRules{}})
 	return t
 }
 
-// Replace compiles rules (by endpoint ID) and puts them in force at once.
-// On an error nothing changes.
+// Replace is Set with rules alone: no open endpoint, no identities.
 func (t *Table) Replace(rules map[uint32][]Rule) error {
-	gen := make(map[uint32]*endpointRules, len(rules))
-	for ep, rs := range rules {
-		er := &endpointRules{}
-		for i, r := range rs {
+	return t.Set(Rules{ByEndpoint: rules})
+}
+
+// Current returns the Rules of the generation in force.
+func (t *Table) Current() Rules { return t.gen.Load().rules }
+
+// Set compiles rs and puts it in force at once. On an error nothing
+// changes.
+func (t *Table) Set(rs Rules) error {
+	gen := &generation{endpoints: make(map[uint32]*endpointRules, len(rs.ByEndpoint)), identityOf: rs.IdentityOf, rules: rs}
+	for ep, rules := range rs.ByEndpoint {
+		er := &endpointRules{open: rs.Open[ep]}
+		for i, r := range rules {
 			cr, err := compileRule(r)
 			if err != nil {
 				return fmt.Errorf("endpoint %d: dns rule %d of policy %q: %w", ep, i, r.Policy.Ref(), err)
@@ -91,9 +124,9 @@ func (t *Table) Replace(rules map[uint32][]Rule) error {
 		}
 		slices.SortFunc(er.policies, comparePolicies)
 		er.policies = slices.Compact(er.policies)
-		gen[ep] = er
+		gen.endpoints[ep] = er
 	}
-	t.gen.Store(&gen)
+	t.gen.Store(gen)
 	return nil
 }
 
@@ -103,7 +136,7 @@ func compileRule(r Rule) (compiledRule, error) {
 	}
 	cr := compiledRule{
 		policy: []api.PolicyRef{r.Policy}, port: r.Port, protocol: r.Protocol,
-		servers: slices.Clone(r.Servers), all: len(r.Names) == 0,
+		servers: slices.Clone(r.Servers), identities: slices.Clone(r.ServerIdentities), all: len(r.Names) == 0,
 	}
 	for _, p := range cr.servers {
 		if !p.IsValid() {
@@ -133,24 +166,26 @@ const (
 // Covers reports whether the endpoint has DNS rules (its queries are the
 // proxy's to judge).
 func (t *Table) Covers(endpoint uint32) bool {
-	_, ok := (*t.gen.Load())[endpoint]
+	_, ok := t.gen.Load().endpoints[endpoint]
 	return ok
 }
 
 // Check judges q against the rules of q.Endpoint: allowed when a rule that
-// applies to the server and port selects the name. An endpoint without
-// rules is denied.
+// applies to the server and port selects the name, or, for an open
+// endpoint, when none applies. An endpoint without rules is denied.
 func (t *Table) Check(q Query) Verdict {
-	er := (*t.gen.Load())[q.Endpoint]
+	gen := t.gen.Load()
+	er := gen.endpoints[q.Endpoint]
 	if er == nil {
 		return Verdict{}
 	}
 	name := Canonical(q.Name)
 	var allowed, applied []api.PolicyRef
 	nApplied := 0
+	server := serverOf{addr: q.Server.Addr().Unmap(), identityOf: gen.identityOf}
 	for i := range er.rules {
 		r := &er.rules[i]
-		if !r.applies(q) {
+		if !r.applies(q, &server) {
 			continue
 		}
 		nApplied++
@@ -174,25 +209,51 @@ func (t *Table) Check(q Query) Verdict {
 		return Verdict{Allowed: true, Policies: allowed}
 	}
 	if nApplied == 0 {
+		if er.open {
+			return Verdict{Allowed: true}
+		}
 		return Verdict{Policies: er.policies}
 	}
 	slices.SortFunc(applied, comparePolicies)
 	return Verdict{Policies: applied}
 }
 
-func (r *compiledRule) applies(q Query) bool {
+// serverOf is a query's server, its identity looked up once, when a rule
+// asks.
+type serverOf struct {
+	addr       netip.Addr
+	identityOf func(netip.Addr) uint32
+	identity   uint32
+	looked     bool
+}
+
+func (s *serverOf) id() (uint32, bool) {
+	if s.identityOf == nil {
+		return 0, false
+	}
+	if !s.looked {
+		s.identity, s.looked = s.identityOf(s.addr), true
+	}
+	return s.identity, true
+}
+
+func (r *compiledRule) applies(q Query, server *serverOf) bool {
 	if r.port != 0 && r.port != q.Server.Port() {
 		return false
 	}
 	if r.protocol != 0 && r.protocol != q.Protocol {
 		return false
 	}
-	if len(r.servers) == 0 {
+	if len(r.servers) == 0 && len(r.identities) == 0 {
 		return true
 	}
-	a := q.Server.Addr().Unmap()
 	for _, p := range r.servers {
-		if p.Contains(a) {
+		if p.Contains(server.addr) {
+			return true
+		}
+	}
+	if len(r.identities) > 0 {
+		if id, ok := server.id(); ok && slices.Contains(r.identities, id) {
 			return true
 		}
 	}

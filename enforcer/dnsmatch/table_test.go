@@ -96,3 +96,55 @@ func TestTableCheckOfAnAllowedQueryDoesNotAllocate(t *testing.T) {
 		t.Fatalf("Check allocates %v times", n)
 	}
 }
+
+func TestRulesByServerIdentityAndOpenEndpoints(t *testing.T) {
+	kubeDNS := netip.MustParseAddrPort("198.18.0.10:53")
+	world := netip.MustParseAddrPort("198.19.0.53:53")
+	identities := map[netip.Addr]uint32{kubeDNS.Addr(): 300}
+	lookups := 0
+	tab := NewTable()
+	err := tab.Set(Rules{
+		ByEndpoint: map[uint32][]Rule{
+			1: {{Policy: testRef("default/dns"), Port: 53, ServerIdentities: []uint32{300}, Names: []Selector{{MatchPattern: "*.example.com"}}},
+				{Policy: testRef("default/also"), Port: 53, ServerIdentities: []uint32{300, 301}, Names: []Selector{{MatchName: "a.example.com"}}}},
+			2: {{Policy: testRef("default/open"), Port: 53, ServerIdentities: []uint32{300}, Names: []Selector{{MatchName: "a.example.com"}}}},
+		},
+		Open: map[uint32]bool{2: true},
+		IdentityOf: func(a netip.Addr) uint32 {
+			lookups++
+			if id, ok := identities[a]; ok {
+				return id
+			}
+			return 2 // world
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		q        Query
+		allowed  bool
+		policies []api.PolicyRef
+	}{
+		{"a rule covers the servers of its identities", Query{1, kubeDNS, protoUDP, "www.example.com"}, true, testRefs("default/dns")},
+		{"and names every rule allowing", Query{1, kubeDNS, protoUDP, "a.example.com"}, true, testRefs("default/also", "default/dns")},
+		{"not a server of another identity", Query{1, world, protoUDP, "www.example.com"}, false, testRefs("default/also", "default/dns")},
+		{"an open endpoint's query no rule covers passes", Query{2, world, protoUDP, "evil.com"}, true, nil},
+		{"an open endpoint's rules still judge their servers", Query{2, kubeDNS, protoUDP, "evil.com"}, false, testRefs("default/open")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lookups = 0
+			v := tab.Check(tc.q)
+			if v.Allowed != tc.allowed || !slices.Equal(v.Policies, tc.policies) {
+				t.Fatalf("Check = %+v, want allowed=%v policies=%v", v, tc.allowed, tc.policies)
+			}
+			if lookups != 1 {
+				t.Fatalf("the server's identity was looked up %d times, want once", lookups)
+			}
+		})
+	}
+	if got := tab.Current(); !got.Open[2] || len(got.ByEndpoint) != 2 {
+		t.Fatalf("Current() = %+v", got)
+	}
+}

@@ -1,13 +1,8 @@
 package dnsproxy
 
 import (
-	"context"
-	"errors"
-	"net"
 	"net/netip"
 	"os"
-	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,8 +10,8 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/periscope-dev/periscope/api"
-	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/enforcer/dnsmatch"
+	"github.com/periscope-dev/periscope/enforcer/dnsproxy/dnsload"
 )
 
 // BenchmarkProxyVsDirect measures, in one run, queries/s (closed loop, 8
@@ -43,7 +38,7 @@ func BenchmarkProxyVsDirect(b *testing.B) {
 		var qps [2][]float64
 		for round := range 4 { // interleaved: direct, proxy, direct, proxy
 			target := []netip.AddrPort{direct, proxied}[round%2]
-			q, err := closedLoop(l.client, target, query, 8, 2*time.Second)
+			q, err := dnsload.ClosedLoop(l.client, target, query, 8, 2*time.Second)
 			if err != nil {
 				b.Fatalf("closed loop to %v: %v", target, err)
 			}
@@ -51,15 +46,15 @@ func BenchmarkProxyVsDirect(b *testing.B) {
 		}
 		var p50, p99 [2]time.Duration
 		for i, target := range []netip.AddrPort{direct, proxied} {
-			lat, err := paced(l.client, target, query, 1000, 3*time.Second)
+			lat, err := dnsload.Paced(l.client, target, query, 1000, 3*time.Second)
 			if err != nil {
 				b.Fatalf("paced to %v: %v", target, err)
 			}
-			p50[i], p99[i] = percentile(lat, 0.50), percentile(lat, 0.99)
+			p50[i], p99[i] = dnsload.Percentile(lat, 0.50), dnsload.Percentile(lat, 0.99)
 		}
 		b.ReportMetric(float64(p50[0].Microseconds()), "direct_p50_us")
 		b.ReportMetric(float64(p50[1].Microseconds()), "proxy_p50_us")
-		d, p := mean(qps[0]), mean(qps[1])
+		d, p := dnsload.Mean(qps[0]), dnsload.Mean(qps[1])
 		b.ReportMetric(d, "direct_q/s")
 		b.ReportMetric(p, "proxy_q/s")
 		b.ReportMetric(p/d, "throughput_ratio")
@@ -67,108 +62,6 @@ func BenchmarkProxyVsDirect(b *testing.B) {
 		b.ReportMetric(float64(p99[1].Microseconds()), "proxy_p99_us")
 		b.ReportMetric(float64((p99[1] - p99[0]).Microseconds()), "added_p99_us")
 	}
-}
-
-// closedLoop runs workers clients that each send the next query when the
-// last is answered, for d, and returns the answered queries per second.
-func closedLoop(p *netlab.Pod, target netip.AddrPort, query []byte, workers int, d time.Duration) (float64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	var answered atomic.Int64
-	var firstErr error
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for range workers {
-		conn, err := p.DialUDP(ctx, target)
-		if err != nil {
-			return 0, err
-		}
-		wg.Go(func() {
-			defer conn.Close()
-			msg := slices.Clone(query)
-			buf := make([]byte, 1500)
-			for ctx.Err() == nil {
-				if _, err := ask(conn, msg, buf); err != nil {
-					if ctx.Err() == nil {
-						mu.Lock()
-						firstErr = errors.Join(firstErr, err)
-						mu.Unlock()
-					}
-					return
-				}
-				answered.Add(1)
-			}
-		})
-	}
-	start := time.Now()
-	wg.Wait()
-	return float64(answered.Load()) / time.Since(start).Seconds(), firstErr
-}
-
-// paced sends rate queries per second for d, each on a socket of its own
-// from a pool, and returns every query's latency.
-func paced(p *netlab.Pod, target netip.AddrPort, query []byte, rate int, d time.Duration) ([]time.Duration, error) {
-	n := int(d.Seconds() * float64(rate))
-	pool := make(chan *net.UDPConn, 64)
-	for range cap(pool) {
-		conn, err := p.DialUDP(context.Background(), target)
-		if err != nil {
-			return nil, err
-		}
-		defer conn.Close()
-		pool <- conn
-	}
-	lat := make([]time.Duration, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for i := range n {
-		time.Sleep(time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))))
-		conn := <-pool
-		wg.Go(func() {
-			defer func() { pool <- conn }()
-			msg := slices.Clone(query)
-			msg[0], msg[1] = byte(i>>8), byte(i)
-			lat[i], errs[i] = ask(conn, msg, make([]byte, 1500))
-		})
-	}
-	wg.Wait()
-	return lat, errors.Join(errs...)
-}
-
-// ask sends one query and waits for the answer with its ID.
-func ask(conn *net.UDPConn, msg, buf []byte) (time.Duration, error) {
-	t0 := time.Now()
-	conn.SetDeadline(t0.Add(2 * time.Second))
-	if _, err := conn.Write(msg); err != nil {
-		return 0, err
-	}
-	for {
-		n, err := conn.Read(buf)
-		if err != nil {
-			return 0, err
-		}
-		if n >= headerLen && buf[0] == msg[0] && buf[1] == msg[1] {
-			if rcode := buf[3] & 0xf; rcode != 0 {
-				return 0, errors.New("answer is not NOERROR: " + dns.RcodeToString[int(rcode)])
-			}
-			return time.Since(t0), nil
-		}
-	}
-}
-
-func percentile(d []time.Duration, q float64) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return s[int(float64(len(s)-1)*q)]
-}
-
-func mean(v []float64) float64 {
-	var s float64
-	for _, x := range v {
-		s += x
-	}
-	return s / float64(len(v))
 }
 
 // BenchmarkRedirectedVsDirect is BenchmarkProxyVsDirect on a node's real
@@ -185,7 +78,7 @@ func BenchmarkRedirectedVsDirect(b *testing.B) {
 		var qps [2][]float64
 		for round := range 4 { // direct, proxy, direct, proxy
 			l.redirect(b, round%2 == 1)
-			q, err := closedLoop(l.client, target, query, 8, 2*time.Second)
+			q, err := dnsload.ClosedLoop(l.client, target, query, 8, 2*time.Second)
 			if err != nil {
 				b.Fatalf("closed loop, redirect %v: %v", round%2 == 1, err)
 			}
@@ -194,13 +87,13 @@ func BenchmarkRedirectedVsDirect(b *testing.B) {
 		var p50, p99 [2]time.Duration
 		for i := range 2 {
 			l.redirect(b, i == 1)
-			lat, err := paced(l.client, target, query, 1000, 3*time.Second)
+			lat, err := dnsload.Paced(l.client, target, query, 1000, 3*time.Second)
 			if err != nil {
 				b.Fatalf("paced, redirect %v: %v", i == 1, err)
 			}
-			p50[i], p99[i] = percentile(lat, 0.50), percentile(lat, 0.99)
+			p50[i], p99[i] = dnsload.Percentile(lat, 0.50), dnsload.Percentile(lat, 0.99)
 		}
-		d, p := mean(qps[0]), mean(qps[1])
+		d, p := dnsload.Mean(qps[0]), dnsload.Mean(qps[1])
 		b.ReportMetric(d, "direct_q/s")
 		b.ReportMetric(p, "proxy_q/s")
 		b.ReportMetric(p/d, "throughput_ratio")

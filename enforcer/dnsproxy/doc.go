@@ -22,6 +22,7 @@
 // address with SO_MARK datapath.ProxyMarkUpstream (Options.FromClient,
 // UpstreamMark), so servers and policy see the pod; otherwise from the
 // host's. A UDP answer leaves from the server's address and port through a
-// send-only raw socket. It must not steer traffic (the datapath redirects)
+// send-only raw socket (without CAP_NET_RAW, through a transparent socket
+// bound to them for the one reply). It must not steer traffic (the datapath redirects)
 // nor decide which names a rule allows (dnsmatch).
 package dnsproxy

@@ -153,6 +153,9 @@ func New(opts Options) (*Proxy, error) {
 		conns:    make(map[net.Conn]struct{}),
 	}
 	p.exchange = p.up.exchange
+	if raw.transparent {
+		p.log.Info("no CAP_NET_RAW: UDP replies go out of transparent sockets, one per reply (slower than a raw socket)")
+	}
 	if err := p.bind(); err != nil {
 		p.Close()
 		return nil, fmt.Errorf("dns proxy: %w", err)
@@ -204,6 +207,9 @@ func setDefault[T time.Duration | int](v *T, def T) {
 		*v = def
 	}
 }
+
+// Name is the proxy's name as a collector source.
+func (p *Proxy) Name() string { return "dns-proxy" }
 
 // Addrs are the bound addresses (UDP and TCP share each).
 func (p *Proxy) Addrs() []netip.AddrPort { return p.addrs }

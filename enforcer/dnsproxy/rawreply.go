@@ -2,6 +2,7 @@ package dnsproxy
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 
@@ -12,13 +13,20 @@ import (
 // send-only raw sockets (IPPROTO_RAW: the packet carries its own IP header
 // and such a socket receives nothing): how a transparent proxy answers a
 // query redirected to port 53 from that server's address and port with
-// one system call.
+// one system call. Without CAP_NET_RAW (a collector with only CAP_BPF,
+// CAP_NET_ADMIN and CAP_PERFMON) it sends each reply from a transparent
+// socket bound to that address and port instead (IP_TRANSPARENT needs
+// CAP_NET_ADMIN only): five more system calls per reply.
 type rawReplier struct {
-	fd4, fd6 int
+	fd4, fd6    int
+	transparent bool // no raw sockets: sendFrom
 }
 
 func newRawReplier() (*rawReplier, error) {
 	fd4, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+		return &rawReplier{fd4: -1, fd6: -1, transparent: true}, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("raw IPv4 reply socket: %w", err)
 	}
@@ -31,12 +39,18 @@ func newRawReplier() (*rawReplier, error) {
 }
 
 func (r *rawReplier) Close() {
+	if r.transparent {
+		return
+	}
 	unix.Close(r.fd4)
 	unix.Close(r.fd6)
 }
 
 // send sends payload in a UDP datagram from src to dst.
 func (r *rawReplier) send(src, dst netip.AddrPort, payload []byte) error {
+	if r.transparent {
+		return sendFrom(src, dst, payload)
+	}
 	s, d := src.Addr().Unmap(), dst.Addr().Unmap()
 	if s.Is4() != d.Is4() {
 		return fmt.Errorf("reply from %s to %s: address families differ", src, dst)
@@ -100,4 +114,39 @@ func addWords(sum uint32, b []byte) uint32 {
 		sum += uint32(b[0]) << 8
 	}
 	return sum
+}
+
+// sendFrom sends one datagram from a foreign address and port, through a
+// transparent socket bound to it for the one send.
+func sendFrom(from, to netip.AddrPort, b []byte) error {
+	v4 := from.Addr().Is4() || from.Addr().Is4In6()
+	family, level, opt := unix.AF_INET6, unix.SOL_IPV6, unix.IPV6_TRANSPARENT
+	if v4 {
+		family, level, opt = unix.AF_INET, unix.SOL_IP, unix.IP_TRANSPARENT
+	}
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("reply socket: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return fmt.Errorf("reply socket SO_REUSEADDR: %w", err)
+	}
+	if err := unix.SetsockoptInt(fd, level, opt, 1); err != nil {
+		return fmt.Errorf("reply socket transparent: %w", err)
+	}
+	if err := unix.Bind(fd, sockaddr(from, v4)); err != nil {
+		return fmt.Errorf("bind reply socket to %s: %w", from, err)
+	}
+	if err := unix.Sendto(fd, b, 0, sockaddr(to, v4)); err != nil {
+		return fmt.Errorf("reply from %s to %s: %w", from, to, err)
+	}
+	return nil
+}
+
+func sockaddr(a netip.AddrPort, v4 bool) unix.Sockaddr {
+	if v4 {
+		return &unix.SockaddrInet4{Port: int(a.Port()), Addr: a.Addr().Unmap().As4()}
+	}
+	return &unix.SockaddrInet6{Port: int(a.Port()), Addr: a.Addr().As16()}
 }

@@ -73,9 +73,11 @@ type Options struct {
 	SaveInterval time.Duration
 	// Admit, when set, is called with every recorded answer before Record
 	// returns, so the caller can release the answer only after the policy
-	// admitted its addresses. Its error is Record's.
+	// admitted its addresses. Its error is Record's. It runs concurrently
+	// with other Records and their Admits, after its entries are cached.
 	Admit func(Admission) error
-	// Expire, when set, is called for addresses that left the cache.
+	// Expire, when set, is called for addresses that left the cache, one
+	// call at a time, in the order of the removals.
 	Expire func(Expiry)
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
@@ -84,14 +86,14 @@ type Options struct {
 }
 
 // Cache is the FQDN cache. Its methods are safe for concurrent use; the
-// hooks are called one at a time, in the order of the changes they report.
+// Expire hook is called one call at a time, in the order of the removals
+// it reports; Admit after its answer's entries are cached (Record).
 type Cache struct {
 	opts Options
 	log  *slog.Logger
 
-	// hookMu orders changes and their hooks: held from a change until its
-	// hook returned, so the policy never sees an expiry before the
-	// admission it undoes.
+	// hookMu orders changes and their Expire hooks: held from a change
+	// until its hook returned.
 	hookMu sync.Mutex
 
 	mu        sync.RWMutex
@@ -165,13 +167,17 @@ func New(opts Options) (*Cache, error) {
 // two expiries. When the hook fails the entries stay cached (their names
 // still show in flows) and its error is returned: the caller must not
 // release the answer.
+//
+// The hook runs once the entries are in the cache, outside its locks:
+// Records of other answers (and their hooks) run meanwhile, so a policy
+// that needs time to admit (a recompile) can admit many answers at once.
+// A policy that reads the cache when it admits (Entries) sees the answer.
 func (c *Cache) Record(a Answer) error {
 	if len(a.Addrs) == 0 {
 		return nil
 	}
 	ttl := max(time.Duration(a.TTL)*time.Second, c.opts.MinTTL)
 	c.hookMu.Lock()
-	defer c.hookMu.Unlock()
 	expires := c.opts.Now().Add(ttl)
 	var evicted []Expiry
 	c.mu.Lock()
@@ -186,8 +192,9 @@ func (c *Cache) Record(a Answer) error {
 	c.dirty = true
 	c.nonEmpty.Store(c.total > 0)
 	c.mu.Unlock()
-
 	c.expire(evicted)
+	c.hookMu.Unlock()
+
 	if c.opts.Admit == nil {
 		return nil
 	}
@@ -341,6 +348,29 @@ func (c *Cache) NamesOf(endpoint uint32, addr netip.Addr) []string {
 func (c *Cache) Annotate(f *api.Flow) {
 	f.SourceNames = c.NamesOf(f.Destination.ID, f.IP.Source)
 	f.DestinationNames = c.NamesOf(f.Source.ID, f.IP.Destination)
+}
+
+// AllNames returns every cached address with the names any endpoint's
+// answers gave it, node-wide (what toFQDNs selects by): without the final
+// dot, sorted, each once. Entries past their expiry that GC has not
+// removed yet still count. The slices may be shared: never modify them.
+func (c *Cache) AllNames() map[netip.Addr][]string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make(map[netip.Addr][]string)
+	for _, ec := range c.endpoints {
+		for a, names := range ec.names {
+			prev, ok := out[a]
+			if !ok {
+				out[a] = names
+				continue
+			}
+			merged := slices.Concat(prev, names)
+			slices.Sort(merged)
+			out[a] = slices.Compact(merged)
+		}
+	}
+	return out
 }
 
 // Lookup returns the unexpired addresses endpoint resolved name (in any

@@ -98,8 +98,12 @@ func TestRecordedAnswersNameAddressesPerEndpoint(t *testing.T) {
 
 func TestAdmitRunsBeforeRecordReturnsWithTheMinimumTTL(t *testing.T) {
 	var got []Admission
+	var c *Cache
 	c, err := New(Options{MinTTL: 30 * time.Second, Admit: func(a Admission) error {
 		got = append(got, a)
+		if len(c.Lookup(a.Endpoint, a.Name)) != len(a.Addrs) {
+			t.Errorf("admitting %s: its addresses are not cached yet", a.Name)
+		}
 		if a.Name == "fail.example." {
 			return errors.New("policy map full")
 		}
@@ -243,23 +247,41 @@ func must(t *testing.T, err error) {
 	}
 }
 
-// Admissions and expiries reach the hooks in the order of the changes, so
-// the policy's view equals the cache's whatever runs concurrently.
-func TestHooksSeeChangesInOrderUnderConcurrency(t *testing.T) {
+// A policy that reads the cache when a hook calls it ends holding what the
+// cache holds, whatever runs concurrently; Expires come one at a time.
+func TestAPolicyReadingTheCacheOnEveryHookEndsEqualToIt(t *testing.T) {
 	clk := newClock()
-	admitted := map[Entry]bool{} // the hooks are serialised by the cache
-	c, err := New(Options{
+	var mu sync.Mutex
+	var c *Cache
+	policy := map[Entry]bool{}
+	expiring := 0
+	resync := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		clear(policy)
+		for _, e := range c.Entries() {
+			e.Expires = time.Time{}
+			policy[e] = true
+		}
+	}
+	var err error
+	c, err = New(Options{
 		Now: clk.Now, MaxPerEndpoint: 50, MaxEntries: 120,
-		Admit: func(a Admission) error {
-			for _, ad := range a.Addrs {
-				admitted[Entry{Endpoint: a.Endpoint, Name: a.Name, Addr: ad}] = true
-			}
+		Admit: func(Admission) error {
+			resync()
 			return nil
 		},
-		Expire: func(x Expiry) {
-			for _, ad := range x.Addrs {
-				delete(admitted, Entry{Endpoint: x.Endpoint, Name: x.Name, Addr: ad})
+		Expire: func(Expiry) {
+			mu.Lock()
+			expiring++
+			if expiring > 1 {
+				t.Error("two Expire calls at once")
 			}
+			mu.Unlock()
+			resync()
+			mu.Lock()
+			expiring--
+			mu.Unlock()
 		},
 	})
 	if err != nil {
@@ -270,7 +292,7 @@ func TestHooksSeeChangesInOrderUnderConcurrency(t *testing.T) {
 		wg.Go(func() {
 			for i := range 2000 {
 				a := netip.AddrFrom4([4]byte{198, 19, byte(w), byte(i % 97)})
-				_ = c.Record(Answer{Endpoint: uint32(w % 3), Name: fmt.Sprintf("n%d.example.", i%53), Addrs: []netip.Addr{a}, TTL: uint32(i % 3)})
+				_ = c.Record(Answer{Endpoint: uint32(w % 3), Name: fmt.Sprintf("n%d.example.", i%53), Addrs: []netip.Addr{a}, TTL: 1 + uint32(i%3)})
 			}
 		})
 	}
@@ -282,17 +304,60 @@ func TestHooksSeeChangesInOrderUnderConcurrency(t *testing.T) {
 		}
 	})
 	wg.Wait()
-	got := map[Entry]bool{}
-	for _, e := range c.Entries() {
-		e.Expires = time.Time{}
-		got[e] = true
+	resync()
+	if n := len(c.Entries()); n != len(policy) || n == 0 {
+		t.Fatalf("the policy holds %d entries, the cache %d", len(policy), n)
 	}
-	if len(got) != len(admitted) {
-		t.Fatalf("the policy holds %d entries, the cache %d", len(admitted), len(got))
+}
+
+// Admit runs outside the cache's locks: two answers are admitted at once.
+func TestAdmissionsRunConcurrently(t *testing.T) {
+	both := make(chan struct{})
+	var inside sync.WaitGroup
+	inside.Add(2)
+	c, err := New(Options{Admit: func(Admission) error {
+		inside.Done()
+		<-both
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for e := range got {
-		if !admitted[e] {
-			t.Fatalf("cached but not admitted: %+v", e)
+	done := make(chan error, 2)
+	for i := range 2 {
+		go func() {
+			done <- c.Record(Answer{Endpoint: uint32(i + 1), Name: "a.example.", Addrs: []netip.Addr{netip.MustParseAddr("198.18.0.1")}, TTL: 60})
+		}()
+	}
+	waited := make(chan struct{})
+	go func() { inside.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second Admit did not start while the first ran")
+	}
+	close(both)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
 		}
+	}
+}
+
+func TestAllNamesAreTheNodes(t *testing.T) {
+	c, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := netip.MustParseAddr("198.18.9.1"), netip.MustParseAddr("198.18.9.2")
+	must(t, c.Record(Answer{Endpoint: 1, Name: "www.example.com.", Addrs: []netip.Addr{a, b}, TTL: 60}))
+	must(t, c.Record(Answer{Endpoint: 2, Name: "api.example.com.", Addrs: []netip.Addr{a}, TTL: 60}))
+	must(t, c.Record(Answer{Endpoint: 2, Name: "www.example.com.", Addrs: []netip.Addr{a}, TTL: 60}))
+	got := c.AllNames()
+	if want := []string{"api.example.com", "www.example.com"}; fmt.Sprint(got[a]) != fmt.Sprint(want) {
+		t.Fatalf("names of %s: %v, want %v (both endpoints', each once)", a, got[a], want)
+	}
+	if want := []string{"www.example.com"}; fmt.Sprint(got[b]) != fmt.Sprint(want) || len(got) != 2 {
+		t.Fatalf("AllNames() = %v", got)
 	}
 }

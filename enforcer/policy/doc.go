@@ -12,7 +12,7 @@
 //
 // # Only the L3/L4 part, and nothing silently
 //
-// Every field Periscope does not enforce (L7 rules, toFQDNs, toServices,
+// Every field Periscope does not enforce (L7 rules but rules.dns, toServices,
 // toGroups, to/fromRequires, to/fromNodes, authentication, named ports,
 // serverNames, listener, TLS contexts, CIDR groups, ...) is a validation
 // error with file:line:column: an ignored rule would be a policy bypass.
@@ -67,4 +67,21 @@
 //     namespaceSelector selects on namespace labels as Cilium translates
 //     it: key K is the pod label k8s:io.cilium.k8s.namespace.labels.K, and
 //     only pods match (`{}` is every pod of every namespace).
+//
+// # DNS (types_dns.go, parse_dns.go, evaluate_dns.go)
+//
+//   - toPorts[].rules.dns (matchName, matchPattern, with package dnsmatch's
+//     meaning) only in egress allows, on UDP/TCP ports that are neither 0
+//     nor a range; protocol ANY is UDP and TCP there. The endpoint's queries
+//     on those ports go through the DNS proxy, which passes a query when an
+//     allow that matches the server and covers the port has no rules.dns
+//     there (an L3/L4 allow of the same peer and port makes the DNS rules
+//     moot, as Cilium merges them) or selects the name (EvaluateDNS).
+//   - toFQDNs selects peers outside the cluster (world, CIDR identities)
+//     whose address a DNS answer the node's proxy saw, for any endpoint,
+//     gave for a selected name (Cilium collects them node-wide); only in
+//     egress allows and never beside another L3 selector. Like Cilium,
+//     it learns addresses only from queries the proxy sees: the endpoint
+//     needs a rules.dns allow for its lookups.
+//   - Neither applies to host policies (nodeSelector): refused.
 package policy

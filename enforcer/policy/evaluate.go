@@ -14,11 +14,13 @@ type Endpoint struct {
 
 // Peer is the remote side of a flow: its identity and labels, and its
 // address (used by CIDR rules when the peer is outside the cluster, i.e.
-// its labels include reserved:world).
+// its labels include reserved:world), and the names DNS answers the node
+// saw gave that address (used by toFQDNs rules, outside the cluster too).
 type Peer struct {
 	Identity uint32
 	Labels   []string
 	IP       netip.Addr
+	Names    []string
 }
 
 // Verdict is the outcome of Evaluate.
@@ -190,6 +192,8 @@ func (p *PeerSelector) MatchesPeer(remote Peer) bool {
 			}
 		}
 		return true
+	case p.FQDN != nil:
+		return isWorld(remote.Labels) && remote.IP.IsValid() && p.selectsName(remote.Names)
 	}
 	return false
 }

@@ -98,6 +98,7 @@ func (p *parser) ciliumRule(n *yaml.Node, pol *Policy) (Rule, bool) {
 			}
 		}
 	}
+	ok = p.refuseHostDNS(&r, o.keys["nodeSelector"]) && ok
 	if v, has := o.vals["enableDefaultDeny"]; has {
 		e, eok := p.fields(v, "enableDefaultDeny", []string{"ingress", "egress"}, nil)
 		ok = ok && eok
@@ -118,13 +119,19 @@ func (p *parser) ciliumPeerRule(n *yaml.Node, what string, dir Direction, pol *P
 	unsupported := []string{"fromRequires", "fromGroups", "fromNodes", "authentication"}
 	if dir == Egress {
 		from = "to"
-		unsupported = []string{"toRequires", "toServices", "toFQDNs", "toGroups", "toNodes", "authentication"}
+		unsupported = []string{"toRequires", "toServices", "toGroups", "toNodes", "authentication"}
 	}
 	epF, cidrF, setF, entF := from+"Endpoints", from+"CIDR", from+"CIDRSet", from+"Entities"
-	o, ok := p.fields(n, what+" rule", []string{epF, cidrF, setF, entF, "toPorts", "icmps"}, unsupported)
+	known := []string{epF, cidrF, setF, entF, "toPorts", "icmps"}
+	l3Groups := [][]string{{epF}, {cidrF, setF}, {entF}}
+	if dir == Egress {
+		known = append(known, "toFQDNs")
+		l3Groups = append(l3Groups, []string{"toFQDNs"})
+	}
+	o, ok := p.fields(n, what+" rule", known, unsupported)
 	hasL3 := false
 	groups := 0
-	for _, g := range [][]string{{epF}, {cidrF, setF}, {entF}} {
+	for _, g := range l3Groups {
 		used := false
 		for _, f := range g {
 			if items, _ := p.list(o.vals[f], f); len(items) > 0 {
@@ -137,9 +144,16 @@ func (p *parser) ciliumPeerRule(n *yaml.Node, what string, dir Direction, pol *P
 		}
 	}
 	if groups > 1 {
-		p.errorf(o.node, "%s rule: combining %s, %s/%s and %s in one rule is not supported (as in Cilium): use separate rules", what, epF, cidrF, setF, entF)
+		fqdn := ""
+		if dir == Egress {
+			fqdn = " or toFQDNs"
+		}
+		p.errorf(o.node, "%s rule: combining %s, %s/%s, %s%s in one rule is not supported (as in Cilium): use separate rules", what, epF, cidrF, setF, entF, fqdn)
 		ok = false
 	}
+	fqdnPeers, fok := p.fqdnPeers(o.vals["toFQDNs"], o.keys["toFQDNs"], what)
+	ok = ok && fok
+	pr.Peers = append(pr.Peers, fqdnPeers...)
 	items, _ := p.list(o.vals[epF], epF)
 	for _, it := range items {
 		sel, sok := p.selector(it, epF)
@@ -176,11 +190,21 @@ func (p *parser) ciliumPeerRule(n *yaml.Node, what string, dir Direction, pol *P
 	hasL4 := false
 	if hasTP {
 		items, _ := p.list(tp, "toPorts")
+		var dns []PortDNS
+		withDNS := false
 		for _, it := range items {
-			ports, pok := p.ciliumPortRule(it)
+			ports, d, pok := p.ciliumPortRule(it, what)
 			ok = ok && pok
 			pr.Ports = append(pr.Ports, ports...)
+			if d == nil {
+				d = &PortDNS{Ports: ports}
+			}
+			withDNS = withDNS || d.Names != nil
+			dns = append(dns, *d)
 			hasL4 = true
+		}
+		if withDNS {
+			pr.DNS = dns
 		}
 	}
 	if hasIC {

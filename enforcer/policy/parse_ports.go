@@ -7,23 +7,31 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// ciliumPortRule parses a toPorts item.
-func (p *parser) ciliumPortRule(n *yaml.Node) ([]PortRange, bool) {
-	o, ok := p.fields(n, "toPorts item", []string{"ports"},
-		[]string{"rules", "serverNames", "listener", "originatingTLS", "terminatingTLS"})
+// ciliumPortRule parses a toPorts item of a what (ingress, egressDeny...)
+// rule: its ports and its rules.dns (nil without; see dnsRules).
+func (p *parser) ciliumPortRule(n *yaml.Node, what string) ([]PortRange, *PortDNS, bool) {
+	o, ok := p.fields(n, "toPorts item", []string{"ports", "rules"},
+		[]string{"serverNames", "listener", "originatingTLS", "terminatingTLS"})
 	items, lok := p.list(o.vals["ports"], "ports")
 	ok = ok && lok
 	if len(items) == 0 && ok {
 		p.errorf(n, "toPorts item: ports is required")
-		return nil, false
+		return nil, nil, false
 	}
+	var groups [][]PortRange
 	var out []PortRange
 	for _, it := range items {
 		rs, pok := p.port(it, "ANY")
 		ok = ok && pok
+		groups = append(groups, rs)
 		out = append(out, rs...)
 	}
-	return out, ok
+	v, has := o.vals["rules"]
+	if !has || !ok {
+		return out, nil, ok
+	}
+	d, ports, ok := p.dnsRules(v, what, groups)
+	return ports, d, ok
 }
 
 // port parses {port, endPort, protocol} into ranges; defProto applies

@@ -52,8 +52,8 @@ func TestParseErrorsCarryPositions(t *testing.T) {
 		name, doc, want string
 	}{
 		{"L7 rules are refused", head + "  ingress:\n  - toPorts:\n    - ports: [{port: '80'}]\n      rules: {http: [{}]}\n",
-			`x.yaml:9:7: toPorts item: "rules" is not enforced`},
-		{"toFQDNs is refused", head + "  egress:\n  - toFQDNs: [{matchName: a.com}]\n", `x.yaml:7:5: egress rule: "toFQDNs" is not enforced`},
+			`x.yaml:9:15: rules: "http" is not enforced`},
+		{"toFQDNs cannot deny", head + "  egressDeny:\n  - toFQDNs: [{matchName: a.com}]\n", `x.yaml:7:5: egressDeny rule: toFQDNs cannot deny`},
 		{"toServices is refused", head + "  egress:\n  - toServices: []\n", `x.yaml:7:5: egress rule: "toServices" is not enforced`},
 		{"fromRequires is refused", head + "  ingress:\n  - fromRequires: []\n", `x.yaml:7:5: ingress rule: "fromRequires" is not enforced`},
 		{"named ports are refused", head + "  ingress:\n  - toPorts: [{ports: [{port: http}]}]\n", `x.yaml:7:31: named port "http" is not supported`},
@@ -102,7 +102,7 @@ func TestParseErrorsCarryPositions(t *testing.T) {
 func TestValidateReportsEveryErrorAcrossFiles(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
-	os.WriteFile(bad, []byte("apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: p}\nspec:\n  endpointSelector: {}\n  egress:\n  - toFQDNs: []\n  - toPorts: [{ports: [{port: dns}]}]\n"), 0o644)
+	os.WriteFile(bad, []byte("apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: p}\nspec:\n  endpointSelector: {}\n  egress:\n  - toServices: []\n  - toPorts: [{ports: [{port: dns}]}]\n"), 0o644)
 	good := filepath.Join(dir, "good.yaml")
 	os.WriteFile(good, []byte("apiVersion: cilium.io/v2\nkind: CiliumClusterwideNetworkPolicy\nmetadata: {name: p}\nspec: {endpointSelector: {}}\n"), 0o644)
 	again := filepath.Join(dir, "again.yaml")

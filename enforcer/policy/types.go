@@ -3,6 +3,8 @@ package policy
 import (
 	"net/netip"
 	"strings"
+
+	"github.com/periscope-dev/periscope/enforcer/dnsmatch"
 )
 
 // Kind is the policy resource's kind.
@@ -128,16 +130,21 @@ type PeerRule struct {
 	Peers []PeerSelector
 	// Ports are alternatives; empty means every protocol and port.
 	Ports []PortRange
+	// DNS are the toPorts items, with their rules.dns, when one has some
+	// (egress allows only; see DNSFor).
+	DNS []PortDNS
 }
 
 // PeerSelector selects remote peers: every peer (All), peers whose identity labels
-// match Selector, or peers outside the cluster whose address is in CIDR but
-// in none of Except.
+// match Selector, peers outside the cluster whose address is in CIDR but
+// in none of Except, or peers outside the cluster whose address a DNS
+// answer the node saw gave for a name FQDN selects (toFQDNs).
 type PeerSelector struct {
 	All      bool
 	Selector *Selector
 	CIDR     netip.Prefix
 	Except   []netip.Prefix
+	FQDN     *dnsmatch.Matcher
 }
 
 // PortRange is a protocol with an inclusive destination port range; for

@@ -11,13 +11,17 @@ import (
 )
 
 // compileSet builds the kernel's form of policies against the local
-// endpoints and every known identity.
-func (s *Store) compileSet(policies map[string]*Applied) (*compile.Compiled, error) {
-	c, err := compile.Compile(s.input(policies))
+// endpoints, every known identity and the DNS names of now; seq numbers
+// the commit, counted before the names are read.
+func (s *Store) compileSet(policies map[string]*Applied) (*compile.Compiled, uint64, error) {
+	seq := s.fqdn.commits.Add(1)
+	in := s.input(policies)
+	in.Names = s.fqdn.input()
+	c, err := compile.Compile(in)
 	if err != nil {
-		return nil, fmt.Errorf("compile policies: %w", err)
+		return nil, seq, fmt.Errorf("compile policies: %w", err)
 	}
-	return c, nil
+	return c, seq, nil
 }
 
 // input is the compiler's input: policies in key order, the endpoints that

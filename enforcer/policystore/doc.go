@@ -11,6 +11,12 @@
 // is parsed into policy.Policy, compiled into a part of compile.Compiled
 // and applied by whoever enforces that part.
 //
+// DNS names are policy input too (toFQDNs): every compile reads Names (the
+// FQDN cache), AdmitNames returns once a DNS answer's addresses are
+// admitted (recompiling only when the answer changes the policy, and once
+// for all the answers waiting meanwhile), and RefreshNames recompiles after
+// names expired. Neither changes the revision nor the persisted set.
+//
 // It learns about endpoints only through the Endpoints interface (the
 // collector's registry implements it) and must not know how endpoints are
 // discovered, decode flows, or touch BPF maps itself.

@@ -38,7 +38,9 @@ type Store struct {
 	log       *slog.Logger
 	policies  map[string]*Applied
 	revision  uint64
+	fqdn      fqdnState
 	events    agentevent.Appender
+	audited   map[uint32]bool // endpoint ids put in audit mode
 }
 
 // Options configure a Store.
@@ -49,6 +51,9 @@ type Options struct {
 	Applier Applier
 	// Endpoints are the node's endpoints and identities; required.
 	Endpoints Endpoints
+	// Names are the DNS names toFQDNs rules select addresses by; nil: none
+	// (toFQDNs selects nothing).
+	Names Names
 	// Logger is the parent logger; nil discards logs.
 	Logger *slog.Logger
 	// Events, when set, gets a POLICY_UPDATED or POLICY_DELETED agent
@@ -69,12 +74,9 @@ func New(opts Options) (*Store, error) {
 	}
 	s := &Store{dir: opts.Dir, applier: opts.Applier, endpoints: opts.Endpoints,
 		log: log.With("component", "policy"), policies: map[string]*Applied{}, events: opts.Events}
-	for _, e := range s.endpoints.PolicyEndpoints() {
-		if e.Audit {
-			if err := s.applier.SetPolicyAudit(e.ID, true); err != nil {
-				return nil, fmt.Errorf("policy store: audit mode of %s: %w", e.Name, err)
-			}
-		}
+	s.fqdn.names = opts.Names
+	if err := s.syncAudit(); err != nil {
+		return nil, fmt.Errorf("policy store: %w", err)
 	}
 	loaded, err := s.load()
 	if err != nil {
@@ -184,13 +186,14 @@ func (s *Store) commit(next map[string]*Applied, changed []*Applied) error {
 	for _, p := range changed { // new objects: dropped if the change is refused
 		p.Revision, p.parsed.Revision = rev, rev
 	}
-	c, err := s.compileSet(next)
+	c, seq, err := s.compileSet(next)
 	if err != nil {
 		return err
 	}
 	if err := s.applier.ApplyPolicy(c); err != nil {
 		return fmt.Errorf("apply policy: %w", err)
 	}
+	s.setView(c, seq, next)
 	s.revision = rev
 	prev := s.policies
 	s.policies = next

@@ -2,6 +2,7 @@ package hubble
 
 import (
 	"encoding/hex"
+	"slices"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -40,6 +41,8 @@ func FlowToProto(f *api.Flow) *flowpb.Flow {
 		EgressDeniedBy:   policies(f.EgressDeniedBy),
 		IngressDeniedBy:  policies(f.IngressDeniedBy),
 		CgroupId:         f.Process.CgroupID,
+		SourceNames:      slices.Clone(f.SourceNames),
+		DestinationNames: slices.Clone(f.DestinationNames),
 	}
 	if !f.Time.IsZero() {
 		pf.Time = timestamppb.New(f.Time)

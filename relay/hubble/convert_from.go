@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
@@ -32,6 +33,8 @@ func FlowFromProto(pf *flowpb.Flow, f *api.Flow) error {
 		EgressAllowedBy:  policyNames(pf.GetEgressAllowedBy()),
 		IngressDeniedBy:  policyNames(pf.GetIngressDeniedBy()),
 		EgressDeniedBy:   policyNames(pf.GetEgressDeniedBy()),
+		SourceNames:      slices.Clone(pf.GetSourceNames()),
+		DestinationNames: slices.Clone(pf.GetDestinationNames()),
 	}
 	f.Process.CgroupID = pf.GetCgroupId()
 	if f.DropReason == api.DropReasonUnknown {

@@ -29,6 +29,8 @@ func TestFlowToProtoCarriesEveryHubbleField(t *testing.T) {
 		Interface:        api.Interface{Index: 10, Name: "veth-fe"},
 		EgressDeniedBy:   []api.PolicyRef{{Name: "deny-all", Kind: "CiliumClusterwideNetworkPolicy", Revision: 8}},
 		IngressAllowedBy: []api.PolicyRef{{Name: "allow-web", Namespace: "shop", Kind: "CiliumNetworkPolicy", Revision: 7}},
+		SourceNames:      []string{"frontend.example.com"},
+		DestinationNames: []string{"api.example.com", "www.example.com"},
 	}
 	pf := FlowToProto(&f)
 	checks := []struct {
@@ -57,6 +59,8 @@ func TestFlowToProtoCarriesEveryHubbleField(t *testing.T) {
 			pf.GetIngressAllowedBy()[0].GetName() == "allow-web" && pf.GetIngressAllowedBy()[0].GetNamespace() == "shop" &&
 			pf.GetIngressAllowedBy()[0].GetKind() == "CiliumNetworkPolicy" && pf.GetIngressAllowedBy()[0].GetRevision() == 7},
 		{"event type", pf.GetEventType().GetType() == monitorDrop},
+		{"names", len(pf.GetSourceNames()) == 1 && pf.GetSourceNames()[0] == "frontend.example.com" &&
+			len(pf.GetDestinationNames()) == 2 && pf.GetDestinationNames()[1] == "www.example.com"},
 	}
 	for _, c := range checks {
 		if !c.ok {

@@ -13,30 +13,47 @@ function l4Of(f) {
   return ['', {}];
 }
 
-// endpointName is how Hubble UI names an endpoint: namespace/pod, else
-// "world" or the address.
-function endpointName(ep, ip) {
+// endpointName is how Hubble names an endpoint: namespace/pod, else the
+// DNS names its address was resolved from, else "world" or the address.
+function endpointName(ep, ip, names) {
   if (ep.pod_name) return ep.namespace ? `${ep.namespace}/${ep.pod_name}` : ep.pod_name;
+  if (names && names.length) return names.join(', ');
   const labels = ep.labels || [];
   if (labels.includes(WORLD)) return ip ? `world ${ip}` : 'world';
   for (const l of labels) if (l.startsWith('reserved:')) return l.slice(9) + (ip ? ` ${ip}` : '');
   return ip || '—';
 }
 
-// workloadKey names an endpoint's node on the service map.
-export function workloadKey(ep, ip) {
+// groupOrUnspecified is true for a multicast group (ff00::/8,
+// 224.0.0.0/4), the IPv4 broadcast address and the unspecified address:
+// no workload is there, so the service map draws no node for them (a
+// pod's neighbour discovery, MLD, DHCP).
+function groupOrUnspecified(ip) {
+  if (!ip) return false;
+  if (ip === '::' || ip === '0.0.0.0' || ip === '255.255.255.255') return true;
+  if (/^ff[0-9a-f]{2}:/i.test(ip)) return true;
+  const first = Number(ip.split('.')[0]);
+  return ip.includes('.') && !ip.includes(':') && first >= 224 && first <= 239;
+}
+
+// workloadKey names an endpoint's node on the service map: a workload, else
+// the first DNS name of its address (as Hubble UI draws a world peer by
+// its name), else "world" or the address.
+export function workloadKey(ep, ip, names) {
   const labels = ep.labels || [];
   const wl = (ep.workloads && ep.workloads[0] && ep.workloads[0].name) ||
     (labels.find((l) => /(^|:)app=/.test(l)) || '').replace(/^(.*:)?app=/, '') || ep.pod_name;
   if (wl) return ep.namespace ? `${ep.namespace}/${wl}` : wl;
+  if (names && names.length) return names[0];
   if (labels.includes(WORLD)) return 'world';
   for (const l of labels) if (l.startsWith('reserved:')) return l.slice(9);
   return ip || 'unknown';
 }
 
-function endpointTitle(ep, ip) {
+function endpointTitle(ep, ip, names) {
   const lines = [];
   if (ip) lines.push(`IP ${ip}`);
+  if (names && names.length) lines.push(`DNS ${names.join(', ')}`);
   if (ep.identity) lines.push(`identity ${ep.identity}`);
   for (const l of ep.labels || []) lines.push(l);
   return lines.join('\n');
@@ -72,15 +89,17 @@ export function toRow(msg) {
   // The map draws a connection from its client: an L7 response, which like
   // Hubble's goes from the server, counts for the edge of its request.
   const flip = f.l7 && f.is_reply;
-  const srcKey = workloadKey(src, ip.source), dstKey = workloadKey(dst, ip.destination);
+  const srcNames = f.source_names || [], dstNames = f.destination_names || [];
+  const srcKey = workloadKey(src, ip.source, srcNames), dstKey = workloadKey(dst, ip.destination, dstNames);
   return {
     msg,
-    src: endpointName(src, ip.source),
-    srcTitle: endpointTitle(src, ip.source),
-    dst: endpointName(dst, ip.destination),
-    dstTitle: endpointTitle(dst, ip.destination),
+    src: endpointName(src, ip.source, srcNames),
+    srcTitle: endpointTitle(src, ip.source, srcNames),
+    dst: endpointName(dst, ip.destination, dstNames),
+    dstTitle: endpointTitle(dst, ip.destination, dstNames),
     srcKey: flip ? dstKey : srcKey,
     dstKey: flip ? srcKey : dstKey,
+    onMap: !groupOrUnspecified(ip.source) && !groupOrUnspecified(ip.destination),
     port: l4.destination_port != null ? `${l4.destination_port}/${proto}` : (proto ? proto : ''),
     l7: l7Info(f.l7),
     l7Title: l7Title(f.l7),
@@ -111,6 +130,8 @@ export function detailFields(row) {
     ['Destination', `${row.dst}${ip.destination ? `  ${ip.destination}${l4.destination_port ? ':' + l4.destination_port : ''}` : ''}`],
     ['Source labels', ((f.source || {}).labels || []).join(', ')],
     ['Destination labels', ((f.destination || {}).labels || []).join(', ')],
+    ['Source names', (f.source_names || []).join(', ')],
+    ['Destination names', (f.destination_names || []).join(', ')],
     ['Protocol', proto],
     ...l7Fields(f.l7),
     ['Direction', row.dir],

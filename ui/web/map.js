@@ -1,6 +1,8 @@
-// The service map: workloads (namespace/workload) as nodes on a circle,
+// The service map: workloads (namespace/workload; host, world and the
+// other reserved identities by name) as nodes on a circle,
 // grouped by namespace, and flows as directed edges coloured by verdict
-// (dropped beats audit beats forwarded). Plain SVG, redrawn at most every
+// (dropped beats audit beats forwarded; an edge of TRACED socket records
+// only, which carry no verdict, is grey). Plain SVG, redrawn at most every
 // REDRAW_MS; elements are kept by key and updated in place.
 
 const SVG = 'http://www.w3.org/2000/svg';
@@ -18,11 +20,11 @@ export class ServiceMap {
     this.svg = svg;
     this.summary = summary;
     this.nodes = new Map(); // key -> {key, ns, name, count, el, x, y}
-    this.edges = new Map(); // "from\u0000to" -> {from, to, f, d, a, el}
+    this.edges = new Map(); // "from\u0000to" -> {from, to, f, d, a, t, el}
     this.dirty = false;
     this.last = 0;
     const defs = el('defs');
-    for (const v of ['fwd', 'drop', 'audit']) {
+    for (const v of ['fwd', 'drop', 'audit', 'trace']) {
       const m = el('marker', { id: `arrow-${v}`, viewBox: '0 0 10 10', refX: '10', refY: '5',
         markerWidth: '9', markerHeight: '9', markerUnits: 'userSpaceOnUse', orient: 'auto-start-reverse' });
       m.appendChild(el('path', { d: 'M0,0 L10,5 L0,10 z', class: `arrow ${v}` }));
@@ -45,17 +47,19 @@ export class ServiceMap {
 
   add(rows) {
     for (const r of rows) {
+      if (!r.onMap) continue; // a multicast group is no workload
       const a = this.node(r.srcKey), b = this.node(r.dstKey);
       if (!a || !b) continue;
       a.count++; b.count++;
       const key = `${r.srcKey}\u0000${r.dstKey}`;
       let e = this.edges.get(key);
       if (!e) {
-        e = { from: a, to: b, f: 0, d: 0, a: 0, el: null };
+        e = { from: a, to: b, f: 0, d: 0, a: 0, t: 0, el: null };
         this.edges.set(key, e);
       }
       if (r.verdict === 'DROPPED' || r.verdict === 'ERROR') e.d++;
       else if (r.verdict === 'AUDIT') e.a++;
+      else if (r.verdict === 'TRACED') e.t++;
       else e.f++;
     }
     this.schedule();
@@ -112,8 +116,8 @@ export class ServiceMap {
       n.el.lastChild.textContent = `${n.key}\n${n.count} flows`;
     }
     for (const e of this.edges.values()) {
-      const verdict = e.d ? 'DROPPED' : e.a ? 'AUDIT' : 'FORWARDED';
-      const cls = e.d ? 'drop' : e.a ? 'audit' : 'fwd';
+      const verdict = e.d ? 'DROPPED' : e.a ? 'AUDIT' : e.f ? 'FORWARDED' : 'TRACED';
+      const cls = e.d ? 'drop' : e.a ? 'audit' : e.f ? 'fwd' : 'trace';
       if (!e.el) {
         e.el = el('path', { 'data-testid': 'map-edge', 'data-from': e.from.key, 'data-to': e.to.key });
         e.el.appendChild(el('title'));
@@ -123,9 +127,9 @@ export class ServiceMap {
       e.el.setAttribute('class', `edge ${cls}`);
       e.el.setAttribute('data-verdict', verdict);
       e.el.setAttribute('marker-end', `url(#arrow-${cls})`);
-      const total = e.f + e.d + e.a;
+      const total = e.f + e.d + e.a + e.t;
       e.el.style.strokeWidth = (1.2 + Math.min(4, Math.log10(1 + total))).toFixed(1);
-      e.el.firstChild.textContent = `${e.from.key} → ${e.to.key}\nforwarded ${e.f}, dropped ${e.d}, audit ${e.a}`;
+      e.el.firstChild.textContent = `${e.from.key} → ${e.to.key}\nforwarded ${e.f}, dropped ${e.d}, audit ${e.a}, traced ${e.t}`;
     }
     if (this.summary) this.summary.textContent = `${this.nodes.size} workloads, ${this.edges.size} edges`;
   }

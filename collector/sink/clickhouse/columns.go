@@ -55,7 +55,13 @@ func (c *columnBuilder) appendRows(t columnTarget, rows []api.Flow) error {
 type buildFunc func(c *columnBuilder, col driver.BatchColumn, rows []api.Flow) error
 
 // columnBuilders build each flows column, in flowColumns order.
-var columnBuilders = slices.Concat(coreBuilders, l7Builders, policyRefBuilders, pointBuilders)
+var columnBuilders = slices.Concat(coreBuilders, l7Builders, policyRefBuilders, namesBuilders, pointBuilders)
+
+// namesBuilders build the DNS names columns (namesColumns).
+var namesBuilders = []buildFunc{
+	arrayOf(func(dst []string, f *api.Flow) []string { return append(dst, f.SourceNames...) }),
+	arrayOf(func(dst []string, f *api.Flow) []string { return append(dst, f.DestinationNames...) }),
+}
 
 // coreBuilders build the columns before the L7 ones.
 var coreBuilders = []buildFunc{

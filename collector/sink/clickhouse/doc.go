@@ -28,6 +28,11 @@
 // reads back without a record. Migration 1 reserved the first six; migration
 // 4 adds the others.
 //
+// A flow's DNS names (source_names, destination_names) are src_names and
+// dst_names, Array(String), added by migration 6; the dns filter kind reads
+// them with has() for a name and arrayExists(match()) for a pattern (the
+// same RE2 expression Go matches with).
+//
 // Migrations are numbered and recorded in schema_migrations; every statement
 // is idempotent, so a rerun is a no-op and two collectors may race (a column
 // is added only when system.columns lacks it: 18.16 has no ADD COLUMN IF NOT

@@ -88,6 +88,7 @@ func genFlows(seed uint64, n int, base time.Time) []api.Flow {
 			f.IngressAllowedBy = []api.PolicyRef{{Name: "allow-web", Kind: "CiliumClusterwideNetworkPolicy", Revision: 3}}
 			f.EgressDeniedBy = []api.PolicyRef{{Name: "deny-egress", Namespace: "shop", Kind: "CiliumNetworkPolicy", Revision: 9}, {Name: "it's", Namespace: "o'neil", Kind: "NetworkPolicy"}}
 		}
+		f.SourceNames, f.DestinationNames = genNames(i)
 		if f.Type == api.FlowTypeL3L4 && r.IntN(2) == 0 { // seen at two veths of the node
 			f.Other = api.Observation{Interface: api.Interface{Index: uint32(10 + r.IntN(10)), Name: fmt.Sprintf("veth%d", r.IntN(10))},
 				InitiatorHook: api.TrafficDirection(1 + r.IntN(2)), TrafficDirection: api.TrafficDirection(r.IntN(3)),
@@ -98,6 +99,24 @@ func genFlows(seed uint64, n int, base time.Time) []api.Flow {
 		}
 	}
 	return out
+}
+
+// genNames are a flow's DNS names, by its index (not drawn from the
+// generator, whose stream the other fields keep).
+func genNames(i int) (src, dst []string) {
+	switch i % 7 {
+	case 1:
+		return nil, []string{"api.example.com"}
+	case 2:
+		return nil, []string{"a.b.example.com", "www.example.com"}
+	case 3:
+		return []string{"db.internal"}, nil
+	case 4:
+		return []string{"it's.example.com"}, []string{"api.example.org"}
+	case 5:
+		return []string{"api.example.com"}, []string{"db.internal"}
+	}
+	return nil, nil
 }
 
 func genEndpoint(r *rand.Rand) api.Endpoint {

@@ -36,6 +36,7 @@ type rowDecoder struct {
 	l7                               l7Row
 	kinds                            [4][]string // of inAllow, egAllow, inDeny, egDeny
 	revisions                        [4][]uint64
+	srcNames, dstNames               []string
 	other                            pointRow
 	dstPID                           uint32
 	dstComm                          string
@@ -82,6 +83,7 @@ func (d *rowDecoder) init() {
 	d.ptrs = append(d.ptrs, d.l7.ptrs()...)
 	d.ptrs = append(d.ptrs, &d.kinds[0], &d.kinds[1], &d.kinds[2], &d.kinds[3],
 		&d.revisions[0], &d.revisions[1], &d.revisions[2], &d.revisions[3])
+	d.ptrs = append(d.ptrs, &d.srcNames, &d.dstNames)
 	o := &d.other
 	d.ptrs = append(d.ptrs, &o.ifIndex, &o.ifName, &o.hook, &o.direction, &o.verdict, &o.dropReason,
 		&o.pf, &o.bf, &o.pr, &o.br, &d.dstPID, &d.dstComm, &d.dstCgroup)
@@ -116,6 +118,8 @@ func (d *rowDecoder) flow() api.Flow {
 		EgressAllowedBy:  policyRefsOf(d.egAllow, d.kinds[1], d.revisions[1]),
 		IngressDeniedBy:  policyRefsOf(d.inDeny, d.kinds[2], d.revisions[2]),
 		EgressDeniedBy:   policyRefsOf(d.egDeny, d.kinds[3], d.revisions[3]),
+		SourceNames:      nilIfEmpty(d.srcNames),
+		DestinationNames: nilIfEmpty(d.dstNames),
 
 		DestinationProcess: api.Process{PID: d.dstPID, Comm: d.dstComm, CgroupID: d.dstCgroup},
 		Other:              d.other.observation(),

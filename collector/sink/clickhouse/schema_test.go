@@ -51,8 +51,8 @@ func TestMigrationsRunTwiceAreANoOp(t *testing.T) {
 
 // TestRowsOfAnOlderSchemaReadBack: a flows table written before policies
 // had kinds and revisions (columns of migrations 1-4) gains them and the
-// later columns, and its rows read back with their policies' namespaces
-// and names (and one observation point).
+// DNS names and the second observation point, and its rows read back with
+// their policies' namespaces and names (and one observation point).
 func TestRowsOfAnOlderSchemaReadBack(t *testing.T) {
 	srv := chtest.Start(t)
 	old := slices.Concat(flowColumnsV1, l7Columns)
@@ -67,7 +67,7 @@ func TestRowsOfAnOlderSchemaReadBack(t *testing.T) {
 	srv.Query("INSERT INTO periscope.flows (time, verdict, ingress_allowed_by, egress_denied_by) VALUES (now(), 1, ['shop/web', 'lockdown'], ['default/deny-db'])")
 	s, _ := openStore(t, srv, "periscope")
 	if s.migrationsRun != len(migrations)-4 {
-		t.Fatalf("%d migrations run on the older table, want %d (policy kinds and revisions, and on)", s.migrationsRun, len(migrations)-4)
+		t.Fatalf("%d migrations run on the older table, want %d (policy kinds and revisions, DNS names, observation points)", s.migrationsRun, len(migrations)-4)
 	}
 	got, err := query(t, s, flowquery.Query{})
 	if err != nil || len(got) != 1 {

@@ -105,12 +105,12 @@ func splitTime(t time.Time) (uint32, uint32) {
 // endpointCols are the columns of one side: the allow-list filter SQL takes
 // identifiers from.
 type endpointCols struct {
-	ip, port, identity, namespace, pod, workload, labelKeys, labelValues string
+	ip, port, identity, namespace, pod, workload, labelKeys, labelValues, names string
 }
 
 var sideCols = map[filter.Side]endpointCols{
-	filter.SideFrom: {"src_ip", "src_port", "src_identity", "src_namespace", "src_pod", "src_workload", "src_labels_keys", "src_labels_values"},
-	filter.SideTo:   {"dst_ip", "dst_port", "dst_identity", "dst_namespace", "dst_pod", "dst_workload", "dst_labels_keys", "dst_labels_values"},
+	filter.SideFrom: {"src_ip", "src_port", "src_identity", "src_namespace", "src_pod", "src_workload", "src_labels_keys", "src_labels_values", "src_names"},
+	filter.SideTo:   {"dst_ip", "dst_port", "dst_identity", "dst_namespace", "dst_pod", "dst_workload", "dst_labels_keys", "dst_labels_values", "dst_names"},
 }
 
 // sqlFit is how well a condition says a term.
@@ -238,8 +238,12 @@ var kindSQL = map[string]valueSQL{
 		}
 		return strings.Join(conds, " AND "), args, len(conds) > 0
 	},
-	"dns": func(filter.TermValue, endpointCols) (string, []any, bool) {
-		return "0", nil, true // reserved: matches no flow
+	"dns": func(v filter.TermValue, c endpointCols) (string, []any, bool) {
+		if !v.Glob {
+			return "has(" + c.names + ", ?)", []any{v.Name}, true
+		}
+		// Hubble's pattern is RE2 both in Go and in ClickHouse's match.
+		return "arrayExists(x -> match(x, ?), " + c.names + ")", []any{filter.FQDNPatternRegexp(v.Name)}, true
 	},
 	"http-status": httpStatusSQL,
 	"http-method": func(v filter.TermValue, _ endpointCols) (string, []any, bool) {

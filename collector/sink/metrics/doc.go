@@ -2,7 +2,8 @@
 // defined here once (Def: its Prometheus and OpenTelemetry names, help, unit,
 // kind, labels, and whether its label sets are capped), and Metrics counts
 // flow records into it: connections, drops, policy verdicts, exact bytes and
-// packets between endpoints, HTTP golden signals from L7 records, lost
+// packets between endpoints, HTTP golden signals and DNS queries, responses
+// and answer types (Hubble's dns metrics) from L7 records, lost
 // events, sink queues. Exporters (collector/sink/metrics/prom for Prometheus,
 // collector/sink/otel for OTLP) turn the definitions into their instruments
 // and are handed the measurements, so the two cannot drift: a metric, a

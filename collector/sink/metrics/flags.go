@@ -28,7 +28,7 @@ func (fl *Flags) AddFlags(f *pflag.FlagSet, scope sink.FlagScope) {
 		return
 	}
 	f.StringVar(&fl.options, "metrics-options", "",
-		`traffic and HTTP metric contexts, as Hubble's: "source_context=workload;destination_context=namespace;max_series=1000"`)
+		`traffic, HTTP and DNS metric contexts, as Hubble's: "source_context=workload;destination_context=namespace;max_series=1000"`)
 }
 
 // Options parses --metrics-options.

@@ -22,6 +22,8 @@ type catalog struct {
 	flowTableCapacity            Def
 	policyRevision               Def
 	policyMatches                Def
+	dnsQueries, dnsResponses     Def
+	dnsResponseTypes             Def
 	mapMemory, mapMaxEntries     Def
 }
 
@@ -37,6 +39,7 @@ func newCatalog(o Options) *catalog {
 		writeErrors: writeErrorsDef(), writeDuration: writeDurationDef(),
 		eventsRead: eventsReadDef(), flowTableEntries: flowTableEntriesDef(), flowTableCapacity: flowTableCapacityDef(),
 		policyRevision: policyRevisionDef(), policyMatches: policyMatchesDef(),
+		dnsQueries: dnsQueriesDef(), dnsResponses: dnsResponsesDef(), dnsResponseTypes: dnsResponseTypesDef(),
 		mapMemory: mapMemoryDef(), mapMaxEntries: mapMaxEntriesDef(),
 	}
 }
@@ -50,6 +53,7 @@ func (c *catalog) all() []*Def {
 		&c.lostEvents, &c.queueLength, &c.queueDropped, &c.queueWritten, &c.queueFailed,
 		&c.spooledFlows, &c.spoolBytes, &c.writeErrors, &c.writeDuration,
 		&c.eventsRead, &c.flowTableEntries, &c.flowTableCapacity, &c.policyRevision, &c.policyMatches,
+		&c.dnsQueries, &c.dnsResponses, &c.dnsResponseTypes,
 		&c.mapMemory, &c.mapMaxEntries,
 	}
 }
@@ -75,6 +79,7 @@ type Metrics struct {
 	connections *connections
 	traffic     *traffic
 	http        *httpSignals
+	dns         *dnsSignals
 	policies    *policyMatches
 	writes      *family[string] // sink write durations, by sink
 	sources     sources
@@ -109,6 +114,7 @@ func New(opts Options, exporters ...Exporter) (*Metrics, error) {
 	m.connections = newConnections(m)
 	m.traffic = newTraffic(m)
 	m.http = newHTTPSignals(m)
+	m.dns = newDNSSignals(m)
 	m.policies = newPolicyMatches(m)
 	m.writes = newFamily(m, func(sink string) []LabelValue { return []LabelValue{str(sink)} }, &m.defs.writeDuration)
 	return m, nil
@@ -125,11 +131,12 @@ func (m *Metrics) Consume(f *api.Flow) {
 	}
 }
 
-// observeL7 counts an L7 record by its protocol. DNS metrics (queries,
-// responses by rcode, query types) are to join here.
+// observeL7 counts an L7 record by the record it carries (api.L7.Protocol).
 func (m *Metrics) observeL7(f *api.Flow) {
-	switch {
-	case f.L7.HTTP != nil:
+	switch f.L7.Protocol() {
+	case api.L7ProtocolHTTP:
 		m.http.observe(f)
+	case api.L7ProtocolDNS:
+		m.dns.observe(f)
 	}
 }

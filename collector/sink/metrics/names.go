@@ -31,6 +31,9 @@ const (
 	FlowTableCapacity              = "periscope_flow_table_capacity"
 	PolicyRevision                 = "periscope_policy_revision"
 	PolicyMatchesTotal             = "periscope_policy_matches_total"
+	DNSQueriesTotal                = "periscope_dns_queries_total"
+	DNSResponsesTotal              = "periscope_dns_responses_total"
+	DNSResponseTypesTotal          = "periscope_dns_response_types_total"
 	BPFMapMemoryBytes              = "periscope_bpf_map_memory_bytes"
 	BPFMapMaxEntries               = "periscope_bpf_map_max_entries"
 )
@@ -64,6 +67,9 @@ const (
 	OTelFlowTableCapacity         = "periscope.flow_table.capacity"
 	OTelPolicyRevision            = "periscope.policy.revision"
 	OTelPolicyMatches             = "periscope.policy.matches"
+	OTelDNSQueries                = "periscope.dns.queries"
+	OTelDNSResponses              = "periscope.dns.responses"
+	OTelDNSResponseTypes          = "periscope.dns.response_types"
 	OTelBPFMapMemory              = "periscope.bpf.map.memory"
 	OTelBPFMapMaxEntries          = "periscope.bpf.map.max_entries"
 )
@@ -86,6 +92,9 @@ const (
 	LabelReporter    = "reporter"
 	LabelPolicy      = "policy"   // a policy's namespace/name ("" for a default deny no rule names)
 	LabelEndpoint    = "endpoint" // the endpoint a policy applies to, under the metrics' context
+	LabelRcode       = "rcode"    // a DNS response's rcode name (Hubble's), "Policy denied" for a refused query
+	LabelQtypes      = "qtypes"   // a DNS query's type
+	LabelIPsReturned = "ips_returned"
 	LabelMap         = "map"
 )
 
@@ -105,6 +114,10 @@ const (
 	KeyFlowSource       = attribute.Key("periscope.flow_source") // a producer of flow records (the datapath)
 	KeyPolicy           = attribute.Key("periscope.policy")
 	KeyEndpoint         = attribute.Key("periscope.endpoint")
+	KeyDNSRcode         = attribute.Key("periscope.dns.rcode")
+	KeyDNSQtypes        = attribute.Key("periscope.dns.qtypes")
+	KeyDNSIPsReturned   = attribute.Key("periscope.dns.ips_returned")
+	KeyDNSResponseType  = attribute.Key("periscope.dns.response_type")
 	KeyBPFMap           = attribute.Key("periscope.bpf.map")
 )
 

@@ -38,6 +38,19 @@ func Populate(m *metrics.Metrics) {
 			HTTP: &api.HTTP{Code: 200, Method: "GET", URL: "http://server/", Protocol: "HTTP/1.1"}}
 		m.Consume(&resp)
 	}
+	// A DNS query the proxy forwarded, one it refused, and an answer.
+	for _, v := range []api.Verdict{api.VerdictForwarded, api.VerdictDropped} {
+		q := start
+		q.Event, q.Verdict, q.DropReason, q.Counters, q.Type = api.EventUnknown, v, api.DropReasonUnknown, api.Counters{}, api.FlowTypeL7
+		q.L7 = &api.L7{Type: api.L7TypeRequest, DNS: &api.DNS{Query: "example.com.", Qtypes: []string{"A"}, ObservationSource: "proxy"}}
+		m.Consume(&q)
+	}
+	answer := start
+	answer.Event, answer.Verdict, answer.DropReason, answer.Counters = api.EventUnknown, api.VerdictForwarded, api.DropReasonUnknown, api.Counters{}
+	answer.Type, answer.IsReply, answer.Source, answer.Destination = api.FlowTypeL7, true, start.Destination, start.Source
+	answer.L7 = &api.L7{Type: api.L7TypeResponse, DNS: &api.DNS{Query: "example.com.", Qtypes: []string{"A"},
+		IPs: []string{"198.18.0.9"}, TTL: 60, RRtypes: []string{"A"}, ObservationSource: "proxy"}}
+	m.Consume(&answer)
 	m.AddLostEventsSource("ringbuf", func() uint64 { return 2 })
 	m.AddSources(sink.SourceCounters{Name: "datapath", Read: func() sink.SourceStats {
 		return sink.SourceStats{EventsRead: 5, EventsLost: 1, FlowTableEntries: 3, FlowTableCapacity: 64, PolicyRevision: 2}

@@ -25,6 +25,8 @@ func populated(t testing.TB) (*metrics.Metrics, *httptest.Server) {
 	f.Verdict, f.DropReason = api.VerdictDropped, api.DropReasonPolicyDenied
 	m.Consume(f)
 	m.Consume(httpResponse("GET", 200, 3*time.Millisecond, api.TrafficDirectionIngress))
+	m.Consume(dnsRecord(false, api.VerdictDropped, "A", 0, nil))
+	m.Consume(dnsRecord(true, api.VerdictForwarded, "A", 0, []string{"198.18.0.9"}, "A"))
 	m.AddLostEventsSource("ringbuf", func() uint64 { return 2 })
 	m.AddQueues(fakeQueue{"clickhouse", sink.Stats{Queued: 1}})
 	srv := httptest.NewServer(Handler(reg, quietLogger()))
@@ -58,6 +60,7 @@ func TestScrapePassesPromtoolCheckMetrics(t *testing.T) {
 		"periscope_bytes_total", "periscope_packets_total", "periscope_lost_events_total",
 		"periscope_sink_queue_length", "periscope_sink_dropped_total",
 		"periscope_http_requests_total", "periscope_http_request_duration_seconds",
+		"periscope_dns_queries_total", "periscope_dns_responses_total", "periscope_dns_response_types_total",
 	} {
 		if !bytes.Contains(body, []byte("# TYPE "+family+" ")) {
 			t.Errorf("scrape has no family %s", family)
