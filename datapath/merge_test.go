@@ -217,7 +217,7 @@ func TestMergerMakesOneRecordOfAConnection(t *testing.T) {
 		{
 			name:  "a socket whose connection the flow programs never saw is a record of its own",
 			steps: []mergeStep{in(sockOf(true, 11, ms))},
-			want:  []wantRecord{{event: api.EventSock, pid: 11, verdict: api.VerdictForwarded, typ: api.FlowTypeSock}},
+			want:  []wantRecord{{event: api.EventSock, pid: 11, verdict: api.VerdictTraced, typ: api.FlowTypeSock}},
 		},
 		{
 			name:  "a third interface gets records of its own",
