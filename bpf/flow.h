@@ -316,7 +316,14 @@ struct redirect_key {
 
 struct redirect_value {
 	__be16 proxy_port; /* the proxy's transparent socket on 127.0.0.1 and ::1 */
-	__u8 pad[2];
+	__u8 flags;        /* enum redirect_flag */
+	__u8 pad;
+};
+
+enum redirect_flag {
+	/* The proxy enforces policy on the port: an INGRESS connection no
+	 * hook steered to it is dropped, not delivered directly. */
+	REDIRECT_FLAG_POLICY = 1,
 };
 
 /*
@@ -337,7 +344,8 @@ enum redirect_stat {
 	REDIRECT_STAT_CONNECTIONS = 0, /* connections steered to the proxy */
 	REDIRECT_STAT_NO_PROXY = 1,    /* packets dropped: no proxy socket (fail closed) */
 	REDIRECT_STAT_UPSTREAM = 2,    /* connections of the proxy to upstreams seen */
-	REDIRECT_STAT_MAX = 3,
+	REDIRECT_STAT_BYPASS = 3,      /* connections to a redirected port that no hook steered: dropped */
+	REDIRECT_STAT_MAX = 4,
 };
 
 #endif /* PERISCOPE_FLOW_H */

@@ -48,6 +48,16 @@
  * applies to new connections (and to the next datagram of a UDP flow);
  * established TCP connections stay with the proxy until they end.
  *
+ * A connection to an INGRESS (address, port) redirected for policy
+ * (REDIRECT_FLAG_POLICY: the proxy enforces L7 rules there) that no TC ingress
+ * hook steered (its initiator's first packet reaches the destination's TC
+ * egress hook without the proxy's upstream mark: it came through an
+ * interface without the datapath, or from the host itself) is DROPPED
+ * (POLICY_DENIED; AUDIT for an endpoint in audit mode) and counted: the
+ * proxy's policy cannot be bypassed. A policy change re-judges existing
+ * connections the same way, so a direct connection made before its port
+ * was redirected ends at the next revision.
+ *
  * The proxy connects to the original destination from the client's
  * address (IP_TRANSPARENT) with SO_MARK PROXY_MARK_UPSTREAM: such a
  * connection, seen leaving at a TC egress hook, is marked
@@ -114,6 +124,7 @@ const struct redirect_key *unused_redirect_key __attribute__((unused));
 const struct redirect_value *unused_redirect_value __attribute__((unused));
 const struct host_mac_value *unused_host_mac_value __attribute__((unused));
 const enum redirect_stat *unused_redirect_stat __attribute__((unused));
+const enum redirect_flag *unused_redirect_flag __attribute__((unused));
 
 /* Set at load time from Config.ReportInterval. */
 volatile const __u64 report_interval_ns = 5000000000ULL;
@@ -972,6 +983,62 @@ __noinline int redirect_port(const struct flow_key *k, int rev)
 }
 
 /*
+ * bypass_verdict is the verdict of a connection keyed k (src_is_initiator
+ * as its entry's, judged FORWARDED or AUDIT), seen at the destination's TC
+ * egress hook from its initiator and not the proxy's own, when its
+ * destination (address, port) has an INGRESS redirect for policy: DROPPED (AUDIT when
+ * the endpoint is in audit mode under revision rev), since no hook steered
+ * it to the proxy; 0 when it has none.
+ */
+__noinline int bypass_verdict(const struct flow_key *k, int src_is_initiator, __u64 rev)
+{
+	struct redirect_key rk = {};
+	struct redirect_value *rv;
+	struct policy_enforce *enf;
+	__u32 ep;
+
+	if (!k || (k->proto != IPPROTO_TCP && k->proto != IPPROTO_UDP))
+		return 0;
+	rk.direction = POLICY_DIR_INGRESS;
+	rk.proto = k->proto;
+	rk.family = k->family;
+	if (src_is_initiator) {
+		rk.dport = bpf_htons(k->dport);
+		__builtin_memcpy(rk.addr, k->daddr, 16);
+	} else {
+		rk.dport = bpf_htons(k->sport);
+		__builtin_memcpy(rk.addr, k->saddr, 16);
+	}
+	rv = bpf_map_lookup_elem(&redirect, &rk);
+	if (!rv || !(rv->flags & REDIRECT_FLAG_POLICY))
+		return 0;
+	redirect_stat_inc(REDIRECT_STAT_BYPASS);
+	ep = k->ifindex;
+	enf = SLOT_LOOKUP(rev & 1, enforce, &ep);
+	return enf && enf->audit ? FLOW_VERDICT_AUDIT : FLOW_VERDICT_DROPPED;
+}
+
+/*
+ * check_bypass applies bypass_verdict to a connection's entry v at the
+ * destination's egress hook (hook: where the packet is seen; mark: its
+ * skb->mark), unless it is the proxy's upstream or already dropped.
+ */
+static __always_inline void check_bypass(const struct flow_key *k, struct flow_value *v, int hook, __u32 mark, __u64 rev)
+{
+	int bv;
+
+	if (hook != FLOW_HOOK_EGRESS || v->hook != FLOW_HOOK_EGRESS || v->proxy != FLOW_PROXY_NONE ||
+	    v->verdict == FLOW_VERDICT_DROPPED || (mark & PROXY_MARK_MASK) == PROXY_MARK_UPSTREAM)
+		return;
+	bv = bypass_verdict(k, v->src_is_initiator, rev);
+	if (!bv)
+		return;
+	v->verdict = bv;
+	v->drop_reason = DROP_POLICY_DENIED;
+	v->policy_set = 0;
+}
+
+/*
  * proxy_role is the FLOW_PROXY_* of a new connection whose first packet is
  * p, seen at hook with mark and judged verdict (see the header comment).
  */
@@ -1145,6 +1212,8 @@ static __always_inline int start_flow(struct packet *p, int rev, __u8 hook, __u6
 		judge_at_destination(&p->key, &nv, prev);
 	nv.proxy = proxy_role(p, rev, hook, mark, nv.verdict);
 	*proxy = nv.proxy;
+	if (!host) /* host devices see the host's own connections only */
+		check_bypass(&p->key, &nv, hook, mark, prev);
 	if (bpf_map_update_elem(&flows, &p->key, &nv, update_flags))
 		return -1;
 	stat_inc(FLOW_STAT_STARTED);
@@ -1231,7 +1300,12 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook, const int ho
 		nv.hook = v->hook;
 		nv.icmp_type = v->icmp_type;
 		nv.observed_at = v->observed_at;
+		nv.proxy = v->proxy;
 		rejudge(&p.key, &nv, prev, host);
+		/* The initiator's packet (it leaves the host here): a direct
+		 * connection to a port redirected since ends. */
+		if (!host && (!rev) == nv.src_is_initiator)
+			check_bypass(&p.key, &nv, hook, skb->mark, prev);
 		if (nv.verdict != v->verdict || nv.drop_reason != v->drop_reason ||
 		    nv.observed_at != v->observed_at)
 			kind = FLOW_KIND_STATE;

@@ -15,8 +15,13 @@ func (c *Collector) Events() *agentevent.Log { return c.events }
 func (c *Collector) announce() {
 	c.events.Append(agentevent.Event{Type: agentevent.AgentStarted, Start: c.started})
 	for _, e := range c.Registry().Endpoints() {
-		c.events.Append(agentevent.Event{Type: agentevent.EndpointCreated, Endpoint: &agentevent.Endpoint{
-			ID: uint64(e.IfIndex), Labels: e.Labels, PodName: e.Name, Namespace: e.Namespace,
-		}})
+		c.events.Append(endpointEvent(agentevent.EndpointCreated, e))
 	}
+}
+
+// endpointEvent is the agent event of an endpoint created or deleted.
+func endpointEvent(typ agentevent.Type, e EndpointStatus) agentevent.Event {
+	return agentevent.Event{Type: typ, Endpoint: &agentevent.Endpoint{
+		ID: uint64(e.IfIndex), Labels: e.Labels, PodName: e.Name, Namespace: e.Namespace,
+	}}
 }

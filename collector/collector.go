@@ -172,11 +172,13 @@ type Collector struct {
 	endpointsMu sync.Mutex // serialises changes of the endpoints
 	topo        *Topology  // the endpoints in force, as registry was built from
 	onChange    []func() error
+	discovered  discoveredQueue // watchers' events not yet in force
 
 	ready    chan struct{}
 	mu       sync.Mutex
 	addr     net.Addr
 	attached []string
+	running  bool // between attach and detach: PutEndpoint attaches too
 }
 
 // New builds a collector: it resolves the endpoints (unless opts.Topology is
@@ -340,6 +342,10 @@ func (c *Collector) Run(ctx context.Context) (err error) {
 		})
 	}
 
+	if c.opts.IdentityGrace >= 0 {
+		wg.Go(func() { c.releaseUnusedIdentities(runCtx) })
+	}
+
 	srcErr := c.runSources(runCtx, c.process)
 	cancel()
 	c.store.Close()
@@ -401,6 +407,9 @@ func (c *Collector) attach() error {
 		c.mu.Unlock()
 		c.log.Debug("attached", "interface", ifname)
 	}
+	c.mu.Lock()
+	c.running = true
+	c.mu.Unlock()
 	return nil
 }
 
@@ -408,9 +417,12 @@ func (c *Collector) detach() {
 	if c.opts.Attacher == nil {
 		return
 	}
+	c.endpointsMu.Lock() // no PutEndpoint attaches meanwhile
+	defer c.endpointsMu.Unlock()
 	c.mu.Lock()
 	attached := c.attached
 	c.attached = nil
+	c.running = false
 	c.mu.Unlock()
 	if k, ok := c.opts.Attacher.(EnforcementKeeper); ok && len(attached) > 0 && k.KeepsEnforcing() {
 		c.log.Info("policy in force: interfaces left attached", "interfaces", len(attached))

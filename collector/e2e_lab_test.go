@@ -30,7 +30,7 @@ type e2eNode struct {
 }
 
 // newE2ELab makes a netlab lab removed by t.Cleanup.
-func newE2ELab(t *testing.T) *netlab.Lab {
+func newE2ELab(t testing.TB) *netlab.Lab {
 	t.Helper()
 	lab := labtest.NewLab(t)
 	return lab
@@ -108,7 +108,7 @@ func (n *e2eNode) flows(t *testing.T, chips ...string) []api.Flow {
 }
 
 // run runs a command and fails the test with its output if it fails.
-func run(t *testing.T, name string, args ...string) {
+func run(t testing.TB, name string, args ...string) {
 	t.Helper()
 	out, err := exec.Command(name, args...).CombinedOutput()
 	if err != nil {
@@ -117,7 +117,7 @@ func run(t *testing.T, name string, args ...string) {
 }
 
 // podMAC is the MAC address of the pod's eth0.
-func podMAC(t *testing.T, p *netlab.Pod) net.HardwareAddr {
+func podMAC(t testing.TB, p *netlab.Pod) net.HardwareAddr {
 	t.Helper()
 	var mac net.HardwareAddr
 	err := p.Do(func() error {
@@ -139,7 +139,7 @@ func podMAC(t *testing.T, p *netlab.Pod) net.HardwareAddr {
 // permanent neighbour entries (IPv4 and IPv6) for every other pod, so no ARP
 // or neighbour discovery crosses a veth, and the bridge gets static FDB
 // entries, so unicast between pods is never flooded to other ports.
-func quietPods(t *testing.T, lab *netlab.Lab, pods ...*netlab.Pod) {
+func quietPods(t testing.TB, lab *netlab.Lab, pods ...*netlab.Pod) {
 	t.Helper()
 	for _, key := range []string{"router_solicitations", "dad_transmits", "accept_dad"} {
 		run(t, "sysctl", "-qw", fmt.Sprintf("net.ipv6.conf.%s.%s=0", lab.Bridge.Name, key))

@@ -33,6 +33,10 @@ func keptNote(e *endpointInfo) string {
 	if !e.kept {
 		return ""
 	}
+	if e.discovered != nil {
+		return fmt.Sprintf("reported by %s before the restart: kept and enforced until its watcher reports it again or it is removed (periscope endpoint remove %s/%s)",
+			e.discovered.Source, e.endpoint.Namespace, e.endpoint.PodName)
+	}
 	return fmt.Sprintf("not in the endpoints file: kept from the previous run and enforced until removed (periscope endpoint remove %s/%s)",
 		e.endpoint.Namespace, e.endpoint.PodName)
 }
@@ -89,6 +93,7 @@ func withKeptEndpoints(state []keptEndpoint, topo *Topology, resolve func(Endpoi
 			continue
 		}
 		re.Kept = true
+		re.Discovered = k.Discovered
 		out.Endpoints = append(out.Endpoints, re)
 		log.Warn("endpoint kept: the endpoints file no longer declares it; it stays enforced until removed (periscope endpoint remove)",
 			"endpoint", key, "interface", re.HostIfName)
@@ -118,45 +123,51 @@ func (c *Collector) OnEndpointsChange(fn func() error) {
 // RemoveEndpoint removes the endpoint namespace/name: the registry forgets
 // it (flows no longer name it, policy no longer selects it), the state file
 // with it, and the datapath is detached from its interface. It is how an
-// endpoint stops being enforced; ErrNoEndpoint if there is none.
+// endpoint stops being enforced; ErrNoEndpoint if there is none. Its
+// identity is released once no endpoint used it for Options.IdentityGrace.
 func (c *Collector) RemoveEndpoint(namespace, name string) (EndpointStatus, error) {
 	c.endpointsMu.Lock()
 	defer c.endpointsMu.Unlock()
-	i := slices.IndexFunc(c.topo.Endpoints, func(re ResolvedEndpoint) bool {
-		return re.Config.namespace() == namespace && re.Config.Name == name
-	})
-	if i < 0 {
+	removed := c.statusOf(namespace, name)
+	p := c.newPlan()
+	if _, ok := p.remove(namespace, name); !ok {
 		return EndpointStatus{}, fmt.Errorf("%w: %s/%s", ErrNoEndpoint, namespace, name)
 	}
-	var removed EndpointStatus
-	for _, e := range c.Registry().Endpoints() {
-		if e.Namespace == namespace && e.Name == name {
-			removed = e
+	if err := c.commit(p); err != nil {
+		if errors.Is(err, errNotInForce) {
+			return EndpointStatus{}, fmt.Errorf("remove endpoint %s/%s: %w", namespace, name, err)
 		}
-	}
-	gone := c.topo.Endpoints[i]
-	next := *c.topo
-	next.Endpoints = slices.Delete(slices.Clone(c.topo.Endpoints), i, i+1)
-	reg, err := NewRegistryWith(&next, c.opts.Identities)
-	if err != nil {
-		return EndpointStatus{}, fmt.Errorf("remove endpoint %s/%s: %w", namespace, name, err)
-	}
-	c.registry.Store(reg)
-	c.topo = &next
-	c.log.Info("endpoint removed", "endpoint", namespace+"/"+name, "interface", gone.HostIfName, "kept", gone.Kept)
-
-	var errs []error
-	if c.opts.EndpointState != "" {
-		errs = append(errs, saveEndpointState(c.opts.EndpointState, next.Endpoints))
-	}
-	for _, fn := range c.onChange {
-		errs = append(errs, fn())
-	}
-	errs = append(errs, c.detachOne(gone.HostIfName))
-	if err := errors.Join(errs...); err != nil {
 		return removed, fmt.Errorf("remove endpoint %s/%s: %w", namespace, name, err)
 	}
 	return removed, nil
+}
+
+// PutEndpoint puts re in force: it adds it, or replaces the endpoint of
+// its namespace and name (its labels, addresses or interface changed:
+// re-identified, policy re-applied). See plan.put for what it supersedes
+// and commit for the order of the steps.
+func (c *Collector) PutEndpoint(re ResolvedEndpoint) (EndpointStatus, error) {
+	c.endpointsMu.Lock()
+	defer c.endpointsMu.Unlock()
+	ns, name := re.Config.namespace(), re.Config.Name
+	p := c.newPlan()
+	if err := p.put(re); err != nil {
+		return EndpointStatus{}, fmt.Errorf("put endpoint %s/%s: %w", ns, name, err)
+	}
+	err := c.commit(p)
+	if errors.Is(err, errNotInForce) {
+		return EndpointStatus{}, fmt.Errorf("put endpoint %s/%s: %w", ns, name, err)
+	}
+	put := c.statusOf(ns, name)
+	if err != nil {
+		return put, fmt.Errorf("put endpoint %s/%s: %w", ns, name, err)
+	}
+	return put, nil
+}
+
+// statusOf describes the endpoint namespace/name of the registry in force.
+func (c *Collector) statusOf(namespace, name string) EndpointStatus {
+	return statusIn(c.Registry(), namespace, name)
 }
 
 // detachOne detaches the datapath from ifname if Run attached it.

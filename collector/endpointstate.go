@@ -33,14 +33,17 @@ type stateEndpoint struct {
 	IfIndex   uint32            `json:"ifindex"`
 	IPs       []string          `json:"ips,omitempty"`
 	Audit     bool              `json:"audit,omitempty"`
+	// Discovered is set for an endpoint a watcher reported.
+	Discovered *Discovered `json:"discovered,omitempty"`
 }
 
 // keptEndpoint is an endpoint of the state file: its declaration, and the
 // index its interface had. A device of that name with another index is
 // another device (indexes are not reused soon), not the endpoint's.
 type keptEndpoint struct {
-	Config  EndpointConfig
-	IfIndex uint32
+	Config     EndpointConfig
+	IfIndex    uint32
+	Discovered *Discovered
 }
 
 // loadEndpointState reads the endpoints of the state file at path as
@@ -63,8 +66,8 @@ func loadEndpointState(path string) ([]keptEndpoint, error) {
 	}
 	out := make([]keptEndpoint, 0, len(f.Endpoints))
 	for _, e := range f.Endpoints {
-		out = append(out, keptEndpoint{IfIndex: e.IfIndex, Config: EndpointConfig{Name: e.Name, Namespace: e.Namespace,
-			Labels: e.Labels, NetNS: e.NetNS, Interface: e.Interface, IPs: e.IPs, Audit: e.Audit}})
+		out = append(out, keptEndpoint{IfIndex: e.IfIndex, Discovered: e.Discovered, Config: EndpointConfig{Name: e.Name,
+			Namespace: e.Namespace, Labels: e.Labels, NetNS: e.NetNS, Interface: e.Interface, IPs: e.IPs, Audit: e.Audit}})
 	}
 	return out, nil
 }
@@ -75,7 +78,8 @@ func saveEndpointState(path string, eps []ResolvedEndpoint) error {
 	f := endpointStateFile{Version: endpointStateVersion, Endpoints: make([]stateEndpoint, 0, len(eps))}
 	for _, re := range eps {
 		e := stateEndpoint{Name: re.Config.Name, Namespace: re.Config.namespace(), Labels: re.Config.Labels,
-			NetNS: re.Config.NetNS, Interface: re.HostIfName, IfIndex: re.HostIfIndex, Audit: re.Config.Audit}
+			NetNS: re.Config.NetNS, Interface: re.HostIfName, IfIndex: re.HostIfIndex, Audit: re.Config.Audit,
+			Discovered: re.Discovered}
 		for _, ip := range re.IPs {
 			e.IPs = append(e.IPs, ip.String())
 		}

@@ -1,9 +1,12 @@
 package collector
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/periscope-dev/periscope/enforcer/identity"
@@ -34,6 +37,39 @@ func endpointLabels(cluster, namespace string, nsLabels, labels map[string]strin
 	}
 	sort.Strings(out)
 	return out
+}
+
+// endpointIdentityLabels are an endpoint's identity labels, sorted, and
+// the workload flows name it by: a discovered endpoint's labels as its
+// watcher made them (the workload its "app" label, of whatever source),
+// else built from its declaration (endpointLabels).
+func endpointIdentityLabels(re ResolvedEndpoint, cluster string, nsLabels map[string]string) ([]string, string) {
+	if d := re.Discovered; d != nil {
+		labels := d.Labels
+		// Every endpoint is in its namespace for policy (a namespaced
+		// policy selects by this label), a container too; and no label
+		// set is empty.
+		nsLabel := "k8s:" + policy.NamespaceLabel + "=" + re.Config.namespace()
+		if !slices.Contains(labels, nsLabel) {
+			labels = append(slices.Clone(labels), nsLabel)
+			slices.Sort(labels)
+		}
+		workload := re.Config.Name
+		for _, l := range d.Labels {
+			if _, kv, ok := strings.Cut(l, ":"); ok {
+				if v, ok := strings.CutPrefix(kv, "app="); ok && v != "" {
+					workload = v
+					break
+				}
+			}
+		}
+		return labels, workload
+	}
+	workload := re.Config.Labels["app"]
+	if workload == "" {
+		workload = re.Config.Name
+	}
+	return endpointLabels(cluster, re.Config.namespace(), nsLabels, re.Config.Labels), workload
 }
 
 // hostLabels are the host endpoint's labels, as Cilium's: reserved:host
@@ -76,5 +112,23 @@ func releaseIdentities(ids *identity.Allocator, reg *Registry, grace time.Durati
 	}
 	for _, r := range released {
 		log.Info("identity released: no endpoint used it", "identity", uint32(r.ID), "labels", r.Labels.String(), "grace", grace)
+	}
+}
+
+// releaseUnusedIdentities releases, until ctx ends, the identities no
+// endpoint used for Options.IdentityGrace (those of endpoints removed
+// since), looking every half grace (at least every minute, at most ten
+// times a second).
+func (c *Collector) releaseUnusedIdentities(ctx context.Context) {
+	every := min(max(c.opts.IdentityGrace/2, 100*time.Millisecond), time.Minute)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			releaseIdentities(c.opts.Identities, c.Registry(), c.opts.IdentityGrace, c.log)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package collector_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"regexp"
 	"slices"
@@ -100,8 +101,8 @@ func ciliumRuleFields() map[string]fieldVerdict {
 			t["spec."+dir+"[]."+peer+"[].matchExpressions[]."+f] = enforcedBy(sc)
 		}
 	}
-	// DNS (issue 13): rules.dns on egress allows, toFQDNs; the other L7
-	// kinds and DNS rules on ingress stay refused.
+	// DNS (issue 13): rules.dns on egress allows, toFQDNs; DNS rules on
+	// ingress stay refused (rules.http: below).
 	for f, sc := range map[string]string{
 		"egress[].toFQDNs":                            "toFQDNs: nothing before the lookup, then the answer's address on the port, nothing else",
 		"egress[].toFQDNs[].matchName":                "toFQDNs: nothing before the lookup, then the answer's address on the port, nothing else",
@@ -116,7 +117,7 @@ func ciliumRuleFields() map[string]fieldVerdict {
 		t["spec."+f] = enforcedBy(sc)
 	}
 	for _, f := range []string{
-		"ingress[].toPorts[].rules.dns", "ingress[].toPorts[].rules.http", "egress[].toPorts[].rules.http",
+		"ingress[].toPorts[].rules.dns",
 	} {
 		t["spec."+f] = refused
 	}
@@ -135,6 +136,24 @@ func ciliumRuleFields() map[string]fieldVerdict {
 		"egressDeny[].toCIDRSet[].cidrGroupRef", "egressDeny[].toCIDRSet[].cidrGroupSelector",
 	} {
 		t["spec."+f] = refused
+	}
+	// L7 rules: rules.http is enforced through Envoy (the L7 connectivity
+	// suite, l7Scenarios); rules.dns is the DNS proxy's (above).
+	for dir, sc := range map[string][2]string{
+		"ingress": {"GET /public/.* allowed, anything else 403", "headerMatches: a value, or presence"},
+		"egress":  {"egress L7 rule at the client", "egress L7 rule at the client"},
+	} {
+		for _, f := range []string{"rules", "rules.http", "rules.http[].method", "rules.http[].path"} {
+			t["spec."+dir+"[].toPorts[]."+f] = enforcedBy(sc[0])
+		}
+		t["spec."+dir+"[].toPorts[].rules.http[].host"] = enforcedBy(map[string]string{"ingress": "host rule matches the whole authority", "egress": sc[0]}[dir])
+		t["spec."+dir+"[].toPorts[].rules.http[].headers"] = enforcedBy(map[string]string{"ingress": "header rule: present with the value, repeats joined", "egress": sc[0]}[dir])
+		for _, f := range []string{"headerMatches", "headerMatches[].name", "headerMatches[].value"} {
+			t["spec."+dir+"[].toPorts[].rules.http[]."+f] = enforcedBy(sc[1])
+		}
+		for _, f := range []string{"rules.http[].headerMatches[].mismatch", "rules.http[].headerMatches[].secret"} {
+			t["spec."+dir+"[].toPorts[]."+f] = refused
+		}
 	}
 	return t
 }
@@ -188,6 +207,9 @@ func TestEveryCiliumPolicyFieldIsEnforcedOrRefused(t *testing.T) {
 	paths := ruleFieldPaths(verdicts)
 	scenarios := map[string]string{}
 	for _, sc := range policyScenarios("198.18.0.10", "198.18.0.11", "198.18.0.0/24") {
+		scenarios[sc.name] = sc.yaml
+	}
+	for _, sc := range l7Scenarios(netip.MustParseAddr("198.18.0.10")) {
 		scenarios[sc.name] = sc.yaml
 	}
 	for _, sc := range dnsScenarios() {
@@ -257,6 +279,9 @@ func parseWithField(path string, typ reflect.Type, refusedField bool) ([]byte, e
 			break
 		}
 		next := map[string]any{}
+		for k, v := range requiredInside[name] {
+			next[k] = v
+		}
 		if existing, ok := cur[name].(map[string]any); ok {
 			next = existing
 		}
@@ -280,8 +305,16 @@ func parseWithField(path string, typ reflect.Type, refusedField bool) ([]byte, e
 	return doc, err
 }
 
+// requiredInside are the fields a field's value needs inside it when a
+// deeper field is set: L7 rules need a TCP port.
+var requiredInside = map[string]map[string]any{
+	"toPorts": {"ports": []any{map[string]any{"port": "80", "protocol": "TCP"}}},
+}
+
 // requiredSiblings are the fields a field needs beside it to be valid.
 var requiredSiblings = map[string]map[string]any{
+	"value":    {"name": "X-A"},
+	"mismatch": {"name": "X-A"},
 	"family":   {"type": 8},
 	"except":   {"cidr": "198.18.0.0/16"},
 	"endPort":  {"port": "80"},
@@ -353,6 +386,10 @@ func sampleValue(path string, typ reflect.Type) any {
 		return "*.example.com"
 	case "enableDefaultDeny":
 		return map[string]any{"ingress": true}
+	case "headers":
+		return []any{"X-A: b"}
+	case "headerMatches":
+		return []any{map[string]any{"name": "X-A"}}
 	}
 	for typ.Kind() == reflect.Pointer {
 		typ = typ.Elem()

@@ -46,6 +46,21 @@ type ResolvedEndpoint struct {
 	// Kept marks an endpoint of the previous run the endpoints file no
 	// longer declares: enforced as before until explicitly removed.
 	Kept bool
+	// Discovered, when set, says which watcher reported the endpoint (a
+	// pod, a container) and carries its labels; nil for a declared one.
+	Discovered *Discovered
+}
+
+// Discovered is what a watcher (discovery/kubernetes, discovery/docker)
+// says of an endpoint beyond its name, interface and addresses.
+type Discovered struct {
+	// Source and ID name the endpoint in its watcher
+	// (discovery.Endpoint.Source, .ID).
+	Source string `json:"source"`
+	ID     string `json:"id"`
+	// Labels are its identity labels as the watcher made them, Cilium's
+	// "source:key=value", sorted: used as they are.
+	Labels []string `json:"labels"`
 }
 
 // HostInterface is a host interface watched by the datapath.
@@ -64,6 +79,7 @@ type endpointInfo struct {
 	linkLocal   []netip.Addr
 	audit       bool
 	kept        bool
+	discovered  *Discovered
 }
 
 // Registry answers endpoint lookups by host interface index and by IP, and
@@ -117,14 +133,10 @@ func NewRegistryWith(t *Topology, ids *identity.Allocator) (*Registry, error) {
 	r.remoteNodes = append([]netip.Prefix(nil), t.RemoteNodes...)
 	for _, re := range t.Endpoints {
 		ns := re.Config.namespace()
-		labels := endpointLabels(cluster, ns, t.NamespaceLabels[ns], re.Config.Labels)
+		labels, workload := endpointIdentityLabels(re, cluster, t.NamespaceLabels[ns])
 		ident, err := allocateIdentity(ids, labels)
 		if err != nil {
 			return nil, err
-		}
-		workload := re.Config.Labels["app"]
-		if workload == "" {
-			workload = re.Config.Name
 		}
 		info := &endpointInfo{
 			endpoint: api.Endpoint{
@@ -141,6 +153,7 @@ func NewRegistryWith(t *Topology, ids *identity.Allocator) (*Registry, error) {
 			hostIfName:  re.HostIfName,
 			audit:       re.Config.Audit,
 			kept:        re.Kept,
+			discovered:  re.Discovered,
 			ips:         append([]netip.Addr(nil), re.IPs...),
 		}
 		for _, a := range re.LinkLocal {
@@ -277,6 +290,9 @@ type EndpointStatus struct {
 	// Kept says why an endpoint the endpoints file does not declare is
 	// still enforced; empty for a declared one.
 	Kept string `json:"kept,omitempty"`
+	// Source names the watcher that reported the endpoint ("k8s",
+	// "docker"); empty for one of the endpoints file.
+	Source string `json:"source,omitempty"`
 }
 
 // Endpoints describes the registered endpoints.
@@ -301,6 +317,7 @@ func (r *Registry) Endpoints() []EndpointStatus {
 			LinkLocal: linkLocal,
 			Labels:    e.endpoint.Labels,
 			Kept:      keptNote(e),
+			Source:    e.source(),
 		})
 	}
 	return out

@@ -18,6 +18,12 @@ type Config struct {
 	ReportInterval time.Duration // periodic report of long flows; default 5s
 	IdleTimeout    time.Duration // UDP/ICMP/unfinished-TCP flows with no packet for this long are ended; default 30s
 	CloseGrace     time.Duration // TCP flows with FIN both ways or RST are ended after this much idle; default 1s
+	// ProxyIdleTimeout is IdleTimeout for the open TCP connections of a
+	// transparent redirect (the client's to the proxy, the proxy's to
+	// the upstream); default 10m. Forgetting such a live connection would
+	// stop steering it, and its next packet would go direct (and be
+	// dropped): the proxy closes idle connections well before.
+	ProxyIdleTimeout time.Duration
 	// ReadInterval is how often Run drains the ring buffer: events wait in
 	// it at most this long, unless a quarter of it fills first (which wakes
 	// the reader at once). Default 10ms.
@@ -40,6 +46,7 @@ const (
 	DefaultReportInterval = 5 * time.Second
 	DefaultIdleTimeout    = 30 * time.Second
 	DefaultCloseGrace     = time.Second
+	DefaultProxyIdle      = 10 * time.Minute
 	DefaultReadInterval   = 10 * time.Millisecond
 )
 
@@ -69,6 +76,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.CloseGrace == 0 {
 		c.CloseGrace = DefaultCloseGrace
+	}
+	if c.ProxyIdleTimeout == 0 {
+		c.ProxyIdleTimeout = DefaultProxyIdle
 	}
 	if c.ReadInterval == 0 {
 		c.ReadInterval = DefaultReadInterval

@@ -65,6 +65,11 @@ type Redirect struct {
 	Port uint16
 	// ProxyPort is the proxy socket's port.
 	ProxyPort uint16
+	// Policy: the proxy enforces L7 policy on the port (RedirectIngress),
+	// so a connection no hook could steer to it (one from an interface
+	// without the datapath, or from the host itself) is dropped instead
+	// of delivered directly (RedirectStats.Bypass).
+	Policy bool
 }
 
 // RedirectStats are the kernel's redirect counters since Load.
@@ -72,6 +77,7 @@ type RedirectStats struct {
 	Connections uint64 // connections steered to the proxy
 	NoProxy     uint64 // packets dropped because no proxy socket was there (fail closed)
 	Upstream    uint64 // connections of the proxy to upstreams seen leaving
+	Bypass      uint64 // connections to a Policy redirect's port that did not come through the proxy: dropped
 }
 
 // redirectPins are the redirect maps, pinned by name beside the policy
@@ -93,6 +99,9 @@ func (d *Datapath) SetRedirects(rs []Redirect) error {
 			return fmt.Errorf("set redirects: %w", err)
 		}
 		v := tcFlowRedirectValue{ProxyPort: htons(r.ProxyPort)}
+		if r.Policy {
+			v.Flags = uint8(tcFlowRedirectFlagREDIRECT_FLAG_POLICY)
+		}
 		for _, k := range keys {
 			if old, dup := want[k]; dup && old != v {
 				return fmt.Errorf("set redirects: endpoint %d %s %d/%d redirected to two proxy ports",
@@ -198,6 +207,7 @@ func (d *Datapath) RedirectStats() (RedirectStats, error) {
 		{tcFlowRedirectStatREDIRECT_STAT_CONNECTIONS, &s.Connections},
 		{tcFlowRedirectStatREDIRECT_STAT_NO_PROXY, &s.NoProxy},
 		{tcFlowRedirectStatREDIRECT_STAT_UPSTREAM, &s.Upstream},
+		{tcFlowRedirectStatREDIRECT_STAT_BYPASS, &s.Bypass},
 	} {
 		var per []uint64
 		if err := d.objs.RedirectStats.Lookup(uint32(slot.n), &per); err != nil {

@@ -21,6 +21,7 @@ type sweeper struct {
 	ended   []tcFlowFlowKey
 	idleNs  uint64
 	closeNs uint64
+	proxyNs uint64 // idle limit of a redirect's open TCP connections
 }
 
 func newSweeper(d *Datapath) *sweeper {
@@ -31,6 +32,7 @@ func newSweeper(d *Datapath) *sweeper {
 		values:  make([]tcFlowFlowValue, sweepBatch),
 		idleNs:  uint64(d.cfg.IdleTimeout.Nanoseconds()),
 		closeNs: uint64(d.cfg.CloseGrace.Nanoseconds()),
+		proxyNs: uint64(max(d.cfg.ProxyIdleTimeout, d.cfg.IdleTimeout).Nanoseconds()),
 	}
 }
 
@@ -51,6 +53,9 @@ func (s *sweeper) expired(k *tcFlowFlowKey, v *tcFlowFlowValue, now uint64) bool
 	idle := now - v.LastSeen
 	if closed(k, v) {
 		return idle >= s.closeNs
+	}
+	if k.Proto == api.ProtoTCP && v.Proxy != uint8(tcFlowFlowProxyFLOW_PROXY_NONE) {
+		return idle >= s.proxyNs
 	}
 	return idle >= s.idleNs
 }

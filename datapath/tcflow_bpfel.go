@@ -225,6 +225,12 @@ const (
 	tcFlowProxyMarkPROXY_MARK_UPSTREAM tcFlowProxyMark = 2816
 )
 
+type tcFlowRedirectFlag uint32
+
+const (
+	tcFlowRedirectFlagREDIRECT_FLAG_POLICY tcFlowRedirectFlag = 1
+)
+
 type tcFlowRedirectKey struct {
 	_          structs.HostLayout
 	EndpointId uint32
@@ -242,13 +248,15 @@ const (
 	tcFlowRedirectStatREDIRECT_STAT_CONNECTIONS tcFlowRedirectStat = 0
 	tcFlowRedirectStatREDIRECT_STAT_NO_PROXY    tcFlowRedirectStat = 1
 	tcFlowRedirectStatREDIRECT_STAT_UPSTREAM    tcFlowRedirectStat = 2
-	tcFlowRedirectStatREDIRECT_STAT_MAX         tcFlowRedirectStat = 3
+	tcFlowRedirectStatREDIRECT_STAT_BYPASS      tcFlowRedirectStat = 3
+	tcFlowRedirectStatREDIRECT_STAT_MAX         tcFlowRedirectStat = 4
 )
 
 type tcFlowRedirectValue struct {
 	_         structs.HostLayout
 	ProxyPort uint16
-	Pad       [2]uint8
+	Flags     uint8
+	Pad       uint8
 }
 
 // Names of all BPF objects in the ELF.
@@ -300,6 +308,7 @@ const (
 	tcFlowVarUnusedPolicyState       = "unused_policy_state"
 	tcFlowVarUnusedPolicyValue       = "unused_policy_value"
 	tcFlowVarUnusedProxyMark         = "unused_proxy_mark"
+	tcFlowVarUnusedRedirectFlag      = "unused_redirect_flag"
 	tcFlowVarUnusedRedirectKey       = "unused_redirect_key"
 	tcFlowVarUnusedRedirectStat      = "unused_redirect_stat"
 	tcFlowVarUnusedRedirectValue     = "unused_redirect_value"
@@ -405,6 +414,7 @@ type tcFlowVariableSpecs struct {
 	UnusedPolicyState       *ebpf.VariableSpec `ebpf:"unused_policy_state"`
 	UnusedPolicyValue       *ebpf.VariableSpec `ebpf:"unused_policy_value"`
 	UnusedProxyMark         *ebpf.VariableSpec `ebpf:"unused_proxy_mark"`
+	UnusedRedirectFlag      *ebpf.VariableSpec `ebpf:"unused_redirect_flag"`
 	UnusedRedirectKey       *ebpf.VariableSpec `ebpf:"unused_redirect_key"`
 	UnusedRedirectStat      *ebpf.VariableSpec `ebpf:"unused_redirect_stat"`
 	UnusedRedirectValue     *ebpf.VariableSpec `ebpf:"unused_redirect_value"`
@@ -503,6 +513,7 @@ type tcFlowVariables struct {
 	UnusedPolicyState       *ebpf.Variable `ebpf:"unused_policy_state"`
 	UnusedPolicyValue       *ebpf.Variable `ebpf:"unused_policy_value"`
 	UnusedProxyMark         *ebpf.Variable `ebpf:"unused_proxy_mark"`
+	UnusedRedirectFlag      *ebpf.Variable `ebpf:"unused_redirect_flag"`
 	UnusedRedirectKey       *ebpf.Variable `ebpf:"unused_redirect_key"`
 	UnusedRedirectStat      *ebpf.Variable `ebpf:"unused_redirect_stat"`
 	UnusedRedirectValue     *ebpf.Variable `ebpf:"unused_redirect_value"`

@@ -11,6 +11,10 @@
 // the client and get through once Envoy is back and has its listeners
 // again), never sent direct; its established connections are reset.
 //
-// It must not decide which ports are redirected (the caller does: the
-// --proxy-redirect flag today, L7 policy later), nor enrich records.
+// Redirects come from L7 policy (ApplyL7: compiled L7 ports, each
+// listener judging requests with the policy's rules) and from the
+// --proxy-redirect flag (SetRedirects: visibility); policy wins where both
+// name a port. It must not decide which ports are redirected or which
+// requests are allowed (the compiled policy and the flag do), nor enrich
+// records.
 package proxy

@@ -382,22 +382,23 @@ func checkRecord(t *testing.T, f api.Flow, l *l7Lab, v6 bool, protocol string) {
 		!strings.HasPrefix(h.URL, "http://"+server.String()+"/items/") || f.L7.LatencyNs == 0 {
 		t.Errorf("L7 %+v HTTP %+v, want a RESPONSE 200 to GET %s/items/... over %s with a latency", f.L7, h, server, protocol)
 	}
-	if f.IP.Source != l.client.Addr(v6) || f.IP.Destination != server.Addr() || f.L4.DestinationPort != portHTTP ||
-		f.L4.SourcePort == 0 || f.Verdict != api.VerdictForwarded {
-		t.Errorf("record %v:%d -> %v:%d verdict %v, want %v -> %v forwarded", f.IP.Source, f.L4.SourcePort,
-			f.IP.Destination, f.L4.DestinationPort, f.Verdict, l.client.Addr(v6), server)
+	// A response goes from the server back to the client, as Hubble's.
+	if f.IP.Destination != l.client.Addr(v6) || f.IP.Source != server.Addr() || f.L4.SourcePort != portHTTP ||
+		f.L4.DestinationPort == 0 || f.Verdict != api.VerdictForwarded || !f.IsReply {
+		t.Errorf("record %v:%d -> %v:%d reply %v verdict %v, want the reply %v -> %v forwarded", f.IP.Source, f.L4.SourcePort,
+			f.IP.Destination, f.L4.DestinationPort, f.IsReply, f.Verdict, server, l.client.Addr(v6))
 	}
 	if f.Interface.Index != uint32(l.server.HostVeth.Index) || f.TrafficDirection != api.TrafficDirectionIngress {
 		t.Errorf("record of endpoint %d direction %v, want the server's (%d) ingress", f.Interface.Index,
 			f.TrafficDirection, l.server.HostVeth.Index)
 	}
-	// The collector's enrichment, by IP and by the redirect's endpoint.
-	f.TrafficDirection = api.TrafficDirectionUnknown
+	// The collector's enrichment, by IP and by the redirect's endpoint; it
+	// keeps the direction the record carries.
 	l.registry.Enrich(&f)
-	if f.Source.PodName != "client" || f.Destination.PodName != "server" || f.Destination.Identity == 0 ||
+	if f.Destination.PodName != "client" || f.Source.PodName != "server" || f.Source.Identity == 0 ||
 		f.TrafficDirection != api.TrafficDirectionIngress || f.Interface.Name != l.server.HostVeth.Name {
-		t.Errorf("enriched: %s -> %s (identity %d) direction %v at %q, want client -> server, ingress at %s",
-			f.Source.PodName, f.Destination.PodName, f.Destination.Identity, f.TrafficDirection, f.Interface.Name, l.server.HostVeth.Name)
+		t.Errorf("enriched: %s -> %s (identity %d) direction %v at %q, want server -> client, ingress at %s",
+			f.Source.PodName, f.Destination.PodName, f.Source.Identity, f.TrafficDirection, f.Interface.Name, l.server.HostVeth.Name)
 	}
 	got := map[string]string{}
 	for _, hd := range h.Headers {

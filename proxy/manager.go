@@ -82,6 +82,13 @@ type Options struct {
 	// ReadyTimeout bounds how long SetRedirects waits for Envoy to have a
 	// new listener before the datapath redirects to it anyway (fail closed).
 	ReadyTimeout time.Duration
+	// IdleTimeout closes Envoy's connections idle this long; below the
+	// datapath's ProxyIdleTimeout (default xds.DefaultIdleTimeout).
+	IdleTimeout time.Duration
+	// AccessLogFlush and AccessLogBuffer bound how long and how many
+	// bytes Envoy buffers access-log entries (xds.Options).
+	AccessLogFlush  time.Duration
+	AccessLogBuffer uint32
 	// Logger is the parent logger; nil discards.
 	Logger *slog.Logger
 }
@@ -94,10 +101,12 @@ type Manager struct {
 	als  *accesslog.Source
 	sup  *envoy.Supervisor
 
-	mu      sync.Mutex // serialises SetRedirects
+	mu      sync.Mutex // serialises SetRedirects and ApplyL7
 	version int
 	ports   map[redirectKey]uint16
 	current []Redirect
+	flagged []Redirect // SetRedirects'
+	policy  []Redirect // ApplyL7's
 }
 
 // New checks opts and builds the manager; Run starts it.
@@ -216,22 +225,55 @@ func (m *Manager) writeBootstrap() error {
 	return nil
 }
 
-// SetRedirects makes rs the complete set of redirects: Envoy first gets
-// listeners for the old and the new ones, the datapath redirects once the
-// new listeners listen (or ReadyTimeout passed: fail closed), then the
-// listeners of the removed ones go. An allowed connection never meets a
-// missing listener because of an update.
+// SetRedirects makes rs the redirects asked for besides L7 policy's (the
+// --proxy-redirect flag's: visibility, unless rs carry rules); where
+// policy (ApplyL7) redirects the same port, policy's rules apply.
 func (m *Manager) SetRedirects(ctx context.Context, rs []Redirect) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.xds == nil {
-		return errors.New("proxy: set redirects before Run")
+	if err := checkUnique(rs); err != nil {
+		return err
 	}
+	if err := m.apply(ctx, merge(m.policy, rs)); err != nil {
+		return err
+	}
+	m.flagged = slices.Clone(rs)
+	return nil
+}
+
+func checkUnique(rs []Redirect) error {
 	seen := map[redirectKey]bool{}
 	for _, r := range rs {
 		if seen[r.key()] {
 			return fmt.Errorf("proxy: endpoint %d %s port %d redirected twice", r.Endpoint, r.Direction, r.Port)
 		}
+		seen[r.key()] = true
+	}
+	return nil
+}
+
+// merge is first's redirects and those of second on other ports.
+func merge(first, second []Redirect) []Redirect {
+	out := slices.Clone(first)
+	for _, r := range second {
+		if !slices.ContainsFunc(first, func(p Redirect) bool { return p.key() == r.key() }) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// apply makes rs the complete set of redirects: Envoy first gets
+// listeners for the old and the new ones, the datapath redirects once the
+// new listeners listen (or ReadyTimeout passed: fail closed), then the
+// listeners of the removed ones go. An allowed connection never meets a
+// missing listener because of an update. The caller holds m.mu.
+func (m *Manager) apply(ctx context.Context, rs []Redirect) error {
+	if m.xds == nil {
+		return errors.New("proxy: set redirects before Run")
+	}
+	seen := map[redirectKey]bool{}
+	for _, r := range rs {
 		seen[r.key()] = true
 	}
 	ports, err := m.allocate(rs)
@@ -251,7 +293,7 @@ func (m *Manager) SetRedirects(ctx context.Context, rs []Redirect) error {
 	var drs []datapath.Redirect
 	for _, r := range rs {
 		drs = append(drs, datapath.Redirect{Endpoint: r.Endpoint, Addrs: r.Addrs, Direction: r.Direction,
-			Proto: unix.IPPROTO_TCP, Port: r.Port, ProxyPort: ports[r.key()]})
+			Proto: unix.IPPROTO_TCP, Port: r.Port, ProxyPort: ports[r.key()], Policy: r.Rules.Restricts()})
 	}
 	if err := m.opts.Datapath.SetRedirects(drs); err != nil {
 		return fmt.Errorf("proxy: %w", err)
@@ -313,7 +355,8 @@ func (m *Manager) publish(ctx context.Context, rs []Redirect, ports map[redirect
 		ls = append(ls, xds.Listener{Endpoint: r.Endpoint, Direction: r.Direction.String(), Port: r.Port,
 			ProxyPort: ports[r.key()], Rules: r.Rules, UpstreamMark: datapath.ProxyMarkUpstream})
 	}
-	snap, err := xds.Build(version, ls, xds.Options{
+	snap, err := xds.Build(version, ls, xds.Options{IdleTimeout: m.opts.IdleTimeout,
+		FlushInterval: m.opts.AccessLogFlush, BufferBytes: m.opts.AccessLogBuffer,
 		RequestHeaders: accesslog.DefaultRequestHeaders, ResponseHeaders: accesslog.DefaultResponseHeaders})
 	if err != nil {
 		return fmt.Errorf("proxy: %w", err)

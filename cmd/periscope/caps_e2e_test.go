@@ -238,7 +238,7 @@ func capEff(t *testing.T, status string) uint64 {
 }
 
 // freeAddr is a loopback address with a port free right now.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -248,7 +248,7 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func waitHealthy(t *testing.T, base string, exited <-chan struct{}, stderr *lockedBuffer) {
+func waitHealthy(t testing.TB, base string, exited <-chan struct{}, stderr *lockedBuffer) {
 	t.Helper()
 	// Verifying the datapath's programs takes about 4 CPU-seconds; on a
 	// loaded 2-core machine that is 15-35 s of wall time before /healthz.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/enforcer/identity"
+	"github.com/periscope-dev/periscope/enforcer/policystore"
 )
 
 // collectorFlags are the flags of `periscope collector`.
@@ -46,6 +48,7 @@ type collectorFlags struct {
 	identityGrace  time.Duration
 	policyDir      string
 	endpointState  string
+	discovery      discoveryFlags
 	serve          serveFlags
 	memoryLimit    int64
 	proxy          proxyFlags
@@ -59,7 +62,9 @@ func newCollectorCmd() *cobra.Command {
 		Short: "Run the node collector: load the datapath, enrich flows, serve the flow API",
 		Long: `Run the node collector. It loads Periscope's eBPF datapath, attaches it to the
 host-side veth of every endpoint declared in --config (and to --host-interface),
-enriches flows with the endpoints' names and labels, keeps the last --ring-size
+and of every pod of this node (--kubernetes, --kubeconfig) and container on a
+bridge network (--container-runtime-socket) as they come and go, enforces the
+policies applied to it (periscope policy) and the cluster's, enriches flows with the endpoints' names and labels, keeps the last --ring-size
 flows in memory and serves them on --listen:
 
   GET /api/v1/flows         NDJSON flows (filter, last, first, all, since, until,
@@ -83,9 +88,11 @@ files and /healthz, no change is made without it, calls by a Host name that
 is not the listen host, localhost or --api-allowed-hosts and calls from
 other web origins are refused (docs/ACCESS.md).
 
-With --envoy, the ports named by --proxy-redirect go through Envoy (run and
-supervised by the collector, configured over xDS), and its HTTP access logs
-become L7 flows.
+With --envoy, Envoy (run and supervised by the collector, configured over
+xDS) enforces L7 policy (rules.http: the ports it covers go through Envoy,
+refused requests get 403 and DROPPED L7 flows), the ports named by
+--proxy-redirect go through it for visibility, and its HTTP access logs
+become L7 flows. Without --envoy a policy with HTTP rules is refused.
 
 The DNS proxy (--dns-proxy, on by default) judges the queries of endpoints a
 policy's rules.dns covers (REFUSED for denied names), records them as L7 DNS
@@ -140,6 +147,7 @@ Needs root (CAP_BPF, CAP_NET_ADMIN, and CAP_PERFMON for --sock-events).`,
 	f.StringVar(&fl.policyDir, "policy-dir", defaultPolicyDir, "directory keeping the applied policies")
 	f.StringVar(&fl.endpointState, "endpoint-state", defaultEndpointState,
 		"file keeping the endpoints in force: those --config no longer declares stay enforced until `periscope endpoint remove`")
+	fl.discovery.addFlags(f)
 	return cmd
 }
 
@@ -280,28 +288,44 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 		// addresses): a refusal there is a missing capability too.
 		return privilegeHint(err)
 	}
-	store, err := startPolicyStore(fl.policyDir, c, dns.Applier(dp), dns.Cache(), sinks.handlers, logger)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// The proxy runs before the policy store applies the persisted
+	// policies: their L7 rules need it.
+	waitProxy, err := startProxy(ctx, l7, fl.proxy, c, logger)
 	if err != nil {
+		ln.Close()
+		return err
+	}
+	var l7Applier policystore.L7Applier
+	if l7 != nil {
+		l7Applier = l7
+	}
+	store, err := startPolicyStore(fl.policyDir, c, dns.Applier(dp), l7Applier, dns.Cache(), sinks.handlers, logger)
+	if err != nil {
+		cancel()
+		waitProxy()
+		ln.Close()
+		return err
+	}
+	watchers, err := newWatchers(fl.discovery, c.Registry().NodeName(), c.Registry().ClusterName(), c, store, logger)
+	if err != nil {
+		ln.Close()
 		return err
 	}
 	bindDNS(dns, store, c)
 	if fl.ui {
 		if err := web.start(c, sinks.history, fl.access.allowedOrigins, logger); err != nil {
+			cancel()
+			waitProxy()
 			return fmt.Errorf("web UI: %w", err)
 		}
 		logger.Info("web UI", "url", "http://"+fl.listen+"/")
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	waitHubble, err := serveHubble(ctx, fl.serve.hubbleListen, c, tlsCfg, token, fl.serve.hubblePoints.view, logger)
 	if err != nil {
-		ln.Close()
-		return err
-	}
-	waitProxy, err := startProxy(ctx, l7, fl.proxy, c, logger)
-	if err != nil {
 		cancel()
-		waitHubble()
+		waitProxy()
 		ln.Close()
 		return err
 	}
@@ -312,12 +336,18 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 			logger.Warn("FQDN cache", "err", err)
 		}
 	}()
+	var watchErr error
+	var failOnce sync.Once
+	waitWatchers := runWatchers(ctx, watchers, func(err error) {
+		failOnce.Do(func() { watchErr = err; cancel() })
+	}, logger)
 	err = c.Run(ctx)
 	cancel()
+	waitWatchers()
 	<-dnsDone
 	waitProxy()
 	waitHubble()
-	return privilegeHint(err)
+	return privilegeHint(errors.Join(err, watchErr))
 }
 
 // noBoundIfZero turns a flag's 0 ("no bound") into Options' negative.

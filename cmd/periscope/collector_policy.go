@@ -28,13 +28,14 @@ func newIdentityAllocator(path string) (*identity.Allocator, error) {
 }
 
 // startPolicyStore builds a policy store applying through applier (the
-// DNS part's, over the datapath) over c's endpoints (and their changes) and the DNS names of
-// names, that persists in dir ("": in memory only; else it re-applies what
-// dir holds), and adds the policy and identity API to handlers.
-func startPolicyStore(dir string, c *collector.Collector, applier policystore.Applier, names policystore.Names,
-	handlers map[string]http.Handler, logger *slog.Logger) (*policystore.Store, error) {
+// DNS part's, over the datapath) and l7 (the L7 proxy; nil without
+// --envoy), over c's endpoints (and their changes) and the DNS names of
+// names, that persists in dir ("": in memory only; else it re-applies
+// what dir holds), and adds the policy and identity API to handlers.
+func startPolicyStore(dir string, c *collector.Collector, applier policystore.Applier, l7 policystore.L7Applier,
+	names policystore.Names, handlers map[string]http.Handler, logger *slog.Logger) (*policystore.Store, error) {
 	store, err := policystore.New(policystore.Options{
-		Dir: dir, Applier: applier, Endpoints: c, Names: names, Logger: logger, Events: c.Events(),
+		Dir: dir, Applier: applier, L7: l7, Endpoints: c, Names: names, Logger: logger, Events: c.Events(),
 	})
 	if err != nil {
 		return nil, err

@@ -30,13 +30,13 @@ type proxyFlags struct {
 }
 
 func (p *proxyFlags) addFlags(f *pflag.FlagSet) {
-	f.BoolVar(&p.enabled, "envoy", false, "run the L7 proxy: Envoy behind the datapath's redirect, its access logs as L7 flows")
+	f.BoolVar(&p.enabled, "envoy", false, "run the L7 proxy: Envoy behind the datapath's redirect, enforcing L7 policy (rules.http), its access logs as L7 flows")
 	f.StringVar(&p.binary, "envoy-binary", proxy.DefaultEnvoyBinary, "the envoy executable the collector runs and supervises")
 	f.BoolVar(&p.external, "envoy-external", false, "do not run Envoy: serve xDS and access logs to one started with the bootstrap written beside --envoy-socket")
 	f.StringVar(&p.socket, "envoy-socket", proxy.DefaultSocket, "Unix socket of the xDS and access-log gRPC server Envoy connects to")
 	f.StringVar(&p.admin, "envoy-admin", "127.0.0.1:9901", "Envoy's admin address (loopback only)")
 	f.StringArrayVar(&p.keepHeaders, "envoy-keep-headers", nil, "sensitive HTTP headers whose values L7 flows keep (default: Authorization, Cookie, Set-Cookie and Proxy-Authorization are redacted)")
-	f.StringArrayVar(&p.redirects, "proxy-redirect", nil, "ENDPOINT:PORT[:ingress|egress] to send through Envoy (repeatable; default direction ingress)")
+	f.StringArrayVar(&p.redirects, "proxy-redirect", nil, "ENDPOINT:PORT[:ingress|egress] to send through Envoy for visibility, besides the ports L7 policy covers (repeatable; default direction ingress)")
 }
 
 // newProxy builds the proxy manager redirecting through dp (its part of
@@ -59,7 +59,10 @@ func newProxy(fl proxyFlags, nodeName string, dp datapath.RedirectSetter, logger
 		Datapath: dp, NodeID: nodeName, Socket: fl.socket, External: fl.external,
 		Envoy:     envoy.Options{Binary: fl.binary, Admin: admin},
 		AccessLog: accesslog.Options{KeepHeaders: fl.keepHeaders},
-		Logger:    logger,
+		// Envoy lets go of idle connections before the datapath forgets
+		// their flows (and so how to steer them).
+		IdleTimeout: datapath.DefaultProxyIdle / 2,
+		Logger:      logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("--envoy: %w", err)

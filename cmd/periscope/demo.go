@@ -21,17 +21,20 @@ import (
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/enforcer/dnspolicy"
+	"github.com/periscope-dev/periscope/proxy"
 	"github.com/periscope-dev/periscope/relay/hubble"
 )
 
 // demoOptions are the demo's flags.
 type demoOptions struct {
-	listen  string
-	hubble  string
-	socket  string // the API's local socket; "" for none
-	pinPath string
-	verbose bool
-	sinks   sinkFlags
+	listen      string
+	hubble      string
+	socket      string // the API's local socket; "" for none
+	pinPath     string
+	verbose     bool
+	sinks       sinkFlags
+	envoy       bool
+	envoyBinary string
 }
 
 func newDemoCmd() *cobra.Command {
@@ -54,6 +57,11 @@ lookups go through the DNS proxy (dns-request/dns-response flows), and of
 the world only api.partner.example is allowed, by name (toFQDNs): its calls
 to ads.tracker.example show up DROPPED, the name in the flow.
 
+The backend serves real HTTP on 8080 behind Envoy (run by the demo), with
+one L7 rule, default/backend-l7: the frontend may GET /public/..., anything
+else gets 403. Its requests, their latencies and the 403 drops show up as
+L7 flows (--envoy=false runs without Envoy and without the rule).
+
 It also serves the web UI on --listen (its address is printed), Hubble's
 gRPC API on --hubble-listen, Prometheus metrics with --metrics, and stores
 flows in ClickHouse with --clickhouse.
@@ -62,6 +70,8 @@ In another terminal, try:
   periscope observe --last 20
   periscope observe -f --from-pod default/frontend
   periscope observe --verdict DROPPED
+  periscope observe --protocol http
+  periscope observe --protocol http --verdict DROPPED
   periscope observe --fqdn '*.example' --protocol tcp
   periscope observe --protocol dns
   periscope policy list
@@ -82,6 +92,8 @@ In another terminal, try:
 		"bpffs directory for the demo's maps (apart from a real collector's)")
 	opts.sinks.addEnablingFlags(cmd.Flags())
 	cmd.Flags().BoolVarP(&opts.verbose, "verbose", "v", false, "log what the demo creates and every failed exchange")
+	cmd.Flags().BoolVar(&opts.envoy, "envoy", true, "run Envoy for the backend's L7 rule")
+	cmd.Flags().StringVar(&opts.envoyBinary, "envoy-binary", proxy.DefaultEnvoyBinary, "the envoy executable the demo runs")
 	return cmd
 }
 
@@ -126,7 +138,8 @@ func runDemo(ctx context.Context, opts demoOptions, out, errOut io.Writer) (err 
 		}
 	}()
 
-	dns, err := newDemoDNS(datapath.NewRedirectOwners(dp).Owner("dns"), log)
+	redirects := datapath.NewRedirectOwners(dp) // Envoy's part and the DNS proxy's
+	dns, err := newDemoDNS(redirects.Owner("dns"), log)
 	if err != nil {
 		return err
 	}
@@ -137,20 +150,30 @@ func runDemo(ctx context.Context, opts demoOptions, out, errOut io.Writer) (err 
 		return fmt.Errorf("demo sinks: %w", err)
 	}
 	return sinks.runWith(ctx, func(ctx context.Context) error {
-		return runDemoCollector(ctx, opts, lab, dp, dns, sinks, out, errOut, log)
+		return runDemoCollector(ctx, opts, lab, dp, redirects.Owner("envoy"), dns, sinks, out, errOut, log)
 	})
 }
 
 // runDemoCollector builds the demo's collector with the sinks and the web UI
-// and runs it with the traffic and the printer until ctx ends.
-func runDemoCollector(ctx context.Context, opts demoOptions, lab *netlab.Lab, dp *datapath.Datapath, dns *dnspolicy.DNS,
-	sinks *collectorSinks, out, errOut io.Writer, log *slog.Logger) error {
+// (and Envoy's redirects through envoyRedirects) and runs it with the
+// traffic and the printer until ctx ends.
+func runDemoCollector(ctx context.Context, opts demoOptions, lab *netlab.Lab, dp *datapath.Datapath,
+	envoyRedirects datapath.RedirectSetter, dns *dnspolicy.DNS, sinks *collectorSinks, out, errOut io.Writer, log *slog.Logger) error {
 	var web uiMount
 	sinks.handlers[uiPattern] = &web
 	defer web.Close()
+	l7, removeL7, err := newDemoProxy(opts, envoyRedirects, log)
+	if err != nil {
+		return err
+	}
+	defer removeL7()
+	var l7Source []collector.Source
+	if l7 != nil {
+		l7Source = append(l7Source, l7.Source())
+	}
 	col, err := collector.New(collector.Options{
 		Config:     demoConfig(lab),
-		Sources:    flowSources(dp, dns.Proxy()),
+		Sources:    flowSources(dp, append(l7Source, dns.Proxy())...),
 		Names:      dns.Cache(),
 		Attacher:   dp,
 		Stats:      datapathStats(dp),
@@ -167,14 +190,20 @@ func runDemoCollector(ctx context.Context, opts demoOptions, lab *netlab.Lab, dp
 	if err != nil {
 		return fmt.Errorf("demo collector: %w", err)
 	}
-	if err := startDemoPolicy(col, dp, dns, sinks.handlers, log); err != nil {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	waitProxy, err := startProxy(ctx, l7, proxyFlags{}, col, log)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	defer waitProxy()
+	defer cancel() // runs before waitProxy: stop Envoy, then wait for it
+	if err := startDemoPolicy(col, dp, dns, l7, sinks.handlers, log); err != nil {
 		return err
 	}
 	if err := web.start(col, sinks.history, nil, log); err != nil {
 		return fmt.Errorf("demo web UI: %w", err)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	waitHubble, err := serveHubble(ctx, opts.hubble, col, nil, "", hubble.ViewConnection, log)
 	if err != nil {
 		return err

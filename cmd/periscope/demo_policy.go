@@ -8,6 +8,8 @@ import (
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/enforcer/dnspolicy"
+	"github.com/periscope-dev/periscope/enforcer/policystore"
+	"github.com/periscope-dev/periscope/proxy"
 )
 
 // demoPolicy is what the demo enforces: the database takes connections from
@@ -34,17 +36,25 @@ spec:
     - ports: [{port: "5353", protocol: UDP}]
 `
 
-// startDemoPolicy applies demoPolicy and demoFrontendEgress through an
-// in-memory policy store over dp and dns (the DNS names and rules) and
-// adds the policy and identity API to handlers, so `periscope policy
-// list|apply|delete` work against the demo.
-func startDemoPolicy(c *collector.Collector, dp *datapath.Datapath, dns *dnspolicy.DNS, handlers map[string]http.Handler, log *slog.Logger) error {
-	store, err := startPolicyStore("", c, dns.Applier(dp), dns.Cache(), handlers, log)
+// startDemoPolicy applies demoPolicy and demoFrontendEgress, and with an
+// L7 proxy demoL7Policy, through an in-memory policy store over dp, dns
+// (the DNS names and rules) and l7, and adds the policy and identity API
+// to handlers, so `periscope policy list|apply|delete` work against the
+// demo.
+func startDemoPolicy(c *collector.Collector, dp *datapath.Datapath, dns *dnspolicy.DNS, l7 *proxy.Manager,
+	handlers map[string]http.Handler, log *slog.Logger) error {
+	var applier policystore.L7Applier
+	yaml := demoPolicy + "---\n" + demoFrontendEgress
+	if l7 != nil {
+		applier = l7
+		yaml += "---\n" + demoL7Policy
+	}
+	store, err := startPolicyStore("", c, dns.Applier(dp), applier, dns.Cache(), handlers, log)
 	if err != nil {
 		return fmt.Errorf("demo policy: %w", err)
 	}
 	bindDNS(dns, store, c)
-	if _, _, err := store.Apply("demo-policy.yaml", []byte(demoPolicy+"---\n"+demoFrontendEgress)); err != nil {
+	if _, _, err := store.Apply("demo-policy.yaml", []byte(yaml)); err != nil {
 		return fmt.Errorf("demo policy: %w", err)
 	}
 	return nil

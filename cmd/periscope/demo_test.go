@@ -18,17 +18,17 @@ import (
 	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
+	"github.com/periscope-dev/periscope/proxy"
 )
 
-// TestDemoShowsEveryKindOfFlowWithVerdictsAndCleansUp runs `periscope demo`
-// as `sudo make demo` does (its own ports and pin path) and checks what a
-// newcomer is promised: flows of every traffic kind named by pod, the demo
-// policy's verdicts (allowed flows name it, the outsider's attempts on db
-// are DROPPED), the web UI, the policy API and Hubble's port; and that
-// Ctrl-C leaves no namespace, link or pinned map behind.
 // isDBClients says whether a deciding policy is the demo's policy.
 func isDBClients(p api.PolicyRef) bool {
 	return p.Name == "db-clients" && p.Namespace == "default" && p.Kind == "CiliumNetworkPolicy" && p.Revision > 0
+}
+
+// isBackendL7 says whether a deciding policy is the demo's L7 rule's.
+func isBackendL7(p api.PolicyRef) bool {
+	return p.Name == "backend-l7" && p.Namespace == "default" && p.Kind == "CiliumNetworkPolicy" && p.Revision > 0
 }
 
 // isFrontendEgress says whether a deciding policy is the demo's frontend
@@ -37,13 +37,30 @@ func isFrontendEgress(p api.PolicyRef) bool {
 	return p.Name == "frontend-egress" && p.Namespace == "default" && p.Kind == "CiliumNetworkPolicy"
 }
 
+// TestDemoShowsEveryKindOfFlowWithVerdictsAndCleansUp runs `periscope demo`
+// as `sudo make demo` does (its own ports and pin path) and checks what a
+// newcomer is promised: flows of every traffic kind named by pod, the demo
+// policy's verdicts (allowed flows name it, the outsider's attempts on db
+// are DROPPED), the backend's L7 records through Envoy (GET /public/...
+// answered with latencies, other requests 403 DROPPED naming the L7
+// rule's policy), the web UI, the policy API and Hubble's port; and that
+// Ctrl-C leaves no namespace, link or pinned map behind.
 func TestDemoShowsEveryKindOfFlowWithVerdictsAndCleansUp(t *testing.T) {
 	labtest.RequireRoot(t)
+	envoyBin := os.Getenv("PERISCOPE_ENVOY_BINARY")
+	if envoyBin == "" {
+		envoyBin = proxy.DefaultEnvoyBinary
+	}
+	if _, err := os.Stat(envoyBin); err != nil {
+		labtest.SkipOrFail(t, fmt.Sprintf("no Envoy at %s (run scripts/deps.sh): %v", envoyBin, err))
+	}
 	opts := demoOptions{
-		listen:  freeAddr(t),
-		hubble:  freeAddr(t),
-		socket:  filepath.Join(t.TempDir(), "collector.sock"),
-		pinPath: fmt.Sprintf("/sys/fs/bpf/periscope-demo-test-%d-%d", os.Getpid(), time.Now().UnixNano()),
+		listen:      freeAddr(t),
+		hubble:      freeAddr(t),
+		socket:      filepath.Join(t.TempDir(), "collector.sock"),
+		pinPath:     fmt.Sprintf("/sys/fs/bpf/periscope-demo-test-%d-%d", os.Getpid(), time.Now().UnixNano()),
+		envoy:       true,
+		envoyBinary: envoyBin,
 	}
 	var out, errOut lockedBuffer
 	ctx, cancel := context.WithCancel(context.Background())
@@ -99,6 +116,16 @@ func TestDemoShowsEveryKindOfFlowWithVerdictsAndCleansUp(t *testing.T) {
 		{"outsider pings frontend", func(f *api.Flow) bool {
 			return pods(f, "other/outsider", "default/frontend") && f.L4.Protocol == api.ProtoICMPv4
 		}},
+		{"backend answers frontend's GET /public/... through Envoy, with its latency", func(f *api.Flow) bool {
+			return f.L7 != nil && f.L7.HTTP != nil && pods(f, "default/backend", "default/frontend") && f.IsReply &&
+				f.L7.HTTP.Method == "GET" && f.L7.HTTP.Code == 200 && strings.Contains(f.L7.HTTP.URL, "/public/") &&
+				f.L7.LatencyNs > 0 && f.Verdict == api.VerdictForwarded
+		}},
+		{"frontend's POST /admin/users gets 403, DROPPED by default/backend-l7", func(f *api.Flow) bool {
+			return f.L7 != nil && f.L7.HTTP != nil && pods(f, "default/backend", "default/frontend") &&
+				f.L7.HTTP.Method == "POST" && f.L7.HTTP.Code == 403 && f.Verdict == api.VerdictDropped &&
+				slices.ContainsFunc(f.IngressDeniedBy, isBackendL7)
+		}},
 		{"frontend looks api.partner.example up through the DNS proxy, allowed by default/frontend-egress", func(f *api.Flow) bool {
 			return f.Source.PodName == "frontend" && f.L7 != nil && f.L7.DNS != nil && f.L7.DNS.Query == demoPartnerName+"." &&
 				f.Verdict == api.VerdictForwarded && slices.ContainsFunc(f.EgressAllowedBy, isFrontendEgress)
@@ -142,7 +169,7 @@ func TestDemoShowsEveryKindOfFlowWithVerdictsAndCleansUp(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("GET %s: %s", path, resp.Status)
 		}
-		if path == "/api/v1/policies" && !strings.Contains(string(body), "db-clients") {
+		if path == "/api/v1/policies" && (!strings.Contains(string(body), "db-clients") || !strings.Contains(string(body), "backend-l7")) {
 			t.Errorf("GET %s lacks the demo policy: %s", path, body)
 		}
 	}

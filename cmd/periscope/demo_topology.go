@@ -45,8 +45,11 @@ func newDemoLab(ctx context.Context, opts netlab.Options) (*netlab.Lab, error) {
 func demoTraffic(lab *netlab.Lab) []netlab.Traffic {
 	fe, be, db, out := lab.Pod("frontend"), lab.Pod("backend"), lab.Pod("db"), lab.Pod("outsider")
 	return []netlab.Traffic{
-		{Kind: netlab.Requests, From: fe, To: be, Port: 8080, Every: 500 * time.Millisecond},
-		{Kind: netlab.Requests, From: fe, To: be, Port: 8080, IPv6: true, Every: 3 * time.Second},
+		// Real HTTP through Envoy: demoL7Policy lets GET /public/... pass.
+		{Kind: netlab.HTTP, From: fe, To: be, Port: 8080, Path: "/public/index.html", Every: 500 * time.Millisecond},
+		{Kind: netlab.HTTP, From: fe, To: be, Port: 8080, IPv6: true, Path: "/public/items?page=2", Every: 3 * time.Second},
+		{Kind: netlab.HTTP, From: fe, To: be, Port: 8080, Method: "POST", Path: "/admin/users", Every: 3 * time.Second},
+		{Kind: netlab.HTTP, From: fe, To: be, Port: 8080, Path: "/private/report", Every: 5 * time.Second},
 		{Kind: netlab.Stream, From: be, To: db, Port: 5432, Every: time.Second},
 		{Kind: netlab.Datagrams, From: fe, To: db, Port: 5353, Every: 2 * time.Second},
 		{Kind: netlab.Datagrams, From: fe, To: db, Port: 5353, IPv6: true, Every: 5 * time.Second},

@@ -118,14 +118,15 @@ func TestCollectorWithEnvoyServesL7Flows(t *testing.T) {
 			t.Fatalf("web answered %q, want it to see the peer %s", b, peer.IPv4)
 		}
 		time.Sleep(300 * time.Millisecond) // Envoy flushes its access log every 200ms
-		for _, f := range getFlows(t, base, "to:pod=default/web") {
+		for _, f := range getFlows(t, base, "from:pod=default/web") {
 			if f.Type == api.FlowTypeL7 {
 				l7 = append(l7, f)
 			}
 		}
 	}
 	f := l7[0]
-	if f.Source.PodName != "peer" || f.Destination.PodName != "web" || f.L4.DestinationPort != 8080 ||
+	// The response goes from the server back to the client, as Hubble's.
+	if f.Source.PodName != "web" || f.Destination.PodName != "peer" || f.L4.SourcePort != 8080 || !f.IsReply ||
 		f.TrafficDirection != api.TrafficDirectionIngress || f.NodeName != "l7" {
 		t.Errorf("L7 flow %+v", f)
 	}

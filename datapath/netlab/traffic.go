@@ -28,6 +28,10 @@ const (
 	Datagrams
 	// Echo is ICMP (ICMPv6) echo, one request every interval.
 	Echo
+	// HTTP is real HTTP/1.1 requests (Traffic.Method and Path), each on a
+	// new connection, to a real HTTP server (net/http) that answers 200
+	// after a few milliseconds; any answer is an exchange.
+	HTTP
 )
 
 // String names the kind.
@@ -41,6 +45,8 @@ func (k TrafficKind) String() string {
 		return "datagrams"
 	case Echo:
 		return "echo"
+	case HTTP:
+		return "http"
 	}
 	return fmt.Sprintf("TrafficKind(%d)", int(k))
 }
@@ -55,6 +61,9 @@ type Traffic struct {
 	IPv6 bool
 	// Every is the interval between exchanges; 0 means 500ms.
 	Every time.Duration
+	// Method and Path are an HTTP request's (HTTP only; GET and / when
+	// empty).
+	Method, Path string
 	// Name, for Requests, is a DNS name each exchange first resolves (A,
 	// or AAAA with IPv6) by asking the DNS server at Resolver from the
 	// From pod, then requests at the answer's first address and Port (To
@@ -126,9 +135,12 @@ func RunTraffic(ctx context.Context, opts TrafficOptions, traffic ...Traffic) er
 		}
 		served[k] = true
 		var err error
-		if k.udp {
+		switch {
+		case k.udp:
 			err = serveUDP(ctx, &wg, t.To, t.Port)
-		} else {
+		case t.Kind == HTTP:
+			err = serveHTTP(ctx, &wg, t.To, t.Port)
+		default:
 			err = serveTCP(ctx, &wg, t.To, t.Port)
 		}
 		if err != nil {
@@ -194,6 +206,8 @@ func clientLoop(ctx context.Context, t Traffic, report func(Traffic, error)) {
 			}
 		case Echo:
 			_, err = t.From.Ping(ctx, t.To.Addr(t.IPv6), 1)
+		case HTTP:
+			err = httpRequest(ctx, t)
 		default:
 			err = fmt.Errorf("unknown traffic kind %d", t.Kind)
 		}

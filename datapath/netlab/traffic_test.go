@@ -17,6 +17,7 @@ func TestRunTrafficExchangesSucceed(t *testing.T) {
 			Traffic{Kind: Stream, From: front, To: back, Port: 5432, IPv6: v6, Every: 100 * time.Millisecond},
 			Traffic{Kind: Datagrams, From: front, To: back, Port: 53, IPv6: v6, Every: 100 * time.Millisecond},
 			Traffic{Kind: Echo, From: back, To: front, IPv6: v6, Every: 100 * time.Millisecond},
+			Traffic{Kind: HTTP, From: front, To: back, Port: 8081, IPv6: v6, Method: "POST", Path: "/public/x?y=1", Every: 100 * time.Millisecond},
 		)
 	}
 	var mu sync.Mutex

@@ -90,6 +90,14 @@
 // Identities unknown at compile time only match identity-0 entries:
 // recompile when identities appear (as Cilium's selector cache does).
 //
+// # L7 rules
+//
+// The kernel does not judge HTTP: Compiled.L7 lists the (endpoint,
+// direction, TCP port) that L7 rules cover, each with its peers grouped by
+// identity (as address sets from the ipcache, partitioning every address)
+// and the requests each group may send (l7.go); the L7 proxy enforces it.
+// Its tests hold it against policy.EvaluateHTTP.
+//
 // # DNS
 //
 // toFQDNs compiles like a CIDR rule over the addresses DNS answers gave
@@ -121,6 +129,9 @@ type Endpoint struct {
 	// the device's ifindex): host policies select it, by Labels
 	// (reserved:host and the node's labels), and its Identity is host's.
 	Host bool
+	// Audit: its L7 policy judges and reports, never denies (the kernel's
+	// audit mode is the applier's, SetPolicyAudit).
+	Audit bool
 }
 
 // IPEntry maps a prefix to an identity in the ipcache (remote endpoints,
@@ -179,6 +190,7 @@ func Compile(in Input) (*Compiled, error) {
 		c.Enforce[ep.ID] = enf
 		c.compileDNS(in.Policies, local, universe)
 	}
+	c.compileL7(in, universe)
 	c.Flags = c.probeFlags()
 	for _, ep := range in.Endpoints {
 		if ep.Host {

@@ -130,6 +130,9 @@ type Compiled struct {
 	// is dropped before it crosses the node. Placement only: the verdict is
 	// the destination's own.
 	LocalIngress map[netip.Addr]uint32
+	// L7 are the ports L7 rules cover, by endpoint, direction and port:
+	// the L7 proxy enforces them (compile.L7Port).
+	L7 []L7Port
 
 	// FQDNAddrs are the addresses of Input.Names some toFQDNs selector
 	// selects, with those selectors (sorted): what a new DNS answer is

@@ -12,7 +12,7 @@
 //
 // # Only the L3/L4 part, and nothing silently
 //
-// Every field Periscope does not enforce (L7 rules but rules.dns, toServices,
+// Every field Periscope does not enforce (L7 rules but rules.http and rules.dns, toServices,
 // toGroups, to/fromRequires, to/fromNodes, authentication, named ports,
 // serverNames, listener, TLS contexts, CIDR groups, ...) is a validation
 // error with file:line:column: an ignored rule would be a policy bypass.
@@ -67,6 +67,19 @@
 //     namespaceSelector selects on namespace labels as Cilium translates
 //     it: key K is the pod label k8s:io.cilium.k8s.namespace.labels.K, and
 //     only pods match (`{}` is every pod of every namespace).
+//
+// # L7 rules (rules.http), as Cilium means them
+//
+// A toPorts item's rules.http (method, path, host: RE2 regular expressions
+// matched against the whole method, :path with its query, :authority;
+// headers "Name" or "Name: value"; headerMatches {name, value} without a
+// mismatch action) puts its ports, for the peer rule's peers, under L7
+// policy: only requests matching one rule pass (EvaluateHTTP, HasL7).
+// Rules of every allow matching the peer union; an allow of the same
+// peer on the port without rules lets every request pass; L3/L4 decides
+// first (a denied peer never reaches L7). As in Cilium: only protocol
+// TCP, a port number (no 0, no range here), never in deny rules or host
+// policies; an empty rule {} matches every request (visibility).
 //
 // # DNS (types_dns.go, parse_dns.go, evaluate_dns.go)
 //

@@ -37,10 +37,13 @@ const (
 	Denied
 	// DeniedByDeny: an explicit deny rule matched (it wins over allows).
 	DeniedByDeny
+	// DeniedL7: L3/L4 allowed the connection, and L7 rules apply to it,
+	// but none matched the request (EvaluateHTTP).
+	DeniedL7
 )
 
 func (v Verdict) String() string {
-	return [...]string{"not-selected", "allowed", "denied", "denied-by-deny"}[v]
+	return [...]string{"not-selected", "allowed", "denied", "denied-by-deny", "denied-l7"}[v]
 }
 
 // Forwarded reports whether the verdict lets the traffic through.

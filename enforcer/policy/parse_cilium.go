@@ -98,6 +98,10 @@ func (p *parser) ciliumRule(n *yaml.Node, pol *Policy) (Rule, bool) {
 			}
 		}
 	}
+	if r.Host && r.Ingress.hasL7() || r.Host && r.Egress.hasL7() {
+		p.errorf(o.keys["nodeSelector"], "spec: L7 rules (rules.http) do not apply to the host (as in Cilium): host policies are L3/L4 only")
+		ok = false
+	}
 	ok = p.refuseHostDNS(&r, o.keys["nodeSelector"]) && ok
 	if v, has := o.vals["enableDefaultDeny"]; has {
 		e, eok := p.fields(v, "enableDefaultDeny", []string{"ingress", "egress"}, nil)
@@ -190,18 +194,27 @@ func (p *parser) ciliumPeerRule(n *yaml.Node, what string, dir Direction, pol *P
 	hasL4 := false
 	if hasTP {
 		items, _ := p.list(tp, "toPorts")
+		var l7 []PortL7
 		var dns []PortDNS
-		withDNS := false
+		withRules, withDNS := false, false
 		for _, it := range items {
-			ports, d, pok := p.ciliumPortRule(it, what)
+			ports, rules, d, pok := p.ciliumPortRule(it, what)
 			ok = ok && pok
 			pr.Ports = append(pr.Ports, ports...)
+			if rules == nil {
+				rules = &PortL7{Ports: ports}
+			}
 			if d == nil {
 				d = &PortDNS{Ports: ports}
 			}
+			withRules = withRules || rules.HTTP != nil
 			withDNS = withDNS || d.Names != nil
+			l7 = append(l7, *rules)
 			dns = append(dns, *d)
 			hasL4 = true
+		}
+		if withRules {
+			pr.L7 = l7
 		}
 		if withDNS {
 			pr.DNS = dns

@@ -8,15 +8,16 @@ import (
 )
 
 // ciliumPortRule parses a toPorts item of a what (ingress, egressDeny...)
-// rule: its ports and its rules.dns (nil without; see dnsRules).
-func (p *parser) ciliumPortRule(n *yaml.Node, what string) ([]PortRange, *PortDNS, bool) {
+// rule: its ports, its L7 rules (rules.http; nil without) and its
+// rules.dns (nil without; see dnsRules). One item carries one L7 kind.
+func (p *parser) ciliumPortRule(n *yaml.Node, what string) ([]PortRange, *PortL7, *PortDNS, bool) {
 	o, ok := p.fields(n, "toPorts item", []string{"ports", "rules"},
 		[]string{"serverNames", "listener", "originatingTLS", "terminatingTLS"})
 	items, lok := p.list(o.vals["ports"], "ports")
 	ok = ok && lok
 	if len(items) == 0 && ok {
 		p.errorf(n, "toPorts item: ports is required")
-		return nil, nil, false
+		return nil, nil, nil, false
 	}
 	var groups [][]PortRange
 	var out []PortRange
@@ -28,10 +29,18 @@ func (p *parser) ciliumPortRule(n *yaml.Node, what string) ([]PortRange, *PortDN
 	}
 	v, has := o.vals["rules"]
 	if !has || !ok {
-		return out, nil, ok
+		return out, nil, nil, ok
+	}
+	if p.hasField(v, "http") {
+		if p.hasField(v, "dns") {
+			p.errorf(v, "rules: one kind of L7 rules per toPorts item (as in Cilium): http and dns")
+			return nil, nil, nil, false
+		}
+		l7, ok := p.l7Rules(v, what, out)
+		return out, l7, nil, ok
 	}
 	d, ports, ok := p.dnsRules(v, what, groups)
-	return ports, d, ok
+	return ports, nil, d, ok
 }
 
 // port parses {port, endPort, protocol} into ranges; defProto applies
@@ -203,4 +212,18 @@ func (p *parser) icmpRule(n *yaml.Node) ([]PortRange, bool) {
 		out = append(out, PortRange{Proto: proto, Lo: uint16(t), Hi: uint16(t)})
 	}
 	return out, ok
+}
+
+// hasField reports whether n is a mapping with the key name.
+func (p *parser) hasField(n *yaml.Node, name string) bool {
+	n = p.deref(n)
+	if n == nil || n.Kind != yaml.MappingNode {
+		return false
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == name {
+			return true
+		}
+	}
+	return false
 }

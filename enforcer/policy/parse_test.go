@@ -51,8 +51,8 @@ func TestParseErrorsCarryPositions(t *testing.T) {
 	for _, tc := range []struct {
 		name, doc, want string
 	}{
-		{"L7 rules are refused", head + "  ingress:\n  - toPorts:\n    - ports: [{port: '80'}]\n      rules: {http: [{}]}\n",
-			`x.yaml:9:15: rules: "http" is not enforced`},
+		{"Kafka L7 rules are refused", head + "  ingress:\n  - toPorts:\n    - ports: [{port: '80', protocol: TCP}]\n      rules: {kafka: [{}]}\n",
+			`x.yaml:9:15: rules: "kafka" is not enforced`},
 		{"toFQDNs cannot deny", head + "  egressDeny:\n  - toFQDNs: [{matchName: a.com}]\n", `x.yaml:7:5: egressDeny rule: toFQDNs cannot deny`},
 		{"toServices is refused", head + "  egress:\n  - toServices: []\n", `x.yaml:7:5: egress rule: "toServices" is not enforced`},
 		{"fromRequires is refused", head + "  ingress:\n  - fromRequires: []\n", `x.yaml:7:5: ingress rule: "fromRequires" is not enforced`},

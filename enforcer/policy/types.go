@@ -130,6 +130,9 @@ type PeerRule struct {
 	Peers []PeerSelector
 	// Ports are alternatives; empty means every protocol and port.
 	Ports []PortRange
+	// L7 are the toPorts items, with their L7 rules, when one has some;
+	// empty when none has (see L7For).
+	L7 []PortL7
 	// DNS are the toPorts items, with their rules.dns, when one has some
 	// (egress allows only; see DNSFor).
 	DNS []PortDNS

@@ -42,7 +42,7 @@ func (s *Store) input(policies map[string]*Applied) compile.Input {
 			continue
 		}
 		in.Endpoints = append(in.Endpoints, compile.Endpoint{
-			ID: e.ID, Identity: e.Identity, Namespace: e.Namespace, Labels: e.Labels, IPs: e.IPs, Host: e.Host,
+			ID: e.ID, Identity: e.Identity, Namespace: e.Namespace, Labels: e.Labels, IPs: e.IPs, Host: e.Host, Audit: e.Audit,
 		})
 	}
 	for _, p := range s.endpoints.RemoteNodes() {

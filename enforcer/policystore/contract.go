@@ -1,6 +1,7 @@
 package policystore
 
 import (
+	"context"
 	"net/netip"
 
 	"github.com/periscope-dev/periscope/enforcer/compile"
@@ -56,4 +57,12 @@ type Applier interface {
 	ApplyPolicy(c *compile.Compiled) error
 	// SetPolicyAudit puts an endpoint (its ID) in audit mode or out of it.
 	SetPolicyAudit(endpoint uint32, audit bool) error
+}
+
+// L7Applier brings the L7 part of compiled policy (compile.Compiled.L7)
+// into force: the node's L7 proxy (*proxy.Manager implements it). ApplyL7
+// replaces the whole set of L7 ports, redirecting exactly those; on error
+// the previous set stays in force.
+type L7Applier interface {
+	ApplyL7(ctx context.Context, ports []compile.L7Port) error
 }

@@ -6,7 +6,9 @@
 // set, and serves the policy and identity API (package api/policyapi).
 //
 // A change that does not parse, compile or apply is refused whole and the
-// policy in force stays. The chain is parse → compile → apply, one step
+// policy in force stays. L7 rules (compile.Compiled.L7) are applied
+// through an L7Applier (the L7 proxy) around the kernel's apply, so that
+// no request outside the old and the new policy passes (apply.go). The chain is parse → compile → apply, one step
 // each (Store.Apply, compileSet, Applier.ApplyPolicy): a new kind of rule
 // is parsed into policy.Policy, compiled into a part of compile.Compiled
 // and applied by whoever enforces that part.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/periscope-dev/periscope/api/agentevent"
 	"github.com/periscope-dev/periscope/api/policyapi"
+	"github.com/periscope-dev/periscope/enforcer/compile"
 	"github.com/periscope-dev/periscope/enforcer/policy"
 )
 
@@ -38,6 +39,8 @@ type Store struct {
 	log       *slog.Logger
 	policies  map[string]*Applied
 	revision  uint64
+	l7        L7Applier
+	l7Ports   []compile.L7Port // in force
 	fqdn      fqdnState
 	events    agentevent.Appender
 	audited   map[uint32]bool // endpoint ids put in audit mode
@@ -51,6 +54,9 @@ type Options struct {
 	Applier Applier
 	// Endpoints are the node's endpoints and identities; required.
 	Endpoints Endpoints
+	// L7 enforces L7 rules (rules.http); nil: a policy with some is
+	// refused.
+	L7 L7Applier
 	// Names are the DNS names toFQDNs rules select addresses by; nil: none
 	// (toFQDNs selects nothing).
 	Names Names
@@ -73,7 +79,7 @@ func New(opts Options) (*Store, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Store{dir: opts.Dir, applier: opts.Applier, endpoints: opts.Endpoints,
-		log: log.With("component", "policy"), policies: map[string]*Applied{}, events: opts.Events}
+		log: log.With("component", "policy"), policies: map[string]*Applied{}, l7: opts.L7, events: opts.Events}
 	s.fqdn.names = opts.Names
 	if err := s.syncAudit(); err != nil {
 		return nil, fmt.Errorf("policy store: %w", err)
@@ -190,8 +196,8 @@ func (s *Store) commit(next map[string]*Applied, changed []*Applied) error {
 	if err != nil {
 		return err
 	}
-	if err := s.applier.ApplyPolicy(c); err != nil {
-		return fmt.Errorf("apply policy: %w", err)
+	if err := s.applyPolicy(c); err != nil {
+		return err
 	}
 	s.setView(c, seq, next)
 	s.revision = rev

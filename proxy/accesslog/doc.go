@@ -7,12 +7,14 @@
 // the record is a RESPONSE (code, method, URL, protocol, headers, latency:
 // the time from the request's start to the first byte of the upstream's
 // response), or a REQUEST when no response was sent (the client went away
-// first). Source is the client and Destination the server, as in every
-// Periscope record (Source is the initiator). The record's Interface
-// index is the endpoint the redirect was for, so the collector's
-// enrichment gives it the traffic direction (ingress: the server's,
-// egress: the client's). Verdict FORWARDED, or DROPPED (reason 133) when
-// Envoy refused the request for policy (RBAC or ext_authz).
+// first). A RESPONSE goes, like Hubble's, from the server back to the
+// client (IsReply); a REQUEST from the client to the server. The record's
+// Interface index is the endpoint the redirect was for, and its traffic
+// direction the redirect's (ingress: the server's, egress: the
+// client's), which the collector keeps. Verdict FORWARDED; DROPPED
+// (reason 133) when L7 policy refused the request, AUDIT when an audit
+// listener's policy would have, both naming the deciding policies
+// (IngressDeniedBy or EgressDeniedBy) from the RBAC filter's verdict.
 //
 // Sensitive headers (Authorization, Cookie, Set-Cookie,
 // Proxy-Authorization) keep their name with the value "HUBBLE_REDACTED",

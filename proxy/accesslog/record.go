@@ -24,10 +24,6 @@ var protocols = map[alsdata.HTTPAccessLogEntry_HTTPVersion]string{
 	alsdata.HTTPAccessLogEntry_HTTP3:  "HTTP/3",
 }
 
-// policyDenials are the response code details of a request Envoy refused
-// for policy.
-var policyDenials = []string{"rbac_access_denied", "ext_authz_denied", "ext_authz_error"}
-
 // record fills f (overwritten whole) from e; the L7 part is new.
 func (s *Source) record(e *alsdata.HTTPAccessLogEntry, f *api.Flow) error {
 	c := e.GetCommonProperties()
@@ -69,15 +65,9 @@ func (s *Source) record(e *alsdata.HTTPAccessLogEntry, f *api.Flow) error {
 	case "egress":
 		f.TrafficDirection = api.TrafficDirectionEgress
 	}
-	f.Verdict = api.VerdictForwarded
 	req, resp := e.GetRequest(), e.GetResponse()
 	code := resp.GetResponseCode().GetValue()
-	if details := resp.GetResponseCodeDetails(); code == 403 && slices.ContainsFunc(policyDenials, func(p string) bool {
-		return strings.HasPrefix(details, p)
-	}) {
-		f.Verdict = api.VerdictDropped
-		f.DropReason = api.DropReasonPolicyDenied
-	}
+	verdict(f, code, resp.GetResponseCodeDetails(), c.GetMetadata())
 	l7 := &api.L7{Type: api.L7TypeResponse, HTTP: &api.HTTP{
 		Code:     code,
 		Method:   req.GetRequestMethod().String(),
@@ -93,7 +83,39 @@ func (s *Source) record(e *alsdata.HTTPAccessLogEntry, f *api.Flow) error {
 		l7.LatencyNs = uint64(d.AsDuration()) // a response of Envoy's own
 	}
 	f.L7 = l7
+	if l7.Type == api.L7TypeResponse {
+		// Like Hubble's, a response goes from the server to the client.
+		f.IP.Source, f.IP.Destination = f.IP.Destination, f.IP.Source
+		f.L4.SourcePort, f.L4.DestinationPort = f.L4.DestinationPort, f.L4.SourcePort
+		f.IsReply = true
+	}
 	return nil
+}
+
+// verdict sets the record's verdict: DROPPED (POLICY_DENIED) naming the
+// policies when the L7 policy refused the request (the details of Envoy's
+// RBAC reply name its matched policy), AUDIT naming them when the audit
+// engine would have, else FORWARDED.
+func verdict(f *api.Flow, code uint32, details string, md *core.Metadata) {
+	f.Verdict = api.VerdictForwarded
+	var denied []api.PolicyRef
+	switch {
+	case code == 403 && strings.HasPrefix(details, xds.RBACDeniedDetail):
+		f.Verdict, f.DropReason = api.VerdictDropped, api.DropReasonPolicyDenied
+		denied = xds.PolicyRefs(strings.TrimSuffix(strings.TrimPrefix(details, xds.RBACDeniedDetail), "]"))
+	default:
+		rbac := md.GetFilterMetadata()[xds.RBACFilter].GetFields()
+		if rbac[xds.ShadowResultKey].GetStringValue() != xds.ShadowDenied {
+			return
+		}
+		f.Verdict, f.DropReason = api.VerdictAudit, api.DropReasonPolicyDenied
+		denied = xds.PolicyRefs(rbac[xds.ShadowPolicyKey].GetStringValue())
+	}
+	if f.TrafficDirection == api.TrafficDirectionEgress {
+		f.EgressDeniedBy = denied
+	} else {
+		f.IngressDeniedBy = denied
+	}
 }
 
 // url is the request's absolute URL, as Hubble shows it.

@@ -3,7 +3,9 @@ package accesslog
 import (
 	"context"
 	"net"
+	"net/netip"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -54,26 +57,48 @@ func entry(code uint32, details string) *alsdata.HTTPAccessLogEntry {
 	return e
 }
 
+// audited is an entry the audit (shadow) RBAC engine would have denied.
+func audited(name string) *alsdata.HTTPAccessLogEntry {
+	e := entry(200, "via_upstream")
+	e.CommonProperties.Metadata = &core.Metadata{FilterMetadata: map[string]*structpb.Struct{
+		xds.RBACFilter: {Fields: map[string]*structpb.Value{
+			xds.ShadowResultKey: structpb.NewStringValue(xds.ShadowDenied),
+			xds.ShadowPolicyKey: structpb.NewStringValue(name),
+		}}}}
+	return e
+}
+
+// Policies the records name.
+var (
+	shopWeb  = api.PolicyRef{Kind: "CiliumNetworkPolicy", Namespace: "shop", Name: "web", Revision: 7}
+	lockdown = api.PolicyRef{Kind: "CiliumClusterwideNetworkPolicy", Name: "lockdown", Revision: 3}
+)
+
 func TestRecordOfAnEntry(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		keep    []string
-		e       *alsdata.HTTPAccessLogEntry
-		typ     api.L7FlowType
-		verdict api.Verdict
-		auth    string
-		latency uint64
+		name     string
+		keep     []string
+		e        *alsdata.HTTPAccessLogEntry
+		typ      api.L7FlowType
+		verdict  api.Verdict
+		auth     string
+		latency  uint64
+		deniedBy []api.PolicyRef
 	}{
 		{"an answered request is a RESPONSE with its latency", nil, entry(200, "via_upstream"),
-			api.L7TypeResponse, api.VerdictForwarded, Redacted, uint64(3 * time.Millisecond)},
+			api.L7TypeResponse, api.VerdictForwarded, Redacted, uint64(3 * time.Millisecond), nil},
 		{"a request without response is a REQUEST", nil, entry(0, "downstream_remote_disconnect"),
-			api.L7TypeRequest, api.VerdictForwarded, Redacted, 0},
+			api.L7TypeRequest, api.VerdictForwarded, Redacted, 0, nil},
 		{"a 403 of Envoy's RBAC is DROPPED", nil, entry(403, "rbac_access_denied_matched_policy[none]"),
-			api.L7TypeResponse, api.VerdictDropped, Redacted, uint64(3 * time.Millisecond)},
+			api.L7TypeResponse, api.VerdictDropped, Redacted, uint64(3 * time.Millisecond), nil},
+		{"a 403 of the L7 policy names its policies", nil, entry(403, "rbac_access_denied_matched_policy["+xds.PolicyName([]api.PolicyRef{shopWeb, lockdown}, 2)+"]"),
+			api.L7TypeResponse, api.VerdictDropped, Redacted, uint64(3 * time.Millisecond), []api.PolicyRef{shopWeb, lockdown}},
+		{"what the audit engine would deny is AUDIT", nil, audited(xds.PolicyName([]api.PolicyRef{shopWeb}, 0)),
+			api.L7TypeResponse, api.VerdictAudit, Redacted, uint64(3 * time.Millisecond), []api.PolicyRef{shopWeb}},
 		{"a 403 of the server is FORWARDED", nil, entry(403, "via_upstream"),
-			api.L7TypeResponse, api.VerdictForwarded, Redacted, uint64(3 * time.Millisecond)},
+			api.L7TypeResponse, api.VerdictForwarded, Redacted, uint64(3 * time.Millisecond), nil},
 		{"a kept header is not redacted", []string{"Authorization"}, entry(200, "via_upstream"),
-			api.L7TypeResponse, api.VerdictForwarded, "Bearer s", uint64(3 * time.Millisecond)},
+			api.L7TypeResponse, api.VerdictForwarded, "Bearer s", uint64(3 * time.Millisecond), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := New(Options{KeepHeaders: tc.keep})
@@ -89,9 +114,18 @@ func TestRecordOfAnEntry(t *testing.T) {
 			if h.Method != "GET" || h.URL != "http://web/x?y=1" || h.Protocol != "HTTP/1.1" {
 				t.Errorf("HTTP %+v", h)
 			}
-			if f.IP.Source.String() != "198.18.0.2" || f.L4.SourcePort != 40000 || f.IP.Destination.String() != "198.18.0.3" ||
-				f.L4.DestinationPort != 80 || f.Interface.Index != 7 || f.TrafficDirection != api.TrafficDirectionIngress {
-				t.Errorf("record %+v", f)
+			client, server := netip.MustParseAddrPort("198.18.0.2:40000"), netip.MustParseAddrPort("198.18.0.3:80")
+			if tc.typ == api.L7TypeResponse { // from the server back to the client, as Hubble's
+				client, server = server, client
+			}
+			if netip.AddrPortFrom(f.IP.Source, f.L4.SourcePort) != client || netip.AddrPortFrom(f.IP.Destination, f.L4.DestinationPort) != server ||
+				f.IsReply != (tc.typ == api.L7TypeResponse) || f.Interface.Index != 7 || f.TrafficDirection != api.TrafficDirectionIngress {
+				t.Errorf("record %v -> %v reply %v at %d %v, want %v -> %v", netip.AddrPortFrom(f.IP.Source, f.L4.SourcePort),
+					netip.AddrPortFrom(f.IP.Destination, f.L4.DestinationPort), f.IsReply, f.Interface.Index, f.TrafficDirection, client, server)
+			}
+			if !slices.Equal(f.IngressDeniedBy, tc.deniedBy) || f.EgressDeniedBy != nil ||
+				tc.verdict != api.VerdictForwarded && f.DropReason != api.DropReasonPolicyDenied {
+				t.Errorf("denied by %v / %v reason %v, want ingress %v", f.IngressDeniedBy, f.EgressDeniedBy, f.DropReason, tc.deniedBy)
 			}
 			got := map[string]string{}
 			for _, hd := range h.Headers {

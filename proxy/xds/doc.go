@@ -9,6 +9,13 @@
 // the node id, the xDS cluster (XDSCluster, which the access logs also
 // use) and the admin address (package proxy/envoy).
 //
-// It must not decide which ports are redirected (the caller does: a flag
-// today, L7 policy later) nor touch the kernel.
+// A listener's L7 policy (Rules: peer groups by address and the HTTP
+// rules each may send) becomes an RBAC filter in Envoy's matcher form
+// (rbac.go): denials name the deciding policies in their response code
+// details, an audit listener's shadow matcher reports in the entry's
+// dynamic metadata.
+//
+// It must not decide which ports are redirected or what a peer may send
+// (the caller does: compiled L7 policy, or a flag for visibility) nor
+// touch the kernel.
 package xds

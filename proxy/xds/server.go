@@ -30,6 +30,7 @@ type Server struct {
 	acked    map[string]string // type URL -> version Envoy last accepted on an open stream
 	nonces   map[string]string // response nonce -> the version it carried
 	rejected map[string]bool   // versions Envoy rejected
+	noRoutes map[string]bool   // versions without routes: Envoy asks for none
 	changed  chan struct{}     // closed and replaced whenever acked or rejected change
 }
 
@@ -45,6 +46,7 @@ func NewServer(ctx context.Context, nodeID string, log *slog.Logger) *Server {
 		acked:    map[string]string{},
 		nonces:   map[string]string{},
 		rejected: map[string]bool{},
+		noRoutes: map[string]bool{},
 		changed:  make(chan struct{}),
 	}
 	s.srv = server.NewServer(ctx, s.cache, server.CallbackFuncs{
@@ -105,6 +107,12 @@ func (s *Server) notifyLocked() {
 // Set makes snap the node's configuration. snap must come from Build
 // (checked whole).
 func (s *Server) Set(ctx context.Context, snap *cache.Snapshot) error {
+	s.mu.Lock()
+	if len(s.noRoutes) > 1024 {
+		clear(s.noRoutes)
+	}
+	s.noRoutes[snap.GetVersion(resource.ListenerType)] = len(snap.GetResources(resource.RouteType)) == 0
+	s.mu.Unlock()
 	if err := s.cache.SetSnapshot(ctx, s.nodeID, snap); err != nil {
 		return fmt.Errorf("xds: set snapshot %s: %w", snap.GetVersion(resource.ListenerType), err)
 	}
@@ -118,7 +126,8 @@ func (s *Server) NACKs() uint64 { return s.nacks.Load() }
 func (s *Server) Connected() bool { return s.streams.Load() > 0 }
 
 // Acked reports whether Envoy accepted version of the listeners, routes
-// and clusters on its current stream.
+// and clusters on its current stream (of the routes only when the version
+// has some: without a listener Envoy subscribes to none).
 func (s *Server) Acked(version string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -127,6 +136,9 @@ func (s *Server) Acked(version string) bool {
 
 func (s *Server) ackedLocked(version string) bool {
 	for _, t := range []string{resource.ListenerType, resource.RouteType, resource.ClusterType} {
+		if t == resource.RouteType && s.noRoutes[version] {
+			continue
+		}
 		if s.acked[t] != version {
 			return false
 		}

@@ -50,23 +50,13 @@ type Listener struct {
 	Direction string // "ingress" or "egress"
 	Port      uint16 // the redirected destination port
 	ProxyPort uint16 // where the datapath sends its connections
-	// Rules are the port's L7 rules; empty: everything passes (visibility).
+	// Rules are the port's L7 policy; none: every request passes
+	// (visibility).
 	Rules Rules
 	// UpstreamMark is the SO_MARK of the connections to the upstream, so
 	// the datapath neither redirects them again nor lets their replies
 	// bypass Envoy.
 	UpstreamMark uint32
-}
-
-// Rules are a port's L7 rules. Part of the contract for L7 policy; none
-// are supported yet, so a Listener with rules is refused.
-type Rules struct {
-	HTTP []HTTPRule
-}
-
-// HTTPRule is one allowed request shape (Cilium's PortRuleHTTP).
-type HTTPRule struct {
-	Method, Path, Host string
 }
 
 // Name is the listener's (and its route configuration's) name.
@@ -80,21 +70,33 @@ type Options struct {
 	// access-log source redacts the sensitive ones).
 	RequestHeaders, ResponseHeaders []string
 	// FlushInterval is how long Envoy buffers access-log entries
-	// (default 200ms).
+	// (default 200ms), BufferBytes how many bytes of them at most (default
+	// Envoy's, 16KiB): whichever comes first sends them.
 	FlushInterval time.Duration
+	BufferBytes   uint32
+	// IdleTimeout closes client and upstream connections idle this long
+	// (default DefaultIdleTimeout). It must be below the datapath's idle
+	// limit of a redirect's connections (datapath.Config.ProxyIdleTimeout):
+	// a redirected connection whose flow entry the datapath forgot is no
+	// longer steered (its next packet goes direct and fails).
+	IdleTimeout time.Duration
 }
+
+// DefaultIdleTimeout is half the datapath's default idle limit of a
+// redirect's connections (datapath.DefaultProxyIdle).
+const DefaultIdleTimeout = 5 * time.Minute
 
 // Build makes the whole snapshot of version for ls and checks it.
 func Build(version string, ls []Listener, opts Options) (*cache.Snapshot, error) {
 	if opts.FlushInterval == 0 {
 		opts.FlushInterval = 200 * time.Millisecond
 	}
+	if opts.IdleTimeout == 0 {
+		opts.IdleTimeout = DefaultIdleTimeout
+	}
 	var lres, rres []types.Resource
 	seen := map[string]bool{}
 	for _, l := range ls {
-		if len(l.Rules.HTTP) > 0 {
-			return nil, fmt.Errorf("listener %s: L7 HTTP rules are not supported yet", l.Name())
-		}
 		if l.Direction != "ingress" && l.Direction != "egress" {
 			return nil, fmt.Errorf("listener %s: direction %q", l.Name(), l.Direction)
 		}
@@ -115,7 +117,7 @@ func Build(version string, ls []Listener, opts Options) (*cache.Snapshot, error)
 	snap, err := cache.NewSnapshot(version, map[resource.Type][]types.Resource{
 		resource.ListenerType: lres,
 		resource.RouteType:    rres,
-		resource.ClusterType:  {originalDstCluster()},
+		resource.ClusterType:  {originalDstCluster(opts.IdleTimeout)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("xds snapshot %s: %w", version, err)
@@ -159,6 +161,11 @@ func buildListener(l Listener, opts Options) (*listener.Listener, error) {
 			ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: typed(&router.Router{
 				// The app sees no x-envoy-* headers; no per-route stats per request.
 				SuppressEnvoyHeaders: true, DynamicStats: wrapperspb.Bool(false)})}}},
+		LocalReplyConfig: deniedReply(),
+		// The app gets no x-request-id of Envoy's (and the proxy saves a
+		// UUID per request): no change to what the apps see.
+		GenerateRequestId:         wrapperspb.Bool(false),
+		CommonHttpProtocolOptions: &core.HttpProtocolOptions{IdleTimeout: durationpb.New(opts.IdleTimeout)},
 		// Paths are normalised (RFC 3986, "." and ".." removed), "//" merged,
 		// and a path with an escaped slash (%2F, %5C) is refused with 400:
 		// nothing ambiguous reaches a path rule or the server.
@@ -173,6 +180,7 @@ func buildListener(l Listener, opts Options) (*listener.Listener, error) {
 					GrpcService: &core.GrpcService{TargetSpecifier: &core.GrpcService_EnvoyGrpc_{
 						EnvoyGrpc: &core.GrpcService_EnvoyGrpc{ClusterName: XDSCluster}}},
 					BufferFlushInterval: durationpb.New(opts.FlushInterval),
+					BufferSizeBytes:     bufferBytes(opts.BufferBytes),
 					CustomTags: []*tracing.CustomTag{
 						literalTag(TagEndpoint, strconv.FormatUint(uint64(l.Endpoint), 10)),
 						literalTag(TagDirection, l.Direction),
@@ -181,6 +189,13 @@ func buildListener(l Listener, opts Options) (*listener.Listener, error) {
 				AdditionalRequestHeadersToLog:  opts.RequestHeaders,
 				AdditionalResponseHeadersToLog: opts.ResponseHeaders,
 			})}}},
+	}
+	if l.Rules.Restricts() {
+		f, err := rbacFilter(l.Rules, l.Direction == "egress")
+		if err != nil {
+			return nil, fmt.Errorf("listener %s: L7 rules: %w", l.Name(), err)
+		}
+		m.HttpFilters = append([]*hcm.HttpFilter{f}, m.HttpFilters...)
 	}
 	return &listener.Listener{
 		Name:                l.Name(),
@@ -222,8 +237,8 @@ func buildRoutes(l Listener) *route.RouteConfiguration {
 }
 
 // originalDstCluster speaks to the upstream in the downstream's protocol
-// (HTTP/1.1 or h2c).
-func originalDstCluster() *cluster.Cluster {
+// (HTTP/1.1 or h2c) and closes connections idle for idle.
+func originalDstCluster(idle time.Duration) *cluster.Cluster {
 	return &cluster.Cluster{
 		Name:                 OriginalDstCluster,
 		ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_ORIGINAL_DST},
@@ -231,6 +246,7 @@ func originalDstCluster() *cluster.Cluster {
 		ConnectTimeout:       durationpb.New(5 * time.Second),
 		TypedExtensionProtocolOptions: map[string]*anypb.Any{
 			"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": typed(&httpopts.HttpProtocolOptions{
+				CommonHttpProtocolOptions: &core.HttpProtocolOptions{IdleTimeout: durationpb.New(idle)},
 				UpstreamProtocolOptions: &httpopts.HttpProtocolOptions_UseDownstreamProtocolConfig{
 					UseDownstreamProtocolConfig: &httpopts.HttpProtocolOptions_UseDownstreamHttpConfig{
 						HttpProtocolOptions:  &core.Http1ProtocolOptions{},
@@ -239,4 +255,11 @@ func originalDstCluster() *cluster.Cluster {
 			}),
 		},
 	}
+}
+
+func bufferBytes(n uint32) *wrapperspb.UInt32Value {
+	if n == 0 {
+		return nil
+	}
+	return wrapperspb.UInt32(n)
 }

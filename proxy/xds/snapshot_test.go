@@ -17,8 +17,8 @@ func TestBuild(t *testing.T) {
 	}{
 		{"no redirect: one cluster, no listener", nil, ""},
 		{"two redirects", []Listener{ok, {Endpoint: 8, Direction: "egress", Port: 53, ProxyPort: 15101}}, ""},
-		{"L7 rules are refused until they are enforced", []Listener{{Endpoint: 7, Direction: "ingress", Port: 80, ProxyPort: 15100,
-			Rules: Rules{HTTP: []HTTPRule{{Method: "GET"}}}}}, "not supported"},
+		{"a bad regexp in L7 rules is refused", []Listener{{Endpoint: 7, Direction: "ingress", Port: 80, ProxyPort: 15100,
+			Rules: Rules{Groups: []PeerGroup{{HTTP: []HTTPRule{{Method: "GET("}}}}}}}, "regexp"},
 		{"a port equal to its proxy port is refused", []Listener{{Endpoint: 7, Direction: "ingress", Port: 80, ProxyPort: 80}}, "proxy port"},
 		{"an unknown direction is refused", []Listener{{Endpoint: 7, Direction: "sideways", Port: 80, ProxyPort: 15100}}, "direction"},
 		{"the same redirect twice is refused", []Listener{ok, ok}, "twice"},

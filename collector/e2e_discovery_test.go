@@ -1,0 +1,233 @@
+package collector_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/apitest"
+	"github.com/periscope-dev/periscope/collector"
+	"github.com/periscope-dev/periscope/datapath"
+	"github.com/periscope-dev/periscope/datapath/netlab"
+	"github.com/periscope-dev/periscope/discovery"
+	"github.com/periscope-dev/periscope/enforcer/policystore"
+)
+
+// discoveryNode is a collector on the real datapath whose endpoints and
+// policies come from watchers only (no endpoints file).
+type discoveryNode struct {
+	c     *collector.Collector
+	dp    *datapath.Datapath
+	store *policystore.Store
+	pin   string
+	base  string
+	log   *logBuffer
+}
+
+// startDiscoveryNode runs a collector named node with an identity grace of
+// grace, and the watchers run feeds it (run is called with the
+// collector's endpoint sink and the store's policy sink) until the test
+// ends.
+func startDiscoveryNode(t *testing.T, node string, grace time.Duration,
+	run func(ctx context.Context, eps discovery.EndpointSink, pols discovery.PolicySink) error) *discoveryNode {
+	t.Helper()
+	log := &logBuffer{}
+	logger := slog.New(slog.NewTextHandler(log, nil))
+	pin := fmt.Sprintf("/sys/fs/bpf/periscope-e2e-disc-%d-%d", os.Getpid(), time.Now().UnixNano())
+	t.Cleanup(func() { os.RemoveAll(pin) })
+	dp, err := datapath.Load(datapath.Config{PinPath: pin, Logger: logger})
+	if err != nil {
+		t.Fatalf("load datapath: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	c, err := collector.New(collector.Options{Config: &collector.Config{NodeName: node}, Sources: []collector.Source{dp},
+		Attacher: dp, Listener: ln, Interfaces: dp.Interfaces, Logger: logger, IdentityGrace: grace,
+		EndpointState: filepath.Join(dir, "endpoints.json")})
+	if err != nil {
+		dp.Close()
+		t.Fatalf("collector: %v", err)
+	}
+	store, err := policystore.New(policystore.Options{Dir: filepath.Join(dir, "policies"), Applier: dp, Endpoints: c, Logger: logger})
+	if err != nil {
+		dp.Close()
+		t.Fatalf("policy store: %v", err)
+	}
+	c.OnEndpointsChange(store.Refresh)
+	stop := apitest.Start(t, "collector", c)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, c, store) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("watchers: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("watchers did not stop within 30s")
+		}
+		// No policy left: the datapath's programs go with it.
+		for _, p := range store.List() {
+			if _, err := store.Delete(p.Kind, p.Namespace, p.Name); err != nil {
+				t.Logf("delete policy %s: %v", p.Name, err)
+			}
+		}
+		stop()
+		if err := dp.Close(); err != nil {
+			t.Errorf("close datapath: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("collector log:\n%s", log)
+		}
+	})
+	return &discoveryNode{c: c, dp: dp, store: store, pin: pin, base: "http://" + c.Addr().String(), log: log}
+}
+
+// endpointAt is the endpoint the collector's registry has at ip, if any.
+func (n *discoveryNode) endpointAt(ip netip.Addr) (api.Endpoint, bool) {
+	return n.c.Registry().LookupIP(ip)
+}
+
+// waitEndpoint waits until the registry names ip's endpoint podName and
+// returns it.
+func (n *discoveryNode) waitEndpoint(t *testing.T, ip netip.Addr, podName string, timeout time.Duration) api.Endpoint {
+	t.Helper()
+	var ep api.Endpoint
+	waitWithin(t, timeout, fmt.Sprintf("%s attributed to %s", ip, podName), func() bool {
+		var ok bool
+		ep, ok = n.endpointAt(ip)
+		return ok && ep.PodName == podName
+	})
+	return ep
+}
+
+// mapEntries counts the entries of the datapath's per-endpoint maps, by
+// map: both halves of each double buffer together (the half not in force
+// is emptied when the other is).
+func (n *discoveryNode) mapEntries(t *testing.T) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for _, base := range []string{"ipcache", "local_ep", "enforce", "policy"} {
+		for _, half := range []string{"_0", "_1"} {
+			m, err := ebpf.LoadPinnedMap(filepath.Join(n.pin, base+half), nil)
+			if err != nil {
+				t.Fatalf("open pinned map %s: %v", base+half, err)
+			}
+			var k, v []byte
+			k = make([]byte, m.KeySize())
+			v = make([]byte, m.ValueSize())
+			it := m.Iterate()
+			count := 0
+			for it.Next(&k, &v) {
+				count++
+			}
+			if err := it.Err(); err != nil {
+				t.Fatalf("iterate %s: %v", base+half, err)
+			}
+			m.Close()
+			out[base] += count
+		}
+	}
+	return out
+}
+
+// connects reports whether from can open a TCP connection to to:port.
+func connects(t *testing.T, from, to *netlab.Pod, port uint16) bool {
+	ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
+	defer cancel()
+	c, err := from.DialTCP(ctx, netip.AddrPortFrom(to.IPv4, port))
+	if err == nil {
+		c.Close()
+	}
+	return err == nil
+}
+
+// acceptAndClose serves TCP on ports of pod until the test ends.
+func acceptAndClose(t *testing.T, pod *netlab.Pod, ports ...uint16) {
+	t.Helper()
+	for _, port := range ports {
+		ln, err := pod.ListenTCP(port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+	}
+}
+
+// waitWithin polls cond every 20 ms until it holds, or fails the test after
+// timeout naming what it waited for.
+func waitWithin(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %v", what, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// flowBetween finds a stored flow from the pod named src to the pod named
+// dst.
+func (n *discoveryNode) flowBetween(t *testing.T, src, dst string) (api.Flow, bool) {
+	t.Helper()
+	var found api.Flow
+	ok := false
+	for _, f := range (&e2eNode{c: n.c, base: n.base}).flows(t) {
+		if f.Source.PodName == src && f.Destination.PodName == dst {
+			found, ok = f, true
+		}
+	}
+	return found, ok
+}
+
+// latencies summarises durations: the p50, p99 and max.
+func latencies(ds []time.Duration) (p50, p99, maxd time.Duration) {
+	if len(ds) == 0 {
+		return 0, 0, 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	at := func(q float64) time.Duration { return s[min(len(s)-1, int(q*float64(len(s))))] }
+	return at(0.5), at(0.99), s[len(s)-1]
+}
+
+// hasLabels reports whether labels has every one of want.
+func hasLabels(labels []string, want ...string) error {
+	var missing []string
+	for _, w := range want {
+		if !slices.Contains(labels, w) {
+			missing = append(missing, w)
+		}
+	}
+	if len(missing) > 0 {
+		return errors.New("missing " + strings.Join(missing, ", ") + " in " + strings.Join(labels, ", "))
+	}
+	return nil
+}
