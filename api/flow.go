@@ -111,10 +111,10 @@ type EventKind uint8
 const (
 	EventUnknown  EventKind = 0
 	EventStart    EventKind = 1 // first packet of a connection
-	EventState    EventKind = 2 // a new TCP flag (SYN, SYN-ACK, FIN, RST) was seen
+	EventState    EventKind = 2 // the connection's verdict changed (a new policy revision re-judged it)
 	EventPeriodic EventKind = 3 // a long connection's periodic report
 	EventEnd      EventKind = 4 // the connection ended (TCP close, or idle timeout)
-	EventSock     EventKind = 5 // a socket state change of a host process
+	EventSock     EventKind = 5 // a socket closed whose connection no other record holds
 )
 
 // Endpoint is one side of a flow (Hubble's flow.Endpoint).
@@ -153,7 +153,8 @@ type Counters struct {
 	BytesReply     uint64
 }
 
-// Process is the host process behind a SOCK flow.
+// Process is a local process behind a connection: the owner of one of its
+// sockets (from the sock tracepoint).
 type Process struct {
 	PID      uint32
 	Comm     string
@@ -189,7 +190,26 @@ type Flow struct {
 	StartTime time.Time // first packet of the connection
 	EndTime   time.Time // last packet seen so far
 	Counters  Counters
-	Process   Process
+	// Process is the local process on the Source side (the initiator's
+	// socket) when the record merged that socket's close; of a SOCK record,
+	// the socket's process whichever side it is.
+	Process Process
+	// DestinationProcess is the local process on the Destination side (the
+	// responder's socket) when the record merged that socket's close.
+	DestinationProcess Process
+
+	// Other is the connection's second observation point on this node, when
+	// the datapath saw it at two interfaces (the veth of the client and that
+	// of the server, or a host interface and a pod's veth): the record is
+	// then the one flow of the connection, with each point's verdict and
+	// counts. The record's own Interface, InitiatorHook, TrafficDirection,
+	// Verdict, DropReason and Counters are those of the point with the more
+	// severe verdict (DROPPED, then AUDIT), the initiator's side when they
+	// agree; each side's policy names are in the policy fields of its
+	// direction. Zero (Interface.Index 0) when the connection was seen at one
+	// interface. Observations splits the record into Hubble's
+	// one-per-point records.
+	Other Observation
 
 	// InitiatorHook is the TC hook of Interface at which the initiator's
 	// packets were seen: Ingress when they entered the node through

@@ -225,8 +225,9 @@ func appendPolicies(dst []byte, key string, refs []PolicyRef) []byte {
 // appendPeriscope appends the "periscope" extension object unless it would
 // be empty.
 func appendPeriscope(dst []byte, f *Flow) []byte {
-	if f.Event == EventUnknown && f.StartTime.IsZero() && f.EndTime.IsZero() &&
-		f.Counters == (Counters{}) && f.Process == (Process{}) && f.InitiatorHook == TrafficDirectionUnknown {
+	if f.Event == EventUnknown && f.StartTime.IsZero() && f.EndTime.IsZero() && f.Counters == (Counters{}) &&
+		f.Process == (Process{}) && f.DestinationProcess == (Process{}) && f.InitiatorHook == TrafficDirectionUnknown &&
+		!f.Paired() {
 		return dst
 	}
 	dst = appendKey(dst, "periscope")
@@ -238,17 +239,55 @@ func appendPeriscope(dst []byte, f *Flow) []byte {
 	dst = appendTimeField(dst, "end_time", f.EndTime)
 	dst = appendCounters(dst, "forward", f.Counters.PacketsForward, f.Counters.BytesForward)
 	dst = appendCounters(dst, "reply", f.Counters.PacketsReply, f.Counters.BytesReply)
-	if f.Process != (Process{}) {
-		dst = appendKey(dst, "process")
-		dst = append(dst, '{')
-		dst = appendUintField(dst, "pid", uint64(f.Process.PID))
-		dst = appendStringField(dst, "comm", f.Process.Comm)
-		dst = appendUintField(dst, "cgroup_id", f.Process.CgroupID)
-		dst = append(dst, '}')
-	}
+	dst = appendProcess(dst, "process", &f.Process)
 	if f.InitiatorHook != TrafficDirectionUnknown {
 		dst = appendEnum(dst, "initiator_hook", f.InitiatorHook.String())
 	}
+	dst = appendProcess(dst, "destination_process", &f.DestinationProcess)
+	if f.Paired() {
+		dst = appendObservation(dst, "other_observation", &f.Other)
+	}
+	return append(dst, '}')
+}
+
+// appendProcess appends a process object unless p is zero.
+func appendProcess(dst []byte, key string, p *Process) []byte {
+	if *p == (Process{}) {
+		return dst
+	}
+	dst = appendKey(dst, key)
+	dst = append(dst, '{')
+	dst = appendUintField(dst, "pid", uint64(p.PID))
+	dst = appendStringField(dst, "comm", p.Comm)
+	dst = appendUintField(dst, "cgroup_id", uint64(p.CgroupID))
+	return append(dst, '}')
+}
+
+// appendObservation appends an observation point, its fields named as the
+// flow's own.
+func appendObservation(dst []byte, key string, o *Observation) []byte {
+	dst = appendKey(dst, key)
+	dst = append(dst, '{')
+	dst = appendKey(dst, "interface")
+	dst = append(dst, '{')
+	dst = appendUintField(dst, "index", uint64(o.Interface.Index))
+	dst = appendStringField(dst, "name", o.Interface.Name)
+	dst = append(dst, '}')
+	if o.InitiatorHook != TrafficDirectionUnknown {
+		dst = appendEnum(dst, "initiator_hook", o.InitiatorHook.String())
+	}
+	if o.TrafficDirection != TrafficDirectionUnknown {
+		dst = appendEnum(dst, "traffic_direction", o.TrafficDirection.String())
+	}
+	if o.Verdict != VerdictUnknown {
+		dst = appendEnum(dst, "verdict", o.Verdict.String())
+	}
+	if o.DropReason != DropReasonUnknown {
+		dst = appendUintField(dst, "drop_reason", uint64(o.DropReason))
+		dst = appendEnum(dst, "drop_reason_desc", o.DropReason.String())
+	}
+	dst = appendCounters(dst, "forward", o.Counters.PacketsForward, o.Counters.BytesForward)
+	dst = appendCounters(dst, "reply", o.Counters.PacketsReply, o.Counters.BytesReply)
 	return append(dst, '}')
 }
 

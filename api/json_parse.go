@@ -87,6 +87,17 @@ type (
 		Reply     wireCounters `json:"reply"`
 		Process   *wireProcess `json:"process"`
 		Hook      wireEnum     `json:"initiator_hook"`
+		DstProc   *wireProcess `json:"destination_process"`
+		Other     *wireObserv  `json:"other_observation"`
+	}
+	wireObserv struct {
+		Interface        Interface    `json:"interface"`
+		Hook             wireEnum     `json:"initiator_hook"`
+		TrafficDirection wireEnum     `json:"traffic_direction"`
+		Verdict          wireEnum     `json:"verdict"`
+		DropReason       uint16       `json:"drop_reason"`
+		Forward          wireCounters `json:"forward"`
+		Reply            wireCounters `json:"reply"`
 	}
 	wireCounters struct {
 		Packets uint64 `json:"packets"`
@@ -275,6 +286,34 @@ func (w *wirePeriscope) decode(f *Flow) error {
 	}
 	if w.Process != nil {
 		f.Process = Process{PID: w.Process.PID, Comm: w.Process.Comm, CgroupID: w.Process.CgroupID}
+	}
+	if w.DstProc != nil {
+		f.DestinationProcess = Process{PID: w.DstProc.PID, Comm: w.DstProc.Comm, CgroupID: w.DstProc.CgroupID}
+	}
+	if w.Other != nil {
+		return w.Other.decode(&f.Other)
+	}
+	return nil
+}
+
+func (w *wireObserv) decode(o *Observation) error {
+	if w.Interface.Index == 0 {
+		return fmt.Errorf("periscope.other_observation: no interface index")
+	}
+	o.Interface = w.Interface
+	if err := parseEnumField(w.Hook, "periscope.other_observation.initiator_hook", ParseTrafficDirection, &o.InitiatorHook); err != nil {
+		return err
+	}
+	if err := parseEnumField(w.TrafficDirection, "periscope.other_observation.traffic_direction", ParseTrafficDirection, &o.TrafficDirection); err != nil {
+		return err
+	}
+	if err := parseEnumField(w.Verdict, "periscope.other_observation.verdict", ParseVerdict, &o.Verdict); err != nil {
+		return err
+	}
+	o.DropReason = DropReason(w.DropReason)
+	o.Counters = Counters{
+		PacketsForward: w.Forward.Packets, BytesForward: w.Forward.Bytes,
+		PacketsReply: w.Reply.Packets, BytesReply: w.Reply.Bytes,
 	}
 	return nil
 }

@@ -145,9 +145,35 @@ func sampleFlows() map[string]*Flow {
 			Type: FlowTypeL7,
 			L7:   &L7{Type: L7FlowType(9)},
 		},
+		"tcp_two_points": {
+			Time:               t0,
+			UUID:               [16]byte{0x22, 15: 1},
+			Verdict:            VerdictForwarded,
+			IP:                 IP{Source: netip.MustParseAddr("198.18.0.2"), Destination: netip.MustParseAddr("198.18.0.3"), Version: IPv4},
+			L4:                 L4{Protocol: ProtoTCP, SourcePort: 43210, DestinationPort: 8080, TCPFlags: TCPFlagSYN | TCPFlagACK | TCPFlagFIN},
+			Source:             Endpoint{ID: 12, Identity: 1234, Namespace: "default", PodName: "frontend"},
+			Destination:        Endpoint{ID: 13, Identity: 5678, Namespace: "default", PodName: "backend"},
+			Type:               FlowTypeL3L4,
+			TrafficDirection:   TrafficDirectionEgress,
+			NodeName:           "node1",
+			Interface:          Interface{Index: 7, Name: "lxc-frontend"},
+			InitiatorHook:      TrafficDirectionIngress,
+			Event:              EventEnd,
+			StartTime:          t0.Add(-time.Second),
+			EndTime:            t0,
+			Counters:           Counters{PacketsForward: 6, BytesForward: 500, PacketsReply: 5, BytesReply: 700},
+			Process:            Process{PID: 100, Comm: "curl", CgroupID: 7},
+			DestinationProcess: Process{PID: 200, Comm: "nginx", CgroupID: 8},
+			EgressAllowedBy:    []PolicyRef{{Name: "allow-frontend", Namespace: "default", Kind: "CiliumNetworkPolicy", Revision: 7}},
+			IngressAllowedBy:   []PolicyRef{{Name: "allow-to-backend", Namespace: "default", Kind: "CiliumNetworkPolicy", Revision: 3}},
+			Other: Observation{Interface: Interface{Index: 9, Name: "lxc-backend"}, InitiatorHook: TrafficDirectionEgress,
+				TrafficDirection: TrafficDirectionIngress, Verdict: VerdictForwarded,
+				Counters: Counters{PacketsForward: 5, BytesForward: 420, PacketsReply: 5, BytesReply: 700}},
+		},
 	}
 }
 
 // sampleNames lists sampleFlows' keys in golden-file order.
 var sampleNames = []string{"tcp_forwarded", "tcp_policy_denied", "udp_ipv6_reply", "icmpv4_echo_request", "sock_process", "empty",
-	"http_request", "http_response", "dns_request", "dns_response", "dns_nxdomain", "kafka_response", "l7_sample_type_number"}
+	"http_request", "http_response", "dns_request", "dns_response", "dns_nxdomain", "kafka_response", "l7_sample_type_number",
+	"tcp_two_points"}

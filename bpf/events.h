@@ -50,4 +50,22 @@ static __always_inline struct flow_event *reserve_event(void)
 	return e;
 }
 
+/*
+ * Set at load time from the datapath's Config. The reader drains the ring on
+ * a timer; an event wakes it only once this many bytes wait, so a burst of
+ * events costs one wakeup rather than one each (a reader that caught up is
+ * otherwise woken by every submit). 0 wakes it on every event.
+ */
+volatile const __u64 wakeup_bytes = 0;
+
+static __always_inline void submit_event(void *e)
+{
+	__u64 flags = 0;
+
+	if (wakeup_bytes)
+		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
+				BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
+}
+
 #endif /* PERISCOPE_EVENTS_H */

@@ -11,7 +11,7 @@
 /* Why an event was emitted; values equal Go's api.EventKind. */
 enum flow_kind {
 	FLOW_KIND_START = 1,    /* first packet of a connection */
-	FLOW_KIND_STATE = 2,    /* a new SYN, SYN-ACK, FIN or RST */
+	FLOW_KIND_STATE = 2,    /* the verdict changed (a new policy revision re-judged it) */
 	FLOW_KIND_PERIODIC = 3, /* periodic report of a long connection */
 	FLOW_KIND_END = 4,      /* built by the userspace sweeper; by BPF only on TCP port reuse */
 	FLOW_KIND_SOCK = 5,     /* socket state change of a host process */
@@ -24,7 +24,7 @@ enum flow_hook {
 	FLOW_HOOK_EGRESS = 2,  /* the packet left the host through the interface */
 };
 
-/* Per-connection TCP state bits that trigger a FLOW_KIND_STATE event. */
+/* Per-connection TCP state bits, kept in the entry (the sweeper ends closed connections). */
 enum flow_state {
 	FLOW_STATE_SYN = 1,     /* SYN without ACK */
 	FLOW_STATE_SYNACK = 2,  /* SYN with ACK */

@@ -1,21 +1,24 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * sock_trace.c: TCP connections of host processes, from the
- * sock/inet_sock_set_state tracepoint. Emits a FLOW_KIND_SOCK event on the
- * transitions to SYN_SENT, ESTABLISHED and CLOSE with pid, comm and cgroup
- * id; on CLOSE the counts come from the tcp_sock (bytes_acked /
+ * sock/inet_sock_set_state tracepoint. Emits ONE FLOW_KIND_SOCK event per
+ * socket, when it closes (CLOSE), with its tuple, its counts, when it was
+ * first seen, whether it opened the connection, and its process: pid, comm
+ * and cgroup id. On CLOSE the counts come from the tcp_sock (bytes_acked /
  * bytes_received, segs_out / segs_in): segments, and TCP sequence space
  * rather than payload bytes: the kernel counts one more for an acked FIN, a
  * received FIN, and an active opener's acked SYN. Not frame lengths as in
- * tc_flow.c.
+ * tc_flow.c. The collector merges the event into the record of the
+ * connection the flow programs saw, when they saw it.
  *
- * connect() enters SYN_SENT before it picks the source port: the SYN_SENT
- * record of an unbound socket has source port 0.
- *
- * pid, comm and cgroup id are those of the current task: meaningful only
- * when the transition runs in process context (connect(), close(),
- * accept()-side ESTABLISHED is NOT: a passive open completes in softirq,
- * and a CLOSE after a timer or an RST may too).
+ * The process is taken where the transition runs in the process's own
+ * context: connect() (to SYN_SENT) for the side that opens the connection,
+ * close() or shutdown() (to FIN_WAIT1 or LAST_ACK) for the other, whose
+ * passive open completes in softirq. A socket that closes without any such
+ * transition (an RST received before the application closed it) has no
+ * process (pid 0). A socket is followed from its first transition the
+ * program sees; one already open when it was attached is reported only if
+ * it closes from SYN_SENT, SYN_RECV or ESTABLISHED.
  */
 #pragma clang diagnostic push
 #pragma clang diagnostic ignored "-Wpadded"
@@ -34,21 +37,37 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define TCP_ESTABLISHED_ 1
 #define TCP_SYN_SENT_ 2
 #define TCP_SYN_RECV_ 3
+#define TCP_FIN_WAIT1_ 4
 #define TCP_CLOSE_ 7
+#define TCP_LAST_ACK_ 9
 
 /* What a socket's earlier transitions told us, until it closes. */
 struct sock_info {
 	__u64 first_seen;
+	__u64 cgroup_id;
+	__u32 pid;
 	__u8 local_is_initiator;
-	__u8 pad[7];
+	__u8 has_process; /* pid, comm and cgroup_id are the owner's */
+	__u8 pad[2];
+	char comm[16];
 };
 
+/* Default size; the loader overrides max_entries from Config. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64); /* skaddr */
 	__type(value, struct sock_info);
 } socks SEC(".maps");
+
+/* take_process records the current task as the socket's process. */
+static __always_inline void take_process(struct sock_info *si)
+{
+	si->cgroup_id = bpf_get_current_cgroup_id();
+	si->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(si->comm, sizeof(si->comm));
+	si->has_process = 1;
+}
 
 SEC("tracepoint/sock/inet_sock_set_state")
 int sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
@@ -65,26 +84,46 @@ int sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		return 0;
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
-	if (newstate != TCP_SYN_SENT_ && newstate != TCP_ESTABLISHED_ && newstate != TCP_CLOSE_)
+
+	switch (newstate) {
+	case TCP_SYN_SENT_: /* connect(): the opener, in its own context */
+		nsi.first_seen = now;
+		nsi.local_is_initiator = 1;
+		take_process(&nsi);
+		bpf_map_update_elem(&socks, &sk, &nsi, BPF_ANY);
 		return 0;
+	case TCP_ESTABLISHED_:
+		if (bpf_map_lookup_elem(&socks, &sk))
+			return 0;
+		/* A passive open reaches ESTABLISHED from SYN_RECV, in softirq. */
+		nsi.first_seen = now;
+		nsi.local_is_initiator = oldstate != TCP_SYN_RECV_;
+		bpf_map_update_elem(&socks, &sk, &nsi, BPF_NOEXIST);
+		return 0;
+	case TCP_FIN_WAIT1_:
+	case TCP_LAST_ACK_: /* close() or shutdown(), in the owner's context */
+		si = bpf_map_lookup_elem(&socks, &sk);
+		if (si && !si->has_process)
+			take_process(si);
+		return 0;
+	case TCP_CLOSE_:
+		break;
+	default:
+		return 0;
+	}
 
 	si = bpf_map_lookup_elem(&socks, &sk);
 	if (!si) {
-		if (newstate == TCP_CLOSE_ && oldstate != TCP_SYN_SENT_ &&
-		    oldstate != TCP_ESTABLISHED_ && oldstate != TCP_SYN_RECV_)
+		if (oldstate != TCP_SYN_SENT_ && oldstate != TCP_ESTABLISHED_ && oldstate != TCP_SYN_RECV_)
 			return 0; /* never connected: e.g. a listener closing */
 		nsi.first_seen = now;
-		/* A passive open reaches ESTABLISHED from SYN_RECV. */
 		nsi.local_is_initiator = oldstate != TCP_SYN_RECV_;
-		if (newstate != TCP_CLOSE_)
-			bpf_map_update_elem(&socks, &sk, &nsi, BPF_ANY);
 		si = &nsi;
 	}
 
 	e = reserve_event();
 	if (!e) {
-		if (newstate == TCP_CLOSE_)
-			bpf_map_delete_elem(&socks, &sk);
+		bpf_map_delete_elem(&socks, &sk);
 		return 0;
 	}
 	__builtin_memset(e, 0, sizeof(*e));
@@ -92,7 +131,7 @@ int sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	e->first_seen = si->first_seen;
 	e->last_seen = now;
 	e->src_is_initiator = si->local_is_initiator;
-	if (newstate == TCP_CLOSE_) {
+	{
 		struct tcp_sock *tp = (struct tcp_sock *)sk;
 		__u64 sent = BPF_CORE_READ(tp, bytes_acked);
 		__u64 recv = BPF_CORE_READ(tp, bytes_received);
@@ -110,11 +149,13 @@ int sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 			e->packets_rev = out;
 			e->bytes_rev = sent;
 		}
-		bpf_map_delete_elem(&socks, &sk);
 	}
-	e->cgroup_id = bpf_get_current_cgroup_id();
-	e->pid = bpf_get_current_pid_tgid() >> 32;
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	if (si->has_process) {
+		e->cgroup_id = si->cgroup_id;
+		e->pid = si->pid;
+		__builtin_memcpy(e->comm, si->comm, sizeof(e->comm));
+	}
+	bpf_map_delete_elem(&socks, &sk);
 	/*
 	 * The tracepoint's saddr/daddr are __u8[4]: read all four bytes (not
 	 * BPF_CORE_READ_INTO on &e->saddr[0], which reads sizeof(__u8) = 1).
@@ -133,6 +174,6 @@ int sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	e->dport = BPF_CORE_READ(ctx, dport);
 	e->proto = IPPROTO_TCP;
 	e->kind = FLOW_KIND_SOCK;
-	bpf_ringbuf_submit(e, 0);
+	submit_event(e);
 	return 0;
 }

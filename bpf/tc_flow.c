@@ -3,12 +3,15 @@
  * tc_flow.c: per-connection flow accounting at TC ingress and egress.
  *
  * Every IP packet updates one flow-table entry (exact packet and byte
- * counts both ways, TCP flags, first/last seen). An event goes to the ring
- * buffer only when a flow starts, when a new SYN / SYN-ACK / FIN / RST
- * appears, and every report_interval_ns of a busy flow: never one event
- * per packet. Flow ends are reported by the userspace sweeper from the
- * table entry, so final counts are exact; the one End built here is that of
- * a closed TCP connection whose tuple a new SYN reuses.
+ * counts both ways, TCP flags and state, first/last seen). An event goes to
+ * the ring buffer only when a flow starts, when its verdict changes, and
+ * every report_interval_ns of a busy flow: never one event per packet, and
+ * none for a TCP flag (SYN-ACK, FIN, RST only mark the entry: a short
+ * connection is its START and its End). Flow ends are reported by the
+ * userspace sweeper from the table entry, so final counts are exact; the
+ * one End built here is that of a closed TCP connection whose tuple a new
+ * SYN reuses. Events are submitted without waking the reader (see
+ * submit_event in events.h).
  *
  * Policy (identity-based L3/L4, laid out by enforcer/compile): a connection
  * is judged when its entry is created, never per packet. At the host side of
@@ -627,7 +630,7 @@ static __always_inline void emit(const struct flow_key *k, struct flow_value *v,
 	e->policy_set = v->policy_set;
 	e->pad = 0;
 	e->revision = v->revision;
-	bpf_ringbuf_submit(e, 0);
+	submit_event(e);
 }
 
 /* A TCP connection that saw FIN both ways or an RST is over. */
@@ -1220,7 +1223,7 @@ static __always_inline int start_flow(struct packet *p, int rev, __u8 hook, __u6
 
 /*
  * The hot path is an existing flow: one map lookup, two atomic adds, one
- * clock read; an event only on a new TCP state or a due periodic report.
+ * clock read; an event only on a verdict change or a due periodic report.
  */
 static __always_inline int handle(struct __sk_buff *skb, __u8 hook, const int host)
 {
@@ -1279,13 +1282,9 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook, const int ho
 
 		if (p.tcp_flags & ~v->tcp_flags)
 			__sync_fetch_and_or(&v->tcp_flags, p.tcp_flags);
-		/* Only the CPU that sets a new state bit reports it. */
-		if (st & ~vst) {
-			__u32 old = __sync_fetch_and_or(&v->state, st);
-
-			if (st & ~old)
-				kind = FLOW_KIND_STATE;
-		}
+		/* Marked, not reported: the periodic report and the End carry it. */
+		if (st & ~vst)
+			__sync_fetch_and_or(&v->state, st);
 	}
 
 	/*

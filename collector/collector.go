@@ -76,6 +76,22 @@ type DatapathStats struct {
 	EventsEmitted uint64
 	EventsPending uint64
 	FlowsEnded    uint64
+	// FlowTableEntries of FlowTableSize is the kernel flow table's fill.
+	FlowTableEntries, FlowTableSize uint64
+	// RecordsMerged and SocketsMerged count the records that merged a
+	// connection's two observation points and the socket closes folded
+	// into their connection's records.
+	RecordsMerged, SocketsMerged uint64
+	// Maps are the kernel maps and their memory.
+	Maps []MapStatus
+}
+
+// MapStatus is one kernel map of the datapath in /api/v1/status.
+type MapStatus struct {
+	Name       string `json:"name"`
+	Type       string `json:"type"`
+	MaxEntries uint32 `json:"max_entries"`
+	Bytes      uint64 `json:"bytes"` // the memory the kernel accounts to it
 }
 
 // Options configure a Collector. Either Config (resolved against the kernel

@@ -53,8 +53,9 @@ type e2eConn struct {
 
 // TestE2EFlowsExactCounts runs TCP, UDP and ICMP between two pods over IPv4
 // and IPv6 through the real datapath and collector, and checks every
-// connection's End records on both veths: 5-tuple, enriched endpoints,
-// direction, verdict and exact counts. The sum of every flow record on a
+// connection's End record, one per connection with both veths as its
+// observation points: 5-tuple, enriched endpoints, direction, verdict and
+// exact counts at each point. The sum of every flow record's points on a
 // veth must equal the veth's own counters: the datapath misses no packet
 // and counts the same length as the kernel (the L2 frame, skb->len).
 func TestE2EFlowsExactCounts(t *testing.T) {
@@ -107,12 +108,22 @@ func TestE2EFlowsExactCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The veths' counters are the sum of their flows' final counts.
+	// The veths' counters are the sum of their flows' final counts, each
+	// record counted at each of its points.
+	var points []api.Flow
+	for i := range ended {
+		var own, other api.Flow
+		if ended[i].Observations(&own, &other) {
+			points = append(points, own, other)
+		} else {
+			points = append(points, ended[i])
+		}
+	}
 	for _, idx := range veths {
 		var got vethCounters
 		n := 0
-		for i := range ended {
-			f := &ended[i]
+		for i := range points {
+			f := &points[i]
 			if int(f.Interface.Index) != idx {
 				continue
 			}
@@ -142,25 +153,27 @@ func TestE2EFlowsExactCounts(t *testing.T) {
 		}
 	}
 
-	// Each connection, as the HTTP API serves it.
+	// Each connection, as the HTTP API serves it: one End record, both
+	// veths its points.
 	wire := node.flows(t, "from:pod=client")
 	for _, c := range conns {
-		onClient := findEnd(wire, c, client, server, client.HostVeth.Index)
-		onServer := findEnd(wire, c, client, server, server.HostVeth.Index)
-		if len(onClient) != 1 || len(onServer) != 1 {
-			t.Errorf("%s: %d End records on the client's veth and %d on the server's, want 1 and 1",
-				c.name, len(onClient), len(onServer))
+		ends := findEnd(wire, c, client, server, client.HostVeth.Index)
+		if len(ends) != 1 || ends[0].Other.Interface.Index != uint32(server.HostVeth.Index) {
+			t.Errorf("%s: %d End records from the client's veth (%+v), want one whose other point is the server's veth",
+				c.name, len(ends), ends)
 			continue
 		}
-		checkEnd(t, c, onClient[0], api.TrafficDirectionEgress, api.TrafficDirectionIngress)
-		checkEnd(t, c, onServer[0], api.TrafficDirectionIngress, api.TrafficDirectionEgress)
-		if onClient[0].Counters != onServer[0].Counters {
+		var onClient, onServer api.Flow
+		ends[0].Observations(&onClient, &onServer)
+		checkEnd(t, c, onClient, api.TrafficDirectionEgress, api.TrafficDirectionIngress)
+		checkEnd(t, c, onServer, api.TrafficDirectionIngress, api.TrafficDirectionEgress)
+		if onClient.Counters != onServer.Counters {
 			t.Errorf("%s: counters differ between the client's veth %+v and the server's %+v",
-				c.name, onClient[0].Counters, onServer[0].Counters)
+				c.name, onClient.Counters, onServer.Counters)
 		}
-		if c.proto == api.ProtoTCP && onClient[0].Counters.BytesForward < e2eTCPBytes {
+		if c.proto == api.ProtoTCP && onClient.Counters.BytesForward < e2eTCPBytes {
 			t.Errorf("%s: %d bytes forward, less than the %d the client wrote", c.name,
-				onClient[0].Counters.BytesForward, e2eTCPBytes)
+				onClient.Counters.BytesForward, e2eTCPBytes)
 		}
 		if len(findEnd(wire, c, client, server, third.HostVeth.Index)) != 0 {
 			t.Errorf("%s: seen on the third pod's veth, which it never crossed", c.name)
@@ -174,11 +187,13 @@ func describe(f *api.Flow) string {
 		f.IP.Destination, f.L4.DestinationPort, f.Summary())
 }
 
-// findEnd returns the End records of c observed on the interface ifindex.
+// findEnd returns the End records of c observed on the interface ifindex
+// (at either of their points).
 func findEnd(flows []api.Flow, c e2eConn, client, server *netlab.Pod, ifindex int) []api.Flow {
 	var out []api.Flow
 	for _, f := range flows {
-		if f.Event != api.EventEnd || int(f.Interface.Index) != ifindex || f.L4.Protocol != c.proto ||
+		at := int(f.Interface.Index) == ifindex || int(f.Other.Interface.Index) == ifindex
+		if f.Event != api.EventEnd || !at || f.L4.Protocol != c.proto ||
 			f.IP.Source != client.Addr(c.v6) || f.IP.Destination != server.Addr(c.v6) {
 			continue
 		}

@@ -114,6 +114,7 @@ func TestCollectorWithRealDatapath(t *testing.T) {
 	lines := bufio.NewScanner(resp.Body)
 	deadline := time.AfterFunc(15*time.Second, func() { resp.Body.Close() })
 	defer deadline.Stop()
+	// The connection's record holds both veths, each with its direction.
 	seen := map[string]api.TrafficDirection{}
 	for len(seen) < 2 && lines.Scan() {
 		var f api.Flow
@@ -125,6 +126,9 @@ func TestCollectorWithRealDatapath(t *testing.T) {
 			t.Errorf("badly enriched flow: %s", lines.Text())
 		}
 		seen[f.Interface.Name] = f.TrafficDirection
+		if f.Paired() {
+			seen[f.Other.Interface.Name] = f.Other.TrafficDirection
+		}
 	}
 	if got := seen[client.HostVeth.Name]; got != api.TrafficDirectionEgress {
 		t.Errorf("direction on the client's veth %v, want EGRESS (seen %v)", got, seen)

@@ -200,11 +200,11 @@ func (r *Registry) NodeName() string { return r.nodeName }
 func (r *Registry) ClusterName() string { return r.clusterName }
 
 // Enrich fills a flow's endpoints (by IP; a link-local address by the
-// interface it belongs to), node name, interface name and traffic
-// direction, in place. A peer that is no endpoint gets its reserved
-// identity, as in Cilium (see peer). An L7 record keeps the traffic
-// direction its producer set: the proxy knows on which side of the
-// endpoint it sits. It allocates nothing.
+// interface it belongs to), node name, interface names and traffic
+// directions (of its own observation point and of Other's), in place. A
+// peer that is no endpoint gets its reserved identity, as in Cilium (see
+// peer). An L7 record keeps the traffic direction its producer set: the
+// proxy knows on which side of the endpoint it sits. It allocates nothing.
 func (r *Registry) Enrich(f *api.Flow) {
 	f.NodeName = r.nodeName
 	f.Interface.Name = r.ifNames[f.Interface.Index]
@@ -213,28 +213,33 @@ func (r *Registry) Enrich(f *api.Flow) {
 	dst := r.lookup(f.IP.Destination, f.Interface.Index)
 	f.Source = r.endpointOrPeer(src, f.IP.Source)
 	f.Destination = r.endpointOrPeer(dst, f.IP.Destination)
-
+	if f.Paired() {
+		f.Other.Interface.Name = r.ifNames[f.Other.Interface.Index]
+		f.Other.TrafficDirection = r.direction(f, f.Other.Interface.Index, src, dst)
+	}
 	if f.Type == api.FlowTypeL7 && f.TrafficDirection != api.TrafficDirectionUnknown {
 		return
 	}
+	f.TrafficDirection = r.direction(f, f.Interface.Index, src, dst)
+}
 
-	if observed := r.byIfIndex[f.Interface.Index]; observed != nil && f.Type != api.FlowTypeSock {
+// direction is the traffic direction of f seen at interface ifindex: of
+// the endpoint behind it, whose side of f says which; from the host's point
+// of view on host interfaces, for SOCK flows, and at a veth whose endpoint
+// is on neither side.
+func (r *Registry) direction(f *api.Flow, ifindex uint32, src, dst *endpointInfo) api.TrafficDirection {
+	if observed := r.byIfIndex[ifindex]; observed != nil && f.Type != api.FlowTypeSock {
 		switch observed {
 		case src:
-			f.TrafficDirection = api.TrafficDirectionEgress
-			return
+			return api.TrafficDirectionEgress
 		case dst:
-			f.TrafficDirection = api.TrafficDirectionIngress
-			return
+			return api.TrafficDirectionIngress
 		}
 	}
-	// Host interfaces, SOCK flows, and veth flows whose endpoint is on neither
-	// side: judge from the host's point of view.
 	if _, local := r.hostAddrs[f.IP.Source.Unmap()]; local {
-		f.TrafficDirection = api.TrafficDirectionEgress
-	} else {
-		f.TrafficDirection = api.TrafficDirectionIngress
+		return api.TrafficDirectionEgress
 	}
+	return api.TrafficDirectionIngress
 }
 
 func endpointOf(info *endpointInfo) api.Endpoint {

@@ -159,6 +159,19 @@ func TestEnrich(t *testing.T) {
 	}
 }
 
+func TestEnrichNamesBothObservationPointsOfAConnection(t *testing.T) {
+	r := testRegistry(t)
+	f := api.Flow{IP: api.IP{Source: netip.MustParseAddr("198.18.0.2"), Destination: netip.MustParseAddr("198.18.0.3")},
+		Type: api.FlowTypeL3L4, Interface: api.Interface{Index: 10}, Other: api.Observation{Interface: api.Interface{Index: 11}}}
+	r.Enrich(&f)
+	if f.Interface.Name != "veth-fe-h" || f.TrafficDirection != api.TrafficDirectionEgress {
+		t.Errorf("own point %q %v, want the client's veth, egress", f.Interface.Name, f.TrafficDirection)
+	}
+	if f.Other.Interface.Name != "veth-be-h" || f.Other.TrafficDirection != api.TrafficDirectionIngress {
+		t.Errorf("other point %q %v, want the server's veth, ingress", f.Other.Interface.Name, f.Other.TrafficDirection)
+	}
+}
+
 // withDirection gives f a direction, as an L7 producer (or a reused Flow) does.
 func withDirection(f api.Flow, dir api.TrafficDirection) api.Flow {
 	f.TrafficDirection = dir
@@ -168,7 +181,7 @@ func withDirection(f api.Flow, dir api.TrafficDirection) api.Flow {
 func TestEnrichAllocatesNothing(t *testing.T) {
 	r := testRegistry(t)
 	f := api.Flow{IP: api.IP{Source: netip.MustParseAddr("198.18.0.2"), Destination: netip.MustParseAddr("198.18.0.3")},
-		Interface: api.Interface{Index: 10}}
+		Interface: api.Interface{Index: 10}, Other: api.Observation{Interface: api.Interface{Index: 11}}}
 	if n := testing.AllocsPerRun(100, func() { r.Enrich(&f) }); n != 0 {
 		t.Errorf("Enrich allocates %v times per flow", n)
 	}

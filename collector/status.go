@@ -21,6 +21,11 @@ type Status struct {
 	EventsEmitted      uint64           `json:"events_emitted"`
 	EventsPending      uint64           `json:"events_pending"`
 	FlowsEnded         uint64           `json:"flows_ended"`
+	RecordsMerged      uint64           `json:"records_merged"`
+	SocketsMerged      uint64           `json:"sockets_merged"`
+	FlowTable          FlowTableStatus  `json:"flow_table"`
+	MapMemoryBytes     uint64           `json:"map_memory_bytes"`
+	Maps               []MapStatus      `json:"maps"`
 	FlowsSeen          uint64           `json:"flows_seen"`
 	FlowsStored        int              `json:"flows_stored"`
 	RingSize           int              `json:"ring_size"`
@@ -32,6 +37,13 @@ type Status struct {
 	Endpoints          []EndpointStatus `json:"endpoints"`
 	// Routes are the HTTP routes served (Routes).
 	Routes []string `json:"routes"`
+}
+
+// FlowTableStatus is the kernel flow table's fill: entries at the
+// sweeper's last pass, of capacity.
+type FlowTableStatus struct {
+	Entries  uint64 `json:"entries"`
+	Capacity uint64 `json:"capacity"`
 }
 
 // Status reports the collector's counters and configuration.
@@ -53,6 +65,15 @@ func (c *Collector) Status() Status {
 		ds := c.opts.Stats()
 		st.EventsRead, st.EventsLost, st.EventsEmitted, st.EventsPending, st.FlowsEnded =
 			ds.EventsRead, ds.EventsLost, ds.EventsEmitted, ds.EventsPending, ds.FlowsEnded
+		st.RecordsMerged, st.SocketsMerged = ds.RecordsMerged, ds.SocketsMerged
+		st.FlowTable = FlowTableStatus{Entries: ds.FlowTableEntries, Capacity: ds.FlowTableSize}
+		st.Maps = ds.Maps
+		for _, m := range ds.Maps {
+			st.MapMemoryBytes += m.Bytes
+		}
+	}
+	if st.Maps == nil {
+		st.Maps = []MapStatus{}
 	}
 	if c.opts.Stages != nil {
 		st.Stages = c.opts.Stages()

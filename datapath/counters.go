@@ -22,6 +22,7 @@ const (
 	counterDecodeErrors        // events (or swept entries) that did not decode
 	counterSwept               // End records the sweeper built
 	counterRecords             // flow records handed to Run's emit
+	counterMerged              // events folded into another's record by the merger
 	numCounters
 )
 
@@ -135,6 +136,7 @@ func (d *Datapath) openCounters(statsAdopted bool) error {
 	d.decodeErrors = c.counter(counterDecodeErrors)
 	d.flowsEnded = c.counter(counterSwept)
 	d.records = c.counter(counterRecords)
+	d.merge.folded = c.counter(counterMerged)
 	return nil
 }
 

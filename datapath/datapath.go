@@ -49,6 +49,7 @@ type Datapath struct {
 	records      *atomic.Uint64 // handed to emit
 	flowsEvicted atomic.Uint64  // estimate of the last sweep
 	flowsLive    atomic.Uint64  // flow-table entries the last sweep read
+	merge        mergeStats
 
 	policyMu   sync.Mutex // serialises ApplyPolicy and SetPolicyAudit
 	policyMem  []byte     // mmapped policy_rev: the revision word
@@ -160,10 +161,14 @@ func Load(cfg Config) (_ *Datapath, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("load flow program spec: %w", err)
 	}
-	spec.Maps[tcFlowMapEvents].MaxEntries = uint32(cfg.RingBufferSize)
-	spec.Maps[tcFlowMapFlows].MaxEntries = uint32(cfg.FlowTableSize)
+	if err := sizeFlowMaps(spec, cfg); err != nil {
+		return nil, err
+	}
 	if err := spec.Variables[tcFlowVarReportIntervalNs].Set(uint64(cfg.ReportInterval.Nanoseconds())); err != nil {
 		return nil, fmt.Errorf("set report interval: %w", err)
+	}
+	if err := spec.Variables[tcFlowVarWakeupBytes].Set(cfg.wakeupBytes()); err != nil {
+		return nil, fmt.Errorf("set wakeup_bytes: %w", err)
 	}
 	if cfg.loadBytesOnly {
 		if err := spec.Variables[tcFlowVarLoadBytesOnly].Set(uint8(1)); err != nil {
@@ -180,6 +185,10 @@ func Load(cfg Config) (_ *Datapath, err error) {
 			d.removePinDir()
 			return nil, err
 		}
+	}
+	if err := d.fitPinnedSizes(spec); err != nil {
+		d.removePinDir()
+		return nil, err
 	}
 	_, err = os.Stat(filepath.Join(cfg.PinPath, "policy_fast_0"))
 	d.fastNew = err != nil
@@ -217,7 +226,7 @@ func Load(cfg Config) (_ *Datapath, err error) {
 	if statsAdopted && !d.counters.adopted {
 		d.deriveEventsRead()
 	}
-	d.log.Info("datapath loaded", "pin_path", cfg.PinPath, "ring_buffer_bytes", cfg.RingBufferSize,
+	d.log.Info("datapath loaded", "pin_path", cfg.PinPath, "flow_budget", cfg.FlowBudget, "ring_buffer_bytes", cfg.RingBufferSize,
 		"flow_table_size", cfg.FlowTableSize, "report_interval", cfg.ReportInterval, "adopted", d.adopting)
 	return d, nil
 }

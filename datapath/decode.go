@@ -90,18 +90,39 @@ func (d *Decoder) Decode(raw []byte, f *api.Flow) error {
 	return d.decodeEvent(&ev, f)
 }
 
+// checkEvent reports what is wrong with an event whose fields decodeEvent
+// could not turn into a flow, wrapping ErrMalformed.
+func checkEvent(ev *flowEvent) error {
+	kind := api.EventKind(ev.Kind)
+	switch {
+	case kind < api.EventStart || kind > api.EventSock:
+		return fmt.Errorf("%w: kind %d", ErrMalformed, ev.Kind)
+	case ev.SrcIsInitiator > 1:
+		return fmt.Errorf("%w: src_is_initiator %d", ErrMalformed, ev.SrcIsInitiator)
+	case ev.Family != 4 && ev.Family != 6:
+		return fmt.Errorf("%w: family %d", ErrMalformed, ev.Family)
+	case ev.Hook > 2:
+		return fmt.Errorf("%w: hook %d", ErrMalformed, ev.Hook)
+	case kind == api.EventSock && ev.Proto != api.ProtoTCP:
+		return fmt.Errorf("%w: sock event for protocol %d", ErrMalformed, ev.Proto)
+	}
+	switch ev.Verdict {
+	case 0, uint8(tcFlowFlowVerdictFLOW_VERDICT_FORWARDED), uint8(tcFlowFlowVerdictFLOW_VERDICT_DROPPED),
+		uint8(tcFlowFlowVerdictFLOW_VERDICT_AUDIT):
+		return nil
+	}
+	return fmt.Errorf("%w: verdict %d", ErrMalformed, ev.Verdict)
+}
+
 // decodeEvent fills f from an event (from the ring buffer or the sweeper).
 func (d *Decoder) decodeEvent(ev *flowEvent, f *api.Flow) error {
 	*f = api.Flow{}
-	kind := api.EventKind(ev.Kind)
-	if kind < api.EventStart || kind > api.EventSock {
-		return fmt.Errorf("%w: kind %d", ErrMalformed, ev.Kind)
+	if err := checkEvent(ev); err != nil {
+		return err
 	}
+	kind := api.EventKind(ev.Kind)
 	src, dst := ev.Saddr, ev.Daddr
 	sport, dport := ev.Sport, ev.Dport
-	if ev.SrcIsInitiator > 1 {
-		return fmt.Errorf("%w: src_is_initiator %d", ErrMalformed, ev.SrcIsInitiator)
-	}
 	if ev.SrcIsInitiator == 0 {
 		src, dst = dst, src
 		if ev.Proto != api.ProtoICMPv4 && ev.Proto != api.ProtoICMPv6 {
@@ -113,15 +134,10 @@ func (d *Decoder) decodeEvent(ev *flowEvent, f *api.Flow) error {
 		f.IP.Source = netip.AddrFrom4([4]byte(src[:4]))
 		f.IP.Destination = netip.AddrFrom4([4]byte(dst[:4]))
 		f.IP.Version = api.IPv4
-	case 6:
+	default:
 		f.IP.Source = netip.AddrFrom16(src)
 		f.IP.Destination = netip.AddrFrom16(dst)
 		f.IP.Version = api.IPv6
-	default:
-		return fmt.Errorf("%w: family %d", ErrMalformed, ev.Family)
-	}
-	if ev.Hook > 2 {
-		return fmt.Errorf("%w: hook %d", ErrMalformed, ev.Hook)
 	}
 
 	f.L4.Protocol = ev.Proto
@@ -137,16 +153,7 @@ func (d *Decoder) decodeEvent(ev *flowEvent, f *api.Flow) error {
 
 	f.Time = d.Clock.Time(ev.Ts)
 	d.uuid(&f.UUID)
-	switch ev.Verdict {
-	case 0, uint8(tcFlowFlowVerdictFLOW_VERDICT_FORWARDED):
-		f.Verdict = api.VerdictForwarded
-	case uint8(tcFlowFlowVerdictFLOW_VERDICT_DROPPED):
-		f.Verdict = api.VerdictDropped
-	case uint8(tcFlowFlowVerdictFLOW_VERDICT_AUDIT):
-		f.Verdict = api.VerdictAudit
-	default:
-		return fmt.Errorf("%w: verdict %d", ErrMalformed, ev.Verdict)
-	}
+	f.Verdict = verdictOf(ev.Verdict)
 	f.DropReason = api.DropReason(ev.DropReason)
 	f.Event = kind
 	f.StartTime = d.Clock.Time(ev.FirstSeen)
@@ -159,9 +166,6 @@ func (d *Decoder) decodeEvent(ev *flowEvent, f *api.Flow) error {
 	}
 	f.Interface.Index = ev.Ifindex
 	if kind == api.EventSock {
-		if ev.Proto != api.ProtoTCP {
-			return fmt.Errorf("%w: sock event for protocol %d", ErrMalformed, ev.Proto)
-		}
 		f.Type = api.FlowTypeSock
 		// A socket's state change is no verdict: the connection's is its
 		// L3_L4 record's (a connect policy dropped also reaches
@@ -174,6 +178,45 @@ func (d *Decoder) decodeEvent(ev *flowEvent, f *api.Flow) error {
 	f.InitiatorHook = api.TrafficDirection(ev.Hook)
 	d.policyNames(ev, f)
 	return nil
+}
+
+// decodeOther fills f.Other from ev, the event of the connection's other
+// observation point, and that point's policy names. f is ev's connection,
+// decoded from the event of its own point (decodeEvent).
+func (d *Decoder) decodeOther(ev *flowEvent, f *api.Flow) {
+	o := &f.Other
+	o.Interface.Index = ev.Ifindex
+	o.InitiatorHook = api.TrafficDirection(ev.Hook)
+	o.Verdict = verdictOf(ev.Verdict)
+	o.DropReason = api.DropReason(ev.DropReason)
+	o.Counters = api.Counters{
+		PacketsForward: ev.PacketsFwd,
+		BytesForward:   ev.BytesFwd,
+		PacketsReply:   ev.PacketsRev,
+		BytesReply:     ev.BytesRev,
+	}
+	if ev.Proto == api.ProtoTCP {
+		f.L4.TCPFlags |= api.TCPFlags(ev.TcpFlags)
+	}
+	if first := d.Clock.Time(ev.FirstSeen); first.Before(f.StartTime) {
+		f.StartTime = first
+	}
+	if last := d.Clock.Time(ev.LastSeen); last.After(f.EndTime) {
+		f.EndTime = last
+	}
+	d.policyNames(ev, f)
+}
+
+// verdictOf is the api.Verdict of a kernel verdict that decodeEvent
+// accepted.
+func verdictOf(v uint8) api.Verdict {
+	switch v {
+	case uint8(tcFlowFlowVerdictFLOW_VERDICT_DROPPED):
+		return api.VerdictDropped
+	case uint8(tcFlowFlowVerdictFLOW_VERDICT_AUDIT):
+		return api.VerdictAudit
+	}
+	return api.VerdictForwarded
 }
 
 // policyNames fills the deciding policies' names: from the name-set table

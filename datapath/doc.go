@@ -5,6 +5,18 @@
 // flows from the flow table (the sweeper) and decodes kernel events into
 // api.Flow records.
 //
+// Records of connections, not of events: the kernel reports a connection
+// at each interface it crosses (the flow table is keyed per interface) and
+// each socket's close; Run pairs the two observation points of a
+// connection into one record (api.Flow.Other, each point's verdict and
+// exact counts kept) and folds socket closes into their connection's
+// records (merge.go). A short connection is a START and an End. The ring
+// is drained on a timer (Config.ReadInterval), the programs waking the
+// reader only when it fills, so a burst of events costs one wakeup.
+//
+// The maps are sized from Config.FlowBudget (sizes.go); MapMemory reports
+// what each one takes.
+//
 // It must not know about endpoint names or labels, HTTP or sinks: the
 // collector enriches the records it emits.
 //
@@ -47,10 +59,14 @@
 // Accounting: Stats counts since the pinned maps were made. The kernel's
 // counters (events emitted and lost, flows started and ended) and the
 // user-space ones (events read, decode errors, flows swept, records
-// emitted: a pinned array map of their own, mapped into memory, so that a
-// crash loses no increment) are adopted together or begin at zero
-// together, so emitted = read + lost + pending and read + swept = records +
-// decode errors hold across restarts (Stats.Stages).
+// emitted, events merged: a pinned array map of their own, mapped into
+// memory, so that a crash loses no increment) are adopted together or begin
+// at zero together, so emitted = read + lost + pending and read + swept =
+// records + merged + held + decode errors hold across restarts
+// (Stats.Stages). One record may consume several events: those the merger
+// folds into another's record count as merged; those it holds for their
+// companion's as held (none between runs: Run emits them as it returns; a
+// crash loses them, and the decoder's account is short by them).
 //
 // Limitations:
 //   - The flow table is an LRU hash of Config.FlowTableSize entries. When it

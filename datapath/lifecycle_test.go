@@ -333,3 +333,31 @@ func TestStatsEstimatesLRUEvictions(t *testing.T) {
 		t.Errorf("started %d evicted %d with %d live, want %d started and the rest evicted", s.FlowsStarted, s.FlowsEvicted, live, flows)
 	}
 }
+
+func TestMapMemoryReportsEveryMapAtTheBudgetsSizes(t *testing.T) {
+	d := loadForTest(t, Config{FlowBudget: 1024})
+	if err := d.AttachSockTracepoint(); err != nil {
+		t.Fatalf("attach sock tracepoint: %v", err)
+	}
+	byName := map[string]MapMemory{}
+	var total uint64
+	for _, m := range d.MapMemory() {
+		byName[m.Name] = m
+		total += m.Bytes
+	}
+	for name, want := range map[string]uint32{"flows": 2048, "socks": 2048, "events": 256 << 10, "ipcache_0": ipcacheHosts, "policy_1": policyKeys} {
+		m, ok := byName[name]
+		if !ok {
+			t.Errorf("no map %s in %v", name, byName)
+			continue
+		}
+		if m.MaxEntries != want || m.Bytes == 0 {
+			t.Errorf("map %s: %d entries, %d bytes; want %d entries and some memory", name, m.MaxEntries, m.Bytes, want)
+		}
+	}
+	// A preallocated LRU hash costs at least its entries' keys and values.
+	if f := byName["flows"]; f.Type != "LRUHash" || f.Bytes < 2048*(44+88) {
+		t.Errorf("flows %+v: want an LRU hash of at least 2048 keys and values", f)
+	}
+	t.Logf("maps of a 1024-connection budget: %.1f MiB", float64(total)/(1<<20))
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/cilium/ebpf"
 )
@@ -44,6 +45,33 @@ func (d *Datapath) fitAdoptedSizes(flows, events *ebpf.MapSpec) error {
 		return fmt.Errorf("unpin %s: %w", p, err)
 	}
 	return nil
+}
+
+// fitPinnedSizes carries the pinned policy and redirect maps of another
+// size (an upgrade that changed fixedSizes) into maps of this build's size,
+// pinned in their place, so the policy in force survives it. Maps of
+// another layout are left to Load's incompatible-pin path.
+func (d *Datapath) fitPinnedSizes(spec *ebpf.CollectionSpec) error {
+	for _, name := range sortedNames(fixedSizes) {
+		n, err := d.carryResized(spec.Maps[name])
+		if err != nil {
+			return fmt.Errorf("carry pinned %s to %d entries: %w", name, spec.Maps[name].MaxEntries, err)
+		}
+		if n >= 0 {
+			d.log.Info("pinned map resized: entries carried over", "map", name, "entries", n, "max_entries", spec.Maps[name].MaxEntries)
+		}
+	}
+	return nil
+}
+
+// sortedNames are m's keys in order.
+func sortedNames(m map[string]uint32) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
 }
 
 // carryResized copies the entries of the map pinned under spec's name into

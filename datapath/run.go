@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"time"
+	"unsafe"
 
 	"github.com/cilium/ebpf/ringbuf"
 
@@ -16,14 +17,23 @@ import (
 // they are counted always (Stats).
 const lossLogEvery = 10 * time.Second
 
+// drainMax bounds the events Run reads before it looks at the clock: a ring
+// that never empties still gets swept.
+const drainMax = 4096
+
 // Name names the datapath as a flow source of the collector.
 func (d *Datapath) Name() string { return "datapath" }
 
 // Run reads the ring buffer until ctx is done or the Datapath is closed
-// (both return nil), decoding every event into one reused api.Flow passed to
-// emit: the pointer is valid only during the call and decoding allocates
-// nothing. The idle-flow sweeper runs in the same goroutine, so emit is
-// never called concurrently. Only one Run may be active at a time.
+// (both return nil) and emits the records of connections: the events of a
+// connection's two observation points on this node merged into one record,
+// the close of a socket folded into its connection's records (see merger).
+// Every record is decoded into one reused api.Flow passed to emit: the
+// pointer is valid only during the call, and decoding allocates nothing.
+// The ring is drained every Config.ReadInterval, at once when the programs
+// wake the reader (a quarter of it filled); the idle-flow sweeper runs in
+// the same goroutine, so emit is never called concurrently. Only one Run
+// may be active at a time.
 func (d *Datapath) Run(ctx context.Context, emit func(*api.Flow)) error {
 	if !d.runMu.TryLock() {
 		return errors.New("run datapath: already running or closed")
@@ -32,78 +42,87 @@ func (d *Datapath) Run(ctx context.Context, emit func(*api.Flow)) error {
 
 	dec := NewDecoder(d.clock, uint64(time.Now().UnixNano()))
 	dec.names = &d.names
-	sw := newSweeper(d)
-	var f api.Flow
-	emitted := func() {
+	emitted := func(f *api.Flow) {
 		d.records.Add(1)
-		emit(&f)
+		emit(f)
 	}
-	end := func(ev *flowEvent) {
-		if err := dec.decodeEvent(ev, &f); err != nil {
-			d.decodeErrors.Add(1)
-			return
-		}
-		emitted()
+	m := newMerger(dec, emitted, func() { d.decodeErrors.Add(1) }, d.cfg, &d.merge)
+	defer m.flush()
+	sw := newSweeper(d)
+	wake, err := newWaker(d.objs.Events.FD())
+	if err != nil {
+		return err
 	}
+	defer wake.Close()
 
-	// Wake a blocked read as soon as ctx is done.
-	stop := context.AfterFunc(ctx, func() { d.reader.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-
-	every := d.cfg.sweepEvery()
-	nextSweep := time.Now().Add(every)
-	d.reader.SetDeadline(nextSweep)
+	// A deadline in the past: ReadInto returns what the ring holds and
+	// never blocks (Run waits on timers, see waker).
+	d.reader.SetDeadline(time.Unix(1, 0))
+	sweepEvery, readEvery := d.cfg.sweepEvery(), d.cfg.ReadInterval
+	tick := time.NewTicker(readEvery)
+	defer tick.Stop()
+	nextSweep := time.Now().Add(sweepEvery)
 	var (
 		rec        ringbuf.Record
-		sinceCheck int
+		ev         flowEvent
 		lastLog    time.Time
 		loggedLost uint64
 		loggedErrs uint64
 	)
+	raw := unsafe.Slice((*byte)(unsafe.Pointer(&ev)), EventSize)
 	for {
-		if ctx.Err() != nil {
-			return nil
-		}
-		err := d.reader.ReadInto(&rec)
-		switch {
-		case err == nil:
-			d.eventsRead.Add(1)
-			if err := dec.Decode(rec.RawSample, &f); err != nil {
-				d.decodeErrors.Add(1)
-			} else {
-				emitted()
+		drained := false
+		for range drainMax {
+			err := d.reader.ReadInto(&rec)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				drained = true
+				break
 			}
-			// A busy ring never times out: look at the clock now and then.
-			if sinceCheck++; sinceCheck < 256 {
+			if errors.Is(err, ringbuf.ErrClosed) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("read ring buffer: %w", err)
+			}
+			d.eventsRead.Add(1)
+			if len(rec.RawSample) < EventSize {
+				d.decodeErrors.Add(1)
 				continue
 			}
-		case errors.Is(err, ringbuf.ErrClosed):
-			return nil
-		case errors.Is(err, os.ErrDeadlineExceeded):
-		default:
-			return fmt.Errorf("read ring buffer: %w", err)
+			copy(raw, rec.RawSample)
+			m.event(&ev)
 		}
-		sinceCheck = 0
-		now := time.Now()
-		if now.Before(nextSweep) {
-			continue
+		m.endOfBatch(bootNow())
+		if now := time.Now(); !now.Before(nextSweep) {
+			if err := sw.sweep(m.event); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			m.endOfSweep(bootNow())
+			nextSweep = now.Add(sweepEvery)
+			if now.Sub(lastLog) >= lossLogEvery {
+				s := d.Stats()
+				if s.EventsLost != loggedLost || s.DecodeErrors != loggedErrs {
+					d.log.Warn("flow events lost", "lost_total", s.EventsLost, "emitted_total", s.EventsEmitted,
+						"decode_errors_total", s.DecodeErrors, "hint", "raise RingBufferSize or ReportInterval")
+					loggedLost, loggedErrs = s.EventsLost, s.DecodeErrors
+				}
+				lastLog = now
+			}
 		}
-		if err := sw.sweep(end); err != nil {
+		if !drained {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return err
+			continue // more waiting: read on
 		}
-		nextSweep = now.Add(every)
-		d.reader.SetDeadline(nextSweep)
-		if now.Sub(lastLog) >= lossLogEvery {
-			s := d.Stats()
-			if s.EventsLost != loggedLost || s.DecodeErrors != loggedErrs {
-				d.log.Warn("flow events lost", "lost_total", s.EventsLost, "emitted_total", s.EventsEmitted,
-					"decode_errors_total", s.DecodeErrors, "hint", "raise RingBufferSize or ReportInterval")
-				loggedLost, loggedErrs = s.EventsLost, s.DecodeErrors
-			}
-			lastLog = now
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		case <-wake.C:
 		}
 	}
 }

@@ -30,6 +30,10 @@ func (d *Datapath) AttachSockTracepoint() error {
 	}
 	// The replacement must match the loaded ring's size.
 	spec.Maps[sockTraceMapEvents].MaxEntries = uint32(d.cfg.RingBufferSize)
+	spec.Maps[sockTraceMapSocks].MaxEntries = uint32(d.cfg.SockTableSize)
+	if err := spec.Variables[sockTraceVarWakeupBytes].Set(d.cfg.wakeupBytes()); err != nil {
+		return fmt.Errorf("set wakeup_bytes of the sock program: %w", err)
+	}
 	objs := &sockTraceObjects{}
 	opts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{
 		sockTraceMapEvents: d.objs.Events,

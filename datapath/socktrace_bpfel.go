@@ -16,18 +16,23 @@ import (
 type sockTraceSockInfo struct {
 	_                structs.HostLayout
 	FirstSeen        uint64
+	CgroupId         uint64
+	Pid              uint32
 	LocalIsInitiator uint8
-	Pad              [7]uint8
+	HasProcess       uint8
+	Pad              [2]uint8
+	Comm             [16]int8
 }
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	sockTraceMapEvents     = "events"
-	sockTraceMapSocks      = "socks"
-	sockTraceMapStats      = "stats"
-	sockTraceProgSockState = "sock_state"
+	sockTraceMapEvents      = "events"
+	sockTraceMapSocks       = "socks"
+	sockTraceMapStats       = "stats"
+	sockTraceProgSockState  = "sock_state"
+	sockTraceVarWakeupBytes = "wakeup_bytes"
 )
 
 // loadSockTrace returns the embedded CollectionSpec for sockTrace.
@@ -88,6 +93,7 @@ type sockTraceMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sockTraceVariableSpecs struct {
+	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // sockTraceObjects contains all objects after they have been loaded into the kernel.
@@ -127,6 +133,7 @@ func (m *sockTraceMaps) Close() error {
 //
 // It can be passed to loadSockTraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sockTraceVariables struct {
+	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // sockTracePrograms contains all programs after they have been loaded into the kernel.

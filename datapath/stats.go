@@ -2,6 +2,7 @@ package datapath
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/periscope-dev/periscope/api/account"
 )
@@ -21,8 +22,15 @@ type Stats struct {
 	FlowsEnded    uint64 // End records: built by the sweeper, or by the kernel when a new SYN reuses a closed TCP tuple
 	FlowsSwept    uint64 // of FlowsEnded, those the sweeper built
 	// RecordsEmitted are the flow records handed to Run's emit:
-	// EventsRead + FlowsSwept = RecordsEmitted + DecodeErrors.
+	// EventsRead + FlowsSwept = RecordsEmitted + EventsMerged + EventsHeld +
+	// DecodeErrors.
 	RecordsEmitted uint64
+	// EventsMerged are the events (and swept ends) that made no record of
+	// their own: folded into another's record (a connection's second
+	// observation point, a socket's close, a late companion). EventsHeld
+	// are those the merger holds now for their companion's (zero when Run
+	// is not running: it emits them as it returns).
+	EventsMerged, EventsHeld uint64
 
 	// FlowsEvicted estimates the flows the kernel's LRU table dropped before
 	// their End was reported (their last counts are lost): FlowsStarted
@@ -38,6 +46,24 @@ type Stats struct {
 	// table near full evicts flows (FlowsEvicted).
 	FlowTableEntries uint64
 	FlowTableSize    uint64
+
+	// RecordsMerged counts the records that merged a connection's two
+	// observation points (api.Flow.Other); SocketsMerged the socket closes
+	// folded into their connection's records instead of a record each.
+	RecordsMerged, SocketsMerged uint64
+	// LateJoins counts second observation points whose START came after
+	// the first's had been emitted alone (folded in silently); EndsAlone
+	// the Ends emitted without their companion's, which did not come in
+	// time. Both are normally near zero.
+	LateJoins, EndsAlone uint64
+}
+
+// mergeStats are the merger's counters (Stats); folded (EventsMerged) is
+// one of the pinned user-space counters, held a gauge of this run.
+type mergeStats struct {
+	merged, socksMerged, lateJoins, endsAlone atomic.Uint64
+	held                                      atomic.Uint64
+	folded                                    *atomic.Uint64
 }
 
 // Stats returns the counters. It is safe to call concurrently with Run, and
@@ -45,15 +71,19 @@ type Stats struct {
 func (d *Datapath) Stats() Stats {
 	// The reads first, then the ring's content, the kernel's counters last:
 	// an event on its way meanwhile makes EventsEmitted larger, never
-	// smaller, than the sum of the other three.
+	// smaller, than the sum of the other three. The events merged and held
+	// are read with the records, before the events that make them.
 	var s Stats
 	c := d.counters
 	s.RecordsEmitted, s.DecodeErrors = c.load(counterRecords), c.load(counterDecodeErrors)
+	s.EventsMerged, s.EventsHeld = c.load(counterMerged), d.merge.held.Load()
 	s.EventsRead, s.FlowsSwept = c.load(counterRead), c.load(counterSwept)
 	s.EventsPending = d.eventsPending()
 	s.FlowsEvicted = d.flowsEvicted.Load()
 	s.FlowTableEntries = d.flowsLive.Load()
 	s.FlowTableSize = uint64(d.objs.Flows.MaxEntries())
+	s.RecordsMerged, s.SocketsMerged = d.merge.merged.Load(), d.merge.socksMerged.Load()
+	s.LateJoins, s.EndsAlone = d.merge.lateJoins.Load(), d.merge.endsAlone.Load()
 	k, err := d.kernelStats()
 	if err != nil {
 		d.log.Warn("read kernel counters", "err", err)
@@ -87,9 +117,13 @@ func (s Stats) Stages() []account.Stage {
 			Dropped: map[string]uint64{account.ReasonRingFull: s.EventsLost},
 		},
 		{
-			Name: account.StageDecoder, In: s.EventsRead + s.FlowsSwept, Out: s.RecordsEmitted,
+			// The events merged into another's record are not the
+			// stage's In: each record is the one event it was made of.
+			Name: account.StageDecoder, In: s.EventsRead + s.FlowsSwept - s.EventsMerged, Out: s.RecordsEmitted,
+			Queued:  s.EventsHeld,
 			Dropped: map[string]uint64{account.ReasonDecodeError: s.DecodeErrors},
-			Detail:  map[string]uint64{"events_read": s.EventsRead, "flows_swept": s.FlowsSwept},
+			Detail: map[string]uint64{"events_read": s.EventsRead, "flows_swept": s.FlowsSwept,
+				"events_merged": s.EventsMerged},
 		},
 	}
 }

@@ -312,6 +312,7 @@ const (
 	tcFlowVarUnusedRedirectKey       = "unused_redirect_key"
 	tcFlowVarUnusedRedirectStat      = "unused_redirect_stat"
 	tcFlowVarUnusedRedirectValue     = "unused_redirect_value"
+	tcFlowVarWakeupBytes             = "wakeup_bytes"
 )
 
 // loadTcFlow returns the embedded CollectionSpec for tcFlow.
@@ -417,6 +418,7 @@ type tcFlowVariableSpecs struct {
 	UnusedRedirectKey       *ebpf.VariableSpec `ebpf:"unused_redirect_key"`
 	UnusedRedirectStat      *ebpf.VariableSpec `ebpf:"unused_redirect_stat"`
 	UnusedRedirectValue     *ebpf.VariableSpec `ebpf:"unused_redirect_value"`
+	WakeupBytes             *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // tcFlowObjects contains all objects after they have been loaded into the kernel.
@@ -515,6 +517,7 @@ type tcFlowVariables struct {
 	UnusedRedirectKey       *ebpf.Variable `ebpf:"unused_redirect_key"`
 	UnusedRedirectStat      *ebpf.Variable `ebpf:"unused_redirect_stat"`
 	UnusedRedirectValue     *ebpf.Variable `ebpf:"unused_redirect_value"`
+	WakeupBytes             *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // tcFlowPrograms contains all programs after they have been loaded into the kernel.

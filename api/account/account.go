@@ -45,8 +45,10 @@ const (
 	// full, Queued those waiting in it.
 	StageRingBuffer = "ringbuf"
 	// StageDecoder turns events (and the flow ends the sweeper finds) into
-	// flow records: Out the records handed to the collector, Dropped the
-	// events that did not decode.
+	// flow records: In those that are a record's own (not those merged into
+	// another's record), Out the records handed to the collector, Dropped
+	// the events that did not decode, Queued those held for their
+	// connection's other observation point.
 	StageDecoder = "decoder"
 	// sinkPrefix begins the name of a sink's queue stage.
 	sinkPrefix = "sink/"

@@ -30,7 +30,10 @@ type collectorFlags struct {
 	nodeName       string
 	clusterName    string
 	pinPath        string
+	flowBudget     int
 	ringbufSize    int
+	sockTableSize  int
+	readInterval   time.Duration
 	reportInterval time.Duration
 	idleTimeout    time.Duration
 	closeGrace     time.Duration
@@ -117,13 +120,18 @@ Needs root (CAP_BPF, CAP_NET_ADMIN, and CAP_PERFMON for --sock-events).`,
 		"cluster name every endpoint carries as the label io.cilium.k8s.policy.cluster, and namespaces are listed in (hubble list namespaces) "+
 			"(default: the config's cluster_name, else \"default\")")
 	f.StringVar(&fl.pinPath, "bpf-pin-path", datapath.DefaultPinPath, "bpffs directory for Periscope's maps and links")
-	f.IntVar(&fl.ringbufSize, "ringbuf-size", datapath.DefaultRingBufferSize, "BPF ring buffer size in bytes (a power of two)")
+	f.IntVar(&fl.flowBudget, "flow-budget", datapath.DefaultFlowBudget,
+		"connections tracked at once that the kernel maps are sized for (docs/FLOWS.md: Kernel memory)")
+	f.IntVar(&fl.ringbufSize, "ringbuf-size", 0, "BPF ring buffer size in bytes, a power of two (default: from --flow-budget)")
+	f.DurationVar(&fl.readInterval, "read-interval", datapath.DefaultReadInterval,
+		"how long kernel events may wait in the ring buffer before they are read (sooner when it is a quarter full)")
 	f.DurationVar(&fl.reportInterval, "report-interval", datapath.DefaultReportInterval, "how often long connections are reported")
 	f.DurationVar(&fl.idleTimeout, "idle-timeout", datapath.DefaultIdleTimeout, "end flows idle for this long")
 	f.DurationVar(&fl.closeGrace, "close-grace", datapath.DefaultCloseGrace, "end closed TCP connections after this much idle")
-	f.IntVar(&fl.flowTableSize, "flow-table-size", datapath.DefaultFlowTableSize, "entries of the kernel flow table")
+	f.IntVar(&fl.flowTableSize, "flow-table-size", 0, "entries of the kernel flow table (default: from --flow-budget)")
+	f.IntVar(&fl.sockTableSize, "sock-table-size", 0, "sockets the sock tracepoint follows until they close (default: from --flow-budget)")
 	f.StringArrayVar(&fl.hostInterfaces, "host-interface", nil, "host interface to watch too, where host policies (nodeSelector) are enforced (repeatable)")
-	f.BoolVar(&fl.sockEvents, "sock-events", true, "report host processes' socket state changes (sock tracepoint)")
+	f.BoolVar(&fl.sockEvents, "sock-events", true, "report the processes behind connections (sock tracepoint: one event per closed socket)")
 	f.StringVar(&fl.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.sinks.addFlags(f)
 	fl.serve.addFlags(f)
@@ -174,11 +182,14 @@ func runCollector(cmd *cobra.Command, fl collectorFlags) error {
 
 	dp, err := datapath.Load(datapath.Config{
 		PinPath:        fl.pinPath,
+		FlowBudget:     fl.flowBudget,
 		RingBufferSize: fl.ringbufSize,
+		FlowTableSize:  fl.flowTableSize,
+		SockTableSize:  fl.sockTableSize,
+		ReadInterval:   fl.readInterval,
 		ReportInterval: fl.reportInterval,
 		IdleTimeout:    fl.idleTimeout,
 		CloseGrace:     fl.closeGrace,
-		FlowTableSize:  fl.flowTableSize,
 		Logger:         logger,
 		HostDevices:    cfg.HostInterfaces,
 	})
@@ -312,7 +323,7 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 		}
 		logger.Info("web UI", "url", "http://"+fl.listen+"/")
 	}
-	waitHubble, err := serveHubble(ctx, fl.serve.hubbleListen, c, tlsCfg, token, logger)
+	waitHubble, err := serveHubble(ctx, fl.serve.hubbleListen, c, tlsCfg, token, fl.serve.hubblePoints.view, logger)
 	if err != nil {
 		cancel()
 		waitProxy()
@@ -397,4 +408,21 @@ func privilegeHint(err error) error {
 		return fmt.Errorf("%w (hint: run as root, or grant CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON)", err)
 	}
 	return err
+}
+
+// datapathStats reads dp's counters and maps for the collector's status.
+func datapathStats(dp *datapath.Datapath) func() collector.DatapathStats {
+	return func() collector.DatapathStats {
+		s := dp.Stats()
+		ds := collector.DatapathStats{
+			EventsRead: s.EventsRead, EventsLost: s.EventsLost, EventsEmitted: s.EventsEmitted, EventsPending: s.EventsPending,
+			FlowsEnded:       s.FlowsEnded,
+			FlowTableEntries: s.FlowTableEntries, FlowTableSize: s.FlowTableSize,
+			RecordsMerged: s.RecordsMerged, SocketsMerged: s.SocketsMerged,
+		}
+		for _, m := range dp.MapMemory() {
+			ds.Maps = append(ds.Maps, collector.MapStatus{Name: m.Name, Type: m.Type, MaxEntries: m.MaxEntries, Bytes: m.Bytes})
+		}
+		return ds
+	}
 }

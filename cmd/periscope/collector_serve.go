@@ -24,6 +24,7 @@ type serveFlags struct {
 	tlsKey       string
 	tlsClientCA  string
 	hubbleListen string
+	hubblePoints pointViewFlag
 }
 
 func (s *serveFlags) addFlags(f *pflag.FlagSet) {
@@ -31,6 +32,7 @@ func (s *serveFlags) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&s.tlsKey, "tls-key", "", "key (PEM) of --tls-cert")
 	f.StringVar(&s.tlsClientCA, "tls-client-ca", "", "require client certificates signed by this CA (PEM): mutual TLS with relays")
 	f.StringVar(&s.hubbleListen, "hubble-listen", hubble.DefaultListen, `address of Hubble's Observer gRPC API ("" to disable)`)
+	addPointViewFlag(f, &s.hubblePoints)
 }
 
 // tlsConfig is the servers' TLS configuration, nil for plain TCP.
@@ -62,9 +64,10 @@ func listenAPI(addr string, cfg *tls.Config) (net.Listener, error) {
 
 // serveHubble serves Hubble's Observer API over the collector's store until
 // ctx is done, requiring token ("" for none) on every call but the health
-// check; the returned wait blocks until the server has stopped.
+// check, connections seen at two points as points says; the returned wait
+// blocks until the server has stopped.
 func serveHubble(ctx context.Context, addr string, c *collector.Collector, cfg *tls.Config, token string,
-	logger *slog.Logger) (wait func(), err error) {
+	points hubble.PointView, logger *slog.Logger) (wait func(), err error) {
 	if addr == "" {
 		return func() {}, nil
 	}
@@ -80,7 +83,7 @@ func serveHubble(ctx context.Context, addr string, c *collector.Collector, cfg *
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := hubble.Serve(ctx, ln, hubble.NewCollectorBackend(c), hubble.Options{Followers: c.Followers(), Token: token, GRPC: opts}); err != nil {
+		if err := hubble.Serve(ctx, ln, hubble.NewCollectorBackend(c), hubble.Options{Followers: c.Followers(), Token: token, Points: points, GRPC: opts}); err != nil {
 			logger.Error("hubble API stopped", "err", err)
 		}
 	}()

@@ -54,12 +54,12 @@ type collectorSinks struct {
 
 // newCollectorSinks opens the sinks fl asks for as one assembly; dp's
 // counters (events read and lost, its flow table and policy revision, its
-// stages' accounts) feed the metrics. dp may be nil (tests of other
-// sources): the metrics then have no datapath counters.
+// kernel maps, its stages' accounts) feed the metrics. dp may be nil (tests
+// of other sources): the metrics then have no datapath counters.
 func newCollectorSinks(ctx context.Context, fl sinkFlags, nodeName string, dp *datapath.Datapath, logger *slog.Logger) (*collectorSinks, error) {
 	env := sink.Env{NodeName: nodeName, Logger: logger}
 	if dp != nil {
-		env.Sources = []sink.SourceCounters{{Name: "ringbuf", Read: datapathCounters(dp)}}
+		env.Sources = []sink.SourceCounters{datapathSource(dp)}
 		env.Stages = func() []account.Stage { return dp.Stats().Stages() }
 	}
 	set := fl.plugins()
@@ -79,24 +79,25 @@ func (s *collectorSinks) stages(dp *datapath.Datapath) func() []account.Stage {
 	return func() []account.Stage { return append(dp.Stats().Stages(), s.Stages()...) }
 }
 
-// datapathStats reads dp's counters for the status.
-func datapathStats(dp *datapath.Datapath) func() collector.DatapathStats {
-	return func() collector.DatapathStats {
-		s := dp.Stats()
-		return collector.DatapathStats{EventsRead: s.EventsRead, EventsLost: s.EventsLost,
-			EventsEmitted: s.EventsEmitted, EventsPending: s.EventsPending, FlowsEnded: s.FlowsEnded}
-	}
-}
-
-// datapathCounters reads dp's counters for the metrics.
-func datapathCounters(dp *datapath.Datapath) func() sink.SourceStats {
-	return func() sink.SourceStats {
-		s := dp.Stats()
-		return sink.SourceStats{
-			EventsRead: s.EventsRead, EventsLost: s.EventsLost,
-			FlowTableEntries: s.FlowTableEntries, FlowTableCapacity: s.FlowTableSize,
-			PolicyRevision: dp.PolicyRevision(),
-		}
+// datapathSource reads dp's counters and kernel maps for the metrics.
+func datapathSource(dp *datapath.Datapath) sink.SourceCounters {
+	return sink.SourceCounters{
+		Name: "ringbuf",
+		Read: func() sink.SourceStats {
+			s := dp.Stats()
+			return sink.SourceStats{
+				EventsRead: s.EventsRead, EventsLost: s.EventsLost,
+				FlowTableEntries: s.FlowTableEntries, FlowTableCapacity: s.FlowTableSize,
+				PolicyRevision: dp.PolicyRevision(),
+			}
+		},
+		Maps: func() []sink.KernelMap {
+			var maps []sink.KernelMap
+			for _, m := range dp.MapMemory() {
+				maps = append(maps, sink.KernelMap{Name: m.Name, MaxEntries: m.MaxEntries, Bytes: m.Bytes})
+			}
+			return maps
+		},
 	}
 }
 

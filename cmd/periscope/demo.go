@@ -205,7 +205,7 @@ func runDemoCollector(ctx context.Context, opts demoOptions, lab *netlab.Lab, dp
 	if err := web.start(col, sinks.history, nil, log); err != nil {
 		return fmt.Errorf("demo web UI: %w", err)
 	}
-	waitHubble, err := serveHubble(ctx, opts.hubble, col, nil, "", log)
+	waitHubble, err := serveHubble(ctx, opts.hubble, col, nil, "", hubble.ViewConnection, log)
 	if err != nil {
 		return err
 	}

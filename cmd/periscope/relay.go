@@ -27,6 +27,7 @@ type relayFlags struct {
 	peersFile     string
 	listen        string
 	hubbleListen  string
+	hubblePoints  pointViewFlag
 	mergeWindow   time.Duration
 	tlsCert       string
 	tlsKey        string
@@ -80,6 +81,7 @@ certificate for collectors that require one.`,
 	f.StringVar(&fl.peersFile, "peers-file", "", "file listing collector addresses, one per line; re-read when it changes")
 	f.StringVar(&fl.listen, "listen", relay.DefaultListen, "address of the HTTP API")
 	f.StringVar(&fl.hubbleListen, "hubble-listen", hubble.DefaultListen, `address of Hubble's gRPC API ("" to disable)`)
+	addPointViewFlag(f, &fl.hubblePoints)
 	f.DurationVar(&fl.mergeWindow, "merge-window", relay.DefaultMergeWindow, "how long live flows are held to order them by time")
 	f.StringVar(&fl.tlsCert, "tls-cert", "", "client certificate (PEM) presented to collectors")
 	f.StringVar(&fl.tlsKey, "tls-key", "", "key (PEM) of --tls-cert")
@@ -164,7 +166,7 @@ func runRelay(cmd *cobra.Command, fl relayFlags) error {
 		}
 		logger.Info("hubble API listening", "listen", ln.Addr().String())
 		wg.Go(func() {
-			if err := hubble.Serve(ctx, ln, hubble.NewRelayBackend(r), hubble.Options{Followers: r.Followers(), Token: token}); err != nil {
+			if err := hubble.Serve(ctx, ln, hubble.NewRelayBackend(r), hubble.Options{Followers: r.Followers(), Token: token, Points: fl.hubblePoints.view}); err != nil {
 				hubbleErr = fmt.Errorf("hubble API: %w", err)
 				cancel()
 			}

@@ -17,8 +17,11 @@ import (
 // the same way (flowcodec_l7.go). TestFlowCodecKeepsEveryField fails when
 // api.Flow (or its L7 record) gains a field this encoding does not carry.
 
-// flowCodecVersion is the first byte of every encoded flow.
-const flowCodecVersion = 1
+// flowCodecVersion is the first byte of every encoded flow. Version 2
+// added the destination's process and the other observation point
+// (api.Flow.Other); version 1 flows (a journal of an earlier version) are
+// read without them.
+const flowCodecVersion = 2
 
 // Time kinds: a zero time, a UTC one, or one in the local zone.
 const (
@@ -61,6 +64,10 @@ func appendFlow(dst []byte, f *api.Flow) []byte {
 	dst = appendString(dst, f.Process.Comm)
 	dst = binary.LittleEndian.AppendUint64(dst, f.Process.CgroupID)
 	dst = append(dst, byte(f.InitiatorHook))
+	dst = binary.LittleEndian.AppendUint32(dst, f.DestinationProcess.PID)
+	dst = appendString(dst, f.DestinationProcess.Comm)
+	dst = binary.LittleEndian.AppendUint64(dst, f.DestinationProcess.CgroupID)
+	dst = appendObservation(dst, &f.Other)
 	dst = appendPolicyRefs(dst, f.IngressAllowedBy)
 	dst = appendPolicyRefs(dst, f.EgressAllowedBy)
 	dst = appendPolicyRefs(dst, f.IngressDeniedBy)
@@ -68,6 +75,18 @@ func appendFlow(dst []byte, f *api.Flow) []byte {
 	dst = appendStrings(dst, f.SourceNames)
 	dst = appendStrings(dst, f.DestinationNames)
 	return appendL7(dst, f.L7)
+}
+
+// appendObservation appends an observation point's fields.
+func appendObservation(dst []byte, o *api.Observation) []byte {
+	dst = binary.LittleEndian.AppendUint32(dst, o.Interface.Index)
+	dst = appendString(dst, o.Interface.Name)
+	dst = append(dst, byte(o.InitiatorHook), byte(o.TrafficDirection), byte(o.Verdict))
+	dst = binary.LittleEndian.AppendUint16(dst, uint16(o.DropReason))
+	dst = binary.LittleEndian.AppendUint64(dst, o.Counters.PacketsForward)
+	dst = binary.LittleEndian.AppendUint64(dst, o.Counters.BytesForward)
+	dst = binary.LittleEndian.AppendUint64(dst, o.Counters.PacketsReply)
+	return binary.LittleEndian.AppendUint64(dst, o.Counters.BytesReply)
 }
 
 func boolByte(b bool) byte {
@@ -161,8 +180,9 @@ type flowReader struct {
 // decodeFlow reads one flow encoded by appendFlow into f, which it resets.
 func decodeFlow(b []byte, f *api.Flow) error {
 	r := flowReader{b: b}
-	if v := r.byte(); r.err == nil && v != flowCodecVersion {
-		return fmt.Errorf("encoded flow of version %d, want %d", v, flowCodecVersion)
+	v := r.byte()
+	if r.err == nil && (v < 1 || v > flowCodecVersion) {
+		return fmt.Errorf("encoded flow of version %d, want 1 to %d", v, flowCodecVersion)
 	}
 	*f = api.Flow{}
 	f.Time = r.time()
@@ -197,6 +217,12 @@ func decodeFlow(b []byte, f *api.Flow) error {
 	f.Process.Comm = r.string()
 	f.Process.CgroupID = r.u64()
 	f.InitiatorHook = api.TrafficDirection(r.byte())
+	if v >= 2 {
+		f.DestinationProcess.PID = r.u32()
+		f.DestinationProcess.Comm = r.string()
+		f.DestinationProcess.CgroupID = r.u64()
+		r.observation(&f.Other)
+	}
 	f.IngressAllowedBy = r.policyRefs()
 	f.EgressAllowedBy = r.policyRefs()
 	f.IngressDeniedBy = r.policyRefs()
@@ -272,6 +298,20 @@ func (r *flowReader) addr() netip.Addr {
 		}
 		return netip.Addr{}
 	}
+}
+
+// observation reads what appendObservation wrote.
+func (r *flowReader) observation(o *api.Observation) {
+	o.Interface.Index = r.u32()
+	o.Interface.Name = r.string()
+	o.InitiatorHook = api.TrafficDirection(r.byte())
+	o.TrafficDirection = api.TrafficDirection(r.byte())
+	o.Verdict = api.Verdict(r.byte())
+	o.DropReason = api.DropReason(r.u16())
+	o.Counters.PacketsForward = r.u64()
+	o.Counters.BytesForward = r.u64()
+	o.Counters.PacketsReply = r.u64()
+	o.Counters.BytesReply = r.u64()
 }
 
 func (r *flowReader) endpoint(e *api.Endpoint) {

@@ -67,6 +67,10 @@ const DefaultShutdownTimeout = 10 * time.Second
 type SourceCounters struct {
 	Name string // the source's name in metrics ("ringbuf")
 	Read func() SourceStats
+	// Maps, when set, reads the source's kernel maps (each map's size and
+	// memory) when an exporter collects; it may ask the kernel, so it is
+	// read only then. Safe for concurrent use.
+	Maps func() []KernelMap
 }
 
 // SourceStats are a flow source's counters. The event counters never
@@ -81,6 +85,14 @@ type SourceStats struct {
 	// PolicyRevision is the revision of the policy the source enforces; it
 	// grows with every policy change.
 	PolicyRevision uint64
+}
+
+// KernelMap is one kernel map: its size and the memory the kernel accounts
+// to it.
+type KernelMap struct {
+	Name       string
+	MaxEntries uint32
+	Bytes      uint64
 }
 
 // Part is what an opened sink adds to the pipeline. Every field is

@@ -10,8 +10,10 @@ import (
 
 // Queue puts one Sink behind a bounded ring of flows drained by one
 // goroutine (Run), optionally backed by an on-disk spool and its journal
-// (SpoolDir). Offer never waits for the sink or the disk: when the ring is
-// full the flow is dropped and counted. Create it with NewQueue.
+// (SpoolDir). Offer never waits for the sink or the disk: when the ring
+// holds Capacity flows the flow is dropped and counted. The ring grows as it
+// fills and shrinks back once it has emptied (queue_ring.go). Create it with
+// NewQueue.
 type Queue struct {
 	sink  Sink
 	opts  QueueOptions
@@ -19,12 +21,14 @@ type Queue struct {
 	spool *spool        // nil without SpoolDir; owned by Run's goroutine
 
 	mu          sync.Mutex
-	journal     *journal // nil without SpoolDir; its appends and advances under mu
-	ring        []api.Flow
-	head        int // index of the oldest held flow
-	n           int // flows held, including the batch being written
-	inflight    int // flows of the batch being written (the n oldest's first part)
-	spooled     int // flows in the spool
+	journal     *journal   // nil without SpoolDir; its appends and advances under mu
+	ring        []api.Flow // grows with what is held, up to Capacity (grow, shrink)
+	head        int        // index of the oldest held flow
+	n           int        // flows held, including the batch being written
+	peak        [2]int     // most flows held in this window and the one before
+	window      time.Time  // when this window began
+	inflight    int        // flows of the batch being written (the n oldest's first part)
+	spooled     int        // flows in the spool
 	offered     uint64
 	recovered   uint64
 	dropped     uint64
@@ -61,8 +65,9 @@ func NewQueue(s Sink, opts QueueOptions) (*Queue, error) {
 		sink:    s,
 		opts:    o,
 		ready:   make(chan struct{}, 1),
-		ring:    make([]api.Flow, o.Capacity),
+		ring:    make([]api.Flow, min(o.Capacity, minRing)),
 		backoff: o.RetryBackoff,
+		window:  time.Now(),
 	}
 	if o.SpoolDir != "" {
 		if err := q.openSpool(); err != nil {
@@ -97,9 +102,12 @@ func (q *Queue) Offer(f *api.Flow) bool {
 	q.mu.Lock()
 	q.offered++
 	if q.n == len(q.ring) {
-		q.dropped++
-		q.mu.Unlock()
-		return false
+		if len(q.ring) == q.opts.Capacity {
+			q.dropped++
+			q.mu.Unlock()
+			return false
+		}
+		q.resize(min(2*len(q.ring), q.opts.Capacity))
 	}
 	if q.journal != nil {
 		// Full (its bytes ran out before the ring's slots), or closed.
@@ -115,6 +123,7 @@ func (q *Queue) Offer(f *api.Flow) bool {
 	}
 	q.ring[i] = *f
 	q.n++
+	q.peak[0] = max(q.peak[0], q.n)
 	// Every BatchSize flows, so that Run also hears of them while a batch is
 	// failing (it spools them then).
 	batchReady := (q.n-q.inflight)%q.opts.BatchSize == 0

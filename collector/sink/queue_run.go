@@ -255,6 +255,9 @@ func (q *Queue) advance(k int) {
 	if q.journal != nil {
 		q.journal.advance(k)
 	}
+	if q.n == 0 && q.inflight == 0 {
+		q.shrink()
+	}
 }
 
 func (q *Queue) popSpool() {
@@ -281,7 +284,7 @@ func (q *Queue) spill(all bool) int {
 	moved := 0
 	for {
 		q.mu.Lock()
-		if q.n == 0 || !all && q.n <= len(q.ring)/2 && q.journal.used() <= 0.5 {
+		if q.n == 0 || !all && q.n <= q.opts.Capacity/2 && q.journal.used() <= 0.5 {
 			q.mu.Unlock()
 			return moved
 		}

@@ -320,3 +320,51 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+func TestTheRingGrowsWithWhatItHoldsAndShrinksOnceEmpty(t *testing.T) {
+	s := &recordSink{name: "rec"}
+	q := newTestQueue(t, s, QueueOptions{Capacity: 64 * minRing, BatchSize: 64 * minRing})
+	if len(q.ring) != minRing {
+		t.Fatalf("a new queue's ring holds %d flows, want %d: it is allocated as it fills", len(q.ring), minRing)
+	}
+	offer := func(n int, from uint16) {
+		for i := range n {
+			if !q.Offer(&api.Flow{L4: api.L4{SourcePort: from + uint16(i)}}) {
+				t.Fatalf("flow %d dropped below Capacity", i)
+			}
+		}
+	}
+	// Wrap the ring before it grows, so growing keeps the order.
+	offer(minRing/2, 0)
+	q.release(false, 0, false)
+	q.mu.Lock()
+	q.advance(minRing / 4)
+	q.mu.Unlock()
+	offer(5*minRing, 10000)
+	if len(q.ring) != 8*minRing {
+		t.Fatalf("ring of %d for %d flows, want %d", len(q.ring), q.n, 8*minRing)
+	}
+	batch, _ := q.next(false)
+	if len(batch) == 0 || batch[0].L4.SourcePort != minRing/4 {
+		t.Fatalf("the oldest flow after growing is port %d, want %d", batch[0].L4.SourcePort, minRing/4)
+	}
+	// Emptied, with a high-water mark of a quarter of the ring or less: no
+	// shrink (the mark is this window's). Two windows later it shrinks.
+	q.release(false, len(batch), true)
+	for q.n > 0 {
+		b, _ := q.next(false)
+		q.release(false, len(b), true)
+	}
+	if len(q.ring) != 8*minRing {
+		t.Fatalf("ring shrank to %d with its high-water mark %d still in the window", len(q.ring), q.peak[0])
+	}
+	for range 2 {
+		q.window = q.window.Add(-shrinkWindow)
+		offer(1, 1)
+		b, _ := q.next(false)
+		q.release(false, len(b), true)
+	}
+	if len(q.ring) != minRing {
+		t.Fatalf("ring of %d after two quiet windows, want %d", len(q.ring), minRing)
+	}
+}

@@ -15,4 +15,10 @@
 // the nodes behind it and their namespaces, for a collector
 // (NewCollectorBackend) or a relay (NewRelayBackend). It must not own flow
 // storage or peer connections.
+//
+// A connection the datapath saw at two observation points of a node is one
+// record (api.Flow.Other) and one Hubble flow by default; each point is a
+// flow of its own, as Cilium's Hubble reports them, when Options.Points
+// says so or a request's filter names an interface (points.go,
+// docs/FLOWS.md).
 package hubble

@@ -40,6 +40,11 @@ type Options struct {
 	// Token, when set, is required on every call but the health check
 	// (auth.go), as the HTTP API requires its token.
 	Token string
+	// Points is what GetFlows serves of a connection seen at two
+	// observation points of a node: one flow (ViewConnection, the
+	// default) or one per point (ViewEachPoint). A request whose filters
+	// name an interface is served point by point whatever Points says.
+	Points PointView
 	// GRPC are passed to grpc.NewServer by Serve, e.g.
 	// grpc.Creds(credentials.NewTLS(cfg)).
 	GRPC []grpc.ServerOption
@@ -90,7 +95,10 @@ func Serve(ctx context.Context, ln net.Listener, b Backend, o Options) error {
 // hubble-relay's does), since, until and follow; the whitelist and
 // blacklist are Hubble's FlowFilter lists (CompileFilters). Unsupported
 // filter fields are InvalidArgument naming the field. number 0 without
-// follow returns every stored flow in the time range.
+// follow returns every stored flow in the time range. A connection seen
+// at two observation points of a node is one flow, or one per point
+// (Options.Points, or a filter naming an interface); number then counts
+// connections' records, not points.
 func (s *Server) GetFlows(req *observerpb.GetFlowsRequest, stream observerpb.Observer_GetFlowsServer) error {
 	fs, err := CompileFilters(req.GetWhitelist(), req.GetBlacklist())
 	if err != nil {
@@ -102,8 +110,12 @@ func (s *Server) GetFlows(req *observerpb.GetFlowsRequest, stream observerpb.Obs
 	// Like hubble-relay, a number is per node: `hubble observe --last 20`
 	// through a relay shows up to 20 flows of each node.
 	q := flowquery.Query{PerNode: true}
+	view := viewOf(s.opts.Points, req.GetWhitelist(), req.GetBlacklist())
 	if !fs.Empty() {
 		q.Filter = fs
+		if view == ViewEachPoint {
+			q.Filter = eachPointSet(fs)
+		}
 	}
 	if req.GetSince() != nil {
 		if err := req.GetSince().CheckValid(); err != nil {
@@ -160,6 +172,10 @@ func (s *Server) GetFlows(req *observerpb.GetFlowsRequest, stream observerpb.Obs
 			NodeName:      f.NodeName,
 			Time:          pf.GetTime(),
 		})
+	}
+	if view == ViewEachPoint {
+		sendFlow := send
+		send = func(f *api.Flow) error { return eachPoint(f, fs, sendFlow) }
 	}
 	if req.GetFollow() {
 		_, err = s.backend.Follow(ctx, q, flowquery.Answer{Flow: send})

@@ -55,7 +55,7 @@ func (c *columnBuilder) appendRows(t columnTarget, rows []api.Flow) error {
 type buildFunc func(c *columnBuilder, col driver.BatchColumn, rows []api.Flow) error
 
 // columnBuilders build each flows column, in flowColumns order.
-var columnBuilders = slices.Concat(coreBuilders, l7Builders, policyRefBuilders, namesBuilders)
+var columnBuilders = slices.Concat(coreBuilders, l7Builders, policyRefBuilders, namesBuilders, pointBuilders)
 
 // namesBuilders build the DNS names columns (namesColumns).
 var namesBuilders = []buildFunc{
@@ -135,6 +135,24 @@ var policyRefBuilders = []buildFunc{
 	policyRevisions(func(f *api.Flow) []api.PolicyRef { return f.EgressAllowedBy }),
 	policyRevisions(func(f *api.Flow) []api.PolicyRef { return f.IngressDeniedBy }),
 	policyRevisions(func(f *api.Flow) []api.PolicyRef { return f.EgressDeniedBy }),
+}
+
+// pointBuilders build pointColumns: the second observation point and the
+// responder's process.
+var pointBuilders = []buildFunc{
+	scalar(u32s, func(f *api.Flow) uint32 { return f.Other.Interface.Index }),
+	scalar(strs, func(f *api.Flow) string { return f.Other.Interface.Name }),
+	scalar(u8s, func(f *api.Flow) uint8 { return uint8(f.Other.InitiatorHook) }),
+	scalar(u8s, func(f *api.Flow) uint8 { return uint8(f.Other.TrafficDirection) }),
+	scalar(u8s, func(f *api.Flow) uint8 { return uint8(f.Other.Verdict) }),
+	scalar(u16s, func(f *api.Flow) uint16 { return uint16(f.Other.DropReason) }),
+	scalar(u64s, func(f *api.Flow) uint64 { return f.Other.Counters.PacketsForward }),
+	scalar(u64s, func(f *api.Flow) uint64 { return f.Other.Counters.BytesForward }),
+	scalar(u64s, func(f *api.Flow) uint64 { return f.Other.Counters.PacketsReply }),
+	scalar(u64s, func(f *api.Flow) uint64 { return f.Other.Counters.BytesReply }),
+	scalar(u32s, func(f *api.Flow) uint32 { return f.DestinationProcess.PID }),
+	scalar(strs, func(f *api.Flow) string { return f.DestinationProcess.Comm }),
+	scalar(u64s, func(f *api.Flow) uint64 { return f.DestinationProcess.CgroupID }),
 }
 
 func init() {

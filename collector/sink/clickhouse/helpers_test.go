@@ -89,6 +89,14 @@ func genFlows(seed uint64, n int, base time.Time) []api.Flow {
 			f.EgressDeniedBy = []api.PolicyRef{{Name: "deny-egress", Namespace: "shop", Kind: "CiliumNetworkPolicy", Revision: 9}, {Name: "it's", Namespace: "o'neil", Kind: "NetworkPolicy"}}
 		}
 		f.SourceNames, f.DestinationNames = genNames(i)
+		if f.Type == api.FlowTypeL3L4 && r.IntN(2) == 0 { // seen at two veths of the node
+			f.Other = api.Observation{Interface: api.Interface{Index: uint32(10 + r.IntN(10)), Name: fmt.Sprintf("veth%d", r.IntN(10))},
+				InitiatorHook: api.TrafficDirection(1 + r.IntN(2)), TrafficDirection: api.TrafficDirection(r.IntN(3)),
+				Verdict: api.Verdict(1 + r.IntN(4)), DropReason: api.DropReason(r.IntN(200)),
+				Counters: api.Counters{PacketsForward: uint64(r.IntN(1000)), BytesForward: uint64(r.IntN(1 << 30)), PacketsReply: uint64(r.IntN(1000)), BytesReply: r.Uint64() >> 20}}
+			f.Process = api.Process{PID: uint32(r.IntN(1 << 20)), Comm: "curl", CgroupID: r.Uint64()}
+			f.DestinationProcess = api.Process{PID: uint32(r.IntN(1 << 20)), Comm: "nginx", CgroupID: r.Uint64()}
+		}
 	}
 	return out
 }

@@ -37,6 +37,27 @@ type rowDecoder struct {
 	kinds                            [4][]string // of inAllow, egAllow, inDeny, egDeny
 	revisions                        [4][]uint64
 	srcNames, dstNames               []string
+	other                            pointRow
+	dstPID                           uint32
+	dstComm                          string
+	dstCgroup                        uint64
+}
+
+// pointRow is a row's second observation point (pointColumns).
+type pointRow struct {
+	ifIndex                  uint32
+	ifName                   string
+	hook, direction, verdict uint8
+	dropReason               uint16
+	pf, bf, pr, br           uint64
+}
+
+func (p *pointRow) observation() api.Observation {
+	return api.Observation{
+		Interface: api.Interface{Index: p.ifIndex, Name: p.ifName}, InitiatorHook: api.TrafficDirection(p.hook),
+		TrafficDirection: api.TrafficDirection(p.direction), Verdict: api.Verdict(p.verdict), DropReason: api.DropReason(p.dropReason),
+		Counters: api.Counters{PacketsForward: p.pf, BytesForward: p.bf, PacketsReply: p.pr, BytesReply: p.br},
+	}
 }
 
 type epRow struct {
@@ -63,6 +84,9 @@ func (d *rowDecoder) init() {
 	d.ptrs = append(d.ptrs, &d.kinds[0], &d.kinds[1], &d.kinds[2], &d.kinds[3],
 		&d.revisions[0], &d.revisions[1], &d.revisions[2], &d.revisions[3])
 	d.ptrs = append(d.ptrs, &d.srcNames, &d.dstNames)
+	o := &d.other
+	d.ptrs = append(d.ptrs, &o.ifIndex, &o.ifName, &o.hook, &o.direction, &o.verdict, &o.dropReason,
+		&o.pf, &o.bf, &o.pr, &o.br, &d.dstPID, &d.dstComm, &d.dstCgroup)
 	if len(d.ptrs) != len(flowColumns) {
 		panic(fmt.Sprintf("clickhouse: decoder has %d fields for %d columns", len(d.ptrs), len(flowColumns)))
 	}
@@ -96,6 +120,9 @@ func (d *rowDecoder) flow() api.Flow {
 		EgressDeniedBy:   policyRefsOf(d.egDeny, d.kinds[3], d.revisions[3]),
 		SourceNames:      nilIfEmpty(d.srcNames),
 		DestinationNames: nilIfEmpty(d.dstNames),
+
+		DestinationProcess: api.Process{PID: d.dstPID, Comm: d.dstComm, CgroupID: d.dstCgroup},
+		Other:              d.other.observation(),
 	}
 	copy(f.UUID[:], d.uuid)
 	f.L7 = d.l7.record()

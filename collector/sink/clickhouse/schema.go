@@ -24,7 +24,7 @@ type column struct{ name, typ string }
 // (write.go) and scanned (query.go): those migration 1 created, then those
 // later migrations added. Both use this list, so the INSERT always names
 // every column and a SELECT always reads them in this order.
-var flowColumns = slices.Concat(flowColumnsV1, l7Columns, policyRefColumns, namesColumns)
+var flowColumns = slices.Concat(flowColumnsV1, l7Columns, policyRefColumns, namesColumns, pointColumns)
 
 // flowColumnsV1 are the columns migration 1 creates; released, never changed.
 var flowColumnsV1 = []column{
@@ -128,6 +128,26 @@ var namesColumns = []column{
 	{"dst_names", "Array(String)"},
 }
 
+// pointColumns are a connection's second observation point on the node
+// (api.Flow.Other: its interface, hook, direction, verdict and counts) and
+// the process of the responder's socket (api.Flow.DestinationProcess),
+// added by migration 7 (zero in older rows: one point, no such process).
+var pointColumns = []column{
+	{"other_iface_index", "UInt32"}, // 0: the record has one observation point
+	{"other_iface_name", "String"},
+	{"other_initiator_hook", "UInt8"},
+	{"other_direction", "UInt8"},
+	{"other_verdict", "UInt8"},
+	{"other_drop_reason", "UInt16"},
+	{"other_packets_fwd", "UInt64"},
+	{"other_bytes_fwd", "UInt64"},
+	{"other_packets_rev", "UInt64"},
+	{"other_bytes_rev", "UInt64"},
+	{"dst_pid", "UInt32"},
+	{"dst_comm", "String"},
+	{"dst_cgroup_id", "UInt64"},
+}
+
 // columnList is "time, time_ns, ..." for INSERT and SELECT.
 func columnList() string {
 	names := make([]string, len(flowColumns))
@@ -227,6 +247,9 @@ var migrations = []migration{
 	// the *_by columns keep "namespace/name".
 	{version: 5, name: "policy kinds and revisions", stmts: func(string) []string { return nil }, addColumns: policyRefColumns},
 	{version: 6, name: "DNS names", stmts: func(string) []string { return nil }, addColumns: namesColumns},
+	// A connection seen at two interfaces of the node is one record with
+	// both points' verdicts and counts; socket closes merge into it.
+	{version: 7, name: "observation points and destination process", stmts: func(string) []string { return nil }, addColumns: pointColumns},
 }
 
 // migrate creates the database and applies the migrations not yet recorded

@@ -21,7 +21,8 @@ type Deltas struct {
 }
 
 // connKey identifies a connection on one interface, as the datapath's flow
-// table does.
+// table does: that of the connection's entry point (api.Flow.Entry), whose
+// counts a record of two observation points is counted by.
 type connKey struct {
 	src, dst     netip.Addr
 	sport, dport uint16
@@ -34,17 +35,20 @@ func NewDeltas(limit int) *Deltas {
 	return &Deltas{max: max(limit, 1), last: make(map[connKey]api.Counters)}
 }
 
-// Delta returns f's counters minus those of the connection's previous
-// record, and remembers f's (or forgets the connection when f ends it).
-// Records without traffic counters (socket events) give zero.
+// Delta returns the counters of f's entry point (api.Flow.Entry: a
+// connection seen at two interfaces counts once) minus those of the
+// connection's previous record, and remembers f's (or forgets the
+// connection when f ends it). Records without traffic counters (socket
+// events) give zero.
 func (d *Deltas) Delta(f *api.Flow) api.Counters {
 	switch f.Event {
 	case api.EventStart, api.EventState, api.EventPeriodic, api.EventEnd:
 	default:
 		return api.Counters{}
 	}
-	k := connKey{f.IP.Source, f.IP.Destination, f.L4.SourcePort, f.L4.DestinationPort, f.L4.Protocol, f.Interface.Index}
-	cur := f.Counters
+	entry := f.Entry()
+	k := connKey{f.IP.Source, f.IP.Destination, f.L4.SourcePort, f.L4.DestinationPort, f.L4.Protocol, entry.Interface.Index}
+	cur := entry.Counters
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	last, seen := d.last[k]

@@ -50,3 +50,26 @@ func TestDeltasEvictWhenFullAndCountIt(t *testing.T) {
 		t.Fatalf("tracked %d, evicted %d; want 2 and 3", tracked, evicted)
 	}
 }
+
+func TestDeltasCountAConnectionOfTwoPointsOnceAtItsEntry(t *testing.T) {
+	rec := func(ev api.EventKind, entryPkts, exitPkts uint64, exitSpeaks bool) *api.Flow {
+		entry := api.Observation{Interface: api.Interface{Index: 10}, InitiatorHook: api.TrafficDirectionIngress,
+			Counters: api.Counters{PacketsForward: entryPkts, BytesForward: 100 * entryPkts}}
+		exit := api.Observation{Interface: api.Interface{Index: 20}, InitiatorHook: api.TrafficDirectionEgress,
+			Counters: api.Counters{PacketsForward: exitPkts, BytesForward: 100 * exitPkts}}
+		own, other := entry, exit
+		if exitSpeaks { // the exit dropped it: the record speaks from there
+			own, other = exit, entry
+		}
+		return &api.Flow{Event: ev, L4: api.L4{Protocol: api.ProtoTCP, SourcePort: 1000, DestinationPort: 80},
+			Interface: own.Interface, InitiatorHook: own.InitiatorHook, Counters: own.Counters, Other: other}
+	}
+	d := NewDeltas(16)
+	var total uint64
+	for _, f := range []*api.Flow{rec(api.EventStart, 1, 1, false), rec(api.EventState, 4, 3, true), rec(api.EventEnd, 6, 3, true)} {
+		total += d.Delta(f).PacketsForward
+	}
+	if total != 6 {
+		t.Fatalf("counted %d packets, want the entry's 6 (neither both points' 9 nor a mix of the two)", total)
+	}
+}

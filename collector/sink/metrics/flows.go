@@ -7,7 +7,7 @@ import "github.com/periscope-dev/periscope/api"
 func flowsDef() Def {
 	return Def{
 		Name: FlowsTotal, OTelName: OTelFlows, Unit: "{flow}", Kind: KindCounter, Capped: true,
-		Help: "Connections seen: flow records of kind start (one per connection and interface it was observed on), by verdict, traffic direction, IP protocol, IP version and flow type.",
+		Help: "Connections seen: flow records of kind start (one per connection: a connection seen at two interfaces of the node is one record), by verdict, traffic direction, IP protocol, IP version and flow type.",
 		Labels: []Label{
 			{Name: LabelVerdict, Key: KeyVerdict},
 			{Name: LabelDirection, Key: KeyTrafficDirection},

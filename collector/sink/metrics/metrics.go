@@ -30,6 +30,7 @@ type catalog struct {
 	stageDropped, stageQueued    Def
 	dnsQueries, dnsResponses     Def
 	dnsResponseTypes             Def
+	mapMemory, mapMaxEntries     Def
 }
 
 func newCatalog(o Options) *catalog {
@@ -48,6 +49,7 @@ func newCatalog(o Options) *catalog {
 		queueRecovered: queueRecoveredDef(), queueUnrecovered: queueUnrecoveredDef(),
 		stageIn: stageInDef(), stageOut: stageOutDef(), stageDropped: stageDroppedDef(), stageQueued: stageQueuedDef(),
 		dnsQueries: dnsQueriesDef(), dnsResponses: dnsResponsesDef(), dnsResponseTypes: dnsResponseTypesDef(),
+		mapMemory: mapMemoryDef(), mapMaxEntries: mapMaxEntriesDef(),
 	}
 }
 
@@ -63,6 +65,7 @@ func (c *catalog) all() []*Def {
 		&c.queueCorrupt, &c.queueDeduplicated, &c.queueRecovered, &c.queueUnrecovered,
 		&c.stageIn, &c.stageOut, &c.stageDropped, &c.stageQueued,
 		&c.dnsQueries, &c.dnsResponses, &c.dnsResponseTypes,
+		&c.mapMemory, &c.mapMaxEntries,
 	}
 }
 

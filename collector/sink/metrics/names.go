@@ -42,6 +42,8 @@ const (
 	DNSQueriesTotal                = "periscope_dns_queries_total"
 	DNSResponsesTotal              = "periscope_dns_responses_total"
 	DNSResponseTypesTotal          = "periscope_dns_response_types_total"
+	BPFMapMemoryBytes              = "periscope_bpf_map_memory_bytes"
+	BPFMapMaxEntries               = "periscope_bpf_map_max_entries"
 )
 
 // OpenTelemetry instrument names of the same metrics.
@@ -84,6 +86,8 @@ const (
 	OTelDNSQueries                = "periscope.dns.queries"
 	OTelDNSResponses              = "periscope.dns.responses"
 	OTelDNSResponseTypes          = "periscope.dns.response_types"
+	OTelBPFMapMemory              = "periscope.bpf.map.memory"
+	OTelBPFMapMaxEntries          = "periscope.bpf.map.max_entries"
 )
 
 // Prometheus label names.
@@ -108,6 +112,7 @@ const (
 	LabelRcode       = "rcode"    // a DNS response's rcode name (Hubble's), "Policy denied" for a refused query
 	LabelQtypes      = "qtypes"   // a DNS query's type
 	LabelIPsReturned = "ips_returned"
+	LabelMap         = "map"
 )
 
 // OpenTelemetry attribute keys of Periscope's own, for what the semantic
@@ -132,6 +137,7 @@ const (
 	KeyDNSQtypes        = attribute.Key("periscope.dns.qtypes")
 	KeyDNSIPsReturned   = attribute.Key("periscope.dns.ips_returned")
 	KeyDNSResponseType  = attribute.Key("periscope.dns.response_type")
+	KeyBPFMap           = attribute.Key("periscope.bpf.map")
 )
 
 // Values of the reporter label: which side of an exchange reported an L7

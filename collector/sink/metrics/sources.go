@@ -206,6 +206,14 @@ func (m *Metrics) collect(yield func(d *Def, values []LabelValue, v float64)) {
 			yield(&m.defs.flowTableCapacity, name, float64(st.FlowTableCapacity))
 		}
 		yield(&m.defs.policyRevision, name, float64(st.PolicyRevision))
+		if s.Maps == nil {
+			continue
+		}
+		for _, km := range s.Maps() {
+			labels := []LabelValue{name[0], str(km.Name)}
+			yield(&m.defs.mapMemory, labels, float64(km.Bytes))
+			yield(&m.defs.mapMaxEntries, labels, float64(km.MaxEntries))
+		}
 	}
 	for _, q := range m.sources.queues {
 		st, io, name := q.Stats(), q.IOStats(), []LabelValue{str(q.Name())}

@@ -20,7 +20,7 @@ func endpointLabels() []Label {
 func bytesDef() Def {
 	return Def{
 		Name: BytesTotal, OTelName: OTelBytes, Unit: "By", Kind: KindCounter, Capped: true,
-		Help:   "Bytes sent from source to destination (L2 frame length as seen at TC), exact from per-connection counters; a connection seen on two interfaces of the node counts on both.",
+		Help:   "Bytes sent from source to destination (L2 frame length as seen at TC), exact from per-connection counters; a connection seen at two interfaces of the node counts once, where its initiator's packets enter the node.",
 		Labels: endpointLabels(),
 	}
 }
@@ -28,7 +28,7 @@ func bytesDef() Def {
 func packetsDef() Def {
 	return Def{
 		Name: PacketsTotal, OTelName: OTelPackets, Unit: "{packet}", Kind: KindCounter, Capped: true,
-		Help:   "Packets sent from source to destination, exact from per-connection counters; a connection seen on two interfaces of the node counts on both.",
+		Help:   "Packets sent from source to destination, exact from per-connection counters; a connection seen at two interfaces of the node counts once, where its initiator's packets enter the node.",
 		Labels: endpointLabels(),
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -85,11 +86,26 @@ func (s *Server) Start() {
 	defer out.Close()
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	// Pdeathsig fires when the thread that started the server exits, not
+	// the process: Go ends a thread whose goroutine exits locked to it
+	// (netlab's namespace switches), which killed the server mid-test. The
+	// server is started from a goroutine that holds its thread until the
+	// server has exited.
+	exited, started := make(chan struct{}), make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		cmd.Wait()
+		close(exited)
+	}()
+	if err := <-started; err != nil {
 		s.tb.Fatalf("start %s: %v", ServerBinary, err)
 	}
-	s.cmd, s.exited = cmd, make(chan struct{})
-	go func() { cmd.Wait(); close(s.exited) }()
+	s.cmd, s.exited = cmd, exited
 
 	deadline := time.Now().Add(startTimeout)
 	for {

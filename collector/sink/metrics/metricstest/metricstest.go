@@ -15,10 +15,10 @@ import (
 	"github.com/periscope-dev/periscope/collector/sink/metrics"
 )
 
-// Populate feeds m flow records, a lost-events source, flow sources'
-// counters, queues and a stage's account such that every metric of
-// metrics.Defs has at least one series, in every instrument (HTTP responses
-// reported by the client, the server and neither).
+// Populate feeds m flow records, a lost-events source, a flow source's
+// counters with kernel maps, queues and a stage's account such that every
+// metric of metrics.Defs has at least one series, in every instrument (HTTP
+// responses reported by the client, the server and neither).
 func Populate(m *metrics.Metrics) {
 	start := api.Flow{
 		Event: api.EventStart, Verdict: api.VerdictDropped, DropReason: api.DropReasonPolicyDenied,
@@ -56,6 +56,8 @@ func Populate(m *metrics.Metrics) {
 	m.AddLostEventsSource("ringbuf", func() uint64 { return 2 })
 	m.AddSources(sink.SourceCounters{Name: "datapath", Read: func() sink.SourceStats {
 		return sink.SourceStats{EventsRead: 5, EventsLost: 1, FlowTableEntries: 3, FlowTableCapacity: 64, PolicyRevision: 2}
+	}, Maps: func() []sink.KernelMap {
+		return []sink.KernelMap{{Name: "flows", MaxEntries: 32768, Bytes: 6 << 20}}
 	}})
 	m.AddQueues(queue{})
 	m.AddStages(func() []account.Stage {
