@@ -43,7 +43,7 @@ func TestEveryQueryReturnsData(t *testing.T) {
 		labtest.SkipOrFail(t, "prometheus not installed (apt-get install prometheus)")
 	}
 	if testing.Short() {
-		t.Skip("starts a lab, a collector, ClickHouse and Prometheus: skipped with -short only")
+		t.Skip("starts a lab, a collector, ClickHouse and Prometheus: skipped with -short only (CI runs without -short, so there it always runs)")
 	}
 	envoyBin := os.Getenv("PERISCOPE_ENVOY_BINARY")
 	if envoyBin == "" {
