@@ -50,10 +50,7 @@ func TestCollectorRunsWithOnlyBPFNetAdminPerfmon(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "periscope")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildPeriscope(t, dir)
 
 	keep := []int{capNetAdmin, capPerfmon, capBPF}
 	drop := dropAllBut(t, keep...)

@@ -18,7 +18,6 @@ import (
 	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
-	"github.com/periscope-dev/periscope/proxy"
 )
 
 // isDBClients says whether a deciding policy is the demo's policy.
@@ -47,13 +46,7 @@ func isFrontendEgress(p api.PolicyRef) bool {
 // Ctrl-C leaves no namespace, link or pinned map behind.
 func TestDemoShowsEveryKindOfFlowWithVerdictsAndCleansUp(t *testing.T) {
 	labtest.RequireRoot(t)
-	envoyBin := os.Getenv("PERISCOPE_ENVOY_BINARY")
-	if envoyBin == "" {
-		envoyBin = proxy.DefaultEnvoyBinary
-	}
-	if _, err := os.Stat(envoyBin); err != nil {
-		labtest.SkipOrFail(t, fmt.Sprintf("no Envoy at %s (run scripts/deps.sh): %v", envoyBin, err))
-	}
+	envoyBin := envoyBinary(t)
 	opts := demoOptions{
 		listen:      freeAddr(t),
 		hubble:      freeAddr(t),

@@ -17,7 +17,6 @@ import (
 	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
-	"github.com/periscope-dev/periscope/proxy"
 )
 
 // TestCollectorWithEnvoyServesL7Flows runs the built binary with --envoy
@@ -26,18 +25,9 @@ import (
 // and come out of the collector's API as L7 flows attributed to both pods.
 func TestCollectorWithEnvoyServesL7Flows(t *testing.T) {
 	labtest.RequireRoot(t)
-	envoyBin := os.Getenv("PERISCOPE_ENVOY_BINARY")
-	if envoyBin == "" {
-		envoyBin = proxy.DefaultEnvoyBinary
-	}
-	if _, err := os.Stat(envoyBin); err != nil {
-		labtest.SkipOrFail(t, fmt.Sprintf("no Envoy at %s (run scripts/deps.sh): %v", envoyBin, err))
-	}
+	envoyBin := envoyBinary(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "periscope")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildPeriscope(t, dir)
 	lab := labtest.NewLab(t)
 	web, err := lab.AddPod(netlab.PodSpec{Name: "web"})
 	if err != nil {

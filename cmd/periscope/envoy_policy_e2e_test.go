@@ -25,7 +25,6 @@ import (
 	"github.com/periscope-dev/periscope/collector/sink/otel/oteltest"
 	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
-	"github.com/periscope-dev/periscope/proxy"
 )
 
 // webL7Policy lets peer GET /public/... of web's port 8080; anything else
@@ -54,13 +53,7 @@ spec:
 // columns, and the UI's L7 INFO column; the drops name the policy.
 func TestCollectorL7PolicyEndToEnd(t *testing.T) {
 	labtest.RequireRoot(t)
-	envoyBin := os.Getenv("PERISCOPE_ENVOY_BINARY")
-	if envoyBin == "" {
-		envoyBin = proxy.DefaultEnvoyBinary
-	}
-	if _, err := os.Stat(envoyBin); err != nil {
-		labtest.SkipOrFail(t, fmt.Sprintf("no Envoy at %s (run scripts/deps.sh): %v", envoyBin, err))
-	}
+	envoyBin := envoyBinary(t)
 	hubbleBin := findHubbleCLI(t)
 	if _, err := os.Stat(chromiumPath); err != nil {
 		labtest.SkipOrFail(t, "no Chromium at "+chromiumPath+" (apt-get install chromium)")
@@ -68,10 +61,7 @@ func TestCollectorL7PolicyEndToEnd(t *testing.T) {
 	ch := chtest.Start(t)
 	otlp, otlpAddr := oteltest.StartGRPC(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "periscope")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildPeriscope(t, dir)
 	lab := labtest.NewLab(t)
 	web, err := lab.AddPod(netlab.PodSpec{Name: "web"})
 	if err != nil {

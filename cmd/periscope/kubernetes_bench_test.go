@@ -62,10 +62,7 @@ func BenchmarkCollectorAtManyPods(b *testing.B) {
 		netPods = append(netPods, p)
 	}
 	dir := b.TempDir()
-	bin := filepath.Join(dir, "periscope")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildPeriscope(b, dir)
 	sockDir, err := os.MkdirTemp("", "psc-bench-")
 	if err != nil {
 		b.Fatal(err)

@@ -51,10 +51,7 @@ func TestCollectorLearnsPodsAndPoliciesWithKubeconfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "periscope")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildPeriscope(t, dir)
 	sockDir, err := os.MkdirTemp("", "psc-k8s-")
 	if err != nil {
 		t.Fatal(err)
