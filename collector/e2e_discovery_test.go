@@ -119,33 +119,45 @@ func (n *discoveryNode) waitEndpoint(t *testing.T, ip netip.Addr, podName string
 }
 
 // mapEntries counts the entries of the datapath's per-endpoint maps, by
-// map: both halves of each double buffer together (the half not in force
-// is emptied when the other is).
+// map, in the half of each double buffer that is in force. The other half
+// is emptied in the background once a grace period has passed after the
+// revision changed (datapath.ApplyPolicy), so it waits for that too: an
+// entry left behind in either half fails the count or the wait.
 func (n *discoveryNode) mapEntries(t *testing.T) map[string]int {
 	t.Helper()
-	out := map[string]int{}
-	for _, base := range []string{"ipcache", "local_ep", "enforce", "policy"} {
-		for _, half := range []string{"_0", "_1"} {
-			m, err := ebpf.LoadPinnedMap(filepath.Join(n.pin, base+half), nil)
-			if err != nil {
-				t.Fatalf("open pinned map %s: %v", base+half, err)
-			}
-			var k, v []byte
-			k = make([]byte, m.KeySize())
-			v = make([]byte, m.ValueSize())
-			it := m.Iterate()
-			count := 0
-			for it.Next(&k, &v) {
-				count++
-			}
-			if err := it.Err(); err != nil {
-				t.Fatalf("iterate %s: %v", base+half, err)
-			}
-			m.Close()
-			out[base] += count
+	bases := []string{"ipcache", "local_ep", "enforce", "policy"}
+	var out map[string]int
+	waitWithin(t, 10*time.Second, "the policy half not in force emptied", func() bool {
+		rev := n.dp.PolicyRevision()
+		out = map[string]int{}
+		idle := 0
+		for _, base := range bases {
+			out[base] = n.pinnedEntries(t, fmt.Sprintf("%s_%d", base, rev&1))
+			idle += n.pinnedEntries(t, fmt.Sprintf("%s_%d", base, (rev+1)&1))
 		}
-	}
+		return idle == 0 && n.dp.PolicyRevision() == rev
+	})
 	return out
+}
+
+// pinnedEntries counts the entries of the pinned map name.
+func (n *discoveryNode) pinnedEntries(t *testing.T, name string) int {
+	t.Helper()
+	m, err := ebpf.LoadPinnedMap(filepath.Join(n.pin, name), nil)
+	if err != nil {
+		t.Fatalf("open pinned map %s: %v", name, err)
+	}
+	defer m.Close()
+	k, v := make([]byte, m.KeySize()), make([]byte, m.ValueSize())
+	it := m.Iterate()
+	count := 0
+	for it.Next(&k, &v) {
+		count++
+	}
+	if err := it.Err(); err != nil {
+		t.Fatalf("iterate %s: %v", name, err)
+	}
+	return count
 }
 
 // connects reports whether from can open a TCP connection to to:port.
