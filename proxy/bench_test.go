@@ -110,12 +110,17 @@ func (l *l7Lab) paced(rate int, d time.Duration, port uint16) (p50, p99 time.Dur
 // pacedPath is paced with requests for path; failed counts the requests
 // that got no answer or another status than 200.
 func (l *l7Lab) pacedPath(rate int, d time.Duration, port uint16, path string) (p50, p99 time.Duration, failed int) {
+	return l.pacedTo(rate, d, netip.AddrPortFrom(l.server.IPv4, port), path)
+}
+
+// pacedTo is pacedPath to target.
+func (l *l7Lab) pacedTo(rate int, d time.Duration, target netip.AddrPort, path string) (p50, p99 time.Duration, failed int) {
 	tr := &http.Transport{MaxIdleConnsPerHost: 64, DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
 		return l.client.DialTCP(ctx, netip.MustParseAddrPort(addr))
 	}}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
-	url := "http://" + netip.AddrPortFrom(l.server.IPv4, port).String() + path
+	url := "http://" + target.String() + path
 	n := int(d.Seconds() * float64(rate))
 	lat := make([]time.Duration, n)
 	var wg sync.WaitGroup
