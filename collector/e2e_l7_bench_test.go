@@ -35,10 +35,10 @@ const (
 // the redirect and Envoy under an L7 policy, the time from its access-log
 // entry (when the client got the last byte of the answer, the moment
 // Envoy logs the exchange) to the moment a polling query on ClickHouse
-// first returns its L7 row: Envoy's access-log buffering (200ms), the
+// first returns its L7 row: Envoy's access-log buffering (100ms), the
 // gRPC stream, the collector's pipeline and the ClickHouse sink behind a
 // queue with clickhouse.RecommendedQueueOptions (batches flushed every
-// second). Goal: p99 ≤ 2 s. It also reports the stages: entry to the
+// half second). Goal: p99 ≤ 2 s. It also reports the stages: entry to the
 // collector's sinks and entry to the insert's acknowledgement.
 //
 //	sudo CI=true go test ./collector/ -run '^$' -bench E2EL7EntryToQueryable -benchtime 1x

@@ -107,7 +107,7 @@ func TestCollectorWithEnvoyServesL7Flows(t *testing.T) {
 		if string(b) != "client="+peer.IPv4.String() {
 			t.Fatalf("web answered %q, want it to see the peer %s", b, peer.IPv4)
 		}
-		time.Sleep(300 * time.Millisecond) // Envoy flushes its access log every 200ms
+		time.Sleep(300 * time.Millisecond) // Envoy flushes its access log every 100ms
 		for _, f := range getFlows(t, base, "from:pod=default/web") {
 			if f.Type == api.FlowTypeL7 {
 				l7 = append(l7, f)

@@ -70,8 +70,8 @@ type Options struct {
 	// access-log source redacts the sensitive ones).
 	RequestHeaders, ResponseHeaders []string
 	// FlushInterval is how long Envoy buffers access-log entries
-	// (default 200ms), BufferBytes how many bytes of them at most (default
-	// Envoy's, 16KiB): whichever comes first sends them.
+	// (default DefaultFlushInterval), BufferBytes how many bytes of them at
+	// most (default Envoy's, 16KiB): whichever comes first sends them.
 	FlushInterval time.Duration
 	BufferBytes   uint32
 	// IdleTimeout closes client and upstream connections idle this long
@@ -82,6 +82,12 @@ type Options struct {
 	IdleTimeout time.Duration
 }
 
+// DefaultFlushInterval is how long Envoy buffers access-log entries by
+// default: a tenth of a second of the 2 s an entry has to become a
+// queryable row (docs/BENCHMARKS.md); at high rates the buffer's size
+// sends them sooner.
+const DefaultFlushInterval = 100 * time.Millisecond
+
 // DefaultIdleTimeout is half the datapath's default idle limit of a
 // redirect's connections (datapath.DefaultProxyIdle).
 const DefaultIdleTimeout = 5 * time.Minute
@@ -89,7 +95,7 @@ const DefaultIdleTimeout = 5 * time.Minute
 // Build makes the whole snapshot of version for ls and checks it.
 func Build(version string, ls []Listener, opts Options) (*cache.Snapshot, error) {
 	if opts.FlushInterval == 0 {
-		opts.FlushInterval = 200 * time.Millisecond
+		opts.FlushInterval = DefaultFlushInterval
 	}
 	if opts.IdleTimeout == 0 {
 		opts.IdleTimeout = DefaultIdleTimeout
