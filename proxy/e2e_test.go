@@ -63,7 +63,7 @@ type l7Lab struct {
 	// benchmark's, so that keeping them costs nothing.
 	countOnly atomic.Bool
 	counted   atomic.Int64
-	registry       *collector.Registry
+	registry  *collector.Registry
 
 	mu      sync.Mutex
 	records []api.Flow

@@ -172,7 +172,7 @@ func (m *Manager) Run(ctx context.Context, ready func()) error {
 		ln.Close()
 		return fmt.Errorf("proxy: %w", err)
 	}
-	g := grpc.NewServer()
+	g := grpc.NewServer(accesslog.ServerCodec())
 	m.mu.Lock()
 	m.xds = xds.NewServer(ctx, m.opts.NodeID, m.log)
 	m.mu.Unlock()

@@ -20,6 +20,12 @@
 // Proxy-Authorization) keep their name with the value "HUBBLE_REDACTED",
 // as Hubble's redaction does, unless Options.KeepHeaders names them.
 //
+// The service's messages are not decoded by gRPC: the server that
+// serves it is made with ServerCodec, which hands them over as bytes, and
+// Run reads only the fields a record needs in place (decode.go), without
+// protobuf's reflection, maps and message per field, which cost about
+// four fifths of the source's CPU (docs/BENCHMARKS.md).
+//
 // It must not configure Envoy (proxy/xds does) nor enrich records with
 // endpoints (the collector does, by IP).
 package accesslog

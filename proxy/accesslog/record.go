@@ -1,10 +1,9 @@
 package accesslog
 
 import (
+	"bytes"
 	"crypto/rand"
-	"errors"
 	"fmt"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	alsdata "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/proxy/xds"
@@ -25,24 +25,24 @@ var protocols = map[alsdata.HTTPAccessLogEntry_HTTPVersion]string{
 }
 
 // record fills f (overwritten whole) from e; the L7 part is new.
-func (s *Source) record(e *alsdata.HTTPAccessLogEntry, f *api.Flow) error {
-	c := e.GetCommonProperties()
-	client, err := addrPort(c.GetDownstreamRemoteAddress())
+func (s *Source) record(e *httpEntry, f *api.Flow) error {
+	client, err := socketAddress(e.client)
 	if err != nil {
 		return fmt.Errorf("downstream remote address: %w", err)
 	}
-	server, err := addrPort(c.GetUpstreamRemoteAddress())
+	server, err := socketAddress(e.upstream)
 	if err != nil {
 		// No upstream (refused or failed before): the original destination.
-		if server, err = addrPort(c.GetDownstreamLocalAddress()); err != nil {
+		if server, err = socketAddress(e.local); err != nil {
 			return fmt.Errorf("downstream local address: %w", err)
 		}
 	}
 	*f = api.Flow{}
-	start := c.GetStartTime().AsTime()
+	start := timestamp(e.start)
 	f.StartTime = start
-	f.Time = start.Add(c.GetTimeToLastDownstreamTxByte().AsDuration())
-	if f.Time.Before(start) || c.GetTimeToLastDownstreamTxByte() == nil {
+	if last, ok := duration(e.lastDownstreamTx); ok && last >= 0 {
+		f.Time = start.Add(last)
+	} else {
 		f.Time = time.Now()
 	}
 	f.EndTime = f.Time
@@ -55,32 +55,31 @@ func (s *Source) record(e *alsdata.HTTPAccessLogEntry, f *api.Flow) error {
 	}
 	f.L4.Protocol = api.ProtoTCP
 	f.L4.SourcePort, f.L4.DestinationPort = client.Port(), server.Port()
-	tags := c.GetCustomTags()
-	if ep, err := strconv.ParseUint(tags[xds.TagEndpoint], 10, 32); err == nil {
+	if ep, err := strconv.ParseUint(string(e.endpoint), 10, 32); err == nil {
 		f.Interface.Index = uint32(ep)
 	}
-	switch tags[xds.TagDirection] {
+	switch string(e.direction) {
 	case "ingress":
 		f.TrafficDirection = api.TrafficDirectionIngress
 	case "egress":
 		f.TrafficDirection = api.TrafficDirectionEgress
 	}
-	req, resp := e.GetRequest(), e.GetResponse()
-	code := resp.GetResponseCode().GetValue()
-	verdict(f, code, resp.GetResponseCodeDetails(), c.GetMetadata())
+	if err := verdict(f, e.code, e.details, e.metadata); err != nil {
+		return err
+	}
 	l7 := &api.L7{Type: api.L7TypeResponse, HTTP: &api.HTTP{
-		Code:     code,
-		Method:   req.GetRequestMethod().String(),
-		URL:      url(req),
-		Protocol: protocols[e.GetProtocolVersion()],
-		Headers:  s.headers(req, resp),
+		Code:     e.code,
+		Method:   core.RequestMethod(e.method).String(),
+		URL:      url(e),
+		Protocol: protocols[alsdata.HTTPAccessLogEntry_HTTPVersion(e.protocol)],
+		Headers:  s.headers(e),
 	}}
-	if code == 0 {
+	if !e.hasCode || e.code == 0 {
 		l7.Type = api.L7TypeRequest
-	} else if d := c.GetTimeToFirstUpstreamRxByte(); d != nil {
-		l7.LatencyNs = uint64(d.AsDuration())
-	} else if d := c.GetTimeToFirstDownstreamTxByte(); d != nil {
-		l7.LatencyNs = uint64(d.AsDuration()) // a response of Envoy's own
+	} else if d, ok := duration(e.firstUpstreamRx); ok {
+		l7.LatencyNs = uint64(d)
+	} else if d, ok := duration(e.firstDownstreamTx); ok {
+		l7.LatencyNs = uint64(d) // a response of Envoy's own
 	}
 	f.L7 = l7
 	if l7.Type == api.L7TypeResponse {
@@ -96,17 +95,24 @@ func (s *Source) record(e *alsdata.HTTPAccessLogEntry, f *api.Flow) error {
 // policies when the L7 policy refused the request (the details of Envoy's
 // RBAC reply name its matched policy), AUDIT naming them when the audit
 // engine would have, else FORWARDED.
-func verdict(f *api.Flow, code uint32, details string, md *core.Metadata) {
+func verdict(f *api.Flow, code uint32, details, metadata []byte) error {
 	f.Verdict = api.VerdictForwarded
 	var denied []api.PolicyRef
 	switch {
-	case code == 403 && strings.HasPrefix(details, xds.RBACDeniedDetail):
+	case code == 403 && bytes.HasPrefix(details, []byte(xds.RBACDeniedDetail)):
 		f.Verdict, f.DropReason = api.VerdictDropped, api.DropReasonPolicyDenied
-		denied = xds.PolicyRefs(strings.TrimSuffix(strings.TrimPrefix(details, xds.RBACDeniedDetail), "]"))
+		denied = xds.PolicyRefs(strings.TrimSuffix(strings.TrimPrefix(string(details), xds.RBACDeniedDetail), "]"))
+	case len(metadata) == 0:
+		return nil
 	default:
+		// Only with an audit engine: decoded the slow way.
+		var md core.Metadata
+		if err := proto.Unmarshal(metadata, &md); err != nil {
+			return fmt.Errorf("metadata: %w", err)
+		}
 		rbac := md.GetFilterMetadata()[xds.RBACFilter].GetFields()
 		if rbac[xds.ShadowResultKey].GetStringValue() != xds.ShadowDenied {
-			return
+			return nil
 		}
 		f.Verdict, f.DropReason = api.VerdictAudit, api.DropReasonPolicyDenied
 		denied = xds.PolicyRefs(rbac[xds.ShadowPolicyKey].GetStringValue())
@@ -116,54 +122,58 @@ func verdict(f *api.Flow, code uint32, details string, md *core.Metadata) {
 	} else {
 		f.IngressDeniedBy = denied
 	}
+	return nil
 }
 
 // url is the request's absolute URL, as Hubble shows it.
-func url(r *alsdata.HTTPRequestProperties) string {
-	scheme := r.GetScheme()
-	if scheme == "" {
-		scheme = "http"
+func url(e *httpEntry) string {
+	scheme := e.scheme
+	if len(scheme) == 0 {
+		scheme = []byte("http")
 	}
-	return scheme + "://" + r.GetAuthority() + r.GetPath()
+	b := make([]byte, 0, len(scheme)+3+len(e.authority)+len(e.path))
+	b = append(append(append(append(b, scheme...), "://"...), e.authority...), e.path...)
+	return string(b)
 }
 
 // headers are the request's and the response's logged headers, sorted by
 // name (request first on a tie), sensitive values redacted.
-func (s *Source) headers(req *alsdata.HTTPRequestProperties, resp *alsdata.HTTPResponseProperties) []api.HTTPHeader {
-	var hs []api.HTTPHeader
-	add := func(k, v string) {
-		if v == "" {
+func (s *Source) headers(e *httpEntry) []api.HTTPHeader {
+	n := 4 + len(e.requestHeaders) + len(e.responseHeaders)
+	hs := make([]api.HTTPHeader, 0, n)
+	add := func(k string, v []byte) {
+		if len(v) == 0 {
 			return
 		}
-		k = strings.ToLower(k)
-		if s.redact[k] {
-			v = Redacted
+		value := Redacted
+		if !s.redact[k] {
+			value = string(v)
 		}
-		hs = append(hs, api.HTTPHeader{Key: k, Value: v})
+		hs = append(hs, api.HTTPHeader{Key: k, Value: value})
 	}
-	add("user-agent", req.GetUserAgent())
-	add("referer", req.GetReferer())
-	add("x-request-id", req.GetRequestId())
-	add("x-forwarded-for", req.GetForwardedFor())
-	for k, v := range req.GetRequestHeaders() {
-		add(k, v)
+	add("user-agent", e.userAgent)
+	add("referer", e.referer)
+	add("x-request-id", e.requestID)
+	add("x-forwarded-for", e.forwardedFor)
+	for _, h := range e.requestHeaders {
+		add(headerName(h.key), h.value)
 	}
-	for k, v := range resp.GetResponseHeaders() {
-		add(k, v)
+	for _, h := range e.responseHeaders {
+		add(headerName(h.key), h.value)
 	}
 	slices.SortStableFunc(hs, func(a, b api.HTTPHeader) int { return strings.Compare(a.Key, b.Key) })
 	return hs
 }
 
-// addrPort reads a socket address.
-func addrPort(a *core.Address) (netip.AddrPort, error) {
-	sa := a.GetSocketAddress()
-	if sa == nil {
-		return netip.AddrPort{}, errors.New("not a socket address")
+// headerName is the lower-case name of a logged header: one of the
+// configured ones without allocating, else a new string.
+func headerName(k []byte) string {
+	for _, names := range [][]string{DefaultRequestHeaders, DefaultResponseHeaders} {
+		for _, n := range names {
+			if string(k) == n {
+				return n
+			}
+		}
 	}
-	ip, err := netip.ParseAddr(sa.GetAddress())
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	return netip.AddrPortFrom(ip, uint16(sa.GetPortValue())), nil
+	return strings.ToLower(string(k))
 }

@@ -2,6 +2,7 @@ package accesslog
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -103,7 +104,7 @@ func TestRecordOfAnEntry(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := New(Options{KeepHeaders: tc.keep})
 			var f api.Flow
-			if err := s.record(tc.e, &f); err != nil {
+			if err := recordOf(s, tc.e, &f); err != nil {
 				t.Fatal(err)
 			}
 			h := f.L7.HTTP
@@ -140,9 +141,31 @@ func TestRecordOfAnEntry(t *testing.T) {
 	var f api.Flow
 	bad := entry(200, "")
 	bad.CommonProperties.DownstreamRemoteAddress = nil
-	if err := New(Options{}).record(bad, &f); err == nil {
+	if err := recordOf(New(Options{}), bad, &f); err == nil {
 		t.Error("an entry without client address made a record")
 	}
+}
+
+// recordOf is the record Run makes of e, sent alone in a message.
+func recordOf(s *Source, e *alsdata.HTTPAccessLogEntry, f *api.Flow) error {
+	b, err := proto.Marshal(&alsv3.StreamAccessLogsMessage{LogEntries: &alsv3.StreamAccessLogsMessage_HttpLogs{
+		HttpLogs: &alsv3.StreamAccessLogsMessage_HTTPAccessLogEntries{LogEntry: []*alsdata.HTTPAccessLogEntry{e}}}})
+	if err != nil {
+		return err
+	}
+	var d httpEntry
+	n := 0
+	_, err = eachEntry(b, func(b []byte) error {
+		n++
+		if err := d.decode(b); err != nil {
+			return err
+		}
+		return s.record(&d, f)
+	})
+	if err == nil && n != 1 {
+		err = fmt.Errorf("%d entries decoded, want 1", n)
+	}
+	return err
 }
 
 // BenchmarkIngest streams access-log entries over gRPC (a Unix socket, as
@@ -155,7 +178,7 @@ func BenchmarkIngest(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	g := grpc.NewServer()
+	g := grpc.NewServer(ServerCodec())
 	s.Register(g)
 	go func() { _ = g.Serve(ln) }()
 	defer g.Stop()
@@ -191,7 +214,7 @@ func BenchmarkIngest(b *testing.B) {
 	b.ResetTimer()
 	sent := 0
 	for sent < b.N {
-		if err := stream.SendMsg(rawMessage(raw)); err != nil {
+		if err := stream.SendMsg(sentMessage(raw)); err != nil {
 			b.Fatal(err)
 		}
 		sent += batch
@@ -207,15 +230,15 @@ func BenchmarkIngest(b *testing.B) {
 	b.ReportMetric(float64(sent)/cpu.Seconds(), "entries/cpu-s")
 }
 
-// rawMessage is a message already marshalled; rawCodec sends it as is.
-type rawMessage []byte
+// sentMessage is a message already marshalled; rawCodec sends it as is.
+type sentMessage []byte
 
 type rawCodec struct{}
 
 func (rawCodec) Name() string { return "proto" }
 
 func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
-	if r, ok := v.(rawMessage); ok {
+	if r, ok := v.(sentMessage); ok {
 		return mem.BufferSlice{mem.SliceBuffer(r)}, nil
 	}
 	b, err := proto.Marshal(v.(proto.Message))

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync/atomic"
 
-	alsdata "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
 	alsv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
 	"google.golang.org/grpc"
 
@@ -34,7 +33,7 @@ var (
 type Options struct {
 	// KeepHeaders are sensitive headers whose values are kept (any case).
 	KeepHeaders []string
-	// Queue is how many batches of entries wait for Run (default 1024);
+	// Queue is how many messages of entries wait for Run (default 1024);
 	// when it is full the gRPC streams wait, and Envoy buffers.
 	Queue int
 	// Logger is the parent logger; nil discards.
@@ -53,9 +52,9 @@ type Stats struct {
 type Source struct {
 	alsv3.UnimplementedAccessLogServiceServer
 
-	log     *slog.Logger
-	redact  map[string]bool
-	batches chan []*alsdata.HTTPAccessLogEntry
+	log      *slog.Logger
+	redact   map[string]bool
+	messages chan []byte // StreamAccessLogsMessages, marshalled
 
 	entries, records, skipped atomic.Uint64
 	streams                   atomic.Int64
@@ -78,38 +77,50 @@ func New(opts Options) *Source {
 		delete(redact, strings.ToLower(h))
 	}
 	return &Source{log: log.With("component", "accesslog"), redact: redact,
-		batches: make(chan []*alsdata.HTTPAccessLogEntry, opts.Queue)}
+		messages: make(chan []byte, opts.Queue)}
 }
 
-// Register adds the access-log service to g.
-func (s *Source) Register(g *grpc.Server) { alsv3.RegisterAccessLogServiceServer(g, s) }
+// Register adds the access-log service to g, which must have been made
+// with ServerCodec: the service receives its messages as bytes, which Run
+// decodes.
+func (s *Source) Register(g *grpc.Server) {
+	g.RegisterService(&grpc.ServiceDesc{
+		ServiceName: "envoy.service.accesslog.v3.AccessLogService",
+		HandlerType: (*alsv3.AccessLogServiceServer)(nil),
+		Streams: []grpc.StreamDesc{{StreamName: "StreamAccessLogs", ClientStreams: true,
+			Handler: func(srv any, stream grpc.ServerStream) error { return srv.(*Source).receive(stream) }}},
+		Metadata: "envoy/service/accesslog/v3/als.proto",
+	}, s)
+}
 
 // Stats returns the counters.
 func (s *Source) Stats() Stats {
 	return Stats{Entries: s.entries.Load(), Records: s.records.Load(), Skipped: s.skipped.Load(), Streams: s.streams.Load()}
 }
 
-// StreamAccessLogs receives one Envoy's stream of entries.
+// StreamAccessLogs receives one Envoy's stream of entries (decoded by
+// protobuf: Register serves receive instead).
 func (s *Source) StreamAccessLogs(stream alsv3.AccessLogService_StreamAccessLogsServer) error {
+	return s.receive(stream)
+}
+
+// receive queues the messages of one Envoy's stream for Run, as they came:
+// gRPC's receive makes a copy of each, so no decoding happens here.
+func (s *Source) receive(stream grpc.ServerStream) error {
 	s.streams.Add(1)
 	defer s.streams.Add(-1)
 	ctx := stream.Context()
 	for {
-		msg, err := stream.Recv()
+		var msg rawMessage
+		err := stream.RecvMsg(&msg)
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		http := msg.GetHttpLogs().GetLogEntry()
-		if len(http) == 0 {
-			s.skipped.Add(uint64(len(msg.GetTcpLogs().GetLogEntry())))
-			continue
-		}
-		s.entries.Add(uint64(len(http)))
 		select {
-		case s.batches <- http:
+		case s.messages <- msg:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -120,22 +131,37 @@ func (s *Source) StreamAccessLogs(stream alsv3.AccessLogService_StreamAccessLogs
 func (s *Source) Name() string { return "envoy-accesslog" }
 
 // Run emits one L7 record per HTTP entry received, from one goroutine,
-// with a reused Flow valid only during the call, until ctx ends.
+// with a reused Flow valid only during the call, until ctx ends. It
+// decodes each message in place (decode.go): only what the record needs,
+// without protobuf's reflection, maps and a message per field.
 func (s *Source) Run(ctx context.Context, emit func(*api.Flow)) error {
 	var f api.Flow
+	var e httpEntry
+	each := func(b []byte) error {
+		s.entries.Add(1)
+		err := e.decode(b)
+		if err == nil {
+			err = s.record(&e, &f)
+		}
+		if err != nil {
+			s.skipped.Add(1)
+			s.log.Debug("access-log entry skipped", "err", err)
+			return nil
+		}
+		s.records.Add(1)
+		emit(&f)
+		return nil
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case batch := <-s.batches:
-			for _, e := range batch {
-				if err := s.record(e, &f); err != nil {
-					s.skipped.Add(1)
-					s.log.Debug("access-log entry skipped", "err", err)
-					continue
-				}
-				s.records.Add(1)
-				emit(&f)
+		case msg := <-s.messages:
+			tcp, err := eachEntry(msg, each)
+			s.skipped.Add(uint64(tcp))
+			if err != nil {
+				s.skipped.Add(1)
+				s.log.Warn("malformed access-log message: the rest of it skipped", "err", err)
 			}
 		}
 	}
