@@ -13,11 +13,13 @@ import (
 	"testing"
 	"time"
 
+	accesslog "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	grpclog "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/grpc/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
@@ -39,12 +41,16 @@ const benchUpstream = "periscope_bench_upstream"
 // in one run: the same GET at saturation (wrk -t2 -c32 -d5s, keep-alive)
 // direct; to an Envoy listener the client connects to itself (no redirect,
 // no original_src, a static cluster to the direct port), without and with
-// the access log; through the redirect with the shipped listener minus the
-// access log; as shipped (visibility); as shipped with the L7 rule (RBAC).
-// For each: requests/s, Envoy's CPU per request, this process's (the
-// server and the access-log source) and wrk's, the machine's idle share,
+// the access log, and with it lean (no extra headers, no tags); through
+// the redirect with the shipped listener minus the access log; as shipped
+// (visibility); as shipped with the L7 rule (RBAC). For each: requests/s,
+// Envoy's CPU per request, this process's (the server and the access-log
+// source, which counts the records) and wrk's, the machine's idle share,
 // and Envoy's upstream connections against its upstream requests
 // (pooling); then p50 and p99 of a paced 1000 requests/s for 5s.
+// PERISCOPE_BENCH_MODES (comma-separated names) runs only those modes
+// besides direct; PERISCOPE_BENCH_LOG_BUFFER sets Envoy's access-log
+// buffer (bytes), PERISCOPE_BENCH_CONCURRENCY its workers.
 //
 //	sudo CI=true go test -run '^$' -bench BenchmarkL7Breakdown -benchtime 1x ./proxy/
 func BenchmarkL7Breakdown(b *testing.B) {
@@ -81,6 +87,9 @@ func BenchmarkL7Breakdown(b *testing.B) {
 		}},
 		{"envoy+log", netip.AddrPortFrom(l.lab.HostIPv4, plainPort), func() error {
 			return l.serveBench(ctx, "bench-envoy-log", xds.Rules{}, keep, plainPort, keep)
+		}},
+		{"envoy+lean-log", netip.AddrPortFrom(l.lab.HostIPv4, plainPort), func() error {
+			return l.serveBench(ctx, "bench-envoy-lean-log", xds.Rules{}, keep, plainPort, leanLog)
 		}},
 		{"redirect-nolog", netip.AddrPortFrom(l.server.IPv4, portHTTP), func() error {
 			return l.serveBench(ctx, "bench-redirect-nolog", xds.Rules{}, noLog, 0, nil)
@@ -144,6 +153,20 @@ func BenchmarkL7Breakdown(b *testing.B) {
 			b.ReportMetric(float64(p99.Microseconds()), m.name+"-1k-p99-µs")
 		}
 	}
+}
+
+// leanLog logs no headers besides those every entry has, and no tags.
+func leanLog(m *hcm.HttpConnectionManager) {
+	var c grpclog.HttpGrpcAccessLogConfig
+	if err := m.AccessLog[0].GetTypedConfig().UnmarshalTo(&c); err != nil {
+		panic(err)
+	}
+	c.AdditionalRequestHeadersToLog, c.AdditionalResponseHeadersToLog, c.CommonConfig.CustomTags = nil, nil, nil
+	a, err := anypb.New(&c)
+	if err != nil {
+		panic(err)
+	}
+	m.AccessLog[0].ConfigType = &accesslog.AccessLog_TypedConfig{TypedConfig: a}
 }
 
 // envoyBenchOptions are the supervised Envoy's options of a benchmark:
