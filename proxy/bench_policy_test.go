@@ -77,6 +77,7 @@ func BenchmarkL7PolicyDecision(b *testing.B) {
 		eo.Concurrency = n
 	}
 	l := newL7Lab(b, eo)
+	l.countOnly.Store(true)
 	if d, err := time.ParseDuration(os.Getenv("PERISCOPE_BENCH_FLUSH")); err == nil {
 		l.m.opts.AccessLogFlush = d
 	}

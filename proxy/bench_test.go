@@ -30,6 +30,7 @@ func BenchmarkL7RedirectVsDirect(b *testing.B) {
 		labtest.SkipOrFail(b, "no wrk (scripts/deps.sh installs it)")
 	}
 	l := newL7Lab(b, envoy.Options{})
+	l.countOnly.Store(true)
 	for range b.N {
 		sat := map[uint16]wrkResult{}
 		paced := map[uint16][2]time.Duration{}
