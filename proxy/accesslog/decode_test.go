@@ -119,3 +119,28 @@ func BenchmarkDecodeRecord(b *testing.B) {
 		}
 	}
 }
+
+// FuzzDecode feeds the decoder arbitrary messages: it may refuse them, it
+// must not panic or read past them.
+func FuzzDecode(f *testing.F) {
+	for _, e := range []*alsdata.HTTPAccessLogEntry{entry(200, "via_upstream"), entry(0, ""), audited("p")} {
+		b, err := proto.Marshal(&alsv3.StreamAccessLogsMessage{LogEntries: &alsv3.StreamAccessLogsMessage_HttpLogs{
+			HttpLogs: &alsv3.StreamAccessLogsMessage_HTTPAccessLogEntries{LogEntry: []*alsdata.HTTPAccessLogEntry{e}}}})
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	s := New(Options{})
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		var e httpEntry
+		var fl api.Flow
+		_, _ = eachEntry(msg, func(b []byte) error {
+			if err := e.decode(b); err != nil {
+				return err
+			}
+			_ = s.record(&e, &fl)
+			return nil
+		})
+	})
+}
