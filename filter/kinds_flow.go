@@ -168,6 +168,8 @@ func parseEventType(raw string) (value, error) {
 	return v, nil
 }
 
+// parseEventTypeName reads an event type without its sub-type: a name
+// (drop, trace, policy-verdict, l7, in any case) or a number 0-255.
 func parseEventTypeName(raw string) (value, error) {
 	name := strings.ToLower(raw)
 	if n, ok := eventTypeNames[name]; ok {
