@@ -46,7 +46,7 @@ func pointFlows(now time.Time) []api.Flow {
 func TestBrowserShowsBothObservationPointsOfAMergedRecord(t *testing.T) {
 	ctx := browser(t)
 	l := startLab(t, 0, Options{}, apitest.NewSource(pointFlows(time.Now()), 0))
-	run(t, ctx, 20*time.Second,
+	run(t, ctx, pageLoad,
 		chromedp.Navigate(l.base+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="flow-row"]`)),
 	)
