@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +35,9 @@ type discoveryNode struct {
 	pin   string
 	base  string
 	log   *logBuffer
+	// stop stops the node as a restart would: its watchers, collector and
+	// datapath, the policies in force kept (pinned and persisted).
+	stop func()
 }
 
 // startDiscoveryNode runs a collector named node with an identity grace of
@@ -43,10 +47,20 @@ type discoveryNode struct {
 func startDiscoveryNode(t *testing.T, node string, grace time.Duration,
 	run func(ctx context.Context, eps discovery.EndpointSink, pols discovery.PolicySink) error) *discoveryNode {
 	t.Helper()
-	log := &logBuffer{}
-	logger := slog.New(slog.NewTextHandler(log, nil))
 	pin := fmt.Sprintf("/sys/fs/bpf/periscope-e2e-disc-%d-%d", os.Getpid(), time.Now().UnixNano())
 	t.Cleanup(func() { os.RemoveAll(pin) })
+	return startDiscoveryNodeAt(t, node, grace, t.TempDir(), pin, run)
+}
+
+// startDiscoveryNodeAt is startDiscoveryNode with the state in dir and the
+// datapath pinned at pin: a node started again with both is the same
+// node restarted. It runs until stop or the end of the test, which also
+// deletes every policy (the datapath's programs then go with it).
+func startDiscoveryNodeAt(t *testing.T, node string, grace time.Duration, dir, pin string,
+	run func(ctx context.Context, eps discovery.EndpointSink, pols discovery.PolicySink) error) *discoveryNode {
+	t.Helper()
+	log := &logBuffer{}
+	logger := slog.New(slog.NewTextHandler(log, nil))
 	dp, err := datapath.Load(datapath.Config{PinPath: pin, Logger: logger})
 	if err != nil {
 		t.Fatalf("load datapath: %v", err)
@@ -55,7 +69,6 @@ func startDiscoveryNode(t *testing.T, node string, grace time.Duration,
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
 	c, err := collector.New(collector.Options{Config: &collector.Config{NodeName: node}, Sources: []collector.Source{dp},
 		Attacher: dp, Listener: ln, Interfaces: dp.Interfaces, Logger: logger, IdentityGrace: grace,
 		EndpointState: filepath.Join(dir, "endpoints.json")})
@@ -69,35 +82,41 @@ func startDiscoveryNode(t *testing.T, node string, grace time.Duration,
 		t.Fatalf("policy store: %v", err)
 	}
 	c.OnEndpointsChange(store.Refresh)
-	stop := apitest.Start(t, "collector", c)
+	stopCollector := apitest.Start(t, "collector", c)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, c, store) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("watchers: %v", err)
+	var once sync.Once
+	stop := func(deletePolicies bool) {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("watchers: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Error("watchers did not stop within 30s")
 			}
-		case <-time.After(30 * time.Second):
-			t.Error("watchers did not stop within 30s")
-		}
-		// No policy left: the datapath's programs go with it.
-		for _, p := range store.List() {
-			if _, err := store.Delete(p.Kind, p.Namespace, p.Name); err != nil {
-				t.Logf("delete policy %s: %v", p.Name, err)
+			if deletePolicies {
+				for _, p := range store.List() {
+					if _, err := store.Delete(p.Kind, p.Namespace, p.Name); err != nil {
+						t.Logf("delete policy %s: %v", p.Name, err)
+					}
+				}
 			}
-		}
-		stop()
-		if err := dp.Close(); err != nil {
-			t.Errorf("close datapath: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("collector log:\n%s", log)
-		}
-	})
-	return &discoveryNode{c: c, dp: dp, store: store, pin: pin, base: "http://" + c.Addr().String(), log: log}
+			stopCollector()
+			if err := dp.Close(); err != nil {
+				t.Errorf("close datapath: %v", err)
+			}
+			if t.Failed() {
+				t.Logf("collector log:\n%s", log)
+			}
+		})
+	}
+	t.Cleanup(func() { stop(true) })
+	return &discoveryNode{c: c, dp: dp, store: store, pin: pin, base: "http://" + c.Addr().String(), log: log,
+		stop: func() { stop(false) }}
 }
 
 // endpointAt is the endpoint the collector's registry has at ip, if any.
