@@ -157,6 +157,12 @@ type Options struct {
 	// is kept (identity.Allocator.Release, at start and at the end of
 	// Run); 0 means identity.DefaultReleaseGrace, negative never.
 	IdentityGrace time.Duration
+	// Attribution, when set, holds the records of workloads not yet
+	// discovered (an unknown address on a workload network) until their
+	// endpoint is in force or a window ends (attribution.go); nil passes
+	// every record on at once. The collector's status and Stages then
+	// carry its account (StageAttribution).
+	Attribution *Attribution
 	// EndpointState, when set, is the file of the endpoints in force: New
 	// keeps those of the previous run that the endpoints no longer
 	// declare (see endpoints.go), and every change rewrites it.
@@ -178,6 +184,9 @@ type Collector struct {
 	topo        *Topology  // the endpoints in force, as registry was built from
 	onChange    []func() error
 	discovered  discoveredQueue // watchers' events not yet in force
+
+	pipeMu sync.Mutex       // the pipeline's, when several paths feed it
+	hold   *attributionHold // nil without Options.Attribution
 
 	ready    chan struct{}
 	mu       sync.Mutex
@@ -255,7 +264,22 @@ func New(opts Options) (*Collector, error) {
 		topo:    topo,
 	}
 	c.registry.Store(reg)
+	if opts.Attribution != nil {
+		if opts.Attribution.Networks == nil {
+			return nil, errors.New("collector: attribution hold without workload networks")
+		}
+		c.hold = newAttributionHold(*opts.Attribution, &c.pipeMu)
+	}
 	return c, nil
+}
+
+// Stages are the accounts of the collector's own stages of the flow path:
+// the attribution hold's (none without Options.Attribution).
+func (c *Collector) Stages() []account.Stage {
+	if c.hold == nil {
+		return nil
+	}
+	return []account.Stage{c.hold.Stage()}
 }
 
 // Registry is the collector's endpoint registry as it is now: a change of
@@ -282,9 +306,20 @@ func (c *Collector) Addr() net.Addr {
 }
 
 // process is the pipeline, run for every flow of every source, one flow at a
-// time (runSources serializes the sources).
+// time (runSources serializes the sources, and the attribution hold's
+// releases with them). A record of a workload not yet discovered may be
+// held (attribution.go); the others go on at once.
 func (c *Collector) process(f *api.Flow) {
-	c.Registry().Enrich(f)
+	reg := c.Registry()
+	reg.Enrich(f)
+	if c.hold != nil && c.hold.take(f, time.Now()) {
+		return
+	}
+	c.deliver(f)
+}
+
+// deliver names f's addresses, stores it and hands it to the sinks.
+func (c *Collector) deliver(f *api.Flow) {
 	if c.opts.Names != nil {
 		c.opts.Names.Annotate(f)
 	}
@@ -351,7 +386,16 @@ func (c *Collector) Run(ctx context.Context) (err error) {
 		wg.Go(func() { c.releaseUnusedIdentities(runCtx) })
 	}
 
+	// The hold outlives the sources: what it holds when they stop goes on
+	// before the store closes.
+	holdCtx, stopHold := context.WithCancel(context.Background())
+	var holdDone sync.WaitGroup
+	if c.hold != nil {
+		holdDone.Go(func() { c.hold.run(holdCtx, c.Registry, c.deliver) })
+	}
 	srcErr := c.runSources(runCtx, c.process)
+	stopHold()
+	holdDone.Wait()
 	cancel()
 	c.store.Close()
 	// The endpoints were in use until now: their grace starts here.

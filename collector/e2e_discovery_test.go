@@ -23,6 +23,8 @@ import (
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/discovery"
+	"github.com/periscope-dev/periscope/discovery/hostveth"
+	"github.com/periscope-dev/periscope/enforcer/identity"
 	"github.com/periscope-dev/periscope/enforcer/policystore"
 )
 
@@ -38,6 +40,46 @@ type discoveryNode struct {
 	// stop stops the node as a restart would: its watchers, collector and
 	// datapath, the policies in force kept (pinned and persisted).
 	stop func()
+	// seen are the sides of the records the collector passed on whose
+	// addresses are the test's.
+	seen *sidesSeen
+}
+
+// sideSeen is one side of a record the collector passed on.
+type sideSeen struct {
+	time, start time.Time // the record's event time and its connection's start
+	world       bool      // attributed to reserved:world
+	pod         string
+}
+
+// sidesSeen is a collector sink keeping the sides of the records whose
+// address is in the tests' range (198.18.0.0/15), by address.
+type sidesSeen struct {
+	mu sync.Mutex
+	by map[netip.Addr][]sideSeen
+}
+
+var testAddrs = netip.MustParsePrefix("198.18.0.0/15")
+
+func (s *sidesSeen) Consume(f *api.Flow) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, side := range []struct {
+		a  netip.Addr
+		ep *api.Endpoint
+	}{{f.IP.Source, &f.Source}, {f.IP.Destination, &f.Destination}} {
+		if testAddrs.Contains(side.a) {
+			s.by[side.a] = append(s.by[side.a], sideSeen{time: f.Time, start: f.StartTime,
+				world: side.ep.Identity == uint32(identity.World), pod: side.ep.PodName})
+		}
+	}
+}
+
+// at returns the sides seen with address a.
+func (s *sidesSeen) at(a netip.Addr) []sideSeen {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.by[a])
 }
 
 // startDiscoveryNode runs a collector named node with an identity grace of
@@ -69,9 +111,17 @@ func startDiscoveryNodeAt(t *testing.T, node string, grace time.Duration, dir, p
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As the binary does with discovery on: records of workloads not yet
+	// discovered wait for their endpoint.
+	nets, err := hostveth.NewNetworks()
+	if err != nil {
+		t.Fatalf("workload networks: %v", err)
+	}
+	seen := &sidesSeen{by: map[netip.Addr][]sideSeen{}}
 	c, err := collector.New(collector.Options{Config: &collector.Config{NodeName: node}, Sources: []collector.Source{dp},
 		Attacher: dp, Listener: ln, Interfaces: dp.Interfaces, Logger: logger, IdentityGrace: grace,
-		EndpointState: filepath.Join(dir, "endpoints.json")})
+		EndpointState: filepath.Join(dir, "endpoints.json"), Sinks: []collector.Sink{seen},
+		Attribution: &collector.Attribution{Networks: nets}})
 	if err != nil {
 		dp.Close()
 		t.Fatalf("collector: %v", err)
@@ -85,7 +135,14 @@ func startDiscoveryNodeAt(t *testing.T, node string, grace time.Duration, dir, p
 	stopCollector := apitest.Start(t, "collector", c)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, c, store) }()
+	go func() {
+		var wg sync.WaitGroup
+		var nerr error
+		wg.Go(func() { nerr = nets.Run(ctx) })
+		err := run(ctx, c, store)
+		wg.Wait()
+		done <- errors.Join(err, nerr)
+	}()
 	var once sync.Once
 	stop := func(deletePolicies bool) {
 		once.Do(func() {
@@ -116,7 +173,7 @@ func startDiscoveryNodeAt(t *testing.T, node string, grace time.Duration, dir, p
 	}
 	t.Cleanup(func() { stop(true) })
 	return &discoveryNode{c: c, dp: dp, store: store, pin: pin, base: "http://" + c.Addr().String(), log: log,
-		stop: func() { stop(false) }}
+		stop: func() { stop(false) }, seen: seen}
 }
 
 // endpointAt is the endpoint the collector's registry has at ip, if any.

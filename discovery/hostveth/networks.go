@@ -1,0 +1,190 @@
+package hostveth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Networks is the set of the host's workload networks: the prefixes the
+// main routing table sends to a veth whose peer is in another network
+// namespace (Calico-style /32 and /128 routes), or to a bridge whose ports
+// are all such veths (Docker, Podman, Flannel, the bridge plugin; a
+// bridge with a physical port is the host's uplink, not a workload
+// network). An address in one belongs to a workload of this node, known
+// or not yet. Default routes are never workload networks.
+//
+// Contains reads a snapshot and allocates nothing; Run keeps it current.
+type Networks struct {
+	prefixes atomic.Pointer[[]netip.Prefix]
+}
+
+// NewNetworks reads the workload networks from the routing table once.
+func NewNetworks() (*Networks, error) {
+	n := &Networks{}
+	if err := n.Reload(); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// Contains reports whether a is on one of the workload networks.
+func (n *Networks) Contains(a netip.Addr) bool {
+	p := n.prefixes.Load()
+	if p == nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, pre := range *p {
+		if pre.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// Prefixes returns the workload networks now.
+func (n *Networks) Prefixes() []netip.Prefix {
+	if p := n.prefixes.Load(); p != nil {
+		return append([]netip.Prefix(nil), *p...)
+	}
+	return nil
+}
+
+// dumpAttempts bounds the reads of the links and routes of a reload while
+// they change under it (netlink.ErrDumpInterrupted).
+const dumpAttempts = 10
+
+// Reload reads the routing table and the links again; a read the kernel
+// interrupted (they changed meanwhile) is read again.
+func (n *Networks) Reload() error {
+	var err error
+	for range dumpAttempts {
+		if err = n.reload(); !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return err
+		}
+	}
+	return err
+}
+
+func (n *Networks) reload() error {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return fmt.Errorf("workload networks: list links: %w", err)
+	}
+	workload := workloadLinks(links)
+	routes, err := netlink.RouteList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		return fmt.Errorf("workload networks: list routes: %w", err)
+	}
+	var out []netip.Prefix
+	for _, r := range routes {
+		if r.Dst == nil || !workload[r.LinkIndex] || r.Type != unix.RTN_UNICAST {
+			continue
+		}
+		ones, _ := r.Dst.Mask.Size()
+		addr, ok := netip.AddrFromSlice(r.Dst.IP)
+		if !ok || ones == 0 {
+			continue
+		}
+		p := netip.PrefixFrom(addr.Unmap(), ones).Masked()
+		if p.Addr().IsLinkLocalUnicast() || p.Addr().IsMulticast() {
+			continue
+		}
+		out = append(out, p)
+	}
+	n.prefixes.Store(&out)
+	return nil
+}
+
+// workloadLinks are the indexes of the links whose routes lead to
+// workloads: veths with their peer in another namespace, and bridges with
+// no port but such veths.
+func workloadLinks(links []netlink.Link) map[int]bool {
+	podVeth := func(l netlink.Link) bool {
+		_, veth := l.(*netlink.Veth)
+		return veth && l.Attrs().NetNsID >= 0
+	}
+	out := map[int]bool{}
+	bridges := map[int]bool{}
+	for _, l := range links {
+		if _, ok := l.(*netlink.Bridge); ok {
+			bridges[l.Attrs().Index] = true
+		}
+		if podVeth(l) {
+			out[l.Attrs().Index] = true
+		}
+	}
+	for _, l := range links {
+		if m := l.Attrs().MasterIndex; bridges[m] && !podVeth(l) {
+			bridges[m] = false // a port that is no workload's: the host's uplink
+		}
+	}
+	for i, ok := range bridges {
+		if ok {
+			out[i] = true
+		}
+	}
+	return out
+}
+
+// Run keeps the networks current until ctx ends: every change of a route
+// or a link reads them again (changes that come together, once).
+func (n *Networks) Run(ctx context.Context) error {
+	routes := make(chan netlink.RouteUpdate, 256)
+	links := make(chan netlink.LinkUpdate, 256)
+	failed := make(chan error, 2)
+	onErr := func(err error) {
+		select {
+		case failed <- err:
+		default:
+		}
+	}
+	if err := netlink.RouteSubscribeWithOptions(routes, ctx.Done(), netlink.RouteSubscribeOptions{ErrorCallback: onErr}); err != nil {
+		return fmt.Errorf("workload networks: watch routes: %w", err)
+	}
+	if err := netlink.LinkSubscribeWithOptions(links, ctx.Done(), netlink.LinkSubscribeOptions{ErrorCallback: onErr}); err != nil {
+		return fmt.Errorf("workload networks: watch links: %w", err)
+	}
+	// What changed between NewNetworks and the subscriptions.
+	if err := n.Reload(); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-failed:
+			return fmt.Errorf("workload networks: %w", err)
+		case _, ok := <-routes:
+			if !ok {
+				return nil
+			}
+		case _, ok := <-links:
+			if !ok {
+				return nil
+			}
+		}
+		drain(routes)
+		drain(links)
+		if err := n.Reload(); err != nil {
+			return err
+		}
+	}
+}
+
+// drain empties ch of what is already in it.
+func drain[T any](ch <-chan T) {
+	for {
+		select {
+		case <-ch:
+		default:
+			return
+		}
+	}
+}
