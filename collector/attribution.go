@@ -32,11 +32,6 @@ const DefaultAttributionWindow = 2 * time.Second
 // (about 1.5 MiB); a record beyond it goes on unheld.
 const DefaultAttributionCapacity = 4096
 
-// StageAttribution is the account of the attribution hold: In every
-// record the pipeline took, Out those it passed on, Queued those held;
-// nothing is dropped. Its Detail splits the held ones by how they left.
-const StageAttribution = "attribution"
-
 // WorkloadNetworks tells whether an address is on one of the node's
 // workload networks; *hostveth.Networks implements it. Contains must not
 // allocate.
@@ -159,12 +154,13 @@ func (h *attributionHold) release(reg *Registry, now time.Time, all bool, delive
 	return h.held[0].until
 }
 
-// Stage is the hold's account.
+// Stage is the hold's account (account.StageAttribution); its Detail
+// splits the held records by how they left.
 // It takes the pipeline's lock: the counts are read between records.
 func (h *attributionHold) Stage() account.Stage {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return account.Stage{Name: StageAttribution, In: h.in, Out: h.out, Queued: uint64(len(h.held)), Dropped: map[string]uint64{},
+	return account.Stage{Name: account.StageAttribution, In: h.in, Out: h.out, Queued: uint64(len(h.held)), Dropped: map[string]uint64{},
 		Detail: map[string]uint64{
 			"reattributed":  h.reattributed,
 			"expired":       h.expired,

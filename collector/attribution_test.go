@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"net"
 	"net/netip"
 	"sync"
 	"testing"
@@ -125,5 +126,63 @@ func TestARecordThatNeedsNoAttributionIsNotHeldAndAllocatesNothing(t *testing.T)
 	}
 	if st := c.Stages(); len(st) != 1 || st[0].Queued != 0 || st[0].In != st[0].Out {
 		t.Errorf("stages %+v: nothing should be held", st)
+	}
+}
+
+// recorder is a Sink keeping copies of what it consumes.
+type recorder struct {
+	mu    sync.Mutex
+	flows []api.Flow
+}
+
+func (r *recorder) Consume(f *api.Flow) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.flows = append(r.flows, *f)
+}
+
+func (r *recorder) len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.flows)
+}
+
+// TestTheCollectorPassesOnWhatItHoldsWhenItStops runs a collector with
+// the hold: a record of known endpoints reaches the sinks at once, one of
+// an unknown workload waits (its window is long), and goes on, from the
+// world, when the collector stops; none is lost.
+func TestTheCollectorPassesOnWhatItHoldsWhenItStops(t *testing.T) {
+	known := cannedFlow(1)
+	unknown := cannedFlow(2)
+	unknown.IP.Source = netip.MustParseAddr("198.18.0.77")
+	rec := &recorder{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(Options{Topology: testTopology(), Sources: []Source{apitest.NewSource([]api.Flow{unknown, known}, 0)},
+		Listener: ln, Sinks: []Sink{rec},
+		Attribution: &Attribution{Networks: prefixes{netip.MustParsePrefix("198.18.0.0/24")}, Window: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := apitest.Start(t, "collector", c)
+	deadline := time.Now().Add(10 * time.Second)
+	for rec.len() < 1 || c.Stages()[0].Queued < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10s: %d flows passed on, stages %+v: want the known one passed, the unknown held", rec.len(), c.Stages())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := rec.flows[0]; got.IP.Source != known.IP.Source || got.Source.PodName != "frontend-7d4" {
+		t.Errorf("passed at once: %+v, want the known endpoints' record", got.Source)
+	}
+	stop()
+	if rec.len() != 2 || rec.flows[1].IP.Source != unknown.IP.Source || rec.flows[1].Source.Identity != uint32(identity.World) {
+		t.Fatalf("after the stop: %+v, want the held record passed on from the world", rec.flows)
+	}
+	st := c.Stages()[0]
+	if err := st.Check(); err != nil || st.In != 2 || st.Out != 2 || st.Detail["expired"] != 1 {
+		t.Errorf("account %+v (%v): want 2 in, 2 out, 1 to the window's end", st, err)
 	}
 }

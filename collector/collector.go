@@ -161,7 +161,7 @@ type Options struct {
 	// discovered (an unknown address on a workload network) until their
 	// endpoint is in force or a window ends (attribution.go); nil passes
 	// every record on at once. The collector's status and Stages then
-	// carry its account (StageAttribution).
+	// carry its account (account.StageAttribution).
 	Attribution *Attribution
 	// EndpointState, when set, is the file of the endpoints in force: New
 	// keeps those of the previous run that the endpoints no longer
