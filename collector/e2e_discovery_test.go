@@ -113,7 +113,7 @@ func startDiscoveryNodeAt(t *testing.T, node string, grace time.Duration, dir, p
 	}
 	// As the binary does with discovery on: records of workloads not yet
 	// discovered wait for their endpoint.
-	nets, err := hostveth.NewNetworks()
+	nets, err := hostveth.NewNetworks(logger)
 	if err != nil {
 		t.Fatalf("workload networks: %v", err)
 	}

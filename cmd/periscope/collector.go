@@ -260,7 +260,7 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 	if dns.Proxy() != nil {
 		more = append(more, dns.Proxy())
 	}
-	attribution, networks, err := fl.discovery.attribution()
+	attribution, networks, err := fl.discovery.attribution(logger)
 	if err != nil {
 		ln.Close()
 		return privilegeHint(err)

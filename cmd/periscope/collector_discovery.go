@@ -54,11 +54,11 @@ type watcher struct {
 // discovered, with discovery on (nil otherwise: an endpoints file's
 // endpoints are in force before their workloads talk), and the watcher
 // that keeps its workload networks current.
-func (d discoveryFlags) attribution() (*collector.Attribution, *watcher, error) {
+func (d discoveryFlags) attribution(logger *slog.Logger) (*collector.Attribution, *watcher, error) {
 	if !d.enabled() {
 		return nil, nil, nil
 	}
-	nets, err := hostveth.NewNetworks()
+	nets, err := hostveth.NewNetworks(logger)
 	if err != nil {
 		return nil, nil, err
 	}

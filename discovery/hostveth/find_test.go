@@ -120,7 +120,7 @@ func TestNetworksAreTheRoutesToWorkloads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := NewNetworks()
+	n, err := NewNetworks(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

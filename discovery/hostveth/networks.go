@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"sync/atomic"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -22,11 +24,16 @@ import (
 // Contains reads a snapshot and allocates nothing; Run keeps it current.
 type Networks struct {
 	prefixes atomic.Pointer[[]netip.Prefix]
+	log      *slog.Logger
 }
 
-// NewNetworks reads the workload networks from the routing table once.
-func NewNetworks() (*Networks, error) {
-	n := &Networks{}
+// NewNetworks reads the workload networks from the routing table once;
+// Run logs to log (nil discards).
+func NewNetworks(log *slog.Logger) (*Networks, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n := &Networks{log: log.With("component", "workload-networks")}
 	if err := n.Reload(); err != nil {
 		return nil, err
 	}
@@ -133,9 +140,34 @@ func workloadLinks(links []netlink.Link) map[int]bool {
 	return out
 }
 
+// resubscribeAfter is how long Run waits before it watches again after
+// the kernel ended a watch (its socket overflowed, say).
+const resubscribeAfter = time.Second
+
 // Run keeps the networks current until ctx ends: every change of a route
-// or a link reads them again (changes that come together, once).
+// or a link reads them again (changes that come together, once). A watch
+// the kernel ends is begun again (logged) after a read of everything;
+// Run returns nil when ctx ends.
 func (n *Networks) Run(ctx context.Context) error {
+	for {
+		err := n.watch(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		n.log.Warn("workload networks: watch ended; watching again", "err", err, "after", resubscribeAfter)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(resubscribeAfter):
+		}
+	}
+}
+
+// watch follows route and link changes until ctx ends or the kernel ends
+// the watch.
+func (n *Networks) watch(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	routes := make(chan netlink.RouteUpdate, 256)
 	links := make(chan netlink.LinkUpdate, 256)
 	failed := make(chan error, 2)
@@ -146,12 +178,12 @@ func (n *Networks) Run(ctx context.Context) error {
 		}
 	}
 	if err := netlink.RouteSubscribeWithOptions(routes, ctx.Done(), netlink.RouteSubscribeOptions{ErrorCallback: onErr}); err != nil {
-		return fmt.Errorf("workload networks: watch routes: %w", err)
+		return fmt.Errorf("watch routes: %w", err)
 	}
 	if err := netlink.LinkSubscribeWithOptions(links, ctx.Done(), netlink.LinkSubscribeOptions{ErrorCallback: onErr}); err != nil {
-		return fmt.Errorf("workload networks: watch links: %w", err)
+		return fmt.Errorf("watch links: %w", err)
 	}
-	// What changed between NewNetworks and the subscriptions.
+	// What changed before the watch began.
 	if err := n.Reload(); err != nil {
 		return err
 	}
@@ -160,14 +192,14 @@ func (n *Networks) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case err := <-failed:
-			return fmt.Errorf("workload networks: %w", err)
+			return err
 		case _, ok := <-routes:
 			if !ok {
-				return nil
+				return errors.New("the route watch ended")
 			}
 		case _, ok := <-links:
 			if !ok {
-				return nil
+				return errors.New("the link watch ended")
 			}
 		}
 		drain(routes)
