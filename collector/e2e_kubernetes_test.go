@@ -381,7 +381,7 @@ func testPodChurn(t *testing.T, k *kubeCluster, n *discoveryNode, lab *netlab.La
 }
 
 // testNewPodsTalkingFirst creates a pod every 100 ms (10 pods/s), 100 in
-// all, each deleted 3 s (30 pods) later, as a CNI and a kubelet do: its network
+// all, each deleted 5 s (50 pods) later, as a CNI and a kubelet do: its network
 // first (a new netlab pod: a new veth), which at once starts connecting to
 // server, then the pod through the API with its addresses in its status.
 // Each talks until the collector attributes it and a few connections
@@ -390,7 +390,7 @@ func testPodChurn(t *testing.T, k *kubeCluster, n *discoveryNode, lab *netlab.La
 // its first connections, before its status names its addresses, are the
 // world's.)
 func testNewPodsTalkingFirst(t *testing.T, k *kubeCluster, n *discoveryNode, lab *netlab.Lab, server *netlab.Pod, ns, node string) {
-	const total, life = 100, 30
+	const total, life = 100, 50
 	type newPod struct {
 		name                         string
 		net                          *netlab.Pod
