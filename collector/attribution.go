@@ -29,7 +29,8 @@ import (
 const DefaultAttributionWindow = 2 * time.Second
 
 // DefaultAttributionCapacity bounds the records held at once by default
-// (about 1.5 MiB); a record beyond it goes on unheld.
+// (a few MiB at most: the hold grows only while records wait); a record
+// beyond it goes on unheld.
 const DefaultAttributionCapacity = 4096
 
 // WorkloadNetworks tells whether an address is on one of the node's
@@ -66,7 +67,7 @@ type attributionHold struct {
 	mu   *sync.Mutex
 	wake chan struct{} // an endpoint was put in force
 
-	held []heldFlow // by arrival (and so by until), at most Capacity
+	held []heldFlow // by arrival (and so by until), at most opts.Capacity
 
 	// The account, under mu.
 	in, out, reattributed, expired, overflow uint64
@@ -79,8 +80,7 @@ func newAttributionHold(opts Attribution, mu *sync.Mutex) *attributionHold {
 	if opts.Capacity <= 0 {
 		opts.Capacity = DefaultAttributionCapacity
 	}
-	return &attributionHold{opts: opts, mu: mu, wake: make(chan struct{}, 1),
-		held: make([]heldFlow, 0, opts.Capacity)}
+	return &attributionHold{opts: opts, mu: mu, wake: make(chan struct{}, 1)}
 }
 
 // waits reports whether a side of the enriched f is an unknown workload.
@@ -100,7 +100,7 @@ func (h *attributionHold) take(f *api.Flow, now time.Time) bool {
 		h.out++
 		return false
 	}
-	if len(h.held) == cap(h.held) {
+	if len(h.held) >= h.opts.Capacity {
 		h.overflow++
 		h.out++
 		return false
