@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -135,11 +136,13 @@ func startDiscoveryNodeAt(t *testing.T, node string, grace time.Duration, dir, p
 	stopCollector := apitest.Start(t, "collector", c)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	var netsStopped, watchersStopped atomic.Bool
 	go func() {
 		var wg sync.WaitGroup
 		var nerr error
-		wg.Go(func() { nerr = nets.Run(ctx) })
+		wg.Go(func() { nerr = nets.Run(ctx); netsStopped.Store(true) })
 		err := run(ctx, c, store)
+		watchersStopped.Store(true)
 		wg.Wait()
 		done <- errors.Join(err, nerr)
 	}()
@@ -153,7 +156,8 @@ func startDiscoveryNodeAt(t *testing.T, node string, grace time.Duration, dir, p
 					t.Errorf("watchers: %v", err)
 				}
 			case <-time.After(30 * time.Second):
-				t.Error("watchers did not stop within 30s")
+				t.Errorf("watchers did not stop within 30s (the test's watchers stopped: %v; the workload networks' watch stopped: %v)",
+					watchersStopped.Load(), netsStopped.Load())
 			}
 			if deletePolicies {
 				for _, p := range store.List() {
