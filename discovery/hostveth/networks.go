@@ -195,28 +195,42 @@ func (n *Networks) watch(ctx context.Context) error {
 			return err
 		case _, ok := <-routes:
 			if !ok {
-				return errors.New("the route watch ended")
+				return endedUnless(ctx, "route")
 			}
 		case _, ok := <-links:
 			if !ok {
-				return errors.New("the link watch ended")
+				return endedUnless(ctx, "link")
 			}
 		}
-		drain(routes)
-		drain(links)
+		if !drain(routes) || !drain(links) {
+			return endedUnless(ctx, "route or link")
+		}
 		if err := n.Reload(); err != nil {
 			return err
 		}
 	}
 }
 
-// drain empties ch of what is already in it.
-func drain[T any](ch <-chan T) {
+// endedUnless is the error of a watch whose channel closed: none when ctx
+// ended it.
+func endedUnless(ctx context.Context, what string) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("the %s watch ended", what)
+}
+
+// drain empties ch of what is already in it; false when ch is closed (the
+// watch ended).
+func drain[T any](ch <-chan T) bool {
 	for {
 		select {
-		case <-ch:
+		case _, ok := <-ch:
+			if !ok {
+				return false
+			}
 		default:
-			return
+			return true
 		}
 	}
 }
