@@ -2,7 +2,6 @@ package hostveth
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -11,6 +10,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/periscope-dev/periscope/discovery/nldump"
 )
 
 // Networks is the set of the host's workload networks: the prefixes the
@@ -63,29 +64,15 @@ func (n *Networks) Prefixes() []netip.Prefix {
 	return nil
 }
 
-// dumpAttempts bounds the reads of the links and routes of a reload while
-// they change under it (netlink.ErrDumpInterrupted).
-const dumpAttempts = 10
-
-// Reload reads the routing table and the links again; a read the kernel
-// interrupted (they changed meanwhile) is read again.
+// Reload reads the routing table and the links again (a dump the kernel
+// interrupted is read again: nldump).
 func (n *Networks) Reload() error {
-	var err error
-	for range dumpAttempts {
-		if err = n.reload(); !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return err
-		}
-	}
-	return err
-}
-
-func (n *Networks) reload() error {
-	links, err := netlink.LinkList()
+	links, err := nldump.Retry(netlink.LinkList)
 	if err != nil {
 		return fmt.Errorf("workload networks: list links: %w", err)
 	}
 	workload := workloadLinks(links)
-	routes, err := netlink.RouteList(nil, netlink.FAMILY_ALL)
+	routes, err := nldump.Retry(func() ([]netlink.Route, error) { return netlink.RouteList(nil, netlink.FAMILY_ALL) })
 	if err != nil {
 		return fmt.Errorf("workload networks: list routes: %w", err)
 	}
