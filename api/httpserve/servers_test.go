@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/periscope-dev/periscope/api/access"
+	"github.com/periscope-dev/periscope/api/apitest"
 )
 
 // get returns the status and body of GET path over client.
@@ -50,11 +51,8 @@ func TestServersGuardTCPAndTrustTheSocket(t *testing.T) {
 	servers.Serve(func() { t.Error("a server failed") })
 
 	tcp := &http.Client{Timeout: 10 * time.Second}
-	overSocket := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
-		},
-	}}
+	overSocket := apitest.SocketClient(socket)
+	overSocket.Timeout = 10 * time.Second
 	base := "http://" + ln.Addr().String()
 	for _, tc := range []struct {
 		name   string
