@@ -151,13 +151,20 @@ func cliFlowIDs(t *testing.T, out string) []int {
 // serveAddr runs the Observer service for b and returns its address.
 func serveAddr(t *testing.T, b Backend) string {
 	t.Helper()
+	return serveAddrWith(t, b, Options{})
+}
+
+// serveAddrWith runs the Observer service for b with o until the test
+// ends, failing it if Serve fails, and returns its address.
+func serveAddrWith(t *testing.T, b Backend, o Options) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, ln, b, Options{}) }()
+	go func() { done <- Serve(ctx, ln, b, o) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
