@@ -22,6 +22,7 @@ import (
 	"github.com/periscope-dev/periscope/collector/sink/metrics"
 	"github.com/periscope-dev/periscope/collector/sink/otel/oteltest"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
+	"github.com/periscope-dev/periscope/ui/uitest"
 )
 
 // webL7Policy lets peer GET /public/... of web's port 8080; anything else
@@ -52,9 +53,7 @@ func TestCollectorL7PolicyEndToEnd(t *testing.T) {
 	labtest.RequireRoot(t)
 	envoyBin := periscopetest.EnvoyBinary(t)
 	hubbleBin := findHubbleCLI(t)
-	if _, err := os.Stat(chromiumPath); err != nil {
-		labtest.SkipOrFail(t, "no Chromium at "+chromiumPath+" (apt-get install chromium)")
-	}
+	uitest.RequireChromium(t)
 	ch := chtest.Start(t)
 	otlp, otlpAddr := oteltest.StartGRPC(t)
 	dir := t.TempDir()
@@ -239,7 +238,7 @@ func TestCollectorL7PolicyEndToEnd(t *testing.T) {
 	})
 
 	t.Run("the UI's L7 INFO column shows Envoy's records", func(t *testing.T) {
-		bctx := chromium(t)
+		bctx := uitest.Browser(t)
 		tctx, cancel := context.WithTimeout(bctx, 30*time.Second)
 		defer cancel()
 		const cells = `[...document.querySelectorAll('[data-testid="flow-row"]:not([hidden])')].map(r => r.querySelector('.c-l7').textContent)`
