@@ -106,14 +106,15 @@ type Proxy struct {
 
 // counters are the proxy's Stats, updated without locks.
 type counters struct {
-	queries, denied, malformed, unknownEndpoint     atomic.Uint64
-	timeouts, upstreamErrors, overload, recordsLost atomic.Uint64
+	queries, denied, audited, malformed, unknownEndpoint atomic.Uint64
+	timeouts, upstreamErrors, overload, recordsLost      atomic.Uint64
 }
 
 // Stats are the proxy's counters.
 type Stats struct {
 	Queries         uint64 // queries received
 	Denied          uint64 // answered REFUSED by policy
+	Audited         uint64 // denied by policy, forwarded in audit mode
 	Malformed       uint64 // not a parsable single-question query
 	UnknownEndpoint uint64 // from an address no endpoint owns (SERVFAIL)
 	Timeouts        uint64 // the server did not answer in time (SERVFAIL)
@@ -218,7 +219,7 @@ func (p *Proxy) Addrs() []netip.AddrPort { return p.addrs }
 func (p *Proxy) Stats() Stats {
 	s := &p.stats
 	return Stats{
-		Queries: s.queries.Load(), Denied: s.denied.Load(), Malformed: s.malformed.Load(),
+		Queries: s.queries.Load(), Denied: s.denied.Load(), Audited: s.audited.Load(), Malformed: s.malformed.Load(),
 		UnknownEndpoint: s.unknownEndpoint.Load(), Timeouts: s.timeouts.Load(),
 		UpstreamErrors: s.upstreamErrors.Load(), Overload: s.overload.Load(), RecordsLost: s.recordsLost.Load(),
 	}
