@@ -93,6 +93,7 @@ type Proxy struct {
 	addrs []netip.AddrPort
 
 	inFlight chan struct{}
+	workers  *workers
 	tcpSlots chan struct{}
 	records  chan *api.Flow
 	stats    counters
@@ -149,6 +150,7 @@ func New(opts Options) (*Proxy, error) {
 	p := &Proxy{
 		opts: opts, log: log.With("component", "dnsproxy"), up: newUpstream(opts.UpstreamMark), raw: raw,
 		inFlight: make(chan struct{}, opts.MaxInFlight),
+		workers:  newWorkers(),
 		tcpSlots: make(chan struct{}, opts.MaxTCPConns),
 		records:  make(chan *api.Flow, opts.RecordQueue),
 		conns:    make(map[net.Conn]struct{}),
