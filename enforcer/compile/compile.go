@@ -170,6 +170,7 @@ func Compile(in Input) (*Compiled, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.indexFQDNHosts(universe)
 	sets := map[string]uint32{"": 0}
 	seenEP := map[uint32]bool{}
 	for _, ep := range in.Endpoints {
