@@ -55,6 +55,11 @@ func browser(t testing.TB) context.Context {
 	return ctx
 }
 
+// pageLoad bounds a navigation and the first rows it shows: chromium's
+// first paint of a page takes seconds when the machine is busy (2 shared
+// cores running the rest of the suite).
+const pageLoad = 60 * time.Second
+
 // run runs actions with a deadline.
 func run(t testing.TB, ctx context.Context, timeout time.Duration, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
@@ -123,7 +128,7 @@ func TestBrowserLiveTableFiltersPauseDetailsAndMap(t *testing.T) {
 	ctx := browser(t)
 	l := startLab(t, 200, Options{Token: "t0ken"})
 
-	run(t, ctx, 20*time.Second,
+	run(t, ctx, pageLoad,
 		chromedp.Navigate(l.base+"/?token=t0ken"),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="flow-row"]`)),
 	)
@@ -194,7 +199,7 @@ func TestBrowserRestoresChipsFromTheURLAndQueriesHistory(t *testing.T) {
 	ctx := browser(t)
 	l := startLab(t, 500, Options{})
 	time.Sleep(500 * time.Millisecond)
-	run(t, ctx, 20*time.Second,
+	run(t, ctx, pageLoad,
 		chromedp.Navigate(l.base+"/?filter=verdict%3DDROPPED&filter=to%3Aport%3D5432"),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="flow-row"]`)),
 	)

@@ -30,7 +30,7 @@ func namedFlows(now time.Time) []api.Flow {
 func TestBrowserShowsDNSNamesAndFiltersByThem(t *testing.T) {
 	ctx := browser(t)
 	l := startLab(t, 0, Options{}, apitest.NewSource(namedFlows(time.Now()), 0))
-	run(t, ctx, 20*time.Second,
+	run(t, ctx, pageLoad,
 		chromedp.Navigate(l.base+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="flow-row"]`)),
 	)
@@ -52,7 +52,7 @@ func TestBrowserShowsDNSNamesAndFiltersByThem(t *testing.T) {
 	})
 
 	t.Run("a dns chip in the URL selects the name's flows", func(t *testing.T) {
-		run(t, ctx, 20*time.Second,
+		run(t, ctx, pageLoad,
 			chromedp.Navigate(l.base+"/?filter=to%3Adns%3D*.example.net"),
 			chromedp.WaitVisible(chromedp.CSS(`[data-testid="flow-row"]`)),
 		)

@@ -74,7 +74,7 @@ func TestBrowserAgainstRelayAndCollectorsWithRealTraffic(t *testing.T) {
 
 	// Started last, so its cleanup closes the WebSocket before the rest stops.
 	ctx := browser(t)
-	run(t, ctx, 20*time.Second,
+	run(t, ctx, pageLoad,
 		chromedp.Navigate(base+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="flow-row"]`)),
 	)

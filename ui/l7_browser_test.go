@@ -33,7 +33,7 @@ func labL7Source(now time.Time) *apitest.Source {
 func TestBrowserShowsL7InfoAndTheL7Record(t *testing.T) {
 	ctx := browser(t)
 	l := startLab(t, 0, Options{}, labL7Source(time.Now()))
-	run(t, ctx, 20*time.Second,
+	run(t, ctx, pageLoad,
 		chromedp.Navigate(l.base+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="flow-row"]`)),
 	)

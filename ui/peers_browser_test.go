@@ -44,7 +44,7 @@ func labPeersSource(now time.Time) *apitest.Source {
 func TestBrowserNamesPeersByReservedIdentity(t *testing.T) {
 	ctx := browser(t)
 	l := startLab(t, 0, Options{}, labPeersSource(time.Now()))
-	run(t, ctx, 20*time.Second,
+	run(t, ctx, pageLoad,
 		chromedp.Navigate(l.base+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="flow-row"]`)),
 	)

@@ -60,9 +60,7 @@ const conn = new Conn({
     state.skipped = Math.max(state.skipped, m.skipped || 0);
     state.rateWindow.push([performance.now(), rows.length]);
     if (state.paused) {
-      state.heldCount += rows.length;
-      for (const r of rows) state.held.push(r);
-      if (state.held.length > CAP * 1.5) state.held.splice(0, state.held.length - CAP);
+      hold(rows);
     } else {
       for (const r of rows) state.pending.push(r);
       scheduleFlush(t0, rows.length);
@@ -99,6 +97,7 @@ function scheduleFlush(t0, n) {
     flushScheduled = false;
     const rows = state.pending;
     state.pending = [];
+    if (state.paused) { hold(rows); counters(); return; } // paused since they arrived
     table.add(rows);
     table.render(); // in this frame, not the next
     map.add(rows);
@@ -113,20 +112,31 @@ function scheduleFlush(t0, n) {
   });
 }
 
+// hold keeps rows that arrive (or were waiting for a frame) while paused.
+function hold(rows) {
+  state.heldCount += rows.length;
+  for (const r of rows) state.held.push(r);
+  if (state.held.length > CAP * 1.5) state.held.splice(0, state.held.length - CAP);
+}
+
 let countersScheduled = false;
 function counters() {
   if (countersScheduled) return;
   countersScheduled = true;
   requestAnimationFrame(() => {
     countersScheduled = false;
-    $('count-shown').textContent = table.length;
-    $('count-received').textContent = state.received;
-    $('count-skipped').textContent = state.skipped;
-    $('count-held').textContent = state.heldCount;
-    $('held-wrap').hidden = !state.paused;
-    $('empty').hidden = table.length > 0;
-    $('empty').textContent = state.mode === 'history' ? 'No flows in this time range.' : 'Waiting for flows…';
+    writeCounters();
   });
+}
+
+function writeCounters() {
+  $('count-shown').textContent = table.length;
+  $('count-received').textContent = state.received;
+  $('count-skipped').textContent = state.skipped;
+  $('count-held').textContent = state.heldCount;
+  $('held-wrap').hidden = !state.paused;
+  $('empty').hidden = table.length > 0;
+  $('empty').textContent = state.mode === 'history' ? 'No flows in this time range.' : 'Waiting for flows…';
 }
 
 setInterval(() => {
@@ -159,8 +169,14 @@ function refresh() {
   counters();
 }
 
+// setPaused freezes the table at once: rows still waiting for a frame are
+// held too, and the counters show the frozen table before the click returns.
 function setPaused(p) {
   state.paused = p;
+  if (p && state.pending.length) {
+    hold(state.pending);
+    state.pending = [];
+  }
   const b = $('pause');
   b.textContent = p ? 'Resume' : 'Pause';
   b.setAttribute('aria-pressed', String(p));
@@ -172,7 +188,7 @@ function setPaused(p) {
     table.add(rows);
     map.add(rows);
   }
-  counters();
+  writeCounters();
 }
 $('pause').addEventListener('click', () => setPaused(!state.paused));
 

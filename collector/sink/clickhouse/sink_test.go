@@ -171,7 +171,7 @@ func TestQueueTooSmallForAnOutageCountsExactlyTheMissingRows(t *testing.T) {
 func TestRetryAfterASendThatReachedTheServerDoesNotDuplicate(t *testing.T) {
 	s, _ := openStore(t, nil, "periscope")
 	ctx := context.Background()
-	const n = 10000 // more UUIDs than one check query may list (storedCheckChunk)
+	const n = 10000 // more UUIDs than a literal list in the query text could hold
 	batch := genFlows(10, n, time.Now().Add(-time.Minute))
 	if err := s.Write(ctx, batch); err != nil {
 		t.Fatal(err)

@@ -6,11 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/ext"
 
 	"github.com/periscope-dev/periscope/api"
 )
@@ -174,51 +173,59 @@ func (s *Store) storedUUIDs(ctx context.Context, unc *uncertainInsert, batch []a
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	stored := map[[16]byte]bool{}
-	for chunk := range slices.Chunk(batch, storedCheckChunk) {
-		if err := s.addStored(ctx, chunk, stored); err != nil {
-			return nil, err
-		}
-	}
-	return stored, nil
+	return s.stored(ctx, batch)
 }
 
-// storedCheckChunk is how many UUIDs one query of storedUUIDs lists: the
-// list is part of the query text, which the server's max_query_size
-// (256 KiB by default) bounds; 4,096 of them take ≈ 150 KiB.
-const storedCheckChunk = 4096
+// storedUUIDsTable names the external table that carries a batch's UUIDs
+// to the server for stored.
+const storedUUIDsTable = "periscope_batch_uuids"
 
-// addStored adds to stored the UUIDs of rows that the flows table holds.
-func (s *Store) addStored(ctx context.Context, rows []api.Flow, stored map[[16]byte]bool) error {
-	lo, hi := rows[0].Time, rows[0].Time
-	ids := make([]string, len(rows))
-	for i := range rows {
-		t := rows[i].Time
+// stored returns the UUIDs of batch that the flows table holds. The UUIDs
+// travel as an external table (a data block sent with the query, which the
+// server turns into the hash set of IN): a literal list would be parsed as
+// query text, ≈ 36 bytes a UUID against max_query_size, and compared row by
+// row, which took seconds for a batch of 20,000 on a busy server (longer
+// than the I/O timeout, so each retry left one more such query running).
+func (s *Store) stored(ctx context.Context, batch []api.Flow) (map[[16]byte]bool, error) {
+	ids, err := ext.NewTable(storedUUIDsTable, ext.Column("uuid", "FixedString(16)"))
+	if err != nil {
+		return nil, fmt.Errorf("batch UUIDs table: %w", err)
+	}
+	lo, hi := batch[0].Time, batch[0].Time
+	for i := range batch {
+		t := batch[i].Time
 		if t.Before(lo) {
 			lo = t
 		}
 		if t.After(hi) {
 			hi = t
 		}
-		ids[i] = strings.ToUpper(hex.EncodeToString(rows[i].UUID[:])) // hex() is upper case
+		if err := ids.Append(batch[i].UUID[:]); err != nil {
+			return nil, fmt.Errorf("batch UUIDs table: %w", err)
+		}
 	}
-	res, err := s.conn.Query(ctx, fmt.Sprintf(
-		"SELECT uuid FROM `%s`.%s WHERE time >= toDateTime(?) AND time <= toDateTime(?) AND has(?, hex(uuid))", s.db, tableFlows),
-		uint32(lo.Unix()), uint32(hi.Unix()), ids)
+	res, err := s.conn.Query(ch.Context(ctx, ch.WithExternalTable(ids)), fmt.Sprintf(
+		"SELECT uuid FROM `%s`.%s WHERE time >= toDateTime(?) AND time <= toDateTime(?) AND uuid IN %s",
+		s.db, tableFlows, storedUUIDsTable),
+		uint32(lo.Unix()), uint32(hi.Unix()))
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("look for the batch's rows: %w", err)
 	}
 	defer res.Close()
+	stored := map[[16]byte]bool{}
 	for res.Next() {
 		var u string
 		if err := res.Scan(&u); err != nil {
-			return err
+			return nil, fmt.Errorf("look for the batch's rows: %w", err)
 		}
 		var id [16]byte
 		copy(id[:], u)
 		stored[id] = true
 	}
-	return res.Err()
+	if err := res.Err(); err != nil {
+		return nil, fmt.Errorf("look for the batch's rows: %w", err)
+	}
+	return stored, nil
 }
 
 // dedupToken names a set of rows for insert_deduplication_token.
