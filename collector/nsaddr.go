@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 
+	"github.com/periscope-dev/periscope/discovery/nldump"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -44,7 +45,7 @@ func netnsID(f *os.File) (int, error) {
 // hostVethsInto lists the host veths whose peer lives in the namespace with
 // host netns id nsid; a veth's ParentIndex is its peer's ifindex there.
 func hostVethsInto(nsid int) ([]netlink.Link, error) {
-	links, err := netlink.LinkList()
+	links, err := nldump.Retry(netlink.LinkList)
 	if err != nil {
 		return nil, fmt.Errorf("list host links: %w", err)
 	}
@@ -84,7 +85,7 @@ func netnsAddrs(nsid, ifindex int) (global, linkLocal []netip.Addr, err error) {
 	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: sh}
 	req.AddData(nl.NewIfAddrmsg(unix.AF_UNSPEC))
 	req.AddData(nl.NewRtAttr(unix.IFA_TARGET_NETNSID, nl.Uint32Attr(uint32(nsid))))
-	msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWADDR)
+	msgs, err := nldump.Retry(func() ([][]byte, error) { return req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWADDR) })
 	if err != nil {
 		return nil, nil, fmt.Errorf("dump addresses of netns id %d: %w", nsid, err)
 	}

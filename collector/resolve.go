@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/periscope-dev/periscope/discovery/nldump"
 	"github.com/vishvananda/netlink"
 )
 
@@ -55,7 +56,7 @@ func Resolve(cfg *Config) (*Topology, error) {
 		}
 		t.HostInterfaces = append(t.HostInterfaces, HostInterface{Index: uint32(l.Attrs().Index), Name: name})
 	}
-	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
+	addrs, err := nldump.Retry(func() ([]netlink.Addr, error) { return netlink.AddrList(nil, netlink.FAMILY_ALL) })
 	if err != nil {
 		return nil, fmt.Errorf("list host addresses: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/periscope-dev/periscope/discovery"
+	"github.com/periscope-dev/periscope/discovery/nldump"
 )
 
 // ErrNotFound is returned (wrapped) when no host veth leads to any of the
@@ -20,7 +21,7 @@ func Find(ips []netip.Addr) (discovery.Interface, error) {
 	if len(ips) == 0 {
 		return discovery.Interface{}, fmt.Errorf("find host veth: no addresses")
 	}
-	links, err := netlink.LinkList()
+	links, err := nldump.Retry(netlink.LinkList)
 	if err != nil {
 		return discovery.Interface{}, fmt.Errorf("find host veth: list links: %w", err)
 	}
