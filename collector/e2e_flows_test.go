@@ -167,6 +167,13 @@ func TestE2EFlowsExactCounts(t *testing.T) {
 		ends[0].Observations(&onClient, &onServer)
 		checkEnd(t, c, onClient, api.TrafficDirectionEgress, api.TrafficDirectionIngress)
 		checkEnd(t, c, onServer, api.TrafficDirectionIngress, api.TrafficDirectionEgress)
+		// Hubble's trace points (hubble observe --type trace:from-endpoint).
+		if p, ok := onClient.TracePoint(); !ok || p != api.TraceFromEndpoint {
+			t.Errorf("%s: the client's veth is trace point %q (%v), want from-endpoint", c.name, p, ok)
+		}
+		if p, ok := onServer.TracePoint(); !ok || p != api.TraceToEndpoint {
+			t.Errorf("%s: the server's veth is trace point %q (%v), want to-endpoint", c.name, p, ok)
+		}
 		if onClient.Counters != onServer.Counters {
 			t.Errorf("%s: counters differ between the client's veth %+v and the server's %+v",
 				c.name, onClient.Counters, onServer.Counters)

@@ -20,6 +20,8 @@ type value struct {
 	glob      bool           // node, dns: name holds wildcards
 	uuid      [16]byte       // uuid
 	numPrefix bool           // http-status: num is the code's first digits (5+)
+	sub       uint32         // event-type: the sub-type (a trace point, a drop reason) when hasSub
+	hasSub    bool           // event-type: sub is matched
 	hval      string         // http-header: value
 	re        *regexp.Regexp // http-path, http-url, dns-query; dns: a pattern
 }
@@ -131,7 +133,7 @@ var kinds = []*kind{
 		Hubble: []string{"drop_reason_desc"}},
 		parse: parseDropReason, match: matchDropReason},
 	{Kind: Kind{Name: "event-type", Flag: "event-type",
-		Help:   "Show flows of this Hubble event type (drop, trace, policy-verdict, l7, or a number)",
+		Help:   "Show flows of this Hubble event type (drop, trace, policy-verdict, l7, or a number), TYPE[:SUBTYPE]: trace:from-endpoint, trace:to-endpoint, trace:from-network, trace:to-network (Cilium's other trace points match nothing), drop:REASON",
 		Hubble: []string{"event_type"}},
 		parse: parseEventType, match: matchEventType},
 	{Kind: Kind{Name: "uuid", Flag: "uuid",

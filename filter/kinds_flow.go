@@ -133,14 +133,51 @@ var eventTypeNames = map[string]uint32{
 	"drop": EventTypeDrop, "trace": EventTypeTrace, "policy-verdict": EventTypePolicyVerdict, "l7": EventTypeL7,
 }
 
+// parseEventType reads TYPE or TYPE:SUBTYPE, as hubble observe --type
+// spells them: a type by name or number; a trace's sub-type is a trace
+// observation point by name or number (trace:to-endpoint, 4:0), a drop's a
+// drop reason (drop:POLICY_DENIED, 1:133). No other type has sub-types
+// Periscope's flows carry.
 func parseEventType(raw string) (value, error) {
+	typ, sub, hasSub := strings.Cut(raw, ":")
+	v, err := parseEventTypeName(typ)
+	if err != nil || !hasSub {
+		return v, err
+	}
+	v.hasSub = true
+	switch v.num {
+	case EventTypeTrace:
+		p, ok := api.ParseTracePoint(strings.ToLower(sub))
+		if !ok {
+			n, err := strconv.ParseUint(sub, 10, 8)
+			if err != nil || api.TracePoint(n).String() == "" {
+				return value{}, fmt.Errorf("event-type trace's sub-type must be a trace observation point (from-endpoint, to-endpoint, from-network, to-network, to-stack, ...) or its number, not %q", sub)
+			}
+			p = api.TracePoint(n)
+		}
+		v.sub, v.text = uint32(p), v.text+":"+p.String()
+	case EventTypeDrop:
+		r, err := api.ParseDropReason(sub)
+		if err != nil {
+			return value{}, fmt.Errorf("event-type drop's sub-type must be a drop reason's name (POLICY_DENIED) or number, not %q", sub)
+		}
+		v.sub, v.text = uint32(r), v.text+":"+r.String()
+	default:
+		return value{}, fmt.Errorf("event-type %s has no sub-types in Periscope (trace and drop have), not %q", v.text, raw)
+	}
+	return v, nil
+}
+
+// parseEventTypeName reads an event type without its sub-type: a name
+// (drop, trace, policy-verdict, l7, in any case) or a number 0-255.
+func parseEventTypeName(raw string) (value, error) {
 	name := strings.ToLower(raw)
 	if n, ok := eventTypeNames[name]; ok {
 		return value{text: name, num: n}, nil
 	}
 	n, err := strconv.ParseUint(raw, 10, 8)
 	if err != nil {
-		return value{}, fmt.Errorf("event-type must be drop, trace, policy-verdict, l7 or a number 0-255")
+		return value{}, fmt.Errorf("event-type must be drop, trace, policy-verdict, l7 or a number 0-255, with an optional :SUBTYPE (trace:to-endpoint)")
 	}
 	for name, m := range eventTypeNames {
 		if uint32(n) == m {
@@ -151,14 +188,20 @@ func parseEventType(raw string) (value, error) {
 }
 
 // matchEventType maps Cilium's monitor message types onto Periscope's
-// flows, as relay/hubble's FlowToProto types them: drops are drop events;
-// other L3/L4 and socket flows trace (and L3/L4 ones policy verdict)
-// events; L7 flows L7 events. Other types match no flow.
+// flows, as relay/hubble's FlowToProto types them: drops are drop events
+// (their sub-type the drop reason); other L3/L4 and socket flows trace (and
+// L3/L4 ones policy verdict) events, a trace's sub-type the trace
+// observation point of the flow's own point (api.Flow.TracePoint: a sock
+// flow has none); L7 flows L7 events. Other types match no flow.
 func matchEventType(v *value, fl *api.Flow, _ side) bool {
 	switch v.num {
 	case EventTypeDrop:
-		return fl.Verdict == api.VerdictDropped
+		return fl.Verdict == api.VerdictDropped && (!v.hasSub || uint32(fl.DropReason) == v.sub)
 	case EventTypeTrace:
+		if v.hasSub {
+			p, ok := fl.TracePoint()
+			return ok && uint32(p) == v.sub && fl.Verdict != api.VerdictDropped
+		}
 		return fl.Verdict != api.VerdictDropped && (fl.Type == api.FlowTypeL3L4 || fl.Type == api.FlowTypeSock)
 	case EventTypePolicyVerdict:
 		return fl.Type == api.FlowTypeL3L4

@@ -44,7 +44,9 @@ type LabelRequirement struct {
 //	namespace, workload, dns  Name
 //	node       Name, Glob (Name holds path.Match wildcards)
 //	identity, port, verdict, type, traffic-direction, ip-version,
-//	drop-reason, event-type  Number (enums in api's numbering)
+//	drop-reason, event-type  Number (enums in api's numbering); an
+//	           event-type with a sub-type has HasSubType and SubType (of
+//	           trace an api.TracePoint, of drop an api.DropReason)
 //	reply      Number (1 for true, 0 for false)
 //	tcp-flag   Number (a mask: every bit must be set)
 //	protocol   Protocols (either matches; both equal for one protocol), or
@@ -67,6 +69,8 @@ type TermValue struct {
 	HeaderValue  string
 	Glob         bool
 	UUID         [16]byte
+	SubType      uint32
+	HasSubType   bool
 }
 
 // Term is all chips of a Filter sharing negation, side and kind. A flow
@@ -97,6 +101,7 @@ func (f *Filter) Terms() []Term {
 			tv := TermValue{
 				Text: v.text, Prefix: v.prefix, Number: v.num, NumberPrefix: v.numPrefix, Protocols: v.protos,
 				Namespace: v.ns, Name: v.name, HeaderValue: v.hval, Glob: v.glob, UUID: v.uuid,
+				SubType: v.sub, HasSubType: v.hasSub,
 			}
 			if len(v.sel) > 0 {
 				tv.Selector = make([]LabelRequirement, len(v.sel))

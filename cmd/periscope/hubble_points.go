@@ -26,5 +26,5 @@ func (p *pointViewFlag) Type() string { return "view" }
 // addPointViewFlag adds --hubble-observation-points to f.
 func addPointViewFlag(f *pflag.FlagSet, p *pointViewFlag) {
 	f.Var(p, "hubble-observation-points",
-		"what the Hubble API serves of a connection seen at two interfaces of a node: connection (one flow) or each (a flow per point, as Cilium's Hubble; a filter naming an --interface always gets them)")
+		"what the Hubble API serves of a connection seen at two interfaces of a node: connection (one flow) or each (a flow per point, as Cilium's Hubble; a filter naming an --interface or a --type trace:<point> always gets them)")
 }

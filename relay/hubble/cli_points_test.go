@@ -3,6 +3,7 @@ package hubble
 import (
 	"context"
 	"net"
+	"slices"
 	"testing"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
@@ -70,7 +71,8 @@ type point struct {
 // A connection seen at two veths is one flow to `hubble observe` by
 // default; its points are flows of their own with a filter naming an
 // interface, or from a server serving each point (the second point's UUID
-// differs from the record's in its last byte's top bit).
+// differs from the record's in its last byte's top bit), and --last and
+// --first then count points.
 func TestHubbleCLIObservationPoints(t *testing.T) {
 	h := newHubbleCLI(t)
 	col, _, _ := startCollector(t, "node1", twoPointFlows())
@@ -95,12 +97,23 @@ func TestHubbleCLIObservationPoints(t *testing.T) {
 		{"the other point at its interface", byDefault, []string{"--interface", "veth-be"}, []point{be}},
 		{"every point from a server serving each", each, nil, []point{be, fe, single}},
 		{"each point is matched on its own", each, []string{"--verdict", "FORWARDED"}, []point{fe, single}},
+		// A number counts points, as Hubble's does.
+		{"the last point", each, []string{"--last", "1"}, []point{single}},
+		{"the last two points", each, []string{"--last", "2"}, []point{fe, single}},
+		{"the first two points", each, []string{"--first", "2"}, []point{be, fe}},
+		{"the first point", each, []string{"--first", "1"}, []point{be}},
+		{"the last three points", each, []string{"--last", "3"}, []point{be, fe, single}},
+		{"the last point at an interface", byDefault, []string{"--interface", "veth-fe", "--last", "1"}, []point{single}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			h.server = c.server
+			args := []string{"observe", "-o", "json"}
+			if !slices.Contains(c.args, "--last") && !slices.Contains(c.args, "--first") {
+				args = append(args, "--all")
+			}
 			var got []point
-			for _, r := range parseFlowsJSON(t, h.mustRun(t, append([]string{"observe", "--all", "-o", "json"}, c.args...)...)) {
+			for _, r := range parseFlowsJSON(t, h.mustRun(t, append(args, c.args...)...)) {
 				f := r.GetFlow()
 				got = append(got, point{id: uuidID(t, f.GetUuid()), iface: f.GetInterface().GetName(), verdict: f.GetVerdict(),
 					direction: f.GetTrafficDirection(), denied: len(f.GetIngressDeniedBy()), allowed: len(f.GetEgressAllowedBy())})

@@ -71,8 +71,22 @@ func FlowToProto(f *api.Flow) *flowpb.Flow {
 		pf.EventType = &flowpb.CiliumEventType{Type: monitorL7}
 	default:
 		pf.EventType = &flowpb.CiliumEventType{Type: monitorTrace}
+		if p, ok := f.TracePoint(); ok {
+			pf.EventType.SubType = int32(p)
+			pf.TraceObservationPoint = traceObservationPoint(p)
+		}
 	}
 	return pf
+}
+
+// traceObservationPoint is Hubble's TraceObservationPoint of a trace
+// sub-type: the same number, but to-endpoint (0, the enum's zero value) is
+// TO_ENDPOINT (101), as Hubble's parser writes it.
+func traceObservationPoint(p api.TracePoint) flowpb.TraceObservationPoint {
+	if p == api.TraceToEndpoint {
+		return flowpb.TraceObservationPoint_TO_ENDPOINT
+	}
+	return flowpb.TraceObservationPoint(p)
 }
 
 func endpointToProto(ep *api.Endpoint) *flowpb.Endpoint {

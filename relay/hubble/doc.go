@@ -19,6 +19,7 @@
 // A connection the datapath saw at two observation points of a node is one
 // record (api.Flow.Other) and one Hubble flow by default; each point is a
 // flow of its own, as Cilium's Hubble reports them, when Options.Points
-// says so or a request's filter names an interface (points.go,
-// docs/FLOWS.md).
+// says so or a request's filter names an interface or a trace observation
+// point (--type trace:to-endpoint: api.Flow.TracePoint); a number then
+// counts points (points.go, pointlimit.go, docs/FLOWS.md).
 package hubble

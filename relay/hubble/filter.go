@@ -192,9 +192,19 @@ var messageChips = map[protoreflect.FullName]func(proto.Message) (string, error)
 		}
 		return s, nil
 	},
-	// Sub-types are not looked at: Periscope's flows have none of Cilium's.
+	// TYPE, or TYPE:SUBTYPE when the sub-type is matched (hubble observe
+	// --type trace:to-endpoint sends 4:0): a trace's sub-type is a trace
+	// observation point, a drop's a drop reason (filter's event-type).
 	"flow.EventTypeFilter": func(m proto.Message) (string, error) {
-		return strconv.FormatInt(int64(m.(*flowpb.EventTypeFilter).GetType()), 10), nil
+		et := m.(*flowpb.EventTypeFilter)
+		s := strconv.FormatInt(int64(et.GetType()), 10)
+		if !et.GetMatchSubType() {
+			return s, nil
+		}
+		if et.GetSubType() < 0 {
+			return "", fmt.Errorf("sub_type %d: not a sub-type", et.GetSubType())
+		}
+		return s + ":" + strconv.FormatInt(int64(et.GetSubType()), 10), nil
 	},
 }
 

@@ -2,6 +2,7 @@ package hubble
 
 import (
 	"fmt"
+	"slices"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
 
@@ -44,17 +45,25 @@ func (v PointView) String() string { return PointViewNames[v] }
 
 // viewOf is the view a GetFlows request gets: each point when the server
 // serves them by default, or when one of the request's filters names an
-// interface (`hubble observe --interface lxc1`: what passed there, which
-// is one point of a connection seen at two).
+// observation point: an interface (`hubble observe --interface lxc1`: what
+// passed there, which is one point of a connection seen at two) or a trace
+// observation point (`--type trace:to-endpoint`: the flows Hubble reports
+// where packets reach an endpoint).
 func viewOf(def PointView, lists ...[]*flowpb.FlowFilter) PointView {
 	for _, l := range lists {
 		for _, ff := range l {
-			if len(ff.GetInterface()) > 0 {
+			if len(ff.GetInterface()) > 0 || slices.ContainsFunc(ff.GetEventType(), namesTracePoint) {
 				return ViewEachPoint
 			}
 		}
 	}
 	return def
+}
+
+// namesTracePoint reports whether an event type filter selects a trace
+// observation point (trace with its sub-type matched).
+func namesTracePoint(et *flowpb.EventTypeFilter) bool {
+	return et.GetType() == filter.EventTypeTrace && et.GetMatchSubType()
 }
 
 // eachPointSet is the query filter of a request served point by point: a

@@ -97,8 +97,8 @@ func Serve(ctx context.Context, ln net.Listener, b Backend, o Options) error {
 // filter fields are InvalidArgument naming the field. number 0 without
 // follow returns every stored flow in the time range. A connection seen
 // at two observation points of a node is one flow, or one per point
-// (Options.Points, or a filter naming an interface); number then counts
-// connections' records, not points.
+// (Options.Points, or a filter naming an interface or a trace point);
+// number then counts points (pointLimit), but in a follow's replay records.
 func (s *Server) GetFlows(req *observerpb.GetFlowsRequest, stream observerpb.Observer_GetFlowsServer) error {
 	fs, err := CompileFilters(req.GetWhitelist(), req.GetBlacklist())
 	if err != nil {
@@ -165,24 +165,35 @@ func (s *Server) GetFlows(req *observerpb.GetFlowsRequest, stream observerpb.Obs
 			}
 		}
 	}
-	send := func(f *api.Flow) error {
-		pf := FlowToProto(f)
-		return stream.Send(&observerpb.GetFlowsResponse{
-			ResponseTypes: &observerpb.GetFlowsResponse_Flow{Flow: pf},
-			NodeName:      f.NodeName,
-			Time:          pf.GetTime(),
-		})
-	}
+	send := func(f *api.Flow) error { return stream.Send(flowResponse(f)) }
+	var limit *pointLimit
 	if view == ViewEachPoint {
-		sendFlow := send
-		send = func(f *api.Flow) error { return eachPoint(f, fs, sendFlow) }
+		limit = newPointLimit(&q, req.GetFollow())
+		sendPoint := send
+		if limit != nil {
+			sendPoint = func(f *api.Flow) error { return limit.offer(flowResponse(f), stream.Send) }
+		}
+		send = func(f *api.Flow) error { return eachPoint(f, fs, sendPoint) }
 	}
 	if req.GetFollow() {
 		_, err = s.backend.Follow(ctx, q, flowquery.Answer{Flow: send})
 	} else {
 		_, err = s.backend.Query(ctx, q, flowquery.Answer{Flow: send})
 	}
+	if err == nil && limit != nil {
+		err = limit.flush(stream.Send)
+	}
 	return streamError(ctx, err)
+}
+
+// flowResponse is the GetFlows response of f, sharing nothing with it.
+func flowResponse(f *api.Flow) *observerpb.GetFlowsResponse {
+	pf := FlowToProto(f)
+	return &observerpb.GetFlowsResponse{
+		ResponseTypes: &observerpb.GetFlowsResponse_Flow{Flow: pf},
+		NodeName:      f.NodeName,
+		Time:          pf.GetTime(),
+	}
 }
 
 // streamError is the gRPC status of a stream's end: none when the client

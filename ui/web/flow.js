@@ -74,6 +74,34 @@ function fmtCount(n) {
   return `${(n / 1e6).toFixed(1)}M`;
 }
 
+// observationPoints are where the datapath saw the flow: the record's own
+// point, then, for a connection it saw at two interfaces of the node (one
+// record, docs/FLOWS.md), periscope.other_observation. Hubble's per-point
+// view (hubble observe --interface, --hubble-observation-points=each)
+// serves each as a flow of its own.
+export function observationPoints(f) {
+  const p = f.periscope || {};
+  const own = {
+    interface: f.interface, initiator_hook: p.initiator_hook, traffic_direction: f.traffic_direction,
+    verdict: f.verdict, drop_reason_desc: f.drop_reason_desc, forward: p.forward, reply: p.reply,
+  };
+  return p.other_observation ? [own, p.other_observation] : [own];
+}
+
+// pointText says one observation point: its interface, the direction for
+// its endpoint, its verdict and its own counts (forward / reply).
+function pointText(o) {
+  const i = o.interface || {};
+  const fw = o.forward || {}, rp = o.reply || {};
+  return [
+    `${i.name || 'interface'} (${i.index || 0})`,
+    (o.traffic_direction || '').toLowerCase(),
+    (o.verdict || 'VERDICT_UNKNOWN') + (o.drop_reason_desc ? ` (${o.drop_reason_desc})` : ''),
+    `${fmtCount(fw.packets)} / ${fmtCount(rp.packets)} packets`,
+    `${fmtBytes(fw.bytes)} / ${fmtBytes(rp.bytes)}`,
+  ].filter(Boolean).join(' · ');
+}
+
 // toRow extracts everything a table row, the map and the detail pane need,
 // once per flow.
 export function toRow(msg) {
@@ -91,6 +119,7 @@ export function toRow(msg) {
   const flip = f.l7 && f.is_reply;
   const srcNames = f.source_names || [], dstNames = f.destination_names || [];
   const srcKey = workloadKey(src, ip.source, srcNames), dstKey = workloadKey(dst, ip.destination, dstNames);
+  const points = observationPoints(f);
   return {
     msg,
     src: endpointName(src, ip.source, srcNames),
@@ -103,7 +132,8 @@ export function toRow(msg) {
     port: l4.destination_port != null ? `${l4.destination_port}/${proto}` : (proto ? proto : ''),
     l7: l7Info(f.l7),
     l7Title: l7Title(f.l7),
-    dir: (f.traffic_direction || '').toLowerCase(),
+    dir: (f.traffic_direction || '').toLowerCase() + (points.length > 1 ? ' ⇄' : ''),
+    points: points.map(pointText),
     verdict: f.verdict || 'VERDICT_UNKNOWN',
     flags: l4.flags ? Object.keys(l4.flags).join(' ') : '',
     bytes: `${fmtBytes(fw.bytes)} / ${fmtBytes(rp.bytes)}`,
@@ -134,13 +164,15 @@ export function detailFields(row) {
     ['Destination names', (f.destination_names || []).join(', ')],
     ['Protocol', proto],
     ...l7Fields(f.l7),
-    ['Direction', row.dir],
+    ['Direction', (f.traffic_direction || '').toLowerCase()],
     ['TCP flags', row.flags],
     ['Event', p.event || ''],
     ['Bytes →/←', row.bytes],
     ['Packets →/←', row.packets],
     ['Node', f.node_name || row.msg.node_name || ''],
-    ['Interface', f.interface ? `${f.interface.name || ''} (${f.interface.index})` : ''],
+    ...(row.points.length > 1
+      ? [['Observed at', row.points[0]], ['Also observed at', row.points[1]]]
+      : [['Interface', f.interface ? `${f.interface.name || ''} (${f.interface.index})` : '']]),
     ['Allowed by', [pol('egress_allowed_by'), pol('ingress_allowed_by')].filter(Boolean).join(', ')],
     ['Denied by', [pol('egress_denied_by'), pol('ingress_denied_by')].filter(Boolean).join(', ')],
     ['Summary', f.Summary || ''],

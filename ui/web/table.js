@@ -137,6 +137,7 @@ export class FlowTable {
     c[2].textContent = row.port;
     c[3].textContent = row.l7; c[3].title = row.l7Title;
     c[4].textContent = row.dir;
+    c[4].title = row.points.length > 1 ? row.points.join('\n') : '';
     const v = c[5].firstChild;
     v.textContent = row.verdict;
     v.className = `verdict v-${row.verdict}`;
@@ -147,5 +148,6 @@ export class FlowTable {
     el.dataset.verdict = row.verdict;
     el.dataset.src = row.src;
     el.dataset.dst = row.dst;
+    el.dataset.points = row.points.length;
   }
 }

@@ -78,6 +78,13 @@ func genFlows(seed uint64, n int, base time.Time) []api.Flow {
 		f.Source = genEndpoint(r)
 		f.Destination = genEndpoint(r)
 		f.Interface = api.Interface{Index: uint32(r.IntN(10)), Name: fmt.Sprintf("veth%d", r.IntN(10))}
+		f.InitiatorHook = api.TrafficDirection(i % 3)
+		switch i % 5 { // a local endpoint seen at its veth: with the hooks, every trace point
+		case 0:
+			f.Source.ID = f.Interface.Index
+		case 1:
+			f.Destination.ID = f.Interface.Index
+		}
 		f.StartTime = f.Time.Add(-time.Duration(r.IntN(1e9)))
 		f.EndTime = f.Time
 		f.Counters = api.Counters{PacketsForward: uint64(r.IntN(1000)), BytesForward: uint64(r.IntN(1 << 30)), PacketsReply: uint64(r.IntN(1000)), BytesReply: r.Uint64() >> 20}

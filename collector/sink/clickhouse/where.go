@@ -312,10 +312,18 @@ func numberIs(col string) valueSQL {
 	}
 }
 
-// eventTypeSQL is filter's event-type: drops are drop events; other L3/L4
-// and socket flows trace events; L3/L4 flows policy verdict events; L7
-// flows L7 events.
+// eventTypeSQL is filter's event-type: drops are drop events (a drop's
+// sub-type its drop reason); other L3/L4 and socket flows trace events;
+// L3/L4 flows policy verdict events; L7 flows L7 events. A trace's
+// sub-type (api.Flow.TracePoint: the interface, hook and endpoint ids of a
+// point) is matched in Go only.
 func eventTypeSQL(v filter.TermValue, _ endpointCols) (string, []any, bool) {
+	switch {
+	case v.HasSubType && v.Number == filter.EventTypeDrop:
+		return fmt.Sprintf("verdict = %d AND drop_reason = ?", verdictDropped), []any{v.SubType}, true
+	case v.HasSubType:
+		return "", nil, false
+	}
 	switch v.Number {
 	case filter.EventTypeDrop:
 		return fmt.Sprintf("verdict = %d", verdictDropped), nil, true

@@ -31,6 +31,13 @@ const (
 	KeyStartTime      = attribute.Key("periscope.start_time")
 	KeyNodeName       = attribute.Key("periscope.node_name")
 	KeyCgroupID       = attribute.Key("periscope.process.cgroup_id")
+	KeyInitiatorHook  = attribute.Key("periscope.initiator_hook")
+
+	// The responder's local process, when the record merged its socket's
+	// close (api.Flow.DestinationProcess).
+	KeyDestinationPID      = attribute.Key("periscope.destination_process.pid")
+	KeyDestinationComm     = attribute.Key("periscope.destination_process.comm")
+	KeyDestinationCgroupID = attribute.Key("periscope.destination_process.cgroup_id")
 
 	KeyIngressAllowedBy = attribute.Key("periscope.policy.ingress_allowed_by")
 	KeyEgressAllowedBy  = attribute.Key("periscope.policy.egress_allowed_by")
@@ -54,6 +61,24 @@ func newEndpointKeys(side string) endpointKeys {
 		labels:    attribute.Key(p + "labels"),
 	}
 }
+
+// The second observation point of a record that merged two
+// (api.Flow.Other), named as the JSON's periscope.other_observation: the
+// same fields as the record's own point, whose attributes are those of
+// the record (network.interface.name, periscope.initiator_hook,
+// periscope.traffic_direction, ...).
+const (
+	KeyOtherInterfaceName    = attribute.Key("periscope.other_observation.interface.name")
+	KeyOtherInterfaceIndex   = attribute.Key("periscope.other_observation.interface.index")
+	KeyOtherInitiatorHook    = attribute.Key("periscope.other_observation.initiator_hook")
+	KeyOtherTrafficDirection = attribute.Key("periscope.other_observation.traffic_direction")
+	KeyOtherVerdict          = attribute.Key("periscope.other_observation.verdict")
+	KeyOtherDropReason       = attribute.Key("periscope.other_observation.drop_reason")
+	KeyOtherPacketsForward   = attribute.Key("periscope.other_observation.packets.forward")
+	KeyOtherBytesForward     = attribute.Key("periscope.other_observation.bytes.forward")
+	KeyOtherPacketsReply     = attribute.Key("periscope.other_observation.packets.reply")
+	KeyOtherBytesReply       = attribute.Key("periscope.other_observation.bytes.reply")
+)
 
 var (
 	sourceKeys      = newEndpointKeys("source")

@@ -145,6 +145,9 @@ func appendFlowAttrs(a []attribute.KeyValue, f *api.Flow) []attribute.KeyValue {
 	if f.Interface.Name != "" {
 		a = append(a, semconv.NetworkInterfaceName(f.Interface.Name))
 	}
+	if f.InitiatorHook != api.TrafficDirectionUnknown {
+		a = append(a, KeyInitiatorHook.String(f.InitiatorHook.String()))
+	}
 	a = append(a,
 		KeyPacketsForward.Int64(toInt64(f.Counters.PacketsForward)),
 		KeyBytesForward.Int64(toInt64(f.Counters.BytesForward)),
@@ -173,6 +176,18 @@ func appendFlowAttrs(a []attribute.KeyValue, f *api.Flow) []attribute.KeyValue {
 	if f.Process.CgroupID != 0 {
 		a = append(a, KeyCgroupID.Int64(toInt64(f.Process.CgroupID)))
 	}
+	if p := &f.DestinationProcess; *p != (api.Process{}) {
+		a = append(a, KeyDestinationPID.Int(int(p.PID)))
+		if p.Comm != "" {
+			a = append(a, KeyDestinationComm.String(p.Comm))
+		}
+		if p.CgroupID != 0 {
+			a = append(a, KeyDestinationCgroupID.Int64(toInt64(p.CgroupID)))
+		}
+	}
+	if f.Paired() {
+		a = appendOtherObservation(a, &f.Other)
+	}
 	for _, p := range [...]struct {
 		k     attribute.Key
 		names []api.PolicyRef
@@ -191,6 +206,32 @@ func appendFlowAttrs(a []attribute.KeyValue, f *api.Flow) []attribute.KeyValue {
 		}
 	}
 	return a
+}
+
+// appendOtherObservation appends the attributes of a record's second
+// observation point (api.Flow.Other): its interface, hooks, verdict and its
+// own counts, never added to the record's.
+func appendOtherObservation(a []attribute.KeyValue, o *api.Observation) []attribute.KeyValue {
+	a = append(a, KeyOtherInterfaceIndex.Int64(int64(o.Interface.Index)))
+	if o.Interface.Name != "" {
+		a = append(a, KeyOtherInterfaceName.String(o.Interface.Name))
+	}
+	if o.InitiatorHook != api.TrafficDirectionUnknown {
+		a = append(a, KeyOtherInitiatorHook.String(o.InitiatorHook.String()))
+	}
+	a = append(a,
+		KeyOtherTrafficDirection.String(o.TrafficDirection.String()),
+		KeyOtherVerdict.String(o.Verdict.String()),
+	)
+	if o.Verdict == api.VerdictDropped || o.DropReason != api.DropReasonUnknown {
+		a = append(a, KeyOtherDropReason.String(o.DropReason.String()))
+	}
+	return append(a,
+		KeyOtherPacketsForward.Int64(toInt64(o.Counters.PacketsForward)),
+		KeyOtherBytesForward.Int64(toInt64(o.Counters.BytesForward)),
+		KeyOtherPacketsReply.Int64(toInt64(o.Counters.PacketsReply)),
+		KeyOtherBytesReply.Int64(toInt64(o.Counters.BytesReply)),
+	)
 }
 
 // observedEndpoint is the endpoint the flow was observed for, whose
