@@ -16,6 +16,7 @@ import (
 	"github.com/periscope-dev/periscope/api/account"
 	"github.com/periscope-dev/periscope/api/agentevent"
 	"github.com/periscope-dev/periscope/api/flowquery"
+	"github.com/periscope-dev/periscope/api/httpserve"
 	"github.com/periscope-dev/periscope/collector/ring"
 	"github.com/periscope-dev/periscope/enforcer/identity"
 )
@@ -350,19 +351,9 @@ func (c *Collector) Run(ctx context.Context) (err error) {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	api := c.Handler()
-	tcpAPI := api
-	if c.opts.Access != nil {
-		tcpAPI = c.opts.Access.TCP(api)
-	}
-	servers := []*served{{srv: c.httpServer(runCtx, tcpAPI), ln: ln, what: "HTTP"}}
-	if c.opts.Socket != "" {
-		sln, err := access.ListenSocket(c.opts.Socket)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("collector: %w (--api-socket)", err)
-		}
-		servers = append(servers, &served{srv: c.httpServer(runCtx, api), ln: sln, what: "the API socket"})
+	servers, err := httpserve.Listen(runCtx, ln, c.opts.Socket, c.Handler(), c.opts.Access, c.log)
+	if err != nil {
+		return fmt.Errorf("collector: %w (--api-socket)", err)
 	}
 	c.mu.Lock()
 	c.addr = ln.Addr()
@@ -372,16 +363,8 @@ func (c *Collector) Run(ctx context.Context) (err error) {
 	c.log.Info("collector running", "listen", ln.Addr().String(), "socket", c.opts.Socket, "node", c.Registry().NodeName(),
 		"endpoints", len(c.Registry().endpoints), "ring_size", c.store.Capacity())
 
+	servers.Serve(cancel)
 	var wg sync.WaitGroup
-	for _, s := range servers {
-		wg.Go(func() {
-			if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
-				s.err = fmt.Errorf("collector: serve %s: %w", s.what, err)
-				cancel()
-			}
-		})
-	}
-
 	if c.opts.IdentityGrace >= 0 {
 		wg.Go(func() { c.releaseUnusedIdentities(runCtx) })
 	}
@@ -400,45 +383,15 @@ func (c *Collector) Run(ctx context.Context) (err error) {
 	c.store.Close()
 	// The endpoints were in use until now: their grace starts here.
 	releaseIdentities(c.opts.Identities, c.Registry(), c.opts.IdentityGrace, c.log)
-	sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer scancel()
-	for _, s := range servers {
-		if err := s.srv.Shutdown(sctx); err != nil {
-			c.log.Warn("HTTP shutdown", "server", s.what, "err", err)
-		}
-	}
+	serveErr := servers.Shutdown(shutdownTimeout)
 	wg.Wait()
-	for _, s := range servers {
-		if s.err != nil {
-			return s.err
-		}
+	if serveErr != nil {
+		return fmt.Errorf("collector: %w", serveErr)
 	}
 	if srcErr != nil {
 		return fmt.Errorf("collector: %w", srcErr)
 	}
 	return nil
-}
-
-// served is one of Run's HTTP servers: the listen address, the socket.
-type served struct {
-	srv  *http.Server
-	ln   net.Listener
-	what string
-	err  error
-}
-
-// httpServer serves h with the collector's settings, requests living in ctx.
-func (c *Collector) httpServer(ctx context.Context, h http.Handler) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		// No ReadTimeout or WriteTimeout: they would cut follow streams;
-		// handlers set write deadlines themselves.
-		BaseContext: func(net.Listener) context.Context { return ctx },
-		ErrorLog:    slog.NewLogLogger(c.log.Handler(), slog.LevelWarn),
-	}
 }
 
 func (c *Collector) attach() error {
