@@ -26,7 +26,7 @@ func AppendJSON(dst []byte, f *Flow) []byte {
 	if f.UUID != ([16]byte{}) {
 		dst = appendKey(dst, "uuid")
 		dst = append(dst, '"')
-		dst = appendUUID(dst, &f.UUID)
+		dst = AppendUUID(dst, &f.UUID)
 		dst = append(dst, '"')
 	}
 	if f.Verdict != VerdictUnknown {

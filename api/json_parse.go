@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -175,7 +174,7 @@ func (w *wireFlow) decode(f *Flow) error {
 		return err
 	}
 	if w.UUID != "" {
-		if err := parseUUID(w.UUID, &f.UUID); err != nil {
+		if err := ParseUUID(w.UUID, &f.UUID); err != nil {
 			return err
 		}
 	}
@@ -374,28 +373,5 @@ func parseAddr(s, field string, dst *netip.Addr) error {
 		return fmt.Errorf("%s: %w", field, err)
 	}
 	*dst = a
-	return nil
-}
-
-// parseUUID reads the 8-4-4-4-12 hex form (dashes optional).
-func parseUUID(s string, dst *[16]byte) error {
-	var digits [32]byte
-	n := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] == '-' {
-			continue
-		}
-		if n == len(digits) {
-			return fmt.Errorf("uuid %q: too long", s)
-		}
-		digits[n] = s[i]
-		n++
-	}
-	if n != len(digits) {
-		return fmt.Errorf("uuid %q: want 32 hex digits", s)
-	}
-	if _, err := hex.Decode(dst[:], digits[:]); err != nil {
-		return fmt.Errorf("uuid %q: %w", s, err)
-	}
 	return nil
 }

@@ -131,17 +131,6 @@ func appendTime(dst []byte, t time.Time) []byte {
 	return t.AppendFormat(dst, layout)
 }
 
-// appendUUID appends u in the canonical 8-4-4-4-12 hex form.
-func appendUUID(dst []byte, u *[16]byte) []byte {
-	for i, b := range u {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			dst = append(dst, '-')
-		}
-		dst = append(dst, hexDigits[b>>4], hexDigits[b&0xf])
-	}
-	return dst
-}
-
 // appendStringsField appends `"key":[...]` unless ss is empty.
 func appendStringsField(dst []byte, key string, ss []string) []byte {
 	if len(ss) == 0 {

@@ -1,30 +1,17 @@
 package collector_test
 
 import (
-	"context"
 	"io"
-	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/gorilla/websocket"
 
-	"github.com/periscope-dev/periscope/api/access"
-	"github.com/periscope-dev/periscope/api/apitest"
 	"github.com/periscope-dev/periscope/collector"
-	"github.com/periscope-dev/periscope/enforcer/compile"
-	"github.com/periscope-dev/periscope/enforcer/policystore"
+	"github.com/periscope-dev/periscope/collector/collectortest"
 	"github.com/periscope-dev/periscope/ui"
 )
-
-// nopApplier brings nothing into force: the API's answers are what these
-// tests look at.
-type nopApplier struct{}
-
-func (nopApplier) ApplyPolicy(*compile.Compiled) error { return nil }
-func (nopApplier) SetPolicyAudit(uint32, bool) error   { return nil }
 
 const webPolicy = `apiVersion: cilium.io/v2
 kind: CiliumNetworkPolicy
@@ -34,48 +21,19 @@ spec:
   ingress: [{fromEntities: [world]}]
 `
 
-// guardedNode is a collector served as the binary serves it: its API, the
-// policy API and the web UI behind an access guard on TCP, and the same
-// API on a Unix socket.
-type guardedNode struct {
-	tcp    string // http://host:port
-	socket *http.Client
-}
-
-func startGuardedNode(t *testing.T, token string) *guardedNode {
+// startGuardedNode runs a collector served as the binary serves it, with
+// the web UI: its API, the policy API and the UI behind an access guard on
+// TCP, and the same API on a Unix socket.
+func startGuardedNode(t *testing.T, token string) *collectortest.Guarded {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(t.TempDir(), "collector.sock")
-	handlers := map[string]http.Handler{}
-	c, err := collector.New(collector.Options{
-		Topology: &collector.Topology{NodeName: "node1"}, Sources: []collector.Source{apitest.NewSource(nil, 1)}, Listener: ln,
-		Handlers: handlers, Socket: sock,
-		Access: access.New(access.Policy{Token: token, ListenHost: "127.0.0.1", Public: access.StaticFiles}),
+	return collectortest.StartGuarded(t, token, func(c *collector.Collector) map[string]http.Handler {
+		u, err := ui.New(ui.Options{Source: c.Store(), Followers: c.Followers()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(u.Close)
+		return map[string]http.Handler{"GET /": u}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := policystore.New(policystore.Options{Applier: nopApplier{}, Endpoints: c.Registry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for p, h := range store.Handlers() {
-		handlers[p] = h
-	}
-	u, err := ui.New(ui.Options{Source: c.Store(), Followers: c.Followers()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(u.Close)
-	handlers["GET /"] = u
-	apitest.Start(t, "collector", c)
-	return &guardedNode{tcp: "http://" + c.Addr().String(), socket: &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-		}}}}
 }
 
 type req struct {
@@ -109,7 +67,7 @@ func (r req) do(t *testing.T, hc *http.Client) (int, string) {
 // access model says, over TCP and over the socket.
 func TestTheAPIsDoorIsShut(t *testing.T) {
 	n := startGuardedNode(t, "s3cret")
-	tcp, sock := http.DefaultClient, n.socket
+	tcp, sock := http.DefaultClient, n.SocketClient()
 	yaml := map[string]string{"Content-Type": "application/yaml", "Authorization": "Bearer s3cret"}
 	tests := []struct {
 		name string
@@ -117,28 +75,28 @@ func TestTheAPIsDoorIsShut(t *testing.T) {
 		r    req
 		want int
 	}{
-		{"flows without the token", tcp, req{"GET", n.tcp + "/api/v1/flows", "", nil}, 401},
-		{"status without the token", tcp, req{"GET", n.tcp + "/api/v1/status", "", nil}, 401},
-		{"identities, policies with a wrong token", tcp, req{"GET", n.tcp + "/api/v1/policies", "", map[string]string{"Authorization": "Bearer guess"}}, 401},
-		{"status with the token", tcp, req{"GET", n.tcp + "/api/v1/status", "", map[string]string{"Authorization": "Bearer s3cret"}}, 200},
-		{"a policy applied without the token", tcp, req{"POST", n.tcp + "/api/v1/policies", webPolicy, map[string]string{"Content-Type": "application/yaml"}}, 401},
-		{"a text/plain policy with the token (a browser's simple request)", tcp, req{"POST", n.tcp + "/api/v1/policies", webPolicy,
+		{"flows without the token", tcp, req{"GET", n.URL + "/api/v1/flows", "", nil}, 401},
+		{"status without the token", tcp, req{"GET", n.URL + "/api/v1/status", "", nil}, 401},
+		{"identities, policies with a wrong token", tcp, req{"GET", n.URL + "/api/v1/policies", "", map[string]string{"Authorization": "Bearer guess"}}, 401},
+		{"status with the token", tcp, req{"GET", n.URL + "/api/v1/status", "", map[string]string{"Authorization": "Bearer s3cret"}}, 200},
+		{"a policy applied without the token", tcp, req{"POST", n.URL + "/api/v1/policies", webPolicy, map[string]string{"Content-Type": "application/yaml"}}, 401},
+		{"a text/plain policy with the token (a browser's simple request)", tcp, req{"POST", n.URL + "/api/v1/policies", webPolicy,
 			map[string]string{"Content-Type": "text/plain", "Authorization": "Bearer s3cret"}}, 415},
-		{"a policy from a foreign origin with the token", tcp, req{"POST", n.tcp + "/api/v1/policies", webPolicy,
+		{"a policy from a foreign origin with the token", tcp, req{"POST", n.URL + "/api/v1/policies", webPolicy,
 			map[string]string{"Content-Type": "application/yaml", "Authorization": "Bearer s3cret", "Origin": "https://evil.example"}}, 403},
-		{"a policy by a rebinding host with the token", tcp, req{"POST", n.tcp + "/api/v1/policies", webPolicy,
+		{"a policy by a rebinding host with the token", tcp, req{"POST", n.URL + "/api/v1/policies", webPolicy,
 			map[string]string{"Content-Type": "application/yaml", "Authorization": "Bearer s3cret", "Host": "evil.example:4244"}}, 403},
-		{"a delete without the token", tcp, req{"DELETE", n.tcp + "/api/v1/policies/default/web", "", nil}, 401},
-		{"a policy applied with the token", tcp, req{"POST", n.tcp + "/api/v1/policies", webPolicy, yaml}, 200},
+		{"a delete without the token", tcp, req{"DELETE", n.URL + "/api/v1/policies/default/web", "", nil}, 401},
+		{"a policy applied with the token", tcp, req{"POST", n.URL + "/api/v1/policies", webPolicy, yaml}, 200},
 		{"a policy applied over the socket, no token", sock, req{"POST", "http://localhost/api/v1/policies", strings.Replace(webPolicy, "web", "api", 1), nil}, 200},
 		{"a delete over the socket", sock, req{"DELETE", "http://localhost/api/v1/policies/default/api", "", nil}, 200},
 		{"flows over the socket", sock, req{"GET", "http://localhost/api/v1/flows?last=1", "", nil}, 200},
 		// The web UI keeps working: its page and files without the token,
 		// its API calls with the token it got in its URL.
-		{"the UI's page", tcp, req{"GET", n.tcp + "/?token=s3cret", "", nil}, 200},
-		{"the UI's script", tcp, req{"GET", n.tcp + "/app.js", "", nil}, 200},
-		{"the UI's history query, as it sends it", tcp, req{"GET", n.tcp + "/api/v1/flows?last=5", "", map[string]string{"Authorization": "Bearer s3cret"}}, 200},
-		{"healthz", tcp, req{"GET", n.tcp + "/healthz", "", nil}, 200},
+		{"the UI's page", tcp, req{"GET", n.URL + "/?token=s3cret", "", nil}, 200},
+		{"the UI's script", tcp, req{"GET", n.URL + "/app.js", "", nil}, 200},
+		{"the UI's history query, as it sends it", tcp, req{"GET", n.URL + "/api/v1/flows?last=5", "", map[string]string{"Authorization": "Bearer s3cret"}}, 200},
+		{"healthz", tcp, req{"GET", n.URL + "/healthz", "", nil}, 200},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -148,15 +106,15 @@ func TestTheAPIsDoorIsShut(t *testing.T) {
 		})
 	}
 
-	ws := strings.Replace(n.tcp, "http://", "ws://", 1) + "/api/v1/ws"
+	ws := strings.Replace(n.URL, "http://", "ws://", 1) + "/api/v1/ws"
 	for _, c := range []struct {
 		name   string
 		url    string
 		origin string
 		want   int
 	}{
-		{"the UI's WebSocket with its token", ws + "?token=s3cret", n.tcp, http.StatusSwitchingProtocols},
-		{"a WebSocket without the token", ws, n.tcp, http.StatusUnauthorized},
+		{"the UI's WebSocket with its token", ws + "?token=s3cret", n.URL, http.StatusSwitchingProtocols},
+		{"a WebSocket without the token", ws, n.URL, http.StatusUnauthorized},
 		{"a WebSocket from a foreign page", ws + "?token=s3cret", "https://evil.example", http.StatusForbidden},
 	} {
 		conn, resp, err := websocket.DefaultDialer.Dial(c.url, http.Header{"Origin": {c.origin}})
@@ -172,14 +130,14 @@ func TestTheAPIsDoorIsShut(t *testing.T) {
 // Without a token, reads stay open and no change is made over TCP.
 func TestWithoutATokenChangesNeedTheSocket(t *testing.T) {
 	n := startGuardedNode(t, "")
-	if code, _ := (req{"GET", n.tcp + "/api/v1/policies", "", nil}).do(t, http.DefaultClient); code != 200 {
+	if code, _ := (req{"GET", n.URL + "/api/v1/policies", "", nil}).do(t, http.DefaultClient); code != 200 {
 		t.Errorf("a read without a token set: %d, want 200", code)
 	}
-	code, body := (req{"POST", n.tcp + "/api/v1/policies", webPolicy, map[string]string{"Content-Type": "application/yaml"}}).do(t, http.DefaultClient)
+	code, body := (req{"POST", n.URL + "/api/v1/policies", webPolicy, map[string]string{"Content-Type": "application/yaml"}}).do(t, http.DefaultClient)
 	if code != http.StatusForbidden || !strings.Contains(body, "--api-socket") {
 		t.Errorf("a change over TCP without a token set: %d %q, want 403 pointing at the socket", code, body)
 	}
-	if code, body := (req{"POST", "http://localhost/api/v1/policies", webPolicy, nil}).do(t, n.socket); code != 200 {
+	if code, body := (req{"POST", "http://localhost/api/v1/policies", webPolicy, nil}).do(t, n.SocketClient()); code != 200 {
 		t.Errorf("a change over the socket: %d %q, want 200", code, body)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/periscope-dev/periscope/api/account"
 	"github.com/periscope-dev/periscope/api/agentevent"
 	"github.com/periscope-dev/periscope/api/flowquery"
+	"github.com/periscope-dev/periscope/api/httpserve"
 	"github.com/periscope-dev/periscope/collector/ring"
 	"github.com/periscope-dev/periscope/enforcer/identity"
 )
@@ -157,6 +158,12 @@ type Options struct {
 	// is kept (identity.Allocator.Release, at start and at the end of
 	// Run); 0 means identity.DefaultReleaseGrace, negative never.
 	IdentityGrace time.Duration
+	// Attribution, when set, holds the records of workloads not yet
+	// discovered (an unknown address on a workload network) until their
+	// endpoint is in force or a window ends (attribution.go); nil passes
+	// every record on at once. The collector's status and Stages then
+	// carry its account (account.StageAttribution).
+	Attribution *Attribution
 	// EndpointState, when set, is the file of the endpoints in force: New
 	// keeps those of the previous run that the endpoints no longer
 	// declare (see endpoints.go), and every change rewrites it.
@@ -178,6 +185,9 @@ type Collector struct {
 	topo        *Topology  // the endpoints in force, as registry was built from
 	onChange    []func() error
 	discovered  discoveredQueue // watchers' events not yet in force
+
+	pipeMu sync.Mutex       // the pipeline's, when several paths feed it
+	hold   *attributionHold // nil without Options.Attribution
 
 	ready    chan struct{}
 	mu       sync.Mutex
@@ -255,7 +265,22 @@ func New(opts Options) (*Collector, error) {
 		topo:    topo,
 	}
 	c.registry.Store(reg)
+	if opts.Attribution != nil {
+		if opts.Attribution.Networks == nil {
+			return nil, errors.New("collector: attribution hold without workload networks")
+		}
+		c.hold = newAttributionHold(*opts.Attribution, &c.pipeMu)
+	}
 	return c, nil
+}
+
+// Stages are the accounts of the collector's own stages of the flow path:
+// the attribution hold's (none without Options.Attribution).
+func (c *Collector) Stages() []account.Stage {
+	if c.hold == nil {
+		return nil
+	}
+	return []account.Stage{c.hold.Stage()}
 }
 
 // Registry is the collector's endpoint registry as it is now: a change of
@@ -282,9 +307,20 @@ func (c *Collector) Addr() net.Addr {
 }
 
 // process is the pipeline, run for every flow of every source, one flow at a
-// time (runSources serializes the sources).
+// time (runSources serializes the sources, and the attribution hold's
+// releases with them). A record of a workload not yet discovered may be
+// held (attribution.go); the others go on at once.
 func (c *Collector) process(f *api.Flow) {
-	c.Registry().Enrich(f)
+	reg := c.Registry()
+	reg.Enrich(f)
+	if c.hold != nil && c.hold.take(f, time.Now()) {
+		return
+	}
+	c.deliver(f)
+}
+
+// deliver names f's addresses, stores it and hands it to the sinks.
+func (c *Collector) deliver(f *api.Flow) {
 	if c.opts.Names != nil {
 		c.opts.Names.Annotate(f)
 	}
@@ -315,19 +351,9 @@ func (c *Collector) Run(ctx context.Context) (err error) {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	api := c.Handler()
-	tcpAPI := api
-	if c.opts.Access != nil {
-		tcpAPI = c.opts.Access.TCP(api)
-	}
-	servers := []*served{{srv: c.httpServer(runCtx, tcpAPI), ln: ln, what: "HTTP"}}
-	if c.opts.Socket != "" {
-		sln, err := access.ListenSocket(c.opts.Socket)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("collector: %w (--api-socket)", err)
-		}
-		servers = append(servers, &served{srv: c.httpServer(runCtx, api), ln: sln, what: "the API socket"})
+	servers, err := httpserve.Listen(runCtx, ln, c.opts.Socket, c.Handler(), c.opts.Access, c.log)
+	if err != nil {
+		return fmt.Errorf("collector: %w (--api-socket)", err)
 	}
 	c.mu.Lock()
 	c.addr = ln.Addr()
@@ -337,64 +363,35 @@ func (c *Collector) Run(ctx context.Context) (err error) {
 	c.log.Info("collector running", "listen", ln.Addr().String(), "socket", c.opts.Socket, "node", c.Registry().NodeName(),
 		"endpoints", len(c.Registry().endpoints), "ring_size", c.store.Capacity())
 
+	servers.Serve(cancel)
 	var wg sync.WaitGroup
-	for _, s := range servers {
-		wg.Go(func() {
-			if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
-				s.err = fmt.Errorf("collector: serve %s: %w", s.what, err)
-				cancel()
-			}
-		})
-	}
-
 	if c.opts.IdentityGrace >= 0 {
 		wg.Go(func() { c.releaseUnusedIdentities(runCtx) })
 	}
 
+	// The hold outlives the sources: what it holds when they stop goes on
+	// before the store closes.
+	holdCtx, stopHold := context.WithCancel(context.Background())
+	var holdDone sync.WaitGroup
+	if c.hold != nil {
+		holdDone.Go(func() { c.hold.run(holdCtx, c.Registry, c.deliver) })
+	}
 	srcErr := c.runSources(runCtx, c.process)
+	stopHold()
+	holdDone.Wait()
 	cancel()
 	c.store.Close()
 	// The endpoints were in use until now: their grace starts here.
 	releaseIdentities(c.opts.Identities, c.Registry(), c.opts.IdentityGrace, c.log)
-	sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer scancel()
-	for _, s := range servers {
-		if err := s.srv.Shutdown(sctx); err != nil {
-			c.log.Warn("HTTP shutdown", "server", s.what, "err", err)
-		}
-	}
+	serveErr := servers.Shutdown(shutdownTimeout)
 	wg.Wait()
-	for _, s := range servers {
-		if s.err != nil {
-			return s.err
-		}
+	if serveErr != nil {
+		return fmt.Errorf("collector: %w", serveErr)
 	}
 	if srcErr != nil {
 		return fmt.Errorf("collector: %w", srcErr)
 	}
 	return nil
-}
-
-// served is one of Run's HTTP servers: the listen address, the socket.
-type served struct {
-	srv  *http.Server
-	ln   net.Listener
-	what string
-	err  error
-}
-
-// httpServer serves h with the collector's settings, requests living in ctx.
-func (c *Collector) httpServer(ctx context.Context, h http.Handler) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		// No ReadTimeout or WriteTimeout: they would cut follow streams;
-		// handlers set write deadlines themselves.
-		BaseContext: func(net.Listener) context.Context { return ctx },
-		ErrorLog:    slog.NewLogLogger(c.log.Handler(), slog.LevelWarn),
-	}
 }
 
 func (c *Collector) attach() error {

@@ -13,7 +13,9 @@
 // The pipeline follows Hubble's observer: enrich → ring write → sinks runs
 // for one flow at a time, whichever source's goroutine emitted it (a lock
 // serializes them when there are several); readers of the ring are separate
-// and honour their context. The collector never decodes kernel bytes and
+// and honour their context. With Options.Attribution, a record of a workload
+// not yet discovered waits, bounded, between enrich and the ring for its
+// endpoint (attribution.go); every other record passes at once. The collector never decodes kernel bytes and
 // depends on the datapath only through the small interfaces in Options
 // (Source, Attacher), so tests and the demo can feed it flows of their own.
 package collector

@@ -2,7 +2,6 @@ package collector_test
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
@@ -115,8 +114,8 @@ func TestE2EClickHouseStoresEveryFlowOnce(t *testing.T) {
 	if st != (sink.Stats{Offered: uint64(len(stored)), Written: uint64(len(stored))}) {
 		t.Errorf("queue stats %+v, want the %d records written", st, len(stored))
 	}
-	wn, wsum := e2eChecksum(stored)
-	got := strings.Fields(srv.Query(e2eChecksumSQL + "periscope.flows"))
+	wn, wsum := chtest.Checksum(stored)
+	got := strings.Fields(srv.Query(chtest.ChecksumSQL + "periscope.flows"))
 	want := []string{strconv.FormatUint(wn, 10), strconv.FormatUint(wn, 10), strconv.FormatUint(wsum, 10)}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("ClickHouse has rows, distinct uuids, checksum %v; the collector stored %v", got, want)
@@ -169,22 +168,7 @@ func startSinkNode(t testing.TB, cfg *collector.Config, dcfg datapath.Config, sk
 // to server, over IPv4.
 func manyUDPFlows(t *testing.T, client, server *netlab.Pod, n int) {
 	t.Helper()
-	srv, err := server.ListenUDP(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	port := uint16(srv.LocalAddr().(*net.UDPAddr).Port)
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			k, from, err := srv.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			srv.WriteToUDPAddrPort(buf[:k], from)
-		}
-	}()
+	port := udpEcho(t, server)
 	buf := make([]byte, 2048)
 	for i := range n {
 		conn, err := client.DialUDP(t.Context(), netip.AddrPortFrom(server.Addr(false), port))
@@ -200,30 +184,3 @@ func manyUDPFlows(t *testing.T, client, server *netlab.Pod, n int) {
 		conn.Close()
 	}
 }
-
-// e2eChecksum is the clickhouse package tests' checksum: a wrapping uint64
-// sum over addresses (as FixedString(16)), ports, protocol and counters;
-// e2eChecksumSQL computes the same over the table.
-func e2eChecksum(flows []api.Flow) (n, sum uint64) {
-	ip16 := func(a netip.Addr) [16]byte {
-		if !a.IsValid() {
-			return [16]byte{}
-		}
-		return a.As16()
-	}
-	for i := range flows {
-		f := &flows[i]
-		s, d := ip16(f.IP.Source), ip16(f.IP.Destination)
-		sum += binary.LittleEndian.Uint64(s[:8])*3 + binary.LittleEndian.Uint64(s[8:])*5 +
-			binary.LittleEndian.Uint64(d[:8])*7 + binary.LittleEndian.Uint64(d[8:])*11 +
-			uint64(f.L4.SourcePort)*13 + uint64(f.L4.DestinationPort)*17 + uint64(f.L4.Protocol)*19 +
-			f.Counters.BytesForward*23 + f.Counters.BytesReply*29 + f.Counters.PacketsForward*31 + f.Counters.PacketsReply*37
-	}
-	return uint64(len(flows)), sum
-}
-
-const e2eChecksumSQL = `SELECT count(), uniqExact(uuid), sum(
-	reinterpretAsUInt64(substring(src_ip, 1, 8)) * 3 + reinterpretAsUInt64(substring(src_ip, 9, 8)) * 5 +
-	reinterpretAsUInt64(substring(dst_ip, 1, 8)) * 7 + reinterpretAsUInt64(substring(dst_ip, 9, 8)) * 11 +
-	toUInt64(src_port) * 13 + toUInt64(dst_port) * 17 + toUInt64(protocol) * 19 +
-	bytes_fwd * 23 + bytes_rev * 29 + packets_fwd * 31 + packets_rev * 37) FROM `

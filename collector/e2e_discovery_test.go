@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +24,8 @@ import (
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/discovery"
+	"github.com/periscope-dev/periscope/discovery/hostveth"
+	"github.com/periscope-dev/periscope/enforcer/identity"
 	"github.com/periscope-dev/periscope/enforcer/policystore"
 )
 
@@ -34,6 +38,49 @@ type discoveryNode struct {
 	pin   string
 	base  string
 	log   *logBuffer
+	// stop stops the node as a restart would: its watchers, collector and
+	// datapath, the policies in force kept (pinned and persisted).
+	stop func()
+	// seen are the sides of the records the collector passed on whose
+	// addresses are the test's.
+	seen *sidesSeen
+}
+
+// sideSeen is one side of a record the collector passed on.
+type sideSeen struct {
+	time, start time.Time // the record's event time and its connection's start
+	world       bool      // attributed to reserved:world
+	pod         string
+}
+
+// sidesSeen is a collector sink keeping the sides of the records whose
+// address is in the tests' range (198.18.0.0/15), by address.
+type sidesSeen struct {
+	mu sync.Mutex
+	by map[netip.Addr][]sideSeen
+}
+
+var testAddrs = netip.MustParsePrefix("198.18.0.0/15")
+
+func (s *sidesSeen) Consume(f *api.Flow) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, side := range []struct {
+		a  netip.Addr
+		ep *api.Endpoint
+	}{{f.IP.Source, &f.Source}, {f.IP.Destination, &f.Destination}} {
+		if testAddrs.Contains(side.a) {
+			s.by[side.a] = append(s.by[side.a], sideSeen{time: f.Time, start: f.StartTime,
+				world: side.ep.Identity == uint32(identity.World), pod: side.ep.PodName})
+		}
+	}
+}
+
+// at returns the sides seen with address a.
+func (s *sidesSeen) at(a netip.Addr) []sideSeen {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.by[a])
 }
 
 // startDiscoveryNode runs a collector named node with an identity grace of
@@ -43,10 +90,20 @@ type discoveryNode struct {
 func startDiscoveryNode(t *testing.T, node string, grace time.Duration,
 	run func(ctx context.Context, eps discovery.EndpointSink, pols discovery.PolicySink) error) *discoveryNode {
 	t.Helper()
-	log := &logBuffer{}
-	logger := slog.New(slog.NewTextHandler(log, nil))
 	pin := fmt.Sprintf("/sys/fs/bpf/periscope-e2e-disc-%d-%d", os.Getpid(), time.Now().UnixNano())
 	t.Cleanup(func() { os.RemoveAll(pin) })
+	return startDiscoveryNodeAt(t, node, grace, t.TempDir(), pin, run)
+}
+
+// startDiscoveryNodeAt is startDiscoveryNode with the state in dir and the
+// datapath pinned at pin: a node started again with both is the same
+// node restarted. It runs until stop or the end of the test, which also
+// deletes every policy (the datapath's programs then go with it).
+func startDiscoveryNodeAt(t *testing.T, node string, grace time.Duration, dir, pin string,
+	run func(ctx context.Context, eps discovery.EndpointSink, pols discovery.PolicySink) error) *discoveryNode {
+	t.Helper()
+	log := &logBuffer{}
+	logger := slog.New(slog.NewTextHandler(log, nil))
 	dp, err := datapath.Load(datapath.Config{PinPath: pin, Logger: logger})
 	if err != nil {
 		t.Fatalf("load datapath: %v", err)
@@ -55,10 +112,20 @@ func startDiscoveryNode(t *testing.T, node string, grace time.Duration,
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
+	// As the binary does with discovery on: records of workloads not yet
+	// discovered wait for their endpoint; here up to 10 s, not the
+	// default 2 s: on this shared machine under load a pod's status update
+	// and its report take seconds at times, and the tests hold the
+	// mechanism, not the window (docs/BENCHMARKS.md has the latencies).
+	nets, err := hostveth.NewNetworks(logger)
+	if err != nil {
+		t.Fatalf("workload networks: %v", err)
+	}
+	seen := &sidesSeen{by: map[netip.Addr][]sideSeen{}}
 	c, err := collector.New(collector.Options{Config: &collector.Config{NodeName: node}, Sources: []collector.Source{dp},
 		Attacher: dp, Listener: ln, Interfaces: dp.Interfaces, Logger: logger, IdentityGrace: grace,
-		EndpointState: filepath.Join(dir, "endpoints.json")})
+		EndpointState: filepath.Join(dir, "endpoints.json"), Sinks: []collector.Sink{seen},
+		Attribution: &collector.Attribution{Networks: nets, Window: 10 * time.Second}})
 	if err != nil {
 		dp.Close()
 		t.Fatalf("collector: %v", err)
@@ -69,35 +136,51 @@ func startDiscoveryNode(t *testing.T, node string, grace time.Duration,
 		t.Fatalf("policy store: %v", err)
 	}
 	c.OnEndpointsChange(store.Refresh)
-	stop := apitest.Start(t, "collector", c)
+	stopCollector := apitest.Start(t, "collector", c)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, c, store) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("watchers: %v", err)
+	var netsStopped, watchersStopped atomic.Bool
+	go func() {
+		var wg sync.WaitGroup
+		var nerr error
+		wg.Go(func() { nerr = nets.Run(ctx); netsStopped.Store(true) })
+		err := run(ctx, c, store)
+		watchersStopped.Store(true)
+		wg.Wait()
+		done <- errors.Join(err, nerr)
+	}()
+	var once sync.Once
+	stop := func(deletePolicies bool) {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("watchers: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("watchers did not stop within 30s (the test's watchers stopped: %v; the workload networks' watch stopped: %v)",
+					watchersStopped.Load(), netsStopped.Load())
 			}
-		case <-time.After(30 * time.Second):
-			t.Error("watchers did not stop within 30s")
-		}
-		// No policy left: the datapath's programs go with it.
-		for _, p := range store.List() {
-			if _, err := store.Delete(p.Kind, p.Namespace, p.Name); err != nil {
-				t.Logf("delete policy %s: %v", p.Name, err)
+			if deletePolicies {
+				for _, p := range store.List() {
+					if _, err := store.Delete(p.Kind, p.Namespace, p.Name); err != nil {
+						t.Logf("delete policy %s: %v", p.Name, err)
+					}
+				}
 			}
-		}
-		stop()
-		if err := dp.Close(); err != nil {
-			t.Errorf("close datapath: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("collector log:\n%s", log)
-		}
-	})
-	return &discoveryNode{c: c, dp: dp, store: store, pin: pin, base: "http://" + c.Addr().String(), log: log}
+			stopCollector()
+			if err := dp.Close(); err != nil {
+				t.Errorf("close datapath: %v", err)
+			}
+			if t.Failed() {
+				t.Logf("collector log:\n%s", log)
+			}
+		})
+	}
+	t.Cleanup(func() { stop(true) })
+	return &discoveryNode{c: c, dp: dp, store: store, pin: pin, base: "http://" + c.Addr().String(), log: log,
+		stop: func() { stop(false) }, seen: seen}
 }
 
 // endpointAt is the endpoint the collector's registry has at ip, if any.

@@ -130,7 +130,7 @@ func BenchmarkDNSProxyWiredVsDirect(b *testing.B) {
 			set(round%2 == 1)
 			q, err := dnsload.ClosedLoop(l.pods["client"], target, query, 8, 2*time.Second)
 			if err != nil {
-				b.Fatalf("closed loop, proxy %v: %v", round%2 == 1, err)
+				b.Fatalf("closed loop, proxy %v: %v (proxy counters %+v)", round%2 == 1, err, l.node.dns.Proxy().Stats())
 			}
 			qps[round%2] = append(qps[round%2], q)
 		}
@@ -139,7 +139,7 @@ func BenchmarkDNSProxyWiredVsDirect(b *testing.B) {
 			set(i == 1)
 			lat, err := dnsload.Paced(l.pods["client"], target, query, 1000, 3*time.Second)
 			if err != nil {
-				b.Fatalf("paced, proxy %v: %v", i == 1, err)
+				b.Fatalf("paced, proxy %v: %v (proxy counters %+v)", i == 1, err, l.node.dns.Proxy().Stats())
 			}
 			p50[i], p99[i] = dnsload.Percentile(lat, 0.50), dnsload.Percentile(lat, 0.99)
 		}

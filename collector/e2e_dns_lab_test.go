@@ -97,14 +97,16 @@ func newDNSLab(t testing.TB, dnsmasqArgs ...string) *dnsLab {
 		name, ns string
 		labels   map[string]string
 		declared bool
+		audit    bool // the endpoint's policy in audit mode
 	}{
-		{"client", "default", map[string]string{"app": "client"}, true},
-		{"client2", "default", map[string]string{"app": "client2"}, true},
-		{"dns", "kube-system", map[string]string{"k8s-app": "kube-dns"}, true},
-		{"web1", "", nil, false},
-		{"web2", "", nil, false},
-		{"web3", "", nil, false},
-		{"silent", "", nil, false},
+		{"client", "default", map[string]string{"app": "client"}, true, false},
+		{"client2", "default", map[string]string{"app": "client2"}, true, false},
+		{"audited", "default", map[string]string{"app": "audited"}, true, true},
+		{"dns", "kube-system", map[string]string{"k8s-app": "kube-dns"}, true, false},
+		{"web1", "", nil, false, false},
+		{"web2", "", nil, false, false},
+		{"web3", "", nil, false, false},
+		{"silent", "", nil, false, false},
 	} {
 		p, err := l.lab.AddPod(netlab.PodSpec{Name: d.name, Namespace: d.ns, Labels: d.labels})
 		if err != nil {
@@ -113,7 +115,7 @@ func newDNSLab(t testing.TB, dnsmasqArgs ...string) *dnsLab {
 		l.pods[d.name] = p
 		if d.declared {
 			l.cfg.Endpoints = append(l.cfg.Endpoints, collector.EndpointConfig{
-				Name: d.name, Namespace: d.ns, Labels: d.labels, NetNS: p.NetNSName})
+				Name: d.name, Namespace: d.ns, Labels: d.labels, NetNS: p.NetNSName, Audit: d.audit})
 		}
 		if strings.HasPrefix(d.name, "web") {
 			serveTCP(t, p, 80, 443)
@@ -121,7 +123,7 @@ func newDNSLab(t testing.TB, dnsmasqArgs ...string) *dnsLab {
 	}
 	l.startDNSServer(t, dnsmasqArgs...)
 	l.startSilentServer(t)
-	for _, name := range []string{"client", "client2"} {
+	for _, name := range []string{"client", "client2", "audited"} {
 		l.resolvConf(t, l.pods[name])
 	}
 	t.Cleanup(func() {
@@ -358,7 +360,7 @@ func (l *dnsLab) reset(t testing.TB, yaml string) {
 			t.Fatalf("delete %s: %v", p.Name, err)
 		}
 	}
-	for _, name := range []string{"client", "client2", "dns"} {
+	for _, name := range []string{"client", "client2", "audited", "dns"} {
 		n.dns.Cache().Forget(l.endpointID(t, name))
 	}
 	if err := n.store.RefreshNames(); err != nil {

@@ -66,6 +66,14 @@ func dnsScenarios() []dnsScenario {
 				l.wantAnswer(t, "client", "WWW.Example.COM", []netip.Addr{l.pods["web2"].IPv4}, "default/dns-deep")
 				l.wantRefused(t, "client", "example.com", "default/dns-deep")
 			}},
+		{"audit mode: a query the rules deny is answered, its records AUDIT naming the policy; an allowed one FORWARDED",
+			egressPolicy("dns-audit", "audited", dnsRule("[{matchName: api.example.com}]")),
+			func(t *testing.T, l *dnsLab) {
+				l.wantAnswer(t, "audited", "api.example.com", []netip.Addr{l.pods["web1"].IPv4}, "default/dns-audit")
+				l.wantAudited(t, "audited", "www.example.com", []netip.Addr{l.pods["web2"].IPv4}, "default/dns-audit")
+				l.wantAudited(t, "audited", "api.example.com", []netip.Addr{l.pods["web1"].IPv4}, "", "+tcp")
+				l.wantAudited(t, "audited", "a.b.example.com", []netip.Addr{l.pods["web3"].IPv4}, "default/dns-audit", "+tcp")
+			}},
 		{"the same rules over TCP",
 			egressPolicy("dns-tcp", "client", dnsRule("[{matchName: api.example.com}]")),
 			func(t *testing.T, l *dnsLab) {
@@ -299,6 +307,36 @@ func (l *dnsLab) wantRefused(t *testing.T, from, name string, policies string, e
 	req := l.dnsRecordAfter(t, seq, from, name, api.L7TypeRequest)
 	if req.Verdict != api.VerdictDropped || !slices.Equal(refsOf(req.EgressDeniedBy), strings.Split(policies, ",")) {
 		t.Fatalf("%s asks %s: request record %v denied by %v, want DROPPED by %s", from, name, req.Verdict, req.EgressDeniedBy, policies)
+	}
+}
+
+// wantAudited asks for name (from an endpoint in audit mode) and wants the
+// server's answer (NOERROR with want's addresses), and the
+// query's and the answer's L7 records AUDIT (POLICY_DENIED) naming
+// policies; an empty policies wants FORWARDED records instead.
+func (l *dnsLab) wantAudited(t *testing.T, from, name string, want []netip.Addr, policies string, extra ...string) {
+	t.Helper()
+	seq := l.node.c.Store().Seen()
+	mark := len(l.dnsmasq.String())
+	r := l.lookup(t, from, name, extra...)
+	if r.status != "NOERROR" || !slices.Equal(r.addrs(), want) {
+		t.Fatalf("%s asks %s %v in audit mode: %s %v, want the server's answer %v\n%s", from, name, extra, r.status, r.addrs(), want, r.output)
+	}
+	if !strings.Contains(l.dnsmasq.String()[mark:], strings.ToLower(name)) {
+		t.Errorf("%s asks %s in audit mode: the query did not reach the server", from, name)
+	}
+	for _, typ := range []api.L7FlowType{api.L7TypeRequest, api.L7TypeResponse} {
+		rec := l.dnsRecordAfter(t, seq, from, name, typ)
+		switch {
+		case policies == "":
+			if rec.Verdict != api.VerdictForwarded || len(rec.EgressDeniedBy) != 0 {
+				t.Errorf("%s asks %s: %v record %v denied by %v, want FORWARDED", from, name, typ, rec.Verdict, rec.EgressDeniedBy)
+			}
+		case rec.Verdict != api.VerdictAudit || rec.DropReason != api.DropReasonPolicyDenied ||
+			!slices.Equal(refsOf(rec.EgressDeniedBy), strings.Split(policies, ",")) || len(rec.EgressAllowedBy) != 0:
+			t.Errorf("%s asks %s: %v record %v (%v) denied by %v allowed by %v, want AUDIT (POLICY_DENIED) denied by %s",
+				from, name, typ, rec.Verdict, rec.DropReason, rec.EgressDeniedBy, rec.EgressAllowedBy, policies)
+		}
 	}
 }
 

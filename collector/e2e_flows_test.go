@@ -295,16 +295,15 @@ func tcpExchange(t *testing.T, client, server *netlab.Pod, v6 bool) e2eConn {
 	return e2eConn{name: fam(v6) + " tcp", v6: v6, proto: api.ProtoTCP, srcPort: sport, dstPort: port}
 }
 
-// udpExchange: the client sends e2eUDPCount datagrams of e2eUDPSize bytes,
-// one at a time, and the server echoes each.
-func udpExchange(t *testing.T, client, server *netlab.Pod, v6 bool) e2eConn {
+// udpEcho serves UDP on a free port of server, echoing every datagram,
+// until the test ends, and returns the port.
+func udpEcho(t *testing.T, server *netlab.Pod) uint16 {
 	t.Helper()
 	srv, err := server.ListenUDP(0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close()
-	port := uint16(srv.LocalAddr().(*net.UDPAddr).Port)
+	t.Cleanup(func() { srv.Close() })
 	go func() {
 		buf := make([]byte, 2048)
 		for {
@@ -315,6 +314,14 @@ func udpExchange(t *testing.T, client, server *netlab.Pod, v6 bool) e2eConn {
 			srv.WriteToUDPAddrPort(buf[:n], from)
 		}
 	}()
+	return uint16(srv.LocalAddr().(*net.UDPAddr).Port)
+}
+
+// udpExchange: the client sends e2eUDPCount datagrams of e2eUDPSize bytes,
+// one at a time, and the server echoes each.
+func udpExchange(t *testing.T, client, server *netlab.Pod, v6 bool) e2eConn {
+	t.Helper()
+	port := udpEcho(t, server)
 	conn, err := client.DialUDP(t.Context(), netip.AddrPortFrom(server.Addr(v6), port))
 	if err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/api/account"
 	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/discovery"
 	k8s "github.com/periscope-dev/periscope/discovery/kubernetes"
@@ -269,6 +270,10 @@ spec:
 		waitWithin(t, 30*time.Second, "no policy", func() bool { return len(n.store.List()) == 0 })
 	})
 
+	t.Run("100 new pods talking before their status names them: no flow attributed to world", func(t *testing.T) {
+		testNewPodsTalkingFirst(t, k, n, lab, server, ns, node)
+	})
+
 	t.Run("100 pods at 10 pods/s leave nothing behind", func(t *testing.T) {
 		testPodChurn(t, k, n, lab, ns, node, grace)
 	})
@@ -373,6 +378,131 @@ func testPodChurn(t *testing.T, k *kubeCluster, n *discoveryNode, lab *netlab.La
 		}
 		return true
 	})
+}
+
+// testNewPodsTalkingFirst creates a pod every 100 ms (10 pods/s), 100 in
+// all, each deleted 5 s (50 pods) later, as a CNI and a kubelet do: its network
+// first (a new netlab pod: a new veth), which at once starts connecting to
+// server, then the pod through the API with its addresses in its status.
+// Each talks until the collector attributes it and a few connections
+// more. Every record of a new pod produced while it existed must name it:
+// none may be attributed to reserved:world. (Without the attribution hold
+// its first connections, before its status names its addresses, are the
+// world's.)
+func testNewPodsTalkingFirst(t *testing.T, k *kubeCluster, n *discoveryNode, lab *netlab.Lab, server *netlab.Pod, ns, node string) {
+	const total, life = 100, 50
+	type newPod struct {
+		name                         string
+		net                          *netlab.Pod
+		created, attributed, deleted time.Time
+	}
+	// The pods' networks are made ahead (AddPod may take longer than a
+	// tick on a loaded machine); each starts talking at its tick.
+	nets := make(chan *netlab.Pod, 10)
+	go func() {
+		defer close(nets)
+		for i := range total {
+			net, err := lab.AddPod(netlab.PodSpec{Name: fmt.Sprintf("new%d", i)})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			nets <- net
+		}
+	}()
+	pods := make([]*newPod, 0, total)
+	var talkers sync.WaitGroup
+	talk := func(p *newPod) {
+		deadline := time.Now().Add(10 * time.Second)
+		more := 3
+		for time.Now().Before(deadline) && more > 0 {
+			connects(t, p.net, server, 8080)
+			if ep, ok := n.endpointAt(p.net.IPv4); ok && ep.PodName == p.name {
+				if more == 3 {
+					p.attributed = time.Now()
+				}
+				more--
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	del := func(p *newPod) {
+		p.deleted = time.Now()
+		k.deletePod(t, ns, p.name)
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	start := time.Now()
+	// Every pod lives life ticks, the last ones too: its connections' ends
+	// (a second after their close) are reported while it exists.
+	var rate float64
+	for i := range total + life {
+		<-tick.C
+		if i >= life {
+			del(pods[i-life])
+		}
+		if i >= total {
+			continue
+		}
+		net, ok := <-nets
+		if !ok {
+			t.Fatal("no network for a new pod")
+		}
+		p := &newPod{name: fmt.Sprintf("new-%d", i), net: net, created: time.Now()}
+		pods = append(pods, p)
+		talkers.Go(func() { talk(p) })
+		k.runPod(t, ns, p.name, node, map[string]string{"app": "new"}, net)
+		if i == total-1 {
+			rate = float64(total) / time.Since(start).Seconds()
+		}
+	}
+	talkers.Wait()
+	waitWithin(t, 60*time.Second, "every new pod gone from the registry", func() bool {
+		return len(n.c.Registry().Endpoints()) == 2
+	})
+	waitWithin(t, 30*time.Second, "no record held for attribution", func() bool {
+		st := n.c.Stages()
+		return len(st) == 0 || st[0].Queued == 0
+	})
+	var records, world, silent int
+	for _, p := range pods {
+		mine := 0
+		for _, s := range n.seen.at(p.net.IPv4) {
+			if !s.time.Before(p.deleted) {
+				continue // after its deletion: no longer its address
+			}
+			records++
+			switch {
+			case s.world:
+				world++
+				t.Logf("%s: a record attributed to world: event %v, connection start %v after the pod's network talked; attributed after %v, deleted after %v",
+					p.name, s.time.Sub(p.created), s.start.Sub(p.created), p.attributed.Sub(p.created), p.deleted.Sub(p.created))
+			case s.pod == p.name:
+				mine++
+			default:
+				t.Errorf("a record of %s (%s) attributed to %q", p.name, p.net.IPv4, s.pod)
+			}
+		}
+		if mine == 0 {
+			silent++
+		}
+	}
+	var st account.Stage
+	if ss := n.c.Stages(); len(ss) > 0 {
+		st = ss[0]
+	}
+	t.Logf("new pods talking first: %d pods at %.1f pods/s, %d records of theirs while they existed, %d attributed to world; "+
+		"attribution hold: %d held and re-attributed, %d held to the window's end", total, rate, records, world,
+		st.Detail["reattributed"], st.Detail["expired"])
+	if err := st.Check(); err != nil {
+		t.Error(err)
+	}
+	if world != 0 {
+		t.Errorf("%d records of new pods attributed to world, want 0", world)
+	}
+	if silent > 0 {
+		t.Errorf("%d of %d new pods have no record attributed to them", silent, total)
+	}
 }
 
 func sameSet(a, b []string) bool {

@@ -110,6 +110,9 @@ func (c *Collector) commit(p *plan) error {
 	}
 	before := c.Registry()
 	c.registry.Store(reg)
+	if c.hold != nil {
+		c.hold.endpointsChanged()
+	}
 	next := p.next
 	c.topo = &next
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/api/flowquery"
+	"github.com/periscope-dev/periscope/api/httpserve"
 )
 
 // NamespaceTTL is how long a namespace stays listed after the last flow
@@ -44,5 +45,5 @@ func (c *Collector) serveNamespaces(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "list namespaces: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.Namespaces{Namespaces: list})
+	httpserve.WriteJSON(w, http.StatusOK, api.Namespaces{Namespaces: list})
 }

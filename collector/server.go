@@ -1,14 +1,13 @@
 package collector
 
 import (
-	"encoding/json"
-	"io"
 	"maps"
 	"net/http"
 	"slices"
 
 	"github.com/periscope-dev/periscope/api/agentevent"
 	"github.com/periscope-dev/periscope/api/flowquery"
+	"github.com/periscope-dev/periscope/api/httpserve"
 	"github.com/periscope-dev/periscope/api/openapi"
 )
 
@@ -22,20 +21,13 @@ import (
 // patterns are more specific than a catch-all "GET /" in Options.Handlers
 // (the web UI), so they win over it.
 func (c *Collector) Handler() http.Handler {
-	mux := http.NewServeMux()
-	for pattern, h := range c.handlers() {
-		mux.Handle(pattern, h)
-	}
-	return mux
+	return httpserve.Mux(c.handlers())
 }
 
 // handlers are the collector's routes, by ServeMux pattern.
 func (c *Collector) handlers() map[string]http.Handler {
 	hs := openapi.Handlers(c.Routes)
-	hs["GET /healthz"] = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		io.WriteString(w, "ok")
-	})
+	hs["GET /healthz"] = http.HandlerFunc(httpserve.Healthz)
 	hs["GET /api/v1/status"] = http.HandlerFunc(c.serveStatus)
 	hs["GET "+EndpointsPath] = http.HandlerFunc(c.serveEndpoints)
 	hs["DELETE "+EndpointsPath+"/{namespace}/{name}"] = http.HandlerFunc(c.serveRemoveEndpoint)
@@ -52,23 +44,5 @@ func (c *Collector) handlers() map[string]http.Handler {
 func (c *Collector) Routes() []string { return slices.Sorted(maps.Keys(c.handlers())) }
 
 func (c *Collector) serveStatus(w http.ResponseWriter, _ *http.Request) {
-	body, err := json.Marshal(c.Status())
-	if err != nil {
-		http.Error(w, "encode status: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(append(body, '\n'))
-}
-
-// writeJSON answers v as JSON with code.
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, "encode answer: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	w.Write(append(body, '\n'))
+	httpserve.WriteJSON(w, http.StatusOK, c.Status())
 }

@@ -3,6 +3,8 @@ package collector
 import (
 	"errors"
 	"net/http"
+
+	"github.com/periscope-dev/periscope/api/httpserve"
 )
 
 // Paths of the endpoints API.
@@ -23,17 +25,17 @@ type RemoveResult struct {
 }
 
 func (c *Collector) serveEndpoints(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, c.Registry().Endpoints())
+	httpserve.WriteJSON(w, http.StatusOK, c.Registry().Endpoints())
 }
 
 func (c *Collector) serveRemoveEndpoint(w http.ResponseWriter, r *http.Request) {
 	removed, err := c.RemoveEndpoint(r.PathValue("namespace"), r.PathValue("name"))
 	switch {
 	case errors.Is(err, ErrNoEndpoint):
-		writeJSON(w, http.StatusNotFound, RemoveResult{Error: err.Error()})
+		httpserve.WriteJSON(w, http.StatusNotFound, RemoveResult{Error: err.Error()})
 	case err != nil:
-		writeJSON(w, http.StatusInternalServerError, RemoveResult{Removed: &removed, Error: err.Error()})
+		httpserve.WriteJSON(w, http.StatusInternalServerError, RemoveResult{Removed: &removed, Error: err.Error()})
 	default:
-		writeJSON(w, http.StatusOK, RemoveResult{Removed: &removed})
+		httpserve.WriteJSON(w, http.StatusOK, RemoveResult{Removed: &removed})
 	}
 }

@@ -34,7 +34,11 @@ type Source interface {
 func (c *Collector) runSources(ctx context.Context, process func(*api.Flow)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	emit := serialize(process, len(c.opts.Sources))
+	var pipe *sync.Mutex
+	if len(c.opts.Sources) > 1 || c.hold != nil {
+		pipe = &c.pipeMu
+	}
+	emit := serialize(process, pipe)
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -61,13 +65,13 @@ func (c *Collector) runSources(ctx context.Context, process func(*api.Flow)) err
 	return errors.Join(errs...)
 }
 
-// serialize makes process safe to call from n goroutines, one call at a
-// time. One source needs no lock: the kernel's path stays as it was.
-func serialize(process func(*api.Flow), n int) func(*api.Flow) {
-	if n <= 1 {
+// serialize makes process safe to call from several goroutines, one call
+// at a time under mu. A nil mu (one source, nothing else feeding the
+// pipeline) takes no lock: the kernel's path stays as it was.
+func serialize(process func(*api.Flow), mu *sync.Mutex) func(*api.Flow) {
+	if mu == nil {
 		return process
 	}
-	var mu sync.Mutex
 	return func(f *api.Flow) {
 		mu.Lock()
 		process(f)

@@ -204,7 +204,7 @@ func TestThePipelineOfSeveralSourcesAllocatesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	emit := serialize(c.process, len(c.opts.Sources))
+	emit := serialize(c.process, &c.pipeMu)
 	f := cannedFlow(1)
 	if n := testing.AllocsPerRun(1000, func() { emit(&f) }); n != 0 {
 		t.Errorf("the serialized pipeline allocates %v times per flow", n)
@@ -220,7 +220,11 @@ func BenchmarkPipeline(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			emit := serialize(c.process, sources)
+			var mu *sync.Mutex
+			if sources > 1 {
+				mu = &c.pipeMu
+			}
+			emit := serialize(c.process, mu)
 			f := cannedFlow(1)
 			b.ReportAllocs()
 			for b.Loop() {

@@ -78,6 +78,7 @@ func (c *Collector) Status() Status {
 	if c.opts.Stages != nil {
 		st.Stages = c.opts.Stages()
 	}
+	st.Stages = append(st.Stages, c.Stages()...)
 	if st.Stages == nil {
 		st.Stages = []account.Stage{}
 	}

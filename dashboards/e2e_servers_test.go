@@ -1,38 +1,23 @@
 package dashboards
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/periscope-dev/periscope/cmd/periscope/periscopetest"
+	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath/netlab"
-	"gopkg.in/yaml.v3"
 )
 
 // The servers of TestEveryQueryReturnsData: the collector binary with its
 // policies, and Prometheus.
-
-// buildPeriscope builds the binary the way make build does.
-func buildPeriscope(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "periscope")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/periscope-dev/periscope/cmd/periscope")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // testPolicies: db takes 5432 from backend and 53/UDP from frontend, and
 // denies 5432 to frontend by a rule (the outsider is denied by default);
@@ -61,107 +46,32 @@ spec:
   - fromEndpoints: [{matchLabels: {app: backend}}]
 `
 
-// collectorAPI is how the test reaches a collector's API: its TCP address
-// (reads: Prometheus scrapes it) and a client of its local API socket
-// (changes, which a collector without an API token takes over the socket
-// only).
-type collectorAPI struct {
-	addr   string
-	socket *http.Client
-}
-
-// startCollector runs `periscope collector` over the lab's pods, with
-// metrics (workload contexts), ClickHouse and Envoy in front of backend's
-// port 8080, until the test ends, and returns its API once it answers.
-func startCollector(t *testing.T, bin, envoyBin string, lab *netlab.Lab, dsn string) collectorAPI {
+// startCollector runs `periscope collector` over the lab's pods (frontend
+// in audit mode), with metrics (workload contexts), ClickHouse and Envoy in
+// front of backend's port 8080, until the test ends, and returns it once it
+// answers. Changes go over its API socket: a collector without an API
+// token takes them there only.
+func startCollector(t *testing.T, bin, envoyBin string, lab *netlab.Lab, dsn string) *periscopetest.Server {
 	t.Helper()
-	dir := t.TempDir()
-	sockDir, err := os.MkdirTemp("", "periscope-dash-") // short: a Unix socket's path is bounded
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(sockDir) })
-	socket := filepath.Join(sockDir, "collector.sock")
-	type endpoint struct {
-		Name      string            `yaml:"name"`
-		Namespace string            `yaml:"namespace"`
-		Labels    map[string]string `yaml:"labels"`
-		NetNS     string            `yaml:"netns"`
-		Interface string            `yaml:"interface"`
-		IPs       []string          `yaml:"ips"`
-		Audit     bool              `yaml:"audit,omitempty"`
-	}
-	var cfg struct {
-		NodeName  string     `yaml:"node_name"`
-		Endpoints []endpoint `yaml:"endpoints"`
-	}
-	cfg.NodeName = "dashboards-test"
+	cfg := collector.Config{NodeName: "dashboards-test"}
 	for _, p := range lab.Pods() {
-		cfg.Endpoints = append(cfg.Endpoints, endpoint{Name: p.Name, Namespace: p.Namespace, Labels: p.Labels,
-			NetNS: p.NetNSPath, Interface: p.HostVeth.Name, IPs: []string{p.IPv4.String(), p.IPv6.String()},
-			Audit: p.Name == "frontend"})
+		ep := periscopetest.PodEndpoint(p)
+		ep.Audit = p.Name == "frontend"
+		cfg.Endpoints = append(cfg.Endpoints, ep)
 	}
-	b, err := yaml.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfgPath := filepath.Join(dir, "endpoints.yaml")
-	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	addr := freeAddr(t)
-	pins := "/sys/fs/bpf/periscope-dash-" + lab.ID
-	cmd := exec.Command(bin, "collector", "--config", cfgPath, "--listen", addr, "--api-socket", socket, "--hubble-listen", "",
-		"--ui=false", "--sock-events=false", "--bpf-pin-path", pins,
-		"--identity-state", filepath.Join(dir, "identities.json"), "--policy-dir", filepath.Join(dir, "policies"),
-		"--endpoint-state", filepath.Join(dir, "endpoints.json"),
+	return periscopetest.StartCollector(t, bin, nil, "--config", periscopetest.EndpointsFile(t, cfg), "--hubble-listen", "",
+		"--ui=false", "--sock-events=false",
 		"--report-interval", "2s", "--idle-timeout", "3s", "--close-grace", "1s",
 		"--metrics", "--metrics-options", "source_context=workload;destination_context=workload",
 		"--clickhouse", dsn,
-		"--envoy", "--envoy-binary", envoyBin, "--envoy-socket", filepath.Join(dir, "envoy.sock"),
+		"--envoy", "--envoy-binary", envoyBin, "--envoy-socket", filepath.Join(t.TempDir(), "envoy.sock"),
 		"--envoy-admin", "127.0.0.1:0", "--proxy-redirect", "backend:8080")
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("collector output:\n%s", out.String())
-		}
-		os.RemoveAll(pins)
-	})
-	waitFor(t, 60*time.Second, "the collector to answer", func() bool {
-		select {
-		case <-exited:
-			t.Fatalf("the collector exited:\n%s", out.String())
-		default:
-		}
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil && resp.StatusCode == http.StatusOK
-	})
-	return collectorAPI{addr: addr, socket: &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
-		}}}}
 }
 
 // applyPolicy posts policies to the collector's policy API.
-func applyPolicy(t *testing.T, c collectorAPI, yamlDocs string) {
+func applyPolicy(t *testing.T, c *periscopetest.Server, yamlDocs string) {
 	t.Helper()
-	resp, err := c.socket.Post("http://localhost/api/v1/policies", "application/yaml", strings.NewReader(yamlDocs))
+	resp, err := c.SocketClient().Post("http://localhost/api/v1/policies", "application/yaml", strings.NewReader(yamlDocs))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,9 +81,9 @@ func applyPolicy(t *testing.T, c collectorAPI, yamlDocs string) {
 	}
 }
 
-func deletePolicy(t *testing.T, c collectorAPI, nsName string) {
+func deletePolicy(t *testing.T, c *periscopetest.Server, nsName string) {
 	req, _ := http.NewRequest(http.MethodDelete, "http://localhost/api/v1/policies/"+nsName, nil)
-	resp, err := c.socket.Do(req)
+	resp, err := c.SocketClient().Do(req)
 	if err != nil {
 		t.Errorf("delete policy %s: %v", nsName, err)
 		return
@@ -198,10 +108,10 @@ func startPrometheus(t *testing.T, bin string, targets ...string) string {
 	if err := os.WriteFile(path, []byte(cfg.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := periscopetest.FreeAddr(t)
 	cmd := exec.Command(bin, "--config.file="+path, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr)
-	var out syncBuffer
+	var out periscopetest.Output
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start prometheus: %v", err)
@@ -223,17 +133,6 @@ func startPrometheus(t *testing.T, bin string, targets ...string) string {
 	return addr
 }
 
-// freeAddr returns a loopback address with a port free right now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // waitFor polls cond until it holds, failing the test after timeout.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -244,22 +143,4 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's two output streams.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

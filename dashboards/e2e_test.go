@@ -9,7 +9,6 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -19,10 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/periscope-dev/periscope/cmd/periscope/periscopetest"
 	"github.com/periscope-dev/periscope/collector/sink/clickhouse/chtest"
 	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
-	"github.com/periscope-dev/periscope/proxy"
 )
 
 // TestEveryQueryReturnsData runs the collector (the real binary, the real
@@ -45,15 +44,9 @@ func TestEveryQueryReturnsData(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a lab, a collector, ClickHouse and Prometheus: skipped with -short only (CI runs without -short, so there it always runs)")
 	}
-	envoyBin := os.Getenv("PERISCOPE_ENVOY_BINARY")
-	if envoyBin == "" {
-		envoyBin = proxy.DefaultEnvoyBinary
-	}
-	if _, err := os.Stat(envoyBin); err != nil {
-		labtest.SkipOrFail(t, fmt.Sprintf("no Envoy at %s (run scripts/deps.sh): %v", envoyBin, err))
-	}
+	envoyBin := periscopetest.EnvoyBinary(t)
 	ch := chtest.Start(t)
-	bin := buildPeriscope(t)
+	bin := periscopetest.Build(t)
 	lab := labtest.NewLab(t)
 	pods := map[string]*netlab.Pod{}
 	for _, spec := range []netlab.PodSpec{
@@ -87,7 +80,7 @@ func TestEveryQueryReturnsData(t *testing.T) {
 			netlab.Traffic{Kind: netlab.Echo, From: out, To: fe, Every: time.Second},
 		)
 	})
-	promAddr := startPrometheus(t, promBin, collector.addr)
+	promAddr := startPrometheus(t, promBin, collector.Addr)
 
 	var dashboards []string
 	all := loadDashboards(t)

@@ -55,12 +55,24 @@ func (a *attachment) release() error {
 // leaves them pinned while a policy is in force). Unreadable pins are
 // removed.
 func (d *Datapath) adoptLinks() error {
+	d.adopted = map[string]link.Link{}
+	return d.eachPinnedLink(func(name, path string, l link.Link) error {
+		d.adopted[name] = l
+		d.log.Info("adopted link of a previous run", "path", path)
+		return nil
+	})
+}
+
+// eachPinnedLink loads every link a previous run pinned (under PinPath's
+// links directory) and hands it to each with its pin's name and path,
+// stopping at each's first error. A pin that does not load is stale: it is
+// removed.
+func (d *Datapath) eachPinnedLink(each func(name, path string, l link.Link) error) error {
 	linkDir := filepath.Join(d.cfg.PinPath, pinLinks)
 	entries, err := os.ReadDir(linkDir)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", linkDir, err)
 	}
-	d.adopted = map[string]link.Link{}
 	for _, e := range entries {
 		p := filepath.Join(linkDir, e.Name())
 		l, err := link.LoadPinnedLink(p, nil)
@@ -71,8 +83,9 @@ func (d *Datapath) adoptLinks() error {
 			}
 			continue
 		}
-		d.adopted[e.Name()] = l
-		d.log.Info("adopted link of a previous run", "path", p)
+		if err := each(e.Name(), p, l); err != nil {
+			return err
+		}
 	}
 	return nil
 }

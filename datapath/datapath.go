@@ -234,26 +234,15 @@ func Load(cfg Config) (_ *Datapath, err error) {
 // removeStale detaches links and unpins maps left under PinPath by a
 // collector that did not Close.
 func (d *Datapath) removeStale() error {
-	linkDir := filepath.Join(d.cfg.PinPath, pinLinks)
-	entries, err := os.ReadDir(linkDir)
+	err := d.eachPinnedLink(func(_, path string, l link.Link) error {
+		if err := errors.Join(l.Unpin(), l.Close()); err != nil {
+			return fmt.Errorf("detach stale link %s: %w", path, err)
+		}
+		d.log.Info("detached stale link of a previous run", "path", path)
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("read %s: %w", linkDir, err)
-	}
-	for _, e := range entries {
-		p := filepath.Join(linkDir, e.Name())
-		l, err := link.LoadPinnedLink(p, nil)
-		if err != nil {
-			d.log.Warn("removing unreadable stale pin", "path", p, "err", err)
-			if err := os.Remove(p); err != nil {
-				return fmt.Errorf("remove stale pin %s: %w", p, err)
-			}
-			continue
-		}
-		err = errors.Join(l.Unpin(), l.Close())
-		if err != nil {
-			return fmt.Errorf("detach stale link %s: %w", p, err)
-		}
-		d.log.Info("detached stale link of a previous run", "path", p)
+		return err
 	}
 	for _, name := range flowPins {
 		p := filepath.Join(d.cfg.PinPath, name)

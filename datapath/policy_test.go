@@ -1,10 +1,8 @@
 package datapath
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -14,8 +12,6 @@ import (
 	"testing"
 	"time"
 	"unsafe"
-
-	"github.com/cilium/ebpf/ringbuf"
 
 	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/enforcer/compile"
@@ -409,21 +405,12 @@ func TestPolicyRevisionFlipIsAtomic(t *testing.T) {
 func drainRaw(t testing.TB, d *Datapath) []flowEvent {
 	t.Helper()
 	var out []flowEvent
-	var rec ringbuf.Record
-	for {
-		d.reader.SetDeadline(time.Now().Add(20 * time.Millisecond))
-		err := d.reader.ReadInto(&rec)
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return out
-		}
-		if err != nil {
-			t.Fatalf("read ring: %v", err)
-		}
-		d.eventsRead.Add(1)
+	readRing(t, d, func(sample []byte) {
 		var ev flowEvent
-		copy(unsafe.Slice((*byte)(unsafe.Pointer(&ev)), EventSize), rec.RawSample)
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&ev)), EventSize), sample)
 		out = append(out, ev)
-	}
+	})
+	return out
 }
 
 // TestPolicyIsAdoptedByTheNextLoad: a closed (or crashed) collector leaves
@@ -496,80 +483,19 @@ func TestPolicyDropsOnAVeth(t *testing.T) {
 	if err := d.AttachInterface(l.host); err != nil {
 		t.Fatal(err)
 	}
-	ifc, err := net.InterfaceByName(l.host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ep := uint32(ifc.Index)
-	c, err := compile.Compile(compile.Input{
-		Policies: []*policy.Policy{{Name: "web-in", Kind: policy.KindCCNP, Rules: []policy.Rule{{Subject: *app("client"),
-			Ingress: policy.DirectionRules{DefaultDeny: true, Allow: []policy.PeerRule{
-				{Peers: []policy.PeerSelector{{Selector: app("web")}}, Ports: tcpPorts(8080, 8080)}}}}}}},
-		Endpoints:  []compile.Endpoint{{ID: ep, Identity: 1500, Labels: []string{"k8s:app=client"}, IPs: []netip.Addr{l.podIP}}},
-		Identities: []identity.Identity{{ID: 2001, Labels: identity.NewLabels("k8s:app=web")}},
-		IPCache:    []compile.IPEntry{{Prefix: netip.PrefixFrom(l.hostIP, 32), Identity: 2001}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	applyOK(t, d, c)
+	applyOK(t, d, podPolicy(t, l, webTo8080("web-in")))
 	t.Cleanup(func() { _ = d.ApplyPolicy(nil) })
 
-	var mu sync.Mutex
-	var flows []api.Flow
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() {
-		done <- d.Run(ctx, func(f *api.Flow) {
-			mu.Lock()
-			flows = append(flows, *f)
-			mu.Unlock()
-		})
-	}()
-
-	var lns []net.Listener
-	l.inNS(t, func() {
-		for _, port := range []int{8080, 8081} {
-			ln, err := net.Listen("tcp4", fmt.Sprintf("%s:%d", l.podIP, port))
-			if err != nil {
-				t.Errorf("listen: %v", err)
-				return
-			}
-			lns = append(lns, ln)
-		}
-	})
-	for _, ln := range lns {
-		defer ln.Close()
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
-			}
-		}()
-	}
-	dial := func(port int) error {
-		c, err := net.DialTimeout("tcp4", fmt.Sprintf("%s:%d", l.podIP, port), 700*time.Millisecond)
-		if err == nil {
-			c.Close()
-		}
-		return err
-	}
-	if err := dial(8080); err != nil {
+	rec := recordFlows(t, d, nil)
+	l.serveTCP(t, closeConn, 8080, 8081)
+	if err := l.connectTCP(8080); err != nil {
 		t.Fatalf("allowed connection: %v", err)
 	}
-	if err := dial(8081); err == nil {
+	if err := l.connectTCP(8081); err == nil {
 		t.Fatalf("denied connection was established")
 	}
 	time.Sleep(100 * time.Millisecond)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
+	flows := rec.Stop(t)
 	var sawAllow, sawDrop bool
 	for _, f := range flows {
 		if f.Event != api.EventStart || f.L4.Protocol != api.ProtoTCP {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -15,8 +14,6 @@ import (
 	"github.com/cilium/ebpf/link"
 
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
-	"github.com/periscope-dev/periscope/enforcer/compile"
-	"github.com/periscope-dev/periscope/enforcer/identity"
 	"github.com/periscope-dev/periscope/enforcer/policy"
 )
 
@@ -58,51 +55,16 @@ func cleanRestart(t *testing.T, flows, ring int) {
 	}
 	// The pod accepts TCP 8080 from the host and may open nothing itself:
 	// the replies of an accepted connection pass only through its entry.
-	c, err := compile.Compile(compile.Input{
-		Policies: []*policy.Policy{{Name: "web-in", Kind: policy.KindCCNP, Rules: []policy.Rule{{Subject: *app("client"),
-			Ingress: policy.DirectionRules{DefaultDeny: true, Allow: []policy.PeerRule{
-				{Peers: []policy.PeerSelector{{Selector: app("web")}}, Ports: tcpPorts(8080, 8080)}}},
-			Egress: policy.DirectionRules{DefaultDeny: true, Allow: []policy.PeerRule{
-				{Peers: []policy.PeerSelector{{Selector: app("web")}}, Ports: tcpPorts(9999, 9999)}}}}}}},
-		Endpoints:  []compile.Endpoint{{ID: uint32(ifc.Index), Identity: 1500, Labels: []string{"k8s:app=client"}, IPs: []netip.Addr{l.podIP}}},
-		Identities: []identity.Identity{{ID: 2001, Labels: identity.NewLabels("k8s:app=web")}},
-		IPCache:    []compile.IPEntry{{Prefix: netip.PrefixFrom(l.hostIP, 32), Identity: 2001}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := podPolicy(t, l, &policy.Policy{Name: "web-in", Kind: policy.KindCCNP, Rules: []policy.Rule{{Subject: *app("client"),
+		Ingress: policy.DirectionRules{DefaultDeny: true, Allow: []policy.PeerRule{
+			{Peers: []policy.PeerSelector{{Selector: app("web")}}, Ports: tcpPorts(8080, 8080)}}},
+		Egress: policy.DirectionRules{DefaultDeny: true, Allow: []policy.PeerRule{
+			{Peers: []policy.PeerSelector{{Selector: app("web")}}, Ports: tcpPorts(9999, 9999)}}}}}})
 	applyOK(t, d1, c)
 	rev := d1.PolicyRevision()
 
-	var lns []net.Listener
-	l.inNS(t, func() {
-		for _, port := range []int{8080, 8081} {
-			ln, err := net.Listen("tcp4", fmt.Sprintf("%s:%d", l.podIP, port))
-			if err != nil {
-				t.Errorf("listen: %v", err)
-				return
-			}
-			lns = append(lns, ln)
-		}
-	})
-	if t.Failed() {
-		return
-	}
-	for _, ln := range lns {
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
-			}
-		}()
-	}
-	dial := func(port int) (net.Conn, error) {
-		return net.DialTimeout("tcp4", fmt.Sprintf("%s:%d", l.podIP, port), 700*time.Millisecond)
-	}
+	l.serveTCP(t, func(c net.Conn) { defer c.Close(); _, _ = io.Copy(c, c) }, 8080, 8081)
+	dial := l.dialTCP
 	echo := func(conn net.Conn) error {
 		_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
 		msg := []byte("still here")

@@ -1,19 +1,12 @@
 package datapath
 
 import (
-	"context"
-	"fmt"
 	"net"
-	"net/netip"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
-	"github.com/periscope-dev/periscope/enforcer/compile"
-	"github.com/periscope-dev/periscope/enforcer/identity"
-	"github.com/periscope-dev/periscope/enforcer/policy"
 )
 
 // TestSockTracepointReportsHostConnections checks that each socket of a
@@ -22,31 +15,10 @@ import (
 // to CLOSE itself may run in softirq, where the current task is another).
 // Both records go from the dialer to the listener's port.
 func TestSockTracepointReportsHostConnections(t *testing.T) {
-	d := loadForTest(t, Config{})
-	if err := d.AttachSockTracepoint(); err != nil {
-		t.Fatalf("attach: %v", err)
-	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	d, ln := loopbackSockLab(t)
 	port := uint16(ln.Addr().(*net.TCPAddr).Port)
 
-	var mu sync.Mutex
-	var got []api.Flow
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- d.Run(ctx, func(f *api.Flow) {
-			if f.Type == api.FlowTypeSock && f.L4.DestinationPort == port {
-				mu.Lock()
-				got = append(got, *f)
-				mu.Unlock()
-			}
-		})
-	}()
+	rec := recordFlows(t, d, func(f *api.Flow) bool { return f.Type == api.FlowTypeSock && f.L4.DestinationPort == port })
 	go func() {
 		if c, err := ln.Accept(); err == nil {
 			c.Close()
@@ -60,21 +32,11 @@ func TestSockTracepointReportsHostConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	received := func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(got)
-	}
-	for deadline := time.Now().Add(5 * time.Second); received() < 2 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(5 * time.Second); len(rec.Flows()) < 2 && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
 	}
 	time.Sleep(100 * time.Millisecond) // a third record would come with the two
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("run: %v", err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
+	got := rec.Stop(t)
 	if len(got) != 2 {
 		t.Fatalf("got %d sock records of the connection, want two (each socket's close): %+v", len(got), got)
 	}
@@ -104,68 +66,17 @@ func TestSockRecordsOfADroppedConnectAreTraced(t *testing.T) {
 	if err := d.AttachInterface(l.host); err != nil {
 		t.Fatal(err)
 	}
-	ifc, err := net.InterfaceByName(l.host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := compile.Compile(compile.Input{
-		Policies: []*policy.Policy{{Name: "host-8080", Kind: policy.KindCCNP, Rules: []policy.Rule{{Subject: *app("client"),
-			Ingress: policy.DirectionRules{DefaultDeny: true, Allow: []policy.PeerRule{
-				{Peers: []policy.PeerSelector{{Selector: app("web")}}, Ports: tcpPorts(8080, 8080)}}}}}}},
-		Endpoints:  []compile.Endpoint{{ID: uint32(ifc.Index), Identity: 1500, Labels: []string{"k8s:app=client"}, IPs: []netip.Addr{l.podIP}}},
-		Identities: []identity.Identity{{ID: 2001, Labels: identity.NewLabels("k8s:app=web")}},
-		IPCache:    []compile.IPEntry{{Prefix: netip.PrefixFrom(l.hostIP, 32), Identity: 2001}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	applyOK(t, d, c)
+	applyOK(t, d, podPolicy(t, l, webTo8080("host-8080")))
 	t.Cleanup(func() { _ = d.ApplyPolicy(nil) })
 
-	var mu sync.Mutex
-	var flows []api.Flow
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- d.Run(ctx, func(f *api.Flow) {
-			if f.L4.Protocol == api.ProtoTCP && (f.L4.DestinationPort == 8080 || f.L4.DestinationPort == 8081) {
-				mu.Lock()
-				flows = append(flows, *f)
-				mu.Unlock()
-			}
-		})
-	}()
-	l.inNS(t, func() {
-		for _, port := range []int{8080, 8081} {
-			ln, err := net.Listen("tcp4", fmt.Sprintf("%s:%d", l.podIP, port))
-			if err != nil {
-				t.Errorf("listen: %v", err)
-				return
-			}
-			t.Cleanup(func() { ln.Close() })
-			go func() {
-				for {
-					c, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					c.Close()
-				}
-			}()
-		}
+	rec := recordFlows(t, d, func(f *api.Flow) bool {
+		return f.L4.Protocol == api.ProtoTCP && (f.L4.DestinationPort == 8080 || f.L4.DestinationPort == 8081)
 	})
-	dial := func(port int) error {
-		c, err := net.DialTimeout("tcp4", fmt.Sprintf("%s:%d", l.podIP, port), 700*time.Millisecond)
-		if err == nil {
-			c.Close()
-		}
-		return err
-	}
-	if err := dial(8080); err != nil {
+	l.serveTCP(t, closeConn, 8080, 8081)
+	if err := l.connectTCP(8080); err != nil {
 		t.Fatalf("allowed connection: %v", err)
 	}
-	if err := dial(8081); err == nil {
+	if err := l.connectTCP(8081); err == nil {
 		t.Fatal("the dropped connection was established")
 	}
 
@@ -173,10 +84,8 @@ func TestSockRecordsOfADroppedConnectAreTraced(t *testing.T) {
 	// carry the dialer's process (its socket's close folded in) under a
 	// deadline.
 	summary := func() (l3, ends map[uint16]api.Verdict, sock map[uint16][]api.Verdict) {
-		mu.Lock()
-		defer mu.Unlock()
 		l3, ends, sock = map[uint16]api.Verdict{}, map[uint16]api.Verdict{}, map[uint16][]api.Verdict{}
-		for _, f := range flows {
+		for _, f := range rec.Flows() {
 			switch {
 			case f.Type == api.FlowTypeL3L4 && f.Event == api.EventStart:
 				l3[f.L4.DestinationPort] = f.Verdict
@@ -210,8 +119,22 @@ func TestSockRecordsOfADroppedConnectAreTraced(t *testing.T) {
 			}
 		}
 	}
-	cancel()
-	if err := <-done; err != nil {
+	rec.Stop(t)
+}
+
+// loopbackSockLab loads a datapath with the socket tracepoint attached, and
+// a TCP listener of this process on 127.0.0.1 that is closed when the test
+// ends.
+func loopbackSockLab(t *testing.T) (*Datapath, net.Listener) {
+	t.Helper()
+	d := loadForTest(t, Config{})
+	if err := d.AttachSockTracepoint(); err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { ln.Close() })
+	return d, ln
 }

@@ -1,13 +1,11 @@
 package datapath
 
 import (
-	"context"
 	"io"
 	"net"
 	"net/netip"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,31 +18,12 @@ import (
 // byte counts. (No flow program watches lo here: the datapath has no other
 // record of the connection to fold them into.)
 func TestSockTracepointReportsLoopbackConnectionExactly(t *testing.T) {
-	d := loadForTest(t, Config{})
-	if err := d.AttachSockTracepoint(); err != nil {
-		t.Fatalf("attach: %v", err)
-	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	d, ln := loopbackSockLab(t)
 	srvPort := uint16(ln.Addr().(*net.TCPAddr).Port)
 
-	var mu sync.Mutex
-	var got []api.Flow
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- d.Run(ctx, func(f *api.Flow) {
-			if f.Type == api.FlowTypeSock && (f.L4.DestinationPort == srvPort || f.L4.SourcePort == srvPort) {
-				mu.Lock()
-				got = append(got, *f)
-				mu.Unlock()
-			}
-		})
-	}()
+	rec := recordFlows(t, d, func(f *api.Flow) bool {
+		return f.Type == api.FlowTypeSock && (f.L4.DestinationPort == srvPort || f.L4.SourcePort == srvPort)
+	})
 
 	const request, reply = "hello", "hello, client"
 	srvDone := make(chan error, 1)
@@ -87,25 +66,18 @@ func TestSockTracepointReportsLoopbackConnectionExactly(t *testing.T) {
 	var closes []api.Flow
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
-		mu.Lock()
 		closes = closes[:0]
-		for _, f := range got {
+		for _, f := range rec.Flows() {
 			if f.L4.SourcePort == cliPort && f.Counters != (api.Counters{}) {
 				closes = append(closes, f)
 			}
 		}
-		mu.Unlock()
 		if len(closes) == 2 {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("run: %v", err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
+	got := rec.Stop(t)
 	loopback := netip.MustParseAddr("127.0.0.1")
 	n := 0
 	for _, f := range got {

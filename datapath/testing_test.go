@@ -64,22 +64,32 @@ func drain(t testing.TB, d *Datapath) []api.Flow {
 	dec := NewDecoder(d.clock, 1)
 	dec.names = &d.names
 	var out []api.Flow
+	readRing(t, d, func(sample []byte) {
+		var f api.Flow
+		if err := dec.Decode(sample, &f); err != nil {
+			t.Fatalf("decode: %v", err)
+		}
+		out = append(out, f)
+	})
+	return out
+}
+
+// readRing hands every record waiting in the ring to each, counting it as
+// read, and returns once the ring has been empty for 20ms.
+func readRing(t testing.TB, d *Datapath, each func(sample []byte)) {
+	t.Helper()
 	var rec ringbuf.Record
 	for {
 		d.reader.SetDeadline(time.Now().Add(20 * time.Millisecond))
 		err := d.reader.ReadInto(&rec)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return out
+			return
 		}
 		if err != nil {
 			t.Fatalf("read ring: %v", err)
 		}
 		d.eventsRead.Add(1)
-		var f api.Flow
-		if err := dec.Decode(rec.RawSample, &f); err != nil {
-			t.Fatalf("decode: %v", err)
-		}
-		out = append(out, f)
+		each(rec.RawSample)
 	}
 }
 

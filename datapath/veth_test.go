@@ -32,22 +32,7 @@ type vethLab struct {
 
 func newVethLab(t *testing.T) *vethLab {
 	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatalf("get netns: %v", err)
-	}
-	defer orig.Close()
-	ns, err := netns.New()
-	if err != nil {
-		t.Fatalf("new netns: %v", err)
-	}
-	if err := netns.Set(orig); err != nil {
-		t.Fatalf("restore netns: %v", err)
-	}
-	t.Cleanup(func() { ns.Close() })
-
+	ns := newNetns(t)
 	n := os.Getpid() % 250
 	l := &vethLab{
 		host: fmt.Sprintf("psc%dh", os.Getpid()%100000), ns: ns,

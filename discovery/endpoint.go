@@ -16,6 +16,9 @@ const (
 	Updated
 	// Deleted: gone; the event carries the last state seen.
 	Deleted
+	// Synced: a policy watcher listed every object of its source
+	// (PolicyEvent.Present); never an endpoint's.
+	Synced
 )
 
 // String names the kind as logs print it.
@@ -27,6 +30,8 @@ func (k EventKind) String() string {
 		return "updated"
 	case Deleted:
 		return "deleted"
+	case Synced:
+		return "synced"
 	}
 	return "unknown"
 }

@@ -173,18 +173,24 @@ func TestMatchFollowsHubbleSemantics(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got []string
-			for name, fl := range sampleFlows {
-				if f.Match(fl) {
-					got = append(got, name)
-				}
-			}
-			slices.Sort(got)
+			got := matchedBy(f.Match, sampleFlows)
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("Parse(%q) matches %v, want %v", tt.chips, got, tt.want)
 			}
 		})
 	}
+}
+
+// matchedBy names the flows match accepts, sorted.
+func matchedBy(match func(*api.Flow) bool, flows map[string]*api.Flow) []string {
+	var got []string
+	for name, fl := range flows {
+		if match(fl) {
+			got = append(got, name)
+		}
+	}
+	slices.Sort(got)
+	return got
 }
 
 func TestNilFilterMatchesEverything(t *testing.T) {

@@ -1,7 +1,6 @@
 package filter
 
 import (
-	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
@@ -12,27 +11,11 @@ import (
 // The kinds that name one thing: uuid, interface.
 
 func parseUUID(raw string) (value, error) {
-	s := strings.ReplaceAll(raw, "-", "")
 	var u [16]byte
-	if n, err := hex.Decode(u[:], []byte(s)); err != nil || n != 16 || len(s) != 32 {
+	if api.ParseUUID(raw, &u) != nil {
 		return value{}, fmt.Errorf("uuid must be 32 hex digits, e.g. 4f1a9c2e-5b7d-4e3a-9c1f-2b6d8e0a7c5d")
 	}
-	return value{text: formatUUID(&u), uuid: u}, nil
-}
-
-// formatUUID writes u in the canonical lower-case 8-4-4-4-12 form.
-func formatUUID(u *[16]byte) string {
-	var b [36]byte
-	hex.Encode(b[0:8], u[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], u[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], u[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], u[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:], u[10:])
-	return string(b[:])
+	return value{text: api.FormatUUID(&u), uuid: u}, nil
 }
 
 func matchUUID(v *value, fl *api.Flow, _ side) bool {

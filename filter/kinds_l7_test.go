@@ -104,13 +104,7 @@ func TestL7KindsFollowHubbleSemantics(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got []string
-			for name, fl := range flows {
-				if f.Match(fl) {
-					got = append(got, name)
-				}
-			}
-			slices.Sort(got)
+			got := matchedBy(f.Match, flows)
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("Parse(%q) matches %v, want %v", tt.chips, got, tt.want)
 			}

@@ -5,16 +5,8 @@ import (
 	"testing"
 )
 
-func matching(s *Set) []string {
-	var got []string
-	for name, fl := range sampleFlows {
-		if s.Match(fl) {
-			got = append(got, name)
-		}
-	}
-	slices.Sort(got)
-	return got
-}
+// matching names the sample flows s matches, sorted.
+func matching(s *Set) []string { return matchedBy(s.Match, sampleFlows) }
 
 // set builds a Set from chip lists: each allow and deny entry is one Filter.
 func set(allow, deny [][]string) *Set {

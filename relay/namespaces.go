@@ -12,6 +12,7 @@ import (
 
 	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/api/flowquery"
+	"github.com/periscope-dev/periscope/api/httpserve"
 )
 
 // namespacesTimeout bounds asking one peer for its namespaces.
@@ -70,14 +71,8 @@ func (r *Relay) peerNamespaces(ctx context.Context, p *peer) ([]api.Namespace, e
 
 func (r *Relay) serveNamespaces(w http.ResponseWriter, req *http.Request) {
 	list, unavailable := r.Namespaces(req.Context())
-	body, err := json.Marshal(api.Namespaces{Namespaces: list})
-	if err != nil {
-		http.Error(w, "encode namespaces: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
 	if len(unavailable) > 0 {
 		w.Header().Set(flowquery.PartialHeader, strings.Join(unavailable, ","))
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(append(body, '\n'))
+	httpserve.WriteJSON(w, http.StatusOK, api.Namespaces{Namespaces: list})
 }

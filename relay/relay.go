@@ -3,7 +3,6 @@ package relay
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/periscope-dev/periscope/api/access"
 	"github.com/periscope-dev/periscope/api/flowquery"
+	"github.com/periscope-dev/periscope/api/httpserve"
 )
 
 // Defaults of Options.
@@ -275,58 +275,18 @@ func (r *Relay) Run(ctx context.Context) (err error) {
 	if r.opts.PeersFile != "" {
 		wg.Go(func() { r.watchPeersFile(runCtx, r.opts.PeersFile, r.opts.Peers, r.opts.PeersFilePoll) })
 	}
-	server := func(h http.Handler) *http.Server {
-		return &http.Server{
-			Handler:           h,
-			ReadHeaderTimeout: 5 * time.Second,
-			IdleTimeout:       60 * time.Second,
-			MaxHeaderBytes:    64 << 10,
-			BaseContext:       func(net.Listener) context.Context { return runCtx },
-			ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
-		}
-	}
-	api := r.Handler()
-	tcpAPI := api
-	if r.opts.Access != nil {
-		tcpAPI = r.opts.Access.TCP(api)
-	}
-	srvs := []*http.Server{server(tcpAPI)}
-	lns := []net.Listener{ln}
-	if r.opts.Socket != "" {
-		sln, err := access.ListenSocket(r.opts.Socket)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("relay: %w (--api-socket)", err)
-		}
-		srvs, lns = append(srvs, server(api)), append(lns, sln)
+	servers, err := httpserve.Listen(runCtx, ln, r.opts.Socket, r.Handler(), r.opts.Access, r.log)
+	if err != nil {
+		return fmt.Errorf("relay: %w (--api-socket)", err)
 	}
 	close(r.ready)
 	r.log.Info("relay running", "listen", ln.Addr().String(), "socket", r.opts.Socket, "peers", len(r.order), "merge_window", r.opts.MergeWindow)
-	serveErr := make(chan error, len(srvs))
-	for i, srv := range srvs {
-		wg.Go(func() { serveErr <- srv.Serve(lns[i]) })
-	}
-	shutdown := func() {
-		sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
-		defer scancel()
-		for _, srv := range srvs {
-			if err := srv.Shutdown(sctx); err != nil {
-				r.log.Warn("HTTP shutdown", "err", err)
-			}
-		}
-	}
-	select {
-	case <-ctx.Done():
-	case err = <-serveErr:
-		cancel()
-		shutdown()
-		if !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("relay: serve HTTP: %w", err)
-		}
-		return nil
-	}
+	servers.Serve(cancel)
+	<-runCtx.Done()
 	cancel()
-	shutdown()
+	if err := servers.Shutdown(shutdownTimeout); err != nil {
+		return fmt.Errorf("relay: %w", err)
+	}
 	return nil
 }
 

@@ -1,14 +1,13 @@
 package relay
 
 import (
-	"encoding/json"
-	"io"
 	"maps"
 	"net/http"
 	"slices"
 
 	"github.com/periscope-dev/periscope/api/agentevent"
 	"github.com/periscope-dev/periscope/api/flowquery"
+	"github.com/periscope-dev/periscope/api/httpserve"
 	"github.com/periscope-dev/periscope/api/openapi"
 )
 
@@ -28,20 +27,13 @@ import (
 //   - GET /healthz: "ok".
 //   - GET /api/v1/openapi.json and .yaml: the API's OpenAPI document.
 func (r *Relay) Handler() http.Handler {
-	mux := http.NewServeMux()
-	for pattern, h := range r.handlers() {
-		mux.Handle(pattern, h)
-	}
-	return mux
+	return httpserve.Mux(r.handlers())
 }
 
 // handlers are the relay's routes, by ServeMux pattern.
 func (r *Relay) handlers() map[string]http.Handler {
 	hs := openapi.Handlers(r.Routes)
-	hs["GET /healthz"] = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		io.WriteString(w, "ok")
-	})
+	hs["GET /healthz"] = http.HandlerFunc(httpserve.Healthz)
 	hs["GET /api/v1/status"] = http.HandlerFunc(r.serveStatus)
 	hs["GET /api/v1/namespaces"] = http.HandlerFunc(r.serveNamespaces)
 	hs["GET "+agentevent.Path] = agentevent.Handler(r.AgentEvents(), r.log)
@@ -54,11 +46,5 @@ func (r *Relay) handlers() map[string]http.Handler {
 func (r *Relay) Routes() []string { return slices.Sorted(maps.Keys(r.handlers())) }
 
 func (r *Relay) serveStatus(w http.ResponseWriter, _ *http.Request) {
-	body, err := json.Marshal(r.Status())
-	if err != nil {
-		http.Error(w, "encode status: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(append(body, '\n'))
+	httpserve.WriteJSON(w, http.StatusOK, r.Status())
 }

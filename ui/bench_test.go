@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/collector/ring"
+	"github.com/periscope-dev/periscope/ui/uitest"
 )
 
 // cpuTime is the process's user+system CPU time.
@@ -179,7 +180,7 @@ func benchFanout(b *testing.B, clients, rate int) {
 // the DOM: JSON parsing, row extraction, the wait for a frame and the
 // virtualized render. One op is one such batch.
 func BenchmarkBrowserRender1000Rows(b *testing.B) {
-	ctx := browser(b)
+	ctx := uitest.Browser(b)
 	l := startLab(b, 0, Options{})
 	l.src.rate.Store(20000)
 	for l.c.Store().Seen() < 2000 {
@@ -209,7 +210,7 @@ func BenchmarkBrowserFrameRate(b *testing.B) {
 	var idle float64
 	for _, rate := range []int{0, 5000} {
 		b.Run(fmt.Sprintf("rate=%d", rate), func(b *testing.B) {
-			ctx := browser(b)
+			ctx := uitest.Browser(b)
 			l := startLab(b, rate, Options{})
 			run(b, ctx, 20*time.Second, navigateAndWait(l.base+"/")...)
 			if rate > 0 {

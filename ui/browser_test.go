@@ -12,48 +12,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
-
-	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
+	"github.com/periscope-dev/periscope/ui/uitest"
 )
-
-const chromiumPath = "/usr/bin/chromium"
-
-// browser starts Debian's headless Chromium with the flags that keep it off
-// the (closed) network, and returns a tab's context.
-func browser(t testing.TB) context.Context {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		labtest.SkipOrFail(t, "no Chromium at "+chromiumPath+" (apt-get install chromium)")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1440, 900),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("no-default-browser-check", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-default-apps", true),
-		chromedp.Flag("metrics-recording-only", true),
-		chromedp.Flag("password-store", "basic"),
-	)
-	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() {
-		cancel()
-		acancel()
-	})
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start Chromium: %v", err)
-	}
-	return ctx
-}
 
 // pageLoad bounds a navigation and the first rows it shows: chromium's
 // first paint of a page takes seconds when the machine is busy (2 shared
@@ -125,7 +85,7 @@ func count(t testing.TB, ctx context.Context, id string) int {
 }
 
 func TestBrowserLiveTableFiltersPauseDetailsAndMap(t *testing.T) {
-	ctx := browser(t)
+	ctx := uitest.Browser(t)
 	l := startLab(t, 200, Options{Token: "t0ken"})
 
 	run(t, ctx, pageLoad,
@@ -196,7 +156,7 @@ func TestBrowserLiveTableFiltersPauseDetailsAndMap(t *testing.T) {
 }
 
 func TestBrowserRestoresChipsFromTheURLAndQueriesHistory(t *testing.T) {
-	ctx := browser(t)
+	ctx := uitest.Browser(t)
 	l := startLab(t, 500, Options{})
 	time.Sleep(500 * time.Millisecond)
 	run(t, ctx, pageLoad,

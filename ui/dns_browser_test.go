@@ -11,6 +11,7 @@ import (
 
 	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/api/apitest"
+	"github.com/periscope-dev/periscope/ui/uitest"
 )
 
 // namedFlows: the frontend reaches a world address its DNS lookup named
@@ -28,7 +29,7 @@ func namedFlows(now time.Time) []api.Flow {
 }
 
 func TestBrowserShowsDNSNamesAndFiltersByThem(t *testing.T) {
-	ctx := browser(t)
+	ctx := uitest.Browser(t)
 	l := startLab(t, 0, Options{}, apitest.NewSource(namedFlows(time.Now()), 0))
 	run(t, ctx, pageLoad,
 		chromedp.Navigate(l.base+"/"),

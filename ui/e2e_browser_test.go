@@ -20,6 +20,7 @@ import (
 	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 	"github.com/periscope-dev/periscope/relay"
+	"github.com/periscope-dev/periscope/ui/uitest"
 )
 
 // TestBrowserAgainstRelayAndCollectorsWithRealTraffic is the whole stack in
@@ -73,7 +74,7 @@ func TestBrowserAgainstRelayAndCollectorsWithRealTraffic(t *testing.T) {
 	})
 
 	// Started last, so its cleanup closes the WebSocket before the rest stops.
-	ctx := browser(t)
+	ctx := uitest.Browser(t)
 	run(t, ctx, pageLoad,
 		chromedp.Navigate(base+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="flow-row"]`)),

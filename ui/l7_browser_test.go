@@ -11,6 +11,7 @@ import (
 
 	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/api/apitest"
+	"github.com/periscope-dev/periscope/ui/uitest"
 )
 
 // labL7Source emits, next to the lab, what a proxy would: an HTTP exchange
@@ -31,7 +32,7 @@ func labL7Source(now time.Time) *apitest.Source {
 }
 
 func TestBrowserShowsL7InfoAndTheL7Record(t *testing.T) {
-	ctx := browser(t)
+	ctx := uitest.Browser(t)
 	l := startLab(t, 0, Options{}, labL7Source(time.Now()))
 	run(t, ctx, pageLoad,
 		chromedp.Navigate(l.base+"/"),

@@ -10,6 +10,7 @@ import (
 
 	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/api/apitest"
+	"github.com/periscope-dev/periscope/ui/uitest"
 )
 
 // labPeersSource emits flows with peers that are no endpoint: the world,
@@ -42,7 +43,7 @@ func labPeersSource(now time.Time) *apitest.Source {
 // nodes of the service map by their reserved identities, a pod's
 // link-local address is the pod's, and multicast groups are no nodes.
 func TestBrowserNamesPeersByReservedIdentity(t *testing.T) {
-	ctx := browser(t)
+	ctx := uitest.Browser(t)
 	l := startLab(t, 0, Options{}, labPeersSource(time.Now()))
 	run(t, ctx, pageLoad,
 		chromedp.Navigate(l.base+"/"),

@@ -9,6 +9,7 @@ import (
 
 	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/api/apitest"
+	"github.com/periscope-dev/periscope/ui/uitest"
 )
 
 // pointFlows: the frontend's connection to the backend, one record of two
@@ -44,7 +45,7 @@ func pointFlows(now time.Time) []api.Flow {
 // direction, verdict and own counts, as Hubble's per-point view serves
 // them; a record of one point shows its interface as before.
 func TestBrowserShowsBothObservationPointsOfAMergedRecord(t *testing.T) {
-	ctx := browser(t)
+	ctx := uitest.Browser(t)
 	l := startLab(t, 0, Options{}, apitest.NewSource(pointFlows(time.Now()), 0))
 	run(t, ctx, pageLoad,
 		chromedp.Navigate(l.base+"/"),

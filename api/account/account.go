@@ -22,7 +22,8 @@ import (
 
 // Stage is one stage's account.
 type Stage struct {
-	// Name names the stage: StageRingBuffer, StageDecoder, or SinkStage's.
+	// Name names the stage: StageRingBuffer, StageDecoder,
+	// StageAttribution, or SinkStage's.
 	Name string `json:"name"`
 	// In counts what entered the stage.
 	In uint64 `json:"in"`
@@ -50,6 +51,11 @@ const (
 	// the events that did not decode, Queued those held for their
 	// connection's other observation point.
 	StageDecoder = "decoder"
+	// StageAttribution is the collector's hold of the records of workloads
+	// not yet discovered: In every record the pipeline took, Out those it
+	// passed on (at once, or attributed or at the end of their window),
+	// Queued those held; nothing is dropped.
+	StageAttribution = "attribution"
 	// sinkPrefix begins the name of a sink's queue stage.
 	sinkPrefix = "sink/"
 )

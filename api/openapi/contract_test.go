@@ -23,6 +23,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/legacy"
 
 	"github.com/periscope-dev/periscope/api/openapi"
+	"github.com/periscope-dev/periscope/cmd/periscope/periscopetest"
 	"github.com/periscope-dev/periscope/collector/sink/clickhouse/chtest"
 	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
@@ -49,7 +50,7 @@ func TestServersKeepTheContract(t *testing.T) {
 		t.Fatalf("the document is not valid OpenAPI 3: %v", err)
 	}
 	ch := chtest.Start(t)
-	bin := buildPeriscope(t)
+	bin := periscopetest.Build(t)
 	lab := labtest.NewLab(t)
 	a, err := lab.AddPod(netlab.PodSpec{Name: "client", Namespace: "default", Labels: map[string]string{"app": "client"}})
 	if err != nil {

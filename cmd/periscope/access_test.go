@@ -3,53 +3,21 @@ package main
 import (
 	"bytes"
 	"context"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/periscope-dev/periscope/api/access"
-	"github.com/periscope-dev/periscope/api/apitest"
-	"github.com/periscope-dev/periscope/collector"
-	"github.com/periscope-dev/periscope/enforcer/compile"
-	"github.com/periscope-dev/periscope/enforcer/policystore"
+	"github.com/periscope-dev/periscope/collector/collectortest"
 )
-
-type nopApplier struct{}
-
-func (nopApplier) ApplyPolicy(*compile.Compiled) error { return nil }
-func (nopApplier) SetPolicyAudit(uint32, bool) error   { return nil }
 
 // startAPINode runs a collector with the policy API behind the access
 // model: token on TCP ("" for none), and the API socket; it returns the
 // TCP address and the socket's path.
 func startAPINode(t *testing.T, token string) (addr, socket string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	socket = filepath.Join(t.TempDir(), "collector.sock")
-	handlers := map[string]http.Handler{}
-	c, err := collector.New(collector.Options{
-		Topology: &collector.Topology{NodeName: "node1"}, Sources: []collector.Source{apitest.NewSource(nil, 1)}, Listener: ln,
-		Handlers: handlers, Socket: socket,
-		Access: access.New(access.Policy{Token: token, ListenHost: "127.0.0.1", Public: access.StaticFiles}),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := policystore.New(policystore.Options{Applier: nopApplier{}, Endpoints: c.Registry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for p, h := range store.Handlers() {
-		handlers[p] = h
-	}
-	apitest.Start(t, "collector", c)
-	return c.Addr().String(), socket
+	g := collectortest.StartGuarded(t, token, nil)
+	return g.Collector.Addr().String(), g.Socket
 }
 
 // periscope runs one CLI command and returns what it printed.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/cmd/periscope/periscopetest"
 	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 )
@@ -50,7 +49,7 @@ func TestCollectorRunsWithOnlyBPFNetAdminPerfmon(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	bin := buildPeriscope(t, dir)
+	bin := periscopetest.Build(t)
 
 	keep := []int{capNetAdmin, capPerfmon, capBPF}
 	drop := dropAllBut(t, keep...)
@@ -105,7 +104,7 @@ func TestCollectorRunsWithOnlyBPFNetAdminPerfmon(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "capsh", "--drop="+dropAllBut(t, capNetAdmin, capPerfmon), "--", "-c",
-			fmt.Sprintf("exec %s collector --config %s --listen %s --bpf-pin-path %s %s", bin, cfg, freeAddr(t), pin, testStateFlags(t)))
+			fmt.Sprintf("exec %s collector --config %s --listen %s --bpf-pin-path %s %s", bin, cfg, periscopetest.FreeAddr(t), pin, strings.Join(periscopetest.StateFlags(t), " ")))
 		out, err := cmd.CombinedOutput()
 		defer os.RemoveAll(pin)
 		if err == nil || ctx.Err() != nil {
@@ -125,11 +124,11 @@ func TestCollectorRunsWithOnlyBPFNetAdminPerfmon(t *testing.T) {
 // and that SIGTERM stops it cleanly with its pins removed.
 func runConfined(t *testing.T, bin, cfg, drop string, wantEff uint64, web, peer *netlab.Pod) {
 	pin := fmt.Sprintf("/sys/fs/bpf/periscope-caps-%d-%d", os.Getpid(), time.Now().UnixNano())
-	listen := freeAddr(t)
+	listen := periscopetest.FreeAddr(t)
 	cmd := exec.Command("capsh", "--drop="+drop, "--", "-c",
 		fmt.Sprintf("exec %s collector --config %s --listen %s --bpf-pin-path %s --idle-timeout 1s --api-socket %s %s",
-			bin, cfg, listen, pin, filepath.Join(t.TempDir(), "collector.sock"), testStateFlags(t)))
-	var stderr lockedBuffer
+			bin, cfg, listen, pin, filepath.Join(t.TempDir(), "collector.sock"), strings.Join(periscopetest.StateFlags(t), " ")))
+	var stderr periscopetest.Output
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -143,7 +142,7 @@ func runConfined(t *testing.T, bin, cfg, drop string, wantEff uint64, web, peer 
 		os.RemoveAll(pin)
 	})
 	base := "http://" + listen
-	waitHealthy(t, base, exited, &stderr)
+	periscopetest.WaitHealthy(t, "the collector", base, exited, &stderr)
 
 	// The running collector (capsh and bash exec'd into it) holds exactly the three.
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
@@ -234,42 +233,6 @@ func capEff(t *testing.T, status string) uint64 {
 	return 0
 }
 
-// freeAddr is a loopback address with a port free right now.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func waitHealthy(t testing.TB, base string, exited <-chan struct{}, stderr *lockedBuffer) {
-	t.Helper()
-	// Verifying the datapath's programs takes about 4 CPU-seconds; on a
-	// loaded 2-core machine that is 15-35 s of wall time before /healthz.
-	const wait = 90 * time.Second
-	deadline := time.Now().Add(wait)
-	for {
-		select {
-		case <-exited:
-			t.Fatalf("collector exited early; output:\n%s", stderr.String())
-		default:
-		}
-		if resp, err := http.Get(base + "/healthz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("collector not healthy after %s; output:\n%s", wait, stderr.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 func getFlows(t *testing.T, base string, chips ...string) []api.Flow {
 	t.Helper()
 	resp, err := http.Get(base + "/api/v1/flows?" + url.Values{"all": {"1"}, "filter": chips}.Encode())
@@ -290,31 +253,4 @@ func getFlows(t *testing.T, base string, chips ...string) []api.Flow {
 		out = append(out, f)
 	}
 	return out
-}
-
-// lockedBuffer collects a child's output while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// testStateFlags keep a collector's state files in the test's own
-// directory, never in the machine's /var/lib/periscope: an endpoint state
-// left there would be kept by the next collector.
-func testStateFlags(t *testing.T) string {
-	dir := t.TempDir()
-	return fmt.Sprintf("--identity-state %s --policy-dir %s --endpoint-state %s",
-		filepath.Join(dir, "ids.json"), filepath.Join(dir, "policies"), filepath.Join(dir, "endpoints.json"))
 }

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/periscope-dev/periscope/cmd/periscope/periscopetest"
 )
 
 // churnBuild is one build a comparison runs: the collector binary and the
@@ -62,7 +64,7 @@ func runOut(tb testing.TB, dir, name string, args ...string) string {
 	tb.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
-	var stderr lockedBuffer
+	var stderr periscopetest.Output
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {

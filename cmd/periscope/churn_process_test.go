@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/periscope-dev/periscope/cmd/periscope/periscopetest"
 )
 
 // collectorProc is a `periscope collector` process a benchmark runs and
@@ -28,7 +28,7 @@ type collectorProc struct {
 	cmd    *exec.Cmd
 	base   string // http://host:port
 	pin    string
-	out    *lockedBuffer
+	out    *periscopetest.Output
 	exited chan struct{}
 }
 
@@ -37,16 +37,16 @@ type collectorProc struct {
 func startCollectorProc(tb testing.TB, bin string, args ...string) *collectorProc {
 	tb.Helper()
 	dir := tb.TempDir()
-	listen := freeAddrTB(tb)
+	listen := periscopetest.FreeAddr(tb)
 	p := &collectorProc{
 		tb:     tb,
 		base:   "http://" + listen,
 		pin:    fmt.Sprintf("/sys/fs/bpf/periscope-churn-%d-%d", os.Getpid(), time.Now().UnixNano()),
-		out:    &lockedBuffer{},
+		out:    &periscopetest.Output{},
 		exited: make(chan struct{}),
 	}
 	args = append([]string{"collector", "--listen", listen, "--bpf-pin-path", p.pin,
-		"--hubble-listen", freeAddrTB(tb), "--identity-state", filepath.Join(dir, "identities.json"),
+		"--hubble-listen", periscopetest.FreeAddr(tb), "--identity-state", filepath.Join(dir, "identities.json"),
 		"--policy-dir", filepath.Join(dir, "policies")}, args...)
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
@@ -195,17 +195,6 @@ func (p *collectorProc) stop() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// freeAddrTB is a loopback address with a port free right now.
-func freeAddrTB(tb testing.TB) string {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // httpGet returns the body of a GET.

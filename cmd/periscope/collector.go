@@ -260,7 +260,13 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 	if dns.Proxy() != nil {
 		more = append(more, dns.Proxy())
 	}
+	attribution, networks, err := fl.discovery.attribution(logger)
+	if err != nil {
+		ln.Close()
+		return privilegeHint(err)
+	}
 	c, err := collector.New(collector.Options{
+		Attribution:   attribution,
 		Identities:    ids,
 		IdentityGrace: fl.identityGrace,
 		Config:        cfg,
@@ -309,7 +315,8 @@ func runCollectorWith(ctx context.Context, fl collectorFlags, cfg *collector.Con
 		ln.Close()
 		return err
 	}
-	watchers, err := newWatchers(fl.discovery, c.Registry().NodeName(), c.Registry().ClusterName(), c, store, logger)
+	sinks.addStages(c.Stages)
+	watchers, err := newWatchers(fl.discovery, c.Registry().NodeName(), c.Registry().ClusterName(), c, store, logger, networks)
 	if err != nil {
 		ln.Close()
 		return err

@@ -15,6 +15,7 @@ import (
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/discovery"
 	"github.com/periscope-dev/periscope/discovery/docker"
+	"github.com/periscope-dev/periscope/discovery/hostveth"
 	k8s "github.com/periscope-dev/periscope/discovery/kubernetes"
 	"github.com/periscope-dev/periscope/enforcer/policystore"
 )
@@ -49,11 +50,31 @@ type watcher struct {
 	run  func(ctx context.Context) error
 }
 
+// attribution is the collector's hold of the records of workloads not yet
+// discovered, with discovery on (nil otherwise: an endpoints file's
+// endpoints are in force before their workloads talk), and the watcher
+// that keeps its workload networks current.
+func (d discoveryFlags) attribution(logger *slog.Logger) (*collector.Attribution, *watcher, error) {
+	if !d.enabled() {
+		return nil, nil, nil
+	}
+	nets, err := hostveth.NewNetworks(logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &collector.Attribution{Networks: nets}, &watcher{"workload networks", nets.Run}, nil
+}
+
 // newWatchers builds the watchers the flags ask for, feeding c's endpoints
-// and store's policies.
+// and store's policies; more run beside them.
 func newWatchers(d discoveryFlags, nodeName, clusterName string, c *collector.Collector, store *policystore.Store,
-	logger *slog.Logger) ([]watcher, error) {
+	logger *slog.Logger, more ...*watcher) ([]watcher, error) {
 	var out []watcher
+	for _, w := range more {
+		if w != nil {
+			out = append(out, *w)
+		}
+	}
 	if d.kubernetes || d.kubeconfig != "" {
 		if d.kubeconfig == "" && os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
 			return nil, errors.New("--kubernetes: no --kubeconfig, and not in a pod ($KUBERNETES_SERVICE_HOST is not set)")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/spf13/pflag"
 
@@ -48,6 +49,9 @@ type collectorSinks struct {
 	*sink.Assembly
 	sinks    []collector.Sink
 	handlers map[string]http.Handler
+	// more are stages the metrics read beside the datapath's (the
+	// collector's own, once it exists: addStages).
+	more *atomic.Pointer[func() []account.Stage]
 	// history is nil without --clickhouse.
 	history flowquery.Reader
 }
@@ -58,21 +62,32 @@ type collectorSinks struct {
 // of other sources): the metrics then have no datapath counters.
 func newCollectorSinks(ctx context.Context, fl sinkFlags, nodeName string, dp *datapath.Datapath, logger *slog.Logger) (*collectorSinks, error) {
 	env := sink.Env{NodeName: nodeName, Logger: logger}
+	more := &atomic.Pointer[func() []account.Stage]{}
 	if dp != nil {
 		env.Sources = []sink.SourceCounters{datapathSource(dp)}
-		env.Stages = func() []account.Stage { return dp.Stats().Stages() }
+		env.Stages = func() []account.Stage {
+			st := dp.Stats().Stages()
+			if f := more.Load(); f != nil {
+				st = append(st, (*f)()...)
+			}
+			return st
+		}
 	}
 	set := fl.plugins()
 	a, err := set.Open(ctx, env)
 	if err != nil {
 		return nil, err
 	}
-	s := &collectorSinks{Assembly: a, sinks: []collector.Sink{a}, handlers: a.Handlers()}
+	s := &collectorSinks{Assembly: a, sinks: []collector.Sink{a}, handlers: a.Handlers(), more: more}
 	if st := set.ClickHouse(); st != nil {
 		s.history = st
 	}
 	return s, nil
 }
+
+// addStages adds the collector's own stages (collector.Collector.Stages)
+// to those the metrics read.
+func (s *collectorSinks) addStages(f func() []account.Stage) { s.more.Store(&f) }
 
 // stages reads the accounts of dp's stages and the sinks', for the status.
 func (s *collectorSinks) stages(dp *datapath.Datapath) func() []account.Stage {

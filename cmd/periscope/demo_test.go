@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/cmd/periscope/periscopetest"
 	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 )
@@ -46,16 +47,16 @@ func isFrontendEgress(p api.PolicyRef) bool {
 // Ctrl-C leaves no namespace, link or pinned map behind.
 func TestDemoShowsEveryKindOfFlowWithVerdictsAndCleansUp(t *testing.T) {
 	labtest.RequireRoot(t)
-	envoyBin := envoyBinary(t)
+	envoyBin := periscopetest.EnvoyBinary(t)
 	opts := demoOptions{
-		listen:      freeAddr(t),
-		hubble:      freeAddr(t),
+		listen:      periscopetest.FreeAddr(t),
+		hubble:      periscopetest.FreeAddr(t),
 		socket:      filepath.Join(t.TempDir(), "collector.sock"),
 		pinPath:     fmt.Sprintf("/sys/fs/bpf/periscope-demo-test-%d-%d", os.Getpid(), time.Now().UnixNano()),
 		envoy:       true,
 		envoyBinary: envoyBin,
 	}
-	var out, errOut lockedBuffer
+	var out, errOut periscopetest.Output
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	exited := make(chan struct{})
@@ -80,7 +81,7 @@ func TestDemoShowsEveryKindOfFlowWithVerdictsAndCleansUp(t *testing.T) {
 		}
 	})
 	base := "http://" + opts.listen
-	waitHealthy(t, base, exited, &errOut)
+	periscopetest.WaitHealthy(t, "the demo", base, exited, &errOut)
 
 	type want struct {
 		name string

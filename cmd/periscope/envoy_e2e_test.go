@@ -7,14 +7,13 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/cmd/periscope/periscopetest"
+	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 )
@@ -25,63 +24,17 @@ import (
 // and come out of the collector's API as L7 flows attributed to both pods.
 func TestCollectorWithEnvoyServesL7Flows(t *testing.T) {
 	labtest.RequireRoot(t)
-	envoyBin := envoyBinary(t)
+	envoyBin := periscopetest.EnvoyBinary(t)
 	dir := t.TempDir()
-	bin := buildPeriscope(t, dir)
-	lab := labtest.NewLab(t)
-	web, err := lab.AddPod(netlab.PodSpec{Name: "web"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer, err := lab.AddPod(netlab.PodSpec{Name: "peer"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := web.ListenTCP(8080)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	bin := periscopetest.Build(t)
+	web, peer, cfg := webAndPeer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ap, _ := netip.ParseAddrPort(r.RemoteAddr)
 		fmt.Fprintf(w, "client=%s", ap.Addr().Unmap())
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Close() })
-
-	cfg := filepath.Join(dir, "node.yaml")
-	yaml := fmt.Sprintf("node_name: l7\nendpoints:\n  - name: web\n    labels: {app: web}\n    interface: %s\n    ips: [%s, %s]\n"+
-		"  - name: peer\n    labels: {app: peer}\n    interface: %s\n    ips: [%s, %s]\n",
-		web.HostVeth.Name, web.IPv4, web.IPv6, peer.HostVeth.Name, peer.IPv4, peer.IPv6)
-	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pin := fmt.Sprintf("/sys/fs/bpf/periscope-l7-%d-%d", os.Getpid(), time.Now().UnixNano())
-	listen := freeAddr(t)
-	cmd := exec.Command(bin, "collector", "--config", cfg, "--listen", listen, "--bpf-pin-path", pin,
-		"--api-socket", filepath.Join(dir, "api.sock"), "--hubble-listen", "", "--ui=false", "--sock-events=false",
-		"--identity-state", filepath.Join(dir, "ids.json"), "--policy-dir", filepath.Join(dir, "policies"),
-		"--endpoint-state", filepath.Join(dir, "endpoints.json"),
+	}))
+	c := periscopetest.StartCollector(t, bin, nil, "--config", cfg, "--hubble-listen", "", "--ui=false", "--sock-events=false",
 		"--envoy", "--envoy-binary", envoyBin, "--envoy-socket", filepath.Join(dir, "envoy.sock"),
 		"--envoy-admin", "127.0.0.1:0", "--proxy-redirect", "web:8080")
-	var out lockedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		os.RemoveAll(pin)
-	})
-	base := "http://" + listen
-	waitHealthy(t, base, exited, &out)
+	base := c.URL
 
 	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
@@ -95,7 +48,7 @@ func TestCollectorWithEnvoyServesL7Flows(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for len(l7) == 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("no L7 flow in 30s; output:\n%s", out.String())
+			t.Fatalf("no L7 flow in 30s; output:\n%s", c.Output.String())
 		}
 		resp, err := client.Get(url)
 		if err != nil {
@@ -120,4 +73,36 @@ func TestCollectorWithEnvoyServesL7Flows(t *testing.T) {
 		f.TrafficDirection != api.TrafficDirectionIngress || f.NodeName != "l7" {
 		t.Errorf("L7 flow %+v", f)
 	}
+}
+
+// webAndPeer adds the pods web and peer (labelled app=web and app=peer) to
+// a lab of the test's own, serves h on web's port 8080 until the test ends,
+// and writes the endpoints file of node l7 that declares both by their host
+// veth and addresses; it returns the pods and the file's path.
+func webAndPeer(t *testing.T, h http.Handler) (web, peer *netlab.Pod, endpointsFile string) {
+	t.Helper()
+	lab := labtest.NewLab(t)
+	cfg := collector.Config{NodeName: "l7"}
+	for _, name := range []string{"web", "peer"} {
+		p, err := lab.AddPod(netlab.PodSpec{Name: name, Labels: map[string]string{"app": name}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ep := periscopetest.PodEndpoint(p)
+		ep.NetNS = "" // declared by its host veth
+		cfg.Endpoints = append(cfg.Endpoints, ep)
+		if name == "web" {
+			web = p
+		} else {
+			peer = p
+		}
+	}
+	ln, err := web.ListenTCP(8080)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close() })
+	return web, peer, periscopetest.EndpointsFile(t, cfg)
 }

@@ -3,28 +3,26 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/cmd/periscope/periscopetest"
 	"github.com/periscope-dev/periscope/collector/sink/clickhouse/chtest"
 	"github.com/periscope-dev/periscope/collector/sink/metrics"
 	"github.com/periscope-dev/periscope/collector/sink/otel/oteltest"
-	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
+	"github.com/periscope-dev/periscope/ui/uitest"
 )
 
 // webL7Policy lets peer GET /public/... of web's port 8080; anything else
@@ -53,89 +51,33 @@ spec:
 // columns, and the UI's L7 INFO column; the drops name the policy.
 func TestCollectorL7PolicyEndToEnd(t *testing.T) {
 	labtest.RequireRoot(t)
-	envoyBin := envoyBinary(t)
+	envoyBin := periscopetest.EnvoyBinary(t)
 	hubbleBin := findHubbleCLI(t)
-	if _, err := os.Stat(chromiumPath); err != nil {
-		labtest.SkipOrFail(t, "no Chromium at "+chromiumPath+" (apt-get install chromium)")
-	}
+	uitest.RequireChromium(t)
 	ch := chtest.Start(t)
 	otlp, otlpAddr := oteltest.StartGRPC(t)
 	dir := t.TempDir()
-	bin := buildPeriscope(t, dir)
-	lab := labtest.NewLab(t)
-	web, err := lab.AddPod(netlab.PodSpec{Name: "web"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer, err := lab.AddPod(netlab.PodSpec{Name: "peer"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := web.ListenTCP(8080)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	bin := periscopetest.Build(t)
+	web, peer, cfg := webAndPeer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/error") {
 			http.Error(w, "down", http.StatusServiceUnavailable)
 			return
 		}
 		io.WriteString(w, "ok")
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Close() })
-
-	cfg := filepath.Join(dir, "node.yaml")
-	yaml := fmt.Sprintf("node_name: l7\nendpoints:\n  - name: web\n    labels: {app: web}\n    interface: %s\n    ips: [%s, %s]\n"+
-		"  - name: peer\n    labels: {app: peer}\n    interface: %s\n    ips: [%s, %s]\n",
-		web.HostVeth.Name, web.IPv4, web.IPv6, peer.HostVeth.Name, peer.IPv4, peer.IPv6)
-	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	}))
 	policyFile := filepath.Join(dir, "web-l7.yaml")
 	if err := os.WriteFile(policyFile, []byte(webL7Policy), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	pin := fmt.Sprintf("/sys/fs/bpf/periscope-l7p-%d-%d", os.Getpid(), time.Now().UnixNano())
-	listen, hubbleListen := freeAddr(t), freeAddr(t)
-	// An API socket of its own (short: a Unix socket's path is bounded):
-	// the policy is applied over it, as an operator on the node does.
-	sockDir, err := os.MkdirTemp("", "l7p")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(sockDir) })
-	socket := filepath.Join(sockDir, "api.sock")
-	cmd := exec.Command(bin, "collector", "--config", cfg, "--listen", listen, "--bpf-pin-path", pin,
-		"--api-socket", socket, "--hubble-listen", hubbleListen, "--sock-events=false",
-		"--identity-state", filepath.Join(dir, "ids.json"), "--policy-dir", filepath.Join(dir, "policies"),
-		"--endpoint-state", filepath.Join(dir, "endpoints.json"),
+	hubbleListen := periscopetest.FreeAddr(t)
+	// The policy is applied over its API socket, as an operator on the
+	// node does.
+	c := periscopetest.StartCollector(t, bin, nil, "--config", cfg, "--hubble-listen", hubbleListen, "--sock-events=false",
 		"--envoy", "--envoy-binary", envoyBin, "--envoy-socket", filepath.Join(dir, "envoy.sock"), "--envoy-admin", "127.0.0.1:0",
 		"--metrics", "--metrics-options", "source_context=pod;destination_context=pod",
 		"--clickhouse", ch.DSN("periscope"), "--clickhouse-spool-dir", filepath.Join(dir, "spool"),
 		"--otlp-endpoint", otlpAddr, "--otlp-insecure", "--otlp-export-interval", "500ms")
-	var out lockedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		os.RemoveAll(pin)
-		if t.Failed() {
-			t.Logf("collector output:\n%s", out.String())
-		}
-	})
-	base := "http://" + listen
-	waitHealthy(t, base, exited, &out)
+	listen, socket, base := c.Addr, c.Socket, c.URL
 
 	ctx := context.Background()
 	periscope := func(args ...string) (string, error) {
@@ -296,7 +238,7 @@ func TestCollectorL7PolicyEndToEnd(t *testing.T) {
 	})
 
 	t.Run("the UI's L7 INFO column shows Envoy's records", func(t *testing.T) {
-		bctx := chromium(t)
+		bctx := uitest.Browser(t)
 		tctx, cancel := context.WithTimeout(bctx, 30*time.Second)
 		defer cancel()
 		const cells = `[...document.querySelectorAll('[data-testid="flow-row"]:not([hidden])')].map(r => r.querySelector('.c-l7').textContent)`

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/periscope-dev/periscope/cmd/periscope/periscopetest"
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
@@ -61,22 +62,18 @@ func BenchmarkCollectorAtManyPods(b *testing.B) {
 		}
 		netPods = append(netPods, p)
 	}
-	dir := b.TempDir()
-	bin := buildPeriscope(b, dir)
+	bin := periscopetest.Build(b)
 	sockDir, err := os.MkdirTemp("", "psc-bench-")
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer os.RemoveAll(sockDir)
 	pin := fmt.Sprintf("/sys/fs/bpf/periscope-bench-%d-%d", os.Getpid(), time.Now().UnixNano())
-	listen := freeAddr(b)
-	state := b.TempDir()
-	cmd := exec.Command(bin, "collector", "--kubeconfig", srv.Kubeconfig, "--node-name", "node-b",
+	listen := periscopetest.FreeAddr(b)
+	cmd := exec.Command(bin, append([]string{"collector", "--kubeconfig", srv.Kubeconfig, "--node-name", "node-b",
 		"--listen", listen, "--bpf-pin-path", pin, "--api-socket", filepath.Join(sockDir, "api.sock"),
-		"--hubble-listen", "", "--ui=false", "--sock-events=false",
-		"--identity-state", filepath.Join(state, "ids.json"), "--policy-dir", filepath.Join(state, "policies"),
-		"--endpoint-state", filepath.Join(state, "endpoints.json"))
-	var out lockedBuffer
+		"--hubble-listen", "", "--ui=false", "--sock-events=false"}, periscopetest.StateFlags(b)...)...)
+	var out periscopetest.Output
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -97,7 +94,7 @@ func BenchmarkCollectorAtManyPods(b *testing.B) {
 		}
 	}()
 	base := "http://" + listen
-	waitHealthy(b, base, exited, &out)
+	periscopetest.WaitHealthy(b, "the collector", base, exited, &out)
 	pid := cmd.Process.Pid
 	const window = 20 * time.Second
 

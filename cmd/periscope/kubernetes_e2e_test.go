@@ -2,13 +2,8 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -20,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/periscope-dev/periscope/api/policyapi"
+	"github.com/periscope-dev/periscope/cmd/periscope/periscopetest"
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
@@ -50,41 +46,10 @@ func TestCollectorLearnsPodsAndPoliciesWithKubeconfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	bin := buildPeriscope(t, dir)
-	sockDir, err := os.MkdirTemp("", "psc-k8s-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(sockDir)
-	pin := fmt.Sprintf("/sys/fs/bpf/periscope-k8s-%d-%d", os.Getpid(), time.Now().UnixNano())
-	listen := freeAddr(t)
-	args := append([]string{"collector", "--kubeconfig", srv.Kubeconfig, "--node-name", "node-k",
-		"--listen", listen, "--bpf-pin-path", pin, "--api-socket", filepath.Join(sockDir, "api.sock"),
-		"--hubble-listen", "", "--ui=false", "--sock-events=false"}, strings.Fields(testStateFlags(t))...)
-	cmd := exec.Command(bin, args...)
-	var out lockedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		os.RemoveAll(pin)
-		if t.Failed() {
-			t.Logf("collector output:\n%s", out.String())
-		}
-	})
-	base := "http://" + listen
-	waitHealthy(t, base, exited, &out)
+	bin := periscopetest.Build(t)
+	c := periscopetest.StartCollector(t, bin, nil, "--kubeconfig", srv.Kubeconfig, "--node-name", "node-k",
+		"--hubble-listen", "", "--ui=false", "--sock-events=false")
+	base := c.URL
 
 	ctx := t.Context()
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}},

@@ -27,6 +27,7 @@ import (
 	"github.com/periscope-dev/periscope/collector/sink/clickhouse/chtest"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 	"github.com/periscope-dev/periscope/relay/hubble"
+	"github.com/periscope-dev/periscope/ui/uitest"
 )
 
 // The L7 end-to-end test (issue 10's "done when"): a collector with two
@@ -89,9 +90,7 @@ func e2eFailingGet(t time.Time, port uint16) []api.Flow {
 
 func TestE2EL7RecordsReachEveryReader(t *testing.T) {
 	hubbleBin := findHubbleCLI(t)
-	if _, err := os.Stat(chromiumPath); err != nil {
-		labtest.SkipOrFail(t, "no Chromium at "+chromiumPath+" (apt-get install chromium)")
-	}
+	uitest.RequireChromium(t)
 	srv := chtest.Start(t)
 	ctx := context.Background()
 	logger := slog.New(slog.DiscardHandler)
@@ -230,7 +229,7 @@ func TestE2EL7RecordsReachEveryReader(t *testing.T) {
 	})
 
 	t.Run("the UI shows the L7 INFO column", func(t *testing.T) {
-		bctx := chromium(t)
+		bctx := uitest.Browser(t)
 		tctx, cancel := context.WithTimeout(bctx, 30*time.Second)
 		defer cancel()
 		const cells = `[...document.querySelectorAll('[data-testid="flow-row"]:not([hidden])')]
@@ -348,33 +347,4 @@ func runHubbleCLI(t *testing.T, bin string, args ...string) string {
 		t.Fatal(err)
 	}
 	return stdout.String()
-}
-
-const chromiumPath = "/usr/bin/chromium"
-
-// chromium starts Debian's headless Chromium, off the network, and returns
-// a tab's context.
-func chromium(t *testing.T) context.Context {
-	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-extensions", true),
-	)
-	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() {
-		cancel()
-		acancel()
-	})
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start Chromium: %v", err)
-	}
-	return ctx
 }

@@ -1,10 +1,12 @@
 package hostveth
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -106,5 +108,56 @@ func TestFindNothing(t *testing.T) {
 		} else if ips != nil && !errors.Is(err, ErrNotFound) {
 			t.Errorf("Find(%v): %v, want ErrNotFound", ips, err)
 		}
+	}
+}
+
+// TestNetworksAreTheRoutesToWorkloads: the lab's bridge (all its ports
+// pods' veths) is a workload network, and so is a /32 routed to a pod's
+// veth; an address elsewhere is not; Run sees a route added later.
+func TestNetworksAreTheRoutesToWorkloads(t *testing.T) {
+	lab := labtest.NewLab(t)
+	p, err := lab.AddPod(netlab.PodSpec{Name: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := NewNetworks(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	for _, a := range []netip.Addr{p.IPv4, p.IPv6} {
+		if !n.Contains(a) {
+			t.Errorf("%s (behind the lab's bridge) is not on a workload network: %v", a, n.Prefixes())
+		}
+	}
+	routed := netip.AddrFrom4([4]byte{198, 19, lab.IPv4Net.Addr().As4()[2], 78})
+	for _, a := range []netip.Addr{routed, netip.MustParseAddr("8.8.8.8"), netip.MustParseAddr("127.0.0.1")} {
+		if n.Contains(a) {
+			t.Errorf("%s is on a workload network: %v", a, n.Prefixes())
+		}
+	}
+	route := &netlink.Route{
+		LinkIndex: p.HostVeth.Index,
+		Dst:       &net.IPNet{IP: routed.AsSlice(), Mask: net.CIDRMask(32, 32)},
+		Scope:     netlink.SCOPE_LINK,
+	}
+	if err := netlink.RouteAdd(route); err != nil {
+		t.Fatalf("add route %s: %v", route.Dst, err)
+	}
+	t.Cleanup(func() { netlink.RouteDel(route) })
+	deadline := time.Now().Add(10 * time.Second)
+	for !n.Contains(routed) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s routed to a pod's veth: not a workload network after 10s: %v", routed, n.Prefixes())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
@@ -127,6 +128,7 @@ func (p *Policies) Run(ctx context.Context, sink discovery.PolicySink) error {
 
 	var wg sync.WaitGroup
 	wg.Go(func() {
+		p.synced(served, listers, sink)
 		for {
 			key, quit := queue.Get()
 			if quit {
@@ -140,6 +142,29 @@ func (p *Policies) Run(ctx context.Context, sink discovery.PolicySink) error {
 	queue.ShutDown()
 	wg.Wait()
 	return nil
+}
+
+// synced tells sink which objects the API server has, once the caches
+// hold its first complete listing: what the sink kept of objects deleted
+// while it was not watching goes (a kind not served has none).
+func (p *Policies) synced(served []int, listers map[int]cache.GenericLister, sink discovery.PolicySink) {
+	ev := discovery.PolicyEvent{Kind: discovery.Synced, Present: []discovery.PolicyObject{}}
+	for _, i := range served {
+		objs, err := listers[i].List(labels.Everything())
+		if err != nil { // the cache's List does not fail; keep everything if it did
+			p.log.Warn("list policies after sync: stored policies not reconciled", "kind", PolicyKinds[i].Kind, "err", err)
+			return
+		}
+		for _, obj := range objs {
+			if u, ok := obj.(*unstructured.Unstructured); ok {
+				ev.Present = append(ev.Present, discovery.PolicyObject{Kind: PolicyKinds[i].Kind, Namespace: u.GetNamespace(), Name: u.GetName()})
+			}
+		}
+	}
+	p.log.Info("policies synced", "objects", len(ev.Present))
+	if err := sink.PolicyChanged(ev); err != nil {
+		p.log.Warn("remove the policies deleted while not watching", "err", err)
+	}
 }
 
 // servedKinds returns the indexes in PolicyKinds of the kinds the API

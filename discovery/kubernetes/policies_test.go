@@ -3,6 +3,7 @@ package kubernetes
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -225,4 +226,38 @@ spec:
 	if n := p.Len(); n != 0 {
 		t.Errorf("the watcher holds %d policies after all were deleted", n)
 	}
+}
+
+// TestThePolicyWatcherListsWhatIsThereBeforeReportingIt: the first event is
+// Synced, naming every object the API server has (so a sink can remove
+// what was deleted while nobody watched), before any object's Added.
+func TestThePolicyWatcherListsWhatIsThereBeforeReportingIt(t *testing.T) {
+	srv, cs := apiServer(t)
+	dyn, err := dynamic.NewForConfig(srv.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.InstallCiliumPolicyCRDs(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ns := testName(t, "ns")
+	createNamespace(t, cs, ns, nil)
+	cnp := policyObject(t, `
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: there-before, namespace: `+ns+`}
+spec:
+  endpointSelector: {matchLabels: {app: backend}}
+  ingress: [{fromEntities: [host]}]
+`)
+	if _, err := dyn.Resource(PolicyKinds[0].Resource).Namespace(ns).Create(context.Background(), cnp, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, evs := runPolicies(t, dyn, cs, testName(t, "node"))
+	first := evs.wait(t, "the first event", eventTimeout, func(discovery.PolicyEvent) bool { return true })
+	want := discovery.PolicyObject{Kind: "CiliumNetworkPolicy", Namespace: ns, Name: "there-before"}
+	if first.Kind != discovery.Synced || !slices.Contains(first.Present, want) {
+		t.Fatalf("first event %+v, want Synced naming %+v", first, want)
+	}
+	evs.wait(t, "there-before Added", eventTimeout, policyOf(discovery.Added, "CiliumNetworkPolicy", "there-before"))
 }

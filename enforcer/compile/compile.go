@@ -129,8 +129,8 @@ type Endpoint struct {
 	// the device's ifindex): host policies select it, by Labels
 	// (reserved:host and the node's labels), and its Identity is host's.
 	Host bool
-	// Audit: its L7 policy judges and reports, never denies (the kernel's
-	// audit mode is the applier's, SetPolicyAudit).
+	// Audit: its L7 policy (HTTP and DNS) judges and reports, never denies
+	// (the kernel's audit mode is the applier's, SetPolicyAudit).
 	Audit bool
 }
 
@@ -170,6 +170,7 @@ func Compile(in Input) (*Compiled, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.indexFQDNHosts(universe)
 	sets := map[string]uint32{"": 0}
 	seenEP := map[uint32]bool{}
 	for _, ep := range in.Endpoints {
@@ -188,7 +189,7 @@ func Compile(in Input) (*Compiled, error) {
 			}
 		}
 		c.Enforce[ep.ID] = enf
-		c.compileDNS(in.Policies, local, universe)
+		c.compileDNS(in.Policies, local, ep.Audit, universe)
 	}
 	c.compileL7(in, universe)
 	c.Flags = c.probeFlags()

@@ -25,8 +25,10 @@ type DNSRedirect struct {
 // the allow's peers (any server for an allow of every peer) with the
 // allow's rules.dns there (none: every name). An endpoint outside egress
 // default deny is open: a query to a server no rule covers passes, as
-// L3/L4 policy lets it.
-func (c *Compiled) compileDNS(pols []*policy.Policy, local policy.Endpoint, universe []identity.Identity) {
+// L3/L4 policy lets it. An endpoint in audit mode has its denied queries
+// forwarded and reported AUDIT, as its kernel policy does with
+// connections.
+func (c *Compiled) compileDNS(pols []*policy.Policy, local policy.Endpoint, audit bool, universe []identity.Identity) {
 	type point struct {
 		proto uint8
 		port  uint16
@@ -78,9 +80,13 @@ func (c *Compiled) compileDNS(pols []*policy.Policy, local policy.Endpoint, univ
 	if c.DNS.ByEndpoint == nil {
 		c.DNS.ByEndpoint = map[uint32][]dnsmatch.Rule{}
 		c.DNS.Open = map[uint32]bool{}
+		c.DNS.Audit = map[uint32]bool{}
 		c.DNS.IdentityOf = c.IdentityOf
 	}
 	c.DNS.ByEndpoint[local.ID] = rules
+	if audit {
+		c.DNS.Audit[local.ID] = true
+	}
 	if !c.Enforce[local.ID].Egress {
 		c.DNS.Open[local.ID] = true
 	}

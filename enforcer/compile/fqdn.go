@@ -42,22 +42,24 @@ func (c *Compiled) fqdnPrefixes(in Input) []netip.Prefix {
 			inCluster[e.Prefix.Addr().Unmap()] = true
 		}
 	}
+	index := dnsmatch.NewIndex(matchers)
 	var out []netip.Prefix
+	var selecting []*dnsmatch.Matcher
 	for addr, names := range in.Names {
 		addr = addr.Unmap()
-		var sels []dnsmatch.Selector
-		for _, m := range matchers {
-			for _, n := range names {
-				if m.Match(n) {
-					sels = append(sels, m.Selector())
-					break
-				}
-			}
+		selecting = selecting[:0]
+		for _, n := range names {
+			selecting = index.Select(n, selecting)
 		}
-		if len(sels) == 0 {
+		if len(selecting) == 0 {
 			continue
 		}
+		sels := make([]dnsmatch.Selector, 0, len(selecting))
+		for _, m := range selecting {
+			sels = append(sels, m.Selector())
+		}
 		slices.SortFunc(sels, compareSelectors)
+		sels = slices.Compact(sels) // a selector selecting several of the names
 		c.FQDNAddrs[addr] = sels
 		if inCluster[addr] {
 			continue
@@ -80,12 +82,37 @@ func (c *Compiled) selectsFQDN(m *dnsmatch.Matcher, i identity.Identity) bool {
 	if len(addrs) == 0 {
 		return false
 	}
+	if c.fqdnHosts != nil {
+		a, ok := c.fqdnHosts[i.ID]
+		return ok && addrs[a]
+	}
+	return addrs[hostCIDR(i)]
+}
+
+// hostCIDR is the address of identity i's host CIDR label; the zero Addr
+// when it has none.
+func hostCIDR(i identity.Identity) netip.Addr {
 	for _, l := range i.Labels {
-		if p, ok := identity.CIDRPrefix(l); ok && HostPrefix(p) && addrs[p.Addr()] {
-			return true
+		if p, ok := identity.CIDRPrefix(l); ok && HostPrefix(p) {
+			return p.Addr()
 		}
 	}
-	return false
+	return netip.Addr{}
+}
+
+// indexFQDNHosts maps each identity of universe with a host CIDR label to
+// its address, once, for selectsFQDN (which every toFQDNs peer asks of
+// every identity); nothing when no toFQDNs selector selects an address.
+func (c *Compiled) indexFQDNHosts(universe []identity.Identity) {
+	if len(c.fqdn) == 0 {
+		return
+	}
+	c.fqdnHosts = make(map[identity.ID]netip.Addr, len(universe))
+	for _, i := range universe {
+		if a := hostCIDR(i); a.IsValid() {
+			c.fqdnHosts[i.ID] = a
+		}
+	}
 }
 
 // FQDNSelects reports whether the compiled toFQDNs selector sel selected

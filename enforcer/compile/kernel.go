@@ -145,5 +145,6 @@ type Compiled struct {
 	// through the DNS proxy, sorted.
 	DNSRedirects []DNSRedirect
 
-	fqdn fqdnIndex
+	fqdn      fqdnIndex
+	fqdnHosts map[identity.ID]netip.Addr // host CIDR identities' addresses (indexFQDNHosts)
 }

@@ -44,6 +44,10 @@ type Query struct {
 // Verdict is a Table's answer to a Query.
 type Verdict struct {
 	Allowed bool
+	// Audit: the query is denied, but its endpoint is in audit mode
+	// (Rules.Audit): the proxy forwards it and reports it AUDIT, naming
+	// Policies.
+	Audit bool
 	// Policies name the rules that allowed the query, or, when it is
 	// denied, the endpoint's rules that applied to its server and port and
 	// allowed none (all the endpoint's DNS policies when none applied). It
@@ -63,6 +67,9 @@ type Rules struct {
 	// datapath's ipcache does, for rules with ServerIdentities; nil: such
 	// rules cover only their Servers.
 	IdentityOf func(netip.Addr) uint32
+	// Audit endpoints are in policy audit mode: a query their rules deny
+	// is forwarded and reported (Verdict.Audit), never refused.
+	Audit map[uint32]bool
 }
 
 // Table holds the compiled DNS rules of every endpoint. Check may run
@@ -81,6 +88,7 @@ type endpointRules struct {
 	rules    []compiledRule
 	policies []api.PolicyRef // every policy of the endpoint, sorted, unique
 	open     bool
+	audit    bool
 }
 
 type compiledRule struct {
@@ -113,7 +121,7 @@ func (t *Table) Current() Rules { return t.gen.Load().rules }
 func (t *Table) Set(rs Rules) error {
 	gen := &generation{endpoints: make(map[uint32]*endpointRules, len(rs.ByEndpoint)), identityOf: rs.IdentityOf, rules: rs}
 	for ep, rules := range rs.ByEndpoint {
-		er := &endpointRules{open: rs.Open[ep]}
+		er := &endpointRules{open: rs.Open[ep], audit: rs.Audit[ep]}
 		for i, r := range rules {
 			cr, err := compileRule(r)
 			if err != nil {
@@ -172,9 +180,20 @@ func (t *Table) Covers(endpoint uint32) bool {
 
 // Check judges q against the rules of q.Endpoint: allowed when a rule that
 // applies to the server and port selects the name, or, for an open
-// endpoint, when none applies. An endpoint without rules is denied.
+// endpoint, when none applies. An endpoint without rules is denied. A
+// denial of an endpoint in audit mode says so (Verdict.Audit).
 func (t *Table) Check(q Query) Verdict {
 	gen := t.gen.Load()
+	v := gen.check(q)
+	if !v.Allowed {
+		if er := gen.endpoints[q.Endpoint]; er != nil && er.audit {
+			v.Audit = true
+		}
+	}
+	return v
+}
+
+func (gen *generation) check(q Query) Verdict {
 	er := gen.endpoints[q.Endpoint]
 	if er == nil {
 		return Verdict{}

@@ -148,3 +148,33 @@ func TestRulesByServerIdentityAndOpenEndpoints(t *testing.T) {
 		t.Fatalf("Current() = %+v", got)
 	}
 }
+
+func TestAuditEndpointsHaveTheirDenialsMarked(t *testing.T) {
+	server := netip.MustParseAddrPort("198.18.0.53:53")
+	tab := NewTable()
+	rules := []Rule{{Policy: testRef("default/web"), Port: 53, Names: []Selector{{MatchName: "api.example.com"}}}}
+	err := tab.Set(Rules{ByEndpoint: map[uint32][]Rule{1: rules, 2: rules}, Audit: map[uint32]bool{2: true, 3: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		q        Query
+		allowed  bool
+		audit    bool
+		policies []api.PolicyRef
+	}{
+		{"enforcing: a denied name is denied", Query{1, server, protoUDP, "www.example.com"}, false, false, testRefs("default/web")},
+		{"audit mode: a denied name is marked, naming the policy", Query{2, server, protoUDP, "www.example.com"}, false, true, testRefs("default/web")},
+		{"audit mode: an allowed name is allowed, not marked", Query{2, server, protoUDP, "api.example.com"}, true, false, testRefs("default/web")},
+		{"audit mode without rules: not the proxy's endpoint, denied", Query{3, server, protoUDP, "api.example.com"}, false, false, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := tab.Check(tt.q)
+			if v.Allowed != tt.allowed || v.Audit != tt.audit || !slices.Equal(v.Policies, tt.policies) {
+				t.Fatalf("Check(%+v) = %+v, want allowed=%v audit=%v policies=%v", tt.q, v, tt.allowed, tt.audit, tt.policies)
+			}
+		})
+	}
+}

@@ -87,15 +87,15 @@ func (a *applier) redirects(rs []compile.DNSRedirect) []datapath.Redirect {
 // bridge is next plus the old rules of the endpoints next drops: the
 // table while the redirects change.
 func bridge(old, next dnsmatch.Rules) dnsmatch.Rules {
-	out := dnsmatch.Rules{ByEndpoint: map[uint32][]dnsmatch.Rule{}, Open: map[uint32]bool{}, IdentityOf: next.IdentityOf}
+	out := dnsmatch.Rules{ByEndpoint: map[uint32][]dnsmatch.Rule{}, Open: map[uint32]bool{}, Audit: map[uint32]bool{}, IdentityOf: next.IdentityOf}
 	if out.IdentityOf == nil {
 		out.IdentityOf = old.IdentityOf
 	}
 	for ep, rs := range old.ByEndpoint {
-		out.ByEndpoint[ep], out.Open[ep] = rs, old.Open[ep]
+		out.ByEndpoint[ep], out.Open[ep], out.Audit[ep] = rs, old.Open[ep], old.Audit[ep]
 	}
 	for ep, rs := range next.ByEndpoint {
-		out.ByEndpoint[ep], out.Open[ep] = rs, next.Open[ep]
+		out.ByEndpoint[ep], out.Open[ep], out.Audit[ep] = rs, next.Open[ep], next.Audit[ep]
 	}
 	return out
 }

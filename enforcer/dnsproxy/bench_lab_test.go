@@ -1,8 +1,12 @@
 package dnsproxy
 
 import (
+	"bytes"
+	"fmt"
 	"net/netip"
 	"os"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -36,14 +40,25 @@ func BenchmarkProxyVsDirect(b *testing.B) {
 
 	for b.Loop() {
 		var qps [2][]float64
+		var proxyCPU time.Duration
+		var proxySwitches int64
 		for round := range 4 { // interleaved: direct, proxy, direct, proxy
 			target := []netip.AddrPort{direct, proxied}[round%2]
+			cpu0, sw0 := processCPU(b, px.cmd.Process.Pid), contextSwitches(b, px.cmd.Process.Pid)
 			q, err := dnsload.ClosedLoop(l.client, target, query, 8, 2*time.Second)
 			if err != nil {
 				b.Fatalf("closed loop to %v: %v", target, err)
 			}
+			if round%2 == 1 {
+				proxyCPU += processCPU(b, px.cmd.Process.Pid) - cpu0
+				proxySwitches += contextSwitches(b, px.cmd.Process.Pid) - sw0
+			}
 			qps[round%2] = append(qps[round%2], q)
 		}
+		// The proxy's CPU (user and system) per query it answered: what
+		// the load on the machine does not change much.
+		b.ReportMetric(float64(proxyCPU.Microseconds())/(dnsload.Mean(qps[1])*2*2), "proxy_cpu_us/query")
+		b.ReportMetric(float64(proxySwitches)/(dnsload.Mean(qps[1])*2*2), "proxy_switches/query")
 		var p50, p99 [2]time.Duration
 		for i, target := range []netip.AddrPort{direct, proxied} {
 			lat, err := dnsload.Paced(l.client, target, query, 1000, 3*time.Second)
@@ -106,4 +121,53 @@ func BenchmarkRedirectedVsDirect(b *testing.B) {
 	if emitted.Load() == 0 {
 		b.Fatal("the proxy emitted no record: nothing went through it")
 	}
+}
+
+// processCPU is the CPU time (user and system) process pid has used, from
+// /proc/<pid>/stat (in clock ticks of 10 ms).
+func processCPU(t testing.TB, pid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fields after the command name (in parentheses, which may hold
+	// spaces): state is field 3, utime 14 and stime 15.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		t.Fatalf("/proc/%d/stat has %d fields after the name", pid, len(f))
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			t.Fatalf("/proc/%d/stat: %v", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
+}
+
+// contextSwitches is the number of times the threads of process pid were
+// switched out (voluntarily: a wait; or not), from /proc/<pid>/task/*/status.
+func contextSwitches(t testing.TB, pid int) int64 {
+	t.Helper()
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, task.Name()))
+		if err != nil {
+			continue // the thread ended
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.HasSuffix(k, "ctxt_switches") {
+				c, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				n += c
+			}
+		}
+	}
+	return n
 }

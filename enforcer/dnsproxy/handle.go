@@ -70,19 +70,21 @@ func (p *Proxy) handle(ctx context.Context, q query) outcome {
 
 	rec := p.newRecord(q, ep, false)
 	rec.L7 = &api.L7{Type: api.L7TypeRequest, DNS: &api.DNS{Query: qname, Qtypes: qtypes, ObservationSource: observationSource}}
-	if !verdict.Allowed {
-		rec.Verdict = api.VerdictDropped
+	if !verdict.Allowed && !verdict.Audit {
+		rec.Verdict, rec.DropReason = api.VerdictDropped, api.DropReasonPolicyDenied
 		rec.EgressDeniedBy = verdict.Policies
 		p.stats.denied.Add(1)
 		p.queue(rec)
 		return outcome{reply: p.rcodeReply(req, dns.RcodeRefused)}
 	}
-	rec.Verdict = api.VerdictForwarded
-	rec.EgressAllowedBy = verdict.Policies
+	judge(rec, verdict)
+	if verdict.Audit {
+		p.stats.audited.Add(1)
+	}
 	p.queue(rec)
 
 	resp := p.newRecord(q, ep, true)
-	resp.EgressAllowedBy = verdict.Policies
+	judge(resp, verdict)
 	xctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
 	var from netip.Addr // the host's address
 	if p.opts.FromClient {
@@ -108,9 +110,21 @@ func (p *Proxy) handle(ctx context.Context, q query) outcome {
 			return p.fail(req, resp, qname, qtypes, err)
 		}
 	}
-	resp.Verdict = api.VerdictForwarded
 	resp.L7 = &api.L7{Type: api.L7TypeResponse, DNS: &details.DNS}
 	return outcome{reply: raw, response: resp}
+}
+
+// judge sets the verdict of a forwarded query's record (or its answer's):
+// FORWARDED naming the policies that allowed it, or, when the rules denied
+// it and the endpoint is in audit mode, AUDIT (POLICY_DENIED) naming those
+// that would have denied it, as the kernel and the HTTP proxy report an
+// audited connection or request.
+func judge(f *api.Flow, v dnsmatch.Verdict) {
+	if v.Allowed {
+		f.Verdict, f.EgressAllowedBy = api.VerdictForwarded, v.Policies
+		return
+	}
+	f.Verdict, f.DropReason, f.EgressDeniedBy = api.VerdictAudit, api.DropReasonPolicyDenied, v.Policies
 }
 
 // fail answers SERVFAIL and makes the response record an ERROR.

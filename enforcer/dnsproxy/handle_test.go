@@ -258,3 +258,33 @@ type (
 	dnsmatchQuery   = dnsmatch.Query
 	dnsmatchVerdict = dnsmatch.Verdict
 )
+
+func TestAuditModeForwardsADeniedQueryAndReportsIt(t *testing.T) {
+	p := newTestProxy(t, nil, answerWith(dns.RcodeSuccess, "evil.example.org. 60 IN A 198.18.7.66"))
+	tab := testTable(t)
+	p.opts.Policy = policyFunc(func(q dnsmatchQuery) dnsmatchVerdict {
+		v := tab.Check(q)
+		v.Audit = !v.Allowed // the endpoint in audit mode
+		return v
+	})
+	out := p.handle(context.Background(), query{client: client, server: server, proto: protoUDP, msg: packQuery(t, "evil.example.org.", dns.TypeA), received: time.Now()})
+	m := new(dns.Msg)
+	if err := m.Unpack(out.reply); err != nil || m.Rcode != dns.RcodeSuccess || len(m.Answer) != 1 {
+		t.Fatalf("reply %v (err %v), want the server's answer", m, err)
+	}
+	p.finish(query{received: time.Now()}, out)
+	recs := drain(p)
+	if len(recs) != 2 {
+		t.Fatalf("%d records, want the query's and the answer's", len(recs))
+	}
+	for _, r := range recs {
+		if r.Verdict != api.VerdictAudit || r.DropReason != api.DropReasonPolicyDenied ||
+			!slices.Equal(r.EgressDeniedBy, testRefs("default/dns")) || len(r.EgressAllowedBy) != 0 {
+			t.Errorf("%v record: %v (%v) denied by %v allowed by %v, want AUDIT (POLICY_DENIED) denied by default/dns",
+				r.L7.Type, r.Verdict, r.DropReason, r.EgressDeniedBy, r.EgressAllowedBy)
+		}
+	}
+	if s := p.Stats(); s.Audited != 1 || s.Denied != 0 {
+		t.Errorf("stats %+v, want 1 audited, 0 denied", s)
+	}
+}

@@ -93,6 +93,7 @@ type Proxy struct {
 	addrs []netip.AddrPort
 
 	inFlight chan struct{}
+	workers  *workers
 	tcpSlots chan struct{}
 	records  chan *api.Flow
 	stats    counters
@@ -106,14 +107,15 @@ type Proxy struct {
 
 // counters are the proxy's Stats, updated without locks.
 type counters struct {
-	queries, denied, malformed, unknownEndpoint     atomic.Uint64
-	timeouts, upstreamErrors, overload, recordsLost atomic.Uint64
+	queries, denied, audited, malformed, unknownEndpoint atomic.Uint64
+	timeouts, upstreamErrors, overload, recordsLost      atomic.Uint64
 }
 
 // Stats are the proxy's counters.
 type Stats struct {
 	Queries         uint64 // queries received
 	Denied          uint64 // answered REFUSED by policy
+	Audited         uint64 // denied by policy, forwarded in audit mode
 	Malformed       uint64 // not a parsable single-question query
 	UnknownEndpoint uint64 // from an address no endpoint owns (SERVFAIL)
 	Timeouts        uint64 // the server did not answer in time (SERVFAIL)
@@ -148,6 +150,7 @@ func New(opts Options) (*Proxy, error) {
 	p := &Proxy{
 		opts: opts, log: log.With("component", "dnsproxy"), up: newUpstream(opts.UpstreamMark), raw: raw,
 		inFlight: make(chan struct{}, opts.MaxInFlight),
+		workers:  newWorkers(),
 		tcpSlots: make(chan struct{}, opts.MaxTCPConns),
 		records:  make(chan *api.Flow, opts.RecordQueue),
 		conns:    make(map[net.Conn]struct{}),
@@ -218,7 +221,7 @@ func (p *Proxy) Addrs() []netip.AddrPort { return p.addrs }
 func (p *Proxy) Stats() Stats {
 	s := &p.stats
 	return Stats{
-		Queries: s.queries.Load(), Denied: s.denied.Load(), Malformed: s.malformed.Load(),
+		Queries: s.queries.Load(), Denied: s.denied.Load(), Audited: s.audited.Load(), Malformed: s.malformed.Load(),
 		UnknownEndpoint: s.unknownEndpoint.Load(), Timeouts: s.timeouts.Load(),
 		UpstreamErrors: s.upstreamErrors.Load(), Overload: s.overload.Load(), RecordsLost: s.recordsLost.Load(),
 	}

@@ -9,16 +9,43 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
 )
 
-// serveUDP reads datagrams until the socket closes; each is handled in its
-// own goroutine (tracked by wg) while MaxInFlight allows.
+// batchReader reads many datagrams in one system call (recvmmsg);
+// ipv4.PacketConn and ipv6.PacketConn satisfy it.
+type batchReader interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
+// Batch sizes of a UDP listener's reads.
+const (
+	// listenBatch is how many queries one recvmmsg reads at most.
+	listenBatch = 16
+	// queryBufSize is the largest UDP query read; a longer datagram is
+	// cut (MSG_TRUNC) and answered FORMERR. A query is one question and
+	// an EDNS0 record: a few hundred bytes.
+	queryBufSize = 4096
+)
+
+// serveUDP reads datagrams, in batches (recvmmsg), until the socket
+// closes; each is handled by a worker (tracked by wg) while MaxInFlight
+// allows.
 func (p *Proxy) serveUDP(ctx context.Context, conn *net.UDPConn, wg *sync.WaitGroup) {
 	local := conn.LocalAddr().(*net.UDPAddr).AddrPort()
-	buf := make([]byte, maxMessage)
-	oob := make([]byte, oobSize)
+	var r batchReader = ipv4.NewPacketConn(conn)
+	if local.Addr().Is6() && !local.Addr().Is4In6() {
+		r = ipv6.NewPacketConn(conn)
+	}
+	msgs := make([]ipv4.Message, listenBatch)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, queryBufSize)}
+		msgs[i].OOB = make([]byte, oobSize)
+	}
 	for {
-		n, oobn, _, client, err := conn.ReadMsgUDPAddrPort(buf, oob)
+		n, err := r.ReadBatch(msgs, 0)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
 				return
@@ -26,26 +53,47 @@ func (p *Proxy) serveUDP(ctx context.Context, conn *net.UDPConn, wg *sync.WaitGr
 			p.logErr(err)
 			continue
 		}
-		p.stats.queries.Add(1)
-		server, ok := origDst(oob[:oobn])
-		if !ok {
-			server = local
+		for i := range msgs[:n] {
+			p.serveDatagram(ctx, conn, local, &msgs[i], wg)
 		}
-		q := query{client: client, server: server, proto: protoUDP, msg: append([]byte(nil), buf[:n]...), received: time.Now()}
-		select {
-		case p.inFlight <- struct{}{}:
-		default:
-			p.stats.overload.Add(1)
-			p.sendUDP(conn, q, overloaded(q.msg))
-			continue
-		}
-		wg.Go(func() {
-			defer func() { <-p.inFlight }()
-			out := p.handle(ctx, q)
-			p.sendUDP(conn, q, out.reply)
-			p.finish(q, out)
-		})
 	}
+}
+
+// serveDatagram starts handling one datagram a batch read.
+func (p *Proxy) serveDatagram(ctx context.Context, conn *net.UDPConn, local netip.AddrPort, m *ipv4.Message, wg *sync.WaitGroup) {
+	p.stats.queries.Add(1)
+	ua, ok := m.Addr.(*net.UDPAddr)
+	if !ok {
+		return
+	}
+	client := netip.AddrPortFrom(ua.AddrPort().Addr().Unmap(), ua.AddrPort().Port())
+	server, ok := origDst(m.OOB[:m.NN])
+	if !ok {
+		server = local
+	}
+	q := query{client: client, server: server, proto: protoUDP, msg: append([]byte(nil), m.Buffers[0][:m.N]...), received: time.Now()}
+	if m.Flags&unix.MSG_TRUNC != 0 {
+		p.stats.malformed.Add(1)
+		p.sendUDP(conn, q, formErr(q.msg))
+		return
+	}
+	select {
+	case p.inFlight <- struct{}{}:
+	default:
+		p.stats.overload.Add(1)
+		p.sendUDP(conn, q, overloaded(q.msg))
+		return
+	}
+	p.workers.dispatch(ctx, wg, udpJob{conn: conn, q: q}, p.runUDP)
+}
+
+// runUDP handles and answers one UDP query and releases its MaxInFlight
+// slot.
+func (p *Proxy) runUDP(ctx context.Context, j udpJob) {
+	defer func() { <-p.inFlight }()
+	out := p.handle(ctx, j.q)
+	p.sendUDP(j.conn, j.q, out.reply)
+	p.finish(j.q, out)
 }
 
 func (p *Proxy) sendUDP(conn *net.UDPConn, q query, reply []byte) {

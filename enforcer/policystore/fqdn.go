@@ -24,16 +24,14 @@ type Names interface {
 type fqdnView struct {
 	seq      uint64 // the commit that made it (Store.commits)
 	compiled *compile.Compiled
-	matchers []*dnsmatch.Matcher
+	matchers *dnsmatch.Index // the toFQDNs selectors
 }
 
 // changes reports whether admitting a would change the compiled policy:
 // some toFQDNs selector selects its name but not yet one of its addresses.
 func (v *fqdnView) changes(a fqdn.Admission) bool {
-	for _, m := range v.matchers {
-		if !m.Match(a.Name) {
-			continue
-		}
+	var buf [4]*dnsmatch.Matcher
+	for _, m := range v.matchers.Select(a.Name, buf[:0]) {
 		for _, addr := range a.Addrs {
 			if !v.compiled.FQDNSelects(addr, m.Selector()) {
 				return true
@@ -136,5 +134,5 @@ func (s *Store) setView(c *compile.Compiled, seq uint64, policies map[string]*Ap
 	for _, p := range policies {
 		parsed = append(parsed, p.parsed)
 	}
-	s.fqdn.view.Store(&fqdnView{seq: seq, compiled: c, matchers: policy.FQDNMatchers(parsed)})
+	s.fqdn.view.Store(&fqdnView{seq: seq, compiled: c, matchers: dnsmatch.NewIndex(policy.FQDNMatchers(parsed))})
 }

@@ -48,20 +48,31 @@ func (s *Store) persist(prev map[string]*Applied) error {
 	return nil
 }
 
-// revisionsFile keeps the store's revision and each policy's, so a restart
-// lists them as they were.
+// revisionsFile keeps the store's revision and each policy's, and the
+// origins of those that are not a client's, so a restart lists them as
+// they were.
 const revisionsFile = "revisions.json"
 
 // revisions is revisionsFile's content.
 type revisions struct {
 	Revision uint64            `json:"revision"`
 	Policies map[string]uint64 `json:"policies"` // by kind/namespace/name
+	// Origins of the policies that are not a client's, by
+	// kind/namespace/name; absent in files of earlier versions (every
+	// policy then loads as a client's).
+	Origins map[string]Origin `json:"origins,omitempty"`
 }
 
 func (s *Store) persistRevisions() error {
 	r := revisions{Revision: s.revision, Policies: make(map[string]uint64, len(s.policies))}
 	for k, p := range s.policies {
 		r.Policies[k] = p.Revision
+		if p.Origin != (Origin{}) {
+			if r.Origins == nil {
+				r.Origins = map[string]Origin{}
+			}
+			r.Origins[k] = p.Origin
+		}
 	}
 	data, err := json.Marshal(r)
 	if err != nil {
@@ -70,8 +81,9 @@ func (s *Store) persistRevisions() error {
 	return writeAtomic(filepath.Join(s.dir, revisionsFile), data)
 }
 
-// loadRevisions restores the revisions persisted beside the policies; a
-// policy without one (persisted before revisions were) keeps 0.
+// loadRevisions restores the revisions and origins persisted beside the
+// policies; a policy without a revision (persisted before revisions were)
+// keeps 0, one without an origin is a client's.
 func (s *Store) loadRevisions(loaded map[string]*Applied) error {
 	data, err := os.ReadFile(filepath.Join(s.dir, revisionsFile))
 	if os.IsNotExist(err) {
@@ -88,6 +100,7 @@ func (s *Store) loadRevisions(loaded map[string]*Applied) error {
 	for k, p := range loaded {
 		p.Revision = r.Policies[k]
 		p.parsed.Revision = p.Revision
+		p.Origin = r.Origins[k]
 	}
 	return nil
 }

@@ -20,6 +20,9 @@ type Applied struct {
 	policyapi.Policy
 	// YAML is the policy's document as applied.
 	YAML string
+	// Origin says who applied it: a client (zero) or a watcher of an
+	// orchestrator's objects.
+	Origin Origin
 
 	parsed *policy.Policy
 }
@@ -123,6 +126,11 @@ func (s *Store) Get(namespace, name string) []Applied {
 // and adds or replaces its policies. Documents of other Kubernetes objects
 // are skipped and returned. On any error nothing changes.
 func (s *Store) Apply(file string, data []byte) ([]Applied, []policy.Skipped, error) {
+	return s.apply(file, data, Origin{})
+}
+
+// apply is Apply of policies of origin.
+func (s *Store) apply(file string, data []byte, origin Origin) ([]Applied, []policy.Skipped, error) {
 	docs, skipped, err := parse(file, data)
 	if err != nil {
 		return nil, nil, err
@@ -140,6 +148,7 @@ func (s *Store) Apply(file string, data []byte) ([]Applied, []policy.Skipped, er
 		next[k] = p
 	}
 	for _, d := range docs {
+		d.Origin = origin
 		next[d.key()] = d
 	}
 	rev := s.revision

@@ -40,23 +40,6 @@ func selfSigned(t *testing.T) tls.Certificate {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
-// serveWith runs the Observer service for b with o and returns its address.
-func serveWith(t *testing.T, b Backend, o Options) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, ln, b, o) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return ln.Addr().String()
-}
-
 // With an API token, Hubble's API wants it as the HTTP API does: the real
 // CLI sends it as its Basic authentication password (which it sends over
 // TLS only), other clients as a bearer token; the health check needs none.
@@ -64,7 +47,7 @@ func TestHubbleCLIWithTheAPIToken(t *testing.T) {
 	h := newHubbleCLI(t)
 	col, _, _ := startCollector(t, "node1", testFlows())
 	cert := selfSigned(t)
-	h.server = serveWith(t, NewCollectorBackend(col), Options{Token: "s3cret",
+	h.server = serveAddrWith(t, NewCollectorBackend(col), Options{Token: "s3cret",
 		GRPC: []grpc.ServerOption{grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}}))}})
 
 	tlsArgs := []string{"--tls", "--tls-allow-insecure"}

@@ -1,8 +1,6 @@
 package hubble
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -209,38 +207,10 @@ func TestHubbleCLIFollowsAgentEventsThroughARelay(t *testing.T) {
 		t.Errorf("hubble observe agent-events --all through a relay: %q, want 5 events of each node, node1's first", got)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
-	defer cancel()
-	cmd := h.command(ctx, "observe", "agent-events", "-f", "--last", "1", "-o", "json")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
+	follow := h.follow(t, "observe", "agent-events", "-f", "--last", "1", "-o", "json")
 	next := func() string {
 		t.Helper()
-		select {
-		case line, ok := <-lines:
-			if !ok {
-				t.Fatalf("hubble observe agent-events -f ended early: %s", stderr.String())
-			}
-			return agentEvents(t, line)[0]
-		case <-ctx.Done():
-			t.Fatalf("hubble observe agent-events -f printed nothing within %v: %s", cliTimeout, stderr.String())
-		}
-		return ""
+		return agentEvents(t, follow.next(t))[0]
 	}
 	replayed := []string{next(), next()} // the last event of each node
 	slices.Sort(replayed)
@@ -253,6 +223,5 @@ func TestHubbleCLIFollowsAgentEventsThroughARelay(t *testing.T) {
 	if got, want := next(), "node2 POLICY_UPDATED "+dbPolicyLabels+" rev=2 rules=1"; got != want {
 		t.Errorf("live event %q, want %q", got, want)
 	}
-	cancel()
-	_ = cmd.Wait()
+	follow.stop()
 }

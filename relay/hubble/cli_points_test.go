@@ -1,8 +1,6 @@
 package hubble
 
 import (
-	"context"
-	"net"
 	"slices"
 	"testing"
 
@@ -36,25 +34,6 @@ func twoPointFlows() []api.Flow {
 	single.Verdict, single.DropReason, single.IngressDeniedBy = api.VerdictForwarded, api.DropReasonUnknown, nil
 	single.UUID[15] = 2
 	return []api.Flow{paired, single}
-}
-
-// serveAddrWith is serveAddr with options.
-func serveAddrWith(t *testing.T, b Backend, o Options) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, ln, b, o) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return ln.Addr().String()
 }
 
 // point is what the CLI printed of one flow: where it was observed and

@@ -1,6 +1,7 @@
 package hubble
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -150,13 +151,20 @@ func cliFlowIDs(t *testing.T, out string) []int {
 // serveAddr runs the Observer service for b and returns its address.
 func serveAddr(t *testing.T, b Backend) string {
 	t.Helper()
+	return serveAddrWith(t, b, Options{})
+}
+
+// serveAddrWith runs the Observer service for b with o until the test
+// ends, failing it if Serve fails, and returns its address.
+func serveAddrWith(t *testing.T, b Backend, o Options) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, ln, b, Options{}) }()
+	go func() { done <- Serve(ctx, ln, b, o) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -207,4 +215,70 @@ func grouped(n int) string {
 		s = s[:i] + "," + s[i:]
 	}
 	return s
+}
+
+// following is a hubble command that follows (observe -f), read line by
+// line as it prints.
+type following struct {
+	what   string
+	ctx    context.Context
+	cancel context.CancelFunc
+	cmd    *exec.Cmd
+	stderr bytes.Buffer
+	lines  chan string
+}
+
+// follow starts `hubble args...`, a command that prints until it is
+// stopped: stop, the test's end, or cliTimeout after its start.
+func (h *hubbleCLI) follow(t *testing.T, args ...string) *following {
+	t.Helper()
+	f := &following{what: "hubble " + strings.Join(args, " "), lines: make(chan string)}
+	f.ctx, f.cancel = context.WithTimeout(context.Background(), cliTimeout)
+	t.Cleanup(f.cancel)
+	f.cmd = h.command(f.ctx, args...)
+	f.cmd.Stderr = &f.stderr
+	stdout, err := f.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(f.lines)
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			f.lines <- sc.Text()
+		}
+	}()
+	return f
+}
+
+// next is the next line the command prints; the command ending first, or
+// printing nothing before its time is up, fails the test.
+func (f *following) next(t *testing.T) string {
+	t.Helper()
+	select {
+	case line, ok := <-f.lines:
+		if !ok {
+			t.Fatalf("%s ended early: %s", f.what, f.stderr.String())
+		}
+		return line
+	case <-f.ctx.Done():
+		t.Fatalf("%s printed nothing within %v: %s", f.what, cliTimeout, f.stderr.String())
+	}
+	return ""
+}
+
+// stop kills the command (a follow never ends by itself) and returns what
+// it printed after the lines next read.
+func (f *following) stop() []string {
+	f.cancel()
+	_ = f.cmd.Wait()
+	var rest []string
+	for line := range f.lines {
+		rest = append(rest, line)
+	}
+	return rest
 }

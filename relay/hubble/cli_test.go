@@ -1,7 +1,6 @@
 package hubble
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -221,39 +220,10 @@ func TestHubbleCLIFollow(t *testing.T) {
 			h.server = tt.serve(t, col)
 			before := col.Store().Followers()
 
-			ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
-			defer cancel()
-			cmd := h.command(ctx, "observe", "-f", "--last", "1", "--protocol", "tcp", "-o", "json")
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			stdout, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			lines := make(chan string)
-			go func() {
-				defer close(lines)
-				sc := bufio.NewScanner(stdout)
-				sc.Buffer(nil, 1<<20)
-				for sc.Scan() {
-					lines <- sc.Text()
-				}
-			}()
+			follow := h.follow(t, "observe", "-f", "--last", "1", "--protocol", "tcp", "-o", "json")
 			next := func() int {
 				t.Helper()
-				select {
-				case line, ok := <-lines:
-					if !ok {
-						t.Fatalf("hubble observe -f ended early: %s", stderr.String())
-					}
-					return cliFlowIDs(t, line)[0]
-				case <-ctx.Done():
-					t.Fatalf("hubble observe -f printed nothing within %v: %s", cliTimeout, stderr.String())
-				}
-				return 0
+				return cliFlowIDs(t, follow.next(t))[0]
 			}
 
 			if got := next(); got != 6 {
@@ -269,9 +239,7 @@ func TestHubbleCLIFollow(t *testing.T) {
 				t.Errorf("live flow %d, want 7", got)
 			}
 
-			cancel() // kills the CLI: a follow never ends by itself
-			_ = cmd.Wait()
-			for line := range lines {
+			for _, line := range follow.stop() {
 				t.Errorf("unexpected output after the live flow: %s", line)
 			}
 		})

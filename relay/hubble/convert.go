@@ -1,7 +1,6 @@
 package hubble
 
 import (
-	"encoding/hex"
 	"slices"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
@@ -48,7 +47,7 @@ func FlowToProto(f *api.Flow) *flowpb.Flow {
 		pf.Time = timestamppb.New(f.Time)
 	}
 	if f.UUID != ([16]byte{}) {
-		pf.Uuid = formatUUID(&f.UUID)
+		pf.Uuid = api.FormatUUID(&f.UUID)
 	}
 	if f.IP.Source.IsValid() || f.IP.Destination.IsValid() || f.IP.Version != api.IPNotUsed {
 		pf.IP = &flowpb.IP{IpVersion: flowpb.IPVersion(f.IP.Version)}
@@ -140,19 +139,4 @@ func policies(refs []api.PolicyRef) []*flowpb.Policy {
 		out[i] = &flowpb.Policy{Name: p.Name, Namespace: p.Namespace, Kind: p.Kind, Revision: p.Revision}
 	}
 	return out
-}
-
-// formatUUID writes the canonical 8-4-4-4-12 form.
-func formatUUID(u *[16]byte) string {
-	var b [36]byte
-	hex.Encode(b[0:8], u[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], u[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], u[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], u[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:], u[10:])
-	return string(b[:])
 }

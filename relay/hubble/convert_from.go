@@ -1,11 +1,9 @@
 package hubble
 
 import (
-	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
 
@@ -44,11 +42,9 @@ func FlowFromProto(pf *flowpb.Flow, f *api.Flow) error {
 		f.Time = pf.GetTime().AsTime()
 	}
 	if u := pf.GetUuid(); u != "" {
-		b, err := hex.DecodeString(strings.ReplaceAll(u, "-", ""))
-		if err != nil || len(b) != len(f.UUID) {
+		if api.ParseUUID(u, &f.UUID) != nil {
 			return fmt.Errorf("flow uuid %q: want 32 hex digits", u)
 		}
-		copy(f.UUID[:], b)
 	}
 	if ip := pf.GetIP(); ip != nil {
 		f.IP.Version = api.IPVersion(ip.GetIpVersion())

@@ -35,20 +35,9 @@ func (s *Server) GetAgentEvents(req *observerpb.GetAgentEventsRequest, stream ob
 		return status.Error(codes.InvalidArgument, "first cannot be combined with follow")
 	}
 	q := agentevent.Query{Follow: req.GetFollow()}
-	if req.GetSince() != nil {
-		if err := req.GetSince().CheckValid(); err != nil {
-			return status.Errorf(codes.InvalidArgument, "since: %v", err)
-		}
-		q.Since = req.GetSince().AsTime()
-	}
-	if req.GetUntil() != nil {
-		if err := req.GetUntil().CheckValid(); err != nil {
-			return status.Errorf(codes.InvalidArgument, "until: %v", err)
-		}
-		q.Until = req.GetUntil().AsTime()
-	}
-	if !q.Since.IsZero() && !q.Until.IsZero() && q.Until.Before(q.Since) {
-		return status.Error(codes.InvalidArgument, "until is before since")
+	var err error
+	if q.Since, q.Until, err = timeWindow(req.GetSince(), req.GetUntil()); err != nil {
+		return err
 	}
 	// The CLI's --all asks for the last math.MaxUint64: every event.
 	if n := req.GetNumber(); n > 0 && n < math.MaxInt32 {
@@ -66,7 +55,7 @@ func (s *Server) GetAgentEvents(req *observerpb.GetAgentEventsRequest, stream ob
 		defer release()
 	}
 	ctx := stream.Context()
-	err := s.backend.AgentEvents().Read(ctx, q, func(e *agentevent.Event) error {
+	err = s.backend.AgentEvents().Read(ctx, q, func(e *agentevent.Event) error {
 		ts := timestamppb.New(e.Time)
 		return stream.Send(&observerpb.GetAgentEventsResponse{AgentEvent: AgentEventToProto(e), NodeName: e.NodeName, Time: ts})
 	})

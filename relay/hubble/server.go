@@ -117,20 +117,8 @@ func (s *Server) GetFlows(req *observerpb.GetFlowsRequest, stream observerpb.Obs
 			q.Filter = eachPointSet(fs)
 		}
 	}
-	if req.GetSince() != nil {
-		if err := req.GetSince().CheckValid(); err != nil {
-			return status.Errorf(codes.InvalidArgument, "since: %v", err)
-		}
-		q.Since = req.GetSince().AsTime()
-	}
-	if req.GetUntil() != nil {
-		if err := req.GetUntil().CheckValid(); err != nil {
-			return status.Errorf(codes.InvalidArgument, "until: %v", err)
-		}
-		q.Until = req.GetUntil().AsTime()
-	}
-	if !q.Since.IsZero() && !q.Until.IsZero() && q.Until.Before(q.Since) {
-		return status.Error(codes.InvalidArgument, "until is before since")
+	if q.Since, q.Until, err = timeWindow(req.GetSince(), req.GetUntil()); err != nil {
+		return err
 	}
 	if n := req.GetNumber(); n > 0 {
 		if n > 1<<31 {

@@ -116,24 +116,11 @@ func startCollectorIn(t *testing.T, node, cluster string, canned []api.Flow) (*c
 // serve runs the Observer service for b and returns a client.
 func serve(t *testing.T, b Backend) observerpb.ObserverClient {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	conn, err := grpc.NewClient(serveAddr(t, b), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, ln, b, Options{}) }()
-	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	t.Cleanup(func() { conn.Close() })
 	return observerpb.NewObserverClient(conn)
 }
 
@@ -158,17 +145,7 @@ func relayClient(t *testing.T) (observerpb.ObserverClient, *relay.Relay, []func(
 		peers = append(peers, c.Addr().String())
 		stops = append(stops, stop)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := relay.New(relay.Options{Peers: peers, Listener: ln, MergeWindow: 20 * time.Millisecond,
-		ProbeInterval: 50 * time.Millisecond, BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	apitest.Start(t, "relay", r)
-	waitFor(t, "peers connected", func() bool { return r.Status().NumConnectedNodes == 3 })
+	r := startRelay(t, peers)
 	return serve(t, NewRelayBackend(r)), r, stops
 }
 

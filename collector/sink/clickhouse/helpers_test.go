@@ -142,30 +142,10 @@ func genEndpoint(r *rand.Rand) api.Endpoint {
 	return api.Endpoint{ID: uint32(r.IntN(100)), Identity: uint32(r.IntN(5) * 1000), Namespace: ns, PodName: pod, Workload: pod[:min(len(pod), 4)], Labels: labels}
 }
 
-// checksum is computed the same way in Go (here) and in SQL (checksumSQL):
-// a wrapping uint64 sum over the 5-tuples and counters.
-func checksum(flows []api.Flow) (n uint64, sum uint64) {
-	for i := range flows {
-		f := &flows[i]
-		s, d := ip16(f.IP.Source), ip16(f.IP.Destination)
-		sum += binary.LittleEndian.Uint64(s[:8])*3 + binary.LittleEndian.Uint64(s[8:])*5 +
-			binary.LittleEndian.Uint64(d[:8])*7 + binary.LittleEndian.Uint64(d[8:])*11 +
-			uint64(f.L4.SourcePort)*13 + uint64(f.L4.DestinationPort)*17 + uint64(f.L4.Protocol)*19 +
-			f.Counters.BytesForward*23 + f.Counters.BytesReply*29 + f.Counters.PacketsForward*31 + f.Counters.PacketsReply*37
-	}
-	return uint64(len(flows)), sum
-}
-
-const checksumSQL = `SELECT count(), uniqExact(uuid), sum(
-	reinterpretAsUInt64(substring(src_ip, 1, 8)) * 3 + reinterpretAsUInt64(substring(src_ip, 9, 8)) * 5 +
-	reinterpretAsUInt64(substring(dst_ip, 1, 8)) * 7 + reinterpretAsUInt64(substring(dst_ip, 9, 8)) * 11 +
-	toUInt64(src_port) * 13 + toUInt64(dst_port) * 17 + toUInt64(protocol) * 19 +
-	bytes_fwd * 23 + bytes_rev * 29 + packets_fwd * 31 + packets_rev * 37) FROM `
-
 // tableChecksum returns count, distinct uuids and the checksum of db.flows.
 func tableChecksum(t testing.TB, s *Store) (n, distinct, sum uint64) {
 	t.Helper()
-	if err := s.conn.QueryRow(context.Background(), checksumSQL+"`"+s.db+"`.flows").Scan(&n, &distinct, &sum); err != nil {
+	if err := s.conn.QueryRow(context.Background(), chtest.ChecksumSQL+"`"+s.db+"`.flows").Scan(&n, &distinct, &sum); err != nil {
 		t.Fatalf("checksum query: %v", err)
 	}
 	return n, distinct, sum

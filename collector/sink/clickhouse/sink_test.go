@@ -8,6 +8,7 @@ import (
 
 	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/collector/sink"
+	"github.com/periscope-dev/periscope/collector/sink/clickhouse/chtest"
 )
 
 // outageDuration is how long the outage test keeps ClickHouse down: the
@@ -49,7 +50,7 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 
 func checkExactlyOnce(t *testing.T, s *Store, want []api.Flow) {
 	t.Helper()
-	wn, wsum := checksum(want)
+	wn, wsum := chtest.Checksum(want)
 	n, distinct, sum := tableChecksum(t, s)
 	if n != wn || distinct != wn || sum != wsum {
 		t.Errorf("table has %d rows (%d distinct uuids, checksum %d); want %d rows, checksum %d", n, distinct, sum, wn, wsum)
