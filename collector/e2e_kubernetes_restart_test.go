@@ -21,14 +21,8 @@ import (
 func TestKubernetesPolicyDeletedWhileTheCollectorWasDownIsRemoved(t *testing.T) {
 	k := startKubeCluster(t)
 	lab := newE2ELab(t)
-	client, err := lab.AddPod(netlab.PodSpec{Name: "client"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err := lab.AddPod(netlab.PodSpec{Name: "server"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pods := addPods(t, lab, netlab.PodSpec{Name: "client"}, netlab.PodSpec{Name: "server"})
+	client, server := pods[0], pods[1]
 	acceptAndClose(t, server, 8080, 8081)
 	const node, ns = "node-r", "shop"
 	dir := t.TempDir()

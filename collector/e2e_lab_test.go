@@ -37,6 +37,21 @@ func newE2ELab(t testing.TB) *netlab.Lab {
 	return lab
 }
 
+// addPods adds a pod per spec to lab, in order, failing the test on an
+// error.
+func addPods(t testing.TB, lab *netlab.Lab, specs ...netlab.PodSpec) []*netlab.Pod {
+	t.Helper()
+	pods := make([]*netlab.Pod, len(specs))
+	for i, spec := range specs {
+		p, err := lab.AddPod(spec)
+		if err != nil {
+			t.Fatalf("add pod %s: %v", spec.Name, err)
+		}
+		pods[i] = p
+	}
+	return pods
+}
+
 // startE2ENode loads the datapath with dcfg (a unique pin path is set),
 // resolves cfg and runs a collector until the test ends.
 func startE2ENode(t *testing.T, cfg *collector.Config, dcfg datapath.Config, ringSize int) *e2eNode {

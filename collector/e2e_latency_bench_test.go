@@ -57,14 +57,8 @@ func BenchmarkE2EKernelToQueryable(b *testing.B) {
 	labtest.RequireRoot(b)
 	srv := chtest.Start(b)
 	lab := labtest.NewLab(b)
-	client, err := lab.AddPod(netlab.PodSpec{Name: "client"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	server, err := lab.AddPod(netlab.PodSpec{Name: "server", Namespace: "other"})
-	if err != nil {
-		b.Fatal(err)
-	}
+	pods := addPods(b, lab, netlab.PodSpec{Name: "client"}, netlab.PodSpec{Name: "server", Namespace: "other"})
+	client, server := pods[0], pods[1]
 
 	ctx := context.Background()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -26,14 +26,8 @@ import (
 func TestCollectorWithRealDatapath(t *testing.T) {
 	labtest.RequireRoot(t)
 	lab := labtest.NewLab(t)
-	client, err := lab.AddPod(netlab.PodSpec{Name: "client"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err := lab.AddPod(netlab.PodSpec{Name: "server"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pods := addPods(t, lab, netlab.PodSpec{Name: "client"}, netlab.PodSpec{Name: "server"})
+	client, server := pods[0], pods[1]
 
 	cfg := &collector.Config{
 		NodeName: "itest",
