@@ -124,7 +124,7 @@ func TestOutageUnderLoadLosesAndDoublesNothing(t *testing.T) {
 		t.Logf("ClickHouse back after %d flows offered, %d held", o, q.Stats().Queued)
 	}
 	<-producerDone
-	waitFor(t, 40*time.Second, "all flows written after the restart", func() bool { return q.Stats().Written == n })
+	waitFor(t, 120*time.Second, "all flows written after the restart", func() bool { return q.Stats().Written == n })
 	stop()
 	st := q.Stats()
 	if st.Dropped != 0 || st.Failed != 0 || st.Spooled != 0 {
@@ -155,7 +155,7 @@ func TestQueueTooSmallForAnOutageCountsExactlyTheMissingRows(t *testing.T) {
 		}
 	}
 	srv.Start()
-	waitFor(t, 40*time.Second, "queue drained", func() bool { return q.Stats().Queued == 0 })
+	waitFor(t, 120*time.Second, "queue drained", func() bool { return q.Stats().Queued == 0 })
 	stop()
 	st := q.Stats()
 	rows, _, _ := tableChecksum(t, s)
