@@ -254,27 +254,6 @@ func connects(t *testing.T, from, to *netlab.Pod, port uint16) bool {
 	return err == nil
 }
 
-// acceptAndClose serves TCP on ports of pod until the test ends.
-func acceptAndClose(t *testing.T, pod *netlab.Pod, ports ...uint16) {
-	t.Helper()
-	for _, port := range ports {
-		ln, err := pod.ListenTCP(port)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
-			}
-		}()
-	}
-}
-
 // waitWithin polls cond every 20 ms until it holds, or fails the test after
 // timeout naming what it waited for.
 func waitWithin(t *testing.T, timeout time.Duration, what string, cond func() bool) {

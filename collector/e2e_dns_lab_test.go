@@ -42,7 +42,7 @@ type dnsLab struct {
 	stateDir string
 	node     *dnsNode
 	sport    atomic.Uint32
-	dnsmasq  *syncBuffer
+	dnsmasq  *logBuffer
 }
 
 // dnsNode is one run of the collector, wired as `periscope collector` wires
@@ -60,24 +60,6 @@ type dnsNode struct {
 	stopOnce sync.Once
 }
 
-// syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // shortTTL is short.example.com's TTL, the suite's expiring name.
 const shortTTL = 2
 
@@ -89,7 +71,7 @@ func newDNSLab(t testing.TB, dnsmasqArgs ...string) *dnsLab {
 			labtest.SkipOrFail(t, tool+" is not installed (scripts/deps.sh installs it)")
 		}
 	}
-	l := &dnsLab{lab: labtest.NewLab(t), pods: map[string]*netlab.Pod{}, stateDir: t.TempDir(), dnsmasq: &syncBuffer{},
+	l := &dnsLab{lab: labtest.NewLab(t), pods: map[string]*netlab.Pod{}, stateDir: t.TempDir(), dnsmasq: &logBuffer{},
 		pinPath: fmt.Sprintf("/sys/fs/bpf/periscope-e2e-dns-%d-%d", os.Getpid(), time.Now().UnixNano())}
 	l.sport.Store(30000)
 	l.cfg = &collector.Config{NodeName: "e2e-dns"}

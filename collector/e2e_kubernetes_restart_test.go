@@ -23,7 +23,7 @@ func TestKubernetesPolicyDeletedWhileTheCollectorWasDownIsRemoved(t *testing.T) 
 	lab := newE2ELab(t)
 	pods := addPods(t, lab, netlab.PodSpec{Name: "client"}, netlab.PodSpec{Name: "server"})
 	client, server := pods[0], pods[1]
-	acceptAndClose(t, server, 8080, 8081)
+	serveTCP(t, server, 8080, 8081)
 	const node, ns = "node-r", "shop"
 	dir := t.TempDir()
 	pin := fmt.Sprintf("/sys/fs/bpf/periscope-e2e-disc-%d-%d", os.Getpid(), time.Now().UnixNano())

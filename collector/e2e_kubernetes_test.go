@@ -147,7 +147,7 @@ func TestKubernetesPodsAndPoliciesDriveTheCollector(t *testing.T) {
 	lab := newE2ELab(t)
 	pods := addPods(t, lab, netlab.PodSpec{Name: "client"}, netlab.PodSpec{Name: "server"})
 	client, server := pods[0], pods[1]
-	acceptAndClose(t, server, 8080, 8081)
+	serveTCP(t, server, 8080, 8081)
 	const node, ns = "node-a", "shop"
 	grace := time.Second
 	n := startDiscoveryNode(t, node, grace, k.watch(node))
