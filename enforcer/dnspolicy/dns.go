@@ -69,7 +69,7 @@ func New(opts Options) (*DNS, error) {
 	}
 	d := &DNS{opts: opts, log: log.With("component", "dns"), table: dnsmatch.NewTable(), refresh: make(chan struct{}, 1)}
 	co := opts.Cache
-	co.Admit, co.Expire, co.Logger = d.admit, d.expire, log
+	co.Admit, co.Admitted, co.Expire, co.Logger = d.admit, d.admitted, d.expire, log
 	if co.SaveInterval == 0 {
 		co.SaveInterval = DefaultSaveInterval
 	}
@@ -166,6 +166,15 @@ func (d *DNS) admit(a fqdn.Admission) error {
 		return s.AdmitNames(a)
 	}
 	return nil
+}
+
+// admitted is the cache's Admitted hook: whether admit would return at
+// once.
+func (d *DNS) admitted(a fqdn.Admission) bool {
+	if s := d.store.Load(); s != nil {
+		return s.NamesAdmitted(a)
+	}
+	return true
 }
 
 // expire is the cache's Expire hook: a refresh when the policy selected

@@ -11,7 +11,9 @@
 //     datapath.RedirectOwners), in the order that never leaves a
 //     redirected query without the rules of either policy;
 //   - the cache's Admit hook is the store's AdmitNames, so an answer is
-//     released only once toFQDNs admits its addresses; its Expire hook
+//     released only once toFQDNs admits its addresses (its Admitted hook,
+//     the store's lock-free NamesAdmitted, lets the proxy release an
+//     answer admitted already without waiting); its Expire hook
 //     asks the store to recompile (RefreshNames, from Run) when an address
 //     a toFQDNs rule selected left the cache.
 //

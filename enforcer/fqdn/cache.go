@@ -76,6 +76,10 @@ type Options struct {
 	// admitted its addresses. Its error is Record's. It runs concurrently
 	// with other Records and their Admits, after its entries are cached.
 	Admit func(Admission) error
+	// Admitted, when set with Admit, tells without waiting whether the
+	// policy in force admits an answer's addresses already (true: Admit
+	// would return at once); TryRecord asks it.
+	Admitted func(Admission) bool
 	// Expire, when set, is called for addresses that left the cache, one
 	// call at a time, in the order of the removals.
 	Expire func(Expiry)
@@ -176,6 +180,19 @@ func (c *Cache) Record(a Answer) error {
 	if len(a.Addrs) == 0 {
 		return nil
 	}
+	ttl := c.cache(a)
+
+	if c.opts.Admit == nil {
+		return nil
+	}
+	if err := c.opts.Admit(Admission{Endpoint: a.Endpoint, Name: a.Name, Addrs: a.Addrs, TTL: ttl}); err != nil {
+		return fmt.Errorf("admit %s for endpoint %d: %w", a.Name, a.Endpoint, err)
+	}
+	return nil
+}
+
+// cache caches a's entries and returns the TTL they got.
+func (c *Cache) cache(a Answer) time.Duration {
 	ttl := max(time.Duration(a.TTL)*time.Second, c.opts.MinTTL)
 	c.hookMu.Lock()
 	expires := c.opts.Now().Add(ttl)
@@ -194,14 +211,30 @@ func (c *Cache) Record(a Answer) error {
 	c.mu.Unlock()
 	c.expire(evicted)
 	c.hookMu.Unlock()
+	return ttl
+}
 
+// TryRecord is Record for a caller that must not wait for the policy:
+// it caches a and reports true when nothing is to be admitted (no Admit
+// hook) or the Admitted hook says the policy in force admits its
+// addresses already; otherwise it reports false and the caller must call
+// Record, which admits them (a's entries may be cached already, which
+// Record repeats harmlessly). Without an Admitted hook it caches nothing
+// and reports false, unless there is no Admit hook either.
+func (c *Cache) TryRecord(a Answer) (bool, error) {
+	if len(a.Addrs) == 0 {
+		return true, nil
+	}
 	if c.opts.Admit == nil {
-		return nil
+		return true, c.Record(a)
 	}
-	if err := c.opts.Admit(Admission{Endpoint: a.Endpoint, Name: a.Name, Addrs: a.Addrs, TTL: ttl}); err != nil {
-		return fmt.Errorf("admit %s for endpoint %d: %w", a.Name, a.Endpoint, err)
+	if c.opts.Admitted == nil {
+		return false, nil
 	}
-	return nil
+	ttl := c.cache(a)
+	// The entries are cached before the check: a recompile that begins
+	// after it reads them (the Admitted hook's contract).
+	return c.opts.Admitted(Admission{Endpoint: a.Endpoint, Name: a.Name, Addrs: a.Addrs, TTL: ttl}), nil
 }
 
 // upsert adds or extends one entry, evicting to stay in bounds; c.mu is

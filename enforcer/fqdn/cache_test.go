@@ -361,3 +361,47 @@ func TestAllNamesAreTheNodes(t *testing.T) {
 		t.Fatalf("AllNames() = %v", got)
 	}
 }
+
+func TestTryRecordCachesWithoutWaitingOnlyWhatThePolicyAdmitsAlready(t *testing.T) {
+	addr := netip.MustParseAddr("198.18.1.1")
+	ans := Answer{Endpoint: 1, Name: "a.example.", Addrs: []netip.Addr{addr}, TTL: 60}
+	admits := 0
+	admit := func(Admission) error { admits++; return nil }
+	for _, tc := range []struct {
+		name             string
+		admit            func(Admission) error
+		admitted         func(Admission) bool
+		wantOK, wantKept bool
+	}{
+		{name: "no policy to admit into", wantOK: true, wantKept: true},
+		{name: "admitted already", admit: admit, admitted: func(Admission) bool { return true }, wantOK: true, wantKept: true},
+		{name: "the policy must change", admit: admit, admitted: func(Admission) bool { return false }, wantOK: false, wantKept: true},
+		{name: "no way to tell", admit: admit, wantOK: false, wantKept: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var seen []Admission
+			admitted := tc.admitted
+			if admitted != nil {
+				admitted = func(a Admission) bool { seen = append(seen, a); return tc.admitted(a) }
+			}
+			c, err := New(Options{Admit: tc.admit, Admitted: admitted})
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := admits
+			ok, err := c.TryRecord(ans)
+			if err != nil || ok != tc.wantOK {
+				t.Fatalf("TryRecord = %v, %v; want %v", ok, err, tc.wantOK)
+			}
+			if admits != before {
+				t.Error("TryRecord called the Admit hook (which may wait)")
+			}
+			if kept := len(c.AllNames()[addr]) > 0; kept != tc.wantKept {
+				t.Errorf("cached %v, want %v", kept, tc.wantKept)
+			}
+			if admitted != nil && (len(seen) != 1 || seen[0].Name != ans.Name || seen[0].TTL != time.Minute) {
+				t.Errorf("Admitted asked %+v, want the answer once with its TTL", seen)
+			}
+		})
+	}
+}

@@ -68,10 +68,10 @@ func (f *fqdnState) input() map[netip.Addr][]string {
 // the answer from Names and was applied. Admissions waiting meanwhile are
 // admitted by one recompile. The answer must be in Names before the call.
 func (s *Store) AdmitNames(a fqdn.Admission) error {
-	f := &s.fqdn
-	if v := f.view.Load(); v != nil && v.seq == f.commits.Load() && !v.changes(a) {
+	if s.NamesAdmitted(a) {
 		return nil
 	}
+	f := &s.fqdn
 	mine := f.wanted.Add(1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -87,6 +87,18 @@ func (s *Store) AdmitNames(a fqdn.Admission) error {
 	}
 	f.done = covers
 	return nil
+}
+
+// NamesAdmitted reports, without a lock, whether the policy in force
+// admits the addresses of a DNS answer already, with no commit in
+// progress (fqdn.Options.Admitted): then AdmitNames would return at once.
+// False while a commit is in progress (it may have read Names before the
+// answer was cached), so its caller waits in AdmitNames instead. The
+// answer must be in Names before the call.
+func (s *Store) NamesAdmitted(a fqdn.Admission) bool {
+	f := &s.fqdn
+	v := f.view.Load()
+	return v != nil && v.seq == f.commits.Load() && !v.changes(a)
 }
 
 // NamesInForce reports whether the policy in force selects one of addrs
