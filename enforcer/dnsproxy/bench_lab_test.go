@@ -23,10 +23,18 @@ import (
 // asking dnsmasq straight (the server pod's own address) and through the
 // transparent proxy (the routed address the router diverts to it). Run it
 // with -benchtime=1x: one iteration is the whole comparison.
+//
+// PERISCOPE_DNSPROXY_BENCH_PORT53=1 makes the proxy listen on port 53 (in
+// the router pod: nothing else there has it), so that its replies leave
+// from the listener (IP_PKTINFO) instead of the raw socket.
 func BenchmarkProxyVsDirect(b *testing.B) {
 	l := newDNSLab(b)
+	listen := netip.MustParseAddrPort("0.0.0.0:0")
+	if os.Getenv("PERISCOPE_DNSPROXY_BENCH_PORT53") != "" {
+		listen = netip.MustParseAddrPort("0.0.0.0:53")
+	}
 	px := startChildProxy(b, l.router, childConfig{
-		Listen:       []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:0")},
+		Listen:       []netip.AddrPort{listen},
 		Endpoints:    map[netip.Addr]api.Endpoint{l.client.IPv4: {ID: 7, PodName: "client"}},
 		Rules:        map[uint32][]dnsmatch.Rule{7: {{Policy: testRef("p"), Port: 53, Names: []dnsmatch.Selector{{MatchPattern: "*.example.com"}}}}},
 		Timeout:      2 * time.Second,
@@ -42,13 +50,20 @@ func BenchmarkProxyVsDirect(b *testing.B) {
 		var qps [2][]float64
 		var proxyCPU time.Duration
 		var proxySwitches int64
+		// What the server and the load generator (this process) cost, each
+		// way: the proxy's share of the machine against theirs.
+		var serverCPU, clientCPU [2]time.Duration
+		self := os.Getpid()
 		for round := range 4 { // interleaved: direct, proxy, direct, proxy
 			target := []netip.AddrPort{direct, proxied}[round%2]
 			cpu0, sw0 := processCPU(b, px.cmd.Process.Pid), contextSwitches(b, px.cmd.Process.Pid)
+			srv0, cli0 := processCPU(b, l.dnsmasqPID), processCPU(b, self)
 			q, err := dnsload.ClosedLoop(l.client, target, query, 8, 2*time.Second)
 			if err != nil {
 				b.Fatalf("closed loop to %v: %v", target, err)
 			}
+			serverCPU[round%2] += processCPU(b, l.dnsmasqPID) - srv0
+			clientCPU[round%2] += processCPU(b, self) - cli0
 			if round%2 == 1 {
 				proxyCPU += processCPU(b, px.cmd.Process.Pid) - cpu0
 				proxySwitches += contextSwitches(b, px.cmd.Process.Pid) - sw0
@@ -57,8 +72,15 @@ func BenchmarkProxyVsDirect(b *testing.B) {
 		}
 		// The proxy's CPU (user and system) per query it answered: what
 		// the load on the machine does not change much.
-		b.ReportMetric(float64(proxyCPU.Microseconds())/(dnsload.Mean(qps[1])*2*2), "proxy_cpu_us/query")
+		perQuery := func(cpu time.Duration, way int) float64 {
+			return float64(cpu.Microseconds()) / (dnsload.Mean(qps[way]) * 2 * 2)
+		}
+		b.ReportMetric(perQuery(proxyCPU, 1), "proxy_cpu_us/query")
 		b.ReportMetric(float64(proxySwitches)/(dnsload.Mean(qps[1])*2*2), "proxy_switches/query")
+		b.ReportMetric(perQuery(serverCPU[0], 0), "server_cpu_us/query_direct")
+		b.ReportMetric(perQuery(serverCPU[1], 1), "server_cpu_us/query_proxied")
+		b.ReportMetric(perQuery(clientCPU[0], 0), "client_cpu_us/query_direct")
+		b.ReportMetric(perQuery(clientCPU[1], 1), "client_cpu_us/query_proxied")
 		var p50, p99 [2]time.Duration
 		for i, target := range []netip.AddrPort{direct, proxied} {
 			lat, err := dnsload.Paced(l.client, target, query, 1000, 3*time.Second)

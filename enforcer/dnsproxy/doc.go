@@ -7,6 +7,15 @@
 // records the answer's addresses in the FQDN cache, whose Admit hook runs
 // before the answer is released; and returns the answer byte for byte
 // (a truncated UDP answer stays truncated, so the client retries over TCP).
+//
+// UDP queries are started by the listener's reader (batched reads) and go
+// upstream over shared connected sockets, one per (source, server), each
+// query under a fresh random ID; each socket's reader finishes the answers
+// it reads itself (no hand-off), releasing an answer at once when the
+// cache says its addresses are admitted already (QuickCache.TryRecord),
+// and otherwise waiting for the admission (a policy recompile) in a
+// goroutine of its own, so that one recompile holds back only the answers
+// it must. TCP queries are handled one at a time per connection.
 // Every query and answer becomes an L7 DNS flow record (Hubble's shape,
 // observation_source "proxy"), emitted by Run as a collector source.
 //

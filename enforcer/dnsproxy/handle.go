@@ -40,29 +40,66 @@ type outcome struct {
 	response *api.Flow
 }
 
-// handle judges and answers one query. It never panics on malformed input
-// and returns within the upstream timeout.
+// handle judges and answers one query, forwarding it through p.exchange
+// (the TCP path and the tests; UDP queries go through the shared upstream
+// sockets, udpExchanges, with the same steps). It never panics on
+// malformed input and returns within the upstream timeout.
 func (p *Proxy) handle(ctx context.Context, q query) outcome {
+	out, fw := p.open(q)
+	if fw == nil {
+		return out
+	}
+	xctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
+	raw, err := p.exchange(xctx, q.proto, fw.from(p.opts.FromClient), q.server, q.msg)
+	cancel()
+	out, ans := p.settle(fw, raw, err)
+	return p.admit(fw, out, ans)
+}
+
+// forward is a query that policy allowed, on its way to the server: what
+// settle and admit need of it.
+type forward struct {
+	q      query
+	req    *dns.Msg
+	ep     uint32 // the asking endpoint's ID
+	resp   *api.Flow
+	qname  string
+	qtypes []string
+}
+
+// from is the source address of the forwarded query: the client's when
+// fromClient, else zero (the host's).
+func (fw *forward) from(fromClient bool) netip.Addr {
+	if fromClient {
+		return fw.q.client.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// open parses and judges a query and queues its REQUEST record. A query
+// to forward comes back as a forward; any other gets its outcome (the
+// reply: FORMERR, REFUSED, SERVFAIL, ...; nil for none).
+func (p *Proxy) open(q query) (outcome, *forward) {
 	req := new(dns.Msg)
 	if err := req.Unpack(q.msg); err != nil {
 		p.stats.malformed.Add(1)
-		return outcome{reply: formErr(q.msg)}
+		return outcome{reply: formErr(q.msg)}, nil
 	}
 	if req.Response {
 		p.stats.malformed.Add(1)
-		return outcome{} // a response sent to a resolver: drop it
+		return outcome{}, nil // a response sent to a resolver: drop it
 	}
 	if req.Opcode != dns.OpcodeQuery {
-		return outcome{reply: p.rcodeReply(req, dns.RcodeNotImplemented)}
+		return outcome{reply: p.rcodeReply(req, dns.RcodeNotImplemented)}, nil
 	}
 	if len(req.Question) != 1 {
 		p.stats.malformed.Add(1)
-		return outcome{reply: p.rcodeReply(req, dns.RcodeFormatError)}
+		return outcome{reply: p.rcodeReply(req, dns.RcodeFormatError)}, nil
 	}
 	ep, ok := p.opts.Endpoints.LookupIP(q.client.Addr().Unmap())
 	if !ok {
 		p.stats.unknownEndpoint.Add(1)
-		return outcome{reply: p.rcodeReply(req, dns.RcodeServerFailure)}
+		return outcome{reply: p.rcodeReply(req, dns.RcodeServerFailure)}, nil
 	}
 	qname := dnsmatch.Canonical(req.Question[0].Name)
 	qtypes := []string{typeName(req.Question[0].Qtype)}
@@ -75,7 +112,7 @@ func (p *Proxy) handle(ctx context.Context, q query) outcome {
 		rec.EgressDeniedBy = verdict.Policies
 		p.stats.denied.Add(1)
 		p.queue(rec)
-		return outcome{reply: p.rcodeReply(req, dns.RcodeRefused)}
+		return outcome{reply: p.rcodeReply(req, dns.RcodeRefused)}, nil
 	}
 	judge(rec, verdict)
 	if verdict.Audit {
@@ -85,33 +122,46 @@ func (p *Proxy) handle(ctx context.Context, q query) outcome {
 
 	resp := p.newRecord(q, ep, true)
 	judge(resp, verdict)
-	xctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
-	var from netip.Addr // the host's address
-	if p.opts.FromClient {
-		from = q.client.Addr().Unmap()
-	}
-	raw, err := p.exchange(xctx, q.proto, from, q.server, q.msg)
-	cancel()
+	return outcome{}, &forward{q: q, req: req, ep: ep.ID, resp: resp, qname: qname, qtypes: qtypes}
+}
+
+// settle reads the server's answer (raw, or the exchange's error): the
+// outcome to release once the cache admitted ans (nil: nothing to
+// admit). The outcome's reply is raw itself, so raw must stay unchanged
+// until the reply is sent.
+func (p *Proxy) settle(fw *forward, raw []byte, err error) (outcome, *fqdn.Answer) {
+	qname, q := fw.qname, fw.q
 	if err != nil {
-		return p.fail(req, resp, qname, qtypes, fmt.Errorf("forward %s to %s: %w", qname, q.server, err))
+		return p.fail(fw, fmt.Errorf("forward %s to %s: %w", qname, q.server, err)), nil
 	}
 	ans := new(dns.Msg)
 	if err := ans.Unpack(raw); err != nil {
-		return p.fail(req, resp, qname, qtypes, fmt.Errorf("answer to %s from %s: %w", qname, q.server, err))
+		return p.fail(fw, fmt.Errorf("answer to %s from %s: %w", qname, q.server, err)), nil
 	}
-	if err := sameQuestion(req, ans); err != nil {
-		return p.fail(req, resp, qname, qtypes, fmt.Errorf("answer from %s: %w", q.server, err))
+	if err := sameQuestion(fw.req, ans); err != nil {
+		return p.fail(fw, fmt.Errorf("answer from %s: %w", q.server, err)), nil
 	}
 	details := answerDetails(ans)
-	details.Query, details.Qtypes = qname, qtypes
+	details.Query, details.Qtypes = qname, fw.qtypes
+	fw.resp.L7 = &api.L7{Type: api.L7TypeResponse, DNS: &details.DNS}
+	out := outcome{reply: raw, response: fw.resp}
 	if p.opts.Cache != nil && ans.Rcode == dns.RcodeSuccess && len(details.IPs) > 0 {
-		err := p.opts.Cache.Record(fqdn.Answer{Endpoint: ep.ID, Name: qname, Addrs: details.addrs, TTL: details.TTL})
-		if err != nil {
-			return p.fail(req, resp, qname, qtypes, err)
-		}
+		return out, &fqdn.Answer{Endpoint: fw.ep, Name: qname, Addrs: details.addrs, TTL: details.TTL}
 	}
-	resp.L7 = &api.L7{Type: api.L7TypeResponse, DNS: &details.DNS}
-	return outcome{reply: raw, response: resp}
+	return out, nil
+}
+
+// admit records ans (when not nil) in the cache, whose Admit hook returns
+// once the policy admits its addresses, and returns out, or SERVFAIL when
+// that failed.
+func (p *Proxy) admit(fw *forward, out outcome, ans *fqdn.Answer) outcome {
+	if ans == nil {
+		return out
+	}
+	if err := p.opts.Cache.Record(*ans); err != nil {
+		return p.fail(fw, err)
+	}
+	return out
 }
 
 // judge sets the verdict of a forwarded query's record (or its answer's):
@@ -128,18 +178,18 @@ func judge(f *api.Flow, v dnsmatch.Verdict) {
 }
 
 // fail answers SERVFAIL and makes the response record an ERROR.
-func (p *Proxy) fail(req *dns.Msg, resp *api.Flow, qname string, qtypes []string, err error) outcome {
+func (p *Proxy) fail(fw *forward, err error) outcome {
 	if errors.Is(err, errNoAnswer) {
 		p.stats.timeouts.Add(1)
 	} else {
 		p.stats.upstreamErrors.Add(1)
 	}
 	p.logErr(err)
-	resp.Verdict = api.VerdictError
-	resp.L7 = &api.L7{Type: api.L7TypeResponse, DNS: &api.DNS{
-		Query: qname, Qtypes: qtypes, Rcode: dns.RcodeServerFailure, ObservationSource: observationSource,
+	fw.resp.Verdict = api.VerdictError
+	fw.resp.L7 = &api.L7{Type: api.L7TypeResponse, DNS: &api.DNS{
+		Query: fw.qname, Qtypes: fw.qtypes, Rcode: dns.RcodeServerFailure, ObservationSource: observationSource,
 	}}
-	return outcome{reply: p.rcodeReply(req, dns.RcodeServerFailure), response: resp}
+	return outcome{reply: p.rcodeReply(fw.req, dns.RcodeServerFailure), response: fw.resp}
 }
 
 // rcodeReply packs an empty answer to req with rcode.

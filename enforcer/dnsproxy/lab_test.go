@@ -34,6 +34,7 @@ type dnsLab struct {
 	client, router, dnsP *netlab.Pod
 	vip, silentVIP       netip.Addr // dnsmasq's address; one nobody answers on
 	vip6                 netip.Addr // dnsmasq's IPv6 address, routed like vip
+	dnsmasqPID           int        // the server's process (ip netns exec execs it)
 }
 
 // dnsmasqRecords are the names the lab's server knows.
@@ -119,6 +120,7 @@ func newDNSLab(t testing.TB) *dnsLab {
 		cancel()
 		t.Fatalf("start dnsmasq: %v", err)
 	}
+	l.dnsmasqPID = cmd.Process.Pid
 	t.Cleanup(func() {
 		cancel()
 		cmd.Wait()

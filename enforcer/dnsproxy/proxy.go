@@ -45,6 +45,16 @@ type Cache interface {
 	Record(a fqdn.Answer) error
 }
 
+// QuickCache is a Cache that can also record an answer without waiting:
+// TryRecord records it and reports true when its addresses are admitted
+// already, and does nothing and reports false when the admission would
+// wait (then Record, in a goroutine of its own, admits it).
+// *fqdn.Cache satisfies it.
+type QuickCache interface {
+	Cache
+	TryRecord(a fqdn.Answer) (bool, error)
+}
+
 // Options configure a Proxy.
 type Options struct {
 	// Listen are the addresses to serve, UDP and TCP on each. Port 0 picks
@@ -92,8 +102,8 @@ type Proxy struct {
 	tcp   []*net.TCPListener
 	addrs []netip.AddrPort
 
+	udpUp    *udpExchanges
 	inFlight chan struct{}
-	workers  *workers
 	tcpSlots chan struct{}
 	records  chan *api.Flow
 	stats    counters
@@ -148,9 +158,9 @@ func New(opts Options) (*Proxy, error) {
 		return nil, fmt.Errorf("dns proxy: %w", err)
 	}
 	p := &Proxy{
-		opts: opts, log: log.With("component", "dnsproxy"), up: newUpstream(opts.UpstreamMark), raw: raw,
+		opts: opts, log: log.With("component", "dnsproxy"), up: &upstream{mark: opts.UpstreamMark}, raw: raw,
 		inFlight: make(chan struct{}, opts.MaxInFlight),
-		workers:  newWorkers(),
+		udpUp:    newUDPExchanges(opts.UpstreamMark, opts.Timeout),
 		tcpSlots: make(chan struct{}, opts.MaxTCPConns),
 		records:  make(chan *api.Flow, opts.RecordQueue),
 		conns:    make(map[net.Conn]struct{}),
@@ -269,11 +279,11 @@ func (p *Proxy) release() {
 		for _, u := range p.udp {
 			u.Close()
 		}
+		if p.udpUp != nil {
+			p.udpUp.close()
+		}
 		if p.raw != nil {
 			p.raw.Close()
-		}
-		if p.up != nil {
-			p.up.Close()
 		}
 	})
 }
@@ -286,7 +296,7 @@ func (p *Proxy) Run(ctx context.Context, emit func(*api.Flow)) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, u := range p.udp {
-		wg.Go(func() { p.serveUDP(hctx, u, &wg) })
+		wg.Go(func() { p.serveUDP(u) })
 	}
 	for _, t := range p.tcp {
 		wg.Go(func() { p.serveTCP(hctx, t, &wg) })
@@ -297,6 +307,7 @@ func (p *Proxy) Run(ctx context.Context, emit func(*api.Flow)) error {
 		<-ctx.Done()
 		p.stopListening()
 		wg.Wait()
+		p.udpUp.close() // the UDP queries waiting get SERVFAIL
 		p.release()
 		close(done)
 	}()
@@ -339,4 +350,11 @@ func (p *Proxy) logErr(err error) {
 	if !quiet {
 		p.log.Warn("dns query failed", "err", err)
 	}
+}
+
+// isClosed reports whether the proxy stopped listening.
+func (p *Proxy) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
 }

@@ -31,9 +31,10 @@ const (
 )
 
 // serveUDP reads datagrams, in batches (recvmmsg), until the socket
-// closes; each is handled by a worker (tracked by wg) while MaxInFlight
-// allows.
-func (p *Proxy) serveUDP(ctx context.Context, conn *net.UDPConn, wg *sync.WaitGroup) {
+// closes, and starts each query in this goroutine: a forwarded one goes
+// out over the shared upstream sockets (udpExchanges), whose readers
+// finish it.
+func (p *Proxy) serveUDP(conn *net.UDPConn) {
 	local := conn.LocalAddr().(*net.UDPAddr).AddrPort()
 	var r batchReader = ipv4.NewPacketConn(conn)
 	if local.Addr().Is6() && !local.Addr().Is4In6() {
@@ -47,20 +48,22 @@ func (p *Proxy) serveUDP(ctx context.Context, conn *net.UDPConn, wg *sync.WaitGr
 	for {
 		n, err := r.ReadBatch(msgs, 0)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
+			if errors.Is(err, net.ErrClosed) || p.isClosed() {
 				return
 			}
 			p.logErr(err)
 			continue
 		}
 		for i := range msgs[:n] {
-			p.serveDatagram(ctx, conn, local, &msgs[i], wg)
+			p.serveDatagram(conn, local, &msgs[i])
 		}
 	}
 }
 
-// serveDatagram starts handling one datagram a batch read.
-func (p *Proxy) serveDatagram(ctx context.Context, conn *net.UDPConn, local netip.AddrPort, m *ipv4.Message, wg *sync.WaitGroup) {
+// serveDatagram starts one query of a batch read: answered at once
+// (malformed, denied, over MaxInFlight), or forwarded upstream with its
+// MaxInFlight slot, which answerUDP releases.
+func (p *Proxy) serveDatagram(conn *net.UDPConn, local netip.AddrPort, m *ipv4.Message) {
 	p.stats.queries.Add(1)
 	ua, ok := m.Addr.(*net.UDPAddr)
 	if !ok {
@@ -84,16 +87,50 @@ func (p *Proxy) serveDatagram(ctx context.Context, conn *net.UDPConn, local neti
 		p.sendUDP(conn, q, overloaded(q.msg))
 		return
 	}
-	p.workers.dispatch(ctx, wg, udpJob{conn: conn, q: q}, p.runUDP)
+	out, fw := p.open(q)
+	if fw == nil {
+		<-p.inFlight
+		p.sendUDP(conn, q, out.reply)
+		return
+	}
+	p.udpUp.send(fw.from(p.opts.FromClient), q.server, &udpExchange{
+		sent: q.msg,
+		done: func(answer []byte, err error) { p.answerUDP(conn, fw, answer, err) },
+	})
 }
 
-// runUDP handles and answers one UDP query and releases its MaxInFlight
-// slot.
-func (p *Proxy) runUDP(ctx context.Context, j udpJob) {
-	defer func() { <-p.inFlight }()
-	out := p.handle(ctx, j.q)
-	p.sendUDP(j.conn, j.q, out.reply)
-	p.finish(j.q, out)
+// answerUDP finishes a forwarded UDP query in the goroutine that got its
+// answer (or error): the answer is released once the cache admitted its
+// addresses, at once when they are admitted already; when the admission
+// has to wait (a policy recompile), it waits in a goroutine of its own,
+// so the socket's other answers do not wait behind it.
+func (p *Proxy) answerUDP(conn *net.UDPConn, fw *forward, answer []byte, err error) {
+	out, ans := p.settle(fw, answer, err)
+	if ans != nil {
+		if qc, ok := p.opts.Cache.(QuickCache); ok {
+			recorded, err := qc.TryRecord(*ans)
+			switch {
+			case err != nil:
+				out, ans = p.fail(fw, err), nil
+			case recorded:
+				ans = nil
+			}
+		}
+	}
+	if ans != nil {
+		out.reply = append([]byte(nil), out.reply...) // answer is the reader's buffer
+		p.udpUp.spawn(func() { p.releaseUDP(conn, fw, p.admit(fw, out, ans)) })
+		return
+	}
+	p.releaseUDP(conn, fw, out)
+}
+
+// releaseUDP sends a forwarded query's reply, queues its response record
+// and frees its MaxInFlight slot.
+func (p *Proxy) releaseUDP(conn *net.UDPConn, fw *forward, out outcome) {
+	p.sendUDP(conn, fw.q, out.reply)
+	p.finish(fw.q, out)
+	<-p.inFlight
 }
 
 func (p *Proxy) sendUDP(conn *net.UDPConn, q query, reply []byte) {

@@ -31,6 +31,7 @@ func loopbackProxy(t *testing.T, opts Options, upstream netip.AddrPort) *Proxy {
 	p.exchange = func(ctx context.Context, proto uint8, from netip.Addr, _ netip.AddrPort, q []byte) ([]byte, error) {
 		return p.up.exchange(ctx, proto, from, upstream, q)
 	}
+	p.udpUp.route = func(netip.AddrPort) netip.AddrPort { return upstream }
 	return p
 }
 

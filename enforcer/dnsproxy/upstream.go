@@ -28,22 +28,10 @@ var errNoAnswer = errors.New("no answer before the deadline")
 // from is the source address (zero: the host's).
 type exchangeFunc func(ctx context.Context, proto uint8, from netip.Addr, server netip.AddrPort, query []byte) ([]byte, error)
 
-// Bounds of the idle UDP sockets kept: per (source, server), and in all.
-const (
-	maxIdlePerServer = 32
-	maxIdle          = 1024
-)
-
-// upstream talks to servers from the host's address. It keeps connected
-// UDP sockets of completed exchanges for the next query to the same server
-// (a socket per query costs five system calls more); a socket whose
-// exchange failed is closed, so no late answer reaches a later query.
+// upstream dials a server for each exchange of p.exchange (the TCP path;
+// UDP queries go through udpExchanges' shared sockets).
 type upstream struct {
-	mark   uint32 // SO_MARK of every upstream socket; 0: none
-	mu     sync.Mutex
-	idle   map[upstreamKey][]net.Conn
-	nIdle  int
-	closed bool
+	mark uint32 // SO_MARK of every upstream socket; 0: none
 }
 
 // upstreamKey is a source address (zero: the host's) and a server.
@@ -52,30 +40,14 @@ type upstreamKey struct {
 	server netip.AddrPort
 }
 
-func newUpstream(mark uint32) *upstream {
-	return &upstream{mark: mark, idle: make(map[upstreamKey][]net.Conn)}
-}
-
 // bufPool holds read buffers of the largest DNS message.
 var bufPool = sync.Pool{New: func() any { return new([maxMessage]byte) }}
 
-func (u *upstream) get(ctx context.Context, network string, k upstreamKey) (net.Conn, error) {
-	if network == "udp" {
-		u.mu.Lock()
-		if l := u.idle[k]; len(l) > 0 {
-			c := l[len(l)-1]
-			if len(l) == 1 {
-				delete(u.idle, k)
-			} else {
-				u.idle[k] = l[:len(l)-1]
-			}
-			u.nIdle--
-			u.mu.Unlock()
-			return c, nil
-		}
-		u.mu.Unlock()
-	}
-	d := net.Dialer{Control: upstreamControl(k.from.IsValid(), u.mark)}
+// dialUpstream connects a socket to k's server from k's source (the
+// host's when zero: IP_TRANSPARENT otherwise), with SO_MARK mark (0:
+// none).
+func dialUpstream(ctx context.Context, network string, k upstreamKey, mark uint32) (net.Conn, error) {
+	d := net.Dialer{Control: upstreamControl(k.from.IsValid(), mark)}
 	if k.from.IsValid() {
 		if network == "udp" {
 			d.LocalAddr = &net.UDPAddr{IP: k.from.AsSlice()}
@@ -118,31 +90,6 @@ func upstreamControl(transparent bool, mark uint32) func(network, address string
 	}
 }
 
-func (u *upstream) put(k upstreamKey, c net.Conn) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.closed || len(u.idle[k]) >= maxIdlePerServer || u.nIdle >= maxIdle {
-		c.Close()
-		return
-	}
-	u.idle[k] = append(u.idle[k], c)
-	u.nIdle++
-}
-
-// Close closes the idle sockets; later exchanges close theirs.
-func (u *upstream) Close() {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.closed = true
-	for _, l := range u.idle {
-		for _, c := range l {
-			c.Close()
-		}
-	}
-	clear(u.idle)
-	u.nIdle = 0
-}
-
 // exchange sends query to server from the address from (zero: the
 // host's) and returns the answer. A UDP answer
 // that is not the answer to query (ID, QR bit, question) is ignored (a
@@ -152,8 +99,7 @@ func (u *upstream) exchange(ctx context.Context, proto uint8, from netip.Addr, s
 	if proto == protoTCP {
 		network = "tcp"
 	}
-	k := upstreamKey{from, server}
-	conn, err := u.get(ctx, network, k)
+	conn, err := dialUpstream(ctx, network, upstreamKey{from, server}, u.mark)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s %s: %w", network, server, err)
 	}
@@ -168,11 +114,8 @@ func (u *upstream) exchange(ctx context.Context, proto uint8, from netip.Addr, s
 	} else {
 		answer, err = exchangeUDP(conn, query)
 	}
-	if !stop() || err != nil || proto == protoTCP {
-		conn.Close()
-	} else {
-		u.put(k, conn)
-	}
+	stop()
+	conn.Close()
 	if err != nil {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
