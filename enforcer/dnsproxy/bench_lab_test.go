@@ -111,15 +111,27 @@ func BenchmarkRedirectedVsDirect(b *testing.B) {
 	l := newRedirectLab(b, false, func(*api.Flow) { emitted.Add(1) })
 	target := netip.AddrPortFrom(l.server.IPv4, 53)
 	query := mustPack(b, "www.example.com.", dns.TypeA)
+	self := os.Getpid()
 	for b.Loop() {
 		var qps [2][]float64
+		// dnsmasq's CPU and this process's (the load generator, and the
+		// proxy when redirected), each way.
+		var serverCPU, selfCPU [2]time.Duration
 		for round := range 4 { // direct, proxy, direct, proxy
 			l.redirect(b, round%2 == 1)
+			srv0, self0 := processCPU(b, l.dnsmasqPID), processCPU(b, self)
 			q, err := dnsload.ClosedLoop(l.client, target, query, 8, 2*time.Second)
 			if err != nil {
 				b.Fatalf("closed loop, redirect %v: %v", round%2 == 1, err)
 			}
+			serverCPU[round%2] += processCPU(b, l.dnsmasqPID) - srv0
+			selfCPU[round%2] += processCPU(b, self) - self0
 			qps[round%2] = append(qps[round%2], q)
+		}
+		for way, name := range []string{"direct", "proxied"} {
+			n := dnsload.Mean(qps[way]) * 2 * 2
+			b.ReportMetric(float64(serverCPU[way].Microseconds())/n, "server_cpu_us/query_"+name)
+			b.ReportMetric(float64(selfCPU[way].Microseconds())/n, "client+proxy_cpu_us/query_"+name)
 		}
 		var p50, p99 [2]time.Duration
 		for i := range 2 {

@@ -51,6 +51,7 @@ type redirectLab struct {
 	cache          *fqdn.Cache
 	epID           uint32
 	dnsmasqOut     *lockedBuffer
+	dnsmasqPID     int
 }
 
 // newRedirectLab builds the lab and runs the proxy (emit gets its records)
@@ -153,7 +154,7 @@ func newRedirectLab(t testing.TB, logQueries bool, emit func(*api.Flow)) *redire
 		}
 	})
 	t.Cleanup(func() { _ = d.SetRedirects(nil) })
-	return &redirectLab{client: client, server: server, d: d, px: px, cache: cache, epID: epID, dnsmasqOut: dnsmasqOut}
+	return &redirectLab{client: client, server: server, d: d, px: px, cache: cache, epID: epID, dnsmasqOut: dnsmasqOut, dnsmasqPID: dm.Process.Pid}
 }
 
 // redirect steers (on) or stops steering the client's port 53 to the proxy.
