@@ -198,7 +198,9 @@ func (p *Proxy) serveConn(ctx context.Context, c net.Conn) {
 	client := addrPort(c.RemoteAddr())
 	server := addrPort(c.LocalAddr()) // the original destination
 	for {
-		c.SetReadDeadline(time.Now().Add(p.opts.IdleTimeout))
+		if !p.extendIdle(c) {
+			return
+		}
 		msg, err := readTCPMessage(c)
 		if err != nil {
 			return
@@ -222,6 +224,19 @@ func (p *Proxy) serveConn(ctx context.Context, c net.Conn) {
 		}
 		p.finish(q, out)
 	}
+}
+
+// extendIdle gives c IdleTimeout to send its next query, unless the proxy
+// stopped listening: under p.mu, so that it never undoes the deadline in
+// the past stopListening gave c.
+func (p *Proxy) extendIdle(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	c.SetReadDeadline(time.Now().Add(p.opts.IdleTimeout))
+	return true
 }
 
 func (p *Proxy) writeTCP(c net.Conn, reply []byte) bool {
