@@ -10,7 +10,6 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/enforcer/dnsmatch"
 	"github.com/periscope-dev/periscope/enforcer/fqdn"
 )
@@ -33,7 +32,7 @@ func FuzzHandle(f *testing.F) {
 		}
 		p := &Proxy{
 			opts: Options{Endpoints: endpoints, Policy: tab, Cache: cache, Timeout: time.Second},
-			log:  slog.New(slog.DiscardHandler), records: make(chan *api.Flow, 4),
+			log:  slog.New(slog.DiscardHandler), records: newRecordQueue(4),
 			exchange: func(_ context.Context, _ uint8, _ netip.Addr, _ netip.AddrPort, query []byte) ([]byte, error) {
 				if !answers(answer, query) { // what the network exchange filters
 					return nil, errors.New("not an answer")

@@ -53,7 +53,7 @@ func newTestProxy(t testing.TB, cache Cache, ex exchangeFunc) *Proxy {
 	return &Proxy{
 		opts: Options{Endpoints: endpoints, Policy: testTable(t), Cache: cache, Timeout: time.Second, RecordQueue: 16},
 		log:  slog.New(slog.DiscardHandler), exchange: ex,
-		records: make(chan *api.Flow, 16),
+		records: newRecordQueue(16),
 	}
 }
 
@@ -90,15 +90,7 @@ func answerWith(rcode int, rrs ...string) exchangeFunc {
 }
 
 func drain(p *Proxy) []*api.Flow {
-	var out []*api.Flow
-	for {
-		select {
-		case f := <-p.records:
-			out = append(out, f)
-		default:
-			return out
-		}
-	}
+	return p.records.take(nil)
 }
 
 func TestAnAllowedQueryIsForwardedCachedAndRecorded(t *testing.T) {

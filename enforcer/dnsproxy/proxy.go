@@ -105,7 +105,7 @@ type Proxy struct {
 	udpUp    *udpExchanges
 	inFlight chan struct{}
 	tcpSlots chan struct{}
-	records  chan *api.Flow
+	records  *recordQueue
 	stats    counters
 
 	mu          sync.Mutex
@@ -162,7 +162,7 @@ func New(opts Options) (*Proxy, error) {
 		inFlight: make(chan struct{}, opts.MaxInFlight),
 		udpUp:    newUDPExchanges(opts.UpstreamMark, opts.Timeout),
 		tcpSlots: make(chan struct{}, opts.MaxTCPConns),
-		records:  make(chan *api.Flow, opts.RecordQueue),
+		records:  newRecordQueue(opts.RecordQueue),
 		conns:    make(map[net.Conn]struct{}),
 	}
 	p.exchange = p.up.exchange
@@ -311,28 +311,44 @@ func (p *Proxy) Run(ctx context.Context, emit func(*api.Flow)) error {
 		p.release()
 		close(done)
 	}()
+	var batch []*api.Flow
+	emitAll := func() bool {
+		batch = p.records.take(batch)
+		for _, f := range batch {
+			emit(f)
+		}
+		return len(batch) > 0
+	}
+	linger := time.NewTimer(recordLinger)
+	defer linger.Stop()
 	for {
 		select {
-		case f := <-p.records:
-			emit(f)
+		case <-p.records.ready:
 		case <-done:
-			for {
-				select {
-				case f := <-p.records:
-					emit(f)
-				default:
-					return nil
-				}
+			emitAll()
+			return nil
+		}
+		// Records keep coming under load: take them every recordLinger,
+		// not one wake-up each, until a wait brings none.
+		for emitAll() {
+			linger.Reset(recordLinger)
+			select {
+			case <-linger.C:
+			case <-done:
+				emitAll()
+				return nil
 			}
 		}
 	}
 }
 
+// recordLinger is how long Run waits for more records once some came: the
+// most a record waits for emit under load.
+const recordLinger = 5 * time.Millisecond
+
 // queue hands a record to Run without blocking.
 func (p *Proxy) queue(f *api.Flow) {
-	select {
-	case p.records <- f:
-	default:
+	if !p.records.push(f) {
 		p.stats.recordsLost.Add(1)
 	}
 }
