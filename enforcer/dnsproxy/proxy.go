@@ -47,9 +47,9 @@ type Cache interface {
 
 // QuickCache is a Cache that can also record an answer without waiting:
 // TryRecord records it and reports true when its addresses are admitted
-// already, and does nothing and reports false when the admission would
-// wait (then Record, in a goroutine of its own, admits it).
-// *fqdn.Cache satisfies it.
+// already, and reports false when the admission would wait (its entries
+// may be cached already); the proxy then calls Record, in a goroutine of
+// its own, which admits it. *fqdn.Cache satisfies it.
 type QuickCache interface {
 	Cache
 	TryRecord(a fqdn.Answer) (bool, error)
