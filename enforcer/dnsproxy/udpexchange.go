@@ -43,9 +43,10 @@ type udpExchange struct {
 }
 
 // udpExchanges forward UDP queries over shared connected sockets, one per
-// (source, server), each query under a fresh random ID (the source port
-// stays the socket's; an answer must match the ID and repeat the
-// question). Each socket has one reader, which hands every answer to its
+// (source, server), each query under a fresh random ID (math/rand/v2:
+// ChaCha8, seeded by the runtime; the source port stays the socket's, as
+// it did for the pooled sockets before; an answer must match the ID and
+// repeat the question). Each socket has one reader, which hands every answer to its
 // exchange's done in the same goroutine: no goroutine per query and no
 // hand-off between reading an answer and acting on it. A sweeper fails
 // the exchanges past their deadline and closes idle sockets.
@@ -59,7 +60,7 @@ type udpExchanges struct {
 	mu      sync.Mutex
 	sockets map[upstreamKey]*upstreamSocket
 	closed  bool
-	wg      sync.WaitGroup // readers and the sweeper
+	wg      sync.WaitGroup // readers, the sweeper and spawned admissions
 	stop    chan struct{}
 }
 
