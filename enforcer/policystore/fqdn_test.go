@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -160,5 +161,62 @@ func TestConcurrentAdmissionsShareRecompiles(t *testing.T) {
 	_, after := a.last()
 	if after-before >= answers/2 {
 		t.Fatalf("%d concurrent admissions took %d recompiles, want them shared", answers, after-before)
+	}
+}
+
+// gatedApplier holds an apply until the test lets it through, once it is
+// armed.
+type gatedApplier struct {
+	slowApplier
+	armed   atomic.Bool
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (g *gatedApplier) ApplyPolicy(c *compile.Compiled) error {
+	if g.armed.Load() {
+		g.entered <- struct{}{}
+		<-g.gate
+	}
+	return g.slowApplier.ApplyPolicy(c)
+}
+
+func TestNamesAdmittedTellsWithoutWaitingAndNeverDuringACommit(t *testing.T) {
+	g := &gatedApplier{entered: make(chan struct{}, 1), gate: make(chan struct{})}
+	names := &fakeNames{}
+	s, err := New(Options{Applier: g, Endpoints: newTestEndpoints(t), Names: names})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Apply("p.yaml", []byte(fqdnPolicy)); err != nil {
+		t.Fatal(err)
+	}
+	api := netip.MustParseAddr("198.51.100.7")
+	answer := names.add(10, "api.example.com.", api)
+	if s.NamesAdmitted(answer) {
+		t.Fatal("a new address of a toFQDNs name reported admitted before any recompile")
+	}
+	if err := s.AdmitNames(answer); err != nil {
+		t.Fatal(err)
+	}
+	if !s.NamesAdmitted(answer) || !s.NamesAdmitted(names.add(10, "other.org.", netip.MustParseAddr("198.51.100.8"))) {
+		t.Fatal("an admitted address, or a name no selector selects, reported not admitted")
+	}
+	// A recompile in progress (it may have read the names before an answer
+	// was cached): nothing is reported admitted until it is in force.
+	g.armed.Store(true)
+	done := make(chan error, 1)
+	go func() { done <- s.RefreshNames() }()
+	<-g.entered
+	if s.NamesAdmitted(answer) {
+		t.Error("an address reported admitted while a recompile was in progress")
+	}
+	g.armed.Store(false)
+	close(g.gate)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !s.NamesAdmitted(answer) {
+		t.Error("the address is not reported admitted once the recompile is in force")
 	}
 }
