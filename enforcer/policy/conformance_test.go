@@ -163,6 +163,37 @@ func TestCiliumDocumentedSemanticsBeyondTheExamples(t *testing.T) {
 			t.Errorf("**.cilium.io and %s: allowed %v, want %v", name, got, want)
 		}
 	}
+	// headers: "Name" requires presence, "Name value" the exact value (the
+	// rest of the line after the first space); headerMatches without a
+	// mismatch action: the value, or presence when it has none.
+	pols, err = Parse("headers.yaml", []byte(head+"  ingress:\n  - toPorts: [{ports: [{port: '80', protocol: TCP}], rules: {http: ["+
+		"{path: /a, headers: ['X-Token']}, {path: /b, headers: ['X-Key: a b']}, "+
+		"{path: /c, headerMatches: [{name: X-Env, value: prod}]}, {path: /d, headerMatches: [{name: X-Env}]}]}}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := Peer{Identity: 1000, Labels: []string{"k8s:app=b", "k8s:" + NamespaceLabel + "=default"}}
+	for _, tc := range []struct {
+		path    string
+		headers map[string]string
+		want    bool
+	}{
+		{"/a", map[string]string{"x-token": "anything"}, true},
+		{"/a", map[string]string{"x-token": ""}, true},
+		{"/a", nil, false},
+		{"/b", map[string]string{"x-key": "a b"}, true},
+		{"/b", map[string]string{"x-key": "a"}, false},
+		{"/c", map[string]string{"x-env": "prod"}, true},
+		{"/c", map[string]string{"x-env": "dev"}, false},
+		{"/d", map[string]string{"x-env": "dev"}, true},
+		{"/d", nil, false},
+	} {
+		d := EvaluateHTTP(pols, a, peer, Ingress, 80, HTTPRequest{Method: "GET", Path: tc.path, Headers: tc.headers})
+		if got := d.Verdict.Forwarded(); got != tc.want {
+			t.Errorf("GET %s with headers %v: passes %v, want %v", tc.path, tc.headers, got, tc.want)
+		}
+	}
+
 	for _, tc := range []struct{ name, spec, wantErr string }{
 		{"an HTTP key in capitals", "  ingress:\n  - toPorts: [{ports: [{port: '80', protocol: TCP}], rules: {HTTP: [{method: GET}]}}]\n", "HTTP"},
 		{"a mismatch action", "  ingress:\n  - toPorts: [{ports: [{port: '80', protocol: TCP}], rules: {http: [{headerMatches: [{name: X-A, value: b, mismatch: LOG}]}]}}]\n", "mismatch"},
