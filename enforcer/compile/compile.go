@@ -199,6 +199,8 @@ func Compile(in Input) (*Compiled, error) {
 		}
 	}
 	c.LocalIngress = c.localIngress(in.Endpoints)
+	c.in, c.compiled = in, true
+	c.in.Names = nil // Admit extends FQDNAddrs, which holds what counted
 	return c, nil
 }
 
@@ -241,21 +243,26 @@ func (c *Compiled) probeFlags() map[uint32]ProbeFlags {
 		out[ep] = base
 	}
 	for k := range c.Policy {
-		f := out[k.Endpoint] | base
-		switch {
-		case k.InRangeTrie():
-			f |= FlagRanges
-		case k.Proto == 0:
-			f |= FlagAnyProto
-		case k.PortBits == 0:
-			f |= FlagAnyPort
-		}
-		if k.Identity == 0 {
-			f |= FlagAnyIdentity
-		} else {
-			f |= FlagByIdentity
-		}
-		out[k.Endpoint] = f
+		out[k.Endpoint] |= base | k.probeFlags()
 	}
 	return out
+}
+
+// probeFlags are the probes that can hit k.
+func (k Key) probeFlags() ProbeFlags {
+	var f ProbeFlags
+	switch {
+	case k.InRangeTrie():
+		f |= FlagRanges
+	case k.Proto == 0:
+		f |= FlagAnyProto
+	case k.PortBits == 0:
+		f |= FlagAnyPort
+	}
+	if k.Identity == 0 {
+		f |= FlagAnyIdentity
+	} else {
+		f |= FlagByIdentity
+	}
+	return f
 }

@@ -147,4 +147,11 @@ type Compiled struct {
 
 	fqdn      fqdnIndex
 	fqdnHosts map[identity.ID]netip.Addr // host CIDR identities' addresses (indexFQDNHosts)
+
+	// in is what Compile compiled (without its Names), for Admit;
+	// compiled says Compile (or Admit) made it.
+	in       Input
+	compiled bool
+	// fqdnSelectors are in's toFQDNs selectors; nil when there are none.
+	fqdnSelectors *dnsmatch.Index
 }

@@ -68,6 +68,31 @@ func (a *applier) ApplyPolicy(c *compile.Compiled) error {
 	return nil
 }
 
+// AdmitPolicy adds a DNS answer's new entries (compile.Compiled.Admit)
+// to the kernel's policy through next, when next is a policystore.Admitter,
+// then has the proxy's table look servers up in next's ipcache: its rules
+// are next's already (Admit refuses an address a DNS rule would cover). On
+// error the policy in force stays delta.Base.
+func (a *applier) AdmitPolicy(next *compile.Compiled, delta *compile.Delta) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	admitter, ok := a.next.(policystore.Admitter)
+	if !ok {
+		return fmt.Errorf("%w: the datapath only applies whole policies", compile.ErrRecompile)
+	}
+	if a.last != delta.Base {
+		return fmt.Errorf("%w: the DNS rules in force are not the delta's base", compile.ErrRecompile)
+	}
+	if err := admitter.AdmitPolicy(next, delta); err != nil {
+		return err
+	}
+	if next.DNS.IdentityOf != nil {
+		a.dns.table.SetIdentityOf(next.DNS.IdentityOf)
+	}
+	a.last = next
+	return nil
+}
+
 // SetPolicyAudit is the datapath's.
 func (a *applier) SetPolicyAudit(endpoint uint32, audit bool) error {
 	return a.next.SetPolicyAudit(endpoint, audit)
