@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"sync"
 
 	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/enforcer/dnsmatch"
@@ -225,10 +226,10 @@ func (c *Compiled) admitEntries(scratch *Compiled, universe []identity.Identity,
 	}
 	// scratch.intern appends to its PolicySets: start them where c's end.
 	scratch.PolicySets = make([][]policy.ID, len(c.PolicySets), len(c.PolicySets)+4)
+	selecting := c.selecting.of(c.in)
 	for _, ep := range c.in.Endpoints {
-		local := policy.Endpoint{ID: ep.ID, Namespace: ep.Namespace, Labels: ep.Labels}
 		for _, dir := range []policy.Direction{policy.Ingress, policy.Egress} {
-			atoms, _ := scratch.directionAtoms(c.in.Policies, local, dir, universe, nil)
+			atoms, _ := scratch.directionAtoms(selecting[ep.ID], dir, universe, nil)
 			mine := false
 			for _, a := range atoms {
 				if !a.all {
@@ -299,31 +300,38 @@ func (c *Compiled) admitChangesNoDNSRule(scratch *Compiled, universe []identity.
 	if len(c.DNSRedirects) == 0 {
 		return nil
 	}
-	for _, ep := range c.in.Endpoints {
-		local := policy.Endpoint{ID: ep.ID, Namespace: ep.Namespace, Labels: ep.Labels}
-		for _, r := range c.DNSRedirects {
-			if r.Endpoint != ep.ID {
-				continue
-			}
-			for _, pol := range c.in.Policies {
-				for i := range pol.Rules {
-					rule := &pol.Rules[i]
-					if !rule.SelectsEndpoint(local) {
-						continue
-					}
-					for j := range rule.Egress.Allow {
-						pr := &rule.Egress.Allow[j]
-						if !coversPort(pr, r.Proto, r.Port) {
-							continue
-						}
-						ref := api.PolicyRef{Name: pol.Name, Namespace: pol.Namespace, Kind: string(pol.Kind), Revision: pol.Revision}
-						if dr, ok := scratch.dnsRule(ref, pr, r.Proto, r.Port, universe); ok && len(dr.ServerIdentities) > 0 {
-							return fmt.Errorf("%w: endpoint %d's DNS rules of %s cover the new addresses", ErrRecompile, ep.ID, pol.Name)
-						}
-					}
+	selecting := c.selecting.of(c.in)
+	for _, r := range c.DNSRedirects {
+		for _, sr := range selecting[r.Endpoint] {
+			pol := sr.pol
+			for j := range sr.rule.Egress.Allow {
+				pr := &sr.rule.Egress.Allow[j]
+				if !coversPort(pr, r.Proto, r.Port) {
+					continue
+				}
+				ref := api.PolicyRef{Name: pol.Name, Namespace: pol.Namespace, Kind: string(pol.Kind), Revision: pol.Revision}
+				if dr, ok := scratch.dnsRule(ref, pr, r.Proto, r.Port, universe); ok && len(dr.ServerIdentities) > 0 {
+					return fmt.Errorf("%w: endpoint %d's DNS rules of %s cover the new addresses", ErrRecompile, r.Endpoint, pol.Name)
 				}
 			}
 		}
 	}
 	return nil
+}
+
+// endpointRules is, per endpoint id, the rules that select it.
+type endpointRules struct {
+	once       sync.Once
+	byEndpoint map[uint32][]selectedRule
+}
+
+// of is the rules of in's policies that select each of in's endpoints.
+func (e *endpointRules) of(in Input) map[uint32][]selectedRule {
+	e.once.Do(func() {
+		e.byEndpoint = make(map[uint32][]selectedRule, len(in.Endpoints))
+		for _, ep := range in.Endpoints {
+			e.byEndpoint[ep.ID] = rulesSelecting(in.Policies, policy.Endpoint{ID: ep.ID, Namespace: ep.Namespace, Labels: ep.Labels})
+		}
+	})
+	return e.byEndpoint
 }

@@ -199,7 +199,7 @@ func Compile(in Input) (*Compiled, error) {
 		}
 	}
 	c.LocalIngress = c.localIngress(in.Endpoints)
-	c.in, c.compiled = in, true
+	c.in, c.compiled, c.selecting = in, true, &endpointRules{}
 	c.in.Names = nil // Admit extends FQDNAddrs, which holds what counted
 	return c, nil
 }

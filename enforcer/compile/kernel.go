@@ -152,6 +152,9 @@ type Compiled struct {
 	// compiled says Compile (or Admit) made it.
 	in       Input
 	compiled bool
+	// selecting is, per endpoint of in, the rules that select it: made
+	// once, when Admit first needs it, and shared by what Admit makes.
+	selecting *endpointRules
 	// fqdnSelectors are in's toFQDNs selectors; nil when there are none.
 	fqdnSelectors *dnsmatch.Index
 }

@@ -56,65 +56,79 @@ type atom struct {
 // against universe into c.Policy; it reports whether dir is default deny.
 func (c *Compiled) compileDirection(pols []*policy.Policy, local policy.Endpoint, dir policy.Direction,
 	universe []identity.Identity, sets map[string]uint32) bool {
-	atoms, dd := c.directionAtoms(pols, local, dir, universe, c.Revisions)
+	atoms, dd := c.directionAtoms(rulesSelecting(pols, local), dir, universe, c.Revisions)
 	for id, s := range spaces(atoms) {
 		c.materialise(local.ID, dir, id, s, atoms, sets, c.Policy)
 	}
 	return dd
 }
 
-// directionAtoms is every rule's contribution to local's dir: peers (the
+// selectedRule is a rule of a policy that selects an endpoint.
+type selectedRule struct {
+	pol  *policy.Policy
+	rule *policy.Rule
+}
+
+// rulesSelecting is the rules of pols that select local, in order.
+func rulesSelecting(pols []*policy.Policy, local policy.Endpoint) []selectedRule {
+	var out []selectedRule
+	for _, pol := range pols {
+		for i := range pol.Rules {
+			if pol.Rules[i].SelectsEndpoint(local) {
+				out = append(out, selectedRule{pol, &pol.Rules[i]})
+			}
+		}
+	}
+	return out
+}
+
+// directionAtoms is every rule's contribution to dir: peers (the
 // identities of universe they select, or all) × port prefixes; an allow or
 // deny that selects no identity of universe contributes nothing. It
 // records the revisions of the policies met in revisions (nil: none), and
 // reports whether dir is default deny.
-func (c *Compiled) directionAtoms(pols []*policy.Policy, local policy.Endpoint, dir policy.Direction,
+func (c *Compiled) directionAtoms(rules []selectedRule, dir policy.Direction,
 	universe []identity.Identity, revisions map[policy.ID]uint64) ([]atom, bool) {
 	dd := false
 	var atoms []atom
-	for _, pol := range pols {
-		for i := range pol.Rules {
-			r := &pol.Rules[i]
-			if !r.SelectsEndpoint(local) {
-				continue
-			}
-			d := r.Dir(dir)
-			dd = dd || d.DefaultDeny
-			for _, group := range []struct {
-				rules []policy.PeerRule
-				deny  bool
-			}{{d.Allow, false}, {d.Deny, true}} {
-				for _, pr := range group.rules {
-					a := atom{deny: group.deny, id: pol.ID(), ids: map[uint32]bool{}}
-					if revisions != nil {
-						revisions[a.id] = pol.Revision
-					}
-					for j := range pr.Peers {
-						a.all = a.all || pr.Peers[j].All
-					}
-					if !a.all {
-						for _, id := range universe {
-							for j := range pr.Peers {
-								if c.selectsIdentity(&pr.Peers[j], id) {
-									a.ids[uint32(id.ID)] = true
-								}
+	for _, sr := range rules {
+		pol, r := sr.pol, sr.rule
+		d := r.Dir(dir)
+		dd = dd || d.DefaultDeny
+		for _, group := range []struct {
+			rules []policy.PeerRule
+			deny  bool
+		}{{d.Allow, false}, {d.Deny, true}} {
+			for _, pr := range group.rules {
+				a := atom{deny: group.deny, id: pol.ID(), ids: map[uint32]bool{}}
+				if revisions != nil {
+					revisions[a.id] = pol.Revision
+				}
+				for j := range pr.Peers {
+					a.all = a.all || pr.Peers[j].All
+				}
+				if !a.all {
+					for _, id := range universe {
+						for j := range pr.Peers {
+							if c.selectsIdentity(&pr.Peers[j], id) {
+								a.ids[uint32(id.ID)] = true
 							}
 						}
-						if len(a.ids) == 0 {
-							continue
-						}
 					}
-					var pfxs []portPrefix
-					if len(pr.Ports) == 0 {
-						pfxs = []portPrefix{{}}
+					if len(a.ids) == 0 {
+						continue
 					}
-					for _, pt := range pr.Ports {
-						pfxs = append(pfxs, rangePrefixes(pt.Proto, pt.Lo, pt.Hi)...)
-					}
-					for _, p := range pfxs {
-						a.pfx = p
-						atoms = append(atoms, a)
-					}
+				}
+				var pfxs []portPrefix
+				if len(pr.Ports) == 0 {
+					pfxs = []portPrefix{{}}
+				}
+				for _, pt := range pr.Ports {
+					pfxs = append(pfxs, rangePrefixes(pt.Proto, pt.Lo, pt.Hi)...)
+				}
+				for _, p := range pfxs {
+					a.pfx = p
+					atoms = append(atoms, a)
 				}
 			}
 		}
