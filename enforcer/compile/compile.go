@@ -102,8 +102,10 @@
 //
 // toFQDNs compiles like a CIDR rule over the addresses DNS answers gave
 // the names it selects (Input.Names): each gets a host CIDR identity and
-// an ipcache entry (fqdn.go), so a new answer is a recompile, and FQDNAddrs
-// tells whether it changes anything. rules.dns is not the kernel's: it
+// an ipcache entry (fqdn.go), and FQDNAddrs tells whether a new answer
+// changes anything. Admit (admit.go) adds a new answer's addresses to a
+// compiled policy as a Delta of new entries, those a full compile would
+// add, or says why only a full compile can (ErrRecompile). rules.dns is not the kernel's: it
 // becomes the DNS proxy's part, Compiled.DNS (a dnsmatch table's rules,
 // by server identity through this ipcache) and DNSRedirects, the
 // endpoints' DNS ports to steer to the proxy (dns.go), both held against
