@@ -140,6 +140,13 @@ func (s *Store) admitIncrementally(v *fqdnView, a fqdn.Admission) error {
 	return nil
 }
 
+// Admissions counts the DNS answers AdmitNames brought into force since
+// New: by adding their entries to the policy in force (incremental), and
+// by a recompile (every answer when the applier is no Admitter).
+func (s *Store) Admissions() (incremental, recompiled uint64) {
+	return s.fqdn.admitted.Load(), s.fqdn.recompiled.Load()
+}
+
 // NamesInForce reports whether the policy in force selects one of addrs
 // by a name: when they leave Names, RefreshNames changes the policy.
 func (s *Store) NamesInForce(addrs []netip.Addr) bool {
