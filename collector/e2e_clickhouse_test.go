@@ -2,10 +2,8 @@ package collector_test
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -139,7 +137,7 @@ func startSinkNode(t testing.TB, cfg *collector.Config, dcfg datapath.Config, sk
 	if err != nil {
 		t.Fatalf("resolve endpoints: %v", err)
 	}
-	dcfg.PinPath = fmt.Sprintf("/sys/fs/bpf/periscope-e2e-sink-%d-%d", os.Getpid(), time.Now().UnixNano())
+	dcfg.PinPath = netlab.PinPath(t, "e2e-sink")
 	dp, err := datapath.Load(dcfg)
 	if err != nil {
 		t.Fatalf("load datapath: %v", err)

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -90,8 +89,7 @@ func (s *sidesSeen) at(a netip.Addr) []sideSeen {
 func startDiscoveryNode(t *testing.T, node string, grace time.Duration,
 	run func(ctx context.Context, eps discovery.EndpointSink, pols discovery.PolicySink) error) *discoveryNode {
 	t.Helper()
-	pin := fmt.Sprintf("/sys/fs/bpf/periscope-e2e-disc-%d-%d", os.Getpid(), time.Now().UnixNano())
-	t.Cleanup(func() { os.RemoveAll(pin) })
+	pin := netlab.PinPath(t, "e2e-disc")
 	return startDiscoveryNodeAt(t, node, grace, t.TempDir(), pin, run)
 }
 

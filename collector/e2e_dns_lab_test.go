@@ -72,7 +72,7 @@ func newDNSLab(t testing.TB, dnsmasqArgs ...string) *dnsLab {
 		}
 	}
 	l := &dnsLab{lab: labtest.NewLab(t), pods: map[string]*netlab.Pod{}, stateDir: t.TempDir(), dnsmasq: &logBuffer{},
-		pinPath: fmt.Sprintf("/sys/fs/bpf/periscope-e2e-dns-%d-%d", os.Getpid(), time.Now().UnixNano())}
+		pinPath: netlab.PinPath(t, "e2e-dns")}
 	l.sport.Store(30000)
 	l.cfg = &collector.Config{NodeName: "e2e-dns"}
 	for _, d := range []struct {

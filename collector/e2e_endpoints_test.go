@@ -2,12 +2,10 @@ package collector_test
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -136,8 +134,7 @@ func TestAnEndpointTheFileNoLongerDeclaresIsKeptUntilRemoved(t *testing.T) {
 			}
 		}()
 	}
-	pin := fmt.Sprintf("/sys/fs/bpf/periscope-e2e-kept-%d-%d", os.Getpid(), time.Now().UnixNano())
-	t.Cleanup(func() { os.RemoveAll(pin) })
+	pin := netlab.PinPath(t, "e2e-kept")
 	dir := t.TempDir()
 	state, policyDir := filepath.Join(dir, "endpoints.json"), filepath.Join(dir, "policies")
 	ep := func(p *netlab.Pod) collector.EndpointConfig {

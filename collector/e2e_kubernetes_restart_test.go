@@ -1,8 +1,6 @@
 package collector_test
 
 import (
-	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -26,8 +24,7 @@ func TestKubernetesPolicyDeletedWhileTheCollectorWasDownIsRemoved(t *testing.T) 
 	serveTCP(t, server, 8080, 8081)
 	const node, ns = "node-r", "shop"
 	dir := t.TempDir()
-	pin := fmt.Sprintf("/sys/fs/bpf/periscope-e2e-disc-%d-%d", os.Getpid(), time.Now().UnixNano())
-	t.Cleanup(func() { os.RemoveAll(pin) })
+	pin := netlab.PinPath(t, "e2e-disc")
 
 	n := startDiscoveryNodeAt(t, node, time.Second, dir, pin, k.watch(node))
 	k.namespace(t, ns, nil)

@@ -134,7 +134,7 @@ func newL7Lab(t testing.TB, opts l7LabOptions) *l7Lab {
 	if err != nil {
 		t.Fatalf("resolve endpoints: %v", err)
 	}
-	pin := fmt.Sprintf("/sys/fs/bpf/periscope-e2e-l7-%d-%d", os.Getpid(), time.Now().UnixNano())
+	pin := netlab.PinPath(t, "e2e-l7")
 	if l.dp, err = datapath.Load(datapath.Config{PinPath: pin, IdleTimeout: 2 * time.Second}); err != nil {
 		t.Fatalf("load datapath: %v", err)
 	}

@@ -60,7 +60,7 @@ func startE2ENode(t *testing.T, cfg *collector.Config, dcfg datapath.Config, rin
 	if err != nil {
 		t.Fatalf("resolve endpoints: %v", err)
 	}
-	dcfg.PinPath = fmt.Sprintf("/sys/fs/bpf/periscope-e2e-%d-%d", os.Getpid(), time.Now().UnixNano())
+	dcfg.PinPath = netlab.PinPath(t, "e2e")
 	dp, err := datapath.Load(dcfg)
 	if err != nil {
 		t.Fatalf("load datapath: %v", err)

@@ -85,7 +85,7 @@ func newPolicyLab(t *testing.T) *policyLab {
 	t.Helper()
 	labtest.RequireRoot(t)
 	pl := &policyLab{lab: newE2ELab(t), pods: map[string]*netlab.Pod{}, stateDir: t.TempDir(),
-		pinPath: fmt.Sprintf("/sys/fs/bpf/periscope-e2e-policy-%d-%d", os.Getpid(), time.Now().UnixNano())}
+		pinPath: netlab.PinPath(t, "e2e-policy")}
 	pl.sport.Store(20000)
 	type podDef struct {
 		name, ns string

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -51,7 +50,7 @@ func TestCollectorWithRealDatapath(t *testing.T) {
 	}
 
 	dp, err := datapath.Load(datapath.Config{
-		PinPath: fmt.Sprintf("/sys/fs/bpf/periscope-ctest-%d-%d", os.Getpid(), time.Now().UnixNano()),
+		PinPath: netlab.PinPath(t, "ctest"),
 	})
 	if err != nil {
 		t.Fatalf("load datapath: %v", err)

@@ -2,12 +2,12 @@ package datapath
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 )
 
@@ -65,8 +65,7 @@ func balanced(t *testing.T, d *Datapath, when string) Stats {
 // those it left in the ring are read by the next.
 func TestAccountsBalanceUnderDropsAndAcrossRestarts(t *testing.T) {
 	labtest.RequireRoot(t)
-	pin := fmt.Sprintf("/sys/fs/bpf/periscope-test-accounts-%d-%d", os.Getpid(), time.Now().UnixNano())
-	t.Cleanup(func() { _ = os.RemoveAll(pin) })
+	pin := netlab.PinPath(t, "test-accounts")
 	load := func() *Datapath {
 		t.Helper()
 		d, err := Load(Config{PinPath: pin, Logger: quietLogger, ReportInterval: time.Hour,

@@ -1,14 +1,13 @@
 package datapath
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/vishvananda/netlink"
 )
 
@@ -28,7 +27,7 @@ func crash(t *testing.T, d *Datapath) {
 }
 
 func TestLoadRemovesLeftoversOfACrashedRun(t *testing.T) {
-	pin := fmt.Sprintf("/sys/fs/bpf/periscope-test-crash-%d-%d", os.Getpid(), time.Now().UnixNano())
+	pin := netlab.PinPath(t, "test-crash")
 	l := newVethLab(t)
 	d1 := loadForTest(t, Config{PinPath: pin, Logger: quietLogger})
 	t.Cleanup(func() { _ = os.RemoveAll(pin) })

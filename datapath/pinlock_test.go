@@ -18,6 +18,7 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
 
+	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 )
 
@@ -57,8 +58,7 @@ func holdPinPath(spec string) int {
 // are as they were. Once the holder dies (SIGKILL), the pin path is free.
 func TestASecondDatapathOnAPinPathIsRefused(t *testing.T) {
 	labtest.RequireRoot(t)
-	pin := fmt.Sprintf("/sys/fs/bpf/periscope-test-pinlock-%d-%d", os.Getpid(), time.Now().UnixNano())
-	t.Cleanup(func() { _ = os.RemoveAll(pin) })
+	pin := netlab.PinPath(t, "test-pinlock")
 	l := newVethLab(t)
 
 	holder := exec.Command(os.Args[0], "-test.run=^$")

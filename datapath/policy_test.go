@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/enforcer/compile"
 	"github.com/periscope-dev/periscope/enforcer/identity"
 	"github.com/periscope-dev/periscope/enforcer/policy"
@@ -417,8 +418,7 @@ func drainRaw(t testing.TB, d *Datapath) []flowEvent {
 // its policy pinned, and the next Load judges with it before any
 // ApplyPolicy.
 func TestPolicyIsAdoptedByTheNextLoad(t *testing.T) {
-	pin := fmt.Sprintf("/sys/fs/bpf/periscope-test-adopt-%d-%d", os.Getpid(), time.Now().UnixNano())
-	t.Cleanup(func() { _ = os.RemoveAll(pin) })
+	pin := netlab.PinPath(t, "test-adopt")
 	load := func() *Datapath {
 		t.Helper()
 		d, err := Load(Config{PinPath: pin, Logger: quietLogger, ReportInterval: time.Hour})

@@ -466,7 +466,7 @@ func TestRedirectComesAfterPolicy(t *testing.T) {
 // the redirect map pinned), and the next Load adopts it.
 func TestRedirectIsKeptAndAdoptedAcrossARestart(t *testing.T) {
 	labtest.RequireRoot(t)
-	cfg := Config{PinPath: fmt.Sprintf("/sys/fs/bpf/periscope-test-redirect-%d-%d", os.Getpid(), time.Now().UnixNano()),
+	cfg := Config{PinPath: netlab.PinPath(t, "test-redirect"),
 		Logger: quietLogger, ReportInterval: time.Hour, IdleTimeout: time.Hour}
 	t.Cleanup(func() { _ = os.RemoveAll(cfg.PinPath) })
 	d1, err := Load(cfg)

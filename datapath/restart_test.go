@@ -2,7 +2,6 @@ package datapath
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 
+	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 	"github.com/periscope-dev/periscope/enforcer/policy"
 )
@@ -37,8 +37,7 @@ func TestCleanRestartKeepsEnforcingAndConnections(t *testing.T) {
 
 func cleanRestart(t *testing.T, flows, ring int) {
 	labtest.RequireRoot(t)
-	pin := fmt.Sprintf("/sys/fs/bpf/periscope-test-restart-%d-%d", os.Getpid(), time.Now().UnixNano())
-	t.Cleanup(func() { _ = os.RemoveAll(pin) })
+	pin := netlab.PinPath(t, "test-restart")
 	l := newVethLab(t) // its Cleanup deletes the veth, which detaches anything left
 	cfg := Config{PinPath: pin, Logger: quietLogger, ReportInterval: time.Hour, IdleTimeout: time.Hour}
 	d1, err := Load(cfg)

@@ -2,7 +2,6 @@ package datapath
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"github.com/cilium/ebpf/ringbuf"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 )
 
@@ -27,7 +27,7 @@ func loadForTest(t testing.TB, cfg Config) *Datapath {
 	t.Helper()
 	labtest.RequireRoot(t)
 	if cfg.PinPath == "" {
-		cfg.PinPath = fmt.Sprintf("/sys/fs/bpf/periscope-test-%d-%d", os.Getpid(), time.Now().UnixNano())
+		cfg.PinPath = netlab.PinPath(t, "test")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = quietLogger

@@ -2,8 +2,6 @@ package datapath_test
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -35,7 +33,7 @@ func BenchmarkTCPThroughput(b *testing.B) {
 		b.Fatal(err)
 	}
 	dp, err := datapath.Load(datapath.Config{
-		PinPath: fmt.Sprintf("/sys/fs/bpf/periscope-bench-%d-%d", os.Getpid(), time.Now().UnixNano()),
+		PinPath: netlab.PinPath(b, "bench"),
 	})
 	if err != nil {
 		b.Fatalf("load datapath: %v", err)

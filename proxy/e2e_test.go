@@ -73,7 +73,7 @@ func newL7Lab(t testing.TB, eo envoy.Options) *l7Lab {
 	t.Helper()
 	eo.Binary = envoyBinary(t)
 	lab := labtest.NewLab(t)
-	pin := fmt.Sprintf("/sys/fs/bpf/periscope-test-proxy-%d-%d", os.Getpid(), time.Now().UnixNano())
+	pin := netlab.PinPath(t, "test-proxy")
 	d, err := datapath.Load(datapath.Config{PinPath: pin, Logger: slog.New(slog.DiscardHandler), ReportInterval: time.Hour})
 	if err != nil {
 		t.Fatalf("load datapath: %v", err)

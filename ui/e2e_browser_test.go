@@ -2,7 +2,6 @@ package ui
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/netip"
 	"os"
@@ -208,7 +207,7 @@ func startE2ECollector(t *testing.T, node string, local, remote []*netlab.Pod) s
 		})
 	}
 
-	pin := fmt.Sprintf("/sys/fs/bpf/periscope-e2e-ui-%d-%d-%s", os.Getpid(), time.Now().UnixNano(), node)
+	pin := netlab.PinPath(t, "e2e-ui-"+node)
 	dp, err := datapath.Load(datapath.Config{PinPath: pin})
 	if err != nil {
 		t.Fatalf("%s: load datapath: %v", node, err)

@@ -100,7 +100,7 @@ func TestCollectorRunsWithOnlyBPFNetAdminPerfmon(t *testing.T) {
 	}
 
 	t.Run("refuses clearly without CAP_BPF", func(t *testing.T) {
-		pin := fmt.Sprintf("/sys/fs/bpf/periscope-caps-%d-%d", os.Getpid(), time.Now().UnixNano())
+		pin := netlab.PinPath(t, "caps")
 		ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "capsh", "--drop="+dropAllBut(t, capNetAdmin, capPerfmon), "--", "-c",
@@ -123,7 +123,7 @@ func TestCollectorRunsWithOnlyBPFNetAdminPerfmon(t *testing.T) {
 // left by drop, checks its capabilities, that it reports real traffic to web,
 // and that SIGTERM stops it cleanly with its pins removed.
 func runConfined(t *testing.T, bin, cfg, drop string, wantEff uint64, web, peer *netlab.Pod) {
-	pin := fmt.Sprintf("/sys/fs/bpf/periscope-caps-%d-%d", os.Getpid(), time.Now().UnixNano())
+	pin := netlab.PinPath(t, "caps")
 	listen := periscopetest.FreeAddr(t)
 	cmd := exec.Command("capsh", "--drop="+drop, "--", "-c",
 		fmt.Sprintf("exec %s collector --config %s --listen %s --bpf-pin-path %s --idle-timeout 1s --api-socket %s %s",

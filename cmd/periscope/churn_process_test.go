@@ -18,6 +18,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/periscope-dev/periscope/cmd/periscope/periscopetest"
+	"github.com/periscope-dev/periscope/datapath/netlab"
 )
 
 // collectorProc is a `periscope collector` process a benchmark runs and
@@ -41,7 +42,7 @@ func startCollectorProc(tb testing.TB, bin string, args ...string) *collectorPro
 	p := &collectorProc{
 		tb:     tb,
 		base:   "http://" + listen,
-		pin:    fmt.Sprintf("/sys/fs/bpf/periscope-churn-%d-%d", os.Getpid(), time.Now().UnixNano()),
+		pin:    netlab.PinPath(tb, "churn"),
 		out:    &periscopetest.Output{},
 		exited: make(chan struct{}),
 	}

@@ -52,7 +52,7 @@ func TestDemoShowsEveryKindOfFlowWithVerdictsAndCleansUp(t *testing.T) {
 		listen:      periscopetest.FreeAddr(t),
 		hubble:      periscopetest.FreeAddr(t),
 		socket:      filepath.Join(t.TempDir(), "collector.sock"),
-		pinPath:     fmt.Sprintf("/sys/fs/bpf/periscope-demo-test-%d-%d", os.Getpid(), time.Now().UnixNano()),
+		pinPath:     netlab.PinPath(t, "demo-test"),
 		envoy:       true,
 		envoyBinary: envoyBin,
 	}

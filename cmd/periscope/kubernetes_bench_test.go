@@ -68,7 +68,7 @@ func BenchmarkCollectorAtManyPods(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer os.RemoveAll(sockDir)
-	pin := fmt.Sprintf("/sys/fs/bpf/periscope-bench-%d-%d", os.Getpid(), time.Now().UnixNano())
+	pin := netlab.PinPath(b, "bench")
 	listen := periscopetest.FreeAddr(b)
 	cmd := exec.Command(bin, append([]string{"collector", "--kubeconfig", srv.Kubeconfig, "--node-name", "node-b",
 		"--listen", listen, "--bpf-pin-path", pin, "--api-socket", filepath.Join(sockDir, "api.sock"),

@@ -6,8 +6,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
+	"github.com/periscope-dev/periscope/discovery/nldump"
 	"github.com/vishvananda/netlink"
 )
 
@@ -128,14 +128,7 @@ func deleteLink(name string) error {
 // linkList lists the root namespace's links, retrying a dump that links
 // changing meanwhile (other labs, other tests) made inconsistent.
 func linkList() ([]netlink.Link, error) {
-	var links []netlink.Link
-	var err error
-	for range 10 {
-		if links, err = netlink.LinkList(); !errors.Is(err, netlink.ErrDumpInterrupted) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	links, err := nldump.Retry(netlink.LinkList)
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)
 	}

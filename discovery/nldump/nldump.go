@@ -2,7 +2,8 @@
 // kernel marks a dump it was changing while it was read as interrupted
 // (NLM_F_DUMP_INTR; netlink.ErrDumpInterrupted) and its result as possibly
 // incomplete: on a node where pods come and go that is an everyday event,
-// not a failure, so the dump is read again. It owns nothing else.
+// not a failure, so the dump is read again. It also dumps another network
+// namespace's addresses from the host (NetnsAddrs). It owns nothing else.
 package nldump
 
 import (

@@ -2,7 +2,6 @@ package dnsproxy
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -103,7 +102,7 @@ func newRedirectLab(t testing.TB, logQueries bool, emit func(*api.Flow)) *redire
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	pin := fmt.Sprintf("/sys/fs/bpf/periscope-test-dnsproxy-%d-%d", os.Getpid(), time.Now().UnixNano())
+	pin := netlab.PinPath(t, "test-dnsproxy")
 	d, err := datapath.Load(datapath.Config{PinPath: pin, ReportInterval: time.Hour, IdleTimeout: time.Hour, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("load datapath: %v", err)

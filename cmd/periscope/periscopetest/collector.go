@@ -1,11 +1,9 @@
 package periscopetest
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -30,9 +28,7 @@ func CollectorFlags(t *testing.T) []string {
 // PinPath is a BPF pin path no other test uses, removed when the test
 // ends.
 func PinPath(tb testing.TB) string {
-	pins := fmt.Sprintf("/sys/fs/bpf/periscope-test-%d-%d", os.Getpid(), time.Now().UnixNano())
-	tb.Cleanup(func() { os.RemoveAll(pins) })
-	return pins
+	return netlab.PinPath(tb, "test")
 }
 
 // StateFlags keep a collector's identity, policy and endpoint state in the
