@@ -79,7 +79,8 @@ func (c *Compiled) Admit(names map[netip.Addr][]string) (*Compiled, *Delta, erro
 	}
 	next := *c
 	next.FQDNAddrs = maps.Clone(c.FQDNAddrs)
-	// Only Admit reads these: the new identities' selections below.
+	// Compile's index of what toFQDNs selected, read while it compiles
+	// only: what the result selects is FQDNAddrs.
 	next.fqdn, next.fqdnHosts = nil, nil
 	// The new identities are judged by a scratch Compiled that knows them
 	// alone: atoms then list only new identities, and a new identity's
