@@ -8,7 +8,6 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/enforcer/dnsmatch"
 	"github.com/periscope-dev/periscope/enforcer/identity"
 	"github.com/periscope-dev/periscope/enforcer/policy"
@@ -41,14 +40,18 @@ type Delta struct {
 	// Flags are the endpoints whose probe flags the new entries extend,
 	// with their flags now.
 	Flags map[uint32]ProbeFlags
+	// DNS says the DNS proxy's rules changed (new server identities):
+	// its table must take the result's.
+	DNS bool
 	// FirstSet is the index of the first new policy set (PolicySets of
 	// the result from there on are new); len(Base.PolicySets) when none.
 	FirstSet int
 }
 
-// Empty reports whether the delta adds nothing to the kernel's maps.
+// Empty reports whether the delta adds nothing to the kernel's maps nor
+// to the DNS rules.
 func (d *Delta) Empty() bool {
-	return len(d.IPCache) == 0 && len(d.Policy) == 0 && len(d.Flags) == 0
+	return len(d.IPCache) == 0 && len(d.Policy) == 0 && len(d.Flags) == 0 && !d.DNS
 }
 
 // Admit returns the policy Compile would make of c's input with names
@@ -109,9 +112,7 @@ func (c *Compiled) Admit(names map[netip.Addr][]string) (*Compiled, *Delta, erro
 	if err := c.admitEntries(scratch, universe, d); err != nil {
 		return nil, nil, err
 	}
-	if err := c.admitChangesNoDNSRule(scratch, universe); err != nil {
-		return nil, nil, err
-	}
+	d.DNS = c.admitDNS(&next, scratch, universe)
 	next.IPCache = maps.Clone(c.IPCache)
 	maps.Copy(next.IPCache, d.IPCache)
 	next.Identities = slices.Concat(c.Identities, universe)
@@ -294,30 +295,56 @@ func (c *Compiled) admitsEndpoint(ep Endpoint, dir policy.Direction) error {
 	return nil
 }
 
-// admitChangesNoDNSRule refuses new identities a DNS proxy rule would
-// cover: its server identities are listed per rule (compileDNS), and a
-// full compile would add them there.
-func (c *Compiled) admitChangesNoDNSRule(scratch *Compiled, universe []identity.Identity) error {
-	if len(c.DNSRedirects) == 0 {
-		return nil
-	}
-	selecting := c.selecting.of(c.in)
-	for _, r := range c.DNSRedirects {
-		for _, sr := range selecting[r.Endpoint] {
-			pol := sr.pol
-			for j := range sr.rule.Egress.Allow {
-				pr := &sr.rule.Egress.Allow[j]
-				if !coversPort(pr, r.Proto, r.Port) {
-					continue
+// admitDNS gives next the DNS proxy's rules with the new identities
+// (universe, as scratch selects them) among the server identities of the
+// rules whose peers select them, as compileDNS would list them: an allow
+// that made no rule before (its peers selected no identity) makes one now,
+// in its place. It reports whether a rule changed.
+func (c *Compiled) admitDNS(next, scratch *Compiled, universe []identity.Identity) bool {
+	changed := false
+	for ep, cands := range c.dnsCandidates {
+		var rules []dnsmatch.Rule
+		var again []dnsCandidate
+		for i, cand := range cands {
+			added, ok := scratch.dnsRule(cand.ref, cand.peers, cand.proto, cand.port, universe)
+			if !ok || len(added.ServerIdentities) == 0 {
+				if again != nil {
+					again[i].rule = -1
+					if cand.rule >= 0 {
+						again[i].rule = len(rules)
+						rules = append(rules, c.DNS.ByEndpoint[ep][cand.rule])
+					}
 				}
-				ref := api.PolicyRef{Name: pol.Name, Namespace: pol.Namespace, Kind: string(pol.Kind), Revision: pol.Revision}
-				if dr, ok := scratch.dnsRule(ref, pr, r.Proto, r.Port, universe); ok && len(dr.ServerIdentities) > 0 {
-					return fmt.Errorf("%w: endpoint %d's DNS rules of %s cover the new addresses", ErrRecompile, r.Endpoint, pol.Name)
+				continue
+			}
+			if again == nil { // the first change of ep: its rules so far as they were
+				again = slices.Clone(cands)
+				for _, prev := range cands[:i] {
+					if prev.rule >= 0 {
+						rules = append(rules, c.DNS.ByEndpoint[ep][prev.rule])
+					}
 				}
 			}
+			r := added
+			if cand.rule >= 0 {
+				r = c.DNS.ByEndpoint[ep][cand.rule]
+				r.ServerIdentities = slices.Concat(r.ServerIdentities, added.ServerIdentities)
+				slices.Sort(r.ServerIdentities) // compileDNS lists them by identity
+			}
+			again[i].rule = len(rules)
+			rules = append(rules, r)
 		}
+		if again == nil {
+			continue
+		}
+		if !changed {
+			next.DNS.ByEndpoint = maps.Clone(c.DNS.ByEndpoint)
+			next.dnsCandidates = maps.Clone(c.dnsCandidates)
+			changed = true
+		}
+		next.DNS.ByEndpoint[ep], next.dnsCandidates[ep] = rules, again
 	}
-	return nil
+	return changed
 }
 
 // endpointRules is, per endpoint id, the rules that select it.

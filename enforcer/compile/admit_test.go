@@ -96,12 +96,23 @@ func TestAdmitEqualsCompileOrRefusesWithAReason(t *testing.T) {
   egress:
   - toEntities: [world]
     toPorts: [{ports: [{port: "53", protocol: UDP}], rules: {dns: [{matchPattern: "*"}]}}]
-`, map[netip.Addr][]string{netip.MustParseAddr("198.51.100.7"): {"a.example.com"}}, "DNS rules"},
+`, map[netip.Addr][]string{netip.MustParseAddr("198.51.100.7"): {"a.example.com"}}, ""},
 		{"a toFQDNs allow of every port beside a DNS rule", `  endpointSelector: {matchLabels: {app: client}}
   egress:
   - toFQDNs: [{matchPattern: "*.example.com"}]
 ---
-` + admitDNSToEndpoint, map[netip.Addr][]string{netip.MustParseAddr("198.51.100.8"): {"a.example.com"}}, "DNS rules"},
+` + admitDNSToEndpoint, map[netip.Addr][]string{netip.MustParseAddr("198.51.100.8"): {"a.example.com"}}, ""},
+		{"an allow to a CIDR beside a DNS rule: a DNS rule it did not make before", `  endpointSelector: {matchLabels: {app: client}}
+  egress:
+  - toCIDR: [203.0.113.0/24]
+---
+` + admitFQDN + "---\n" + admitDNSToEndpoint, map[netip.Addr][]string{netip.MustParseAddr("203.0.113.8"): {"a.example.com"}}, ""},
+		{"a toFQDNs allow of every port whose names had no address: its first DNS rule", admitFQDN + `---
+  endpointSelector: {matchLabels: {app: client}}
+  egress:
+  - toFQDNs: [{matchName: "b.other.org"}]
+---
+` + admitDNSToEndpoint, map[netip.Addr][]string{netip.MustParseAddr("198.51.100.11"): {"b.other.org"}}, ""},
 		{"the known address under another selector", admitFQDN + `---
   endpointSelector: {matchLabels: {app: client}}
   egress:

@@ -147,6 +147,9 @@ type Compiled struct {
 
 	fqdn      fqdnIndex
 	fqdnHosts map[identity.ID]netip.Addr // host CIDR identities' addresses (indexFQDNHosts)
+	// dnsCandidates are, per endpoint, the allows compileDNS made DNS
+	// rules of, in order (read-only once compiled).
+	dnsCandidates map[uint32][]dnsCandidate
 
 	// in is what Compile compiled (without its Names), for Admit;
 	// compiled says Compile (or Admit) made it.

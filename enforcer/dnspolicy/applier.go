@@ -70,9 +70,9 @@ func (a *applier) ApplyPolicy(c *compile.Compiled) error {
 
 // AdmitPolicy adds a DNS answer's new entries (compile.Compiled.Admit)
 // to the kernel's policy through next, when next is a policystore.Admitter,
-// then has the proxy's table look servers up in next's ipcache: its rules
-// are next's already (Admit refuses an address a DNS rule would cover). On
-// error the policy in force stays delta.Base.
+// then gives the proxy's table next's rules when the delta changed them
+// (new server identities), else has it look servers up in next's ipcache.
+// On error the policy in force stays delta.Base.
 func (a *applier) AdmitPolicy(next *compile.Compiled, delta *compile.Delta) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -86,7 +86,14 @@ func (a *applier) AdmitPolicy(next *compile.Compiled, delta *compile.Delta) erro
 	if err := admitter.AdmitPolicy(next, delta); err != nil {
 		return err
 	}
-	if next.DNS.IdentityOf != nil {
+	switch {
+	case delta.DNS:
+		if err := a.dns.table.Set(next.DNS); err != nil {
+			// The kernel has next, the table the base's rules, which
+			// cover fewer servers: a recompile puts both in force.
+			return fmt.Errorf("%w: dns rules: %w", compile.ErrRecompile, err)
+		}
+	case next.DNS.IdentityOf != nil:
 		a.dns.table.SetIdentityOf(next.DNS.IdentityOf)
 	}
 	a.last = next

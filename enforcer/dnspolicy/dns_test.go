@@ -204,7 +204,8 @@ func (k admittingKernel) AdmitPolicy(next *compile.Compiled, d *compile.Delta) e
 }
 
 // An admission goes to the kernel when it holds the delta's base, and the
-// table then looks servers up in the new policy's ipcache; a delta of
+// table then looks servers up in the new policy's ipcache (or takes its
+// rules, when the delta changed them); a delta of
 // another policy, or a kernel that cannot admit, is refused with
 // ErrRecompile and changes nothing.
 func TestAnAdmissionReachesTheKernelAndTheTablesIdentities(t *testing.T) {
@@ -228,6 +229,14 @@ func TestAnAdmissionReachesTheKernelAndTheTablesIdentities(t *testing.T) {
 	if inForce != next || s.table.Current().IdentityOf(netip.MustParseAddr("198.51.100.1")) != 16777300 {
 		t.Fatalf("after the admission the kernel has next: %v, the table's identities are next's: %v",
 			inForce == next, s.table.Current().IdentityOf(netip.MustParseAddr("198.51.100.1")))
+	}
+	// A delta that changed the DNS rules puts next's into the table.
+	wider := compiled("p1", 1, 2)
+	if err := a.AdmitPolicy(wider, &compile.Delta{Base: next, DNS: true}); err != nil {
+		t.Fatal(err)
+	}
+	if inForce != wider || s.covered() != "12" {
+		t.Fatalf("after an admission that changed the DNS rules the table covers %s, want 12", s.covered())
 	}
 	plain := d.Applier(kernel{s}).(policystore.Admitter)
 	if err := plain.ApplyPolicy(base); err != nil {

@@ -192,9 +192,8 @@ func TestIncrementalAdmissionsEqualAFullCompile(t *testing.T) {
 		admits += a.admits
 		recompiles += int(s.fqdn.recompiled.Load())
 	}
-	// About half fall back here: the pool is rich in what Admit refuses (a
-	// DNS rule of every server, a toFQDNs rule of every port covering the
-	// DNS port, addresses of names of several selectors).
+	// About a fifth fall back here: the pool is rich in what Admit refuses
+	// (a deny, addresses of names of several selectors, a toCIDR /32).
 	t.Logf("%d incremental admissions, %d admissions by a recompile", admits, recompiles)
 	if admits < 100 {
 		t.Fatalf("%d incremental admissions (%d by a recompile): the incremental path is not taken", admits, recompiles)
