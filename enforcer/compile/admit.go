@@ -329,8 +329,8 @@ func (c *Compiled) admitDNS(next, scratch *Compiled, universe []identity.Identit
 			if cand.rule >= 0 {
 				r = c.DNS.ByEndpoint[ep][cand.rule]
 				r.ServerIdentities = slices.Concat(r.ServerIdentities, added.ServerIdentities)
-				slices.Sort(r.ServerIdentities) // compileDNS lists them by identity
 			}
+			slices.Sort(r.ServerIdentities) // compileDNS lists them by identity
 			again[i].rule = len(rules)
 			rules = append(rules, r)
 		}
