@@ -2,15 +2,15 @@ package compile
 
 import (
 	"net/netip"
-	"path/filepath"
 	"reflect"
 	"testing"
 
 	"github.com/periscope-dev/periscope/enforcer/identity"
 	"github.com/periscope-dev/periscope/enforcer/policy"
+	"github.com/periscope-dev/periscope/enforcer/policy/ciliumexample"
 )
 
-// Cilium's own HTTP example policies (enforcer/policy/testdata/cilium),
+// Cilium's own HTTP example policies (read by package ciliumexample),
 // compiled as the policy store compiles them, decide every request of
 // every pair of endpoints as policy.EvaluateHTTP does (whose meaning
 // enforcer/policy's conformance test holds to Cilium's documentation).
@@ -34,9 +34,9 @@ func TestCiliumHTTPExamplesCompileAsEvaluated(t *testing.T) {
 		{Method: "PUT", Path: "/path2", Headers: map[string]string{"x-my-header": "true"}}, {Method: "PUT", Path: "/path2"},
 		{Method: "POST", Path: "/", Host: "external-service.org"}, {Method: "POST", Path: "/", Host: "external-service.org.evil"},
 	}
-	for _, file := range []string{"http-simple-l7.yaml", "http-headers.yaml", "http-l7-multi.yaml", "getting-started-l7-policy.yaml"} {
+	for _, file := range []string{"l7/http/simple/l7.yaml", "l7/http/http.yaml", "l7/http/l7_multi.yaml", "getting-started/l7-policy.yaml"} {
 		t.Run(file, func(t *testing.T) {
-			pols, err := policy.ParseFile(filepath.Join("..", "policy", "testdata", "cilium", file))
+			pols, err := policy.ParseFile(ciliumexample.Path(t, file))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -2,13 +2,14 @@ package policy
 
 import (
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/periscope-dev/periscope/enforcer/policy/ciliumexample"
 )
 
-// Cilium's own L7 example policies (testdata/cilium, copied from the
-// cilium module) are accepted and mean what Cilium's documentation
+// Cilium's own L7 example policies (examples/policies of the cilium
+// module go.mod requires, read from the module cache) are accepted and mean what Cilium's documentation
 // (Documentation/security/policy/layer7.rst, layer3.rst) says they mean.
 // Each case quotes the behaviour it holds the file to.
 
@@ -66,7 +67,7 @@ func TestCiliumExamplePoliciesMeanWhatCiliumsDocsSay(t *testing.T) {
 		file  string
 		cases []exchange
 	}{
-		{"http-simple-l7.yaml", []exchange{ // layer7.rst "Allow GET /public"
+		{"l7/http/simple/l7.yaml", []exchange{ // layer7.rst "Allow GET /public"
 			{name: "GET /public from env=prod passes", local: service, peer: prod, dir: Ingress, port: 80, req: get("/public"), want: true},
 			{name: "the path is matched whole: GET /public/x is rejected", local: service, peer: prod, dir: Ingress, port: 80, req: get("/public/x")},
 			{name: "a query string is part of the path: GET /public?a=1 is rejected", local: service, peer: prod, dir: Ingress, port: 80, req: get("/public?a=1")},
@@ -75,7 +76,7 @@ func TestCiliumExamplePoliciesMeanWhatCiliumsDocsSay(t *testing.T) {
 			{name: "requests on other ports are dropped", local: service, peer: prod, dir: Ingress, proto: tcp, port: 8080},
 			{name: "env=dev is dropped at L3", local: service, peer: dev, dir: Ingress, port: 80, req: get("/public")},
 		}},
-		{"http-headers.yaml", []exchange{ // layer7.rst "All GET /path1 and PUT /path2 when header set"
+		{"l7/http/http.yaml", []exchange{ // layer7.rst "All GET /path1 and PUT /path2 when header set"
 			{name: "GET /path1 passes", local: myService, peer: dev, dir: Ingress, port: 80, req: get("/path1"), want: true},
 			{name: "a $ in the rule changes nothing: GET /path1x is rejected", local: myService, peer: dev, dir: Ingress, port: 80, req: get("/path1x")},
 			{name: "a prefix does not match: GET /x/path1 is rejected", local: myService, peer: dev, dir: Ingress, port: 80, req: get("/x/path1")},
@@ -85,18 +86,18 @@ func TestCiliumExamplePoliciesMeanWhatCiliumsDocsSay(t *testing.T) {
 			{name: "GET /path2 is rejected: the rules are ORed, not mixed", local: myService, peer: dev, dir: Ingress, port: 80, req: get("/path2")},
 			{name: "only port 80 is open", local: myService, peer: dev, dir: Ingress, proto: tcp, port: 81},
 		}},
-		{"http-l7-multi.yaml", []exchange{
+		{"l7/http/l7_multi.yaml", []exchange{
 			{name: "ingress: GET /public from env=prod passes", local: service, peer: prod, dir: Ingress, port: 80, req: get("/public"), want: true},
 			{name: "ingress: GET /private is rejected", local: service, peer: prod, dir: Ingress, port: 80, req: get("/private")},
 			{name: "egress: POST to external-service.org passes", local: prodEndpoint, peer: world("198.18.0.9"), dir: Egress, port: 80, req: external("POST", "external-service.org"), want: true},
 			{name: "egress: the host is anchored: POST to external-service.org.evil is rejected", local: prodEndpoint, peer: world("198.18.0.9"), dir: Egress, port: 80, req: external("POST", "external-service.org.evil")},
 			{name: "egress: GET to external-service.org is rejected", local: prodEndpoint, peer: world("198.18.0.9"), dir: Egress, port: 80, req: external("GET", "external-service.org")},
 		}},
-		{"getting-started-l7-policy.yaml", []exchange{
+		{"getting-started/l7-policy.yaml", []exchange{
 			{name: "GET /public from id=goodclient passes", local: webServer, peer: peer(1003, "k8s:id=goodclient"), dir: Ingress, port: 8181, req: get("/public"), want: true},
 			{name: "GET /admin is rejected", local: webServer, peer: peer(1003, "k8s:id=goodclient"), dir: Ingress, port: 8181, req: get("/admin")},
 		}},
-		{"dns.yaml", []exchange{ // layer7.rst "DNS Policy and IP Discovery"
+		{"l7/dns/dns.yaml", []exchange{ // layer7.rst "DNS Policy and IP Discovery"
 			{name: "a query for cilium.io passes", local: alliance, peer: kubeDNS, proto: udp, port: 53, query: "cilium.io.", want: true},
 			{name: "names match in any case and without the final dot", local: alliance, peer: kubeDNS, proto: tcp, port: 53, query: "CILIUM.io", want: true},
 			{name: "*.cilium.io: a subdomain passes", local: alliance, peer: kubeDNS, proto: udp, port: 53, query: "anothersub.cilium.io.", want: true},
@@ -109,19 +110,19 @@ func TestCiliumExamplePoliciesMeanWhatCiliumsDocsSay(t *testing.T) {
 			{name: "toFQDNs: special*service matches special-region1-service", local: alliance, peer: world("198.18.1.3", "special-region1-service.api.cilium.io"), dir: Egress, proto: tcp, port: 80, want: true},
 			{name: "toFQDNs: but not region1-service", local: alliance, peer: world("198.18.1.4", "region1-service.api.cilium.io"), dir: Egress, proto: tcp, port: 80},
 		}},
-		{"dns-visibility.yaml", []exchange{ // layer7.rst "Obtaining DNS Data for use by toFQDNs"
+		{"l7/dns/dns-visibility.yaml", []exchange{ // layer7.rst "Obtaining DNS Data for use by toFQDNs"
 			{name: "matchPattern * lets every query pass", local: alliance, peer: kubeDNS, proto: udp, port: 53, query: "anything.example.", want: true},
 			{name: "toFQDNs: cilium.io is allowed", local: alliance, peer: world("198.18.2.1", "cilium.io"), dir: Egress, proto: tcp, port: 443, want: true},
 			{name: "toFQDNs: *.sub.cilium.io is allowed", local: alliance, peer: world("198.18.2.2", "x.sub.cilium.io"), dir: Egress, proto: tcp, port: 443, want: true},
 			{name: "toFQDNs: *.sub.cilium.io is one level deep", local: alliance, peer: world("198.18.2.3", "y.x.sub.cilium.io"), dir: Egress, proto: tcp, port: 443},
 			{name: "toFQDNs: an address no allowed name resolved to is denied", local: alliance, peer: world("198.18.2.4", "example.com"), dir: Egress, proto: tcp, port: 443},
 		}},
-		{"dns-upgrade.yaml", []exchange{
+		{"l7/dns/dns-upgrade.yaml", []exchange{
 			{name: "matchPattern * lets every query pass", local: alliance, peer: kubeDNS, proto: tcp, port: 53, query: "example.com.", want: true},
 			{name: "toFQDNs: sub.cilium.io is allowed", local: alliance, peer: world("198.18.3.1", "sub.cilium.io"), dir: Egress, proto: tcp, port: 443, want: true},
 			{name: "toFQDNs: x.sub.cilium.io is not", local: alliance, peer: world("198.18.3.2", "x.sub.cilium.io"), dir: Egress, proto: tcp, port: 443},
 		}},
-		{"fqdn.yaml", []exchange{ // layer3.rst "DNS based"
+		{"l3/fqdn/fqdn.yaml", []exchange{ // layer3.rst "DNS based"
 			{name: "DNS to kube-dns passes", local: testApp, peer: kubeDNS, proto: udp, port: 53, query: "my-remote-service.com.", want: true},
 			{name: "DNS to another server is dropped", local: testApp, peer: peer(1004, "k8s:app=other"), dir: Egress, proto: udp, port: 53},
 			{name: "my-remote-service.com's address is allowed on any port", local: testApp, peer: world("198.18.4.1", "my-remote-service.com"), dir: Egress, proto: tcp, port: 8443, want: true},
@@ -129,7 +130,7 @@ func TestCiliumExamplePoliciesMeanWhatCiliumsDocsSay(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			pols, err := ParseFile(filepath.Join("testdata", "cilium", tc.file))
+			pols, err := ParseFile(ciliumexample.Path(t, tc.file))
 			if err != nil {
 				t.Fatalf("Cilium's example is refused: %v", err)
 			}
