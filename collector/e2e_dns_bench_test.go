@@ -57,6 +57,7 @@ func BenchmarkDNSAnswerToConnection(b *testing.B) {
 	l.reset(b, egressPolicy("bench", "client", dnsRule(anyName), fqdnRule(`[{matchPattern: "*.bench.example"}]`, 80)))
 	server := netip.AddrPortFrom(l.pods["dns"].IPv4, 53)
 
+	incremental0, recompiled0 := l.node.store.Admissions()
 	for b.Loop() {
 		var admitted, plain []time.Duration
 		failures := 0
@@ -79,6 +80,9 @@ func BenchmarkDNSAnswerToConnection(b *testing.B) {
 		elapsed := time.Since(start)
 		b.ReportMetric(float64(tries), "tries")
 		b.ReportMetric(float64(failures), "failures")
+		incremental, recompiled := l.node.store.Admissions()
+		b.ReportMetric(float64(incremental-incremental0), "incremental_admissions")
+		b.ReportMetric(float64(recompiled-recompiled0), "recompiled_admissions")
 		b.ReportMetric(float64(dnsload.Percentile(admitted, 0.5).Microseconds()), "admitted_p50_us")
 		b.ReportMetric(float64(dnsload.Percentile(admitted, 0.99).Microseconds()), "admitted_p99_us")
 		b.ReportMetric(float64(dnsload.Percentile(plain, 0.5).Microseconds()), "plain_p50_us")

@@ -125,12 +125,13 @@ func TestE2EL7RulesUpdatedUnderLiveTraffic(t *testing.T) {
 		t.Error("the rules never changed: no old-only or no new-only request passed")
 	}
 
-	// Every answer is one access-log entry is one L7 record.
+	// Every answer is one access-log entry is one L7 RESPONSE record (its
+	// REQUEST record goes the other way).
 	want := answered.Load()
 	client := l.addr("client", false)
 	countRecords := func() (n int64) {
 		_ = l.c.Store().Each(flowquery.Query{}, func(e *ring.Entry) error {
-			if e.Seq > seq && e.Flow.Type == api.FlowTypeL7 && e.Flow.IP.Destination == client {
+			if e.Seq > seq && e.Flow.Type == api.FlowTypeL7 && e.Flow.IP.Destination == client && e.Flow.L7.Type == api.L7TypeResponse {
 				n++
 			}
 			return nil
@@ -145,8 +146,8 @@ func TestE2EL7RulesUpdatedUnderLiveTraffic(t *testing.T) {
 	got := countRecords()
 	st := l.proxy.Stats().AccessLog
 	entries, records := st.Entries-entries0.Entries, st.Records-entries0.Records
-	if got != want || int64(entries) != want || entries != records {
-		t.Fatalf("%d answers, %d access-log entries, %d records made, %d L7 records stored: want all equal", want, entries, records, got)
+	if got != want || int64(entries) != want || records != 2*entries {
+		t.Fatalf("%d answers, %d access-log entries, %d records made (want two per entry), %d L7 responses stored: want all equal", want, entries, records, got)
 	}
 	t.Logf("%d answers, %d access-log entries, %d L7 records", want, entries, got)
 }

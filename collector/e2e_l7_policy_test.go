@@ -27,8 +27,9 @@ type l7Probe struct {
 	// status is the HTTP status the client must get; 0: none (the kernel
 	// drops the connection).
 	status int
-	// record is the verdict of the request's one L7 record; 0: no record
-	// (it never reached Envoy).
+	// record is the verdict of the request's REQUEST record (its RESPONSE,
+	// when it got one, is FORWARDED, as Cilium's proxy reports it); 0: no
+	// record (it never reached Envoy).
 	record api.Verdict
 	// names are the policies the record names (denied by, for DROPPED and
 	// AUDIT).
@@ -354,9 +355,11 @@ func (l *l7Lab) runProbes(t *testing.T, probes []l7Probe) {
 	time.Sleep(500 * time.Millisecond)
 	for _, s := range all {
 		recs := l.l7Records(seq, s.client)
+		slices.SortStableFunc(recs, func(a, b api.Flow) int { return int(a.L7.Type) - int(b.L7.Type) }) // the request first
 		if s.p.hostile {
-			if s.a.status != 0 && (len(recs) != 1 || recs[0].L7.HTTP.Code != uint32(s.a.status)) {
-				t.Errorf("%s: %d L7 records %v for its %d", s.p, len(recs), recs, s.a.status)
+			if s.a.status != 0 && (len(recs) != 2 || recs[0].L7.Type != api.L7TypeRequest || recs[1].L7.Type != api.L7TypeResponse ||
+				recs[1].L7.HTTP.Code != uint32(s.a.status)) {
+				t.Errorf("%s: %d L7 records %v for its %d, want its request and response", s.p, len(recs), recs, s.a.status)
 			}
 			continue
 		}
@@ -369,8 +372,12 @@ func (l *l7Lab) runProbes(t *testing.T, probes []l7Probe) {
 			}
 			continue
 		}
-		if len(recs) != 1 {
-			t.Errorf("%s: %d L7 records, want 1", s.p, len(recs))
+		wantRecs := 2 // a REQUEST and its RESPONSE, as Hubble shows an exchange
+		if s.p.status == 0 {
+			wantRecs = 1
+		}
+		if len(recs) != wantRecs {
+			t.Errorf("%s: %d L7 records, want %d", s.p, len(recs), wantRecs)
 			continue
 		}
 		f := recs[0]
@@ -384,13 +391,20 @@ func (l *l7Lab) runProbes(t *testing.T, probes []l7Probe) {
 		sort.Strings(names)
 		want := slices.Clone(s.p.names)
 		sort.Strings(want)
-		if f.Verdict != s.p.record || !slices.Equal(names, want) || f.L7.Type != api.L7TypeResponse ||
-			f.L7.HTTP.Code != uint32(s.p.status) || !f.IsReply {
-			t.Errorf("%s: record %v code %d names %v (reply %v), want %v %d names %v", s.p, f.Verdict, f.L7.HTTP.Code, names,
-				f.IsReply, s.p.record, s.p.status, want)
+		if f.Verdict != s.p.record || !slices.Equal(names, want) || f.L7.Type != api.L7TypeRequest || f.IsReply {
+			t.Errorf("%s: request record %v %v names %v (reply %v), want REQUEST %v names %v", s.p, f.L7.Type, f.Verdict, names,
+				f.IsReply, s.p.record, want)
 		}
-		if f.Destination.PodName != podName(s.p.from) || f.Source.PodName != podName(s.p.to) {
-			t.Errorf("%s: record %s <- %s, want %s <- %s", s.p, f.Destination.PodName, f.Source.PodName, podName(s.p.from), podName(s.p.to))
+		if f.Source.PodName != podName(s.p.from) || f.Destination.PodName != podName(s.p.to) {
+			t.Errorf("%s: request record %s -> %s, want %s -> %s", s.p, f.Source.PodName, f.Destination.PodName, podName(s.p.from), podName(s.p.to))
+		}
+		if wantRecs == 2 {
+			r := recs[1]
+			if r.Verdict != api.VerdictForwarded || r.L7.Type != api.L7TypeResponse || r.L7.HTTP.Code != uint32(s.p.status) || !r.IsReply ||
+				r.Destination.PodName != podName(s.p.from) || r.Source.PodName != podName(s.p.to) {
+				t.Errorf("%s: response record %v %v code %d (reply %v) %s <- %s, want a FORWARDED RESPONSE %d %s <- %s", s.p, r.L7.Type, r.Verdict,
+					r.L7.HTTP.Code, r.IsReply, r.Destination.PodName, r.Source.PodName, s.p.status, podName(s.p.from), podName(s.p.to))
+			}
 		}
 	}
 }

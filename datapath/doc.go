@@ -25,7 +25,9 @@
 // published with one atomic store, the old slot cleared after an RCU grace
 // period, in the background: ApplyPolicy returns once the new revision is
 // in force, and the next one waits for the grace period first), so no
-// packet is ever judged by a half-written policy. The
+// packet is ever judged by a half-written policy. AdmitPolicy adds a DNS
+// answer's new entries (enforcer/compile's Admit: keys no lookup met before)
+// to the slot in force, the ipcache entries last, within the revision. The
 // programs judge a connection when its flow entry is created and again on
 // its next packet after each revision change; the verdict (FORWARDED,
 // DROPPED with 133/181, AUDIT), the policy set and the revision travel in

@@ -113,9 +113,12 @@ func parseDropReason(raw string) (value, error) {
 	return value{text: r.String(), num: uint32(r)}, nil
 }
 
-// matchDropReason is Hubble's drop_reason_desc: only dropped flows have one.
+// matchDropReason is Hubble's drop_reason_desc: only the datapath's drops
+// have one. Hubble's L7 parser gives an L7 record none, even when the
+// proxy denied it: Periscope's L7 records keep the reason for its own
+// accounts, but as Hubble sees them they have none.
 func matchDropReason(v *value, fl *api.Flow, _ side) bool {
-	return fl.Verdict == api.VerdictDropped && uint32(fl.DropReason) == v.num
+	return fl.Verdict == api.VerdictDropped && fl.Type != api.FlowTypeL7 && uint32(fl.DropReason) == v.num
 }
 
 // Cilium's monitor message types: the values of Hubble's event types
@@ -188,15 +191,17 @@ func parseEventTypeName(raw string) (value, error) {
 }
 
 // matchEventType maps Cilium's monitor message types onto Periscope's
-// flows, as relay/hubble's FlowToProto types them: drops are drop events
-// (their sub-type the drop reason); other L3/L4 and socket flows trace (and
-// L3/L4 ones policy verdict) events, a trace's sub-type the trace
-// observation point of the flow's own point (api.Flow.TracePoint: a sock
-// flow has none); L7 flows L7 events. Other types match no flow.
+// flows, as relay/hubble's FlowToProto types them: L7 flows are L7 events
+// whatever their verdict (Hubble's L7 parser types every proxy record
+// so, a denied request too); other drops are drop events (their sub-type
+// the drop reason); other L3/L4 and socket flows trace (and L3/L4 ones
+// policy verdict) events, a trace's sub-type the trace observation point of
+// the flow's own point (api.Flow.TracePoint: a sock flow has none). Other
+// types match no flow.
 func matchEventType(v *value, fl *api.Flow, _ side) bool {
 	switch v.num {
 	case EventTypeDrop:
-		return fl.Verdict == api.VerdictDropped && (!v.hasSub || uint32(fl.DropReason) == v.sub)
+		return fl.Verdict == api.VerdictDropped && fl.Type != api.FlowTypeL7 && (!v.hasSub || uint32(fl.DropReason) == v.sub)
 	case EventTypeTrace:
 		if v.hasSub {
 			p, ok := fl.TracePoint()

@@ -17,7 +17,10 @@ func tracePointFlows() map[string]*api.Flow {
 	}
 	dropped := at(11, api.TrafficDirectionEgress, 10, 11, api.VerdictDropped)
 	dropped.DropReason = api.DropReasonPolicyDenied
+	l7Denied := &api.Flow{Type: api.FlowTypeL7, Verdict: api.VerdictDropped, DropReason: api.DropReasonPolicyDenied,
+		L7: &api.L7{Type: api.L7TypeRequest, HTTP: &api.HTTP{Method: "GET", URL: "http://b/x"}}}
 	return map[string]*api.Flow{
+		"l7-denied":     l7Denied,
 		"from-endpoint": at(10, api.TrafficDirectionIngress, 10, 11, api.VerdictForwarded),
 		"to-endpoint":   at(11, api.TrafficDirectionEgress, 10, 11, api.VerdictForwarded),
 		"from-network":  at(2, api.TrafficDirectionIngress, 0, 12, api.VerdictForwarded),
@@ -44,6 +47,12 @@ func TestEventTypeSubTypes(t *testing.T) {
 		{"event-type=drop:POLICY_DENIED", "event-type=drop:POLICY_DENIED", []string{"dropped"}},
 		{"event-type=1:133", "event-type=drop:POLICY_DENIED", []string{"dropped"}},
 		{"event-type=drop:POLICY_DENY", "event-type=drop:POLICY_DENY", nil},
+		// Hubble types a request the L7 proxy denied as an L7 event (129)
+		// with no drop reason: not a drop event.
+		{"event-type=drop", "event-type=drop", []string{"dropped"}},
+		{"event-type=l7", "event-type=l7", []string{"l7-denied"}},
+		{"drop-reason=POLICY_DENIED", "drop-reason=POLICY_DENIED", []string{"dropped"}},
+		{"verdict=DROPPED", "verdict=DROPPED", []string{"dropped", "l7-denied"}},
 	} {
 		f, err := Parse([]string{c.chip})
 		if err != nil {

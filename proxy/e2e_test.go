@@ -227,10 +227,12 @@ func (l *l7Lab) recordCount() int {
 	return len(l.records)
 }
 
-// waitRecords waits until n records arrived and returns them; fails when
-// more arrive within a short while after.
+// waitRecords waits until the records of n answered requests (a REQUEST
+// and a RESPONSE each) arrived and returns them; fails when more arrive
+// within a short while after.
 func (l *l7Lab) waitRecords(t *testing.T, n int) []api.Flow {
 	t.Helper()
+	n *= 2
 	deadline := time.Now().Add(15 * time.Second)
 	for l.recordCount() < n && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
@@ -278,8 +280,15 @@ func TestEnvoyL7(t *testing.T) {
 			}
 			want += tc.requests
 			recs := l.waitRecords(t, want)
-			for _, f := range recs[want-tc.requests:] {
+			requests := 0
+			for _, f := range recs[2*(want-tc.requests):] {
 				checkRecord(t, f, l, tc.v6, tc.protocol)
+				if f.L7 != nil && f.L7.Type == api.L7TypeRequest {
+					requests++
+				}
+			}
+			if requests != tc.requests {
+				t.Errorf("%d REQUEST records for %d requests, want one each and a RESPONSE each", requests, tc.requests)
 			}
 		})
 	}
@@ -379,7 +388,9 @@ func TestEnvoyL7(t *testing.T) {
 	})
 }
 
-// checkRecord checks one record of a GET of the server's redirected port.
+// checkRecord checks one record of a GET of the server's redirected port:
+// as Hubble's, a REQUEST from the client to the server, or a RESPONSE from
+// the server back to the client.
 func checkRecord(t *testing.T, f api.Flow, l *l7Lab, v6 bool, protocol string) {
 	t.Helper()
 	if f.Type != api.FlowTypeL7 || f.L7 == nil || f.L7.HTTP == nil {
@@ -387,15 +398,20 @@ func checkRecord(t *testing.T, f api.Flow, l *l7Lab, v6 bool, protocol string) {
 	}
 	h := f.L7.HTTP
 	server := netip.AddrPortFrom(l.server.Addr(v6), portHTTP)
-	if f.L7.Type != api.L7TypeResponse || h.Code != 200 || h.Method != "GET" || h.Protocol != protocol ||
-		!strings.HasPrefix(h.URL, "http://"+server.String()+"/items/") || f.L7.LatencyNs == 0 {
-		t.Errorf("L7 %+v HTTP %+v, want a RESPONSE 200 to GET %s/items/... over %s with a latency", f.L7, h, server, protocol)
+	response := f.L7.Type == api.L7TypeResponse
+	if !response && (f.L7.Type != api.L7TypeRequest || h.Code != 0 || f.L7.LatencyNs != 0) ||
+		response && (h.Code != 200 || f.L7.LatencyNs == 0) ||
+		h.Method != "GET" || h.Protocol != protocol || !strings.HasPrefix(h.URL, "http://"+server.String()+"/items/") {
+		t.Errorf("L7 %+v HTTP %+v, want a REQUEST GET %s/items/... over %s, or its RESPONSE 200 with a latency", f.L7, h, server, protocol)
 	}
-	// A response goes from the server back to the client, as Hubble's.
-	if f.IP.Destination != l.client.Addr(v6) || f.IP.Source != server.Addr() || f.L4.SourcePort != portHTTP ||
-		f.L4.DestinationPort == 0 || f.Verdict != api.VerdictForwarded || !f.IsReply {
-		t.Errorf("record %v:%d -> %v:%d reply %v verdict %v, want the reply %v -> %v forwarded", f.IP.Source, f.L4.SourcePort,
-			f.IP.Destination, f.L4.DestinationPort, f.IsReply, f.Verdict, server, l.client.Addr(v6))
+	srcAddr, srcPort, dstAddr, dstPort := f.IP.Source, f.L4.SourcePort, f.IP.Destination, f.L4.DestinationPort
+	if response {
+		srcAddr, srcPort, dstAddr, dstPort = dstAddr, dstPort, srcAddr, srcPort
+	}
+	if srcAddr != l.client.Addr(v6) || dstAddr != server.Addr() || dstPort != portHTTP ||
+		srcPort == 0 || f.Verdict != api.VerdictForwarded || f.IsReply != response {
+		t.Errorf("record %v:%d -> %v:%d reply %v verdict %v, want %v -> %v forwarded (the response the other way)", f.IP.Source, f.L4.SourcePort,
+			f.IP.Destination, f.L4.DestinationPort, f.IsReply, f.Verdict, l.client.Addr(v6), server)
 	}
 	if f.Interface.Index != uint32(l.server.HostVeth.Index) || f.TrafficDirection != api.TrafficDirectionIngress {
 		t.Errorf("record of endpoint %d direction %v, want the server's (%d) ingress", f.Interface.Index,
@@ -404,16 +420,20 @@ func checkRecord(t *testing.T, f api.Flow, l *l7Lab, v6 bool, protocol string) {
 	// The collector's enrichment, by IP and by the redirect's endpoint; it
 	// keeps the direction the record carries.
 	l.registry.Enrich(&f)
-	if f.Destination.PodName != "client" || f.Source.PodName != "server" || f.Source.Identity == 0 ||
+	client, srv := f.Source, f.Destination
+	if response {
+		client, srv = srv, client
+	}
+	if client.PodName != "client" || srv.PodName != "server" || srv.Identity == 0 ||
 		f.TrafficDirection != api.TrafficDirectionIngress || f.Interface.Name != l.server.HostVeth.Name {
-		t.Errorf("enriched: %s -> %s (identity %d) direction %v at %q, want server -> client, ingress at %s",
-			f.Source.PodName, f.Destination.PodName, f.Source.Identity, f.TrafficDirection, f.Interface.Name, l.server.HostVeth.Name)
+		t.Errorf("enriched: %s -> %s (identity %d) direction %v at %q, want client and server, ingress at %s",
+			f.Source.PodName, f.Destination.PodName, srv.Identity, f.TrafficDirection, f.Interface.Name, l.server.HostVeth.Name)
 	}
 	got := map[string]string{}
 	for _, hd := range h.Headers {
 		got[hd.Key] = hd.Value
 	}
-	if got["authorization"] != "HUBBLE_REDACTED" || got["set-cookie"] != "HUBBLE_REDACTED" || got["content-type"] != "text/plain" {
-		t.Errorf("headers %v: want authorization and set-cookie redacted, content-type kept", got)
+	if !response && got["authorization"] != "HUBBLE_REDACTED" || response && (got["set-cookie"] != "HUBBLE_REDACTED" || got["content-type"] != "text/plain") {
+		t.Errorf("headers %v: want authorization (request) and set-cookie (response) redacted, content-type kept", got)
 	}
 }

@@ -13,7 +13,7 @@ import (
 
 // demoL7Policy is the demo's L7 rule: the backend's port 8080 takes the
 // frontend's GET /public/... and nothing else; Envoy answers anything else
-// 403 "Access denied" and the record of it is DROPPED, naming the policy.
+// 403 "Access denied" and the request's record is DROPPED, naming the policy.
 const demoL7Policy = `apiVersion: cilium.io/v2
 kind: CiliumNetworkPolicy
 metadata:

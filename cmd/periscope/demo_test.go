@@ -115,10 +115,14 @@ func TestDemoShowsEveryKindOfFlowWithVerdictsAndCleansUp(t *testing.T) {
 				f.L7.HTTP.Method == "GET" && f.L7.HTTP.Code == 200 && strings.Contains(f.L7.HTTP.URL, "/public/") &&
 				f.L7.LatencyNs > 0 && f.Verdict == api.VerdictForwarded
 		}},
-		{"frontend's POST /admin/users gets 403, DROPPED by default/backend-l7", func(f *api.Flow) bool {
-			return f.L7 != nil && f.L7.HTTP != nil && pods(f, "default/backend", "default/frontend") &&
-				f.L7.HTTP.Method == "POST" && f.L7.HTTP.Code == 403 && f.Verdict == api.VerdictDropped &&
+		{"frontend's POST /admin/users is an http-request DROPPED by default/backend-l7", func(f *api.Flow) bool {
+			return f.L7 != nil && f.L7.HTTP != nil && pods(f, "default/frontend", "default/backend") && !f.IsReply &&
+				f.L7.Type == api.L7TypeRequest && f.L7.HTTP.Method == "POST" && f.Verdict == api.VerdictDropped &&
 				slices.ContainsFunc(f.IngressDeniedBy, isBackendL7)
+		}},
+		{"and its answer is a 403", func(f *api.Flow) bool {
+			return f.L7 != nil && f.L7.HTTP != nil && pods(f, "default/backend", "default/frontend") && f.IsReply &&
+				f.L7.HTTP.Method == "POST" && f.L7.HTTP.Code == 403
 		}},
 		{"frontend looks api.partner.example up through the DNS proxy, allowed by default/frontend-egress", func(f *api.Flow) bool {
 			return f.Source.PodName == "frontend" && f.L7 != nil && f.L7.DNS != nil && f.L7.DNS.Query == demoPartnerName+"." &&

@@ -121,20 +121,27 @@ func TestCollectorL7PolicyEndToEnd(t *testing.T) {
 			}
 		}
 	}
+	// 11 requests: as Hubble shows them, a REQUEST record each (DROPPED
+	// naming the policy when it denied it) and a RESPONSE record each.
 	const total = 11
 	var l7 []api.Flow
-	waitUntil(t, "the 11 L7 flows", func() bool {
+	waitUntil(t, "the 22 L7 flows", func() bool {
 		l7 = slices.DeleteFunc(getFlows(t, base, "protocol=http"), func(f api.Flow) bool { return f.L7 == nil })
-		return len(l7) >= total
+		return len(l7) >= 2*total
 	})
-	if len(l7) != total {
-		t.Fatalf("%d L7 flows, want %d", len(l7), total)
+	if len(l7) != 2*total {
+		t.Fatalf("%d L7 flows, want %d", len(l7), 2*total)
 	}
 	for _, f := range l7 {
-		dropped := f.L7.HTTP.Code == 403
-		if f.Source.PodName != "web" || f.Destination.PodName != "peer" || !f.IsReply || f.TrafficDirection != api.TrafficDirectionIngress ||
+		client, server := f.Source.PodName, f.Destination.PodName
+		response := f.L7.Type == api.L7TypeResponse
+		if response {
+			client, server = server, client
+		}
+		dropped := !response && (f.L7.HTTP.Method == "POST" || strings.HasSuffix(f.L7.HTTP.URL, "/admin"))
+		if client != "peer" || server != "web" || f.IsReply != response || f.TrafficDirection != api.TrafficDirectionIngress ||
 			dropped != (f.Verdict == api.VerdictDropped) || dropped && !slices.Equal(f.IngressDeniedBy, []api.PolicyRef{{Name: "web-l7", Namespace: "default", Kind: "CiliumNetworkPolicy", Revision: 2}}) {
-			t.Errorf("L7 flow %s <- %s reply %v %v verdict %v code %d denied by %v", f.Destination.PodName, f.Source.PodName,
+			t.Errorf("L7 flow %v %s -> %s reply %v %v verdict %v code %d denied by %v", f.L7.Type, f.Source.PodName, f.Destination.PodName,
 				f.IsReply, f.TrafficDirection, f.Verdict, f.L7.HTTP.Code, f.IngressDeniedBy)
 		}
 	}
@@ -190,7 +197,7 @@ func TestCollectorL7PolicyEndToEnd(t *testing.T) {
 		t.Run("periscope observe's HTTP filters from the "+source, func(t *testing.T) {
 			if source == "clickhouse" {
 				waitUntil(t, "the L7 rows in ClickHouse", func() bool {
-					return ch.Query("SELECT count() FROM periscope.flows WHERE l7_protocol = 'http'") == "11"
+					return ch.Query("SELECT count() FROM periscope.flows WHERE l7_protocol = 'http'") == "22"
 				})
 			}
 			o, err := periscope(append([]string{"observe", "--server", listen, "--all", "--source", source, "-o", "json"}, filters...)...)
@@ -204,7 +211,7 @@ func TestCollectorL7PolicyEndToEnd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if n := strings.Count(o, "http-response DROPPED"); n != 4 {
+			if n := strings.Count(o, "http-request DROPPED"); n != 4 {
 				t.Errorf("periscope observe --verdict DROPPED printed %d drops, want 4:\n%s", n, o)
 			}
 		})
@@ -216,20 +223,21 @@ func TestCollectorL7PolicyEndToEnd(t *testing.T) {
 			t.Errorf("hubble observe %s:\n%s\nwant the two 503s", strings.Join(filters, " "), o)
 		}
 		o = runHubbleCLI(t, hubbleBin, "observe", "--all", "--color", "never", "--server", hubbleListen, "--protocol", "http", "--verdict", "DROPPED")
-		if n := strings.Count(o, "http-response DROPPED (HTTP/1.1 403"); n != 4 {
-			t.Errorf("hubble observe --verdict DROPPED printed %d 403 drops, want 4:\n%s", n, o)
+		if n := strings.Count(o, "http-request DROPPED (HTTP/1.1 "); n != 4 || len(strings.Split(strings.TrimSpace(o), "\n")) != 4 {
+			t.Errorf("hubble observe --verdict DROPPED printed %d request drops, want 4 and nothing else:\n%s", n, o)
 		}
 	})
 
 	t.Run("ClickHouse is queryable by method, status, path and latency", func(t *testing.T) {
 		waitUntil(t, "the L7 rows in ClickHouse", func() bool {
-			return ch.Query("SELECT count() FROM periscope.flows WHERE l7_protocol = 'http'") == "11"
+			return ch.Query("SELECT count() FROM periscope.flows WHERE l7_protocol = 'http'") == "22"
 		})
 		for q, want := range map[string]string{
-			"SELECT count() FROM periscope.flows WHERE http_method = 'GET' AND http_status = 403 AND verdict = 2": "3",
-			"SELECT count() FROM periscope.flows WHERE http_status = 503 AND http_path LIKE '%/public/error'":     "2",
-			"SELECT count() FROM periscope.flows WHERE http_status = 200 AND l7_latency_ns > 0":                   "5",
-			"SELECT count() FROM periscope.flows WHERE http_method = 'POST'":                                      "1",
+			"SELECT count() FROM periscope.flows WHERE http_method = 'GET' AND http_path LIKE '%/admin' AND verdict = 2": "3",
+			"SELECT count() FROM periscope.flows WHERE http_method = 'GET' AND http_status = 403":                        "3",
+			"SELECT count() FROM periscope.flows WHERE http_status = 503 AND http_path LIKE '%/public/error'":            "2",
+			"SELECT count() FROM periscope.flows WHERE http_status = 200 AND l7_latency_ns > 0":                          "5",
+			"SELECT count() FROM periscope.flows WHERE http_method = 'POST'":                                             "2",
 		} {
 			if got := ch.Query(q); got != want {
 				t.Errorf("%s: %s, want %s", q, got, want)
@@ -242,8 +250,9 @@ func TestCollectorL7PolicyEndToEnd(t *testing.T) {
 		tctx, cancel := context.WithTimeout(bctx, 30*time.Second)
 		defer cancel()
 		const cells = `[...document.querySelectorAll('[data-testid="flow-row"]:not([hidden])')].map(r => r.querySelector('.c-l7').textContent)`
-		// The table is virtualized: a page tall enough to show the 11 rows.
-		if err := chromedp.Do(tctx, chromedp.EmulateViewport(1400, 1600), chromedp.Navigate(base+"/?filter=protocol%3Dhttp")); err != nil {
+		// The table is virtualized: a page tall enough to show the 11 rows
+		// of the responses.
+		if err := chromedp.Do(tctx, chromedp.EmulateViewport(1400, 1600), chromedp.Navigate(base+"/?filter=protocol%3Dhttp&filter=reply%3Dtrue")); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := chromedp.Run(tctx, chromedp.Poll[bool](cells+`.length === 11`, chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {

@@ -102,8 +102,10 @@
 //
 // toFQDNs compiles like a CIDR rule over the addresses DNS answers gave
 // the names it selects (Input.Names): each gets a host CIDR identity and
-// an ipcache entry (fqdn.go), so a new answer is a recompile, and FQDNAddrs
-// tells whether it changes anything. rules.dns is not the kernel's: it
+// an ipcache entry (fqdn.go), and FQDNAddrs tells whether a new answer
+// changes anything. Admit (admit.go) adds a new answer's addresses to a
+// compiled policy as a Delta of new entries, those a full compile would
+// add, or says why only a full compile can (ErrRecompile). rules.dns is not the kernel's: it
 // becomes the DNS proxy's part, Compiled.DNS (a dnsmatch table's rules,
 // by server identity through this ipcache) and DNSRedirects, the
 // endpoints' DNS ports to steer to the proxy (dns.go), both held against
@@ -199,6 +201,8 @@ func Compile(in Input) (*Compiled, error) {
 		}
 	}
 	c.LocalIngress = c.localIngress(in.Endpoints)
+	c.in, c.compiled, c.selecting = in, true, &endpointRules{}
+	c.in.Names = nil // Admit extends FQDNAddrs, which holds what counted
 	return c, nil
 }
 
@@ -241,21 +245,26 @@ func (c *Compiled) probeFlags() map[uint32]ProbeFlags {
 		out[ep] = base
 	}
 	for k := range c.Policy {
-		f := out[k.Endpoint] | base
-		switch {
-		case k.InRangeTrie():
-			f |= FlagRanges
-		case k.Proto == 0:
-			f |= FlagAnyProto
-		case k.PortBits == 0:
-			f |= FlagAnyPort
-		}
-		if k.Identity == 0 {
-			f |= FlagAnyIdentity
-		} else {
-			f |= FlagByIdentity
-		}
-		out[k.Endpoint] = f
+		out[k.Endpoint] |= base | k.probeFlags()
 	}
 	return out
+}
+
+// probeFlags are the probes that can hit k.
+func (k Key) probeFlags() ProbeFlags {
+	var f ProbeFlags
+	switch {
+	case k.InRangeTrie():
+		f |= FlagRanges
+	case k.Proto == 0:
+		f |= FlagAnyProto
+	case k.PortBits == 0:
+		f |= FlagAnyPort
+	}
+	if k.Identity == 0 {
+		f |= FlagAnyIdentity
+	} else {
+		f |= FlagByIdentity
+	}
+	return f
 }

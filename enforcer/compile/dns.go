@@ -55,6 +55,7 @@ func (c *Compiled) compileDNS(pols []*policy.Policy, local policy.Endpoint, audi
 	})
 	points = slices.Compact(points)
 	var rules []dnsmatch.Rule
+	var candidates []dnsCandidate
 	for _, pt := range points {
 		c.DNSRedirects = append(c.DNSRedirects, DNSRedirect{Endpoint: local.ID, Proto: pt.proto, Port: pt.port})
 		for _, pol := range pols {
@@ -70,9 +71,12 @@ func (c *Compiled) compileDNS(pols []*policy.Policy, local policy.Endpoint, audi
 					}
 					ref := api.PolicyRef{Name: pol.Name, Namespace: pol.Namespace, Kind: string(pol.Kind), Revision: pol.Revision}
 					rule, ok := c.dnsRule(ref, pr, pt.proto, pt.port, universe)
+					cand := dnsCandidate{ref: ref, peers: pr, proto: pt.proto, port: pt.port, rule: -1}
 					if ok {
+						cand.rule = len(rules)
 						rules = append(rules, rule)
 					}
+					candidates = append(candidates, cand)
 				}
 			}
 		}
@@ -84,12 +88,28 @@ func (c *Compiled) compileDNS(pols []*policy.Policy, local policy.Endpoint, audi
 		c.DNS.IdentityOf = c.IdentityOf
 	}
 	c.DNS.ByEndpoint[local.ID] = rules
+	if c.dnsCandidates == nil {
+		c.dnsCandidates = map[uint32][]dnsCandidate{}
+	}
+	c.dnsCandidates[local.ID] = candidates
 	if audit {
 		c.DNS.Audit[local.ID] = true
 	}
 	if !c.Enforce[local.ID].Egress {
 		c.DNS.Open[local.ID] = true
 	}
+}
+
+// dnsCandidate is an egress allow that covers one of an endpoint's DNS
+// (protocol, port): a rule when its peers select an identity (rule, its
+// index in the endpoint's rules; -1: none), for Admit to redo with new
+// identities.
+type dnsCandidate struct {
+	ref   api.PolicyRef
+	peers *policy.PeerRule
+	proto uint8
+	port  uint16
+	rule  int
 }
 
 // dnsRule is the rule an egress allow makes on one (protocol, port); false

@@ -28,7 +28,12 @@ func (c *Compiled) fqdnPrefixes(in Input) []netip.Prefix {
 	c.fqdn = fqdnIndex{}
 	c.FQDNAddrs = map[netip.Addr][]dnsmatch.Selector{}
 	matchers := policy.FQDNMatchers(in.Policies)
-	if len(matchers) == 0 || len(in.Names) == 0 {
+	if len(matchers) == 0 {
+		return nil
+	}
+	index := dnsmatch.NewIndex(matchers)
+	c.fqdnSelectors = index
+	if len(in.Names) == 0 {
 		return nil
 	}
 	inCluster := map[netip.Addr]bool{}
@@ -42,7 +47,6 @@ func (c *Compiled) fqdnPrefixes(in Input) []netip.Prefix {
 			inCluster[e.Prefix.Addr().Unmap()] = true
 		}
 	}
-	index := dnsmatch.NewIndex(matchers)
 	var out []netip.Prefix
 	var selecting []*dnsmatch.Matcher
 	for addr, names := range in.Names {

@@ -147,4 +147,17 @@ type Compiled struct {
 
 	fqdn      fqdnIndex
 	fqdnHosts map[identity.ID]netip.Addr // host CIDR identities' addresses (indexFQDNHosts)
+	// dnsCandidates are, per endpoint, the allows compileDNS made DNS
+	// rules of, in order (read-only once compiled).
+	dnsCandidates map[uint32][]dnsCandidate
+
+	// in is what Compile compiled (without its Names), for Admit;
+	// compiled says Compile (or Admit) made it.
+	in       Input
+	compiled bool
+	// selecting is, per endpoint of in, the rules that select it: made
+	// once, when Admit first needs it, and shared by what Admit makes.
+	selecting *endpointRules
+	// fqdnSelectors are in's toFQDNs selectors; nil when there are none.
+	fqdnSelectors *dnsmatch.Index
 }

@@ -116,6 +116,16 @@ func (t *Table) Replace(rules map[uint32][]Rule) error {
 // Current returns the Rules of the generation in force.
 func (t *Table) Current() Rules { return t.gen.Load().rules }
 
+// SetIdentityOf keeps the rules in force and looks servers' identities up
+// with identityOf from now on (a policy whose ipcache grew, the rules the
+// same), without compiling the rules again.
+func (t *Table) SetIdentityOf(identityOf func(netip.Addr) uint32) {
+	gen := *t.gen.Load()
+	gen.identityOf = identityOf
+	gen.rules.IdentityOf = identityOf
+	t.gen.Store(&gen)
+}
+
 // Set compiles rs and puts it in force at once. On an error nothing
 // changes.
 func (t *Table) Set(rs Rules) error {

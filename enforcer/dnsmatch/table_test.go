@@ -178,3 +178,27 @@ func TestAuditEndpointsHaveTheirDenialsMarked(t *testing.T) {
 		})
 	}
 }
+
+func TestSetIdentityOfKeepsTheRulesAndLooksServersUpAnew(t *testing.T) {
+	server := netip.MustParseAddrPort("198.19.0.53:53")
+	tab := NewTable()
+	err := tab.Set(Rules{
+		ByEndpoint: map[uint32][]Rule{1: {{Policy: testRef("default/dns"), Port: 53, ServerIdentities: []uint32{300},
+			Names: []Selector{{MatchPattern: "*.example.com"}}}}},
+		IdentityOf: func(netip.Addr) uint32 { return 2 },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := Query{1, server, protoUDP, "www.example.com"}
+	if v := tab.Check(q); v.Allowed {
+		t.Fatalf("a server of world is covered: %+v", v)
+	}
+	tab.SetIdentityOf(func(netip.Addr) uint32 { return 300 })
+	if v := tab.Check(q); !v.Allowed || !slices.Equal(v.Policies, testRefs("default/dns")) {
+		t.Fatalf("after SetIdentityOf the server of identity 300 is not covered: %+v", v)
+	}
+	if got := tab.Current(); len(got.ByEndpoint[1]) != 1 || got.IdentityOf(server.Addr()) != 300 {
+		t.Fatalf("Current() = %+v", got)
+	}
+}

@@ -68,6 +68,38 @@ func (a *applier) ApplyPolicy(c *compile.Compiled) error {
 	return nil
 }
 
+// AdmitPolicy adds a DNS answer's new entries (compile.Compiled.Admit)
+// to the kernel's policy through next, when next is a policystore.Admitter,
+// then gives the proxy's table next's rules when the delta changed them
+// (new server identities), else has it look servers up in next's ipcache.
+// On error the policy in force stays delta.Base.
+func (a *applier) AdmitPolicy(next *compile.Compiled, delta *compile.Delta) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	admitter, ok := a.next.(policystore.Admitter)
+	if !ok {
+		return fmt.Errorf("%w: the datapath only applies whole policies", compile.ErrRecompile)
+	}
+	if a.last != delta.Base {
+		return fmt.Errorf("%w: the DNS rules in force are not the delta's base", compile.ErrRecompile)
+	}
+	if err := admitter.AdmitPolicy(next, delta); err != nil {
+		return err
+	}
+	switch {
+	case delta.DNS:
+		if err := a.dns.table.Set(next.DNS); err != nil {
+			// The kernel has next, the table the base's rules, which
+			// cover fewer servers: a recompile puts both in force.
+			return fmt.Errorf("%w: dns rules: %w", compile.ErrRecompile, err)
+		}
+	case next.DNS.IdentityOf != nil:
+		a.dns.table.SetIdentityOf(next.DNS.IdentityOf)
+	}
+	a.last = next
+	return nil
+}
+
 // SetPolicyAudit is the datapath's.
 func (a *applier) SetPolicyAudit(endpoint uint32, audit bool) error {
 	return a.next.SetPolicyAudit(endpoint, audit)

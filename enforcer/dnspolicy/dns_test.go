@@ -182,3 +182,67 @@ func TestARemovedEndpointsNamesAreForgotten(t *testing.T) {
 		t.Errorf("endpoint 2 (removed) still resolves to %v", got)
 	}
 }
+
+// admittingKernel is a kernel that admits deltas of the policy it holds.
+type admittingKernel struct {
+	kernel
+	inForce **compile.Compiled
+}
+
+func (k admittingKernel) ApplyPolicy(c *compile.Compiled) error {
+	*k.inForce = c
+	return k.kernel.ApplyPolicy(c)
+}
+
+func (k admittingKernel) AdmitPolicy(next *compile.Compiled, d *compile.Delta) error {
+	if d.Base != *k.inForce {
+		return compile.ErrRecompile
+	}
+	*k.inForce = next
+	k.log = append(k.log, "admit table "+k.covered())
+	return nil
+}
+
+// An admission goes to the kernel when it holds the delta's base, and the
+// table then looks servers up in the new policy's ipcache (or takes its
+// rules, when the delta changed them); a delta of
+// another policy, or a kernel that cannot admit, is refused with
+// ErrRecompile and changes nothing.
+func TestAnAdmissionReachesTheKernelAndTheTablesIdentities(t *testing.T) {
+	d, s := newTestDNS(t, Options{})
+	var inForce *compile.Compiled
+	a := d.Applier(admittingKernel{kernel{s}, &inForce}).(policystore.Admitter)
+	base := compiled("p1", 1)
+	base.DNS.IdentityOf = func(netip.Addr) uint32 { return 2 }
+	if err := a.ApplyPolicy(base); err != nil {
+		t.Fatal(err)
+	}
+	next := compiled("p1", 1)
+	next.DNS.IdentityOf = func(netip.Addr) uint32 { return 16777300 }
+	stale := &compile.Delta{Base: compiled("p0", 1)}
+	if err := a.AdmitPolicy(next, stale); !errors.Is(err, compile.ErrRecompile) || inForce != base {
+		t.Fatalf("a delta of another policy: %v, kernel has the base: %v", err, inForce == base)
+	}
+	if err := a.AdmitPolicy(next, &compile.Delta{Base: base}); err != nil {
+		t.Fatal(err)
+	}
+	if inForce != next || s.table.Current().IdentityOf(netip.MustParseAddr("198.51.100.1")) != 16777300 {
+		t.Fatalf("after the admission the kernel has next: %v, the table's identities are next's: %v",
+			inForce == next, s.table.Current().IdentityOf(netip.MustParseAddr("198.51.100.1")))
+	}
+	// A delta that changed the DNS rules puts next's into the table.
+	wider := compiled("p1", 1, 2)
+	if err := a.AdmitPolicy(wider, &compile.Delta{Base: next, DNS: true}); err != nil {
+		t.Fatal(err)
+	}
+	if inForce != wider || s.covered() != "12" {
+		t.Fatalf("after an admission that changed the DNS rules the table covers %s, want 12", s.covered())
+	}
+	plain := d.Applier(kernel{s}).(policystore.Admitter)
+	if err := plain.ApplyPolicy(base); err != nil {
+		t.Fatal(err)
+	}
+	if err := plain.AdmitPolicy(next, &compile.Delta{Base: base}); !errors.Is(err, compile.ErrRecompile) {
+		t.Fatalf("a kernel that cannot admit: %v, want ErrRecompile", err)
+	}
+}

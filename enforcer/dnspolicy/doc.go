@@ -9,7 +9,9 @@
 //     the covered endpoints' DNS ports to the proxy (Compiled.DNSRedirects,
 //     through its own part of the datapath's redirect table,
 //     datapath.RedirectOwners), in the order that never leaves a
-//     redirected query without the rules of either policy;
+//     redirected query without the rules of either policy; it is a
+//     policystore.Admitter too, passing an answer's new entries to the
+//     datapath and the new ipcache to the table;
 //   - the cache's Admit hook is the store's AdmitNames, so an answer is
 //     released only once toFQDNs admits its addresses (its Admitted hook,
 //     the store's lock-free NamesAdmitted, lets the proxy release an

@@ -406,6 +406,34 @@ func (c *Cache) AllNames() map[netip.Addr][]string {
 	return out
 }
 
+// AddrNames returns, for each of addrs the cache holds, its names as
+// AllNames gives them (node-wide, sorted, each once), without building the
+// whole map: what admitting one answer reads. The slices may be shared:
+// never modify them.
+func (c *Cache) AddrNames(addrs []netip.Addr) map[netip.Addr][]string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make(map[netip.Addr][]string, len(addrs))
+	for _, a := range addrs {
+		a = a.Unmap()
+		for _, ec := range c.endpoints {
+			names, ok := ec.names[a]
+			if !ok {
+				continue
+			}
+			prev, ok := out[a]
+			if !ok {
+				out[a] = names
+				continue
+			}
+			merged := slices.Concat(prev, names)
+			slices.Sort(merged)
+			out[a] = slices.Compact(merged)
+		}
+	}
+	return out
+}
+
 // Lookup returns the unexpired addresses endpoint resolved name (in any
 // case, with or without the final dot) to, sorted.
 func (c *Cache) Lookup(endpoint uint32, name string) []netip.Addr {

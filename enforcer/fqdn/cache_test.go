@@ -405,3 +405,25 @@ func TestTryRecordCachesWithoutWaitingOnlyWhatThePolicyAdmitsAlready(t *testing.
 		})
 	}
 }
+
+func TestAddrNamesAreAllNamesOfTheAddressesAsked(t *testing.T) {
+	c, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, c.Record(Answer{Endpoint: 1, Name: "api.example.com.", Addrs: addrs("198.18.5.1", "fd00::5:1"), TTL: 60}))
+	must(t, c.Record(Answer{Endpoint: 2, Name: "www.example.com.", Addrs: addrs("198.18.5.1"), TTL: 60}))
+	must(t, c.Record(Answer{Endpoint: 2, Name: "db.internal.", Addrs: addrs("198.18.5.2"), TTL: 60}))
+	asked := addrs("198.18.5.1", "::ffff:198.18.5.2", "198.18.5.9")
+	got := c.AddrNames(asked)
+	all := c.AllNames()
+	for _, a := range asked {
+		a = a.Unmap()
+		if !slices.Equal(got[a], all[a]) {
+			t.Errorf("AddrNames gives %s %v, AllNames %v", a, got[a], all[a])
+		}
+	}
+	if len(got) != 2 || !slices.Equal(got[netip.MustParseAddr("198.18.5.1")], []string{"api.example.com", "www.example.com"}) {
+		t.Fatalf("AddrNames = %v", got)
+	}
+}

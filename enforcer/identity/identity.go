@@ -221,20 +221,34 @@ func LocalCIDRIdentities(prefixes []netip.Prefix) map[netip.Prefix]ID {
 	sort.Slice(ps, func(i, j int) bool { return ps[i].String() < ps[j].String() })
 	out := make(map[netip.Prefix]ID, len(ps))
 	used := make(map[ID]bool, len(ps))
-	const span = 1<<24 - 1
 	for _, p := range ps {
 		if _, dup := out[p]; dup {
 			continue
 		}
-		h := fnv.New64a()
-		h.Write([]byte(p.String()))
-		slot := h.Sum64() % span
-		for used[LocalScope+1+ID(slot)] {
-			slot = (slot + 1) % span
+		id := FirstLocalCIDRIdentity(p)
+		for used[id] {
+			id = nextLocalCIDRIdentity(id)
 		}
-		id := LocalScope + 1 + ID(slot)
 		used[id] = true
 		out[p] = id
 	}
 	return out
+}
+
+// localCIDRSpan is how many identities LocalCIDRIdentities gives out.
+const localCIDRSpan = 1<<24 - 1
+
+// FirstLocalCIDRIdentity is the identity LocalCIDRIdentities tries first
+// for prefix p (masked): p's own when no prefix sorted before it took it.
+// Adding a prefix whose first identity no other prefix holds changes no
+// other prefix's identity: no probe of theirs passed it.
+func FirstLocalCIDRIdentity(p netip.Prefix) ID {
+	h := fnv.New64a()
+	h.Write([]byte(p.Masked().String()))
+	return LocalScope + 1 + ID(h.Sum64()%localCIDRSpan)
+}
+
+// nextLocalCIDRIdentity is the identity probed after id on a collision.
+func nextLocalCIDRIdentity(id ID) ID {
+	return LocalScope + 1 + (id-LocalScope)%localCIDRSpan
 }

@@ -59,6 +59,18 @@ type Applier interface {
 	SetPolicyAudit(endpoint uint32, audit bool) error
 }
 
+// Admitter is an Applier that can also bring a DNS answer's new toFQDNs
+// addresses into force by adding their entries to the policy in force
+// (compile.Compiled.Admit), without applying the whole policy again;
+// *datapath.Datapath implements it. AdmitPolicy must fail, leaving
+// delta.Base in force, unless delta.Base is the policy in force (the last
+// ApplyPolicy's or AdmitPolicy's); once it returns nil, next is in force.
+// The store falls back to ApplyPolicy on any error.
+type Admitter interface {
+	Applier
+	AdmitPolicy(next *compile.Compiled, delta *compile.Delta) error
+}
+
 // L7Applier brings the L7 part of compiled policy (compile.Compiled.L7)
 // into force: the node's L7 proxy (*proxy.Manager implements it). ApplyL7
 // replaces the whole set of L7 ports, redirecting exactly those; on error

@@ -15,9 +15,11 @@
 //
 // DNS names are policy input too (toFQDNs): every compile reads Names (the
 // FQDN cache), AdmitNames returns once a DNS answer's addresses are
-// admitted (recompiling only when the answer changes the policy, and once
-// for all the answers waiting meanwhile), and RefreshNames recompiles after
-// names expired. Neither changes the revision nor the persisted set.
+// admitted (when the answer changes the policy: by adding the new
+// addresses' entries to the policy in force when the applier is an
+// Admitter and compile.Compiled.Admit can, else by a recompile, one for all
+// the answers waiting meanwhile), and RefreshNames recompiles after names
+// expired. Neither changes the revision nor the persisted set.
 //
 // It learns about endpoints only through the Endpoints interface (the
 // collector's registry implements it) and must not know how endpoints are

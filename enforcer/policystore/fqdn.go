@@ -1,6 +1,7 @@
 package policystore
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync/atomic"
@@ -17,6 +18,8 @@ import (
 // change of it is a change of the policy.
 type Names interface {
 	AllNames() map[netip.Addr][]string
+	// AddrNames is AllNames' entries of addrs alone.
+	AddrNames(addrs []netip.Addr) map[netip.Addr][]string
 }
 
 // fqdnView is what the policy in force was compiled from, for telling
@@ -52,6 +55,9 @@ type fqdnState struct {
 	// store's mutex) is the count the last successful recompile covered.
 	wanted atomic.Uint64
 	done   uint64
+	// admitted and recompiled count the answers AdmitNames brought into
+	// force by adding entries, and by a recompile.
+	admitted, recompiled atomic.Uint64
 }
 
 // input reads Names for the compiler.
@@ -64,9 +70,12 @@ func (f *fqdnState) input() map[netip.Addr][]string {
 
 // AdmitNames returns once the policy in force admits the addresses of a
 // DNS answer (fqdn.Options.Admit): at once when no toFQDNs selector selects
-// its name or they are selected already, else after a recompile that read
-// the answer from Names and was applied. Admissions waiting meanwhile are
-// admitted by one recompile. The answer must be in Names before the call.
+// its name or they are selected already; else, when the applier is an
+// Admitter, after the entries of its new addresses were added to the
+// policy in force (admitIncrementally); else, or when that cannot be done,
+// after a recompile that read the answer from Names and was applied.
+// Admissions waiting meanwhile are admitted by one recompile. The answer
+// must be in Names before the call.
 func (s *Store) AdmitNames(a fqdn.Admission) error {
 	if s.NamesAdmitted(a) {
 		return nil
@@ -78,10 +87,20 @@ func (s *Store) AdmitNames(a fqdn.Admission) error {
 	if f.done >= mine {
 		return nil // a recompile that began after the answer was cached covered it
 	}
-	if v := f.view.Load(); v != nil && !v.changes(a) {
-		return nil // a commit since covered it
+	v := f.view.Load()
+	if v != nil && !v.changes(a) {
+		return nil // a commit or an admission since covered it
 	}
+	// What a recompile now would cover, read before the incremental try
+	// (which covers this answer alone).
 	covers := f.wanted.Load()
+	err := s.admitIncrementally(v, a)
+	if err == nil {
+		f.admitted.Add(1)
+		return nil
+	}
+	f.recompiled.Add(1)
+	s.log.Debug("dns answer admitted by a recompile", "name", a.Name, "reason", err)
 	if err := s.recompile(); err != nil {
 		return fmt.Errorf("admit the addresses of %s: %w", a.Name, err)
 	}
@@ -99,6 +118,45 @@ func (s *Store) NamesAdmitted(a fqdn.Admission) bool {
 	f := &s.fqdn
 	v := f.view.Load()
 	return v != nil && v.seq == f.commits.Load() && !v.changes(a)
+}
+
+// admitIncrementally brings the new addresses of a into force by adding
+// their entries to the policy in force (v's), when the applier can
+// (Admitter) and compile.Compiled.Admit proves the result equal to a full
+// compile; the caller holds s.mu. Any error means nothing changed and a
+// recompile must admit a. Expiries never come here: removing entries from
+// the slot in force could remove what a lookup is using, so they stay a
+// (batched) recompile, RefreshNames.
+func (s *Store) admitIncrementally(v *fqdnView, a fqdn.Admission) error {
+	f := &s.fqdn
+	admitter, ok := s.applier.(Admitter)
+	if !ok {
+		return errors.New("the applier only applies whole policies")
+	}
+	if v == nil || v.seq != f.commits.Load() || f.names == nil {
+		// A commit failed after compiling (or none was made): what is in
+		// force may not be the view's policy.
+		return errors.New("the policy in force is not the last compiled")
+	}
+	next, delta, err := v.compiled.Admit(f.names.AddrNames(a.Addrs))
+	if err != nil {
+		return err
+	}
+	if next == v.compiled {
+		return errors.New("the answer adds nothing the view lacks") // changes said it does: recompile
+	}
+	if err := admitter.AdmitPolicy(next, delta); err != nil {
+		return fmt.Errorf("add the entries: %w", err)
+	}
+	f.view.Store(&fqdnView{seq: v.seq, compiled: next, matchers: v.matchers})
+	return nil
+}
+
+// Admissions counts the DNS answers AdmitNames brought into force since
+// New: by adding their entries to the policy in force (incremental), and
+// by a recompile (every answer when the applier is no Admitter).
+func (s *Store) Admissions() (incremental, recompiled uint64) {
+	return s.fqdn.admitted.Load(), s.fqdn.recompiled.Load()
 }
 
 // NamesInForce reports whether the policy in force selects one of addrs

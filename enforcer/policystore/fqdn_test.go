@@ -31,6 +31,18 @@ func (n *fakeNames) AllNames() map[netip.Addr][]string {
 	return out
 }
 
+func (n *fakeNames) AddrNames(addrs []netip.Addr) map[netip.Addr][]string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := map[netip.Addr][]string{}
+	for _, e := range n.entries {
+		if slices.Contains(addrs, e.Addr) && !slices.Contains(out[e.Addr], e.Name) {
+			out[e.Addr] = append(out[e.Addr], e.Name)
+		}
+	}
+	return out
+}
+
 func (n *fakeNames) add(ep uint32, name string, addrs ...netip.Addr) fqdn.Admission {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -2,6 +2,7 @@ package accesslog
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -36,10 +37,11 @@ func TestDecodeReadsWhatProtobufWrote(t *testing.T) {
 	h2egress.Request.Referer = "http://a/"
 	h2egress.Request.RequestHeaders["X-Upper"] = "v"
 
-	f := api.Flow{}
-	if err := recordOf(New(Options{}), h2egress, &f); err != nil {
-		t.Fatal(err)
+	recs, err := recordsOf(New(Options{}), h2egress)
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("%d records (%v), want a request and its response", len(recs), err)
 	}
+	req, f := recs[0], recs[1]
 	h := f.L7.HTTP
 	if h.Code != 503 || h.Method != "PUT" || h.URL != "https://web/x?y=1" || h.Protocol != "HTTP/2" ||
 		f.L7.LatencyNs != uint64(1500*time.Microsecond) || f.L7.Type != api.L7TypeResponse {
@@ -50,20 +52,19 @@ func TestDecodeReadsWhatProtobufWrote(t *testing.T) {
 		f.IP.Version != api.IPv6 || f.Interface.Index != 4294967295 || f.TrafficDirection != api.TrafficDirectionEgress {
 		t.Errorf("record %+v %+v at %d %v", f.IP, f.L4, f.Interface.Index, f.TrafficDirection)
 	}
-	if !f.StartTime.Equal(time.Unix(1700000000, 0)) || !f.Time.Equal(f.StartTime.Add(4*time.Millisecond)) {
-		t.Errorf("start %v time %v", f.StartTime, f.Time)
+	if !f.StartTime.Equal(time.Unix(1700000000, 0)) || !f.Time.Equal(f.StartTime.Add(4*time.Millisecond)) || !req.Time.Equal(f.StartTime) {
+		t.Errorf("start %v time %v, request at %v", f.StartTime, f.Time, req.Time)
 	}
-	want := []api.HTTPHeader{{Key: "authorization", Value: Redacted}, {Key: "content-type", Value: "text/plain"},
-		{Key: "cookie", Value: Redacted}, {Key: "referer", Value: "http://a/"}, {Key: "set-cookie", Value: Redacted},
+	want := []api.HTTPHeader{{Key: "authorization", Value: Redacted},
+		{Key: "cookie", Value: Redacted}, {Key: "referer", Value: "http://a/"},
 		{Key: "user-agent", Value: "curl/8"}, {Key: "x-forwarded-for", Value: "198.18.0.9"},
 		{Key: "x-request-id", Value: "id-1"}, {Key: "x-upper", Value: "v"}}
-	if len(h.Headers) != len(want) {
-		t.Fatalf("headers %v, want %v", h.Headers, want)
+	if !slices.Equal(req.L7.HTTP.Headers, want) {
+		t.Errorf("request headers %v, want %v", req.L7.HTTP.Headers, want)
 	}
-	for i := range want {
-		if h.Headers[i] != want[i] {
-			t.Errorf("header %d %v, want %v", i, h.Headers[i], want[i])
-		}
+	want = []api.HTTPHeader{{Key: "content-type", Value: "text/plain"}, {Key: "set-cookie", Value: Redacted}}
+	if !slices.Equal(h.Headers, want) {
+		t.Errorf("response headers %v, want %v", h.Headers, want)
 	}
 
 	// Two HTTP entries and a TCP one: two records, one skipped.
@@ -99,8 +100,8 @@ func TestDecodeReadsWhatProtobufWrote(t *testing.T) {
 	}
 }
 
-// BenchmarkDecodeRecord is the cost of one entry's record, decoded in
-// place.
+// BenchmarkDecodeRecord is the cost of one entry's records (its request
+// and its response), decoded in place.
 func BenchmarkDecodeRecord(b *testing.B) {
 	s := New(Options{})
 	raw, err := proto.Marshal(entry(200, "via_upstream"))
@@ -114,9 +115,14 @@ func BenchmarkDecodeRecord(b *testing.B) {
 		if err := e.decode(raw); err != nil {
 			b.Fatal(err)
 		}
-		if err := s.record(&e, &f); err != nil {
+		x, err := exchangeOf(&e)
+		if err != nil {
 			b.Fatal(err)
 		}
+		if err := s.request(&x, &e, &f); err != nil {
+			b.Fatal(err)
+		}
+		s.response(&x, &e, &f)
 	}
 }
 
@@ -139,7 +145,10 @@ func FuzzDecode(f *testing.F) {
 			if err := e.decode(b); err != nil {
 				return err
 			}
-			_ = s.record(&e, &fl)
+			if x, err := exchangeOf(&e); err == nil {
+				_ = s.request(&x, &e, &fl)
+				s.response(&x, &e, &fl)
+			}
 			return nil
 		})
 	})

@@ -1,20 +1,23 @@
 // Package accesslog is a flow source: it serves Envoy's gRPC access-log
 // service (envoy.service.accesslog.v3 StreamAccessLogs) and turns each
-// HTTP access-log entry into exactly one L7 flow record (api.Flow of Type
-// FlowTypeL7, Hubble's Layer7 shape), emitted by Run.
+// HTTP access-log entry into the L7 flow records (api.Flow of Type
+// FlowTypeL7, Hubble's Layer7 shape) Hubble shows of an exchange, emitted
+// by Run.
 //
-// One record per exchange: Envoy logs an exchange once, when it ends, so
-// the record is a RESPONSE (code, method, URL, protocol, headers, latency:
-// the time from the request's start to the first byte of the upstream's
-// response), or a REQUEST when no response was sent (the client went away
-// first). A RESPONSE goes, like Hubble's, from the server back to the
-// client (IsReply); a REQUEST from the client to the server. The record's
-// Interface index is the endpoint the redirect was for, and its traffic
-// direction the redirect's (ingress: the server's, egress: the
-// client's), which the collector keeps. Verdict FORWARDED; DROPPED
-// (reason 133) when L7 policy refused the request, AUDIT when an audit
-// listener's policy would have, both naming the deciding policies
-// (IngressDeniedBy or EgressDeniedBy) from the RBAC filter's verdict.
+// Envoy logs an exchange once, when it ends; of it Run makes a REQUEST
+// record (method, URL, protocol, request headers), from the client to the
+// server at the request's start, and, when a response was sent, a
+// RESPONSE record (code, latency: the time from the request's start to the
+// first byte of the upstream's response, response headers), like Hubble's
+// from the server back to the client (IsReply) when it ended. Both carry
+// the endpoint the redirect was for as their Interface index and the
+// redirect's traffic direction (ingress: the server's, egress: the
+// client's), which the collector keeps. The REQUEST carries the L7
+// policy's decision: FORWARDED; DROPPED (reason 133) when L7 policy
+// refused the request, AUDIT when an audit listener's policy would have,
+// both naming the deciding policies (IngressDeniedBy or EgressDeniedBy)
+// from the RBAC filter's verdict. The RESPONSE is FORWARDED, the 403 of a
+// denied request too, as Cilium's proxy reports it.
 //
 // Sensitive headers (Authorization, Cookie, Set-Cookie,
 // Proxy-Authorization) keep their name with the value "HUBBLE_REDACTED",

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,75 +25,110 @@ var protocols = map[alsdata.HTTPAccessLogEntry_HTTPVersion]string{
 	alsdata.HTTPAccessLogEntry_HTTP3:  "HTTP/3",
 }
 
-// record fills f (overwritten whole) from e; the L7 part is new.
-func (s *Source) record(e *httpEntry, f *api.Flow) error {
-	client, err := socketAddress(e.client)
-	if err != nil {
-		return fmt.Errorf("downstream remote address: %w", err)
+// exchange is what both records of an entry share: the client and the
+// server, the redirect's endpoint and direction, the request's start.
+type exchange struct {
+	client, server netip.AddrPort
+	endpoint       uint32
+	direction      api.TrafficDirection
+	start          time.Time
+}
+
+// exchangeOf reads e's addresses, endpoint and direction.
+func exchangeOf(e *httpEntry) (exchange, error) {
+	var x exchange
+	var err error
+	if x.client, err = socketAddress(e.client); err != nil {
+		return x, fmt.Errorf("downstream remote address: %w", err)
 	}
-	server, err := socketAddress(e.upstream)
-	if err != nil {
+	if x.server, err = socketAddress(e.upstream); err != nil {
 		// No upstream (refused or failed before): the original destination.
-		if server, err = socketAddress(e.local); err != nil {
-			return fmt.Errorf("downstream local address: %w", err)
+		if x.server, err = socketAddress(e.local); err != nil {
+			return x, fmt.Errorf("downstream local address: %w", err)
 		}
 	}
-	*f = api.Flow{}
-	start := timestamp(e.start)
-	f.StartTime = start
-	if last, ok := duration(e.lastDownstreamTx); ok && last >= 0 {
-		f.Time = start.Add(last)
-	} else {
-		f.Time = time.Now()
+	if ep, err := strconv.ParseUint(string(e.endpoint), 10, 32); err == nil {
+		x.endpoint = uint32(ep)
 	}
-	f.EndTime = f.Time
+	switch string(e.direction) {
+	case "ingress":
+		x.direction = api.TrafficDirectionIngress
+	case "egress":
+		x.direction = api.TrafficDirectionEgress
+	}
+	x.start = timestamp(e.start)
+	return x, nil
+}
+
+// fill sets f (overwritten whole) to an L7 record from src to dst of x.
+func (x *exchange) fill(f *api.Flow, src, dst netip.AddrPort, at time.Time) {
+	*f = api.Flow{}
+	f.StartTime, f.Time, f.EndTime = x.start, at, at
 	_, _ = rand.Read(f.UUID[:])
 	f.Type = api.FlowTypeL7
-	f.IP.Source, f.IP.Destination = client.Addr().Unmap(), server.Addr().Unmap()
+	f.IP.Source, f.IP.Destination = src.Addr().Unmap(), dst.Addr().Unmap()
 	f.IP.Version = api.IPv4
 	if f.IP.Source.Is6() {
 		f.IP.Version = api.IPv6
 	}
 	f.L4.Protocol = api.ProtoTCP
-	f.L4.SourcePort, f.L4.DestinationPort = client.Port(), server.Port()
-	if ep, err := strconv.ParseUint(string(e.endpoint), 10, 32); err == nil {
-		f.Interface.Index = uint32(ep)
-	}
-	switch string(e.direction) {
-	case "ingress":
-		f.TrafficDirection = api.TrafficDirectionIngress
-	case "egress":
-		f.TrafficDirection = api.TrafficDirectionEgress
-	}
+	f.L4.SourcePort, f.L4.DestinationPort = src.Port(), dst.Port()
+	f.Interface.Index = x.endpoint
+	f.TrafficDirection = x.direction
+}
+
+// request fills f with the entry's REQUEST record, as Hubble's L7 parser
+// makes one: from the client to the server at the request's start, the
+// method, URL, protocol and request headers, and the L7 policy's verdict
+// on it (verdict).
+func (s *Source) request(x *exchange, e *httpEntry, f *api.Flow) error {
+	x.fill(f, x.client, x.server, x.start)
 	if err := verdict(f, e.code, e.details, e.metadata); err != nil {
 		return err
 	}
+	f.L7 = &api.L7{Type: api.L7TypeRequest, HTTP: &api.HTTP{
+		Method:   core.RequestMethod(e.method).String(),
+		URL:      url(e),
+		Protocol: protocols[alsdata.HTTPAccessLogEntry_HTTPVersion(e.protocol)],
+		Headers:  s.headers(e, true),
+	}}
+	return nil
+}
+
+// response fills f with the entry's RESPONSE record and reports whether
+// it has one (a response was sent): like Hubble's, from the server back to
+// the client (IsReply) when the response ended, with its code, latency
+// (the request's start to the first byte of the upstream's response, or of
+// Envoy's own) and headers; FORWARDED, as Cilium's proxy reports the 403
+// of a request it denied (the request's record carries the decision).
+func (s *Source) response(x *exchange, e *httpEntry, f *api.Flow) bool {
+	if !e.hasCode || e.code == 0 {
+		return false
+	}
+	at := time.Now()
+	if last, ok := duration(e.lastDownstreamTx); ok && last >= 0 {
+		at = x.start.Add(last)
+	}
+	x.fill(f, x.server, x.client, at)
+	f.Verdict, f.IsReply = api.VerdictForwarded, true
 	l7 := &api.L7{Type: api.L7TypeResponse, HTTP: &api.HTTP{
 		Code:     e.code,
 		Method:   core.RequestMethod(e.method).String(),
 		URL:      url(e),
 		Protocol: protocols[alsdata.HTTPAccessLogEntry_HTTPVersion(e.protocol)],
-		Headers:  s.headers(e),
+		Headers:  s.headers(e, false),
 	}}
-	if !e.hasCode || e.code == 0 {
-		l7.Type = api.L7TypeRequest
-	} else if d, ok := duration(e.firstUpstreamRx); ok {
+	if d, ok := duration(e.firstUpstreamRx); ok {
 		l7.LatencyNs = uint64(d)
 	} else if d, ok := duration(e.firstDownstreamTx); ok {
 		l7.LatencyNs = uint64(d) // a response of Envoy's own
 	}
 	f.L7 = l7
-	if l7.Type == api.L7TypeResponse {
-		// Like Hubble's, a response goes from the server to the client.
-		f.IP.Source, f.IP.Destination = f.IP.Destination, f.IP.Source
-		f.L4.SourcePort, f.L4.DestinationPort = f.L4.DestinationPort, f.L4.SourcePort
-		f.IsReply = true
-	}
-	return nil
+	return true
 }
 
-// verdict sets the record's verdict: DROPPED (POLICY_DENIED) naming the
-// policies when the L7 policy refused the request (the details of Envoy's
+// verdict sets the request record's verdict: DROPPED (POLICY_DENIED)
+// naming the policies when the L7 policy refused the request (the details of Envoy's
 // RBAC reply name its matched policy), AUDIT naming them when the audit
 // engine would have, else FORWARDED.
 func verdict(f *api.Flow, code uint32, details, metadata []byte) error {
@@ -136,10 +172,13 @@ func url(e *httpEntry) string {
 	return string(b)
 }
 
-// headers are the request's and the response's logged headers, sorted by
-// name (request first on a tie), sensitive values redacted.
-func (s *Source) headers(e *httpEntry) []api.HTTPHeader {
-	n := 4 + len(e.requestHeaders) + len(e.responseHeaders)
+// headers are the request's logged headers (request true) or the
+// response's, sorted by name, sensitive values redacted.
+func (s *Source) headers(e *httpEntry, request bool) []api.HTTPHeader {
+	n := len(e.responseHeaders)
+	if request {
+		n = 4 + len(e.requestHeaders)
+	}
 	hs := make([]api.HTTPHeader, 0, n)
 	add := func(k string, v []byte) {
 		if len(v) == 0 {
@@ -151,15 +190,18 @@ func (s *Source) headers(e *httpEntry) []api.HTTPHeader {
 		}
 		hs = append(hs, api.HTTPHeader{Key: k, Value: value})
 	}
-	add("user-agent", e.userAgent)
-	add("referer", e.referer)
-	add("x-request-id", e.requestID)
-	add("x-forwarded-for", e.forwardedFor)
-	for _, h := range e.requestHeaders {
-		add(headerName(h.key), h.value)
-	}
-	for _, h := range e.responseHeaders {
-		add(headerName(h.key), h.value)
+	if request {
+		add("user-agent", e.userAgent)
+		add("referer", e.referer)
+		add("x-request-id", e.requestID)
+		add("x-forwarded-for", e.forwardedFor)
+		for _, h := range e.requestHeaders {
+			add(headerName(h.key), h.value)
+		}
+	} else {
+		for _, h := range e.responseHeaders {
+			add(headerName(h.key), h.value)
+		}
 	}
 	slices.SortStableFunc(hs, func(a, b api.HTTPHeader) int { return strings.Compare(a.Key, b.Key) })
 	return hs

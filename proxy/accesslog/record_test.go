@@ -75,97 +75,119 @@ var (
 	lockdown = api.PolicyRef{Kind: "CiliumClusterwideNetworkPolicy", Name: "lockdown", Revision: 3}
 )
 
-func TestRecordOfAnEntry(t *testing.T) {
+func TestRecordsOfAnEntry(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		keep     []string
 		e        *alsdata.HTTPAccessLogEntry
-		typ      api.L7FlowType
-		verdict  api.Verdict
+		verdict  api.Verdict // the request's
+		response bool
 		auth     string
 		latency  uint64
 		deniedBy []api.PolicyRef
 	}{
-		{"an answered request is a RESPONSE with its latency", nil, entry(200, "via_upstream"),
-			api.L7TypeResponse, api.VerdictForwarded, Redacted, uint64(3 * time.Millisecond), nil},
-		{"a request without response is a REQUEST", nil, entry(0, "downstream_remote_disconnect"),
-			api.L7TypeRequest, api.VerdictForwarded, Redacted, 0, nil},
-		{"a 403 of Envoy's RBAC is DROPPED", nil, entry(403, "rbac_access_denied_matched_policy[none]"),
-			api.L7TypeResponse, api.VerdictDropped, Redacted, uint64(3 * time.Millisecond), nil},
-		{"a 403 of the L7 policy names its policies", nil, entry(403, "rbac_access_denied_matched_policy["+xds.PolicyName([]api.PolicyRef{shopWeb, lockdown}, 2)+"]"),
-			api.L7TypeResponse, api.VerdictDropped, Redacted, uint64(3 * time.Millisecond), []api.PolicyRef{shopWeb, lockdown}},
-		{"what the audit engine would deny is AUDIT", nil, audited(xds.PolicyName([]api.PolicyRef{shopWeb}, 0)),
-			api.L7TypeResponse, api.VerdictAudit, Redacted, uint64(3 * time.Millisecond), []api.PolicyRef{shopWeb}},
+		{"an answered request is a REQUEST and a RESPONSE with its latency", nil, entry(200, "via_upstream"),
+			api.VerdictForwarded, true, Redacted, uint64(3 * time.Millisecond), nil},
+		{"a request without response is a REQUEST alone", nil, entry(0, "downstream_remote_disconnect"),
+			api.VerdictForwarded, false, Redacted, 0, nil},
+		{"a request Envoy's RBAC refused is a DROPPED REQUEST, its 403 FORWARDED", nil, entry(403, "rbac_access_denied_matched_policy[none]"),
+			api.VerdictDropped, true, Redacted, uint64(3 * time.Millisecond), nil},
+		{"a request the L7 policy refused names its policies", nil, entry(403, "rbac_access_denied_matched_policy["+xds.PolicyName([]api.PolicyRef{shopWeb, lockdown}, 2)+"]"),
+			api.VerdictDropped, true, Redacted, uint64(3 * time.Millisecond), []api.PolicyRef{shopWeb, lockdown}},
+		{"what the audit engine would deny is an AUDIT REQUEST", nil, audited(xds.PolicyName([]api.PolicyRef{shopWeb}, 0)),
+			api.VerdictAudit, true, Redacted, uint64(3 * time.Millisecond), []api.PolicyRef{shopWeb}},
 		{"a 403 of the server is FORWARDED", nil, entry(403, "via_upstream"),
-			api.L7TypeResponse, api.VerdictForwarded, Redacted, uint64(3 * time.Millisecond), nil},
+			api.VerdictForwarded, true, Redacted, uint64(3 * time.Millisecond), nil},
 		{"a kept header is not redacted", []string{"Authorization"}, entry(200, "via_upstream"),
-			api.L7TypeResponse, api.VerdictForwarded, "Bearer s", uint64(3 * time.Millisecond), nil},
+			api.VerdictForwarded, true, "Bearer s", uint64(3 * time.Millisecond), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := New(Options{KeepHeaders: tc.keep})
-			var f api.Flow
-			if err := recordOf(s, tc.e, &f); err != nil {
+			recs, err := recordsOf(s, tc.e)
+			if err != nil {
 				t.Fatal(err)
 			}
-			h := f.L7.HTTP
-			if f.Type != api.FlowTypeL7 || f.L7.Type != tc.typ || f.Verdict != tc.verdict || f.L7.LatencyNs != tc.latency {
-				t.Errorf("type %v L7 %v verdict %v latency %d, want L7 %v %v %d", f.Type, f.L7.Type, f.Verdict,
-					f.L7.LatencyNs, tc.typ, tc.verdict, tc.latency)
-			}
-			if h.Method != "GET" || h.URL != "http://web/x?y=1" || h.Protocol != "HTTP/1.1" {
-				t.Errorf("HTTP %+v", h)
+			if want := map[bool]int{false: 1, true: 2}[tc.response]; len(recs) != want {
+				t.Fatalf("%d records, want %d", len(recs), want)
 			}
 			client, server := netip.MustParseAddrPort("198.18.0.2:40000"), netip.MustParseAddrPort("198.18.0.3:80")
-			if tc.typ == api.L7TypeResponse { // from the server back to the client, as Hubble's
-				client, server = server, client
+			for i, f := range recs {
+				h := f.L7.HTTP
+				typ, verdict, latency, deniedBy, src, dst := api.L7TypeRequest, tc.verdict, uint64(0), tc.deniedBy, client, server
+				if i == 1 { // as Hubble's: from the server back to the client
+					typ, verdict, latency, deniedBy, src, dst = api.L7TypeResponse, api.VerdictForwarded, tc.latency, nil, server, client
+				}
+				if f.Type != api.FlowTypeL7 || f.L7.Type != typ || f.Verdict != verdict || f.L7.LatencyNs != latency {
+					t.Errorf("record %d: type %v L7 %v verdict %v latency %d, want L7 %v %v %d", i, f.Type, f.L7.Type, f.Verdict,
+						f.L7.LatencyNs, typ, verdict, latency)
+				}
+				if h.Method != "GET" || h.URL != "http://web/x?y=1" || h.Protocol != "HTTP/1.1" || (i == 1) != (h.Code != 0) {
+					t.Errorf("record %d: HTTP %+v", i, h)
+				}
+				if netip.AddrPortFrom(f.IP.Source, f.L4.SourcePort) != src || netip.AddrPortFrom(f.IP.Destination, f.L4.DestinationPort) != dst ||
+					f.IsReply != (i == 1) || f.Interface.Index != 7 || f.TrafficDirection != api.TrafficDirectionIngress {
+					t.Errorf("record %d: %v -> %v reply %v at %d %v, want %v -> %v", i, netip.AddrPortFrom(f.IP.Source, f.L4.SourcePort),
+						netip.AddrPortFrom(f.IP.Destination, f.L4.DestinationPort), f.IsReply, f.Interface.Index, f.TrafficDirection, src, dst)
+				}
+				if !slices.Equal(f.IngressDeniedBy, deniedBy) || f.EgressDeniedBy != nil ||
+					(verdict == api.VerdictForwarded) != (f.DropReason == api.DropReasonUnknown) {
+					t.Errorf("record %d: denied by %v / %v reason %v, want ingress %v", i, f.IngressDeniedBy, f.EgressDeniedBy, f.DropReason, deniedBy)
+				}
+				got := map[string]string{}
+				for _, hd := range h.Headers {
+					got[hd.Key] = hd.Value
+				}
+				if i == 0 && (got["authorization"] != tc.auth || got["cookie"] != Redacted || got["user-agent"] != "curl/8" || len(got) != 3) ||
+					i == 1 && (got["set-cookie"] != Redacted || got["content-type"] != "text/plain" || len(got) != 2) {
+					t.Errorf("record %d: headers %v", i, got)
+				}
 			}
-			if netip.AddrPortFrom(f.IP.Source, f.L4.SourcePort) != client || netip.AddrPortFrom(f.IP.Destination, f.L4.DestinationPort) != server ||
-				f.IsReply != (tc.typ == api.L7TypeResponse) || f.Interface.Index != 7 || f.TrafficDirection != api.TrafficDirectionIngress {
-				t.Errorf("record %v -> %v reply %v at %d %v, want %v -> %v", netip.AddrPortFrom(f.IP.Source, f.L4.SourcePort),
-					netip.AddrPortFrom(f.IP.Destination, f.L4.DestinationPort), f.IsReply, f.Interface.Index, f.TrafficDirection, client, server)
-			}
-			if !slices.Equal(f.IngressDeniedBy, tc.deniedBy) || f.EgressDeniedBy != nil ||
-				tc.verdict != api.VerdictForwarded && f.DropReason != api.DropReasonPolicyDenied {
-				t.Errorf("denied by %v / %v reason %v, want ingress %v", f.IngressDeniedBy, f.EgressDeniedBy, f.DropReason, tc.deniedBy)
-			}
-			got := map[string]string{}
-			for _, hd := range h.Headers {
-				got[hd.Key] = hd.Value
-			}
-			if got["authorization"] != tc.auth || got["cookie"] != Redacted || got["set-cookie"] != Redacted ||
-				got["content-type"] != "text/plain" || got["user-agent"] != "curl/8" {
-				t.Errorf("headers %v", got)
+			if tc.response && (recs[1].Time.Sub(recs[0].Time) != 4*time.Millisecond || recs[0].UUID == recs[1].UUID) {
+				t.Errorf("request at %v, response at %v (%x, %x): want the response at the entry's last byte, each its own UUID",
+					recs[0].Time, recs[1].Time, recs[0].UUID, recs[1].UUID)
 			}
 		})
 	}
-	var f api.Flow
 	bad := entry(200, "")
 	bad.CommonProperties.DownstreamRemoteAddress = nil
-	if err := recordOf(New(Options{}), bad, &f); err == nil {
+	if _, err := recordsOf(New(Options{}), bad); err == nil {
 		t.Error("an entry without client address made a record")
 	}
 }
 
-// recordOf is the record Run makes of e, sent alone in a message.
-func recordOf(s *Source, e *alsdata.HTTPAccessLogEntry, f *api.Flow) error {
+// recordsOf are the records Run makes of e, sent alone in a message.
+func recordsOf(s *Source, e *alsdata.HTTPAccessLogEntry) ([]api.Flow, error) {
 	b, err := proto.Marshal(&alsv3.StreamAccessLogsMessage{LogEntries: &alsv3.StreamAccessLogsMessage_HttpLogs{
 		HttpLogs: &alsv3.StreamAccessLogsMessage_HTTPAccessLogEntries{LogEntry: []*alsdata.HTTPAccessLogEntry{e}}}})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var d httpEntry
+	var out []api.Flow
 	n := 0
 	_, err = eachEntry(b, func(b []byte) error {
 		n++
 		if err := d.decode(b); err != nil {
 			return err
 		}
-		return s.record(&d, f)
+		x, err := exchangeOf(&d)
+		if err != nil {
+			return err
+		}
+		var f api.Flow
+		if err := s.request(&x, &d, &f); err != nil {
+			return err
+		}
+		out = append(out, f)
+		if s.response(&x, &d, &f) {
+			out = append(out, f)
+		}
+		return nil
 	})
 	if err == nil && n != 1 {
 		err = fmt.Errorf("%d entries decoded, want 1", n)
 	}
-	return err
+	return out, err
 }
 
 // BenchmarkIngest streams access-log entries over gRPC (a Unix socket, as

@@ -43,7 +43,7 @@ type Options struct {
 // Stats count what the source received and made.
 type Stats struct {
 	Entries uint64 // HTTP access-log entries received
-	Records uint64 // L7 records emitted (one per entry)
+	Records uint64 // L7 records emitted: a REQUEST per entry, and a RESPONSE per entry answered
 	Skipped uint64 // entries that were not HTTP, or without addresses
 	Streams int64  // access-log streams open
 }
@@ -130,7 +130,8 @@ func (s *Source) receive(stream grpc.ServerStream) error {
 // Name names the source in the collector's errors and logs.
 func (s *Source) Name() string { return "envoy-accesslog" }
 
-// Run emits one L7 record per HTTP entry received, from one goroutine,
+// Run emits, per HTTP entry received, its REQUEST record and, when a
+// response was sent, its RESPONSE record, from one goroutine,
 // with a reused Flow valid only during the call, until ctx ends. It
 // decodes each message in place (decode.go): only what the record needs,
 // without protobuf's reflection, maps and a message per field.
@@ -140,8 +141,12 @@ func (s *Source) Run(ctx context.Context, emit func(*api.Flow)) error {
 	each := func(b []byte) error {
 		s.entries.Add(1)
 		err := e.decode(b)
+		var x exchange
 		if err == nil {
-			err = s.record(&e, &f)
+			x, err = exchangeOf(&e)
+		}
+		if err == nil {
+			err = s.request(&x, &e, &f)
 		}
 		if err != nil {
 			s.skipped.Add(1)
@@ -150,6 +155,10 @@ func (s *Source) Run(ctx context.Context, emit func(*api.Flow)) error {
 		}
 		s.records.Add(1)
 		emit(&f)
+		if s.response(&x, &e, &f) {
+			s.records.Add(1)
+			emit(&f)
+		}
 		return nil
 	}
 	for {

@@ -64,10 +64,13 @@ func FlowToProto(f *api.Flow) *flowpb.Flow {
 		pf.Interface = &flowpb.NetworkInterface{Index: f.Interface.Index, Name: f.Interface.Name}
 	}
 	switch {
+	case f.Type == api.FlowTypeL7:
+		// Hubble's L7 parser: an access-log event (129) whatever the
+		// verdict, and no drop reason, a denied request's neither.
+		pf.EventType = &flowpb.CiliumEventType{Type: monitorL7}
+		pf.DropReason, pf.DropReasonDesc = 0, flowpb.DropReason_DROP_REASON_UNKNOWN
 	case f.Verdict == api.VerdictDropped:
 		pf.EventType = &flowpb.CiliumEventType{Type: monitorDrop, SubType: int32(f.DropReason)}
-	case f.Type == api.FlowTypeL7:
-		pf.EventType = &flowpb.CiliumEventType{Type: monitorL7}
 	default:
 		pf.EventType = &flowpb.CiliumEventType{Type: monitorTrace}
 		if p, ok := f.TracePoint(); ok {

@@ -40,6 +40,9 @@ func l7TestFlows() []api.Flow {
 func TestFlowToProtoCarriesTheL7Record(t *testing.T) {
 	flows := l7TestFlows()
 	req, resp, dnsAnswer, kafka := FlowToProto(&flows[0]), FlowToProto(&flows[1]), FlowToProto(&flows[3]), FlowToProto(&flows[4])
+	deniedFlow := flows[0]
+	deniedFlow.Verdict, deniedFlow.DropReason = api.VerdictDropped, api.DropReasonPolicyDenied
+	denied := FlowToProto(&deniedFlow)
 	checks := []struct {
 		name string
 		ok   bool
@@ -57,6 +60,10 @@ func TestFlowToProtoCarriesTheL7Record(t *testing.T) {
 			dnsAnswer.GetL7().GetDns().GetRrtypes()[0] == "A"},
 		{"Kafka", kafka.GetL7().GetKafka().GetTopic() == "orders" && kafka.GetL7().GetKafka().GetErrorCode() == 3},
 		{"no L7 on an L3/L4 flow", FlowToProto(&testFlows()[0]).GetL7() == nil},
+		// Hubble's L7 parser: a denied request is an L7 event with no drop reason.
+		{"a denied request's event type", denied.GetEventType().GetType() == monitorL7 && denied.GetEventType().GetSubType() == 0},
+		{"a denied request's drop reason", denied.GetVerdict() == flowpb.Verdict_DROPPED && denied.GetDropReason() == 0 &&
+			denied.GetDropReasonDesc() == flowpb.DropReason_DROP_REASON_UNKNOWN},
 	}
 	for _, c := range checks {
 		if !c.ok {

@@ -221,7 +221,7 @@ var kindSQL = map[string]valueSQL{
 	"reply":             numberIs("is_reply"),
 	"ip-version":        numberIs("ip_version"),
 	"drop-reason": func(v filter.TermValue, _ endpointCols) (string, []any, bool) {
-		return fmt.Sprintf("verdict = %d AND drop_reason = ?", verdictDropped), []any{v.Number}, true
+		return fmt.Sprintf("verdict = %d AND type != %d AND drop_reason = ?", verdictDropped, api.FlowTypeL7), []any{v.Number}, true
 	},
 	"event-type": eventTypeSQL,
 	"uuid": func(v filter.TermValue, _ endpointCols) (string, []any, bool) {
@@ -312,21 +312,22 @@ func numberIs(col string) valueSQL {
 	}
 }
 
-// eventTypeSQL is filter's event-type: drops are drop events (a drop's
-// sub-type its drop reason); other L3/L4 and socket flows trace events;
+// eventTypeSQL is filter's event-type: L7 flows are L7 events whatever
+// their verdict; other drops are drop events (a drop's sub-type its drop
+// reason); other L3/L4 and socket flows trace events;
 // L3/L4 flows policy verdict events; L7 flows L7 events. A trace's
 // sub-type (api.Flow.TracePoint: the interface, hook and endpoint ids of a
 // point) is matched in Go only.
 func eventTypeSQL(v filter.TermValue, _ endpointCols) (string, []any, bool) {
 	switch {
 	case v.HasSubType && v.Number == filter.EventTypeDrop:
-		return fmt.Sprintf("verdict = %d AND drop_reason = ?", verdictDropped), []any{v.SubType}, true
+		return fmt.Sprintf("verdict = %d AND type != %d AND drop_reason = ?", verdictDropped, api.FlowTypeL7), []any{v.SubType}, true
 	case v.HasSubType:
 		return "", nil, false
 	}
 	switch v.Number {
 	case filter.EventTypeDrop:
-		return fmt.Sprintf("verdict = %d", verdictDropped), nil, true
+		return fmt.Sprintf("verdict = %d AND type != %d", verdictDropped, api.FlowTypeL7), nil, true
 	case filter.EventTypeTrace:
 		return fmt.Sprintf("verdict != %d AND type IN (%d, %d)", verdictDropped, api.FlowTypeL3L4, api.FlowTypeSock), nil, true
 	case filter.EventTypePolicyVerdict:

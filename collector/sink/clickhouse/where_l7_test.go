@@ -96,6 +96,12 @@ var l7SemanticFilters = []struct {
 	{chips: []string{"!dns-query=^www"}},
 	{chips: []string{"dns-query=^$"}},
 	{chips: []string{"protocol=http", "http-path=^/v1/", "http-status=2+", "from:namespace=shop"}},
+	// Hubble's: an L7 record is an L7 event with no drop reason, whatever
+	// its verdict; drop events and drop reasons are the datapath's.
+	{chips: []string{"event-type=drop"}},
+	{chips: []string{"event-type=drop:POLICY_DENIED"}},
+	{chips: []string{"drop-reason=POLICY_DENIED"}},
+	{chips: []string{"event-type=l7", "verdict=dropped"}},
 }
 
 // l7SemanticSets are L7 filters in Hubble's shape.

@@ -74,6 +74,7 @@ type dnsSignals struct {
 	queries, responses *family[dnsKey]
 	types              *family[dnsTypeKey]
 	srcCtx, dstCtx     []Context
+	names              *identityTexts
 }
 
 func newDNSSignals(m *Metrics) *dnsSignals {
@@ -88,6 +89,7 @@ func newDNSSignals(m *Metrics) *dnsSignals {
 		}, &m.defs.dnsResponseTypes),
 		srcCtx: m.opts.SourceContext,
 		dstCtx: m.opts.DestinationContext,
+		names:  m.identities,
 	}
 }
 
@@ -96,8 +98,8 @@ func newDNSSignals(m *Metrics) *dnsSignals {
 func (d *dnsSignals) observe(f *api.Flow) {
 	rec := f.L7.DNS
 	k := dnsKey{
-		src:    endpointOf(&f.Source, d.srcCtx),
-		dst:    endpointOf(&f.Destination, d.dstCtx),
+		src:    endpointOf(&f.Source, d.srcCtx, d.names),
+		dst:    endpointOf(&f.Destination, d.dstCtx, d.names),
 		qtypes: dnsTypes(rec.Qtypes),
 		ips:    uint8(min(len(rec.IPs), maxIPsReturned)),
 	}

@@ -57,6 +57,7 @@ type httpKey struct {
 type httpSignals struct {
 	requests, durations *family[httpKey]
 	srcCtx, dstCtx      []Context
+	names               *identityTexts
 }
 
 func newHTTPSignals(m *Metrics) *httpSignals {
@@ -71,6 +72,7 @@ func newHTTPSignals(m *Metrics) *httpSignals {
 		}, &m.defs.httpDuration),
 		srcCtx: m.opts.SourceContext,
 		dstCtx: m.opts.DestinationContext,
+		names:  m.identities,
 	}
 }
 
@@ -85,8 +87,8 @@ func (h *httpSignals) observe(f *api.Flow) {
 	// A response goes from the responder to the requester: the labels
 	// name the requester as the source, as Hubble's do.
 	k := httpKey{
-		src:      endpointOf(&f.Destination, h.srcCtx),
-		dst:      endpointOf(&f.Source, h.dstCtx),
+		src:      endpointOf(&f.Destination, h.srcCtx, h.names),
+		dst:      endpointOf(&f.Source, h.dstCtx, h.names),
 		method:   normalizeMethod(l7.HTTP.Method),
 		protocol: normalizeProtocol(l7.HTTP.Protocol),
 		reporter: reporter(f.TrafficDirection),

@@ -92,6 +92,7 @@ type Metrics struct {
 	http        *httpSignals
 	dns         *dnsSignals
 	policies    *policyMatches
+	identities  *identityTexts  // the identity context's label values
 	writes      *family[string] // sink write durations, by sink
 	sources     sources
 }
@@ -103,7 +104,7 @@ func New(opts Options, exporters ...Exporter) (*Metrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Metrics{opts: o, defs: newCatalog(o), instruments: map[*Def][]Instrument{}}
+	m := &Metrics{opts: o, defs: newCatalog(o), instruments: map[*Def][]Instrument{}, identities: &identityTexts{}}
 	defs := m.defs.all()
 	for _, e := range exporters {
 		insts, err := e.Declare(defs, m.collect)

@@ -17,7 +17,7 @@ const (
 	ContextWorkloadName                    // the workload name alone ("frontend")
 	ContextPod                             // namespace and pod ("default/frontend-7d9f")
 	ContextPodName                         // the pod name alone ("frontend-7d9f")
-	ContextIdentity                        // the numeric security identity ("1234")
+	ContextIdentity                        // the identity's labels joined by "," (Hubble's: "k8s:app=web,k8s:io.kubernetes.pod.namespace=shop")
 )
 
 var contextNames = map[string]Context{

@@ -34,6 +34,7 @@ type policyMatchKey struct {
 type policyMatches struct {
 	series         *family[policyMatchKey]
 	srcCtx, dstCtx []Context
+	names          *identityTexts
 }
 
 func newPolicyMatches(m *Metrics) *policyMatches {
@@ -44,6 +45,7 @@ func newPolicyMatches(m *Metrics) *policyMatches {
 		}, &m.defs.policyMatches),
 		srcCtx: m.opts.SourceContext,
 		dstCtx: m.opts.DestinationContext,
+		names:  m.identities,
 	}
 }
 
@@ -53,9 +55,9 @@ func (p *policyMatches) observe(f *api.Flow) {
 		return
 	}
 	policyDecisions(f, func(dir api.TrafficDirection, match string, policies []api.PolicyRef) {
-		ep := endpointOf(&f.Source, p.srcCtx)
+		ep := endpointOf(&f.Source, p.srcCtx, p.names)
 		if dir == api.TrafficDirectionIngress {
-			ep = endpointOf(&f.Destination, p.dstCtx)
+			ep = endpointOf(&f.Destination, p.dstCtx, p.names)
 		}
 		k := policyMatchKey{endpoint: ep, action: f.Verdict, direction: dir, match: match}
 		if len(policies) == 0 {

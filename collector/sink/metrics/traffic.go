@@ -1,8 +1,6 @@
 package metrics
 
 import (
-	"strconv"
-
 	"github.com/periscope-dev/periscope/api"
 )
 
@@ -56,6 +54,7 @@ type traffic struct {
 	series         *family[trafficKey] // bytes, packets
 	deltas         *Deltas
 	srcCtx, dstCtx []Context
+	names          *identityTexts
 }
 
 type trafficKey struct{ src, dst endpointKey }
@@ -68,6 +67,7 @@ func newTraffic(m *Metrics) *traffic {
 		deltas: NewDeltas(m.opts.MaxConnections),
 		srcCtx: m.opts.SourceContext,
 		dstCtx: m.opts.DestinationContext,
+		names:  m.identities,
 	}
 }
 
@@ -80,13 +80,13 @@ func (t *traffic) observe(f *api.Flow) {
 	}
 	d := t.deltas.Delta(f)
 	if d.PacketsForward|d.BytesForward != 0 {
-		s := t.series.get(trafficKey{endpointOf(&f.Source, t.srcCtx), endpointOf(&f.Destination, t.dstCtx)})
+		s := t.series.get(trafficKey{endpointOf(&f.Source, t.srcCtx, t.names), endpointOf(&f.Destination, t.dstCtx, t.names)})
 		s[0].Record(float64(d.BytesForward))
 		s[1].Record(float64(d.PacketsForward))
 	}
 	if d.PacketsReply|d.BytesReply != 0 {
 		// Replies are sent by the destination to the source.
-		s := t.series.get(trafficKey{endpointOf(&f.Destination, t.srcCtx), endpointOf(&f.Source, t.dstCtx)})
+		s := t.series.get(trafficKey{endpointOf(&f.Destination, t.srcCtx, t.names), endpointOf(&f.Source, t.dstCtx, t.names)})
 		s[0].Record(float64(d.BytesReply))
 		s[1].Record(float64(d.PacketsReply))
 	}
@@ -94,14 +94,16 @@ func (t *traffic) observe(f *api.Flow) {
 
 // endpointKey is an endpoint's label under a context, kept in parts so that
 // building the key allocates nothing; label() joins them once per series.
+// Under ContextIdentity, a is the identity's label text, made once per
+// identity (identityTexts).
 type endpointKey struct {
 	ctx  Context
 	a, b string
-	id   uint32
 }
 
-// endpointOf returns e's label key under the first context with a value.
-func endpointOf(e *api.Endpoint, ctxs []Context) endpointKey {
+// endpointOf returns e's label key under the first context with a value;
+// names makes the identity context's text.
+func endpointOf(e *api.Endpoint, ctxs []Context, names *identityTexts) endpointKey {
 	for _, c := range ctxs {
 		switch c {
 		case ContextNamespace:
@@ -117,8 +119,8 @@ func endpointOf(e *api.Endpoint, ctxs []Context) endpointKey {
 				return endpointKey{ctx: c, a: e.Namespace, b: e.PodName}
 			}
 		case ContextIdentity:
-			if e.Identity != 0 {
-				return endpointKey{ctx: c, id: e.Identity}
+			if len(e.Labels) > 0 {
+				return endpointKey{ctx: c, a: names.text(e.Identity, e.Labels)}
 			}
 		}
 	}
@@ -137,7 +139,7 @@ func (k endpointKey) label() string {
 	case ContextWorkloadName, ContextPodName:
 		return k.b
 	case ContextIdentity:
-		return strconv.FormatUint(uint64(k.id), 10)
+		return k.a
 	}
 	return ""
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"net/netip"
+	"strconv"
 	"testing"
 	"time"
 
@@ -118,9 +119,11 @@ func TestSeriesBeyondTheCapGoToTheOverflowSeries(t *testing.T) {
 	m, collect := newManualMetrics(t, metrics.Options{MaxSeries: 2, SourceContext: []metrics.Context{metrics.ContextIdentity}})
 	for i := range 5 {
 		f := tcpConn(uint16(1000+i), api.EventStart, api.Counters{PacketsForward: 1, BytesForward: 10})
-		f.Source.Identity = uint32(100 + i)
+		f.Source.Identity, f.Source.Labels = uint32(100+i), []string{"k8s:app=c" + strconv.Itoa(i)}
 		m.Consume(f)
-		m.Consume(httpResponse([]string{"GET", "POST", "PUT", "BREW", "DELETE"}[i], uint32(200+i), time.Millisecond, api.TrafficDirectionEgress))
+		r := httpResponse([]string{"GET", "POST", "PUT", "BREW", "DELETE"}[i], uint32(200+i), time.Millisecond, api.TrafficDirectionEgress)
+		r.Destination.Labels = []string{"k8s:app=client"}
+		m.Consume(r)
 	}
 	got := collect()
 	bytes := got["periscope.bytes"]
@@ -136,7 +139,7 @@ func TestSeriesBeyondTheCapGoToTheOverflowSeries(t *testing.T) {
 	}
 	reqs := got["periscope.http.requests"]
 	get := "http.request.method=GET,http.response.status_code=200,network.protocol.version=1.1," +
-		"periscope.destination=b,periscope.reporter=client,periscope.source=100"
+		"periscope.destination=b,periscope.reporter=client,periscope.source=k8s:app=client"
 	if reqs[get] != 1 || reqs["otel.metric.overflow=true"] != 3 {
 		t.Errorf("periscope.http.requests = %v", reqs)
 	}

@@ -218,13 +218,24 @@ func TestScrapeTimeSources(t *testing.T) {
 }
 
 func TestConsumeDoesNotAllocate(t *testing.T) {
-	m, _ := newTestMetrics(t, metrics.Options{SourceContext: []metrics.Context{metrics.ContextWorkload}, DestinationContext: []metrics.Context{metrics.ContextPod}})
+	for _, opts := range []metrics.Options{
+		{SourceContext: []metrics.Context{metrics.ContextWorkload}, DestinationContext: []metrics.Context{metrics.ContextPod}},
+		{SourceContext: []metrics.Context{metrics.ContextIdentity}, DestinationContext: []metrics.Context{metrics.ContextIdentity}},
+	} {
+		checkConsumeDoesNotAllocate(t, opts)
+	}
+}
+
+func checkConsumeDoesNotAllocate(t *testing.T, opts metrics.Options) {
+	m, _ := newTestMetrics(t, opts)
 	f := conn(1000, 1, api.EventStart, cnt(1, 60, 0, 0))
+	f.Source.Labels, f.Destination.Labels = []string{"k8s:app=client"}, []string{"k8s:app=server"}
 	m.Consume(f) // first of its label sets: allowed to allocate
 	f.Event = api.EventPeriodic
 	f.Counters = cnt(1, 60, 1, 60)
 	m.Consume(f)
 	resp := httpResponse("GET", 200, time.Millisecond, api.TrafficDirectionIngress)
+	resp.Source.Labels, resp.Destination.Labels = []string{"k8s:app=server"}, []string{"k8s:app=client"}
 	m.Consume(resp)
 	var n uint64 = 1
 	allocs := testing.AllocsPerRun(1000, func() {
@@ -238,7 +249,7 @@ func TestConsumeDoesNotAllocate(t *testing.T) {
 		m.Consume(resp)
 	})
 	if allocs != 0 {
-		t.Errorf("Consume allocates %v times per flow on known label sets, want 0", allocs)
+		t.Errorf("Consume allocates %v times per flow on known label sets (contexts %v, %v), want 0", allocs, opts.SourceContext, opts.DestinationContext)
 	}
 }
 

@@ -83,13 +83,15 @@ func TestBytesAndPacketsAreExactDeltas(t *testing.T) {
 				func() *api.Flow {
 					f := conn(2000, 1, api.EventStart, cnt(1, 10, 0, 0))
 					f.Destination.PodName = "" // outside the cluster: identity only
+					f.Destination.Labels = []string{"k8s:app=server", "k8s:io.kubernetes.pod.namespace=b"}
 					return f
 				}(),
 			},
 			// Reply traffic is sent by the destination: its source label is the
 			// destination endpoint under the source context.
-			wantBytes:   map[string]float64{"server-1,a/client": 60, "client-1,b/server": 40, "200,a/client": 10},
-			wantPackets: map[string]float64{"server-1,a/client": 1, "client-1,b/server": 1, "200,a/client": 1},
+			// The identity context is Hubble's: the identity's labels joined by ",".
+			wantBytes:   map[string]float64{"server-1,a/client": 60, "client-1,b/server": 40, "k8s:app=server,k8s:io.kubernetes.pod.namespace=b,a/client": 10},
+			wantPackets: map[string]float64{"server-1,a/client": 1, "client-1,b/server": 1, "k8s:app=server,k8s:io.kubernetes.pod.namespace=b,a/client": 1},
 			wantTracked: 2,
 		},
 	}
