@@ -23,6 +23,7 @@ type exchange struct {
 	dir   Direction
 	proto uint8
 	port  uint16
+	icmp  uint8 // the ICMP type, for proto 1 and 58
 	req   HTTPRequest
 	query string
 	want  bool // passes
@@ -36,7 +37,7 @@ func (x exchange) passes(pols []*Policy) bool {
 		d := EvaluateDNS(pols, x.local, x.peer, x.proto, x.port, x.query)
 		return d.Redirected && d.Allowed
 	}
-	return Evaluate(pols, x.local, x.peer, x.dir, x.proto, x.port, 0).Verdict.Forwarded()
+	return Evaluate(pols, x.local, x.peer, x.dir, x.proto, x.port, x.icmp).Verdict.Forwarded()
 }
 
 func TestCiliumExamplePoliciesMeanWhatCiliumsDocsSay(t *testing.T) {
