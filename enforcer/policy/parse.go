@@ -8,6 +8,7 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -77,12 +78,13 @@ func ParseDocuments(name string, data []byte) ([]Document, []Skipped, error) {
 			break
 		}
 		if err != nil {
-			msg := err.Error()
+			msg := strings.TrimPrefix(err.Error(), "yaml: ")
 			line := 0
-			if m := yamlLine.FindStringSubmatch(msg); m != nil {
+			if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
 				line, _ = strconv.Atoi(m[1])
 				msg = m[2]
 			}
+			msg = "not valid YAML: " + msg
 			// yaml.v3 reports syntax errors by line only.
 			p.errs = append(p.errs, &Error{File: name, Line: line, Column: 1, Msg: msg})
 			break
