@@ -292,6 +292,18 @@ func parseWithField(path string, typ reflect.Type, refusedField bool) ([]byte, e
 		}
 		cur = next
 	}
+	hasRule := false
+	for _, k := range []string{"ingress", "ingressDeny", "egress", "egressDeny"} {
+		if l, ok := spec[k].([]any); ok && len(l) > 0 {
+			hasRule = true
+		}
+	}
+	for _, k := range []string{"egressDeny", "ingressDeny"} {
+		if _, set := spec[k]; !set && !hasRule {
+			// A rule needs one (as Cilium's Sanitize): `{}` matches nothing.
+			spec[k], hasRule = []any{map[string]any{}}, true
+		}
+	}
 	kind := "CiliumNetworkPolicy"
 	meta := map[string]any{"name": "audit", "namespace": "default"}
 	if strings.HasPrefix(path, "spec.nodeSelector") {

@@ -169,6 +169,7 @@ func randPolicy(r *rand.Rand, i int) string {
 			kind, meta = "CiliumClusterwideNetworkPolicy", "{name: "+name+"}"
 		}
 		spec := "endpointSelector: " + randSelector(r, false)
+		sections := 0
 		for _, d := range []struct {
 			dir  policy.Direction
 			keys []string
@@ -182,7 +183,11 @@ func randPolicy(r *rand.Rand, i int) string {
 					rules = append(rules, randCiliumRule(r, d.dir))
 				}
 				spec += ", " + k + ": [" + strings.Join(rules, ", ") + "]"
+				sections++
 			}
+		}
+		if sections == 0 { // Cilium refuses a rule without any
+			spec += ", ingress: [{}]"
 		}
 		if r.Intn(6) == 0 {
 			spec += ", enableDefaultDeny: {ingress: " + pick(r, "true", "false") + "}"

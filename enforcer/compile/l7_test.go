@@ -32,6 +32,7 @@ func randL7Policy(r *rand.Rand, i int) string {
 		kind, meta = "CiliumClusterwideNetworkPolicy", fmt.Sprintf("{name: p%d}", i)
 	}
 	spec := "endpointSelector: " + randSelector(r, false)
+	sections := 0
 	for _, d := range []struct {
 		key, from string
 	}{{"ingress", "from"}, {"egress", "to"}} {
@@ -62,9 +63,14 @@ func randL7Policy(r *rand.Rand, i int) string {
 			}
 		}
 		spec += ", " + d.key + ": [" + strings.Join(rules, ", ") + "]"
+		sections += len(rules)
 		if r.Intn(2) == 0 {
 			spec += ", " + d.key + "Deny: [{" + d.from + "Endpoints: [" + randSelector(r, false) + "], toPorts: [{ports: [{port: '80', protocol: TCP}]}]}]"
+			sections++
 		}
+	}
+	if sections == 0 { // Cilium refuses a rule without any
+		spec += ", egressDeny: [{}]"
 	}
 	if r.Intn(6) == 0 {
 		spec += ", enableDefaultDeny: {ingress: false, egress: false}"

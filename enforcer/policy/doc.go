@@ -27,7 +27,10 @@
 //     egress), unless enableDefaultDeny says otherwise
 //     (docs.cilium.io security/policy/intro, "Policy Enforcement Modes";
 //     the Rule API doc of enableDefaultDeny). An empty list (`ingress: []`)
-//     is "omitted or empty": the rule does not apply in that direction.
+//     is "omitted or empty": the rule does not apply in that direction. A
+//     rule with no ingress, ingressDeny, egress or egressDeny rule at all
+//     is refused, as Cilium's Rule.Sanitize refuses it (`ingress: []` does
+//     not isolate as a NetworkPolicy's does; `ingress: [{}]` does).
 //   - `ingress: [{}]` selects the endpoint (default deny) and allows
 //     nothing: an ingress rule with no L3 peer and no toPorts matches no
 //     traffic (Cilium's "default deny ingress" example). A rule with toPorts

@@ -24,7 +24,7 @@ func utf16LE(s string) string {
 
 func TestEveryDocumentKeepsItsOwnText(t *testing.T) {
 	a, b := cnpText("a"), cnpText("b")
-	const flow = "--- {apiVersion: cilium.io/v2, kind: CiliumNetworkPolicy, metadata: {name: f}, spec: {endpointSelector: {}}}\n"
+	const flow = "--- {apiVersion: cilium.io/v2, kind: CiliumNetworkPolicy, metadata: {name: f}, spec: {endpointSelector: {}, ingress: [{}]}}\n"
 	withString := strings.Replace(a, "spec:\n", "spec:\n  description: \"one\u2028two\u0085three\"\n", 1)
 	crlf := func(s string) string { return strings.ReplaceAll(s, "\n", "\r\n") }
 	for _, tc := range []struct {

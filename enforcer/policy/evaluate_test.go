@@ -61,7 +61,7 @@ func TestEvaluateSemantics(t *testing.T) {
 			backend, frontend, Ingress, 6, 80, 0, Denied, nil},
 		{"selection is per direction", cnp + "metadata: {name: p, namespace: shop}\nspec: {endpointSelector: {}, ingress: [{}]}\n",
 			backend, frontend, Egress, 6, 80, 0, NotSelected, nil},
-		{"ingress: [] does not select", cnp + "metadata: {name: p, namespace: shop}\nspec: {endpointSelector: {}, ingress: []}\n",
+		{"ingress: [] does not select", cnp + "metadata: {name: p, namespace: shop}\nspec: {endpointSelector: {}, ingress: [], egress: [{}]}\n",
 			backend, frontend, Ingress, 6, 80, 0, NotSelected, nil},
 		{"a namespaced policy does not select other namespaces", cnp + "metadata: {name: p, namespace: other}\nspec: {endpointSelector: {}, ingress: [{}]}\n",
 			backend, frontend, Ingress, 6, 80, 0, NotSelected, nil},

@@ -73,6 +73,7 @@ func (p *parser) ciliumRule(n *yaml.Node, pol *Policy) (Rule, bool) {
 		p.errorf(n, "spec: needs endpointSelector or nodeSelector")
 		return r, false
 	}
+	sections := 0
 	for _, d := range []struct {
 		dir         Direction
 		allow, deny string
@@ -83,6 +84,7 @@ func (p *parser) ciliumRule(n *yaml.Node, pol *Policy) (Rule, bool) {
 			ok = ok && lok
 			if len(items) > 0 {
 				dr.DefaultDeny = true
+				sections++
 			}
 			for _, it := range items {
 				pr, has, pok := p.ciliumPeerRule(it, which, d.dir, pol, userSubject)
@@ -97,6 +99,12 @@ func (p *parser) ciliumRule(n *yaml.Node, pol *Policy) (Rule, bool) {
 				}
 			}
 		}
+	}
+	if sections == 0 && ok {
+		// As Cilium's Rule.Sanitize, which never imports such a rule: an
+		// empty ingress: [] does not isolate as a NetworkPolicy's does.
+		p.errorf(n, "spec: needs at least one rule in ingress, ingressDeny, egress or egressDeny (as in Cilium; an empty list is no rule: write ingress: [{}] for default deny)")
+		return r, false
 	}
 	if r.Host && r.Ingress.hasL7() || r.Host && r.Egress.hasL7() {
 		p.errorf(o.keys["nodeSelector"], "spec: L7 rules (rules.http) do not apply to the host (as in Cilium): host policies are L3/L4 only")

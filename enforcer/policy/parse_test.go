@@ -80,7 +80,10 @@ func TestParseErrorsCarryPositions(t *testing.T) {
 		{"unknown policy kinds are errors", "apiVersion: v1\nkind: GlobalNetworkPolicy\n", `x.yaml:2:7: kind "GlobalNetworkPolicy"`},
 		{"YAML syntax errors carry the line", "a: [\n", `x.yaml:1:1:`},
 		{"duplicate keys are errors", head + "  ingress: []\n  ingress: []\n", `x.yaml:7:3: spec: field "ingress" repeated`},
-		{"duplicate policies are errors", head + "---\n" + head, `defined twice`},
+		{"duplicate policies are errors", head + "  ingress: [{}]\n---\n" + head + "  ingress: [{}]\n", `defined twice`},
+		{"a rule without ingress, egress or deny rules is refused (as Cilium's Sanitize)", head, `x.yaml:5:3: spec: needs at least one rule in ingress, ingressDeny, egress or egressDeny`},
+		{"empty lists are no rules", head + "  ingress: []\n  egressDeny: []\n", `spec: needs at least one rule`},
+		{"a host policy without rules is refused", "apiVersion: cilium.io/v2\nkind: CiliumClusterwideNetworkPolicy\nmetadata: {name: p}\nspec: {nodeSelector: {}, enableDefaultDeny: {ingress: true}}\n", `spec: needs at least one rule`},
 		{"K8s named ports are refused", knpHead + "  ingress: [{ports: [{port: http}]}]\n", `named port "http"`},
 		{"K8s ipBlock with selectors is an error", knpHead + "  ingress: [{from: [{podSelector: {}, ipBlock: {cidr: 1.0.0.0/8}}]}]\n", `ipBlock cannot be combined`},
 		{"K8s empty peer is an error", knpHead + "  ingress: [{from: [{}]}]\n", `needs podSelector, namespaceSelector or ipBlock`},
@@ -104,9 +107,9 @@ func TestValidateReportsEveryErrorAcrossFiles(t *testing.T) {
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: p}\nspec:\n  endpointSelector: {}\n  egress:\n  - toServices: []\n  - toPorts: [{ports: [{port: dns}]}]\n"), 0o644)
 	good := filepath.Join(dir, "good.yaml")
-	os.WriteFile(good, []byte("apiVersion: cilium.io/v2\nkind: CiliumClusterwideNetworkPolicy\nmetadata: {name: p}\nspec: {endpointSelector: {}}\n"), 0o644)
+	os.WriteFile(good, []byte("apiVersion: cilium.io/v2\nkind: CiliumClusterwideNetworkPolicy\nmetadata: {name: p}\nspec: {endpointSelector: {}, ingress: [{}]}\n"), 0o644)
 	again := filepath.Join(dir, "again.yaml")
-	os.WriteFile(again, []byte("apiVersion: cilium.io/v2\nkind: CiliumClusterwideNetworkPolicy\nmetadata: {name: p}\nspec: {endpointSelector: {}}\n"), 0o644)
+	os.WriteFile(again, []byte("apiVersion: cilium.io/v2\nkind: CiliumClusterwideNetworkPolicy\nmetadata: {name: p}\nspec: {endpointSelector: {}, ingress: [{}]}\n"), 0o644)
 	errs, _ := Validate(bad, good, again, filepath.Join(dir, "missing.yaml"))
 	if len(errs) != 4 {
 		t.Fatalf("got %d errors: %v", len(errs), errs)
