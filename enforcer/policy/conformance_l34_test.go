@@ -160,6 +160,11 @@ func l34Examples() []struct {
 			x("the world → public passes", ep("default", "k8s:role=public"), world("198.18.7.10"), in, tcp, 443, true),
 			x("a pod → public is dropped", ep("default", "k8s:role=public"), other, in, tcp, 443, false),
 			x("a remote node → public is dropped", ep("default", "k8s:role=public"), reserved("remote-node"), in, tcp, 443, false),
+			// layer3.rst notes "Kubernetes will automatically allow all
+			// communication from the local host"; Cilium 1.20's default
+			// --allow-localhost=auto does not (AlwaysAllowLocalhost is
+			// false but for "always"): policy judges the host.
+			x("the host → public is dropped (judged by policy, as Cilium 1.20's default)", ep("default", "k8s:role=public"), reserved("host"), in, tcp, 443, false),
 		}},
 		// deny.rst: "deny ingress from world on all namespaces on all Pods
 		// ... allowing traffic from everywhere except from world".
