@@ -86,6 +86,26 @@ func TestCiliumDocumentedL3L4Semantics(t *testing.T) {
 			x("a pod of another namespace is dropped", pod("shop", "k8s:app=client"), in, tcp, 80, false),
 			x("the world is dropped", world, in, tcp, 80, false),
 		}},
+		// Cilium 1.20 (pkg/policy/utils/parserules.go: "Explicitly check
+		// for empty non-nil slices, it should not result in any identity
+		// being selected"; rule.go mergeL4Filter: "short-circuit if no
+		// endpoint is selected"): an empty peer list beside toPorts selects
+		// no peer; only an absent (or null) one means every peer.
+		{"Cilium: fromEndpoints [] beside toPorts selects no peer", "  ingress: [{fromEndpoints: [], toPorts: [{ports: [{port: '80', protocol: TCP}]}]}]\n", []exchange{
+			x("a pod on 80 is dropped", client, in, tcp, 80, false),
+			x("the world on 80 is dropped", world, in, tcp, 80, false),
+		}},
+		{"Cilium: fromEntities [] and fromCIDR [] beside toPorts select no peer", "  ingress: [{fromEntities: [], toPorts: [{ports: [{port: '80', protocol: TCP}]}]}, {fromCIDR: [], toPorts: [{ports: [{port: '81', protocol: TCP}]}]}]\n", []exchange{
+			x("the world on 80 is dropped", world, in, tcp, 80, false),
+			x("the world on 81 is dropped", world, in, tcp, 81, false),
+		}},
+		{"Cilium: an empty peer list in a deny denies no peer", "  ingress: [{fromEntities: [all]}]\n  ingressDeny: [{fromCIDRSet: [], toPorts: [{ports: [{port: '80', protocol: TCP}]}]}]\n", []exchange{
+			x("the world on 80 passes", world, in, tcp, 80, true),
+		}},
+		{"Cilium: a null peer list beside toPorts is every peer", "  ingress: [{fromEndpoints: null, toPorts: [{ports: [{port: '80', protocol: TCP}]}]}]\n", []exchange{
+			x("the world on 80 passes", world, in, tcp, 80, true),
+			x("the world on 81 is dropped", world, in, tcp, 81, false),
+		}},
 		// kubernetes.rst "Match Expressions": In, NotIn, Exists,
 		// DoesNotExist (Kubernetes label selector semantics), ANDed.
 		{"kubernetes.rst: matchExpressions NotIn and DoesNotExist", "  ingress: [{fromEndpoints: [{matchExpressions: [{key: app, operator: NotIn, values: [client]}, {key: tier, operator: DoesNotExist}]}]}]\n", []exchange{

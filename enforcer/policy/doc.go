@@ -34,7 +34,10 @@
 //   - `ingress: [{}]` selects the endpoint (default deny) and allows
 //     nothing: an ingress rule with no L3 peer and no toPorts matches no
 //     traffic (Cilium's "default deny ingress" example). A rule with toPorts
-//     (or icmps) but no peer applies to every peer.
+//     (or icmps) but no peer applies to every peer; a peer list written
+//     empty (`fromEndpoints: []`, `fromEntities: []`, CIDRs) selects no
+//     peer, beside toPorts too, as Cilium 1.20's mergeEndpointSelectors
+//     and mergeL4Filter have it (null is absent).
 //   - Allows from all policies union; any matching deny wins over any allow
 //     (docs.cilium.io security/policy/deny).
 //   - The endpointSelector of a namespaced CiliumNetworkPolicy gets

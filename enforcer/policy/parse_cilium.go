@@ -237,6 +237,12 @@ func (p *parser) ciliumPeerRule(n *yaml.Node, what string, dir Direction, pol *P
 			hasL4 = true
 		}
 	}
+	if explicitlyNoPeer(p, o, epF, cidrF, setF, entF) {
+		// As Cilium (pkg/policy/utils.mergeEndpointSelectors, then
+		// mergeL4Filter): `fromEndpoints: []` selects no peer, even beside
+		// toPorts; it is not the absent peer list that means every peer.
+		return pr, false, ok
+	}
 	if !hasL3 {
 		if !hasL4 {
 			// `{}`: selects the endpoint, matches nothing.
@@ -248,4 +254,17 @@ func (p *parser) ciliumPeerRule(n *yaml.Node, what string, dir Direction, pol *P
 		return pr, false, ok
 	}
 	return pr, true, ok
+}
+
+// explicitlyNoPeer reports whether one of the peer lists is present and
+// empty (`[]`, not null).
+func explicitlyNoPeer(p *parser, o obj, fields ...string) bool {
+	for _, f := range fields {
+		if n := o.vals[f]; n != nil {
+			if d := p.deref(n); d != nil && d.Kind == yaml.SequenceNode && len(d.Content) == 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
