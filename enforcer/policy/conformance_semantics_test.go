@@ -73,6 +73,14 @@ func TestCiliumDocumentedL3L4Semantics(t *testing.T) {
 			x("client passes", client, in, tcp, 80, true),
 			x("another pod passes: the endpoint is not in default deny", other, in, tcp, 80, true),
 		}},
+		// Cilium 1.20 makes a policy entry per rule of a direction
+		// (pkg/policy/utils.RulesToPolicyEntries): enableDefaultDeny true
+		// for a direction without rules puts nothing in default deny.
+		{"Cilium: enableDefaultDeny true without rules in that direction", "  enableDefaultDeny: {ingress: true, egress: true}\n  egress: [{toEndpoints: [{matchLabels: {app: client}}]}]\n", []exchange{
+			x("ingress from anyone passes", world, in, tcp, 80, true),
+			x("egress to client passes", client, out, tcp, 80, true),
+			x("egress to another pod is dropped", other, out, tcp, 80, false),
+		}},
 		// layer3.rst "Ingress Allow All Endpoints" / egress-default-deny:
 		// an empty EndpointSelector selects every endpoint (of the
 		// namespace); an empty rule `{}` selects the endpoint and allows

@@ -24,7 +24,9 @@
 //   - An endpoint no rule selects in a direction allows everything in that
 //     direction. A rule that selects an endpoint and has an ingress or
 //     ingressDeny section puts it in default deny at ingress (likewise
-//     egress), unless enableDefaultDeny says otherwise
+//     egress), unless enableDefaultDeny says otherwise (false turns it
+//     off; true on a direction without rules turns nothing on: Cilium
+//     makes a policy entry per rule)
 //     (docs.cilium.io security/policy/intro, "Policy Enforcement Modes";
 //     the Rule API doc of enableDefaultDeny). An empty list (`ingress: []`)
 //     is "omitted or empty": the rule does not apply in that direction. A

@@ -114,11 +114,16 @@ func (p *parser) ciliumRule(n *yaml.Node, pol *Policy) (Rule, bool) {
 	if v, has := o.vals["enableDefaultDeny"]; has {
 		e, eok := p.fields(v, "enableDefaultDeny", []string{"ingress", "egress"}, nil)
 		ok = ok && eok
+		// It only turns off what a direction's rules turn on: as in Cilium
+		// (pkg/policy/utils.RulesToPolicyEntries), a direction without rules
+		// has no entry, so `true` there puts nothing in default deny.
 		if b := e.vals["ingress"]; b != nil {
-			r.Ingress.DefaultDeny, _ = p.boolean(b, "enableDefaultDeny.ingress")
+			v, _ := p.boolean(b, "enableDefaultDeny.ingress")
+			r.Ingress.DefaultDeny = r.Ingress.DefaultDeny && v
 		}
 		if b := e.vals["egress"]; b != nil {
-			r.Egress.DefaultDeny, _ = p.boolean(b, "enableDefaultDeny.egress")
+			v, _ := p.boolean(b, "enableDefaultDeny.egress")
+			r.Egress.DefaultDeny = r.Egress.DefaultDeny && v
 		}
 	}
 	return r, ok
