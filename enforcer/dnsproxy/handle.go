@@ -65,6 +65,9 @@ type forward struct {
 	resp   *api.Flow
 	qname  string
 	qtypes []string
+	// forwarded and answered are when a UDP query was sent upstream and
+	// its answer read (zero: not, or over TCP), for ownTimes.
+	forwarded, answered time.Time
 }
 
 // from is the source address of the forwarded query: the client's when
