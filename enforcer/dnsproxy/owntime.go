@@ -14,8 +14,8 @@ const (
 	ownTimeBuckets = 4*22 + 1
 )
 
-// ownTimes counts the proxy's own time of the UDP queries it forwarded
-// and answered, in logarithmic buckets updated without locks: one atomic
+// ownTimes counts the proxy's own time of the queries it forwarded and
+// answered, in logarithmic buckets updated without locks: one atomic
 // add per query.
 type ownTimes struct {
 	buckets [ownTimeBuckets]atomic.Uint64
@@ -50,11 +50,11 @@ func ownTimeBound(i int) time.Duration {
 	return time.Duration(float64(ownTimeMin<<octave) * [4]float64{1, 1.25, 1.5, 1.75}[quarter])
 }
 
-// OwnTimes is how many forwarded UDP queries took the proxy how long
-// itself: from reading the query to sending it upstream, plus from
-// reading the answer to sending the reply (a wait for the FQDN cache's
-// admission included; the system calls that read and send are the
-// kernel's share, not counted). Counts[i] are the queries of at most
+// OwnTimes is how many forwarded queries took the proxy how long itself:
+// from reading the query to sending it upstream, plus from reading the
+// answer to sending the reply (a wait for the FQDN cache's admission
+// included; the system calls that read and send are the kernel's share,
+// not counted, and so is a TCP query's upstream connection). Counts[i] are the queries of at most
 // Bound(i) (and more than Bound(i-1)); the last counts the longer ones
 // too. Cumulative since the proxy started: Sub gives a phase's.
 type OwnTimes struct {
@@ -101,7 +101,7 @@ func (o *OwnTimes) Quantile(q float64) time.Duration {
 }
 
 // OwnTimes returns the distribution of the proxy's own time per forwarded
-// UDP query so far.
+// query so far.
 func (p *Proxy) OwnTimes() OwnTimes {
 	var o OwnTimes
 	for i := range o.Counts {

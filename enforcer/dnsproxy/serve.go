@@ -225,6 +225,9 @@ func (p *Proxy) serveConn(ctx context.Context, c net.Conn) {
 		if out.reply == nil {
 			return // not even a header: nothing sensible to answer
 		}
+		if !out.answered.IsZero() {
+			p.ownTimes.observe(out.held + time.Since(out.answered))
+		}
 		if !p.writeTCP(c, out.reply) {
 			return
 		}
