@@ -13,6 +13,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/periscope-dev/periscope/enforcer/dnsproxy"
 	"github.com/periscope-dev/periscope/enforcer/dnsproxy/dnsload"
 )
 
@@ -111,7 +112,8 @@ func timedLookup(p interface {
 // DNS behind the proxy (the collector's pipeline recording every query and
 // answer, the FQDN cache naming them), removing it sends it straight to
 // dnsmasq. Closed-loop queries/s, interleaved; then p50/p99 at 1,000
-// queries/s each way. Run with -benchtime=1x.
+// queries/s each way, and p50/p99/max of the proxy's own time per paced
+// query (own_*_us: dnsproxy.OwnTimes). Run with -benchtime=1x.
 func BenchmarkDNSProxyWiredVsDirect(b *testing.B) {
 	l := newDNSLab(b)
 	l.start(b)
@@ -139,14 +141,25 @@ func BenchmarkDNSProxyWiredVsDirect(b *testing.B) {
 			qps[round%2] = append(qps[round%2], q)
 		}
 		var p50, p99 [2]time.Duration
+		var own dnsproxy.OwnTimes
 		for i := range 2 {
 			set(i == 1)
+			own0 := l.node.dns.Proxy().OwnTimes()
 			lat, err := dnsload.Paced(l.pods["client"], target, query, 1000, 3*time.Second)
 			if err != nil {
 				b.Fatalf("paced, proxy %v: %v (proxy counters %+v)", i == 1, err, l.node.dns.Proxy().Stats())
 			}
 			p50[i], p99[i] = dnsload.Percentile(lat, 0.50), dnsload.Percentile(lat, 0.99)
+			if i == 1 {
+				own = l.node.dns.Proxy().OwnTimes().Sub(own0)
+			}
 		}
+		if own.Total() < 3000 {
+			b.Fatalf("the proxy's own time of %d paced queries, want 3000", own.Total())
+		}
+		b.ReportMetric(float64(own.Quantile(0.5).Nanoseconds())/1e3, "own_p50_us")
+		b.ReportMetric(float64(own.Quantile(0.99).Nanoseconds())/1e3, "own_p99_us")
+		b.ReportMetric(float64(own.Quantile(1).Nanoseconds())/1e3, "own_max_us")
 		d, p := dnsload.Mean(qps[0]), dnsload.Mean(qps[1])
 		b.ReportMetric(d, "direct_q/s")
 		b.ReportMetric(p, "proxy_q/s")

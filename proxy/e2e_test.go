@@ -27,6 +27,7 @@ import (
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
+	"github.com/periscope-dev/periscope/proxy/accesslog"
 	"github.com/periscope-dev/periscope/proxy/envoy"
 )
 
@@ -64,6 +65,9 @@ type l7Lab struct {
 	countOnly atomic.Bool
 	counted   atomic.Int64
 	registry  *collector.Registry
+	// ownTimes are Envoy's own times of the exchanges, while a benchmark
+	// collects them.
+	ownTimes proxyTimes
 
 	mu      sync.Mutex
 	records []api.Flow
@@ -113,7 +117,8 @@ func newL7Lab(t testing.TB, eo envoy.Options) *l7Lab {
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
 	base := uint16(30000 + rand.IntN(20000))
 	l.m, err = New(Options{Datapath: d, NodeID: "test-node", Socket: t.TempDir() + "/envoy.sock", Envoy: eo,
-		ProxyPortBase: base, ProxyPortCount: 50, Logger: logger})
+		ProxyPortBase: base, ProxyPortCount: 50, Logger: logger,
+		AccessLog: accesslog.Options{ProxyTime: l.ownTimes.observe}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,10 +34,14 @@ type query struct {
 }
 
 // outcome is what handle decided: the reply to send (nil: none) and the
-// response record to emit once it is sent.
+// response record to emit once it is sent; of a forwarded query that was
+// answered, how long the proxy held it before forwarding it (held) and
+// when the answer came (answered; zero: none), for ownTimes.
 type outcome struct {
 	reply    []byte
 	response *api.Flow
+	held     time.Duration
+	answered time.Time
 }
 
 // handle judges and answers one query, forwarding it through p.exchange
@@ -50,10 +54,17 @@ func (p *Proxy) handle(ctx context.Context, q query) outcome {
 		return out
 	}
 	xctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
+	forwarded := time.Now()
 	raw, err := p.exchange(xctx, q.proto, fw.from(p.opts.FromClient), q.server, q.msg)
 	cancel()
+	var answered time.Time
+	if err == nil {
+		answered = time.Now()
+	}
 	out, ans := p.settle(fw, raw, err)
-	return p.admit(fw, out, ans)
+	out = p.admit(fw, out, ans)
+	out.held, out.answered = forwarded.Sub(q.received), answered
+	return out
 }
 
 // forward is a query that policy allowed, on its way to the server: what
@@ -65,6 +76,9 @@ type forward struct {
 	resp   *api.Flow
 	qname  string
 	qtypes []string
+	// forwarded and answered are when a UDP query was sent upstream and
+	// its answer read (zero: not, or over TCP), for ownTimes.
+	forwarded, answered time.Time
 }
 
 // from is the source address of the forwarded query: the client's when

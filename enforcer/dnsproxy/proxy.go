@@ -107,6 +107,7 @@ type Proxy struct {
 	tcpSlots chan struct{}
 	records  *recordQueue
 	stats    counters
+	ownTimes ownTimes // of forwarded queries (owntime.go)
 
 	mu          sync.Mutex
 	conns       map[net.Conn]struct{}

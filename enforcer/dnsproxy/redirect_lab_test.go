@@ -44,6 +44,7 @@ func (l *lockedBuffer) String() string {
 // attached to both and the proxy on loopback, forwarding from the pod's own
 // address with the redirect's mark.
 type redirectLab struct {
+	lab            *netlab.Lab
 	client, server *netlab.Pod
 	d              *datapath.Datapath
 	px             *Proxy
@@ -153,7 +154,7 @@ func newRedirectLab(t testing.TB, logQueries bool, emit func(*api.Flow)) *redire
 		}
 	})
 	t.Cleanup(func() { _ = d.SetRedirects(nil) })
-	return &redirectLab{client: client, server: server, d: d, px: px, cache: cache, epID: epID, dnsmasqOut: dnsmasqOut, dnsmasqPID: dm.Process.Pid}
+	return &redirectLab{lab: lab, client: client, server: server, d: d, px: px, cache: cache, epID: epID, dnsmasqOut: dnsmasqOut, dnsmasqPID: dm.Process.Pid}
 }
 
 // redirect steers (on) or stops steering the client's port 53 to the proxy.
@@ -207,6 +208,7 @@ func TestProxyBehindTheDatapathRedirect(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	own0 := l.px.OwnTimes()
 	for _, tc := range []struct {
 		name   string
 		server netip.Addr
@@ -239,6 +241,11 @@ func TestProxyBehindTheDatapathRedirect(t *testing.T) {
 				t.Errorf("dnsmasq never saw a query from the pod's own address %s:\n%s", from, dnsmasqOut.String())
 			}
 		})
+	}
+	// The proxy's own time of the four forwarded queries (UDP and TCP):
+	// some, but far less than their timeout.
+	if own := l.px.OwnTimes().Sub(own0); own.Total() != 4 || own.Quantile(1) >= time.Second {
+		t.Errorf("own time of %d queries, the longest up to %v; want 4", own.Total(), own.Quantile(1))
 	}
 	t.Run("a denied name is REFUSED by the proxy, never reaching the server", func(t *testing.T) {
 		r := digger.dig(t, client, "+tries=1", "+timeout=5", "@"+server.IPv4.String(), "evil.example.org")

@@ -93,10 +93,12 @@ func (p *Proxy) serveDatagram(conn *net.UDPConn, local netip.AddrPort, m *ipv4.M
 		p.sendUDP(conn, q, out.reply)
 		return
 	}
-	p.udpUp.send(fw.from(p.opts.FromClient), q.server, &udpExchange{
-		sent: q.msg,
-		done: func(answer []byte, err error) { p.answerUDP(conn, fw, answer, err) },
-	})
+	e := &udpExchange{sent: q.msg}
+	e.done = func(answer []byte, err error) {
+		fw.forwarded, fw.answered = e.forwarded, e.answered
+		p.answerUDP(conn, fw, answer, err)
+	}
+	p.udpUp.send(fw.from(p.opts.FromClient), q.server, e)
 }
 
 // answerUDP finishes a forwarded UDP query in the goroutine that got its
@@ -125,9 +127,13 @@ func (p *Proxy) answerUDP(conn *net.UDPConn, fw *forward, answer []byte, err err
 	p.releaseUDP(conn, fw, out)
 }
 
-// releaseUDP sends a forwarded query's reply, queues its response record
-// and frees its MaxInFlight slot.
+// releaseUDP sends a forwarded query's reply, counts the proxy's own
+// time of an answered one, queues its response record and frees its
+// MaxInFlight slot.
 func (p *Proxy) releaseUDP(conn *net.UDPConn, fw *forward, out outcome) {
+	if !fw.answered.IsZero() && out.reply != nil {
+		p.ownTimes.observe(fw.forwarded.Sub(fw.q.received) + time.Since(fw.answered))
+	}
 	p.sendUDP(conn, fw.q, out.reply)
 	p.finish(fw.q, out)
 	<-p.inFlight
@@ -218,6 +224,9 @@ func (p *Proxy) serveConn(ctx context.Context, c net.Conn) {
 		<-p.inFlight
 		if out.reply == nil {
 			return // not even a header: nothing sensible to answer
+		}
+		if !out.answered.IsZero() {
+			p.ownTimes.observe(out.held + time.Since(out.answered))
 		}
 		if !p.writeTCP(c, out.reply) {
 			return

@@ -36,6 +36,10 @@ type udpExchange struct {
 	id       uint16 // the client's ID (the query goes upstream under another)
 	sent     []byte // the query as sent
 	deadline time.Time
+	// forwarded is when send began to send it upstream, answered when its
+	// answer was read (zero: none), for the proxy's own time (ownTimes);
+	// done's caller may read them.
+	forwarded, answered time.Time
 	// done gets the answer (under the client's ID again; valid only during
 	// the call) or the error, exactly once, from the socket's reader, the
 	// sweeper or the shutdown.
@@ -88,7 +92,7 @@ func (x *udpExchanges) send(from netip.Addr, server netip.AddrPort, e *udpExchan
 	}
 	k := upstreamKey{from, server}
 	now := time.Now()
-	e.deadline = now.Add(x.timeout)
+	e.deadline, e.forwarded = now.Add(x.timeout), now
 	x.mu.Lock()
 	if x.closed {
 		x.mu.Unlock()
@@ -211,6 +215,7 @@ func (x *udpExchanges) answer(s *upstreamSocket, msg []byte) {
 	if len(msg) < headerLen {
 		return
 	}
+	read := time.Now()
 	id := uint16(msg[0])<<8 | uint16(msg[1])
 	x.mu.Lock()
 	e := s.pending[id]
@@ -221,6 +226,7 @@ func (x *udpExchanges) answer(s *upstreamSocket, msg []byte) {
 	delete(s.pending, id)
 	x.mu.Unlock()
 	msg[0], msg[1] = byte(e.id>>8), byte(e.id)
+	e.answered = read
 	e.done(msg, nil)
 }
 

@@ -27,6 +27,8 @@ const (
 	fieldDownstreamRemote  = 2  // AccessLogCommon.downstream_remote_address
 	fieldDownstreamLocal   = 3  // AccessLogCommon.downstream_local_address
 	fieldStartTime         = 5  // AccessLogCommon.start_time
+	fieldLastRx            = 6  // AccessLogCommon.time_to_last_rx_byte
+	fieldFirstUpstreamTx   = 7  // AccessLogCommon.time_to_first_upstream_tx_byte
 	fieldFirstUpstreamRx   = 9  // AccessLogCommon.time_to_first_upstream_rx_byte
 	fieldFirstDownstreamTx = 11 // AccessLogCommon.time_to_first_downstream_tx_byte
 	fieldLastDownstreamTx  = 12 // AccessLogCommon.time_to_last_downstream_tx_byte
@@ -63,6 +65,8 @@ const (
 type httpEntry struct {
 	client, local, upstream []byte // Address messages
 	start                   []byte // Timestamp
+	lastRx                  []byte // Duration
+	firstUpstreamTx         []byte // Duration
 	firstUpstreamRx         []byte // Duration
 	firstDownstreamTx       []byte // Duration
 	lastDownstreamTx        []byte // Duration
@@ -216,6 +220,10 @@ func (e *httpEntry) decodeCommon(b []byte) error {
 			e.upstream = v
 		case fieldStartTime:
 			e.start = v
+		case fieldLastRx:
+			e.lastRx = v
+		case fieldFirstUpstreamTx:
+			e.firstUpstreamTx = v
 		case fieldFirstUpstreamRx:
 			e.firstUpstreamRx = v
 		case fieldFirstDownstreamTx:

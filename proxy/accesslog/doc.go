@@ -19,6 +19,12 @@
 // from the RBAC filter's verdict. The RESPONSE is FORWARDED, the 403 of a
 // denied request too, as Cilium's proxy reports it.
 //
+// Of a forwarded exchange Run also reads Envoy's own share of its time
+// (the request's last byte received to its first byte sent upstream, plus
+// the upstream response's first byte received to its first byte sent
+// downstream, from the entry's timings) and hands it to Options.ProxyTime
+// when set: Hubble's flow has no field for it, so it is not on a record.
+//
 // Sensitive headers (Authorization, Cookie, Set-Cookie,
 // Proxy-Authorization) keep their name with the value "HUBBLE_REDACTED",
 // as Hubble's redaction does, unless Options.KeepHeaders names them.
