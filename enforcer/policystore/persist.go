@@ -129,7 +129,9 @@ func (s *Store) load() (map[string]*Applied, error) {
 		}
 		docs, _, err := parse(path, data)
 		if err != nil {
-			return nil, fmt.Errorf("policy store: %w", err)
+			// Not dropped: without it the endpoints it isolated could be
+			// opened. A newer version may refuse what an older accepted.
+			return nil, fmt.Errorf("policy store: a stored policy is refused (edit or remove %s, then start again): %w", path, err)
 		}
 		for _, d := range docs {
 			out[d.key()] = d

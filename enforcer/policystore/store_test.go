@@ -3,6 +3,8 @@ package policystore
 import (
 	"errors"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -198,5 +200,20 @@ func TestTheStoreCompilesAgainstTheNodesEndpoints(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no allow entry for identity %d, which only the allocator knows: %+v", remote, c.Policy)
+	}
+}
+
+// A stored policy this version refuses stops the store from opening, with
+// the file named: dropping it could open what it isolated.
+func TestAStoredPolicyThatIsRefusedIsNamed(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "default-empty.yaml")
+	refused := "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: empty, namespace: default}\nspec:\n  endpointSelector: {}\n  ingress: []\n"
+	if err := os.WriteFile(path, []byte(refused), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(Options{Dir: dir, Applier: &fakeApplier{}, Endpoints: newTestEndpoints(t)})
+	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "edit or remove") {
+		t.Fatalf("New with a refused stored policy: %v", err)
 	}
 }
