@@ -30,6 +30,7 @@ import (
 	"github.com/periscope-dev/periscope/enforcer/policystore"
 	"github.com/periscope-dev/periscope/proxy"
 	"github.com/periscope-dev/periscope/proxy/envoy"
+	"github.com/periscope-dev/periscope/proxy/envoy/envoytest"
 )
 
 // Ports the L7 lab's servers serve HTTP on: policy puts l7Port under L7
@@ -38,20 +39,6 @@ const (
 	l7Port      = 8080
 	l7OtherPort = 8081
 )
-
-// envoyBinaryForTest is the Envoy the tests run: $PERISCOPE_ENVOY_BINARY,
-// else the one scripts/deps.sh installs.
-func envoyBinaryForTest(t testing.TB) string {
-	t.Helper()
-	bin := os.Getenv("PERISCOPE_ENVOY_BINARY")
-	if bin == "" {
-		bin = proxy.DefaultEnvoyBinary
-	}
-	if _, err := os.Stat(bin); err != nil {
-		labtest.SkipOrFail(t, fmt.Sprintf("no Envoy at %s (run scripts/deps.sh): %v", bin, err))
-	}
-	return bin
-}
 
 // seenRequest is a request as a lab server received it.
 type seenRequest struct {
@@ -86,7 +73,7 @@ type l7LabOptions struct {
 func newL7Lab(t testing.TB, opts l7LabOptions) *l7Lab {
 	t.Helper()
 	labtest.RequireRoot(t)
-	opts.envoy.Binary = envoyBinaryForTest(t)
+	opts.envoy.Binary = envoytest.Binary(t)
 	l := &l7Lab{pods: map[string]*netlab.Pod{}, seen: map[string][]seenRequest{}}
 	// Source ports below the pods' ephemeral ones, from a random start:
 	// Envoy's TIME_WAIT sockets of an earlier run on the same lab

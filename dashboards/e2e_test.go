@@ -22,6 +22,7 @@ import (
 	"github.com/periscope-dev/periscope/collector/sink/clickhouse/chtest"
 	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
+	"github.com/periscope-dev/periscope/proxy/envoy/envoytest"
 )
 
 // TestEveryQueryReturnsData runs the collector (the real binary, the real
@@ -44,7 +45,7 @@ func TestEveryQueryReturnsData(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a lab, a collector, ClickHouse and Prometheus: skipped with -short only (CI runs without -short, so there it always runs)")
 	}
-	envoyBin := periscopetest.EnvoyBinary(t)
+	envoyBin := envoytest.Binary(t)
 	ch := chtest.Start(t)
 	bin := periscopetest.Build(t)
 	lab := labtest.NewLab(t)

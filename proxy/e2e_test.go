@@ -29,6 +29,7 @@ import (
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 	"github.com/periscope-dev/periscope/proxy/accesslog"
 	"github.com/periscope-dev/periscope/proxy/envoy"
+	"github.com/periscope-dev/periscope/proxy/envoy/envoytest"
 )
 
 // Ports of the test server.
@@ -36,20 +37,6 @@ const (
 	portHTTP   = 8080 // redirected to Envoy (ingress of the server)
 	portDirect = 8081 // never redirected
 )
-
-// envoyBinary is the Envoy the tests run: $PERISCOPE_ENVOY_BINARY, else
-// the one scripts/deps.sh installs.
-func envoyBinary(t testing.TB) string {
-	t.Helper()
-	bin := os.Getenv("PERISCOPE_ENVOY_BINARY")
-	if bin == "" {
-		bin = DefaultEnvoyBinary
-	}
-	if _, err := os.Stat(bin); err != nil {
-		labtest.SkipOrFail(t, fmt.Sprintf("no Envoy at %s (run scripts/deps.sh): %v", bin, err))
-	}
-	return bin
-}
 
 // l7Lab is a client and a server pod, the datapath on both, the server's
 // port 8080 redirected to a supervised Envoy, and the L7 records of the
@@ -75,7 +62,7 @@ type l7Lab struct {
 
 func newL7Lab(t testing.TB, eo envoy.Options) *l7Lab {
 	t.Helper()
-	eo.Binary = envoyBinary(t)
+	eo.Binary = envoytest.Binary(t)
 	lab := labtest.NewLab(t)
 	pin := netlab.PinPath(t, "test-proxy")
 	d, err := datapath.Load(datapath.Config{PinPath: pin, Logger: slog.New(slog.DiscardHandler), ReportInterval: time.Hour})

@@ -26,7 +26,7 @@ import (
 // Defaults of Options.
 const (
 	DefaultSocket         = "/run/periscope/envoy.sock"
-	DefaultEnvoyBinary    = "/opt/periscope/envoy-venv/bin/envoy"
+	DefaultEnvoyBinary    = envoy.DefaultBinary
 	DefaultProxyPortBase  = 15100
 	DefaultProxyPortCount = 900
 	DefaultReadyTimeout   = 20 * time.Second

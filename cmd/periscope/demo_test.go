@@ -19,6 +19,7 @@ import (
 	"github.com/periscope-dev/periscope/cmd/periscope/periscopetest"
 	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
+	"github.com/periscope-dev/periscope/proxy/envoy/envoytest"
 )
 
 // isDBClients says whether a deciding policy is the demo's policy.
@@ -47,7 +48,7 @@ func isFrontendEgress(p api.PolicyRef) bool {
 // Ctrl-C leaves no namespace, link or pinned map behind.
 func TestDemoShowsEveryKindOfFlowWithVerdictsAndCleansUp(t *testing.T) {
 	labtest.RequireRoot(t)
-	envoyBin := periscopetest.EnvoyBinary(t)
+	envoyBin := envoytest.Binary(t)
 	opts := demoOptions{
 		listen:      periscopetest.FreeAddr(t),
 		hubble:      periscopetest.FreeAddr(t),

@@ -16,6 +16,7 @@ import (
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath/netlab"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
+	"github.com/periscope-dev/periscope/proxy/envoy/envoytest"
 )
 
 // TestCollectorWithEnvoyServesL7Flows runs the built binary with --envoy
@@ -24,7 +25,7 @@ import (
 // and come out of the collector's API as L7 flows attributed to both pods.
 func TestCollectorWithEnvoyServesL7Flows(t *testing.T) {
 	labtest.RequireRoot(t)
-	envoyBin := periscopetest.EnvoyBinary(t)
+	envoyBin := envoytest.Binary(t)
 	dir := t.TempDir()
 	bin := periscopetest.Build(t)
 	web, peer, cfg := webAndPeer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

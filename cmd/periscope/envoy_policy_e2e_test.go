@@ -22,6 +22,7 @@ import (
 	"github.com/periscope-dev/periscope/collector/sink/metrics"
 	"github.com/periscope-dev/periscope/collector/sink/otel/oteltest"
 	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
+	"github.com/periscope-dev/periscope/proxy/envoy/envoytest"
 	"github.com/periscope-dev/periscope/ui/uitest"
 )
 
@@ -51,7 +52,7 @@ spec:
 // columns, and the UI's L7 INFO column; the drops name the policy.
 func TestCollectorL7PolicyEndToEnd(t *testing.T) {
 	labtest.RequireRoot(t)
-	envoyBin := periscopetest.EnvoyBinary(t)
+	envoyBin := envoytest.Binary(t)
 	hubbleBin := findHubbleCLI(t)
 	uitest.RequireChromium(t)
 	ch := chtest.Start(t)

