@@ -7,6 +7,7 @@
 # times. It is the ceiling of what any Periscope configuration of this Envoy
 # can reach on this machine (docs/BENCHMARKS.md, "Envoy alone").
 # Usage: scripts/envoy-alone.sh [rounds]   (needs wrk, go and Envoy)
+# ENVOY_IO_URING=1 gives Envoy the io_uring socket interface instead of epoll.
 set -euo pipefail
 
 rounds=${1:-3}
@@ -61,11 +62,25 @@ static_resources:
       - lb_endpoints:
         - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 19902}}}
 YAML
+if [[ ${ENVOY_IO_URING:-} == 1 ]]; then
+	cat >>"$dir/envoy.yaml" <<'YAML'
+bootstrap_extensions:
+- name: envoy.extensions.network.socket_interface.default_socket_interface
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.network.socket_interface.v3.DefaultSocketInterface
+    io_uring_options: {}
+default_socket_interface: envoy.extensions.network.socket_interface.default_socket_interface
+YAML
+fi
 
 "$dir/server" 127.0.0.1:19902 &
 "$envoy" -c "$dir/envoy.yaml" --concurrency 2 -l error --disable-hot-restart >/dev/null 2>&1 &
 epid=$!
 sleep 2
+if [[ ${ENVOY_IO_URING:-} == 1 ]] && ! ls -l "/proc/$epid/fd" | grep -q io_uring; then
+	echo "envoy-alone: Envoy opened no io_uring" >&2
+	exit 1
+fi
 
 rate() { wrk -t2 -c32 -d5s "$1" | awk '/Requests\/sec/ {print $2}'; }
 cpu() { awk '{print $14 + $15}' "/proc/$epid/stat"; }
