@@ -46,7 +46,9 @@
  * retried by the client and succeeds once the proxy is back. L3/L4 policy
  * comes first: a DROPPED connection is never redirected. A redirect removed
  * applies to new connections (and to the next datagram of a UDP flow);
- * established TCP connections stay with the proxy until they end.
+ * established TCP connections stay with the proxy until they end. A
+ * redirect added takes over an existing UDP flow at its initiator's next
+ * datagram (take_over_udp); an established TCP connection stays direct.
  *
  * A connection to an INGRESS (address, port) redirected for policy
  * (REDIRECT_FLAG_POLICY: the proxy enforces L7 rules there) that no TC ingress
@@ -1064,6 +1066,26 @@ __noinline int proxy_role(const struct packet *p, int rev, int hook, __u32 mark,
 }
 
 /*
+ * take_over_udp reports whether the datagram p (rev; seen at hook with mark,
+ * sent by the flow's initiator or not) of an existing UDP flow that is not
+ * DROPPED and has no proxy role moves the flow to the proxy: its initiator's,
+ * entering the host, of a port redirected since the flow began. Unlike a
+ * TCP connection, a UDP flow carries no state the proxy would miss, and one
+ * that went on direct would escape the proxy's policy (a resolver's
+ * long-lived socket and DNS rules); the removal's counterpart is
+ * proxy_action's.
+ */
+__noinline int take_over_udp(const struct packet *p, int rev, int hook, __u32 mark, int from_initiator)
+{
+	if (!p || !from_initiator || hook != FLOW_HOOK_INGRESS || (mark & PROXY_MARK_MASK) == PROXY_MARK_UPSTREAM)
+		return 0;
+	if (!redirect_port(&p->key, rev))
+		return 0;
+	redirect_stat_inc(REDIRECT_STAT_CONNECTIONS);
+	return 1;
+}
+
+/*
  * to_host makes the packet the host's: destination MAC the interface's
  * own, type PACKET_HOST, mark PROXY_MARK_TO_PROXY (policy routing: local)
  * with port (host order; 0: none) in its upper 16 bits for proxy_assign.
@@ -1336,6 +1358,10 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook, const int ho
 		return TCX_DROP;
 	if (v->proxy)
 		return proxy_action(skb, &p, rev, hook, &v->proxy, (!rev) == v->src_is_initiator);
+	if (p.key.proto == IPPROTO_UDP && take_over_udp(&p, rev, hook, skb->mark, (!rev) == v->src_is_initiator)) {
+		v->proxy = FLOW_PROXY_REDIRECT;
+		return proxy_action(skb, &p, rev, hook, &v->proxy, 1);
+	}
 	return TCX_NEXT;
 }
 

@@ -93,6 +93,8 @@
 //     refer to.
 //   - The redirect catches connections at TC ingress hooks only: those the
 //     host's own processes open to a redirected port are not redirected.
+//     A TCP connection established before its port was redirected stays
+//     direct (a UDP flow moves to the proxy at its next datagram).
 //   - A revision change re-judges an existing connection at its next packet;
 //     an idle connection keeps its verdict until then.
 //   - At a restart without a policy in force, the stale links of a crashed

@@ -89,8 +89,10 @@ var redirectPins = []string{"redirect", "host_mac"}
 // replaced atomically, so a connection whose redirect stays is never
 // judged without it. It installs the policy routing that delivers steered
 // packets locally (see EnsureProxyRouting) when rs is not empty. A redirect
-// applies to connections that start afterwards; a removed one leaves
-// established TCP connections with the proxy until they end.
+// applies to TCP connections that start afterwards and to the next datagram
+// of any UDP flow, one that began direct included; a removed one leaves
+// established TCP connections with the proxy until they end, and sends a
+// UDP flow's next datagram direct.
 func (d *Datapath) SetRedirects(rs []Redirect) error {
 	want := map[tcFlowRedirectKey]tcFlowRedirectValue{}
 	for _, r := range rs {

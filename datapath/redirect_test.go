@@ -574,3 +574,67 @@ func TestRedirectUpdatesFailNoConnection(t *testing.T) {
 		t.Fatalf("the proxy accepted %d connections, %d were made to the redirected port", p.accepted.Load(), proxiedAsks.Load())
 	}
 }
+
+// TestRedirectTakesOverAnExistingUDPFlow: a UDP flow that began before its
+// port was redirected (a resolver's long-lived socket, say) goes to the
+// proxy from its next datagram, as a new one would: a datagram carries no
+// connection state the proxy would miss, and a flow that went on direct
+// would escape the proxy's policy. Removing the redirect sends the same
+// socket's next datagram direct again. Ingress and egress redirects, both
+// families.
+func TestRedirectTakesOverAnExistingUDPFlow(t *testing.T) {
+	l := newRedirectLab(t)
+	p := startTproxy(t)
+	for _, tc := range []struct {
+		name     string
+		redirect func(v6 bool) Redirect
+	}{
+		{"ingress redirect of the server's port", func(bool) Redirect {
+			return Redirect{Endpoint: uint32(l.server.HostVeth.Index), Addrs: []netip.Addr{l.server.IPv4, l.server.IPv6},
+				Direction: RedirectIngress, Proto: unix.IPPROTO_UDP, Port: portUDP, ProxyPort: p.port}
+		}},
+		{"egress redirect of the client's port", func(bool) Redirect {
+			return Redirect{Endpoint: uint32(l.client.HostVeth.Index), Direction: RedirectEgress,
+				Proto: unix.IPPROTO_UDP, Port: portUDP, ProxyPort: p.port}
+		}},
+	} {
+		for _, v6 := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s IPv6=%v", tc.name, v6), func(t *testing.T) {
+				c, err := l.client.DialUDP(context.Background(), netip.AddrPortFrom(l.server.Addr(v6), portUDP))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				t.Cleanup(func() { _ = l.d.SetRedirects(nil) })
+				ask := func(want string) {
+					t.Helper()
+					before := p.received.Load()
+					_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+					if _, err := c.Write([]byte("hello")); err != nil {
+						t.Fatal(err)
+					}
+					buf := make([]byte, 200)
+					n, err := c.Read(buf)
+					if got := string(buf[:n]); err != nil || got != want {
+						t.Fatalf("answer %q (%v), want %q", got, err, want)
+					}
+					proxied := strings.HasPrefix(want, "proxy")
+					if n := p.received.Load() - before; proxied && n != 1 || !proxied && n != 0 {
+						t.Fatalf("the proxy received %d datagrams, proxied: %v", n, proxied)
+					}
+				}
+				client := l.client.Addr(v6).String()
+				ask("server saw " + client)
+				if err := l.d.SetRedirects([]Redirect{tc.redirect(v6)}); err != nil {
+					t.Fatal(err)
+				}
+				ask("proxy saw " + client)
+				ask("proxy saw " + client)
+				if err := l.d.SetRedirects(nil); err != nil {
+					t.Fatal(err)
+				}
+				ask("server saw " + client)
+			})
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	"golang.org/x/sys/unix"
 
 	"github.com/periscope-dev/periscope/api"
@@ -160,9 +161,18 @@ func newRedirectLab(t testing.TB, logQueries bool, emit func(*api.Flow)) *redire
 // redirect steers (on) or stops steering the client's port 53 to the proxy.
 func (l *redirectLab) redirect(t testing.TB, on bool) {
 	t.Helper()
+	if !on {
+		l.redirectTo(t, 0)
+		return
+	}
+	l.redirectTo(t, l.px.Addrs()[0].Port())
+}
+
+// redirectTo steers the client's port 53 to port on loopback (0: nowhere).
+func (l *redirectLab) redirectTo(t testing.TB, port uint16) {
+	t.Helper()
 	var rs []datapath.Redirect
-	if on {
-		port := l.px.Addrs()[0].Port()
+	if port != 0 {
 		rs = []datapath.Redirect{
 			{Endpoint: l.epID, Direction: datapath.RedirectEgress, Proto: unix.IPPROTO_UDP, Port: 53, ProxyPort: port},
 			{Endpoint: l.epID, Direction: datapath.RedirectEgress, Proto: unix.IPPROTO_TCP, Port: 53, ProxyPort: port},
@@ -171,7 +181,6 @@ func (l *redirectLab) redirect(t testing.TB, on bool) {
 	if err := l.d.SetRedirects(rs); err != nil {
 		t.Fatal(err)
 	}
-
 }
 
 // TestProxyBehindTheDatapathRedirect: the datapath steers a pod's port-53
@@ -265,5 +274,71 @@ func TestProxyBehindTheDatapathRedirect(t *testing.T) {
 	}
 	if st, err := d.RedirectStats(); err != nil || st.Connections == 0 || st.Upstream == 0 || st.NoProxy != 0 {
 		t.Errorf("redirect stats %+v (%v)", st, err)
+	}
+}
+
+// TestRedirectPolicesAnExistingResolverSocket: a pod's UDP socket that
+// asked the server straight before its DNS rules came (a resolver's
+// long-lived socket) is steered to the proxy from its next query: the
+// name the rules deny, answered before, is REFUSED now and recorded, and
+// the allowed one is answered through the proxy.
+func TestRedirectPolicesAnExistingResolverSocket(t *testing.T) {
+	var mu sync.Mutex
+	var flows []api.Flow
+	l := newRedirectLab(t, false, func(f *api.Flow) {
+		mu.Lock()
+		flows = append(flows, *f)
+		mu.Unlock()
+	})
+	c, err := l.client.DialUDP(context.Background(), netip.AddrPortFrom(l.server.IPv4, 53))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ask := func(name string) string {
+		t.Helper()
+		q := mustPack(t, name, dns.TypeA)
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write(q); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 1500)
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("ask %s: %v", name, err)
+		}
+		var m dns.Msg
+		if err := m.Unpack(buf[:n]); err != nil {
+			t.Fatalf("answer to %s: %v", name, err)
+		}
+		return dns.RcodeToString[m.Rcode]
+	}
+	// "*.example.com" does not cover example.com itself, which dnsmasq answers.
+	if got := ask("example.com."); got != "NOERROR" {
+		t.Fatalf("before the redirect, example.com: %s, want the server's NOERROR", got)
+	}
+	l.redirect(t, true)
+	if got := ask("example.com."); got != "REFUSED" {
+		t.Fatalf("after the redirect, the same socket's denied example.com: %s, want REFUSED", got)
+	}
+	if got := ask("www.example.com."); got != "NOERROR" {
+		t.Fatalf("after the redirect, www.example.com: %s", got)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		var denied, answered bool
+		for i := range flows {
+			f := &flows[i]
+			denied = denied || dnsRecord("example.com.", api.L7TypeRequest, api.ProtoUDP)(f) && f.Verdict == api.VerdictDropped
+			answered = answered || dnsRecord("www.example.com.", api.L7TypeResponse, api.ProtoUDP)(f) && f.Verdict == api.VerdictForwarded
+		}
+		n := len(flows)
+		mu.Unlock()
+		if denied && answered {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("records: denied example.com %v, answered www.example.com %v; %d records", denied, answered, n)
+		}
 	}
 }
