@@ -57,3 +57,61 @@ func TestPatternsSelectWhatCiliumsSelect(t *testing.T) {
 		}
 	}
 }
+
+// FuzzPatternsSelectWhatCiliumsSelect: for any pattern both accept and any
+// name, Periscope's matcher and Cilium's regular expression agree.
+func FuzzPatternsSelectWhatCiliumsSelect(f *testing.F) {
+	for _, seed := range [][2]string{
+		{"*.cilium.io", "sub.cilium.io"}, {"**.cilium.io", "a.b.cilium.io"}, {"part*ial.com", "part-x-ial.com"},
+		{"*", "."}, {"*-*.example.com", "a-b.example.com"}, {"a*b*c.com", "aXbYbc.com"}, {"*..com", "a..com"},
+		{"**..", "a.."}, {"a.**.b.com", "a.x.y.b.com"}, {"*.*.io", "x.io"}, {"x*", "x\\.y."}, {"**.*", "a.b."},
+		{"***.x", "a.x"}, {"a*", "a*b."}, {"*b", "bbb"}, {"*.cilium.io", "SUB.Cilium.IO."},
+	} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, pattern, name string) {
+		m, err := Compile(Selector{MatchPattern: pattern})
+		if err != nil {
+			return
+		}
+		re, err := matchpattern.ValidateWithoutCache(matchpattern.Sanitize(strings.ToLower(strings.TrimSpace(pattern))))
+		if err != nil {
+			return
+		}
+		fqdn := Canonical(name)
+		if got, want := m.Match(name), re.MatchString(fqdn); got != want {
+			t.Fatalf("pattern %q, name %q: Periscope %v, Cilium %v (%s)", pattern, fqdn, got, want, re)
+		}
+	})
+}
+
+// BenchmarkPatternMatch: a matchPattern's Match against Cilium's regular
+// expression for it, on the same names (a match and a miss each).
+func BenchmarkPatternMatch(b *testing.B) {
+	const pattern = "*.example.com"
+	names := []string{"www.example.com.", "www.example.org."}
+	m, err := Compile(Selector{MatchPattern: pattern})
+	if err != nil {
+		b.Fatal(err)
+	}
+	re, err := matchpattern.ValidateWithoutCache(matchpattern.Sanitize(pattern))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("periscope", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if m.matchCanonical(names[i&1]) != (i&1 == 0) {
+				b.Fatal("wrong answer")
+			}
+		}
+	})
+	b.Run("cilium-regexp", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if re.MatchString(names[i&1]) != (i&1 == 0) {
+				b.Fatal("wrong answer")
+			}
+		}
+	})
+}

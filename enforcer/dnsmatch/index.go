@@ -29,7 +29,7 @@ func NewIndex(ms []*Matcher) *Index {
 
 // tail is what NewIndex files m under; "" when it must try every name.
 func (m *Matcher) tail() string {
-	if m.re == nil {
+	if m.pattern == nil {
 		return m.exact
 	}
 	if m.matchAll {

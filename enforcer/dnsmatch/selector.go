@@ -25,27 +25,24 @@ func (s Selector) String() string {
 	return "matchPattern: " + s.MatchPattern
 }
 
-// labelChars is one character a pattern's star may stand for.
-const labelChars = `[-a-z0-9_]`
-
 var (
 	nameChars    = regexp.MustCompile(`^[-a-zA-Z0-9_.]+$`)
 	patternChars = regexp.MustCompile(`^[-a-zA-Z0-9_.*]+$`)
 	onlyStars    = regexp.MustCompile(`^\*+\.?$`)
 	leadingStars = regexp.MustCompile(`^\*{2,}\.`)
-	starRun      = regexp.MustCompile(`\*+`)
-	// anyName is what a lone "*" selects in toFQDNs: names of valid labels,
-	// and the root.
-	anyName = regexp.MustCompile(`^(?:` + labelChars + `+\.)+$|^\.$`)
 )
 
 // Matcher is a compiled Selector. It is immutable and safe for concurrent
 // use.
 type Matcher struct {
-	sel      Selector
-	exact    string         // the lower-case FQDN of a matchName
-	re       *regexp.Regexp // a matchPattern's anchored expression
-	matchAll bool           // the pattern is stars alone
+	sel   Selector
+	exact string // the lower-case FQDN of a matchName
+	// pattern is a matchPattern's labels, left to right, without the
+	// leading "**." (anyLabels) and the root's empty label; nil for a
+	// matchName.
+	pattern   []string
+	anyLabels bool // the pattern began "**.": one label or more before
+	matchAll  bool // the pattern is stars alone
 }
 
 // Compile validates s and compiles it.
@@ -72,6 +69,11 @@ func compileName(s Selector) (*Matcher, error) {
 	return &Matcher{sel: s, exact: Canonical(n)}, nil
 }
 
+// compilePattern compiles a matchPattern as Cilium reads it: stars alone
+// select every name of valid labels (and the root); a leading "**."
+// stands for one label or more; any other run of stars for zero or more
+// characters of one label (a-z, 0-9, '-', '_'), never a dot. The name's
+// dots are then the pattern's, so a name matches label by label.
 func compilePattern(s Selector) (*Matcher, error) {
 	p := strings.ToLower(strings.TrimSpace(s.MatchPattern))
 	if len(p) > MaxNameLength {
@@ -81,23 +83,16 @@ func compilePattern(s Selector) (*Matcher, error) {
 		return nil, fmt.Errorf("matchPattern %q: only a-z, A-Z, 0-9, '.', '-', '_' and '*' are allowed", s.MatchPattern)
 	}
 	if onlyStars.MatchString(p) {
-		return &Matcher{sel: s, re: anyName, matchAll: true}, nil
+		return &Matcher{sel: s, pattern: []string{}, matchAll: true}, nil
 	}
 	p = Canonical(p)
-	var expr strings.Builder
-	expr.WriteString("^")
+	m := &Matcher{sel: s}
 	if loc := leadingStars.FindStringIndex(p); loc != nil {
-		expr.WriteString(`(?:` + labelChars + `+\.)+`)
+		m.anyLabels = true
 		p = p[loc[1]:]
 	}
-	rest := strings.ReplaceAll(p, ".", `\.`)
-	expr.WriteString(starRun.ReplaceAllLiteralString(rest, labelChars+"*"))
-	expr.WriteString("$")
-	re, err := regexp.Compile(expr.String())
-	if err != nil {
-		return nil, fmt.Errorf("matchPattern %q: %w", s.MatchPattern, err)
-	}
-	return &Matcher{sel: s, re: re}, nil
+	m.pattern = strings.Split(strings.TrimSuffix(p, "."), ".")
+	return m, nil
 }
 
 // Selector returns the selector m was compiled from.
@@ -113,12 +108,88 @@ func (m *Matcher) Match(name string) bool {
 	return m.matchCanonical(Canonical(name))
 }
 
-// matchCanonical is Match for a name already in Canonical form.
+// matchCanonical is Match for a name already in Canonical form. It does
+// not allocate.
 func (m *Matcher) matchCanonical(name string) bool {
-	if m.re == nil {
+	switch {
+	case m.pattern == nil:
 		return name == m.exact
+	case m.matchAll:
+		return name == "." || validLabels(name)
 	}
-	return m.re.MatchString(name)
+	rest := name // what the pattern's labels have not matched yet
+	for i := len(m.pattern) - 1; i >= 0; i-- {
+		// rest ends in the dot after its last label.
+		if rest == "" {
+			return false
+		}
+		start := strings.LastIndexByte(rest[:len(rest)-1], '.') + 1
+		if !matchLabel(m.pattern[i], rest[start:len(rest)-1]) {
+			return false
+		}
+		rest = rest[:start]
+	}
+	if m.anyLabels {
+		return validLabels(rest)
+	}
+	return rest == ""
+}
+
+// validLabels reports whether s is one label or more of label characters,
+// each followed by a dot.
+func validLabels(s string) bool {
+	if s == "" {
+		return false
+	}
+	n := 0 // characters of the current label
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '.':
+			if n == 0 {
+				return false
+			}
+			n = 0
+		case isLabelChar(c):
+			n++
+		default:
+			return false
+		}
+	}
+	return n == 0
+}
+
+// isLabelChar reports whether a pattern's star may stand for c.
+func isLabelChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+}
+
+// matchLabel reports whether label matches pattern, a label whose runs of
+// stars stand for zero or more label characters: a glob match that
+// retries from the last star only, enough when stars cannot cross dots.
+func matchLabel(pattern, label string) bool {
+	p, l := 0, 0
+	star, mark := -1, 0 // the last star seen in pattern, and where in label it stopped
+	for l < len(label) {
+		switch {
+		case p < len(pattern) && pattern[p] == '*':
+			star, mark = p, l
+			p++
+		case p < len(pattern) && pattern[p] == label[l]:
+			p++
+			l++
+		case star >= 0 && isLabelChar(label[mark]):
+			// The last star takes one more character and the rest
+			// is tried again after it.
+			mark++
+			p, l = star+1, mark
+		default:
+			return false
+		}
+	}
+	for p < len(pattern) && pattern[p] == '*' {
+		p++
+	}
+	return p == len(pattern)
 }
 
 // Canonical returns name in the form selectors compare: lower case and
