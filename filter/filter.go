@@ -22,10 +22,11 @@
 //	port               an L4 port 0-65535 (TCP, UDP, SCTP)
 //	protocol           tcp, udp, sctp, icmpv4, icmpv6, or icmp (both ICMPs);
 //	                   http, dns, kafka: L7 flows carrying that record
-//	label              a label selector: key=value, key==value, key!=value, key,
-//	                   !key; commas AND requirements; a key may name a source
-//	                   (k8s:app) or not (app), which matches labels from any
-//	                   source
+//	label              a Kubernetes label selector, as Hubble's: key=value,
+//	                   key==value, key!=value, key, !key, key in (a,b),
+//	                   key notin (a,b), key>n, key<n; commas AND requirements;
+//	                   a key may name a source (k8s:app) or not (app), which
+//	                   matches labels from any source
 //	pod                a pod name prefix (frontend), optionally in a namespace
 //	                   (default/frontend); "ns/" matches every pod in ns
 //	namespace          a namespace name

@@ -82,7 +82,7 @@ var kinds = []*kind{
 		Hubble: []string{"protocol"}},
 		parse: parseProtocol, match: matchProtocol},
 	{Kind: Kind{Name: "label", Sided: true, Aliases: []string{"labels"}, Flag: "label", Short: "l",
-		Help: "Show flows {from or to endpoints matching this label selector (e.g. app=frontend,tier!=db)|" +
+		Help: "Show flows {from or to endpoints matching this label selector (e.g. app=frontend,tier!=db or app in (web,api))|" +
 			"from endpoints matching this label selector|to endpoints matching this label selector}",
 		Hubble: []string{"source_label", "destination_label"}},
 		parse: parseLabel, match: matchLabel},

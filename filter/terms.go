@@ -18,21 +18,29 @@ type LabelOp uint8
 
 // Label requirement operators.
 const (
-	LabelExists    LabelOp = LabelOp(opExists)    // key
-	LabelNotExists LabelOp = LabelOp(opNotExists) // !key
-	LabelEquals    LabelOp = LabelOp(opEquals)    // key=value, key==value
-	LabelNotEquals LabelOp = LabelOp(opNotEquals) // key!=value
+	LabelExists    LabelOp = LabelOp(opExists)      // key
+	LabelNotExists LabelOp = LabelOp(opNotExists)   // !key
+	LabelEquals    LabelOp = LabelOp(opEquals)      // key=value, key==value
+	LabelNotEquals LabelOp = LabelOp(opNotEquals)   // key!=value
+	LabelIn        LabelOp = LabelOp(opIn)          // key in (v1,v2)
+	LabelNotIn     LabelOp = LabelOp(opNotIn)       // key notin (v1,v2)
+	LabelGreater   LabelOp = LabelOp(opGreaterThan) // key>n
+	LabelLess      LabelOp = LabelOp(opLessThan)    // key<n
 )
 
 // LabelRequirement is one comma-separated part of a label selector. A label
-// "source:key=value" satisfies it as filter.Match decides: Exists and Equals
-// need a label with Key (from Source, or from any source when Source is "")
-// and, for Equals, Value; NotExists and NotEquals need no such label.
+// "source:key=value" satisfies it as filter.Match decides, as Kubernetes
+// does: Exists, Equals, In, Greater and Less need a label with Key (from
+// Source, or from any source when Source is "") and, for Equals, Value; for
+// In, one of Values; for Greater and Less, an integer value above or below
+// Value's. NotExists needs no label with Key; NotEquals and NotIn none with
+// such a value.
 type LabelRequirement struct {
 	Source string
 	Key    string
 	Op     LabelOp
-	Value  string
+	Value  string   // of Equals, NotEquals, Greater and Less
+	Values []string // of In and NotIn, sorted
 }
 
 // TermValue is one parsed chip value. Which fields are set depends on the
@@ -106,7 +114,7 @@ func (f *Filter) Terms() []Term {
 			if len(v.sel) > 0 {
 				tv.Selector = make([]LabelRequirement, len(v.sel))
 				for k, r := range v.sel {
-					tv.Selector[k] = LabelRequirement{Source: r.source, Key: r.key, Op: LabelOp(r.op), Value: r.value}
+					tv.Selector[k] = LabelRequirement{Source: r.source, Key: r.key, Op: LabelOp(r.op), Value: r.value, Values: r.values}
 				}
 			}
 			vals[j] = tv

@@ -55,6 +55,8 @@ var cliObserveCases = []struct {
 	{name: "label selects either side", args: []string{"--label", "app=backend"}, want: []int{1, 2, 3, 5}},
 	{name: "from-label selects the source", args: []string{"--from-label", "k8s:app=backend"}, want: []int{3, 5}},
 	{name: "to-label selects the destination", args: []string{"--to-label", "app=frontend"}, want: []int{5}},
+	{name: "a set-based from-label selects either value", args: []string{"--from-label", "app in (backend, db)"}, want: []int{3, 5, 6}},
+	{name: "notin holds where the value is another or the key absent", args: []string{"--to-label", "k8s:app notin (backend)"}, want: []int{3, 4, 5, 6}},
 	{name: "from-ip and to-ip as a CIDR", args: []string{"--from-ip", "10.0.0.1", "--to-ip", "10.0.1.0/24"}, want: []int{4}},
 	{name: "flags of different kinds AND", args: []string{"--from-pod", "default/frontend", "--protocol", "tcp"}, want: []int{1, 2}},
 	{name: "a filter minus a not", args: []string{"--from-pod", "default/", "--not", "--to-port", "53"}, want: []int{1, 2}},

@@ -413,10 +413,16 @@ func labelSQL(c endpointCols, sel []filter.LabelRequirement) (string, []any, boo
 		case filter.LabelEquals, filter.LabelNotEquals:
 			cond = fmt.Sprintf("arrayExists((k, v) -> %s AND v = ?, %s, %s)", keyCond, c.labelKeys, c.labelValues)
 			args = append(args, r.Value)
-		default:
+		case filter.LabelIn, filter.LabelNotIn:
+			marks := strings.TrimSuffix(strings.Repeat("?, ", len(r.Values)), ", ")
+			cond = fmt.Sprintf("arrayExists((k, v) -> %s AND has([%s], v), %s, %s)", keyCond, marks, c.labelKeys, c.labelValues)
+			for _, v := range r.Values {
+				args = append(args, v)
+			}
+		default: // > and < compare integers, which SQL would have to parse: Go only
 			return "", nil, false
 		}
-		if r.Op == filter.LabelNotExists || r.Op == filter.LabelNotEquals {
+		if r.Op == filter.LabelNotExists || r.Op == filter.LabelNotEquals || r.Op == filter.LabelNotIn {
 			cond = "NOT " + cond
 		}
 		conds = append(conds, cond)
