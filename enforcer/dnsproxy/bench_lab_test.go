@@ -14,6 +14,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/periscope-dev/periscope/api"
+	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/enforcer/dnsmatch"
 	"github.com/periscope-dev/periscope/enforcer/dnsproxy/dnsload"
 )
@@ -106,12 +107,16 @@ func BenchmarkProxyVsDirect(b *testing.B) {
 // datapath's redirect to the proxy (on loopback, forwarding from the pod's
 // address) on, then off (straight to the server), interleaved. Everything
 // else, the datapath attached to both pods included, stays the same.
+// Two floors share the closed-loop rounds: a UDP relay with no logic on the
+// host that the client asks by its address (relay: serveUDPRelay, two
+// socket hops), and one with no logic behind the same redirect, forwarding
+// and answering as the proxy does (redirect_relay: serveRedirectedRelay,
+// the proxy's path without parsing, policy, records or the cache).
 // Of the paced queries through the proxy it also reports p50, p99 and max
 // of the proxy's own time per query (own_*_us: OwnTimes, without the
 // kernel's and the server's), which the machine's noise on the end-to-end
-// p99 does not hide; then p50 and p99 of the same paced queries through a
-// UDP relay with no logic on the host (relay_*_us: serveUDPRelay), the
-// floor of the two socket hops any proxy adds.
+// p99 does not hide; then p50 and p99 of the same paced queries through
+// the relay on the host (relay_*_us).
 func BenchmarkRedirectedVsDirect(b *testing.B) {
 	var emitted atomic.Int64
 	l := newRedirectLab(b, false, func(*api.Flow) { emitted.Add(1) })
@@ -120,27 +125,47 @@ func BenchmarkRedirectedVsDirect(b *testing.B) {
 	self := os.Getpid()
 	relay := netip.AddrPortFrom(l.lab.HostIPv4, freeUDPPort(b, l.lab.HostIPv4))
 	serveUDPRelay(b, relay, target)
+	redirectedRelay := serveRedirectedRelay(b, datapath.ProxyMarkUpstream)
+	ways := []struct {
+		name   string
+		to     netip.AddrPort
+		steer  uint16 // the redirect's port; 0: none
+		metric string // of its throughput against direct's
+	}{
+		{"direct", target, 0, ""},
+		{"proxied", target, l.px.Addrs()[0].Port(), "throughput_ratio"},
+		{"relay", relay, 0, "relay_throughput_ratio"},
+		{"redirect_relay", target, redirectedRelay, "redirect_relay_throughput_ratio"},
+	}
+	const rounds = 2
 	for b.Loop() {
-		var qps [2][]float64
+		qps := make([][]float64, len(ways))
 		// dnsmasq's CPU and this process's (the load generator, and the
-		// proxy when redirected), each way.
-		var serverCPU, selfCPU [2]time.Duration
-		for round := range 4 { // direct, proxy, direct, proxy
-			l.redirect(b, round%2 == 1)
-			srv0, self0 := processCPU(b, l.dnsmasqPID), processCPU(b, self)
-			q, err := dnsload.ClosedLoop(l.client, target, query, 8, 2*time.Second)
-			if err != nil {
-				b.Fatalf("closed loop, redirect %v: %v", round%2 == 1, err)
+		// proxy or a relay), each way.
+		serverCPU, selfCPU := make([]time.Duration, len(ways)), make([]time.Duration, len(ways))
+		for range rounds { // each way in turn, again
+			for i, w := range ways {
+				l.redirectTo(b, w.steer)
+				srv0, self0 := processCPU(b, l.dnsmasqPID), processCPU(b, self)
+				q, err := dnsload.ClosedLoop(l.client, w.to, query, 8, 2*time.Second)
+				if err != nil {
+					b.Fatalf("closed loop, %s: %v", w.name, err)
+				}
+				serverCPU[i] += processCPU(b, l.dnsmasqPID) - srv0
+				selfCPU[i] += processCPU(b, self) - self0
+				qps[i] = append(qps[i], q)
 			}
-			serverCPU[round%2] += processCPU(b, l.dnsmasqPID) - srv0
-			selfCPU[round%2] += processCPU(b, self) - self0
-			qps[round%2] = append(qps[round%2], q)
 		}
-		for way, name := range []string{"direct", "proxied"} {
-			n := dnsload.Mean(qps[way]) * 2 * 2
-			b.ReportMetric(float64(serverCPU[way].Microseconds())/n, "server_cpu_us/query_"+name)
-			b.ReportMetric(float64(selfCPU[way].Microseconds())/n, "client+proxy_cpu_us/query_"+name)
+		for i, w := range ways {
+			n := dnsload.Mean(qps[i]) * 2 * rounds
+			b.ReportMetric(float64(serverCPU[i].Microseconds())/n, "server_cpu_us/query_"+w.name)
+			b.ReportMetric(float64(selfCPU[i].Microseconds())/n, "client+proxy_cpu_us/query_"+w.name)
+			if w.metric != "" {
+				b.ReportMetric(dnsload.Mean(qps[i])/dnsload.Mean(qps[0]), w.metric)
+			}
 		}
+		b.ReportMetric(dnsload.Mean(qps[0]), "direct_q/s")
+		b.ReportMetric(dnsload.Mean(qps[1]), "proxy_q/s")
 		var p50, p99 [2]time.Duration
 		var own OwnTimes
 		for i := range 2 {
@@ -165,10 +190,6 @@ func BenchmarkRedirectedVsDirect(b *testing.B) {
 		}
 		b.ReportMetric(float64(dnsload.Percentile(lat, 0.50).Microseconds()), "relay_p50_us")
 		b.ReportMetric(float64(dnsload.Percentile(lat, 0.99).Microseconds()), "relay_p99_us")
-		d, p := dnsload.Mean(qps[0]), dnsload.Mean(qps[1])
-		b.ReportMetric(d, "direct_q/s")
-		b.ReportMetric(p, "proxy_q/s")
-		b.ReportMetric(p/d, "throughput_ratio")
 		b.ReportMetric(float64(p50[0].Microseconds()), "direct_p50_us")
 		b.ReportMetric(float64(p50[1].Microseconds()), "proxy_p50_us")
 		b.ReportMetric(float64(p99[0].Microseconds()), "direct_p99_us")

@@ -1,10 +1,13 @@
 package dnsproxy
 
 import (
+	"context"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 )
 
 // serveUDPRelay runs a UDP relay with no logic on listen until the test
@@ -53,6 +56,53 @@ func serveUDPRelay(t testing.TB, listen, upstream netip.AddrPort) {
 			_, _ = up.Write(buf[:n])
 		}
 	})
+}
+
+// serveRedirectedRelay runs, until the test ends, a UDP relay with no
+// logic where the datapath's redirect delivers: a transparent socket on
+// 127.0.0.1 (its port returned), each datagram forwarded to its original
+// destination from the client's own address over the proxy's shared
+// upstream sockets (udpExchanges, SO_MARK mark), each answer sent back from
+// that destination through the proxy's raw socket. It is the proxy's path
+// without parsing, policy, records or the FQDN cache: the floor of what
+// the redirected path can do.
+func serveRedirectedRelay(t testing.TB, mark uint32) uint16 {
+	t.Helper()
+	conn, ln, err := listenPair(context.Background(), netip.MustParseAddrPort("127.0.0.1:0"))
+	if err != nil {
+		t.Fatalf("redirected relay: %v", err)
+	}
+	ln.Close()
+	raw, err := newRawReplier()
+	if err != nil {
+		conn.Close()
+		t.Fatalf("redirected relay: %v", err)
+	}
+	up := newUDPExchanges(mark, 2*time.Second)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { conn.Close(); wg.Wait(); up.close(); raw.Close() })
+	wg.Go(func() {
+		buf, oob := make([]byte, queryBufSize), make([]byte, oobSize)
+		for {
+			n, oobn, _, from, err := conn.ReadMsgUDPAddrPort(buf, oob)
+			if err != nil {
+				return
+			}
+			server, ok := origDst(oob[:oobn])
+			if !ok {
+				continue
+			}
+			client := netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+			e := &udpExchange{sent: slices.Clone(buf[:n])}
+			e.done = func(answer []byte, err error) {
+				if err == nil {
+					_ = raw.send(server, client, answer)
+				}
+			}
+			up.send(client.Addr(), server, e)
+		}
+	})
+	return conn.LocalAddr().(*net.UDPAddr).AddrPort().Port()
 }
 
 // freeUDPPort is a UDP port free on addr now.
