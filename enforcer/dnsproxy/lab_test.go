@@ -239,13 +239,13 @@ const childEnv = "PERISCOPE_DNSPROXY_CHILD"
 
 // childProxy is a proxy running in a pod's namespace.
 type childProxy struct {
-	addrs []netip.AddrPort
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	mu    sync.Mutex
-	flows []api.Flow
-	stats Stats
-	done  chan struct{}
+	addrs   []netip.AddrPort
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	records flowLog
+	mu      sync.Mutex
+	stats   Stats
+	done    chan struct{}
 }
 
 func startChildProxy(t testing.TB, in *netlab.Pod, cfg childConfig) *childProxy {
@@ -284,7 +284,7 @@ func startChildProxy(t testing.TB, in *netlab.Pod, cfg childConfig) *childProxy 
 			case l.Ready != nil:
 				ready <- l.Ready
 			case l.Flow != nil:
-				c.flows = append(c.flows, *l.Flow)
+				c.records.emit(l.Flow)
 			case l.Stats != nil:
 				c.stats = *l.Stats
 			}
@@ -325,22 +325,38 @@ func (c *childProxy) stop(t testing.TB) {
 // waitFlow waits until a record matching ok arrived and returns it.
 func (c *childProxy) waitFlow(t testing.TB, what string, ok func(*api.Flow) bool) api.Flow {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c.mu.Lock()
-		for i := range c.flows {
-			if ok(&c.flows[i]) {
-				f := c.flows[i]
-				c.mu.Unlock()
+	return c.records.await(t, what, ok)
+}
+
+// flowLog keeps the records a proxy emits, for tests to wait for.
+type flowLog struct {
+	mu    sync.Mutex
+	flows []api.Flow
+}
+
+func (l *flowLog) emit(f *api.Flow) {
+	l.mu.Lock()
+	l.flows = append(l.flows, *f)
+	l.mu.Unlock()
+}
+
+// await returns the first record ok accepts, waiting up to 10 s for it.
+func (l *flowLog) await(t testing.TB, what string, ok func(*api.Flow) bool) api.Flow {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		l.mu.Lock()
+		for i := range l.flows {
+			if ok(&l.flows[i]) {
+				f := l.flows[i]
+				l.mu.Unlock()
 				return f
 			}
 		}
-		n := len(c.flows)
-		c.mu.Unlock()
+		n := len(l.flows)
+		l.mu.Unlock()
 		if time.Now().After(deadline) {
-			t.Fatalf("no record of %s among %d records", what, n)
+			t.Fatalf("no record of %s in %d records", what, n)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -188,34 +188,14 @@ func (l *redirectLab) redirectTo(t testing.TB, port uint16) {
 // proxy on loopback; the proxy forwards from the pod's own address with the
 // redirect's mark, and the server sees the pod.
 func TestProxyBehindTheDatapathRedirect(t *testing.T) {
-	var mu sync.Mutex
-	var flows []api.Flow
-	l := newRedirectLab(t, true, func(f *api.Flow) {
-		mu.Lock()
-		flows = append(flows, *f)
-		mu.Unlock()
-	})
+	var records flowLog
+	l := newRedirectLab(t, true, records.emit)
 	l.redirect(t, true)
 	client, server, cache, d, epID, dnsmasqOut := l.client, l.server, l.cache, l.d, l.epID, l.dnsmasqOut
 	digger := &dnsLab{}
 	record := func(what string, ok func(*api.Flow) bool) api.Flow {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			mu.Lock()
-			for i := range flows {
-				if ok(&flows[i]) {
-					f := flows[i]
-					mu.Unlock()
-					return f
-				}
-			}
-			mu.Unlock()
-			if time.Now().After(deadline) {
-				t.Fatalf("no record of %s", what)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		return records.await(t, what, ok)
 	}
 	own0 := l.px.OwnTimes()
 	for _, tc := range []struct {
@@ -283,13 +263,8 @@ func TestProxyBehindTheDatapathRedirect(t *testing.T) {
 // name the rules deny, answered before, is REFUSED now and recorded, and
 // the allowed one is answered through the proxy.
 func TestRedirectPolicesAnExistingResolverSocket(t *testing.T) {
-	var mu sync.Mutex
-	var flows []api.Flow
-	l := newRedirectLab(t, false, func(f *api.Flow) {
-		mu.Lock()
-		flows = append(flows, *f)
-		mu.Unlock()
-	})
+	var records flowLog
+	l := newRedirectLab(t, false, records.emit)
 	c, err := l.client.DialUDP(context.Background(), netip.AddrPortFrom(l.server.IPv4, 53))
 	if err != nil {
 		t.Fatal(err)
@@ -324,21 +299,10 @@ func TestRedirectPolicesAnExistingResolverSocket(t *testing.T) {
 	if got := ask("www.example.com."); got != "NOERROR" {
 		t.Fatalf("after the redirect, www.example.com: %s", got)
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		mu.Lock()
-		var denied, answered bool
-		for i := range flows {
-			f := &flows[i]
-			denied = denied || dnsRecord("example.com.", api.L7TypeRequest, api.ProtoUDP)(f) && f.Verdict == api.VerdictDropped
-			answered = answered || dnsRecord("www.example.com.", api.L7TypeResponse, api.ProtoUDP)(f) && f.Verdict == api.VerdictForwarded
-		}
-		n := len(flows)
-		mu.Unlock()
-		if denied && answered {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("records: denied example.com %v, answered www.example.com %v; %d records", denied, answered, n)
-		}
-	}
+	records.await(t, "example.com's denied request", func(f *api.Flow) bool {
+		return dnsRecord("example.com.", api.L7TypeRequest, api.ProtoUDP)(f) && f.Verdict == api.VerdictDropped
+	})
+	records.await(t, "www.example.com's answer", func(f *api.Flow) bool {
+		return dnsRecord("www.example.com.", api.L7TypeResponse, api.ProtoUDP)(f) && f.Verdict == api.VerdictForwarded
+	})
 }
