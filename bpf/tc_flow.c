@@ -48,7 +48,13 @@
  * applies to new connections (and to the next datagram of a UDP flow);
  * established TCP connections stay with the proxy until they end. A
  * redirect added takes over an existing UDP flow at its initiator's next
- * datagram (take_over_udp); an established TCP connection stays direct.
+ * datagram (take_over_udp); an established TCP connection to an endpoint's
+ * EGRESS redirect that did not go to the proxy (made before the redirect,
+ * or first seen past its SYN) is DROPPED (POLICY_DENIED; AUDIT in audit
+ * mode) and counted at its next revision or its first packet seen: the
+ * proxy cannot take it over, and it would escape the proxy's policy.
+ * SetRedirects applies the policy again as a new revision when it adds
+ * such a redirect.
  *
  * A connection to an INGRESS (address, port) redirected for policy
  * (REDIRECT_FLAG_POLICY: the proxy enforces L7 rules there) that no TC ingress
@@ -1041,6 +1047,58 @@ static __always_inline void check_bypass(const struct flow_key *k, struct flow_v
 }
 
 /*
+ * egress_bypass_verdict is the verdict of a TCP connection keyed k
+ * (src_is_initiator as its entry's), which entered the host at its
+ * initiator's interface without going to the proxy, when its initiator's
+ * endpoint has an EGRESS redirect of its destination port: DROPPED (AUDIT
+ * when the endpoint is in audit mode under revision rev), since the proxy
+ * cannot take an established connection over and its policy would be
+ * escaped; 0 when it has none.
+ */
+__noinline int egress_bypass_verdict(const struct flow_key *k, int src_is_initiator, __u64 rev)
+{
+	struct redirect_key rk = {};
+	struct policy_enforce *enf;
+	__u32 ep;
+
+	if (!k || k->proto != IPPROTO_TCP)
+		return 0;
+	rk.endpoint_id = k->ifindex;
+	rk.direction = POLICY_DIR_EGRESS;
+	rk.proto = k->proto;
+	rk.dport = bpf_htons(src_is_initiator ? k->dport : k->sport);
+	if (!bpf_map_lookup_elem(&redirect, &rk))
+		return 0;
+	redirect_stat_inc(REDIRECT_STAT_BYPASS);
+	ep = k->ifindex;
+	enf = SLOT_LOOKUP(rev & 1, enforce, &ep);
+	return enf && enf->audit ? FLOW_VERDICT_AUDIT : FLOW_VERDICT_DROPPED;
+}
+
+/*
+ * check_egress_bypass applies egress_bypass_verdict to a TCP connection's
+ * entry v whose initiator entered the host at this interface (whichever
+ * way the packet that re-judges it goes), unless the proxy has it (or it
+ * is the proxy's upstream) or it is already dropped: an established
+ * connection to a port redirected since ends, as a SYN would have gone to
+ * the proxy.
+ */
+static __always_inline void check_egress_bypass(const struct flow_key *k, struct flow_value *v, __u32 mark, __u64 rev)
+{
+	int bv;
+
+	if (k->proto != IPPROTO_TCP || v->hook != FLOW_HOOK_INGRESS || v->proxy != FLOW_PROXY_NONE ||
+	    v->verdict == FLOW_VERDICT_DROPPED || (mark & PROXY_MARK_MASK) == PROXY_MARK_UPSTREAM)
+		return;
+	bv = egress_bypass_verdict(k, v->src_is_initiator, rev);
+	if (!bv)
+		return;
+	v->verdict = bv;
+	v->drop_reason = DROP_POLICY_DENIED;
+	v->policy_set = 0;
+}
+
+/*
  * proxy_role is the FLOW_PROXY_* of a new connection whose first packet is
  * p, seen at hook with mark and judged verdict (see the header comment).
  */
@@ -1234,8 +1292,14 @@ static __always_inline int start_flow(struct packet *p, int rev, __u8 hook, __u6
 		judge_at_destination(&p->key, &nv, prev);
 	nv.proxy = proxy_role(p, rev, hook, mark, nv.verdict);
 	*proxy = nv.proxy;
-	if (!host) /* host devices see the host's own connections only */
+	if (!host) { /* host devices see the host's own connections only */
 		check_bypass(&p->key, &nv, hook, mark, prev);
+		/* A TCP connection first seen past its SYN (it predates the
+		 * datapath, or its entry was lost) to a redirected egress port:
+		 * the proxy cannot take it over. */
+		if (nv.proxy == FLOW_PROXY_NONE)
+			check_egress_bypass(&p->key, &nv, mark, prev);
+	}
 	if (bpf_map_update_elem(&flows, &p->key, &nv, update_flags))
 		return -1;
 	stat_inc(FLOW_STAT_STARTED);
@@ -1328,6 +1392,9 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook, const int ho
 		 * connection to a port redirected since ends. */
 		if (!host && (!rev) == nv.src_is_initiator)
 			check_bypass(&p.key, &nv, hook, skb->mark, prev);
+		/* Its endpoint's egress port redirected since: the same. */
+		if (!host)
+			check_egress_bypass(&p.key, &nv, skb->mark, prev);
 		if (nv.verdict != v->verdict || nv.drop_reason != v->drop_reason ||
 		    nv.observed_at != v->observed_at)
 			kind = FLOW_KIND_STATE;

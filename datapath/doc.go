@@ -93,8 +93,11 @@
 //     refer to.
 //   - The redirect catches connections at TC ingress hooks only: those the
 //     host's own processes open to a redirected port are not redirected.
-//     A TCP connection established before its port was redirected stays
-//     direct (a UDP flow moves to the proxy at its next datagram).
+//     A TCP connection established before its port was redirected is not
+//     moved to the proxy: one to an endpoint's EGRESS redirect is dropped at
+//     the next revision (SetRedirects makes one), one to an INGRESS policy
+//     redirect at the next revision's first packet of its initiator; a UDP
+//     flow moves to the proxy at its next datagram.
 //   - A revision change re-judges an existing connection at its next packet;
 //     an idle connection keeps its verdict until then.
 //   - At a restart without a policy in force, the stale links of a crashed

@@ -92,7 +92,10 @@ var redirectPins = []string{"redirect", "host_mac"}
 // applies to TCP connections that start afterwards and to the next datagram
 // of any UDP flow, one that began direct included; a removed one leaves
 // established TCP connections with the proxy until they end, and sends a
-// UDP flow's next datagram direct.
+// UDP flow's next datagram direct. An established TCP connection to a port
+// an endpoint's EGRESS redirect covers that did not go to the proxy is
+// dropped: when SetRedirects adds such a redirect with a policy in force,
+// it applies that policy again as a new revision, which re-judges them.
 func (d *Datapath) SetRedirects(rs []Redirect) error {
 	want := map[tcFlowRedirectKey]tcFlowRedirectValue{}
 	for _, r := range rs {
@@ -112,19 +115,48 @@ func (d *Datapath) SetRedirects(rs []Redirect) error {
 			want[k] = v
 		}
 	}
+	added, err := d.writeRedirects(want, rs)
+	if err != nil || !added {
+		return err
+	}
+	// Established TCP connections to the ports an endpoint's egress
+	// redirect now covers did not go to the proxy: a new revision
+	// re-judges them (egress_bypass_verdict ends them).
+	d.policyMu.Lock()
+	defer d.policyMu.Unlock()
+	if d.lastPolicy == nil {
+		return nil // no policy in force: nothing the proxy enforces to escape
+	}
+	if err := d.applyLocked(d.lastPolicy); err != nil {
+		return fmt.Errorf("set redirects: re-judge established connections: %w", err)
+	}
+	return nil
+}
+
+// writeRedirects makes want the redirect map's entries (rs the
+// redirects they came from) and reports whether it added an EGRESS TCP
+// entry.
+func (d *Datapath) writeRedirects(want map[tcFlowRedirectKey]tcFlowRedirectValue, rs []Redirect) (bool, error) {
 	d.redirectMu.Lock()
 	defer d.redirectMu.Unlock()
 	if d.objs.Redirect == nil {
-		return errors.New("set redirects: datapath closed")
+		return false, errors.New("set redirects: datapath closed")
+	}
+	added := false
+	for k := range want {
+		var old tcFlowRedirectValue
+		if k.Direction == uint8(RedirectEgress) && k.Proto == unix.IPPROTO_TCP && d.objs.Redirect.Lookup(&k, &old) != nil {
+			added = true
+		}
 	}
 	if len(want) > 0 {
 		if err := EnsureProxyRouting(); err != nil {
-			return fmt.Errorf("set redirects: %w", err)
+			return false, fmt.Errorf("set redirects: %w", err)
 		}
 	}
 	for k, v := range want {
 		if err := d.objs.Redirect.Put(&k, &v); err != nil {
-			return fmt.Errorf("set redirects: write endpoint %d port %d: %w", k.EndpointId, ntohs(k.Dport), err)
+			return false, fmt.Errorf("set redirects: write endpoint %d port %d: %w", k.EndpointId, ntohs(k.Dport), err)
 		}
 	}
 	var stale []tcFlowRedirectKey
@@ -137,16 +169,16 @@ func (d *Datapath) SetRedirects(rs []Redirect) error {
 		}
 	}
 	if err := it.Err(); err != nil {
-		return fmt.Errorf("set redirects: list entries: %w", err)
+		return false, fmt.Errorf("set redirects: list entries: %w", err)
 	}
 	for i := range stale {
 		if err := d.objs.Redirect.Delete(&stale[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("set redirects: delete a stale entry: %w", err)
+			return false, fmt.Errorf("set redirects: delete a stale entry: %w", err)
 		}
 	}
 	d.redirects = slices.Clone(rs)
 	d.log.Info("redirects set", "redirects", len(rs), "entries", len(want), "removed", len(stale))
-	return nil
+	return added, nil
 }
 
 // Redirects returns the redirects of the last SetRedirects of this Datapath.

@@ -638,3 +638,102 @@ func TestRedirectTakesOverAnExistingUDPFlow(t *testing.T) {
 		}
 	}
 }
+
+// TestRedirectEndsAnEstablishedTCPConnectionItCannotTake: a TCP connection
+// the client made before its egress port was redirected cannot be moved
+// into the proxy; going on direct it would escape the proxy's policy
+// (DNS over TCP and rules.dns), so the redirect's revision ends it,
+// counted as a bypass, as a SYN of the next connection goes to the proxy.
+func TestRedirectEndsAnEstablishedTCPConnectionItCannotTake(t *testing.T) {
+	const portEcho = 8083
+	l := newRedirectLab(t)
+	p := startTproxy(t)
+	ln, err := l.server.ListenTCP(portEcho)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				sc := bufio.NewScanner(c)
+				for sc.Scan() {
+					fmt.Fprintf(c, "echo %s\n", sc.Text())
+				}
+			}()
+		}
+	}()
+	c, err := compile.Compile(compile.Input{Policies: localPolicies(portEcho), Endpoints: []compile.Endpoint{
+		{ID: uint32(l.client.HostVeth.Index), Identity: 1500, Namespace: "default", Labels: []string{"k8s:app=client"}, IPs: []netip.Addr{l.client.IPv4, l.client.IPv6}},
+		{ID: uint32(l.server.HostVeth.Index), Identity: 1600, Namespace: "default", Labels: []string{"k8s:app=server"}, IPs: []netip.Addr{l.server.IPv4, l.server.IPv6}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	applyOK(t, l.d, c)
+	t.Cleanup(func() { _ = l.d.ApplyPolicy(nil) })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := l.client.DialTCP(ctx, netip.AddrPortFrom(l.server.IPv4, portEcho))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	say := func(line string, timeout time.Duration) (string, error) {
+		_ = conn.SetDeadline(time.Now().Add(timeout))
+		if _, err := fmt.Fprintln(conn, line); err != nil {
+			return "", err
+		}
+		got, err := r.ReadString('\n')
+		return strings.TrimSpace(got), err
+	}
+	if got, err := say("one", 5*time.Second); err != nil || got != "echo one" {
+		t.Fatalf("before the redirect: %q (%v)", got, err)
+	}
+	before, err := l.d.RedirectStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev := l.d.PolicyRevision()
+	if err := l.d.SetRedirects([]Redirect{{Endpoint: uint32(l.client.HostVeth.Index), Direction: RedirectEgress,
+		Proto: unix.IPPROTO_TCP, Port: portEcho, ProxyPort: p.port}}); err != nil {
+		t.Fatal(err)
+	}
+	if l.d.PolicyRevision() == rev {
+		t.Fatal("adding an egress TCP redirect did not apply the policy again")
+	}
+	if got, err := say("two", 700*time.Millisecond); err == nil {
+		t.Fatalf("the connection made before the redirect still goes direct: %q", got)
+	}
+	after, err := l.d.RedirectStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Bypass <= before.Bypass {
+		t.Errorf("bypass count %d, was %d: the connection's end was not counted", after.Bypass, before.Bypass)
+	}
+	accepted := p.accepted.Load()
+	conn2, err := l.client.DialTCP(ctx, netip.AddrPortFrom(l.server.IPv4, portEcho))
+	if err != nil {
+		t.Fatalf("a new connection after the redirect: %v", err)
+	}
+	conn2.Close()
+	if p.accepted.Load() != accepted+1 {
+		t.Errorf("the proxy accepted %d new connections, want 1", p.accepted.Load()-accepted)
+	}
+	// The same redirect again adds nothing: no new revision.
+	rev = l.d.PolicyRevision()
+	if err := l.d.SetRedirects(l.d.Redirects()); err != nil {
+		t.Fatal(err)
+	}
+	if l.d.PolicyRevision() != rev {
+		t.Error("setting the same redirects again applied the policy again")
+	}
+}
