@@ -1027,23 +1027,29 @@ __noinline int bypass_verdict(const struct flow_key *k, int src_is_initiator, __
 }
 
 /*
+ * set_bypass gives a connection's entry v a bypass verdict bv (DROPPED or
+ * AUDIT, POLICY_DENIED, no deciding policy); bv 0 leaves it as it is.
+ */
+static __always_inline void set_bypass(struct flow_value *v, int bv)
+{
+	if (!bv)
+		return;
+	v->verdict = bv;
+	v->drop_reason = DROP_POLICY_DENIED;
+	v->policy_set = 0;
+}
+
+/*
  * check_bypass applies bypass_verdict to a connection's entry v at the
  * destination's egress hook (hook: where the packet is seen; mark: its
  * skb->mark), unless it is the proxy's upstream or already dropped.
  */
 static __always_inline void check_bypass(const struct flow_key *k, struct flow_value *v, int hook, __u32 mark, __u64 rev)
 {
-	int bv;
-
 	if (hook != FLOW_HOOK_EGRESS || v->hook != FLOW_HOOK_EGRESS || v->proxy != FLOW_PROXY_NONE ||
 	    v->verdict == FLOW_VERDICT_DROPPED || (mark & PROXY_MARK_MASK) == PROXY_MARK_UPSTREAM)
 		return;
-	bv = bypass_verdict(k, v->src_is_initiator, rev);
-	if (!bv)
-		return;
-	v->verdict = bv;
-	v->drop_reason = DROP_POLICY_DENIED;
-	v->policy_set = 0;
+	set_bypass(v, bypass_verdict(k, v->src_is_initiator, rev));
 }
 
 /*
@@ -1085,17 +1091,10 @@ __noinline int egress_bypass_verdict(const struct flow_key *k, int src_is_initia
  */
 static __always_inline void check_egress_bypass(const struct flow_key *k, struct flow_value *v, __u32 mark, __u64 rev)
 {
-	int bv;
-
 	if (k->proto != IPPROTO_TCP || v->hook != FLOW_HOOK_INGRESS || v->proxy != FLOW_PROXY_NONE ||
 	    v->verdict == FLOW_VERDICT_DROPPED || (mark & PROXY_MARK_MASK) == PROXY_MARK_UPSTREAM)
 		return;
-	bv = egress_bypass_verdict(k, v->src_is_initiator, rev);
-	if (!bv)
-		return;
-	v->verdict = bv;
-	v->drop_reason = DROP_POLICY_DENIED;
-	v->policy_set = 0;
+	set_bypass(v, egress_bypass_verdict(k, v->src_is_initiator, rev));
 }
 
 /*

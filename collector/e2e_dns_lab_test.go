@@ -142,20 +142,7 @@ func (l *dnsLab) records() []string {
 func serveTCP(t testing.TB, p *netlab.Pod, ports ...uint16) {
 	t.Helper()
 	for _, port := range ports {
-		ln, err := p.ListenTCP(port)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
-			}
-		}()
+		labtest.ServeTCP(t, p, port, nil)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/periscope-dev/periscope/collector"
 	"github.com/periscope-dev/periscope/datapath"
 	"github.com/periscope-dev/periscope/datapath/netlab"
+	"github.com/periscope-dev/periscope/datapath/netlab/labtest"
 	"github.com/periscope-dev/periscope/enforcer/policystore"
 )
 
@@ -119,20 +120,7 @@ func TestAnEndpointTheFileNoLongerDeclaresIsKeptUntilRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, port := range []uint16{8080, 8081} {
-		ln, err := server.ListenTCP(port)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
-			}
-		}()
+		labtest.ServeTCP(t, server, port, nil)
 	}
 	pin := netlab.PinPath(t, "e2e-kept")
 	dir := t.TempDir()

@@ -1,11 +1,12 @@
 // Package labtest holds the test-only side of netlab: skipping (outside CI)
-// or failing (in CI) a test that lacks root or a kernel feature, and a lab
-// that lives as long as a test. It imports package testing, so only tests
+// or failing (in CI) a test that lacks root or a kernel feature, a lab
+// that lives as long as a test, and a pod's TCP server for as long. It imports package testing, so only tests
 // and test helpers may import it; the shipped binary must not link it.
 package labtest
 
 import (
 	"context"
+	"net"
 	"os"
 	"testing"
 
@@ -45,4 +46,30 @@ func NewLab(tb testing.TB) *netlab.Lab {
 		}
 	})
 	return lab
+}
+
+// ServeTCP has pod listen on port (any of its addresses) until the test
+// ends, and hands each connection to handle in a goroutine of its own,
+// closing it after; a nil handle only closes it.
+func ServeTCP(tb testing.TB, pod *netlab.Pod, port uint16, handle func(net.Conn)) {
+	tb.Helper()
+	ln, err := pod.ListenTCP(port)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if handle != nil {
+					handle(c)
+				}
+			}()
+		}
+	}()
 }
