@@ -173,6 +173,9 @@ func parseRequirement(toks []token) (requirement, []token, error) {
 // setKey sets the key and its source ("any" is any source).
 func (r *requirement) setKey(key string) error {
 	if src, k, ok := strings.Cut(key, ":"); ok {
+		if src == "" {
+			return fmt.Errorf("key %q: empty source before ':'", key)
+		}
 		r.source, key = src, k
 		if r.source == "any" {
 			r.source = ""
@@ -180,6 +183,9 @@ func (r *requirement) setKey(key string) error {
 	}
 	if key == "" {
 		return fmt.Errorf("empty key")
+	}
+	if strings.Contains(key, ":") {
+		return fmt.Errorf("key %q: one source only (source:key)", key)
 	}
 	r.key = key
 	return nil
@@ -243,9 +249,9 @@ func (s selector) String() string {
 		case opNotEquals:
 			b.WriteString("!=" + r.value)
 		case opIn:
-			b.WriteString(" in (" + strings.Join(r.values, ",") + ")")
+			b.WriteString(" in (" + setText(r.values) + ")")
 		case opNotIn:
-			b.WriteString(" notin (" + strings.Join(r.values, ",") + ")")
+			b.WriteString(" notin (" + setText(r.values) + ")")
 		case opGreaterThan:
 			b.WriteString(">" + r.value)
 		case opLessThan:
@@ -253,6 +259,15 @@ func (s selector) String() string {
 		}
 	}
 	return b.String()
+}
+
+// setText is the text of in's and notin's values; a lone empty value
+// is "," ("()" would be no value).
+func setText(values []string) string {
+	if len(values) == 1 && values[0] == "" {
+		return ","
+	}
+	return strings.Join(values, ",")
 }
 
 // matches reports whether labels ("source:key=value" or "key=value") satisfy

@@ -108,3 +108,25 @@ func TestSelectorTextIsCanonical(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseSelector: any text parses or is refused without a panic, and a
+// selector's text reads back to the same selector.
+func FuzzParseSelector(f *testing.F) {
+	for _, seed := range []string{"app", "!app", "app=web,tier!=db", "k8s:app in (a, b)", "x notin ()", "a>1", "a<-2",
+		"a in (b,", "==", ",", "a,,b", "any:app==a", "a in (,)", "!", "a b"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		sel, err := parseSelector(raw)
+		if err != nil {
+			return
+		}
+		again, err := parseSelector(sel.String())
+		if err != nil {
+			t.Fatalf("%q reads as %q, which does not parse: %v", raw, sel.String(), err)
+		}
+		if again.String() != sel.String() {
+			t.Fatalf("%q reads as %q, then as %q", raw, sel.String(), again.String())
+		}
+	})
+}
