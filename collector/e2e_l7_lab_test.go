@@ -2,6 +2,7 @@ package collector_test
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -66,8 +67,9 @@ type l7Lab struct {
 
 // l7LabOptions change the lab.
 type l7LabOptions struct {
-	envoy envoy.Options
-	sinks []collector.Sink // the collector's
+	envoy    envoy.Options
+	sinks    []collector.Sink // the collector's
+	ringSize int              // the collector's ring; 0: 1<<16
 }
 
 func newL7Lab(t testing.TB, opts l7LabOptions) *l7Lab {
@@ -154,7 +156,7 @@ func newL7Lab(t testing.TB, opts l7LabOptions) *l7Lab {
 	}
 	handlers := map[string]http.Handler{}
 	if l.c, err = collector.New(collector.Options{Topology: topo, Sources: []collector.Source{l.dp, l.proxy.Source()},
-		Attacher: l.dp, Listener: ln, Interfaces: l.dp.Interfaces, RingSize: 1 << 16, Identities: ids, Handlers: handlers,
+		Attacher: l.dp, Listener: ln, Interfaces: l.dp.Interfaces, RingSize: cmp.Or(opts.ringSize, 1<<16), Identities: ids, Handlers: handlers,
 		Sinks: opts.sinks, Logger: logger}); err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,10 @@ type liveCounts struct {
 // allows never passes (nor reaches the server); every access-log entry
 // is exactly one L7 record, as many as the answers the clients got.
 func TestE2EL7RulesUpdatedUnderLiveTraffic(t *testing.T) {
-	l := newL7Lab(t, l7LabOptions{})
+	// The ring keeps every record of the run (a quiet machine makes ~25k
+	// exchanges: four L7 records and the connections' own each): the
+	// count below reads them there.
+	l := newL7Lab(t, l7LabOptions{ringSize: 1 << 18})
 	rules := func(only string) string {
 		return serverL7("live", "[{method: GET, path: '/both/.*'}, {method: GET, path: '/"+only+"/.*'}]")
 	}
@@ -129,8 +132,13 @@ func TestE2EL7RulesUpdatedUnderLiveTraffic(t *testing.T) {
 	// REQUEST record goes the other way).
 	want := answered.Load()
 	client := l.addr("client", false)
+	oldest := uint64(0) // the ring's oldest record at the last count
 	countRecords := func() (n int64) {
+		oldest = 0
 		_ = l.c.Store().Each(flowquery.Query{}, func(e *ring.Entry) error {
+			if oldest == 0 || e.Seq < oldest {
+				oldest = e.Seq
+			}
 			if e.Seq > seq && e.Flow.Type == api.FlowTypeL7 && e.Flow.IP.Destination == client && e.Flow.L7.Type == api.L7TypeResponse {
 				n++
 			}
@@ -144,6 +152,9 @@ func TestE2EL7RulesUpdatedUnderLiveTraffic(t *testing.T) {
 	}
 	time.Sleep(500 * time.Millisecond)
 	got := countRecords()
+	if oldest > seq+1 {
+		t.Fatalf("the ring wrapped (its oldest record is %d, the run began after %d): size it for the run's records", oldest, seq)
+	}
 	st := l.proxy.Stats().AccessLog
 	entries, records := st.Entries-entries0.Entries, st.Records-entries0.Records
 	if got != want || int64(entries) != want || records != 2*entries {
