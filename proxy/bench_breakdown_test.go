@@ -21,9 +21,6 @@ import (
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	grpclog "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/grpc/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -209,13 +206,7 @@ func (l *l7Lab) serveBench(ctx context.Context, version string, rules xds.Rules,
 	if err != nil {
 		return err
 	}
-	res := map[resource.Type][]types.Resource{}
-	for _, t := range []resource.Type{resource.ListenerType, resource.RouteType, resource.ClusterType} {
-		for _, r := range snap.GetResources(t) {
-			res[t] = append(res[t], r)
-		}
-	}
-	lis := res[resource.ListenerType][0].(*listener.Listener)
+	lis := snap.Listeners[0]
 	if err := changeHCM(lis, redirected); err != nil {
 		return err
 	}
@@ -238,9 +229,9 @@ func (l *l7Lab) serveBench(ctx context.Context, version string, rules xds.Rules,
 		}); err != nil {
 			return err
 		}
-		res[resource.ListenerType] = append(res[resource.ListenerType], p)
-		od := res[resource.ClusterType][0].(*cluster.Cluster)
-		res[resource.ClusterType] = append(res[resource.ClusterType], &cluster.Cluster{
+		snap.Listeners = append(snap.Listeners, p)
+		od := snap.Clusters[0]
+		snap.Clusters = append(snap.Clusters, &cluster.Cluster{
 			Name: benchUpstream, ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_STATIC},
 			ConnectTimeout:                durationpb.New(time.Second),
 			TypedExtensionProtocolOptions: od.TypedExtensionProtocolOptions,
@@ -251,21 +242,18 @@ func (l *l7Lab) serveBench(ctx context.Context, version string, rules xds.Rules,
 		})
 		wait = append(wait, plainPort)
 	}
-	return l.serveResources(ctx, version, res, wait)
+	return l.serveResources(ctx, snap, wait)
 }
 
-// serveResources sets res as Envoy's snapshot version, waits until Envoy
+// serveResources sets snap as Envoy's configuration, waits until Envoy
 // accepted it and ports listen (v4 and v6 for the redirect's proxy port,
 // the first; v4 for the others).
-func (l *l7Lab) serveResources(ctx context.Context, version string, res map[resource.Type][]types.Resource, ports []uint16) error {
-	next, err := cache.NewSnapshot(version, res)
-	if err != nil {
+func (l *l7Lab) serveResources(ctx context.Context, snap *xds.Snapshot, ports []uint16) error {
+	version := snap.Version
+	if err := snap.Check(); err != nil {
 		return err
 	}
-	if err := next.Consistent(); err != nil {
-		return err
-	}
-	if err := l.m.XDS().Set(ctx, next); err != nil {
+	if err := l.m.XDS().Set(ctx, snap); err != nil {
 		return err
 	}
 	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)

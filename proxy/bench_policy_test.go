@@ -24,9 +24,6 @@ import (
 	httpopts "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -237,13 +234,7 @@ func (l *l7Lab) useExtAuthz(ctx context.Context, a *extAuthz) error {
 	if err != nil {
 		return err
 	}
-	res := map[resource.Type][]types.Resource{}
-	for _, t := range []resource.Type{resource.ListenerType, resource.RouteType, resource.ClusterType} {
-		for _, r := range snap.GetResources(t) {
-			res[t] = append(res[t], r)
-		}
-	}
-	lis := res[resource.ListenerType][0].(*listener.Listener)
+	lis := snap.Listeners[0]
 	f := lis.GetFilterChains()[0].GetFilters()[0]
 	var m hcm.HttpConnectionManager
 	if err := f.GetTypedConfig().UnmarshalTo(&m); err != nil {
@@ -270,7 +261,7 @@ func (l *l7Lab) useExtAuthz(ctx context.Context, a *extAuthz) error {
 	if err != nil {
 		return err
 	}
-	res[resource.ClusterType] = append(res[resource.ClusterType], &cluster.Cluster{
+	snap.Clusters = append(snap.Clusters, &cluster.Cluster{
 		Name: authzCluster, ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_STATIC},
 		ConnectTimeout:                durationpb.New(time.Second),
 		TypedExtensionProtocolOptions: map[string]*anypb.Any{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": h2},
@@ -278,14 +269,10 @@ func (l *l7Lab) useExtAuthz(ctx context.Context, a *extAuthz) error {
 			LbEndpoints: []*endpoint.LbEndpoint{{HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{
 				Address: &core.Address{Address: &core.Address_Pipe{Pipe: &core.Pipe{Path: a.socket}}}}}}}}}},
 	})
-	next, err := cache.NewSnapshot("extauthz", res)
-	if err != nil {
+	if err := snap.Check(); err != nil {
 		return err
 	}
-	if err := next.Consistent(); err != nil {
-		return err
-	}
-	if err := l.m.XDS().Set(ctx, next); err != nil {
+	if err := l.m.XDS().Set(ctx, snap); err != nil {
 		return err
 	}
 	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)

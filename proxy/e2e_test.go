@@ -18,9 +18,6 @@ import (
 	"time"
 
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
 	"github.com/periscope-dev/periscope/api"
 	"github.com/periscope-dev/periscope/collector"
@@ -30,6 +27,7 @@ import (
 	"github.com/periscope-dev/periscope/proxy/accesslog"
 	"github.com/periscope-dev/periscope/proxy/envoy"
 	"github.com/periscope-dev/periscope/proxy/envoy/envoytest"
+	"github.com/periscope-dev/periscope/proxy/xds"
 )
 
 // Ports of the test server.
@@ -299,12 +297,7 @@ func TestEnvoyL7(t *testing.T) {
 	})
 	t.Run("a configuration Envoy rejects is counted as a NACK", func(t *testing.T) {
 		before := l.m.Stats().NACKs
-		bad, err := cache.NewSnapshot("bad-1", map[resource.Type][]types.Resource{
-			resource.ListenerType: {&listener.Listener{Name: "bad"}}, // no address
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		bad := &xds.Snapshot{Version: "bad-1", Listeners: []*listener.Listener{{Name: "bad"}}} // no address
 		if err := l.m.XDS().Set(context.Background(), bad); err != nil {
 			t.Fatal(err)
 		}

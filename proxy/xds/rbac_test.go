@@ -5,11 +5,9 @@ import (
 	"slices"
 	"testing"
 
-	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	rbacconf "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 	rbac "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
 	"github.com/periscope-dev/periscope/api"
 )
@@ -21,7 +19,7 @@ func connectionManager(t *testing.T, l Listener) *hcm.HttpConnectionManager {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis := snap.GetResources(resource.ListenerType)[l.Name()].(*listener.Listener)
+	lis := listenerNamed(snap, l.Name())
 	if err := lis.ValidateAll(); err != nil {
 		t.Fatalf("listener does not validate: %v", err)
 	}

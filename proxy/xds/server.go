@@ -7,31 +7,32 @@ import (
 	"sync"
 	"sync/atomic"
 
-	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
 )
 
 // Server serves one node's snapshot over ADS and watches what Envoy does
 // with it.
 type Server struct {
+	discovery.UnimplementedAggregatedDiscoveryServiceServer // no incremental (delta) xDS
+
+	ctx    context.Context // ends every stream
 	nodeID string
 	log    *slog.Logger
-	cache  cache.SnapshotCache
-	srv    server.Server
 
 	nacks   atomic.Uint64
 	streams atomic.Int64 // open ADS streams
 
 	mu       sync.Mutex
-	acked    map[string]string // type URL -> version Envoy last accepted on an open stream
-	nonces   map[string]string // response nonce -> the version it carried
-	rejected map[string]bool   // versions Envoy rejected
-	noRoutes map[string]bool   // versions without routes: Envoy asks for none
-	changed  chan struct{}     // closed and replaced whenever acked or rejected change
+	snap     *Snapshot
+	wire     map[string][]wireResource // snap's resources by type URL
+	updated  chan struct{}             // closed and replaced at each Set
+	acked    map[string]string         // type URL -> version Envoy last accepted on an open stream
+	nonces   map[string]string         // response nonce -> the version it carried
+	rejected map[string]bool           // versions Envoy rejected
+	noRoutes map[string]bool           // versions without routes: Envoy asks for none
+	changed  chan struct{}             // closed and replaced whenever acked or rejected change
+	nonce    uint64                    // the last response's nonce
 }
 
 // NewServer makes the ADS server of node nodeID; ctx bounds its streams.
@@ -39,84 +40,109 @@ func NewServer(ctx context.Context, nodeID string, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{
+	return &Server{
+		ctx:      ctx,
 		nodeID:   nodeID,
 		log:      log.With("component", "xds"),
-		cache:    cache.NewSnapshotCache(true, cache.IDHash{}, nil),
+		updated:  make(chan struct{}),
 		acked:    map[string]string{},
 		nonces:   map[string]string{},
 		rejected: map[string]bool{},
 		noRoutes: map[string]bool{},
 		changed:  make(chan struct{}),
 	}
-	s.srv = server.NewServer(ctx, s.cache, server.CallbackFuncs{
-		StreamOpenFunc: func(context.Context, int64, string) error {
-			s.streams.Add(1)
-			return nil
-		},
-		StreamClosedFunc: func(int64, *core.Node) {
-			s.streams.Add(-1)
-			s.mu.Lock()
-			clear(s.acked) // a new Envoy accepts afresh
-			s.notifyLocked()
-			s.mu.Unlock()
-		},
-		StreamRequestFunc: s.onRequest,
-		StreamResponseFunc: func(_ context.Context, _ int64, _ *discovery.DiscoveryRequest, resp *discovery.DiscoveryResponse) {
-			s.mu.Lock()
-			if len(s.nonces) > 1024 {
-				clear(s.nonces) // a NACK of a forgotten nonce only goes unattributed
-			}
-			s.nonces[resp.GetNonce()] = resp.GetVersionInfo()
-			s.mu.Unlock()
-		},
-	})
-	return s
 }
 
 // Register adds the ADS service to g.
 func (s *Server) Register(g *grpc.Server) {
-	discovery.RegisterAggregatedDiscoveryServiceServer(g, s.srv)
+	discovery.RegisterAggregatedDiscoveryServiceServer(g, s)
 }
 
-func (s *Server) onRequest(_ int64, req *discovery.DiscoveryRequest) error {
+// Set makes snap the node's configuration and sends it to Envoy. snap
+// should come from Build (checked whole); Set checks only that it can be
+// sent.
+func (s *Server) Set(_ context.Context, snap *Snapshot) error {
+	if snap == nil || snap.Version == "" {
+		return fmt.Errorf("xds: set a snapshot without a version")
+	}
+	wire, err := snap.wire()
+	if err != nil {
+		return fmt.Errorf("xds: set: %w", err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if st := req.GetErrorDetail(); st != nil {
-		s.nacks.Add(1)
-		v := s.nonces[req.GetResponseNonce()]
-		s.rejected[v] = true
-		s.log.Warn("envoy rejected a configuration (NACK)", "type", req.GetTypeUrl(), "version", v,
-			"kept_version", req.GetVersionInfo(), "error", st.GetMessage())
-		s.notifyLocked()
-		return nil
+	if len(s.noRoutes) > 1024 {
+		clear(s.noRoutes)
 	}
-	if v := req.GetVersionInfo(); v != "" && s.acked[req.GetTypeUrl()] != v {
-		s.acked[req.GetTypeUrl()] = v
-		s.log.Debug("envoy accepted a configuration", "type", req.GetTypeUrl(), "version", v)
-		s.notifyLocked()
-	}
+	s.noRoutes[snap.Version] = len(snap.Routes) == 0
+	s.snap, s.wire = snap, wire
+	close(s.updated)
+	s.updated = make(chan struct{})
 	return nil
+}
+
+// current is the snapshot to serve (nil: none yet), its resources and the
+// channel that closes when it is replaced.
+func (s *Server) current() (*Snapshot, map[string][]wireResource, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snap, s.wire, s.updated
+}
+
+// sent notes the version a response (nonce) carried, so that a NACK of it
+// names the version.
+func (s *Server) sent(nonce, version string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.nonces) > 1024 {
+		clear(s.nonces) // a NACK of a forgotten nonce only goes unattributed
+	}
+	s.nonces[nonce] = version
+}
+
+// nextNonce is a nonce no response of this server carried before.
+func (s *Server) nextNonce() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nonce++
+	return fmt.Sprint(s.nonce)
+}
+
+// observe notes what a request says of the configuration Envoy has: a
+// NACK (error detail) of the version its nonce carried, or the version it
+// accepted (version info).
+func (s *Server) observe(typeURL, version, nonce, rejection string, nack bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if nack {
+		s.nacks.Add(1)
+		v := s.nonces[nonce]
+		s.rejected[v] = true
+		s.log.Warn("envoy rejected a configuration (NACK)", "type", typeURL, "version", v,
+			"kept_version", version, "error", rejection)
+		s.notifyLocked()
+		return
+	}
+	if version != "" && s.acked[typeURL] != version {
+		s.acked[typeURL] = version
+		s.log.Debug("envoy accepted a configuration", "type", typeURL, "version", version)
+		s.notifyLocked()
+	}
+}
+
+// streamClosed forgets what the closed stream's Envoy accepted: a new
+// Envoy accepts afresh.
+func (s *Server) streamClosed() {
+	s.streams.Add(-1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.acked)
+	s.notifyLocked()
 }
 
 func (s *Server) notifyLocked() {
 	close(s.changed)
 	s.changed = make(chan struct{})
-}
-
-// Set makes snap the node's configuration. snap must come from Build
-// (checked whole).
-func (s *Server) Set(ctx context.Context, snap *cache.Snapshot) error {
-	s.mu.Lock()
-	if len(s.noRoutes) > 1024 {
-		clear(s.noRoutes)
-	}
-	s.noRoutes[snap.GetVersion(resource.ListenerType)] = len(snap.GetResources(resource.RouteType)) == 0
-	s.mu.Unlock()
-	if err := s.cache.SetSnapshot(ctx, s.nodeID, snap); err != nil {
-		return fmt.Errorf("xds: set snapshot %s: %w", snap.GetVersion(resource.ListenerType), err)
-	}
-	return nil
 }
 
 // NACKs counts the configurations Envoy rejected.
@@ -135,8 +161,8 @@ func (s *Server) Acked(version string) bool {
 }
 
 func (s *Server) ackedLocked(version string) bool {
-	for _, t := range []string{resource.ListenerType, resource.RouteType, resource.ClusterType} {
-		if t == resource.RouteType && s.noRoutes[version] {
+	for _, t := range pushOrder {
+		if t == RouteType && s.noRoutes[version] {
 			continue
 		}
 		if s.acked[t] != version {

@@ -17,9 +17,6 @@ import (
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	httpopts "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	tracing "github.com/envoyproxy/go-control-plane/envoy/type/tracing/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -93,14 +90,14 @@ const DefaultFlushInterval = 100 * time.Millisecond
 const DefaultIdleTimeout = 5 * time.Minute
 
 // Build makes the whole snapshot of version for ls and checks it.
-func Build(version string, ls []Listener, opts Options) (*cache.Snapshot, error) {
+func Build(version string, ls []Listener, opts Options) (*Snapshot, error) {
 	if opts.FlushInterval == 0 {
 		opts.FlushInterval = DefaultFlushInterval
 	}
 	if opts.IdleTimeout == 0 {
 		opts.IdleTimeout = DefaultIdleTimeout
 	}
-	var lres, rres []types.Resource
+	snap := &Snapshot{Version: version, Clusters: []*cluster.Cluster{originalDstCluster(opts.IdleTimeout)}}
 	seen := map[string]bool{}
 	for _, l := range ls {
 		if l.Direction != "ingress" && l.Direction != "egress" {
@@ -117,19 +114,11 @@ func Build(version string, ls []Listener, opts Options) (*cache.Snapshot, error)
 		if err != nil {
 			return nil, err
 		}
-		lres = append(lres, lis)
-		rres = append(rres, buildRoutes(l))
+		snap.Listeners = append(snap.Listeners, lis)
+		snap.Routes = append(snap.Routes, buildRoutes(l))
 	}
-	snap, err := cache.NewSnapshot(version, map[resource.Type][]types.Resource{
-		resource.ListenerType: lres,
-		resource.RouteType:    rres,
-		resource.ClusterType:  {originalDstCluster(opts.IdleTimeout)},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("xds snapshot %s: %w", version, err)
-	}
-	if err := snap.Consistent(); err != nil {
-		return nil, fmt.Errorf("xds snapshot %s is not consistent: %w", version, err)
+	if err := snap.Check(); err != nil {
+		return nil, err
 	}
 	return snap, nil
 }
