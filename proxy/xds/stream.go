@@ -15,8 +15,9 @@ type watch struct {
 	// open: a request waits for a response (the last response was ACKed
 	// or NACKed, or none was sent yet).
 	open bool
-	// names are the resources the last request asked for (RDS); none: all
-	// of the type.
+	// names are the route configurations the last request asked for;
+	// none: none (RDS is not a wildcard type). Listeners and clusters are
+	// always sent whole.
 	names []string
 	// version and sentNames are what Envoy has or was last sent: the
 	// version and the names it covered; nonce is the last response's.
@@ -26,14 +27,15 @@ type watch struct {
 }
 
 // StreamAggregatedResources serves one Envoy's ADS stream in the state of
-// the world variant: for each type Envoy subscribes to, it answers an open
-// request with the snapshot's resources of that type (for route
-// configurations, those asked for by name) once the snapshot has a version
-// Envoy does not have, or Envoy asks for other route configurations;
-// a new snapshot goes out clusters first, then listeners, then routes. A
-// request that answers an earlier response than the last (a stale nonce)
-// is ignored, as xDS says; a NACK keeps the rejected version from being
-// sent again. The first request must name this server's node.
+// the world variant. For each type Envoy subscribes to, it answers an open
+// request with the snapshot's resources of that type (of the route
+// configurations, only those asked for by name) once the snapshot has a
+// version Envoy does not have, or Envoy asks for other route
+// configurations; a new snapshot goes out clusters first, then listeners,
+// then routes. A request that answers an earlier response than the last
+// (a stale nonce) is ignored, as xDS says; a NACK keeps the rejected
+// version from being sent again. The first request must name this
+// server's node.
 func (s *Server) StreamAggregatedResources(stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesServer) error {
 	s.streams.Add(1)
 	defer s.streamClosed()
@@ -121,7 +123,7 @@ func (s *Server) push(stream discovery.AggregatedDiscoveryService_StreamAggregat
 		}
 		resp := &discovery.DiscoveryResponse{VersionInfo: version, TypeUrl: t, Nonce: s.nextNonce()}
 		for _, r := range wire[t] {
-			if !byName || len(w.names) == 0 || slices.Contains(w.names, r.name) {
+			if !byName || slices.Contains(w.names, r.name) {
 				resp.Resources = append(resp.Resources, r.any)
 			}
 		}

@@ -191,6 +191,21 @@ func TestADSStream(t *testing.T) {
 		c.none()
 	})
 
+	t.Run("no route names: no route configurations", func(t *testing.T) {
+		c.send(&discovery.DiscoveryRequest{TypeUrl: RouteType, VersionInfo: "v1", ResponseNonce: rds.GetNonce()})
+		rds = c.next(RouteType, "v1")
+		if got := routeNamesOf(t, rds); got != "" {
+			t.Fatalf("route configurations %q, want none", got)
+		}
+		c.ack(rds, "a", "b")
+		rds = c.next(RouteType, "v1")
+		if got := routeNamesOf(t, rds); got != "a,b" {
+			t.Fatalf("route configurations %q, want a,b", got)
+		}
+		c.ack(rds, "a", "b")
+		c.none()
+	})
+
 	t.Run("a request with a stale nonce is ignored", func(t *testing.T) {
 		c.send(&discovery.DiscoveryRequest{TypeUrl: ClusterType, VersionInfo: "v0", ResponseNonce: "stale"})
 		c.none()
