@@ -61,6 +61,12 @@ func AppendJSON(dst []byte, f *Flow) []byte {
 		dst = appendStringField(dst, "name", f.Interface.Name)
 		dst = append(dst, '}')
 	}
+	if f.L7 != nil && f.L7.TraceID != "" {
+		dst = appendKey(dst, "trace_context")
+		dst = append(dst, `{"parent":{`...)
+		dst = appendStringField(dst, "trace_id", f.L7.TraceID)
+		dst = append(dst, "}}"...)
+	}
 	dst = appendSummary(dst, f)
 	dst = appendPolicies(dst, "egress_allowed_by", f.EgressAllowedBy)
 	dst = appendPolicies(dst, "ingress_allowed_by", f.IngressAllowedBy)

@@ -43,9 +43,13 @@ type L7 struct {
 	Type L7FlowType
 	// LatencyNs is, on a RESPONSE, the time since its request.
 	LatencyNs uint64
-	HTTP      *HTTP
-	DNS       *DNS
-	Kafka     *Kafka
+	// TraceID is the W3C trace ID of the request's traceparent header
+	// (TraceIDFromParent), on the request's record and its response's;
+	// "" when it had none. Hubble carries it as flow.trace_context.
+	TraceID string
+	HTTP    *HTTP
+	DNS     *DNS
+	Kafka   *Kafka
 }
 
 // HTTP is one HTTP request or response (Hubble's flow.HTTP).

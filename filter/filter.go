@@ -52,6 +52,8 @@
 //	                   path as net/url.ParseRequestURI reads it, unescaped)
 //	http-url           a regular expression the URL must match
 //	http-header        name:value, a header the record has exactly
+//	trace-id           a W3C trace ID (32 lower-case hex digits): the trace
+//	                   of an HTTP record's request (its traceparent header)
 //	dns-query          a regular expression the DNS record's queried name
 //	                   ("example.com.") must match
 //	dns                a DNS name the flow's endpoints resolved its addresses to

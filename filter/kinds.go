@@ -16,7 +16,7 @@ type value struct {
 	protos    [2]uint8       // protocol (icmp is two)
 	sel       selector       // label
 	ns        string         // pod: namespace, "" for any
-	name      string         // pod: name prefix; namespace, workload, node, interface: name or glob; protocol: L7 protocol; http-method; http-header: name
+	name      string         // pod: name prefix; namespace, workload, node, interface: name or glob; protocol: L7 protocol; http-method; http-header: name; trace-id
 	glob      bool           // node, dns: name holds wildcards
 	uuid      [16]byte       // uuid
 	numPrefix bool           // http-status: num is the code's first digits (5+)
@@ -164,6 +164,10 @@ var kinds = []*kind{
 		Help:   "Show HTTP requests and responses with this header, name:value exactly (content-type:application/json)",
 		Hubble: []string{"http_header"}},
 		parse: parseHTTPHeader, match: matchHTTPHeader},
+	{Kind: Kind{Name: "trace-id", Flag: "trace-id",
+		Help:   "Show HTTP requests and responses of this W3C trace: the trace ID of the request's traceparent header (32 lower-case hex digits)",
+		Hubble: []string{"trace_id"}},
+		parse: parseTraceID, match: matchTraceID},
 	{Kind: Kind{Name: "dns-query", Flag: "dns-query",
 		Help:   `Show DNS queries and answers whose queried name matches this regular expression ("example\.com\.$")`,
 		Hubble: []string{"dns_query"}},

@@ -9,9 +9,9 @@ import (
 	"github.com/periscope-dev/periscope/api"
 )
 
-// The kinds that test a flow's L7 record, as Hubble's HTTP and DNS filters
-// do: http-status, http-method, http-path, http-url, http-header,
-// dns-query. Each reads the record the flow carries (api.L7.Protocol), so
+// The kinds that test a flow's L7 record, as Hubble's HTTP, DNS and
+// tracing filters do: http-status, http-method, http-path, http-url,
+// http-header, dns-query, trace-id. Each reads the record the flow carries (api.L7.Protocol), so
 // a flow without one, or with another protocol's, never matches.
 
 // httpOf is the HTTP record fl carries, nil for none.
@@ -155,6 +155,24 @@ func matchHTTPHeader(v *value, fl *api.Flow, _ side) bool {
 		}
 	}
 	return false
+}
+
+// parseTraceID reads a W3C trace ID: 32 lower-case hex digits, not all
+// zeros, as a record carries one (api.TraceIDFromParent). Hubble compares
+// the text as given, so any other spelling could match nothing: it is
+// refused instead.
+func parseTraceID(raw string) (value, error) {
+	if !api.IsTraceID(raw) {
+		return value{}, fmt.Errorf("trace-id must be a W3C trace ID: 32 lower-case hex digits, not all zeros (4bf92f3577b34da6a3ce929d0e0e4736)")
+	}
+	return value{text: raw, name: raw}, nil
+}
+
+// matchTraceID is Hubble's trace_id: the trace ID of the record's request
+// (its traceparent header; flow.trace_context.parent.trace_id) is the
+// value.
+func matchTraceID(v *value, fl *api.Flow, _ side) bool {
+	return fl.L7 != nil && fl.L7.TraceID == v.name
 }
 
 // matchDNSQuery is Hubble's dns_query: the queried name of the record's

@@ -8,6 +8,9 @@ import (
 	"github.com/periscope-dev/periscope/api"
 )
 
+// sampleTraceID is the trace of l7SampleFlows' "200".
+const sampleTraceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
 // L7 flows the L7 kinds' tests are written against, by name; tcpFlow (no
 // L7 record) is among them as "tcp".
 func l7SampleFlows() map[string]*api.Flow {
@@ -25,11 +28,13 @@ func l7SampleFlows() map[string]*api.Flow {
 	both.L7.HTTP = &api.HTTP{Method: "GET", URL: "/both", Code: 500}
 	kafka := *tcpFlow
 	kafka.Type, kafka.L7 = api.FlowTypeL7, &api.L7{Type: api.L7TypeRequest, Kafka: &api.Kafka{Topic: "orders"}}
+	ok := httpFlow(api.L7TypeResponse, api.HTTP{Code: 200, Method: "get", URL: "http://api.example.com:8080/v1/users%2F7?x=1"})
+	ok.L7.TraceID = sampleTraceID
 	return map[string]*api.Flow{
 		"tcp": tcpFlow,
 		"get": httpFlow(api.L7TypeRequest, api.HTTP{Method: "GET", URL: "http://api.example.com:8080/v1/users%2F7?x=1",
 			Protocol: "HTTP/1.1", Headers: []api.HTTPHeader{{Key: "accept", Value: "*/*"}, {Key: ":authority", Value: "api.example.com"}}}),
-		"200": httpFlow(api.L7TypeResponse, api.HTTP{Code: 200, Method: "get", URL: "http://api.example.com:8080/v1/users%2F7?x=1"}),
+		"200": ok,
 		"503": httpFlow(api.L7TypeResponse, api.HTTP{Code: 503, Method: "POST", URL: "/v2/orders",
 			Headers: []api.HTTPHeader{{Key: "server", Value: "envoy"}, {Key: "x-empty"}}}),
 		"5030":   httpFlow(api.L7TypeResponse, api.HTTP{Code: 5030, Method: "PATCH", URL: "http://[fd00::1]:80/v3"}),
@@ -96,6 +101,11 @@ func TestL7KindsFollowHubbleSemantics(t *testing.T) {
 		{"a DNS query expression is unanchored", []string{"dns-query=example"}, []string{"answer", "both", "query"}},
 		{"an HTTP record has no DNS query", []string{"dns-query=."}, []string{"answer", "both", "query"}},
 		{"the record that breaks the one-of is no HTTP record", []string{"http-path=both"}, nil},
+
+		// trace-id
+		{"a trace ID matches the records of its request", []string{"trace-id=" + sampleTraceID}, []string{"200"}},
+		{"another trace ID matches none", []string{"trace-id=00f067aa0ba902b700f067aa0ba902b7"}, nil},
+		{"not a trace: every other flow", []string{"!trace-id=" + sampleTraceID}, []string{"503", "5030", "99", "answer", "both", "get", "kafka", "query", "tcp"}},
 	}
 	flows := l7SampleFlows()
 	for _, tt := range tests {
@@ -130,6 +140,9 @@ func TestL7KindsRejectBadValues(t *testing.T) {
 		{"http-header=:value", "http-header must be name:value"},
 		{"protocol=grpc", "protocol must be tcp, udp, sctp, icmp, icmpv4 or icmpv6, or http, dns or kafka"},
 		{"from:http-status=200", "http-status has no source or destination side"},
+		{"trace-id=4BF92F3577B34DA6A3CE929D0E0E4736", "trace-id must be a W3C trace ID: 32 lower-case hex digits"},
+		{"trace-id=00000000000000000000000000000000", "trace-id must be a W3C trace ID"},
+		{"trace-id=4bf92f3577b34da6", "trace-id must be a W3C trace ID"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.chip, func(t *testing.T) {
@@ -175,11 +188,13 @@ func TestL7MatchDoesNotAllocate(t *testing.T) {
 	}
 	dns := MustParse("protocol=dns", "dns-query=example\\.com\\.$")
 	ipv6 := MustParse("http-path=^/v3$")
+	trace := MustParse("trace-id=" + sampleTraceID)
 	for name, run := range map[string]func(){
 		"HTTP kinds on an escaped path": func() { f.Match(flows["200"]) },
 		"HTTP kinds on a DNS flow":      func() { f.Match(flows["query"]) },
 		"dns-query":                     func() { dns.Match(flows["answer"]) },
 		"http-path of an IPv6 literal":  func() { ipv6.Match(flows["5030"]) },
+		"trace-id":                      func() { trace.Match(flows["200"]) },
 	} {
 		if allocs := testing.AllocsPerRun(100, run); allocs != 0 {
 			t.Errorf("%s: Match allocated %.1f times per call, want 0", name, allocs)

@@ -65,6 +65,7 @@ type LabelRequirement struct {
 //	http-method  Name (upper case; matched in any ASCII case)
 //	http-header  Name and HeaderValue
 //	http-path, http-url, dns-query  Text (a regular expression)
+//	trace-id   Name (32 lower-case hex digits)
 type TermValue struct {
 	Text         string // canonical chip value
 	Prefix       netip.Prefix

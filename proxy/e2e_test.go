@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -199,6 +201,7 @@ func (l *l7Lab) httpClient(h2c, fresh bool) *http.Client {
 func (l *l7Lab) get(c *http.Client, v6 bool, port uint16, path string) (string, error) {
 	req, _ := http.NewRequest("GET", "http://"+netip.AddrPortFrom(l.server.Addr(v6), port).String()+path, nil)
 	req.Header.Set("Authorization", "Bearer secret")
+	req.Header.Set("Traceparent", "00-"+traceIDOf(path)+"-00f067aa0ba902b7-01")
 	resp, err := c.Do(req)
 	if err != nil {
 		return "", err
@@ -421,4 +424,15 @@ func checkRecord(t *testing.T, f api.Flow, l *l7Lab, v6 bool, protocol string) {
 	if !response && got["authorization"] != "HUBBLE_REDACTED" || response && (got["set-cookie"] != "HUBBLE_REDACTED" || got["content-type"] != "text/plain") {
 		t.Errorf("headers %v: want authorization (request) and set-cookie (response) redacted, content-type kept", got)
 	}
+	// Both records carry the request's trace (its traceparent header).
+	path := strings.TrimPrefix(h.URL, "http://"+server.String())
+	if f.L7.TraceID != traceIDOf(path) {
+		t.Errorf("%v record of %s: trace ID %q, want %q", f.L7.Type, path, f.L7.TraceID, traceIDOf(path))
+	}
+}
+
+// traceIDOf is the trace ID of get's request of path: its traceparent's.
+func traceIDOf(path string) string {
+	sum := sha256.Sum256([]byte(path))
+	return hex.EncodeToString(sum[:16])
 }

@@ -36,6 +36,8 @@ type HTTPExchange struct {
 	Direction api.TrafficDirection
 	// RequestHeaders go on the request, ResponseHeaders on the response.
 	RequestHeaders, ResponseHeaders []api.HTTPHeader
+	// TraceID goes on both (the request's traceparent's).
+	TraceID string
 }
 
 // Flows returns the request at t and the response Latency later.
@@ -45,12 +47,14 @@ func (e HTTPExchange) Flows(t time.Time) []api.Flow {
 		proto = "HTTP/1.1"
 	}
 	req := l7Flow(t, 'h', 1, e.Client, e.Server, api.ProtoTCP, e.Direction, &api.L7{
-		Type: api.L7TypeRequest,
-		HTTP: &api.HTTP{Method: e.Method, URL: e.URL, Protocol: proto, Headers: e.RequestHeaders},
+		Type:    api.L7TypeRequest,
+		TraceID: e.TraceID,
+		HTTP:    &api.HTTP{Method: e.Method, URL: e.URL, Protocol: proto, Headers: e.RequestHeaders},
 	})
 	resp := l7Flow(t.Add(e.Latency), 'h', 2, e.Server, e.Client, api.ProtoTCP, e.Direction, &api.L7{
 		Type:      api.L7TypeResponse,
 		LatencyNs: uint64(e.Latency),
+		TraceID:   e.TraceID,
 		HTTP:      &api.HTTP{Code: e.Code, Method: e.Method, URL: e.URL, Protocol: proto, Headers: e.ResponseHeaders},
 	})
 	resp.UUID = req.UUID

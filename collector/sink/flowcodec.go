@@ -19,9 +19,10 @@ import (
 
 // flowCodecVersion is the first byte of every encoded flow. Version 2
 // added the destination's process and the other observation point
-// (api.Flow.Other); version 1 flows (a journal of an earlier version) are
-// read without them.
-const flowCodecVersion = 2
+// (api.Flow.Other), version 3 the L7 record's trace ID; flows of an
+// earlier version (a journal of an earlier release) are read without what
+// came later.
+const flowCodecVersion = 3
 
 // Time kinds: a zero time, a UTC one, or one in the local zone.
 const (
@@ -229,7 +230,7 @@ func decodeFlow(b []byte, f *api.Flow) error {
 	f.EgressDeniedBy = r.policyRefs()
 	f.SourceNames = r.strings()
 	f.DestinationNames = r.strings()
-	f.L7 = r.l7()
+	f.L7 = r.l7(v)
 	if r.err != nil {
 		return r.err
 	}

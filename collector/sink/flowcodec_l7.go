@@ -42,15 +42,16 @@ func appendL7(dst []byte, l *api.L7) []byte {
 		dst = appendStrings(dst, d.RRtypes)
 	}
 	if k := l.Kafka; k == nil {
-		return append(dst, 0)
+		dst = append(dst, 0)
 	} else {
 		dst = append(dst, 1)
 		dst = binary.LittleEndian.AppendUint32(dst, uint32(k.ErrorCode))
 		dst = binary.LittleEndian.AppendUint32(dst, uint32(k.APIVersion))
 		dst = appendString(dst, k.APIKey)
 		dst = binary.LittleEndian.AppendUint32(dst, uint32(k.CorrelationID))
-		return appendString(dst, k.Topic)
+		dst = appendString(dst, k.Topic)
 	}
+	return appendString(dst, l.TraceID) // since version 3
 }
 
 // appendHeaders writes HTTP headers as appendStrings writes a list, each
@@ -67,8 +68,8 @@ func appendHeaders(dst []byte, hs []api.HTTPHeader) []byte {
 	return dst
 }
 
-// l7 reads what appendL7 wrote.
-func (r *flowReader) l7() *api.L7 {
+// l7 reads what appendL7 wrote in a flow of encoding version v.
+func (r *flowReader) l7(v byte) *api.L7 {
 	if r.byte() != 1 || r.err != nil {
 		return nil
 	}
@@ -83,6 +84,9 @@ func (r *flowReader) l7() *api.L7 {
 	if r.byte() == 1 {
 		l.Kafka = &api.Kafka{ErrorCode: int32(r.u32()), APIVersion: int32(r.u32()), APIKey: r.string(),
 			CorrelationID: int32(r.u32()), Topic: r.string()}
+	}
+	if v >= 3 {
+		l.TraceID = r.string()
 	}
 	return l
 }

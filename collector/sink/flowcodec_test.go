@@ -165,3 +165,22 @@ func BenchmarkAppendFlow(b *testing.B) {
 	}
 	b.SetBytes(int64(len(buf)))
 }
+
+// A journal written before the trace ID (version 2: no trace ID after the
+// L7 record) reads back as it was, without one.
+func TestFlowCodecReadsVersion2(t *testing.T) {
+	f := api.Flow{Time: time.Unix(1_800_000_000, 0).UTC(), NodeName: "node1",
+		L7: &api.L7{Type: api.L7TypeRequest, HTTP: &api.HTTP{Method: "GET", URL: "/"}}}
+	b := appendFlow(nil, &f)
+	if b[0] != 3 || b[len(b)-1] != 0 {
+		t.Fatalf("version %d ending %d: want version 3 ending with an empty trace ID", b[0], b[len(b)-1])
+	}
+	v2 := append([]byte{2}, b[1:len(b)-1]...)
+	var got api.Flow
+	if err := decodeFlow(v2, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, f) {
+		t.Errorf("version 2 flow read back as %+v, want %+v", got, f)
+	}
+}

@@ -86,7 +86,7 @@ func (s *Source) request(x *exchange, e *httpEntry, f *api.Flow) error {
 	if err := verdict(f, e.code, e.details, e.metadata); err != nil {
 		return err
 	}
-	f.L7 = &api.L7{Type: api.L7TypeRequest, HTTP: &api.HTTP{
+	f.L7 = &api.L7{Type: api.L7TypeRequest, TraceID: traceID(e), HTTP: &api.HTTP{
 		Method:   core.RequestMethod(e.method).String(),
 		URL:      url(e),
 		Protocol: protocols[alsdata.HTTPAccessLogEntry_HTTPVersion(e.protocol)],
@@ -111,7 +111,7 @@ func (s *Source) response(x *exchange, e *httpEntry, f *api.Flow) bool {
 	}
 	x.fill(f, x.server, x.client, at)
 	f.Verdict, f.IsReply = api.VerdictForwarded, true
-	l7 := &api.L7{Type: api.L7TypeResponse, HTTP: &api.HTTP{
+	l7 := &api.L7{Type: api.L7TypeResponse, TraceID: traceID(e), HTTP: &api.HTTP{
 		Code:     e.code,
 		Method:   core.RequestMethod(e.method).String(),
 		URL:      url(e),
@@ -205,6 +205,17 @@ func (s *Source) headers(e *httpEntry, request bool) []api.HTTPHeader {
 	}
 	slices.SortStableFunc(hs, func(a, b api.HTTPHeader) int { return strings.Compare(a.Key, b.Key) })
 	return hs
+}
+
+// traceID is the trace ID of the request's traceparent header, "" for
+// none or a malformed one (api.TraceIDFromParent).
+func traceID(e *httpEntry) string {
+	for _, h := range e.requestHeaders {
+		if strings.EqualFold(string(h.key), api.TraceParentHeader) {
+			return api.TraceIDFromParent(string(h.value))
+		}
+	}
+	return ""
 }
 
 // headerName is the lower-case name of a logged header: one of the

@@ -155,6 +155,37 @@ func TestRecordsOfAnEntry(t *testing.T) {
 	}
 }
 
+func TestRecordsCarryTheRequestsTraceID(t *testing.T) {
+	const id = "4bf92f3577b34da6a3ce929d0e0e4736"
+	for _, tc := range []struct {
+		name   string
+		header map[string]string
+		want   string
+	}{
+		{"a traceparent header", map[string]string{"traceparent": "00-" + id + "-00f067aa0ba902b7-01"}, id},
+		{"logged in another case", map[string]string{"Traceparent": "00-" + id + "-00f067aa0ba902b7-01"}, id},
+		{"a malformed one", map[string]string{"traceparent": "00-" + id + "-00f067aa0ba902b7"}, ""},
+		{"none", nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := entry(200, "via_upstream")
+			e.Request.RequestHeaders = tc.header
+			recs, err := recordsOf(New(Options{}), e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) != 2 {
+				t.Fatalf("%d records, want 2", len(recs))
+			}
+			for i, f := range recs {
+				if f.L7.TraceID != tc.want {
+					t.Errorf("record %d (%v): trace ID %q, want %q", i, f.L7.Type, f.L7.TraceID, tc.want)
+				}
+			}
+		})
+	}
+}
+
 // recordsOf are the records Run makes of e, sent alone in a message.
 func recordsOf(s *Source, e *alsdata.HTTPAccessLogEntry) ([]api.Flow, error) {
 	b, err := proto.Marshal(&alsv3.StreamAccessLogsMessage{LogEntries: &alsv3.StreamAccessLogsMessage_HttpLogs{

@@ -24,9 +24,10 @@ var SensitiveHeaders = []string{"authorization", "cookie", "proxy-authorization"
 
 // DefaultRequestHeaders and DefaultResponseHeaders are the headers Envoy
 // is asked to log besides what every entry carries (user agent, referer,
-// request id, forwarded-for).
+// request id, forwarded-for); traceparent gives both records their trace
+// ID (api.L7.TraceID).
 var (
-	DefaultRequestHeaders  = []string{"authorization", "content-length", "content-type", "cookie", "proxy-authorization"}
+	DefaultRequestHeaders  = []string{"authorization", "content-length", "content-type", "cookie", "proxy-authorization", api.TraceParentHeader}
 	DefaultResponseHeaders = []string{"content-length", "content-type", "location", "set-cookie"}
 )
 

@@ -126,6 +126,8 @@ func TestHubbleCLIFiltersL7Flows(t *testing.T) {
 		{"not a status: a blacklist", []string{"--protocol", "http", "--not", "--http-status", "2+"}, []int{0}},
 		{"with the l7 event type", []string{"--type", "l7", "--http-method", "PUT", "--http-status", "201"}, []int{1}},
 		{"dns_query through --allowlist", []string{"--allowlist", `{"dns_query":["^example\\.com\\.$"]}`}, []int{2, 3}},
+		{"a trace ID: its request and response", []string{"--trace-id", testTraceID}, []int{0, 1}},
+		{"a trace ID no record has", []string{"--trace-id", "00f067aa0ba902b700f067aa0ba902b7"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -141,6 +143,12 @@ func TestHubbleCLIFiltersL7Flows(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "InvalidArgument") ||
 			!strings.Contains(err.Error(), "http_status_code: filtering by an HTTP field needs the event type filter to match l7 events") {
 			t.Errorf("got %v, want InvalidArgument naming http_status_code and the event types", err)
+		}
+	})
+	t.Run("a trace ID that is no W3C one is refused naming the form", func(t *testing.T) {
+		_, err := h.run(t, "observe", "--trace-id", "4BF92F3577B34DA6A3CE929D0E0E4736")
+		if err == nil || !strings.Contains(err.Error(), "InvalidArgument") || !strings.Contains(err.Error(), "32 lower-case hex digits") {
+			t.Errorf("got %v, want InvalidArgument explaining trace-id", err)
 		}
 	})
 	t.Run("a bad status is refused naming it", func(t *testing.T) {

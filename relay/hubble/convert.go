@@ -60,6 +60,9 @@ func FlowToProto(f *api.Flow) *flowpb.Flow {
 	}
 	pf.L4 = l4ToProto(&f.L4)
 	pf.L7 = l7ToProto(f.L7)
+	if f.L7 != nil && f.L7.TraceID != "" {
+		pf.TraceContext = &flowpb.TraceContext{Parent: &flowpb.TraceParent{TraceId: f.L7.TraceID}}
+	}
 	if f.Interface != (api.Interface{}) {
 		pf.Interface = &flowpb.NetworkInterface{Index: f.Interface.Index, Name: f.Interface.Name}
 	}

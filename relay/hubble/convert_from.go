@@ -35,6 +35,9 @@ func FlowFromProto(pf *flowpb.Flow, f *api.Flow) error {
 		DestinationNames: slices.Clone(pf.GetDestinationNames()),
 	}
 	f.Process.CgroupID = pf.GetCgroupId()
+	if id := pf.GetTraceContext().GetParent().GetTraceId(); id != "" && f.L7 != nil {
+		f.L7.TraceID = id
+	}
 	if f.DropReason == api.DropReasonUnknown {
 		f.DropReason = api.DropReason(pf.GetDropReason())
 	}

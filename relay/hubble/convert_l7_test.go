@@ -16,12 +16,16 @@ import (
 	"github.com/periscope-dev/periscope/api/apitest"
 )
 
+// testTraceID is the trace ID of l7TestFlows' HTTP exchange.
+const testTraceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
 // l7TestFlows are an HTTP and a DNS exchange of the L7 test source, and a
 // Kafka response, enriched as a collector would.
 func l7TestFlows() []api.Flow {
 	fe, be := netip.AddrPortFrom(ipFrontend, 40100), netip.AddrPortFrom(ipBackend, 8080)
 	flows := apitest.HTTPExchange{Client: fe, Server: be, Method: "PUT", URL: "http://backend-5c:8080/applicants/_create/103294",
 		Code: 201, Latency: 12 * time.Millisecond, RequestHeaders: []api.HTTPHeader{{Key: "content-type", Value: "application/json"}},
+		TraceID: testTraceID,
 	}.Flows(t0.Add(10 * time.Second))
 	flows = append(flows, apitest.DNSExchange{Client: netip.AddrPortFrom(ipFrontend, 40200), Server: netip.AddrPortFrom(ipDB, 53),
 		Query: "example.com.", IPs: []string{"192.0.2.9"}, TTL: 300, Latency: time.Millisecond,
@@ -59,6 +63,8 @@ func TestFlowToProtoCarriesTheL7Record(t *testing.T) {
 			dnsAnswer.GetL7().GetDns().GetTtl() == 300 && dnsAnswer.GetL7().GetDns().GetObservationSource() == "proxy" &&
 			dnsAnswer.GetL7().GetDns().GetRrtypes()[0] == "A"},
 		{"Kafka", kafka.GetL7().GetKafka().GetTopic() == "orders" && kafka.GetL7().GetKafka().GetErrorCode() == 3},
+		{"trace context", req.GetTraceContext().GetParent().GetTraceId() == testTraceID &&
+			resp.GetTraceContext().GetParent().GetTraceId() == testTraceID && dnsAnswer.GetTraceContext() == nil},
 		{"no L7 on an L3/L4 flow", FlowToProto(&testFlows()[0]).GetL7() == nil},
 		// Hubble's L7 parser: a denied request is an L7 event with no drop reason.
 		{"a denied request's event type", denied.GetEventType().GetType() == monitorL7 && denied.GetEventType().GetSubType() == 0},
@@ -80,8 +86,10 @@ func TestFlowToProtoCarriesTheL7Record(t *testing.T) {
 		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(m["flow"], &fromJSON); err != nil {
 			t.Fatal(err)
 		}
-		if got := FlowToProto(&flows[i]); !proto.Equal(got.GetL7(), fromJSON.GetL7()) || got.GetSummary() != fromJSON.GetSummary() {
-			t.Errorf("flow %d: gRPC l7 %v summary %q, JSON l7 %v summary %q", i, got.GetL7(), got.GetSummary(), fromJSON.GetL7(), fromJSON.GetSummary())
+		if got := FlowToProto(&flows[i]); !proto.Equal(got.GetL7(), fromJSON.GetL7()) || got.GetSummary() != fromJSON.GetSummary() ||
+			!proto.Equal(got.GetTraceContext(), fromJSON.GetTraceContext()) {
+			t.Errorf("flow %d: gRPC l7 %v summary %q trace %v, JSON l7 %v summary %q trace %v", i, got.GetL7(), got.GetSummary(),
+				got.GetTraceContext(), fromJSON.GetL7(), fromJSON.GetSummary(), fromJSON.GetTraceContext())
 		}
 	}
 }

@@ -5,7 +5,7 @@
 export const KINDS = ['label', 'ip', 'dns', 'identity', 'pod', 'workload', 'namespace', 'verdict',
   'port', 'protocol', 'tcp-flag', 'node', 'type', 'traffic-direction', 'reply', 'ip-version', 'drop-reason',
   'event-type', 'uuid', 'interface', 'http-status', 'http-method', 'http-path', 'http-url', 'http-header',
-  'dns-query'];
+  'trace-id', 'dns-query'];
 
 const CHIP = /^(!)?(from:|to:)?([a-z-]+)=(.+)$/;
 

@@ -55,7 +55,12 @@ func (c *columnBuilder) appendRows(t columnTarget, rows []api.Flow) error {
 type buildFunc func(c *columnBuilder, col driver.BatchColumn, rows []api.Flow) error
 
 // columnBuilders build each flows column, in flowColumns order.
-var columnBuilders = slices.Concat(coreBuilders, l7Builders, policyRefBuilders, namesBuilders, pointBuilders)
+var columnBuilders = slices.Concat(coreBuilders, l7Builders, policyRefBuilders, namesBuilders, pointBuilders, traceBuilders)
+
+// traceBuilders build traceColumns: an L7 record's trace ID.
+var traceBuilders = []buildFunc{
+	scalar(strs, func(f *api.Flow) string { return l7Of(f).TraceID }),
+}
 
 // namesBuilders build the DNS names columns (namesColumns).
 var namesBuilders = []buildFunc{

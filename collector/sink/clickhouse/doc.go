@@ -26,7 +26,8 @@
 // parallel arrays, dns_* and kafka_* (schema.go lists them); a flow without
 // one has zero values there, and a row with neither a protocol nor a type
 // reads back without a record. Migration 1 reserved the first six; migration
-// 4 adds the others.
+// 4 adds the others; migration 8 adds trace_id (api.L7.TraceID, the
+// trace-id filter kind's column).
 //
 // A flow's DNS names (source_names, destination_names) are src_names and
 // dst_names, Array(String), added by migration 6; the dns filter kind reads

@@ -41,6 +41,7 @@ type rowDecoder struct {
 	dstPID                           uint32
 	dstComm                          string
 	dstCgroup                        uint64
+	traceID                          string
 }
 
 // pointRow is a row's second observation point (pointColumns).
@@ -87,6 +88,7 @@ func (d *rowDecoder) init() {
 	o := &d.other
 	d.ptrs = append(d.ptrs, &o.ifIndex, &o.ifName, &o.hook, &o.direction, &o.verdict, &o.dropReason,
 		&o.pf, &o.bf, &o.pr, &o.br, &d.dstPID, &d.dstComm, &d.dstCgroup)
+	d.ptrs = append(d.ptrs, &d.traceID)
 	if len(d.ptrs) != len(flowColumns) {
 		panic(fmt.Sprintf("clickhouse: decoder has %d fields for %d columns", len(d.ptrs), len(flowColumns)))
 	}
@@ -126,6 +128,9 @@ func (d *rowDecoder) flow() api.Flow {
 	}
 	copy(f.UUID[:], d.uuid)
 	f.L7 = d.l7.record()
+	if f.L7 != nil {
+		f.L7.TraceID = d.traceID
+	}
 	return f
 }
 

@@ -24,7 +24,7 @@ type column struct{ name, typ string }
 // (write.go) and scanned (query.go): those migration 1 created, then those
 // later migrations added. Both use this list, so the INSERT always names
 // every column and a SELECT always reads them in this order.
-var flowColumns = slices.Concat(flowColumnsV1, l7Columns, policyRefColumns, namesColumns, pointColumns)
+var flowColumns = slices.Concat(flowColumnsV1, l7Columns, policyRefColumns, namesColumns, pointColumns, traceColumns)
 
 // flowColumnsV1 are the columns migration 1 creates; released, never changed.
 var flowColumnsV1 = []column{
@@ -148,6 +148,12 @@ var pointColumns = []column{
 	{"dst_cgroup_id", "UInt64"},
 }
 
+// traceColumns are an L7 record's W3C trace ID (api.L7.TraceID; Hubble's
+// trace_context), added by migration 8 (empty in older rows).
+var traceColumns = []column{
+	{"trace_id", "String"},
+}
+
 // columnList is "time, time_ns, ..." for INSERT and SELECT.
 func columnList() string {
 	names := make([]string, len(flowColumns))
@@ -250,6 +256,7 @@ var migrations = []migration{
 	// A connection seen at two interfaces of the node is one record with
 	// both points' verdicts and counts; socket closes merge into it.
 	{version: 7, name: "observation points and destination process", stmts: func(string) []string { return nil }, addColumns: pointColumns},
+	{version: 8, name: "trace ID", stmts: func(string) []string { return nil }, addColumns: traceColumns},
 }
 
 // migrate creates the database and applies the migrations not yet recorded

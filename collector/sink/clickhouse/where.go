@@ -255,6 +255,9 @@ var kindSQL = map[string]valueSQL{
 		return httpRecord + " AND arrayExists((k, v) -> k = ? AND v = ?, http_headers_keys, http_headers_values)",
 			[]any{v.Name, v.HeaderValue}, true
 	},
+	"trace-id": func(v filter.TermValue, _ endpointCols) (string, []any, bool) {
+		return "trace_id = ?", []any{v.Name}, true
+	},
 	// Go's regular expressions and ClickHouse's match() differ at the
 	// edges (and http-path reads the URL as net/url does): kindNarrowing.
 	"http-path": notPushedDown,

@@ -28,6 +28,7 @@ func genL7Flows(seed uint64, n int, base time.Time) []api.Flow {
 	headers := []api.HTTPHeader{{Key: "server", Value: "envoy"}, {Key: "Server", Value: "envoy"},
 		{Key: "content-type", Value: "application/json"}, {Key: "x-empty"}, {Key: ":authority", Value: "api"}}
 	queries := []string{"www.example.com.", "example.com.", "api.example.org.", "", "EXAMPLE.COM."}
+	traces := []string{"", "", traceA, traceB}
 
 	flows := genFlows(seed, n, base)
 	for i := range flows {
@@ -58,10 +59,17 @@ func genL7Flows(seed uint64, n int, base time.Time) []api.Flow {
 			l7.DNS = &api.DNS{Query: pick(queries)}
 			l7.HTTP = httpRecord()
 		}
+		l7.TraceID = pick(traces)
 		f.L7 = l7
 	}
 	return flows
 }
+
+// Trace IDs some of genL7Flows' records carry.
+const (
+	traceA = "4bf92f3577b34da6a3ce929d0e0e4736"
+	traceB = "00f067aa0ba902b700f067aa0ba902b7"
+)
 
 // l7SemanticFilters are filters of the L7 kinds; none says no flow of
 // genL7Flows matches unless it is marked so.
@@ -96,6 +104,10 @@ var l7SemanticFilters = []struct {
 	{chips: []string{"!dns-query=^www"}},
 	{chips: []string{"dns-query=^$"}},
 	{chips: []string{"protocol=http", "http-path=^/v1/", "http-status=2+", "from:namespace=shop"}},
+	{chips: []string{"trace-id=" + traceA}},
+	{chips: []string{"trace-id=" + traceA, "trace-id=" + traceB}},
+	{chips: []string{"!trace-id=" + traceB}},
+	{chips: []string{"trace-id=" + traceA, "protocol=http"}},
 	// Hubble's: an L7 record is an L7 event with no drop reason, whatever
 	// its verdict; drop events and drop reasons are the datapath's.
 	{chips: []string{"event-type=drop"}},

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/log"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Body chooses what a flow's log record carries as its body.
@@ -62,7 +63,7 @@ func (l *Logs) Write(ctx context.Context, batch []api.Flow) error {
 	for i := range batch {
 		var r log.Record
 		l.record(&r, &batch[i], now)
-		l.logger.Emit(ctx, r)
+		l.logger.Emit(traced(ctx, &batch[i]), r)
 	}
 	if l.flush == nil {
 		return nil
@@ -71,6 +72,20 @@ func (l *Logs) Write(ctx context.Context, batch []api.Flow) error {
 		return fmt.Errorf("export %d flow log records: %w", len(batch), err)
 	}
 	return nil
+}
+
+// traced is ctx with, when f's L7 record carries a trace ID, a span
+// context of that trace: the SDK copies it into the log record's trace_id,
+// so a trace back end links the flow to its trace.
+func traced(ctx context.Context, f *api.Flow) context.Context {
+	if f.L7 == nil || f.L7.TraceID == "" {
+		return ctx
+	}
+	id, err := trace.TraceIDFromHex(f.L7.TraceID)
+	if err != nil {
+		return ctx
+	}
+	return trace.ContextWithSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{TraceID: id}))
 }
 
 // record fills r from f.

@@ -2,6 +2,7 @@ package otel
 
 import (
 	"context"
+	"encoding/hex"
 	"io"
 	"log/slog"
 	"maps"
@@ -345,5 +346,29 @@ func TestExportCarriesHTTPGoldenSignalsFromL7Records(t *testing.T) {
 		if n != want || m.GetUnit() != "s" {
 			t.Errorf("%s: %d requests in unit %q, want %d in s", name, n, m.GetUnit(), want)
 		}
+	}
+}
+
+// A flow log record of an L7 record with a trace carries its trace ID, so
+// a trace back end links the two; the others carry none.
+func TestFlowLogRecordsCarryTheirTraceID(t *testing.T) {
+	clearOTLPEnv(t)
+	r, addr := oteltest.StartGRPC(t)
+	e := newTestExporter(t, Options{Endpoint: addr, Protocol: ProtocolGRPC, Insecure: true, NodeName: "node-1"})
+	const id = "4bf92f3577b34da6a3ce929d0e0e4736"
+	traced := httpResponse("GET", 200, time.Millisecond, api.TrafficDirectionIngress)
+	traced.L7.TraceID = id
+	runPipeline(t, e, []api.Flow{*traced, *httpResponse("GET", 200, time.Millisecond, api.TrafficDirectionIngress)})
+	recs, _ := r.LogRecords()
+	if len(recs) != 2 {
+		t.Fatalf("%d log records, want 2", len(recs))
+	}
+	var got []string
+	for _, rec := range recs {
+		got = append(got, hex.EncodeToString(rec.GetTraceId()))
+	}
+	slices.Sort(got)
+	if want := []string{"", id}; !slices.Equal(got, want) {
+		t.Errorf("log records' trace IDs %q, want %q", got, want)
 	}
 }
