@@ -22,6 +22,7 @@ func labL7Source(now time.Time) *apitest.Source {
 	flows := apitest.HTTPExchange{Client: fe, Server: be, Method: "PUT",
 		URL: "http://backend:8080/applicants/_create/103294", Code: 201, Latency: 12*time.Millisecond + 400*time.Microsecond,
 		RequestHeaders: []api.HTTPHeader{{Key: "content-type", Value: "application/json"}},
+		TraceID:        "4bf92f3577b34da6a3ce929d0e0e4736",
 	}.Flows(now.Add(-3 * time.Second))
 	flows = append(flows, apitest.HTTPExchange{Client: fe, Server: be, Method: "GET", URL: "/healthz", Code: 503,
 		Latency: 2 * time.Millisecond}.Flows(now.Add(-2*time.Second))...)
@@ -76,7 +77,8 @@ func TestBrowserShowsL7InfoAndTheL7Record(t *testing.T) {
 		var text string
 		eval(t, ctx, `document.querySelector('[data-testid="detail-pane"]').innerText`, &text)
 		for _, want := range []string{"HTTP RESPONSE", "PUT http://backend:8080/applicants/_create/103294", "201 Created",
-			"12.4 ms", "HTTP/1.1", `"l7": {`, `"latency_ns": "12400000"`, "HTTP/1.1 201 12ms (PUT http://backend:8080/applicants/_create/103294)"} {
+			"12.4 ms", "HTTP/1.1", `"l7": {`, `"latency_ns": "12400000"`, "HTTP/1.1 201 12ms (PUT http://backend:8080/applicants/_create/103294)",
+			"Trace ID", "4bf92f3577b34da6a3ce929d0e0e4736"} {
 			if !strings.Contains(text, want) {
 				t.Errorf("detail pane lacks %q:\n%s", want, text)
 			}

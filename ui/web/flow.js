@@ -164,6 +164,7 @@ export function detailFields(row) {
     ['Destination names', (f.destination_names || []).join(', ')],
     ['Protocol', proto],
     ...l7Fields(f.l7),
+    ['Trace ID', ((f.trace_context || {}).parent || {}).trace_id || ''],
     ['Direction', (f.traffic_direction || '').toLowerCase()],
     ['TCP flags', row.flags],
     ['Event', p.event || ''],
