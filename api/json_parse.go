@@ -17,33 +17,34 @@ type (
 		Time     string    `json:"time"`
 	}
 	wireFlow struct {
-		Time             string       `json:"time"`
-		UUID             string       `json:"uuid"`
-		Verdict          wireEnum     `json:"verdict"`
-		DropReason       uint16       `json:"drop_reason"`
-		DropReasonDesc   wireEnum     `json:"drop_reason_desc"`
-		IP               wireIP       `json:"IP"`
-		L4               wireL4       `json:"l4"`
-		Source           wireEndpoint `json:"source"`
-		Destination      wireEndpoint `json:"destination"`
-		Type             wireEnum     `json:"Type"`
-		NodeName         string       `json:"node_name"`
-		SourceNames      []string     `json:"source_names"`
-		DestinationNames []string     `json:"destination_names"`
-		L7               *wireL7      `json:"l7"`
-		TrafficDirection wireEnum     `json:"traffic_direction"`
-		IsReply          bool         `json:"is_reply"`
-		Interface        Interface    `json:"interface"`
-		TraceContext     struct {
-			Parent struct {
-				TraceID string `json:"trace_id"`
-			} `json:"parent"`
-		} `json:"trace_context"`
-		EgressAllowedBy  []wirePolicy   `json:"egress_allowed_by"`
-		IngressAllowedBy []wirePolicy   `json:"ingress_allowed_by"`
-		EgressDeniedBy   []wirePolicy   `json:"egress_denied_by"`
-		IngressDeniedBy  []wirePolicy   `json:"ingress_denied_by"`
-		Periscope        *wirePeriscope `json:"periscope"`
+		Time             string           `json:"time"`
+		UUID             string           `json:"uuid"`
+		Verdict          wireEnum         `json:"verdict"`
+		DropReason       uint16           `json:"drop_reason"`
+		DropReasonDesc   wireEnum         `json:"drop_reason_desc"`
+		IP               wireIP           `json:"IP"`
+		L4               wireL4           `json:"l4"`
+		Source           wireEndpoint     `json:"source"`
+		Destination      wireEndpoint     `json:"destination"`
+		Type             wireEnum         `json:"Type"`
+		NodeName         string           `json:"node_name"`
+		SourceNames      []string         `json:"source_names"`
+		DestinationNames []string         `json:"destination_names"`
+		L7               *wireL7          `json:"l7"`
+		TrafficDirection wireEnum         `json:"traffic_direction"`
+		IsReply          bool             `json:"is_reply"`
+		Interface        Interface        `json:"interface"`
+		TraceContext     wireTraceContext `json:"trace_context"`
+		EgressAllowedBy  []wirePolicy     `json:"egress_allowed_by"`
+		IngressAllowedBy []wirePolicy     `json:"ingress_allowed_by"`
+		EgressDeniedBy   []wirePolicy     `json:"egress_denied_by"`
+		IngressDeniedBy  []wirePolicy     `json:"ingress_denied_by"`
+		Periscope        *wirePeriscope   `json:"periscope"`
+	}
+	wireTraceContext struct {
+		Parent struct {
+			TraceID string `json:"trace_id"`
+		} `json:"parent"`
 	}
 	wireIP struct {
 		Source      string   `json:"source"`
